@@ -1,0 +1,90 @@
+"""The passes in order: model -> Jacobian entry per input -> simplified structure -> VJP and JVP.
+
+``derive(model)`` is the one entry point; everything downstream (kernels, LaTeX, the CLI) reads
+the ``Derivation`` it returns and never reaches back into the calculus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sympy as sp
+
+from ..model import Input, OperatorModel
+from . import contract
+from .differentiate import Step, derivation_steps
+from .indices import WRT_NAMES, fresh_index, index_names
+from .rules import simplify
+
+COTANGENT = "dy"
+
+
+def tangent_name(input_name: str) -> str:
+    return f"dot_{input_name}"
+
+
+@dataclass(frozen=True)
+class InputGradient:
+    """Everything derived for one differentiable input."""
+
+    input: Input
+    wrt: sp.Indexed
+    steps: tuple[Step, ...]
+    jacobian: sp.Expr
+    vjp: sp.Expr
+    jvp: sp.Expr
+
+    @property
+    def wrt_indices(self) -> tuple[sp.Idx, ...]:
+        return tuple(self.wrt.indices)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    model: OperatorModel
+    gradients: tuple[InputGradient, ...]
+
+    @cached_property
+    def cotangent(self) -> sp.IndexedBase:
+        return sp.IndexedBase(COTANGENT)
+
+    def gradient(self, input_name: str) -> InputGradient:
+        for gradient in self.gradients:
+            if gradient.input.name == input_name:
+                return gradient
+        raise KeyError(f"{self.model.name} has no differentiable input {input_name!r}")
+
+
+def wrt_entry(model: OperatorModel, inp: Input) -> sp.Indexed:
+    """``x[k...]`` with index names that clash with nothing in the model."""
+    taken = index_names(model.output) | {str(i.label) for i in model.output_indices}
+    indices = []
+    for dim in inp.dims:
+        idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
+        taken.add(str(idx.label))
+        indices.append(idx)
+    return inp.base[tuple(indices)] if indices else inp.base
+
+
+def derive_input(model: OperatorModel, inp: Input, output: sp.Expr) -> InputGradient:
+    wrt = wrt_entry(model, inp)
+    steps = tuple(derivation_steps(output, wrt))
+    jacobian = simplify(steps[-1].expr)
+    cotangent = sp.IndexedBase(COTANGENT)
+    tangent = sp.IndexedBase(tangent_name(inp.name))
+    wrt_indices = tuple(wrt.indices)
+    return InputGradient(
+        input=inp,
+        wrt=wrt,
+        steps=steps,
+        jacobian=jacobian,
+        vjp=contract.vjp(cotangent, jacobian, model.output_indices),
+        jvp=contract.jvp(tangent, jacobian, wrt_indices),
+    )
+
+
+def derive(model: OperatorModel) -> Derivation:
+    """Differentiate ``model`` by every differentiable input."""
+    gradients = tuple(derive_input(model, inp, model.output) for inp in model.differentiable_inputs)
+    return Derivation(model=model, gradients=gradients)

@@ -1,0 +1,149 @@
+"""Named rewrites of index expressions, each one step ("before -> after"), repeated by ``simplify``.
+
+Together they turn a raw derivative full of Kronecker deltas into its structure: deltas collapsed
+against the sums that bind them (using the declared index ranges, so no Piecewise guard appears),
+factors that do not depend on a summation index moved out of its sum, sums of constants counted.
+None of them expands a power or a function, so centred forms such as (x_j - mu)^2 survive intact.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy as sp
+
+from .indices import bound_indices, canonical_dummies, free_indices, substitute_index
+
+
+def bottom_up(rule: Callable[[sp.Expr], sp.Expr]) -> Callable[[sp.Expr], sp.Expr]:
+    """Apply ``rule`` to every node, children first."""
+
+    def walk(expr: sp.Expr) -> sp.Expr:
+        if expr.args and not expr.is_Atom and not isinstance(expr, (sp.Indexed, sp.Idx)):
+            expr = expr.func(*[walk(arg) for arg in expr.args])
+        return rule(expr)
+
+    return walk
+
+
+def distribute_over_deltas(expr: sp.Expr) -> sp.Expr:
+    """a (delta_jk + b) -> a delta_jk + a b: separate the terms a delta can collapse."""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    for position, factor in enumerate(expr.args):
+        if isinstance(factor, sp.Add) and factor.has(sp.KroneckerDelta):
+            rest = sp.Mul(*(expr.args[:position] + expr.args[position + 1:]))
+            return sp.Add(*[distribute_over_deltas(rest * term) for term in factor.args])
+    return expr
+
+
+def separate_summand(expr: sp.Expr) -> sp.Expr:
+    """sum_j a (b_j + c_k) -> sum_j (a b_j + a c_k): split a factor that mixes j with another index."""
+    if not isinstance(expr, sp.Sum) or not isinstance(expr.function, sp.Mul):
+        return expr
+    own = set(bound_indices(expr))
+    factors = expr.function.args
+    for position, factor in enumerate(factors):
+        indices = free_indices(factor)
+        if isinstance(factor, sp.Add) and indices & own and indices - own:
+            rest = sp.Mul(*(factors[:position] + factors[position + 1:]))
+            return sp.Sum(sp.Add(*[rest * term for term in factor.args]), *expr.limits)
+    return expr
+
+
+def split_sum_over_add(expr: sp.Expr) -> sp.Expr:
+    """sum_j (a_j + b_j) -> sum_j a_j + sum_j b_j (linearity)."""
+    if isinstance(expr, sp.Sum) and isinstance(expr.function, sp.Add):
+        return sp.Add(*[sp.Sum(term, *expr.limits) for term in expr.function.args])
+    return expr
+
+
+def pull_factors_out_of_sum(expr: sp.Expr) -> sp.Expr:
+    """sum_j c a_j -> c sum_j a_j when c does not depend on j; sum_j c -> n c."""
+    if not isinstance(expr, sp.Sum):
+        return expr
+    own = set(bound_indices(expr))
+    outside, inside = [], []
+    for factor in sp.Mul.make_args(expr.function):
+        (inside if free_indices(factor) & own else outside).append(factor)
+    body = sp.Mul(*inside)
+    used = free_indices(body)
+    count, limits = sp.S.One, []
+    for var, lower, upper in expr.limits:
+        if var in used:
+            limits.append((var, lower, upper))
+        else:
+            count *= upper - lower + 1
+    if not outside and len(limits) == len(expr.limits):
+        return expr
+    return sp.Mul(*outside) * count * (sp.Sum(body, *limits) if limits else body)
+
+
+def collapse_kronecker_sum(expr: sp.Expr) -> sp.Expr:
+    """sum_j delta_jk g_j -> g_k when k ranges within the limits of j."""
+    if not isinstance(expr, sp.Sum):
+        return expr
+    factors = sp.Mul.make_args(expr.function)
+    for position, (var, lower, upper) in enumerate(expr.limits):
+        for factor in factors:
+            if not isinstance(factor, sp.KroneckerDelta) or var not in factor.args:
+                continue
+            other = factor.args[1] if factor.args[0] == var else factor.args[0]
+            if var in free_indices(other) or not _within(other, lower, upper):
+                continue
+            rest = sp.Mul(*[f for f in factors if f is not factor])
+            body = substitute_index(rest, var, other)
+            limits = expr.limits[:position] + expr.limits[position + 1:]
+            return sp.Sum(body, *limits) if limits else body
+    return expr
+
+
+def square_of_delta(expr: sp.Expr) -> sp.Expr:
+    """delta_jk^n -> delta_jk for a positive integer power n."""
+    if isinstance(expr, sp.Pow) and isinstance(expr.base, sp.KroneckerDelta):
+        if expr.exp.is_integer and expr.exp.is_positive:
+            return expr.base
+    return expr
+
+
+def pull_numeric_content(expr: sp.Expr) -> sp.Expr:
+    """2 a - 2 b -> 2 (a - b), so the number can cancel against the rest of its product."""
+    if isinstance(expr, sp.Add):
+        content, rest = expr.primitive()
+        if content != 1:
+            return sp.Mul(content, rest, evaluate=False)
+    return expr
+
+
+def _within(value: sp.Expr, lower: sp.Expr, upper: sp.Expr) -> bool:
+    """Whether an index expression provably stays in [lower, upper] (from its declared range)."""
+    if isinstance(value, sp.Idx):
+        low, high = value.lower, value.upper
+    elif value.is_Integer:
+        low = high = value
+    else:
+        return False
+    return bool(sp.simplify(low - lower).is_nonnegative) and bool(sp.simplify(upper - high).is_nonnegative)
+
+
+PASSES: tuple[Callable[[sp.Expr], sp.Expr], ...] = (
+    bottom_up(square_of_delta),
+    bottom_up(distribute_over_deltas),
+    bottom_up(separate_summand),
+    bottom_up(split_sum_over_add),
+    bottom_up(pull_factors_out_of_sum),
+    bottom_up(collapse_kronecker_sum),
+    bottom_up(pull_numeric_content),
+    canonical_dummies,
+)
+
+
+def simplify(expr: sp.Expr, max_rounds: int = 50) -> sp.Expr:
+    """Run every pass until nothing changes."""
+    for _ in range(max_rounds):
+        before = expr
+        for rewrite in PASSES:
+            expr = rewrite(expr)
+        if expr == before:
+            return expr
+    raise RuntimeError(f"simplification did not settle after {max_rounds} rounds: {expr}")

@@ -1,0 +1,96 @@
+"""Common-subexpression elimination for a kernel, and where each temporary is computed.
+
+``sympy.cse`` would also pull summation limits (``n - 1``) apart, so sums are hidden behind an
+opaque ``Reduce(body, j...)`` first and restored after.  Each temporary becomes an indexed array
+(its free indices say which axes it spans).  Temporaries needed by one optional output only are
+computed under that output's guard; the rest go in the shared prelude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..calculus.indices import free_indices
+
+Reduce = sp.Function("Reduce")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One result of a kernel: its name, its expression, the input whose presence gates it."""
+
+    name: str
+    expr: sp.Expr
+    guard: str | None = None
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """Temporaries as (name, expression) in order: shared ones, then each output's own."""
+
+    prelude: tuple[tuple[sp.Symbol, sp.Expr], ...]
+    own: dict[str, tuple[tuple[sp.Symbol, sp.Expr], ...]]
+    results: dict[str, sp.Expr]
+
+
+def hide_limits(expr: sp.Expr) -> sp.Expr:
+    """Sum(f, (j, 0, n - 1)) -> Reduce(f, j)."""
+    return expr.replace(lambda e: isinstance(e, sp.Sum),
+                        lambda e: Reduce(e.function, *(limit[0] for limit in e.limits)))
+
+
+def restore_limits(expr: sp.Expr) -> sp.Expr:
+    """Reduce(f, j) -> Sum(f, (j, 0, n - 1))."""
+    return expr.replace(lambda e: isinstance(e, sp.Function) and e.func == Reduce,
+                        lambda e: sp.Sum(e.args[0], *((j, j.lower, j.upper) for j in e.args[1:])))
+
+
+def as_array(symbol: sp.Symbol, definition: sp.Expr) -> sp.Expr:
+    """A temporary as ``t[i...]`` over its free indices (sorted by name), or a bare symbol."""
+    indices = sorted(free_indices(definition), key=lambda i: str(i.label))
+    return sp.IndexedBase(str(symbol))[tuple(indices)] if indices else symbol
+
+
+def schedule(outputs: list[Output], prefix: str = "t") -> Scheduled:
+    """Run CSE over all outputs and place every temporary in the prelude or under one guard."""
+    hidden = [hide_limits(o.expr) for o in outputs]
+    pairs, reduced = sp.cse(hidden, symbols=sp.numbered_symbols(prefix), order="canonical")
+    arrays: dict[sp.Symbol, sp.Expr] = {}
+    temporaries: list[tuple[sp.Symbol, sp.Expr]] = []
+    for symbol, definition in pairs:
+        definition = restore_limits(definition).xreplace(arrays)
+        arrays[symbol] = as_array(symbol, definition)
+        temporaries.append((symbol, definition))
+    results = {o.name: restore_limits(r).xreplace(arrays) for o, r in zip(outputs, reduced)}
+    users = _users(temporaries, outputs, results)
+    shared = tuple(t for t in temporaries if _is_shared(users[t[0]], outputs))
+    own = {o.name: tuple(t for t in temporaries if users[t[0]] == {o.name} and t not in shared)
+           for o in outputs}
+    return Scheduled(prelude=shared, own=own, results=results)
+
+
+def _users(temporaries: list[tuple[sp.Symbol, sp.Expr]], outputs: list[Output],
+           results: dict[str, sp.Expr]) -> dict[sp.Symbol, set[str]]:
+    """For each temporary, the outputs that need it, directly or through other temporaries."""
+    users: dict[sp.Symbol, set[str]] = {symbol: set() for symbol, _ in temporaries}
+    for output in outputs:
+        for symbol in _mentioned(results[output.name], users):
+            users[symbol].add(output.name)
+    for symbol, definition in reversed(temporaries):
+        for needed in _mentioned(definition, users):
+            users[needed] |= users[symbol]
+    return users
+
+
+def _mentioned(expr: sp.Expr, known: dict[sp.Symbol, set[str]]) -> set[sp.Symbol]:
+    names = {str(s) for s in known}
+    found = {s for s in expr.atoms(sp.Symbol) if str(s) in names}
+    found |= {sp.Symbol(str(b.label)) for b in expr.atoms(sp.IndexedBase) if str(b.label) in names}
+    return {s for s in known if str(s) in {str(f) for f in found}}
+
+
+def _is_shared(users: set[str], outputs: list[Output]) -> bool:
+    guards = {o.name: o.guard for o in outputs}
+    return len(users) != 1 or any(guards[name] is None for name in users)

@@ -1,0 +1,122 @@
+"""What an operator model is: named inputs with their axes, index ranges, parameters, output entry.
+
+A model holds maths only.  It states one output entry ``y[i...]`` as a SymPy expression of
+``Indexed`` inputs and ``Sum`` reductions over ``Idx`` indices with symbolic sizes; leading batch
+dimensions are implicit and broadcast.  The differentiator and the printers read nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy as sp
+
+
+def size(name: str) -> sp.Symbol:
+    """A symbolic axis length (a positive integer)."""
+    return sp.Symbol(name, integer=True, positive=True)
+
+
+def index(name: str, dim: sp.Symbol) -> sp.Idx:
+    """An index running over ``0 .. dim-1``."""
+    return sp.Idx(name, dim)
+
+
+def dim_of(idx: sp.Idx) -> sp.Expr:
+    """The axis length an index runs over."""
+    return sp.simplify(idx.upper - idx.lower + 1)
+
+
+@dataclass(frozen=True)
+class Input:
+    """One tensor input: its name, its core axes (sizes) and how it may be passed."""
+
+    name: str
+    dims: tuple[sp.Symbol, ...]
+    differentiable: bool = True
+    optional: bool = False
+    default: float | None = None
+    """Value an optional input takes when passed as ``None`` (1 for a scale, 0 for a shift)."""
+
+    @property
+    def base(self) -> sp.IndexedBase:
+        return sp.IndexedBase(self.name)
+
+    def __getitem__(self, idx: object) -> sp.Indexed:
+        indices = idx if isinstance(idx, tuple) else (idx,)
+        if len(indices) != len(self.dims):
+            raise ValueError(f"input {self.name!r} has {len(self.dims)} axes, indexed with {len(indices)}")
+        return self.base[indices]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A keyword parameter (a scalar the output depends on, not differentiated)."""
+
+    name: str
+    default: float | int | str | bool
+    symbol: sp.Symbol | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How real arrays map onto the model's core axes.
+
+    ``last``: the model's core axes are the trailing axes of every input (batch dims lead).
+    ``axis``: a one-axis model whose axis is chosen by the integer parameter ``param``.
+    """
+
+    kind: str = "last"
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class OperatorModel:
+    """An operator written once in index notation."""
+
+    name: str
+    summary: str
+    category: str
+    inputs: tuple[Input, ...]
+    output_indices: tuple[sp.Idx, ...]
+    output: sp.Expr
+    params: tuple[Param, ...] = ()
+    layout: Layout = field(default_factory=Layout)
+    shift_invariant: tuple[str, ...] = ()
+    """Inputs whose common shift leaves the output unchanged (softmax): kernels shift by the max."""
+    where: tuple[tuple[str, sp.Expr], ...] = ()
+    """Named intermediate quantities (mean, rms ...), used to display results, innermost first."""
+    torch: str = ""
+    notes: tuple[str, ...] = ()
+    source: str = ""
+
+    def input(self, name: str) -> Input:
+        for inp in self.inputs:
+            if inp.name == name:
+                return inp
+        raise KeyError(f"operator {self.name!r} has no input {name!r}")
+
+    @property
+    def differentiable_inputs(self) -> tuple[Input, ...]:
+        return tuple(inp for inp in self.inputs if inp.differentiable)
+
+    @property
+    def param_symbols(self) -> dict[str, sp.Symbol]:
+        return {p.name: p.symbol for p in self.params if p.symbol is not None}
+
+    @property
+    def output_dims(self) -> tuple[sp.Expr, ...]:
+        return tuple(dim_of(i) for i in self.output_indices)
+
+    def dims(self) -> tuple[sp.Symbol, ...]:
+        """Every core axis length, in first-seen order: output axes, then input axes."""
+        seen: list[sp.Symbol] = []
+        for d in (*self.output_dims, *(d for inp in self.inputs for d in inp.dims)):
+            if d not in seen:
+                seen.append(d)
+        return tuple(seen)
+
+
+ModelFactory = Callable[[], OperatorModel]

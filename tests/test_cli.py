@@ -1,0 +1,104 @@
+"""The derive command line: list, show, generate, check, and its errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from derive import registry
+from derive.cli import main
+
+from conftest import GENERATED, ROOT
+
+
+def run(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "derive.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_list_names_every_operator_by_category(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in registry.names():
+        assert name in out
+    assert "normalization:" in out
+
+
+def test_show_prints_definition_jacobian_vjp_and_jvp(capsys):
+    assert main(["show", "rmsnorm", "--ascii"]) == 0
+    out = capsys.readouterr().out
+    for part in ("definition:", "where r =", "Jacobian", "vjp", "jvp", "with respect to gamma"):
+        assert part in out
+
+
+def test_unknown_operator_is_a_clear_error_with_close_names(capsys):
+    assert main(["show", "rmsnrom"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown operator 'rmsnrom'" in err and "rmsnorm" in err and "Traceback" not in err
+
+
+def test_generate_on_unknown_operator_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "softmax", "nope", "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_generate_then_check_then_stale_edit(tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "--out", str(out), "-q"]) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(GENERATED).as_posix() for p in GENERATED.rglob("*.py"))
+    assert main(["check", "--out", str(out), "-q"]) == 0
+    kernel = out / "numpy" / "softmax.py"
+    kernel.write_text(kernel.read_text() + "# hand edit\n")
+    (out / "numpy" / "retired.py").write_text("x = 1\n")
+    capsys.readouterr()
+    assert main(["check", "--out", str(out), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "-# hand edit" in captured.out and "retired.py: stale" in captured.out
+    assert f"derive generate --out {out}" in captured.err
+    assert main(["generate", "--out", str(out), "-q"]) == 0
+    assert not (out / "numpy" / "retired.py").exists()
+    assert main(["check", "--out", str(out), "-q"]) == 0
+
+
+def test_generated_folder_is_current():
+    """generated/ equals a fresh render byte for byte (regenerate with `derive generate`)."""
+    result = run("check", "-q")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_regeneration_is_byte_identical_across_processes(tmp_path):
+    """No timestamps, no hash-order dependence: two processes with different hash seeds agree."""
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"gen{seed}"
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        assert run("generate", "--out", str(out), "-q", env=env).returncode == 0
+        outputs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
+    assert outputs[0] == outputs[1]
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    for command in ("list", "show", "generate", "check"):
+        assert command in result.stdout
+
+
+def test_generation_error_leaves_previous_output_intact(tmp_path, monkeypatch):
+    out = tmp_path / "gen"
+    shutil.copytree(GENERATED, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    from derive.emit import render
+
+    def broken(derivation, targets=render.TARGETS):
+        raise render.RenderError("template numpy/kernel.py.jinja failed for test")
+
+    monkeypatch.setattr("derive.generate.render", broken)
+    assert main(["generate", "--out", str(out), "-q"]) == 2
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
