@@ -109,3 +109,14 @@ def test_numeric_check_of_collapsed_softmax_vjp():
         value = concrete(gradient.vjp, {n: 3}, {k_: position}).subs(
             {sp.Symbol(f"x_{q}"): values[q] for q in range(3)} | {sp.Symbol(f"dy_{q}"): cot[q] for q in range(3)})
         assert abs(float(value) - expected[position]) < 1e-12
+
+
+def test_compare_finds_a_counterexample_and_accepts_the_raw_derivative():
+    from derive.calculus.concrete import compare
+
+    derivation = derive(registry.get("layernorm"))
+    gradient = derivation.gradient("x")
+    dims = derivation.model.dims()
+    assert compare(gradient.steps[-1].expr, gradient.jacobian, dims, sizes=(1, 2, 3)) is None
+    wrong = compare(gradient.jacobian, gradient.jacobian + sp.KroneckerDelta(*gradient.wrt.indices, 0) * 0 + 1e-6, dims)
+    assert wrong is not None and "n=1" in str(wrong)
