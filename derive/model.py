@@ -38,6 +38,10 @@ class Input:
     optional: bool = False
     default: float | None = None
     """Value an optional input takes when passed as ``None`` (1 for a scale, 0 for a shift)."""
+    domain: str = "real"
+    """Where the operator is defined: "real", "positive", "nonzero", or "index" (integers)."""
+    index_of: sp.Symbol | None = None
+    """For an "index" input: the axis size its values index into (class labels < C)."""
 
     @property
     def base(self) -> sp.IndexedBase:
@@ -58,6 +62,11 @@ class Param:
     default: float | int | str | bool
     symbol: sp.Symbol | None = None
     doc: str = ""
+    choices: tuple = ()
+    """For a parameter that selects the formula (gelu's ``approximate``): the values it may take.
+    The model factory takes it as a keyword argument and builds one model per choice."""
+    required: bool = False
+    """A keyword the caller must give (group_norm's ``num_groups``); ``default`` is then unused."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +74,18 @@ class Layout:
     """How real arrays map onto the model's core axes.
 
     ``last``: the model's core axes are the trailing axes of every input (batch dims lead).
-    ``axis``: a one-axis model whose axis is chosen by the integer parameter ``param``.
+    ``axis``: a one-axis model whose axis is the integer parameter ``param`` (and whose reduced
+    output keeps that axis when the boolean parameter ``keepdims`` is true).
+    ``elementwise``: every entry on its own; inputs broadcast against each other like NumPy.
+    ``flatten``: inputs broadcast against each other, then flattened onto the model's one axis.
+    ``channels``: x of shape (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,).
+    ``groups``: as ``channels`` with C split into ``param`` groups: x as (N, G, C/G, S), and the
+    per-channel inputs as (G, C/G).
     """
 
     kind: str = "last"
     param: str | None = None
+    keepdims: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +100,9 @@ class OperatorModel:
     output: sp.Expr
     params: tuple[Param, ...] = ()
     layout: Layout = field(default_factory=Layout)
-    shift_invariant: tuple[str, ...] = ()
-    """Inputs whose common shift leaves the output unchanged (softmax): kernels shift by the max."""
+    shift_invariant: tuple[tuple[str, sp.Symbol], ...] = ()
+    """(input, axis): adding a constant along that axis leaves the output unchanged (softmax), so
+    kernels subtract the maximum along it first, which keeps exp from overflowing."""
     where: tuple[tuple[str, sp.Expr], ...] = ()
     """Named intermediate quantities (mean, rms ...), used to display results, innermost first."""
     torch: str = ""

@@ -30,7 +30,12 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> OperatorModel:
-    """Build the model registered as ``name``."""
+    """Build the model registered as ``name`` (with its default parameters)."""
+    return build(name)
+
+
+def build(name: str, **choices: object) -> OperatorModel:
+    """Build the model registered as ``name``, passing formula-selecting parameters to its factory."""
     _load_builtin()
     if name not in _FACTORIES:
         close = difflib.get_close_matches(name, _FACTORIES, n=3)
@@ -39,7 +44,7 @@ def get(name: str) -> OperatorModel:
             f"unknown operator {name!r}.{hint} Known operators: {', '.join(_FACTORIES)}."
         )
     factory = _FACTORIES[name]
-    model = factory()
+    model = factory(**choices)
     if not model.source:
         source = Path(inspect.getfile(factory))
         object.__setattr__(model, "source", _display_path(source))

@@ -1,4 +1,8 @@
-"""Shared test helpers: load generated kernels, pick concrete shapes for any operator model."""
+"""Shared test helpers: load generated kernels, build concrete inputs for any operator model.
+
+Inputs are made from the model alone (its layout, its axes, each input's domain), so a new
+operator is tested by the whole battery without new test code.
+"""
 
 from __future__ import annotations
 
@@ -30,26 +34,69 @@ BATCH_CASES = ((), (2,), (2, 3))
 
 
 def shape_cases(name: str) -> list[tuple[dict, tuple]]:
-    """(sizes of every core axis, batch shape) cases: n = 1, odd, even; 0, 1 and 2 batch dims."""
+    """(size of every core axis, batch shape): n = 1, odd, even; 0, 1 and 2 batch dims.
+
+    Axes get distinct sizes (1, 2, 3, ... above the base) so that a mixed-up axis shows.
+    """
+    dims = registry.get(name).dims()
+    return [({str(d): size + position for position, d in enumerate(dims)}, batch)
+            for size, batch in itertools.product(SIZE_CASES, BATCH_CASES)]
+
+
+def param_cases(name: str) -> list[dict]:
+    """Keyword parameters to call with: the defaults, and each value of a formula-selecting one."""
     model = registry.get(name)
-    dims = model.dims()
-    cases = []
-    for size, batch in itertools.product(SIZE_CASES, BATCH_CASES):
-        sizes = {str(d): size + position for position, d in enumerate(dims)}  # distinct sizes catch axis mix-ups
-        cases.append((sizes, batch))
+    cases = [{}]
+    for param in model.params:
+        cases += [{param.name: value} for value in param.choices if value != param.default]
     return cases
 
 
+def required_params(name: str, sizes: dict) -> dict:
+    model = registry.get(name)
+    return {"num_groups": sizes["G"]} if any(p.name == "num_groups" for p in model.params) else {}
+
+
+def _values(shape: tuple, domain: str, rng: np.random.Generator, dtype, upper: int = 0) -> np.ndarray:
+    if domain == "index":
+        return rng.integers(0, upper, size=shape)
+    values = rng.standard_normal(shape)
+    if domain == "positive":
+        values = np.abs(values) + 0.5
+    elif domain == "nonzero":
+        values = np.sign(values) * (np.abs(values) + 0.5)
+    return values.astype(dtype)
+
+
+def user_shape(model, inp, sizes: dict, batch: tuple, position: int) -> tuple:
+    """The shape a caller passes for ``inp``, as the model's layout expects it."""
+    core = tuple(sizes[str(d)] for d in inp.dims)
+    kind = model.layout.kind
+    if kind in ("channels", "groups"):
+        channels = core[0] * core[1] if kind == "groups" and position else None
+        if position == 0:
+            n, c = core[0], core[1] * core[2] if kind == "groups" else core[1]
+            return (n, c) + batch
+        return (channels,) if kind == "groups" else core
+    if kind == "elementwise" and position % 2:
+        return core  # every other input broadcasts against the batch
+    return core if inp.optional else batch + core
+
+
 def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
-                dtype=np.float64) -> list[np.ndarray]:
-    """Random inputs: required inputs carry the batch dims, optional ones (scale, shift) do not."""
+                dtype=np.float64) -> tuple[list[np.ndarray], dict]:
+    """Random inputs for one shape case, and the keyword parameters the layout requires."""
     model = registry.get(name)
     arrays = []
-    for inp in model.inputs:
-        core = tuple(sizes[str(d)] for d in inp.dims)
-        shape = core if inp.optional else batch + core
-        arrays.append(rng.standard_normal(shape).astype(dtype))
-    return arrays
+    for position, inp in enumerate(model.inputs):
+        shape = user_shape(model, inp, sizes, batch, position)
+        upper = sizes[str(inp.index_of)] if inp.index_of is not None else 0
+        arrays.append(_values(shape, inp.domain, rng, dtype, upper))
+    return arrays, required_params(name, sizes)
+
+
+def float_positions(name: str) -> list[int]:
+    return [p for p, inp in enumerate(registry.get(name).inputs) if inp.domain != "index"]
 
 
 @pytest.fixture

@@ -6,17 +6,19 @@ import numpy as np
 import pytest
 
 import reference
-from conftest import OPERATORS, load_kernel, make_inputs, shape_cases
+from conftest import OPERATORS, float_positions, load_kernel, make_inputs, param_cases, shape_cases
 
-CASES = [(name, sizes, batch) for name in OPERATORS for sizes, batch in shape_cases(name)]
-IDS = [f"{name}-{'x'.join(map(str, sizes.values()))}-batch{batch}" for name, sizes, batch in CASES]
-
-
-def loss(kernel, cotangent, inputs) -> float:
-    return float(np.sum(cotangent * kernel.forward(*inputs)))
+CASES = [(name, sizes, batch, params) for name in OPERATORS for sizes, batch in shape_cases(name)
+         for params in param_cases(name)]
+IDS = [f"{name}-{'x'.join(map(str, sizes.values()))}-batch{batch}" + "".join(f"-{k}={v}" for k, v in params.items())
+       for name, sizes, batch, params in CASES]
 
 
-def central_gradient(kernel, cotangent, inputs, position, step=1e-6) -> np.ndarray:
+def loss(kernel, cotangent, inputs, params) -> float:
+    return float(np.sum(cotangent * kernel.forward(*inputs, **params)))
+
+
+def central_gradient(kernel, cotangent, inputs, position, params, step=1e-6) -> np.ndarray:
     """d <cotangent, forward> / d inputs[position], one entry at a time."""
     grad = np.zeros_like(inputs[position])
     for entry in np.ndindex(grad.shape):
@@ -24,124 +26,170 @@ def central_gradient(kernel, cotangent, inputs, position, step=1e-6) -> np.ndarr
         minus = [a.copy() for a in inputs]
         plus[position][entry] += step
         minus[position][entry] -= step
-        grad[entry] = (loss(kernel, cotangent, plus) - loss(kernel, cotangent, minus)) / (2 * step)
+        grad[entry] = (loss(kernel, cotangent, plus, params) - loss(kernel, cotangent, minus, params)) / (2 * step)
     return grad
 
 
-@pytest.mark.parametrize("name,sizes,batch", CASES, ids=IDS)
-def test_forward_matches_numpy_reference(name, sizes, batch, rng):
+def setup(name, sizes, batch, params, rng):
     kernel = load_kernel(name)
-    inputs = make_inputs(name, sizes, batch, rng)
-    expected = getattr(reference, name)(*inputs)
-    np.testing.assert_allclose(kernel.forward(*inputs), expected, rtol=1e-12, atol=1e-12)
+    inputs, required = make_inputs(name, sizes, batch, rng)
+    return kernel, inputs, {**required, **params}
 
 
-@pytest.mark.parametrize("name,sizes,batch", CASES, ids=IDS)
-def test_vjp_matches_finite_differences(name, sizes, batch, rng):
-    kernel = load_kernel(name)
-    inputs = make_inputs(name, sizes, batch, rng)
-    cotangent = rng.standard_normal(kernel.forward(*inputs).shape)
-    grads = kernel.vjp(cotangent, *inputs)
+@pytest.mark.parametrize("name,sizes,batch,params", CASES, ids=IDS)
+def test_forward_matches_numpy_reference(name, sizes, batch, params, rng):
+    kernel, inputs, params = setup(name, sizes, batch, params, rng)
+    expected = getattr(reference, name)(*inputs, **params)
+    np.testing.assert_allclose(kernel.forward(*inputs, **params), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,sizes,batch,params", CASES, ids=IDS)
+def test_vjp_matches_finite_differences(name, sizes, batch, params, rng):
+    kernel, inputs, params = setup(name, sizes, batch, params, rng)
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
+    grads = kernel.vjp(cotangent, *inputs, **params)
     assert len(grads) == len(inputs)
     for position, (array, grad) in enumerate(zip(inputs, grads)):
+        if position not in float_positions(name):
+            assert grad is None, f"{name}: integer input {kernel.INPUTS[position]} has no gradient"
+            continue
         assert grad.shape == array.shape
-        expected = central_gradient(kernel, cotangent, inputs, position)
+        expected = central_gradient(kernel, cotangent, inputs, position, params)
         np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-7,
                                    err_msg=f"{name}: gradient of input {kernel.INPUTS[position]}")
 
 
-@pytest.mark.parametrize("name,sizes,batch", CASES, ids=IDS)
-def test_jvp_matches_finite_differences(name, sizes, batch, rng):
-    kernel = load_kernel(name)
-    inputs = make_inputs(name, sizes, batch, rng)
+@pytest.mark.parametrize("name,sizes,batch,params", CASES, ids=IDS)
+def test_jvp_matches_finite_differences(name, sizes, batch, params, rng):
+    kernel, inputs, params = setup(name, sizes, batch, params, rng)
     step = 1e-6
-    for position in range(len(inputs)):
+    for position in float_positions(name):
         tangents = [None] * len(inputs)
         tangents[position] = rng.standard_normal(inputs[position].shape)
         plus = [a + step * t if t is not None else a for a, t in zip(inputs, tangents)]
         minus = [a - step * t if t is not None else a for a, t in zip(inputs, tangents)]
-        expected = (kernel.forward(*plus) - kernel.forward(*minus)) / (2 * step)
-        np.testing.assert_allclose(kernel.jvp(tangents, *inputs), expected, rtol=1e-6, atol=1e-7,
+        expected = (kernel.forward(*plus, **params) - kernel.forward(*minus, **params)) / (2 * step)
+        np.testing.assert_allclose(kernel.jvp(tangents, *inputs, **params), expected, rtol=1e-6, atol=1e-7,
                                    err_msg=f"{name}: tangent of input {kernel.INPUTS[position]}")
 
 
 @pytest.mark.parametrize("name", OPERATORS)
 def test_vjp_and_jvp_are_adjoint(name, rng):
     """<dy, J t> = <J^T dy, t> with every tangent at once."""
-    kernel = load_kernel(name)
     sizes, batch = shape_cases(name)[-1]
-    inputs = make_inputs(name, sizes, batch, rng)
-    tangents = [rng.standard_normal(a.shape) for a in inputs]
-    cotangent = rng.standard_normal(kernel.forward(*inputs).shape)
-    left = np.sum(cotangent * kernel.jvp(tangents, *inputs))
-    right = sum(np.sum(g * t) for g, t in zip(kernel.vjp(cotangent, *inputs), tangents))
+    kernel, inputs, params = setup(name, sizes, batch, {}, rng)
+    floats = float_positions(name)
+    tangents = [rng.standard_normal(a.shape) if p in floats else None for p, a in enumerate(inputs)]
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
+    left = np.sum(cotangent * kernel.jvp(tangents, *inputs, **params))
+    grads = kernel.vjp(cotangent, *inputs, **params)
+    right = sum(np.sum(grads[p] * tangents[p]) for p in floats)
     np.testing.assert_allclose(left, right, rtol=1e-10)
 
 
 @pytest.mark.parametrize("name", OPERATORS)
 def test_float32_in_float32_out_close_to_float64(name, rng):
-    kernel = load_kernel(name)
     sizes, batch = shape_cases(name)[-1]
-    inputs64 = make_inputs(name, sizes, batch, rng)
-    inputs32 = [a.astype(np.float32) for a in inputs64]
-    y64, y32 = kernel.forward(*inputs64), kernel.forward(*inputs32)
+    kernel, inputs64, params = setup(name, sizes, batch, {}, rng)
+    floats = float_positions(name)
+    inputs32 = [a.astype(np.float32) if p in floats else a for p, a in enumerate(inputs64)]
+    y64, y32 = kernel.forward(*inputs64, **params), kernel.forward(*inputs32, **params)
     assert y32.dtype == np.float32 and y64.dtype == np.float64
     np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
-    cotangent = rng.standard_normal(y64.shape)
-    for g32, g64 in zip(kernel.vjp(cotangent.astype(np.float32), *inputs32), kernel.vjp(cotangent, *inputs64)):
-        assert g32.dtype == np.float32
-        np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4)
-    tangents = [rng.standard_normal(a.shape) for a in inputs64]
-    j32 = kernel.jvp([t.astype(np.float32) for t in tangents], *inputs32)
+    cotangent = rng.standard_normal(np.shape(y64))
+    grads32 = kernel.vjp(cotangent.astype(np.float32), *inputs32, **params)
+    grads64 = kernel.vjp(cotangent, *inputs64, **params)
+    for p in floats:
+        assert grads32[p].dtype == np.float32
+        np.testing.assert_allclose(grads32[p], grads64[p], rtol=1e-3, atol=1e-4)
+    tangents = [rng.standard_normal(a.shape) if p in floats else None for p, a in enumerate(inputs64)]
+    j32 = kernel.jvp([t if t is None else t.astype(np.float32) for t in tangents], *inputs32, **params)
     assert j32.dtype == np.float32
-    np.testing.assert_allclose(j32, kernel.jvp(tangents, *inputs64), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(j32, kernel.jvp(tangents, *inputs64, **params), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", OPERATORS)
 def test_optional_inputs_default_and_get_no_gradient(name, rng):
     kernel = load_kernel(name)
-    model_optional = [i for i, n in enumerate(kernel.INPUTS) if n in kernel._OPTIONAL]
-    if not model_optional:
+    optional = [p for p, n in enumerate(kernel.INPUTS) if n in kernel._OPTIONAL]
+    sizes, batch = shape_cases(name)[-1]
+    inputs, params = make_inputs(name, sizes, batch, rng)
+    omitted = [None if p in optional else a for p, a in enumerate(inputs)]
+    if not optional:
         assert kernel._OPTIONAL == []
         return
-    sizes, batch = shape_cases(name)[-1]
-    inputs = make_inputs(name, sizes, batch, rng)
-    omitted = [None if i in model_optional else a for i, a in enumerate(inputs)]
-    cotangent = rng.standard_normal(kernel.forward(*inputs).shape)
-    grads = kernel.vjp(cotangent, *omitted)
-    assert all(grads[i] is None for i in model_optional)
-    expected = getattr(reference, name)(*omitted)
-    np.testing.assert_allclose(kernel.forward(*omitted), expected, rtol=1e-12, atol=1e-12)
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
+    grads = kernel.vjp(cotangent, *omitted, **params)
+    assert all(grads[p] is None for p in optional)
+    expected = getattr(reference, name)(*omitted, **params)
+    np.testing.assert_allclose(kernel.forward(*omitted, **params), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_softmax_axis_parameter_moves_the_reduction(rng):
-    kernel = load_kernel("softmax")
+@pytest.mark.parametrize("name,axis,keepdims", [("softmax", a, False) for a in (0, 1, -1, -2)]
+                         + [("log_softmax", a, False) for a in (0, -2)]
+                         + [("reduce_mean", a, k) for a in (0, 1, -1) for k in (False, True)])
+def test_axis_parameter_moves_the_operator(name, axis, keepdims, rng):
+    kernel = load_kernel(name)
+    params = {"axis": axis} | ({"keepdims": keepdims} if name == "reduce_mean" else {})
     x = rng.standard_normal((3, 4, 5))
-    for axis in (0, 1, -1, -2):
-        y = kernel.forward(x, axis=axis)
-        np.testing.assert_allclose(y, reference.softmax(x, axis=axis), rtol=1e-12)
-        dy = rng.standard_normal(y.shape)
-        (dx,) = kernel.vjp(dy, x, axis=axis)
-        expected = y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
-        np.testing.assert_allclose(dx, expected, rtol=1e-10, atol=1e-12)
+    y = kernel.forward(x, **params)
+    np.testing.assert_allclose(y, getattr(reference, name)(x, **params), rtol=1e-12, atol=1e-14)
+    dy = rng.standard_normal(y.shape)
+    (dx,) = kernel.vjp(dy, x, **params)
+    step, expected = 1e-6, np.zeros_like(x)
+    for entry in np.ndindex(x.shape):
+        bump = np.zeros_like(x)
+        bump[entry] = step
+        expected[entry] = np.sum(dy * (kernel.forward(x + bump, **params) - kernel.forward(x - bump, **params))) / (2 * step)
+    np.testing.assert_allclose(dx, expected, rtol=1e-6, atol=1e-8)
 
 
-def test_softmax_is_stable_for_large_logits():
-    kernel = load_kernel("softmax")
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy"])
+def test_softmax_family_is_stable_for_large_logits(name):
+    kernel = load_kernel(name)
     x = np.array([[1000.0, 1001.0, 999.0], [-1e4, 0.0, 1e4]])
-    y = kernel.forward(x)
+    inputs = [x] + ([np.array([1, 2])] if name == "cross_entropy" else [])
+    y = kernel.forward(*inputs)
     assert np.all(np.isfinite(y))
-    np.testing.assert_allclose(y, reference.softmax(x), rtol=1e-12)
-    (dx,) = kernel.vjp(np.ones_like(x), x)
+    np.testing.assert_allclose(y, getattr(reference, name)(*inputs), rtol=1e-12)
+    grads = kernel.vjp(np.ones_like(y), *inputs)
+    assert np.all(np.isfinite(grads[0]))
+
+
+def test_attention_is_stable_for_large_scores(rng):
+    kernel = load_kernel("scaled_dot_product_attention")
+    q, k, v = 100 * rng.standard_normal((3, 4)), 100 * rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
+    for causal in (False, True):
+        y = kernel.forward(q, k, v, causal=causal)
+        np.testing.assert_allclose(y, reference.scaled_dot_product_attention(q, k, v, causal=causal), rtol=1e-10)
+        assert all(np.all(np.isfinite(g)) for g in kernel.vjp(np.ones_like(y), q, k, v, causal=causal))
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "silu"])
+def test_saturating_activations_stay_finite_far_out(name, rng):
+    kernel = load_kernel(name)
+    x = np.array([-1e3, -50.0, 0.0, 50.0, 1e3])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = kernel.forward(x)
+        (dx,) = kernel.vjp(np.ones_like(x), x)
+    np.testing.assert_allclose(y, getattr(reference, name)(x), rtol=1e-12, atol=1e-300)
     assert np.all(np.isfinite(dx))
 
 
-def test_layernorm_keeps_precision_for_large_means(rng):
+def test_log_of_zero_is_minus_infinity_as_in_numpy():
+    kernel = load_kernel("log")
+    with np.errstate(divide="ignore"):
+        assert kernel.forward(np.array([0.0]))[0] == -np.inf
+
+
+def test_layernorm_and_batchnorm_keep_precision_for_large_means(rng):
     """Two-pass variance: inputs with mean 1e4 still normalise accurately in float32."""
-    kernel = load_kernel("layernorm")
     x = (1e4 + rng.standard_normal((4, 64))).astype(np.float32)
-    expected = reference.layernorm(x.astype(np.float64))
-    np.testing.assert_allclose(kernel.forward(x), expected, atol=2e-2)
+    np.testing.assert_allclose(load_kernel("layernorm").forward(x), reference.layernorm(x.astype(np.float64)), atol=2e-2)
+    x = (1e4 + rng.standard_normal((8, 3, 16))).astype(np.float32)
+    np.testing.assert_allclose(load_kernel("batchnorm").forward(x), reference.batchnorm(x.astype(np.float64)), atol=2e-2)
+    np.testing.assert_allclose(load_kernel("group_norm").forward(x, num_groups=3),
+                               reference.group_norm(x.astype(np.float64), num_groups=3), atol=2e-2)
 
 
 def test_matmul_broadcasts_batch_and_reduces_gradient(rng):

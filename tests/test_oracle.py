@@ -11,13 +11,15 @@ import sympy as sp
 
 from derive import registry
 from derive.calculus.pipeline import derive
+from derive.functions import elementary
 
 from conftest import OPERATORS
 
 
 def scalar(expr: sp.Expr) -> sp.Expr:
-    """Expand every finite sum and turn each entry x[2, 0] into a plain symbol x_2_0."""
-    expr = expr.doit()
+    """Expand every finite sum and turn each entry x[2, 0] into a plain symbol x_2_0; activation
+    functions become their elementary definitions, so plain sympy.diff differentiates them."""
+    expr = elementary(expr).doit()
     return expr.replace(lambda e: isinstance(e, sp.Indexed),
                         lambda e: sp.Symbol("_".join([str(e.base)] + [str(i) for i in e.indices])))
 
@@ -26,18 +28,41 @@ def plain(idx: sp.Idx) -> sp.Symbol:
     return sp.Symbol(str(idx.label), integer=True)
 
 
+class label(sp.Function):  # noqa: N801
+    """A class-label entry target[b] as a fixed integer once b and the class count C are known."""
+
+    @classmethod
+    def eval(cls, b, classes):
+        return sp.Integer((int(b) + 1) % int(classes)) if b.is_Integer and classes.is_Integer else None
+
+
 def concrete(expr: sp.Expr, sizes: dict, values: dict) -> sp.Expr:
-    """Indices as plain integer symbols; fix the axis sizes, then the free indices."""
+    """Indices as plain integer symbols; fix the axis sizes, then the free indices; integer
+    (index-domain) inputs get fixed labels."""
     expr = expr.xreplace({i: plain(i) for i in expr.atoms(sp.Idx)})
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in LABELS,
+                        lambda e: label(*e.indices, LABELS[str(e.base)]))
     expr = expr.subs(sizes).subs({plain(idx): value for idx, value in values.items()})
     return scalar(expr)
 
 
+LABELS = {i.name: i.index_of for name in registry.names() for i in registry.get(name).inputs if i.domain == "index"}
+VARIANTS = [(name, {}) for name in OPERATORS] + [
+    (name, {p.name: value}) for name in OPERATORS for p in registry.get(name).params
+    for value in p.choices if value != p.default]
+VARIANT_IDS = [name + "".join(f"-{k}={v}" for k, v in choice.items()) for name, choice in VARIANTS]
+
+
 def size_cases(model, largest: int):
+    """n = 1..largest for one-axis models; for more axes, every size 1 or 2 (at most 3 axes), or
+    all ones, all twos and two mixed cases (4 axes)."""
     dims = model.dims()
     if len(dims) == 1:
         return [{dims[0]: n} for n in range(1, largest + 1)]
-    return [dict(zip(dims, combo)) for combo in itertools.product(range(1, 3), repeat=len(dims))]
+    if len(dims) <= 3:
+        return [dict(zip(dims, combo)) for combo in itertools.product(range(1, 3), repeat=len(dims))]
+    combos = [(1,) * len(dims), (2,) * len(dims), (1, 2) * (len(dims) // 2), (2, 1) * (len(dims) // 2)]
+    return [dict(zip(dims, combo)) for combo in combos]
 
 
 def exactly_equal(a: sp.Expr, b: sp.Expr, symbols: set) -> bool:
@@ -54,9 +79,9 @@ def exactly_equal(a: sp.Expr, b: sp.Expr, symbols: set) -> bool:
     return False
 
 
-@pytest.mark.parametrize("name", OPERATORS)
-def test_jacobian_entry_matches_plain_sympy_diff(name):
-    derivation = derive(registry.get(name))
+@pytest.mark.parametrize("name,choice", VARIANTS, ids=VARIANT_IDS)
+def test_jacobian_entry_matches_plain_sympy_diff(name, choice):
+    derivation = derive(registry.build(name, **choice))
     model = derivation.model
     for sizes in size_cases(model, 4):
         for gradient in derivation.gradients:
@@ -74,9 +99,9 @@ def test_jacobian_entry_matches_plain_sympy_diff(name):
                         f"engine {engine}\nsympy  {expected}")
 
 
-@pytest.mark.parametrize("name", OPERATORS)
-def test_vjp_matches_cotangent_weighted_sympy_diff(name):
-    derivation = derive(registry.get(name))
+@pytest.mark.parametrize("name,choice", VARIANTS, ids=VARIANT_IDS)
+def test_vjp_matches_cotangent_weighted_sympy_diff(name, choice):
+    derivation = derive(registry.build(name, **choice))
     model = derivation.model
     for sizes in size_cases(model, 3):
         out_ranges = [range(int(d.subs(sizes))) for d in model.output_dims]

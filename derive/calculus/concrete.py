@@ -59,14 +59,21 @@ def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Sy
 
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
-            trials: int = 3, seed: int = 0, tolerance: float = 1e-12) -> Disagreement | None:
-    """The first point where ``left`` and ``right`` differ, over several sizes, or None."""
+            trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
+            entries: int | None = None) -> Disagreement | None:
+    """The first point where ``left`` and ``right`` differ, over several sizes, or None.
+
+    Every combination of free index values is tried, or ``entries`` of them drawn at random.
+    """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
     for size in sizes:
         fixed = {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
-        for at in itertools.product(*ranges):
+        combos = list(itertools.product(*ranges))
+        if entries is not None and len(combos) > entries:
+            combos = rng.sample(combos, entries)
+        for at in combos:
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):

@@ -159,7 +159,7 @@ def _function(expr: sp.Function, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
 
 def _piecewise(expr: sp.Piecewise, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     for _, condition in expr.args:
-        if condition.has(wrt.base) and not isinstance(condition, (sp.Relational, sp.logic.boolalg.BooleanAtom)):
+        if condition.has(wrt.base) and not isinstance(condition, (sp.core.relational.Relational, sp.logic.boolalg.BooleanAtom)):
             raise DerivationError(f"cannot differentiate the condition {condition} of {expr}")
     branches = [(Partial(value, wrt), condition) for value, condition in expr.args]
     return "piecewise rule (each branch, conditions held)", sp.Piecewise(*branches)

@@ -83,19 +83,46 @@ def collapse_kronecker_sum(expr: sp.Expr) -> sp.Expr:
     """sum_j delta_jk g_j -> g_k when k ranges within the limits of j."""
     if not isinstance(expr, sp.Sum):
         return expr
-    factors = sp.Mul.make_args(expr.function)
     for position, (var, lower, upper) in enumerate(expr.limits):
-        for factor in factors:
-            if not isinstance(factor, sp.KroneckerDelta) or var not in factor.args:
+        for delta in delta_factors(expr.function):
+            if var not in delta.args:
                 continue
-            other = factor.args[1] if factor.args[0] == var else factor.args[0]
+            other = delta.args[1] if delta.args[0] == var else delta.args[0]
             if var in free_indices(other) or not _within(other, lower, upper):
                 continue
-            rest = sp.Mul(*[f for f in factors if f is not factor])
-            body = substitute_index(rest, var, other)
+            body = substitute_index(without_factor(expr.function, delta), var, other)
             limits = expr.limits[:position] + expr.limits[position + 1:]
             return sp.Sum(body, *limits) if limits else body
     return expr
+
+
+def delta_factors(expr: sp.Expr) -> list[sp.KroneckerDelta]:
+    """The Kronecker deltas that multiply all of ``expr`` (also through every branch of a Piecewise,
+    which SymPy folds the summand into)."""
+    found = []
+    for factor in sp.Mul.make_args(expr):
+        if isinstance(factor, sp.KroneckerDelta):
+            found.append(factor)
+        elif isinstance(factor, sp.Piecewise):
+            branches = [value for value, _ in factor.args if value != 0]
+            if branches:
+                found += [d for d in delta_factors(branches[0])
+                          if all(d in delta_factors(other) for other in branches[1:])]
+    return found
+
+
+def without_factor(expr: sp.Expr, delta: sp.KroneckerDelta) -> sp.Expr:
+    """``expr`` with one factor ``delta`` (found by ``delta_factors``) divided out."""
+    factors = list(sp.Mul.make_args(expr))
+    if delta in factors:
+        factors.remove(delta)
+        return sp.Mul(*factors)
+    for position, factor in enumerate(factors):
+        if isinstance(factor, sp.Piecewise) and delta in delta_factors(factor):
+            branches = [(without_factor(v, delta) if v != 0 else v, c) for v, c in factor.args]
+            factors[position] = sp.Piecewise(*branches)
+            return sp.Mul(*factors)
+    raise ValueError(f"{delta} is not a factor of {expr}")
 
 
 def square_of_delta(expr: sp.Expr) -> sp.Expr:
@@ -103,6 +130,22 @@ def square_of_delta(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, sp.Pow) and isinstance(expr.base, sp.KroneckerDelta):
         if expr.exp.is_integer and expr.exp.is_positive:
             return expr.base
+    return expr
+
+
+def delta_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
+    """Piecewise((delta_jk a, c), (0, True)) -> delta_jk Piecewise((a, c), (0, True))."""
+    if not isinstance(expr, sp.Piecewise):
+        return expr
+    values = [value for value, _ in expr.args]
+    nonzero = [v for v in values if v != 0]
+    if not nonzero:
+        return expr
+    for factor in sp.Mul.make_args(nonzero[0]):
+        if isinstance(factor, sp.KroneckerDelta) and all(factor in sp.Mul.make_args(v) for v in nonzero):
+            branches = [(sp.Mul(*[f for f in sp.Mul.make_args(v) if f != factor]) if v != 0 else v, c)
+                        for v, c in expr.args]
+            return factor * sp.Piecewise(*branches)
     return expr
 
 
@@ -128,6 +171,7 @@ def _within(value: sp.Expr, lower: sp.Expr, upper: sp.Expr) -> bool:
 
 PASSES: tuple[Callable[[sp.Expr], sp.Expr], ...] = (
     bottom_up(square_of_delta),
+    bottom_up(delta_out_of_piecewise),
     bottom_up(distribute_over_deltas),
     bottom_up(separate_summand),
     bottom_up(split_sum_over_add),

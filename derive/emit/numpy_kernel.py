@@ -1,8 +1,8 @@
 """Build the frozen, already-printed view of a NumPy kernel that the Jinja template lays out.
 
 The template receives strings only: signatures, statement lines, result expressions.  All the
-decisions (which temporaries are shared, how arrays sit on the frame, which outputs are guarded
-by an optional input) are made here, in Python.
+decisions (which temporaries are shared, how arrays sit on the frame, which results are guarded
+by an optional input, one set of functions per formula-selecting parameter value) are made here.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.pipeline import COTANGENT, Derivation, tangent_name
+from ..calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
+from ..calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ..model import OperatorModel, dim_of
-from .numpy_printer import ArraySpec, KernelPrinter, LoweringError
+from .numpy_printer import ArraySpec, KernelPrinter
 from .schedule import Output, schedule
+from .stable import stabilize
 
 
 @dataclass(frozen=True)
@@ -42,61 +44,128 @@ class Function:
 
 
 @dataclass(frozen=True)
-class KernelView:
-    """Everything the kernel template lays out, as printed strings."""
+class Variant:
+    """The three functions for one value of the formula-selecting parameter (or the only ones)."""
 
-    name: str
-    summary: str
-    inputs: tuple[str, ...]
-    optional: tuple[tuple[str, str], ...]
-    """(name, value it takes when None) for each optional input."""
-    differentiable: tuple[str, ...]
-    core_axes: str
-    """Python literal: input name -> names of its core axes."""
-    params: str
-    signature: str
-    input_tuple: str
-    input_list: str
-    layout_arg: str
-    frame: tuple[str, ...]
-    output_axes: str
-    output_positions: str
-    shift: tuple[tuple[str, str], ...]
+    value: str
+    suffix: str
+    shift: tuple[Statement, ...]
     forward: Function
     vjp: Function
     jvp: Function
 
 
+@dataclass(frozen=True)
+class KernelView:
+    """Everything the kernel template lays out, as printed strings."""
+
+    name: str
+    summary: str
+    imports: tuple[str, ...]
+    inputs: tuple[str, ...]
+    differentiable: str
+    optional: tuple[tuple[str, str], ...]
+    index_inputs: str
+    core_axes: str
+    params: str
+    signature: str
+    call: str
+    input_tuple: str
+    input_list: str
+    layout: str
+    layout_options: str
+    frame: str
+    sizes: tuple[str, ...]
+    output_axes: str
+    output_positions: str
+    dispatch: str
+    choices: str
+    variants: tuple[Variant, ...]
+
+
 def build_view(derivation: Derivation) -> KernelView:
     model = derivation.model
-    frame = model.dims()
-    printer = KernelPrinter(frame, _arrays(model, frame), _names(model))
+    choice = next((p for p in model.params if p.choices), None)
+    derivations = [(None, derivation)] if choice is None else [
+        (value, derivation if value == choice.default else derive(_variant(model, choice.name, value)))
+        for value in choice.choices]
+    printer = KernelPrinter(model.dims(), _arrays(model), _names(model))
+    variants = tuple(_variant_view(d, value, printer) for value, d in derivations)
+    frame = _runtime_frame(model)
     names = [inp.name for inp in model.inputs]
-    out_positions = _tuple(frame.index(d) for d in model.output_dims)
     return KernelView(
         name=model.name,
         summary=model.summary,
+        imports=tuple(sorted(printer.imports)),
         inputs=tuple(names),
-        optional=tuple((i.name, repr(float(i.default))) for i in model.inputs if i.optional),
-        differentiable=tuple(i.name for i in model.differentiable_inputs),
-        core_axes=repr({i.name: tuple(str(d) for d in i.dims) for i in model.inputs}),
-        params=repr({p.name: p.default for p in model.params}),
+        differentiable=_tuple((i.name for i in model.differentiable_inputs), quote=True),
+        optional=tuple((i.name, _default(i, frame)) for i in model.inputs if i.optional),
+        index_inputs=repr({i.name: str(i.index_of) for i in model.inputs if i.domain == "index"}),
+        core_axes=repr({i.name: tuple(str(d) for d in i.dims) if frame else () for i in model.inputs}),
+        params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
+        call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=_tuple(names),
         input_list=", ".join(names),
-        layout_arg=f", {model.layout.param}" if model.layout.kind == "axis" else "",
-        frame=tuple(str(d) for d in frame),
-        output_axes=_tuple((str(d) for d in model.output_dims), quote=True),
-        output_positions=out_positions,
-        shift=tuple((name, _tuple(range(-len(model.input(name).dims), 0))) for name in model.shift_invariant),
-        forward=_function([Output("y", model.output)], printer, {"y": out_positions}),
-        vjp=_function(
-            [Output(g.input.name, g.vjp, g.input.name if g.input.optional else None) for g in derivation.gradients],
-            printer, {g.input.name: _tuple(frame.index(d) for d in g.input.dims) for g in derivation.gradients}),
-        jvp=_function(
-            [Output(g.input.name, g.jvp, tangent_name(g.input.name)) for g in derivation.gradients],
-            printer, {g.input.name: out_positions for g in derivation.gradients}),
+        layout=model.layout.kind,
+        layout_options="{" + ", ".join(f"{p!r}: {p}" for p in (model.layout.param, model.layout.keepdims) if p) + "}",
+        frame=_tuple(frame, quote=True),
+        sizes=tuple(frame),
+        output_axes=_tuple((str(d) for d in model.output_dims), quote=True) if frame else "()",
+        output_positions=_positions(model.output_dims, model),
+        dispatch=choice.name if choice else "",
+        choices=_tuple(choice.choices, quote=True) if choice else "()",
+        variants=variants,
     )
+
+
+def _variant(model: OperatorModel, param: str, value: object) -> OperatorModel:
+    """The model built with ``param=value`` by the same factory."""
+    from .. import registry
+
+    return registry.build(model.name, **{param: value})
+
+
+def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter) -> Variant:
+    model = derivation.model
+    grads = derivation.gradients
+    positions = {g.input.name: _positions(g.input.dims, model) for g in grads}
+    out = _positions(model.output_dims, model)
+    return Variant(
+        value=repr(value),
+        suffix="" if value is None else f"_{str(value).lower()}",
+        shift=tuple(_shift(model, name, dim) for name, dim in model.shift_invariant),
+        forward=_function([Output("y", model.output)], printer, {"y": out}, model),
+        vjp=_function([Output(g.input.name, g.vjp, g.input.name if g.input.optional else None) for g in grads],
+                      printer, positions, model),
+        jvp=_function([Output(g.input.name, g.jvp, tangent_name(g.input.name)) for g in grads],
+                      printer, {g.input.name: out for g in grads}, model),
+    )
+
+
+def _runtime_frame(model: OperatorModel) -> tuple[str, ...]:
+    """The core axes the runtime sees (none for elementwise: everything broadcasts)."""
+    return () if model.layout.kind == "elementwise" else tuple(str(d) for d in model.dims())
+
+
+def _positions(dims: tuple[sp.Expr, ...], model: OperatorModel) -> str:
+    if model.layout.kind == "elementwise":
+        return "()"
+    frame = model.dims()
+    return _tuple(frame.index(d) for d in dims)
+
+
+def _default(inp, frame: tuple[str, ...]) -> str:
+    if not frame:
+        return repr(float(inp.default))
+    shape = _tuple(str(d) for d in inp.dims)
+    return f"np.full({shape}, {float(inp.default)!r}, ctx.dtype)"
+
+
+def _shift(model: OperatorModel, name: str, dim: sp.Symbol) -> Statement:
+    dims = model.input(name).dims
+    axis = dims.index(dim) - len(dims)
+    return Statement(name, f"{name} - np.max({name}, axis={axis}, keepdims=True)")
 
 
 def _tuple(items, quote: bool = False) -> str:
@@ -109,20 +178,15 @@ def _signature(model: OperatorModel) -> str:
     parts = [f"{i.name}=None" if i.optional else i.name for i in model.inputs]
     if model.params:
         parts.append("*")
-        parts.extend(f"{p.name}={p.default!r}" for p in model.params)
+        parts.extend(p.name if p.required else f"{p.name}={p.default!r}" for p in model.params)
     return ", ".join(parts)
 
 
-def _arrays(model: OperatorModel, frame: tuple[sp.Expr, ...]) -> dict[str, ArraySpec]:
+def _arrays(model: OperatorModel) -> dict[str, ArraySpec]:
     arrays = {inp.name: ArraySpec(inp.name, inp.dims) for inp in model.inputs}
     for inp in model.inputs:
         arrays[tangent_name(inp.name)] = ArraySpec(tangent_name(inp.name), inp.dims)
-    arrays[COTANGENT] = ArraySpec(COTANGENT, model.output_dims)
-    for inp in model.inputs:
-        positions = [frame.index(d) for d in inp.dims]
-        placed = positions == list(range(len(frame) - len(positions), len(frame)))
-        if inp.optional and not placed:
-            raise LoweringError(f"optional input {inp.name!r} must span the last core axes in order")
+    arrays[COTANGENT] = ArraySpec(COTANGENT, (), frame_form=True)
     return arrays
 
 
@@ -130,6 +194,36 @@ def _names(model: OperatorModel) -> dict[sp.Symbol, str]:
     names = {p.symbol: p.name for p in model.params if p.symbol is not None}
     names.update({d: str(d) for d in model.dims()})
     return names
+
+
+def merge_dependent_sums(expr: sp.Expr) -> sp.Expr:
+    """sum_e f_e (sum_j g_je) -> sum_e sum_j f_e g_je when the inner sum depends on e.
+
+    The inner sum must be built for every e anyway; as one sum it becomes one einsum, which
+    contracts in the best order instead of materialising the inner sum over all its free axes.
+    """
+    if not expr.args or not expr.has(sp.Sum):
+        return expr
+    expr = expr.func(*[merge_dependent_sums(arg) for arg in expr.args])
+    if not isinstance(expr, sp.Sum):
+        return expr
+    own = set(bound_indices(expr))
+    factors = list(sp.Mul.make_args(expr.function))
+    for position, factor in enumerate(factors):
+        if isinstance(factor, sp.Sum) and free_indices(factor) & own:
+            taken = index_names(expr)
+            inner, limits = factor.function, []
+            for var, lower, upper in factor.limits:
+                new = fresh_index(var, taken)
+                taken.add(str(new.label))
+                inner = substitute_index(inner, var, new)
+                limits.append((new, lower, upper))
+            rest = factors[:position] + factors[position + 1:]
+            body = sp.Mul(*rest) * inner
+            dims = [dim_of(i) for i in free_indices(body)]
+            if len(dims) == len(set(dims)):  # merging must not couple two indices of one size
+                return merge_dependent_sums(sp.Sum(body, *expr.limits, *limits))
+    return expr
 
 
 def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
@@ -144,12 +238,13 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
     return expr.xreplace({i: sp.Idx(f"{dim_of(i)}_", (i.lower, i.upper)) for i in expr.atoms(sp.Idx)})
 
 
-def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str]) -> Function:
-    outputs = [Output(o.name, by_axis(o.expr, printer), o.guard) for o in outputs]
+def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
+              model: OperatorModel) -> Function:
+    outputs = [Output(o.name, by_axis(merge_dependent_sums(stabilize(o.expr, model)), printer), o.guard)
+               for o in outputs]
     plan = schedule(outputs)
-    frame_temps = {str(symbol): definition for symbol, definition in (*plan.prelude,
-                   *(t for own in plan.own.values() for t in own))}
-    printer.arrays.update({name: ArraySpec(name, (), frame_form=True) for name in frame_temps})
+    for symbol, _ in (*plan.prelude, *(t for own in plan.own.values() for t in own)):
+        printer.arrays[str(symbol)] = ArraySpec(str(symbol), (), frame_form=True)
 
     def statements(pairs) -> tuple[Statement, ...]:
         return tuple(Statement(str(symbol), printer.doprint(expr)) for symbol, expr in pairs)

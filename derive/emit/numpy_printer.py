@@ -42,6 +42,7 @@ class KernelPrinter(NumPyPrinter):
         self.frame = frame
         self.arrays = arrays
         self.names = names
+        self.imports: set[str] = set()
 
     # -- module and names -------------------------------------------------------------------
     def _module_format(self, fqn: str, register: bool = True) -> str:
@@ -57,8 +58,55 @@ class KernelPrinter(NumPyPrinter):
             return f"1/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
         return super()._print_Pow(expr, rational=rational)
 
+    # -- functions NumPy lacks or computes unstably -------------------------------------------
+    def _print_erf(self, expr: sp.Function) -> str:
+        self.imports.add("import scipy.special")
+        return f"scipy.special.erf({self._print(expr.args[0])})"
+
+    def _print_sigmoid(self, expr: sp.Function) -> str:
+        self.imports.add("import scipy.special")
+        return f"scipy.special.expit({self._print(expr.args[0])})"
+
+    def _print_softplus(self, expr: sp.Function) -> str:
+        return f"np.logaddexp(0, {self._print(expr.args[0])})"
+
+    def _print_MaxOver(self, expr: sp.Function) -> str:
+        body, var, *mask = expr.args
+        self.check_separable(body)
+        code = self._print(body)
+        if mask and mask[0] != 1:
+            code = f"np.where({self._print(mask[0])}, {code}, -np.inf)"
+        return f"np.max({code}, axis={self.axis(dim_of(var))}, keepdims=True)"
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        code = self._print(expr.args[0])
+        for arg in expr.args[1:]:
+            code = f"np.minimum({code}, {self._print(arg)})"
+        return code
+
+    def _print_at_most(self, expr: sp.Function) -> str:
+        return f"np.less_equal({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        *branches, (last, condition) = expr.args
+        if condition != sp.true:
+            raise LoweringError(f"{expr} has no otherwise-branch")
+        code = self._print(last)
+        for value, condition in reversed(branches):
+            code = f"np.where({self._print(condition)}, {self._print(value)}, {code})"
+        return code
+
+    def _print_Idx(self, expr: sp.Idx) -> str:
+        """An index used as a value (a causal mask): its positions along its axis."""
+        dim = dim_of(expr)
+        return self.place(f"np.arange({self._print(dim)})", (dim,))
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
-        raise LoweringError(f"a Kronecker delta {expr} survived simplification; it has no O(n) form")
+        left, right = expr.args
+        if isinstance(left, sp.Idx) and isinstance(right, sp.Idx):
+            raise LoweringError(f"a Kronecker delta {expr} survived simplification; it has no O(n) form")
+        self.check_separable(expr)
+        return f"np.equal({self._print(left)}, {self._print(right)}).astype(ctx.dtype)"
 
     # -- placement on the frame ---------------------------------------------------------------
     def axis(self, dim: sp.Expr) -> int:
@@ -111,46 +159,42 @@ class KernelPrinter(NumPyPrinter):
         return f"np.sum({self._print(body)}, axis={axis}, keepdims=True)"
 
     def einsum(self, expr: sp.Sum) -> str | None:
-        """One einsum for a (nested) sum of a product of indexed arrays, else None."""
-        bound, body = [], expr
+        """One einsum for a (nested) sum of a product of two or more arrays, else None."""
+        body = expr
         while isinstance(body, sp.Sum):
-            bound.extend(limit[0] for limit in body.limits)
             body = body.function
-        scalars, tensors = [], []
+        scalars, operands = [], []
         for factor in sp.Mul.make_args(body):
-            if isinstance(factor, sp.Indexed) and self.arrays[str(factor.base)].frame_form:
-                return None
-            if isinstance(factor, sp.Indexed):
-                tensors.append(factor)
-            elif not free_indices(factor):
-                scalars.append(factor)
-            else:
-                return None
-        if len(tensors) < 2 or len({str(i.label) for i in bound}) != len(bound):
+            (operands if free_indices(factor) else scalars).append(factor)
+        if len(operands) < 2:
             return None
-        letters = self._letters(tensors)
-        operands = ", ".join(self.arrays[str(t.base)].name for t in tensors)
-        inputs = ",".join("..." + "".join(letters[i] for i in t.indices) for t in tensors)
+        letters: dict[sp.Idx, str] = {}
+        codes, subscripts = [], []
+        for factor in operands:
+            code, indices = self.operand(factor)
+            codes.append(code)
+            subscripts.append("..." + "".join(letters.setdefault(i, string.ascii_lowercase[len(letters)])
+                                              for i in indices))
         free = sorted(free_indices(expr), key=lambda i: self.frame.index(dim_of(i)))
         self.check_separable(sp.Mul(*free))
         output = "..." + "".join(letters[i] for i in free)
-        code = f"np.einsum('{inputs}->{output}', {operands}, optimize=True)"
-        if free:
-            code = self.place(code, tuple(dim_of(i) for i in free))
-        else:
-            code = f"{code}[..., {', '.join(['None'] * len(self.frame))}]"
+        code = f"np.einsum('{','.join(subscripts)}->{output}', {', '.join(codes)}, optimize=True)"
+        code = self.place(code, tuple(dim_of(i) for i in free))
         if scalars:
-            code = f"{self._print(sp.Mul(*scalars))}*{code}"
+            code = f"{self.parenthesize(sp.Mul(*scalars), sp.printing.precedence.PRECEDENCE['Mul'])}*{code}"
         return code
 
-    @staticmethod
-    def _letters(tensors: list[sp.Indexed]) -> dict[sp.Idx, str]:
-        letters: dict[sp.Idx, str] = {}
-        for tensor in tensors:
-            for idx in tensor.indices:
-                letters.setdefault(idx, string.ascii_lowercase[len(letters)])
-        return letters
-
-
-def print_numpy(expr: sp.Expr, printer: KernelPrinter) -> str:
-    return printer.doprint(expr)
+    def operand(self, factor: sp.Expr) -> tuple[str, tuple[sp.Idx, ...]]:
+        """An einsum operand: an input as it is, or any other factor squeezed to its own axes."""
+        if isinstance(factor, sp.Indexed) and not self.arrays[str(factor.base)].frame_form:
+            if all(isinstance(i, sp.Idx) for i in factor.indices) and len(set(factor.indices)) == len(factor.indices):
+                self.check_separable(factor)
+                return self.arrays[str(factor.base)].name, tuple(factor.indices)
+        self.check_separable(factor)
+        indices = tuple(sorted(free_indices(factor), key=lambda i: self.frame.index(dim_of(i))))
+        positions = {self.frame.index(dim_of(i)) for i in indices}
+        code = self._print(factor)
+        if len(positions) == len(self.frame):
+            return code, indices
+        slots = ", ".join(":" if p in positions else "0" for p in range(len(self.frame)))
+        return f"{code if code.isidentifier() else f'({code})'}[..., {slots}]", indices

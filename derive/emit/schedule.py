@@ -47,16 +47,43 @@ def restore_limits(expr: sp.Expr) -> sp.Expr:
                         lambda e: sp.Sum(e.args[0], *((j, j.lower, j.upper) for j in e.args[1:])))
 
 
+def inline_outer_products(pairs: list, reduced: list) -> tuple[list, list]:
+    """Put back temporaries that are products spanning more axes than any of their factors.
+
+    Such a temporary (exp(s_ij) v_je, an L x S x V array) only feeds contractions, which one
+    einsum does without building it.
+    """
+    kept, replace, spans = [], {}, {}
+
+    def span(expr: sp.Expr) -> set:
+        found = set(free_indices(restore_limits(expr)))
+        for symbol in expr.atoms(sp.Symbol):
+            found |= spans.get(symbol, set())
+        return found
+
+    for symbol, definition in pairs:
+        definition = definition.xreplace(replace)
+        spans[symbol] = span(definition)
+        if isinstance(definition, sp.Mul) and len(spans[symbol]) > max(len(span(f)) for f in definition.args):
+            replace[symbol] = definition
+        else:
+            kept.append((symbol, definition))
+    return kept, [r.xreplace(replace) for r in reduced]
+
+
 def as_array(symbol: sp.Symbol, definition: sp.Expr) -> sp.Expr:
     """A temporary as ``t[i...]`` over its free indices (sorted by name), or a bare symbol."""
     indices = sorted(free_indices(definition), key=lambda i: str(i.label))
-    return sp.IndexedBase(str(symbol))[tuple(indices)] if indices else symbol
+    if not indices or isinstance(definition, sp.logic.boolalg.Boolean):
+        return symbol  # a condition stays a symbol: Piecewise takes only booleans
+    return sp.IndexedBase(str(symbol))[tuple(indices)]
 
 
 def schedule(outputs: list[Output], prefix: str = "t") -> Scheduled:
     """Run CSE over all outputs and place every temporary in the prelude or under one guard."""
     hidden = [hide_limits(o.expr) for o in outputs]
     pairs, reduced = sp.cse(hidden, symbols=sp.numbered_symbols(prefix), order="canonical")
+    pairs, reduced = inline_outer_products(pairs, reduced)
     arrays: dict[sp.Symbol, sp.Expr] = {}
     temporaries: list[tuple[sp.Symbol, sp.Expr]] = []
     for symbol, definition in pairs:

@@ -1,3 +1,17 @@
-"""The built-in operators.  Each module registers its model; this import list fixes their order."""
+"""The built-in operators.  Each module registers its models; this import list fixes their order."""
 
-from . import layernorm, matmul, rmsnorm, softmax  # noqa: F401
+from . import (  # noqa: F401  (importing registers the operators)
+    arithmetic,
+    elementwise,
+    activations,
+    reduce_mean,
+    softmax,
+    log_softmax,
+    rmsnorm,
+    layernorm,
+    batchnorm,
+    group_norm,
+    matmul,
+    losses,
+    attention,
+)

@@ -22,6 +22,6 @@ def softmax() -> OperatorModel:
         output_indices=(i,),
         output=sp.exp(x[i]) / total,
         where=(("S", total),),
-        shift_invariant=("x",),
+        shift_invariant=(("x", n),),
         torch="torch.softmax(x, dim=axis)",
     )

@@ -16,13 +16,15 @@ DIFFERENTIABLE = ('a', 'b')
 _OP = 'matmul'
 _CORE_AXES = {'a': ('M', 'K'), 'b': ('K', 'N')}
 _OUTPUT_AXES = ('M', 'N')
+_OUTPUT_POSITIONS = (0, 1)
 _FRAME = ('M', 'N', 'K')
 _OPTIONAL = []
+_INDEX_INPUTS = {}
 
 
 def forward(a, b):
     """a @ b over the last two axes, batch dims broadcast."""
-    a, b, ctx = _prepare((a, b))
+    a, b, ctx = _prepare((a, b), {})
     M = ctx.sizes['M']
     N = ctx.sizes['N']
     K = ctx.sizes['K']
@@ -32,21 +34,21 @@ def forward(a, b):
 def vjp(cotangent, a, b):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
     given = (a, b)
-    a, b, ctx = _prepare((a, b))
+    a, b, ctx = _prepare((a, b), {})
     M = ctx.sizes['M']
     N = ctx.sizes['N']
     K = ctx.sizes['K']
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    grads['a'] = _gradient(np.einsum('...ab,...cb->...ca', b, dy, optimize=True)[..., :, None, :], (0, 2), 'a', a, ctx)
-    grads['b'] = _gradient(np.einsum('...ab,...ac->...cb', a, dy, optimize=True)[..., None, :, :], (2, 1), 'b', b, ctx)
+    grads['a'] = _gradient(np.einsum('...ab,...cb->...ca', b, dy[..., :, :, 0], optimize=True)[..., :, None, :], (0, 2), 'a', a, ctx)
+    grads['b'] = _gradient(np.einsum('...ab,...ac->...cb', a, dy[..., :, :, 0], optimize=True)[..., None, :, :], (2, 1), 'b', b, ctx)
     return tuple(grads.values())
 
 
 def jvp(tangents, a, b):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (a, b)
-    a, b, ctx = _prepare((a, b))
+    a, b, ctx = _prepare((a, b), {})
     M = ctx.sizes['M']
     N = ctx.sizes['N']
     K = ctx.sizes['K']
@@ -63,10 +65,10 @@ def jvp(tangents, a, b):
 
 
 class _Context:
-    """What one call shares: the output shape, the core axis sizes, the dtype, the layout axis."""
+    """What one call shares: output shape (as laid out), core axis sizes, dtype, layout state."""
 
-    def __init__(self, out_shape, sizes, dtype, axis):
-        self.out_shape, self.sizes, self.dtype, self.axis = out_shape, sizes, dtype, axis
+    def __init__(self, out_shape, sizes, dtype, state):
+        self.out_shape, self.sizes, self.dtype, self.state = out_shape, sizes, dtype, state
 
 
 def _floating(name, value):
@@ -76,26 +78,27 @@ def _floating(name, value):
     return array
 
 
-def _to_layout(name, array, axis, core):
-    """Move the operator's axis to the end (layouts with an ``axis`` parameter)."""
-    if axis is None or not core:
-        return array
-    if not -array.ndim <= axis < array.ndim:
-        raise ValueError(f"{_OP}: axis {axis} is out of range for {name} of shape {array.shape}")
-    return np.moveaxis(array, axis, -1)
+def _checked(name, value):
+    if name not in _INDEX_INPUTS:
+        return _floating(f"input {name!r}", value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{_OP}: input {name!r} has dtype {array.dtype}; pass integer class indices")
+    return array
 
 
-def _prepare(arrays, axis=None):
-    """Check dtypes and shapes, bind the core axis sizes, and compute the output shape."""
-    checked, sizes, owners, batches = [], {}, {}, []
+def _prepare(arrays, options):
+    """Check dtypes and shapes, lay the inputs out, bind the core axis sizes, find the output shape."""
+    for name, array in zip(INPUTS, arrays):
+        if array is None and name not in _OPTIONAL:
+            raise TypeError(f"{_OP}: input {name!r} is required, got None")
+    arrays = [None if a is None else _checked(n, a) for n, a in zip(INPUTS, arrays)]
+    arrays, state = _layout_inputs(arrays, options)
+    sizes, owners, batches = {}, {}, []
     for name, array in zip(INPUTS, arrays):
         if array is None:
-            if name not in _OPTIONAL:
-                raise TypeError(f"{_OP}: input {name!r} is required, got None")
-            checked.append(None)
             continue
         core = _CORE_AXES[name]
-        array = _to_layout(f"input {name!r}", _floating(f"input {name!r}", array), axis, core)
         if array.ndim < len(core):
             raise ValueError(
                 f"{_OP}: input {name!r} has shape {array.shape}; it needs at least "
@@ -109,53 +112,34 @@ def _prepare(arrays, axis=None):
                     f"{shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
             owners.setdefault(axis_name, (name, array.shape))
         batches.append((name, array.shape[:lead]))
-        checked.append(array)
     try:
         batch = np.broadcast_shapes(*(shape for _, shape in batches))
     except ValueError:
         listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
         raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
-    dtype = np.result_type(*(a for a in checked if a is not None))
+    for name, axis_name in _INDEX_INPUTS.items():
+        labels = arrays[INPUTS.index(name)]
+        if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
+            raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
+    floats = [a for n, a in zip(INPUTS, arrays) if a is not None and n not in _INDEX_INPUTS]
+    dtype = np.result_type(*floats)
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
-    return (*checked, _Context(out_shape, sizes, dtype, axis))
+    return (*arrays, _Context(out_shape, sizes, dtype, state))
 
 
-def _user_shape(shape, ctx):
-    """A shape in the caller's axis order (undoing the layout move)."""
-    if ctx.axis is None or not _OUTPUT_AXES:
-        return tuple(shape)
-    order = list(shape)
-    order.insert(ctx.axis % len(order), order.pop())
-    return tuple(order)
+def _choose(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
+    return value
 
 
-def _cotangent(cotangent, ctx):
-    dy = _to_layout("cotangent", _floating("cotangent", cotangent), ctx.axis, _OUTPUT_AXES)
-    if dy.shape != ctx.out_shape:
-        raise ValueError(
-            f"{_OP}: cotangent has shape {_user_shape(dy.shape, ctx)}; "
-            f"the output has shape {_user_shape(ctx.out_shape, ctx)}")
-    return dy.astype(ctx.dtype, copy=False)
-
-
-def _tangents(tangents, given, ctx):
-    tangents = tuple(tangents)
-    if len(tangents) != len(INPUTS):
-        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
-    checked = []
-    for name, tangent, array in zip(INPUTS, tangents, given):
-        if tangent is None:
-            checked.append(None)
-            continue
-        if array is None:
-            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
-        tangent = _floating(f"tangent for {name!r}", tangent)
-        if tangent.shape != np.shape(array):
-            raise ValueError(
-                f"{_OP}: tangent for {name!r} has shape {tangent.shape}; "
-                f"input {name!r} has shape {np.shape(array)}")
-        checked.append(_to_layout(f"tangent for {name!r}", tangent, ctx.axis, _CORE_AXES[name]))
-    return checked
+def _to_frame(value, positions):
+    """An array whose core axes sit at frame ``positions``, laid out on the whole frame."""
+    count = len(positions)
+    order = sorted(range(count), key=lambda a: positions[a])
+    if order != list(range(count)):
+        value = np.moveaxis(value, [a - count for a in order], list(range(-count, 0)))
+    return value[(Ellipsis,) + tuple(slice(None) if p in positions else None for p in range(len(_FRAME)))]
 
 
 def _from_frame(value, positions):
@@ -163,7 +147,6 @@ def _from_frame(value, positions):
     value = np.asarray(value)
     if value.ndim < len(_FRAME):
         value = value.reshape((1,) * (len(_FRAME) - value.ndim) + value.shape)
-    lead = value.ndim - len(_FRAME)
     value = value[(Ellipsis,) + tuple(slice(None) if p in positions else 0 for p in range(len(_FRAME)))]
     kept = sorted(positions)
     if list(positions) != kept:
@@ -188,8 +171,35 @@ def _fit(value, shape):
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
 
 
-def _from_layout(value, ctx, core):
-    return value if ctx.axis is None or not core else np.moveaxis(value, -1, ctx.axis)
+def _cotangent(cotangent, ctx):
+    dy = _layout_cotangent(_floating("cotangent", cotangent), ctx.state)
+    if dy.shape != ctx.out_shape:
+        raise ValueError(
+            f"{_OP}: cotangent has shape {np.shape(cotangent)}; "
+            f"the output has shape {_layout_output_shape(ctx.out_shape, ctx.state)}")
+    return _to_frame(dy.astype(ctx.dtype, copy=False), _OUTPUT_POSITIONS)
+
+
+def _tangents(tangents, given, ctx):
+    tangents = tuple(tangents)
+    if len(tangents) != len(INPUTS):
+        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
+    laid = []
+    for name, tangent, array in zip(INPUTS, tangents, given):
+        if tangent is None:
+            laid.append(None)
+            continue
+        if name not in DIFFERENTIABLE:
+            raise ValueError(f"{_OP}: input {name!r} is not differentiable; pass None as its tangent")
+        if array is None:
+            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
+        tangent = _floating(f"tangent for {name!r}", tangent)
+        if tangent.shape != np.shape(array):
+            raise ValueError(
+                f"{_OP}: tangent for {name!r} has shape {tangent.shape}; "
+                f"input {name!r} has shape {np.shape(array)}")
+        laid.append(_layout_tangent(name, tangent.astype(ctx.dtype, copy=False), ctx.state))
+    return laid
 
 
 def _output(value, positions, ctx):
@@ -197,15 +207,42 @@ def _output(value, positions, ctx):
         value = np.zeros(ctx.out_shape, dtype=ctx.dtype)
     elif positions is not None:
         value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return _from_layout(np.asarray(value).astype(ctx.dtype, copy=False), ctx, _OUTPUT_AXES)
+    return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
 def _gradient(value, positions, name, like, ctx):
     value = _fit(_from_frame(value, positions), np.shape(like))
-    return _from_layout(value.astype(ctx.dtype, copy=False), ctx, _CORE_AXES[name])
+    return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
 
 
 def _accumulate(total, value, positions, ctx):
     value = _fit(_from_frame(value, positions), ctx.out_shape)
     return value if total is None else total + value
+
+
+# -- layout "last": the core axes are the trailing axes of every input ---------------------------
+
+
+def _layout_inputs(arrays, options):
+    return arrays, None
+
+
+def _layout_output(value, state):
+    return value
+
+
+def _layout_output_shape(shape, state):
+    return tuple(shape)
+
+
+def _layout_cotangent(value, state):
+    return value
+
+
+def _layout_gradient(name, value, state):
+    return value
+
+
+def _layout_tangent(name, value, state):
+    return value
 

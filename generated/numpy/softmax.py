@@ -16,15 +16,17 @@ DIFFERENTIABLE = ('x',)
 _OP = 'softmax'
 _CORE_AXES = {'x': ('n',)}
 _OUTPUT_AXES = ('n',)
+_OUTPUT_POSITIONS = (0,)
 _FRAME = ('n',)
 _OPTIONAL = []
+_INDEX_INPUTS = {}
 
 
 def forward(x, *, axis=-1):
     """exp(x) / sum(exp(x)) along axis."""
-    x, ctx = _prepare((x,), axis)
+    x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
-    x = x - np.max(x, axis=(-1,), keepdims=True)  # shift-invariant: stable form
+    x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     t0 = np.exp(x)
     return _output(t0/np.sum(t0, axis=-1, keepdims=True), (0,), ctx)
 
@@ -32,29 +34,29 @@ def forward(x, *, axis=-1):
 def vjp(cotangent, x, *, axis=-1):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
     given = (x,)
-    x, ctx = _prepare((x,), axis)
+    x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
-    x = x - np.max(x, axis=(-1,), keepdims=True)  # shift-invariant: stable form
+    x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = np.exp(x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
-    grads['x'] = _gradient(dy*t0/t1 - t0*np.sum(dy*t0, axis=-1, keepdims=True)/t1**2, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(dy*t0/t1 - t0*np.einsum('...a,...a->...', dy, t0, optimize=True)[..., None]/t1**2, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
 def jvp(tangents, x, *, axis=-1):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
-    x, ctx = _prepare((x,), axis)
+    x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
-    x = x - np.max(x, axis=(-1,), keepdims=True)  # shift-invariant: stable form
+    x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dot_x, = _tangents(tangents, given, ctx)
     result = None
     if dot_x is not None:
         t0 = np.exp(x)
         t1 = np.sum(t0, axis=-1, keepdims=True)
-        result = _accumulate(result, dot_x*t0/t1 - t0*np.sum(dot_x*t0, axis=-1, keepdims=True)/t1**2, (0,), ctx)
+        result = _accumulate(result, dot_x*t0/t1 - t0*np.einsum('...a,...a->...', dot_x, t0, optimize=True)[..., None]/t1**2, (0,), ctx)
     return _output(result, None, ctx)
 
 
@@ -62,10 +64,10 @@ def jvp(tangents, x, *, axis=-1):
 
 
 class _Context:
-    """What one call shares: the output shape, the core axis sizes, the dtype, the layout axis."""
+    """What one call shares: output shape (as laid out), core axis sizes, dtype, layout state."""
 
-    def __init__(self, out_shape, sizes, dtype, axis):
-        self.out_shape, self.sizes, self.dtype, self.axis = out_shape, sizes, dtype, axis
+    def __init__(self, out_shape, sizes, dtype, state):
+        self.out_shape, self.sizes, self.dtype, self.state = out_shape, sizes, dtype, state
 
 
 def _floating(name, value):
@@ -75,26 +77,27 @@ def _floating(name, value):
     return array
 
 
-def _to_layout(name, array, axis, core):
-    """Move the operator's axis to the end (layouts with an ``axis`` parameter)."""
-    if axis is None or not core:
-        return array
-    if not -array.ndim <= axis < array.ndim:
-        raise ValueError(f"{_OP}: axis {axis} is out of range for {name} of shape {array.shape}")
-    return np.moveaxis(array, axis, -1)
+def _checked(name, value):
+    if name not in _INDEX_INPUTS:
+        return _floating(f"input {name!r}", value)
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{_OP}: input {name!r} has dtype {array.dtype}; pass integer class indices")
+    return array
 
 
-def _prepare(arrays, axis=None):
-    """Check dtypes and shapes, bind the core axis sizes, and compute the output shape."""
-    checked, sizes, owners, batches = [], {}, {}, []
+def _prepare(arrays, options):
+    """Check dtypes and shapes, lay the inputs out, bind the core axis sizes, find the output shape."""
+    for name, array in zip(INPUTS, arrays):
+        if array is None and name not in _OPTIONAL:
+            raise TypeError(f"{_OP}: input {name!r} is required, got None")
+    arrays = [None if a is None else _checked(n, a) for n, a in zip(INPUTS, arrays)]
+    arrays, state = _layout_inputs(arrays, options)
+    sizes, owners, batches = {}, {}, []
     for name, array in zip(INPUTS, arrays):
         if array is None:
-            if name not in _OPTIONAL:
-                raise TypeError(f"{_OP}: input {name!r} is required, got None")
-            checked.append(None)
             continue
         core = _CORE_AXES[name]
-        array = _to_layout(f"input {name!r}", _floating(f"input {name!r}", array), axis, core)
         if array.ndim < len(core):
             raise ValueError(
                 f"{_OP}: input {name!r} has shape {array.shape}; it needs at least "
@@ -108,53 +111,34 @@ def _prepare(arrays, axis=None):
                     f"{shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
             owners.setdefault(axis_name, (name, array.shape))
         batches.append((name, array.shape[:lead]))
-        checked.append(array)
     try:
         batch = np.broadcast_shapes(*(shape for _, shape in batches))
     except ValueError:
         listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
         raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
-    dtype = np.result_type(*(a for a in checked if a is not None))
+    for name, axis_name in _INDEX_INPUTS.items():
+        labels = arrays[INPUTS.index(name)]
+        if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
+            raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
+    floats = [a for n, a in zip(INPUTS, arrays) if a is not None and n not in _INDEX_INPUTS]
+    dtype = np.result_type(*floats)
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
-    return (*checked, _Context(out_shape, sizes, dtype, axis))
+    return (*arrays, _Context(out_shape, sizes, dtype, state))
 
 
-def _user_shape(shape, ctx):
-    """A shape in the caller's axis order (undoing the layout move)."""
-    if ctx.axis is None or not _OUTPUT_AXES:
-        return tuple(shape)
-    order = list(shape)
-    order.insert(ctx.axis % len(order), order.pop())
-    return tuple(order)
+def _choose(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
+    return value
 
 
-def _cotangent(cotangent, ctx):
-    dy = _to_layout("cotangent", _floating("cotangent", cotangent), ctx.axis, _OUTPUT_AXES)
-    if dy.shape != ctx.out_shape:
-        raise ValueError(
-            f"{_OP}: cotangent has shape {_user_shape(dy.shape, ctx)}; "
-            f"the output has shape {_user_shape(ctx.out_shape, ctx)}")
-    return dy.astype(ctx.dtype, copy=False)
-
-
-def _tangents(tangents, given, ctx):
-    tangents = tuple(tangents)
-    if len(tangents) != len(INPUTS):
-        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
-    checked = []
-    for name, tangent, array in zip(INPUTS, tangents, given):
-        if tangent is None:
-            checked.append(None)
-            continue
-        if array is None:
-            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
-        tangent = _floating(f"tangent for {name!r}", tangent)
-        if tangent.shape != np.shape(array):
-            raise ValueError(
-                f"{_OP}: tangent for {name!r} has shape {tangent.shape}; "
-                f"input {name!r} has shape {np.shape(array)}")
-        checked.append(_to_layout(f"tangent for {name!r}", tangent, ctx.axis, _CORE_AXES[name]))
-    return checked
+def _to_frame(value, positions):
+    """An array whose core axes sit at frame ``positions``, laid out on the whole frame."""
+    count = len(positions)
+    order = sorted(range(count), key=lambda a: positions[a])
+    if order != list(range(count)):
+        value = np.moveaxis(value, [a - count for a in order], list(range(-count, 0)))
+    return value[(Ellipsis,) + tuple(slice(None) if p in positions else None for p in range(len(_FRAME)))]
 
 
 def _from_frame(value, positions):
@@ -162,7 +146,6 @@ def _from_frame(value, positions):
     value = np.asarray(value)
     if value.ndim < len(_FRAME):
         value = value.reshape((1,) * (len(_FRAME) - value.ndim) + value.shape)
-    lead = value.ndim - len(_FRAME)
     value = value[(Ellipsis,) + tuple(slice(None) if p in positions else 0 for p in range(len(_FRAME)))]
     kept = sorted(positions)
     if list(positions) != kept:
@@ -187,8 +170,35 @@ def _fit(value, shape):
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
 
 
-def _from_layout(value, ctx, core):
-    return value if ctx.axis is None or not core else np.moveaxis(value, -1, ctx.axis)
+def _cotangent(cotangent, ctx):
+    dy = _layout_cotangent(_floating("cotangent", cotangent), ctx.state)
+    if dy.shape != ctx.out_shape:
+        raise ValueError(
+            f"{_OP}: cotangent has shape {np.shape(cotangent)}; "
+            f"the output has shape {_layout_output_shape(ctx.out_shape, ctx.state)}")
+    return _to_frame(dy.astype(ctx.dtype, copy=False), _OUTPUT_POSITIONS)
+
+
+def _tangents(tangents, given, ctx):
+    tangents = tuple(tangents)
+    if len(tangents) != len(INPUTS):
+        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
+    laid = []
+    for name, tangent, array in zip(INPUTS, tangents, given):
+        if tangent is None:
+            laid.append(None)
+            continue
+        if name not in DIFFERENTIABLE:
+            raise ValueError(f"{_OP}: input {name!r} is not differentiable; pass None as its tangent")
+        if array is None:
+            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
+        tangent = _floating(f"tangent for {name!r}", tangent)
+        if tangent.shape != np.shape(array):
+            raise ValueError(
+                f"{_OP}: tangent for {name!r} has shape {tangent.shape}; "
+                f"input {name!r} has shape {np.shape(array)}")
+        laid.append(_layout_tangent(name, tangent.astype(ctx.dtype, copy=False), ctx.state))
+    return laid
 
 
 def _output(value, positions, ctx):
@@ -196,15 +206,66 @@ def _output(value, positions, ctx):
         value = np.zeros(ctx.out_shape, dtype=ctx.dtype)
     elif positions is not None:
         value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return _from_layout(np.asarray(value).astype(ctx.dtype, copy=False), ctx, _OUTPUT_AXES)
+    return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
 def _gradient(value, positions, name, like, ctx):
     value = _fit(_from_frame(value, positions), np.shape(like))
-    return _from_layout(value.astype(ctx.dtype, copy=False), ctx, _CORE_AXES[name])
+    return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
 
 
 def _accumulate(total, value, positions, ctx):
     value = _fit(_from_frame(value, positions), ctx.out_shape)
     return value if total is None else total + value
+
+
+# -- layout "axis": the operator's one axis is chosen by a parameter and moved last ----------------
+
+
+def _layout_inputs(arrays, options):
+    axis, keepdims = options["axis"], options.get("keepdims", False)
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{_OP}: axis must be an integer, got {axis!r}")
+    moved = []
+    for name, array in zip(INPUTS, arrays):
+        if array is not None and _CORE_AXES[name]:
+            if not -array.ndim <= axis < array.ndim:
+                raise ValueError(f"{_OP}: axis {axis} is out of range for input {name!r} of shape {array.shape}")
+            array = np.moveaxis(array, axis, -1)
+        moved.append(array)
+    return moved, (int(axis), bool(keepdims))
+
+
+def _layout_output(value, state):
+    axis, keepdims = state
+    if _OUTPUT_AXES:
+        return np.moveaxis(value, -1, axis)
+    return np.expand_dims(value, axis) if keepdims else value
+
+
+def _layout_output_shape(shape, state):
+    axis, keepdims = state
+    shape = list(shape)
+    if _OUTPUT_AXES:
+        shape.insert(axis % len(shape) if axis < 0 else axis, shape.pop())
+    elif keepdims:
+        shape.insert(axis % (len(shape) + 1) if axis < 0 else axis, 1)
+    return tuple(shape)
+
+
+def _layout_cotangent(value, state):
+    axis, keepdims = state
+    if _OUTPUT_AXES:
+        return np.moveaxis(value, axis, -1) if -value.ndim <= axis < value.ndim else value
+    if keepdims and -value.ndim <= axis < value.ndim and value.shape[axis] == 1:
+        return np.squeeze(value, axis)
+    return value
+
+
+def _layout_gradient(name, value, state):
+    return np.moveaxis(value, -1, state[0]) if _CORE_AXES[name] else value
+
+
+def _layout_tangent(name, value, state):
+    return np.moveaxis(value, state[0], -1) if _CORE_AXES[name] else value
 
