@@ -11,6 +11,7 @@ from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm
 
 from . import __version__, registry
+from .catalog import markdown_table
 from .calculus.differentiate import DerivationError
 from .calculus.pipeline import derive
 from .emit.display import intermediate_symbols, readable
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="list the known operators", description="List the known operators by category.")
+    listing.add_argument("--markdown", action="store_true", help="a Markdown table (the README's operator table)")
     listing.set_defaults(run=run_list)
 
     show = commands.add_parser("show", help="print an operator's definition, Jacobian, VJP and JVP",
@@ -73,12 +75,15 @@ def progress_printer(args: argparse.Namespace):
 
 
 def run_list(args: argparse.Namespace) -> int:
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
     models = [registry.get(name) for name in registry.names()]
     for category in dict.fromkeys(m.category for m in models):
         print(f"{category}:")
         for model in (m for m in models if m.category == category):
             inputs = ", ".join(i.name + ("?" if i.optional else "") for i in model.inputs)
-            print(f"  {model.name:<12} ({inputs})  {model.summary}")
+            print(f"  {model.name:<29} ({inputs})  {model.summary}")
     return 0
 
 

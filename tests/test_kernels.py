@@ -200,3 +200,10 @@ def test_matmul_broadcasts_batch_and_reduces_gradient(rng):
     da, db = kernel.vjp(dy, a, b)
     np.testing.assert_allclose(da, dy @ b.T, rtol=1e-12)
     np.testing.assert_allclose(db, np.einsum("abij,abik->jk", a, dy), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,slope", [("relu", 0.0), ("leaky_relu", 0.01)])
+def test_kink_takes_the_lower_branch_as_pytorch(name, slope):
+    """relu'(0) = 0 and leaky_relu'(0) = negative_slope, PyTorch's convention."""
+    (dx,) = load_kernel(name).vjp(np.ones(2), np.zeros(2))
+    np.testing.assert_array_equal(dx, [slope, slope])

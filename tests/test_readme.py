@@ -30,3 +30,11 @@ def test_readme_starts_with_the_two_commands():
     assert first_block[1] == 'pip install -e ".[test]" && python -m pytest'
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert first_block[1] in ci.splitlines()
+
+
+def test_readme_operator_table_is_current():
+    from derive.catalog import markdown_table
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = re.search(r"<!-- operators:begin -->\n(.*?)<!-- operators:end -->", text, flags=re.S).group(1)
+    assert table == markdown_table(), "regenerate the table with `derive list --markdown`"
