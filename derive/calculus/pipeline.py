@@ -12,8 +12,9 @@ from functools import cached_property
 import sympy as sp
 
 from ..model import Input, OperatorModel
+from ..validate import validate
 from . import contract
-from .differentiate import Step, derivation_steps
+from .differentiate import DerivationError, Step, derivation_steps
 from .indices import WRT_NAMES, fresh_index, index_names
 from .rules import simplify
 
@@ -85,6 +86,13 @@ def derive_input(model: OperatorModel, inp: Input, output: sp.Expr) -> InputGrad
 
 
 def derive(model: OperatorModel) -> Derivation:
-    """Differentiate ``model`` by every differentiable input."""
-    gradients = tuple(derive_input(model, inp, model.output) for inp in model.differentiable_inputs)
-    return Derivation(model=model, gradients=gradients)
+    """Differentiate ``model`` by every differentiable input (after ``validate(model)``)."""
+    validate(model)
+    gradients = []
+    for inp in model.differentiable_inputs:
+        try:
+            gradients.append(derive_input(model, inp, model.output))
+        except DerivationError as error:
+            source = f" ({model.source})" if model.source else ""
+            raise DerivationError(f"operator {model.name!r}{source}, derivative by {inp.name}: {error}") from None
+    return Derivation(model=model, gradients=tuple(gradients))
