@@ -3,7 +3,8 @@
 Inputs are ``IndexedBase`` arrays (``x[k]``), the cotangent is ``dy[i]``, tangents ``dot_x[k]``, the
 output ``y[i]``; sizes, parameters (by name or symbol name) and the model's named intermediates
 (``r``, ``mu`` ...) resolve to the very objects the engine uses.  Helpers: ``sum(f, j)`` and
-``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``.  Every problem is a ``FormulaError``.
+``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  Every problem is
+a ``FormulaError``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ def axis_mean(body: sp.Expr, *indices: sp.Basic) -> sp.Expr:
     return body
 
 
+def sigmoid(value: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-value))
+
+
+HELPERS = {"sum": axis_sum, "mean": axis_mean, "delta": sp.KroneckerDelta, "sigmoid": sigmoid}
+
+
 def arrays(model: OperatorModel) -> dict[str, tuple[sp.Expr, ...]]:
     """Every array a formula may index, with its axis sizes."""
     axes = {inp.name: inp.dims for inp in model.inputs}
@@ -65,7 +73,7 @@ def arrays(model: OperatorModel) -> dict[str, tuple[sp.Expr, ...]]:
 
 def names(model: OperatorModel, free: tuple[sp.Idx, ...]) -> dict[str, object]:
     """The local namespace of a formula for ``model`` with the free indices ``free``."""
-    local: dict[str, object] = {"sum": axis_sum, "mean": axis_mean, "delta": sp.KroneckerDelta}
+    local: dict[str, object] = dict(HELPERS)
     for name, dims in arrays(model).items():
         local[name] = sp.IndexedBase(name) if dims else sp.Symbol(name)
     for inp in model.inputs:  # the engine writes a scalar input as its bare IndexedBase
@@ -150,14 +158,14 @@ def _check_names(expr: sp.Expr, model: OperatorModel, free: tuple[sp.Idx, ...], 
     functions = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
     if functions:
         raise FormulaError(f"{context}: unknown function {', '.join(functions)}; use SymPy's "
-                           f"({', '.join(n for n in MATH_NAMES if n not in ('pi', 'E'))}) or the helpers sum, mean, delta")
+                           f"({', '.join(n for n in MATH_NAMES if n not in ('pi', 'E'))}) or the helpers {', '.join(HELPERS)}")
     index_like = {v for e in expr.atoms(sp.Indexed) for i in e.indices for v in i.atoms(sp.Symbol)}
-    known = {*model.dims(), *model.param_symbols.values()}
+    known = {value for value in local.values() if isinstance(value, sp.Symbol)}  # sizes, parameters, scalars
     for symbol in sorted(plain_symbols(expr) - known, key=str):
         if symbol in index_like:
             raise FormulaError(f"{context}: index {symbol} is neither summed over nor a free index here "
                                f"(free: {', '.join(map(str, free)) or 'none'})")
-        listed = ", ".join(sorted(n for n in local if n not in ("sum", "mean", "delta")))
+        listed = ", ".join(sorted(n for n in local if n not in HELPERS))
         raise FormulaError(f"{context}: unknown name {symbol}; the names of {model.name} are {listed}")
     extra = sorted(str(i) for i in free_indices(expr) if i not in free)
     if extra:
