@@ -9,6 +9,7 @@ a ``FormulaError``.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import tokenize
 from typing import Mapping
@@ -90,6 +91,7 @@ def names(model: OperatorModel, free: tuple[sp.Idx, ...]) -> dict[str, object]:
 
 def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str = "formula") -> sp.Expr:
     """``text`` as an expression of the engine's objects, with only ``free`` as free indices."""
+    _check_syntax(text, what)
     local = names(model, free)
     glob: dict[str, object] = {}
     exec("from sympy import Integer, Float, Rational, Symbol, Function, " + ", ".join(MATH_NAMES), glob)
@@ -114,6 +116,24 @@ def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str =
     except ModelError as error:
         raise FormulaError(str(error)) from None
     return substitute_output(expr, model)
+
+
+ALLOWED_SYNTAX = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Subscript,
+                  ast.Tuple, ast.Compare, ast.Load, ast.keyword, ast.operator, ast.unaryop, ast.cmpop)
+
+
+def _check_syntax(text: str, what: str) -> None:
+    """Refuse Python that is not arithmetic (``a if c else b``, ``and``, ``lambda`` ...): it would be
+    evaluated as Python, not read as a formula.  Text Python cannot parse is left to SymPy's parser."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return
+    for node in ast.walk(tree):
+        if not isinstance(node, ALLOWED_SYNTAX):
+            hint = "; write Piecewise((a, condition), (b, True))" if isinstance(node, (ast.IfExp, ast.BoolOp)) else ""
+            raise FormulaError(f"cannot read the {what} {text!r}: Python's {type(node).__name__} is not part of "
+                               f"a formula (arithmetic, function calls and entries such as x[k]){hint}")
 
 
 def resolve_axis_sums(expr: sp.Expr, axes: Mapping[str, tuple], context: str) -> sp.Expr:
