@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print an operator's definition, Jacobian, VJP and JVP",
                                description="Print an operator's definition, its Jacobian entry for every "
                                            "differentiable input, and its VJP and JVP.")
-    show.add_argument("operator", nargs="?", help="operator name (see `derive list`; optional with a one-operator --model)")
+    show.add_argument("operator", nargs="?",
+                      help="operator name (see `derive list`; optional with a one-operator --model)")
     _model_option(show)
     show.add_argument("--width", type=int, default=100, help="wrap formulas at this many columns (default 100)")
     show.add_argument("--ascii", action="store_true", help="plain ASCII instead of Unicode")
@@ -120,7 +121,8 @@ def _claim_parser(commands) -> None:
                        help="evaluate both sides with an input (every entry) or a parameter set to a number, "
                             "e.g. --fix gamma=1 --fix epsilon=0 (repeatable)")
     claim.add_argument("--diagonal", action="store_true",
-                       help="compare only the diagonal of a Jacobian claim (k set to i): for statements about dy_i/dx_i")
+                       help="compare only the diagonal of a Jacobian claim (k set to i), "
+                            "for statements about dy_i/dx_i")
     claim.add_argument("--sizes", default="1,2,3,4", help="axis lengths to test at (default 1,2,3,4)")
     claim.set_defaults(run=run_claim)
 

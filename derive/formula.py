@@ -177,8 +177,9 @@ def bind_sums(expr: sp.Expr, context: str) -> sp.Expr:
 def _check_names(expr: sp.Expr, model: OperatorModel, free: tuple[sp.Idx, ...], local: dict, context: str) -> None:
     functions = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
     if functions:
-        raise FormulaError(f"{context}: unknown function {', '.join(functions)}; use SymPy's "
-                           f"({', '.join(n for n in MATH_NAMES if n not in ('pi', 'E'))}) or the helpers {', '.join(HELPERS)}")
+        known = ", ".join(n for n in MATH_NAMES if n not in ("pi", "E"))
+        raise FormulaError(f"{context}: unknown function {', '.join(functions)}; use SymPy's ({known}) "
+                           f"or the helpers {', '.join(HELPERS)}")
     index_like = {v for e in expr.atoms(sp.Indexed) for i in e.indices for v in i.atoms(sp.Symbol)}
     known = {value for value in local.values() if isinstance(value, sp.Symbol)}  # sizes, parameters, scalars
     for symbol in sorted(plain_symbols(expr) - known, key=str):

@@ -120,8 +120,8 @@ def _check_entry(entry: sp.Indexed, axes: Mapping[str, tuple], where: str, bound
         raise ModelError(f"{where}: {name} is not an array of this operator (known: {', '.join(axes)})")
     dims = axes[name]
     if len(entry.indices) != len(dims):
-        raise ModelError(f"{where}: {entry} has {len(entry.indices)} indices but {name} has "
-                         f"{len(dims)} {'axis' if len(dims) == 1 else 'axes'} ({', '.join(map(str, dims)) or 'a scalar'})")
+        axes_text = f"{len(dims)} {'axis' if len(dims) == 1 else 'axes'} ({', '.join(map(str, dims)) or 'a scalar'})"
+        raise ModelError(f"{where}: {entry} has {len(entry.indices)} indices but {name} has {axes_text}")
     for position, (value, dim) in enumerate(zip(entry.indices, dims)):
         low, high = index_range(value, bound, where, entry)
         inside = _provably_nonnegative(low) and _provably_nonnegative(dim - 1 - high)

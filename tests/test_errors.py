@@ -36,7 +36,8 @@ def model_file(folder: Path, output: str, extra: str = "") -> Path:
     """A model file whose output entry is ``output`` (inputs x[n], w[m]; indices i, j over n, l over m)."""
     path = folder / "bad_op.py"
     body = textwrap.indent(textwrap.dedent(extra), "    ") if extra else ""
-    path.write_text(HEADER + body + f"""    return OperatorModel(name="bad_op", summary="s", category="c", inputs=(x, w),
+    path.write_text(HEADER + body + f"""    return OperatorModel(name="bad_op", summary="s", category="c",
+                         inputs=(x, w),
                          output_indices=(i,), output={output})
 """)
     return path
@@ -105,7 +106,8 @@ def test_shifted_index_that_leaves_the_axis(tmp_path, capsys):
 def test_sum_whose_limits_leave_the_axis(tmp_path, capsys):
     """SymPy refuses this one itself, inside the factory: the message points at the file's line."""
     path = model_file(tmp_path, "x[i] * sp.Sum(x[j], (j, 0, n))")
-    check_model_error(tmp_path, capsys, path, "bad_op.py:14: bad_op() failed: ValueError: Summation will set Idx value too high")
+    check_model_error(tmp_path, capsys, path,
+                      "bad_op.py:15: bad_op() failed: ValueError: Summation will set Idx value too high")
 
 
 def test_wrong_number_of_indices_and_unknown_symbols(tmp_path, capsys):
@@ -167,7 +169,8 @@ def test_a_formula_or_option_that_cannot_be_read_is_exit_2(options, message, cap
 
 def test_claim_on_an_input_that_is_not_differentiable(tmp_path, capsys):
     path = tmp_path / "loss.py"
-    path.write_text(HEADER.replace("bad_op", "loss").replace('Input("w", (m,))', 'Input("w", (m,), differentiable=False)')
+    header = HEADER.replace("bad_op", "loss").replace('Input("w", (m,))', 'Input("w", (m,), differentiable=False)')
+    path.write_text(header
                     + '    return OperatorModel(name="loss", summary="s", category="c", inputs=(x, w),\n'
                       '                         output_indices=(), output=sp.Sum(x[j] ** 2, (j, 0, n - 1)))\n')
     assert main(["claim", "--model", str(path), "--wrt", "w", "--vjp", "0"]) == 2

@@ -25,7 +25,8 @@ def test_non_floating_input_is_a_type_error_naming_it(name, dtype, rng):
     for position, inp in enumerate(model.inputs):
         bad = list(inputs)
         bad[position] = inputs[position].astype(dtype)
-        message = rf"{name}: input '{inp.name}' has dtype {re.escape(str(np.dtype(dtype)))}; pass a floating-point array"
+        kind = re.escape(str(np.dtype(dtype)))
+        message = rf"{name}: input '{inp.name}' has dtype {kind}; pass a floating-point array"
         for call in (lambda: kernel.forward(*bad), lambda: kernel.vjp(np.ones(1), *bad)):
             with pytest.raises(TypeError, match=message):
                 call()
@@ -107,7 +108,7 @@ def test_batch_dimensions_that_do_not_broadcast(name, rng):
     inputs[0] = rng.standard_normal((2,) + tuple(sizes[str(d)] for d in model.inputs[0].dims))
     if len(inputs) == 1:  # one input: the cotangent's batch must match instead
         cotangent = np.ones((3,) + kernel.forward(*inputs).shape[1:])
-        with pytest.raises(ValueError, match=rf"cotangent has shape \(3, "):
+        with pytest.raises(ValueError, match=r"cotangent has shape \(3, "):
             kernel.vjp(cotangent, *inputs)
         return
     inputs[1] = rng.standard_normal((3,) + tuple(sizes[str(d)] for d in model.inputs[1].dims))

@@ -216,7 +216,8 @@ def test_loading_a_model_file_leaves_the_builtin_registry_alone(tmp_path):
 
 
 def test_model_file_with_two_operators_needs_a_name(tmp_path, capsys):
-    second = GATED_NORM.replace("def gated_norm()", "def gated_norm2()").replace('name="gated_norm"', 'name="gated_norm2"')
+    second = GATED_NORM.replace("def gated_norm()", "def gated_norm2()")
+    second = second.replace('name="gated_norm"', 'name="gated_norm2"')
     (tmp_path / "two.py").write_text(GATED_NORM + second.split("from derive.registry import register", 1)[1])
     assert main(["show", "--model", str(tmp_path / "two.py")]) == 2
     assert "defines 2 operators (gated_norm, gated_norm2); name one" in capsys.readouterr().err
@@ -315,7 +316,8 @@ def test_entry_points_found_through_importlib_metadata(monkeypatch, tmp_path, ca
 
 
 def test_model_file_can_import_its_neighbours(tmp_path):
-    (tmp_path / "helpers_for_model.py").write_text("import sympy as sp\n\ndef soft(t):\n    return sp.log(1 + sp.exp(t))\n")
+    helper = "import sympy as sp\n\ndef soft(t):\n    return sp.log(1 + sp.exp(t))\n"
+    (tmp_path / "helpers_for_model.py").write_text(helper)
     (tmp_path / "uses.py").write_text(textwrap.dedent('''
         from derive.model import Input, OperatorModel, index, size
         from derive.registry import register
