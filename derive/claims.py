@@ -23,6 +23,8 @@ from .model import OperatorModel, dim_of
 
 KINDS = ("jacobian", "vjp", "jvp")
 SIZES = (1, 2, 3, 4)
+SIMPLIFY_LIMIT = 400
+"""Operation count above which the difference is not handed to ``sympy.simplify``."""
 
 
 class ClaimError(ValueError):
@@ -174,7 +176,10 @@ def symbolic_difference(derived: sp.Expr, claimed: sp.Expr) -> sp.Expr:
     if difference == 0:
         return sp.S.Zero
     atoms = {s: sp.Dummy(f"sum{n}") for n, s in enumerate(_outer_sums(difference))}
-    reduced = sp.simplify(difference.xreplace(atoms)).xreplace({v: k for k, v in atoms.items()})
+    opaque = difference.xreplace(atoms)
+    if sp.count_ops(opaque) > SIMPLIFY_LIMIT:  # sympy.simplify can take minutes on large expressions
+        return difference
+    reduced = sp.simplify(opaque).xreplace({v: k for k, v in atoms.items()})
     return min((reduced, difference), key=sp.count_ops)
 
 

@@ -109,7 +109,7 @@ def _claim_parser(commands) -> None:
                     "the operator's names as `derive show` prints them: inputs x[k], the cotangent dy[i], "
                     "tangents dot_x[k], the output y[i], sizes (n), parameters (epsilon), named "
                     "intermediates (r, mu, sigma, S), Sum(f, (j, 0, n - 1)), and the helpers sum(f, j), "
-                    "mean(f, j), delta(i, k).  Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
+                    "mean(f, j), delta(i, k), sigmoid(t).  Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
     claim.add_argument("operator", nargs="?", help="operator name (optional with a one-operator --model)")
     _model_option(claim)
     claim.add_argument("--wrt", required=True, metavar="INPUT", help="the input differentiated by")

@@ -50,6 +50,10 @@ def _check_declarations(model: OperatorModel, where: str) -> None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ModelError(f"{where}: input {', '.join(repeated)} is declared more than once")
+    for inp in model.inputs:
+        if not inp.dims and inp.differentiable:
+            raise ModelError(f"{where}: input {inp.name!r} has no axes; the differentiator needs at least one: "
+                             f"give it an axis of length one, or make it a Param if it is not differentiated")
     for idx in model.output_indices:
         if not isinstance(idx, sp.Idx) or idx.lower is None:
             raise ModelError(f"{where}: output index {idx} needs a range: write index({str(idx)!r}, size)")

@@ -131,3 +131,14 @@ def test_seed_counterexample_checks_out_with_the_generated_kernel():
 def test_diagonal_needs_matching_axes(capsys):
     assert main(["claim", "matmul", "--wrt", "a", "--diagonal", "--jacobian", "b[q, j]"]) == 2
     assert "--diagonal needs the output axes (M, N) to match the axes of a (M, K)" in capsys.readouterr().err
+
+
+def test_help_lists_claim_and_its_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "claim" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["claim", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--wrt", "--vjp", "--jacobian", "--jvp", "--fix", "--diagonal", "--sizes", "--model"):
+        assert option in out

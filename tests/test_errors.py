@@ -118,6 +118,23 @@ def test_wrong_number_of_indices_and_unknown_symbols(tmp_path, capsys):
                       "declare it as a Param(name, default, symbol)")
 
 
+def test_differentiable_input_without_axes(tmp_path, capsys):
+    path = model_file(tmp_path, "x[i] * s.base", extra='s = Input("s", ())\n')
+    path.write_text(path.read_text().replace("inputs=(x, w)", "inputs=(x, w, s)"))
+    check_model_error(tmp_path, capsys, path, "input 's' has no axes; the differentiator needs at least one")
+
+
+def test_piecewise_model_is_derived_and_claims_about_it_are_checked(tmp_path, capsys):
+    """A branch condition is held fixed; the kernel printer cannot lower it yet, and says so."""
+    path = model_file(tmp_path, "sp.Piecewise((x[i], x[i] > 0), (0, True))")
+    assert main(["claim", "--model", str(path), "--wrt", "x", "--vjp", "Piecewise((dy[k], x[k] > 0), (0, True))"]) == 0
+    assert main(["claim", "--model", str(path), "--wrt", "x", "--vjp", "Piecewise((dy[k], x[k] < 0), (0, True))"]) == 1
+    capsys.readouterr()
+    assert main(["generate", "--model", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "operator 'bad_op' (bad_op.py)" in one_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
 def test_function_with_no_known_derivative_is_named(tmp_path, capsys):
     path = model_file(tmp_path, "sp.Function('mystery')(x[i])")
     check_model_error(tmp_path, capsys, path, "operator 'bad_op' (bad_op.py), derivative by x",
