@@ -116,15 +116,18 @@ def _diagonal(model: OperatorModel, gradient: InputGradient, kind: str, derived:
     return derived, claimed, f"d y[{at}] / d {gradient.input.name}[{at}]"
 
 
-def _fixed_values(model: OperatorModel, fixed: dict[str, str]) -> dict[str, sp.Expr]:
-    """Parse ``name=value`` settings: an input (every entry) or a parameter, set to a number."""
-    symbols = {str(p.symbol): p.symbol for p in model.params if p.symbol is not None}
-    symbols.update({p.name: p.symbol for p in model.params if p.symbol is not None})
-    inputs = {inp.name for inp in model.inputs}
-    values: dict[str, sp.Expr] = {}
+def _fixed_values(model: OperatorModel, fixed: dict[str, str]) -> dict[sp.Basic, sp.Expr]:
+    """Parse ``name=value`` settings: an input (every entry; keyed by its IndexedBase) or a
+    parameter (by name or symbol name; keyed by its Symbol), set to a number."""
+    targets: dict[str, sp.Basic] = {inp.name: inp.base for inp in model.inputs}
+    for param in model.params:
+        if param.symbol is not None:
+            targets.setdefault(param.name, param.symbol)
+            targets.setdefault(str(param.symbol), param.symbol)
+    values: dict[sp.Basic, sp.Expr] = {}
     for name, text in fixed.items():
-        if name not in inputs and name not in symbols:
-            known = ", ".join(sorted(inputs | set(symbols)))
+        if name not in targets:
+            known = ", ".join(sorted(targets))
             raise ClaimError(f"--fix {name}={text}: {model.name} has no input or parameter {name!r} (known: {known})")
         try:
             value = sp.sympify(text, rational=True)
@@ -132,16 +135,15 @@ def _fixed_values(model: OperatorModel, fixed: dict[str, str]) -> dict[str, sp.E
             value = None
         if value is None or not value.is_number:
             raise ClaimError(f"--fix {name}={text}: the value must be a number")
-        values[name] = value
+        values[targets[name]] = value
     return values
 
 
-def _fix(expr: sp.Expr, values: dict[str, sp.Expr]) -> sp.Expr:
-    for name, value in values.items():
-        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == name, lambda e: value)
-        expr = expr.xreplace({sp.IndexedBase(name): value}).subs(
-            {s: value for s in expr.free_symbols if isinstance(s, sp.Symbol) and str(s) == name})
-    return expr
+def _fix(expr: sp.Expr, values: dict[sp.Basic, sp.Expr]) -> sp.Expr:
+    """``expr`` with each fixed input's entries and each fixed parameter replaced by its value."""
+    arrays = {base: value for base, value in values.items() if isinstance(base, sp.IndexedBase)}
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base in arrays, lambda e: arrays[e.base])
+    return expr.xreplace(values)
 
 
 def name_sums(expr: sp.Expr, model: OperatorModel) -> sp.Expr:

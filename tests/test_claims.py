@@ -105,8 +105,8 @@ def test_seed_diagonal_formula_read_other_ways():
     # but RMS written without eps, against the model with eps, is not
     plain = "1/sqrt(mean(x[j]**2, j)) - x[i]**2/(n*sqrt(mean(x[j]**2, j))**3)"
     assert not derive.claim("rmsnorm", "x", plain, "jacobian", diagonal=True, fixed={"gamma": "1"}).equal
-    assert derive.claim("rmsnorm", "x", plain, "jacobian", diagonal=True,
-                        fixed={"gamma": "1", "epsilon": "0"}).equal
+    for eps in ("epsilon", "eps"):  # a parameter by its symbol or by its keyword name
+        assert derive.claim("rmsnorm", "x", plain, "jacobian", diagonal=True, fixed={"gamma": "1", eps: "0"}).equal
     # and it is not the whole Jacobian: off the diagonal the entry is -x_i x_k / (n r^3)
     assert not derive.claim("rmsnorm", "x", ARTICLE, "jacobian", fixed={"gamma": "1", "epsilon": "0"}).equal
 
