@@ -248,13 +248,14 @@ def report(verdict: Verdict, model: OperatorModel, formula: str) -> str:
     if verdict.equal:
         how = ("SymPy reduces derived - claimed to 0" if verdict.symbolic
                else "SymPy could not decide it symbolically")
-        lines.append(f"EQUAL: {how}; they agree at random points for n = {sizes}")
+        axes = " = ".join(str(d) for d in model.dims()) or "n"
+        lines.append(f"EQUAL: {how}; they agree at random points for {axes} = {sizes}")
         return "\n".join(lines)
     bad = verdict.counterexample
     at = ", ".join(f"{k} = {v}" for k, v in {**bad.sizes, **bad.indices}.items())
     lines.append(f"NOT EQUAL: a counterexample at {at}:")
     rows = point_by_array(model, bad)
-    width = max(len(name) for name, _ in rows)
+    width = max((len(name) for name, _ in rows), default=0)
     lines += [f"  {name:<{width}} = {values}" for name, values in rows]
     lines += [f"  derived = {number(bad.left, bad.right)}", f"  claimed = {number(bad.right, bad.left)}"]
     lines.append(f"difference (derived - claimed) = {sp.sstr(verdict.difference)}")
