@@ -79,8 +79,9 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     fixed = dict(fixed or {})
     values = _fixed_values(model, fixed)
     derived, claimed = _fix(derived, values), _fix(claimed, values)
-    difference = symbolic_difference(derived, claimed)
-    disagreement = compare(derived, claimed, model.dims(), sizes=sizes, seed=seed)
+    plain_derived, plain_claimed = elementary(derived), elementary(claimed)
+    difference = symbolic_difference(plain_derived, plain_claimed)
+    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed)
     shown = replace(model, where=tuple((name, _fix(d, values)) for name, d in model.where))
 
     def show(expr: sp.Expr) -> sp.Expr:
@@ -90,6 +91,13 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
         equal=disagreement is None, symbolic=difference == 0, label=label, sizes=tuple(sizes),
         derived=show(derived), claimed=show(simplify(claimed)), difference=show(difference),
         counterexample=disagreement, fixed=fixed)
+
+
+def elementary(expr: sp.Expr) -> sp.Expr:
+    """Functions that carry an elementary definition (``as_elementary``: a model's own sigmoid,
+    softplus ...) written out, so that SymPy can evaluate and compare them."""
+    return expr.replace(lambda e: isinstance(e, sp.Function) and hasattr(e, "as_elementary"),
+                        lambda e: e.as_elementary())
 
 
 def _gradient(derivation: Derivation, wrt: str) -> InputGradient:

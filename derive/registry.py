@@ -2,8 +2,9 @@
 
 Built-in operators live in ``derive/ops``; installed packages add operators through the entry-point
 group ``derive.operators`` (``name = "module:factory"``).  ``names()`` is the built-ins only (what a
-full ``derive generate`` writes); ``get`` also finds installed operators.  ``collecting()`` lets a
-user's model file register its operators into a private table instead of the built-in one.
+full ``derive generate`` writes); ``get``/``build`` also find installed operators, and ``rebuild``
+makes a variant of any model, a user's too.  ``collecting()`` lets a user's model file register its
+operators into a private table instead of the built-in one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ ENTRY_POINT_GROUP = "derive.operators"
 
 _FACTORIES: dict[str, ModelFactory] = {}
 _COLLECTORS: list[dict[str, ModelFactory]] = []
+_ORIGINS: dict[tuple[str, str], ModelFactory] = {}
+"""(name, source) -> the factory that built it, so ``rebuild`` can make its variants."""
 
 
 class UnknownOperatorError(KeyError):
@@ -92,14 +95,21 @@ def plugins() -> tuple[Plugin, ...]:
 
 
 def get(name: str) -> OperatorModel:
-    """Build the model registered as ``name`` (built-in first, then installed packages)."""
+    """Build the model registered as ``name`` (with its default parameters)."""
+    return build(name)
+
+
+def build(name: str, **choices: object) -> OperatorModel:
+    """Build the model registered as ``name`` (built-in first, then installed packages), passing
+    formula-selecting parameters to its factory."""
     _load_builtin()
     if name in _FACTORIES:
-        return build(_FACTORIES[name])
+        return instantiate(_FACTORIES[name], **choices)
     for plugin in plugins():
         if plugin.name == name:
+            origin = f"{plugin.distribution} (entry point {plugin.name})"
             try:
-                model = build(plugin.factory(), f"{plugin.distribution} (entry point {plugin.name})")
+                model = instantiate(plugin.factory(), origin, **choices)
             except PluginError:
                 raise
             except Exception as error:  # a third-party factory may raise anything
@@ -112,6 +122,13 @@ def get(name: str) -> OperatorModel:
     raise unknown(name, [*_FACTORIES, *(p.name for p in plugins())])
 
 
+def rebuild(model: OperatorModel, **choices: object) -> OperatorModel:
+    """The same operator built again by the factory that made ``model`` (built-in, installed or
+    from a user's file), with other formula-selecting parameters."""
+    factory = _ORIGINS.get((model.name, model.source))
+    return instantiate(factory, model.source, **choices) if factory else build(model.name, **choices)
+
+
 def unknown(name: str, known: list[str]) -> UnknownOperatorError:
     """The error for an unknown operator name, with the closest known names."""
     close = difflib.get_close_matches(name, known, n=3)
@@ -119,13 +136,14 @@ def unknown(name: str, known: list[str]) -> UnknownOperatorError:
     return UnknownOperatorError(f"unknown operator {name!r}.{hint} Known operators: {', '.join(known)}.")
 
 
-def build(factory: ModelFactory, source: str | None = None) -> OperatorModel:
+def instantiate(factory: ModelFactory, source: str | None = None, **choices: object) -> OperatorModel:
     """Call a factory; the model's ``source`` names its file when the model does not say."""
-    model = factory()
+    model = factory(**choices)
     if not isinstance(model, OperatorModel):
         raise TypeError(f"{factory.__name__}() returned {type(model).__name__}, not an OperatorModel")
     if not model.source:
         object.__setattr__(model, "source", source or display_path(Path(inspect.getfile(factory))))
+    _ORIGINS[(model.name, model.source)] = factory
     return model
 
 

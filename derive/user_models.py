@@ -40,7 +40,7 @@ def load_models(path: str | Path) -> dict[str, OperatorModel]:
     models: dict[str, OperatorModel] = {}
     for name, factory in factories.items():
         try:
-            model = registry.build(factory, path.name)
+            model = registry.instantiate(factory, path.name)
         except Exception as error:  # the user's factory may raise anything: report it with its line
             raise ModelFileError(f"{_where(path, error)}: {name}() failed: {type(error).__name__}: {error}") from None
         models[model.name] = model

@@ -333,3 +333,53 @@ def test_model_file_can_import_its_neighbours(tmp_path):
     '''))
     verdict = derive.claim(derive.load(tmp_path / "uses.py"), "x", "dy[k]*sigmoid(x[k])")
     assert verdict.equal
+
+
+OWN_FUNCTION = '''
+import sympy as sp
+from derive.model import Input, OperatorModel, index, size
+from derive.registry import register
+
+
+class smooth_relu(sp.Function):
+    """log(1 + exp(t)) with its derivative, its elementary form and its NumPy form declared."""
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def as_elementary(self):
+        return sp.log(1 + sp.exp(self.args[0]))
+
+    def _numpycode(self, printer):
+        return f"np.logaddexp(0, {printer._print(self.args[0])})"
+
+
+@register
+def smooth(power: int = 1) -> OperatorModel:
+    n = size("n")
+    i = index("i", n)
+    x = Input("x", (n,))
+    return OperatorModel(name="smooth", summary="softplus(x)^power", category="custom", inputs=(x,),
+                         output_indices=(i,), output=smooth_relu(x[i]) ** power)
+'''
+
+
+def test_declared_function_is_checked_through_its_elementary_form_and_printed(tmp_path):
+    (tmp_path / "smooth.py").write_text(OWN_FUNCTION)
+    model = derive.load(tmp_path / "smooth.py")
+    assert derive.claim(model, "x", "dy[k]*sigmoid(x[k])").equal
+    wrong = derive.claim(model, "x", "dy[k]*sigmoid(x[k])**2")
+    assert not wrong.equal and wrong.counterexample is not None
+    derive.write(model, tmp_path / "out")
+    kernel = derive.load_kernel(tmp_path / "out" / "numpy" / "smooth.py")
+    x = np.array([-30.0, 0.0, 2.0])
+    np.testing.assert_allclose(kernel.forward(x), np.logaddexp(0, x))
+    np.testing.assert_allclose(kernel.vjp(np.ones(3), x)[0], 1 / (1 + np.exp(-x)))
+
+
+def test_rebuild_makes_a_variant_of_a_user_model_from_its_own_factory(tmp_path):
+    (tmp_path / "smooth.py").write_text(OWN_FUNCTION)
+    model = derive.load(tmp_path / "smooth.py")
+    squared = registry.rebuild(model, power=2)
+    assert squared.source == "smooth.py" and squared.output == model.output ** 2
+    assert registry.rebuild(derive.load("softmax")).output == derive.load("softmax").output

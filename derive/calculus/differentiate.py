@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
-from sympy.core.relational import Relational
-from sympy.logic.boolalg import BooleanAtom
 
 from .indices import free_indices, index_names, fresh_index, substitute_index
 
@@ -162,7 +160,7 @@ def _function(expr: sp.Function, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
 
 def _piecewise(expr: sp.Piecewise, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     for _, condition in expr.args:
-        if condition.has(wrt.base) and not isinstance(condition, (Relational, BooleanAtom)):
+        if condition.has(wrt.base) and not isinstance(condition, (sp.core.relational.Relational, sp.logic.boolalg.BooleanAtom)):
             raise DerivationError(f"cannot differentiate the condition {condition} of {expr}")
     branches = [(Partial(value, wrt), condition) for value, condition in expr.args]
     return "piecewise rule (each branch, conditions held)", sp.Piecewise(*branches)
