@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("derive: interrupted; nothing was changed", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`derive show OP | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # a safety net: never a bare traceback for a user's model
         if os.environ.get("DERIVE_TRACEBACK"):
             raise

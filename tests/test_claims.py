@@ -142,3 +142,22 @@ def test_help_lists_claim_and_its_options(capsys):
     out = capsys.readouterr().out
     for option in ("--wrt", "--vjp", "--jacobian", "--jvp", "--fix", "--diagonal", "--sizes", "--model"):
         assert option in out
+
+
+def test_index_names_never_hide_an_input_name():
+    """Inputs called q and k (as in attention): the derived entries use other index names, so a
+    formula can say k[...] for the input."""
+    import sympy as sp
+
+    from derive.model import Input, OperatorModel, index, size
+
+    n, e = size("n"), size("E")
+    i, d = index("i", n), index("d", e)
+    q, k = Input("q", (n, e)), Input("k", (n, e))
+    model = OperatorModel(name="rowdot", summary="sum_d q[i, d] k[i, d]", category="custom", inputs=(q, k),
+                          output_indices=(i,), output=sp.Sum(q[i, d] * k[i, d], (d, 0, e - 1)))
+    gradient = derive.derive(model).gradient("q")
+    assert not {str(idx) for idx in gradient.wrt_indices} & {"q", "k"}
+    first, second = (str(idx) for idx in gradient.wrt_indices)
+    assert derive.claim(model, "q", f"dy[{first}]*k[{first}, {second}]").equal
+    assert not derive.claim(model, "q", f"dy[{first}]*q[{first}, {second}]").equal

@@ -60,6 +60,7 @@ class Derivation:
 def wrt_entry(model: OperatorModel, inp: Input) -> sp.Indexed:
     """``x[k...]`` with index names that clash with nothing in the model."""
     taken = index_names(model.output) | {str(i.label) for i in model.output_indices}
+    taken |= {i.name for i in model.inputs} | {name for name, _ in model.where}  # k[k, j] would not read
     indices = []
     for dim in inp.dims:
         idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
