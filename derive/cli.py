@@ -1,8 +1,14 @@
-"""The ``derive`` command line: list, show, generate and check operators."""
+"""The ``derive`` command line: list, show, generate, check and claim, a thin layer over ``derive.api``.
+
+Every command takes ``--model FILE`` to work on a user's model file instead of the built-ins.
+Errors in the input (an unknown operator, a malformed model or formula, a failing template) print
+one ``derive: error:`` line and exit 2; nothing is written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,16 +16,26 @@ import sympy as sp
 from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm
 
-from . import __version__, registry
+from . import __version__, api, registry
 from .catalog import markdown_table
 from .calculus.differentiate import DerivationError
-from .calculus.pipeline import derive
+from .claims import ClaimError, report
 from .emit.display import intermediate_symbols, readable
 from .emit.numpy_printer import LoweringError
 from .emit.render import RenderError
-from .generate import check, generate
+from .model import OperatorModel
+from .user_models import ModelFileError
+from .validate import ModelError
 
 DEFAULT_OUT = Path("generated")
+
+
+class UsageError(ValueError):
+    """Options that do not fit together."""
+
+
+INPUT_ERRORS = (UsageError, registry.UnknownOperatorError, registry.PluginError, DerivationError, LoweringError,
+                RenderError, ModelError, ModelFileError, ClaimError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,31 +43,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (registry.UnknownOperatorError, DerivationError, LoweringError, RenderError) as error:
+    except INPUT_ERRORS as error:
         print(f"derive: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("derive: interrupted; nothing was changed", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`derive show OP | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:  # a safety net: never a bare traceback for a user's model
+        if os.environ.get("DERIVE_TRACEBACK"):
+            raise
+        print(f"derive: internal error: {type(error).__name__}: {error} "
+              "(set DERIVE_TRACEBACK=1 to see where)", file=sys.stderr)
+        return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="derive",
-        description="Derive gradients of neural-network operators symbolically and generate "
-                    "NumPy kernels (forward, vjp, jvp) from them.",
+        description="Derive gradients of neural-network operators symbolically, generate NumPy kernels "
+                    "(forward, vjp, jvp) from them, and check hand-derived formulas.",
     )
     parser.add_argument("--version", action="version", version=f"derive {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="list the known operators", description="List the known operators by category.")
+    listing = commands.add_parser("list", help="list the known operators",
+                                  description="List the known operators by category (built-in, from installed "
+                                              "packages, and from --model FILE).")
+    _model_option(listing)
     listing.add_argument("--markdown", action="store_true", help="a Markdown table (the README's operator table)")
     listing.set_defaults(run=run_list)
 
     show = commands.add_parser("show", help="print an operator's definition, Jacobian, VJP and JVP",
                                description="Print an operator's definition, its Jacobian entry for every "
                                            "differentiable input, and its VJP and JVP.")
-    show.add_argument("operator", help="operator name (see `derive list`)")
+    show.add_argument("operator", nargs="?",
+                      help="operator name (see `derive list`; optional with a one-operator --model)")
+    _model_option(show)
     show.add_argument("--width", type=int, default=100, help="wrap formulas at this many columns (default 100)")
     show.add_argument("--ascii", action="store_true", help="plain ASCII instead of Unicode")
     show.set_defaults(run=run_show)
@@ -61,11 +91,45 @@ def build_parser() -> argparse.ArgumentParser:
         ("check", run_check, "exit 1 with a diff if the output folder is not what `derive generate` would write"),
     ):
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        sub.add_argument("operators", nargs="*", metavar="OPERATOR", help="operators to process (default: all)")
-        sub.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
+        sub.add_argument("operators", nargs="*", metavar="OPERATOR",
+                         help="operators to process (default: every built-in one, or every one in --model)")
+        _model_option(sub)
+        sub.add_argument("--out", type=Path, help="output folder (default: generated; required with --model)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
         sub.set_defaults(run=run)
+    _claim_parser(commands)
     return parser
+
+
+def _model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, metavar="FILE",
+                        help="a model file of your own (Python, @register factories like derive/ops/*.py)")
+
+
+def _claim_parser(commands) -> None:
+    claim = commands.add_parser(
+        "claim", help="check a hand-derived Jacobian, VJP or JVP formula against the derivation",
+        description="Check a formula against the derived one: equal or not, symbolically where SymPy can "
+                    "decide and always at random points for several sizes.  Formulas use SymPy syntax and "
+                    "the operator's names as `derive show` prints them: inputs x[k], the cotangent dy[i], "
+                    "tangents dot_x[k], the output y[i], sizes (n), parameters (epsilon), named "
+                    "intermediates (r, mu, sigma, S), Sum(f, (j, 0, n - 1)), and the helpers sum(f, j), "
+                    "mean(f, j), delta(i, k), sigmoid(t).  Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
+    claim.add_argument("operator", nargs="?", help="operator name (optional with a one-operator --model)")
+    _model_option(claim)
+    claim.add_argument("--wrt", required=True, metavar="INPUT", help="the input differentiated by")
+    kinds = claim.add_mutually_exclusive_group(required=True)
+    kinds.add_argument("--vjp", metavar="FORMULA", help="the gradient entry, e.g. dx[k]")
+    kinds.add_argument("--jacobian", metavar="FORMULA", help="the Jacobian entry d y[i] / d x[k]")
+    kinds.add_argument("--jvp", metavar="FORMULA", help="the output tangent entry dot_y[i]")
+    claim.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                       help="evaluate both sides with an input (every entry) or a parameter set to a number, "
+                            "e.g. --fix gamma=1 --fix epsilon=0 (repeatable)")
+    claim.add_argument("--diagonal", action="store_true",
+                       help="compare only the diagonal of a Jacobian claim (k set to i), "
+                            "for statements about dy_i/dx_i")
+    claim.add_argument("--sizes", default="1,2,3,4", help="axis lengths to test at (default 1,2,3,4)")
+    claim.set_defaults(run=run_claim)
 
 
 def progress_printer(args: argparse.Namespace):
@@ -74,57 +138,115 @@ def progress_printer(args: argparse.Namespace):
     return lambda message: print(f"derive: {message}", file=sys.stderr, flush=True)
 
 
+def selected(args: argparse.Namespace, names: list[str]) -> list[OperatorModel] | None:
+    """The models named on the command line (from --model FILE if given); None: all built-ins."""
+    if args.model is None:
+        return [registry.get(name) for name in names] if names else None
+    models = api.load_file(args.model)
+    for name in names:
+        if name not in models:
+            raise registry.unknown(name, list(models))
+    return [models[name] for name in names] if names else list(models.values())
+
+
+def one_model(args: argparse.Namespace) -> OperatorModel:
+    if args.model is not None:
+        return api.load(args.model, args.operator)
+    if args.operator is None:
+        raise UsageError("name an operator (see `derive list`), or give --model FILE")
+    return registry.get(args.operator)
+
+
 def run_list(args: argparse.Namespace) -> int:
     if args.markdown:
         sys.stdout.write(markdown_table())
         return 0
-    models = [registry.get(name) for name in registry.names()]
-    for category in dict.fromkeys(m.category for m in models):
+    rows = [(registry.get(name), "") for name in registry.names()]
+    for plugin in registry.plugins():
+        try:
+            rows.append((registry.get(plugin.name), f"  [{plugin.distribution}]"))
+        except INPUT_ERRORS as error:
+            print(f"derive: warning: {error}", file=sys.stderr)
+    if args.model is not None:
+        rows += [(model, f"  [{args.model}]") for model in api.load_file(args.model).values()]
+    for category in dict.fromkeys(m.category for m, _ in rows):
         print(f"{category}:")
-        for model in (m for m in models if m.category == category):
+        for model, origin in ((m, o) for m, o in rows if m.category == category):
             inputs = ", ".join(i.name + ("?" if i.optional else "") for i in model.inputs)
-            print(f"  {model.name:<29} ({inputs})  {model.summary}")
+            print(f"  {model.name:<29} ({inputs})  {model.summary}{origin}")
     return 0
 
 
+def _out(args: argparse.Namespace) -> Path:
+    if args.out is None and args.model is not None:
+        raise UsageError(f"derive {'generate' if args.run is run_generate else 'check'} --model needs "
+                             "--out DIR: the folder for your operators' files (generated/ holds the built-ins)")
+    return args.out if args.out is not None else DEFAULT_OUT
+
+
 def run_generate(args: argparse.Namespace) -> int:
-    changed = generate(args.out, args.operators, progress_printer(args))
+    out = _out(args)
+    changed = api.write(selected(args, args.operators), out, progress_printer(args))
     verb = "updated" if changed else "unchanged"
-    print(f"derive: {args.out}/ {verb}" + (f" ({len(changed)} files: {', '.join(changed)})" if changed else ""))
+    print(f"derive: {out}/ {verb}" + (f" ({len(changed)} files: {', '.join(changed)})" if changed else ""))
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    diffs = check(args.out, args.operators, progress_printer(args))
+    out = _out(args)
+    diffs = api.changes(selected(args, args.operators), out, progress_printer(args))
     if not diffs:
-        print(f"derive: {args.out}/ is current")
+        print(f"derive: {out}/ is current")
         return 0
     sys.stdout.write("".join(diffs))
-    command = " ".join(["derive", "generate", *args.operators] + (["--out", str(args.out)] if args.out != DEFAULT_OUT else []))
-    print(f"derive: {len(diffs)} file(s) in {args.out}/ would change; run `{command}` to update them", file=sys.stderr)
+    parts = ["derive", "generate", *args.operators] + (["--model", str(args.model)] if args.model else [])
+    command = " ".join(parts + (["--out", str(out)] if out != DEFAULT_OUT else []))
+    print(f"derive: {len(diffs)} file(s) in {out}/ would change; run `{command}` to update them", file=sys.stderr)
     return 1
+
+
+def run_claim(args: argparse.Namespace) -> int:
+    model = one_model(args)
+    kind, formula = next((k, getattr(args, k)) for k in ("vjp", "jacobian", "jvp") if getattr(args, k) is not None)
+    fixed = dict(_setting(text) for text in args.fix)
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    except ValueError:
+        raise ClaimError(f"--sizes {args.sizes}: give positive integers separated by commas, e.g. 1,2,3") from None
+    if not sizes or min(sizes) < 1:
+        raise ClaimError(f"--sizes {args.sizes}: give positive integers separated by commas, e.g. 1,2,3")
+    verdict = api.claim(model, args.wrt, formula, kind, fixed=fixed, diagonal=args.diagonal, sizes=sizes)
+    print(report(verdict, model, formula))
+    return 0 if verdict.equal else 1
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip() or not value.strip():
+        raise ClaimError(f"--fix {text}: write NAME=VALUE, e.g. --fix gamma=1")
+    return name.strip(), value.strip()
 
 
 def run_show(args: argparse.Namespace) -> int:
     previous = pretty_use_unicode(not args.ascii)
     try:
-        print(show_text(args))
+        print(show_text(one_model(args), args.width, args.ascii))
     finally:
         pretty_use_unicode(previous)
     return 0
 
 
-def show_text(args: argparse.Namespace) -> str:
-    derivation = derive(registry.get(args.operator))
-    model = derivation.model
-    printer = PrettyPrinter({"use_unicode": not args.ascii, "num_columns": args.width})
+def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) -> str:
+    derivation = api.derive(model)
+    printer = PrettyPrinter({"use_unicode": not ascii_only, "num_columns": width})
 
     def line(label: str, expr: sp.Expr, named: bool = True) -> str:
         form = printer._print(readable(expr, model) if named else expr)
-        return prettyForm(*form.left(label)).render(wrap_line=True, num_columns=args.width, use_unicode=not args.ascii)
+        return prettyForm(*form.left(label)).render(wrap_line=True, num_columns=width, use_unicode=not ascii_only)
 
     shapes = ", ".join(f"{i.name}{list(i.dims)}" + (" (optional)" if i.optional else "") for i in model.inputs)
-    params = ", ".join(f"{p.name}={p.default!r}" for p in model.params) or "none"
+    params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {p.symbol})" if p.symbol is not None and
+                       str(p.symbol) != p.name else "") for p in model.params) or "none"
     out = [f"{model.name}: {model.summary}\ninputs: {shapes}\nparameters: {params}", "definition:"]
     out += [line(f"y{list(model.output_indices)} = ", model.output)]
     for symbol, definition in intermediate_symbols(model):

@@ -1,7 +1,8 @@
 """Derive and render operators into an output folder, or check that the folder is current.
 
 This is the layer the CLI calls: it reports progress through a callback, writes atomically
-through ``emit.render.write_tree``, and never leaves a half-written folder behind.
+through ``emit.render.write_tree``, and never leaves a half-written folder behind.  Operators
+are given as models (built-in, installed or from a user's file); none means every built-in one.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from . import registry
 from .calculus.pipeline import derive
+from .emit.numpy_printer import LoweringError
 from .emit.render import differences, render, stale_files, write_tree
+from .model import OperatorModel
 
 Progress = Callable[[str], None]
 
@@ -24,32 +27,47 @@ class Outcome:
     stale: list[str]
 
 
-def render_operators(names: Iterable[str], progress: Progress = lambda message: None) -> dict[str, str]:
-    """Relative path -> text for the named operators (every name is checked before any work)."""
-    names = list(names)
-    models = [registry.get(name) for name in names]
+def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None) -> dict[str, str]:
+    """Relative path -> text for the given operator models."""
     files: dict[str, str] = {}
     for position, model in enumerate(models, start=1):
         started = time.perf_counter()
-        files.update(render(derive(model)))
+        try:
+            files.update(render(derive(model)))
+        except LoweringError as error:
+            raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
         progress(f"[{position}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
     return files
 
 
-def plan(out: Path, names: list[str] | None, progress: Progress) -> Outcome:
-    """Render the named operators (all when ``names`` is empty); stale files only for a full run."""
-    full = not names
-    files = render_operators(names or registry.names(), progress)
-    return Outcome(files, stale_files(out, files) if full else [])
+def render_operators(names: Iterable[str], progress: Progress = lambda message: None) -> dict[str, str]:
+    """Relative path -> text for the named operators (every name is checked before any work)."""
+    return render_models([registry.get(name) for name in names], progress)
 
 
-def generate(out: Path, names: list[str] | None = None, progress: Progress = lambda m: None) -> list[str]:
+def plan(out: Path, models: Sequence[OperatorModel] | None, progress: Progress) -> Outcome:
+    """Render ``models`` (every built-in when None); stale files only for that full run."""
+    if models is None:
+        files = render_operators(registry.names(), progress)
+        return Outcome(files, stale_files(out, files))
+    return Outcome(render_models(models, progress), [])
+
+
+def _models(names: Sequence[str] | None, models: Sequence[OperatorModel] | None) -> Sequence[OperatorModel] | None:
+    if models is not None:
+        return models
+    return [registry.get(name) for name in names] if names else None
+
+
+def generate(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
+             models: Sequence[OperatorModel] | None = None) -> list[str]:
     """Write the operators' files into ``out``; returns the paths that changed."""
-    outcome = plan(out, names, progress)
+    outcome = plan(out, _models(names, models), progress)
     return write_tree(out, outcome.files, outcome.stale)
 
 
-def check(out: Path, names: list[str] | None = None, progress: Progress = lambda m: None) -> list[str]:
+def check(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
+          models: Sequence[OperatorModel] | None = None) -> list[str]:
     """Unified diffs of what ``generate`` would change in ``out`` (empty when current)."""
-    outcome = plan(out, names, progress)
+    outcome = plan(out, _models(names, models), progress)
     return differences(out, outcome.files, outcome.stale)

@@ -1,14 +1,30 @@
-"""The operator registry: ``@register`` beside each model, lookup by name with helpful errors."""
+"""The operator registry: ``@register`` beside each model, lookup by name with helpful errors.
+
+Built-in operators live in ``derive/ops``; installed packages add operators through the entry-point
+group ``derive.operators`` (``name = "module:factory"``).  ``names()`` is the built-ins only (what a
+full ``derive generate`` writes); ``get``/``build`` also find installed operators, and ``rebuild``
+makes a variant of any model, a user's too.  ``collecting()`` lets a user's model file register its
+operators into a private table instead of the built-in one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Iterator
 
 from .model import ModelFactory, OperatorModel
 
+ENTRY_POINT_GROUP = "derive.operators"
+
 _FACTORIES: dict[str, ModelFactory] = {}
+_COLLECTORS: list[dict[str, ModelFactory]] = []
+_ORIGINS: dict[tuple[str, str], ModelFactory] = {}
+"""(name, source) -> the factory that built it, so ``rebuild`` can make its variants."""
 
 
 class UnknownOperatorError(KeyError):
@@ -20,13 +36,62 @@ class UnknownOperatorError(KeyError):
 
 def register(factory: ModelFactory) -> ModelFactory:
     """Register a model factory under its function name (``def rmsnorm() -> OperatorModel``)."""
-    _FACTORIES[factory.__name__] = factory
+    table = _COLLECTORS[-1] if _COLLECTORS else _FACTORIES
+    table[factory.__name__] = factory
     return factory
 
 
+@contextlib.contextmanager
+def collecting() -> Iterator[dict[str, ModelFactory]]:
+    """Within this block ``@register`` fills the yielded table, not the built-in registry."""
+    _load_builtin()  # so that an import of derive.ops inside the block registers the built-ins as usual
+    table: dict[str, ModelFactory] = {}
+    _COLLECTORS.append(table)
+    try:
+        yield table
+    finally:
+        _COLLECTORS.remove(table)
+
+
 def names() -> tuple[str, ...]:
+    """The built-in operators, in their fixed order."""
     _load_builtin()
     return tuple(_FACTORIES)
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """An operator an installed package declares in the ``derive.operators`` entry-point group."""
+
+    name: str
+    value: str
+    distribution: str
+
+    def factory(self) -> ModelFactory:
+        with collecting():  # its module's @register must not add it to the built-ins
+            entry = metadata.EntryPoint(self.name, self.value, ENTRY_POINT_GROUP)
+            try:
+                loaded = entry.load()
+            except Exception as error:  # any import failure of a third-party module
+                raise PluginError(f"operator {self.name!r} from {self.distribution} ({self.value}) "
+                                  f"failed to load: {type(error).__name__}: {error}") from None
+        if not callable(loaded):
+            raise PluginError(f"operator {self.name!r} from {self.distribution}: {self.value} is not a function")
+        return loaded
+
+
+class PluginError(RuntimeError):
+    """An installed package's operator that cannot be loaded or built."""
+
+
+def plugins() -> tuple[Plugin, ...]:
+    """Operators declared by installed packages (built-in names take precedence), sorted by name."""
+    found = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry.dist.name if entry.dist is not None else "an installed package"
+        if entry.name not in _FACTORIES and entry.name not in found:
+            found[entry.name] = Plugin(entry.name, entry.value, dist)
+    return tuple(found[name] for name in sorted(found))
 
 
 def get(name: str) -> OperatorModel:
@@ -35,23 +100,54 @@ def get(name: str) -> OperatorModel:
 
 
 def build(name: str, **choices: object) -> OperatorModel:
-    """Build the model registered as ``name``, passing formula-selecting parameters to its factory."""
+    """Build the model registered as ``name`` (built-in first, then installed packages), passing
+    formula-selecting parameters to its factory."""
     _load_builtin()
-    if name not in _FACTORIES:
-        close = difflib.get_close_matches(name, _FACTORIES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownOperatorError(
-            f"unknown operator {name!r}.{hint} Known operators: {', '.join(_FACTORIES)}."
-        )
-    factory = _FACTORIES[name]
+    if name in _FACTORIES:
+        return instantiate(_FACTORIES[name], **choices)
+    for plugin in plugins():
+        if plugin.name == name:
+            origin = f"{plugin.distribution} (entry point {plugin.name})"
+            try:
+                model = instantiate(plugin.factory(), origin, **choices)
+            except PluginError:
+                raise
+            except Exception as error:  # a third-party factory may raise anything
+                raise PluginError(f"operator {name!r} from {plugin.distribution}: its factory failed: "
+                                  f"{type(error).__name__}: {error}") from None
+            if model.name != name:
+                raise PluginError(f"entry point {name!r} of {plugin.distribution} builds an operator "
+                                  f"named {model.name!r}; the two names must agree")
+            return model
+    raise unknown(name, [*_FACTORIES, *(p.name for p in plugins())])
+
+
+def rebuild(model: OperatorModel, **choices: object) -> OperatorModel:
+    """The same operator built again by the factory that made ``model`` (built-in, installed or
+    from a user's file), with other formula-selecting parameters."""
+    factory = _ORIGINS.get((model.name, model.source))
+    return instantiate(factory, model.source, **choices) if factory else build(model.name, **choices)
+
+
+def unknown(name: str, known: list[str]) -> UnknownOperatorError:
+    """The error for an unknown operator name, with the closest known names."""
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return UnknownOperatorError(f"unknown operator {name!r}.{hint} Known operators: {', '.join(known)}.")
+
+
+def instantiate(factory: ModelFactory, source: str | None = None, **choices: object) -> OperatorModel:
+    """Call a factory; the model's ``source`` names its file when the model does not say."""
     model = factory(**choices)
+    if not isinstance(model, OperatorModel):
+        raise TypeError(f"{factory.__name__}() returned {type(model).__name__}, not an OperatorModel")
     if not model.source:
-        source = Path(inspect.getfile(factory))
-        object.__setattr__(model, "source", _display_path(source))
+        object.__setattr__(model, "source", source or display_path(Path(inspect.getfile(factory))))
+    _ORIGINS[(model.name, model.source)] = factory
     return model
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
     """A machine-independent name for a model file (relative to the package's parent)."""
     package_root = Path(__file__).resolve().parent.parent
     try:

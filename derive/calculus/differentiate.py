@@ -152,7 +152,8 @@ def _function(expr: sp.Function, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
         except (sp.ArgumentIndexError, TypeError, NotImplementedError) as error:
             raise DerivationError(f"no derivative known for {expr.func} (argument {position}): {error}")
         if isinstance(outer, sp.Derivative) or outer.has(sp.Subs):
-            raise DerivationError(f"no derivative known for function {expr.func}; declare its fdiff")
+            raise DerivationError(f"no derivative known for function {expr.func} in {expr}; declare one: "
+                                  f"class {expr.func}(sympy.Function) with a method fdiff(self, argindex=1)")
         terms.append(outer * Partial(arg, wrt))
     return "chain rule", sp.Add(*terms)
 

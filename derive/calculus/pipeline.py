@@ -12,8 +12,9 @@ from functools import cached_property
 import sympy as sp
 
 from ..model import Input, OperatorModel
+from ..validate import validate
 from . import contract
-from .differentiate import Step, derivation_steps
+from .differentiate import DerivationError, Step, derivation_steps
 from .indices import WRT_NAMES, fresh_index, index_names
 from .rules import simplify
 
@@ -59,6 +60,7 @@ class Derivation:
 def wrt_entry(model: OperatorModel, inp: Input) -> sp.Indexed:
     """``x[k...]`` with index names that clash with nothing in the model."""
     taken = index_names(model.output) | {str(i.label) for i in model.output_indices}
+    taken |= {i.name for i in model.inputs} | {name for name, _ in model.where}  # k[k, j] would not read
     indices = []
     for dim in inp.dims:
         idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
@@ -85,6 +87,13 @@ def derive_input(model: OperatorModel, inp: Input, output: sp.Expr) -> InputGrad
 
 
 def derive(model: OperatorModel) -> Derivation:
-    """Differentiate ``model`` by every differentiable input."""
-    gradients = tuple(derive_input(model, inp, model.output) for inp in model.differentiable_inputs)
-    return Derivation(model=model, gradients=gradients)
+    """Differentiate ``model`` by every differentiable input (after ``validate(model)``)."""
+    validate(model)
+    gradients = []
+    for inp in model.differentiable_inputs:
+        try:
+            gradients.append(derive_input(model, inp, model.output))
+        except DerivationError as error:
+            source = f" ({model.source})" if model.source else ""
+            raise DerivationError(f"operator {model.name!r}{source}, derivative by {inp.name}: {error}") from None
+    return Derivation(model=model, gradients=tuple(gradients))

@@ -123,7 +123,7 @@ def _variant(model: OperatorModel, param: str, value: object) -> OperatorModel:
     """The model built with ``param=value`` by the same factory."""
     from .. import registry
 
-    return registry.build(model.name, **{param: value})
+    return registry.rebuild(model, **{param: value})
 
 
 def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter) -> Variant:

@@ -53,6 +53,12 @@ class KernelPrinter(NumPyPrinter):
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, super()._print_Symbol(expr))
 
+    def _print_not_supported(self, expr: sp.Basic) -> str:
+        name = getattr(expr, "func", type(expr)).__name__
+        hint = (f"; give the class {name} a method _numpycode(self, printer) returning its NumPy code"
+                if isinstance(expr, sp.Function) else "")
+        raise LoweringError(f"{name} in {expr} has no NumPy form{hint}")
+
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         if expr.exp == -1:
             return f"1/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"

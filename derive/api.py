@@ -1,0 +1,144 @@
+"""The Python interface (for notebooks and scripts); the ``derive`` command line is a thin layer over it.
+
+    model = load("rmsnorm")                  # a built-in or installed operator, or load("my_op.py")
+    d = derive(model)                        # Jacobian entry, VJP and JVP for every input
+    jacobian(d, "x"); vjp(d, "x", readable=True)
+    files = render(d)                        # {"numpy/rmsnorm.py": text, ...}, every target
+    write(model, "out/"); kernel = load_kernel("out/numpy/rmsnorm.py")   # changes(model, "out/"): diffs
+    claim(model, "x", "gamma[k]*dy[k]/r - ...")  # a Verdict: equal or not, with a counterexample
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+from types import ModuleType
+from typing import Sequence
+
+import sympy as sp
+
+from . import registry
+from .calculus.pipeline import Derivation, InputGradient
+from .calculus.pipeline import derive as _derive
+from .claims import SIZES, Verdict
+from .claims import check as _check_claim
+from .emit import render as _render
+from .emit.display import readable as _readable
+from .generate import Progress
+from .generate import check as _check
+from .generate import generate as _generate
+from .model import OperatorModel
+from .user_models import load_model, load_models
+
+_KERNELS = itertools.count()
+
+
+def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel:
+    """A built-in or installed operator by name, or the operator of a model file (``*.py``).
+
+    A file that registers several operators needs ``operator`` to say which.
+    """
+    if isinstance(name_or_path, Path) or str(name_or_path).endswith(".py"):
+        return load_model(name_or_path, operator)
+    return registry.get(str(name_or_path))
+
+
+def load_file(path: str | Path) -> dict[str, OperatorModel]:
+    """Every operator a model file registers, by name (none of them joins the built-in registry)."""
+    return load_models(path)
+
+
+def operators() -> tuple[str, ...]:
+    """The names of the built-in and installed operators."""
+    return (*registry.names(), *(plugin.name for plugin in registry.plugins()))
+
+
+def derive(model: OperatorModel | str) -> Derivation:
+    """Validate and differentiate ``model`` by every differentiable input."""
+    return _derive(load(model) if isinstance(model, str) else model)
+
+
+def _gradient(derivation: Derivation | OperatorModel | str, wrt: str) -> tuple[InputGradient, OperatorModel]:
+    if not isinstance(derivation, Derivation):
+        derivation = derive(derivation)
+    return derivation.gradient(wrt), derivation.model
+
+
+def jacobian(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool = False) -> sp.Expr:
+    """The Jacobian entry d y[i...] / d wrt[k...] (``readable``: named intermediates written in)."""
+    gradient, model = _gradient(derivation, wrt)
+    return _readable(gradient.jacobian, model) if readable else gradient.jacobian
+
+
+def vjp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool = False) -> sp.Expr:
+    """The gradient entry d wrt[k...] for the cotangent ``dy``."""
+    gradient, model = _gradient(derivation, wrt)
+    return _readable(gradient.vjp, model) if readable else gradient.vjp
+
+
+def jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool = False) -> sp.Expr:
+    """The output tangent entry contributed by the tangent ``dot_<wrt>``."""
+    gradient, model = _gradient(derivation, wrt)
+    return _readable(gradient.jvp, model) if readable else gradient.jvp
+
+
+def targets() -> tuple[str, ...]:
+    """The output targets ``render`` writes (``numpy``, and any other in ``emit.render.TARGETS``)."""
+    return tuple(target.name for target in _render.TARGETS)
+
+
+def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | None = None) -> dict[str, str]:
+    """Relative path -> text of the generated files, for every target or the named ones."""
+    derivation = model if isinstance(model, Derivation) else derive(model)
+    chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
+    return _render.render(derivation, chosen)
+
+
+def _target(name: str) -> _render.Target:
+    for target in _render.TARGETS:
+        if target.name == name:
+            return target
+    raise KeyError(f"unknown target {name!r}; known: {', '.join(t.name for t in _render.TARGETS)}")
+
+
+def write(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
+          progress: Progress = lambda message: None) -> list[str]:
+    """Write the operators' files into ``out`` atomically; returns the relative paths that changed.
+
+    ``models=None`` writes every built-in operator and removes files no operator writes any more.
+    """
+    return _generate(Path(out), models=_models(models), progress=progress)
+
+
+def changes(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
+            progress: Progress = lambda message: None) -> list[str]:
+    """Unified diffs of what ``write(models, out)`` would change (empty when ``out`` is current)."""
+    return _check(Path(out), models=_models(models), progress=progress)
+
+
+def _models(models) -> list[OperatorModel] | None:
+    if models is None:
+        return None
+    if isinstance(models, (OperatorModel, str, Path)):
+        models = [models]
+    return [m if isinstance(m, OperatorModel) else load(m) for m in models]
+
+
+def load_kernel(path: str | Path) -> ModuleType:
+    """Import a generated kernel file as a module (``forward``, ``vjp``, ``jvp``, ``INPUTS`` ...)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"derive_kernel_{path.stem}_{next(_KERNELS)}", path)
+    if spec is None or not path.is_file():
+        raise FileNotFoundError(f"no kernel file at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def claim(model: OperatorModel | str, wrt: str, formula: str, kind: str = "vjp", *,
+          fixed: dict[str, str] | None = None, diagonal: bool = False,
+          sizes: tuple[int, ...] = SIZES) -> Verdict:
+    """Is ``formula`` the derived ``kind`` (``"vjp"``, ``"jacobian"``, ``"jvp"``) entry for ``wrt``?"""
+    return _check_claim(load(model) if isinstance(model, str) else model, wrt, formula, kind,
+                        fixed=fixed, diagonal=diagonal, sizes=sizes)

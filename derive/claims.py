@@ -1,0 +1,270 @@
+"""Check a hand-derived gradient formula against the engine's derivation of an operator.
+
+A claim is one formula for the Jacobian entry dy[i]/dx[k], the VJP entry dx[k] or the JVP entry
+dot_y[i] of one input.  ``check`` answers equal or not: symbolically where SymPy can show the
+difference is zero, and always numerically at random points for several sizes (a counterexample,
+with the sizes, the inputs and both values, when they differ).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import sympy as sp
+
+from .calculus.concrete import Disagreement, compare
+from .calculus.indices import canonical_dummies, substitute_index
+from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
+from .calculus.rules import simplify
+from .emit.display import readable
+from .formula import FormulaError, parse
+from .model import OperatorModel, dim_of
+
+KINDS = ("jacobian", "vjp", "jvp")
+SIZES = (1, 2, 3, 4)
+SIMPLIFY_LIMIT = 400
+"""Operation count above which the difference is not handed to ``sympy.simplify``."""
+
+
+class ClaimError(ValueError):
+    """A claim that cannot be checked as stated (the formula or an option); the message says why."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to one claim, with everything needed to explain it."""
+
+    equal: bool
+    symbolic: bool
+    """SymPy reduced derived - claimed to zero (False: it could not decide, or they differ)."""
+    label: str
+    sizes: tuple[int, ...]
+    derived: sp.Expr
+    claimed: sp.Expr
+    difference: sp.Expr
+    counterexample: Disagreement | None = None
+    fixed: dict[str, str] = field(default_factory=dict)
+
+
+def claim_label(model: OperatorModel, gradient: InputGradient, kind: str) -> str:
+    out = f"[{', '.join(map(str, model.output_indices))}]" if model.output_indices else ""
+    wrt = f"[{', '.join(map(str, gradient.wrt_indices))}]" if gradient.wrt_indices else ""
+    name = gradient.input.name
+    return {"jacobian": f"d y{out} / d {name}{wrt}", "vjp": f"d{name}{wrt}", "jvp": f"dot_y{out}"}[kind]
+
+
+def free_of(model: OperatorModel, gradient: InputGradient, kind: str) -> tuple[sp.Idx, ...]:
+    return {"jacobian": (*model.output_indices, *gradient.wrt_indices), "vjp": gradient.wrt_indices,
+            "jvp": model.output_indices}[kind]
+
+
+def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str = "vjp", *,
+          fixed: dict[str, str] | None = None, diagonal: bool = False, sizes: tuple[int, ...] = SIZES,
+          seed: int = 0) -> Verdict:
+    """Compare ``formula`` with the derived ``kind`` entry for input ``wrt``."""
+    derivation = model if isinstance(model, Derivation) else derive(model)
+    model = derivation.model
+    if kind not in KINDS:
+        raise ClaimError(f"unknown kind of claim {kind!r}; one of {', '.join(KINDS)}")
+    gradient = _gradient(derivation, wrt)
+    derived = getattr(gradient, kind)
+    label = claim_label(model, gradient, kind)
+    try:
+        claimed = parse(formula, model, free_of(model, gradient, kind), f"{kind} formula")
+    except FormulaError as error:
+        raise ClaimError(str(error)) from None
+    if diagonal:
+        derived, claimed, label = _diagonal(model, gradient, kind, derived, claimed)
+    fixed = dict(fixed or {})
+    values = _fixed_values(model, fixed)
+    derived, claimed = _fix(derived, values), _fix(claimed, values)
+    plain_derived, plain_claimed = elementary(derived), elementary(claimed)
+    difference = symbolic_difference(plain_derived, plain_claimed)
+    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed)
+    shown = replace(model, where=tuple((name, _fix(d, values)) for name, d in model.where))
+
+    def show(expr: sp.Expr) -> sp.Expr:
+        return readable(name_sums(expr, shown) if values else expr, shown)
+
+    return Verdict(
+        equal=disagreement is None, symbolic=difference == 0, label=label, sizes=tuple(sizes),
+        derived=show(derived), claimed=show(simplify(claimed)), difference=show(difference),
+        counterexample=disagreement, fixed=fixed)
+
+
+def elementary(expr: sp.Expr) -> sp.Expr:
+    """Functions that carry an elementary definition (``as_elementary``: a model's own sigmoid,
+    softplus ...) written out, so that SymPy can evaluate and compare them."""
+    return expr.replace(lambda e: isinstance(e, sp.Function) and hasattr(e, "as_elementary"),
+                        lambda e: e.as_elementary())
+
+
+def _gradient(derivation: Derivation, wrt: str) -> InputGradient:
+    for gradient in derivation.gradients:
+        if gradient.input.name == wrt:
+            return gradient
+    known = ", ".join(g.input.name for g in derivation.gradients) or "none"
+    raise ClaimError(f"{derivation.model.name} has no differentiable input {wrt!r} (differentiable: {known})")
+
+
+def _diagonal(model: OperatorModel, gradient: InputGradient, kind: str, derived: sp.Expr,
+              claimed: sp.Expr) -> tuple[sp.Expr, sp.Expr, str]:
+    """Restrict a Jacobian claim to its diagonal: each wrt index set equal to its output index."""
+    outputs, wrts = model.output_indices, gradient.wrt_indices
+    if kind != "jacobian":
+        raise ClaimError("--diagonal applies to a --jacobian claim (the entries with i = k)")
+    if [dim_of(i) for i in outputs] != [dim_of(k) for k in wrts]:
+        raise ClaimError(f"--diagonal needs the output axes ({', '.join(map(str, model.output_dims)) or 'none'}) "
+                         f"to match the axes of {gradient.input.name} "
+                         f"({', '.join(map(str, gradient.input.dims)) or 'none'})")
+    for out, k in zip(outputs, wrts):
+        derived, claimed = substitute_index(derived, k, out), substitute_index(claimed, k, out)
+    at = ", ".join(map(str, outputs))
+    return derived, claimed, f"d y[{at}] / d {gradient.input.name}[{at}]"
+
+
+def _fixed_values(model: OperatorModel, fixed: dict[str, str]) -> dict[sp.Basic, sp.Expr]:
+    """Parse ``name=value`` settings: an input (every entry; keyed by its IndexedBase) or a
+    parameter (by name or symbol name; keyed by its Symbol), set to a number."""
+    targets: dict[str, sp.Basic] = {inp.name: inp.base for inp in model.inputs}
+    for param in model.params:
+        if param.symbol is not None:
+            targets.setdefault(param.name, param.symbol)
+            targets.setdefault(str(param.symbol), param.symbol)
+    values: dict[sp.Basic, sp.Expr] = {}
+    for name, text in fixed.items():
+        if name not in targets:
+            known = ", ".join(sorted(targets))
+            raise ClaimError(f"--fix {name}={text}: {model.name} has no input or parameter {name!r} (known: {known})")
+        try:
+            value = sp.sympify(text, rational=True)
+        except (sp.SympifyError, SyntaxError, TypeError):
+            value = None
+        if value is None or not value.is_number:
+            raise ClaimError(f"--fix {name}={text}: the value must be a number")
+        values[targets[name]] = value
+    return values
+
+
+def _fix(expr: sp.Expr, values: dict[sp.Basic, sp.Expr]) -> sp.Expr:
+    """``expr`` with each fixed input's entries and each fixed parameter replaced by its value."""
+    arrays = {base: value for base, value in values.items() if isinstance(base, sp.IndexedBase)}
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base in arrays, lambda e: arrays[e.base])
+    return expr.xreplace(values)
+
+
+def name_sums(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """Write each sum that a named intermediate determines in terms of that name.
+
+    ``readable`` finds ``r = sqrt(S/n + eps)`` only in that exact form; once a value is fixed
+    (eps = 0) SymPy rewrites it as ``sqrt(S)/sqrt(n)``, so here ``S`` itself becomes ``n r**2``.
+    """
+    expr = canonical_dummies(expr)
+    for name, definition in model.where:
+        symbol, definition = sp.Symbol(name, positive=True), canonical_dummies(definition)
+        for value, target in ((definition, symbol), (definition ** 2, symbol ** 2)):
+            sums = _outer_sums(value)
+            if len(sums) != 1:
+                continue
+            holder = sp.Dummy()
+            value = value.xreplace({sums[0]: holder})
+            if value.is_polynomial(holder) and sp.degree(value, holder) == 1:
+                slope, offset = sp.Poly(value, holder).all_coeffs()
+                expr = expr.xreplace({sums[0]: (target - offset) / slope})
+                break
+    return expr
+
+
+def symbolic_difference(derived: sp.Expr, claimed: sp.Expr) -> sp.Expr:
+    """derived - claimed, as simplified as SymPy gets it (zero when it proves them equal).
+
+    Sum bodies are expanded and the engine's rules pull factors out and name dummies canonically;
+    then each remaining sum is treated as an opaque symbol and the rest goes to ``sympy.simplify``.
+    """
+    difference = simplify(expand_sums(derived - claimed))
+    if difference == 0:
+        return sp.S.Zero
+    atoms = {s: sp.Dummy(f"sum{n}") for n, s in enumerate(_outer_sums(difference))}
+    opaque = difference.xreplace(atoms)
+    if sp.count_ops(opaque) > SIMPLIFY_LIMIT:  # sympy.simplify can take minutes on large expressions
+        return difference
+    reduced = sp.simplify(opaque).xreplace({v: k for k, v in atoms.items()})
+    return min((reduced, difference), key=sp.count_ops)
+
+
+def expand_sums(expr: sp.Expr) -> sp.Expr:
+    """Every sum body multiplied out, so linearity can split and pull it apart."""
+    return expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: sp.Sum(sp.expand(e.function), *e.limits))
+
+
+def _outer_sums(expr: sp.Expr) -> list[sp.Sum]:
+    found: list[sp.Sum] = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Sum) and node not in found:
+            found.append(node)
+    return found
+
+
+def point_by_array(model: OperatorModel, disagreement: Disagreement) -> list[tuple[str, str]]:
+    """The counterexample's values grouped per array (``x = [0.1, -0.3]``), then scalars."""
+    sizes = {d: disagreement.sizes[str(d)] for d in model.dims()}
+    named = {str(symbol): float(value) for symbol, value in disagreement.point.items()}
+    arrays = [(inp.name, inp.dims) for inp in model.inputs]
+    arrays += [(tangent_name(inp.name), inp.dims) for inp in model.inputs]
+    arrays += [(COTANGENT, model.output_dims)]
+    rows, used = [], set()
+    for name, dims in arrays:
+        shape = tuple(int(sp.sympify(d).subs(sizes)) for d in dims)
+        keys = ["_".join([name, *map(str, at)]) for at in _positions(shape)] if dims else [name]
+        if not any(key in named for key in keys):
+            continue
+        used.update(keys)
+        flat = [named.get(key) for key in keys]
+        rows.append((name, _nested(flat, shape)))
+    rows += [(key, f"{value:.6g}") for key, value in sorted(named.items()) if key not in used]
+    return rows
+
+
+def _positions(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return list(itertools.product(*(range(s) for s in shape)))
+
+
+def _nested(flat: list[float | None], shape: tuple[int, ...]) -> str:
+    def fmt(v: float | None) -> str:
+        return "_" if v is None else f"{v:.6g}"
+
+    if not shape:
+        return fmt(flat[0])
+    if len(shape) == 1:
+        return "[" + ", ".join(fmt(v) for v in flat) + "]"
+    step = len(flat) // shape[0]
+    return "[" + ", ".join(_nested(flat[r * step:(r + 1) * step], shape[1:]) for r in range(shape[0])) + "]"
+
+
+def number(value: float, other: float) -> str:
+    """A value for display; rounding noise of a 30-digit evaluation of an exact zero shows as 0."""
+    return "0" if abs(value) < 1e-20 * max(1.0, abs(other)) else f"{value:.12g}"
+
+
+def report(verdict: Verdict, model: OperatorModel, formula: str) -> str:
+    """The verdict as the lines ``derive claim`` prints."""
+    sizes = ", ".join(map(str, verdict.sizes))
+    given = ", ".join(f"{name} = {value}" for name, value in verdict.fixed.items())
+    lines = [f"claimed  {verdict.label} = {formula}" + (f"   (with {given})" if given else ""),
+             f"derived  {verdict.label} = {sp.sstr(verdict.derived)}"]
+    if verdict.equal:
+        how = ("SymPy reduces derived - claimed to 0" if verdict.symbolic
+               else "SymPy could not decide it symbolically")
+        axes = " = ".join(str(d) for d in model.dims()) or "n"
+        lines.append(f"EQUAL: {how}; they agree at random points for {axes} = {sizes}")
+        return "\n".join(lines)
+    bad = verdict.counterexample
+    at = ", ".join(f"{k} = {v}" for k, v in {**bad.sizes, **bad.indices}.items())
+    lines.append(f"NOT EQUAL: a counterexample at {at}:")
+    rows = point_by_array(model, bad)
+    width = max((len(name) for name, _ in rows), default=0)
+    lines += [f"  {name:<{width}} = {values}" for name, values in rows]
+    lines += [f"  derived = {number(bad.left, bad.right)}", f"  claimed = {number(bad.right, bad.left)}"]
+    lines.append(f"difference (derived - claimed) = {sp.sstr(verdict.difference)}")
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""Read a hand-written formula in an operator's own names into the engine's SymPy objects.
+
+Inputs are ``IndexedBase`` arrays (``x[k]``), the cotangent is ``dy[i]``, tangents ``dot_x[k]``, the
+output ``y[i]``; sizes, parameters (by name or symbol name) and the model's named intermediates
+(``r``, ``mu`` ...) resolve to the very objects the engine uses.  Helpers: ``sum(f, j)`` and
+``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  Every problem is
+a ``FormulaError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import tokenize
+from typing import Mapping
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
+
+from .calculus.indices import free_indices, substitute_index
+from .calculus.pipeline import COTANGENT, tangent_name
+from .model import OperatorModel
+from .validate import ModelError, check_indexing, plain_symbols
+
+OUTPUT = "y"
+MATH_NAMES = ("Sum", "KroneckerDelta", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",
+              "atan", "asinh", "erf", "Abs", "sign", "Max", "Min", "Piecewise", "Heaviside", "pi", "E")
+TRANSFORMATIONS = standard_transformations + (convert_xor,)
+_RENAMES = itertools.count()
+
+
+class FormulaError(ValueError):
+    """A formula that cannot be read in the operator's names; the message says what and where."""
+
+
+class AxisSum(sp.Expr):
+    """``sum(f, j)`` / ``mean(f, j)`` before the range of ``j`` is known: args (f, j, is_mean)."""
+
+    is_commutative = True
+
+
+def axis_sum(body: sp.Expr, *indices: sp.Basic) -> sp.Expr:
+    if not indices:
+        raise FormulaError("sum(f, j) needs the index it sums over, e.g. sum(dy[j]*x[j], j)")
+    for var in indices:
+        body = AxisSum(body, var, sp.false)
+    return body
+
+
+def axis_mean(body: sp.Expr, *indices: sp.Basic) -> sp.Expr:
+    if not indices:
+        raise FormulaError("mean(f, j) needs the index it averages over, e.g. mean(x[j]**2, j)")
+    for var in indices:
+        body = AxisSum(body, var, sp.true)
+    return body
+
+
+def sigmoid(value: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-value))
+
+
+HELPERS = {"sum": axis_sum, "mean": axis_mean, "delta": sp.KroneckerDelta, "sigmoid": sigmoid}
+
+
+def arrays(model: OperatorModel) -> dict[str, tuple[sp.Expr, ...]]:
+    """Every array a formula may index, with its axis sizes."""
+    axes = {inp.name: inp.dims for inp in model.inputs}
+    axes.update({tangent_name(inp.name): inp.dims for inp in model.inputs})
+    axes.setdefault(COTANGENT, model.output_dims)
+    axes.setdefault(OUTPUT, model.output_dims)
+    return axes
+
+
+def names(model: OperatorModel, free: tuple[sp.Idx, ...]) -> dict[str, object]:
+    """The local namespace of a formula for ``model`` with the free indices ``free``."""
+    local: dict[str, object] = dict(HELPERS)
+    for name, dims in arrays(model).items():
+        local[name] = sp.IndexedBase(name) if dims else sp.Symbol(name)
+    for inp in model.inputs:  # the engine writes a scalar input as its bare IndexedBase
+        local[inp.name] = inp.base
+    local.update({str(d): d for d in model.dims()})
+    for param in model.params:
+        if param.symbol is not None:
+            local[param.name] = local[str(param.symbol)] = param.symbol
+    for name, definition in model.where:
+        local[name] = fresh_dummies(definition)
+    local.update({str(i): i for i in free})
+    return local
+
+
+def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str = "formula") -> sp.Expr:
+    """``text`` as an expression of the engine's objects, with only ``free`` as free indices."""
+    _check_syntax(text, what)
+    local = names(model, free)
+    glob: dict[str, object] = {}
+    exec("from sympy import Integer, Float, Rational, Symbol, Function, " + ", ".join(MATH_NAMES), glob)
+    try:
+        expr = parse_expr(text, local_dict=local, global_dict=glob, transformations=TRANSFORMATIONS)
+    except FormulaError as error:
+        raise FormulaError(f"the {what} {text!r}: {error}") from None
+    except tokenize.TokenError:
+        raise FormulaError(f"cannot parse the {what} {text!r}: unbalanced brackets") from None
+    except SyntaxError as error:
+        raise FormulaError(f"cannot parse the {what} {text!r}: {error.msg}") from None
+    except Exception as error:  # parse_expr evaluates Python: any error means the text is not a formula
+        raise FormulaError(f"cannot read the {what} {text!r}: {type(error).__name__}: {error}") from None
+    if not isinstance(expr, sp.Expr):
+        raise FormulaError(f"the {what} {text!r} is not an expression (it reads as {type(expr).__name__})")
+    context = f"the {what} {text!r}"
+    axes = arrays(model)
+    expr = bind_sums(resolve_axis_sums(expr, axes, context), context)
+    _check_names(expr, model, free, local, context)
+    try:
+        check_indexing(expr, axes, context)
+    except ModelError as error:
+        raise FormulaError(str(error)) from None
+    return substitute_output(expr, model)
+
+
+ALLOWED_SYNTAX = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Subscript,
+                  ast.Tuple, ast.Compare, ast.Load, ast.keyword, ast.operator, ast.unaryop, ast.cmpop)
+
+
+def _check_syntax(text: str, what: str) -> None:
+    """Refuse Python that is not arithmetic (``a if c else b``, ``and``, ``lambda`` ...): it would be
+    evaluated as Python, not read as a formula.  Text Python cannot parse is left to SymPy's parser."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return
+    for node in ast.walk(tree):
+        if not isinstance(node, ALLOWED_SYNTAX):
+            hint = "; write Piecewise((a, condition), (b, True))" if isinstance(node, (ast.IfExp, ast.BoolOp)) else ""
+            raise FormulaError(f"cannot read the {what} {text!r}: Python's {type(node).__name__} is not part of "
+                               f"a formula (arithmetic, function calls and entries such as x[k]){hint}")
+
+
+def resolve_axis_sums(expr: sp.Expr, axes: Mapping[str, tuple], context: str) -> sp.Expr:
+    """Each ``sum(f, j)`` as ``Sum(f, (j, 0, d - 1))`` where ``d`` is the axis ``j`` indexes in ``f``."""
+    while expr.has(AxisSum):
+        node = next(n for n in sp.postorder_traversal(expr) if isinstance(n, AxisSum))
+        body, var, is_mean = node.args
+        if not isinstance(var, (sp.Symbol, sp.Idx)):
+            raise FormulaError(f"{context}: sum over {var}, which is not an index name")
+        dims = {axes[str(e.base)][p] for e in body.atoms(sp.Indexed) if str(e.base) in axes
+                for p, v in enumerate(e.indices) if v == var and p < len(axes[str(e.base)])}
+        if len(dims) != 1:
+            found = "indexes no array" if not dims else f"indexes axes of different sizes ({', '.join(map(str, dims))})"
+            raise FormulaError(f"{context}: in sum over {var}, {var} {found}; write Sum(f, ({var}, 0, n - 1))")
+        (dim,) = dims
+        total = sp.Sum(body, (var, 0, dim - 1))
+        expr = expr.xreplace({node: total / dim if is_mean else total})
+    return expr
+
+
+def bind_sums(expr: sp.Expr, context: str) -> sp.Expr:
+    """Make every summation variable an ``Idx`` over its sum's limits (as the engine writes them)."""
+    if not expr.args or isinstance(expr, (sp.Indexed, sp.Idx)):
+        return expr
+    expr = expr.func(*[bind_sums(arg, context) for arg in expr.args])
+    if not isinstance(expr, sp.Sum):
+        return expr
+    body, limits = expr.function, []
+    for limit in expr.limits:
+        if len(limit) != 3:
+            raise FormulaError(f"{context}: {expr} needs limits (index, first, last)")
+        var, lower, upper = limit
+        if not isinstance(var, (sp.Symbol, sp.Idx)):
+            raise FormulaError(f"{context}: {expr} sums over {var}, which is not an index name")
+        new = sp.Idx(str(var.label if isinstance(var, sp.Idx) else var), (lower, upper))
+        body = substitute_index(body, var, new) if isinstance(var, sp.Idx) else body.xreplace({var: new})
+        limits.append((new, lower, upper))
+    return sp.Sum(body, *limits)
+
+
+def _check_names(expr: sp.Expr, model: OperatorModel, free: tuple[sp.Idx, ...], local: dict, context: str) -> None:
+    functions = sorted({str(f.func) for f in expr.atoms(AppliedUndef)})
+    if functions:
+        known = ", ".join(n for n in MATH_NAMES if n not in ("pi", "E"))
+        raise FormulaError(f"{context}: unknown function {', '.join(functions)}; use SymPy's ({known}) "
+                           f"or the helpers {', '.join(HELPERS)}")
+    index_like = {v for e in expr.atoms(sp.Indexed) for i in e.indices for v in i.atoms(sp.Symbol)}
+    known = {value for value in local.values() if isinstance(value, sp.Symbol)}  # sizes, parameters, scalars
+    for symbol in sorted(plain_symbols(expr) - known, key=str):
+        if symbol in index_like:
+            raise FormulaError(f"{context}: index {symbol} is neither summed over nor a free index here "
+                               f"(free: {', '.join(map(str, free)) or 'none'})")
+        listed = ", ".join(sorted(n for n in local if n not in HELPERS))
+        raise FormulaError(f"{context}: unknown name {symbol}; the names of {model.name} are {listed}")
+    extra = sorted(str(i) for i in free_indices(expr) if i not in free)
+    if extra:
+        raise FormulaError(f"{context}: index {', '.join(extra)} is neither summed over nor a free index here "
+                           f"(free: {', '.join(map(str, free)) or 'none'})")
+
+
+def fresh_dummies(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every summation index renamed to a name no formula uses (no capture on substitution)."""
+    if not expr.args or not expr.has(sp.Sum):
+        return expr
+    expr = expr.func(*[fresh_dummies(arg) for arg in expr.args])
+    if not isinstance(expr, sp.Sum):
+        return expr
+    body, limits = expr.function, []
+    for var, lower, upper in expr.limits:
+        new = sp.Idx(f"{var.label}_{next(_RENAMES)}", (lower, upper))
+        body = substitute_index(body, var, new)
+        limits.append((new, lower, upper))
+    return sp.Sum(body, *limits)
+
+
+def substitute_output(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """Each entry ``y[a, b]`` (or ``y`` for a scalar output) as the model's output at ``a, b``."""
+    def entry(indices: tuple) -> sp.Expr:
+        value = fresh_dummies(model.output)
+        holders = [sp.Dummy() for _ in indices]
+        for idx, holder in zip(model.output_indices, holders):
+            value = substitute_index(value, idx, holder)
+        return value.xreplace(dict(zip(holders, indices)))
+
+    if any(inp.name == OUTPUT for inp in model.inputs):  # an input called y hides the output
+        return expr
+    if not model.output_indices:
+        return expr.xreplace({sp.Symbol(OUTPUT): entry(())})
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == OUTPUT, lambda e: entry(e.indices))
+

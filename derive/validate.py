@@ -1,0 +1,165 @@
+"""Check an operator model (or a formula written in its names) before anything is derived from it.
+
+``validate(model)`` raises ``ModelError`` naming the operator, its file and the offending part:
+an index bound by no sum and no output position, an array indexed outside its axes, a name that
+is neither an input, a size nor a parameter.  ``check_indexing`` is the index-range check alone.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import sympy as sp
+
+from .calculus.indices import free_indices
+from .model import OperatorModel
+
+Range = tuple[sp.Expr, sp.Expr]
+
+
+class ModelError(ValueError):
+    """A model (or formula) that is not well formed; the message names the part and where it is."""
+
+
+def validate(model: OperatorModel) -> None:
+    """Raise ``ModelError`` unless ``model`` is well formed."""
+    where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
+    _check_declarations(model, where)
+    axes = {inp.name: inp.dims for inp in model.inputs}
+    check_indexing(model.output, axes, f"{where}: the output")
+    for name, definition in model.where:
+        check_indexing(definition, axes, f"{where}: the intermediate {name!r}")
+    unbound = unbound_indices(model.output, model.output_indices)
+    if unbound:
+        positions = ", ".join(str(i) for i in model.output_indices) or "none, the output is a scalar"
+        raise ModelError(
+            f"{where}: the output uses index {', '.join(unbound)}, which no sum binds and which is "
+            f"not an output position (output indices: {positions}); sum over it or add it to output_indices")
+    known = {*model.dims(), *model.param_symbols.values()}
+    unknown = sorted(str(s) for s in plain_symbols(model.output) if s not in known)
+    if unknown:
+        params = ", ".join(str(s) for s in model.param_symbols.values()) or "none"
+        raise ModelError(
+            f"{where}: the output uses {', '.join(unknown)}, which is neither an input, a size "
+            f"({', '.join(str(d) for d in model.dims())}) nor a parameter symbol ({params}); "
+            "declare it as a Param(name, default, symbol)")
+
+
+def _check_declarations(model: OperatorModel, where: str) -> None:
+    names = [inp.name for inp in model.inputs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ModelError(f"{where}: input {', '.join(repeated)} is declared more than once")
+    for inp in model.inputs:
+        if not inp.dims and inp.differentiable:
+            raise ModelError(f"{where}: input {inp.name!r} has no axes; the differentiator needs at least one: "
+                             f"give it an axis of length one, or make it a Param if it is not differentiated")
+    for idx in model.output_indices:
+        if not isinstance(idx, sp.Idx) or idx.lower is None:
+            raise ModelError(f"{where}: output index {idx} needs a range: write index({str(idx)!r}, size)")
+        if idx.lower != 0:
+            raise ModelError(f"{where}: output index {idx} must start at 0 (it runs over {idx.lower}..{idx.upper})")
+    labels = [str(i) for i in model.output_indices]
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"{where}: output indices {', '.join(labels)} repeat a name")
+
+
+def unbound_indices(expr: sp.Expr, allowed: tuple[sp.Idx, ...]) -> list[str]:
+    """Names of the indices free in ``expr`` that are not in ``allowed``."""
+    return sorted(str(i) for i in free_indices(expr) if i not in allowed)
+
+
+def plain_symbols(expr: sp.Basic) -> set[sp.Symbol]:
+    """The ``Symbol`` leaves of ``expr`` that are not array names or index labels."""
+    if isinstance(expr, sp.Indexed):
+        return set().union(*(plain_symbols(i) for i in expr.indices))
+    if isinstance(expr, (sp.IndexedBase, sp.Idx)):
+        return set()
+    if isinstance(expr, sp.Symbol):
+        return {expr}
+    return set().union(*(plain_symbols(arg) for arg in expr.args)) if expr.args else set()
+
+
+def check_indexing(expr: sp.Expr, axes: Mapping[str, tuple[sp.Expr, ...]], where: str) -> None:
+    """Raise ``ModelError`` if an array in ``expr`` is unknown, has the wrong number of indices, or
+    is indexed by an expression that can leave its axis (``x[i + 1]``, or ``x[j]`` with ``j`` over
+    another size).  A summation index ranges over its sum's limits, a free one over its declared range.
+    """
+    _walk(expr, axes, where, {})
+
+
+def _walk(expr: sp.Basic, axes: Mapping[str, tuple], where: str, bound: dict[sp.Basic, Range]) -> None:
+    if isinstance(expr, sp.Indexed):
+        _check_entry(expr, axes, where, bound)
+        return
+    if isinstance(expr, sp.IndexedBase):
+        name = str(expr)
+        if name not in axes:
+            raise ModelError(f"{where}: {name} is not an array of this operator (known: {', '.join(axes)})")
+        if axes[name]:
+            raise ModelError(f"{where}: {name} is used without indices; write an entry such as "
+                             f"{name}[{', '.join('i' * len(axes[name]))}]")
+        return
+    if isinstance(expr, sp.Sum):
+        inner = dict(bound)
+        for limit in expr.limits:
+            if len(limit) != 3:
+                raise ModelError(f"{where}: {expr} needs limits (index, first, last)")
+            var, lower, upper = limit
+            if not isinstance(var, sp.Idx):
+                raise ModelError(f"{where}: the summation variable {var} of {expr} must be an index: "
+                                 f"write {var} = index({str(var)!r}, size)")
+            _walk(lower, axes, where, bound)
+            _walk(upper, axes, where, bound)
+            inner[var] = (lower, upper)
+        _walk(expr.function, axes, where, inner)
+        return
+    for arg in expr.args:
+        _walk(arg, axes, where, bound)
+
+
+def _check_entry(entry: sp.Indexed, axes: Mapping[str, tuple], where: str, bound: dict[sp.Basic, Range]) -> None:
+    name = str(entry.base)
+    if name not in axes:
+        raise ModelError(f"{where}: {name} is not an array of this operator (known: {', '.join(axes)})")
+    dims = axes[name]
+    if len(entry.indices) != len(dims):
+        axes_text = f"{len(dims)} {'axis' if len(dims) == 1 else 'axes'} ({', '.join(map(str, dims)) or 'a scalar'})"
+        raise ModelError(f"{where}: {entry} has {len(entry.indices)} indices but {name} has {axes_text}")
+    for position, (value, dim) in enumerate(zip(entry.indices, dims)):
+        low, high = index_range(value, bound, where, entry)
+        inside = _provably_nonnegative(low) and _provably_nonnegative(dim - 1 - high)
+        if not inside:
+            raise ModelError(
+                f"{where}: in {entry}, the index {value} runs over {low}..{high}, outside axis {position} "
+                f"of {name}, which runs over 0..{dim - 1}")
+
+
+def index_range(value: sp.Expr, bound: dict[sp.Basic, Range], where: str, entry: sp.Basic) -> Range:
+    """The least and greatest value of an index expression (linear in its indices)."""
+    if value in bound:
+        return bound[value]
+    if isinstance(value, sp.Idx):
+        if value.lower is None:
+            raise ModelError(f"{where}: in {entry}, index {value} has no range; write index({str(value)!r}, size)")
+        return value.lower, value.upper
+    if value.is_Integer:
+        return value, value
+    atoms = [a for a in value.atoms(sp.Idx, sp.Symbol) if a in bound or isinstance(a, sp.Idx)]
+    poly = sp.Poly(value, *atoms) if atoms else None
+    if poly is None or poly.total_degree() > 1:
+        raise ModelError(f"{where}: in {entry}, the index {value} is not a plain index over the axis")
+    low = high = poly.coeff_monomial(1)
+    for atom in atoms:
+        coefficient = poly.coeff_monomial(atom)
+        first, last = index_range(atom, bound, where, entry)
+        if coefficient.is_number and coefficient < 0:
+            first, last = last, first
+        elif not (coefficient.is_number and coefficient > 0):
+            raise ModelError(f"{where}: in {entry}, the index {value} is not a plain index over the axis")
+        low, high = low + coefficient * first, high + coefficient * last
+    return sp.expand(low), sp.expand(high)
+
+
+def _provably_nonnegative(value: sp.Expr) -> bool:
+    return bool(sp.simplify(value).is_nonnegative)

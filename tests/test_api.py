@@ -1,0 +1,72 @@
+"""The Python interface: load, derive, the expressions per input, render every target, write, load kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import derive
+from derive.calculus.indices import free_indices
+from derive.emit.render import TARGETS
+
+from conftest import OPERATORS
+
+
+def test_load_derive_and_the_expressions_of_each_input():
+    model = derive.load("rmsnorm")
+    d = derive.derive(model)
+    assert [g.input.name for g in d.gradients] == ["x", "gamma", "beta"]
+    jac = derive.jacobian(d, "x")
+    assert {str(i) for i in free_indices(jac)} == {"i", "k"} and jac.has(sp.KroneckerDelta)
+    assert {str(i) for i in free_indices(derive.vjp(d, "x"))} == {"k"}
+    assert {str(i) for i in free_indices(derive.jvp(d, "x"))} == {"i"}
+    assert derive.vjp(d, "x") == d.gradient("x").vjp
+    readable = derive.vjp(model, "x", readable=True)  # a model is derived on the way
+    assert sp.Symbol("r", positive=True) in readable.free_symbols
+    assert str(derive.vjp("softmax", "x", readable=True)).count("S") >= 1
+    with pytest.raises(KeyError, match="no differentiable input 'z'"):
+        derive.vjp(d, "z")
+
+
+def test_operators_lists_the_builtins():
+    assert set(OPERATORS) <= set(derive.operators())
+
+
+def test_render_writes_every_target_and_can_pick_one():
+    files = derive.render("softmax")
+    assert set(files) == {f"{t.folder}/softmax{t.suffix}" for t in TARGETS}
+    assert derive.targets() == tuple(t.name for t in TARGETS)
+    assert set(derive.render("softmax", targets=["numpy"])) == {"numpy/softmax.py"}
+    with pytest.raises(KeyError, match="unknown target 'fortran'"):
+        derive.render("softmax", targets=["fortran"])
+
+
+def test_write_changes_and_load_kernel(tmp_path):
+    out = tmp_path / "kernels"
+    assert derive.write(["softmax", derive.load("matmul")], out) == ["numpy/softmax.py", "numpy/matmul.py"]
+    assert derive.changes(["softmax", "matmul"], out) == []
+    assert derive.write("softmax", out) == []
+    kernel = derive.load_kernel(out / "numpy" / "softmax.py")
+    x = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(kernel.forward(x), np.exp(x) / np.exp(x).sum())
+    (out / "numpy" / "softmax.py").write_text("edited\n")
+    assert len(derive.changes("softmax", out)) == 1
+    with pytest.raises(FileNotFoundError):
+        derive.load_kernel(out / "numpy" / "nothing.py")
+
+
+def test_a_model_built_in_code_goes_through_the_same_pipeline(tmp_path):
+    from derive.model import Input, OperatorModel, index, size
+
+    n = size("n")
+    i, j = index("i", n), index("j", n)
+    x = Input("x", (n,))
+    model = OperatorModel(name="logsumexp_shift", summary="x - log(sum(exp(x)))", category="custom",
+                          inputs=(x,), output_indices=(i,), output=x[i] - sp.log(sp.Sum(sp.exp(x[j]), (j, 0, n - 1))))
+    assert derive.claim(model, "x", "dy[k] - exp(x[k])*sum(dy[j], j)/sum(exp(x[j]), j)").equal
+    derive.write(model, tmp_path)
+    kernel = derive.load_kernel(tmp_path / "numpy" / "logsumexp_shift.py")
+    x_value = np.array([0.5, -1.0, 2.0])
+    dx = kernel.vjp(np.ones(3), x_value)[0]
+    np.testing.assert_allclose(dx, 1 - 3 * np.exp(x_value) / np.exp(x_value).sum())

@@ -1,0 +1,143 @@
+"""Generated kernels check their inputs: ValueError naming the inputs and shapes, TypeError for bad dtypes.
+
+Driven by the registry; the shape checks that depend on how a layout maps arrays onto the model's
+axes are run for the operators whose core axes are simply the trailing axes (layout "last").
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from derive import registry
+
+from conftest import OPERATORS, load_kernel, make_inputs, shape_cases
+
+
+def case(name: str, rng):
+    """The kernel, its model, valid inputs (distinct core sizes, one batch dimension) and keywords."""
+    sizes, batch = shape_cases(name)[4]
+    made = make_inputs(name, sizes, batch, rng)
+    arrays, params = made if isinstance(made, tuple) else (made, {})
+    return load_kernel(name), registry.get(name), list(arrays), params
+
+
+def is_index(inp) -> bool:
+    return getattr(inp, "domain", "real") == "index"
+
+
+def layout_last(names) -> list[str]:
+    return [name for name in names if registry.get(name).layout.kind == "last"]
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, object, np.complex128])
+def test_wrong_dtype_is_a_type_error_naming_the_input(name, dtype, rng):
+    kernel, model, inputs, params = case(name, rng)
+    for position, inp in enumerate(model.inputs):
+        if is_index(inp) and np.dtype(dtype).kind in "iu":
+            continue  # integer labels are right for an index input
+        bad = list(inputs)
+        bad[position] = inputs[position].astype(dtype)
+        kind = re.escape(str(np.dtype(dtype)))
+        wanted = "pass integer class indices" if is_index(inp) else "pass a floating-point array"
+        message = rf"{name}: input '{inp.name}' has dtype {kind}; {wanted}"
+        with pytest.raises(TypeError, match=message):
+            kernel.forward(*bad, **params)
+        with pytest.raises(TypeError, match=message):
+            kernel.vjp(np.ones(1), *bad, **params)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_missing_required_input_is_a_type_error(name, rng):
+    kernel, model, inputs, params = case(name, rng)
+    position = next(p for p, inp in enumerate(model.inputs) if not inp.optional)
+    inputs[position] = None
+    with pytest.raises(TypeError, match=rf"input '{model.inputs[position].name}' is required, got None"):
+        kernel.forward(*inputs, **params)
+
+
+@pytest.mark.parametrize("name", layout_last(OPERATORS))
+def test_too_few_axes_is_a_value_error(name, rng):
+    kernel, model, inputs, params = case(name, rng)
+    position = max(range(len(model.inputs)), key=lambda p: len(model.inputs[p].dims))
+    inp = model.inputs[position]
+    inputs[position] = np.zeros((1,) * (len(inp.dims) - 1))
+    shape = re.escape(str(inputs[position].shape))
+    with pytest.raises(ValueError, match=rf"input '{inp.name}' has shape {shape}; it needs at least "
+                                         rf"{len(inp.dims)} axes"):
+        kernel.forward(*inputs, **params)
+
+
+def shared_axis(name: str):
+    """(first input, second input, axis size) for the first core axis two inputs share, or None."""
+    inputs = registry.get(name).inputs
+    for position, first in enumerate(inputs):
+        for second in inputs[position + 1:]:
+            for dim in first.dims:
+                if dim in second.dims:
+                    return first.name, second.name, dim
+    return None
+
+
+SHARED = [(name, *shared_axis(name)) for name in layout_last(OPERATORS) if shared_axis(name)]
+
+
+def test_some_operators_share_an_axis_between_inputs():
+    assert len(SHARED) >= 2
+
+
+@pytest.mark.parametrize("name,first,second,dim", SHARED)
+def test_mismatched_axis_between_inputs_names_both_and_the_shapes(name, first, second, dim, rng):
+    kernel, model, inputs, params = case(name, rng)
+    names = [inp.name for inp in model.inputs]
+    position = names.index(second)
+    axis = model.input(second).dims.index(dim) - len(model.input(second).dims)
+    shape = list(inputs[position].shape)
+    shape[axis] += 1
+    inputs[position] = np.zeros(shape, dtype=inputs[position].dtype)
+    first_shape = re.escape(str(inputs[names.index(first)].shape))
+    with pytest.raises(ValueError, match=rf"input '{second}' has shape {re.escape(str(tuple(shape)))} and input "
+                                         rf"'{first}' has shape {first_shape}: their axis {dim} differs"):
+        kernel.forward(*inputs, **params)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_wrong_cotangent_shape_is_a_value_error(name, rng):
+    kernel, _, inputs, params = case(name, rng)
+    y = kernel.forward(*inputs, **params)
+    bad = np.ones(y.shape[:-1] + (y.shape[-1] + 1,)) if y.ndim else np.ones(2)
+    with pytest.raises(ValueError, match=rf"{name}: cotangent has shape {re.escape(str(bad.shape))}; "
+                                         rf"the output has shape {re.escape(str(y.shape))}"):
+        kernel.vjp(bad, *inputs, **params)
+
+
+BATCHED = [name for name in layout_last(OPERATORS) if len(registry.get(name).inputs) >= 2]
+
+
+@pytest.mark.parametrize("name", BATCHED)
+def test_batch_dimensions_that_do_not_broadcast(name, rng):
+    kernel, model, inputs, params = case(name, rng)
+    for position, batch in ((0, 2), (1, 3)):
+        core = inputs[position].shape[inputs[position].ndim - len(model.inputs[position].dims):]
+        inputs[position] = np.zeros((batch,) + core, dtype=inputs[position].dtype)
+    first, second = model.inputs[0].name, model.inputs[1].name
+    with pytest.raises(ValueError, match=rf"the leading \(batch\) dimensions of '{first}' \(2,\), "
+                                         rf"'{second}' \(3,\).* do not broadcast"):
+        kernel.forward(*inputs, **params)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_tangent_problems_are_value_errors(name, rng):
+    kernel, model, inputs, params = case(name, rng)
+    short = [None] * (len(inputs) - 1)
+    with pytest.raises(ValueError, match=rf"tangents has {len(short)} entries; pass one per input"):
+        kernel.jvp(short, *inputs, **params)
+    position = [inp.name for inp in model.inputs].index(kernel.DIFFERENTIABLE[0])
+    tangents = [None] * len(inputs)
+    tangents[position] = np.ones(inputs[position].shape + (1,))
+    with pytest.raises(ValueError, match=rf"tangent for '{model.inputs[position].name}' has shape "
+                                         rf"{re.escape(str(tangents[position].shape))}; input"):
+        kernel.jvp(tangents, *inputs, **params)
