@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from . import registry
 from .calculus.pipeline import derive
-from .emit.render import differences, render, stale_files, write_tree
+from .emit.render import differences, render, render_registry, stale_files, write_tree
 
 Progress = Callable[[str], None]
 
@@ -24,22 +24,35 @@ class Outcome:
     stale: list[str]
 
 
-def render_operators(names: Iterable[str], progress: Progress = lambda message: None) -> dict[str, str]:
-    """Relative path -> text for the named operators (every name is checked before any work)."""
+def render_operators(names: Iterable[str], progress: Progress = lambda message: None,
+                     whole_registry: bool = False) -> dict[str, str]:
+    """Relative path -> text for the named operators (every name is checked before any work).
+
+    ``whole_registry``: the names are the whole registry, so also render the documents that cover
+    every operator (the LaTeX handbook).
+    """
     names = list(names)
     models = [registry.get(name) for name in names]
     files: dict[str, str] = {}
+    derivations = []
     for position, model in enumerate(models, start=1):
         started = time.perf_counter()
-        files.update(render(derive(model)))
+        derivation = derive(model)
+        files.update(render(derivation))
+        derivations.append(derivation)
         progress(f"[{position}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
+    if whole_registry:
+        started = time.perf_counter()
+        files.update(render_registry(derivations))
+        progress(f"whole registry ({time.perf_counter() - started:.2f} s)")
     return files
 
 
 def plan(out: Path, names: list[str] | None, progress: Progress) -> Outcome:
-    """Render the named operators (all when ``names`` is empty); stale files only for a full run."""
+    """Render the named operators (all when ``names`` is empty); stale files and the documents
+    covering every operator only for a full run."""
     full = not names
-    files = render_operators(names or registry.names(), progress)
+    files = render_operators(names or registry.names(), progress, whole_registry=full)
     return Outcome(files, stale_files(out, files) if full else [])
 
 

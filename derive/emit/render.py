@@ -1,7 +1,7 @@
 """Render derivations through the Jinja templates of each target, and write output folders atomically.
 
 A target is a view builder + a template + an output folder (as SymForce pairs a printer with its
-templates).  The "generated, do not edit" header is written here, not by each template, and
+templates); a target may render several files per operator and files covering the whole registry.  The "generated, do not edit" header is written here, not by each template, and
 holds no timestamp or machine path, so rendering twice gives the same bytes.
 """
 
@@ -21,6 +21,8 @@ import sympy as sp
 
 from .. import __version__
 from ..calculus.pipeline import Derivation, tangent_name
+from . import latex_target
+from .latex_view import build_document
 from .numpy_kernel import build_view
 
 
@@ -30,12 +32,20 @@ class RenderError(RuntimeError):
 
 @dataclass(frozen=True)
 class Target:
+    """``build`` + ``template`` give one ``<op><suffix>`` per operator, unless ``files`` renders a
+    whole set of files for an operator; ``registry_files`` renders files that cover every operator."""
+
     name: str
     folder: str
     template: str
     suffix: str
     build: Callable[[Derivation], object]
     header: Callable[[Derivation, str], str]
+    files: Callable[[Derivation, jinja2.Environment], dict[str, str]] | None = None
+    registry_files: Callable[[list[Derivation], jinja2.Environment], dict[str, str]] | None = None
+    suffixes: tuple[str, ...] = ()
+    """Every kind of file the target writes (for stale detection); default ``(suffix,)``."""
+    environment: Callable[[jinja2.BaseLoader], jinja2.Environment] | None = None
 
 
 def python_header(derivation: Derivation, template: str) -> str:
@@ -54,8 +64,16 @@ def python_header(derivation: Derivation, template: str) -> str:
     return "\n".join(lines) + '\n"""'
 
 
+def _latex_header(derivation: Derivation, template: str) -> str:
+    return latex_target.latex_header(derivation.model.name, derivation.model.source, template,
+                                     f"derive generate {derivation.model.name}")
+
+
 TARGETS: tuple[Target, ...] = (
     Target("numpy", "numpy", "numpy/kernel.py.jinja", ".py", build_view, python_header),
+    Target("latex", latex_target.FOLDER, "latex/derivation.tex.jinja", ".tex", build_document, _latex_header,
+           files=latex_target.render_operator, registry_files=latex_target.render_registry,
+           suffixes=(".tex", ".json"), environment=latex_target.latex_environment),
 )
 
 
@@ -67,9 +85,12 @@ def template_folder() -> Path:
     return Path(str(resources.files("derive.templates")))
 
 
-def environment() -> jinja2.Environment:
+def environment(target: Target | None = None) -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(template_folder()))
+    if target is not None and target.environment is not None:
+        return target.environment(loader)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_folder())),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -81,16 +102,33 @@ def environment() -> jinja2.Environment:
 
 def render(derivation: Derivation, targets: tuple[Target, ...] = TARGETS) -> dict[str, str]:
     """Relative path -> file text for every target of one derivation."""
-    env, files = environment(), {}
+    files = {}
     for target in targets:
-        path = f"{target.folder}/{derivation.model.name}{target.suffix}"
+        env = environment(target)
         try:
-            view = target.build(derivation)
-            text = env.get_template(target.template).render(
-                k=view, header=target.header(derivation, target.template))
-        except jinja2.TemplateError as error:
-            raise RenderError(f"template {target.template} failed for {derivation.model.name}: {error}") from error
-        files[path] = text
+            if target.files is not None:
+                rendered = target.files(derivation, env)
+            else:
+                view = target.build(derivation)
+                rendered = {f"{derivation.model.name}{target.suffix}": env.get_template(target.template).render(
+                    k=view, header=target.header(derivation, target.template))}
+        except (jinja2.TemplateError, *latex_target.TEXT_ERRORS) as error:
+            raise RenderError(f"target {target.name} failed for {derivation.model.name}: {error}") from error
+        files.update({f"{target.folder}/{name}": text for name, text in rendered.items()})
+    return files
+
+
+def render_registry(derivations: list[Derivation], targets: tuple[Target, ...] = TARGETS) -> dict[str, str]:
+    """Relative path -> file text for the documents that cover every operator (the handbook)."""
+    files = {}
+    for target in targets:
+        if target.registry_files is None:
+            continue
+        try:
+            rendered = target.registry_files(derivations, environment(target))
+        except (jinja2.TemplateError, *latex_target.TEXT_ERRORS) as error:
+            raise RenderError(f"target {target.name} failed for the whole registry: {error}") from error
+        files.update({f"{target.folder}/{name}": text for name, text in rendered.items()})
     return files
 
 
@@ -104,10 +142,11 @@ def stale_files(out: Path, files: dict[str, str], targets: tuple[Target, ...] = 
     for target in targets:
         folder = out / target.folder
         if folder.is_dir():
-            for path in sorted(folder.glob(f"*{target.suffix}")):
-                relative = path.relative_to(out).as_posix()
-                if relative not in files:
-                    stale.append(relative)
+            for suffix in target.suffixes or (target.suffix,):
+                for path in sorted(folder.glob(f"*{suffix}")):
+                    relative = path.relative_to(out).as_posix()
+                    if relative not in files:
+                        stale.append(relative)
     return stale
 
 

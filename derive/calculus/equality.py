@@ -1,0 +1,47 @@
+"""Decide that two index expressions are equal before anything claims so in print.
+
+``check_equal`` tries SymPy first (the difference of the two sides, with summation variables
+renamed canonically, expands to zero); where SymPy cannot decide, for example a step that still
+holds open derivatives or a delta collapsed against a sum, it evaluates both sides at random
+points for several sizes with ``concrete.compare`` (open derivatives by plain ``sympy.diff``).
+Disagreement raises ``UnverifiedEqualityError``: an unverified step is never written.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .concrete import compare
+from .differentiate import DerivationError, Partial
+from .indices import canonical_dummies
+
+SYMBOLIC = "symbolic"
+RANDOM_POINTS = "random points"
+CHECK_SIZES = (1, 2, 3)
+
+
+class UnverifiedEqualityError(DerivationError):
+    """A claimed equality that the engine could not confirm; the message names where it fails."""
+
+
+def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
+    """True when SymPy proves ``left == right`` by expanding the difference (no false positives)."""
+    difference = canonical_dummies(left) - canonical_dummies(right)
+    if difference == 0:
+        return True
+    if left.atoms(Partial) != right.atoms(Partial):
+        return False  # an open derivative against its worked-out form: not decidable by expanding
+    try:
+        return sp.expand(difference) == 0
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+
+
+def check_equal(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], what: str) -> str:
+    """How ``left == right`` was confirmed (``SYMBOLIC`` or ``RANDOM_POINTS``); raises if it is not."""
+    if symbolically_equal(left, right):
+        return SYMBOLIC
+    disagreement = compare(left, right, dims, sizes=CHECK_SIZES, trials=1)
+    if disagreement is not None:
+        raise UnverifiedEqualityError(f"{what}: the two sides differ {disagreement}")
+    return RANDOM_POINTS
