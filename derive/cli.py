@@ -1,4 +1,4 @@
-"""The ``derive`` command line: list, show, generate and check operators."""
+"""The ``derive`` command line: list, show, generate and check operators; compile their PDFs."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from .emit.display import intermediate_symbols, readable
 from .emit.numpy_printer import LoweringError
 from .emit.render import RenderError
 from .generate import check, generate
+from .pdf import CompileError, TexMissingError, compile_pdfs
 
 DEFAULT_OUT = Path("generated")
+DEFAULT_PDF_OUT = Path("build/pdf")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (registry.UnknownOperatorError, DerivationError, LoweringError, RenderError) as error:
+        print(f"derive: error: {error}", file=sys.stderr)
+        return 2
+    except TexMissingError as error:
+        print(f"derive: error: no LaTeX compiler found.\n{error}", file=sys.stderr)
+        return 3
+    except CompileError as error:
         print(f"derive: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -63,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
         sub.set_defaults(run=run)
+
+    pdf = commands.add_parser(
+        "pdf", help="compile the generated LaTeX documents to PDF (needs latexmk or pdflatex)",
+        description="Compile generated/latex/<op>.tex (and the handbook) to PDF with latexmk or pdflatex. "
+                    "The documents are copied into the output folder and compiled there.")
+    pdf.add_argument("documents", nargs="*", metavar="OPERATOR",
+                     help="operators to compile, or 'handbook' (default: every operator and the handbook)")
+    pdf.add_argument("--source", type=Path, default=DEFAULT_OUT, help="generated folder to read (default: generated)")
+    pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
+    pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    pdf.set_defaults(run=run_pdf)
     return parser
 
 
@@ -98,6 +117,16 @@ def run_check(args: argparse.Namespace) -> int:
     command = " ".join(["derive", "generate", *args.operators] + (["--out", str(args.out)] if args.out != DEFAULT_OUT else []))
     print(f"derive: {len(diffs)} file(s) in {args.out}/ would change; run `{command}` to update them", file=sys.stderr)
     return 1
+
+
+def run_pdf(args: argparse.Namespace) -> int:
+    names = args.documents
+    for name in names:
+        if name != "handbook":
+            registry.get(name)  # unknown names get the registry's error with close matches
+    pdfs = compile_pdfs(args.source, args.out, names, progress_printer(args))
+    print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
+    return 0
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -28,40 +28,52 @@ def entry_symbol(base: str, at: Iterable[int]) -> sp.Symbol:
 
 def expand(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: dict[sp.Idx, int]) -> sp.Expr:
     """``expr`` with the sizes and free indices fixed, sums expanded, entries as plain symbols."""
-    return _expand(expr, tuple(sizes.items()), tuple(values.items()))
+    return _expand(expr, tuple(sizes.items()), tuple((str(i.label), v) for i, v in values.items()))
 
 
 @functools.lru_cache(maxsize=4096)
 def _expand(expr: sp.Expr, sizes: tuple, values: tuple) -> sp.Expr:
-    sizes, values = dict(sizes), dict(values)
-    plain = {i: sp.Symbol(str(i.label), integer=True) for i in expr.atoms(sp.Idx)}
-    expr = expr.xreplace(plain).xreplace({d: sp.Integer(v) for d, v in sizes.items()})
-    expr = _unroll(expr.xreplace({plain.get(i, i): sp.Integer(v) for i, v in values.items()}))
-    expr = expr.replace(lambda e: isinstance(e, Partial),
-                        lambda e: sp.diff(_entries(e.args[0]), _entries(e.args[1])))
-    return _entries(expr)
+    fixed = {symbol: sp.Integer(v) for symbol, v in sizes}
+    return _concrete(expr, fixed, {name: sp.Integer(v) for name, v in values})
 
 
-def _unroll(expr: sp.Expr) -> sp.Expr:
-    """Write out every sum whose limits are integers (inner sums first); others go to ``doit``."""
-    if not expr.has(sp.Sum):
+def _concrete(expr: sp.Expr, fixed: dict, indices: dict[str, sp.Integer]) -> sp.Expr:
+    """One pass over ``expr``: indices and sizes to integers, sums written out, entries to symbols,
+    open derivatives by ``sympy.diff``.  ``indices`` maps index names to their current values."""
+    if isinstance(expr, sp.Idx):
+        if str(expr.label) not in indices:
+            raise ValueError(f"no value for the index {expr.label}")
+        return indices[str(expr.label)]
+    if expr in fixed:
+        return fixed[expr]
+    if not expr.args:
         return expr
-    if not isinstance(expr, sp.Sum):
-        return expr.func(*[_unroll(arg) for arg in expr.args])
-    body = _unroll(expr.function)
-    for position, (var, lower, upper) in enumerate(expr.limits):
-        if not (lower.is_Integer and upper.is_Integer):
-            return sp.Sum(body, *expr.limits[position:]).doit()
-        body = sp.Add(*[body.xreplace({var: sp.Integer(v)}) for v in range(int(lower), int(upper) + 1)])
-    return body
-
-
-def _entries(expr: sp.Expr) -> sp.Expr:
-    """Every concrete entry ``x[2, 0]`` as the symbol ``x_2_0``."""
     if isinstance(expr, sp.Indexed):
-        return entry_symbol(str(expr.base), (int(v) for v in expr.indices))
-    return expr.replace(lambda e: isinstance(e, sp.Indexed),
-                        lambda e: entry_symbol(str(e.base), (int(v) for v in e.indices)))
+        return entry_symbol(str(expr.base), (int(_concrete(i, fixed, indices)) for i in expr.indices))
+    if isinstance(expr, Partial):
+        return sp.diff(_concrete(expr.args[0], fixed, indices), _concrete(expr.args[1], fixed, indices))
+    if isinstance(expr, sp.Sum):
+        return _unroll(expr, fixed, indices)
+    return expr.func(*[_concrete(arg, fixed, indices) for arg in expr.args])
+
+
+def _unroll(expr: sp.Sum, fixed: dict, indices: dict[str, sp.Integer]) -> sp.Expr:
+    """A sum with integer limits written out, its variables bound in turn (innermost first)."""
+    ranges, body = [], expr.function
+    for var, lower, upper in reversed(expr.limits):
+        low, high = _concrete(lower, fixed, indices), _concrete(upper, fixed, indices)
+        if not (low.is_Integer and high.is_Integer):
+            raise ValueError(f"the limits of {expr} are not integers at these sizes")
+        if not isinstance(var, sp.Idx):  # a plain summation symbol: bind it as an index of that name
+            body = body.xreplace({var: sp.Idx(var.name)})
+        name = str(var.label) if isinstance(var, sp.Idx) else var.name
+        ranges.append((name, range(int(low), int(high) + 1)))
+    terms = []
+    for values in itertools.product(*(r for _, r in ranges)):
+        inner = dict(indices)
+        inner.update({name: sp.Integer(v) for (name, _), v in zip(ranges, values)})
+        terms.append(_concrete(body, fixed, inner))
+    return sp.Add(*terms)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ Disagreement raises ``UnverifiedEqualityError``: an unverified step is never wri
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
-from .concrete import compare
+from .concrete import Disagreement, compare
 from .differentiate import DerivationError, Partial
 from .indices import canonical_dummies
 
@@ -39,9 +41,15 @@ def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
 
 def check_equal(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], what: str) -> str:
     """How ``left == right`` was confirmed (``SYMBOLIC`` or ``RANDOM_POINTS``); raises if it is not."""
-    if symbolically_equal(left, right):
-        return SYMBOLIC
-    disagreement = compare(left, right, dims, sizes=CHECK_SIZES, trials=1)
+    method, disagreement = _decide(left, right, tuple(dims))
     if disagreement is not None:
         raise UnverifiedEqualityError(f"{what}: the two sides differ {disagreement}")
-    return RANDOM_POINTS
+    return method
+
+
+@functools.lru_cache(maxsize=2048)
+def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...]) -> tuple[str, Disagreement | None]:
+    """(method, None) when equal, (method, where they differ) otherwise; remembered per process."""
+    if symbolically_equal(left, right):
+        return SYMBOLIC, None
+    return RANDOM_POINTS, compare(left, right, dims, sizes=CHECK_SIZES, trials=1)

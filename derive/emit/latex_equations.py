@@ -35,6 +35,8 @@ class Equation:
     rhs_lines: tuple[str, ...]
     rules: tuple[str, ...]
     check: str
+    input: str = ""
+    """The input this equation differentiates by, if any."""
 
     @property
     def latex(self) -> str:
@@ -44,8 +46,8 @@ class Equation:
         return " = ".join(parts + [" ".join(self.rhs_lines)])
 
     def twin(self) -> dict:
-        return {"label": self.label, "kind": self.kind, "latex": self.latex, "lhs": sp.srepr(self.lhs),
-                "rhs": sp.srepr(self.rhs), "rules": list(self.rules), "check": self.check}
+        return {"label": self.label, "kind": self.kind, "input": self.input, "latex": self.latex,
+                "lhs": sp.srepr(self.lhs), "rhs": sp.srepr(self.rhs), "rules": list(self.rules), "check": self.check}
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class Equations:
     # checked equations ---------------------------------------------------------------------------
     def add(self, label: str, kind: str, lhs: sp.Expr, rhs: sp.Expr, *, name: str = "", shown_lhs=None,
             shown_rhs=None, rules: tuple[str, ...] = (), against: sp.Expr | None = None,
-            show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None) -> Equation:
+            show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None,
+            input: str = "") -> Equation:
         """Check ``lhs == rhs`` (or ``against == rhs`` for a chain) and the shown sides, then keep it.
 
         ``kind`` DEFINITION states a definition and is not checked.  ``lhs_tex`` and ``rhs_lines``
@@ -130,7 +133,7 @@ class Equations:
             lhs_tex = self.tex(shown_lhs) if show_lhs else ""
         lead = tex_width(" = ".join(p for p in (name, lhs_tex) if p)) + 1.6
         lines = rhs_lines or break_lines(self.printer, shown_rhs, max(TEXT_WIDTH - lead, 24.0))
-        equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check)
+        equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input)
         self.all.append(equation)
         return equation
 

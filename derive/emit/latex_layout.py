@@ -132,7 +132,7 @@ def pack_terms(terms: list[tuple[str, str]], limit: float = LINE_WIDTH) -> list[
 
 
 def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float) -> list[str]:
-    """A single product too wide for a line: break its widest bracketed sum across lines.
+    r"""A single product too wide for a line: break its widest bracketed sum across lines.
 
     Printed as  head \Bigl( first terms ... last terms \Bigr) trailing,  where ``trailing`` holds
     the sums and open derivatives (which act on everything after them, so they come last).

@@ -134,7 +134,7 @@ def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient)
     steps, notes, previous = [], [], None
     for number, step in enumerate(gradient.steps):
         steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, step.expr, shown_lhs=shown_lhs,
-                             rules=step.rules, against=previous))
+                             rules=step.rules, against=previous, input=name))
         notes.append(rule_text(step.rules))
         previous = step.expr
     simplification, stage_notes, simplified_already = _simplification(eqs, gradient, key, lhs, shown_lhs)
@@ -159,12 +159,14 @@ def _simplification(eqs: Equations, gradient: InputGradient, key: str, lhs: sp.E
     equations, notes, previous = [], [], raw
     for number, (pass_name, expr) in enumerate(visible[:-1], start=1):
         equations.append(eqs.add(f"eq:{key}:simplify-{number}", "simplification", lhs, expr,
-                                 shown_lhs=shown_lhs, rules=(pass_name,), against=previous))
+                                 shown_lhs=shown_lhs, rules=(pass_name,), against=previous,
+                                 input=gradient.input.name))
         notes.append(REWRITE_NAMES.get(pass_name, pass_name.replace("_", " ")))
         previous = expr
     final_rules = (visible[-1][0],) if visible else ()
     equations.append(eqs.add(f"eq:{key.replace(':', ':jacobian-', 1)}", "jacobian", lhs, gradient.jacobian,
-                             shown_lhs=shown_lhs, rules=final_rules, against=previous))
+                             shown_lhs=shown_lhs, rules=final_rules, against=previous,
+                             input=gradient.input.name))
     notes.append(REWRITE_NAMES.get(final_rules[0], final_rules[0]) if final_rules else "")
     return equations, notes, not visible
 
@@ -177,7 +179,7 @@ def _vjp(eqs: Equations, derivation: Derivation, gradient: InputGradient, key: s
     shown = _summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
     name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + _subscript(eqs, gradient.wrt_indices)
     equation = eqs.add(f"eq:{key.replace(':', ':vjp-', 1)}", "vjp", contraction, gradient.vjp, name=name,
-                       shown_lhs=shown)
+                       shown_lhs=shown, input=gradient.input.name)
     return rows([equation])
 
 
@@ -193,7 +195,7 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient, key: s
         base = "{" + base + "}"
     name = base + _subscript(eqs, model.output_indices)
     equation = eqs.add(f"eq:{key.replace(':', ':jvp-', 1)}", "jvp", contraction, gradient.jvp, name=name,
-                       shown_lhs=shown)
+                       shown_lhs=shown, input=gradient.input.name)
     return rows([equation])
 
 

@@ -34,20 +34,19 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, key: str) -> tuple[str,
     output_tex = eqs.printer._print(sp.Symbol(eqs.output_name))
     lhs_tex = (rf"\frac{{\partial {printer.bold(output_tex)}}}"
                rf"{{\partial {printer.bold(eqs.printer.base_name(gradient.input.name))}}}")
-    equations = [_add(eqs, f"eq:{name}", gradient.jacobian, entries(form.terms, i, k), lhs_tex, plain)]
+    equations = [_add(eqs, f"eq:{name}", gradient, entries(form.terms, i, k), lhs_tex, plain)]
     if factored is not None:
-        equations.append(_add(eqs, f"eq:{name}-factored", gradient.jacobian, factored_entries(form, i, k),
-                              lhs_tex, factored))
+        equations.append(_add(eqs, f"eq:{name}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
     intro = (f"As a ${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$ matrix (row ${eqs.printer.index_text(i)}$, "
              f"column ${eqs.printer.index_text(k)}$), with bold letters for whole vectors")
     return intro, rows(equations, chained=True)
 
 
-def _add(eqs: Equations, label: str, jacobian: sp.Expr, named_entries: sp.Expr, lhs_tex: str,
+def _add(eqs: Equations, label: str, gradient: InputGradient, named_entries: sp.Expr, lhs_tex: str,
          terms: list[tuple[str, str]]):
     """Check the matrix's entries against the Jacobian, then keep the equation in matrix notation."""
-    return eqs.add(label, "matrix", jacobian, eqs.unname(named_entries), shown_lhs=jacobian,
-                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=pack_terms(terms))
+    return eqs.add(label, "matrix", gradient.jacobian, eqs.unname(named_entries), shown_lhs=gradient.jacobian,
+                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=pack_terms(terms), input=gradient.input.name)
 
 
 def _term_tex(printer: VectorLatexPrinter, term: MatrixTerm) -> str:
