@@ -49,7 +49,7 @@ def _concrete(expr: sp.Expr, fixed: dict, indices: dict[str, sp.Integer]) -> sp.
     if not expr.args:
         return expr
     if isinstance(expr, sp.Indexed):
-        return entry_symbol(str(expr.base), (int(_concrete(i, fixed, indices)) for i in expr.indices))
+        return entry_symbol(expr.base.name, (int(_concrete(i, fixed, indices)) for i in expr.indices))
     if isinstance(expr, Partial):
         return sp.diff(_concrete(expr.args[0], fixed, indices), _concrete(expr.args[1], fixed, indices))
     if isinstance(expr, sp.Sum):
@@ -104,14 +104,27 @@ def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Sy
 
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
-            trials: int = 3, seed: int = 0, tolerance: float = 1e-12) -> Disagreement | None:
-    """The first point where ``left`` and ``right`` differ, over several sizes, or None."""
+            trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
+            patterns_above: int | None = None) -> Disagreement | None:
+    """The first point where ``left`` and ``right`` differ, over several sizes, or None.
+
+    Every combination of free index values is tried, unless there are more than
+    ``patterns_above``: then one random combination per pattern of coinciding indices over the
+    same axis (which are equal to which), the only thing a delta or a shared entry can see.
+    """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
     for size in sizes:
         fixed = {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
-        for at in itertools.product(*ranges):
+        combinations = 1
+        for r in ranges:
+            combinations *= len(r)
+        if patterns_above is not None and combinations > patterns_above:
+            assignments = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
+        else:
+            assignments = itertools.product(*ranges)
+        for at in assignments:
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
@@ -121,3 +134,42 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
                     return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
                                         point, va.real, vb.real)
     return None
+
+
+def coincidence_patterns(ranges: list[range], axes: list[sp.Expr], rng: random.Random) -> list[tuple[int, ...]]:
+    """One random assignment of index values per way of making some indices over the same axis
+    equal and the rest distinct (a set partition per axis), where the ranges allow it."""
+    groups: dict[sp.Expr, list[int]] = {}
+    for position, axis in enumerate(axes):
+        groups.setdefault(axis, []).append(position)
+    out = []
+    for partitions in itertools.product(*(list(_partitions(members)) for members in groups.values())):
+        values = [0] * len(ranges)
+        if all(_assign(blocks, ranges, rng, values) for blocks in partitions):
+            out.append(tuple(values))
+    return out
+
+
+def _assign(blocks: list[list[int]], ranges: list[range], rng: random.Random, values: list[int]) -> bool:
+    """Give the blocks of one axis distinct random values (equal within a block); False if too few."""
+    used: set[int] = set()
+    for block in blocks:
+        allowed = [v for v in range(min(len(ranges[i]) for i in block)) if v not in used]
+        if not allowed:
+            return False
+        value = rng.choice(allowed)
+        used.add(value)
+        for position in block:
+            values[position] = ranges[position][value]
+    return True
+
+
+def _partitions(items: list[int]) -> Iterable[list[list[int]]]:
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest):
+        yield [[first], *partition]
+        for position in range(len(partition)):
+            yield partition[:position] + [[first, *partition[position]]] + partition[position + 1:]

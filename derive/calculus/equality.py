@@ -52,4 +52,4 @@ def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...]) -> tuple
     """(method, None) when equal, (method, where they differ) otherwise; remembered per process."""
     if symbolically_equal(left, right):
         return SYMBOLIC, None
-    return RANDOM_POINTS, compare(left, right, dims, sizes=CHECK_SIZES, trials=1)
+    return RANDOM_POINTS, compare(left, right, dims, sizes=CHECK_SIZES, trials=1, patterns_above=16)

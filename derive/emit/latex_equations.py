@@ -73,6 +73,7 @@ class Equations:
         self.named = intermediate_symbols(self.model)
         self.dims = self.model.dims()
         self.output_base = sp.IndexedBase(self.output_name)
+        self._shown: dict[sp.Expr, sp.Expr] = {}
         self.preferred: dict[sp.Expr, list[str]] = {}
         others = sorted(self.model.output.atoms(sp.Idx) - set(self.model.output_indices), key=lambda i: str(i.label))
         for idx in (*self.model.output_indices, *others):
@@ -87,8 +88,10 @@ class Equations:
     def shown(self, expr: sp.Expr) -> sp.Expr:
         """``expr`` as displayed: open derivatives as DisplayPartial, named quantities written in,
         summation indices named like the model's indices over the same axis where that is free."""
-        expr = readable(expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args)), self.model)
-        return _prefer_names(expr, self.preferred, {str(i.label) for i in free_indices(expr)})
+        if expr not in self._shown:
+            named = readable(expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args)), self.model)
+            self._shown[expr] = _prefer_names(named, self.preferred, {str(i.label) for i in free_indices(named)})
+        return self._shown[expr]
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
         """The exact expression a displayed one stands for (names and the output entry expanded)."""

@@ -132,24 +132,60 @@ def pack_terms(terms: list[tuple[str, str]], limit: float = LINE_WIDTH) -> list[
 
 
 def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float) -> list[str]:
-    r"""A single product too wide for a line: break its widest bracketed sum across lines.
+    r"""A single term too wide for a line, broken into lines whose product it is.
 
-    Printed as  head \Bigl( first terms ... last terms \Bigr) trailing,  where ``trailing`` holds
-    the sums and open derivatives (which act on everything after them, so they come last).
+    A product with a bracketed sum breaks inside its widest one (head \Bigl( ... \Bigr) tail);
+    otherwise between its ordinary factors and the sums and open derivatives that follow them
+    (which act on everything after them, so they stay last); a sum breaks inside its summand.
     """
     tex = printer.doprint(expr)
-    if tex_width(tex) <= limit or not isinstance(expr, sp.Mul):
+    if tex_width(tex) <= limit:
         return [tex]
-    brackets = [f for f in expr.args if isinstance(f, sp.Add)]
-    if not brackets:
+    if isinstance(expr, sp.Sum):
+        return _break_sum(printer, expr, limit)
+    if not isinstance(expr, sp.Mul):
         return [tex]
+    trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))]
+    plain = [f for f in expr.args if f not in trailing]
+    brackets = [f for f in plain if isinstance(f, sp.Add)]
+    if brackets:
+        lines = _break_bracket(printer, plain, trailing, brackets, limit)
+        if len(lines) > 1:
+            return lines
+    head = sp.Mul(*plain)
+    if head not in (1, -1) and trailing:
+        sign = "-" if head.could_extract_minus_sign() else ""
+        head_tex = sign + printer.parenthesize(-head if sign else head, PRECEDENCE["Mul"], strict=True)
+        return [head_tex, *_continued(_break_product(printer, sp.Mul(*trailing), limit - 2))]
+    if len(trailing) > 1:
+        first = printer.doprint(trailing[0])
+        first = rf"\left({first}\right)" if isinstance(trailing[0], sp.Sum) else first
+        sign = "- " if head == -1 else ""
+        return [sign + first, *_continued(_break_product(printer, sp.Mul(*trailing[1:]), limit - 2))]
+    return [tex]
+
+
+def _continued(lines: list[str]) -> list[str]:
+    """Lines that continue a product: the first gets a multiplication sign."""
+    return [rf"\cdot {lines[0]}", *lines[1:]]
+
+
+def _break_sum(printer: DerivationLatexPrinter, expr: sp.Sum, limit: float) -> list[str]:
+    signs = printer.sum_signs(expr)
+    body = expr.function
+    inner = break_lines(printer, body, limit - 3) if isinstance(body, sp.Add) else _break_product(printer, body, limit - 3)
+    if len(inner) == 1:
+        return [printer.doprint(expr)]
+    return [rf"{signs}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
+
+
+def _break_bracket(printer, plain, trailing, brackets, limit: float) -> list[str]:
+    """head \Bigl( widest bracketed sum over several lines \Bigr) tail."""
     widest = max(brackets, key=lambda f: tex_width(printer.doprint(f)))
-    others = [f for f in expr.args if f is not widest]
-    trailing = sp.Mul(*[f for f in others if isinstance(f, (sp.Sum, DisplayPartial))])
-    head = sp.Mul(*[f for f in others if not isinstance(f, (sp.Sum, DisplayPartial))])
-    head_tex = "-" if head == -1 else "" if head == 1 else printer.parenthesize(head, PRECEDENCE["Mul"]) + " "
-    tail_tex = "" if trailing == 1 else " " + printer.doprint(trailing)
+    head = sp.Mul(*[f for f in plain if f is not widest])
+    head_tex = "-" if head == -1 else "" if head == 1 else printer.parenthesize(head, PRECEDENCE["Mul"], strict=True) + " "
+    tail_tex = " " + printer.doprint(sp.Mul(*trailing)) if trailing else ""
     inner = break_lines(printer, widest, limit - 2)
     if len(inner) == 1:
-        return [tex]
+        return []
     return [rf"{head_tex}\Bigl({inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr){tail_tex}"]

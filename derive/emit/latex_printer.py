@@ -7,6 +7,8 @@ prints as x_{i + 1}.  The cotangent ``dy`` prints as \\bar{y} and a tangent ``do
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
@@ -74,7 +76,8 @@ class DerivationLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr.name == COTANGENT or expr.name.startswith(TANGENT_PREFIX):
             return self.base_name(expr.name)
-        return super()._print_Symbol(expr, style)
+        tex = super()._print_Symbol(expr, style)
+        return rf"\mathrm{{{tex}}}" if re.fullmatch(r"[A-Za-z]{2,}", tex) else tex  # a word, not a product
 
     def _print_OutputEntry(self, expr: OutputEntry) -> str:
         return self._print_Symbol(expr)
@@ -84,11 +87,15 @@ class DerivationLatexPrinter(LatexPrinter):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     # sums and derivatives -------------------------------------------------------------------
-    def _print_Sum(self, expr: sp.Sum) -> str:
-        signs = "".join(
+    def sum_signs(self, expr: sp.Sum) -> str:
+        """The summation signs of ``expr`` (outermost first), without the summand."""
+        return "".join(
             rf"\sum_{{{self._print(sp.Symbol(str(var.label), integer=True))}={self.index_text(lower)}}}"
             rf"^{{{self.index_text(upper)}}} "
             for var, lower, upper in reversed(expr.limits))
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        signs = self.sum_signs(expr)
         body = expr.function
         if isinstance(body, sp.Add) or body.could_extract_minus_sign():
             return signs + rf"\left({self._print(body)}\right)"
