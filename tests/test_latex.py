@@ -66,9 +66,9 @@ def test_indices_print_one_based_with_clean_subscripts():
 
 def test_a_sum_that_is_not_the_last_factor_is_bracketed():
     n = sp.Symbol("n", integer=True, positive=True)
-    j, l = sp.Idx("j", n), sp.Idx("l", n)
+    j, m = sp.Idx("j", n), sp.Idx("m", n)
     x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
-    tex = DerivationLatexPrinter().doprint(sp.Sum(x[j], (j, 0, n - 1)) * sp.Sum(y[l], (l, 0, n - 1)))
+    tex = DerivationLatexPrinter().doprint(sp.Sum(x[j], (j, 0, n - 1)) * sp.Sum(y[m], (m, 0, n - 1)))
     assert tex.startswith(r"\left(\sum_{j=1}^{n} x_{j}\right)")
 
 
@@ -196,7 +196,7 @@ def test_norm_jacobians_read_diagonal_plus_low_rank(name):
 def test_no_matrix_form_is_claimed_for_a_multi_index_input():
     derivation = derive(registry.get("matmul"))
     eqs = Equations(derivation.model)
-    assert matrix_rows(eqs, derivation.gradient("a"), "matmul:a") == ("", ())
+    assert matrix_rows(eqs, derivation.gradient("a"), "eq:matmul:matrix-a") == ("", ())
     assert "matrix-" not in (LATEX / "matmul-body.tex").read_text(encoding="utf-8")
 
 
@@ -247,3 +247,22 @@ def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_
     for pdf in pdfs:
         assert pdf.stat().st_size > 10_000
         assert overfull_boxes(pdf.with_suffix(".log")) == [], pdf.name
+
+
+def test_readme_loads_a_twin_equation_as_written():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "generated/latex" in b]
+    assert blocks, "the README shows how to load a derivation's twin"
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "dy" in result.stdout and "gamma" in result.stdout
+
+
+def test_readme_input_example_uses_labels_that_exist():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    latex = re.search(r"```latex\n(.*?)```", text, flags=re.S).group(1)
+    body = (LATEX / "rmsnorm-body.tex").read_text(encoding="utf-8")
+    for label in re.findall(r"\\eqref\{([^}]*)\}", latex):
+        assert rf"\label{{{label}}}" in body
+    assert (LATEX / "notation.tex").exists()

@@ -129,7 +129,8 @@ def layernorm_seed(derivation: Derivation) -> LayerNormSeed:
                        shown_lhs=sp.Sum(shown_partial, (k, k.lower, k.upper))),
                eqs.add("eq:seed:layernorm-row-sum-zero", "seed", row, simplify(row), against=row)]
     total = sp.Sum(gradient.vjp, (k, k.lower, k.upper))
-    bar_x = rf"\sum_{{{eqs.tex(sp.Symbol(str(k.label)))}=1}}^{{{eqs.tex(k.upper + 1)}}} \bar{{x}}_{{{eqs.printer.index_text(k)}}}"
+    signs = eqs.printer.sum_signs(sp.Sum(sp.Symbol("x"), (k, k.lower, k.upper)))
+    bar_x = signs + rf"\bar{{x}}_{{{eqs.printer.index_text(k)}}}"
     gradient_sum = eqs.add("eq:seed:layernorm-gradient-sum", "seed", total, simplify(total), name=bar_x)
     unit_scale = gradient.jacobian.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == "gamma",
                                            lambda e: sp.S.One)

@@ -89,7 +89,8 @@ class Equations:
         """``expr`` as displayed: open derivatives as DisplayPartial, named quantities written in,
         summation indices named like the model's indices over the same axis where that is free."""
         if expr not in self._shown:
-            named = readable(expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args)), self.model)
+            marked = expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args))
+            named = readable(marked, self.model)
             self._shown[expr] = _prefer_names(named, self.preferred, {str(i.label) for i in free_indices(named)})
         return self._shown[expr]
 

@@ -155,7 +155,7 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
     head = sp.Mul(*plain)
     if head not in (1, -1) and trailing:
         sign = "-" if head.could_extract_minus_sign() else ""
-        head_tex = sign + printer.parenthesize(-head if sign else head, PRECEDENCE["Mul"], strict=True)
+        head_tex = sign + _factor(printer, -head if sign else head)
         return [head_tex, *_continued(_break_product(printer, sp.Mul(*trailing), limit - 2))]
     if len(trailing) > 1:
         first = printer.doprint(trailing[0])
@@ -165,25 +165,32 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
     return [tex]
 
 
+def _factor(printer: DerivationLatexPrinter, expr: sp.Expr) -> str:
+    """``expr`` printed as one factor of a product (bracketed only if it is a sum)."""
+    return printer.parenthesize(expr, PRECEDENCE["Mul"], strict=True)
+
+
 def _continued(lines: list[str]) -> list[str]:
     """Lines that continue a product: the first gets a multiplication sign."""
     return [rf"\cdot {lines[0]}", *lines[1:]]
 
 
 def _break_sum(printer: DerivationLatexPrinter, expr: sp.Sum, limit: float) -> list[str]:
-    signs = printer.sum_signs(expr)
+    r"""\sum_j \Bigl[ summand over several lines \Bigr]."""
     body = expr.function
-    inner = break_lines(printer, body, limit - 3) if isinstance(body, sp.Add) else _break_product(printer, body, limit - 3)
+    breaker = break_lines if isinstance(body, sp.Add) else _break_product
+    inner = breaker(printer, body, limit - 3)
     if len(inner) == 1:
         return [printer.doprint(expr)]
-    return [rf"{signs}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
+    return [rf"{printer.sum_signs(expr)}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
 
 
-def _break_bracket(printer, plain, trailing, brackets, limit: float) -> list[str]:
-    """head \Bigl( widest bracketed sum over several lines \Bigr) tail."""
+def _break_bracket(printer: DerivationLatexPrinter, plain: list, trailing: list, brackets: list,
+                   limit: float) -> list[str]:
+    r"""head \Bigl( widest bracketed sum over several lines \Bigr) tail, or [] if it fits one line."""
     widest = max(brackets, key=lambda f: tex_width(printer.doprint(f)))
     head = sp.Mul(*[f for f in plain if f is not widest])
-    head_tex = "-" if head == -1 else "" if head == 1 else printer.parenthesize(head, PRECEDENCE["Mul"], strict=True) + " "
+    head_tex = "" if head == 1 else "-" if head == -1 else _factor(printer, head) + " "
     tail_tex = " " + printer.doprint(sp.Mul(*trailing)) if trailing else ""
     inner = break_lines(printer, widest, limit - 2)
     if len(inner) == 1:

@@ -16,8 +16,8 @@ from .. import __version__
 from ..calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ..calculus.rules import simplification_stages
 from ..model import Input, OperatorModel, dim_of
-from .latex_printer import DisplayPartial
 from .latex_equations import DEFINITION, Equation, Equations, Row, rows
+from .latex_printer import DisplayPartial
 from .latex_stable import StableView, stable_form
 from .latex_text import REWRITE_NAMES, code_text, label_part, rule_text, tex_escape
 from .matrix_section import matrix_rows
@@ -30,6 +30,8 @@ class InputView:
     name: str
     title: str
     label: str
+    parameter: bool
+    """An optional input (a scale or shift shared by the batch), listed under parameter gradients."""
     steps: tuple[Row, ...]
     simplification: tuple[Row, ...]
     simplified_already: bool
@@ -55,7 +57,6 @@ class DocumentView:
     parameter_gradients: tuple[InputView, ...]
     jvp_total: str
     stable: StableView | None
-    notes: tuple[str, ...]
     checks: str
     equations: tuple[Equation, ...]
 
@@ -80,9 +81,7 @@ def build_document(derivation: Derivation) -> DocumentView:
         torch=code_text(model.torch), inputs_text=tuple(_input_text(eqs, inp) for inp in model.inputs),
         params_text=tuple(_param_text(eqs, p) for p in model.params), ranges=_ranges(eqs),
         definition=definition, gradients=data, parameter_gradients=params,
-        jvp_total=_jvp_total(eqs, derivation), stable=stable,
-        notes=tuple(tex_escape(n) for n in model.notes if stable is None),
-        checks=_checks(eqs.all), equations=tuple(eqs.all))
+        jvp_total=_jvp_total(eqs, derivation), stable=stable, checks=_checks(eqs.all), equations=tuple(eqs.all))
 
 
 # definition -----------------------------------------------------------------------------------
@@ -127,8 +126,8 @@ def _ranges(eqs: Equations) -> str:
 
 # one input ------------------------------------------------------------------------------------
 def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> InputView:
-    model, name = eqs.model, gradient.input.name
-    key = f"{label_part(model.name)}:{label_part(name)}"
+    name = gradient.input.name
+    key = f"{label_part(eqs.model.name)}:{label_part(name)}"
     lhs = gradient.steps[0].expr
     shown_lhs = DisplayPartial(eqs.output_entry, gradient.wrt)
     steps, notes, previous = [], [], None
@@ -137,17 +136,23 @@ def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient)
                              rules=step.rules, against=previous, input=name))
         notes.append(rule_text(step.rules))
         previous = step.expr
-    simplification, stage_notes, simplified_already = _simplification(eqs, gradient, key, lhs, shown_lhs)
-    intro, matrix = matrix_rows(eqs, gradient, key)
+    simplification, stage_notes, simplified_already = _simplification(eqs, gradient, lhs, shown_lhs)
+    intro, matrix = matrix_rows(eqs, gradient, _label(eqs, "matrix", name))
+    symbol = eqs.printer.base_name(name)
     return InputView(
-        name=name, title=f"\\texorpdfstring{{${eqs.printer.base_name(name)}$}}{{{tex_escape(name)}}}", label=f"sec:{key}",
-        steps=rows(steps, notes, chained=True), simplification=rows(simplification, stage_notes, chained=True),
-        simplified_already=simplified_already, matrix_intro=intro, matrix=matrix,
-        vjp=_vjp(eqs, derivation, gradient, key), jvp=_jvp(eqs, derivation, gradient, key),
+        name=name, title=f"\\texorpdfstring{{${symbol}$}}{{{tex_escape(name)}}}", label=f"sec:{key}",
+        parameter=gradient.input.optional, steps=rows(steps, notes, chained=True),
+        simplification=rows(simplification, stage_notes, chained=True), simplified_already=simplified_already,
+        matrix_intro=intro, matrix=matrix, vjp=_vjp(eqs, gradient), jvp=_jvp(eqs, derivation, gradient),
         batch_note=_batch_note(eqs, gradient))
 
 
-def _simplification(eqs: Equations, gradient: InputGradient, key: str, lhs: sp.Expr, shown_lhs: sp.Expr):
+def _label(eqs: Equations, kind: str, input_name: str) -> str:
+    """The stable label of one kind of equation for one input: eq:<op>:<kind>-<input>."""
+    return f"eq:{label_part(eqs.model.name)}:{kind}-{label_part(input_name)}"
+
+
+def _simplification(eqs: Equations, gradient: InputGradient, lhs: sp.Expr, shown_lhs: sp.Expr):
     """The visible named rewrites from the raw derivative to the Jacobian, the Jacobian last."""
     raw = gradient.steps[-1].expr
     shown_before, visible = eqs.tex(eqs.shown(raw)), []
@@ -157,6 +162,7 @@ def _simplification(eqs: Equations, gradient: InputGradient, key: str, lhs: sp.E
             visible.append((pass_name, expr))
             shown_before = tex
     equations, notes, previous = [], [], raw
+    key = f"{label_part(eqs.model.name)}:{label_part(gradient.input.name)}"
     for number, (pass_name, expr) in enumerate(visible[:-1], start=1):
         equations.append(eqs.add(f"eq:{key}:simplify-{number}", "simplification", lhs, expr,
                                  shown_lhs=shown_lhs, rules=(pass_name,), against=previous,
@@ -164,37 +170,33 @@ def _simplification(eqs: Equations, gradient: InputGradient, key: str, lhs: sp.E
         notes.append(REWRITE_NAMES.get(pass_name, pass_name.replace("_", " ")))
         previous = expr
     final_rules = (visible[-1][0],) if visible else ()
-    equations.append(eqs.add(f"eq:{key.replace(':', ':jacobian-', 1)}", "jacobian", lhs, gradient.jacobian,
+    equations.append(eqs.add(_label(eqs, "jacobian", gradient.input.name), "jacobian", lhs, gradient.jacobian,
                              shown_lhs=shown_lhs, rules=final_rules, against=previous,
                              input=gradient.input.name))
     notes.append(REWRITE_NAMES.get(final_rules[0], final_rules[0]) if final_rules else "")
     return equations, notes, not visible
 
 
-def _vjp(eqs: Equations, derivation: Derivation, gradient: InputGradient, key: str) -> tuple[Row, ...]:
-    model = eqs.model
-    out = model.output_indices
+def _vjp(eqs: Equations, gradient: InputGradient) -> tuple[Row, ...]:
+    """x̄_k = sum_i ȳ_i dy_i/dx_k = (the engine's VJP), checked against plain differentiation."""
+    out = eqs.model.output_indices
     weight = sp.IndexedBase(COTANGENT)[out] if out else sp.Symbol(COTANGENT)
     contraction = _summed(weight * gradient.steps[0].expr, out)
     shown = _summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
     name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + _subscript(eqs, gradient.wrt_indices)
-    equation = eqs.add(f"eq:{key.replace(':', ':vjp-', 1)}", "vjp", contraction, gradient.vjp, name=name,
+    equation = eqs.add(_label(eqs, "vjp", gradient.input.name), "vjp", contraction, gradient.vjp, name=name,
                        shown_lhs=shown, input=gradient.input.name)
     return rows([equation])
 
 
-def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient, key: str) -> tuple[Row, ...]:
-    model, wrt = eqs.model, gradient.wrt_indices
-    tangent = sp.IndexedBase(tangent_name(gradient.input.name))[wrt] if wrt else sp.Symbol(tangent_name(gradient.input.name))
+def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tuple[Row, ...]:
+    """ẏ_i = sum_k dy_i/dx_k ẋ_k = (the engine's JVP); one contribution per input when several."""
+    wrt, name = gradient.wrt_indices, gradient.input.name
+    tangent = sp.IndexedBase(tangent_name(name))[wrt] if wrt else sp.Symbol(tangent_name(name))
     contraction = _summed(gradient.steps[0].expr * tangent, wrt)
     shown = _summed(DisplayPartial(eqs.output_entry, gradient.wrt) * tangent, wrt)
-    several = len(derivation.gradients) > 1
-    base = rf"\dot{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}"
-    if several:
-        base += rf"^{{({eqs.printer.base_name(gradient.input.name)})}}"
-        base = "{" + base + "}"
-    name = base + _subscript(eqs, model.output_indices)
-    equation = eqs.add(f"eq:{key.replace(':', ':jvp-', 1)}", "jvp", contraction, gradient.jvp, name=name,
+    own = name if len(derivation.gradients) > 1 else None
+    equation = eqs.add(_label(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=_output_tangent(eqs, own),
                        shown_lhs=shown, input=gradient.input.name)
     return rows([equation])
 
@@ -209,13 +211,19 @@ def _subscript(eqs: Equations, indices) -> str:
     return f"_{{{eqs.printer.subscript(indices)}}}" if indices else ""
 
 
+def _output_tangent(eqs: Equations, contribution_of: str | None = None) -> str:
+    """\\dot{y}_i, or {\\dot{y}^{(x)}}_i for the part contributed by input x."""
+    dot = rf"\dot{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}"
+    if contribution_of is not None:
+        dot = f"{{{dot}^{{({eqs.printer.base_name(contribution_of)})}}}}"
+    return dot + _subscript(eqs, eqs.model.output_indices)
+
+
 def _jvp_total(eqs: Equations, derivation: Derivation) -> str:
     if len(derivation.gradients) < 2:
         return ""
-    dot = rf"\dot{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}"
-    sub = _subscript(eqs, eqs.model.output_indices)
-    parts = [f"{{{dot}^{{({eqs.printer.base_name(g.input.name)})}}}}{sub}" for g in derivation.gradients]
-    return f"${dot}{sub} = {' + '.join(parts)}$"
+    parts = [_output_tangent(eqs, g.input.name) for g in derivation.gradients]
+    return f"${_output_tangent(eqs)} = {' + '.join(parts)}$"
 
 
 def _batch_note(eqs: Equations, gradient: InputGradient) -> str:

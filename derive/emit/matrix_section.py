@@ -10,12 +10,12 @@ from ..model import dim_of
 from .latex_equations import Equations, Row, rows
 from .latex_layout import pack_terms
 from .latex_printer import NotAVectorError, VectorLatexPrinter, join_terms
-from .latex_text import label_part
 from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
 
 
-def matrix_rows(eqs: Equations, gradient: InputGradient, key: str) -> tuple[str, tuple[Row, ...]]:
-    """(introductory sentence, rows) for the matrix form, or ('', ()) when there is none."""
+def matrix_rows(eqs: Equations, gradient: InputGradient, label: str) -> tuple[str, tuple[Row, ...]]:
+    """(introductory sentence, rows labelled ``label`` and ``label-factored``), or ('', ()) when the
+    Jacobian has no matrix form."""
     model = eqs.model
     if len(model.output_indices) != 1 or len(gradient.wrt_indices) != 1:
         return "", ()
@@ -30,13 +30,12 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, key: str) -> tuple[str,
         factored = _factored_tex(printer, eqs, form) if form.factored else None
     except NotAVectorError:
         return "", ()
-    name = f"{label_part(model.name)}:matrix-{label_part(gradient.input.name)}"
     output_tex = eqs.printer._print(sp.Symbol(eqs.output_name))
     lhs_tex = (rf"\frac{{\partial {printer.bold(output_tex)}}}"
                rf"{{\partial {printer.bold(eqs.printer.base_name(gradient.input.name))}}}")
-    equations = [_add(eqs, f"eq:{name}", gradient, entries(form.terms, i, k), lhs_tex, plain)]
+    equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex, plain)]
     if factored is not None:
-        equations.append(_add(eqs, f"eq:{name}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
+        equations.append(_add(eqs, f"{label}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
     intro = (f"As a ${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$ matrix (row ${eqs.printer.index_text(i)}$, "
              f"column ${eqs.printer.index_text(k)}$), with bold letters for whole vectors")
     return intro, rows(equations, chained=True)

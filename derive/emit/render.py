@@ -1,8 +1,9 @@
 """Render derivations through the Jinja templates of each target, and write output folders atomically.
 
 A target is a view builder + a template + an output folder (as SymForce pairs a printer with its
-templates); a target may render several files per operator and files covering the whole registry.  The "generated, do not edit" header is written here, not by each template, and
-holds no timestamp or machine path, so rendering twice gives the same bytes.
+templates); a target may render several files per operator and files covering the whole
+registry.  The "generated, do not edit" header is written here, not by each template, and holds
+no timestamp or machine path, so rendering twice gives the same bytes.
 """
 
 from __future__ import annotations
