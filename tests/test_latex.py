@@ -266,3 +266,58 @@ def test_readme_input_example_uses_labels_that_exist():
     for label in re.findall(r"\\eqref\{([^}]*)\}", latex):
         assert rf"\label{{{label}}}" in body
     assert (LATEX / "notation.tex").exists()
+
+
+# shapes the catalog brings: elementwise functions, scalar outputs, open derivatives in sums ----
+def _elementwise_tanh():
+    from derive.model import Input, OperatorModel, index, size
+    n = size("n")
+    i = index("i", n)
+    x = Input("x", (n,))
+    return OperatorModel(name="tanh_trial", summary="tanh(x)", category="elementwise", inputs=(x,),
+                         output_indices=(i,), output=sp.tanh(x[i]), source="tests/test_latex.py")
+
+
+def _scalar_loss():
+    from derive.model import Input, OperatorModel, index, size
+    n = size("n")
+    j = index("j", n)
+    x, target = Input("x", (n,)), Input("target", (n,), differentiable=False)
+    return OperatorModel(name="mse_trial", summary="mean((x - target)^2)", category="loss", inputs=(x, target),
+                         output_indices=(), output=sp.Sum((x[j] - target[j]) ** 2, (j, 0, n - 1)) / n,
+                         source="tests/test_latex.py")
+
+
+@pytest.mark.parametrize("factory", [_elementwise_tanh, _scalar_loss])
+def test_documents_need_no_per_operator_code(factory):
+    view = build_document(derive(factory()))
+    kinds = {e.kind for e in view.equations}
+    assert {"definition", "step", "jacobian", "vjp", "jvp"} <= kinds
+    vjp = next(e for e in view.equations if e.kind == "vjp")
+    if factory is _scalar_loss:
+        assert vjp.latex.startswith(r"\bar{x}_{k} = \bar{y}") and "matrix" not in kinds
+        assert r"\mathrm{target}_{k}" in vjp.latex
+    else:
+        matrix = next(e for e in view.equations if e.kind == "matrix")
+        assert matrix.rhs_lines[0].startswith(r"\operatorname{diag}")
+
+
+def test_an_open_derivative_of_a_piecewise_entry_survives_a_sum():
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, k = sp.Idx("i", n), sp.Idx("k", n)
+    x = sp.IndexedBase("x")
+    partial = Partial(sp.Piecewise((x[i], x[i] > 0), (0, True)), x[k])
+    summed = sp.Sum(partial * sp.IndexedBase("t")[k], (k, 0, n - 1))
+    assert summed.function != 0 and summed.has(Partial)
+
+
+@pytest.mark.parametrize("name", [n for n in OPERATORS if registry.get(n).shift_invariant])
+def test_the_stable_form_the_document_states_is_what_the_kernel_does(name):
+    """The document says the kernel shifts by the maximum in forward, vjp and jvp: check the kernel."""
+    source = (GENERATED / "numpy" / f"{name}.py").read_text(encoding="utf-8")
+    body = (LATEX / f"{name}-body.tex").read_text(encoding="utf-8")
+    for input_name in registry.get(name).shift_invariant:
+        assert f"eq:{name}:stable-{input_name}" in body
+        for function in ("forward", "vjp", "jvp"):
+            code = source.split(f"\ndef {function}(", 1)[1].split("\ndef ", 1)[0]
+            assert f"{input_name} = {input_name} - np.max({input_name}" in code, function

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.concrete import compare, expand
+from ..calculus.concrete import Disagreement, compare, expand
 from ..calculus.differentiate import derivation_steps
 from ..calculus.equality import UnverifiedEqualityError
 from ..calculus.indices import substitute_index
-from ..calculus.pipeline import COTANGENT, Derivation
+from ..calculus.pipeline import COTANGENT, Derivation, InputGradient
 from ..calculus.rules import simplify
 from .latex_equations import Equations, Row, rows
 from .latex_printer import DisplayPartial
@@ -58,6 +58,7 @@ class HandbookView:
 
 
 def build_handbook(derivations: list[Derivation]) -> HandbookView:
+    """The operators by category; the seed sections for the operators they are about, if registered."""
     by_name = {d.model.name: d for d in derivations}
     categories: dict[str, list[str]] = {}
     for derivation in derivations:
@@ -98,7 +99,7 @@ def rms_seed(derivation: Derivation) -> RmsSeed:
         diagonal=rows([diagonal]))
 
 
-def _disagreement_text(eqs: Equations, disagreement) -> str:
+def _disagreement_text(eqs: Equations, disagreement: Disagreement) -> str:
     point = ", ".join(f"${eqs.tex(_entry(name))} = {float(value):.4g}$"
                       for name, value in sorted(disagreement.point.items(), key=lambda kv: str(kv[0])))
     where = ", ".join(f"${k} = {v + 1}$" for k, v in disagreement.indices.items())
@@ -140,7 +141,7 @@ def layernorm_seed(derivation: Derivation) -> LayerNormSeed:
                          _example(eqs, gradient))
 
 
-def _example(eqs: Equations, gradient) -> str:
+def _example(eqs: Equations, gradient: InputGradient) -> str:
     """x = (1, 2, 3), optional inputs at their defaults, ybar = (1, 0, 0): the exact gradient in sigma."""
     size = {d: 3 for d in eqs.dims}
     values = {"x": (1, 2, 3), COTANGENT: (1, 0, 0)}

@@ -104,18 +104,21 @@ class Equations:
             expr = expr.xreplace({sp.Symbol(self.output_name): self.model.output})
         return expr.replace(lambda e: isinstance(e, DisplayPartial), lambda e: Partial(*e.args))
 
-    def output_at(self, indices) -> sp.Expr:
+    def output_at(self, indices: tuple[sp.Expr, ...]) -> sp.Expr:
+        """The output entry at other indices (y_k for y_i)."""
         expr = self.model.output
         for old, new in zip(self.model.output_indices, indices):
             expr = substitute_index(expr, old, new)
         return expr
 
     def tex(self, expr: sp.Expr) -> str:
+        """``expr`` in LaTeX, exactly as given (no names written in)."""
         return self.printer.doprint(expr)
 
     # checked equations ---------------------------------------------------------------------------
-    def add(self, label: str, kind: str, lhs: sp.Expr, rhs: sp.Expr, *, name: str = "", shown_lhs=None,
-            shown_rhs=None, rules: tuple[str, ...] = (), against: sp.Expr | None = None,
+    def add(self, label: str, kind: str, lhs: sp.Expr, rhs: sp.Expr, *, name: str = "",
+            shown_lhs: sp.Expr | None = None, shown_rhs: sp.Expr | None = None, rules: tuple[str, ...] = (),
+            against: sp.Expr | None = None,
             show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None,
             input: str = "") -> Equation:
         """Check ``lhs == rhs`` (or ``against == rhs`` for a chain) and the shown sides, then keep it.

@@ -41,8 +41,8 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
                             f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}")
         symbol = eqs.printer.base_name(name)
         sentences.append(
-            f"The output does not change when every entry of ${symbol}$ moves by the same $c$ "
-            f"(\\eqref{{{label}}}), and neither do the VJP and JVP above (checked the same way). "
+            f"The output does not change when every entry of ${symbol}$ moves by the same $c$, as "
+            f"\\eqref{{{label}}} shows, and neither do the VJP and JVP above (checked the same way). "
             f"The kernel therefore subtracts the largest entry, $c = \\max {symbol}$, before it evaluates "
             f"the forward pass, the VJP and the JVP: every value is unchanged, and no shifted entry "
             f"exceeds 0.")

@@ -15,7 +15,7 @@ import sympy as sp
 from .. import __version__
 from ..calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ..calculus.rules import simplification_stages
-from ..model import Input, OperatorModel, dim_of
+from ..model import Input, OperatorModel, Param, dim_of
 from .latex_equations import DEFINITION, Equation, Equations, Row, rows
 from .latex_printer import DisplayPartial
 from .latex_stable import StableView, stable_form
@@ -68,6 +68,7 @@ def output_name(model: OperatorModel) -> str:
 
 
 def build_document(derivation: Derivation) -> DocumentView:
+    """Every section of one operator's document, each equation checked before it is kept."""
     model = derivation.model
     eqs = Equations(model, output_name(model))
     definition = _definition(eqs)
@@ -107,7 +108,7 @@ def _input_text(eqs: Equations, inp: Input) -> str:
     return text + (f" ({'; '.join(extras)})" if extras else "")
 
 
-def _param_text(eqs: Equations, param) -> str:
+def _param_text(eqs: Equations, param: Param) -> str:
     symbol = f"${eqs.tex(param.symbol)}$ = " if param.symbol is not None else ""
     doc = f": {tex_escape(param.doc)}" if param.doc else ""
     return rf"\texttt{{{tex_escape(param.name)}}} ({symbol}{tex_escape(repr(param.default))} by default){doc}"
@@ -201,13 +202,13 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
     return rows([equation])
 
 
-def _summed(expr: sp.Expr, indices) -> sp.Expr:
+def _summed(expr: sp.Expr, indices: tuple[sp.Idx, ...]) -> sp.Expr:
     for idx in indices:
         expr = sp.Sum(expr, (idx, idx.lower, idx.upper))
     return expr
 
 
-def _subscript(eqs: Equations, indices) -> str:
+def _subscript(eqs: Equations, indices: tuple[sp.Expr, ...]) -> str:
     return f"_{{{eqs.printer.subscript(indices)}}}" if indices else ""
 
 

@@ -36,8 +36,8 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, label: str) -> tuple[st
     equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex, plain)]
     if factored is not None:
         equations.append(_add(eqs, f"{label}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
-    intro = (f"As a ${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$ matrix (row ${eqs.printer.index_text(i)}$, "
-             f"column ${eqs.printer.index_text(k)}$), with bold letters for whole vectors")
+    intro = (f"In matrix form (${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$, row ${eqs.printer.index_text(i)}$, "
+             f"column ${eqs.printer.index_text(k)}$; bold letters are whole vectors)")
     return intro, rows(equations, chained=True)
 
 
