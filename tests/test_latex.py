@@ -25,6 +25,7 @@ from derive.calculus.pipeline import Derivation, derive
 from derive.cli import main
 from derive.emit.display import readable
 from derive.emit.latex_printer import DerivationLatexPrinter
+from derive.emit.latex_stable import shift_axes
 from derive.emit.latex_text import UntypesettableTextError, tex_escape
 from derive.emit.latex_view import build_document
 from derive.emit.matrix_form import matrix_form
@@ -113,43 +114,82 @@ def test_final_vjp_and_jvp_equations_evaluate_to_the_kernel(name, rng):
     points with concrete.expand, compared with the generated NumPy kernel on the same numbers."""
     model, kernel = registry.get(name), load_kernel(name)
     sizes = {d: 2 + position for position, d in enumerate(model.dims())}
-    arrays = {inp.name: rng.standard_normal(tuple(int(d.subs(sizes)) for d in inp.dims)) for inp in model.inputs}
+    arrays = {inp.name: _model_array(inp, sizes, rng) for inp in model.inputs}
+    call = _kernel_call(model, sizes)
+    inputs = [call.to_user(inp, arrays[inp.name]) for inp in model.inputs]
     params = {p.symbol: p.default for p in model.params if p.symbol is not None}
     out_shape = tuple(int(d.subs(sizes)) for d in model.output_dims)
     cotangent = rng.standard_normal(out_shape)
-    grads = kernel.vjp(cotangent, *arrays.values())
+    user_out = np.shape(kernel.forward(*inputs, **call.params))
+    grads = kernel.vjp(cotangent.reshape(user_out), *inputs, **call.params)
     checked = 0
     for equation in twin(name)["equations"]:
         if equation["kind"] not in ("vjp", "jvp"):
             continue
         position = [inp.name for inp in model.inputs].index(equation["input"])
-        tangent = rng.standard_normal(arrays[equation["input"]].shape)
+        inp = model.inputs[position]
         if equation["kind"] == "vjp":
-            numbers, expected = {"dy": cotangent}, grads[position]
+            numbers, expected = {"dy": cotangent}, np.reshape(grads[position], arrays[inp.name].shape)
         else:
+            tangent = rng.standard_normal(arrays[inp.name].shape)
             tangents = [None] * len(model.inputs)
-            tangents[position] = tangent
-            numbers, expected = {f"dot_{equation['input']}": tangent}, kernel.jvp(tuple(tangents), *arrays.values())
+            tangents[position] = call.to_user(inp, tangent)
+            numbers = {f"dot_{inp.name}": tangent}
+            expected = np.reshape(kernel.jvp(tuple(tangents), *inputs, **call.params), out_shape)
         formula = rebuild(equation["rhs"])
         values = _entries({**arrays, **numbers}) | params
         free = sorted(free_indices(formula), key=lambda idx: str(idx.label))
         for at in itertools.product(*(range(int((i.upper + 1).subs(sizes))) for i in free)):
             value = float(expand(formula, sizes, dict(zip(free, at))).xreplace(values).evalf(30))
-            assert value == pytest.approx(float(np.asarray(expected)[at]), rel=1e-9, abs=1e-12), (
+            assert value == pytest.approx(float(expected[at]), rel=1e-9, abs=1e-12), (
                 f"{equation['label']} at {dict(zip(map(str, free), at))}")
             checked += 1
     assert checked > 0
 
 
-def _entries(arrays: dict[str, np.ndarray]) -> dict[sp.Symbol, sp.Float]:
-    """x -> {x_0: ..., x_1: ...} (a scalar array -> {x: ...}), as the names concrete.expand uses."""
+def _model_array(inp, sizes: dict, rng: np.random.Generator) -> np.ndarray:
+    """Random values on the input's core axes, within its domain (integer labels for an index input)."""
+    shape = tuple(int(d.subs(sizes)) for d in inp.dims)
+    domain = getattr(inp, "domain", "real")
+    if domain == "index":
+        return rng.integers(0, int(inp.index_of.subs(sizes)), size=shape)
+    values = rng.standard_normal(shape)
+    if domain == "positive":
+        return np.abs(values) + 0.5
+    if domain == "nonzero":
+        return np.sign(values) * (np.abs(values) + 0.5)
+    return values
+
+
+class _kernel_call:
+    """How arrays on the model's core axes are passed to a kernel of the model's layout: the
+    ``groups`` layout takes channels G x D as one axis (C-order); every other layout takes them as is."""
+
+    def __init__(self, model, sizes: dict) -> None:
+        self.model, self.sizes, self.params = model, sizes, {}
+        if model.layout.kind == "groups":
+            self.params[model.layout.param] = int(model.inputs[0].dims[1].subs(sizes))
+
+    def to_user(self, inp, array: np.ndarray) -> np.ndarray:
+        if self.model.layout.kind != "groups":
+            return array
+        if inp is self.model.inputs[0]:
+            n, g, d, s = array.shape
+            return array.reshape(n, g * d, s)
+        return array.reshape(-1)
+
+
+def _entries(arrays: dict[str, np.ndarray]) -> dict[sp.Symbol, sp.Expr]:
+    """x -> {x_0: ..., x_1: ...} (a scalar array -> {x: ...}), as the names concrete.expand uses;
+    integer arrays (class labels) stay integers."""
     values = {}
     for name, array in arrays.items():
-        array = np.asarray(array, dtype=float)
+        array = np.asarray(array)
+        number = (lambda v: sp.Integer(int(v))) if array.dtype.kind in "iu" else (lambda v: sp.Float(float(v), 30))
         if array.ndim == 0:
-            values[sp.Symbol(name)] = sp.Float(float(array), 30)
+            values[sp.Symbol(name)] = number(array)
         for at in itertools.product(*(range(s) for s in array.shape)) if array.ndim else ():
-            values[sp.Symbol("_".join([name, *map(str, at)]))] = sp.Float(float(array[at]), 30)
+            values[sp.Symbol("_".join([name, *map(str, at)]))] = number(array[at])
     return values
 
 
@@ -316,8 +356,8 @@ def test_the_stable_form_the_document_states_is_what_the_kernel_does(name):
     """The document says the kernel shifts by the maximum in forward, vjp and jvp: check the kernel."""
     source = (GENERATED / "numpy" / f"{name}.py").read_text(encoding="utf-8")
     body = (LATEX / f"{name}-body.tex").read_text(encoding="utf-8")
-    for input_name in registry.get(name).shift_invariant:
+    for input_name, _ in shift_axes(registry.get(name)):
         assert f"eq:{name}:stable-{input_name}" in body
         for function in ("forward", "vjp", "jvp"):
             code = source.split(f"\ndef {function}(", 1)[1].split("\ndef ", 1)[0]
-            assert f"{input_name} = {input_name} - np.max({input_name}" in code, function
+            assert f"{input_name} = {input_name} - np.max({input_name}," in code, function

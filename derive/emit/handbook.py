@@ -124,7 +124,7 @@ def layernorm_seed(derivation: Derivation) -> LayerNormSeed:
     i, k = model.output_indices[0], gradient.wrt_indices[0]
     partial = gradient.steps[0].expr
     shown_partial = DisplayPartial(eqs.output_entry, gradient.wrt)
-    shift = eqs.add("eq:seed:layernorm-shift", "seed", shifted(model.output, "x"), model.output)
+    shift = eqs.add("eq:seed:layernorm-shift", "seed", shifted(model.output, model, "x", None), model.output)
     row = sp.Sum(gradient.jacobian, (k, k.lower, k.upper))
     row_sum = [eqs.add("eq:seed:layernorm-row-sum", "seed", sp.Sum(partial, (k, k.lower, k.upper)), row,
                        shown_lhs=sp.Sum(shown_partial, (k, k.lower, k.upper))),

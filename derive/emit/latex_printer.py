@@ -1,8 +1,9 @@
 """LaTeX for derived index expressions: x_{ik}, \\gamma_{i}, \\sum_{j=1}^{n}, \\delta_{ik}, \\bar{y}, \\dot{x}.
 
 The model's indices run over 0..n-1; every index position is printed 1-based (x[0] -> x_1, a sum
-over 0..n-1 -> \\sum_{j=1}^{n}), and an index letter stands for its 1-based position, so x[i + 1]
-prints as x_{i + 1}.  The cotangent ``dy`` prints as \\bar{y} and a tangent ``dot_x`` as \\dot{x}.
+over 0..n-1 -> \\sum_{j=1}^{n}), and an index letter always stands for its 1-based position, so
+x[i + 1] prints as x_{i + 1} and a comparison of indices reads the same either way.  The
+cotangent ``dy`` prints as \\bar{y} and a tangent ``dot_x`` as \\dot{x}.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ class DisplayPartial(sp.Expr):
     is_commutative = True
 
 
-class OutputEntry(sp.Symbol):
-    """The output entry y_i as a name (the model's output expression is its definition)."""
+class _Letter(sp.Symbol):
+    """An index already printed (its LaTeX is its name), standing for its 1-based position."""
+
+    is_integer = True
 
 
 class DerivationLatexPrinter(LatexPrinter):
@@ -42,20 +45,28 @@ class DerivationLatexPrinter(LatexPrinter):
 
     # indices -------------------------------------------------------------------------------
     def index_text(self, position: sp.Expr) -> str:
-        """An index position printed 1-based: letters stand for themselves, constants shift by one."""
-        letters = {i: sp.Symbol(str(i.label), integer=True) for i in position.atoms(sp.Idx)}
-        if isinstance(position, sp.Idx):
-            return self._print(letters[position])
-        return self._print(position.xreplace({i: s - 1 for i, s in letters.items()}) + 1)
+        """An index position printed 1-based: letters stand for themselves, constants shift by one.
+
+        An entry of an integer input used as a position (a class label ``target[b]``) is an index
+        too, and stands for itself like a letter.
+        """
+        if isinstance(position, (sp.Idx, sp.Indexed)):
+            return self._print(position)
+        letters = {e: _Letter(self._print(e)) - 1 for e in position.atoms(sp.Indexed)}
+        position = position.xreplace(letters)
+        position = position.xreplace({i: _Letter(self._print(i)) - 1 for i in position.atoms(sp.Idx)})
+        return self._print(position + 1)
 
     def subscript(self, positions) -> str:
         texts = [self.index_text(p) for p in positions]
-        joiner = "" if all(len(t) == 1 for t in texts) else ","
+        joiner = "" if all(len(t) == 1 and t.isalpha() for t in texts) else ","
         return joiner.join(texts)
 
     def _print_Idx(self, expr: sp.Idx) -> str:
-        # an index used as a value (not as a position) is its 0-based position
-        return self._print(sp.Symbol(str(expr.label), integer=True) - 1)
+        return self._print(sp.Symbol(str(expr.label), integer=True))
+
+    def _print__Letter(self, expr: sp.Symbol) -> str:
+        return expr.name
 
     def base_name(self, name: str) -> str:
         if name == COTANGENT:
@@ -78,9 +89,6 @@ class DerivationLatexPrinter(LatexPrinter):
             return self.base_name(expr.name)
         tex = super()._print_Symbol(expr, style)
         return rf"\mathrm{{{tex}}}" if re.fullmatch(r"[A-Za-z]{2,}", tex) else tex  # a word, not a product
-
-    def _print_OutputEntry(self, expr: OutputEntry) -> str:
-        return self._print_Symbol(expr)
 
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: object = None) -> str:
         tex = rf"\delta_{{{self.subscript(expr.args)}}}"
