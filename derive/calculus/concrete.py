@@ -94,28 +94,46 @@ class Disagreement:
                 f"left = {self.left:.12g}, right = {self.right:.12g}")
 
 
-def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Symbol, sp.Float]:
-    """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits."""
+def random_point(symbols: Iterable[sp.Symbol], rng: random.Random,
+                 labels: dict[str, int] | None = None) -> dict[sp.Symbol, sp.Expr]:
+    """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits; the
+    entries of an input named in ``labels`` are integer class labels below the number given."""
     point = {}
     for symbol in sorted(symbols, key=str):
+        bound = _label_bound(str(symbol), labels or {})
+        if bound is not None:
+            point[symbol] = sp.Integer(rng.randrange(bound))
+            continue
         low, high = (0.05, 1.0) if symbol.is_positive else (-2.0, 2.0)
         point[symbol] = sp.Float(rng.uniform(low, high), 30)
     return point
 
 
+def _label_bound(name: str, labels: dict[str, int]) -> int | None:
+    """The bound of the label input whose entry symbol (``target_3``, or ``target``) this is."""
+    for base, bound in labels.items():
+        rest = name[len(base) + 1:].split("_") if name.startswith(base + "_") else None
+        if name == base or (rest and all(part.isdigit() for part in rest)):
+            return bound
+    return None
+
+
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
             trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
-            patterns_above: int | None = None) -> Disagreement | None:
+            patterns_above: int | None = None,
+            labels: dict[str, sp.Expr] | None = None) -> Disagreement | None:
     """The first point where ``left`` and ``right`` differ, over several sizes, or None.
 
     Every combination of free index values is tried, unless there are more than
     ``patterns_above``: then one random combination per pattern of coinciding indices over the
     same axis (which are equal to which), the only thing a delta or a shared entry can see.
+    ``labels``: inputs whose entries are integer class labels, with the axis size they index into.
     """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
     for size in sizes:
         fixed = {d: size for d in dims}
+        bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in (labels or {}).items()}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
         combinations = 1
         for r in ranges:
@@ -128,7 +146,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
-                point = random_point(a.free_symbols | b.free_symbols, rng)
+                point = random_point(a.free_symbols | b.free_symbols, rng, bounds)
                 va, vb = complex(a.xreplace(point).evalf(30)), complex(b.xreplace(point).evalf(30))
                 if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
                     return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},

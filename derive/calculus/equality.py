@@ -39,17 +39,24 @@ def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
         return False
 
 
-def check_equal(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], what: str) -> str:
-    """How ``left == right`` was confirmed (``SYMBOLIC`` or ``RANDOM_POINTS``); raises if it is not."""
-    method, disagreement = _decide(left, right, tuple(dims))
+def check_equal(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], what: str,
+                labels: dict[str, sp.Expr] | None = None) -> str:
+    """How ``left == right`` was confirmed (``SYMBOLIC`` or ``RANDOM_POINTS``); raises if it is not.
+
+    ``labels``: inputs holding integer class labels (and the axis size they index into), which
+    random points fill with valid labels.
+    """
+    method, disagreement = _decide(left, right, tuple(dims), tuple(sorted((labels or {}).items())))
     if disagreement is not None:
         raise UnverifiedEqualityError(f"{what}: the two sides differ {disagreement}")
     return method
 
 
 @functools.lru_cache(maxsize=2048)
-def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...]) -> tuple[str, Disagreement | None]:
+def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...],
+            labels: tuple[tuple[str, sp.Expr], ...]) -> tuple[str, Disagreement | None]:
     """(method, None) when equal, (method, where they differ) otherwise; remembered per process."""
     if symbolically_equal(left, right):
         return SYMBOLIC, None
-    return RANDOM_POINTS, compare(left, right, dims, sizes=CHECK_SIZES, trials=1, patterns_above=16)
+    return RANDOM_POINTS, compare(left, right, dims, sizes=CHECK_SIZES, trials=1, patterns_above=16,
+                                  labels=dict(labels))

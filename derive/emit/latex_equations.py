@@ -74,6 +74,8 @@ class Equations:
         self.dims = self.model.dims()
         self.output_base = sp.IndexedBase(self.output_name)
         self._shown: dict[sp.Expr, sp.Expr] = {}
+        self.labels = {inp.name: inp.index_of for inp in self.model.inputs
+                       if getattr(inp, "domain", "real") == "index"}  # integer class-label inputs
         self.preferred: dict[sp.Expr, list[str]] = {}
         others = sorted(self.model.output.atoms(sp.Idx) - set(self.model.output_indices), key=lambda i: str(i.label))
         for idx in (*self.model.output_indices, *others):
@@ -130,12 +132,12 @@ class Equations:
         if kind == DEFINITION:
             check = DEFINITION
         else:
-            check = check_equal(against if against is not None else lhs, rhs, self.dims, what)
+            check = check_equal(against if against is not None else lhs, rhs, self.dims, what, self.labels)
         shown_lhs = self.shown(lhs) if shown_lhs is None else shown_lhs
         shown_rhs = self.shown(rhs) if shown_rhs is None else shown_rhs
         for side, exact, display in (("left", lhs, shown_lhs), ("right", rhs, shown_rhs)):
             if display is not exact and not (kind == DEFINITION and side == "left"):
-                check_equal(self.unname(display), exact, self.dims, f"{what} ({side} side as displayed)")
+                check_equal(self.unname(display), exact, self.dims, f"{what} ({side} side as displayed)", self.labels)
         if lhs_tex is None:
             lhs_tex = self.tex(shown_lhs) if show_lhs else ""
         lead = tex_width(" = ".join(p for p in (name, lhs_tex) if p)) + 1.6

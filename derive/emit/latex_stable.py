@@ -61,7 +61,7 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
         for gradient in derivation.gradients:
             for kind, expr in (("VJP", gradient.vjp), ("JVP", gradient.jvp)):
                 check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
-                            f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}")
+                            f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
         sentences.append(_sentence(eqs, name, axis, label))
     return StableView(rows(equations), " ".join(sentences), tuple(tex_escape(note) for note in model.notes))
 
