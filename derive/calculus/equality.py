@@ -3,19 +3,21 @@
 ``check_equal`` tries SymPy first (the difference of the two sides, with summation variables
 renamed canonically, expands to zero); where SymPy cannot decide, for example a step that still
 holds open derivatives or a delta collapsed against a sum, it evaluates both sides at random
-points for several sizes with ``concrete.compare`` (open derivatives by plain ``sympy.diff``).
+points for several sizes, as ``concrete.compare`` does (open derivatives by plain ``sympy.diff``).
 Disagreement raises ``UnverifiedEqualityError``: an unverified step is never written.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import random
 
 import sympy as sp
 
-from .concrete import Disagreement, compare
+from .concrete import Disagreement, coincidence_patterns, expand, random_point
 from .differentiate import DerivationError, Partial
-from .indices import canonical_dummies
+from .indices import canonical_dummies, free_indices
 
 SYMBOLIC = "symbolic"
 RANDOM_POINTS = "random points"
@@ -58,5 +60,30 @@ def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...],
     """(method, None) when equal, (method, where they differ) otherwise; remembered per process."""
     if symbolically_equal(left, right):
         return SYMBOLIC, None
-    return RANDOM_POINTS, compare(left, right, dims, sizes=CHECK_SIZES, trials=1, patterns_above=16,
-                                  labels=dict(labels))
+    return RANDOM_POINTS, sample_compare(left, right, dims, dict(labels))
+
+
+def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], labels: dict[str, sp.Expr],
+                   sizes: tuple[int, ...] = CHECK_SIZES, all_below: int = 16, seed: int = 0,
+                   tolerance: float = 1e-12) -> Disagreement | None:
+    """``concrete.compare`` at one random point per combination of free index values, or, above
+    ``all_below`` combinations, per pattern of coinciding indices (what a delta can see); integer
+    label inputs get valid labels."""
+    rng = random.Random(seed)
+    indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    for size in sizes:
+        fixed = {d: size for d in dims}
+        bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items()}
+        ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
+        combos = list(itertools.product(*ranges))
+        if len(combos) > all_below:
+            combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
+        for at in combos:
+            values = dict(zip(indices, at))
+            a, b = expand(left, fixed, values), expand(right, fixed, values)
+            point = random_point(a.free_symbols | b.free_symbols, rng, bounds)
+            va, vb = complex(a.xreplace(point).evalf(30)), complex(b.xreplace(point).evalf(30))
+            if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
+                return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
+                                    point, va.real, vb.real)
+    return None
