@@ -28,7 +28,7 @@ def entry_symbol(base: str, at: Iterable[int]) -> sp.Symbol:
 
 def expand(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: dict[sp.Idx, int]) -> sp.Expr:
     """``expr`` with the sizes and free indices fixed, sums expanded, entries as plain symbols."""
-    return _expand(expr, tuple(sizes.items()), tuple((str(i.label), v) for i, v in values.items()))
+    return _expand(expr, tuple(sizes.items()), tuple((i.label.name, v) for i, v in values.items()))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -41,9 +41,10 @@ def _concrete(expr: sp.Expr, fixed: dict, indices: dict[str, sp.Integer]) -> sp.
     """One pass over ``expr``: indices and sizes to integers, sums written out, entries to symbols,
     open derivatives by ``sympy.diff``.  ``indices`` maps index names to their current values."""
     if isinstance(expr, sp.Idx):
-        if str(expr.label) not in indices:
+        value = indices.get(expr.label.name)  # .name: str() of a Symbol runs the printer
+        if value is None:
             raise ValueError(f"no value for the index {expr.label}")
-        return indices[str(expr.label)]
+        return value
     if expr in fixed:
         return fixed[expr]
     if not expr.args:
@@ -66,7 +67,7 @@ def _unroll(expr: sp.Sum, fixed: dict, indices: dict[str, sp.Integer]) -> sp.Exp
             raise ValueError(f"the limits of {expr} are not integers at these sizes")
         if not isinstance(var, sp.Idx):  # a plain summation symbol: bind it as an index of that name
             body = body.xreplace({var: sp.Idx(var.name)})
-        name = str(var.label) if isinstance(var, sp.Idx) else var.name
+        name = var.label.name if isinstance(var, sp.Idx) else var.name
         ranges.append((name, range(int(low), int(high) + 1)))
     terms = []
     for values in itertools.product(*(r for _, r in ranges)):

@@ -185,8 +185,10 @@ def _vjp(eqs: Equations, gradient: InputGradient) -> tuple[Row, ...]:
     contraction = _summed(weight * gradient.steps[0].expr, out)
     shown = _summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
     name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + _subscript(eqs, gradient.wrt_indices)
+    # checked against the contraction of the Jacobian, itself checked to be the derivative
     equation = eqs.add(_label(eqs, "vjp", gradient.input.name), "vjp", contraction, gradient.vjp, name=name,
-                       shown_lhs=shown, input=gradient.input.name)
+                       shown_lhs=shown, input=gradient.input.name,
+                       against=_summed(weight * gradient.jacobian, out))
     return rows([equation])
 
 
@@ -198,7 +200,7 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
     shown = _summed(DisplayPartial(eqs.output_entry, gradient.wrt) * tangent, wrt)
     own = name if len(derivation.gradients) > 1 else None
     equation = eqs.add(_label(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=_output_tangent(eqs, own),
-                       shown_lhs=shown, input=gradient.input.name)
+                       shown_lhs=shown, input=gradient.input.name, against=_summed(gradient.jacobian * tangent, wrt))
     return rows([equation])
 
 
