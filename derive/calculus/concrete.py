@@ -34,12 +34,36 @@ def expand(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: dict[sp.Idx, int]
 @functools.lru_cache(maxsize=4096)
 def _expand(expr: sp.Expr, sizes: tuple, values: tuple) -> sp.Expr:
     fixed = {symbol: sp.Integer(v) for symbol, v in sizes}
-    return _concrete(expr, fixed, {name: sp.Integer(v) for name, v in values})
+    return _Concrete(fixed).at(expr, {name: sp.Integer(v) for name, v in values})
 
 
-def _concrete(expr: sp.Expr, fixed: dict, indices: dict[str, sp.Integer]) -> sp.Expr:
-    """One pass over ``expr``: indices and sizes to integers, sums written out, entries to symbols,
-    open derivatives by ``sympy.diff``.  ``indices`` maps index names to their current values."""
+@functools.lru_cache(maxsize=65536)
+def _index_names(expr: sp.Expr) -> tuple[str, ...]:
+    """The names of the indices free in ``expr``, sorted (what its concrete value depends on)."""
+    return tuple(sorted(i.label.name for i in free_indices(expr)))
+
+
+class _Concrete:
+    """One pass over an expression at fixed sizes; a sum or an open derivative met again with the
+    same values of its free indices (an inner mean inside an outer sum) is expanded once."""
+
+    def __init__(self, fixed: dict) -> None:
+        self.fixed = fixed
+        self.memo: dict[tuple, sp.Expr] = {}
+
+    def at(self, expr: sp.Expr, indices: dict[str, sp.Integer]) -> sp.Expr:
+        if not isinstance(expr, (sp.Sum, Partial)):
+            return _concrete(expr, self, indices)
+        key = (expr, tuple(indices.get(name) for name in _index_names(expr)))
+        if key not in self.memo:
+            self.memo[key] = _concrete(expr, self, indices)
+        return self.memo[key]
+
+
+def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:
+    """Indices and sizes to integers, sums written out, entries to symbols, open derivatives by
+    ``sympy.diff``.  ``indices`` maps index names to their current values."""
+    fixed = state.fixed
     if isinstance(expr, sp.Idx):
         value = indices.get(expr.label.name)  # .name: str() of a Symbol runs the printer
         if value is None:
@@ -50,19 +74,19 @@ def _concrete(expr: sp.Expr, fixed: dict, indices: dict[str, sp.Integer]) -> sp.
     if not expr.args:
         return expr
     if isinstance(expr, sp.Indexed):
-        return entry_symbol(expr.base.name, (int(_concrete(i, fixed, indices)) for i in expr.indices))
+        return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
     if isinstance(expr, Partial):
-        return sp.diff(_concrete(expr.args[0], fixed, indices), _concrete(expr.args[1], fixed, indices))
+        return sp.diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
     if isinstance(expr, sp.Sum):
-        return _unroll(expr, fixed, indices)
-    return expr.func(*[_concrete(arg, fixed, indices) for arg in expr.args])
+        return _unroll(expr, state, indices)
+    return expr.func(*[state.at(arg, indices) for arg in expr.args])
 
 
-def _unroll(expr: sp.Sum, fixed: dict, indices: dict[str, sp.Integer]) -> sp.Expr:
+def _unroll(expr: sp.Sum, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:
     """A sum with integer limits written out, its variables bound in turn (innermost first)."""
     ranges, body = [], expr.function
     for var, lower, upper in reversed(expr.limits):
-        low, high = _concrete(lower, fixed, indices), _concrete(upper, fixed, indices)
+        low, high = state.at(lower, indices), state.at(upper, indices)
         if not (low.is_Integer and high.is_Integer):
             raise ValueError(f"the limits of {expr} are not integers at these sizes")
         if not isinstance(var, sp.Idx):  # a plain summation symbol: bind it as an index of that name
@@ -73,7 +97,7 @@ def _unroll(expr: sp.Sum, fixed: dict, indices: dict[str, sp.Integer]) -> sp.Exp
     for values in itertools.product(*(r for _, r in ranges)):
         inner = dict(indices)
         inner.update({name: sp.Integer(v) for (name, _), v in zip(ranges, values)})
-        terms.append(_concrete(body, fixed, inner))
+        terms.append(state.at(body, inner))
     return sp.Add(*terms)
 
 
