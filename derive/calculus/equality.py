@@ -22,6 +22,8 @@ from .indices import canonical_dummies, free_indices
 SYMBOLIC = "symbolic"
 RANDOM_POINTS = "random points"
 CHECK_SIZES = (1, 2, 3)
+LARGEST_SIZE_PATTERNS = 4
+"""At the largest size, how many patterns of coinciding indices are drawn (all at smaller sizes)."""
 
 
 class UnverifiedEqualityError(DerivationError):
@@ -67,8 +69,8 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
                    sizes: tuple[int, ...] = CHECK_SIZES, all_below: int = 16, seed: int = 0,
                    tolerance: float = 1e-12) -> Disagreement | None:
     """``concrete.compare`` at one random point per combination of free index values, or, above
-    ``all_below`` combinations, per pattern of coinciding indices (what a delta can see); integer
-    label inputs get valid labels."""
+    ``all_below`` combinations, per pattern of coinciding indices (what a delta can see; at the
+    largest size a few of them); integer label inputs get valid labels."""
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
     for size in sizes:
@@ -78,6 +80,8 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
         combos = list(itertools.product(*ranges))
         if len(combos) > all_below:
             combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
+            if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # all were seen at smaller sizes
+                combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
         for at in combos:
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
