@@ -64,8 +64,9 @@ def code_text(text: str) -> str:
 
 
 def label_part(name: str) -> str:
-    """A name as a piece of a LaTeX label: letters, digits and '-' only."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") or "x"
+    """A name as a piece of a LaTeX label: letters, digits, '_' and '-' only (operator and input
+    names are identifiers, so they stay as they are)."""
+    return re.sub(r"[^A-Za-z0-9_]+", "-", name).strip("-") or "x"
 
 
 def rule_text(rules: tuple[str, ...]) -> str:
