@@ -8,12 +8,15 @@ is written here, with no timestamp or machine path.
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import jinja2
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .. import __version__
+from ..calculus.differentiate import Partial
 from ..calculus.pipeline import COTANGENT, Derivation
 from .handbook import build_handbook
 from .latex_text import UntypesettableTextError
@@ -61,7 +64,7 @@ def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str
     standalone = env.get_template("latex/derivation.tex.jinja").render(
         header=latex_header(f"{model.name}: standalone derivation document.", model.source,
                             "latex/derivation.tex.jinja", command),
-        name=model.name, version=__version__, notation=notation, body=body)
+        name=view.name, version=__version__, notation=notation, body=body)
     fragment = latex_header(
         f"{model.name}: derivation body, to \\input into a document (labels eq:{view.label[4:]}:...).",
         model.source, "latex/body.tex.jinja", command,
@@ -84,6 +87,21 @@ def twin(view: DocumentView, derivation: Derivation) -> str:
         "equations": [equation.twin() for equation in view.equations],
     }
     return json.dumps(document, indent=1, ensure_ascii=True) + "\n"
+
+
+def load_srepr(text: str) -> sp.Expr:
+    """An expression of a twin (its ``srepr``) back as SymPy: SymPy's names, the open derivative
+    ``Partial``, and the functions derive defines (if any)."""
+    namespace = {name: getattr(sp, name) for name in dir(sp) if not name.startswith("_")}
+    namespace.update(ExprCondPair=ExprCondPair, Partial=Partial)
+    try:
+        functions = importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.functions")
+    except ImportError:
+        functions = None
+    if functions is not None:
+        namespace.update({name: value for name, value in vars(functions).items()
+                          if isinstance(value, type) and issubclass(value, sp.Basic)})
+    return eval(text, {"__builtins__": {}}, namespace)  # noqa: S307 - a twin derive wrote
 
 
 def render_registry(derivations: list[Derivation], env: jinja2.Environment) -> dict[str, str]:
