@@ -13,6 +13,7 @@ REWRITE_NAMES = {
     "collapse_kronecker_sum": r"$\delta$-collapse: $\sum_{j} \delta_{jk}\, g_j = g_k$",
     "pull_numeric_content": "take out the common numeric factor",
     "canonical_dummies": "rename summation indices",
+    "delta_out_of_piecewise": r"take a $\delta$ common to every branch out of the piecewise expression",
 }
 """How each named rewrite of ``calculus.rules`` reads in a document (keyed by pass name)."""
 
@@ -69,11 +70,16 @@ def label_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "-", name).strip("-") or "x"
 
 
+def rewrite_text(pass_name: str) -> str:
+    """How a named rewrite reads in a document (its name in words when the table lacks it)."""
+    return REWRITE_NAMES.get(pass_name) or tex_escape(pass_name.replace("_", " "))
+
+
 def rule_text(rules: tuple[str, ...]) -> str:
     """'by the sum rule and the power rule' for the rules one derivation step used."""
     if not rules:
         return ""
-    names = [RULE_PHRASES.get(rule, f"the {rule}") for rule in rules]
+    names = [RULE_PHRASES.get(rule, f"the {tex_escape(rule)}") for rule in rules]
     if len(names) == 1:
         return f"by {names[0]}"
     return f"by {', '.join(names[:-1])} and {names[-1]}"

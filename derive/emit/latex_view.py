@@ -19,7 +19,7 @@ from ..model import Input, OperatorModel, Param, dim_of
 from .latex_equations import DEFINITION, Equation, Equations, Row, rows
 from .latex_printer import DisplayPartial
 from .latex_stable import StableView, stable_form
-from .latex_text import REWRITE_NAMES, code_text, label_part, rule_text, tex_escape
+from .latex_text import code_text, label_part, rewrite_text, rule_text, tex_escape
 from .matrix_section import matrix_rows
 
 
@@ -168,13 +168,13 @@ def _simplification(eqs: Equations, gradient: InputGradient, lhs: sp.Expr, shown
         equations.append(eqs.add(f"eq:{key}:simplify-{number}", "simplification", lhs, expr,
                                  shown_lhs=shown_lhs, rules=(pass_name,), against=previous,
                                  input=gradient.input.name))
-        notes.append(REWRITE_NAMES.get(pass_name, pass_name.replace("_", " ")))
+        notes.append(rewrite_text(pass_name))
         previous = expr
     final_rules = (visible[-1][0],) if visible else ()
     equations.append(eqs.add(_label(eqs, "jacobian", gradient.input.name), "jacobian", lhs, gradient.jacobian,
                              shown_lhs=shown_lhs, rules=final_rules, against=previous,
                              input=gradient.input.name))
-    notes.append(REWRITE_NAMES.get(final_rules[0], final_rules[0]) if final_rules else "")
+    notes.append(rewrite_text(final_rules[0]) if final_rules else "")
     return equations, notes, not visible
 
 
