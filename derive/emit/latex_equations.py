@@ -14,10 +14,10 @@ import sympy as sp
 
 from ..calculus.differentiate import Partial
 from ..calculus.equality import check_equal
-from ..calculus.indices import free_indices, index_names, substitute_index
+from ..calculus.indices import free_indices, index_names, readable_dummies, substitute_index
 from ..model import OperatorModel, dim_of
-from .display import intermediate_symbols, readable
 from .latex_layout import TEXT_WIDTH, break_lines, tex_width
+from .latex_names import Intermediates
 from .latex_printer import DerivationLatexPrinter, DisplayPartial
 
 DEFINITION = "definition"
@@ -70,7 +70,8 @@ class Equations:
 
     def __post_init__(self) -> None:
         self.printer = DerivationLatexPrinter(self.output_name)
-        self.named = intermediate_symbols(self.model)
+        self.names = Intermediates(self.model)
+        self.named = self.names.definitions()
         self.dims = self.model.dims()
         self.output_base = sp.IndexedBase(self.output_name)
         self._shown: dict[sp.Expr, sp.Expr] = {}
@@ -92,14 +93,13 @@ class Equations:
         summation indices named like the model's indices over the same axis where that is free."""
         if expr not in self._shown:
             marked = expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args))
-            named = readable(marked, self.model)
+            named = readable_dummies(self.names.name(marked))
             self._shown[expr] = _prefer_names(named, self.preferred, {str(i.label) for i in free_indices(named)})
         return self._shown[expr]
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
         """The exact expression a displayed one stands for (names and the output entry expanded)."""
-        for symbol, definition in reversed(self.named):
-            expr = expr.xreplace({symbol: definition})
+        expr = self.names.write_out(expr)
         expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.output_base,
                             lambda e: self.output_at(e.indices))
         if not self.model.output_indices:

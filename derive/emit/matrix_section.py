@@ -58,7 +58,8 @@ def _vector(printer: VectorLatexPrinter, entry: sp.Expr) -> str:
     if entry == 1:
         return printer.bold("1")
     tex = printer.doprint(entry)
-    return rf"\left({tex}\right)" if isinstance(entry, sp.Add) or r"\odot" in tex else tex
+    bracket = isinstance(entry, sp.Add) or r"\odot" in tex or "^" in tex  # then ^T needs the brackets
+    return rf"\left({tex}\right)" if bracket else tex
 
 
 def _terms_tex(printer: VectorLatexPrinter, eqs: Equations, terms: tuple[MatrixTerm, ...]) -> list[tuple[str, str]]:
