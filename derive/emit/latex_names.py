@@ -66,8 +66,8 @@ class Intermediates:
                 pattern = self.name(quantity.defined_at(indices), upto=position)
                 symbol = quantity.at(indices)
                 if isinstance(pattern, sp.Pow) and pattern.exp == sp.S.Half:
-                    expr = expr.subs(pattern.base, symbol ** 2)
-                expr = expr.subs(pattern, symbol)
+                    expr = replace_part(expr, pattern.base, symbol ** 2)
+                expr = replace_part(expr, pattern, symbol)
         return expr
 
     def write_out(self, expr: sp.Expr) -> sp.Expr:
@@ -88,3 +88,37 @@ class Intermediates:
         present = sorted(expr.atoms(sp.Idx), key=lambda i: str(i.label))
         choices = [[i for i in present if dim_of(i) == dim_of(own)] or [own] for own in quantity.indices]
         return list(itertools.product(*choices))
+
+
+def replace_part(expr: sp.Expr, part: sp.Expr, value: sp.Expr) -> sp.Expr:
+    """``expr`` with ``part`` replaced by ``value`` wherever it occurs, also as some of the factors
+    of a product or some of the terms of a sum, and also where it holds an index a sum binds
+    (which ``subs`` refuses to touch)."""
+    if expr == part:
+        return value
+    if not expr.args or isinstance(expr, (sp.Indexed, sp.Idx)):
+        return expr
+    expr = expr.func(*[replace_part(arg, part, value) for arg in expr.args])
+    if isinstance(expr, sp.Mul) and isinstance(part, sp.Mul):
+        return _replace_in(expr, part, value, sp.Mul)
+    if isinstance(expr, sp.Add) and isinstance(part, sp.Add):
+        return _replace_in(expr, part, value, sp.Add)
+    return expr
+
+
+def _replace_in(expr: sp.Expr, part: sp.Expr, value: sp.Expr, kind: type) -> sp.Expr:
+    """A product (sum) holding the factors (terms) of ``part``, and a number times them, rewritten."""
+    if kind is sp.Mul:
+        (coefficient, own), (scale, wanted) = expr.as_coeff_mul(), part.as_coeff_mul()
+    else:
+        (coefficient, own), (scale, wanted) = expr.as_coeff_add(), part.as_coeff_add()
+    remaining = list(own)
+    for item in wanted:
+        if item not in remaining:
+            return expr
+        remaining.remove(item)
+    if kind is sp.Mul:
+        return coefficient / scale * value * sp.Mul(*remaining)
+    if coefficient != scale:
+        return expr
+    return value + sp.Add(*remaining)

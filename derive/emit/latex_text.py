@@ -60,8 +60,8 @@ def tex_escape(text: str) -> str:
 
 
 def code_text(text: str) -> str:
-    """Code as LaTeX text for \\texttt, with line breaks allowed after '.', ',' and '('."""
-    return "".join(tex_escape(char) + (r"\allowbreak{}" if char in ".,(" else "") for char in text)
+    """Code as LaTeX text for \\texttt, with line breaks allowed after '.', ',', '(' and '/'."""
+    return "".join(tex_escape(char) + (r"\allowbreak{}" if char in ".,(/" else "") for char in text)
 
 
 def label_part(name: str) -> str:
