@@ -10,7 +10,7 @@ from ..calculus.equality import check_equal
 from ..calculus.pipeline import Derivation
 from ..model import OperatorModel
 from .latex_equations import Equations, Row, rows
-from .latex_text import label_part, tex_escape
+from .latex_text import label_part, prose_text
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
                 check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
                             f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
         sentences.append(_sentence(eqs, name, axis, label))
-    return StableView(rows(equations), " ".join(sentences), tuple(tex_escape(note) for note in model.notes))
+    return StableView(rows(equations), " ".join(sentences), tuple(prose_text(note) for note in model.notes))
 
 
 def _sentence(eqs: Equations, name: str, axis: sp.Expr | None, label: str) -> str:

@@ -59,6 +59,11 @@ def tex_escape(text: str) -> str:
     return "".join(out)
 
 
+def prose_text(text: str) -> str:
+    """Model prose as LaTeX text; identifiers like negative_slope may break after their '_'."""
+    return tex_escape(text).replace(r"\_", r"\_\allowbreak{}")
+
+
 def code_text(text: str) -> str:
     """Code as LaTeX text for \\texttt, with line breaks allowed after '.', ',', '(' and '/'."""
     return "".join(tex_escape(char) + (r"\allowbreak{}" if char in ".,(/" else "") for char in text)
