@@ -72,6 +72,18 @@ def test_a_sum_that_is_not_the_last_factor_is_bracketed():
     assert tex.startswith(r"\left(\sum_{j=1}^{n} x_{j}\right)")
 
 
+def test_a_reciprocal_of_a_sum_prints_as_a_fraction():
+    """SymPy prints 1/x through _print_Mul with a Pow: the sum in the denominator stays there."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    j, m = sp.Idx("j", n), sp.Idx("m", n)
+    x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
+    p = DerivationLatexPrinter()
+    total = sp.Sum(sp.exp(x[j]), (j, 0, n - 1))
+    assert p.doprint(1 / total) == r"\frac{1}{\sum_{j=1}^{n} e^{x_{j}}}"
+    tex = p.doprint(sp.Sum(y[m], (m, 0, n - 1)) / total)
+    assert tex.startswith(r"\frac{1}{\sum_{j=1}^{n} e^{x_{j}}}") and not tex.startswith("-")
+
+
 def test_text_is_escaped_and_unknown_characters_are_an_error():
     assert tex_escape("x_i ^ 2 & 50% #1") == r"x\_i \textasciicircum{} 2 \& 50\% \#1"
     assert tex_escape("σ ≥ 0") == r"$\sigma$ $\ge$ 0"

@@ -119,9 +119,12 @@ class DerivationLatexPrinter(LatexPrinter):
     def _print_Partial(self, expr: sp.Expr) -> str:
         return self._print_DisplayPartial(DisplayPartial(*expr.args))
 
-    def _print_Mul(self, expr: sp.Mul) -> str:
-        """Sums and open derivatives act on what follows: print them after the other factors."""
-        trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))]
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        """Sums and open derivatives act on what follows: print them after the other factors.
+
+        SymPy also prints a reciprocal 1/x through here (``expr`` a Pow): that is left to SymPy.
+        """
+        trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))] if expr.is_Mul else []
         if not trailing:
             return super()._print_Mul(expr)
         rest = sp.Mul(*[f for f in expr.args if f not in trailing])
@@ -211,7 +214,11 @@ class VectorLatexPrinter(DerivationLatexPrinter):
             return rf"{self.parenthesize(expr.base, PRECEDENCE['Atom'])}^{{\odot {expr.exp}}}"
         return super()._print_Pow(expr)
 
-    def _print_Mul(self, expr: sp.Mul) -> str:
+    def _print_Mul(self, expr: sp.Expr) -> str:
+        if not expr.is_Mul:  # a reciprocal 1/v, printed by SymPy through _print_Mul
+            if self.is_vector(expr):
+                raise NotAVectorError(f"an entrywise reciprocal {expr}")
+            return super()._print_Mul(expr)
         vectors = sorted((f for f in expr.args if self.is_vector(f)), key=lambda f: isinstance(f, sp.Add))
         if len(vectors) < 2:
             return super()._print_Mul(expr)
