@@ -156,7 +156,10 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
     if head not in (1, -1) and trailing:
         sign = "-" if head.could_extract_minus_sign() else ""
         head_tex = sign + _factor(printer, -head if sign else head)
-        return [head_tex, *_continued(_break_product(printer, sp.Mul(*trailing), limit - 2))]
+        tail = _break_product(printer, sp.Mul(*trailing), limit - 2)
+        if tex_width(head_tex) + tex_width(tail[0]) + 1 <= limit:  # a short head stays on the first line
+            return [f"{head_tex} {tail[0]}", *tail[1:]]
+        return [head_tex, *_continued(tail)]
     if len(trailing) > 1:
         first = printer.doprint(trailing[0])
         first = rf"\left({first}\right)" if isinstance(trailing[0], sp.Sum) else first
