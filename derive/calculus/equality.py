@@ -80,7 +80,7 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
         combos = list(itertools.product(*ranges))
         if len(combos) > all_below:
             combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
-            if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # all were seen at smaller sizes
+            if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # the rest were tried at smaller sizes
                 combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
         for at in combos:
             values = dict(zip(indices, at))
