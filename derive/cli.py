@@ -1,4 +1,4 @@
-"""The ``derive`` command line: list, show, generate, check and claim, a thin layer over ``derive.api``.
+"""The ``derive`` command line: list, show, generate, check, claim and pdf, a thin layer over ``derive.api``.
 
 Every command takes ``--model FILE`` to work on a user's model file instead of the built-ins.
 Errors in the input (an unknown operator, a malformed model or formula, a failing template) print
@@ -26,8 +26,10 @@ from .emit.render import RenderError
 from .model import OperatorModel
 from .user_models import ModelFileError
 from .validate import ModelError
+from .pdf import CompileError, TexMissingError, compile_pdfs
 
 DEFAULT_OUT = Path("generated")
+DEFAULT_PDF_OUT = Path("build/pdf")
 
 
 class UsageError(ValueError):
@@ -44,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except INPUT_ERRORS as error:
+        print(f"derive: error: {error}", file=sys.stderr)
+        return 2
+    except TexMissingError as error:
+        print(f"derive: error: no LaTeX compiler found.\n{error}", file=sys.stderr)
+        return 3
+    except CompileError as error:
         print(f"derive: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -98,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
         sub.set_defaults(run=run)
     _claim_parser(commands)
+
+    pdf = commands.add_parser(
+        "pdf", help="compile the generated LaTeX documents to PDF (needs latexmk or pdflatex)",
+        description="Compile generated/latex/<op>.tex (and the handbook) to PDF with latexmk or pdflatex. "
+                    "The documents are copied into the output folder and compiled there.")
+    pdf.add_argument("documents", nargs="*", metavar="OPERATOR",
+                     help="operators to compile, or 'handbook' (default: every operator and the handbook)")
+    pdf.add_argument("--source", type=Path, default=DEFAULT_OUT, help="generated folder to read (default: generated)")
+    pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
+    pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    pdf.set_defaults(run=run_pdf)
     return parser
 
 
@@ -225,6 +244,16 @@ def _setting(text: str) -> tuple[str, str]:
     if not equals or not name.strip() or not value.strip():
         raise ClaimError(f"--fix {text}: write NAME=VALUE, e.g. --fix gamma=1")
     return name.strip(), value.strip()
+
+
+def run_pdf(args: argparse.Namespace) -> int:
+    names = args.documents
+    for name in names:
+        if name != "handbook":
+            registry.get(name)  # unknown names get the registry's error with close matches
+    pdfs = compile_pdfs(args.source, args.out, names, progress_printer(args))
+    print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
+    return 0
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 from . import registry
 from .calculus.pipeline import derive
 from .emit.numpy_printer import LoweringError
-from .emit.render import differences, render, stale_files, write_tree
+from .emit.render import differences, render, render_registry, stale_files, write_tree
 from .model import OperatorModel
 
 Progress = Callable[[str], None]
@@ -27,28 +27,41 @@ class Outcome:
     stale: list[str]
 
 
-def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None) -> dict[str, str]:
-    """Relative path -> text for the given operator models."""
+def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None,
+                  whole_registry: bool = False) -> dict[str, str]:
+    """Relative path -> text for the given operator models.
+
+    ``whole_registry``: the models are the whole registry, so also render the documents that cover
+    every operator (the LaTeX handbook).
+    """
     files: dict[str, str] = {}
+    derivations = []
     for position, model in enumerate(models, start=1):
         started = time.perf_counter()
         try:
-            files.update(render(derive(model)))
+            derivation = derive(model)
+            files.update(render(derivation))
         except LoweringError as error:
             raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
+        derivations.append(derivation)
         progress(f"[{position}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
+    if whole_registry:
+        started = time.perf_counter()
+        files.update(render_registry(derivations))
+        progress(f"whole registry ({time.perf_counter() - started:.2f} s)")
     return files
 
 
-def render_operators(names: Iterable[str], progress: Progress = lambda message: None) -> dict[str, str]:
+def render_operators(names: Iterable[str], progress: Progress = lambda message: None,
+                     whole_registry: bool = False) -> dict[str, str]:
     """Relative path -> text for the named operators (every name is checked before any work)."""
-    return render_models([registry.get(name) for name in names], progress)
+    return render_models([registry.get(name) for name in names], progress, whole_registry)
 
 
 def plan(out: Path, models: Sequence[OperatorModel] | None, progress: Progress) -> Outcome:
     """Render ``models`` (every built-in when None); stale files only for that full run."""
     if models is None:
-        files = render_operators(registry.names(), progress)
+        files = render_operators(registry.names(), progress, whole_registry=True)
         return Outcome(files, stale_files(out, files))
     return Outcome(render_models(models, progress), [])
 

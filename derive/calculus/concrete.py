@@ -1,13 +1,16 @@
 """Index expressions at concrete sizes: expanded into scalar symbols, and compared at random points.
 
 ``expand`` fixes every axis size and every free index, expands the finite sums, and names each
-entry ``x[2, 0]`` as the symbol ``x_2_0``; ``compare`` evaluates two index expressions at random
+entry ``x[2, 0]`` as the symbol ``x_2_0``; an open derivative ``Partial(f, x[k])`` becomes plain
+``sympy.diff`` of the expanded ``f`` by the entry symbol, so unfinished derivation steps can be
+evaluated too; ``compare`` evaluates two index expressions at random
 points for several sizes and returns the first disagreement.  Used to check derivation steps and
 hand-written claims where SymPy cannot decide an identity symbolically.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import Iterable
 
 import sympy as sp
 
+from .differentiate import Partial
 from .indices import free_indices
 
 
@@ -24,11 +28,77 @@ def entry_symbol(base: str, at: Iterable[int]) -> sp.Symbol:
 
 def expand(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: dict[sp.Idx, int]) -> sp.Expr:
     """``expr`` with the sizes and free indices fixed, sums expanded, entries as plain symbols."""
-    plain = {i: sp.Symbol(str(i.label), integer=True) for i in expr.atoms(sp.Idx)}
-    expr = expr.xreplace(plain).subs(sizes)
-    expr = expr.subs({sp.Symbol(str(i.label), integer=True): v for i, v in values.items()}).doit()
-    return expr.replace(lambda e: isinstance(e, sp.Indexed),
-                        lambda e: entry_symbol(str(e.base), (int(v) for v in e.indices)))
+    return _expand(expr, tuple(sizes.items()), tuple((i.label.name, v) for i, v in values.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _expand(expr: sp.Expr, sizes: tuple, values: tuple) -> sp.Expr:
+    fixed = {symbol: sp.Integer(v) for symbol, v in sizes}
+    return _Concrete(fixed).at(expr, {name: sp.Integer(v) for name, v in values})
+
+
+@functools.lru_cache(maxsize=65536)
+def _index_names(expr: sp.Expr) -> tuple[str, ...]:
+    """The names of the indices free in ``expr``, sorted (what its concrete value depends on)."""
+    return tuple(sorted(i.label.name for i in free_indices(expr)))
+
+
+class _Concrete:
+    """One pass over an expression at fixed sizes; a sum or an open derivative met again with the
+    same values of its free indices (an inner mean inside an outer sum) is expanded once."""
+
+    def __init__(self, fixed: dict) -> None:
+        self.fixed = fixed
+        self.memo: dict[tuple, sp.Expr] = {}
+
+    def at(self, expr: sp.Expr, indices: dict[str, sp.Integer]) -> sp.Expr:
+        if not isinstance(expr, (sp.Sum, Partial)):
+            return _concrete(expr, self, indices)
+        key = (expr, tuple(indices.get(name) for name in _index_names(expr)))
+        if key not in self.memo:
+            self.memo[key] = _concrete(expr, self, indices)
+        return self.memo[key]
+
+
+def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:
+    """Indices and sizes to integers, sums written out, entries to symbols, open derivatives by
+    ``sympy.diff``.  ``indices`` maps index names to their current values."""
+    fixed = state.fixed
+    if isinstance(expr, sp.Idx):
+        value = indices.get(expr.label.name)  # .name: str() of a Symbol runs the printer
+        if value is None:
+            raise ValueError(f"no value for the index {expr.label}")
+        return value
+    if expr in fixed:
+        return fixed[expr]
+    if not expr.args:
+        return expr
+    if isinstance(expr, sp.Indexed):
+        return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
+    if isinstance(expr, Partial):
+        return sp.diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
+    if isinstance(expr, sp.Sum):
+        return _unroll(expr, state, indices)
+    return expr.func(*[state.at(arg, indices) for arg in expr.args])
+
+
+def _unroll(expr: sp.Sum, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:
+    """A sum with integer limits written out, its variables bound in turn (innermost first)."""
+    ranges, body = [], expr.function
+    for var, lower, upper in reversed(expr.limits):
+        low, high = state.at(lower, indices), state.at(upper, indices)
+        if not (low.is_Integer and high.is_Integer):
+            raise ValueError(f"the limits of {expr} are not integers at these sizes")
+        if not isinstance(var, sp.Idx):  # a plain summation symbol: bind it as an index of that name
+            body = body.xreplace({var: sp.Idx(var.name)})
+        name = var.label.name if isinstance(var, sp.Idx) else var.name
+        ranges.append((name, range(int(low), int(high) + 1)))
+    terms = []
+    for values in itertools.product(*(r for _, r in ranges)):
+        inner = dict(indices)
+        inner.update({name: sp.Integer(v) for (name, _), v in zip(ranges, values)})
+        terms.append(state.at(body, inner))
+    return sp.Add(*terms)
 
 
 @dataclass(frozen=True)
@@ -49,13 +119,28 @@ class Disagreement:
                 f"left = {self.left:.12g}, right = {self.right:.12g}")
 
 
-def random_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict[sp.Symbol, sp.Float]:
-    """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits."""
+def random_point(symbols: Iterable[sp.Symbol], rng: random.Random,
+                 labels: dict[str, int] | None = None) -> dict[sp.Symbol, sp.Expr]:
+    """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits; the
+    entries of an input named in ``labels`` are integer class labels below the number given."""
     point = {}
     for symbol in sorted(symbols, key=str):
+        bound = _label_bound(str(symbol), labels or {})
+        if bound is not None:
+            point[symbol] = sp.Integer(rng.randrange(bound))
+            continue
         low, high = (0.05, 1.0) if symbol.is_positive else (-2.0, 2.0)
         point[symbol] = sp.Float(rng.uniform(low, high), 30)
     return point
+
+
+def _label_bound(name: str, labels: dict[str, int]) -> int | None:
+    """The bound of the label input whose entry symbol (``target_3``, or ``target``) this is."""
+    for base, bound in labels.items():
+        rest = name[len(base) + 1:].split("_") if name.startswith(base + "_") else None
+        if name == base or (rest and all(part.isdigit() for part in rest)):
+            return bound
+    return None
 
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
@@ -83,3 +168,42 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
                     return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
                                         point, va.real, vb.real)
     return None
+
+
+def coincidence_patterns(ranges: list[range], axes: list[sp.Expr], rng: random.Random) -> list[tuple[int, ...]]:
+    """One random assignment of index values per way of making some indices over the same axis
+    equal and the rest distinct (a set partition per axis), where the ranges allow it."""
+    groups: dict[sp.Expr, list[int]] = {}
+    for position, axis in enumerate(axes):
+        groups.setdefault(axis, []).append(position)
+    out = []
+    for partitions in itertools.product(*(list(_partitions(members)) for members in groups.values())):
+        values = [0] * len(ranges)
+        if all(_assign(blocks, ranges, rng, values) for blocks in partitions):
+            out.append(tuple(values))
+    return out
+
+
+def _assign(blocks: list[list[int]], ranges: list[range], rng: random.Random, values: list[int]) -> bool:
+    """Give the blocks of one axis distinct random values (equal within a block); False if too few."""
+    used: set[int] = set()
+    for block in blocks:
+        allowed = [v for v in range(min(len(ranges[i]) for i in block)) if v not in used]
+        if not allowed:
+            return False
+        value = rng.choice(allowed)
+        used.add(value)
+        for position in block:
+            values[position] = ranges[position][value]
+    return True
+
+
+def _partitions(items: list[int]) -> Iterable[list[list[int]]]:
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for partition in _partitions(rest):
+        yield [[first], *partition]
+        for position in range(len(partition)):
+            yield partition[:position] + [[first, *partition[position]]] + partition[position + 1:]

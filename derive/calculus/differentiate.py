@@ -26,7 +26,9 @@ class Partial(sp.Expr):
 
     def __new__(cls, expr: sp.Expr, wrt: sp.Indexed) -> sp.Expr:
         expr = sp.sympify(expr)
-        if not expr.has(wrt.base):
+        # Sum() masks a Piecewise with a Dummy while it folds piecewise terms, then puts it back:
+        # a masked argument is not a constant.
+        if not expr.has(wrt.base) and not expr.has(sp.Dummy):
             return sp.S.Zero
         return sp.Expr.__new__(cls, expr, wrt)
 

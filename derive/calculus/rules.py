@@ -23,6 +23,7 @@ def bottom_up(rule: Callable[[sp.Expr], sp.Expr]) -> Callable[[sp.Expr], sp.Expr
             expr = expr.func(*[walk(arg) for arg in expr.args])
         return rule(expr)
 
+    walk.__name__ = rule.__name__
     return walk
 
 
@@ -184,10 +185,20 @@ PASSES: tuple[Callable[[sp.Expr], sp.Expr], ...] = (
 
 def simplify(expr: sp.Expr, max_rounds: int = 50) -> sp.Expr:
     """Run every pass until nothing changes."""
+    stages = simplification_stages(expr, max_rounds)
+    return stages[-1][1] if stages else expr
+
+
+def simplification_stages(expr: sp.Expr, max_rounds: int = 50) -> list[tuple[str, sp.Expr]]:
+    """``simplify`` traced: (name of the pass, expression after it) for every pass that changed it."""
+    stages: list[tuple[str, sp.Expr]] = []
     for _ in range(max_rounds):
         before = expr
         for rewrite in PASSES:
-            expr = rewrite(expr)
+            after = rewrite(expr)
+            if after != expr:
+                stages.append((rewrite.__name__, after))
+            expr = after
         if expr == before:
-            return expr
+            return stages
     raise RuntimeError(f"simplification did not settle after {max_rounds} rounds: {expr}")

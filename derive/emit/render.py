@@ -1,8 +1,9 @@
 """Render derivations through the Jinja templates of each target, and write output folders atomically.
 
 A target is a view builder + a template + an output folder (as SymForce pairs a printer with its
-templates).  The "generated, do not edit" header is written here, not by each template, and
-holds no timestamp or machine path, so rendering twice gives the same bytes.
+templates); a target may render several files per operator and files covering the whole
+registry.  The "generated, do not edit" header is written here, not by each template, and holds
+no timestamp or machine path, so rendering twice gives the same bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ import sympy as sp
 from .. import __version__
 from ..calculus.pipeline import Derivation, tangent_name
 from ..model import OperatorModel
+from . import latex_target
+from .latex_view import build_document
+from ..calculus.differentiate import DerivationError
 from .numpy_kernel import build_view
+from .numpy_printer import LoweringError
 
 
 class RenderError(RuntimeError):
@@ -32,12 +37,20 @@ class RenderError(RuntimeError):
 
 @dataclass(frozen=True)
 class Target:
+    """``build`` + ``template`` give one ``<op><suffix>`` per operator, unless ``files`` renders a
+    whole set of files for an operator; ``registry_files`` renders files that cover every operator."""
+
     name: str
     folder: str
     template: str
     suffix: str
     build: Callable[[Derivation], object]
     header: Callable[[Derivation, str], str]
+    files: Callable[[Derivation, jinja2.Environment], dict[str, str]] | None = None
+    registry_files: Callable[[list[Derivation], jinja2.Environment], dict[str, str]] | None = None
+    suffixes: tuple[str, ...] = ()
+    """Every kind of file the target writes (for stale detection); default ``(suffix,)``."""
+    environment: Callable[[jinja2.BaseLoader], jinja2.Environment] | None = None
 
 
 def python_header(derivation: Derivation, template: str) -> str:
@@ -65,8 +78,16 @@ def regenerate_command(model: OperatorModel) -> str:
     return f"derive generate {model.name} --out DIR"  # an installed package's operator
 
 
+def _latex_header(derivation: Derivation, template: str) -> str:
+    return latex_target.latex_header(derivation.model.name, derivation.model.source, template,
+                                     regenerate_command(derivation.model))
+
+
 TARGETS: tuple[Target, ...] = (
     Target("numpy", "numpy", "numpy/kernel.py.jinja", ".py", build_view, python_header),
+    Target("latex", latex_target.FOLDER, "latex/derivation.tex.jinja", ".tex", build_document, _latex_header,
+           files=latex_target.render_operator, registry_files=latex_target.render_registry,
+           suffixes=(".tex", ".json"), environment=latex_target.latex_environment),
 )
 
 
@@ -78,9 +99,12 @@ def template_folder() -> Path:
     return Path(str(resources.files("derive.templates")))
 
 
-def environment() -> jinja2.Environment:
+def environment(target: Target | None = None) -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(template_folder()))
+    if target is not None and target.environment is not None:
+        return target.environment(loader)
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_folder())),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -92,17 +116,38 @@ def environment() -> jinja2.Environment:
 
 def render(derivation: Derivation, targets: tuple[Target, ...] = TARGETS) -> dict[str, str]:
     """Relative path -> file text for every target of one derivation."""
-    env, files = environment(), {}
+    files = {}
     for target in targets:
-        path = f"{target.folder}/{derivation.model.name}{target.suffix}"
-        view = target.build(derivation)
+        env = environment(target)
         try:
-            text = env.get_template(target.template).render(
-                k=view, header=target.header(derivation, target.template))
+            if target.files is not None:
+                rendered = target.files(derivation, env)
+            else:
+                view = target.build(derivation)
+                rendered = {f"{derivation.model.name}{target.suffix}": env.get_template(target.template).render(
+                    k=view, header=target.header(derivation, target.template))}
+        except (LoweringError, DerivationError):
+            raise  # the model has no such form: reported as it is, not as a template failure
+        except latex_target.TEXT_ERRORS as error:
+            raise RenderError(f"target {target.name} failed for operator {derivation.model.name!r}: {error}") from error
         except Exception as error:  # a template can fail in any way (syntax, undefined name, a filter)
             raise RenderError(f"template {_template_line(target.template, error)} failed for operator "
                               f"{derivation.model.name!r}: {type(error).__name__}: {error}") from None
-        files[path] = text
+        files.update({f"{target.folder}/{name}": text for name, text in rendered.items()})
+    return files
+
+
+def render_registry(derivations: list[Derivation], targets: tuple[Target, ...] = TARGETS) -> dict[str, str]:
+    """Relative path -> file text for the documents that cover every operator (the handbook)."""
+    files = {}
+    for target in targets:
+        if target.registry_files is None:
+            continue
+        try:
+            rendered = target.registry_files(derivations, environment(target))
+        except (jinja2.TemplateError, *latex_target.TEXT_ERRORS) as error:
+            raise RenderError(f"target {target.name} failed for the whole registry: {error}") from error
+        files.update({f"{target.folder}/{name}": text for name, text in rendered.items()})
     return files
 
 
@@ -128,10 +173,11 @@ def stale_files(out: Path, files: dict[str, str], targets: tuple[Target, ...] = 
     for target in targets:
         folder = out / target.folder
         if folder.is_dir():
-            for path in sorted(folder.glob(f"*{target.suffix}")):
-                relative = path.relative_to(out).as_posix()
-                if relative not in files:
-                    stale.append(relative)
+            for suffix in target.suffixes or (target.suffix,):
+                for path in sorted(folder.glob(f"*{suffix}")):
+                    relative = path.relative_to(out).as_posix()
+                    if relative not in files:
+                        stale.append(relative)
     return stale
 
 

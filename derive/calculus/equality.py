@@ -1,0 +1,93 @@
+"""Decide that two index expressions are equal before anything claims so in print.
+
+``check_equal`` tries SymPy first (the difference of the two sides, with summation variables
+renamed canonically, expands to zero); where SymPy cannot decide, for example a step that still
+holds open derivatives or a delta collapsed against a sum, it evaluates both sides at random
+points for several sizes, as ``concrete.compare`` does (open derivatives by plain ``sympy.diff``).
+Disagreement raises ``UnverifiedEqualityError``: an unverified step is never written.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+
+import sympy as sp
+
+from .concrete import Disagreement, coincidence_patterns, expand, random_point
+from .differentiate import DerivationError, Partial
+from .indices import canonical_dummies, free_indices
+
+SYMBOLIC = "symbolic"
+RANDOM_POINTS = "random points"
+CHECK_SIZES = (1, 2, 3)
+LARGEST_SIZE_PATTERNS = 4
+"""At the largest size, how many patterns of coinciding indices are drawn (all at smaller sizes)."""
+
+
+class UnverifiedEqualityError(DerivationError):
+    """A claimed equality that the engine could not confirm; the message names where it fails."""
+
+
+def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
+    """True when SymPy proves ``left == right`` by expanding the difference (no false positives)."""
+    difference = canonical_dummies(left) - canonical_dummies(right)
+    if difference == 0:
+        return True
+    if left.atoms(Partial) != right.atoms(Partial):
+        return False  # an open derivative against its worked-out form: not decidable by expanding
+    try:
+        return sp.expand(difference) == 0
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+
+
+def check_equal(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], what: str,
+                labels: dict[str, sp.Expr] | None = None) -> str:
+    """How ``left == right`` was confirmed (``SYMBOLIC`` or ``RANDOM_POINTS``); raises if it is not.
+
+    ``labels``: inputs holding integer class labels (and the axis size they index into), which
+    random points fill with valid labels.
+    """
+    method, disagreement = _decide(left, right, tuple(dims), tuple(sorted((labels or {}).items())))
+    if disagreement is not None:
+        raise UnverifiedEqualityError(f"{what}: the two sides differ {disagreement}")
+    return method
+
+
+@functools.lru_cache(maxsize=2048)
+def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...],
+            labels: tuple[tuple[str, sp.Expr], ...]) -> tuple[str, Disagreement | None]:
+    """(method, None) when equal, (method, where they differ) otherwise; remembered per process."""
+    if symbolically_equal(left, right):
+        return SYMBOLIC, None
+    return RANDOM_POINTS, sample_compare(left, right, dims, dict(labels))
+
+
+def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], labels: dict[str, sp.Expr],
+                   sizes: tuple[int, ...] = CHECK_SIZES, all_below: int = 16, seed: int = 0,
+                   tolerance: float = 1e-12) -> Disagreement | None:
+    """``concrete.compare`` at one random point per combination of free index values, or, above
+    ``all_below`` combinations, per pattern of coinciding indices (what a delta can see; at the
+    largest size a few of them); integer label inputs get valid labels."""
+    rng = random.Random(seed)
+    indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    for size in sizes:
+        fixed = {d: size for d in dims}
+        bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items()}
+        ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
+        combos = list(itertools.product(*ranges))
+        if len(combos) > all_below:
+            combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
+            if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # the rest were tried at smaller sizes
+                combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
+        for at in combos:
+            values = dict(zip(indices, at))
+            a, b = expand(left, fixed, values), expand(right, fixed, values)
+            point = random_point(a.free_symbols | b.free_symbols, rng, bounds)
+            va, vb = complex(a.xreplace(point).evalf(30)), complex(b.xreplace(point).evalf(30))
+            if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
+                return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
+                                    point, va.real, vb.real)
+    return None

@@ -1,0 +1,201 @@
+"""Break long displayed equations into lines of bounded width.
+
+``tex_width`` estimates how wide a LaTeX math string sets (in units of about one letter: fractions
+count their wider part, sub- and superscripts count smaller, a sum's limits sit under it);
+``break_lines`` splits a right-hand side at its top-level + and - (and, for a product too wide on
+its own, inside its widest bracketed sum) so that no line exceeds the limit where a split exists.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+
+from .latex_printer import DerivationLatexPrinter, DisplayPartial, join_terms
+
+TEXT_WIDTH = 52.0
+"""Width of a displayed line beside its equation number, in letters (A4, 11 pt, 2.5 cm margins)."""
+LINE_WIDTH = 46.0
+"""Default budget of a right-hand side line."""
+
+_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|\s+|.")
+_GROUPED = {"operatorname", "mathrm", "mathbf", "boldsymbol", "text", "mathit", "bar", "dot", "hat",
+            "tilde", "mathbb", "mathcal", "vec", "overline", "textrm", "emph"}
+_SPACES = {",": 0.17, ";": 0.28, ":": 0.22, "!": -0.17, "quad": 1.0, "qquad": 2.0}
+_WIDE = {"sum": 1.6, "prod": 1.6, "int": 1.0, "partial": 0.6, "cdot": 0.8, "odot": 1.2, "quad": 1.0}
+
+
+def tex_width(tex: str) -> float:
+    """Estimated set width of a math-mode LaTeX string."""
+    width, _ = _sequence(_TOKEN.findall(tex), 0)
+    return width
+
+
+def _sequence(tokens: list[str], at: int) -> tuple[float, int]:
+    """Width of tokens from ``at`` up to the matching '}' (or the end); returns (width, next index)."""
+    total, previous_big = 0.0, 0.0
+    while at < len(tokens):
+        token = tokens[at]
+        if token == "}":
+            return total, at + 1
+        if token in "_^":
+            script, at = _argument(tokens, at + 1)
+            scripted = 0.7 * script
+            if previous_big:  # limits of a sum sit under and over it
+                scripted = max(0.0, scripted - previous_big)
+                previous_big = max(previous_big, 0.7 * script)
+            total += scripted
+            continue
+        width, at, big = _atom(tokens, at)
+        previous_big = big
+        total += width
+    return total, at
+
+
+def _argument(tokens: list[str], at: int) -> tuple[float, int]:
+    while at < len(tokens) and tokens[at].isspace():
+        at += 1
+    if at < len(tokens) and tokens[at] == "{":
+        return _sequence(tokens, at + 1)
+    width, at, _ = _atom(tokens, at)
+    return width, at
+
+
+def _atom(tokens: list[str], at: int) -> tuple[float, int, float]:
+    """(width, next index, width of a big operator whose limits follow, else 0)."""
+    token = tokens[at]
+    if token.isspace():
+        return 0.0, at + 1, 0.0
+    if token == "{":
+        width, at = _sequence(tokens, at + 1)
+        return width, at, 0.0
+    if not token.startswith("\\"):
+        return (1.6 if token in "+-=<>" else 0.5 if token in ",()[]|" else 1.0), at + 1, 0.0
+    name = token[1:]
+    if name == "frac":
+        top, at = _argument(tokens, at + 1)
+        bottom, at = _argument(tokens, at)
+        return max(top, bottom) + 0.4, at, 0.0
+    if name in ("left", "right", "bigl", "bigr", "Bigl", "Bigr"):
+        _, at = _argument(tokens, at + 1)
+        return 0.6, at, 0.0
+    if name == "sqrt":
+        inner, at = _argument(tokens, at + 1)
+        return inner + 1.2, at, 0.0
+    if name in _GROUPED:
+        inner, at = _argument(tokens, at + 1)
+        return inner, at, 0.0
+    if name in _SPACES:
+        return _SPACES[name], at + 1, 0.0
+    if name in ("sum", "prod"):
+        return _WIDE[name], at + 1, _WIDE[name]
+    return _WIDE.get(name, 1.0), at + 1, 0.0
+
+
+def break_lines(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float = LINE_WIDTH) -> list[str]:
+    """The LaTeX of ``expr`` as lines: the first plain, each later one starting with its + or -."""
+    if not isinstance(expr, sp.Add):
+        return _break_product(printer, expr, limit)
+    lines: list[str] = []
+    current: list[tuple[str, str]] = []
+    for sign, term in printer.ordered_terms(expr):
+        tex = printer.term_tex(term)
+        if tex_width(join_terms(current + [(sign, tex)], leading=bool(lines))) <= limit:
+            current.append((sign, tex))
+            continue
+        if current:
+            lines.append(join_terms(current, leading=bool(lines)))
+            current = []
+        parts = _break_product(printer, term, limit - 2) if tex_width(tex) > limit else [tex]
+        if len(parts) == 1:
+            current = [(sign, tex)]
+            continue
+        lines.append(join_terms([(sign, parts[0])], leading=bool(lines)))
+        lines.extend(parts[1:])
+    if current:
+        lines.append(join_terms(current, leading=bool(lines)))
+    return lines
+
+
+def pack_terms(terms: list[tuple[str, str]], limit: float = LINE_WIDTH) -> list[str]:
+    """Signed terms filled into lines no wider than ``limit`` (a term wider than that stands alone)."""
+    lines: list[list[tuple[str, str]]] = [[]]
+    for sign, tex in terms:
+        candidate = lines[-1] + [(sign, tex)]
+        if lines[-1] and tex_width(join_terms(candidate, leading=len(lines) > 1)) > limit:
+            lines.append([(sign, tex)])
+        else:
+            lines[-1] = candidate
+    return [join_terms(line, leading=position > 0) for position, line in enumerate(lines)]
+
+
+def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float) -> list[str]:
+    r"""A single term too wide for a line, broken into lines whose product it is.
+
+    A product with a bracketed sum breaks inside its widest one (head \Bigl( ... \Bigr) tail);
+    otherwise between its ordinary factors and the sums and open derivatives that follow them
+    (which act on everything after them, so they stay last); a sum breaks inside its summand.
+    """
+    tex = printer.doprint(expr)
+    if tex_width(tex) <= limit:
+        return [tex]
+    if isinstance(expr, sp.Sum):
+        return _break_sum(printer, expr, limit)
+    if not isinstance(expr, sp.Mul):
+        return [tex]
+    trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))]
+    plain = [f for f in expr.args if f not in trailing]
+    brackets = [f for f in plain if isinstance(f, sp.Add)]
+    if brackets:
+        lines = _break_bracket(printer, plain, trailing, brackets, limit)
+        if len(lines) > 1:
+            return lines
+    head = sp.Mul(*plain)
+    if head not in (1, -1) and trailing:
+        sign = "-" if head.could_extract_minus_sign() else ""
+        head_tex = sign + _factor(printer, -head if sign else head)
+        tail = _break_product(printer, sp.Mul(*trailing), limit - 2)
+        if tex_width(head_tex) + tex_width(tail[0]) + 1 <= limit:  # a short head stays on the first line
+            return [f"{head_tex} {tail[0]}", *tail[1:]]
+        return [head_tex, *_continued(tail)]
+    if len(trailing) > 1:
+        first = printer.doprint(trailing[0])
+        first = rf"\left({first}\right)" if isinstance(trailing[0], sp.Sum) else first
+        sign = "- " if head == -1 else ""
+        return [sign + first, *_continued(_break_product(printer, sp.Mul(*trailing[1:]), limit - 2))]
+    return [tex]
+
+
+def _factor(printer: DerivationLatexPrinter, expr: sp.Expr) -> str:
+    """``expr`` printed as one factor of a product (bracketed only if it is a sum)."""
+    return printer.parenthesize(expr, PRECEDENCE["Mul"], strict=True)
+
+
+def _continued(lines: list[str]) -> list[str]:
+    """Lines that continue a product: the first gets a multiplication sign."""
+    return [rf"\cdot {lines[0]}", *lines[1:]]
+
+
+def _break_sum(printer: DerivationLatexPrinter, expr: sp.Sum, limit: float) -> list[str]:
+    r"""\sum_j \Bigl[ summand over several lines \Bigr]."""
+    body = expr.function
+    breaker = break_lines if isinstance(body, sp.Add) else _break_product
+    inner = breaker(printer, body, limit - 3)
+    if len(inner) == 1:
+        return [printer.doprint(expr)]
+    return [rf"{printer.sum_signs(expr)}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
+
+
+def _break_bracket(printer: DerivationLatexPrinter, plain: list, trailing: list, brackets: list,
+                   limit: float) -> list[str]:
+    r"""head \Bigl( widest bracketed sum over several lines \Bigr) tail, or [] if it fits one line."""
+    widest = max(brackets, key=lambda f: tex_width(printer.doprint(f)))
+    head = sp.Mul(*[f for f in plain if f is not widest])
+    head_tex = "" if head == 1 else "-" if head == -1 else _factor(printer, head) + " "
+    tail_tex = " " + printer.doprint(sp.Mul(*trailing)) if trailing else ""
+    inner = break_lines(printer, widest, limit - 2)
+    if len(inner) == 1:
+        return []
+    return [rf"{head_tex}\Bigl({inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr){tail_tex}"]

@@ -1,0 +1,78 @@
+"""The numerically stable form the kernel uses, and why: checked shift invariance and model notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..calculus.equality import check_equal
+from ..calculus.pipeline import Derivation
+from ..model import OperatorModel
+from .latex_equations import Equations, Row, rows
+from .latex_text import label_part, prose_text
+
+
+@dataclass(frozen=True)
+class StableView:
+    rows: tuple[Row, ...]
+    text: str
+    notes: tuple[str, ...]
+
+
+def shift_axes(model: OperatorModel) -> list[tuple[str, sp.Expr | None]]:
+    """(input, axis) for each declared shift invariance; axis None: one shift for every entry.
+
+    A declaration is an input name, or (input name, axis length) for a shift along that axis.
+    """
+    return [(entry, None) if isinstance(entry, str) else (entry[0], entry[1]) for entry in model.shift_invariant]
+
+
+def shift_base(model: OperatorModel) -> str:
+    """A name for the shift that no index or input of the model uses."""
+    taken = {str(i.label) for i in model.output.atoms(sp.Idx)} | {inp.name for inp in model.inputs}
+    return next(name for name in ("c", "s", "m", "a", "h") if name not in taken)
+
+
+def shifted(expr: sp.Expr, model: OperatorModel, input_name: str, axis: sp.Expr | None) -> sp.Expr:
+    """``expr`` with the entries of the input moved by an amount that is the same along ``axis``
+    (c, or c indexed by the entry's other indices when the input has more axes)."""
+    dims = model.input(input_name).dims
+    along = dims.index(axis) if axis is not None and axis in dims else None
+    base = shift_base(model)
+
+    def move(entry: sp.Indexed) -> sp.Expr:
+        others = [i for position, i in enumerate(entry.indices) if along is not None and position != along]
+        amount = sp.IndexedBase(base)[tuple(others)] if others else sp.Symbol(base, real=True)
+        return entry - amount
+
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) == input_name, move)
+
+
+def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
+    """The stable-form section, or None when the model declares no shift invariance and no notes."""
+    model = derivation.model
+    if not model.shift_invariant and not model.notes:
+        return None
+    equations, sentences = [], []
+    for name, axis in shift_axes(model):
+        label = f"eq:{label_part(model.name)}:stable-{label_part(name)}"
+        equations.append(eqs.add(label, "stable", shifted(model.output, model, name, axis), model.output))
+        for gradient in derivation.gradients:
+            for kind, expr in (("VJP", gradient.vjp), ("JVP", gradient.jvp)):
+                check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
+                            f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
+        sentences.append(_sentence(eqs, name, axis, label))
+    return StableView(rows(equations), " ".join(sentences), tuple(prose_text(note) for note in model.notes))
+
+
+def _sentence(eqs: Equations, name: str, axis: sp.Expr | None, label: str) -> str:
+    symbol = eqs.printer.base_name(name)
+    several = axis is not None and len(eqs.model.input(name).dims) > 1
+    along = f" along its axis of length ${eqs.tex(axis)}$" if several else ""
+    amount = eqs.printer._print(sp.Symbol(shift_base(eqs.model)))
+    return (f"The output does not change when the entries of ${symbol}${along} all move by the same amount "
+            f"${amount}$, "
+            f"as \\eqref{{{label}}} shows, and neither do the VJP and JVP above (checked the same way). "
+            f"The kernel therefore subtracts the largest entry{along} before it evaluates the forward "
+            f"pass, the VJP and the JVP: every value is unchanged, and no shifted entry exceeds 0.")

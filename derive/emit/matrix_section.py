@@ -1,0 +1,81 @@
+"""The checked matrix-form equations of one input's Jacobian, printed in vector notation."""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+
+from ..calculus.pipeline import InputGradient
+from ..model import dim_of
+from .latex_equations import Equations, Row, rows
+from .latex_layout import pack_terms
+from .latex_printer import NotAVectorError, VectorLatexPrinter, join_terms
+from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
+
+
+def matrix_rows(eqs: Equations, gradient: InputGradient, label: str) -> tuple[str, tuple[Row, ...]]:
+    """(introductory sentence, rows labelled ``label`` and ``label-factored``), or ('', ()) when the
+    Jacobian has no matrix form."""
+    model = eqs.model
+    if len(model.output_indices) != 1 or len(gradient.wrt_indices) != 1:
+        return "", ()
+    i, k = model.output_indices[0], gradient.wrt_indices[0]
+    jacobian = eqs.shown(gradient.jacobian)
+    form = matrix_form(jacobian, i, k, eqs.shown(model.output), eqs.output_base[i])
+    if form is None:
+        return "", ()
+    printer = VectorLatexPrinter(i, eqs.output_name)
+    try:
+        plain = _terms_tex(printer, eqs, form.terms)
+        factored = _factored_tex(printer, eqs, form) if form.factored else None
+    except NotAVectorError:
+        return "", ()
+    output_tex = eqs.printer._print(sp.Symbol(eqs.output_name))
+    lhs_tex = (rf"\frac{{\partial {printer.bold(output_tex)}}}"
+               rf"{{\partial {printer.bold(eqs.printer.base_name(gradient.input.name))}}}")
+    equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex, plain)]
+    if factored is not None:
+        equations.append(_add(eqs, f"{label}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
+    intro = (f"In matrix form (${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$, row ${eqs.printer.index_text(i)}$, "
+             f"column ${eqs.printer.index_text(k)}$; bold letters are whole vectors)")
+    return intro, rows(equations, chained=True)
+
+
+def _add(eqs: Equations, label: str, gradient: InputGradient, named_entries: sp.Expr, lhs_tex: str,
+         terms: list[tuple[str, str]]):
+    """Check the matrix's entries against the Jacobian, then keep the equation in matrix notation."""
+    return eqs.add(label, "matrix", gradient.jacobian, eqs.unname(named_entries), shown_lhs=gradient.jacobian,
+                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=pack_terms(terms), input=gradient.input.name)
+
+
+def _term_tex(printer: VectorLatexPrinter, term: MatrixTerm) -> str:
+    if term.diagonal:
+        return r"I" if term.left == 1 else rf"\operatorname{{diag}}\left({printer.doprint(term.left)}\right)"
+    return f"{_vector(printer, term.left)} {_vector(printer, term.right)}^{{T}}"
+
+
+def _vector(printer: VectorLatexPrinter, entry: sp.Expr) -> str:
+    if entry == 1:
+        return printer.bold("1")
+    tex = printer.doprint(entry)
+    bracket = isinstance(entry, sp.Add) or r"\odot" in tex or "^" in tex  # then ^T needs the brackets
+    return rf"\left({tex}\right)" if bracket else tex
+
+
+def _terms_tex(printer: VectorLatexPrinter, eqs: Equations, terms: tuple[MatrixTerm, ...]) -> list[tuple[str, str]]:
+    """(sign, LaTeX) of each matrix term: its scalar coefficient, then the matrix."""
+    out = []
+    for term in terms:
+        coefficient, sign = term.coefficient, "+"
+        if coefficient.could_extract_minus_sign():
+            coefficient, sign = -coefficient, "-"
+        scale = "" if coefficient == 1 else eqs.printer.parenthesize(coefficient, PRECEDENCE["Mul"], strict=True) + " "
+        out.append((sign, scale + _term_tex(printer, term)))
+    return out
+
+
+def _factored_tex(printer: VectorLatexPrinter, eqs: Equations, form: MatrixForm) -> list[tuple[str, str]]:
+    scale, common, inner = form.factored
+    head = "" if scale == 1 else eqs.printer.parenthesize(scale, PRECEDENCE["Mul"], strict=True) + " "
+    bracket = join_terms(_terms_tex(printer, eqs, inner))
+    return [("+", rf"{head}\operatorname{{diag}}\left({printer.doprint(common)}\right) \left[{bracket}\right]")]

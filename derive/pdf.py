@@ -1,0 +1,95 @@
+"""Compile the generated LaTeX documents to PDF with latexmk (or pdflatex run until stable).
+
+The documents are copied from ``<source>/latex/`` into the output folder and compiled there, so
+auxiliary files never land in ``generated/``.  No compiler on PATH is a ``TexMissingError`` whose
+message says what to install; a document that does not compile is a ``CompileError`` quoting
+the LaTeX error from the log.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+HANDBOOK = "handbook"
+INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live, for example:
+  Debian/Ubuntu: sudo apt-get install --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk
+  Fedora:        sudo dnf install texlive-scheme-basic texlive-mathtools latexmk
+  macOS:         brew install --cask basictex   (then: sudo tlmgr install latexmk mathtools)
+  Windows/other: MiKTeX (https://miktex.org) or TeX Live (https://tug.org/texlive/)"""
+
+
+class TexMissingError(RuntimeError):
+    """Neither latexmk nor pdflatex is on PATH."""
+
+
+class CompileError(RuntimeError):
+    """A document failed to compile; the message quotes LaTeX's error."""
+
+
+def compiler() -> list[str]:
+    """The command that compiles one document in the current folder (document name appended)."""
+    if shutil.which("latexmk"):
+        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    if shutil.which("pdflatex"):
+        return ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    raise TexMissingError(INSTALL_HINT)
+
+
+def documents(source: Path, names: list[str]) -> list[str]:
+    """The document names to compile: the operators named (and ``handbook``), or all of them."""
+    folder = source / "latex"
+    if not folder.is_dir():
+        raise CompileError(f"{folder} does not exist; run `derive generate` first")
+    available = sorted(p.stem for p in folder.glob("*.tex")
+                       if not p.stem.endswith("-body") and p.stem != "notation")
+    wanted = names or available
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise CompileError(f"no generated document for {', '.join(missing)} in {folder}; "
+                           f"available: {', '.join(available)} (run `derive generate` first)")
+    return wanted
+
+
+def compile_pdfs(source: Path, out: Path, names: list[str] | None = None,
+                 progress: Callable[[str], None] = lambda message: None) -> list[Path]:
+    """Compile the named documents of ``<source>/latex`` into ``out``; returns the PDFs written."""
+    command = compiler()
+    wanted = documents(source, names or [])
+    out.mkdir(parents=True, exist_ok=True)
+    for tex in (source / "latex").glob("*.tex"):
+        shutil.copyfile(tex, out / tex.name)
+    pdfs = []
+    for name in wanted:
+        _run(command, name, out)
+        pdfs.append(out / f"{name}.pdf")
+        progress(f"{out / (name + '.pdf')}")
+    return pdfs
+
+
+def _run(command: list[str], name: str, folder: Path) -> None:
+    runs = 1 if command[0] == "latexmk" else 3  # pdflatex: contents, references, then stable
+    for _ in range(runs):
+        result = subprocess.run([*command, f"{name}.tex"], cwd=folder, capture_output=True, text=True,
+                                errors="replace", timeout=600)
+        if result.returncode != 0:
+            raise CompileError(f"{name}.tex did not compile:\n{latex_errors(folder / f'{name}.log', result.stdout)}")
+
+
+def latex_errors(log: Path, fallback: str) -> str:
+    """The error lines of a LaTeX log ('! ...' or 'file:line: ...' and the two lines after)."""
+    text = log.read_text(errors="replace") if log.exists() else fallback
+    lines = text.splitlines()
+    found = []
+    for position, line in enumerate(lines):
+        if line.startswith("!") or re.match(r"^[^ :]+\.tex:\d+: ", line):
+            found.extend(lines[position:position + 3])
+    return "\n".join(found[:30]) or "\n".join(lines[-20:])
+
+
+def overfull_boxes(log: Path) -> list[str]:
+    """The 'Overfull \\hbox' warnings of a compiled document's log (text running off the page)."""
+    return [line for line in log.read_text(errors="replace").splitlines() if line.startswith("Overfull \\hbox")]

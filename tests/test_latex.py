@@ -1,0 +1,377 @@
+"""The LaTeX target: readable printing, checked equations, the JSON twin, the formula a document
+states equals the kernel that runs, and every generated document compiles."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from derive import registry
+from derive.calculus.concrete import expand
+from derive.calculus.differentiate import Partial, Step
+from derive.calculus.equality import UnverifiedEqualityError
+from derive.calculus.indices import free_indices
+from derive.calculus.pipeline import Derivation, derive
+from derive.cli import main
+from derive.emit.display import readable
+from derive.emit.latex_printer import DerivationLatexPrinter
+from derive.emit.latex_stable import shift_axes
+from derive.emit.latex_target import load_srepr
+from derive.emit.latex_text import UntypesettableTextError, tex_escape
+from derive.emit.latex_view import build_document
+from derive.emit.matrix_form import matrix_form
+from derive.emit.matrix_section import matrix_rows
+from derive.emit.latex_equations import Equations
+from derive.pdf import TexMissingError, compile_pdfs, overfull_boxes
+
+from conftest import GENERATED, OPERATORS, ROOT, load_kernel
+
+LATEX = GENERATED / "latex"
+
+
+def twin(name: str) -> dict:
+    return json.loads((LATEX / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def rebuild(srepr: str) -> sp.Expr:
+    return load_srepr(srepr)
+
+
+# printing -------------------------------------------------------------------------------------
+def test_indices_print_one_based_with_clean_subscripts():
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, j, k = (sp.Idx(name, n) for name in "ijk")
+    x, gamma = sp.IndexedBase("x"), sp.IndexedBase("gamma")
+    p = DerivationLatexPrinter()
+    assert p.doprint(sp.Sum(x[j] ** 2, (j, 0, n - 1))) == r"\sum_{j=1}^{n} x_{j}^{2}"
+    assert p.doprint(gamma[i]) == r"\gamma_{i}"
+    assert p.doprint(sp.IndexedBase("a")[i, k]) == r"a_{ik}"
+    assert p.doprint(x[0]) == r"x_{1}" and p.doprint(x[i + 1]) == r"x_{i + 1}"
+    assert p.doprint(sp.KroneckerDelta(i, k)) == r"\delta_{ik}"
+    assert p.doprint(sp.IndexedBase("dy")[k]) == r"\bar{y}_{k}"
+    assert p.doprint(sp.Symbol("dy")) == r"\bar{y}"
+    assert p.doprint(sp.IndexedBase("dot_x")[k]) == r"\dot{x}_{k}"
+    assert "_{0" not in p.doprint(sp.Sum(x[j], (j, 0, n - 1)) * sp.Sum(x[k], (k, 0, n - 1)))
+
+
+def test_a_sum_that_is_not_the_last_factor_is_bracketed():
+    n = sp.Symbol("n", integer=True, positive=True)
+    j, m = sp.Idx("j", n), sp.Idx("m", n)
+    x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
+    tex = DerivationLatexPrinter().doprint(sp.Sum(x[j], (j, 0, n - 1)) * sp.Sum(y[m], (m, 0, n - 1)))
+    assert tex.startswith(r"\left(\sum_{j=1}^{n} x_{j}\right)")
+
+
+def test_a_reciprocal_of_a_sum_prints_as_a_fraction():
+    """SymPy prints 1/x through _print_Mul with a Pow: the sum in the denominator stays there."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    j, m = sp.Idx("j", n), sp.Idx("m", n)
+    x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
+    p = DerivationLatexPrinter()
+    total = sp.Sum(sp.exp(x[j]), (j, 0, n - 1))
+    assert p.doprint(1 / total) == r"\frac{1}{\sum_{j=1}^{n} e^{x_{j}}}"
+    tex = p.doprint(sp.Sum(y[m], (m, 0, n - 1)) / total)
+    assert tex.startswith(r"\frac{1}{\sum_{j=1}^{n} e^{x_{j}}}") and not tex.startswith("-")
+
+
+def test_text_is_escaped_and_unknown_characters_are_an_error():
+    assert tex_escape("x_i ^ 2 & 50% #1") == r"x\_i \textasciicircum{} 2 \& 50\% \#1"
+    assert tex_escape("σ ≥ 0") == r"$\sigma$ $\ge$ 0"
+    with pytest.raises(UntypesettableTextError, match="U\\+2603"):
+        tex_escape("snow ☃")
+
+
+# documents and twins --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", OPERATORS)
+def test_every_operator_has_a_document_a_fragment_and_a_twin(name):
+    standalone = (LATEX / f"{name}.tex").read_text(encoding="utf-8")
+    fragment = (LATEX / f"{name}-body.tex").read_text(encoding="utf-8")
+    body = fragment.split("\n", 4)[4]  # the fragment's own header is 4 comment lines
+    assert body.lstrip().startswith(r"\section") and body in standalone
+    assert r"\documentclass" in standalone and r"\documentclass" not in fragment
+    labels = re.findall(r"\\label\{([^}]*)\}", fragment)
+    assert len(labels) == len(set(labels))
+    equations = twin(name)["equations"]
+    assert [e["label"] for e in equations] == [label for label in labels if label.startswith("eq:")]
+    for gradient in derive(registry.get(name)).gradients:
+        for kind in ("jacobian", "vjp", "jvp"):
+            assert f"eq:{name}:{kind}-{gradient.input.name}" in labels
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_each_step_names_its_rules_and_every_equation_was_checked(name):
+    equations = twin(name)["equations"]
+    steps = [e for e in equations if e["kind"] == "step"]
+    assert steps and all(e["rules"] for e in steps if not e["label"].endswith(":step-0"))
+    assert {e["check"] for e in equations} <= {"symbolic", "random points", "definition"}
+    assert all(e["check"] != "definition" for e in equations if e["kind"] != "definition")
+    for equation in equations:
+        assert rebuild(equation["lhs"]) is not None and rebuild(equation["rhs"]) is not None
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_final_vjp_and_jvp_equations_evaluate_to_the_kernel(name, rng):
+    """The formula a user cites is the function they run: rebuilt from srepr, evaluated at random
+    points with concrete.expand, compared with the generated NumPy kernel on the same numbers."""
+    model, kernel = registry.get(name), load_kernel(name)
+    sizes = {d: 2 + position for position, d in enumerate(model.dims())}
+    arrays = {inp.name: _model_array(inp, sizes, rng) for inp in model.inputs}
+    call = _kernel_call(model, sizes)
+    inputs = [call.to_user(inp, arrays[inp.name]) for inp in model.inputs]
+    params = {p.symbol: p.default for p in model.params if p.symbol is not None}
+    out_shape = tuple(int(d.subs(sizes)) for d in model.output_dims)
+    cotangent = rng.standard_normal(out_shape)
+    user_out = np.shape(kernel.forward(*inputs, **call.params))
+    grads = kernel.vjp(cotangent.reshape(user_out), *inputs, **call.params)
+    derivation = derive(model)
+    checked = 0
+    for equation in twin(name)["equations"]:
+        if equation["kind"] not in ("vjp", "jvp"):
+            continue
+        position = [inp.name for inp in model.inputs].index(equation["input"])
+        inp = model.inputs[position]
+        if equation["kind"] == "vjp":
+            numbers, expected = {"dy": cotangent}, np.reshape(grads[position], arrays[inp.name].shape)
+        else:
+            tangent = rng.standard_normal(arrays[inp.name].shape)
+            tangents = [None] * len(model.inputs)
+            tangents[position] = call.to_user(inp, tangent)
+            numbers = {f"dot_{inp.name}": tangent}
+            expected = np.reshape(kernel.jvp(tuple(tangents), *inputs, **call.params), out_shape)
+        formula = rebuild(equation["rhs"])
+        values = _entries({**arrays, **numbers}) | params
+        # the entry's indices, in the order of the array's axes (the formula may lack some)
+        axes = derivation.gradient(inp.name).wrt_indices if equation["kind"] == "vjp" else model.output_indices
+        assert free_indices(formula) <= set(axes), equation["label"]
+        for at in itertools.product(*(range(int((i.upper + 1).subs(sizes))) for i in axes)):
+            value = float(expand(formula, sizes, dict(zip(axes, at))).xreplace(values).evalf(30))
+            assert value == pytest.approx(float(expected[at]), rel=1e-9, abs=1e-12), (
+                f"{equation['label']} at {dict(zip(map(str, axes), at))}")
+            checked += 1
+    assert checked > 0
+
+
+def _model_array(inp, sizes: dict, rng: np.random.Generator) -> np.ndarray:
+    """Random values on the input's core axes, within its domain (integer labels for an index input)."""
+    shape = tuple(int(d.subs(sizes)) for d in inp.dims)
+    domain = getattr(inp, "domain", "real")
+    if domain == "index":
+        return rng.integers(0, int(inp.index_of.subs(sizes)), size=shape)
+    values = rng.standard_normal(shape)
+    if domain == "positive":
+        return np.abs(values) + 0.5
+    if domain == "nonzero":
+        return np.sign(values) * (np.abs(values) + 0.5)
+    return values
+
+
+class _kernel_call:
+    """How arrays on the model's core axes are passed to a kernel of the model's layout: the
+    ``groups`` layout takes channels G x D as one axis (C-order); every other layout takes them as is."""
+
+    def __init__(self, model, sizes: dict) -> None:
+        self.model, self.sizes, self.params = model, sizes, {}
+        if model.layout.kind == "groups":
+            self.params[model.layout.param] = int(model.inputs[0].dims[1].subs(sizes))
+
+    def to_user(self, inp, array: np.ndarray) -> np.ndarray:
+        if self.model.layout.kind != "groups":
+            return array
+        if inp is self.model.inputs[0]:
+            n, g, d, s = array.shape
+            return array.reshape(n, g * d, s)
+        return array.reshape(-1)
+
+
+def _entries(arrays: dict[str, np.ndarray]) -> dict[sp.Symbol, sp.Expr]:
+    """x -> {x_0: ..., x_1: ...} (a scalar array -> {x: ...}), as the names concrete.expand uses;
+    integer arrays (class labels) stay integers."""
+    values = {}
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        number = (lambda v: sp.Integer(int(v))) if array.dtype.kind in "iu" else (lambda v: sp.Float(float(v), 30))
+        if array.ndim == 0:
+            values[sp.Symbol(name)] = number(array)
+        for at in itertools.product(*(range(s) for s in array.shape)) if array.ndim else ():
+            values[sp.Symbol("_".join([name, *map(str, at)]))] = number(array[at])
+    return values
+
+
+def test_a_step_that_does_not_hold_is_an_error_and_nothing_is_written(tmp_path, monkeypatch):
+    def tampered(model):
+        derivation = derive(model)
+        gradient = derivation.gradients[0]
+        bad = Step(gradient.steps[-1].expr * 2, ("product rule",))
+        wrong = type(gradient)(gradient.input, gradient.wrt, gradient.steps[:-1] + (bad,), gradient.jacobian,
+                               gradient.vjp, gradient.jvp)
+        return Derivation(derivation.model, (wrong, *derivation.gradients[1:]))
+
+    with pytest.raises(UnverifiedEqualityError, match="step"):
+        build_document(tampered(registry.get("rmsnorm")))
+    monkeypatch.setattr("derive.generate.derive", tampered)
+    out = tmp_path / "gen"
+    assert main(["generate", "rmsnorm", "--out", str(out), "-q"]) == 2
+    assert not out.exists()
+
+
+# structure ------------------------------------------------------------------------------------
+def _form(name: str, input_name: str = "x"):
+    derivation = derive(registry.get(name))
+    model, gradient = derivation.model, derivation.gradient(input_name)
+    i, k = model.output_indices[0], gradient.wrt_indices[0]
+    y = sp.IndexedBase("y")[i]
+    return matrix_form(readable(gradient.jacobian, model), i, k, readable(model.output, model), y), y
+
+
+def test_softmax_jacobian_reads_diag_y_minus_y_y_transpose():
+    form, y = _form("softmax")
+    assert [(t.diagonal, t.coefficient, t.left, t.right) for t in form.terms] == [(True, 1, y, 1), (False, -1, y, y)]
+
+
+@pytest.mark.parametrize("name", ["rmsnorm", "layernorm"])
+def test_norm_jacobians_read_diagonal_plus_low_rank(name):
+    form, _ = _form(name)
+    diagonal = [t for t in form.terms if t.diagonal]
+    assert len(diagonal) == 1 and 1 <= len(form.terms) - 1 <= 2
+    scale, common, inner = form.factored
+    assert str(common) == "gamma[i]" and any(t.diagonal and t.left == 1 and t.coefficient == 1 for t in inner)
+
+
+def test_no_matrix_form_is_claimed_for_a_multi_index_input():
+    derivation = derive(registry.get("matmul"))
+    eqs = Equations(derivation.model)
+    assert matrix_rows(eqs, derivation.gradient("a"), "eq:matmul:matrix-a") == ("", ())
+    assert "matrix-" not in (LATEX / "matmul-body.tex").read_text(encoding="utf-8")
+
+
+def test_handbook_inputs_every_operator_and_works_the_seed_questions():
+    handbook = (LATEX / "handbook.tex").read_text(encoding="utf-8")
+    assert r"\tableofcontents" in handbook and r"\input{notation}" in handbook
+    for name in OPERATORS:
+        assert rf"\input{{{name}-body}}" in handbook
+    for label in ("sec:seed:rmsnorm", "sec:seed:layernorm", "eq:seed:rms-root", "eq:seed:layernorm-row-sum-zero",
+                  "eq:seed:layernorm-gradient-sum"):
+        assert rf"\label{{{label}}}" in handbook
+    assert "SymPy's expression is" in handbook  # the live counterexample to SymPy's clashing answer
+
+
+def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys):
+    out = tmp_path / "gen"
+    shutil.copytree(GENERATED, out, ignore=shutil.ignore_patterns("__pycache__"))
+    (out / "latex" / "retired.json").write_text("{}\n")
+    assert main(["check", "--out", str(out), "-q"]) == 1
+    assert "latex/retired.json: stale" in capsys.readouterr().out
+
+
+# compiling ------------------------------------------------------------------------------------
+def test_pdf_without_tex_says_what_to_install(tmp_path):
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(Path(sys.executable).resolve())
+    result = subprocess.run([str(bare / "python"), "-m", "derive.cli", "pdf", "--out", str(tmp_path / "pdf")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": str(bare), "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 3
+    assert "latexmk or pdflatex" in result.stderr and "texlive-latex-base" in result.stderr
+
+
+def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_path):
+    """Each operator's standalone document and the handbook compile; nothing runs off the page.
+
+    TeX is required (CI installs it); DERIVE_SKIP_TEX=1 skips this test on a developer machine.
+    """
+    if os.environ.get("DERIVE_SKIP_TEX") == "1":
+        pytest.skip("DERIVE_SKIP_TEX=1")
+    try:
+        pdfs = compile_pdfs(GENERATED, tmp_path)
+    except TexMissingError as error:
+        pytest.fail(f"TeX is not installed (set DERIVE_SKIP_TEX=1 to skip locally):\n{error}")
+    names = {pdf.stem for pdf in pdfs}
+    assert names == {*OPERATORS, "handbook"}
+    for pdf in pdfs:
+        assert pdf.stat().st_size > 10_000
+        assert overfull_boxes(pdf.with_suffix(".log")) == [], pdf.name
+
+
+def test_readme_loads_a_twin_equation_as_written():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "generated/latex" in b]
+    assert blocks, "the README shows how to load a derivation's twin"
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "dy" in result.stdout and "gamma" in result.stdout
+
+
+def test_readme_input_example_uses_labels_that_exist():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    latex = re.search(r"```latex\n(.*?)```", text, flags=re.S).group(1)
+    body = (LATEX / "rmsnorm-body.tex").read_text(encoding="utf-8")
+    for label in re.findall(r"\\eqref\{([^}]*)\}", latex):
+        assert rf"\label{{{label}}}" in body
+    assert (LATEX / "notation.tex").exists()
+
+
+# shapes the catalog brings: elementwise functions, scalar outputs, open derivatives in sums ----
+def _elementwise_tanh():
+    from derive.model import Input, OperatorModel, index, size
+    n = size("n")
+    i = index("i", n)
+    x = Input("x", (n,))
+    return OperatorModel(name="tanh_trial", summary="tanh(x)", category="elementwise", inputs=(x,),
+                         output_indices=(i,), output=sp.tanh(x[i]), source="tests/test_latex.py")
+
+
+def _scalar_loss():
+    from derive.model import Input, OperatorModel, index, size
+    n = size("n")
+    j = index("j", n)
+    x, target = Input("x", (n,)), Input("target", (n,), differentiable=False)
+    return OperatorModel(name="mse_trial", summary="mean((x - target)^2)", category="loss", inputs=(x, target),
+                         output_indices=(), output=sp.Sum((x[j] - target[j]) ** 2, (j, 0, n - 1)) / n,
+                         source="tests/test_latex.py")
+
+
+@pytest.mark.parametrize("factory", [_elementwise_tanh, _scalar_loss])
+def test_documents_need_no_per_operator_code(factory):
+    view = build_document(derive(factory()))
+    kinds = {e.kind for e in view.equations}
+    assert {"definition", "step", "jacobian", "vjp", "jvp"} <= kinds
+    vjp = next(e for e in view.equations if e.kind == "vjp")
+    if factory is _scalar_loss:
+        assert vjp.latex.startswith(r"\bar{x}_{k} = \bar{y}") and "matrix" not in kinds
+        assert r"\mathrm{target}_{k}" in vjp.latex
+    else:
+        matrix = next(e for e in view.equations if e.kind == "matrix")
+        assert matrix.rhs_lines[0].startswith(r"\operatorname{diag}")
+
+
+def test_an_open_derivative_of_a_piecewise_entry_survives_a_sum():
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, k = sp.Idx("i", n), sp.Idx("k", n)
+    x = sp.IndexedBase("x")
+    partial = Partial(sp.Piecewise((x[i], x[i] > 0), (0, True)), x[k])
+    summed = sp.Sum(partial * sp.IndexedBase("t")[k], (k, 0, n - 1))
+    assert summed.function != 0 and summed.has(Partial)
+
+
+@pytest.mark.parametrize("name", [n for n in OPERATORS if registry.get(n).shift_invariant])
+def test_the_stable_form_the_document_states_is_what_the_kernel_does(name):
+    """The document says the kernel shifts by the maximum in forward, vjp and jvp: check the kernel."""
+    source = (GENERATED / "numpy" / f"{name}.py").read_text(encoding="utf-8")
+    body = (LATEX / f"{name}-body.tex").read_text(encoding="utf-8")
+    for input_name, _ in shift_axes(registry.get(name)):
+        assert f"eq:{name}:stable-{input_name}" in body
+        for function in ("forward", "vjp", "jvp"):
+            code = source.split(f"\ndef {function}(", 1)[1].split("\ndef ", 1)[0]
+            assert f"{input_name} = {input_name} - np.max({input_name}," in code, function
