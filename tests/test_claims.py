@@ -48,7 +48,8 @@ def test_a_per_channel_intermediate_is_read_at_the_claims_channel():
 
     Sizes 1 and 2 only: the numeric comparison expands every entry, and N = C = S = 4 takes minutes.
     """
-    centred = "gamma[p]*(dy[k, p, q] - mean(dy[j, p, l], j, l) - (x[k, p, q] - mu)*mean(dy[j, p, l]*(x[j, p, l] - mu), j, l)"
+    centred = ("gamma[p]*(dy[k, p, q] - mean(dy[j, p, l], j, l)"
+               " - (x[k, p, q] - mu)*mean(dy[j, p, l]*(x[j, p, l] - mu), j, l)")
     right = derive.claim("batchnorm", "x", centred + "/sigma**2)/sigma", sizes=(1, 2))
     assert right.equal and right.symbolic
     wrong = derive.claim("batchnorm", "x", centred.replace("(x[k, p, q] - mu)", "x[k, p, q]") + "/sigma**2)/sigma",

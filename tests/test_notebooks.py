@@ -62,7 +62,10 @@ def test_notebook_is_committed_without_outputs(path: Path):
 
 
 def test_the_kernel_imports_derive_from_this_checkout(tmp_path: Path):
-    check = f"import derive, pathlib\nassert pathlib.Path(derive.__file__).resolve().parent == pathlib.Path({str(ROOT / 'derive')!r}).resolve(), derive.__file__"
+    expected = str((ROOT / "derive").resolve())
+    check = ("import derive, pathlib\n"
+             "found = str(pathlib.Path(derive.__file__).resolve().parent)\n"
+             f"assert found == {expected!r}, found")
     execute(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(check)]), tmp_path)
 
 
