@@ -84,9 +84,19 @@ def names(model: OperatorModel, free: tuple[sp.Idx, ...]) -> dict[str, object]:
         if param.symbol is not None:
             local[param.name] = local[str(param.symbol)] = param.symbol
     for name, definition in model.where:
-        local[name] = fresh_dummies(definition)
+        local[name] = _per_free_index(fresh_dummies(definition), free)
     local.update({str(i): i for i in free})
     return local
+
+
+def _per_free_index(definition: sp.Expr, free: tuple[sp.Idx, ...]) -> sp.Expr:
+    """A quantity per channel (batchnorm's ``mu`` over ``x[j, c, t]``) at the formula's own free index
+    over that axis (``p`` in ``dx[k, p, q]``), when exactly one free index runs over it."""
+    for index in sorted(free_indices(definition) - set(free), key=str):
+        same_range = [f for f in free if (f.lower, f.upper) == (index.lower, index.upper)]
+        if len(same_range) == 1:
+            definition = substitute_index(definition, index, same_range[0])
+    return definition
 
 
 def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str = "formula") -> sp.Expr:

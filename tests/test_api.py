@@ -29,6 +29,19 @@ def test_load_derive_and_the_expressions_of_each_input():
         derive.vjp(d, "z")
 
 
+
+def test_readable_names_a_per_channel_quantity_under_a_renamed_index():
+    """batchnorm's gradient by x[k, p, q] holds the channel mean over x[j, p, l], not x[j, c, l]."""
+    mu, sigma = sp.Symbol("mu", positive=True), sp.Symbol("sigma", positive=True)
+    for wrt in ("x", "gamma"):
+        readable = derive.vjp("batchnorm", wrt, readable=True)
+        assert {mu, sigma} <= readable.free_symbols
+        assert sp.Symbol("epsilon", positive=True) not in readable.free_symbols
+        sums = readable.atoms(sp.Sum)
+        assert not any(inner.has(sp.Sum) for s in sums for inner in s.function.atoms(sp.Sum)), readable
+        bare = [s for s in sums if isinstance(s.function, sp.Indexed) and str(s.function.base) == "x"]
+        assert not bare, f"a bare sum of x, not written with mu: {readable}"
+
 def test_operators_lists_the_builtins():
     assert set(OPERATORS) <= set(derive.operators())
 

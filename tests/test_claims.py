@@ -43,6 +43,22 @@ def test_true_formula_is_equal_and_false_one_is_not(name, wrt, kind, true, false
     assert wrong.difference != 0
 
 
+def test_a_per_channel_intermediate_is_read_at_the_claims_channel():
+    """batchnorm's mu and sigma are per channel c; in the gradient by x[k, p, q] they are read at channel p.
+
+    Sizes 1 and 2 only: the numeric comparison expands every entry, and N = C = S = 4 takes minutes.
+    """
+    centred = ("gamma[p]*(dy[k, p, q] - mean(dy[j, p, l], j, l)"
+               " - (x[k, p, q] - mu)*mean(dy[j, p, l]*(x[j, p, l] - mu), j, l)")
+    right = derive.claim("batchnorm", "x", centred + "/sigma**2)/sigma", sizes=(1, 2))
+    assert right.equal and right.symbolic
+    wrong = derive.claim("batchnorm", "x", centred.replace("(x[k, p, q] - mu)", "x[k, p, q]") + "/sigma**2)/sigma",
+                         sizes=(1, 2))
+    assert not wrong.equal and wrong.counterexample is not None
+    assert derive.claim("batchnorm", "gamma", "sum(dy[j, k, l]*(x[j, k, l] - mu), j, l)/sigma", sizes=(1, 2)).equal
+    assert not derive.claim("batchnorm", "gamma", "sum(dy[j, k, l]*x[j, k, l], j, l)/sigma", sizes=(1, 2)).equal
+
+
 def test_three_operators_at_least_are_covered():
     assert len({case[0] for case in TRUE_AND_FALSE}) >= 3
 
