@@ -15,6 +15,8 @@ import random
 
 import sympy as sp
 
+from ..functions import elementary
+
 from .concrete import Disagreement, coincidence_patterns, expand, random_point
 from .differentiate import DerivationError, Partial
 from .indices import canonical_dummies, free_indices
@@ -65,6 +67,16 @@ def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...],
     return RANDOM_POINTS, sample_compare(left, right, dims, dict(labels))
 
 
+def _number(expr: sp.Expr) -> complex:
+    try:
+        return complex(expr.evalf(30))
+    except TypeError:
+        functions = sorted({type(f).__name__ for f in expr.atoms(sp.Function) if not f.evalf(5).is_number})
+        raise DerivationError(
+            f"cannot evaluate {', '.join(functions) or expr} at numbers to check a step; give the function "
+            "an as_elementary() method (its definition in elementary functions) or _eval_evalf") from None
+
+
 def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], labels: dict[str, sp.Expr],
                    sizes: tuple[int, ...] = CHECK_SIZES, all_below: int = 16, seed: int = 0,
                    tolerance: float = 1e-12) -> Disagreement | None:
@@ -84,9 +96,9 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
                 combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
         for at in combos:
             values = dict(zip(indices, at))
-            a, b = expand(left, fixed, values), expand(right, fixed, values)
+            a, b = elementary(expand(left, fixed, values)), elementary(expand(right, fixed, values))
             point = random_point(a.free_symbols | b.free_symbols, rng, bounds)
-            va, vb = complex(a.xreplace(point).evalf(30)), complex(b.xreplace(point).evalf(30))
+            va, vb = _number(a.xreplace(point)), _number(b.xreplace(point))
             if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
                 return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
                                     point, va.real, vb.real)
