@@ -16,7 +16,8 @@ from .calculus.pipeline import derive
 from .emit.display import intermediate_symbols, readable
 from .emit.numpy_printer import LoweringError
 from .emit.render import RenderError
-from .generate import check, generate
+from .cache import RenderCache
+from .generate import Options, available_cpus, check, generate
 
 DEFAULT_OUT = Path("generated")
 
@@ -62,8 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("operators", nargs="*", metavar="OPERATOR", help="operators to process (default: all)")
         sub.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: generated)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+        sub.add_argument("--no-cache", action="store_true",
+                         help="derive every operator even if the render cache has it (cache: $DERIVE_CACHE_DIR, "
+                              "else $XDG_CACHE_HOME/derive, else ~/.cache/derive)")
+        sub.add_argument("-j", "--jobs", type=positive_int, default=available_cpus(),
+                         help="derive in at most this many processes (default: the available CPUs)")
         sub.set_defaults(run=run)
     return parser
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def render_options(args: argparse.Namespace) -> Options:
+    return Options(cache=None if args.no_cache else RenderCache(), jobs=args.jobs)
 
 
 def progress_printer(args: argparse.Namespace):
@@ -83,14 +100,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    changed = generate(args.out, args.operators, progress_printer(args))
+    changed = generate(args.out, args.operators, progress_printer(args), render_options(args))
     verb = "updated" if changed else "unchanged"
     print(f"derive: {args.out}/ {verb}" + (f" ({len(changed)} files: {', '.join(changed)})" if changed else ""))
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    diffs = check(args.out, args.operators, progress_printer(args))
+    diffs = check(args.out, args.operators, progress_printer(args), render_options(args))
     if not diffs:
         print(f"derive: {args.out}/ is current")
         return 0

@@ -29,8 +29,8 @@ def names() -> tuple[str, ...]:
     return tuple(_FACTORIES)
 
 
-def get(name: str) -> OperatorModel:
-    """Build the model registered as ``name``."""
+def factory(name: str) -> ModelFactory:
+    """The factory registered as ``name``."""
     _load_builtin()
     if name not in _FACTORIES:
         close = difflib.get_close_matches(name, _FACTORIES, n=3)
@@ -38,10 +38,15 @@ def get(name: str) -> OperatorModel:
         raise UnknownOperatorError(
             f"unknown operator {name!r}.{hint} Known operators: {', '.join(_FACTORIES)}."
         )
-    factory = _FACTORIES[name]
-    model = factory()
+    return _FACTORIES[name]
+
+
+def get(name: str) -> OperatorModel:
+    """Build the model registered as ``name``."""
+    make = factory(name)
+    model = make()
     if not model.source:
-        source = Path(inspect.getfile(factory))
+        source = Path(inspect.getfile(make))
         object.__setattr__(model, "source", _display_path(source))
     return model
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -50,6 +51,18 @@ def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
         shape = core if inp.optional else batch + core
         arrays.append(rng.standard_normal(shape).astype(dtype))
     return arrays
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_render_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests (and the commands they start) use a fresh render cache, never the user's."""
+    previous = os.environ.get("DERIVE_CACHE_DIR")
+    os.environ["DERIVE_CACHE_DIR"] = str(tmp_path_factory.mktemp("render-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("DERIVE_CACHE_DIR", None)
+    else:
+        os.environ["DERIVE_CACHE_DIR"] = previous
 
 
 @pytest.fixture
