@@ -45,7 +45,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t2 = eps + t0*np.sum(t1**2, axis=-1, keepdims=True)
     t3 = 1/np.sqrt(t2)
     t4 = dy*gamma
-    grads['x'] = _gradient(-t0*t3*np.sum(t4, axis=-1, keepdims=True) - t0*t1*np.sum(t1*t4, axis=-1, keepdims=True)/t2**(3/2) + t3*dy*gamma, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(-t0*t3*np.sum(t4, axis=-1, keepdims=True) - t0*t1*np.sum(t1*t4, axis=-1, keepdims=True)/t2**(3/2) + t3*t4, (0,), 'x', x, ctx)
     if given[1] is not None:
         grads['gamma'] = _gradient(t3*dy*t1, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
