@@ -111,17 +111,20 @@ class KernelPrinter(NumPyPrinter):
         return f"np.sum({self._print(body)}, axis={axis}, keepdims=True)"
 
     def einsum(self, expr: sp.Sum) -> str | None:
-        """One einsum for a (nested) sum of a product of indexed arrays, else None."""
+        """One einsum for a (nested) sum of a product of arrays (squares included), else None.
+
+        A sum of products never builds the product: Sum(x[j]**2) is einsum(x, x), and kernel
+        temporaries take part with every frame axis (size one where they do not vary).
+        """
         bound, body = [], expr
         while isinstance(body, sp.Sum):
             bound.extend(limit[0] for limit in body.limits)
             body = body.function
         scalars, tensors = [], []
         for factor in sp.Mul.make_args(body):
-            if isinstance(factor, sp.Indexed) and self.arrays[str(factor.base)].frame_form:
-                return None
-            if isinstance(factor, sp.Indexed):
-                tensors.append(factor)
+            base, exponent = factor.as_base_exp()
+            if isinstance(base, sp.Indexed) and exponent.is_Integer and 1 <= exponent <= 3:
+                tensors.extend([base] * int(exponent))
             elif not free_indices(factor):
                 scalars.append(factor)
             else:
@@ -129,8 +132,11 @@ class KernelPrinter(NumPyPrinter):
         if len(tensors) < 2 or len({str(i.label) for i in bound}) != len(bound):
             return None
         letters = self._letters(tensors)
+        by_dim = {dim_of(i): letter for i, letter in letters.items()}
+        for dim in self.frame:
+            by_dim.setdefault(dim, string.ascii_lowercase[len(by_dim)])
         operands = ", ".join(self.arrays[str(t.base)].name for t in tensors)
-        inputs = ",".join("..." + "".join(letters[i] for i in t.indices) for t in tensors)
+        inputs = ",".join("..." + self._subscripts(t, letters, by_dim) for t in tensors)
         free = sorted(free_indices(expr), key=lambda i: self.frame.index(dim_of(i)))
         self.check_separable(sp.Mul(*free))
         output = "..." + "".join(letters[i] for i in free)
@@ -142,6 +148,12 @@ class KernelPrinter(NumPyPrinter):
         if scalars:
             code = f"{self._print(sp.Mul(*scalars))}*{code}"
         return code
+
+    def _subscripts(self, tensor: sp.Indexed, letters: dict[sp.Idx, str], by_dim: dict[sp.Expr, str]) -> str:
+        """An input's own axes, or every frame axis for a kernel temporary."""
+        if self.arrays[str(tensor.base)].frame_form:
+            return "".join(by_dim[dim] for dim in self.frame)
+        return "".join(letters[i] for i in tensor.indices)
 
     @staticmethod
     def _letters(tensors: list[sp.Indexed]) -> dict[sp.Idx, str]:

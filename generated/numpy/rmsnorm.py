@@ -26,7 +26,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     n = ctx.sizes['n']
     gamma = 1.0 if gamma is None else gamma
     beta = 0.0 if beta is None else beta
-    return _output(beta + gamma*x/np.sqrt(eps + np.sum(x**2, axis=-1, keepdims=True)/n), (0,), ctx)
+    return _output(beta + gamma*x/np.sqrt(eps + np.einsum('...a,...a->...', x, x, optimize=True)[..., None]/n), (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
@@ -39,10 +39,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
-    t1 = eps + t0*np.sum(x**2, axis=-1, keepdims=True)
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x, optimize=True)[..., None]
     t2 = 1/np.sqrt(t1)
     t3 = dy*gamma
-    grads['x'] = _gradient(-t0*x*np.sum(t3*x, axis=-1, keepdims=True)/t1**(3/2) + t2*t3, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(-t0*x*np.einsum('...a,...a->...', t3, x, optimize=True)[..., None]/t1**(3/2) + t2*t3, (0,), 'x', x, ctx)
     if given[1] is not None:
         grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
@@ -60,7 +60,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     result = None
     t0 = 1/n
-    t1 = eps + t0*np.sum(x**2, axis=-1, keepdims=True)
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x, optimize=True)[..., None]
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
         result = _accumulate(result, -t0*gamma*x*np.einsum('...a,...a->...', dot_x, x, optimize=True)[..., None]/t1**(3/2) + t2*dot_x*gamma, (0,), ctx)
