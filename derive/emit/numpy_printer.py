@@ -57,6 +57,20 @@ class KernelPrinter(NumPyPrinter):
             return f"1/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
         return super()._print_Pow(expr, rational=rational)
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """Factors spanning fewer axes are multiplied together first, then once into the rest.
+
+        -t0*x*S/t1**(3/2) is printed x*(-t0*S/t1**(3/2)): one pass over the full-size x, not three.
+        """
+        factors = sp.Mul.make_args(expr)
+        spans = free_indices(expr)
+        small = [f for f in factors if free_indices(f) != spans]
+        large = [f for f in factors if free_indices(f) == spans]
+        if not large or len(small) < 2:
+            return super()._print_Mul(expr)
+        first = self.parenthesize(sp.Mul(*large), sp.printing.precedence.PRECEDENCE["Mul"])
+        return f"{first}*({self._print(sp.Mul(*small))})"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         raise LoweringError(f"a Kronecker delta {expr} survived simplification; it has no O(n) form")
 
