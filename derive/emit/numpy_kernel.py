@@ -13,6 +13,7 @@ import sympy as sp
 
 from ..calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ..model import OperatorModel, dim_of
+from .inplace import in_place, plain
 from .numpy_printer import ArraySpec, KernelPrinter, LoweringError
 from .schedule import Output, schedule
 
@@ -21,6 +22,7 @@ from .schedule import Output, schedule
 class Statement:
     target: str
     code: str
+    op: str = "="
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def build_view(derivation: Derivation) -> KernelView:
         forward=_function([Output("y", model.output)], printer, {"y": out_positions}),
         vjp=_function(
             [Output(g.input.name, g.vjp, g.input.name if g.input.optional else None) for g in derivation.gradients],
-            printer, {g.input.name: _tuple(frame.index(d) for d in g.input.dims) for g in derivation.gradients}),
+            printer, {g.input.name: _tuple(frame.index(d) for d in g.input.dims) for g in derivation.gradients},
+            in_place_from=COTANGENT),
         jvp=_function(
             [Output(g.input.name, g.jvp, tangent_name(g.input.name)) for g in derivation.gradients],
             printer, {g.input.name: out_positions for g in derivation.gradients}),
@@ -144,15 +147,16 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
     return expr.xreplace({i: sp.Idx(f"{dim_of(i)}_", (i.lower, i.upper)) for i in expr.atoms(sp.Idx)})
 
 
-def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str]) -> Function:
+def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
+              in_place_from: str | None = None) -> Function:
+    """Print one kernel function; arrays computed from ``in_place_from`` are updated in place."""
     outputs = [Output(o.name, by_axis(o.expr, printer), o.guard) for o in outputs]
-    plan = schedule(outputs)
-    frame_temps = {str(symbol): definition for symbol, definition in (*plan.prelude,
-                   *(t for own in plan.own.values() for t in own))}
+    plan = in_place(schedule(outputs), in_place_from) if in_place_from else plain(schedule(outputs))
+    frame_temps = {str(step.symbol) for step in (*plan.prelude, *(s for own in plan.own.values() for s in own))}
     printer.arrays.update({name: ArraySpec(name, (), frame_form=True) for name in frame_temps})
 
-    def statements(pairs) -> tuple[Statement, ...]:
-        return tuple(Statement(str(symbol), printer.doprint(expr)) for symbol, expr in pairs)
+    def statements(steps) -> tuple[Statement, ...]:
+        return tuple(Statement(str(step.symbol), printer.doprint(step.expr), step.op) for step in steps)
 
     blocks = tuple(
         Block(o.name, o.guard, statements(plan.own[o.name]), printer.doprint(plan.results[o.name]),

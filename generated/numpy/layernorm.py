@@ -45,9 +45,16 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t2 = eps + t0*np.einsum('...a,...a->...', t1, t1, optimize=True)[..., None]
     t3 = 1/np.sqrt(t2)
     t4 = dy*gamma
-    grads['x'] = _gradient(-t0*t3*np.sum(t4, axis=-1, keepdims=True) + t1*(-t0*np.einsum('...a,...a->...', t1, t4, optimize=True)[..., None]/t2**(3/2)) + t3*t4, (0,), 'x', x, ctx)
+    t5 = np.sum(t4, axis=-1, keepdims=True)
+    t6 = np.einsum('...a,...a->...', t1, t4, optimize=True)[..., None]
+    t4 *= t3
+    t4 -= t0*t3*t5
+    t4 -= t1*(t0*t6/t2**(3/2))
+    grads['x'] = _gradient(t4, (0,), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(t3*dy*t1, (0,), 'gamma', gamma, ctx)
+        t7 = dy*t1
+        t7 *= t3
+        grads['gamma'] = _gradient(t7, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())

@@ -42,9 +42,14 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t1 = eps + t0*np.einsum('...a,...a->...', x, x, optimize=True)[..., None]
     t2 = 1/np.sqrt(t1)
     t3 = dy*gamma
-    grads['x'] = _gradient(x*(-t0*np.einsum('...a,...a->...', t3, x, optimize=True)[..., None]/t1**(3/2)) + t2*t3, (0,), 'x', x, ctx)
+    t4 = np.einsum('...a,...a->...', t3, x, optimize=True)[..., None]
+    t3 *= t2
+    t3 -= x*(t0*t4/t1**(3/2))
+    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
+        t5 = dy*x
+        t5 *= t2
+        grads['gamma'] = _gradient(t5, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())

@@ -39,7 +39,11 @@ def vjp(cotangent, x, *, axis=-1):
     grads = dict.fromkeys(INPUTS)
     t0 = np.exp(x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
-    grads['x'] = _gradient(dy*t0/t1 + t0*(-np.einsum('...a,...a->...', dy, t0, optimize=True)[..., None]/t1**2), (0,), 'x', x, ctx)
+    t2 = np.einsum('...a,...a->...', dy, t0, optimize=True)[..., None]
+    t3 = dy/t1
+    t3 -= t2/t1**2
+    t3 *= t0
+    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
