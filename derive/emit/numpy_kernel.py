@@ -95,7 +95,7 @@ def build_view(derivation: Derivation) -> KernelView:
         vjp=_function(
             [Output(g.input.name, g.vjp, g.input.name if g.input.optional else None) for g in derivation.gradients],
             printer, {g.input.name: _tuple(frame.index(d) for d in g.input.dims) for g in derivation.gradients},
-            in_place_from=COTANGENT),
+            in_place_from=COTANGENT, owned=_owned_inputs(model, printer)),
         jvp=_function(
             [Output(g.input.name, g.jvp, tangent_name(g.input.name)) for g in derivation.gradients],
             printer, {g.input.name: out_positions for g in derivation.gradients}),
@@ -147,16 +147,24 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
     return expr.xreplace({i: sp.Idx(f"{dim_of(i)}_", (i.lower, i.upper)) for i in expr.atoms(sp.Idx)})
 
 
+def _owned_inputs(model: OperatorModel, printer: KernelPrinter) -> tuple[str, ...]:
+    """Inputs the kernel shifts into a copy of its own, and which sit on the frame as they are."""
+    return tuple(name for name in model.shift_invariant
+                 if printer.place(name, model.input(name).dims) == name)
+
+
 def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
-              in_place_from: str | None = None) -> Function:
+              in_place_from: str | None = None, owned: tuple[str, ...] = ()) -> Function:
     """Print one kernel function; arrays computed from ``in_place_from`` are updated in place."""
     outputs = [Output(o.name, by_axis(o.expr, printer), o.guard) for o in outputs]
-    plan = in_place(schedule(outputs), in_place_from) if in_place_from else plain(schedule(outputs))
+    guarded = frozenset(o.name for o in outputs if o.guard)
+    plan = in_place(schedule(outputs), in_place_from, owned, guarded) if in_place_from else plain(schedule(outputs))
     frame_temps = {str(step.symbol) for step in (*plan.prelude, *(s for own in plan.own.values() for s in own))}
     printer.arrays.update({name: ArraySpec(name, (), frame_form=True) for name in frame_temps})
 
     def statements(steps) -> tuple[Statement, ...]:
-        return tuple(Statement(str(step.symbol), printer.doprint(step.expr), step.op) for step in steps)
+        return tuple(Statement(str(step.symbol), printer.print_into(step.expr, step.out) if step.out
+                               else printer.doprint(step.expr), step.op) for step in steps)
 
     blocks = tuple(
         Block(o.name, o.guard, statements(plan.own[o.name]), printer.doprint(plan.results[o.name]),

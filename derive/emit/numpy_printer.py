@@ -71,6 +71,22 @@ class KernelPrinter(NumPyPrinter):
         first = self.parenthesize(sp.Mul(*large), sp.printing.precedence.PRECEDENCE["Mul"])
         return f"{first}*({self._print(sp.Mul(*small))})"
 
+    def print_into(self, expr: sp.Expr, out: str) -> str:
+        """``expr`` computed into the existing array ``out``: its last operation as a ufunc call."""
+        if isinstance(expr, sp.Mul):
+            factors = sp.Mul.make_args(expr)
+            spans = free_indices(expr)
+            large = [f for f in factors if free_indices(f) == spans]
+            first = sp.Mul(*large) if len(large) < len(factors) else factors[0]
+            rest = sp.Mul(*(f for f in factors if f not in sp.Mul.make_args(first)))
+            return f"np.multiply({self._print(first)}, {self._print(rest)}, out={out})"
+        if isinstance(expr, sp.Add):
+            return f"np.add({self._print(expr.args[0])}, {self._print(sp.Add(*expr.args[1:]))}, out={out})"
+        code = self._print(expr)
+        if not (isinstance(expr, sp.Function) and len(expr.args) == 1 and code.startswith("np.") and code.endswith(")")):
+            raise LoweringError(f"{expr} cannot be computed into an existing array")
+        return f"{code[:-1]}, out={out})"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         raise LoweringError(f"a Kronecker delta {expr} survived simplification; it has no O(n) form")
 

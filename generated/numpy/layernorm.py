@@ -49,12 +49,13 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t6 = np.einsum('...a,...a->...', t1, t4, optimize=True)[..., None]
     t4 *= t3
     t4 -= t0*t3*t5
-    t4 -= t1*(t0*t6/t2**(3/2))
+    t7 = t1*(t0*t6/t2**(3/2))
+    t4 -= t7
     grads['x'] = _gradient(t4, (0,), 'x', x, ctx)
     if given[1] is not None:
-        t7 = dy*t1
-        t7 *= t3
-        grads['gamma'] = _gradient(t7, (0,), 'gamma', gamma, ctx)
+        t8 = np.multiply(dy, t1, out=t7)
+        t8 *= t3
+        grads['gamma'] = _gradient(t8, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())

@@ -44,12 +44,13 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t3 = dy*gamma
     t4 = np.einsum('...a,...a->...', t3, x, optimize=True)[..., None]
     t3 *= t2
-    t3 -= x*(t0*t4/t1**(3/2))
+    t5 = x*(t0*t4/t1**(3/2))
+    t3 -= t5
     grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     if given[1] is not None:
-        t5 = dy*x
-        t5 *= t2
-        grads['gamma'] = _gradient(t5, (0,), 'gamma', gamma, ctx)
+        t6 = np.multiply(dy, x, out=t5)
+        t6 *= t2
+        grads['gamma'] = _gradient(t6, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())

@@ -37,7 +37,7 @@ def vjp(cotangent, x, *, axis=-1):
     x = x - np.max(x, axis=(-1,), keepdims=True)  # shift-invariant: stable form
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.exp(x)
+    t0 = np.exp(x, out=x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
     t2 = np.einsum('...a,...a->...', dy, t0, optimize=True)[..., None]
     t3 = dy/t1
