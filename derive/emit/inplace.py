@@ -4,7 +4,8 @@ A NumPy expression allocates a fresh full-size array for every operation; writin
 the kernel already owns is about twice as fast and holds less memory.  Only arrays computed from
 the cotangent are written into: they already have the output's full shape and dtype, so any
 operand spanning a subset of their axes fits.  Reductions inside a full-size expression are
-computed first, into their own (per-row) temporaries; a temporary whose last use is the
+computed first, into their own (per-row) temporaries, and the terms spanning fewer axes are
+added up before they meet the full-size array; a temporary whose last use is the
 expression becomes its buffer; a dead one is reused through ``out=`` for the next full-size array
 (and an elementwise function of a dead array overwrites it).  Forward and jvp keep plain steps.
 """
@@ -89,7 +90,10 @@ def _top_sums(expr: sp.Expr) -> list[sp.Sum]:
 
 
 def pull_common_factors(expr: sp.Expr) -> sp.Expr:
-    """a*b*c + a*d -> a*(b*c + d): a common full-size factor is then multiplied in once."""
+    """a*b*c + a*d -> a*(b*c + d): a common full-size factor is then multiplied in once.
+
+    Applied to every sum in an expression, x*t10 + x*(-t11*t8) becomes x*(t10 - t11*t8).
+    """
     if not isinstance(expr, sp.Add):
         return expr
     counts = [Counter(f for f in sp.Mul.make_args(t) if not f.is_Number) for t in expr.args]
@@ -209,15 +213,26 @@ class _Lowering:
         return merged
 
     # -- lowering -----------------------------------------------------------------------------
+    def name_squared_bases(self, block: str | None, expr: sp.Expr) -> sp.Expr:
+        """Sum((x - m)**2) -> t = x - m; Sum(t**2): the einsum reads t twice, nothing is squared."""
+        for reduction in _top_sums(expr):
+            base, exponent = reduction.function.as_base_exp()
+            if exponent == 2 and not _bare(base) and free_indices(base):
+                name = self.fresh()
+                self.emit(block, self.allocate(name, base, free_indices(base)))
+                expr = expr.xreplace({base: as_array(name, base)})
+        return expr
+
     def lower(self, position: int) -> None:
         block, symbol, expr = self.items[position]
+        expr = self.items[position][2] = self.name_squared_bases(block, expr)
         spans = free_indices(expr)
         if spans and isinstance(expr, (sp.Add, sp.Mul)) and self.depends(expr):
             for reduction in _top_sums(expr):
                 name = self.fresh()
                 self.emit(block, Step(name, reduction))
                 expr = expr.xreplace({reduction: as_array(name, reduction)})
-            expr = pull_common_factors(expr)
+            expr = expr.replace(lambda e: isinstance(e, sp.Add), pull_common_factors)
             self.items[position][2] = expr
             target = symbol if symbol is not None else self.fresh()
             buffer, steps = self.build(expr, position, target, spans) or (target, [self.allocate(target, expr, spans)])
@@ -258,7 +273,8 @@ class _Lowering:
             return None
         terms.remove(start)
         buffer, steps = self.build(start, position, target, spans) or (target, [self.allocate(target, start, spans)])
-        for term in terms:
+        small = sp.Add(*(t for t in terms if free_indices(t) != spans))
+        for term in [t for t in terms if free_indices(t) == spans] + ([small] if small != 0 else []):
             negative = term.could_extract_minus_sign()
             self.update(steps, buffer, "-=" if negative else "+=", -term if negative else term, spans)
         return buffer, steps

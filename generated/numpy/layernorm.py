@@ -28,7 +28,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = 0.0 if beta is None else beta
     t0 = 1/n
     t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    return _output(beta + gamma*t1/np.sqrt(eps + t0*np.einsum('...a,...a->...', t1, t1, optimize=True)[..., None]), (0,), ctx)
+    return _output(beta + gamma*t1/np.sqrt(eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]), (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
@@ -42,15 +42,15 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
     t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1, optimize=True)[..., None]
+    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t3 = 1/np.sqrt(t2)
     t4 = dy*gamma
     t5 = np.sum(t4, axis=-1, keepdims=True)
-    t6 = np.einsum('...a,...a->...', t1, t4, optimize=True)[..., None]
+    t6 = np.einsum('...a,...a->...', t1, t4)[..., None]
     t4 *= t3
-    t4 -= t0*t3*t5
     t7 = t1*(t0*t6/t2**(3/2))
     t4 -= t7
+    t4 -= t0*t3*t5
     grads['x'] = _gradient(t4, (0,), 'x', x, ctx)
     if given[1] is not None:
         t8 = np.multiply(dy, t1, out=t7)
@@ -72,10 +72,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     result = None
     t0 = 1/n
     t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1, optimize=True)[..., None]
+    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t3 = 1/np.sqrt(t2)
     if dot_x is not None:
-        result = _accumulate(result, gamma*(-t0*t3*np.sum(dot_x, axis=-1, keepdims=True)) + (gamma*t1)*(-t0*np.einsum('...a,...a->...', dot_x, t1, optimize=True)[..., None]/t2**(3/2)) + t3*dot_x*gamma, (0,), ctx)
+        result = _accumulate(result, gamma*(-t0*t3*np.sum(dot_x, axis=-1, keepdims=True)) + (gamma*t1)*(-t0*np.einsum('...a,...a->...', dot_x, t1)[..., None]/t2**(3/2)) + t3*dot_x*gamma, (0,), ctx)
     if dot_gamma is not None:
         result = _accumulate(result, t3*dot_gamma*t1, (0,), ctx)
     if dot_beta is not None:

@@ -26,7 +26,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     n = ctx.sizes['n']
     gamma = 1.0 if gamma is None else gamma
     beta = 0.0 if beta is None else beta
-    return _output(beta + gamma*x/np.sqrt(eps + np.einsum('...a,...a->...', x, x, optimize=True)[..., None]/n), (0,), ctx)
+    return _output(beta + gamma*x/np.sqrt(eps + np.einsum('...a,...a->...', x, x)[..., None]/n), (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
@@ -39,10 +39,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
-    t1 = eps + t0*np.einsum('...a,...a->...', x, x, optimize=True)[..., None]
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = 1/np.sqrt(t1)
     t3 = dy*gamma
-    t4 = np.einsum('...a,...a->...', t3, x, optimize=True)[..., None]
+    t4 = np.einsum('...a,...a->...', t3, x)[..., None]
     t3 *= t2
     t5 = x*(t0*t4/t1**(3/2))
     t3 -= t5
@@ -66,10 +66,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     result = None
     t0 = 1/n
-    t1 = eps + t0*np.einsum('...a,...a->...', x, x, optimize=True)[..., None]
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
-        result = _accumulate(result, (gamma*x)*(-t0*np.einsum('...a,...a->...', dot_x, x, optimize=True)[..., None]/t1**(3/2)) + t2*dot_x*gamma, (0,), ctx)
+        result = _accumulate(result, (gamma*x)*(-t0*np.einsum('...a,...a->...', dot_x, x)[..., None]/t1**(3/2)) + t2*dot_x*gamma, (0,), ctx)
     if dot_gamma is not None:
         result = _accumulate(result, t2*dot_gamma*x, (0,), ctx)
     if dot_beta is not None:

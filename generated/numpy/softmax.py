@@ -39,7 +39,7 @@ def vjp(cotangent, x, *, axis=-1):
     grads = dict.fromkeys(INPUTS)
     t0 = np.exp(x, out=x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
-    t2 = np.einsum('...a,...a->...', dy, t0, optimize=True)[..., None]
+    t2 = np.einsum('...a,...a->...', dy, t0)[..., None]
     t3 = dy/t1
     t3 -= t2/t1**2
     t3 *= t0
@@ -58,7 +58,7 @@ def jvp(tangents, x, *, axis=-1):
     if dot_x is not None:
         t0 = np.exp(x)
         t1 = np.sum(t0, axis=-1, keepdims=True)
-        result = _accumulate(result, dot_x*t0/t1 + t0*(-np.einsum('...a,...a->...', dot_x, t0, optimize=True)[..., None]/t1**2), (0,), ctx)
+        result = _accumulate(result, dot_x*t0/t1 + t0*(-np.einsum('...a,...a->...', dot_x, t0)[..., None]/t1**2), (0,), ctx)
     return _output(result, None, ctx)
 
 
