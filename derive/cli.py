@@ -16,6 +16,7 @@ from .calculus.pipeline import derive
 from .emit.display import intermediate_symbols, readable
 from .emit.numpy_printer import LoweringError
 from .emit.render import RenderError
+from .bench.command import add_bench_command
 from .cache import RenderCache
 from .generate import Options, available_cpus, check, generate
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-j", "--jobs", type=positive_int, default=available_cpus(),
                          help="derive in at most this many processes (default: the available CPUs)")
         sub.set_defaults(run=run)
+    add_bench_command(commands)
     return parser
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
-from conftest import load_kernel
+from derive import registry
+
+from conftest import OPERATORS, load_kernel, make_inputs
 
 
 def peak_bytes(function, *args) -> int:
@@ -27,3 +30,29 @@ def test_rmsnorm_vjp_peak_memory_under_eight_inputs():
     peak = peak_bytes(kernel.vjp, dy, x, gamma, beta)
     # a per-row Jacobian would need 2048 x the input; the budget is 8 x
     assert peak < 8 * x.nbytes, f"peak {peak / x.nbytes:.1f} x the input"
+
+
+MEMORY_EXEMPT = ("linear algebra", "attention")
+ELEMENTS = 1 << 18  # of the largest input: 2 MB in float64
+
+
+def moderate_inputs(name: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """Inputs of about ELEMENTS entries: batch 64 and the core axes sharing the rest evenly."""
+    dims = registry.get(name).dims()
+    side = max(2, round((ELEMENTS // 64) ** (1 / max(1, len(dims)))))
+    return make_inputs(name, {str(d): side for d in dims}, (64,), rng)
+
+
+BOUNDED = [name for name in OPERATORS
+           if registry.get(name).category not in MEMORY_EXEMPT and "attention" not in name]
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_vjp_peak_memory_at_most_four_inputs(name, rng):
+    """Every elementwise, reduction, normalization and softmax vjp holds at most 4x its input."""
+    kernel = load_kernel(name)
+    inputs = moderate_inputs(name, rng)
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs)))
+    largest = max(a.nbytes for a in inputs)
+    peak = peak_bytes(kernel.vjp, cotangent, *inputs)
+    assert peak <= 4 * largest, f"{name}: peak {peak / largest:.2f} x the largest input"
