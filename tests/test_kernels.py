@@ -152,3 +152,41 @@ def test_matmul_broadcasts_batch_and_reduces_gradient(rng):
     da, db = kernel.vjp(dy, a, b)
     np.testing.assert_allclose(da, dy @ b.T, rtol=1e-12)
     np.testing.assert_allclose(db, np.einsum("abij,abik->jk", a, dy), rtol=1e-12)
+
+
+def reduce_to(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a gradient of a broadcast input back to the input's own shape."""
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    return grad.sum(axis=tuple(a for a, size in enumerate(shape) if size == 1), keepdims=True)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_vjp_with_mixed_batch_dims_matches_broadcast_copies(name, rng):
+    """Inputs with different batch dims: the vjp equals the summed vjp of broadcast copies
+    (kernels that update arrays in place must size them by the output, not by one input)."""
+    kernel = load_kernel(name)
+    sizes, _ = shape_cases(name)[-1]
+    inputs = make_inputs(name, sizes, (3,), rng)
+    core = [len(kernel._CORE_AXES[n]) for n in kernel.INPUTS]
+    inputs = [a if position == 0 else np.broadcast_to(a[(0,) * (a.ndim - k)], (2, 1) + a.shape[a.ndim - k:]).copy()
+              for position, (k, a) in enumerate(zip(core, inputs))]
+    cotangent = rng.standard_normal(kernel.forward(*inputs).shape)
+    batch = cotangent.shape[:cotangent.ndim - len(kernel._OUTPUT_AXES)]
+    full = [np.broadcast_to(a, batch + a.shape[-len(kernel._CORE_AXES[n]):]).copy()
+            for n, a in zip(kernel.INPUTS, inputs)]
+    for array, grad, grad_full in zip(inputs, kernel.vjp(cotangent, *inputs), kernel.vjp(cotangent, *full)):
+        np.testing.assert_allclose(grad, reduce_to(grad_full, array.shape), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_kernels_leave_their_arguments_unchanged(name, rng):
+    kernel = load_kernel(name)
+    sizes, batch = shape_cases(name)[-1]
+    inputs = make_inputs(name, sizes, batch, rng)
+    cotangent = rng.standard_normal(kernel.forward(*inputs).shape)
+    tangents = [rng.standard_normal(a.shape) for a in inputs]
+    before = [a.copy() for a in (*inputs, cotangent, *tangents)]
+    kernel.forward(*inputs)
+    kernel.vjp(cotangent, *inputs)
+    kernel.jvp(tangents, *inputs)
+    assert all(np.array_equal(a, b) for a, b in zip((*inputs, cotangent, *tangents), before))
