@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -87,12 +88,24 @@ def _derive_all(names: list[str], jobs: int):
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """A fork server where there is one (its workers start from an imported derive), else spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    """Fork a single-threaded Linux process (workers start with derive imported); otherwise a
+    fork server where there is one (forking a process with threads can deadlock), else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform == "linux" and "fork" in methods and _threads() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["derive.generate"])
+        context.set_forkserver_preload(["derive.generate", "derive.ops"])
         return context
     return multiprocessing.get_context("spawn")
+
+
+def _threads() -> int:
+    """Operating-system threads of this process (0 when unknown)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
 
 
 def plan(out: Path, names: list[str] | None, progress: Progress, options: Options) -> Outcome:

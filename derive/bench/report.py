@@ -22,6 +22,11 @@ def _number(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
 
 
+def _ms(value: float | None) -> str:
+    """Three significant digits: 0.271, 90.6, 125."""
+    return "-" if value is None else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
 def case_title(result: dict) -> str:
     return f"{result['op']} {tuple(result['shape'])} {result['dtype']}"
 
@@ -44,7 +49,7 @@ def _row(result: dict, name: str) -> dict | None:
     return next((r for r in result["rows"] if r["name"] == name), None)
 
 
-def _ms(result: dict, name: str) -> float | None:
+def _time(result: dict, name: str) -> float | None:
     row = _row(result, name)
     return None if row is None or row["disagrees"] else row["ms"]
 
@@ -55,12 +60,12 @@ def markdown_table(results: list[dict]) -> str:
              "| generated GB/s | % of copy | peak / input |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for result in results:
-        mine, closed, torch = (_ms(result, n) for n in (GENERATED_VJP, CLOSED_VJP, TORCH_VJP))
+        mine, closed, torch = (_time(result, n) for n in (GENERATED_VJP, CLOSED_VJP, TORCH_VJP))
         row = _row(result, GENERATED_VJP)
         shape = "×".join(map(str, result["shape"]))
         lines.append(
-            f"| {result['op']} | {shape} | {result['dtype']} | {_number(mine)} | {_number(closed)} "
-            f"| {_number(closed and mine / closed, 2, '×')} | {_number(torch)} | {_number(torch and mine / torch, 2, '×')} "
+            f"| {result['op']} | {shape} | {result['dtype']} | {_ms(mine)} | {_ms(closed)} "
+            f"| {_number(closed and mine / closed, 2, '×')} | {_ms(torch)} | {_number(torch and mine / torch, 2, '×')} "
             f"| {_number(row['gbs'])} | {_number(row['copy_pct'], 0, '%')} | {_number(row['peak_ratio'], 2, '×')} |")
     return "\n".join(lines)
 
@@ -71,7 +76,7 @@ def targets(results: list[dict], derivation: dict | None, categories: dict[str, 
     for result in results:
         title = case_title(result)
         if result["op"] in SPEED_OPS and result["dtype"] == "float32" and result["input_bytes"] >= LARGE_INPUT_BYTES:
-            mine, closed, torch = (_ms(result, n) for n in (GENERATED_VJP, CLOSED_VJP, TORCH_VJP))
+            mine, closed, torch = (_time(result, n) for n in (GENERATED_VJP, CLOSED_VJP, TORCH_VJP))
             if mine and closed:
                 found.append(_target(f"{title}: generated vjp / closed form", mine / closed, CLOSED_LIMIT))
             if mine and torch:
