@@ -77,7 +77,7 @@ class KernelPrinter(NumPyPrinter):
             factors = sp.Mul.make_args(expr)
             spans = free_indices(expr)
             large = [f for f in factors if free_indices(f) == spans]
-            first = sp.Mul(*large) if len(large) < len(factors) else factors[0]
+            first = sp.Mul(*large) if 0 < len(large) < len(factors) else factors[0]
             rest = sp.Mul(*(f for f in factors if f not in sp.Mul.make_args(first)))
             return f"np.multiply({self._print(first)}, {self._print(rest)}, out={out})"
         if isinstance(expr, sp.Add):
