@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import registry
 from . import measure, torch_ref
 from .cases import Case
 
@@ -42,6 +43,8 @@ class Candidate:
 
 def load_kernel(folder: Path, op: str) -> ModuleType:
     path = folder / "numpy" / f"{op}.py"
+    if not path.is_file() and op not in registry.names():
+        raise Skip(f"no generated kernel {path}, and no model of it in the registry yet")
     if not path.is_file():
         raise Skip(f"no generated kernel {path} (run `derive generate {op}`)")
     spec = importlib.util.spec_from_file_location(f"derive_bench_kernel_{op}", path)
