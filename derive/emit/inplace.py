@@ -13,7 +13,7 @@ expression becomes its buffer; a dead one is reused through ``out=`` for the nex
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -40,6 +40,9 @@ class Lowered:
     prelude: tuple[Step, ...]
     own: dict[str, tuple[Step, ...]]
     results: dict[str, sp.Expr]
+    scales: dict[str, sp.Expr] = field(default_factory=dict)
+    """Per-row factors of results, left to the runtime: when the batch axes are summed away it
+    contracts them with the factor (a matrix-vector product) instead of multiplying first."""
 
 
 def plain(plan: Scheduled) -> Lowered:
@@ -122,6 +125,7 @@ class _Lowering:
         self.position = 0
         self.steps: dict[str | None, list[Step]] = {None: [], **{name: [] for name in plan.own}}
         self.results: dict[str, sp.Expr] = {}
+        self.scales: dict[str, sp.Expr] = {}
 
     def run(self) -> Lowered:
         for position in range(len(self.items)):
@@ -129,7 +133,7 @@ class _Lowering:
             self.lower(position)
         steps = {block: self.merge_unused_operands(s) for block, s in self.steps.items()}
         return _renumber(Lowered(tuple(steps[None]), {n: tuple(s) for n, s in steps.items() if n is not None},
-                                 self.results))
+                                 self.results, self.scales))
 
     # -- bookkeeping --------------------------------------------------------------------------
     def depends(self, expr: sp.Expr) -> bool:
@@ -240,6 +244,9 @@ class _Lowering:
             buffer, steps = symbol, [self.allocate(symbol, expr, spans)]
         else:
             buffer, steps = None, []
+        last = steps[-1] if steps else None
+        if symbol is None and block in self.guarded and last and last.op == "*=" and not free_indices(last.expr):
+            self.scales[block] = steps.pop().expr
         for step in steps:
             self.emit(block, step)
         if symbol is not None and buffer != symbol:
@@ -324,4 +331,5 @@ def _renumber(lowered: Lowered) -> Lowered:
 
     return Lowered(tuple(step(s) for s in lowered.prelude),
                    {name: tuple(step(s) for s in own) for name, own in lowered.own.items()},
-                   {name: r.xreplace(mapping) for name, r in lowered.results.items()})
+                   {name: r.xreplace(mapping) for name, r in lowered.results.items()},
+                   {name: f.xreplace(mapping) for name, f in lowered.scales.items()})

@@ -35,6 +35,8 @@ class Block:
     result: str
     positions: str
     """Frame positions of the result's axes (a Python tuple literal)."""
+    scale: str = ""
+    """``, scale=<per-row factor>`` when the runtime applies the result's last factor."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
 
     blocks = tuple(
         Block(o.name, o.guard, statements(plan.own[o.name]), printer.doprint(plan.results[o.name]),
-              positions[o.name])
+              positions[o.name], f", scale={printer.doprint(plan.scales[o.name])}" if o.name in plan.scales else "")
         for o in outputs
     )
     return Function(prelude=statements(plan.prelude), blocks=blocks)

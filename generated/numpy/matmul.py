@@ -200,9 +200,22 @@ def _output(value, positions, ctx):
     return _from_layout(np.asarray(value).astype(ctx.dtype, copy=False), ctx, _OUTPUT_AXES)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _from_layout(value.astype(ctx.dtype, copy=False), ctx, _CORE_AXES[name])
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale`` (an array of this call, times a factor constant along the core axes); when
+    ``shape`` has no batch axes, the batch axes are contracted with the factor instead."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        return np.tensordot(scale, value, axes=batch)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):
