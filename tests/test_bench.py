@@ -211,3 +211,14 @@ def test_plot_command_writes_a_png(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_torch_reference_that_fails_is_left_out_with_a_note(monkeypatch):
+    def broken(op, arrays, params, dy):
+        raise TypeError("unexpected keyword argument 'eps'")
+
+    monkeypatch.setattr(torch_ref, "autograd", broken)
+    case = cases.handwritten(quick=True)["rmsnorm"][0]
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    assert kernels.TORCH_VJP not in {r["name"] for r in result["rows"]}
+    assert result["notes"] == ["torch autograd left out: TypeError: unexpected keyword argument 'eps'"]

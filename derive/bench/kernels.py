@@ -79,7 +79,7 @@ def _naive_fits(case: Case, dtype: np.dtype) -> bool:
 
 
 def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
-               dtype: np.dtype) -> list[Candidate]:
+               dtype: np.dtype, notes: list[str]) -> list[Candidate]:
     params = case.params
     found = [
         Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
@@ -90,7 +90,11 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
             found.append(Candidate(name, "vjp", lambda b=baseline: b(dy, *arrays, **params)))
     if case.baselines.naive is not None and _naive_fits(case, dtype):
         found.append(Candidate(NAIVE_VJP, "vjp", lambda: case.baselines.naive(dy, *arrays, **params), group="naive"))
-    reference = torch_ref.autograd(case.op, arrays, params, dy)
+    try:
+        reference = torch_ref.autograd(case.op, arrays, params, dy)
+    except Exception as error:  # a PyTorch signature that differs from the kernel's: no torch rows
+        notes.append(f"torch autograd left out: {type(error).__name__}: {error}")
+        reference = None
     if reference is not None:
         forward, backward = reference
         found += [Candidate(TORCH_FORWARD, "forward", forward, traced=False, group="torch"),
@@ -121,7 +125,8 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
 
 
 def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
-    found = candidates(case, kernel, arrays, dy, dtype)
+    notes: list[str] = []
+    found = candidates(case, kernel, arrays, dy, dtype, notes)
     generated = kernel.vjp(dy, *arrays, **case.params)
     disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
                      for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
@@ -146,7 +151,7 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
         })
     return {"op": case.op, "shape": list(case.largest), "inputs": {k: list(v) for k, v in case.inputs.items()},
             "dtype": np.dtype(dtype).name, "input_bytes": input_bytes, "copy_gbs": copy_gbs,
-            "rows": rows, "ratios": ratios(rows)}
+            "rows": rows, "ratios": ratios(rows), "notes": notes}
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:

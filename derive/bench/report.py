@@ -42,6 +42,7 @@ def case_text(result: dict) -> str:
                      f"{_number(row['peak_ratio'], 2, 'x'):>12}{note}")
     for name, ratio in result["ratios"].items():
         lines.append(f"  {name}: {ratio:.2f}x")
+    lines += [f"  note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)
 
 
