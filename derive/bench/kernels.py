@@ -22,6 +22,8 @@ from .cases import Case
 
 NAIVE_MAX_N = 1024
 NAIVE_MAX_BYTES = 2 << 30
+PAUSE_S, PAUSE_FROM_BYTES = 0.15, 1 << 20
+"""Seconds of rest before each timed call of a case whose largest input has at least 1 MiB."""
 GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
 TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
 
@@ -130,11 +132,13 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
     generated = kernel.vjp(dy, *arrays, **case.params)
     disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
                      for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
+    input_bytes = max(a.nbytes for a in arrays)
+    pause = PAUSE_S if input_bytes >= PAUSE_FROM_BYTES else 0.0
     times: dict[str, list[float]] = {}
     for group in dict.fromkeys(c.group for c in found):
         chosen = {c.name: c.call for c in found if c.group == group}
-        times.update(measure.interleaved_times(chosen, repeats if group != "naive" else min(repeats, 3), warmup))
-    input_bytes = max(a.nbytes for a in arrays)
+        rounds = repeats if group != "naive" else min(repeats, 3)
+        times.update(measure.interleaved_times(chosen, rounds, warmup, pause))
     moved = {"forward": measure.moved_bytes(arrays, output), "vjp": measure.moved_bytes(dy, arrays, generated),
              "copy": 2 * input_bytes}
     copy_gbs = moved["copy"] / measure.median_ms(times[COPY]) / 1e6

@@ -1,8 +1,10 @@
 """Timing and memory of callables: median wall time over interleaved repeats, tracemalloc peaks.
 
 Candidates of one case are timed in rounds (each candidate once per round, after warm-up calls)
-so that a slow spell of a shared machine hits all of them alike.  A result is dropped only after
-its clock stops.  Peak memory is measured in a separate call, outside the timed ones.
+so that a slow spell of a shared machine hits all of them alike.  A pause before each timed call
+lets the threads of the previous one go idle (OpenBLAS's spin for about 0.1 s after a BLAS call
+and would slow down the next candidate).  A result is dropped only after its clock stops.  Peak
+memory is measured in a separate call, outside the timed ones.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import numpy as np
 
 
 def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
-                      warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each candidate, ``repeats`` rounds after ``warmup`` calls each."""
+                      warmup: int = 1, pause: float = 0.0) -> dict[str, list[float]]:
+    """Seconds per call of each candidate, ``repeats`` rounds after ``warmup`` calls each,
+    sleeping ``pause`` seconds before each timed call."""
     for call in candidates.values():
         for _ in range(warmup):
             call()
@@ -28,6 +31,7 @@ def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
     try:
         for _ in range(repeats):
             for name, call in candidates.items():
+                time.sleep(pause)
                 started = time.perf_counter()
                 result = call()
                 times[name].append(time.perf_counter() - started)
