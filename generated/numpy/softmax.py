@@ -213,10 +213,12 @@ def _gradient(value, positions, name, like, ctx, scale=None):
 
 def _scaled(value, scale, core, shape):
     """``value * scale`` (an array of this call, times a factor constant along the core axes); when
-    ``shape`` has no batch axes, the batch axes are contracted with the factor instead."""
+    ``shape`` has no batch axes, the batch axes are contracted with the factor instead (one einsum
+    loop: no full-size product, and no BLAS threads left spinning)."""
     batch = value.ndim - core
     if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
-        return np.tensordot(scale, value, axes=batch)
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
 
