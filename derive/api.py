@@ -25,7 +25,7 @@ from .claims import SIZES, Verdict
 from .claims import check as _check_claim
 from .emit import render as _render
 from .emit.display import readable as _readable
-from .generate import Progress
+from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
 from .model import OperatorModel
@@ -103,18 +103,19 @@ def _target(name: str) -> _render.Target:
 
 
 def write(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
-          progress: Progress = lambda message: None) -> list[str]:
+          progress: Progress = lambda message: None, options: Options = Options()) -> list[str]:
     """Write the operators' files into ``out`` atomically; returns the relative paths that changed.
 
     ``models=None`` writes every built-in operator and removes files no operator writes any more.
+    ``options``: a render cache and how many processes may derive (default: none, one).
     """
-    return _generate(Path(out), models=_models(models), progress=progress)
+    return _generate(Path(out), models=_models(models), progress=progress, options=options)
 
 
 def changes(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
-            progress: Progress = lambda message: None) -> list[str]:
+            progress: Progress = lambda message: None, options: Options = Options()) -> list[str]:
     """Unified diffs of what ``write(models, out)`` would change (empty when ``out`` is current)."""
-    return _check(Path(out), models=_models(models), progress=progress)
+    return _check(Path(out), models=_models(models), progress=progress, options=options)
 
 
 def _models(models) -> list[OperatorModel] | None:

@@ -17,7 +17,10 @@ from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm
 
 from . import __version__, api, registry
+from .bench.command import add_bench_command
+from .cache import RenderCache
 from .catalog import markdown_table
+from .generate import Options, available_cpus
 from .calculus.differentiate import DerivationError
 from .claims import ClaimError, report
 from .emit.display import intermediate_symbols, readable
@@ -104,8 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         _model_option(sub)
         sub.add_argument("--out", type=Path, help="output folder (default: generated; required with --model)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+        sub.add_argument("--no-cache", action="store_true",
+                         help="derive every operator even if the render cache has it (cache: $DERIVE_CACHE_DIR, "
+                              "else $XDG_CACHE_HOME/derive, else ~/.cache/derive)")
+        sub.add_argument("-j", "--jobs", type=positive_int, default=available_cpus(),
+                         help="derive in at most this many processes (default: the available CPUs)")
         sub.set_defaults(run=run)
     _claim_parser(commands)
+    add_bench_command(commands)
 
     pdf = commands.add_parser(
         "pdf", help="compile the generated LaTeX documents to PDF (needs latexmk or pdflatex)",
@@ -203,9 +212,20 @@ def _out(args: argparse.Namespace) -> Path:
     return args.out if args.out is not None else DEFAULT_OUT
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def render_options(args: argparse.Namespace) -> Options:
+    return Options(cache=None if args.no_cache else RenderCache(), jobs=args.jobs)
+
+
 def run_generate(args: argparse.Namespace) -> int:
     out = _out(args)
-    changed = api.write(selected(args, args.operators), out, progress_printer(args))
+    changed = api.write(selected(args, args.operators), out, progress_printer(args), render_options(args))
     verb = "updated" if changed else "unchanged"
     print(f"derive: {out}/ {verb}" + (f" ({len(changed)} files: {', '.join(changed)})" if changed else ""))
     return 0
@@ -213,7 +233,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     out = _out(args)
-    diffs = api.changes(selected(args, args.operators), out, progress_printer(args))
+    diffs = api.changes(selected(args, args.operators), out, progress_printer(args), render_options(args))
     if not diffs:
         print(f"derive: {out}/ is current")
         return 0

@@ -1,18 +1,25 @@
 """Derive and render operators into an output folder, or check that the folder is current.
 
-This is the layer the CLI calls: it reports progress through a callback, writes atomically
-through ``emit.render.write_tree``, and never leaves a half-written folder behind.  Operators
-are given as models (built-in, installed or from a user's file); none means every built-in one.
+This is the layer the CLI calls: it reports progress through a callback, takes unchanged built-in
+operators from the render cache (``derive.cache``), derives the others in parallel processes when
+there is more than one, writes atomically through ``emit.render.write_tree``, and never leaves a
+half-written folder behind.  Operators are given as models (built-in, installed or from a user's
+file); none means every built-in one.  The files are the same whichever way they were made.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import registry
+from .cache import RenderCache
 from .calculus.pipeline import derive
 from .emit.numpy_printer import LoweringError
 from .emit.render import differences, render, render_registry, stale_files, write_tree
@@ -27,43 +34,132 @@ class Outcome:
     stale: list[str]
 
 
+@dataclass(frozen=True)
+class Options:
+    """How to render: through a cache (None: none) and with at most ``jobs`` processes."""
+
+    cache: RenderCache | None = None
+    jobs: int = 1
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def render_one(name: str) -> tuple[dict[str, str], float]:
+    """One built-in operator's files and the seconds it took (in a worker process or this one)."""
+    started = time.perf_counter()
+    return _render_model(registry.get(name)), time.perf_counter() - started
+
+
+def _render_model(model: OperatorModel) -> dict[str, str]:
+    try:
+        return render(derive(model))
+    except LoweringError as error:
+        raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
+
+
 def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None,
-                  whole_registry: bool = False) -> dict[str, str]:
+                  whole_registry: bool = False, options: Options = Options()) -> dict[str, str]:
     """Relative path -> text for the given operator models.
 
-    ``whole_registry``: the models are the whole registry, so also render the documents that cover
-    every operator (the LaTeX handbook).
+    Built-in operators come from the cache when unchanged and are derived in parallel otherwise;
+    other models (a user's file) are derived here.  ``whole_registry``: the models are the whole
+    registry, so also render the documents that cover every operator (the LaTeX handbook).
     """
-    files: dict[str, str] = {}
-    derivations = []
-    for position, model in enumerate(models, start=1):
-        started = time.perf_counter()
-        try:
-            derivation = derive(model)
-            files.update(render(derivation))
-        except LoweringError as error:
-            raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
-        derivations.append(derivation)
-        progress(f"[{position}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
+    rendered: dict[str, dict[str, str]] = {}
+    builtin = [m.name for m in models if _is_builtin(m)]
+    for name in builtin:
+        cached = options.cache.load(name) if options.cache else None
+        if cached is not None:
+            rendered[name] = cached
+            progress(f"[{len(rendered)}/{len(models)}] {name} (unchanged, from the cache)")
+    missing = [name for name in builtin if name not in rendered]
+    for name, files, seconds in _derive_all(missing, options.jobs):
+        rendered[name] = files
+        if options.cache:
+            options.cache.store(name, files)
+        progress(f"[{len(rendered)}/{len(models)}] {name} ({seconds:.2f} s)")
+    for model in models:
+        if model.name not in rendered:
+            started = time.perf_counter()
+            rendered[model.name] = _render_model(model)
+            progress(f"[{len(rendered)}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
+    files = {path: text for model in models for path, text in rendered[model.name].items()}
     if whole_registry:
-        started = time.perf_counter()
-        files.update(render_registry(derivations))
-        progress(f"whole registry ({time.perf_counter() - started:.2f} s)")
+        files.update(_registry_files(models, progress, options))
     return files
 
 
+def _is_builtin(model: OperatorModel) -> bool:
+    return model.source.startswith("derive/ops/") and model.name in registry.names()
+
+
+def _registry_files(models: Sequence[OperatorModel], progress: Progress, options: Options) -> dict[str, str]:
+    """The documents covering every operator, from the cache when no operator changed."""
+    names = [m.name for m in models]
+    cached = options.cache.load_registry(names) if options.cache else None
+    if cached is not None:
+        progress("whole registry (unchanged, from the cache)")
+        return cached
+    started = time.perf_counter()
+    files = render_registry([derive(model) for model in models])
+    if options.cache:
+        options.cache.store_registry(names, files)
+    progress(f"whole registry ({time.perf_counter() - started:.2f} s)")
+    return files
+
+
+def _derive_all(names: list[str], jobs: int):
+    """(name, files, seconds) for each operator, in completion order; parallel when it pays."""
+    workers = min(jobs, len(names))
+    if workers <= 1:
+        for name in names:
+            yield (name, *render_one(name))
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        futures = {pool.submit(render_one, name): name for name in names}
+        try:
+            for future in as_completed(futures):
+                yield (futures[future], *future.result())
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Fork a single-threaded Linux process (workers start with derive imported); otherwise a
+    fork server where there is one (forking a process with threads can deadlock), else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform == "linux" and "fork" in methods and _threads() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["derive.generate", "derive.ops"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _threads() -> int:
+    """Operating-system threads of this process (0 when unknown)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
 def render_operators(names: Iterable[str], progress: Progress = lambda message: None,
-                     whole_registry: bool = False) -> dict[str, str]:
+                     whole_registry: bool = False, options: Options = Options()) -> dict[str, str]:
     """Relative path -> text for the named operators (every name is checked before any work)."""
-    return render_models([registry.get(name) for name in names], progress, whole_registry)
+    return render_models([registry.get(name) for name in names], progress, whole_registry, options)
 
 
-def plan(out: Path, models: Sequence[OperatorModel] | None, progress: Progress) -> Outcome:
+def plan(out: Path, models: Sequence[OperatorModel] | None, progress: Progress, options: Options) -> Outcome:
     """Render ``models`` (every built-in when None); stale files only for that full run."""
     if models is None:
-        files = render_operators(registry.names(), progress, whole_registry=True)
+        files = render_operators(registry.names(), progress, whole_registry=True, options=options)
         return Outcome(files, stale_files(out, files))
-    return Outcome(render_models(models, progress), [])
+    return Outcome(render_models(models, progress, options=options), [])
 
 
 def _models(names: Sequence[str] | None, models: Sequence[OperatorModel] | None) -> Sequence[OperatorModel] | None:
@@ -73,14 +169,14 @@ def _models(names: Sequence[str] | None, models: Sequence[OperatorModel] | None)
 
 
 def generate(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
-             models: Sequence[OperatorModel] | None = None) -> list[str]:
+             models: Sequence[OperatorModel] | None = None, options: Options = Options()) -> list[str]:
     """Write the operators' files into ``out``; returns the paths that changed."""
-    outcome = plan(out, _models(names, models), progress)
+    outcome = plan(out, _models(names, models), progress, options)
     return write_tree(out, outcome.files, outcome.stale)
 
 
 def check(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
-          models: Sequence[OperatorModel] | None = None) -> list[str]:
+          models: Sequence[OperatorModel] | None = None, options: Options = Options()) -> list[str]:
     """Unified diffs of what ``generate`` would change in ``out`` (empty when current)."""
-    outcome = plan(out, _models(names, models), progress)
+    outcome = plan(out, _models(names, models), progress, options)
     return differences(out, outcome.files, outcome.stale)

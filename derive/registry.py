@@ -94,6 +94,14 @@ def plugins() -> tuple[Plugin, ...]:
     return tuple(found[name] for name in sorted(found))
 
 
+def factory(name: str) -> ModelFactory:
+    """The factory of the built-in operator ``name``."""
+    _load_builtin()
+    if name not in _FACTORIES:
+        raise unknown(name, list(_FACTORIES))
+    return _FACTORIES[name]
+
+
 def get(name: str) -> OperatorModel:
     """Build the model registered as ``name`` (with its default parameters)."""
     return build(name)
@@ -104,7 +112,10 @@ def build(name: str, **choices: object) -> OperatorModel:
     formula-selecting parameters to its factory."""
     _load_builtin()
     if name in _FACTORIES:
-        return instantiate(_FACTORIES[name], **choices)
+        try:
+            return instantiate(_FACTORIES[name], **choices)
+        except TypeError as error:  # a factory that returned something else
+            raise UnknownOperatorError(f"operator {name!r}: {error}") from None
     for plugin in plugins():
         if plugin.name == name:
             origin = f"{plugin.distribution} (entry point {plugin.name})"

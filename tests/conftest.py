@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -97,6 +98,18 @@ def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
 
 def float_positions(name: str) -> list[int]:
     return [p for p, inp in enumerate(registry.get(name).inputs) if inp.domain != "index"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_render_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests (and the commands they start) use a fresh render cache, never the user's."""
+    previous = os.environ.get("DERIVE_CACHE_DIR")
+    os.environ["DERIVE_CACHE_DIR"] = str(tmp_path_factory.mktemp("render-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("DERIVE_CACHE_DIR", None)
+    else:
+        os.environ["DERIVE_CACHE_DIR"] = previous
 
 
 @pytest.fixture

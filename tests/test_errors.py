@@ -212,7 +212,7 @@ def test_template_that_fails_names_file_line_and_operator_and_writes_nothing(
         file, text, kind, tmp_path, monkeypatch, capsys, previous_output):
     broken_templates(tmp_path, monkeypatch, file, 3, text)
     before = snapshot(previous_output)
-    assert main(["generate", "--out", str(previous_output), "-q"]) == 2
+    assert main(["generate", "--out", str(previous_output), "-q", "--no-cache", "--jobs", "1"]) == 2
     err = one_error(capsys)
     assert f"template templates/{file}, line 3 failed for operator '" in err and kind in err, err
     assert snapshot(previous_output) == before

@@ -207,3 +207,19 @@ def test_kink_takes_the_lower_branch_as_pytorch(name, slope):
     """relu'(0) = 0 and leaky_relu'(0) = negative_slope, PyTorch's convention."""
     (dx,) = load_kernel(name).vjp(np.ones(2), np.zeros(2))
     np.testing.assert_array_equal(dx, [slope, slope])
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_kernels_leave_their_arguments_unchanged(name, rng):
+    kernel = load_kernel(name)
+    sizes, batch = shape_cases(name)[-1]
+    inputs, params = make_inputs(name, sizes, batch, rng)
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
+    floats = float_positions(name)
+    tangents = [rng.standard_normal(a.shape) if p in floats else None for p, a in enumerate(inputs)]
+    arrays = [*inputs, cotangent, *(t for t in tangents if t is not None)]
+    before = [a.copy() for a in arrays]
+    kernel.forward(*inputs, **params)
+    kernel.vjp(cotangent, *inputs, **params)
+    kernel.jvp(tangents, *inputs, **params)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, before))

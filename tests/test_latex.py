@@ -220,7 +220,7 @@ def test_a_step_that_does_not_hold_is_an_error_and_nothing_is_written(tmp_path, 
         build_document(tampered(registry.get("rmsnorm")))
     monkeypatch.setattr("derive.generate.derive", tampered)
     out = tmp_path / "gen"
-    assert main(["generate", "rmsnorm", "--out", str(out), "-q"]) == 2
+    assert main(["generate", "rmsnorm", "--out", str(out), "-q", "--no-cache", "--jobs", "1"]) == 2
     assert not out.exists()
 
 

@@ -107,6 +107,20 @@ class KernelPrinter(NumPyPrinter):
         dim = dim_of(expr)
         return self.place(f"np.arange({self._print(dim)})", (dim,))
 
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """Factors spanning fewer axes are multiplied together first, then once into the rest.
+
+        -t0*x*S/t1**(3/2) is printed x*(-t0*S/t1**(3/2)): one pass over the full-size x, not three.
+        """
+        factors = sp.Mul.make_args(expr)
+        spans = free_indices(expr)
+        small = [f for f in factors if free_indices(f) != spans]
+        large = [f for f in factors if free_indices(f) == spans]
+        if not large or len(small) < 2:
+            return super()._print_Mul(expr)
+        first = self.parenthesize(sp.Mul(*large), sp.printing.precedence.PRECEDENCE["Mul"])
+        return f"{first}*({self._print(sp.Mul(*small))})"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         left, right = expr.args
         if isinstance(left, sp.Idx) and isinstance(right, sp.Idx):
@@ -184,7 +198,8 @@ class KernelPrinter(NumPyPrinter):
         free = sorted(free_indices(expr), key=lambda i: self.frame.index(dim_of(i)))
         self.check_separable(sp.Mul(*free))
         output = "..." + "".join(letters[i] for i in free)
-        code = f"np.einsum('{','.join(subscripts)}->{output}', {', '.join(codes)}, optimize=True)"
+        optimize = len(operands) > 2 or not all(set(free) <= free_indices(f) for f in operands)
+        code = f"np.einsum('{','.join(subscripts)}->{output}', {', '.join(codes)}{', optimize=True' * optimize})"
         code = self.place(code, tuple(dim_of(i) for i in free))
         if scalars:
             code = f"{self.parenthesize(sp.Mul(*scalars), sp.printing.precedence.PRECEDENCE['Mul'])}*{code}"

@@ -8,6 +8,7 @@ computed under that output's guard; the rest go in the shared prelude.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import sympy as sp
@@ -91,11 +92,39 @@ def schedule(outputs: list[Output], prefix: str = "t") -> Scheduled:
         arrays[symbol] = as_array(symbol, definition)
         temporaries.append((symbol, definition))
     results = {o.name: restore_limits(r).xreplace(arrays) for o, r in zip(outputs, reduced)}
+    temporaries, results = reuse_products(temporaries, results, arrays)
     users = _users(temporaries, outputs, results)
     shared = tuple(t for t in temporaries if _is_shared(users[t[0]], outputs))
     own = {o.name: tuple(t for t in temporaries if users[t[0]] == {o.name} and t not in shared)
            for o in outputs}
     return Scheduled(prelude=shared, own=own, results=results)
+
+
+def reuse_products(temporaries: list[tuple[sp.Symbol, sp.Expr]], results: dict[str, sp.Expr],
+                   arrays: dict[sp.Symbol, sp.Expr]) -> tuple[list[tuple[sp.Symbol, sp.Expr]], dict[str, sp.Expr]]:
+    """A product holding every factor of an earlier temporary's product uses the temporary.
+
+    t4 = dy*gamma;  t3*dy*gamma -> t3*t4  (``sympy.cse`` misses products that its other
+    substitutions split up, and recomputing one costs a pass over a full-size array).
+    """
+    for position, (symbol, definition) in enumerate(temporaries):
+        if not isinstance(definition, sp.Mul):
+            continue
+        wanted = Counter(sp.Mul.make_args(definition))
+
+        def use(expr: sp.Expr) -> sp.Expr:
+            def holds(node) -> bool:
+                return isinstance(node, sp.Mul) and not wanted - Counter(node.args)
+
+            def rewrite(node: sp.Mul) -> sp.Expr:
+                rest = Counter(node.args) - wanted
+                return sp.Mul(arrays[symbol], *rest.elements())
+
+            return expr.replace(holds, rewrite)
+
+        temporaries[position + 1:] = [(s, use(d)) for s, d in temporaries[position + 1:]]
+        results = {name: use(expr) for name, expr in results.items()}
+    return temporaries, results
 
 
 def _users(temporaries: list[tuple[sp.Symbol, sp.Expr]], outputs: list[Output],

@@ -31,8 +31,8 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((C,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(N*S)
-    t1 = -t0*np.sum(x, axis=(-3, -1), keepdims=True) + x
-    return _output(beta[..., None, :, None] + gamma[..., None, :, None]*t1/np.sqrt(eps + t0*np.sum(t1**2, axis=(-3, -1), keepdims=True)), (0, 1, 2), ctx)
+    t1 = np.sum(x, axis=(-3, -1), keepdims=True)*(-t0) + x
+    return _output(beta[..., None, :, None] + t1*(gamma[..., None, :, None]/np.sqrt(eps + t0*np.sum(t1**2, axis=(-3, -1), keepdims=True))), (0, 1, 2), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
@@ -55,10 +55,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t6 = np.sum(dy, axis=(-3, -1), keepdims=True)
     t7 = t1*t6
     t8 = gamma[..., None, :, None]/t3**(3/2)
-    t9 = np.einsum('...abc,...abc->...b', dy, x, optimize=True)[..., None, :, None]
+    t9 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
     t10 = t8*t9
     t11 = t2*t6
-    grads['x'] = _gradient(-t1*(t10*x - t11*t8*x) + dy*t5 - t5*t7 + (-t0**2*t7*t8 + t0*t10)/(N**2*S**2), (0, 1, 2), 'x', x, ctx)
+    grads['x'] = _gradient((t10*x + x*(-t11*t8))*(-t1) + dy*t5 - t5*t7 + (-t0**2*t7*t8 + t0*t10)*(1/(N**2*S**2)), (0, 1, 2), 'x', x, ctx)
     if given[1] is not None:
         grads['gamma'] = _gradient(-t11*t4 + t4*t9, (1,), 'gamma', gamma, ctx)
     if given[2] is not None:
@@ -79,16 +79,16 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     result = None
     t0 = np.sum(x, axis=(-3, -1), keepdims=True)
     t1 = 1/(N*S)
-    t2 = -t1*t0 + x
+    t2 = t0*(-t1) + x
     t3 = eps + t1*np.sum(t2**2, axis=(-3, -1), keepdims=True)
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
         t5 = gamma[..., None, :, None]*t4
         t6 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        t7 = gamma[..., None, :, None]*t2/t3**(3/2)
-        result = _accumulate(result, -t1*t5*t6 - t1*t7*np.einsum('...abc,...abc->...b', dot_x, x, optimize=True)[..., None, :, None] + dot_x*t5 + t0*t6*t7/(N**2*S**2), (0, 1, 2), ctx)
+        t7 = t2*(gamma[..., None, :, None]/t3**(3/2))
+        result = _accumulate(result, (t5*t6)*(-t1) + t7*(np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]*(-t1)) + dot_x*t5 + t7*((t0*t6)*(1/(N**2*S**2))), (0, 1, 2), ctx)
     if dot_gamma is not None:
-        result = _accumulate(result, dot_gamma[..., None, :, None]*t2*t4, (0, 1, 2), ctx)
+        result = _accumulate(result, t2*(dot_gamma[..., None, :, None]*t4), (0, 1, 2), ctx)
     if dot_beta is not None:
         result = _accumulate(result, dot_beta[..., None, :, None], (0, 1, 2), ctx)
     return _output(result, None, ctx)

@@ -28,7 +28,7 @@ def forward(logits, target):
     N = ctx.sizes['N']
     C = ctx.sizes['C']
     logits = logits - np.max(logits, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
-    return _output(np.sum(np.log(np.sum(np.exp(logits), axis=-1, keepdims=True)) - np.einsum('...ab,...ab->...a', logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype), optimize=True)[..., :, None], axis=-2, keepdims=True)/N, (), ctx)
+    return _output(np.sum(np.log(np.sum(np.exp(logits), axis=-1, keepdims=True)) - np.einsum('...ab,...ab->...a', logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype))[..., :, None], axis=-2, keepdims=True)/N, (), ctx)
 
 
 def vjp(cotangent, logits, target):
@@ -42,7 +42,7 @@ def vjp(cotangent, logits, target):
     grads = dict.fromkeys(INPUTS)
     t0 = 1/N
     t1 = np.exp(logits)
-    grads['logits'] = _gradient(-dy*t0*np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype) + dy*t0*t1/np.sum(t1, axis=-1, keepdims=True), (0, 1), 'logits', logits, ctx)
+    grads['logits'] = _gradient(np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype)*(-dy*t0) + t1*(1/np.sum(t1, axis=-1, keepdims=True)*(dy*t0)), (0, 1), 'logits', logits, ctx)
     return tuple(grads.values())
 
 
@@ -58,7 +58,7 @@ def jvp(tangents, logits, target):
     if dot_logits is not None:
         t0 = 1/N
         t1 = np.exp(logits)
-        result = _accumulate(result, -t0*np.einsum('...ab,...ab->...', dot_logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype), optimize=True)[..., None, None] + t0*np.einsum('...a,...ab,...ab->...', (1/np.sum(t1, axis=-1, keepdims=True))[..., :, 0], dot_logits, t1, optimize=True)[..., None, None], (), ctx)
+        result = _accumulate(result, -t0*np.einsum('...ab,...ab->...', dot_logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype))[..., None, None] + t0*np.einsum('...a,...ab,...ab->...', (1/np.sum(t1, axis=-1, keepdims=True))[..., :, 0], dot_logits, t1, optimize=True)[..., None, None], (), ctx)
     return _output(result, None, ctx)
 
 

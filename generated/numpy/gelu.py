@@ -51,7 +51,7 @@ def _vjp_none(cotangent, x, *, approximate='none'):
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = (1/2)*np.sqrt(2)*x
+    t0 = x*((1/2)*np.sqrt(2))
     grads['x'] = _gradient((1/2)*(scipy.special.erf(t0) + 1)*dy + np.exp(-1/2*x**2)*dy*t0/np.sqrt(np.pi), (), 'x', x, ctx)
     return tuple(grads.values())
 
@@ -63,7 +63,7 @@ def _jvp_none(tangents, x, *, approximate='none'):
     dot_x, = _tangents(tangents, given, ctx)
     result = None
     if dot_x is not None:
-        t0 = (1/2)*np.sqrt(2)*x
+        t0 = x*((1/2)*np.sqrt(2))
         result = _accumulate(result, (1/2)*(scipy.special.erf(t0) + 1)*dot_x + np.exp(-1/2*x**2)*dot_x*t0/np.sqrt(np.pi), (), ctx)
     return _output(result, None, ctx)
 
@@ -71,7 +71,7 @@ def _jvp_none(tangents, x, *, approximate='none'):
 def _forward_tanh(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='tanh')."""
     x, ctx = _prepare((x,), {})
-    return _output((1/2)*(np.tanh(np.sqrt(2)*((8943/200000)*x**3 + x)/np.sqrt(np.pi)) + 1)*x, (), ctx)
+    return _output((1/2)*(np.tanh(((8943/200000)*x**3 + x)*(np.sqrt(2)/np.sqrt(np.pi))) + 1)*x, (), ctx)
 
 
 def _vjp_tanh(cotangent, x, *, approximate='none'):
@@ -82,7 +82,7 @@ def _vjp_tanh(cotangent, x, *, approximate='none'):
     grads = dict.fromkeys(INPUTS)
     t0 = x**3
     t1 = np.sqrt(2)/np.sqrt(np.pi)
-    t2 = np.tanh((1/200000)*t1*(8943*t0 + 200000*x))
+    t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
     t3 = (1/2)*dy
     t4 = t1*(1 - t2**2)
     grads['x'] = _gradient((t2 + 1)*t3 + (26829/400000)*dy*t0*t4 + t3*t4*x, (), 'x', x, ctx)
@@ -98,7 +98,7 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     if dot_x is not None:
         t0 = x**3
         t1 = np.sqrt(2)/np.sqrt(np.pi)
-        t2 = np.tanh((1/200000)*t1*(8943*t0 + 200000*x))
+        t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
         t3 = (1/2)*dot_x
         t4 = t1*(1 - t2**2)
         result = _accumulate(result, (t2 + 1)*t3 + (26829/400000)*dot_x*t0*t4 + t3*t4*x, (), ctx)

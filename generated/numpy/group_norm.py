@@ -32,8 +32,8 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     gamma = np.full((G, D), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(D*S)
-    t1 = -t0*np.sum(x, axis=(-2, -1), keepdims=True) + x
-    return _output(beta[..., None, :, :, None] + gamma[..., None, :, :, None]*t1/np.sqrt(eps + t0*np.sum(t1**2, axis=(-2, -1), keepdims=True)), (0, 1, 2, 3), ctx)
+    t1 = np.sum(x, axis=(-2, -1), keepdims=True)*(-t0) + x
+    return _output(beta[..., None, :, :, None] + t1*(gamma[..., None, :, :, None]/np.sqrt(eps + t0*np.sum(t1**2, axis=(-2, -1), keepdims=True))), (0, 1, 2, 3), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
@@ -57,11 +57,11 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t6 = np.sum(t5, axis=(-2, -1), keepdims=True)
     t7 = t1*t6
     t8 = t3**(-3/2)
-    t9 = t8*np.einsum('...abcd,...abcd->...ab', t5, x, optimize=True)[..., :, :, None, None]
-    grads['x'] = _gradient(-t1*(-t2*t6*t8*x + t9*x) + t4*t5 - t4*t7 + (-t0**2*t7*t8 + t0*t9)/(D**2*S**2), (0, 1, 2, 3), 'x', x, ctx)
+    t9 = t8*np.einsum('...abcd,...abcd->...ab', t5, x)[..., :, :, None, None]
+    grads['x'] = _gradient((x*(-t2*t6*t8) + t9*x)*(-t1) + t4*t5 - t4*t7 + (-t0**2*t7*t8 + t0*t9)*(1/(D**2*S**2)), (0, 1, 2, 3), 'x', x, ctx)
     if given[1] is not None:
         t10 = dy*t4
-        grads['gamma'] = _gradient(-t1*np.einsum('...ab,...abcd->...bc', t0[..., :, :, 0, 0], t10, optimize=True)[..., None, :, :, None] + np.einsum('...abcd,...abcd->...bc', t10, x, optimize=True)[..., None, :, :, None], (1, 2), 'gamma', gamma, ctx)
+        grads['gamma'] = _gradient(np.einsum('...ab,...abcd->...bc', t0[..., :, :, 0, 0], t10, optimize=True)[..., None, :, :, None]*(-t1) + np.einsum('...abcd,...abcd->...bc', t10, x)[..., None, :, :, None], (1, 2), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(np.sum(dy, axis=(-4, -1), keepdims=True), (1, 2), 'beta', beta, ctx)
     return tuple(grads.values())
@@ -81,16 +81,16 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     result = None
     t0 = np.sum(x, axis=(-2, -1), keepdims=True)
     t1 = 1/(D*S)
-    t2 = -t1*t0 + x
+    t2 = t0*(-t1) + x
     t3 = eps + t1*np.sum(t2**2, axis=(-2, -1), keepdims=True)
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
         t5 = gamma[..., None, :, :, None]*t4
         t6 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
-        t7 = gamma[..., None, :, :, None]*t2/t3**(3/2)
-        result = _accumulate(result, -t1*t5*t6 - t1*t7*np.einsum('...abcd,...abcd->...ab', dot_x, x, optimize=True)[..., :, :, None, None] + dot_x*t5 + t0*t6*t7/(D**2*S**2), (0, 1, 2, 3), ctx)
+        t7 = t2*(gamma[..., None, :, :, None]/t3**(3/2))
+        result = _accumulate(result, t5*(t6*(-t1)) + t7*(np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]*(-t1)) + dot_x*t5 + t7*((t0*t6)*(1/(D**2*S**2))), (0, 1, 2, 3), ctx)
     if dot_gamma is not None:
-        result = _accumulate(result, dot_gamma[..., None, :, :, None]*t2*t4, (0, 1, 2, 3), ctx)
+        result = _accumulate(result, t2*(dot_gamma[..., None, :, :, None]*t4), (0, 1, 2, 3), ctx)
     if dot_beta is not None:
         result = _accumulate(result, dot_beta[..., None, :, :, None], (0, 1, 2, 3), ctx)
     return _output(result, None, ctx)

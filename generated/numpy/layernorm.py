@@ -47,7 +47,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t2 = eps + t0*np.sum(t1**2, axis=-1, keepdims=True)
     t3 = 1/np.sqrt(t2)
     t4 = dy*gamma
-    grads['x'] = _gradient(-t0*t3*np.sum(t4, axis=-1, keepdims=True) - t0*t1*np.einsum('...a,...a->...', t1, t4, optimize=True)[..., None]/t2**(3/2) + t3*dy*gamma, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(-t0*t3*np.sum(t4, axis=-1, keepdims=True) + t1*(-t0*np.einsum('...a,...a->...', t1, t4)[..., None]/t2**(3/2)) + t3*t4, (0,), 'x', x, ctx)
     if given[1] is not None:
         grads['gamma'] = _gradient(t3*dy*t1, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
@@ -69,7 +69,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     t2 = eps + t0*np.sum(t1**2, axis=-1, keepdims=True)
     t3 = 1/np.sqrt(t2)
     if dot_x is not None:
-        result = _accumulate(result, -t0*t3*gamma*np.sum(dot_x, axis=-1, keepdims=True) - t0*gamma*t1*np.einsum('...a,...a->...', dot_x, t1, optimize=True)[..., None]/t2**(3/2) + t3*dot_x*gamma, (0,), ctx)
+        result = _accumulate(result, gamma*(-t0*t3*np.sum(dot_x, axis=-1, keepdims=True)) + (gamma*t1)*(-t0*np.einsum('...a,...a->...', dot_x, t1)[..., None]/t2**(3/2)) + t3*dot_x*gamma, (0,), ctx)
     if dot_gamma is not None:
         result = _accumulate(result, t3*dot_gamma*t1, (0,), ctx)
     if dot_beta is not None:

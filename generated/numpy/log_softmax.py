@@ -39,7 +39,7 @@ def vjp(cotangent, x, *, axis=-1):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = np.exp(x)
-    grads['x'] = _gradient(dy - t0*np.sum(dy, axis=-1, keepdims=True)/np.sum(t0, axis=-1, keepdims=True), (0,), 'x', x, ctx)
+    grads['x'] = _gradient(dy + t0*(-np.sum(dy, axis=-1, keepdims=True)/np.sum(t0, axis=-1, keepdims=True)), (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -53,7 +53,7 @@ def jvp(tangents, x, *, axis=-1):
     result = None
     if dot_x is not None:
         t0 = np.exp(x)
-        result = _accumulate(result, dot_x - np.einsum('...a,...a->...', dot_x, t0, optimize=True)[..., None]/np.sum(t0, axis=-1, keepdims=True), (0,), ctx)
+        result = _accumulate(result, dot_x - np.einsum('...a,...a->...', dot_x, t0)[..., None]/np.sum(t0, axis=-1, keepdims=True), (0,), ctx)
     return _output(result, None, ctx)
 
 

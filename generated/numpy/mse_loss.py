@@ -36,7 +36,7 @@ def vjp(cotangent, a, b):
     n = ctx.sizes['n']
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = 2*dy*(a - b)/n
+    t0 = (a - b)*(2*dy/n)
     grads['a'] = _gradient(t0, (0,), 'a', a, ctx)
     grads['b'] = _gradient(-t0, (0,), 'b', b, ctx)
     return tuple(grads.values())
@@ -52,9 +52,9 @@ def jvp(tangents, a, b):
     t0 = a - b
     t1 = 2/n
     if dot_a is not None:
-        result = _accumulate(result, t1*np.einsum('...a,...a->...', dot_a, t0, optimize=True)[..., None], (), ctx)
+        result = _accumulate(result, t1*np.einsum('...a,...a->...', dot_a, t0)[..., None], (), ctx)
     if dot_b is not None:
-        result = _accumulate(result, -t1*np.einsum('...a,...a->...', dot_b, t0, optimize=True)[..., None], (), ctx)
+        result = _accumulate(result, -t1*np.einsum('...a,...a->...', dot_b, t0)[..., None], (), ctx)
     return _output(result, None, ctx)
 
 

@@ -44,7 +44,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t1 = eps + t0*np.sum(x**2, axis=-1, keepdims=True)
     t2 = 1/np.sqrt(t1)
     t3 = dy*gamma
-    grads['x'] = _gradient(-t0*x*np.einsum('...a,...a->...', t3, x, optimize=True)[..., None]/t1**(3/2) + t2*t3, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(x*(-t0*np.einsum('...a,...a->...', t3, x)[..., None]/t1**(3/2)) + t2*t3, (0,), 'x', x, ctx)
     if given[1] is not None:
         grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
@@ -65,7 +65,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     t1 = eps + t0*np.sum(x**2, axis=-1, keepdims=True)
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
-        result = _accumulate(result, -t0*gamma*x*np.einsum('...a,...a->...', dot_x, x, optimize=True)[..., None]/t1**(3/2) + t2*dot_x*gamma, (0,), ctx)
+        result = _accumulate(result, (gamma*x)*(-t0*np.einsum('...a,...a->...', dot_x, x)[..., None]/t1**(3/2)) + t2*dot_x*gamma, (0,), ctx)
     if dot_gamma is not None:
         result = _accumulate(result, t2*dot_gamma*x, (0,), ctx)
     if dot_beta is not None:

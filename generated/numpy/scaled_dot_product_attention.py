@@ -66,8 +66,8 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
     t6 = t3**(-2.0)
-    grads['q'] = _gradient(t0*t4*np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None] - t0*t6*np.einsum('...ab,...ca->...cb', k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None], (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(t0*np.einsum('...a,...ab,...ac,...ad,...db->...cd', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] - t0*np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :], (3, 2), 'k', k, ctx)
+    grads['q'] = _gradient(np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t4) + np.einsum('...ab,...ca->...cb', k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*((t6*np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])*(-t0)), (0, 2), 'q', q, ctx)
+    grads['k'] = _gradient(t0*np.einsum('...a,...ab,...ac,...ad,...db->...cd', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] + np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t0), (3, 2), 'k', k, ctx)
     grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
@@ -87,11 +87,11 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
-    t7 = t0*np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]/t3**2
+    t7 = np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t0/t3**2)
     if dot_q is not None:
-        result = _accumulate(result, t0*t4*np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] - t7*np.einsum('...ab,...cb,...ac->...a', dot_q, k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None], (0, 1), ctx)
+        result = _accumulate(result, np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t0*t4) + t7*(-np.einsum('...ab,...cb,...ac->...a', dot_q, k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
     if dot_k is not None:
-        result = _accumulate(result, t0*t4*np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] - t7*np.einsum('...ab,...cb,...ca->...c', dot_k, q, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None], (0, 1), ctx)
+        result = _accumulate(result, np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t0*t4) + t7*(-np.einsum('...ab,...cb,...ca->...c', dot_k, q, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
     if dot_v is not None:
         result = _accumulate(result, t4*np.einsum('...ab,...ca->...cb', dot_v, t2[..., :, 0, 0, :], optimize=True)[..., :, :, None, None], (0, 1), ctx)
     return _output(result, None, ctx)
@@ -128,8 +128,8 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     t4 = np.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t7 = t4**(-2.0)
-    grads['q'] = _gradient(t0*t5*np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None] - t0*t7*np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None], (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(t0*np.einsum('...a,...ab,...ac,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] - t0*np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t7[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :], (3, 2), 'k', k, ctx)
+    grads['q'] = _gradient(np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t5) + np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*((t7*np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])*(-t0)), (0, 2), 'q', q, ctx)
+    grads['k'] = _gradient(t0*np.einsum('...a,...ab,...ac,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] + np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t7[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t0), (3, 2), 'k', k, ctx)
     grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
@@ -151,11 +151,11 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     t6 = np.sum(t3, axis=-1, keepdims=True)
     t7 = 1/t6
     t8 = t1*t7
-    t9 = t1*np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]/t6**2
+    t9 = np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t1/t6**2)
     if dot_q is not None:
-        result = _accumulate(result, t8*np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] - t9*np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None], (0, 1), ctx)
+        result = _accumulate(result, t8*np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] + t9*(-np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
     if dot_k is not None:
-        result = _accumulate(result, t8*np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] - t9*np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None], (0, 1), ctx)
+        result = _accumulate(result, t8*np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] + t9*(-np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
     if dot_v is not None:
         result = _accumulate(result, t7*np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None], (0, 1), ctx)
     return _output(result, None, ctx)

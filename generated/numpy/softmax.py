@@ -41,7 +41,7 @@ def vjp(cotangent, x, *, axis=-1):
     grads = dict.fromkeys(INPUTS)
     t0 = np.exp(x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
-    grads['x'] = _gradient(dy*t0/t1 - t0*np.einsum('...a,...a->...', dy, t0, optimize=True)[..., None]/t1**2, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(dy*t0/t1 + t0*(-np.einsum('...a,...a->...', dy, t0)[..., None]/t1**2), (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -56,7 +56,7 @@ def jvp(tangents, x, *, axis=-1):
     if dot_x is not None:
         t0 = np.exp(x)
         t1 = np.sum(t0, axis=-1, keepdims=True)
-        result = _accumulate(result, dot_x*t0/t1 - t0*np.einsum('...a,...a->...', dot_x, t0, optimize=True)[..., None]/t1**2, (0,), ctx)
+        result = _accumulate(result, dot_x*t0/t1 + t0*(-np.einsum('...a,...a->...', dot_x, t0)[..., None]/t1**2), (0,), ctx)
     return _output(result, None, ctx)
 
 

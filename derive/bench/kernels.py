@@ -1,0 +1,168 @@
+"""Benchmark one case: the generated forward and vjp beside the baselines, PyTorch and a copy.
+
+Before anything is timed, every vjp's gradients are compared with the generated kernel's (a
+baseline that disagrees is reported, not ranked).  Each row carries the median time, the bytes
+the call must move at least (every array it takes or returns, once), the effective bandwidth,
+its share of NumPy's copy bandwidth, and the peak memory tracemalloc saw, over the input size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+
+from .. import registry
+from . import measure, torch_ref
+from .cases import Case
+
+NAIVE_MAX_N = 1024
+NAIVE_MAX_BYTES = 2 << 30
+PAUSE_S, PAUSE_FROM_BYTES = 0.15, 1 << 20
+"""Seconds of rest before each timed call of a case whose largest input has at least 1 MiB."""
+GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
+TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
+
+
+class Skip(Exception):
+    """A case that cannot run (no generated kernel, another input contract); the message says why."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    kind: str  # "forward", "vjp" or "copy"
+    call: Callable[[], object]
+    traced: bool = True  # tracemalloc sees its memory (NumPy, not torch)
+    group: str = "numpy"
+    """Candidates are timed group by group, interleaved within a group: the threads of one
+    library (OpenBLAS's, torch's OpenMP) still spinning must not slow another down."""
+
+
+def load_kernel(folder: Path, op: str) -> ModuleType:
+    path = folder / "numpy" / f"{op}.py"
+    if not path.is_file() and op not in registry.names():
+        raise Skip(f"no generated kernel {path}, and no model of it in the registry yet")
+    if not path.is_file():
+        raise Skip(f"no generated kernel {path} (run `derive generate {op}`)")
+    spec = importlib.util.spec_from_file_location(f"derive_bench_kernel_{op}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tolerance(dtype: np.dtype) -> float:
+    return 2e-3 if np.dtype(dtype) == np.float32 else 1e-8
+
+
+def disagreement(expected: tuple, got: tuple, dtype: np.dtype) -> str | None:
+    """None when every gradient matches to the dtype's tolerance (relative to its largest entry)."""
+    for position, (want, have) in enumerate(zip(expected, got)):
+        if want is None or have is None:
+            continue
+        want, have = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
+        if want.shape != have.shape:
+            return f"gradient {position} has shape {have.shape}, expected {want.shape}"
+        scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+        error = float(np.max(np.abs(want - have))) / scale if want.size else 0.0
+        if not error <= tolerance(dtype):
+            return f"gradient {position} differs by {error:.2e} (relative)"
+    return None
+
+
+def _naive_fits(case: Case, dtype: np.dtype) -> bool:
+    shape = case.inputs[next(iter(case.inputs))]
+    rows, n = int(np.prod(shape[:-1])), shape[-1]
+    return n <= NAIVE_MAX_N and rows * n * n * np.dtype(dtype).itemsize <= NAIVE_MAX_BYTES
+
+
+def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
+               dtype: np.dtype, notes: list[str]) -> list[Candidate]:
+    params = case.params
+    found = [
+        Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
+        Candidate(GENERATED_VJP, "vjp", lambda: kernel.vjp(dy, *arrays, **params)),
+    ]
+    for name, baseline in ((CLOSED_VJP, case.baselines.closed), (PLAIN_VJP, case.baselines.plain)):
+        if baseline is not None:
+            found.append(Candidate(name, "vjp", lambda b=baseline: b(dy, *arrays, **params)))
+    if case.baselines.naive is not None and _naive_fits(case, dtype):
+        found.append(Candidate(NAIVE_VJP, "vjp", lambda: case.baselines.naive(dy, *arrays, **params), group="naive"))
+    try:
+        reference = torch_ref.autograd(case.op, arrays, params, dy)
+    except Exception as error:  # a PyTorch signature that differs from the kernel's: no torch rows
+        notes.append(f"torch autograd left out: {type(error).__name__}: {error}")
+        reference = None
+    if reference is not None:
+        forward, backward = reference
+        found += [Candidate(TORCH_FORWARD, "forward", forward, traced=False, group="torch"),
+                  Candidate(TORCH_VJP, "vjp", backward, traced=False, group="torch")]
+    largest = max(arrays, key=lambda a: a.nbytes)
+    found.append(Candidate(COPY, "copy", measure.copy_call(largest), traced=False))
+    return found
+
+
+def _gradients(value: object) -> tuple:
+    return tuple(None if g is None else np.asarray(g.detach() if hasattr(g, "detach") else g) for g in value)
+
+
+def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: int,
+             rng: np.random.Generator) -> dict:
+    """Measure one case at one dtype; raises Skip when it cannot run."""
+    kernel = load_kernel(folder, case.op)
+    if tuple(kernel.INPUTS) != tuple(case.inputs):
+        raise Skip(f"the generated {case.op} takes inputs {kernel.INPUTS}; the benchmark case has {tuple(case.inputs)}")
+    arrays = case.arrays(dtype, rng)
+    try:
+        output = kernel.forward(*arrays, **case.params)
+    except (TypeError, ValueError) as error:
+        raise Skip(f"the generated {case.op} rejects the case's inputs: {error}") from error
+    dy = rng.standard_normal(np.shape(output)).astype(dtype)
+    with np.errstate(all="ignore"):
+        return _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup)
+
+
+def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
+    notes: list[str] = []
+    found = candidates(case, kernel, arrays, dy, dtype, notes)
+    generated = kernel.vjp(dy, *arrays, **case.params)
+    disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
+                     for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
+    input_bytes = max(a.nbytes for a in arrays)
+    pause = PAUSE_S if input_bytes >= PAUSE_FROM_BYTES else 0.0
+    times: dict[str, list[float]] = {}
+    for group in dict.fromkeys(c.group for c in found):
+        chosen = {c.name: c.call for c in found if c.group == group}
+        rounds = repeats if group != "naive" else min(repeats, 3)
+        times.update(measure.interleaved_times(chosen, rounds, warmup, pause))
+    moved = {"forward": measure.moved_bytes(arrays, output), "vjp": measure.moved_bytes(dy, arrays, generated),
+             "copy": 2 * input_bytes}
+    copy_gbs = moved["copy"] / measure.median_ms(times[COPY]) / 1e6
+    rows = []
+    for c in found:
+        ms = measure.median_ms(times[c.name])
+        peak = measure.peak_bytes(c.call) if c.traced else None
+        gbs = moved[c.kind] / ms / 1e6
+        rows.append({
+            "name": c.name, "kind": c.kind, "ms": ms, "ms_all": [t * 1e3 for t in times[c.name]],
+            "bytes": moved[c.kind], "gbs": gbs, "copy_pct": 100 * gbs / copy_gbs,
+            "peak_bytes": peak, "peak_ratio": None if peak is None else peak / input_bytes,
+            "disagrees": disagreements.get(c.name),
+        })
+    return {"op": case.op, "shape": list(case.largest), "inputs": {k: list(v) for k, v in case.inputs.items()},
+            "dtype": np.dtype(dtype).name, "input_bytes": input_bytes, "copy_gbs": copy_gbs,
+            "rows": rows, "ratios": ratios(rows), "notes": notes}
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    """Generated vjp time over each other vjp's time (only for vjps that agree)."""
+    by_name = {r["name"]: r for r in rows}
+    if GENERATED_VJP not in by_name:
+        return {}
+    mine = by_name[GENERATED_VJP]["ms"]
+    return {f"generated / {r['name']}": mine / r["ms"] for r in rows
+            if r["kind"] == "vjp" and r["name"] != GENERATED_VJP and not r["disagrees"]}

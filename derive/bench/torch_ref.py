@@ -1,0 +1,59 @@
+"""PyTorch CPU autograd as a reference, when torch is importable (the optional ``bench`` extra).
+
+``autograd(op, inputs, params)`` returns a forward callable and a backward callable that runs
+``torch.autograd.grad`` on one recorded forward graph (PyTorch's backward uses the statistics
+its forward saved); both share memory with the NumPy inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+FORWARDS: dict[str, Callable] = {
+    "rmsnorm": lambda F, x, gamma, beta, eps: F.rms_norm(x, (x.shape[-1],), gamma, eps) + beta,
+    "layernorm": lambda F, x, gamma, beta, eps: F.layer_norm(x, (x.shape[-1],), gamma, beta, eps),
+    "softmax": lambda F, x, axis: F.softmax(x, dim=axis),
+    "log_softmax": lambda F, x, axis: F.log_softmax(x, dim=axis),
+    "batchnorm": lambda F, x, gamma, beta, eps: F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps),
+    "matmul": lambda F, a, b: a @ b,
+}
+
+
+def torch_module():
+    """The torch module, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def autograd(op: str, inputs: list[np.ndarray], params: dict, dy: np.ndarray):
+    """(forward, backward) callables for ``op`` or None when torch or the op is unavailable."""
+    torch = torch_module()
+    if torch is None or op not in FORWARDS:
+        return None
+    F = torch.nn.functional
+    tensors = [torch.from_numpy(a).requires_grad_() for a in inputs]
+    cotangent = torch.from_numpy(dy)
+    formula = FORWARDS[op]
+
+    def forward():
+        with torch.no_grad():
+            return formula(F, *tensors, **params)
+
+    recorded = formula(F, *tensors, **params)
+
+    def backward():
+        return torch.autograd.grad(recorded, tensors, cotangent, retain_graph=True)
+
+    return forward, backward
+
+
+def describe() -> dict:
+    torch = torch_module()
+    if torch is None:
+        return {"torch": None}
+    return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}

@@ -1,0 +1,224 @@
+"""derive bench at tiny shapes, its hand-written baselines against finite differences, its targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from derive.bench import baselines, cases, kernels, report, torch_ref
+from derive.cli import main
+
+import reference
+from conftest import GENERATED, ROOT
+
+
+# -- the hand-written baselines, checked independently of the generated kernels -------------------
+
+
+def log_softmax(x, *, axis=-1):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def batchnorm(x, gamma, beta, *, eps=1e-5):
+    axes = (0, *range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma.reshape(shape) + beta.reshape(shape)
+
+
+FORWARDS = {"rmsnorm": reference.rmsnorm, "layernorm": reference.layernorm, "softmax": reference.softmax,
+            "log_softmax": log_softmax, "batchnorm": batchnorm, "matmul": reference.matmul}
+BASELINES = [(op, kind, getattr(baselines, f"{kind}_{op}")) for op in FORWARDS
+             for kind in ("closed", "plain", "naive") if hasattr(baselines, f"{kind}_{op}")]
+
+
+def numerical_vjp(forward, dy, arrays, params, step=1e-6):
+    grads = []
+    for position, array in enumerate(arrays):
+        grad = np.zeros_like(array)
+        for entry in np.ndindex(array.shape):
+            for sign in (1, -1):
+                moved = [a.copy() for a in arrays]
+                moved[position][entry] += sign * step
+                grad[entry] += sign * np.sum(dy * forward(*moved, **params)) / (2 * step)
+        grads.append(grad)
+    return grads
+
+
+@pytest.mark.parametrize("op,kind,baseline", BASELINES, ids=[f"{kind}_{op}" for op, kind, _ in BASELINES])
+def test_baseline_matches_finite_differences(op, kind, baseline, rng):
+    case = cases.handwritten(quick=True)[op][0]
+    shapes = {name: tuple(min(s, 5) for s in shape) for name, shape in case.inputs.items()}
+    if op in ("rmsnorm", "layernorm", "batchnorm"):  # gamma and beta follow x's feature axis
+        feature = shapes["x"][1 if op == "batchnorm" else -1]
+        shapes["gamma"] = shapes["beta"] = (feature,)
+    if op == "matmul":
+        shapes["b"] = (shapes["a"][1], 4)
+    arrays = [rng.standard_normal(shape) for shape in shapes.values()]
+    dy = rng.standard_normal(np.shape(FORWARDS[op](*arrays, **case.params)))
+    expected = numerical_vjp(FORWARDS[op], dy, arrays, case.params)
+    copies = [a.copy() for a in (dy, *arrays)]
+    got = baseline(*copies, **case.params)
+    assert all(np.array_equal(a, b) for a, b in zip(copies, (dy, *arrays))), "a baseline changed its inputs"
+    for name, want, have in zip(shapes, expected, got):
+        np.testing.assert_allclose(have, want, rtol=1e-6, atol=1e-7, err_msg=f"{kind}_{op}: d{name}")
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def test_quick_bench_measures_every_candidate(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "rmsnorm", "softmax", "matmul", "--quick", "--no-derivation", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert [(k["op"], k["dtype"]) for k in results["kernels"]] == [
+        (op, dtype) for op in ("rmsnorm", "softmax", "matmul") for dtype in ("float32", "float64")]
+    for result in results["kernels"]:
+        rows = {row["name"]: row for row in result["rows"]}
+        expected = {kernels.GENERATED_FORWARD, kernels.GENERATED_VJP, kernels.CLOSED_VJP, kernels.COPY}
+        if result["op"] != "matmul":
+            expected |= {kernels.PLAIN_VJP, kernels.NAIVE_VJP}
+        if torch_ref.torch_module() is not None:
+            expected |= {kernels.TORCH_FORWARD, kernels.TORCH_VJP}
+        assert set(rows) == expected
+        assert all(row["disagrees"] is None for row in rows.values())
+        assert all(row["ms"] > 0 and len(row["ms_all"]) == 3 for row in rows.values())
+        assert rows[kernels.COPY]["copy_pct"] == pytest.approx(100)
+        assert rows[kernels.GENERATED_VJP]["peak_ratio"] > 0 and rows[kernels.COPY]["peak_ratio"] is None
+        assert result["ratios"][f"generated / {kernels.CLOSED_VJP}"] > 0
+    assert "| rmsnorm | 6×40 | float32 |" in printed and "targets:" in printed
+
+
+def test_rmsnorm_vjp_moves_three_arrays(tmp_path):
+    case = cases.handwritten(quick=True)["rmsnorm"][0]
+    result = kernels.run_case(case, np.dtype("float32"), GENERATED, 1, 1, np.random.default_rng(0))
+    vjp = next(r for r in result["rows"] if r["name"] == kernels.GENERATED_VJP)
+    rows, n = case.inputs["x"]
+    # read x, dy, gamma, beta; write dx, dgamma, dbeta
+    assert vjp["bytes"] == 4 * (3 * rows * n + 4 * n)
+
+
+def test_bench_without_torch_leaves_torch_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch_ref, "torch_module", lambda: None)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "layernorm", "--quick", "--no-derivation", "--dtype", "float64", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    names = {row["name"] for k in results["kernels"] for row in k["rows"]}
+    assert kernels.TORCH_VJP not in names and kernels.CLOSED_VJP in names
+    assert results["machine"]["torch"] is None
+
+
+def test_operator_without_generated_kernel_is_skipped_with_a_note(tmp_path, capsys):
+    folder = tmp_path / "generated"
+    (folder / "numpy").mkdir(parents=True)
+    shutil.copy(GENERATED / "numpy" / "rmsnorm.py", folder / "numpy" / "rmsnorm.py")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "rmsnorm", "softmax", "log_softmax", "--quick", "--no-derivation",
+                 "--dtype", "float32", "--generated", str(folder), "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [k["op"] for k in results["kernels"]] == ["rmsnorm"]
+    assert any(note.startswith("softmax: skipped (no generated kernel") for note in results["notes"])
+    assert any(note.startswith("log_softmax: skipped") for note in results["notes"])
+    assert "softmax: skipped" in capsys.readouterr().out
+
+
+def test_a_kernel_with_other_inputs_is_skipped(tmp_path):
+    case = cases.Case("rmsnorm", {"x": (4, 8)}, {"eps": 1e-6})
+    with pytest.raises(kernels.Skip, match="takes inputs"):
+        kernels.run_case(case, np.dtype("float32"), GENERATED, 1, 1, np.random.default_rng(0))
+
+
+def test_generic_case_for_an_operator_without_baselines():
+    case = cases.generic("layernorm", quick=True)
+    assert case.inputs == {"x": (4, 5), "gamma": (5,), "beta": (5,)} and case.params == {"eps": 1e-5}
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    assert kernels.CLOSED_VJP not in {r["name"] for r in result["rows"]}
+    assert cases.generic("matmul", quick=False).inputs == {"a": (16, 256, 256), "b": (16, 256, 256)}
+
+
+def test_a_disagreeing_baseline_is_reported_and_not_ranked(monkeypatch):
+    case = cases.handwritten(quick=True)["softmax"][0]
+    wrong = cases.Case(case.op, case.inputs, case.params, cases.Baselines(closed=lambda dy, x, **p: (dy,)))
+    result = kernels.run_case(wrong, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    closed = next(r for r in result["rows"] if r["name"] == kernels.CLOSED_VJP)
+    assert closed["disagrees"] and f"generated / {kernels.CLOSED_VJP}" not in result["ratios"]
+
+
+def test_unknown_operator_is_a_clear_error(capsys):
+    assert main(["bench", "rmsnrom", "--quick"]) == 2
+    assert "unknown operator 'rmsnrom'" in capsys.readouterr().err
+
+
+def test_derivation_timing(tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "softmax", "--quick", "--no-kernels", "--json", str(out)]) == 0
+    timing = json.loads(out.read_text())["derivation"]
+    assert timing["operators"] == 1
+    assert 0 < timing["unchanged_s"] and 0 < timing["scratch_s"] and 0 < timing["serial_no_cache_s"]
+
+
+# -- targets and the plot ------------------------------------------------------------------------
+
+
+def fake_result(op: str, dtype: str, mine: float, closed: float, torch: float, peak: float, size: int) -> dict:
+    rows = [{"name": name, "kind": "vjp", "ms": ms, "disagrees": None, "peak_ratio": ratio, "gbs": 1.0,
+             "copy_pct": 10.0}
+            for name, ms, ratio in ((kernels.GENERATED_VJP, mine, peak), (kernels.CLOSED_VJP, closed, 2.0),
+                                    (kernels.TORCH_VJP, torch, None))]
+    return {"op": op, "shape": [8, 8], "dtype": dtype, "input_bytes": size, "rows": rows, "copy_gbs": 10.0}
+
+
+def test_targets_are_decided_from_the_measurements():
+    large = 64 << 20
+    results = [fake_result("rmsnorm", "float32", 1.10, 1.0, 2.0, 3.0, large),
+               fake_result("layernorm", "float32", 1.20, 1.0, 1.1, 4.5, large),
+               fake_result("layernorm", "float64", 9.0, 1.0, 1.0, 1.0, large),   # only float32 is timed
+               fake_result("softmax", "float32", 9.0, 1.0, 9.0, 9.0, 1024),     # too small for targets
+               fake_result("matmul", "float32", 9.0, 1.0, 1.0, 50.0, large)]    # exempt from memory
+    found = report.targets(results, {"operators": 4, "scratch_s": 61.0, "unchanged_s": 0.5},
+                           {"rmsnorm": "normalization", "layernorm": "normalization", "softmax": "normalization",
+                            "matmul": "linear algebra"})
+    verdicts = {t["target"]: t["met"] for t in found}
+    assert verdicts == {
+        "rmsnorm (8, 8) float32: generated vjp / closed form": True,
+        "rmsnorm (8, 8) float32: generated vjp / torch autograd": True,
+        "rmsnorm (8, 8) float32: generated vjp peak memory / input": True,
+        "layernorm (8, 8) float32: generated vjp / closed form": False,
+        "layernorm (8, 8) float32: generated vjp / torch autograd": False,
+        "layernorm (8, 8) float32: generated vjp peak memory / input": False,
+        "layernorm (8, 8) float64: generated vjp peak memory / input": True,
+        "derive generate, 4 operators, from scratch (s)": False,
+        "derive generate, 4 operators, unchanged (s)": True,
+    }
+    assert "MISSED layernorm (8, 8) float32: generated vjp / closed form: 1.20" in report.targets_text(found)
+
+
+def test_plot_command_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    results = {"kernels": [fake_result("rmsnorm", "float32", 1.1, 1.0, 2.0, 3.0, 1 << 20),
+                           fake_result("rmsnorm", "float64", 1.1, 1.0, 2.0, 3.0, 1 << 20)]}
+    source, target = tmp_path / "bench.json", tmp_path / "docs" / "bench.png"
+    source.write_text(json.dumps(results))
+    done = subprocess.run([sys.executable, "-m", "derive.bench.plot", str(source), str(target)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_torch_reference_that_fails_is_left_out_with_a_note(monkeypatch):
+    def broken(op, arrays, params, dy):
+        raise TypeError("unexpected keyword argument 'eps'")
+
+    monkeypatch.setattr(torch_ref, "autograd", broken)
+    case = cases.handwritten(quick=True)["rmsnorm"][0]
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    assert kernels.TORCH_VJP not in {r["name"] for r in result["rows"]}
+    assert result["notes"] == ["torch autograd left out: TypeError: unexpected keyword argument 'eps'"]

@@ -1,0 +1,166 @@
+"""The render cache (hit, miss after a template or model change, --no-cache) and parallel derivation."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+import textwrap
+
+import pytest
+
+from derive import cache, generate, registry
+from derive.cli import main
+from derive.emit import render
+
+from conftest import GENERATED
+
+
+def tree(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("DERIVE_CACHE_DIR", str(folder))
+    return folder
+
+
+def refuse_to_derive(monkeypatch):
+    def refuse(name):
+        raise AssertionError(f"{name} was derived although the cache holds it")
+
+    monkeypatch.setattr(generate, "render_one", refuse)
+
+
+def test_unchanged_generate_is_served_from_the_cache(tmp_path, cache_dir, monkeypatch, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "--out", str(out), "--jobs", "1"]) == 0
+    first = tree(out)
+    assert len(list((cache_dir / "renders").glob("*.json"))) == len(registry.names()) + 1  # and the handbook
+    capsys.readouterr()
+    refuse_to_derive(monkeypatch)
+    assert main(["generate", "--out", str(out), "--jobs", "1"]) == 0
+    assert tree(out) == first == tree(GENERATED)
+    assert capsys.readouterr().err.count("from the cache") == len(registry.names()) + 1
+    assert main(["check", "--out", str(out), "-q"]) == 0
+
+
+def test_no_cache_derives_again(tmp_path, cache_dir, monkeypatch):
+    """A planted entry is served from the cache, and ignored with --no-cache."""
+    out = tmp_path / "gen"
+    entry = cache_dir / "renders" / f"{cache.key('softmax')}.json"
+    entry.parent.mkdir(parents=True)
+    entry.write_text(json.dumps({"operator": "softmax", "files": {"numpy/softmax.py": "planted\n"}}))
+    assert main(["generate", "softmax", "--out", str(out), "-q"]) == 0
+    assert (out / "numpy" / "softmax.py").read_text() == "planted\n"
+    assert main(["generate", "softmax", "--out", str(out), "-q", "--no-cache"]) == 0
+    assert (out / "numpy" / "softmax.py").read_bytes() == (GENERATED / "numpy" / "softmax.py").read_bytes()
+    assert json.loads(entry.read_text())["files"]["numpy/softmax.py"] == "planted\n"  # --no-cache writes nothing
+
+
+def test_unreadable_entry_is_a_miss(tmp_path, cache_dir):
+    entry = cache_dir / "renders" / f"{cache.key('rmsnorm')}.json"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("{not json")
+    assert cache.RenderCache().load("rmsnorm") is None
+    out = tmp_path / "gen"
+    assert main(["generate", "rmsnorm", "--out", str(out), "-q"]) == 0
+    assert (out / "numpy" / "rmsnorm.py").read_bytes() == (GENERATED / "numpy" / "rmsnorm.py").read_bytes()
+    entry = cache.RenderCache().load("rmsnorm")
+    assert entry["numpy/rmsnorm.py"] == (GENERATED / "numpy" / "rmsnorm.py").read_text()
+    assert entry["latex/rmsnorm.tex"] == (GENERATED / "latex" / "rmsnorm.tex").read_text()
+
+
+def test_template_change_misses_the_cache(tmp_path, cache_dir, monkeypatch):
+    templates = tmp_path / "templates"
+    shutil.copytree(render.template_folder(), templates)
+    monkeypatch.setattr(render, "template_folder", lambda: templates)
+    monkeypatch.setattr(cache, "template_folder", lambda: templates)
+    cache.engine_fingerprint.cache_clear()
+    out = tmp_path / "gen"
+    assert main(["generate", "rmsnorm", "--out", str(out), "-q"]) == 0
+    before = cache.key("rmsnorm")
+    kernel_template = templates / "numpy" / "kernel.py.jinja"
+    kernel_template.write_text(kernel_template.read_text() + "# a new line in the template\n")
+    cache.engine_fingerprint.cache_clear()
+    try:
+        assert cache.key("rmsnorm") != before
+        assert main(["generate", "rmsnorm", "--out", str(out), "-q"]) == 0
+        assert (out / "numpy" / "rmsnorm.py").read_text().endswith("# a new line in the template\n")
+    finally:
+        cache.engine_fingerprint.cache_clear()
+
+
+MODEL = '''
+import sympy as sp
+from derive.model import Input, OperatorModel, index, size
+from derive.registry import register
+
+
+@register
+def scaled_copy() -> OperatorModel:
+    n = size("n")
+    i = index("i", n)
+    x = Input("x", (n,))
+    return OperatorModel(name="scaled_copy", summary="x times a constant", category="elementwise",
+                         inputs=(x,), output_indices=(i,), output={factor} * x[i])
+'''
+
+
+def test_model_change_misses_the_cache(tmp_path, cache_dir, monkeypatch):
+    (tmp_path / "models").mkdir()
+    source = tmp_path / "models" / "scaled_copy_model.py"
+    source.write_text(textwrap.dedent(MODEL).format(factor=3))
+    monkeypatch.syspath_prepend(str(tmp_path / "models"))
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    module = importlib.import_module("scaled_copy_model")
+    try:
+        out = tmp_path / "gen"
+        assert main(["generate", "scaled_copy", "--out", str(out), "-q"]) == 0
+        assert "3*x[i]" in (out / "numpy" / "scaled_copy.py").read_text()
+        source.write_text(textwrap.dedent(MODEL).format(factor=5))
+        importlib.reload(module)
+        assert main(["generate", "scaled_copy", "--out", str(out), "-q"]) == 0
+        assert "5*x[i]" in (out / "numpy" / "scaled_copy.py").read_text()
+    finally:
+        sys.modules.pop("scaled_copy_model", None)
+
+
+def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("DERIVE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.default_folder() == tmp_path / "xdg" / "derive"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.default_folder() == tmp_path / "home" / ".cache" / "derive"
+    monkeypatch.setenv("DERIVE_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache.default_folder() == tmp_path / "mine"
+
+
+def test_parallel_and_serial_derivation_write_the_same_bytes(tmp_path, cache_dir):
+    serial, parallel, cached = tmp_path / "serial", tmp_path / "parallel", tmp_path / "cached"
+    assert main(["generate", "--out", str(serial), "-q", "--no-cache", "--jobs", "1"]) == 0
+    assert main(["generate", "--out", str(parallel), "-q", "--jobs", "2"]) == 0
+    assert main(["generate", "--out", str(cached), "-q", "--jobs", "2"]) == 0  # every operator from the cache
+    assert tree(serial) == tree(parallel) == tree(cached) == tree(GENERATED)
+
+
+def test_an_error_in_a_worker_process_is_reported_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    """'broken' is registered here only: the worker deriving it fails, the command reports it."""
+    out = tmp_path / "gen"
+    shutil.copytree(GENERATED, out)
+    before = tree(out)
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    monkeypatch.setitem(registry._FACTORIES, "broken", lambda: None)
+    assert main(["generate", "rmsnorm", "broken", "--out", str(out), "-q", "--jobs", "2", "--no-cache"]) == 2
+    assert "'broken'" in capsys.readouterr().err
+    assert tree(out) == before
+
+
+def test_jobs_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--jobs", "0"])
+    assert "expected a positive integer" in capsys.readouterr().err
