@@ -19,6 +19,7 @@ from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tan
 from .calculus.rules import simplify
 from .emit.display import readable
 from .formula import FormulaError, parse
+from .functions import elementary
 from .model import OperatorModel, dim_of
 
 KINDS = ("jacobian", "vjp", "jvp")
@@ -91,13 +92,6 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
         equal=disagreement is None, symbolic=difference == 0, label=label, sizes=tuple(sizes),
         derived=show(derived), claimed=show(simplify(claimed)), difference=show(difference),
         counterexample=disagreement, fixed=fixed)
-
-
-def elementary(expr: sp.Expr) -> sp.Expr:
-    """Functions that carry an elementary definition (``as_elementary``: a model's own sigmoid,
-    softplus ...) written out, so that SymPy can evaluate and compare them."""
-    return expr.replace(lambda e: isinstance(e, sp.Function) and hasattr(e, "as_elementary"),
-                        lambda e: e.as_elementary())
 
 
 def _gradient(derivation: Derivation, wrt: str) -> InputGradient:

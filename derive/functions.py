@@ -39,8 +39,10 @@ class softplus(sp.Function):  # noqa: N801
 
 
 def elementary(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with every function of this module replaced by its elementary definition."""
-    return expr.replace(lambda e: hasattr(e, "as_elementary"), lambda e: e.as_elementary())
+    """``expr`` with every function that carries an elementary definition (``as_elementary``: this
+    module's, or a model's own) written out, so SymPy can evaluate and compare it."""
+    return expr.replace(lambda e: isinstance(e, sp.Function) and hasattr(e, "as_elementary"),
+                        lambda e: e.as_elementary())
 
 
 class at_most(sp.Function):  # noqa: N801

@@ -27,7 +27,7 @@ class Statement:
 
 @dataclass(frozen=True)
 class Block:
-    """Statements computing one result; ``guard`` names what must be present to compute it."""
+    """Statements computing one result; ``guard`` is the condition (code) under which it is computed."""
 
     input: str
     guard: str | None
@@ -136,11 +136,17 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
         suffix="" if value is None else f"_{str(value).lower()}",
         shift=tuple(_shift(model, name, dim) for name, dim in model.shift_invariant),
         forward=_function([Output("y", model.output)], printer, {"y": out}, model),
-        vjp=_function([Output(g.input.name, g.vjp, g.input.name if g.input.optional else None) for g in grads],
+        vjp=_function([Output(g.input.name, g.vjp, _given(model, g.input.name) if g.input.optional else None)
+                       for g in grads],
                       printer, positions, model),
-        jvp=_function([Output(g.input.name, g.jvp, tangent_name(g.input.name)) for g in grads],
+        jvp=_function([Output(g.input.name, g.jvp, f"{tangent_name(g.input.name)} is not None") for g in grads],
                       printer, {g.input.name: out for g in grads}, model),
     )
+
+
+def _given(model: OperatorModel, name: str) -> str:
+    """The kernel's test that the caller passed input ``name`` (before defaults replace None)."""
+    return f"given[{[i.name for i in model.inputs].index(name)}] is not None"
 
 
 def _runtime_frame(model: OperatorModel) -> tuple[str, ...]:
