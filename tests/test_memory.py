@@ -47,9 +47,11 @@ BOUNDED = [name for name in OPERATORS
            if registry.get(name).category not in MEMORY_EXEMPT and "attention" not in name]
 
 
-BOUND = 6
-"""The issue's target is 4x; gelu, softmax, log_softmax, layernorm, group_norm and cross_entropy
-are at 4.0-5.1x with this generator (no in-place updates yet).  The test holds the line at 6x."""
+BOUND = 4
+"""The issue's target: vjps update the arrays they own in place (``emit/inplace.py``), so even
+layernorm, batchnorm and group_norm stay under 4x (gelu's erf form holds exactly four arrays)."""
+OVERHEAD = 64 * 1024
+"""Bytes that do not grow with the input: per-row statistics of 64 rows, NumPy's bookkeeping."""
 
 
 @pytest.mark.parametrize("name", BOUNDED)
@@ -60,4 +62,4 @@ def test_vjp_peak_memory_bounded(name, rng):
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
     largest = max(a.nbytes for a in inputs)
     peak = peak_bytes(lambda: kernel.vjp(cotangent, *inputs, **params))
-    assert peak <= BOUND * largest, f"{name}: peak {peak / largest:.2f} x the largest input"
+    assert peak <= BOUND * largest + OVERHEAD, f"{name}: peak {peak / largest:.2f} x the largest input"

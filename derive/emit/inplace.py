@@ -52,14 +52,16 @@ def plain(plan: Scheduled) -> Lowered:
 
 
 def in_place(plan: Scheduled, seed: str, owned_inputs: tuple[str, ...] = (),
-             guarded: frozenset[str] = frozenset()) -> Lowered:
+             guarded: frozenset[str] = frozenset(), like_seed: str | None = None) -> Lowered:
     """The schedule with full-size expressions that depend on ``seed`` updated in place.
 
     ``owned_inputs`` are inputs the kernel has already copied (shifted for stability): an
     elementwise function may overwrite them once they are no longer needed.  ``guarded`` names
     the outputs computed only when an optional input is given (their arrays exist only there).
+    ``like_seed`` is code for a new array with the shape and dtype of ``seed`` on the frame
+    (``np.empty_like(dy)``), or None where there is none.
     """
-    return _Lowering(plan, seed, owned_inputs, guarded).run()
+    return _Lowering(plan, seed, owned_inputs, guarded, like_seed).run()
 
 
 def _names(expr: sp.Expr) -> set[str]:
@@ -110,12 +112,16 @@ def pull_common_factors(expr: sp.Expr) -> sp.Expr:
 
 
 class _Lowering:
-    def __init__(self, plan: Scheduled, seed: str, owned_inputs: tuple[str, ...], guarded: frozenset[str]) -> None:
+    def __init__(self, plan: Scheduled, seed: str, owned_inputs: tuple[str, ...], guarded: frozenset[str],
+                 like_seed: str | None) -> None:
         self.items: list[list] = [[None, s, e] for s, e in plan.prelude]
         for name, own in plan.own.items():
             self.items += [[name, s, e] for s, e in own] + [[name, None, plan.results[name]]]
-        self.guarded = guarded
-        self.count = len(plan.prelude) + sum(len(own) for own in plan.own.values())
+        self.guarded, self.like_seed = guarded, like_seed
+        seeds = [n for _, _, e in self.items for n in e.atoms(sp.Indexed) if str(n.base.label) == seed]
+        self.seed_spans = free_indices(seeds[0]) if seeds else None
+        taken = [int(str(s)[1:]) for _, s, _ in self.items if s is not None and str(s)[1:].isdigit()]
+        self.count = max(taken, default=-1) + 1  # CSE may leave gaps: fresh names start past them
         self.seeded, self.block_of = {seed}, {name: None for name in owned_inputs}
         self.buffers: dict[str, frozenset] = {name: None for name in owned_inputs}
         """Arrays this kernel allocated (their axes; None: an owned input, for functions only)."""
@@ -162,15 +168,38 @@ class _Lowering:
         later = any(_mentions(e, name) for _, _, e in self.items[position + 1:])
         return later or any(_mentions(r, name) for r in self.results.values())
 
-    def reusable(self, term: sp.Expr, position: int, spans: set) -> sp.Symbol | None:
-        """The temporary ``term`` if its buffer may become this expression's: last use, full span."""
+    def reusable(self, term: sp.Expr, position: int, spans: set, commit: bool = False) -> sp.Symbol | None:
+        """The temporary ``term`` if its buffer may become this expression's: last use, full span.
+
+        An array not computed from the cotangent qualifies if its assignment can allocate it with
+        the cotangent's shape and dtype instead (done when ``commit``).
+        """
         if not isinstance(term, sp.Indexed) or free_indices(term) != spans:
             return None
         name, block = str(term.base.label), self.items[position][0]
-        if name not in self.seeded or self.buffers.get(name) is None or self.block_of[name] not in (None, block):
+        if self.buffers.get(name) is None or self.block_of[name] not in (None, block):
+            return None
+        if name not in self.seeded and (spans != self.seed_spans or self.assignment(name) is None):
             return None
         once = _mentions(self.items[position][2], name) == 1
-        return sp.Symbol(name) if once and name not in self.dead and not self.alive_after(name, position) else None
+        if not once or name in self.dead or self.alive_after(name, position):
+            return None
+        if commit and name not in self.seeded:
+            steps, index = self.assignment(name)
+            steps[index] = replace(steps[index], out=self.like_seed)
+            self.seeded.add(name)
+        return sp.Symbol(name)
+
+    def assignment(self, name: str) -> tuple[list[Step], int] | None:
+        """Where ``name`` is assigned, if it could be computed into a new array like the cotangent."""
+        if self.like_seed is None:
+            return None
+        for steps in self.steps.values():
+            for index, step in enumerate(steps):
+                if str(step.symbol) == name and step.op == "=":
+                    fits = step.out is None and isinstance(step.expr, (sp.Add, sp.Mul, *ELEMENTWISE))
+                    return (steps, index) if fits else None
+        return None
 
     def dead_buffer(self, expr: sp.Expr, spans: set) -> str | None:
         """A buffer no longer needed that ``expr`` can be computed into (``out=``)."""
@@ -258,7 +287,7 @@ class _Lowering:
 
     def build(self, expr: sp.Expr, position: int, target: sp.Symbol, spans: set):
         """(buffer, steps) leaving ``expr`` in a buffer this kernel owns, or None for one plain step."""
-        owned = self.reusable(expr, position, spans)
+        owned = self.reusable(expr, position, spans, commit=True)
         if owned is not None:
             return owned, []
         if isinstance(expr, sp.Add):
@@ -290,7 +319,7 @@ class _Lowering:
         factors = list(sp.Mul.make_args(expr))
         small = [f for f in factors if free_indices(f) != spans]
         large = [f for f in factors if free_indices(f) == spans]
-        owned = next((f for f in large if self.reusable(f, position, spans)), None)
+        owned = next((f for f in large if self.reusable(f, position, spans, commit=True)), None)
         sums = [f for f in large if isinstance(f, sp.Add) and self.depends(f)]
         if owned is not None:
             buffer, steps = sp.Symbol(str(owned.base.label)), []
@@ -301,8 +330,8 @@ class _Lowering:
         else:
             numerators = sorted((f for f in large if f.as_base_exp()[1] != -1), key=lambda f: not self.depends(f))
             start = numerators[:2] if len(numerators) >= 2 else numerators + small
-            if len(numerators) < 1 or not self.depends(sp.Mul(*start)):
-                return None
+            if len(numerators) < 1 or not self.depends(sp.Mul(*start)) or _bare(sp.Mul(*start)):
+                return None  # a bare start would be an input itself (``t = dy; t /= b`` writes into dy)
             for factor in start:
                 (large if factor in large else small).remove(factor)
             buffer, steps = target, [self.allocate(target, sp.Mul(*start), spans)]

@@ -15,14 +15,18 @@ from ..calculus.indices import bound_indices, free_indices, fresh_index, index_n
 from ..calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ..model import OperatorModel, dim_of
 from .numpy_printer import ArraySpec, KernelPrinter
+from .inplace import in_place as lower_in_place, plain
 from .schedule import Output, schedule
 from .stable import stabilize
 
 
 @dataclass(frozen=True)
 class Statement:
+    """``target op code``: an assignment (``=``) or an in-place update (``+=``, ``*=``, ...)."""
+
     target: str
     code: str
+    op: str = "="
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Block:
     result: str
     positions: str
     """Frame positions of the result's axes (a Python tuple literal)."""
+    scale: str = ""
+    """``, scale=<per-row factor>`` when the runtime applies the result's last factor."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
         forward=_function([Output("y", model.output)], printer, {"y": out}, model),
         vjp=_function([Output(g.input.name, g.vjp, _given(model, g.input.name) if g.input.optional else None)
                        for g in grads],
-                      printer, positions, model),
+                      printer, positions, model, in_place=True),
         jvp=_function([Output(g.input.name, g.jvp, f"{tangent_name(g.input.name)} is not None") for g in grads],
                       printer, {g.input.name: out for g in grads}, model),
     )
@@ -245,19 +251,32 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
 
 
 def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
-              model: OperatorModel) -> Function:
+              model: OperatorModel, in_place: bool = False) -> Function:
+    """Print one kernel function; with ``in_place``, arrays computed from the cotangent are
+    updated in place (see ``inplace.py``)."""
     outputs = [Output(o.name, by_axis(merge_dependent_sums(stabilize(o.expr, model)), printer), o.guard)
                for o in outputs]
     plan = schedule(outputs)
-    for symbol, _ in (*plan.prelude, *(t for own in plan.own.values() for t in own)):
-        printer.arrays[str(symbol)] = ArraySpec(str(symbol), (), frame_form=True)
+    guarded = frozenset(o.name for o in outputs if o.guard)
+    lowered = (lower_in_place(plan, COTANGENT, _owned_inputs(model, printer), guarded, f"np.empty_like({COTANGENT})")
+               if in_place else plain(plan))
+    for step in (*lowered.prelude, *(s for own in lowered.own.values() for s in own)):
+        printer.arrays[str(step.symbol)] = ArraySpec(str(step.symbol), (), frame_form=True)
 
-    def statements(pairs) -> tuple[Statement, ...]:
-        return tuple(Statement(str(symbol), printer.doprint(expr)) for symbol, expr in pairs)
+    def statements(steps) -> tuple[Statement, ...]:
+        return tuple(Statement(str(step.symbol), printer.print_into(step.expr, step.out) if step.out
+                               else printer.doprint(step.expr), step.op) for step in steps)
 
     blocks = tuple(
-        Block(o.name, o.guard, statements(plan.own[o.name]), printer.doprint(plan.results[o.name]),
-              positions[o.name])
+        Block(o.name, o.guard, statements(lowered.own[o.name]), printer.doprint(lowered.results[o.name]),
+              positions[o.name],
+              f", scale={printer.doprint(lowered.scales[o.name])}" if o.name in lowered.scales else "")
         for o in outputs
     )
-    return Function(prelude=statements(plan.prelude), blocks=blocks)
+    return Function(prelude=statements(lowered.prelude), blocks=blocks)
+
+
+def _owned_inputs(model: OperatorModel, printer: KernelPrinter) -> tuple[str, ...]:
+    """Inputs the kernel shifts into a copy of its own and which sit on the frame as they are."""
+    names = dict.fromkeys(name for name, _ in model.shift_invariant)
+    return tuple(name for name in names if printer.place(name, model.input(name).dims) == name)

@@ -121,6 +121,22 @@ class KernelPrinter(NumPyPrinter):
         first = self.parenthesize(sp.Mul(*large), sp.printing.precedence.PRECEDENCE["Mul"])
         return f"{first}*({self._print(sp.Mul(*small))})"
 
+    def print_into(self, expr: sp.Expr, out: str) -> str:
+        """``expr`` computed into the existing array ``out``: its last operation as a ufunc call."""
+        if isinstance(expr, sp.Mul):
+            factors = sp.Mul.make_args(expr)
+            spans = free_indices(expr)
+            large = [f for f in factors if free_indices(f) == spans]
+            first = sp.Mul(*large) if 0 < len(large) < len(factors) else factors[0]
+            rest = sp.Mul(*(f for f in factors if f not in sp.Mul.make_args(first)))
+            return f"np.multiply({self._print(first)}, {self._print(rest)}, out={out})"
+        if isinstance(expr, sp.Add):
+            return f"np.add({self._print(expr.args[0])}, {self._print(sp.Add(*expr.args[1:]))}, out={out})"
+        code = self._print(expr)
+        if not (isinstance(expr, sp.Function) and len(expr.args) == 1 and code.startswith("np.") and code.endswith(")")):
+            raise LoweringError(f"{expr} cannot be computed into an existing array")
+        return f"{code[:-1]}, out={out})"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         left, right = expr.args
         if isinstance(left, sp.Idx) and isinstance(right, sp.Idx):
@@ -179,13 +195,17 @@ class KernelPrinter(NumPyPrinter):
         return f"np.sum({self._print(body)}, axis={axis}, keepdims=True)"
 
     def einsum(self, expr: sp.Sum) -> str | None:
-        """One einsum for a (nested) sum of a product of two or more arrays, else None."""
+        """One einsum for a (nested) sum of a product of two or more arrays (a square counts as two), else None."""
         body = expr
         while isinstance(body, sp.Sum):
             body = body.function
         scalars, operands = [], []
         for factor in sp.Mul.make_args(body):
-            (operands if free_indices(factor) else scalars).append(factor)
+            base, exponent = factor.as_base_exp()
+            if isinstance(base, sp.Indexed) and exponent == 2:
+                operands += [base, base]  # sum(x**2) reads x twice; no squared array is built
+            else:
+                (operands if free_indices(factor) else scalars).append(factor)
         if len(operands) < 2:
             return None
         letters: dict[sp.Idx, str] = {}

@@ -201,9 +201,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

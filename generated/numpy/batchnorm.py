@@ -32,7 +32,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(N*S)
     t1 = np.sum(x, axis=(-3, -1), keepdims=True)*(-t0) + x
-    return _output(beta[..., None, :, None] + t1*(gamma[..., None, :, None]/np.sqrt(eps + t0*np.sum(t1**2, axis=(-3, -1), keepdims=True))), (0, 1, 2), ctx)
+    return _output(beta[..., None, :, None] + t1*(gamma[..., None, :, None]/np.sqrt(eps + t0*np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None])), (0, 1, 2), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
@@ -49,20 +49,27 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t0 = np.sum(x, axis=(-3, -1), keepdims=True)
     t1 = 1/(N*S)
     t2 = t1*t0
-    t3 = eps + t1*np.sum((-t2 + x)**2, axis=(-3, -1), keepdims=True)
-    t4 = 1/np.sqrt(t3)
-    t5 = gamma[..., None, :, None]*t4
-    t6 = np.sum(dy, axis=(-3, -1), keepdims=True)
-    t7 = t1*t6
-    t8 = gamma[..., None, :, None]/t3**(3/2)
-    t9 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
-    t10 = t8*t9
-    t11 = t2*t6
-    grads['x'] = _gradient((t10*x + x*(-t11*t8))*(-t1) + dy*t5 - t5*t7 + (-t0**2*t7*t8 + t0*t10)*(1/(N**2*S**2)), (0, 1, 2), 'x', x, ctx)
+    t3 = -t2 + x
+    t4 = eps + t1*np.einsum('...abc,...abc->...b', t3, t3)[..., None, :, None]
+    t5 = 1/np.sqrt(t4)
+    t6 = gamma[..., None, :, None]*t5
+    t7 = np.sum(dy, axis=(-3, -1), keepdims=True)
+    t8 = t1*t7
+    t9 = gamma[..., None, :, None]/t4**(3/2)
+    t10 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
+    t11 = t10*t9
+    t12 = t2*t7
+    t13 = dy*t6
+    t13 -= x*(t1*(t11 - t12*t9))
+    t13 -= t6*t8 + (-t0**2*t8*t9 + t0*t11)*(-1/(N**2*S**2))
+    grads['x'] = _gradient(t13, (0, 1, 2), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(-t11*t4 + t4*t9, (1,), 'gamma', gamma, ctx)
+        t12 *= -1
+        t12 += t10
+        t12 *= t5
+        grads['gamma'] = _gradient(t12, (1,), 'gamma', gamma, ctx)
     if given[2] is not None:
-        grads['beta'] = _gradient(t6, (1,), 'beta', beta, ctx)
+        grads['beta'] = _gradient(t7, (1,), 'beta', beta, ctx)
     return tuple(grads.values())
 
 
@@ -80,7 +87,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     t0 = np.sum(x, axis=(-3, -1), keepdims=True)
     t1 = 1/(N*S)
     t2 = t0*(-t1) + x
-    t3 = eps + t1*np.sum(t2**2, axis=(-3, -1), keepdims=True)
+    t3 = eps + t1*np.einsum('...abc,...abc->...b', t2, t2)[..., None, :, None]
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
         t5 = gamma[..., None, :, None]*t4
@@ -243,9 +250,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

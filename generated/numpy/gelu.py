@@ -52,7 +52,8 @@ def _vjp_none(cotangent, x, *, approximate='none'):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = x*((1/2)*np.sqrt(2))
-    grads['x'] = _gradient((1/2)*(scipy.special.erf(t0) + 1)*dy + np.exp(-1/2*x**2)*dy*t0/np.sqrt(np.pi), (), 'x', x, ctx)
+    t1 = ((1/2)*scipy.special.erf(t0) + 1/2 + np.exp(-1/2*x**2)*t0/np.sqrt(np.pi))*dy
+    grads['x'] = _gradient(t1, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -85,7 +86,10 @@ def _vjp_tanh(cotangent, x, *, approximate='none'):
     t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
     t3 = (1/2)*dy
     t4 = t1*(1 - t2**2)
-    grads['x'] = _gradient((t2 + 1)*t3 + (26829/400000)*dy*t0*t4 + t3*t4*x, (), 'x', x, ctx)
+    t5 = (t2 + 1)*t3
+    t5 += t3*t4*x
+    t5 += (26829/400000)*dy*t0*t4
+    grads['x'] = _gradient(t5, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -260,9 +264,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

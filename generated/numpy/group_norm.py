@@ -33,7 +33,7 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(D*S)
     t1 = np.sum(x, axis=(-2, -1), keepdims=True)*(-t0) + x
-    return _output(beta[..., None, :, :, None] + t1*(gamma[..., None, :, :, None]/np.sqrt(eps + t0*np.sum(t1**2, axis=(-2, -1), keepdims=True))), (0, 1, 2, 3), ctx)
+    return _output(beta[..., None, :, :, None] + t1*(gamma[..., None, :, :, None]/np.sqrt(eps + t0*np.einsum('...abcd,...abcd->...ab', t1, t1)[..., :, :, None, None])), (0, 1, 2, 3), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
@@ -51,17 +51,27 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t0 = np.sum(x, axis=(-2, -1), keepdims=True)
     t1 = 1/(D*S)
     t2 = t1*t0
-    t3 = eps + t1*np.sum((-t2 + x)**2, axis=(-2, -1), keepdims=True)
-    t4 = 1/np.sqrt(t3)
-    t5 = dy*gamma[..., None, :, :, None]
-    t6 = np.sum(t5, axis=(-2, -1), keepdims=True)
-    t7 = t1*t6
-    t8 = t3**(-3/2)
-    t9 = t8*np.einsum('...abcd,...abcd->...ab', t5, x)[..., :, :, None, None]
-    grads['x'] = _gradient((x*(-t2*t6*t8) + t9*x)*(-t1) + t4*t5 - t4*t7 + (-t0**2*t7*t8 + t0*t9)*(1/(D**2*S**2)), (0, 1, 2, 3), 'x', x, ctx)
+    t3 = -t2 + x
+    t4 = eps + t1*np.einsum('...abcd,...abcd->...ab', t3, t3)[..., :, :, None, None]
+    t5 = 1/np.sqrt(t4)
+    t6 = dy*gamma[..., None, :, :, None]
+    t7 = np.sum(t6, axis=(-2, -1), keepdims=True)
+    t8 = t1*t7
+    t9 = t4**(-3/2)
+    t10 = np.einsum('...abcd,...abcd->...ab', t6, x)[..., :, :, None, None]
+    t10 *= t9
+    t6 *= t5
+    t11 = x*(t1*(t10 - t2*t7*t9))
+    t6 -= t11
+    t6 -= t5*t8 + (-t0**2*t8*t9 + t0*t10)*(-1/(D**2*S**2))
+    grads['x'] = _gradient(t6, (0, 1, 2, 3), 'x', x, ctx)
     if given[1] is not None:
-        t10 = dy*t4
-        grads['gamma'] = _gradient(np.einsum('...ab,...abcd->...bc', t0[..., :, :, 0, 0], t10, optimize=True)[..., None, :, :, None]*(-t1) + np.einsum('...abcd,...abcd->...bc', t10, x)[..., None, :, :, None], (1, 2), 'gamma', gamma, ctx)
+        t12 = np.multiply(dy, t5, out=t11)
+        t13 = np.einsum('...ab,...abcd->...bc', t0[..., :, :, 0, 0], t12, optimize=True)[..., None, :, :, None]
+        t14 = np.einsum('...abcd,...abcd->...bc', t12, x)[..., None, :, :, None]
+        t13 *= -t1
+        t13 += t14
+        grads['gamma'] = _gradient(t13, (1, 2), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(np.sum(dy, axis=(-4, -1), keepdims=True), (1, 2), 'beta', beta, ctx)
     return tuple(grads.values())
@@ -82,7 +92,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t0 = np.sum(x, axis=(-2, -1), keepdims=True)
     t1 = 1/(D*S)
     t2 = t0*(-t1) + x
-    t3 = eps + t1*np.sum(t2**2, axis=(-2, -1), keepdims=True)
+    t3 = eps + t1*np.einsum('...abcd,...abcd->...ab', t2, t2)[..., :, :, None, None]
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
         t5 = gamma[..., None, :, :, None]*t4
@@ -245,9 +255,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

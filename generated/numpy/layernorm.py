@@ -30,7 +30,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/n
     t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    return _output(beta + gamma*t1/np.sqrt(eps + t0*np.sum(t1**2, axis=-1, keepdims=True)), (0,), ctx)
+    return _output(beta + gamma*t1/np.sqrt(eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]), (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
@@ -43,13 +43,19 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
-    t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    t2 = eps + t0*np.sum(t1**2, axis=-1, keepdims=True)
+    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
+    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t3 = 1/np.sqrt(t2)
     t4 = dy*gamma
-    grads['x'] = _gradient(-t0*t3*np.sum(t4, axis=-1, keepdims=True) + t1*(-t0*np.einsum('...a,...a->...', t1, t4)[..., None]/t2**(3/2)) + t3*t4, (0,), 'x', x, ctx)
+    t5 = np.sum(t4, axis=-1, keepdims=True)
+    t6 = np.einsum('...a,...a->...', t1, t4)[..., None]
+    t4 *= t3
+    t4 -= t1*(t0*t6/t2**(3/2))
+    t4 -= t0*t3*t5
+    grads['x'] = _gradient(t4, (0,), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(t3*dy*t1, (0,), 'gamma', gamma, ctx)
+        t1 *= dy
+        grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t3)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())
@@ -66,7 +72,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     result = None
     t0 = 1/n
     t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    t2 = eps + t0*np.sum(t1**2, axis=-1, keepdims=True)
+    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t3 = 1/np.sqrt(t2)
     if dot_x is not None:
         result = _accumulate(result, gamma*(-t0*t3*np.sum(dot_x, axis=-1, keepdims=True)) + (gamma*t1)*(-t0*np.einsum('...a,...a->...', dot_x, t1)[..., None]/t2**(3/2)) + t3*dot_x*gamma, (0,), ctx)
@@ -226,9 +232,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

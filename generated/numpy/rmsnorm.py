@@ -28,7 +28,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
-    return _output(beta + gamma*x/np.sqrt(eps + np.sum(x**2, axis=-1, keepdims=True)/n), (0,), ctx)
+    return _output(beta + gamma*x/np.sqrt(eps + np.einsum('...a,...a->...', x, x)[..., None]/n), (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
@@ -41,12 +41,17 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
-    t1 = eps + t0*np.sum(x**2, axis=-1, keepdims=True)
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = 1/np.sqrt(t1)
     t3 = dy*gamma
-    grads['x'] = _gradient(x*(-t0*np.einsum('...a,...a->...', t3, x)[..., None]/t1**(3/2)) + t2*t3, (0,), 'x', x, ctx)
+    t4 = np.einsum('...a,...a->...', t3, x)[..., None]
+    t3 *= t2
+    t5 = x*(t0*t4/t1**(3/2))
+    t3 -= t5
+    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
+        t6 = np.multiply(dy, x, out=t5)
+        grads['gamma'] = _gradient(t6, (0,), 'gamma', gamma, ctx, scale=t2)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())
@@ -62,7 +67,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     result = None
     t0 = 1/n
-    t1 = eps + t0*np.sum(x**2, axis=-1, keepdims=True)
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
         result = _accumulate(result, (gamma*x)*(-t0*np.einsum('...a,...a->...', dot_x, x)[..., None]/t1**(3/2)) + t2*dot_x*gamma, (0,), ctx)
@@ -222,9 +227,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

@@ -65,9 +65,20 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
-    t6 = t3**(-2.0)
-    grads['q'] = _gradient(np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t4) + np.einsum('...ab,...ca->...cb', k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*((t6*np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])*(-t0)), (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(t0*np.einsum('...a,...ab,...ac,...ad,...db->...cd', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] + np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t0), (3, 2), 'k', k, ctx)
+    t5 = t3**(-2.0)
+    t6 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+    t7 = np.einsum('...ab,...ca->...cb', k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+    t8 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t6 *= t4
+    t6 -= t7*(t5*t8)
+    t6 *= t0
+    grads['q'] = _gradient(t6, (0, 2), 'q', q, ctx)
+    t9 = np.einsum('...a,...ab,...ac,...ad,...db->...cd', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+    t10 = np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+    t10 *= -1
+    t10 += t9
+    t10 *= t0
+    grads['k'] = _gradient(t10, (3, 2), 'k', k, ctx)
     grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
@@ -127,9 +138,20 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     t3 = np.exp(np.minimum(0, t0*t2 - np.max(np.where(t1, t0*t2, -np.inf), axis=-1, keepdims=True)))*t1
     t4 = np.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
-    t7 = t4**(-2.0)
-    grads['q'] = _gradient(np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t5) + np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*((t7*np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])*(-t0)), (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(t0*np.einsum('...a,...ab,...ac,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] + np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t7[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t0), (3, 2), 'k', k, ctx)
+    t6 = t4**(-2.0)
+    t7 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+    t8 = np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+    t9 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t7 *= t5
+    t7 -= t8*(t6*t9)
+    t7 *= t0
+    grads['q'] = _gradient(t7, (0, 2), 'q', q, ctx)
+    t10 = np.einsum('...a,...ab,...ac,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+    t11 = np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+    t11 *= -1
+    t11 += t10
+    t11 *= t0
+    grads['k'] = _gradient(t11, (3, 2), 'k', k, ctx)
     grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
@@ -316,9 +338,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):

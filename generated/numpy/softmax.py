@@ -39,9 +39,13 @@ def vjp(cotangent, x, *, axis=-1):
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.exp(x)
+    t0 = np.exp(x, out=x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
-    grads['x'] = _gradient(dy*t0/t1 + t0*(-np.einsum('...a,...a->...', dy, t0)[..., None]/t1**2), (0,), 'x', x, ctx)
+    t2 = np.einsum('...a,...a->...', dy, t0)[..., None]
+    t3 = dy/t1
+    t3 -= t2/t1**2
+    t3 *= t0
+    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -209,9 +213,23 @@ def _output(value, positions, ctx):
     return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
 
 
-def _gradient(value, positions, name, like, ctx):
-    value = _fit(_from_frame(value, positions), np.shape(like))
+def _gradient(value, positions, name, like, ctx, scale=None):
+    value = _from_frame(value, positions)
+    if scale is not None:
+        value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
+    value = _fit(value, np.shape(like))
     return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+
+
+def _scaled(value, scale, core, shape):
+    """``value * scale``, ``scale`` constant along the core axes; when ``shape`` has no batch axes,
+    the batch axes are contracted with it instead (no full-size product is built)."""
+    batch = value.ndim - core
+    if batch and len(shape) == core and np.shape(scale) == value.shape[:batch]:
+        rows = value.reshape((-1,) + value.shape[batch:])
+        return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
+    value *= np.reshape(scale, np.shape(scale) + (1,) * core)
+    return value
 
 
 def _accumulate(total, value, positions, ctx):
