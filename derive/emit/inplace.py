@@ -2,8 +2,8 @@
 
 A NumPy expression allocates a fresh full-size array for every operation; writing into an array
 the kernel already owns is about twice as fast and holds less memory.  Only arrays computed from
-the cotangent are written into: they already have the output's full shape and dtype, so any
-operand spanning a subset of their axes fits.  Reductions inside a full-size expression are
+the cotangent, or allocated like it (``out=np.empty_like(dy)``), are written into: they have the
+output's full shape and dtype, so any operand spanning a subset of their axes fits.  Reductions inside a full-size expression are
 computed first, into their own (per-row) temporaries, and the terms spanning fewer axes are
 added up before they meet the full-size array; a temporary whose last use is the
 expression becomes its buffer; a dead one is reused through ``out=`` for the next full-size array
