@@ -63,3 +63,17 @@ def test_vjp_peak_memory_bounded(name, rng):
     largest = max(a.nbytes for a in inputs)
     peak = peak_bytes(lambda: kernel.vjp(cotangent, *inputs, **params))
     assert peak <= BOUND * largest + OVERHEAD, f"{name}: peak {peak / largest:.2f} x the largest input"
+
+
+FORWARD_BOUND = 3
+"""A forward builds its result in one new array and updates it in place; gelu's erf form holds three."""
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_forward_peak_memory_bounded(name, rng):
+    """Every elementwise, reduction, normalization and softmax forward holds at most FORWARD_BOUND x its input."""
+    kernel = load_kernel(name)
+    inputs, params = moderate_inputs(name, rng)
+    largest = max(a.nbytes for a in inputs)
+    peak = peak_bytes(lambda: kernel.forward(*inputs, **params))
+    assert peak <= FORWARD_BOUND * largest + OVERHEAD, f"{name}: peak {peak / largest:.2f} x the largest input"

@@ -20,7 +20,7 @@ import sympy as sp
 from ..calculus.indices import free_indices
 from .schedule import Scheduled, as_array
 
-ELEMENTWISE = (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.tanh)
+ELEMENTWISE = (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.tanh, sp.erf)
 """Functions printed as one NumPy ufunc call of their argument, so ``out=`` can be added."""
 
 
@@ -52,16 +52,19 @@ def plain(plan: Scheduled) -> Lowered:
 
 
 def in_place(plan: Scheduled, seed: str, owned_inputs: tuple[str, ...] = (),
-             guarded: frozenset[str] = frozenset(), like_seed: str | None = None) -> Lowered:
+             guarded: frozenset[str] = frozenset(), like_seed: str | None = None,
+             seed_spans: frozenset | None = None) -> Lowered:
     """The schedule with full-size expressions that depend on ``seed`` updated in place.
 
     ``owned_inputs`` are inputs the kernel has already copied (shifted for stability): an
     elementwise function may overwrite them once they are no longer needed.  ``guarded`` names
     the outputs computed only when an optional input is given (their arrays exist only there).
     ``like_seed`` is code for a new array with the shape and dtype of ``seed`` on the frame
-    (``np.empty_like(dy)``), or None where there is none.
+    (``np.empty_like(dy)``), or None where there is none.  ``seed_spans`` (the axes of ``seed``)
+    names a seed that no expression mentions, the output a forward computes: its results are
+    then built in a new array like it, and the temporaries they own are allocated like it.
     """
-    return _Lowering(plan, seed, owned_inputs, guarded, like_seed).run()
+    return _Lowering(plan, seed, owned_inputs, guarded, like_seed, seed_spans).run()
 
 
 def _names(expr: sp.Expr) -> set[str]:
@@ -113,13 +116,16 @@ def pull_common_factors(expr: sp.Expr) -> sp.Expr:
 
 class _Lowering:
     def __init__(self, plan: Scheduled, seed: str, owned_inputs: tuple[str, ...], guarded: frozenset[str],
-                 like_seed: str | None) -> None:
+                 like_seed: str | None, seed_spans: frozenset | None = None) -> None:
         self.items: list[list] = [[None, s, e] for s, e in plan.prelude]
         for name, own in plan.own.items():
             self.items += [[name, s, e] for s, e in own] + [[name, None, plan.results[name]]]
         self.guarded, self.like_seed = guarded, like_seed
         seeds = [n for _, _, e in self.items for n in e.atoms(sp.Indexed) if str(n.base.label) == seed]
-        self.seed_spans = free_indices(seeds[0]) if seeds else None
+        self.seed_spans = seed_spans if seed_spans is not None else free_indices(seeds[0]) if seeds else None
+        self.result_like = seed_spans is not None and like_seed is not None
+        self.free_start = False
+        """True while lowering a result that starts in a new array like the seed (a forward)."""
         taken = [int(str(s)[1:]) for _, s, _ in self.items if s is not None and str(s)[1:].isdigit()]
         self.count = max(taken, default=-1) + 1  # CSE may leave gaps: fresh names start past them
         self.seeded, self.block_of = {seed}, {name: None for name in owned_inputs}
@@ -222,8 +228,22 @@ class _Lowering:
         return None
 
     def allocate(self, target: sp.Symbol, expr: sp.Expr, spans: set) -> Step:
-        """``target = expr``, computed into a dead buffer when one fits."""
-        return Step(target, expr, out=self.dead_buffer(expr, spans))
+        """``target = expr``, computed into a dead buffer when one fits (or, starting a forward's
+        result, into a new array like the seed)."""
+        out = self.dead_buffer(expr, spans)
+        if out is None and self.free_start and isinstance(expr, (sp.Add, sp.Mul, *ELEMENTWISE)):
+            out = self.like_seed
+        return Step(target, expr, out=out)
+
+    def startable(self, expr: sp.Expr) -> bool:
+        """May ``expr`` start a buffer: computed from the seed, or a result started in a new array
+        like it (which needs an operation that can write into it)."""
+        return self.depends(expr) or self.free_start and isinstance(expr, (sp.Add, sp.Mul, *ELEMENTWISE))
+
+    def ownable(self, expr: sp.Expr, position: int, spans: set) -> bool:
+        """Does a term or factor of ``expr`` hold a temporary that may become its buffer?"""
+        parts = [f for t in sp.Add.make_args(expr) for f in (t, *sp.Mul.make_args(t))]
+        return any(self.reusable(p, position, spans) for p in parts)
 
     def operand(self, expr: sp.Expr, spans: set) -> tuple[list[Step], sp.Expr]:
         """A full-size operand of an update gets a name, so that a later step may reuse its array."""
@@ -260,7 +280,8 @@ class _Lowering:
         block, symbol, expr = self.items[position]
         expr = self.items[position][2] = self.name_squared_bases(block, expr)
         spans = free_indices(expr)
-        if spans and isinstance(expr, (sp.Add, sp.Mul)) and self.depends(expr):
+        self.free_start = self.result_like and symbol is None and spans == self.seed_spans
+        if spans and isinstance(expr, (sp.Add, sp.Mul)) and (self.startable(expr) or self.ownable(expr, position, spans)):
             for reduction in _top_sums(expr):
                 name = self.fresh()
                 self.emit(block, Step(name, reduction))
@@ -303,7 +324,7 @@ class _Lowering:
     def build_sum(self, expr: sp.Add, position: int, target: sp.Symbol, spans: set):
         terms = list(expr.args)
         owns = [t for t in terms if any(self.reusable(f, position, spans) for f in sp.Mul.make_args(t))]
-        fits = [t for t in terms if free_indices(t) == spans and self.depends(t) and not _bare(t)]
+        fits = [t for t in terms if free_indices(t) == spans and self.startable(t) and not _bare(t)]
         start = next(iter(owns + fits), None)
         if start is None:
             return None
@@ -320,7 +341,7 @@ class _Lowering:
         small = [f for f in factors if free_indices(f) != spans]
         large = [f for f in factors if free_indices(f) == spans]
         owned = next((f for f in large if self.reusable(f, position, spans, commit=True)), None)
-        sums = [f for f in large if isinstance(f, sp.Add) and self.depends(f)]
+        sums = [f for f in large if isinstance(f, sp.Add) and self.startable(f)]
         if owned is not None:
             buffer, steps = sp.Symbol(str(owned.base.label)), []
             large.remove(owned)
@@ -330,7 +351,7 @@ class _Lowering:
         else:
             numerators = sorted((f for f in large if f.as_base_exp()[1] != -1), key=lambda f: not self.depends(f))
             start = numerators[:2] if len(numerators) >= 2 else numerators + small
-            if len(numerators) < 1 or not self.depends(sp.Mul(*start)) or _bare(sp.Mul(*start)):
+            if len(numerators) < 1 or not self.startable(sp.Mul(*start)) or _bare(sp.Mul(*start)):
                 return None  # a bare start would be an input itself (``t = dy; t /= b`` writes into dy)
             for factor in start:
                 (large if factor in large else small).remove(factor)

@@ -141,7 +141,7 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
         value=repr(value),
         suffix="" if value is None else f"_{str(value).lower()}",
         shift=tuple(_shift(model, name, dim) for name, dim in model.shift_invariant),
-        forward=_function([Output("y", model.output)], printer, {"y": out}, model),
+        forward=_function([Output("y", model.output)], printer, {"y": out}, model, in_place=True),
         vjp=_function([Output(g.input.name, g.vjp, _given(model, g.input.name) if g.input.optional else None)
                        for g in grads],
                       printer, positions, model, in_place=True),
@@ -258,8 +258,12 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
                for o in outputs]
     plan = schedule(outputs)
     guarded = frozenset(o.name for o in outputs if o.guard)
-    lowered = (lower_in_place(plan, COTANGENT, _owned_inputs(model, printer), guarded, f"np.empty_like({COTANGENT})")
-               if in_place else plain(plan))
+    lowered = plain(plan)
+    if in_place and outputs[0].name == "y":  # a forward: its result starts in a new output array
+        lowered = lower_in_place(plan, "y", _owned_inputs(model, printer), guarded, FORWARD_OUTPUT,
+                                 frozenset(free_indices(plan.results["y"])))
+    elif in_place:
+        lowered = lower_in_place(plan, COTANGENT, _owned_inputs(model, printer), guarded, f"np.empty_like({COTANGENT})")
     for step in (*lowered.prelude, *(s for own in lowered.own.values() for s in own)):
         printer.arrays[str(step.symbol)] = ArraySpec(str(step.symbol), (), frame_form=True)
 
@@ -274,6 +278,10 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
         for o in outputs
     )
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
+
+
+FORWARD_OUTPUT = "_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)"
+"""Code for a new array holding a forward's output, laid out on the frame."""
 
 
 def _owned_inputs(model: OperatorModel, printer: KernelPrinter) -> tuple[str, ...]:

@@ -125,6 +125,10 @@ class KernelPrinter(NumPyPrinter):
         """``expr`` computed into the existing array ``out``: its last operation as a ufunc call."""
         if isinstance(expr, sp.Mul):
             factors = sp.Mul.make_args(expr)
+            over = [f.base for f in factors if f.is_Pow and f.exp == -1 and free_indices(f)]
+            if over and len(over) < len(factors):
+                numerator = sp.Mul(*(f for f in factors if not (f.is_Pow and f.base in over and f.exp == -1)))
+                return f"np.divide({self._print(numerator)}, {self._print(sp.Mul(*over))}, out={out})"
             spans = free_indices(expr)
             large = [f for f in factors if free_indices(f) == spans]
             first = sp.Mul(*large) if 0 < len(large) < len(factors) else factors[0]
@@ -133,7 +137,7 @@ class KernelPrinter(NumPyPrinter):
         if isinstance(expr, sp.Add):
             return f"np.add({self._print(expr.args[0])}, {self._print(sp.Add(*expr.args[1:]))}, out={out})"
         code = self._print(expr)
-        if not (isinstance(expr, sp.Function) and len(expr.args) == 1 and code.startswith("np.") and code.endswith(")")):
+        if not (isinstance(expr, sp.Function) and len(expr.args) == 1 and code.startswith(("np.", "scipy.special.")) and code.endswith(")")):
             raise LoweringError(f"{expr} cannot be computed into an existing array")
         return f"{code[:-1]}, out={out})"
 

@@ -31,8 +31,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((C,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(N*S)
-    t1 = np.sum(x, axis=(-3, -1), keepdims=True)*(-t0) + x
-    return _output(beta[..., None, :, None] + t1*(gamma[..., None, :, None]/np.sqrt(eps + t0*np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None])), (0, 1, 2), ctx)
+    t1 = np.add(np.sum(x, axis=(-3, -1), keepdims=True)*(-t0), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t2 = np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None]
+    t1 *= gamma[..., None, :, None]/np.sqrt(eps + t0*t2)
+    t1 += beta[..., None, :, None]
+    return _output(t1, (0, 1, 2), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):

@@ -42,7 +42,10 @@ def _forward_none(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='none')."""
     x, ctx = _prepare((x,), {})
     t0 = (1/2)*x
-    return _output((scipy.special.erf(np.sqrt(2)*t0) + 1)*t0, (), ctx)
+    t1 = scipy.special.erf(np.sqrt(2)*t0, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 += 1
+    t1 *= t0
+    return _output(t1, (), ctx)
 
 
 def _vjp_none(cotangent, x, *, approximate='none'):
@@ -72,7 +75,11 @@ def _jvp_none(tangents, x, *, approximate='none'):
 def _forward_tanh(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='tanh')."""
     x, ctx = _prepare((x,), {})
-    return _output((1/2)*(np.tanh(((8943/200000)*x**3 + x)*(np.sqrt(2)/np.sqrt(np.pi))) + 1)*x, (), ctx)
+    t0 = np.tanh(((8943/200000)*x**3 + x)*(np.sqrt(2)/np.sqrt(np.pi)), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t0 += 1
+    t0 *= x
+    t0 *= 1/2
+    return _output(t0, (), ctx)
 
 
 def _vjp_tanh(cotangent, x, *, approximate='none'):

@@ -29,8 +29,12 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/n
-    t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    return _output(beta + gamma*t1/np.sqrt(eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]), (0,), ctx)
+    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t2 = np.einsum('...a,...a->...', t1, t1)[..., None]
+    t1 *= gamma
+    t1 *= 1/np.sqrt(eps + t0*t2)
+    t1 += beta
+    return _output(t1, (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):

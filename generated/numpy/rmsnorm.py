@@ -28,7 +28,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
-    return _output(beta + gamma*x/np.sqrt(eps + np.einsum('...a,...a->...', x, x)[..., None]/n), (0,), ctx)
+    t0 = np.einsum('...a,...a->...', x, x)[..., None]
+    t1 = np.multiply(gamma, x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 *= 1/np.sqrt(eps + t0/n)
+    t1 += beta
+    return _output(t1, (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):

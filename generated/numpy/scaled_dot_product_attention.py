@@ -47,7 +47,10 @@ def _forward_false(q, k, v, *, causal=False):
     t0 = 1/np.sqrt(E)
     t1 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
-    return _output(np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]/np.sum(t2, axis=-1, keepdims=True), (0, 1), ctx)
+    t3 = np.sum(t2, axis=-1, keepdims=True)
+    t4 = np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
+    t5 = np.divide(t4, t3, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    return _output(t5, (0, 1), ctx)
 
 
 def _vjp_false(cotangent, q, k, v, *, causal=False):
@@ -119,7 +122,10 @@ def _forward_true(q, k, v, *, causal=False):
     t1 = 1/np.sqrt(E)
     t2 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
     t3 = np.exp(np.minimum(0, t1*t2 - np.max(np.where(t0, t1*t2, -np.inf), axis=-1, keepdims=True)))*t0
-    return _output(np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]/np.sum(t3, axis=-1, keepdims=True), (0, 1), ctx)
+    t4 = np.sum(t3, axis=-1, keepdims=True)
+    t5 = np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
+    t6 = np.divide(t5, t4, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    return _output(t6, (0, 1), ctx)
 
 
 def _vjp_true(cotangent, q, k, v, *, causal=False):

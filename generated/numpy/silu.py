@@ -26,7 +26,8 @@ _INDEX_INPUTS = {}
 def forward(x):
     """x * sigmoid(x)."""
     x, ctx = _prepare((x,), {})
-    return _output(scipy.special.expit(x)*x, (), ctx)
+    t0 = np.multiply(x, scipy.special.expit(x), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    return _output(t0, (), ctx)
 
 
 def vjp(cotangent, x):
