@@ -7,9 +7,9 @@ The Python interface is re-exported here from ``derive.api`` (``load``, ``derive
 __version__ = "0.1.0"
 
 from .api import (  # noqa: E402  (the version is defined first: modules below import it)
-    changes, claim, derive, jacobian, jvp, load, load_file, load_kernel, operators, render, targets, vjp, write,
+    changes, claim, derive, jacobian, jvp, latex, load, load_file, load_kernel, operators, render, targets, vjp, write,
 )
 from .emit.display import readable  # noqa: E402
 
-__all__ = ["changes", "claim", "derive", "jacobian", "jvp", "load", "load_file", "load_kernel", "operators",
+__all__ = ["changes", "claim", "derive", "jacobian", "jvp", "latex", "load", "load_file", "load_kernel", "operators",
            "readable", "render", "targets", "vjp", "write", "__version__"]

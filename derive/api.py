@@ -2,7 +2,7 @@
 
     model = load("rmsnorm")                  # a built-in or installed operator, or load("my_op.py")
     d = derive(model)                        # Jacobian entry, VJP and JVP for every input
-    jacobian(d, "x"); vjp(d, "x", readable=True)
+    jacobian(d, "x"); vjp(d, "x", readable=True); latex(vjp(d, "x"))   # LaTeX as in the documents
     files = render(d)                        # {"numpy/rmsnorm.py": text, ...}, every target
     write(model, "out/"); kernel = load_kernel("out/numpy/rmsnorm.py")   # changes(model, "out/"): diffs
     claim(model, "x", "gamma[k]*dy[k]/r - ...")  # a Verdict: equal or not, with a counterexample
@@ -81,6 +81,14 @@ def jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool =
     """The output tangent entry contributed by the tangent ``dot_<wrt>``."""
     gradient, model = _gradient(derivation, wrt)
     return _readable(gradient.jvp, model) if readable else gradient.jvp
+
+
+def latex(expr: sp.Expr, output: str = "y") -> str:
+    """``expr`` in the notation of the derivation documents: x_{k}, \\bar{y} for the cotangent,
+    \\dot{x} for a tangent, constant positions counted from 1 (``output`` names the operator's output)."""
+    from .emit.latex_printer import DerivationLatexPrinter
+
+    return DerivationLatexPrinter(output).doprint(expr)
 
 
 def targets() -> tuple[str, ...]:

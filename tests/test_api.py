@@ -30,6 +30,16 @@ def test_load_derive_and_the_expressions_of_each_input():
 
 
 
+def test_latex_writes_the_notation_of_the_documents():
+    d = derive.derive("rmsnorm")
+    vjp, jvp = derive.latex(derive.vjp(d, "x")), derive.latex(derive.jvp(d, "x"))
+    assert r"\bar{y}_{k}" in vjp and "dy" not in vjp  # the cotangent
+    assert r"\dot{x}_{i}" in jvp and "dot" not in jvp.replace(r"\dot{", "")  # the tangent
+    assert r"\sum_{j=1}^{n}" in vjp  # positions counted from 1, as in the paper
+    x = sp.IndexedBase("x")
+    assert derive.latex(x[0] + x[1], output="z") == "x_{1} + x_{2}"
+
+
 def test_readable_names_a_per_channel_quantity_under_a_renamed_index():
     """batchnorm's gradient by x[k, p, q] holds the channel mean over x[j, p, l], not x[j, c, l]."""
     mu, sigma = sp.Symbol("mu", positive=True), sp.Symbol("sigma", positive=True)
