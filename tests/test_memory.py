@@ -9,7 +9,7 @@ import pytest
 
 from derive import registry
 
-from conftest import OPERATORS, load_kernel, make_inputs
+from conftest import OPERATORS, float_positions, load_kernel, make_inputs
 
 
 def peak_bytes(function, *args) -> int:
@@ -77,3 +77,19 @@ def test_forward_peak_memory_bounded(name, rng):
     largest = max(a.nbytes for a in inputs)
     peak = peak_bytes(lambda: kernel.forward(*inputs, **params))
     assert peak <= FORWARD_BOUND * largest + OVERHEAD, f"{name}: peak {peak / largest:.2f} x the largest input"
+
+
+JVP_BOUND = 5
+"""A jvp with every tangent given adds one term per input; batchnorm and group_norm hold 4.3-4.6x."""
+
+
+@pytest.mark.parametrize("name", BOUNDED)
+def test_jvp_peak_memory_bounded(name, rng):
+    """Every elementwise, reduction, normalization and softmax jvp (all tangents given) holds at most JVP_BOUND x."""
+    kernel = load_kernel(name)
+    inputs, params = moderate_inputs(name, rng)
+    floats = float_positions(name)
+    tangents = [rng.standard_normal(a.shape) if p in floats else None for p, a in enumerate(inputs)]
+    largest = max(a.nbytes for a in inputs)
+    peak = peak_bytes(lambda: kernel.jvp(tangents, *inputs, **params))
+    assert peak <= JVP_BOUND * largest + OVERHEAD, f"{name}: peak {peak / largest:.2f} x the largest input"

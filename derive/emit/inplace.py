@@ -1,13 +1,16 @@
-"""Lower a scheduled vjp into steps that update full-size arrays in place (``t *= s``, ``t -= u``).
+"""Lower a scheduled kernel into steps that update full-size arrays in place (``t *= s``, ``t -= u``).
 
 A NumPy expression allocates a fresh full-size array for every operation; writing into an array
 the kernel already owns is about twice as fast and holds less memory.  Only arrays computed from
-the cotangent, or allocated like it (``out=np.empty_like(dy)``), are written into: they have the
-output's full shape and dtype, so any operand spanning a subset of their axes fits.  Reductions inside a full-size expression are
-computed first, into their own (per-row) temporaries, and the terms spanning fewer axes are
-added up before they meet the full-size array; a temporary whose last use is the
-expression becomes its buffer; a dead one is reused through ``out=`` for the next full-size array
-(and an elementwise function of a dead array overwrites it).  Forward and jvp keep plain steps.
+the seed (a vjp's cotangent), or allocated like it (``out=np.empty_like(dy)``), are written into:
+they have the output's full shape and dtype, so any operand spanning a subset of their axes fits.
+Reductions inside a full-size expression are computed first, into their own (per-row) temporaries,
+and the terms spanning fewer axes are added up before they meet the full-size array; a temporary
+whose last use is the expression becomes its buffer; a dead one is reused through ``out=`` for the
+next full-size array (and an elementwise function of a dead array overwrites it).
+
+A forward and the terms of a jvp name no cotangent: there the seed is the output itself, which no
+expression mentions, and each result is built in a new array shaped like it (``seed_spans``).
 """
 
 from __future__ import annotations
@@ -43,12 +46,9 @@ class Lowered:
     scales: dict[str, sp.Expr] = field(default_factory=dict)
     """Per-row factors of results, left to the runtime: when the batch axes are summed away it
     contracts them with the factor (a matrix-vector product) instead of multiplying first."""
-
-
-def plain(plan: Scheduled) -> Lowered:
-    """The schedule as assignments only."""
-    return Lowered(tuple(Step(s, e) for s, e in plan.prelude),
-                   {name: tuple(Step(s, e) for s, e in own) for name, own in plan.own.items()}, plan.results)
+    owned: frozenset[str] = frozenset()
+    """Outputs whose result is an array this call built and nothing reads afterwards: the runtime
+    may add other terms into it."""
 
 
 def in_place(plan: Scheduled, seed: str, owned_inputs: tuple[str, ...] = (),
@@ -138,6 +138,7 @@ class _Lowering:
         self.steps: dict[str | None, list[Step]] = {None: [], **{name: [] for name in plan.own}}
         self.results: dict[str, sp.Expr] = {}
         self.scales: dict[str, sp.Expr] = {}
+        self.owned: set[str] = set()
 
     def run(self) -> Lowered:
         for position in range(len(self.items)):
@@ -145,7 +146,7 @@ class _Lowering:
             self.lower(position)
         steps = {block: self.merge_unused_operands(s) for block, s in self.steps.items()}
         return _renumber(Lowered(tuple(steps[None]), {n: tuple(s) for n, s in steps.items() if n is not None},
-                                 self.results, self.scales))
+                                 self.results, self.scales, frozenset(self.owned)))
 
     # -- bookkeeping --------------------------------------------------------------------------
     def depends(self, expr: sp.Expr) -> bool:
@@ -294,8 +295,11 @@ class _Lowering:
             buffer, steps = symbol, [self.allocate(symbol, expr, spans)]
         else:
             buffer, steps = None, []
+        if self.free_start and len(steps) == 1 and steps[0].out == self.like_seed:
+            steps = [replace(steps[0], out=None)]  # one operation: NumPy reuses its own temporaries
         last = steps[-1] if steps else None
-        if symbol is None and block in self.guarded and last and last.op == "*=" and not free_indices(last.expr):
+        if symbol is None and block in self.guarded and last and last.op == "*=" and not free_indices(last.expr) \
+                and not self.result_like:  # a vjp's parameter gradient (a jvp's terms are not summed over rows)
             self.scales[block] = steps.pop().expr
         for step in steps:
             self.emit(block, step)
@@ -305,6 +309,8 @@ class _Lowering:
                 item[2] = item[2].xreplace(renamed)
         if symbol is None:
             self.results[block] = as_array(buffer, expr) if steps else expr
+            if buffer is not None:
+                self.owned.add(block)
 
     def build(self, expr: sp.Expr, position: int, target: sp.Symbol, spans: set):
         """(buffer, steps) leaving ``expr`` in a buffer this kernel owns, or None for one plain step."""
@@ -382,4 +388,4 @@ def _renumber(lowered: Lowered) -> Lowered:
     return Lowered(tuple(step(s) for s in lowered.prelude),
                    {name: tuple(step(s) for s in own) for name, own in lowered.own.items()},
                    {name: r.xreplace(mapping) for name, r in lowered.results.items()},
-                   {name: f.xreplace(mapping) for name, f in lowered.scales.items()})
+                   {name: f.xreplace(mapping) for name, f in lowered.scales.items()}, lowered.owned)

@@ -15,7 +15,7 @@ from ..calculus.indices import bound_indices, free_indices, fresh_index, index_n
 from ..calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ..model import OperatorModel, dim_of
 from .numpy_printer import ArraySpec, KernelPrinter
-from .inplace import in_place as lower_in_place, plain
+from .inplace import in_place as lower_in_place
 from .schedule import Output, schedule
 from .stable import stabilize
 
@@ -41,6 +41,8 @@ class Block:
     """Frame positions of the result's axes (a Python tuple literal)."""
     scale: str = ""
     """``, scale=<per-row factor>`` when the runtime applies the result's last factor."""
+    owned: bool = False
+    """The result is an array this call built, which the runtime may add other terms into."""
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,12 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
         value=repr(value),
         suffix="" if value is None else f"_{str(value).lower()}",
         shift=tuple(_shift(model, name, dim) for name, dim in model.shift_invariant),
-        forward=_function([Output("y", model.output)], printer, {"y": out}, model, in_place=True),
+        forward=_function([Output("y", model.output)], printer, {"y": out}, model, lowering="output"),
         vjp=_function([Output(g.input.name, g.vjp, _given(model, g.input.name) if g.input.optional else None)
                        for g in grads],
-                      printer, positions, model, in_place=True),
+                      printer, positions, model, lowering="cotangent"),
         jvp=_function([Output(g.input.name, g.jvp, f"{tangent_name(g.input.name)} is not None") for g in grads],
-                      printer, {g.input.name: out for g in grads}, model),
+                      printer, {g.input.name: out for g in grads}, model, lowering="output"),
     )
 
 
@@ -251,19 +253,20 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
 
 
 def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
-              model: OperatorModel, in_place: bool = False) -> Function:
-    """Print one kernel function; with ``in_place``, arrays computed from the cotangent are
-    updated in place (see ``inplace.py``)."""
+              model: OperatorModel, lowering: str) -> Function:
+    """Print one kernel function.  ``lowering`` says which arrays are updated in place (see
+    ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "output" (a forward, a
+    jvp's terms) each result, built in a new array shaped like the output."""
     outputs = [Output(o.name, by_axis(merge_dependent_sums(stabilize(o.expr, model)), printer), o.guard)
                for o in outputs]
     plan = schedule(outputs)
     guarded = frozenset(o.name for o in outputs if o.guard)
-    lowered = plain(plan)
-    if in_place and outputs[0].name == "y":  # a forward: its result starts in a new output array
-        lowered = lower_in_place(plan, "y", _owned_inputs(model, printer), guarded, FORWARD_OUTPUT,
-                                 frozenset(free_indices(plan.results["y"])))
-    elif in_place:
-        lowered = lower_in_place(plan, COTANGENT, _owned_inputs(model, printer), guarded, f"np.empty_like({COTANGENT})")
+    owned = _owned_inputs(model, printer)
+    if lowering == "cotangent":
+        lowered = lower_in_place(plan, COTANGENT, owned, guarded, f"np.empty_like({COTANGENT})")
+    else:  # no expression names the output: "<output>" is not an identifier
+        spans = frozenset(free_indices(next(iter(plan.results.values()))))
+        lowered = lower_in_place(plan, "<output>", owned, guarded, OUTPUT_ARRAY, spans)
     for step in (*lowered.prelude, *(s for own in lowered.own.values() for s in own)):
         printer.arrays[str(step.symbol)] = ArraySpec(str(step.symbol), (), frame_form=True)
 
@@ -274,14 +277,15 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     blocks = tuple(
         Block(o.name, o.guard, statements(lowered.own[o.name]), printer.doprint(lowered.results[o.name]),
               positions[o.name],
-              f", scale={printer.doprint(lowered.scales[o.name])}" if o.name in lowered.scales else "")
+              f", scale={printer.doprint(lowered.scales[o.name])}" if o.name in lowered.scales else "",
+              o.name in lowered.owned)
         for o in outputs
     )
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
 
 
-FORWARD_OUTPUT = "_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)"
-"""Code for a new array holding a forward's output, laid out on the frame."""
+OUTPUT_ARRAY = "_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)"
+"""Code for a new array shaped like the output (as the frame lays it out), to build a result in."""
 
 
 def _owned_inputs(model: OperatorModel, printer: KernelPrinter) -> tuple[str, ...]:

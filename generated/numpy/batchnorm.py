@@ -86,22 +86,28 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((C,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     t0 = np.sum(x, axis=(-3, -1), keepdims=True)
     t1 = 1/(N*S)
-    t2 = t0*(-t1) + x
+    t2 = np.add(t0*(-t1), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
     t3 = eps + t1*np.einsum('...abc,...abc->...b', t2, t2)[..., None, :, None]
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
         t5 = gamma[..., None, :, None]*t4
         t6 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
         t7 = t2*(gamma[..., None, :, None]/t3**(3/2))
-        result = _accumulate(result, (t5*t6)*(-t1) + t7*(np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]*(-t1)) + dot_x*t5 + t7*((t0*t6)*(1/(N**2*S**2))), (0, 1, 2), ctx)
+        t8 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+        t9 = np.multiply(dot_x, t5, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t9 -= t7*(t1*t8)
+        t9 += t7*((t0*t6)*(1/(N**2*S**2)))
+        t9 -= t1*t5*t6
+        total.add(t9, (0, 1, 2), owned=True)
     if dot_gamma is not None:
-        result = _accumulate(result, t2*(dot_gamma[..., None, :, None]*t4), (0, 1, 2), ctx)
+        t2 *= dot_gamma[..., None, :, None]*t4
+        total.add(t2, (0, 1, 2), owned=True)
     if dot_beta is not None:
-        result = _accumulate(result, dot_beta[..., None, :, None], (0, 1, 2), ctx)
-    return _output(result, None, ctx)
+        total.add(dot_beta[..., None, :, None], (0, 1, 2))
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -272,9 +278,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "channels": x (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,) ----

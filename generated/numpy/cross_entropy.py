@@ -56,12 +56,12 @@ def jvp(tangents, logits, target):
     C = ctx.sizes['C']
     logits = logits - np.max(logits, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dot_logits, dot_target = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_logits is not None:
         t0 = 1/N
-        t1 = np.exp(logits)
-        result = _accumulate(result, -t0*np.einsum('...ab,...ab->...', dot_logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype))[..., None, None] + t0*np.einsum('...a,...ab,...ab->...', (1/np.sum(t1, axis=-1, keepdims=True))[..., :, 0], dot_logits, t1, optimize=True)[..., None, None], (), ctx)
-    return _output(result, None, ctx)
+        t1 = np.exp(logits, out=logits)
+        total.add(-t0*np.einsum('...ab,...ab->...', dot_logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype))[..., None, None] + t0*np.einsum('...a,...ab,...ab->...', (1/np.sum(t1, axis=-1, keepdims=True))[..., :, 0], dot_logits, t1, optimize=True)[..., None, None], ())
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -232,9 +232,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

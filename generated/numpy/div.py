@@ -25,7 +25,7 @@ _INDEX_INPUTS = {}
 def forward(a, b):
     """a / b."""
     a, b, ctx = _prepare((a, b), {})
-    t0 = np.divide(a, b, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t0 = a/b
     return _output(t0, (), ctx)
 
 
@@ -49,12 +49,16 @@ def jvp(tangents, a, b):
     given = (a, b)
     a, b, ctx = _prepare((a, b), {})
     dot_a, dot_b = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_a is not None:
-        result = _accumulate(result, dot_a/b, (), ctx)
+        t0 = dot_a/b
+        total.add(t0, (), owned=True)
     if dot_b is not None:
-        result = _accumulate(result, -a*dot_b/b**2, (), ctx)
-    return _output(result, None, ctx)
+        t1 = np.multiply(b**(-2.0), a, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t1 *= dot_b
+        t1 *= -1
+        total.add(t1, (), owned=True)
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -225,9 +229,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

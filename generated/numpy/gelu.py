@@ -65,11 +65,15 @@ def _jvp_none(tangents, x, *, approximate='none'):
     given = (x,)
     x, ctx = _prepare((x,), {})
     dot_x, = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_x is not None:
         t0 = x*((1/2)*np.sqrt(2))
-        result = _accumulate(result, (1/2)*(scipy.special.erf(t0) + 1)*dot_x + np.exp(-1/2*x**2)*dot_x*t0/np.sqrt(np.pi), (), ctx)
-    return _output(result, None, ctx)
+        t1 = np.multiply(scipy.special.erf(t0), 1/2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t1 += np.exp(-1/2*x**2)*t0/np.sqrt(np.pi)
+        t1 += 1/2
+        t1 *= dot_x
+        total.add(t1, (), owned=True)
+    return _output(total.value, None, ctx)
 
 
 def _forward_tanh(x, *, approximate='none'):
@@ -105,15 +109,19 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     given = (x,)
     x, ctx = _prepare((x,), {})
     dot_x, = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_x is not None:
         t0 = x**3
         t1 = np.sqrt(2)/np.sqrt(np.pi)
-        t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
+        t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
         t3 = (1/2)*dot_x
         t4 = t1*(1 - t2**2)
-        result = _accumulate(result, (t2 + 1)*t3 + (26829/400000)*dot_x*t0*t4 + t3*t4*x, (), ctx)
-    return _output(result, None, ctx)
+        t2 += 1
+        t2 *= t3
+        t2 += t3*t4*x
+        t2 += (26829/400000)*dot_x*t0*t4
+        total.add(t2, (), owned=True)
+    return _output(total.value, None, ctx)
 
 
 _VARIANTS = {
@@ -290,9 +298,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

@@ -73,18 +73,26 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     t0 = 1/n
-    t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
+    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
     t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t3 = 1/np.sqrt(t2)
     if dot_x is not None:
-        result = _accumulate(result, gamma*(-t0*t3*np.sum(dot_x, axis=-1, keepdims=True)) + (gamma*t1)*(-t0*np.einsum('...a,...a->...', dot_x, t1)[..., None]/t2**(3/2)) + t3*dot_x*gamma, (0,), ctx)
+        t4 = np.sum(dot_x, axis=-1, keepdims=True)
+        t5 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+        t6 = np.multiply(dot_x, t3, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t6 -= t1*(t0*t5/t2**(3/2))
+        t6 -= t0*t3*t4
+        t6 *= gamma
+        total.add(t6, (0,), owned=True)
     if dot_gamma is not None:
-        result = _accumulate(result, t3*dot_gamma*t1, (0,), ctx)
+        t1 *= dot_gamma
+        t1 *= t3
+        total.add(t1, (0,), owned=True)
     if dot_beta is not None:
-        result = _accumulate(result, dot_beta, (0,), ctx)
-    return _output(result, None, ctx)
+        total.add(dot_beta, (0,))
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -255,9 +263,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

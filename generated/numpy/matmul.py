@@ -53,12 +53,12 @@ def jvp(tangents, a, b):
     N = ctx.sizes['N']
     K = ctx.sizes['K']
     dot_a, dot_b = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_a is not None:
-        result = _accumulate(result, np.einsum('...ab,...ca->...cb', b, dot_a, optimize=True)[..., :, :, None], (0, 1), ctx)
+        total.add(np.einsum('...ab,...ca->...cb', b, dot_a, optimize=True)[..., :, :, None], (0, 1))
     if dot_b is not None:
-        result = _accumulate(result, np.einsum('...ab,...bc->...ac', a, dot_b, optimize=True)[..., :, :, None], (0, 1), ctx)
-    return _output(result, None, ctx)
+        total.add(np.einsum('...ab,...bc->...ac', a, dot_b, optimize=True)[..., :, :, None], (0, 1))
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -229,9 +229,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -50,14 +50,14 @@ def jvp(tangents, a, b):
     a, b, ctx = _prepare((a, b), {})
     n = ctx.sizes['n']
     dot_a, dot_b = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     t0 = a - b
     t1 = 2/n
     if dot_a is not None:
-        result = _accumulate(result, t1*np.einsum('...a,...a->...', dot_a, t0)[..., None], (), ctx)
+        total.add(t1*np.einsum('...a,...a->...', dot_a, t0)[..., None], ())
     if dot_b is not None:
-        result = _accumulate(result, -t1*np.einsum('...a,...a->...', dot_b, t0)[..., None], (), ctx)
-    return _output(result, None, ctx)
+        total.add(-t1*np.einsum('...a,...a->...', dot_b, t0)[..., None], ())
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -228,9 +228,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "flatten": inputs broadcast against each other, then flattened onto the one axis ------

@@ -69,17 +69,23 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     t0 = 1/n
     t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
-        result = _accumulate(result, (gamma*x)*(-t0*np.einsum('...a,...a->...', dot_x, x)[..., None]/t1**(3/2)) + t2*dot_x*gamma, (0,), ctx)
+        t3 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+        t4 = np.multiply(dot_x, t2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t4 -= x*(t0*t3/t1**(3/2))
+        t4 *= gamma
+        total.add(t4, (0,), owned=True)
     if dot_gamma is not None:
-        result = _accumulate(result, t2*dot_gamma*x, (0,), ctx)
+        t5 = np.multiply(dot_gamma, x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t5 *= t2
+        total.add(t5, (0,), owned=True)
     if dot_beta is not None:
-        result = _accumulate(result, dot_beta, (0,), ctx)
-    return _output(result, None, ctx)
+        total.add(dot_beta, (0,))
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -250,9 +256,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -49,7 +49,7 @@ def _forward_false(q, k, v, *, causal=False):
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-    t5 = np.divide(t4, t3, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t5 = t4/t3
     return _output(t5, (0, 1), ctx)
 
 
@@ -95,20 +95,30 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     E = ctx.sizes['E']
     S = ctx.sizes['S']
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     t0 = 1/np.sqrt(E)
     t1 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
-    t7 = np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t0/t3**2)
+    t5 = np.multiply(np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t0/t3**2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
     if dot_q is not None:
-        result = _accumulate(result, np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t0*t4) + t7*(-np.einsum('...ab,...cb,...ac->...a', dot_q, k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
+        t6 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t7 = np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
+        t8 = np.multiply(t5, -t6, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t8 += t7*(t0*t4)
+        total.add(t8, (0, 1), owned=True)
     if dot_k is not None:
-        result = _accumulate(result, np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t0*t4) + t7*(-np.einsum('...ab,...cb,...ca->...c', dot_k, q, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
+        t9 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t10 = np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
+        t5 *= -t9
+        t5 += t10*(t0*t4)
+        total.add(t5, (0, 1), owned=True)
     if dot_v is not None:
-        result = _accumulate(result, t4*np.einsum('...ab,...ca->...cb', dot_v, t2[..., :, 0, 0, :], optimize=True)[..., :, :, None, None], (0, 1), ctx)
-    return _output(result, None, ctx)
+        t11 = np.einsum('...ab,...ca->...cb', dot_v, t2[..., :, 0, 0, :], optimize=True)[..., :, :, None, None]
+        t12 = t11*t4
+        total.add(t12, (0, 1), owned=True)
+    return _output(total.value, None, ctx)
 
 
 def _forward_true(q, k, v, *, causal=False):
@@ -124,7 +134,7 @@ def _forward_true(q, k, v, *, causal=False):
     t3 = np.exp(np.minimum(0, t1*t2 - np.max(np.where(t0, t1*t2, -np.inf), axis=-1, keepdims=True)))*t0
     t4 = np.sum(t3, axis=-1, keepdims=True)
     t5 = np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-    t6 = np.divide(t5, t4, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t6 = t5/t4
     return _output(t6, (0, 1), ctx)
 
 
@@ -171,22 +181,32 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     E = ctx.sizes['E']
     S = ctx.sizes['S']
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     t0 = np.less_equal(np.arange(S)[..., None, None, None, :], np.arange(L)[..., :, None, None, None])
     t1 = 1/np.sqrt(E)
     t2 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
     t3 = np.exp(np.minimum(0, t1*t2 - np.max(np.where(t0, t1*t2, -np.inf), axis=-1, keepdims=True)))*t0
-    t6 = np.sum(t3, axis=-1, keepdims=True)
-    t7 = 1/t6
-    t8 = t1*t7
-    t9 = np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]*(t1/t6**2)
+    t4 = np.sum(t3, axis=-1, keepdims=True)
+    t5 = 1/t4
+    t6 = t1*t5
+    t7 = np.multiply(np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t1/t4**2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
     if dot_q is not None:
-        result = _accumulate(result, t8*np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] + t9*(-np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
+        t8 = np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
+        t9 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t10 = np.multiply(t8, t6, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t10 -= t7*t9
+        total.add(t10, (0, 1), owned=True)
     if dot_k is not None:
-        result = _accumulate(result, t8*np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None] + t9*(-np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]), (0, 1), ctx)
+        t11 = np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
+        t12 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t7 *= -t12
+        t7 += t11*t6
+        total.add(t7, (0, 1), owned=True)
     if dot_v is not None:
-        result = _accumulate(result, t7*np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None], (0, 1), ctx)
-    return _output(result, None, ctx)
+        t13 = np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None]
+        t14 = t13*t5
+        total.add(t14, (0, 1), owned=True)
+    return _output(total.value, None, ctx)
 
 
 _VARIANTS = {
@@ -363,9 +383,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -29,7 +29,7 @@ def forward(x, *, axis=-1):
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     t0 = np.exp(x, out=x)
     t1 = np.sum(t0, axis=-1, keepdims=True)
-    t2 = np.multiply(t0, 1/t1, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t2 = t0/t1
     return _output(t2, (0,), ctx)
 
 
@@ -58,12 +58,16 @@ def jvp(tangents, x, *, axis=-1):
     n = ctx.sizes['n']
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dot_x, = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_x is not None:
-        t0 = np.exp(x)
+        t0 = np.exp(x, out=x)
         t1 = np.sum(t0, axis=-1, keepdims=True)
-        result = _accumulate(result, dot_x*t0/t1 + t0*(-np.einsum('...a,...a->...', dot_x, t0)[..., None]/t1**2), (0,), ctx)
-    return _output(result, None, ctx)
+        t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
+        t3 = np.multiply(dot_x, 1/t1, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t3 -= t2/t1**2
+        t3 *= t0
+        total.add(t3, (0,), owned=True)
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -234,9 +238,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "axis": the operator's one axis is chosen by a parameter and moved last ----------------

@@ -45,10 +45,11 @@ def jvp(tangents, x):
     given = (x,)
     x, ctx = _prepare((x,), {})
     dot_x, = _tangents(tangents, given, ctx)
-    result = None
+    total = _Total(ctx)
     if dot_x is not None:
-        result = _accumulate(result, scipy.special.expit(x)*dot_x, (), ctx)
-    return _output(result, None, ctx)
+        t0 = scipy.special.expit(x)*dot_x
+        total.add(t0, (), owned=True)
+    return _output(total.value, None, ctx)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -219,9 +220,23 @@ def _scaled(value, scale, core, shape):
     return value
 
 
-def _accumulate(total, value, positions, ctx):
-    value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return value if total is None else total + value
+class _Total:
+    """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.value, self.owned = ctx, None, False
+
+    def add(self, value, positions, owned=False):
+        value = _fit(_from_frame(value, positions), self.ctx.out_shape)
+        if self.value is None:
+            self.value, self.owned = value, owned
+        elif self.owned and np.broadcast_shapes(self.value.shape, value.shape) == self.value.shape:
+            self.value += value
+        elif owned and np.broadcast_shapes(self.value.shape, value.shape) == value.shape:
+            value += self.value
+            self.value = value
+        else:
+            self.value, self.owned = self.value + value, True
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------
