@@ -114,6 +114,25 @@ def pull_common_factors(expr: sp.Expr) -> sp.Expr:
     return sp.Mul(*common.elements(), sp.Add(*rest))
 
 
+def group_shared_factors(expr: sp.Expr) -> sp.Expr:
+    """a*p + a*q + b -> a*(p + q) + b for a full-size factor ``a`` shared by some of the terms.
+
+    With p and q per-row, the full-size a is multiplied once, into one temporary instead of two.
+    """
+    if not isinstance(expr, sp.Add):
+        return expr
+    spans = free_indices(expr)
+    terms = list(expr.args)
+    shared = Counter(f for t in terms for f in set(sp.Mul.make_args(t)) if free_indices(f) == spans)
+    factor, count = next(iter(shared.most_common(1)), (None, 0))
+    if count < 2 or count == len(terms):
+        return expr
+    inner = [sp.Mul(*(Counter(sp.Mul.make_args(t)) - Counter({factor: 1})).elements())
+             for t in terms if factor in sp.Mul.make_args(t)]
+    rest = [t for t in terms if factor not in sp.Mul.make_args(t)]
+    return sp.Add(sp.Mul(factor, sp.Add(*inner), evaluate=False), group_shared_factors(sp.Add(*rest)))
+
+
 class _Lowering:
     def __init__(self, plan: Scheduled, seed: str, owned_inputs: tuple[str, ...], guarded: frozenset[str],
                  like_seed: str | None, seed_spans: frozenset | None = None) -> None:
@@ -288,6 +307,7 @@ class _Lowering:
                 self.emit(block, Step(name, reduction))
                 expr = expr.xreplace({reduction: as_array(name, reduction)})
             expr = expr.replace(lambda e: isinstance(e, sp.Add), pull_common_factors)
+            expr = expr.replace(lambda e: isinstance(e, sp.Add), group_shared_factors)
             self.items[position][2] = expr
             target = symbol if symbol is not None else self.fresh()
             buffer, steps = self.build(expr, position, target, spans) or (target, [self.allocate(target, expr, spans)])

@@ -95,13 +95,12 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     if dot_x is not None:
         t5 = gamma[..., None, :, None]*t4
         t6 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        t7 = t2*(gamma[..., None, :, None]/t3**(3/2))
+        t7 = np.multiply(t2, gamma[..., None, :, None]/t3**(3/2), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
         t8 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
-        t9 = np.multiply(dot_x, t5, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
-        t9 -= t7*(t1*t8)
-        t9 += t7*((t0*t6)*(1/(N**2*S**2)))
-        t9 -= t1*t5*t6
-        total.add(t9, (0, 1, 2), owned=True)
+        t7 *= t8*(-t1) + (t0*t6)*(1/(N**2*S**2))
+        t7 += dot_x*t5
+        t7 -= t1*t5*t6
+        total.add(t7, (0, 1, 2), owned=True)
     if dot_gamma is not None:
         t2 *= dot_gamma[..., None, :, None]*t4
         total.add(t2, (0, 1, 2), owned=True)

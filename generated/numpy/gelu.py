@@ -97,10 +97,9 @@ def _vjp_tanh(cotangent, x, *, approximate='none'):
     t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
     t3 = (1/2)*dy
     t4 = t1*(1 - t2**2)
-    t5 = (t2 + 1)*t3
-    t5 += t3*t4*x
-    t5 += (26829/400000)*dy*t0*t4
-    grads['x'] = _gradient(t5, (), 'x', x, ctx)
+    t3 *= t2 + t4*x + 1
+    t3 += (26829/400000)*dy*t0*t4
+    grads['x'] = _gradient(t3, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -113,14 +112,12 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     if dot_x is not None:
         t0 = x**3
         t1 = np.sqrt(2)/np.sqrt(np.pi)
-        t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
-        t3 = (1/2)*dot_x
+        t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
+        t3 = np.multiply(dot_x, 1/2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
         t4 = t1*(1 - t2**2)
-        t2 += 1
-        t2 *= t3
-        t2 += t3*t4*x
-        t2 += (26829/400000)*dot_x*t0*t4
-        total.add(t2, (), owned=True)
+        t3 *= t2 + t4*x + 1
+        t3 += (26829/400000)*dot_x*t0*t4
+        total.add(t3, (), owned=True)
     return _output(total.value, None, ctx)
 
 

@@ -100,13 +100,12 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     if dot_x is not None:
         t5 = gamma[..., None, :, :, None]*t4
         t6 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
-        t7 = t2*(gamma[..., None, :, :, None]/t3**(3/2))
+        t7 = np.multiply(t2, gamma[..., None, :, :, None]/t3**(3/2), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
         t8 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
-        t9 = np.multiply(dot_x, t5, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
-        t9 -= t7*(t1*t8)
-        t9 += t7*((t0*t6)*(1/(D**2*S**2)))
-        t9 -= t5*(t1*t6)
-        total.add(t9, (0, 1, 2, 3), owned=True)
+        t7 *= t8*(-t1) + (t0*t6)*(1/(D**2*S**2))
+        t7 += dot_x*t5
+        t7 -= t5*(t1*t6)
+        total.add(t7, (0, 1, 2, 3), owned=True)
     if dot_gamma is not None:
         t2 *= dot_gamma[..., None, :, :, None]*t4
         total.add(t2, (0, 1, 2, 3), owned=True)
