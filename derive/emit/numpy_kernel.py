@@ -284,7 +284,7 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
 
 
-OUTPUT_ARRAY = "_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)"
+OUTPUT_ARRAY = "_new_output(ctx)"
 """Code for a new array shaped like the output (as the frame lays it out), to build a result in."""
 
 

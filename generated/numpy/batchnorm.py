@@ -31,7 +31,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((C,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(N*S)
-    t1 = np.add(np.sum(x, axis=(-3, -1), keepdims=True)*(-t0), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 = np.add(np.sum(x, axis=(-3, -1), keepdims=True)*(-t0), x, out=_new_output(ctx))
     t2 = np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None]
     t1 *= gamma[..., None, :, None]/np.sqrt(eps + t0*t2)
     t1 += beta[..., None, :, None]
@@ -89,13 +89,13 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     total = _Total(ctx)
     t0 = np.sum(x, axis=(-3, -1), keepdims=True)
     t1 = 1/(N*S)
-    t2 = np.add(t0*(-t1), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t2 = np.add(t0*(-t1), x, out=_new_output(ctx))
     t3 = eps + t1*np.einsum('...abc,...abc->...b', t2, t2)[..., None, :, None]
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
         t5 = gamma[..., None, :, None]*t4
         t6 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        t7 = np.multiply(t2, gamma[..., None, :, None]/t3**(3/2), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t7 = np.multiply(t2, gamma[..., None, :, None]/t3**(3/2), out=_new_output(ctx))
         t8 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
         t7 *= t8*(-t1) + (t0*t6)*(1/(N**2*S**2))
         t7 += dot_x*t5
@@ -275,6 +275,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

@@ -47,7 +47,7 @@ def jvp(tangents, x):
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     if dot_x is not None:
-        t0 = np.multiply(dot_x, np.sin(x), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t0 = np.multiply(dot_x, np.sin(x), out=_new_output(ctx))
         t0 *= -1
         total.add(t0, (), owned=True)
     return _output(total.value, None, ctx)
@@ -219,6 +219,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

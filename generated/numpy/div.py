@@ -54,7 +54,7 @@ def jvp(tangents, a, b):
         t0 = dot_a/b
         total.add(t0, (), owned=True)
     if dot_b is not None:
-        t1 = np.multiply(b**(-2.0), a, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t1 = np.multiply(b**(-2.0), a, out=_new_output(ctx))
         t1 *= dot_b
         t1 *= -1
         total.add(t1, (), owned=True)
@@ -227,6 +227,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

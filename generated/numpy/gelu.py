@@ -42,7 +42,7 @@ def _forward_none(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='none')."""
     x, ctx = _prepare((x,), {})
     t0 = (1/2)*x
-    t1 = scipy.special.erf(np.sqrt(2)*t0, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 = scipy.special.erf(np.sqrt(2)*t0, out=_new_output(ctx))
     t1 += 1
     t1 *= t0
     return _output(t1, (), ctx)
@@ -68,7 +68,7 @@ def _jvp_none(tangents, x, *, approximate='none'):
     total = _Total(ctx)
     if dot_x is not None:
         t0 = x*((1/2)*np.sqrt(2))
-        t1 = np.multiply(scipy.special.erf(t0), 1/2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t1 = np.multiply(scipy.special.erf(t0), 1/2, out=_new_output(ctx))
         t1 += np.exp(-1/2*x**2)*t0/np.sqrt(np.pi)
         t1 += 1/2
         t1 *= dot_x
@@ -79,7 +79,7 @@ def _jvp_none(tangents, x, *, approximate='none'):
 def _forward_tanh(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='tanh')."""
     x, ctx = _prepare((x,), {})
-    t0 = np.tanh(((8943/200000)*x**3 + x)*(np.sqrt(2)/np.sqrt(np.pi)), out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t0 = np.tanh(((8943/200000)*x**3 + x)*(np.sqrt(2)/np.sqrt(np.pi)), out=_new_output(ctx))
     t0 += 1
     t0 *= x
     t0 *= 1/2
@@ -113,7 +113,7 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
         t0 = x**3
         t1 = np.sqrt(2)/np.sqrt(np.pi)
         t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
-        t3 = np.multiply(dot_x, 1/2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t3 = np.multiply(dot_x, 1/2, out=_new_output(ctx))
         t4 = t1*(1 - t2**2)
         t3 *= t2 + t4*x + 1
         t3 += (26829/400000)*dot_x*t0*t4
@@ -293,6 +293,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

@@ -29,7 +29,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/n
-    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
     t2 = np.einsum('...a,...a->...', t1, t1)[..., None]
     t1 *= gamma
     t1 *= 1/np.sqrt(eps + t0*t2)
@@ -75,13 +75,13 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     t0 = 1/n
-    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
     t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t3 = 1/np.sqrt(t2)
     if dot_x is not None:
         t4 = np.sum(dot_x, axis=-1, keepdims=True)
         t5 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
-        t6 = np.multiply(dot_x, t3, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t6 = np.multiply(dot_x, t3, out=_new_output(ctx))
         t6 -= t1*(t0*t5/t2**(3/2))
         t6 -= t0*t3*t4
         t6 *= gamma
@@ -261,6 +261,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

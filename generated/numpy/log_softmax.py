@@ -234,6 +234,11 @@ def _scaled(value, scale, core, shape):
     return value
 
 
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
+
+
 class _Total:
     """The sum of a jvp's terms; a term this call built (``owned``) takes the others in place."""
 

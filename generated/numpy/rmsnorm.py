@@ -29,7 +29,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     t0 = np.einsum('...a,...a->...', x, x)[..., None]
-    t1 = np.multiply(gamma, x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t1 = np.multiply(gamma, x, out=_new_output(ctx))
     t1 *= 1/np.sqrt(eps + t0/n)
     t1 += beta
     return _output(t1, (0,), ctx)
@@ -75,12 +75,12 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
         t3 = np.einsum('...a,...a->...', dot_x, x)[..., None]
-        t4 = np.multiply(dot_x, t2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t4 = np.multiply(dot_x, t2, out=_new_output(ctx))
         t4 -= x*(t0*t3/t1**(3/2))
         t4 *= gamma
         total.add(t4, (0,), owned=True)
     if dot_gamma is not None:
-        t5 = np.multiply(dot_gamma, x, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t5 = np.multiply(dot_gamma, x, out=_new_output(ctx))
         t5 *= t2
         total.add(t5, (0,), owned=True)
     if dot_beta is not None:
@@ -254,6 +254,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

@@ -101,11 +101,11 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
-    t5 = np.multiply(np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t0/t3**2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t5 = np.multiply(np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t0/t3**2, out=_new_output(ctx))
     if dot_q is not None:
         t6 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
         t7 = np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-        t8 = np.multiply(t5, -t6, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t8 = np.multiply(t5, -t6, out=_new_output(ctx))
         t8 += t7*(t0*t4)
         total.add(t8, (0, 1), owned=True)
     if dot_k is not None:
@@ -189,11 +189,11 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     t4 = np.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t6 = t1*t5
-    t7 = np.multiply(np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t1/t4**2, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t7 = np.multiply(np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t1/t4**2, out=_new_output(ctx))
     if dot_q is not None:
         t8 = np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
         t9 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
-        t10 = np.multiply(t8, t6, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t10 = np.multiply(t8, t6, out=_new_output(ctx))
         t10 -= t7*t9
         total.add(t10, (0, 1), owned=True)
     if dot_k is not None:
@@ -381,6 +381,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

@@ -51,7 +51,7 @@ def jvp(tangents, x):
     total = _Total(ctx)
     if dot_x is not None:
         t0 = scipy.special.expit(x)
-        t1 = np.multiply(dot_x, t0, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t1 = np.multiply(dot_x, t0, out=_new_output(ctx))
         t1 *= (1 - t0)*x + 1
         total.add(t1, (), owned=True)
     return _output(total.value, None, ctx)
@@ -223,6 +223,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

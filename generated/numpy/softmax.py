@@ -63,7 +63,7 @@ def jvp(tangents, x, *, axis=-1):
         t0 = np.exp(x, out=x)
         t1 = np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
-        t3 = np.multiply(dot_x, 1/t1, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+        t3 = np.multiply(dot_x, 1/t1, out=_new_output(ctx))
         t3 -= t2/t1**2
         t3 *= t0
         total.add(t3, (0,), owned=True)
@@ -236,6 +236,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:

@@ -25,7 +25,7 @@ _INDEX_INPUTS = {}
 def forward(a, b):
     """a - b."""
     a, b, ctx = _prepare((a, b), {})
-    t0 = np.multiply(b, -1, out=_to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS))
+    t0 = np.multiply(b, -1, out=_new_output(ctx))
     t0 += a
     return _output(t0, (), ctx)
 
@@ -222,6 +222,11 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _new_output(ctx):
+    """A new array for the output (of this call's shape and dtype), laid out on the frame."""
+    return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)
 
 
 class _Total:
