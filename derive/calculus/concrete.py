@@ -163,11 +163,17 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
                 point = random_point(a.free_symbols | b.free_symbols, rng)
-                va, vb = complex(a.evalf(30, subs=point)), complex(b.evalf(30, subs=point))
+                va, vb = _value(a, point), _value(b, point)
                 if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
                     return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
                                         point, va.real, vb.real)
     return None
+
+
+def _value(expr: sp.Expr, point: dict[sp.Symbol, sp.Expr]) -> complex:
+    """``expr`` at ``point`` (30-digit Floats): substituted first, so SymPy folds the numbers as it
+    rebuilds the tree, then evaluated (``evalf(subs=...)`` walks it again per node, ~10x slower)."""
+    return complex(expr.xreplace(point).evalf(30))
 
 
 def coincidence_patterns(ranges: list[range], axes: list[sp.Expr], rng: random.Random) -> list[tuple[int, ...]]:
