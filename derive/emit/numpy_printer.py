@@ -137,7 +137,8 @@ class KernelPrinter(NumPyPrinter):
         if isinstance(expr, sp.Add):
             return f"np.add({self._print(expr.args[0])}, {self._print(sp.Add(*expr.args[1:]))}, out={out})"
         code = self._print(expr)
-        if not (isinstance(expr, sp.Function) and len(expr.args) == 1 and code.startswith(("np.", "scipy.special.")) and code.endswith(")")):
+        ufunc = code.startswith(("np.", "scipy.special.")) and code.endswith(")")
+        if not (isinstance(expr, sp.Function) and len(expr.args) == 1 and ufunc):
             raise LoweringError(f"{expr} cannot be computed into an existing array")
         return f"{code[:-1]}, out={out})"
 
