@@ -67,6 +67,11 @@ def in_place(plan: Scheduled, seed: str, owned_inputs: tuple[str, ...] = (),
     return _Lowering(plan, seed, owned_inputs, guarded, like_seed, seed_spans).run()
 
 
+def _writable(expr: sp.Expr) -> bool:
+    """Can ``expr`` be computed into an existing array (``print_into``: its last operation as a ufunc)?"""
+    return isinstance(expr, (sp.Add, sp.Mul, *ELEMENTWISE))
+
+
 def _names(expr: sp.Expr) -> set[str]:
     return {str(b.label) for b in expr.atoms(sp.IndexedBase)} | {str(s) for s in expr.atoms(sp.Symbol)}
 
@@ -144,7 +149,7 @@ class _Lowering:
         self.seed_spans = seed_spans if seed_spans is not None else free_indices(seeds[0]) if seeds else None
         self.result_like = seed_spans is not None and like_seed is not None
         self.free_start = False
-        """True while lowering a result that starts in a new array like the seed (a forward)."""
+        """True while lowering a result that starts in a new array like the seed (a forward's, a jvp term's)."""
         taken = [int(str(s)[1:]) for _, s, _ in self.items if s is not None and str(s)[1:].isdigit()]
         self.count = max(taken, default=-1) + 1  # CSE may leave gaps: fresh names start past them
         self.seeded, self.block_of = {seed}, {name: None for name in owned_inputs}
@@ -223,7 +228,7 @@ class _Lowering:
         for steps in self.steps.values():
             for index, step in enumerate(steps):
                 if str(step.symbol) == name and step.op == "=":
-                    fits = step.out is None and isinstance(step.expr, (sp.Add, sp.Mul, *ELEMENTWISE))
+                    fits = step.out is None and _writable(step.expr)
                     return (steps, index) if fits else None
         return None
 
@@ -251,14 +256,14 @@ class _Lowering:
         """``target = expr``, computed into a dead buffer when one fits (or, starting a forward's
         result, into a new array like the seed)."""
         out = self.dead_buffer(expr, spans)
-        if out is None and self.free_start and isinstance(expr, (sp.Add, sp.Mul, *ELEMENTWISE)):
+        if out is None and self.free_start and _writable(expr):
             out = self.like_seed
         return Step(target, expr, out=out)
 
     def startable(self, expr: sp.Expr) -> bool:
         """May ``expr`` start a buffer: computed from the seed, or a result started in a new array
         like it (which needs an operation that can write into it)."""
-        return self.depends(expr) or self.free_start and isinstance(expr, (sp.Add, sp.Mul, *ELEMENTWISE))
+        return self.depends(expr) or self.free_start and _writable(expr)
 
     def ownable(self, expr: sp.Expr, position: int, spans: set) -> bool:
         """Does a term or factor of ``expr`` hold a temporary that may become its buffer?"""

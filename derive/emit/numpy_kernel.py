@@ -15,7 +15,7 @@ from ..calculus.indices import bound_indices, free_indices, fresh_index, index_n
 from ..calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ..model import OperatorModel, dim_of
 from .numpy_printer import ArraySpec, KernelPrinter
-from .inplace import in_place as lower_in_place
+from .inplace import Lowered, in_place as lower_in_place
 from .schedule import Output, schedule
 from .stable import stabilize
 
@@ -39,10 +39,10 @@ class Block:
     result: str
     positions: str
     """Frame positions of the result's axes (a Python tuple literal)."""
-    scale: str = ""
-    """``, scale=<per-row factor>`` when the runtime applies the result's last factor."""
-    owned: bool = False
-    """The result is an array this call built, which the runtime may add other terms into."""
+    keywords: str = ""
+    """Extra keyword arguments of the runtime call taking the result: ``, scale=<per-row factor>``
+    when it applies the result's last factor, ``, owned=True`` when the result is an array this call
+    built, which it may add other terms into."""
 
 
 @dataclass(frozen=True)
@@ -277,11 +277,17 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     blocks = tuple(
         Block(o.name, o.guard, statements(lowered.own[o.name]), printer.doprint(lowered.results[o.name]),
               positions[o.name],
-              f", scale={printer.doprint(lowered.scales[o.name])}" if o.name in lowered.scales else "",
-              o.name in lowered.owned)
+              _keywords(o.name, lowered, printer, lowering))
         for o in outputs
     )
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
+
+
+def _keywords(name: str, lowered: Lowered, printer: KernelPrinter, lowering: str) -> str:
+    """The extra keyword arguments of the runtime call that takes output ``name`` (see ``Block``)."""
+    if name in lowered.scales:
+        return f", scale={printer.doprint(lowered.scales[name])}"
+    return ", owned=True" if lowering == "output" and name in lowered.owned else ""
 
 
 OUTPUT_ARRAY = "_new_output(ctx)"
