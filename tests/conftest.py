@@ -60,7 +60,7 @@ def required_params(name: str, sizes: dict) -> dict:
 
 def _values(shape: tuple, domain: str, rng: np.random.Generator, dtype, upper: int = 0) -> np.ndarray:
     if domain == "index":
-        return rng.integers(0, upper, size=shape)
+        return rng.integers(0, max(upper, 1), size=shape)  # (labels of 0 classes: out of range)
     values = rng.standard_normal(shape)
     if domain == "positive":
         values = np.abs(values) + 0.5

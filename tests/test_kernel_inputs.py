@@ -141,3 +141,77 @@ def test_tangent_problems_are_value_errors(name, rng):
     with pytest.raises(ValueError, match=rf"tangent for '{model.inputs[position].name}' has shape "
                                          rf"{re.escape(str(tangents[position].shape))}; input"):
         kernel.jvp(tangents, *inputs, **params)
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_float16_is_computed_in_float32_and_returned_as_float16(name, rng):
+    """float16 in gives float16 out, as close to the float64 result on the same values as float16
+    can hold: the kernel computes in float32 inside (float16 alone overflows a sum of 1000 x 100)."""
+    kernel, model, inputs, params = case(name, rng)
+    half = [a if is_index(inp) else a.astype(np.float16) for a, inp in zip(inputs, model.inputs)]
+    wide = [a if is_index(inp) else a.astype(np.float64) for a, inp in zip(half, model.inputs)]
+    floats = [p for p, inp in enumerate(model.inputs) if not is_index(inp)]
+    y = kernel.forward(*half, **params)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(y, kernel.forward(*wide, **params), rtol=4e-3, atol=4e-3)
+    cotangent = rng.standard_normal(y.shape).astype(np.float16)
+    grads, expected = kernel.vjp(cotangent, *half, **params), kernel.vjp(cotangent.astype(np.float64), *wide, **params)
+    for p in floats:
+        assert grads[p].dtype == np.float16
+        np.testing.assert_allclose(grads[p], expected[p], rtol=1e-2, atol=1e-2, err_msg=f"d{model.inputs[p].name}")
+    tangents = [rng.standard_normal(a.shape).astype(np.float16) if p in floats else None for p, a in enumerate(half)]
+    tangent = kernel.jvp(tangents, *half, **params)
+    assert tangent.dtype == np.float16
+    wide_tangents = [None if t is None else t.astype(np.float64) for t in tangents]
+    np.testing.assert_allclose(tangent, kernel.jvp(wide_tangents, *wide, **params), rtol=1e-2, atol=1e-2)
+
+
+def test_float16_sums_that_overflow_float16_stay_finite():
+    """The sum of 1000 float16 values of 100 is 1e5, beyond float16's 65504; the mean is not."""
+    x = np.full(1000, 100, np.float16)
+    assert load_kernel("reduce_mean").forward(x) == np.float16(100)
+    x = (100 + np.arange(1000) % 7).astype(np.float16).reshape(2, 500)
+    y = load_kernel("layernorm").forward(x)
+    assert y.dtype == np.float16 and np.all(np.isfinite(y))
+    centred = x.astype(np.float64) - x.astype(np.float64).mean(axis=-1, keepdims=True)
+    np.testing.assert_allclose(y, centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + 1e-5), atol=1e-2)
+
+
+def empty_axis_cases() -> list[tuple[str, str]]:
+    """Every core axis of every operator that has core axes (elementwise ones have none)."""
+    return [(name, str(d)) for name in OPERATORS for d in registry.get(name).dims()
+            if registry.get(name).layout.kind != "elementwise"]
+
+
+@pytest.mark.parametrize("name,axis", empty_axis_cases())
+def test_an_empty_core_axis_is_a_value_error_naming_the_input(name, axis, rng):
+    """A core axis of length 0 (nothing to normalise, average or contract over) is refused before any
+    arithmetic: a ValueError naming the input and its shape, not ZeroDivisionError or NumPy's message."""
+    kernel, model = load_kernel(name), registry.get(name)
+    sizes, batch = shape_cases(name)[4]
+    if model.layout.kind in ("channels", "groups") and axis == str(model.dims()[-1]):
+        batch = (0,)  # x (N, C, *spatial): the spatial axes make up the model's last axis
+    inputs, params = make_inputs(name, {**sizes, axis: 0}, batch, rng)
+    if params.get("num_groups") == 0:  # group_norm's G is its num_groups parameter
+        message = r"group_norm: num_groups=0 must be a positive integer"
+    else:
+        message = rf"{name}: input '(\w+)' has shape \(([\d, ]*)\): its axis {axis} has length 0"
+    tangents = [None] * len(inputs)
+    for call in (lambda: kernel.forward(*inputs, **params), lambda: kernel.vjp(np.ones(1), *inputs, **params),
+                 lambda: kernel.jvp(tangents, *inputs, **params)):
+        with pytest.raises(ValueError, match=message) as raised:
+            call()
+        named = re.search(message, str(raised.value))
+        if named.groups():
+            position = [inp.name for inp in model.inputs].index(named[1])
+            assert str(inputs[position].shape) == f"({named[2]})" and 0 in inputs[position].shape
+
+
+@pytest.mark.parametrize("name", [n for n in OPERATORS if registry.get(n).layout.kind == "elementwise"])
+def test_elementwise_operators_take_empty_arrays_as_numpy_does(name, rng):
+    """Elementwise operators have no core axis: an empty input gives an empty output, like NumPy."""
+    kernel, model = load_kernel(name), registry.get(name)
+    inputs = [np.zeros((2, 0)) for _ in model.inputs]
+    assert kernel.forward(*inputs).shape == (2, 0)
+    assert all(g.shape == (2, 0) for g in kernel.vjp(np.zeros((2, 0)), *inputs))
+    assert kernel.jvp(inputs, *inputs).shape == (2, 0)

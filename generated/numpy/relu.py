@@ -54,10 +54,13 @@ def jvp(tangents, x):
 
 
 class _Context:
-    """What one call shares: output shape (as laid out), core axis sizes, dtype, layout state."""
+    """What one call shares: output shape (as laid out), core axis sizes, the dtype computed in
+    (float16 is computed in float32) and the dtype returned, layout state, and the arrays the caller
+    passed and this call returned (no result shares memory with them: see ``_own``)."""
 
-    def __init__(self, out_shape, sizes, dtype, state):
+    def __init__(self, out_shape, sizes, dtype, result_dtype, state, borrowed):
         self.out_shape, self.sizes, self.dtype, self.state = out_shape, sizes, dtype, state
+        self.result_dtype, self.borrowed, self.returned = result_dtype, borrowed, []
 
 
 def _floating(name, value):
@@ -82,9 +85,12 @@ def _prepare(arrays, options):
         if array is None and name not in _OPTIONAL:
             raise TypeError(f"{_OP}: input {name!r} is required, got None")
     arrays = [None if a is None else _checked(n, a) for n, a in zip(INPUTS, arrays)]
+    borrowed = [a for a in arrays if a is not None]
+    shapes = [None if a is None else a.shape for a in arrays]
+    arrays, dtype, result_dtype = _computed(arrays)
     arrays, state = _layout_inputs(arrays, options)
-    sizes, owners, batches = {}, {}, []
-    for name, array in zip(INPUTS, arrays):
+    sizes, owners, batches, empty = {}, {}, [], []
+    for name, array, given_shape in zip(INPUTS, arrays, shapes):
         if array is None:
             continue
         core = _CORE_AXES[name]
@@ -93,6 +99,7 @@ def _prepare(arrays, options):
                 f"{_OP}: input {name!r} has shape {array.shape}; it needs at least "
                 f"{len(core)} axes ({', '.join(core)})")
         lead = array.ndim - len(core)
+        empty += [(name, given_shape, a) for a, length in zip(core, array.shape[lead:]) if not length]
         for axis_name, length in zip(core, array.shape[lead:]):
             if sizes.setdefault(axis_name, length) != length:
                 other, shape = owners[axis_name]
@@ -101,6 +108,8 @@ def _prepare(arrays, options):
                     f"{shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
             owners.setdefault(axis_name, (name, array.shape))
         batches.append((name, array.shape[:lead]))
+    if empty:
+        _refuse_empty(empty)
     try:
         batch = np.broadcast_shapes(*(shape for _, shape in batches))
     except ValueError:
@@ -110,10 +119,24 @@ def _prepare(arrays, options):
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
-    floats = [a for n, a in zip(INPUTS, arrays) if a is not None and n not in _INDEX_INPUTS]
-    dtype = np.result_type(*floats)
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
-    return (*arrays, _Context(out_shape, sizes, dtype, state))
+    return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _computed(arrays):
+    """The inputs as computed, the dtype they are computed in and the dtype results are returned in
+    (NumPy's promotion of the floating inputs): float16 is computed in float32, which holds its sums."""
+    floats = [a.dtype for n, a in zip(INPUTS, arrays) if a is not None and n not in _INDEX_INPUTS]
+    result_dtype = np.result_type(*floats)
+    dtype = np.promote_types(result_dtype, np.float32)
+    return [a.astype(dtype) if a is not None and a.dtype == np.float16 else a for a in arrays], dtype, result_dtype
+
+
+def _refuse_empty(empty):
+    """A ValueError for a core axis of length 0, naming an input whose own shape holds the 0."""
+    name, shape, axis_name = min(empty, key=lambda e: 0 not in e[1])
+    raise ValueError(f"{_OP}: input {name!r} has shape {shape}: its axis {axis_name} has length 0; "
+                     f"{_OP} needs at least one entry along it")
 
 
 def _choose(name, value, choices):
@@ -161,7 +184,9 @@ def _fit(value, shape):
 
 
 def _cotangent(cotangent, ctx):
-    dy = _layout_cotangent(_floating("cotangent", cotangent), ctx.state)
+    dy = _floating("cotangent", cotangent)
+    ctx.borrowed.append(dy)
+    dy = _layout_cotangent(dy, ctx.state)
     if dy.shape != ctx.out_shape:
         raise ValueError(
             f"{_OP}: cotangent has shape {np.shape(cotangent)}; "
@@ -183,6 +208,7 @@ def _tangents(tangents, given, ctx):
         if array is None:
             raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
         tangent = _floating(f"tangent for {name!r}", tangent)
+        ctx.borrowed.append(tangent)
         if tangent.shape != np.shape(array):
             raise ValueError(
                 f"{_OP}: tangent for {name!r} has shape {tangent.shape}; "
@@ -196,7 +222,7 @@ def _output(value, positions, ctx):
         value = np.zeros(ctx.out_shape, dtype=ctx.dtype)
     elif positions is not None:
         value = _fit(_from_frame(value, positions), ctx.out_shape)
-    return _layout_output(np.asarray(value).astype(ctx.dtype, copy=False), ctx.state)
+    return _own(_layout_output(np.asarray(value).astype(ctx.result_dtype, copy=False), ctx.state), ctx)
 
 
 def _gradient(value, positions, name, like, ctx, scale=None):
@@ -204,7 +230,16 @@ def _gradient(value, positions, name, like, ctx, scale=None):
     if scale is not None:
         value = _scaled(value, _from_frame(scale, ()), len(positions), np.shape(like))
     value = _fit(value, np.shape(like))
-    return _layout_gradient(name, value.astype(ctx.dtype, copy=False), ctx.state)
+    return _own(_layout_gradient(name, value.astype(ctx.result_dtype, copy=False), ctx.state), ctx)
+
+
+def _own(value, ctx):
+    """``value``, copied when it shares memory with an array the caller passed (an input, the
+    cotangent, a tangent) or a result this call already returned; only then, so memory stays low."""
+    if any(np.may_share_memory(value, other) for other in (*ctx.borrowed, *ctx.returned)):
+        value = value.copy()
+    ctx.returned.append(value)
+    return value
 
 
 def _scaled(value, scale, core, shape):
