@@ -115,8 +115,10 @@ def test_each_step_names_its_rules_and_every_equation_was_checked(name):
     assert steps and all(e["rules"] for e in steps if not e["label"].endswith(":step-0"))
     assert {e["check"] for e in equations} <= {"symbolic", "random points", "definition"}
     assert all(e["check"] != "definition" for e in equations if e["kind"] != "definition")
-    for equation in equations:
-        assert rebuild(equation["lhs"]) is not None and rebuild(equation["rhs"]) is not None
+    for equation in equations:  # both sides load back, and the right uses no index the left lacks
+        lhs, rhs = rebuild(equation["lhs"]), rebuild(equation["rhs"])
+        assert isinstance(lhs, sp.Basic) and isinstance(rhs, sp.Basic), equation["label"]
+        assert free_indices(rhs) <= free_indices(lhs), f"{equation['label']}: {free_indices(rhs) - free_indices(lhs)}"
 
 
 @pytest.mark.parametrize("name", OPERATORS)
