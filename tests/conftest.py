@@ -58,7 +58,8 @@ def required_params(name: str, sizes: dict) -> dict:
     return {"num_groups": sizes["G"]} if any(p.name == "num_groups" for p in model.params) else {}
 
 
-def _values(shape: tuple, domain: str, rng: np.random.Generator, dtype, upper: int = 0) -> np.ndarray:
+def random_values(shape: tuple, domain: str, rng: np.random.Generator, dtype=np.float64, upper: int = 0) -> np.ndarray:
+    """Random entries for an input of ``domain``: labels below ``upper``, positive, nonzero or any real."""
     if domain == "index":
         return rng.integers(0, max(upper, 1), size=shape)  # (labels of 0 classes: out of range)
     values = rng.standard_normal(shape)
@@ -92,7 +93,7 @@ def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
     for position, inp in enumerate(model.inputs):
         shape = user_shape(model, inp, sizes, batch, position)
         upper = sizes[str(inp.index_of)] if inp.index_of is not None else 0
-        arrays.append(_values(shape, inp.domain, rng, dtype, upper))
+        arrays.append(random_values(shape, inp.domain, rng, dtype, upper))
     return arrays, required_params(name, sizes)
 
 

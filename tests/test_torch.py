@@ -21,7 +21,8 @@ import torch
 
 from derive import registry
 
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, shape_cases, user_shape
+from conftest import (OPERATORS, float_positions, load_kernel, make_inputs, random_values, shape_cases,
+                      user_shape)
 
 F = torch.nn.functional
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -83,21 +84,11 @@ class Case:
     label: str = ""
 
     def inputs(self, rng: np.random.Generator) -> list:
+        """Random inputs of these shapes; class labels (cross_entropy's target) below the logits' C."""
         model = registry.get(self.name)
-        arrays = []
-        for inp, shape in zip(model.inputs, self.shapes):
-            if shape is None:
-                arrays.append(None)
-            elif inp.domain == "index":
-                arrays.append(rng.integers(0, self.classes(), size=shape))
-            else:
-                values = rng.standard_normal(shape)
-                arrays.append(np.abs(values) + 0.5 if inp.domain == "positive" else
-                              np.sign(values) * (np.abs(values) + 0.5) if inp.domain == "nonzero" else values)
-        return arrays
-
-    def classes(self) -> int:
-        return self.shapes[0][-1]  # cross_entropy's C: the logits' last axis
+        return [None if shape is None else
+                random_values(shape, inp.domain, rng, upper=self.shapes[0][-1] if inp.domain == "index" else 0)
+                for inp, shape in zip(model.inputs, self.shapes)]
 
 
 def _shapes(name: str, sizes: dict, batch: tuple) -> list:
