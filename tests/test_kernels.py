@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from derive import registry
+
 import finite_differences
 import reference
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, param_cases, shape_cases
+from conftest import OPERATORS, float_positions, load_kernel, make_inputs, param_cases, random_values, shape_cases
 
 CASES = [(name, sizes, batch, params) for name in OPERATORS for sizes, batch in shape_cases(name)
          for params in param_cases(name)]
@@ -53,6 +55,25 @@ def test_jvp_matches_finite_differences(name, sizes, batch, params, rng):
         expected = finite_differences.jvp(kernel.forward, tangents, inputs, params)
         np.testing.assert_allclose(kernel.jvp(tangents, *inputs, **params), expected, rtol=1e-6, atol=1e-7,
                                    err_msg=f"{name}: tangent of input {kernel.INPUTS[position]}")
+
+
+BINARY = [name for name in OPERATORS if registry.get(name).layout.kind in ("elementwise", "flatten")
+          and len(registry.get(name).inputs) == 2]
+SIZE_ONE = [((2, 3), (1, 3)), ((1, 3), (2, 3)), ((2, 1), (1, 3)), ((3, 1, 2), (4, 1)), ((), (2, 3))]
+
+
+@pytest.mark.parametrize("shapes", SIZE_ONE, ids=[f"{a}-with-{b}" for a, b in SIZE_ONE])
+@pytest.mark.parametrize("name", BINARY)
+def test_gradients_of_broadcast_inputs_are_summed_over_their_size_one_axes(name, shapes, rng):
+    """An input broadcast along a size-1 axis gets the gradient summed along it, in its own shape."""
+    kernel = load_kernel(name)
+    model = registry.get(name)
+    inputs = [random_values(shape, inp.domain, rng) for inp, shape in zip(model.inputs, shapes)]
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs)))
+    for position, grad in enumerate(kernel.vjp(cotangent, *inputs)):
+        assert grad.shape == shapes[position]
+        np.testing.assert_allclose(grad, finite_differences.vjp(kernel.forward, cotangent, inputs, position),
+                                   rtol=1e-6, atol=1e-8, err_msg=f"{name}: gradient of {kernel.INPUTS[position]}")
 
 
 @pytest.mark.parametrize("name", OPERATORS)
