@@ -90,7 +90,7 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     derived, claimed = _fix(derived, values), _fix(claimed, values)
     plain_derived, plain_claimed = elementary(derived), elementary(claimed)
     difference = symbolic_difference(plain_derived, plain_claimed)
-    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed)
+    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True)
     if disagreement is None and difference != 0:
         disagreement = nonzero_elsewhere(plain_derived, plain_claimed, elementary(difference), model.dims(),
                                          max(sizes) + 1, seed)

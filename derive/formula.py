@@ -119,7 +119,9 @@ def _read(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], local: dict
     except SyntaxProblem as error:
         raise FormulaError(f"cannot parse {context}: {error}") from None
     except ReadError as error:
-        hint = "; write Piecewise((a, condition), (b, True))" if ("IfExp" in str(error) or "BoolOp" in str(error)) else ""
+        hint = ("; write Piecewise((a, condition), (b, True))" if ("IfExp" in str(error) or "BoolOp" in str(error))
+                else f"; use SymPy's ({', '.join(n for n in MATH_NAMES if n not in ('pi', 'E'))}) or the helpers "
+                     f"{', '.join(HELPERS)}" if str(error).startswith("unknown function") else "")
         raise FormulaError(f"cannot read {context}: {error}{hint}") from None
     if not isinstance(expr, sp.Expr):
         raise FormulaError(f"{context} is not an expression (it reads as {type(expr).__name__})")

@@ -84,6 +84,8 @@ class _Walker:
     def walk(self, node: ast.AST) -> Any:
         method = getattr(self, f"_{type(node).__name__}", None)
         arithmetic_only = type(node).__name__ in ("BinOp", "UnaryOp", "Compare", "Subscript")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_number(node.operand):
+            arithmetic_only = False  # a negative literal, -1
         if method is None or (arithmetic_only and not self.grammar.arithmetic):
             raise ReadError(f"Python's {type(node).__name__} is not part of {self.grammar.language} ({_source(node)})")
         return method(node)
@@ -111,9 +113,11 @@ class _Walker:
         return tuple(self.walk(element) for element in node.elts)
 
     def _Call(self, node: ast.Call) -> Any:
-        if not isinstance(node.func, ast.Name) or node.func.id not in self.grammar.calls:
-            what = node.func.id if isinstance(node.func, ast.Name) else _source(node.func)
-            raise ReadError(f"unknown function {what}")
+        if not isinstance(node.func, ast.Name):
+            raise ReadError(f"Python's {type(node.func).__name__} is not part of {self.grammar.language} "
+                            f"({_source(node.func)}); call a function by its name")
+        if node.func.id not in self.grammar.calls:
+            raise ReadError(f"unknown function {node.func.id}")
         name = node.func.id
         args = [self._argument(name, position, arg) for position, arg in enumerate(node.args)]
         keywords = {}
@@ -169,6 +173,10 @@ class _Walker:
             raise ReadError(f"{_source(node.value)} is not an array: it cannot be indexed ({_source(node)})")
         entries = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return base[tuple(self.walk(entry) for entry in entries)]
+
+
+def _is_number(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
 
 
 def _source(node: ast.AST) -> str:

@@ -151,15 +151,17 @@ def distinct_sizes(dims: Iterable[sp.Symbol], size: int) -> dict[sp.Symbol, int]
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
             trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
-            entries: int | None = None) -> Disagreement | None:
+            entries: int | None = None, distinct: bool = False) -> Disagreement | None:
     """The first point where ``left`` and ``right`` differ, over several sizes, or None.
 
-    At each size the axes get distinct lengths (``distinct_sizes``).  Every combination of free index values is tried, or ``entries`` of them drawn at random.
+    At each size every axis has that length, or with ``distinct`` each its own (``distinct_sizes``,
+    so that N and S cannot be confused).  Every combination of free index values is tried, or
+    ``entries`` of them drawn at random.
     """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
     for size in sizes:
-        fixed = distinct_sizes(dims, size)
+        fixed = distinct_sizes(dims, size) if distinct else {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
         combos = list(itertools.product(*ranges))
         if entries is not None and len(combos) > entries:
