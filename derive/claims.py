@@ -27,6 +27,8 @@ from .model import OperatorModel, Param, dim_of
 
 KINDS = ("jacobian", "vjp", "jvp")
 SIZES = (1, 2, 3, 4)
+ENTRIES = 64
+"""At most this many combinations of free index values are tried per size (drawn at random beyond)."""
 SIMPLIFY_LIMIT = 400
 """Operation count above which the difference is not handed to ``sympy.simplify``."""
 
@@ -90,7 +92,8 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     derived, claimed = _fix(derived, values), _fix(claimed, values)
     plain_derived, plain_claimed = elementary(derived), elementary(claimed)
     difference = symbolic_difference(plain_derived, plain_claimed)
-    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True)
+    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True,
+                           entries=ENTRIES)
     if disagreement is None and difference != 0:
         disagreement = nonzero_elsewhere(plain_derived, plain_claimed, elementary(difference), model.dims(),
                                          max(sizes) + 1, seed)
@@ -187,6 +190,9 @@ def _fixed_values(model: OperatorModel, fixed: dict[str, str]) -> dict[sp.Basic,
             targets.setdefault(str(param.symbol), param.symbol)
     values: dict[sp.Basic, sp.Expr] = {}
     for name, text in fixed.items():
+        if name not in targets and any(p.name == name for p in model.params):
+            raise ClaimError(f"--fix {name}={text}: {model.name}'s parameter {name} does not enter the formula "
+                             "(it says how a kernel lays out or applies it), so it cannot be fixed")
         if name not in targets:
             known = ", ".join(sorted([*targets, *_choice_params(model)]))
             raise ClaimError(f"--fix {name}={text}: {model.name} has no input or parameter {name!r} (known: {known})")
