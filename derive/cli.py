@@ -138,11 +138,13 @@ def _claim_parser(commands) -> None:
     claim = commands.add_parser(
         "claim", help="check a hand-derived Jacobian, VJP or JVP formula against the derivation",
         description="Check a formula against the derived one: equal or not, symbolically where SymPy can "
-                    "decide and always at random points for several sizes.  Formulas use SymPy syntax and "
-                    "the operator's names as `derive show` prints them: inputs x[k], the cotangent dy[i], "
+                    "decide and always at random points for several sizes, each axis its own length.  "
+                    "Formulas use SymPy's notation and the operator's names as `derive show` prints them "
+                    "(parsed, never run as Python): inputs x[k], the cotangent dy[i], "
                     "tangents dot_x[k], the output y[i], sizes (n), parameters (epsilon), named "
-                    "intermediates (r, mu, sigma, S), Sum(f, (j, 0, n - 1)), and the helpers sum(f, j), "
-                    "mean(f, j), delta(i, k), sigmoid(t).  Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
+                    "intermediates (r, mu, sigma, S) and your own (--let), Sum(f, (j, 0, n - 1)), and the "
+                    "helpers sum(f, j), mean(f, j), delta(i, k), sigmoid(t).  "
+                    "Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
     claim.add_argument("operator", nargs="?", help="operator name (optional with a one-operator --model)")
     _model_option(claim)
     claim.add_argument("--wrt", required=True, metavar="INPUT", help="the input differentiated by")

@@ -3,8 +3,9 @@
 Inputs are ``IndexedBase`` arrays (``x[k]``), the cotangent is ``dy[i]``, tangents ``dot_x[k]``, the
 output ``y[i]``; sizes, parameters (by name or symbol name) and the model's named intermediates
 (``r``, ``mu`` ...) resolve to the very objects the engine uses.  Helpers: ``sum(f, j)`` and
-``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  Every problem is
-a ``FormulaError``.
+``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  The text is read
+by ``derive.reader`` (an AST walk over these names and SymPy's functions), never evaluated.  Every
+problem is a ``FormulaError``.
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ def _check_names(model: OperatorModel) -> None:
     sizes, indices, symbols and named intermediates."""
     where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
     check_name(model.name, "operator", where)
+    for what, expr in (("the output", model.output), *((f"the intermediate {n!r}", d) for n, d in model.where)):
+        if not isinstance(expr, (sp.Expr, int, float)):  # SymPy would parse (run) a string: never accepted
+            raise ModelError(f"{where}: {what} is a {type(expr).__name__}, not a SymPy expression")
     for inp in model.inputs:
         check_name(inp.name, "input", where)
     for param in model.params:
@@ -75,7 +78,7 @@ def _check_names(model: OperatorModel) -> None:
         check_name(name, "intermediate", where)
     for expr in (model.output, *(d for _, d in model.where), *model.dims(), *model.output_indices,
                  *(p.symbol for p in model.params if p.symbol is not None)):
-        for atom in sp.sympify(expr).atoms(sp.Symbol, sp.Idx, sp.IndexedBase):
+        for atom in (expr.atoms(sp.Symbol, sp.Idx, sp.IndexedBase) if isinstance(expr, sp.Basic) else ()):
             label = atom.label if isinstance(atom, (sp.Idx, sp.IndexedBase)) else atom
             check_name(getattr(label, "name", str(label)), "symbol" if isinstance(atom, sp.Symbol) else "index"
                        if isinstance(atom, sp.Idx) else "array", where)

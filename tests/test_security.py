@@ -8,6 +8,7 @@ current folder or put a live command into a generated file; the tests check that
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -134,6 +135,16 @@ def model(name: str = "op", input_name: str = "x", summary: str = "y = 2 x", tor
 def test_a_name_that_is_not_an_identifier_is_refused(field, bad):
     with pytest.raises(ModelError, match=re.escape(repr(bad))):
         validate(model(**{field: bad}))
+
+
+def test_an_output_written_as_text_is_refused_not_parsed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = "__import__('os').system('touch F')"
+    with pytest.raises(ModelError, match="the output is a str, not a SymPy expression"):
+        derive.derive(dataclasses.replace(model(), output=text))
+    with pytest.raises(ModelError, match="the intermediate 'r' is a str"):
+        derive.derive(dataclasses.replace(model(), where=(("r", text),)))
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_operator_named_to_leave_the_output_folder_writes_nothing(tmp_path, capsys):
