@@ -109,7 +109,8 @@ def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str =
     for name, definition in (let or {}).items():
         _check_let_name(name, local)
         local[name] = fresh_dummies(_read(definition, model, free, local, f"--let {name}"))
-    return _read(text, model, free, local, f"{what} {text!r}")
+    shown = text if len(text) <= 200 else text[:197] + "..."  # a message stays readable
+    return _read(text, model, free, local, f"{what} {shown!r}")
 
 
 def _read(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], local: dict[str, object],

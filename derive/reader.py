@@ -61,7 +61,12 @@ def read(text: str, grammar: Grammar) -> Any:
         raise SyntaxProblem(message) from None
     except ValueError as error:  # a NUL byte
         raise SyntaxProblem(str(error)) from None
-    return _Walker(grammar).walk(tree.body)
+    except (RecursionError, MemoryError):
+        raise SyntaxProblem("it is nested too deeply to read") from None
+    try:
+        return _Walker(grammar).walk(tree.body)
+    except RecursionError:
+        raise ReadError("it is nested too deeply to read") from None
 
 
 _BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
