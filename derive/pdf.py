@@ -49,8 +49,10 @@ def compiler() -> list[str]:
 
 
 def tex_environment() -> dict[str, str]:
-    """The environment TeX runs in: this process's, with ``SAFE_KPATHSEA`` over it."""
-    return {**os.environ, **SAFE_KPATHSEA}
+    """The environment TeX runs in: this process's, with ``SAFE_KPATHSEA`` over it and without
+    ``TEXMFOUTPUT`` (paranoid mode lets TeX write and read anywhere under that folder)."""
+    env = {name: value for name, value in os.environ.items() if name != "TEXMFOUTPUT"}
+    return {**env, **SAFE_KPATHSEA}
 
 
 def documents(source: Path, names: list[str]) -> list[str]:

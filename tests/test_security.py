@@ -213,8 +213,9 @@ def test_tex_runs_without_shell_escape_and_reads_only_its_folder(found, monkeypa
     command = pdf.compiler()
     assert command[0] == found and "-no-shell-escape" in command and "-shell-escape" not in command
     monkeypatch.setenv("openin_any", "a")
+    monkeypatch.setenv("TEXMFOUTPUT", "/")
     env = pdf.tex_environment()
-    assert env["openin_any"] == "p" and env["openout_any"] == "p"
+    assert env["openin_any"] == "p" and env["openout_any"] == "p" and "TEXMFOUTPUT" not in env
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex (CI installs TeX Live)")
