@@ -158,7 +158,8 @@ def _claim_parser(commands) -> None:
                             "of its choices, e.g. --fix approximate=tanh (repeatable)")
     claim.add_argument("--let", action="append", default=[], metavar="NAME=FORMULA",
                        help="name an intermediate the formula may use, "
-                            "e.g. --let \"rstd=1/sqrt(mean(x[j]**2, j) + eps)\" (repeatable; one may use the ones before)")
+                            "e.g. --let \"rstd=1/sqrt(mean(x[j]**2, j) + eps)\" "
+                            "(repeatable; one may use the ones before)")
     claim.add_argument("--diagonal", action="store_true",
                        help="compare only the diagonal of a Jacobian claim (k set to i), "
                             "for statements about dy_i/dx_i")

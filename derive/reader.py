@@ -168,8 +168,8 @@ class _Walker:
 
     def _Compare(self, node: ast.Compare) -> Any:
         if len(node.ops) != 1 or type(node.ops[0]) not in _COMPARE:
-            raise ReadError(f"the comparison {_source(node)} is not part of {self.grammar.language} (compare two values with "
-                            "<, <=, >, >=, == or !=)")
+            raise ReadError(f"the comparison {_source(node)} is not part of {self.grammar.language} "
+                            "(compare two values with <, <=, >, >=, == or !=)")
         return _COMPARE[type(node.ops[0])](self.walk(node.left), self.walk(node.comparators[0]))
 
     def _Subscript(self, node: ast.Subscript) -> Any:

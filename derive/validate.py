@@ -2,7 +2,8 @@
 
 ``validate(model)`` raises ``ModelError`` naming the operator, its file and the offending part:
 an index bound by no sum and no output position, an array indexed outside its axes, a name that
-is neither an input, a size nor a parameter, a name that is not an identifier (``../../x``, ``class``).  ``check_indexing`` is the index-range check alone.
+is neither an input, a size nor a parameter, a name that is not an identifier (``../../x``,
+``class``).  ``check_indexing`` is the index-range check alone.
 """
 
 from __future__ import annotations

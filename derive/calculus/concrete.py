@@ -173,8 +173,8 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
                 point = random_point(a.free_symbols | b.free_symbols, rng)
                 va, vb = _value(a, point), _value(b, point)
                 if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
-                    return Disagreement({str(d): v for d, v in fixed.items()}, {str(i.label): v for i, v in values.items()},
-                                        point, va.real, vb.real)
+                    where = {str(i.label): v for i, v in values.items()}
+                    return Disagreement({str(d): v for d, v in fixed.items()}, where, point, va.real, vb.real)
     return None
 
 
