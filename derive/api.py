@@ -146,8 +146,11 @@ def load_kernel(path: str | Path) -> ModuleType:
 
 
 def claim(model: OperatorModel | str, wrt: str, formula: str, kind: str = "vjp", *,
-          fixed: dict[str, str] | None = None, diagonal: bool = False,
+          fixed: dict[str, str] | None = None, let: dict[str, str] | None = None, diagonal: bool = False,
           sizes: tuple[int, ...] = SIZES) -> Verdict:
-    """Is ``formula`` the derived ``kind`` (``"vjp"``, ``"jacobian"``, ``"jvp"``) entry for ``wrt``?"""
+    """Is ``formula`` the derived ``kind`` (``"vjp"``, ``"jacobian"``, ``"jvp"``) entry for ``wrt``?
+
+    ``fixed`` sets inputs or parameters (``{"epsilon": "0", "approximate": "tanh"}``); ``let`` names
+    intermediates the formula uses (``{"rstd": "1/sqrt(mean(x[j]**2, j) + eps)"}``)."""
     return _check_claim(load(model) if isinstance(model, str) else model, wrt, formula, kind,
-                        fixed=fixed, diagonal=diagonal, sizes=sizes)
+                        fixed=fixed, let=let, diagonal=diagonal, sizes=sizes)

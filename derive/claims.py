@@ -9,21 +9,26 @@ with the sizes, the inputs and both values, when they differ).
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from .calculus.concrete import Disagreement, compare
-from .calculus.indices import canonical_dummies, substitute_index
+from . import registry
+from .calculus.concrete import Disagreement, compare, distinct_sizes, expand, random_point
+from .calculus.differentiate import Partial
+from .calculus.indices import canonical_dummies, free_indices, substitute_index
 from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
 from .calculus.rules import simplify
 from .emit.display import readable
-from .formula import FormulaError, parse
+from .formula import FormulaError, parse, read_number
 from .functions import elementary
-from .model import OperatorModel, dim_of
+from .model import OperatorModel, Param, dim_of
 
 KINDS = ("jacobian", "vjp", "jvp")
 SIZES = (1, 2, 3, 4)
+ENTRIES = 64
+"""At most this many combinations of free index values are tried per size (drawn at random beyond)."""
 SIMPLIFY_LIMIT = 400
 """Operation count above which the difference is not handed to ``sympy.simplify``."""
 
@@ -61,28 +66,37 @@ def free_of(model: OperatorModel, gradient: InputGradient, kind: str) -> tuple[s
 
 
 def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str = "vjp", *,
-          fixed: dict[str, str] | None = None, diagonal: bool = False, sizes: tuple[int, ...] = SIZES,
-          seed: int = 0) -> Verdict:
-    """Compare ``formula`` with the derived ``kind`` entry for input ``wrt``."""
-    derivation = model if isinstance(model, Derivation) else derive(model)
-    model = derivation.model
+          fixed: dict[str, str] | None = None, let: dict[str, str] | None = None, diagonal: bool = False,
+          sizes: tuple[int, ...] = SIZES, seed: int = 0) -> Verdict:
+    """Compare ``formula`` with the derived ``kind`` entry for input ``wrt``.
+
+    Equal when SymPy reduces the difference to zero, or when every numeric check (each axis its own
+    length at each of ``sizes``) agrees and the difference is not shown to be non-zero elsewhere.
+    ``fixed`` sets inputs and parameters to numbers, and formula-selecting parameters to one of
+    their choices (``approximate="tanh"``); ``let`` names intermediates the formula uses."""
     if kind not in KINDS:
         raise ClaimError(f"unknown kind of claim {kind!r}; one of {', '.join(KINDS)}")
+    fixed = dict(fixed or {})
+    derivation = _with_choices(model, fixed)
+    model = derivation.model
     gradient = _gradient(derivation, wrt)
     derived = getattr(gradient, kind)
     label = claim_label(model, gradient, kind)
     try:
-        claimed = parse(formula, model, free_of(model, gradient, kind), f"{kind} formula")
+        claimed = parse(formula, model, free_of(model, gradient, kind), f"{kind} formula", let=let)
     except FormulaError as error:
         raise ClaimError(str(error)) from None
     if diagonal:
         derived, claimed, label = _diagonal(model, gradient, kind, derived, claimed)
-    fixed = dict(fixed or {})
-    values = _fixed_values(model, fixed)
+    values = _fixed_values(model, {k: v for k, v in fixed.items() if k not in _choice_params(model)})
     derived, claimed = _fix(derived, values), _fix(claimed, values)
     plain_derived, plain_claimed = elementary(derived), elementary(claimed)
     difference = symbolic_difference(plain_derived, plain_claimed)
-    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed)
+    disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True,
+                           entries=ENTRIES)
+    if disagreement is None and difference != 0:
+        disagreement = nonzero_elsewhere(plain_derived, plain_claimed, elementary(difference), model.dims(),
+                                         max(sizes) + 1, seed)
     shown = replace(model, where=tuple((name, _fix(d, values)) for name, d in model.where))
 
     def show(expr: sp.Expr) -> sp.Expr:
@@ -92,6 +106,54 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
         equal=disagreement is None, symbolic=difference == 0, label=label, sizes=tuple(sizes),
         derived=show(derived), claimed=show(simplify(claimed)), difference=show(difference),
         counterexample=disagreement, fixed=fixed)
+
+
+def nonzero_elsewhere(derived: sp.Expr, claimed: sp.Expr, difference: sp.Expr, dims: tuple[sp.Symbol, ...],
+                      size: int, seed: int) -> Disagreement | None:
+    """A point beyond the sizes tested where a difference free of sums is not zero (``(n - 1)*(n - 2)``
+    vanishes at n = 1, 2 only), as a counterexample with both sides' values; None if none is found."""
+    if difference.has(sp.Sum) or difference.has(Partial):
+        return None
+    rng = random.Random(seed)
+    fixed = distinct_sizes(dims, size)
+    free = sorted(free_indices(derived) | free_indices(claimed), key=lambda i: str(i.label))
+    for _ in range(3):
+        at = {i: rng.randrange(int((i.upper - i.lower + 1).subs(fixed))) for i in free}
+        gap = expand(difference, fixed, at)
+        point = random_point(gap.free_symbols, rng)
+        if abs(complex(gap.xreplace(point).evalf(30))) > 1e-12:
+            left, right = expand(derived, fixed, at), expand(claimed, fixed, at)
+            point = {**random_point(left.free_symbols | right.free_symbols, rng), **point}
+            return Disagreement({str(d): v for d, v in fixed.items()}, {str(i.label): v for i, v in at.items()},
+                                point, complex(left.xreplace(point).evalf(30)).real,
+                                complex(right.xreplace(point).evalf(30)).real)
+    return None
+
+
+def _choice_params(model: OperatorModel) -> dict[str, Param]:
+    """The parameters that select the formula (gelu's ``approximate``), by name."""
+    return {p.name: p for p in model.params if p.symbol is None and p.choices}
+
+
+def _with_choices(model: OperatorModel | Derivation, fixed: dict[str, str]) -> Derivation:
+    """The derivation of ``model``, rebuilt first with every formula-selecting parameter ``fixed`` names."""
+    base = model.model if isinstance(model, Derivation) else model
+    params = _choice_params(base)
+    choices = {}
+    for name in (n for n in fixed if n in params):
+        text, options = fixed[name], params[name].choices
+        matches = [c for c in options if str(c).lower() == text.lower()]
+        if not matches:
+            raise ClaimError(f"--fix {name}={text}: {base.name}'s {name} is one of "
+                             f"{', '.join(str(c) for c in options)}")
+        choices[name] = matches[0]
+    if not choices:
+        return model if isinstance(model, Derivation) else derive(model)
+    try:
+        return derive(registry.rebuild(base, **choices))
+    except Exception as error:  # a factory that cannot take the choice
+        raise ClaimError(f"--fix {', '.join(f'{k}={v}' for k, v in choices.items())}: {base.name} cannot be "
+                         f"built with it: {error}") from None
 
 
 def _gradient(derivation: Derivation, wrt: str) -> InputGradient:
@@ -128,15 +190,16 @@ def _fixed_values(model: OperatorModel, fixed: dict[str, str]) -> dict[sp.Basic,
             targets.setdefault(str(param.symbol), param.symbol)
     values: dict[sp.Basic, sp.Expr] = {}
     for name, text in fixed.items():
+        if name not in targets and any(p.name == name for p in model.params):
+            raise ClaimError(f"--fix {name}={text}: {model.name}'s parameter {name} does not enter the formula "
+                             "(it says how a kernel lays out or applies it), so it cannot be fixed")
         if name not in targets:
-            known = ", ".join(sorted(targets))
+            known = ", ".join(sorted([*targets, *_choice_params(model)]))
             raise ClaimError(f"--fix {name}={text}: {model.name} has no input or parameter {name!r} (known: {known})")
         try:
-            value = sp.sympify(text, rational=True)
-        except (sp.SympifyError, SyntaxError, TypeError):
-            value = None
-        if value is None or not value.is_number:
-            raise ClaimError(f"--fix {name}={text}: the value must be a number")
+            value = read_number(text)
+        except FormulaError as error:
+            raise ClaimError(f"--fix {name}={text}: the value must be a number ({error})") from None
         values[targets[name]] = value
     return values
 
@@ -241,17 +304,24 @@ def number(value: float, other: float) -> str:
     return "0" if abs(value) < 1e-20 * max(1.0, abs(other)) else f"{value:.12g}"
 
 
+def tested_sizes(model: OperatorModel, sizes: tuple[int, ...]) -> str:
+    """``n = 1, 2, 3`` for one axis; ``(N, C, S) = (1, 2, 3), (2, 3, 4)`` when each axis has its own length."""
+    dims = model.dims()
+    if len(dims) <= 1:
+        return f"{dims[0] if dims else 'n'} = {', '.join(map(str, sizes))}"
+    rows = [tuple(distinct_sizes(dims, size).values()) for size in sizes]
+    return f"({', '.join(map(str, dims))}) = " + ", ".join(f"({', '.join(map(str, row))})" for row in rows)
+
+
 def report(verdict: Verdict, model: OperatorModel, formula: str) -> str:
     """The verdict as the lines ``derive claim`` prints."""
-    sizes = ", ".join(map(str, verdict.sizes))
     given = ", ".join(f"{name} = {value}" for name, value in verdict.fixed.items())
     lines = [f"claimed  {verdict.label} = {formula}" + (f"   (with {given})" if given else ""),
              f"derived  {verdict.label} = {sp.sstr(verdict.derived)}"]
     if verdict.equal:
         how = ("SymPy reduces derived - claimed to 0" if verdict.symbolic
                else "SymPy could not decide it symbolically")
-        axes = " = ".join(str(d) for d in model.dims()) or "n"
-        lines.append(f"EQUAL: {how}; they agree at random points for {axes} = {sizes}")
+        lines.append(f"EQUAL: {how}; they agree at random points for {tested_sizes(model, verdict.sizes)}")
         return "\n".join(lines)
     bad = verdict.counterexample
     at = ", ".join(f"{k} = {v}" for k, v in {**bad.sizes, **bad.indices}.items())

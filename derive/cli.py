@@ -138,11 +138,13 @@ def _claim_parser(commands) -> None:
     claim = commands.add_parser(
         "claim", help="check a hand-derived Jacobian, VJP or JVP formula against the derivation",
         description="Check a formula against the derived one: equal or not, symbolically where SymPy can "
-                    "decide and always at random points for several sizes.  Formulas use SymPy syntax and "
-                    "the operator's names as `derive show` prints them: inputs x[k], the cotangent dy[i], "
+                    "decide and always at random points for several sizes, each axis its own length.  "
+                    "Formulas use SymPy's notation and the operator's names as `derive show` prints them "
+                    "(parsed, never run as Python): inputs x[k], the cotangent dy[i], "
                     "tangents dot_x[k], the output y[i], sizes (n), parameters (epsilon), named "
-                    "intermediates (r, mu, sigma, S), Sum(f, (j, 0, n - 1)), and the helpers sum(f, j), "
-                    "mean(f, j), delta(i, k), sigmoid(t).  Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
+                    "intermediates (r, mu, sigma, S) and your own (--let), Sum(f, (j, 0, n - 1)), and the "
+                    "helpers sum(f, j), mean(f, j), delta(i, k), sigmoid(t).  "
+                    "Exit 0 equal, 1 not equal, 2 a formula it cannot read.")
     claim.add_argument("operator", nargs="?", help="operator name (optional with a one-operator --model)")
     _model_option(claim)
     claim.add_argument("--wrt", required=True, metavar="INPUT", help="the input differentiated by")
@@ -152,7 +154,12 @@ def _claim_parser(commands) -> None:
     kinds.add_argument("--jvp", metavar="FORMULA", help="the output tangent entry dot_y[i]")
     claim.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                        help="evaluate both sides with an input (every entry) or a parameter set to a number, "
-                            "e.g. --fix gamma=1 --fix epsilon=0 (repeatable)")
+                            "e.g. --fix gamma=1 --fix epsilon=0, or a formula-selecting parameter set to one "
+                            "of its choices, e.g. --fix approximate=tanh (repeatable)")
+    claim.add_argument("--let", action="append", default=[], metavar="NAME=FORMULA",
+                       help="name an intermediate the formula may use, "
+                            "e.g. --let \"rstd=1/sqrt(mean(x[j]**2, j) + eps)\" "
+                            "(repeatable; one may use the ones before)")
     claim.add_argument("--diagonal", action="store_true",
                        help="compare only the diagonal of a Jacobian claim (k set to i), "
                             "for statements about dy_i/dx_i")
@@ -247,22 +254,25 @@ def run_check(args: argparse.Namespace) -> int:
 def run_claim(args: argparse.Namespace) -> int:
     model = one_model(args)
     kind, formula = next((k, getattr(args, k)) for k in ("vjp", "jacobian", "jvp") if getattr(args, k) is not None)
-    fixed = dict(_setting(text) for text in args.fix)
+    fixed = dict(_setting(text, "--fix", "gamma=1") for text in args.fix)
+    let = dict(_setting(text, "--let", "rstd=1/sqrt(mean(x[j]**2, j) + eps)") for text in args.let)
     try:
         sizes = tuple(int(s) for s in args.sizes.split(","))
     except ValueError:
         raise ClaimError(f"--sizes {args.sizes}: give positive integers separated by commas, e.g. 1,2,3") from None
     if not sizes or min(sizes) < 1:
         raise ClaimError(f"--sizes {args.sizes}: give positive integers separated by commas, e.g. 1,2,3")
-    verdict = api.claim(model, args.wrt, formula, kind, fixed=fixed, diagonal=args.diagonal, sizes=sizes)
+    verdict = api.claim(model, args.wrt, formula, kind, fixed=fixed, let=let, diagonal=args.diagonal,
+                        sizes=sizes)
     print(report(verdict, model, formula))
     return 0 if verdict.equal else 1
 
 
-def _setting(text: str) -> tuple[str, str]:
+def _setting(text: str, option: str, example: str) -> tuple[str, str]:
     name, equals, value = text.partition("=")
     if not equals or not name.strip() or not value.strip():
-        raise ClaimError(f"--fix {text}: write NAME=VALUE, e.g. --fix gamma=1")
+        raise ClaimError(f"{option} {text}: write NAME={'VALUE' if option == '--fix' else 'FORMULA'}, "
+                         f"e.g. {option} {example}")
     return name.strip(), value.strip()
 
 

@@ -3,34 +3,34 @@
 Inputs are ``IndexedBase`` arrays (``x[k]``), the cotangent is ``dy[i]``, tangents ``dot_x[k]``, the
 output ``y[i]``; sizes, parameters (by name or symbol name) and the model's named intermediates
 (``r``, ``mu`` ...) resolve to the very objects the engine uses.  Helpers: ``sum(f, j)`` and
-``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  Every problem is
-a ``FormulaError``.
+``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  The text is read
+by ``derive.reader`` (an AST walk over these names and SymPy's functions), never evaluated.  Every
+problem is a ``FormulaError``.
 """
 
 from __future__ import annotations
 
-import ast
 import itertools
-import tokenize
+import keyword
 from typing import Mapping
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
-from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
 from .calculus.indices import free_indices, substitute_index
 from .calculus.pipeline import COTANGENT, tangent_name
 from .model import OperatorModel
+from .reader import Grammar, ReadError, SyntaxProblem, read
 from .validate import ModelError, check_indexing, plain_symbols
 
 OUTPUT = "y"
 MATH_NAMES = ("Sum", "KroneckerDelta", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",
               "atan", "asinh", "erf", "Abs", "sign", "Max", "Min", "Piecewise", "Heaviside", "pi", "E")
-TRANSFORMATIONS = standard_transformations + (convert_xor,)
+MATH = {name: getattr(sp, name) for name in (*MATH_NAMES, "Rational")}
 _RENAMES = itertools.count()
 
 
-class FormulaError(ValueError):
+class FormulaError(ReadError):
     """A formula that cannot be read in the operator's names; the message says what and where."""
 
 
@@ -99,25 +99,34 @@ def _per_free_index(definition: sp.Expr, free: tuple[sp.Idx, ...]) -> sp.Expr:
     return definition
 
 
-def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str = "formula") -> sp.Expr:
-    """``text`` as an expression of the engine's objects, with only ``free`` as free indices."""
-    _check_syntax(text, what)
+def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str = "formula",
+          let: Mapping[str, str] | None = None) -> sp.Expr:
+    """``text`` as an expression of the engine's objects, with only ``free`` as free indices.
+
+    ``let`` names intermediates of the claim's own (``rstd`` -> ``1/sqrt(mean(x[j]**2, j) + eps)``),
+    each read like the formula and usable in it and in the ones after it."""
     local = names(model, free)
-    glob: dict[str, object] = {}
-    exec("from sympy import Integer, Float, Rational, Symbol, Function, " + ", ".join(MATH_NAMES), glob)
+    for name, definition in (let or {}).items():
+        _check_let_name(name, local)
+        local[name] = fresh_dummies(_read(definition, model, free, local, f"--let {name}"))
+    shown = text if len(text) <= 200 else text[:197] + "..."  # a message stays readable
+    return _read(text, model, free, local, f"{what} {shown!r}")
+
+
+def _read(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], local: dict[str, object],
+          context: str) -> sp.Expr:
+    context = f"the {context}"
     try:
-        expr = parse_expr(text, local_dict=local, global_dict=glob, transformations=TRANSFORMATIONS)
-    except FormulaError as error:
-        raise FormulaError(f"the {what} {text!r}: {error}") from None
-    except tokenize.TokenError:
-        raise FormulaError(f"cannot parse the {what} {text!r}: unbalanced brackets") from None
-    except SyntaxError as error:
-        raise FormulaError(f"cannot parse the {what} {text!r}: {error.msg}") from None
-    except Exception as error:  # parse_expr evaluates Python: any error means the text is not a formula
-        raise FormulaError(f"cannot read the {what} {text!r}: {type(error).__name__}: {error}") from None
+        expr = read(text, grammar(local))
+    except SyntaxProblem as error:
+        raise FormulaError(f"cannot parse {context}: {error}") from None
+    except ReadError as error:
+        hint = ("; write Piecewise((a, condition), (b, True))" if ("IfExp" in str(error) or "BoolOp" in str(error))
+                else f"; use SymPy's ({', '.join(n for n in MATH_NAMES if n not in ('pi', 'E'))}) or the helpers "
+                     f"{', '.join(HELPERS)}" if str(error).startswith("unknown function") else "")
+        raise FormulaError(f"cannot read {context}: {error}{hint}") from None
     if not isinstance(expr, sp.Expr):
-        raise FormulaError(f"the {what} {text!r} is not an expression (it reads as {type(expr).__name__})")
-    context = f"the {what} {text!r}"
+        raise FormulaError(f"{context} is not an expression (it reads as {type(expr).__name__})")
     axes = arrays(model)
     expr = bind_sums(resolve_axis_sums(expr, axes, context), context)
     _check_names(expr, model, free, local, context)
@@ -128,22 +137,43 @@ def parse(text: str, model: OperatorModel, free: tuple[sp.Idx, ...], what: str =
     return substitute_output(expr, model)
 
 
-ALLOWED_SYNTAX = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Subscript,
-                  ast.Tuple, ast.Compare, ast.Load, ast.keyword, ast.operator, ast.unaryop, ast.cmpop)
+def _check_let_name(name: str, local: Mapping[str, object]) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+        raise FormulaError(f"--let {name}: the name must be an identifier (letters, digits, _)")
+    if name in local or name in MATH:
+        raise FormulaError(f"--let {name}: {name} is already a name of the formula; choose another")
 
 
-def _check_syntax(text: str, what: str) -> None:
-    """Refuse Python that is not arithmetic (``a if c else b``, ``and``, ``lambda`` ...): it would be
-    evaluated as Python, not read as a formula.  Text Python cannot parse is left to SymPy's parser."""
+def grammar(local: Mapping[str, object]) -> Grammar:
+    """What a formula may say: ``local``'s names, SymPy's functions in ``MATH_NAMES``, arithmetic."""
+    every = {**MATH, **local}
+    calls = {k: v for k, v in every.items() if isinstance(v, type) or (callable(v) and not isinstance(v, sp.Basic))}
+    names = {k: v for k, v in every.items() if k not in calls}
+    return Grammar(names=names, calls=calls, unknown_name=sp.Symbol, arithmetic=True, constant=_number,
+                   language="a formula")
+
+
+def read_number(text: str) -> sp.Expr:
+    """A number written with digits, arithmetic, ``pi``, ``E`` and SymPy's functions (``1/sqrt(2)``);
+    decimals are read exactly (0.1 as 1/10)."""
+    exact = Grammar(names={k: v for k, v in MATH.items() if isinstance(v, sp.Basic)},
+                    calls={k: v for k, v in MATH.items() if not isinstance(v, sp.Basic)},
+                    arithmetic=True, constant=lambda value: _number(value, exact=True), language="a number")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        return
-    for node in ast.walk(tree):
-        if not isinstance(node, ALLOWED_SYNTAX):
-            hint = "; write Piecewise((a, condition), (b, True))" if isinstance(node, (ast.IfExp, ast.BoolOp)) else ""
-            raise FormulaError(f"cannot read the {what} {text!r}: Python's {type(node).__name__} is not part of "
-                               f"a formula (arithmetic, function calls and entries such as x[k]){hint}")
+        value = read(text, exact)
+    except ReadError as error:
+        raise FormulaError(str(error)) from None
+    if not isinstance(value, sp.Expr) or not value.is_number:
+        raise FormulaError(f"{text!r} is not a number")
+    return value
+
+
+def _number(value: object, exact: bool = False) -> sp.Basic:
+    if isinstance(value, bool):
+        return sp.true if value else sp.false
+    if isinstance(value, int):
+        return sp.Integer(value)
+    return sp.Rational(repr(value)) if exact else sp.Float(repr(value))
 
 
 def resolve_axis_sums(expr: sp.Expr, axes: Mapping[str, tuple], context: str) -> sp.Expr:

@@ -3,11 +3,13 @@
 The documents are copied from ``<source>/latex/`` into the output folder and compiled there, so
 auxiliary files never land in ``generated/``.  No compiler on PATH is a ``TexMissingError`` whose
 message says what to install; a document that does not compile is a ``CompileError`` quoting
-the LaTeX error from the log.
+the LaTeX error from the log.  TeX runs without shell escape and may not read or write files
+outside the document's folder.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,13 +32,27 @@ class CompileError(RuntimeError):
     """A document failed to compile; the message quotes LaTeX's error."""
 
 
+SAFE_FLAGS = ("-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error")
+"""No \\write18 shell commands, whatever the distribution's default."""
+SAFE_KPATHSEA = {"openin_any": "p", "openout_any": "p"}
+"""kpathsea's paranoid mode: TeX reads and writes no file outside the document's folder by an
+absolute or ``..`` path (``\\input{/etc/passwd}`` is refused), nor any dot file."""
+
+
 def compiler() -> list[str]:
     """The command that compiles one document in the current folder (document name appended)."""
     if shutil.which("latexmk"):
-        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+        return ["latexmk", "-pdf", *SAFE_FLAGS]
     if shutil.which("pdflatex"):
-        return ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+        return ["pdflatex", *SAFE_FLAGS]
     raise TexMissingError(INSTALL_HINT)
+
+
+def tex_environment() -> dict[str, str]:
+    """The environment TeX runs in: this process's, with ``SAFE_KPATHSEA`` over it and without
+    ``TEXMFOUTPUT`` (paranoid mode lets TeX write and read anywhere under that folder)."""
+    env = {name: value for name, value in os.environ.items() if name != "TEXMFOUTPUT"}
+    return {**env, **SAFE_KPATHSEA}
 
 
 def documents(source: Path, names: list[str]) -> list[str]:
@@ -74,7 +90,7 @@ def _run(command: list[str], name: str, folder: Path) -> None:
     runs = 1 if command[0] == "latexmk" else 3  # pdflatex: contents, references, then stable
     for _ in range(runs):
         result = subprocess.run([*command, f"{name}.tex"], cwd=folder, capture_output=True, text=True,
-                                errors="replace", timeout=600)
+                                errors="replace", timeout=600, env=tex_environment())
         if result.returncode != 0:
             raise CompileError(f"{name}.tex did not compile:\n{latex_errors(folder / f'{name}.log', result.stdout)}")
 

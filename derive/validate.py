@@ -2,11 +2,14 @@
 
 ``validate(model)`` raises ``ModelError`` naming the operator, its file and the offending part:
 an index bound by no sum and no output position, an array indexed outside its axes, a name that
-is neither an input, a size nor a parameter.  ``check_indexing`` is the index-range check alone.
+is neither an input, a size nor a parameter, a name that is not an identifier (``../../x``,
+``class``).  ``check_indexing`` is the index-range check alone.
 """
 
 from __future__ import annotations
 
+import keyword
+import re
 from typing import Mapping
 
 import sympy as sp
@@ -24,6 +27,7 @@ class ModelError(ValueError):
 def validate(model: OperatorModel) -> None:
     """Raise ``ModelError`` unless ``model`` is well formed."""
     where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
+    _check_names(model)
     _check_declarations(model, where)
     axes = {inp.name: inp.dims for inp in model.inputs}
     check_indexing(model.output, axes, f"{where}: the output")
@@ -43,6 +47,42 @@ def validate(model: OperatorModel) -> None:
             f"{where}: the output uses {', '.join(unknown)}, which is neither an input, a size "
             f"({', '.join(str(d) for d in model.dims())}) nor a parameter symbol ({params}); "
             "declare it as a Param(name, default, symbol)")
+
+
+def check_name(name: object, what: str, where: str) -> None:
+    """Raise ``ModelError`` unless ``name`` can be a Python name, a file name and a LaTeX name as it
+    is: an identifier, not a keyword (``class``, ``lambda``) and not a ``__dunder__``."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+        why = ("a Python keyword" if isinstance(name, str) and keyword.iskeyword(name) else
+               "reserved (it starts with __)" if isinstance(name, str) and name.isidentifier() else
+               "not an identifier (letters, digits and _, not starting with a digit)")
+        raise ModelError(f"{where}: the {what} name {name!r} is {why}; rename it")
+
+
+def _check_names(model: OperatorModel) -> None:
+    """Every name that reaches a kernel, a file name or a document: operator, inputs, parameters,
+    sizes, indices, symbols and named intermediates."""
+    where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
+    check_name(model.name, "operator", where)
+    for what, expr in (("the output", model.output), *((f"the intermediate {n!r}", d) for n, d in model.where)):
+        if not isinstance(expr, (sp.Expr, int, float)):  # SymPy would parse (run) a string: never accepted
+            raise ModelError(f"{where}: {what} is a {type(expr).__name__}, not a SymPy expression")
+    for inp in model.inputs:
+        check_name(inp.name, "input", where)
+    for param in model.params:
+        check_name(param.name, "parameter", where)
+        for choice in param.choices:
+            if isinstance(choice, str) and not re.fullmatch(r"[A-Za-z0-9_]+", choice):
+                raise ModelError(f"{where}: the choice {choice!r} of parameter {param.name!r} is not "
+                                 "made of letters, digits and _; rename it")
+    for name, _ in model.where:
+        check_name(name, "intermediate", where)
+    for expr in (model.output, *(d for _, d in model.where), *model.dims(), *model.output_indices,
+                 *(p.symbol for p in model.params if p.symbol is not None)):
+        for atom in (expr.atoms(sp.Symbol, sp.Idx, sp.IndexedBase) if isinstance(expr, sp.Basic) else ()):
+            label = atom.label if isinstance(atom, (sp.Idx, sp.IndexedBase)) else atom
+            check_name(getattr(label, "name", str(label)), "symbol" if isinstance(atom, sp.Symbol) else "index"
+                       if isinstance(atom, sp.Idx) else "array", where)
 
 
 def _check_declarations(model: OperatorModel, where: str) -> None:

@@ -177,3 +177,72 @@ def test_index_names_never_hide_an_input_name():
     first, second = (str(idx) for idx in gradient.wrt_indices)
     assert derive.claim(model, "q", f"dy[{first}]*k[{first}, {second}]").equal
     assert not derive.claim(model, "q", f"dy[{first}]*q[{first}, {second}]").equal
+
+
+# -- claims that confuse two axis sizes (issue 11): each axis gets its own length -----------------------
+
+BATCHNORM_DX = ("gamma[p]*(dy[k, p, q] - sum(dy[j, p, l], j, l)/(N*S)"
+                " - (x[k, p, q] - mu)*sum(dy[j, p, l]*(x[j, p, l] - mu), j, l)/(N*S*sigma**2))/sigma")
+
+
+def test_batchnorm_dx_with_another_pair_of_sizes_is_not_equal():
+    """N*N or C*S where N*S belongs: equal when every axis has one length, caught now that each has its own."""
+    derivation = derive.derive(derive.load("batchnorm"))
+    assert derive.claim(derivation, "x", BATCHNORM_DX, sizes=(1,)).equal
+    for wrong in ("N*N", "C*S"):
+        verdict = derive.claim(derivation, "x", BATCHNORM_DX.replace("N*S", wrong), sizes=(1,))
+        assert not verdict.equal and verdict.counterexample is not None, wrong
+        assert verdict.counterexample.sizes == {"N": 1, "C": 2, "S": 3}
+
+
+def test_matmul_da_with_an_extra_factor_n_over_m_is_not_equal():
+    right = "Sum(dy[p, j]*b[q, j], (j, 0, N - 1))"
+    assert derive.claim("matmul", "a", right).equal
+    verdict = derive.claim("matmul", "a", f"N/M*{right}")
+    assert not verdict.equal and verdict.counterexample is not None
+
+
+def test_a_difference_that_vanishes_only_at_the_sizes_tested_is_not_equal():
+    """(n-1)(n-2)(n-3)(n-4) x[k] is zero at every size tested, not in general: the symbolic
+    difference is known to be non-zero, so the verdict is NOT EQUAL with a point at a larger size."""
+    verdict = derive.claim("rmsnorm", "gamma", "dy[k]*x[k]/r + (n - 1)*(n - 2)*(n - 3)*(n - 4)*x[k]")
+    assert not verdict.equal
+    bad = verdict.counterexample
+    assert bad.sizes["n"] > 4 and abs(bad.left - bad.right) > 1e-9
+
+
+def test_the_report_names_each_axis_length():
+    from derive.claims import report
+    right = "Sum(dy[p, j]*b[q, j], (j, 0, N - 1))"
+    verdict = derive.claim("matmul", "a", right, sizes=(1, 2))
+    text = report(verdict, derive.load("matmul"), right)
+    assert "they agree at random points for (M, N, K) = (1, 2, 3), (2, 3, 4)" in text
+
+
+# -- string parameters and named intermediates of the claim's own ------------------------------------
+
+GELU_TANH_VJP = ("dy[k]*(1 + tanh(c*(x[k] + 0.044715*x[k]**3)))/2"
+                 " + dy[k]*x[k]*(1 - tanh(c*(x[k] + 0.044715*x[k]**3))**2)*c*(1 + 3*0.044715*x[k]**2)/2")
+
+
+def test_fix_selects_a_string_parameter(capsys):
+    formula = GELU_TANH_VJP.replace("c*", "sqrt(2/pi)*")
+    assert main(["claim", "gelu", "--wrt", "x", "--fix", "approximate=tanh", "--vjp", formula]) == 0
+    assert "EQUAL" in capsys.readouterr().out
+    assert main(["claim", "gelu", "--wrt", "x", "--sizes", "1", "--vjp", formula]) == 1  # the exact gelu differs
+    assert main(["claim", "gelu", "--wrt", "x", "--fix", "approximate=cubic", "--vjp", formula]) == 2
+    assert "gelu's approximate is one of none, tanh" in capsys.readouterr().err
+
+
+def test_let_names_an_intermediate(capsys):
+    rstd = "1/sqrt(mean(x[j]**2, j) + eps)"
+    formula = "gamma[k]*dy[k]*rstd - x[k]*rstd**3*mean(dy[j]*gamma[j]*x[j], j)"
+    assert derive.claim("rmsnorm", "x", formula, let={"rstd": rstd}).equal
+    assert not derive.claim("rmsnorm", "x", formula.replace("rstd**3", "rstd**2"), let={"rstd": rstd}).equal
+    assert main(["claim", "rmsnorm", "--wrt", "x", "--let", f"rstd={rstd}", "--vjp", formula]) == 0
+    # one --let may use an earlier one
+    assert main(["claim", "rmsnorm", "--wrt", "x", "--let", "ms=mean(x[j]**2, j)", "--let", "rstd=1/sqrt(ms + eps)",
+                 "--vjp", formula]) == 0
+    capsys.readouterr()
+    assert main(["claim", "rmsnorm", "--wrt", "x", "--let", "x=1", "--vjp", formula]) == 2
+    assert "--let x: x is already a name of the formula" in capsys.readouterr().err

@@ -143,17 +143,25 @@ def _label_bound(name: str, labels: dict[str, int]) -> int | None:
     return None
 
 
+def distinct_sizes(dims: Iterable[sp.Symbol], size: int) -> dict[sp.Symbol, int]:
+    """Each axis its own length, ``size`` for the first and one more for each next one, so that
+    a formula that confuses two axes (N where S belongs) cannot agree by accident."""
+    return {d: size + position for position, d in enumerate(dims)}
+
+
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
             trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
-            entries: int | None = None) -> Disagreement | None:
+            entries: int | None = None, distinct: bool = False) -> Disagreement | None:
     """The first point where ``left`` and ``right`` differ, over several sizes, or None.
 
-    Every combination of free index values is tried, or ``entries`` of them drawn at random.
+    At each size every axis has that length, or with ``distinct`` each its own (``distinct_sizes``,
+    so that N and S cannot be confused).  Every combination of free index values is tried, or
+    ``entries`` of them drawn at random.
     """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
     for size in sizes:
-        fixed = {d: size for d in dims}
+        fixed = distinct_sizes(dims, size) if distinct else {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
         combos = list(itertools.product(*ranges))
         if entries is not None and len(combos) > entries:
@@ -165,8 +173,8 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
                 point = random_point(a.free_symbols | b.free_symbols, rng)
                 va, vb = _value(a, point), _value(b, point)
                 if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
-                    return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
-                                        point, va.real, vb.real)
+                    where = {str(i.label): v for i, v in values.items()}
+                    return Disagreement({str(d): v for d, v in fixed.items()}, where, point, va.real, vb.real)
     return None
 
 

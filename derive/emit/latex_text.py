@@ -44,10 +44,13 @@ class UntypesettableTextError(ValueError):
 
 
 def tex_escape(text: str) -> str:
-    """Plain text as LaTeX text: special characters escaped, common math symbols translated."""
+    """Plain text as LaTeX text: special characters escaped, common math symbols translated, line
+    breaks and other control characters as spaces (no blank line ends a paragraph inside a command)."""
     out = []
     for char in text:
-        if char in _ESCAPES:
+        if _is_control(char):
+            out.append(" ")
+        elif char in _ESCAPES:
             out.append(_ESCAPES[char])
         elif char in _UNICODE:
             out.append(_UNICODE[char])
@@ -57,6 +60,16 @@ def tex_escape(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def _is_control(char: str) -> bool:
+    return not char.isprintable() and char != " "
+
+
+def comment_text(text: str) -> str:
+    """Text for a ``%`` comment line: on that line, whatever it holds (line breaks become spaces, so
+    nothing after them reaches TeX)."""
+    return "".join(" " if _is_control(char) else char for char in text)
 
 
 def prose_text(text: str) -> str:
