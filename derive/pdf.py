@@ -3,7 +3,8 @@
 The documents are copied from ``<source>/latex/`` into the output folder and compiled there, so
 auxiliary files never land in ``generated/``.  No compiler on PATH is a ``TexMissingError`` whose
 message says what to install; a document that does not compile is a ``CompileError`` quoting
-the LaTeX error from the log.
+the LaTeX error from the log.  ``compile_documents`` compiles freshly rendered files instead (the
+documents of a user's ``--model`` file, which are not in ``generated/``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def compile_pdfs(source: Path, out: Path, names: list[str] | None = None,
         shutil.copyfile(tex, out / tex.name)
     pdfs = []
     for name in wanted:
+        _run(command, name, out)
+        pdfs.append(out / f"{name}.pdf")
+        progress(f"{out / (name + '.pdf')}")
+    return pdfs
+
+
+def compile_documents(files: dict[str, str], names: list[str], out: Path,
+                      progress: Callable[[str], None] = lambda message: None) -> list[Path]:
+    """Compile the standalone documents ``latex/<name>.tex`` of rendered ``files`` into ``out``."""
+    command = compiler()
+    texts = {path.split("/", 1)[1]: text for path, text in files.items() if path.startswith("latex/")
+             and path.endswith(".tex") and "/" not in path.split("/", 1)[1]}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (out / name).write_text(text, encoding="utf-8")
+    pdfs = []
+    for name in names:
         _run(command, name, out)
         pdfs.append(out / f"{name}.pdf")
         progress(f"{out / (name + '.pdf')}")
