@@ -63,23 +63,22 @@ def compile_pdfs(source: Path, out: Path, names: list[str] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     for tex in (source / "latex").glob("*.tex"):
         shutil.copyfile(tex, out / tex.name)
-    pdfs = []
-    for name in wanted:
-        _run(command, name, out)
-        pdfs.append(out / f"{name}.pdf")
-        progress(f"{out / (name + '.pdf')}")
-    return pdfs
+    return _compile_all(command, wanted, out, progress)
 
 
 def compile_documents(files: dict[str, str], names: list[str], out: Path,
                       progress: Callable[[str], None] = lambda message: None) -> list[Path]:
     """Compile the standalone documents ``latex/<name>.tex`` of rendered ``files`` into ``out``."""
     command = compiler()
-    texts = {path.split("/", 1)[1]: text for path, text in files.items() if path.startswith("latex/")
-             and path.endswith(".tex") and "/" not in path.split("/", 1)[1]}
+    texts = {path[len("latex/"):]: text for path, text in files.items()
+             if path.startswith("latex/") and path.endswith(".tex") and path.count("/") == 1}
     out.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
+    return _compile_all(command, names, out, progress)
+
+
+def _compile_all(command: list[str], names: list[str], out: Path, progress: Callable[[str], None]) -> list[Path]:
     pdfs = []
     for name in names:
         _run(command, name, out)
