@@ -83,6 +83,8 @@ def _interrupted(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> str:
     out = getattr(args, "out", None) or DEFAULT_OUT
     if isinstance(interrupt, WriteInterrupted):
         return f"{out}/ had been written in full first ({len(interrupt.changed)} files changed)"
+    if args.run is run_pdf:
+        return f"the PDFs compiled so far are in {out}/"
     if args.run is not run_generate:
         return "nothing was changed"
     done = f"; {interrupt}" if isinstance(interrupt, Interrupted) else ""

@@ -234,6 +234,13 @@ def _interrupts_held() -> Iterator[list[int]]:
 
 
 def _umask() -> int:
+    """The process's umask (read from /proc where it can be, since setting it races with threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
