@@ -65,14 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`derive show OP | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as error:  # a path of the user's (a folder that cannot be read or written)
-        if error.filename is None or os.environ.get("DERIVE_TRACEBACK"):
-            raise
-        print(f"derive: error: {error.filename}: {error.strerror}", file=sys.stderr)
-        return 2
     except Exception as error:  # a safety net: never a bare traceback for a user's model
         if os.environ.get("DERIVE_TRACEBACK"):
             raise
+        if isinstance(error, OSError) and error.filename is not None:  # a path of the user's
+            print(f"derive: error: {error.filename}: {error.strerror}", file=sys.stderr)
+            return 2
         print(f"derive: internal error: {type(error).__name__}: {error} "
               "(set DERIVE_TRACEBACK=1 to see where)", file=sys.stderr)
         return 3

@@ -74,8 +74,9 @@ def render_models(models: Sequence[OperatorModel], progress: Progress = lambda m
     """Relative path -> text for the given operator models.
 
     Built-in operators and a user's model file come from the cache when unchanged; missing
-    built-ins are derived in parallel, other models (a user's file) here.  ``whole_registry``: the models are the whole
-    registry, so also render the documents that cover every operator (the LaTeX handbook).
+    built-ins are derived in parallel, other models (a user's file) here.  ``whole_registry``: the
+    models are the whole registry, so also render the documents that cover every operator (the
+    LaTeX handbook).
     """
     rendered: dict[str, dict[str, str]] = {}
     for model in models:
