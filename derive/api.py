@@ -112,9 +112,11 @@ def _target(name: str) -> _render.Target:
 
 def write(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
           progress: Progress = lambda message: None, options: Options = Options()) -> list[str]:
-    """Write the operators' files into ``out`` atomically; returns the relative paths that changed.
+    """Write the operators' files into ``out`` (each atomically, under a lock on ``out``); returns the
+    relative paths that changed.  ``out/.derive-manifest`` records the files derive wrote there.
 
-    ``models=None`` writes every built-in operator and removes files no operator writes any more.
+    ``models=None`` writes every built-in operator and removes the files derive wrote into ``out``
+    before that no operator writes any more; files of anyone else are never touched.
     ``options``: a render cache and how many processes may derive (default: none, one).
     """
     return _generate(Path(out), models=_models(models), progress=progress, options=options)

@@ -1,11 +1,15 @@
 """A content-keyed cache of rendered operators, so that an unchanged ``derive generate`` skips work.
 
 The key of an operator hashes everything its files are rendered from: the text of its model
-file (and of any ``derive.ops`` module that file uses), every template, every source file of the
-engine (the ``derive`` package outside ``ops/`` and ``bench/``), and the derive, SymPy, Jinja
-and Python versions.  The value is the rendered files.  Entries live in ``$DERIVE_CACHE_DIR``,
-else ``$XDG_CACHE_HOME/derive``, else ``~/.cache/derive``; they are written atomically, and one
-that cannot be read is treated as missing.  Deleting the folder is always safe.
+file (and of any ``derive.ops`` module that file uses; for a user's ``--model`` file, the file and
+the modules it imported from its own folder, as read when it was loaded), every template, every
+source file of the engine (the ``derive`` package outside ``ops/`` and ``bench/``), and the derive,
+SymPy, Jinja and Python versions.  The value is the rendered files and the SHA-256 of their JSON
+(``json.dumps(files, sort_keys=True)``, UTF-8).  Entries live in ``$DERIVE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/derive``, else ``~/.cache/derive``; they are written atomically.  An entry that
+cannot be read, whose digest does not match its files (edited on disk), or that names a file
+outside the output folder (an absolute path, ``..``) is treated as missing and derived again.
+Deleting the folder is always safe.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from types import ModuleType
 import jinja2
 import sympy as sp
 
-from . import __version__, registry
+from . import __version__, registry, user_models
 from .emit.render import template_folder
+from .model import OperatorModel
+from .output import is_safe
 
-FORMAT = "derive-render-cache-1"
+FORMAT = "derive-render-cache-2"
 PACKAGE = Path(__file__).resolve().parent
 NOT_ENGINE = ("ops", "bench")
 
@@ -79,6 +85,28 @@ def key(name: str) -> str:
     return digest.hexdigest()
 
 
+def is_builtin(model: OperatorModel) -> bool:
+    return model.source.startswith("derive/ops/") and model.name in registry.names()
+
+
+def model_key(model: OperatorModel) -> str | None:
+    """The cache key of a model: a built-in's, or one from its model file's text; None: not cacheable."""
+    if is_builtin(model):
+        return key(model.name)
+    text = user_models.fingerprint(model)
+    if text is None:
+        return None
+    digest = hashlib.sha256(engine_fingerprint().encode() + b"\0model file\0")
+    for part in (model.name, model.source, text):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """The digest an entry carries: SHA-256 of its files as sorted JSON."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def registry_key(names: list[str]) -> str:
     """The cache key of the documents that cover every operator (the handbook)."""
     digest = hashlib.sha256(b"whole registry\0")
@@ -93,8 +121,9 @@ class RenderCache:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_folder()
 
-    def _path(self, name: str) -> Path:
-        return self.folder / "renders" / f"{key(name)}.json"
+    def _path(self, operator: str | OperatorModel) -> Path | None:
+        entry = key(operator) if isinstance(operator, str) else model_key(operator)
+        return None if entry is None else self.folder / "renders" / f"{entry}.json"
 
     def load_registry(self, names: list[str]) -> dict[str, str] | None:
         """The cached whole-registry documents for exactly these operators, or None."""
@@ -103,23 +132,28 @@ class RenderCache:
     def store_registry(self, names: list[str], files: dict[str, str]) -> None:
         self._write(self.folder / "renders" / f"{registry_key(names)}.json", "whole registry", files)
 
-    def load(self, name: str) -> dict[str, str] | None:
-        """The cached files of ``name``, or None when there is no readable entry."""
-        return self._read(self._path(name), name)
+    def load(self, operator: str | OperatorModel) -> dict[str, str] | None:
+        """The cached files of a built-in (by name) or a model, or None when there is no valid entry."""
+        path = self._path(operator)
+        return None if path is None else self._read(path, _name(operator))
 
-    def store(self, name: str, files: dict[str, str]) -> None:
+    def store(self, operator: str | OperatorModel, files: dict[str, str]) -> None:
         """Write an entry atomically; a cache that cannot be written is skipped silently."""
-        self._write(self._path(name), name, files)
+        path = self._path(operator)
+        if path is not None:
+            self._write(path, _name(operator), files)
 
     def _read(self, path: Path, name: str) -> dict[str, str] | None:
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or entry.get("operator") != name or not isinstance(entry.get("files"), dict):
+        if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("operator") != name:
             return None
-        files = entry["files"]
-        return {str(path): str(text) for path, text in files.items()}
+        files = entry.get("files")
+        if not isinstance(files, dict) or not all(is_safe(p) and isinstance(t, str) for p, t in files.items()):
+            return None
+        return files if entry.get("digest") == files_digest(files) else None
 
     def _write(self, path: Path, name: str, files: dict[str, str]) -> None:
         try:
@@ -129,7 +163,11 @@ class RenderCache:
             return
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump({"operator": name, "files": files}, stream)
+                json.dump({"format": FORMAT, "operator": name, "files": files, "digest": files_digest(files)}, stream)
             os.replace(temporary, path)
         except OSError:
             Path(temporary).unlink(missing_ok=True)
+
+
+def _name(operator: str | OperatorModel) -> str:
+    return operator if isinstance(operator, str) else operator.name

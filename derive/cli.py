@@ -1,8 +1,9 @@
 """The ``derive`` command line: list, show, generate, check, claim and pdf, a thin layer over ``derive.api``.
 
 Every command takes ``--model FILE`` to work on a user's model file instead of the built-ins.
-Errors in the input (an unknown operator, a malformed model or formula, a failing template) print
-one ``derive: error:`` line and exit 2; nothing is written.
+Errors in the input (an unknown operator, a malformed model or formula, a failing template, a
+path that cannot be written) print one ``derive: error:`` line and exit 2; nothing is written.
+Ctrl-C exits 130 and says whether the output folder was written.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from . import __version__, api, registry
 from .bench.command import add_bench_command
 from .cache import RenderCache
 from .catalog import markdown_table
-from .generate import Options, available_cpus
+from .generate import Interrupted, Options, available_cpus, render_models
 from .calculus.differentiate import DerivationError
 from .claims import ClaimError, report
 from .emit.display import intermediate_symbols, readable
 from .emit.numpy_printer import LoweringError
 from .emit.render import RenderError
 from .model import OperatorModel
+from .output import OutputError, WriteInterrupted
 from .user_models import ModelFileError
 from .validate import ModelError
-from .pdf import CompileError, TexMissingError, compile_pdfs
+from .pdf import CompileError, TexMissingError, compile_documents, compile_pdfs
 
 DEFAULT_OUT = Path("generated")
 DEFAULT_PDF_OUT = Path("build/pdf")
@@ -40,7 +42,7 @@ class UsageError(ValueError):
 
 
 INPUT_ERRORS = (UsageError, registry.UnknownOperatorError, registry.PluginError, DerivationError, LoweringError,
-                RenderError, ModelError, ModelFileError, ClaimError)
+                RenderError, ModelError, ModelFileError, ClaimError, OutputError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except CompileError as error:
         print(f"derive: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("derive: interrupted; nothing was changed", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(f"derive: interrupted; {_interrupted(args, interrupt)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`derive show OP | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -66,9 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a safety net: never a bare traceback for a user's model
         if os.environ.get("DERIVE_TRACEBACK"):
             raise
+        if isinstance(error, OSError) and error.filename is not None:  # a path of the user's
+            print(f"derive: error: {error.filename}: {error.strerror}", file=sys.stderr)
+            return 2
         print(f"derive: internal error: {type(error).__name__}: {error} "
               "(set DERIVE_TRACEBACK=1 to see where)", file=sys.stderr)
         return 3
+
+
+def _interrupted(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> str:
+    """What an interrupted command did and did not write."""
+    out = getattr(args, "out", None) or DEFAULT_OUT
+    if isinstance(interrupt, WriteInterrupted):
+        return f"{out}/ had been written in full first ({len(interrupt.changed)} files changed)"
+    if args.run is run_pdf:
+        return f"the PDFs compiled so far are in {out}/"
+    if args.run is not run_generate:
+        return "nothing was changed"
+    done = f"; {interrupt}" if isinstance(interrupt, Interrupted) else ""
+    return f"nothing was written to {out}/, which is as it was{done}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile generated/latex/<op>.tex (and the handbook) to PDF with latexmk or pdflatex. "
                     "The documents are copied into the output folder and compiled there.")
     pdf.add_argument("documents", nargs="*", metavar="OPERATOR",
-                     help="operators to compile, or 'handbook' (default: every operator and the handbook)")
+                     help="operators to compile, or 'handbook' (default: every operator and the handbook; "
+                          "with --model, every operator of the file)")
+    _model_option(pdf)
     pdf.add_argument("--source", type=Path, default=DEFAULT_OUT, help="generated folder to read (default: generated)")
     pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
     pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -278,6 +298,13 @@ def _setting(text: str, option: str, example: str) -> tuple[str, str]:
 
 def run_pdf(args: argparse.Namespace) -> int:
     names = args.documents
+    if args.model is not None:
+        args.operators = names
+        models = selected(args, names)
+        files = render_models(models, progress_printer(args), options=Options(cache=RenderCache()))
+        pdfs = compile_documents(files, [m.name for m in models], args.out, progress_printer(args))
+        print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
+        return 0
     for name in names:
         if name != "handbook":
             registry.get(name)  # unknown names get the registry's error with close matches

@@ -1,16 +1,19 @@
 """Derive and render operators into an output folder, or check that the folder is current.
 
 This is the layer the CLI calls: it reports progress through a callback, takes unchanged built-in
-operators from the render cache (``derive.cache``), derives the others in parallel processes when
-there is more than one, writes atomically through ``emit.render.write_tree``, and never leaves a
-half-written folder behind.  Operators are given as models (built-in, installed or from a user's
-file); none means every built-in one.  The files are the same whichever way they were made.
+operators and unchanged model files from the render cache (``derive.cache``), derives the other
+built-ins in parallel processes when there is more than one, and writes through ``derive.output``
+(atomic files, a manifest, a lock).  Ctrl-C stops the worker processes at once and raises
+``Interrupted``, which says that nothing was written.  Operators are given as models (built-in,
+installed or from a user's file); none means every built-in one.  The files are the same whichever
+way they were made.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,19 +22,26 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import registry
-from .cache import RenderCache
+from .cache import RenderCache, is_builtin
 from .calculus.pipeline import derive
 from .emit.numpy_printer import LoweringError
-from .emit.render import differences, render, render_registry, stale_files, write_tree
+from .emit.render import render, render_registry
 from .model import OperatorModel
+from .output import differences, require_output, write
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """The rendered files; ``full``: every built-in operator (files derive no longer writes are stale)."""
+
     files: dict[str, str]
-    stale: list[str]
+    full: bool
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while operators were being derived: nothing was written; the message says what was done."""
 
 
 @dataclass(frozen=True)
@@ -63,36 +73,38 @@ def render_models(models: Sequence[OperatorModel], progress: Progress = lambda m
                   whole_registry: bool = False, options: Options = Options()) -> dict[str, str]:
     """Relative path -> text for the given operator models.
 
-    Built-in operators come from the cache when unchanged and are derived in parallel otherwise;
-    other models (a user's file) are derived here.  ``whole_registry``: the models are the whole
-    registry, so also render the documents that cover every operator (the LaTeX handbook).
+    Built-in operators and a user's model file come from the cache when unchanged; missing
+    built-ins are derived in parallel, other models (a user's file) here.  ``whole_registry``: the
+    models are the whole registry, so also render the documents that cover every operator (the
+    LaTeX handbook).
     """
     rendered: dict[str, dict[str, str]] = {}
-    builtin = [m.name for m in models if _is_builtin(m)]
-    for name in builtin:
-        cached = options.cache.load(name) if options.cache else None
-        if cached is not None:
-            rendered[name] = cached
-            progress(f"[{len(rendered)}/{len(models)}] {name} (unchanged, from the cache)")
-    missing = [name for name in builtin if name not in rendered]
-    for name, files, seconds in _derive_all(missing, options.jobs):
-        rendered[name] = files
-        if options.cache:
-            options.cache.store(name, files)
-        progress(f"[{len(rendered)}/{len(models)}] {name} ({seconds:.2f} s)")
     for model in models:
-        if model.name not in rendered:
-            started = time.perf_counter()
-            rendered[model.name] = _render_model(model)
-            progress(f"[{len(rendered)}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
+        cached = options.cache.load(model) if options.cache else None
+        if cached is not None:
+            rendered[model.name] = cached
+            progress(f"[{len(rendered)}/{len(models)}] {model.name} (unchanged, from the cache)")
+    missing = [m.name for m in models if m.name not in rendered and is_builtin(m)]
+    try:
+        for name, files, seconds in _derive_all(missing, options.jobs):
+            rendered[name] = files
+            if options.cache:
+                options.cache.store(name, files)
+            progress(f"[{len(rendered)}/{len(models)}] {name} ({seconds:.2f} s)")
+        for model in models:
+            if model.name not in rendered:
+                started = time.perf_counter()
+                rendered[model.name] = _render_model(model)
+                if options.cache:
+                    options.cache.store(model, rendered[model.name])
+                progress(f"[{len(rendered)}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
+    except KeyboardInterrupt:
+        kept = " (kept in the render cache for the next run)" if options.cache and rendered else ""
+        raise Interrupted(f"{len(rendered)} of {len(models)} operators were ready{kept}") from None
     files = {path: text for model in models for path, text in rendered[model.name].items()}
     if whole_registry:
         files.update(_registry_files(models, progress, options))
     return files
-
-
-def _is_builtin(model: OperatorModel) -> bool:
-    return model.source.startswith("derive/ops/") and model.name in registry.names()
 
 
 def _registry_files(models: Sequence[OperatorModel], progress: Progress, options: Options) -> dict[str, str]:
@@ -117,14 +129,30 @@ def _derive_all(names: list[str], jobs: int):
         for name in names:
             yield (name, *render_one(name))
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_ignore_interrupts)
+    try:
         futures = {pool.submit(render_one, name): name for name in names}
-        try:
-            for future in as_completed(futures):
-                yield (futures[future], *future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        for future in as_completed(futures):
+            yield (futures[future], *future.result())
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (a terminal sends it to all of them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now, not when their operator is done."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -155,11 +183,10 @@ def render_operators(names: Iterable[str], progress: Progress = lambda message: 
 
 
 def plan(out: Path, models: Sequence[OperatorModel] | None, progress: Progress, options: Options) -> Outcome:
-    """Render ``models`` (every built-in when None); stale files only for that full run."""
+    """Render ``models`` (every built-in when None: a full run, which also retires stale files)."""
     if models is None:
-        files = render_operators(registry.names(), progress, whole_registry=True, options=options)
-        return Outcome(files, stale_files(out, files))
-    return Outcome(render_models(models, progress, options=options), [])
+        return Outcome(render_operators(registry.names(), progress, whole_registry=True, options=options), True)
+    return Outcome(render_models(models, progress, options=options), False)
 
 
 def _models(names: Sequence[str] | None, models: Sequence[OperatorModel] | None) -> Sequence[OperatorModel] | None:
@@ -172,11 +199,12 @@ def generate(out: Path, names: Sequence[str] | None = None, progress: Progress =
              models: Sequence[OperatorModel] | None = None, options: Options = Options()) -> list[str]:
     """Write the operators' files into ``out``; returns the paths that changed."""
     outcome = plan(out, _models(names, models), progress, options)
-    return write_tree(out, outcome.files, outcome.stale)
+    return write(out, outcome.files, outcome.full)
 
 
 def check(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
           models: Sequence[OperatorModel] | None = None, options: Options = Options()) -> list[str]:
     """Unified diffs of what ``generate`` would change in ``out`` (empty when current)."""
+    require_output(out)
     outcome = plan(out, _models(names, models), progress, options)
-    return differences(out, outcome.files, outcome.stale)
+    return differences(out, outcome.files, outcome.full)

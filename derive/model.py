@@ -7,7 +7,7 @@ dimensions are implicit and broadcast.  The differentiator and the printers read
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import sympy as sp
@@ -81,6 +81,13 @@ class Layout:
     ``channels``: x of shape (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,).
     ``groups``: as ``channels`` with C split into ``param`` groups: x as (N, G, C/G, S), and the
     per-channel inputs as (G, C/G).
+
+    A model that declares no layout gets one inferred where only one fits what it says
+    (``infer_layout``): ``axis`` when every input has the same single axis and the model has an
+    integer parameter named ``axis`` (with ``keepdims`` when it also has a boolean one of that name);
+    ``elementwise`` when every input has the output's single axis and each output entry uses the
+    same entry of every input and no sum; ``last`` otherwise.  ``flatten``, ``channels`` and ``groups``
+    are never inferred: they are choices about how a caller's arrays are read, so a model declares them.
     """
 
     kind: str = "last"
@@ -99,7 +106,8 @@ class OperatorModel:
     output_indices: tuple[sp.Idx, ...]
     output: sp.Expr
     params: tuple[Param, ...] = ()
-    layout: Layout = field(default_factory=Layout)
+    layout: Layout | None = None
+    """How arrays map onto the core axes; None (the default): inferred by ``infer_layout``."""
     shift_invariant: tuple[tuple[str, sp.Symbol], ...] = ()
     """(input, axis): adding a constant along that axis leaves the output unchanged (softmax), so
     kernels subtract the maximum along it first, which keeps exp from overflowing."""
@@ -108,6 +116,10 @@ class OperatorModel:
     torch: str = ""
     notes: tuple[str, ...] = ()
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.layout is None:
+            object.__setattr__(self, "layout", infer_layout(self))
 
     def input(self, name: str) -> Input:
         for inp in self.inputs:
@@ -134,6 +146,31 @@ class OperatorModel:
             if d not in seen:
                 seen.append(d)
         return tuple(seen)
+
+
+LAYOUTS = ("last", "axis", "elementwise", "flatten", "channels", "groups")
+
+
+def one_axis(model: OperatorModel) -> bool:
+    """Every input has the same single core axis."""
+    return len({inp.dims for inp in model.inputs}) == 1 and len(model.inputs[0].dims) == 1
+
+
+def entrywise(model: OperatorModel) -> bool:
+    """Each output entry y[i] uses entry i of every input and no sum (a one-axis model)."""
+    if not one_axis(model) or len(model.output_indices) != 1:
+        return False
+    i = model.output_indices[0]
+    return (model.output_dims == model.inputs[0].dims and not model.output.has(sp.Sum)
+            and all(entry.indices == (i,) for entry in model.output.atoms(sp.Indexed)))
+
+
+def infer_layout(model: OperatorModel) -> Layout:
+    """The layout of a model that declares none (the rules are in ``Layout``'s docstring)."""
+    params = {p.name: p.default for p in model.params}
+    if one_axis(model) and isinstance(params.get("axis"), int) and not isinstance(params["axis"], bool):
+        return Layout("axis", "axis", "keepdims" if isinstance(params.get("keepdims"), bool) else None)
+    return Layout("elementwise") if entrywise(model) else Layout()
 
 
 ModelFactory = Callable[[], OperatorModel]

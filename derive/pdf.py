@@ -4,7 +4,8 @@ The documents are copied from ``<source>/latex/`` into the output folder and com
 auxiliary files never land in ``generated/``.  No compiler on PATH is a ``TexMissingError`` whose
 message says what to install; a document that does not compile is a ``CompileError`` quoting
 the LaTeX error from the log.  TeX runs without shell escape and may not read or write files
-outside the document's folder.
+outside the document's folder.  ``compile_documents`` compiles freshly rendered files instead (the
+documents of a user's ``--model`` file, which are not in ``generated/``).
 """
 
 from __future__ import annotations
@@ -78,8 +79,24 @@ def compile_pdfs(source: Path, out: Path, names: list[str] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     for tex in (source / "latex").glob("*.tex"):
         shutil.copyfile(tex, out / tex.name)
+    return _compile_all(command, wanted, out, progress)
+
+
+def compile_documents(files: dict[str, str], names: list[str], out: Path,
+                      progress: Callable[[str], None] = lambda message: None) -> list[Path]:
+    """Compile the standalone documents ``latex/<name>.tex`` of rendered ``files`` into ``out``."""
+    command = compiler()
+    texts = {path[len("latex/"):]: text for path, text in files.items()
+             if path.startswith("latex/") and path.endswith(".tex") and path.count("/") == 1}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (out / name).write_text(text, encoding="utf-8")
+    return _compile_all(command, names, out, progress)
+
+
+def _compile_all(command: list[str], names: list[str], out: Path, progress: Callable[[str], None]) -> list[Path]:
     pdfs = []
-    for name in wanted:
+    for name in names:
         _run(command, name, out)
         pdfs.append(out / f"{name}.pdf")
         progress(f"{out / (name + '.pdf')}")

@@ -2,12 +2,15 @@
 
 The file is executed with ``registry.collecting()``, so its operators are returned to the caller and
 never join the built-in registry.  Every failure (missing file, syntax error, an exception in the
-file or in a factory) becomes one ``ModelFileError`` that names the file and line.
+file or in a factory) becomes one ``ModelFileError`` that names the file and line.  ``fingerprint``
+gives the render cache a digest of what a loaded model was built from (the file's text as it was
+executed and the modules it imported from its own folder).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import itertools
 import sys
@@ -19,6 +22,8 @@ from . import registry
 from .model import OperatorModel
 
 _COUNTER = itertools.count()
+_FINGERPRINTS: dict[tuple[str, str], str] = {}
+"""(name, source) of a loaded model -> digest of its file and neighbour modules."""
 
 
 class ModelFileError(ValueError):
@@ -32,8 +37,10 @@ def load_models(path: str | Path) -> dict[str, OperatorModel]:
         raise ModelFileError(f"{path}: no such model file")
     if path.suffix != ".py":
         raise ModelFileError(f"{path}: a model file is a Python file (.py)")
+    text = path.read_bytes()
     with registry.collecting() as factories, _importable_from(path.parent):
         _execute(path)
+    digest = _digest(path, text)
     if not factories:
         raise ModelFileError(f"{path}: registers no operator; decorate a function returning an "
                              "OperatorModel with @register (from derive.registry import register)")
@@ -44,7 +51,30 @@ def load_models(path: str | Path) -> dict[str, OperatorModel]:
         except Exception as error:  # the user's factory may raise anything: report it with its line
             raise ModelFileError(f"{_where(path, error)}: {name}() failed: {type(error).__name__}: {error}") from None
         models[model.name] = model
+        _FINGERPRINTS[(model.name, model.source)] = digest
     return models
+
+
+def fingerprint(model: OperatorModel) -> str | None:
+    """Digest of the model file ``model`` was loaded from (None: not from a model file)."""
+    return _FINGERPRINTS.get((model.name, model.source))
+
+
+def _digest(path: Path, text: bytes) -> str:
+    """The model file's text and every loaded module from its folder (the neighbours it may import)."""
+    folder = path.resolve().parent
+    digest = hashlib.sha256(path.name.encode() + b"\0" + text + b"\0")
+    neighbours = set()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and not name.startswith("derive") and Path(file).resolve().is_relative_to(folder):
+            neighbours.add(Path(file).resolve())
+    for neighbour in sorted(neighbours - {path.resolve()}):
+        try:
+            digest.update(neighbour.relative_to(folder).as_posix().encode() + b"\0" + neighbour.read_bytes() + b"\0")
+        except OSError:
+            continue
+    return digest.hexdigest()
 
 
 def load_model(path: str | Path, name: str | None = None) -> OperatorModel:

@@ -3,7 +3,8 @@
 ``validate(model)`` raises ``ModelError`` naming the operator, its file and the offending part:
 an index bound by no sum and no output position, an array indexed outside its axes, a name that
 is neither an input, a size nor a parameter, a name that is not an identifier (``../../x``,
-``class``).  ``check_indexing`` is the index-range check alone.
+``class``), a declared layout that does not fit the model (the error names the layout that
+does).  ``check_indexing`` is the index-range check alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Mapping
 import sympy as sp
 
 from .calculus.indices import free_indices
-from .model import OperatorModel
+from .model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
 
 Range = tuple[sp.Expr, sp.Expr]
 
@@ -29,6 +30,7 @@ def validate(model: OperatorModel) -> None:
     where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
     _check_names(model)
     _check_declarations(model, where)
+    _check_layout(model, where)
     axes = {inp.name: inp.dims for inp in model.inputs}
     check_indexing(model.output, axes, f"{where}: the output")
     for name, definition in model.where:
@@ -102,6 +104,42 @@ def _check_declarations(model: OperatorModel, where: str) -> None:
     labels = [str(i) for i in model.output_indices]
     if len(set(labels)) != len(labels):
         raise ModelError(f"{where}: output indices {', '.join(labels)} repeat a name")
+
+
+def _check_layout(model: OperatorModel, where: str) -> None:
+    """A declared layout must fit the model; the error names the one that does."""
+    layout = model.layout
+    problem = (f"there is no layout {layout.kind!r} (the layouts: {', '.join(LAYOUTS)})"
+               if layout.kind not in LAYOUTS else layout_problem(model))
+    if problem:
+        raise ModelError(f"{where}: {_written(layout)} does not fit: {problem}; "
+                         f"use {_written(infer_layout(model))}, or declare no layout to have it inferred")
+
+
+def layout_problem(model: OperatorModel) -> str:
+    """Why the model's layout does not fit it ("" when it does)."""
+    kind, layout, inputs = model.layout.kind, model.layout, model.inputs
+    params = [p.name for p in model.params]
+    missing = [name for name in (layout.param, layout.keepdims) if name is not None and name not in params]
+    if missing:
+        return f"it names parameter {missing[0]!r}, which the model does not have (its parameters: {', '.join(params) or 'none'})"
+    if kind in ("axis", "groups") and layout.param is None:
+        return f"layout {kind!r} needs the name of its parameter"
+    if kind == "elementwise" and not entrywise(model):
+        return "each output entry must use the same entry of every input and no sum"
+    if kind == "axis" and not one_axis(model):
+        return "every input must have the same single axis (the parameter says which axis of the array it is)"
+    if kind == "flatten" and not (one_axis(model) and not model.output_indices):
+        return "every input must have the same single axis and the output must be one number"
+    rank = {"channels": 3, "groups": 4}.get(kind)
+    if rank and len(inputs[0].dims) != rank:
+        return f"the first input must have {rank} axes ({'N, C, S' if rank == 3 else 'N, G, C/G, S'}), not {len(inputs[0].dims)}"
+    return ""
+
+
+def _written(layout: Layout) -> str:
+    arguments = [repr(a) for a in (layout.kind, layout.param, layout.keepdims) if a is not None]
+    return f"Layout({', '.join(arguments)})"
 
 
 def unbound_indices(expr: sp.Expr, allowed: tuple[sp.Idx, ...]) -> list[str]:

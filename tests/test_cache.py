@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,14 @@ def cache_dir(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("DERIVE_CACHE_DIR", str(folder))
     return folder
+
+
+def plant(entry, operator: str, files: dict) -> None:
+    """Write a cache entry as the README documents it: the files and the SHA-256 of their sorted JSON."""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8")).hexdigest()
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text(json.dumps({"format": "derive-render-cache-2", "operator": operator, "files": files,
+                                 "digest": digest}))
 
 
 def refuse_to_derive(monkeypatch):
@@ -52,8 +62,7 @@ def test_no_cache_derives_again(tmp_path, cache_dir, monkeypatch):
     """A planted entry is served from the cache, and ignored with --no-cache."""
     out = tmp_path / "gen"
     entry = cache_dir / "renders" / f"{cache.key('softmax')}.json"
-    entry.parent.mkdir(parents=True)
-    entry.write_text(json.dumps({"operator": "softmax", "files": {"numpy/softmax.py": "planted\n"}}))
+    plant(entry, "softmax", {"numpy/softmax.py": "planted\n"})
     assert main(["generate", "softmax", "--out", str(out), "-q"]) == 0
     assert (out / "numpy" / "softmax.py").read_text() == "planted\n"
     assert main(["generate", "softmax", "--out", str(out), "-q", "--no-cache"]) == 0
@@ -72,6 +81,58 @@ def test_unreadable_entry_is_a_miss(tmp_path, cache_dir):
     entry = cache.RenderCache().load("rmsnorm")
     assert entry["numpy/rmsnorm.py"] == (GENERATED / "numpy" / "rmsnorm.py").read_text()
     assert entry["latex/rmsnorm.tex"] == (GENERATED / "latex" / "rmsnorm.tex").read_text()
+
+
+def test_an_entry_edited_on_disk_is_not_served(tmp_path, cache_dir):
+    out = tmp_path / "gen"
+    assert main(["generate", "relu", "--out", str(out), "-q"]) == 0
+    entry = cache_dir / "renders" / f"{cache.key('relu')}.json"
+    stored = json.loads(entry.read_text())
+    stored["files"]["numpy/relu.py"] = stored["files"]["numpy/relu.py"].replace("np.greater(x, 0)", "np.less(x, 0)")
+    assert stored["files"]["numpy/relu.py"] != (GENERATED / "numpy" / "relu.py").read_text()
+    entry.write_text(json.dumps(stored))  # the digest no longer matches the files
+    assert cache.RenderCache().load("relu") is None
+    other = tmp_path / "other"
+    assert main(["generate", "relu", "--out", str(other), "-q"]) == 0
+    assert (other / "numpy" / "relu.py").read_bytes() == (GENERATED / "numpy" / "relu.py").read_bytes()
+    assert main(["check", "relu", "--out", str(other), "-q"]) == 0
+    assert cache.RenderCache().load("relu")["numpy/relu.py"] == (GENERATED / "numpy" / "relu.py").read_text()
+
+
+@pytest.mark.parametrize("key", ["../../x", "/tmp/derive-cache-absolute-x", "numpy/../../../x"])
+def test_an_entry_naming_a_file_outside_out_is_not_served(key, tmp_path, cache_dir):
+    out = tmp_path / "a" / "b" / "gen"
+    plant(cache_dir / "renders" / f"{cache.key('relu')}.json", "relu",
+          {"numpy/relu.py": "planted\n", key: "escaped\n"})
+    assert cache.RenderCache().load("relu") is None
+    assert main(["generate", "relu", "--out", str(out), "-q"]) == 0
+    assert not (tmp_path / "a" / "x").exists() and not (tmp_path / "x").exists()
+    assert not Path("/tmp/derive-cache-absolute-x").exists()
+    assert (out / "numpy" / "relu.py").read_bytes() == (GENERATED / "numpy" / "relu.py").read_bytes()
+
+
+def test_a_model_file_is_served_from_the_cache_until_it_changes(tmp_path, cache_dir, monkeypatch, capsys):
+    source = tmp_path / "scaled.py"
+    source.write_text(textwrap.dedent(MODEL).format(factor=3))
+    out = tmp_path / "gen"
+    assert main(["generate", "--model", str(source), "--out", str(out)]) == 0
+    first = tree(out)
+    assert "3*x[i]" in (out / "numpy" / "scaled_copy.py").read_text()
+    capsys.readouterr()
+
+    def refuse(model):
+        raise AssertionError(f"{model.name} was derived although the cache holds it")
+
+    real = generate._render_model
+    monkeypatch.setattr(generate, "_render_model", refuse)
+    assert main(["generate", "--model", str(source), "--out", str(out)]) == 0
+    assert "scaled_copy (unchanged, from the cache)" in capsys.readouterr().err
+    assert tree(out) == first
+    monkeypatch.setattr(generate, "_render_model", real)
+    source.write_text(textwrap.dedent(MODEL).format(factor=5))
+    assert main(["generate", "--model", str(source), "--out", str(out)]) == 0
+    assert "from the cache" not in capsys.readouterr().err
+    assert "5*x[i]" in (out / "numpy" / "scaled_copy.py").read_text()
 
 
 def test_template_change_misses_the_cache(tmp_path, cache_dir, monkeypatch):

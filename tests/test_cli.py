@@ -12,6 +12,7 @@ import pytest
 
 from derive import registry
 from derive.cli import main
+from derive.output import MANIFEST
 
 from conftest import GENERATED, ROOT
 
@@ -53,18 +54,20 @@ def test_generate_then_check_then_stale_edit(tmp_path, capsys):
     assert main(["generate", "--out", str(out), "-q"]) == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     committed = [p for p in GENERATED.rglob("*") if p.is_file() and p.parent.name in ("numpy", "latex")]
-    assert files == sorted(p.relative_to(GENERATED).as_posix() for p in committed)
+    assert files == sorted([MANIFEST, *(p.relative_to(GENERATED).as_posix() for p in committed)])
     assert main(["check", "--out", str(out), "-q"]) == 0
     kernel = out / "numpy" / "softmax.py"
     kernel.write_text(kernel.read_text() + "# hand edit\n")
-    (out / "numpy" / "retired.py").write_text("x = 1\n")
+    (out / "numpy" / "retired.py").write_text("x = 1\n")  # as if derive wrote it for an operator since removed
+    (out / MANIFEST).write_text((out / MANIFEST).read_text() + "numpy/retired.py\n")
+    (out / "numpy" / "mine.py").write_text("y = 2\n")  # a file of the user's own: never touched
     capsys.readouterr()
     assert main(["check", "--out", str(out), "-q"]) == 1
     captured = capsys.readouterr()
-    assert "-# hand edit" in captured.out and "retired.py: stale" in captured.out
+    assert "-# hand edit" in captured.out and "retired.py: stale" in captured.out and "mine.py" not in captured.out
     assert f"derive generate --out {out}" in captured.err
     assert main(["generate", "--out", str(out), "-q"]) == 0
-    assert not (out / "numpy" / "retired.py").exists()
+    assert not (out / "numpy" / "retired.py").exists() and (out / "numpy" / "mine.py").read_text() == "y = 2\n"
     assert main(["check", "--out", str(out), "-q"]) == 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from derive import generate, output
 from derive.cli import main
 from derive.emit import render
 
@@ -225,20 +226,20 @@ import sys, time
 from pathlib import Path
 import derive.generate as generate
 
-real_render, real_write = generate.render, Path.write_text
+import derive.output as output
+real_render, real_fchmod = generate.render, output.os.fchmod
 
 def slow_render(derivation, *args, **kwargs):
     time.sleep(0.4)
     return real_render(derivation, *args, **kwargs)
 
-def slow_write(self, *args, **kwargs):
-    written = real_write(self, *args, **kwargs)
-    print(f"staged {self.name}", file=sys.stderr, flush=True)
+def slow_stage(handle, mode):  # called once per staged temporary file, after its text is written
+    real_fchmod(handle, mode)
+    print("staged a file", file=sys.stderr, flush=True)
     time.sleep(0.4)
-    return written
 
 generate.render = slow_render
-Path.write_text = slow_write
+output.os.fchmod = slow_stage
 from derive.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -277,6 +278,10 @@ def generate_and_kill(out: Path, tmp_path: Path, signal_number: int, after: str)
             process.kill()
 
 
+def without_leftovers(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {path: text for path, text in files.items() if ".derive-tmp-" not in path}
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 @pytest.mark.parametrize("after", ["derive: [1/", "staged "], ids=["while-rendering", "while-staging"])
 def test_generation_killed_part_way_leaves_the_folder_as_it_was(signal_number, after, tmp_path):
@@ -284,30 +289,119 @@ def test_generation_killed_part_way_leaves_the_folder_as_it_was(signal_number, a
     before = snapshot(out)
     status = generate_and_kill(out, tmp_path, signal_number, after)
     assert status != 0, "the generation finished before it was interrupted"
-    assert snapshot(out) == before
+    if signal_number == signal.SIGINT:
+        assert snapshot(out) == before  # Ctrl-C removes its temporary files
+    else:
+        assert without_leftovers(snapshot(out)) == before  # SIGKILL leaves only temporary files
     assert main(["generate", *SOME, "--out", str(out), "-q"]) == 0  # and it would have changed it
     assert snapshot(out) != before and main(["check", *SOME, "--out", str(out), "-q"]) == 0
+    assert without_leftovers(snapshot(out)) == snapshot(out)  # the next run removed them
 
 
-def test_generation_interrupted_between_the_two_renames_is_recovered(tmp_path):
+def test_a_folder_an_older_derive_moved_aside_is_recovered(tmp_path, capsys):
     out = altered_copy(tmp_path)
     before = snapshot(out)
-    os.replace(out, tmp_path / ".gen.old")  # as if killed after moving the old folder aside
-    assert main(["check", *SOME, "--out", str(out), "-q"]) == 1
+    os.replace(out, tmp_path / ".gen.old")  # as if derive 0.1 was killed between its two renames
+    assert main(["check", *SOME, "--out", str(out), "-q"]) == 2
+    assert "no generated output here" in one_error(capsys)
     assert main(["generate", *SOME, "--out", str(out), "-q"]) == 0
     assert not (tmp_path / ".gen.old").exists()
     assert set(snapshot(out)) == set(before) and main(["check", *SOME, "--out", str(out), "-q"]) == 0
 
 
-def test_interrupt_during_the_swap_leaves_no_staging_folder(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_while_renaming_is_held_until_every_file_is_in_place(tmp_path, monkeypatch, capsys):
+    out = altered_copy(tmp_path)
+    real_replace = output.os.replace
+
+    def replace_then_interrupt(source, target):
+        real_replace(source, target)
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C after the first rename
+
+    monkeypatch.setattr(output.os, "replace", replace_then_interrupt)
+    assert main(["generate", *SOME, "--out", str(out)]) == 130
+    assert "had been written in full first" in capsys.readouterr().err
+    monkeypatch.setattr(output.os, "replace", real_replace)
+    assert main(["check", *SOME, "--out", str(out), "-q"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+    assert without_leftovers(snapshot(out)) == snapshot(out)
+
+
+def test_ctrl_c_while_rendering_says_nothing_was_written(tmp_path, monkeypatch, capsys):
     out = altered_copy(tmp_path)
     before = snapshot(out)
 
-    def interrupted(out_folder, staging):
+    def interrupted(model):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "_swap", interrupted)
-    assert main(["generate", *SOME, "--out", str(out)]) == 130
-    assert "interrupted; nothing was changed" in capsys.readouterr().err
+    monkeypatch.setattr(generate, "_render_model", interrupted)
+    assert main(["generate", "--model", str(model_file(tmp_path, "x[i]")), "--out", str(out), "--no-cache"]) == 130
+    assert f"interrupted; nothing was written to {out}/, which is as it was" in capsys.readouterr().err
     assert snapshot(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+# -- layouts: inferred where only one fits, a wrong one named with the right one -----------------------
+
+LAYOUT_MODEL = """
+import sympy as sp
+from derive.model import Input, Layout, OperatorModel, Param, index, size
+from derive.registry import register
+
+
+@register
+def op() -> OperatorModel:
+    n = size("n")
+    i, j = index("i", n), index("j", n)
+    a, b = Input("a", (n,)), Input("b", (n,))
+    return OperatorModel(name="op", summary="s", category="c", inputs=(a, b), output_indices=(i,),
+                         output={output}{extra})
+"""
+
+
+def layout_model(tmp_path: Path, output: str, extra: str = "") -> Path:
+    path = tmp_path / "layout_op.py"
+    path.write_text(LAYOUT_MODEL.format(output=output, extra=extra))
+    return path
+
+
+@pytest.mark.parametrize("output,extra,expected", [
+    ("a[i] * sp.exp(b[i])", "", ("elementwise", None, None)),
+    ("a[i] * sp.Sum(b[j], (j, 0, n - 1))", "", ("last", None, None)),
+    ("a[i] * b[i] / sp.Sum(b[j], (j, 0, n - 1))", ", params=(Param('axis', -1),)", ("axis", "axis", None)),
+    ("a[i] * b[i] / sp.Sum(b[j], (j, 0, n - 1))", ", params=(Param('axis', -1), Param('keepdims', False))",
+     ("axis", "axis", "keepdims")),
+    ("a[i] * b[i]", ", layout=Layout('last')", ("last", None, None)),  # a declared layout that fits is kept
+])
+def test_a_layout_is_inferred_where_only_one_fits(output, extra, expected, tmp_path):
+    from derive import api
+
+    layout = api.load(layout_model(tmp_path, output, extra)).layout
+    assert (layout.kind, layout.param, layout.keepdims) == expected
+
+
+def test_an_inferred_elementwise_kernel_broadcasts(tmp_path):
+    import numpy as np
+    from derive import api
+
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(layout_model(tmp_path, "a[i] * sp.exp(b[i])")), "--out", str(out),
+                 "-q"]) == 0
+    kernel = api.load_kernel(out / "numpy" / "op.py")
+    a, b = np.arange(3.0).reshape(3, 1), np.linspace(0, 1, 4).reshape(1, 4)
+    assert np.allclose(kernel.forward(a, b), a * np.exp(b))
+
+
+@pytest.mark.parametrize("output,layout,right", [
+    ("a[i] * sp.Sum(b[j], (j, 0, n - 1))", "Layout('elementwise')", "use Layout('last')"),
+    ("a[i] * b[i] / sp.Sum(b[j], (j, 0, n - 1))", "Layout('axis', 'dim'), params=(Param('axis', -1),)",
+     "use Layout('axis', 'axis')"),
+    ("a[i] * b[i]", "Layout('flatten')", "use Layout('elementwise')"),
+    ("a[i] * b[i]", "Layout('rows')", "use Layout('elementwise')"),
+    ("a[i] * b[i]", "Layout('channels')", "use Layout('elementwise')"),
+])
+def test_a_layout_that_does_not_fit_names_the_one_that_does(output, layout, right, tmp_path, capsys):
+    out = tmp_path / "out"
+    path = layout_model(tmp_path, output, f", layout={layout}")
+    assert main(["generate", "--model", str(path), "--out", str(out), "-q"]) == 2
+    err = one_error(capsys)
+    assert "does not fit" in err and right in err, err
+    assert not out.exists()

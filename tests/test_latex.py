@@ -270,7 +270,8 @@ def test_handbook_inputs_every_operator_and_works_the_seed_questions():
 def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys):
     out = tmp_path / "gen"
     shutil.copytree(GENERATED, out, ignore=shutil.ignore_patterns("__pycache__"))
-    (out / "latex" / "retired.json").write_text("{}\n")
+    (out / "latex" / "retired.json").write_text("{}\n")  # derive wrote it once (it is in the manifest)
+    (out / ".derive-manifest").write_text((out / ".derive-manifest").read_text() + "latex/retired.json\n")
     assert main(["check", "--out", str(out), "-q"]) == 1
     assert "latex/retired.json: stale" in capsys.readouterr().out
 
@@ -303,6 +304,44 @@ def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_
     for pdf in pdfs:
         assert pdf.stat().st_size > 10_000
         assert overfull_boxes(pdf.with_suffix(".log")) == [], pdf.name
+
+
+PDF_MODEL = """
+import sympy as sp
+from derive.model import Input, OperatorModel, index, size
+from derive.registry import register
+
+
+@register
+def scaled_exp() -> OperatorModel:
+    n = size("n")
+    i = index("i", n)
+    x = Input("x", (n,))
+    return OperatorModel(name="scaled_exp", summary="2 exp(x)", category="elementwise", inputs=(x,),
+                         output_indices=(i,), output=2 * sp.exp(x[i]))
+"""
+
+
+def test_pdf_of_a_model_file(tmp_path, capsys):
+    """`derive pdf --model FILE` compiles that model's document (TeX required as above)."""
+    if os.environ.get("DERIVE_SKIP_TEX") == "1":
+        pytest.skip("DERIVE_SKIP_TEX=1")
+    model = tmp_path / "scaled_exp.py"
+    model.write_text(PDF_MODEL)
+    status = main(["pdf", "--model", str(model), "--out", str(tmp_path / "pdf"), "-q"])
+    if status == 3:
+        pytest.fail(f"TeX is not installed (set DERIVE_SKIP_TEX=1 to skip locally):\n{capsys.readouterr().err}")
+    assert status == 0, capsys.readouterr().err
+    pdf = tmp_path / "pdf" / "scaled_exp.pdf"
+    assert pdf.stat().st_size > 10_000 and overfull_boxes(pdf.with_suffix(".log")) == []
+
+
+def test_pdf_of_a_model_file_names_an_unknown_operator(tmp_path, capsys):
+    model = tmp_path / "scaled_exp.py"
+    model.write_text(PDF_MODEL)
+    assert main(["pdf", "no_such_op", "--model", str(model), "--out", str(tmp_path / "pdf")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown operator 'no_such_op'" in err and "scaled_exp" in err
 
 
 def test_readme_loads_a_twin_equation_as_written():

@@ -1,4 +1,4 @@
-"""Render derivations through the Jinja templates of each target, and write output folders atomically.
+"""Render derivations through the Jinja templates of each target (``derive.output`` writes the files).
 
 A target is a view builder + a template + an output folder (as SymForce pairs a printer with its
 templates); a target may render several files per operator and files covering the whole
@@ -8,10 +8,6 @@ no timestamp or machine path, so rendering twice gives the same bytes.
 
 from __future__ import annotations
 
-import difflib
-import os
-import shutil
-import tempfile
 import traceback
 from dataclasses import dataclass
 from importlib import resources
@@ -181,81 +177,3 @@ def _template_line(template: str, error: Exception) -> str:
 
 def managed_folders(targets: tuple[Target, ...] = TARGETS) -> tuple[str, ...]:
     return tuple(t.folder for t in targets)
-
-
-def stale_files(out: Path, files: dict[str, str], targets: tuple[Target, ...] = TARGETS) -> list[str]:
-    """Files in the managed folders of ``out`` that a full generation would not write."""
-    stale = []
-    for target in targets:
-        folder = out / target.folder
-        if folder.is_dir():
-            for suffix in target.suffixes or (target.suffix,):
-                for path in sorted(folder.glob(f"*{suffix}")):
-                    relative = path.relative_to(out).as_posix()
-                    if relative not in files:
-                        stale.append(relative)
-    return stale
-
-
-def write_tree(out: Path, files: dict[str, str], remove: list[str]) -> list[str]:
-    """Replace ``out`` by a copy holding ``files`` and lacking ``remove``, in one swap.
-
-    Everything is written into a sibling folder first; ``out`` changes only by two renames at the
-    end, so an error or an interrupt before then leaves it exactly as it was.  Returns the
-    relative paths whose content changed.
-    """
-    out = out.resolve()
-    _recover(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    try:
-        if out.exists():
-            shutil.copytree(out, staging, dirs_exist_ok=True, symlinks=True)
-        changed = []
-        for relative, text in files.items():
-            target = staging / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists() or target.read_text(encoding="utf-8") != text:
-                changed.append(relative)
-                target.write_text(text, encoding="utf-8")
-        for relative in remove:
-            (staging / relative).unlink(missing_ok=True)
-            changed.append(relative)
-        _swap(out, staging)
-        return changed
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _swap(out: Path, staging: Path) -> None:
-    backup = out.parent / f".{out.name}.old"
-    if out.exists():
-        os.replace(out, backup)
-    os.replace(staging, out)
-    if backup.exists():
-        shutil.rmtree(backup)
-
-
-def _recover(out: Path) -> None:
-    """Undo a swap that was interrupted between its two renames."""
-    backup = out.parent / f".{out.name}.old"
-    if backup.exists():
-        if out.exists():
-            shutil.rmtree(backup)
-        else:
-            os.replace(backup, out)
-
-
-def differences(out: Path, files: dict[str, str], stale: list[str]) -> list[str]:
-    """Unified diffs between ``out`` and the freshly rendered ``files``; one entry per file."""
-    diffs = []
-    for relative, text in files.items():
-        path = out / relative
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
-            diffs.append("".join(difflib.unified_diff(
-                current.splitlines(keepends=True), text.splitlines(keepends=True),
-                fromfile=f"{relative} (in {out.name}/)", tofile=f"{relative} (fresh render)")) or relative)
-    diffs.extend(f"{relative}: stale, no operator generates it\n" for relative in stale)
-    return diffs
