@@ -76,10 +76,18 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
     if isinstance(expr, sp.Indexed):
         return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
     if isinstance(expr, Partial):
-        return sp.diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
+        return _real_diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
+    if hasattr(expr, "unroll"):  # a function that binds an index (MaxOver) writes itself out
+        return expr.unroll(lambda part, values: state.at(part, {**indices, **values}))
     if isinstance(expr, sp.Sum):
         return _unroll(expr, state, indices)
     return expr.func(*[state.at(arg, indices) for arg in expr.args])
+
+
+def _real_diff(expr: sp.Expr, by: sp.Symbol) -> sp.Expr:
+    """``sympy.diff`` with every entry taken as real, as they are (so Abs, sign and Max have derivatives)."""
+    real = {s: sp.Dummy(s.name, real=True) for s in expr.free_symbols | {by} if not s.is_real}
+    return sp.diff(expr.xreplace(real), real.get(by, by)).xreplace({d: s for s, d in real.items()})
 
 
 def _unroll(expr: sp.Sum, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:

@@ -168,8 +168,40 @@ def _piecewise(expr: sp.Piecewise, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     return "piecewise rule (each branch, conditions held)", sp.Piecewise(*branches)
 
 
+def _abs(expr: sp.Abs, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    inner = expr.args[0]
+    return "chain rule, d|u| = sign(u) du (0 at u = 0, as PyTorch)", sp.sign(inner) * Partial(inner, wrt)
+
+
+def _sign(expr: sp.sign, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    return "sign is piecewise constant (derivative 0, as PyTorch)", sp.S.Zero
+
+
+def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    """PyTorch's conventions: against a bound with no input in it, as clamp_min/clamp_max (a tie
+    gives the whole gradient to the clamped argument); between two inputs, as maximum/minimum (a tie
+    splits it evenly)."""
+    if len(expr.args) != 2:
+        raise DerivationError(f"{expr} has {len(expr.args)} arguments; write Max/Min of two, nested")
+    a, b = expr.args
+    is_max = isinstance(expr, sp.Max)
+    if not (a.has(sp.Indexed) and b.has(sp.Indexed)):
+        value, bound = (a, b) if a.has(sp.Indexed) else (b, a)
+        kept = value >= bound if is_max else value <= bound
+        return (f"{type(expr).__name__} with a bound (as clamp: a tie keeps the gradient)",
+                sp.Piecewise((Partial(value, wrt), kept), (0, True)))
+    first, second = (a > b, b > a) if is_max else (a < b, b < a)
+    return (f"{type(expr).__name__} rule (as torch.{'maximum' if is_max else 'minimum'}: a tie splits evenly)",
+            sp.Piecewise((Partial(a, wrt), first), (Partial(b, wrt), second),
+                         ((Partial(a, wrt) + Partial(b, wrt)) / 2, True)))
+
+
 RULES = (
     (sp.Indexed, _indexed),
+    (sp.Abs, _abs),
+    (sp.sign, _sign),
+    (sp.Max, _extremum),
+    (sp.Min, _extremum),
     (sp.Add, _add),
     (sp.Mul, _mul),
     (sp.Pow, _pow),

@@ -85,9 +85,15 @@ class KernelPrinter(NumPyPrinter):
         return f"np.max({code}, axis={self.axis(dim_of(var))}, keepdims=True)"
 
     def _print_Min(self, expr: sp.Min) -> str:
+        return self._extremum("np.minimum", expr)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._extremum("np.maximum", expr)
+
+    def _extremum(self, function: str, expr: sp.Expr) -> str:
         code = self._print(expr.args[0])
         for arg in expr.args[1:]:
-            code = f"np.minimum({code}, {self._print(arg)})"
+            code = f"{function}({code}, {self._print(arg)})"
         return code
 
     def _print_at_most(self, expr: sp.Function) -> str:
