@@ -66,12 +66,50 @@ class at_most(sp.Function):  # noqa: N801
 
 class MaxOver(sp.Function):
     """MaxOver(f, l[, mask]): the maximum of f over the index l, which it binds, taken where the
-    0/1 ``mask`` is 1 (a keepdims max in kernels)."""
+    0/1 ``mask`` is 1 (a keepdims max in kernels).  In a model write ``max_over(f, l)``."""
 
     nargs = (2, 3)
     binds = 1
     """Position of the argument this function binds, as a Sum binds its summation index."""
 
+    def unroll(self, at) -> sp.Expr:
+        """The maximum written out at concrete sizes; ``at(part, {name: value})`` evaluates a part."""
+        body, var, *mask = self.args
+        label = var.label.name
+        values = range(int(at(var.lower, {})), int(at(var.upper, {})) + 1)
+        kept = [v for v in values if not mask or at(mask[0], {label: sp.Integer(v)}) != 0]
+        return sp.Max(*(at(body, {label: sp.Integer(v)}) for v in kept))
+
     def _latex(self, printer, exp=None) -> str:
         body, var = (printer._print(a) for a in self.args[:2])
-        return rf"\max_{{{var}}} {body}"
+        base = rf"\max_{{{var}}} {body}"
+        return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
+
+
+def max_over(expr: sp.Expr, index: sp.Idx) -> sp.Expr:
+    """max_l f_l over the whole axis of ``index`` (like torch.amax): usable inside a model.  Its
+    gradient goes to the entries where f_l is the maximum, split evenly among ties, as torch.amax's."""
+    return MaxOver(expr, index)
+
+
+class is_max(sp.Function):  # noqa: N801
+    """[value = maximum]: 1 where an entry is the maximum, else 0 (the entries a maximum's gradient
+    goes to).  Piecewise constant: its derivative is 0."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, value: sp.Expr, maximum: sp.Expr):
+        if value.is_number and maximum.is_number:
+            return sp.S.One if value == maximum else sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.Zero
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.Piecewise((1, sp.Eq(*self.args)), (0, True))
+
+    def _latex(self, printer, exp=None) -> str:
+        value, maximum = (printer._print(a) for a in self.args)
+        return rf"[{value} = {maximum}]"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..functions import MaxOver, is_max
 from .indices import free_indices, index_names, fresh_index, substitute_index
 
 
@@ -196,12 +197,23 @@ def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
                          ((Partial(a, wrt) + Partial(b, wrt)) / 2, True)))
 
 
+def _max_over(expr: MaxOver, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    """d max_l f_l = sum_m [f_m = max] df_m / #{m: f_m = max}: as torch.amax, ties share evenly."""
+    body, var, *mask = expr.args
+    new = fresh_index(var, index_names(expr) | index_names(wrt))
+    weight = substitute_index(is_max(body, expr) * (mask[0] if mask else 1), var, new)
+    limits = (new, new.lower, new.upper)
+    share = sp.Sum(weight * Partial(substitute_index(body, var, new), wrt), limits) / sp.Sum(weight, limits)
+    return "maximum over an axis (the gradient goes to the maximal entries, split evenly)", share
+
+
 RULES = (
     (sp.Indexed, _indexed),
     (sp.Abs, _abs),
     (sp.sign, _sign),
     (sp.Max, _extremum),
     (sp.Min, _extremum),
+    (MaxOver, _max_over),
     (sp.Add, _add),
     (sp.Mul, _mul),
     (sp.Pow, _pow),
