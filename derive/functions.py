@@ -113,3 +113,4 @@ class is_max(sp.Function):  # noqa: N801
     def _latex(self, printer, exp=None) -> str:
         value, maximum = (printer._print(a) for a in self.args)
         return rf"[{value} = {maximum}]"
+

@@ -8,9 +8,35 @@ import sympy as sp
 
 from ..calculus.equality import check_equal
 from ..calculus.pipeline import Derivation
+from ..functions import MaxOver
 from ..model import OperatorModel
 from .latex_equations import Equations, Row, rows
 from .latex_text import label_part, prose_text
+from .stable import stabilize
+
+
+CONVENTIONS: tuple[tuple[type, str], ...] = (
+    (sp.Abs, "The derivative of $|u|$ is taken as $\\operatorname{sign}(u)$, which is $0$ at $u = 0$, "
+             "as the backward pass of \\texttt{torch.abs}."),
+    (sp.sign, "$\\operatorname{sign}(u)$ (with $\\operatorname{sign}(0) = 0$) has derivative $0$ everywhere, "
+              "as \\texttt{torch.sign}."),
+    (sp.Max, "At a tie of $\\max(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
+             "as \\texttt{torch.clamp\\_min}; at a tie of two expressions of the inputs it is split evenly, "
+             "as \\texttt{torch.maximum}."),
+    (sp.Min, "At a tie of $\\min(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
+             "as \\texttt{torch.clamp\\_max}; at a tie of two expressions of the inputs it is split evenly, "
+             "as \\texttt{torch.minimum}."),
+    (MaxOver, "The gradient of a maximum over an axis goes to the entries equal to it, split evenly among "
+              "ties, as \\texttt{torch.amax}."),
+    (sp.Piecewise, "At the boundary of a piecewise definition, the derivative is that of the branch that "
+                   "holds there (the first whose condition is true), the branch the forward pass takes."),
+)
+"""What the derivative is at a kink, for each function that has one, as the documents state it (LaTeX)."""
+
+
+def conventions(expr: sp.Expr) -> tuple[str, ...]:
+    """The ``CONVENTIONS`` sentences for the functions with kinks that ``expr`` uses."""
+    return tuple(text for kind, text in CONVENTIONS if expr.atoms(kind))
 
 
 @dataclass(frozen=True)
@@ -50,11 +76,20 @@ def shifted(expr: sp.Expr, model: OperatorModel, input_name: str, axis: sp.Expr 
 
 
 def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
-    """The stable-form section, or None when the model declares no shift invariance and no notes."""
+    """The numerical section: the stable forms the kernel uses (a declared shift invariance, or
+    exponentials shifted by their maximum), the conventions at kinks and the model's notes; None
+    when there is nothing to say."""
     model = derivation.model
-    if not model.shift_invariant and not model.notes:
+    stable = stabilize(model.output, model)
+    kinks = conventions(model.output)
+    if not model.shift_invariant and not model.notes and not kinks and stable == model.output:
         return None
     equations, sentences = [], []
+    if stable != model.output:
+        label = f"eq:{label_part(model.name)}:stable-output"
+        equations.append(eqs.add(label, "stable", eqs.output_entry, stable, against=model.output,
+                                 shown_lhs=eqs.output_entry, shown_rhs=stable))
+        sentences.append(_shifted_sentence(label))
     for name, axis in shift_axes(model):
         label = f"eq:{label_part(model.name)}:stable-{label_part(name)}"
         equations.append(eqs.add(label, "stable", shifted(model.output, model, name, axis), model.output))
@@ -63,7 +98,13 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
                 check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
                             f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
         sentences.append(_sentence(eqs, name, axis, label))
-    return StableView(rows(equations), " ".join(sentences), tuple(prose_text(note) for note in model.notes))
+    return StableView(rows(equations), " ".join(sentences), (*kinks, *(prose_text(note) for note in model.notes)))
+
+
+def _shifted_sentence(label: str) -> str:
+    return (f"The kernel evaluates the output as \\eqref{{{label}}}: every exponential summed over an axis is "
+            "shifted by the largest exponent on that axis, so none exceeds $1$, and the shift is added "
+            "back outside a logarithm (checked equal to the definition the same way as every step).")
 
 
 def _sentence(eqs: Equations, name: str, axis: sp.Expr | None, label: str) -> str:
