@@ -78,7 +78,7 @@ class MaxOver(sp.Function):
         label = var.label.name
         values = range(int(at(var.lower, {})), int(at(var.upper, {})) + 1)
         kept = [v for v in values if not mask or at(mask[0], {label: sp.Integer(v)}) != 0]
-        return sp.Max(*(at(body, {label: sp.Integer(v)}) for v in kept))
+        return sp.Max(*(at(body, {label: sp.Integer(v)}) for v in kept), evaluate=False)
 
     def _latex(self, printer, exp=None) -> str:
         body, var = (printer._print(a) for a in self.args[:2])

@@ -81,6 +81,8 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
         return expr.unroll(lambda part, values: state.at(part, {**indices, **values}))
     if isinstance(expr, sp.Sum):
         return _unroll(expr, state, indices)
+    if isinstance(expr, (sp.Max, sp.Min)):  # comparing symbolic arguments is slow; numbers decide later
+        return expr.func(*[state.at(arg, indices) for arg in expr.args], evaluate=False)
     return expr.func(*[state.at(arg, indices) for arg in expr.args])
 
 

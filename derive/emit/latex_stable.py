@@ -87,8 +87,8 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
     equations, sentences = [], []
     if stable != model.output:
         label = f"eq:{label_part(model.name)}:stable-output"
-        equations.append(eqs.add(label, "stable", eqs.output_entry, stable, against=model.output,
-                                 shown_lhs=eqs.output_entry, shown_rhs=stable))
+        equations.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry,
+                                 shown_rhs=stable))
         sentences.append(_shifted_sentence(label))
     for name, axis in shift_axes(model):
         label = f"eq:{label_part(model.name)}:stable-{label_part(name)}"

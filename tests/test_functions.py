@@ -1,0 +1,219 @@
+"""The functions users write in their models: Max/Min, Abs, sign, Piecewise, max_over, log-sum-exp.
+
+Each model in ``tests/models/`` is written as a user would (like the README's swiglu example).
+Its generated kernel is compared with PyTorch in float64 (forward, every input's vjp, and the jvp
+by ``torch.func.jvp`` with all tangents and each alone), with central finite differences of its
+own forward, and at the kinks with PyTorch's choice there; its LaTeX document and ``derive show``
+must render.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import derive
+from derive.calculus.indices import free_indices
+from derive.cli import main
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+MODELS = Path(__file__).resolve().parent / "models"
+
+
+def amax(x):
+    return torch.amax(x, dim=-1, keepdim=True)
+
+
+CASES = {  # model file -> (torch reference, parameters, one core shape per input)
+    "l2_normalize": (lambda x, eps=1e-12: F.normalize(x, dim=-1, eps=eps), {}, "last"),
+    "l2_piecewise": (lambda x, eps=1e-12: F.normalize(x, dim=-1, eps=eps), {}, "last"),
+    "cosine_similarity": (lambda a, b, eps=1e-8: F.cosine_similarity(a, b, dim=-1, eps=eps), {}, "last"),
+    "huber_loss": (lambda a, b, delta=1.0: F.huber_loss(a, b, delta=delta), {"delta": 0.7}, "any"),
+    "abs_sign": (lambda a, b: torch.abs(a - b) + torch.sign(a) * b, {}, "last"),
+    "extrema": (lambda a, b: torch.maximum(a, b) + torch.clamp_max(a, 0.5), {}, "last"),
+    "max_shift": (lambda x: (x - amax(x)) * amax(x), {}, "last"),
+    "logsumexp": (lambda x: torch.logsumexp(x, dim=-1), {}, "last"),
+    "log_softmax_written": (lambda x: torch.log_softmax(x, dim=-1), {}, "last"),
+}
+SHAPES = {"last": [(1,), (4,), (2, 3), (2, 3, 5)], "any": [(1,), (6,), (3, 4), (2, 1, 3)]}
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """Each model's NumPy kernel, rendered once into a temporary folder (the derivation and the
+    kernel only; the LaTeX documents are rendered by their own tests)."""
+    folder, loaded = tmp_path_factory.mktemp("function_kernels"), {}
+
+    def get(name: str):
+        if name not in loaded:
+            files = derive.render(derive.load(MODELS / f"{name}.py"), ["numpy"])
+            path = folder / f"{name}.py"
+            path.write_text(files[f"numpy/{name}.py"], encoding="utf-8")
+            loaded[name] = derive.load_kernel(path)
+        return loaded[name]
+
+    return get
+
+
+def _torch_values(reference, arrays, params):
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    return tensors, reference(*tensors, **params)
+
+
+def _tangent_sets(arrays, rng):
+    """All tangents, then each input's alone (None for the others)."""
+    full = [rng.standard_normal(a.shape) for a in arrays]
+    alone = [[t if p == q else None for q, t in enumerate(full)] for p in range(len(full))]
+    return [full, *alone] if len(full) > 1 else [full]
+
+
+def _torch_jvp(reference, arrays, tangents, params):
+    primals = tuple(torch.tensor(a) for a in arrays)
+    directions = tuple(torch.tensor(t if t is not None else np.zeros_like(a)) for a, t in zip(arrays, tangents))
+    return torch.func.jvp(lambda *xs: reference(*xs, **params), primals, directions)[1].numpy()
+
+
+CASE_SHAPES = [(name, shape) for name, (_, _, kind) in CASES.items() for shape in SHAPES[kind]]
+
+
+@pytest.mark.parametrize("name,shape", CASE_SHAPES, ids=[f"{n}-{s}" for n, s in CASE_SHAPES])
+def test_kernel_matches_torch(name, shape, kernels, rng):
+    reference, params, _ = CASES[name]
+    kernel = kernels(name)
+    arrays = [rng.standard_normal(shape) for _ in kernel.INPUTS]
+    tensors, expected = _torch_values(reference, arrays, params)
+    y = kernel.forward(*arrays, **params)
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal(np.shape(y))
+    grads = kernel.vjp(dy, *arrays, **params)
+    expected_grads = torch.autograd.grad(expected, tensors, torch.tensor(dy))
+    for inp, got, want in zip(kernel.INPUTS, grads, expected_grads):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"vjp for {inp}")
+    for tangents in _tangent_sets(arrays, rng):
+        got = kernel.jvp(tuple(tangents), *arrays, **params)
+        np.testing.assert_allclose(got, _torch_jvp(reference, arrays, tangents, params), rtol=1e-9, atol=1e-12,
+                                   err_msg=f"jvp along {[t is not None for t in tangents]}")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_kernel_matches_finite_differences(name, kernels, rng):
+    """The jvp along a random direction, and <dy, vjp> = <jvp, dy>, against central differences."""
+    _, params, kind = CASES[name]
+    kernel = kernels(name)
+    shape = SHAPES[kind][2]
+    arrays = [rng.standard_normal(shape) for _ in kernel.INPUTS]
+    tangents = [rng.standard_normal(shape) for _ in kernel.INPUTS]
+    step = 1e-6
+    plus = kernel.forward(*[a + step * t for a, t in zip(arrays, tangents)], **params)
+    minus = kernel.forward(*[a - step * t for a, t in zip(arrays, tangents)], **params)
+    numeric = (plus - minus) / (2 * step)
+    np.testing.assert_allclose(kernel.jvp(tuple(tangents), *arrays, **params), numeric, rtol=1e-6, atol=1e-7)
+    dy = rng.standard_normal(np.shape(numeric))
+    grads = kernel.vjp(dy, *arrays, **params)
+    assert np.isclose(sum(np.sum(g * t) for g, t in zip(grads, tangents)), np.sum(dy * numeric), rtol=1e-6, atol=1e-7)
+
+
+KINKS = {  # model -> (inputs placed on the kinks, parameters)
+    "abs_sign": ([[0.0, 1.0, -2.0, 0.5, 0.0]], [[0.0, 1.0, 3.0, -1.0, 2.0]]),
+    "extrema": ([[0.5, 1.0, -2.0, 0.5, 0.25]], [[0.5, 1.0, 3.0, -1.0, 0.25]]),
+    "max_shift": ([[1.0, 3.0, 3.0, 0.5], [2.0, 2.0, 2.0, 2.0]],),
+    "huber_loss": ([[1.5, -0.5, 0.0, 2.0]], [[0.5, 0.5, 0.0, 1.0]]),
+    "l2_normalize": ([[3.0, 4.0], [0.0, 0.0], [0.6, 0.8]],),
+}
+"""Ties and kinks: |0|, sign(0), max(a, a), min(a, bound) at the bound, several maxima along an axis,
+|a - b| = delta for Huber (delta = 1), a norm equal to eps (eps = 5) and a zero row for normalize."""
+KINK_PARAMS = {"huber_loss": {"delta": 1.0}, "l2_normalize": {"eps": 5.0}}
+
+
+@pytest.mark.parametrize("name", list(KINKS))
+def test_kinks_follow_torch(name, kernels, rng):
+    reference = CASES[name][0]
+    params = KINK_PARAMS.get(name, {})
+    arrays = [np.array(a) for a in KINKS[name]]
+    kernel = kernels(name)
+    tensors, expected = _torch_values(reference, arrays, params)
+    with np.errstate(divide="ignore", invalid="ignore"):  # np.where evaluates the branch it drops
+        y = kernel.forward(*arrays, **params)
+        dy = rng.standard_normal(np.shape(y))
+        grads = kernel.vjp(dy, *arrays, **params)
+        tangents = [rng.standard_normal(a.shape) for a in arrays]
+        tangent_out = kernel.jvp(tuple(tangents), *arrays, **params)
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    for got, want in zip(grads, torch.autograd.grad(expected, tensors, torch.tensor(dy))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(tangent_out, _torch_jvp(reference, arrays, tangents, params), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name,torch_op", [("logsumexp", torch.logsumexp), ("log_softmax_written", torch.log_softmax)])
+def test_log_sum_exp_is_finite_at_large_float32_inputs(name, torch_op, kernels, rng):
+    """log(sum exp) is printed shifted by the maximum: finite at 1e4 in float32, as PyTorch."""
+    kernel = kernels(name)
+    x = (1e4 + 3 * rng.standard_normal((3, 7))).astype(np.float32)
+    y = kernel.forward(x)
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    np.testing.assert_allclose(y, torch_op(torch.tensor(x), dim=-1).numpy(), rtol=1e-6, atol=1e-3)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    grad, = kernel.vjp(dy, x)
+    assert grad.dtype == np.float32 and np.isfinite(grad).all()
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)  # float32's own rounding of the max is
+    expected, = torch.autograd.grad(torch_op(xt, dim=-1), xt, torch.tensor(dy, dtype=torch.float64))  # ~5e-4
+    np.testing.assert_allclose(grad, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_source_forms(kernels):
+    """log(sum exp) subtracts the row maximum before exp; a Piecewise is an np.where; Max an np.maximum."""
+    source = Path(kernels("logsumexp").__file__).read_text(encoding="utf-8")
+    forward = source[source.index("def forward"):source.index("def vjp")]
+    assert "np.max(x, axis=-1, keepdims=True)" in forward and "np.exp(x)" not in forward
+    assert "np.where(" in Path(kernels("l2_piecewise").__file__).read_text(encoding="utf-8")
+    assert "np.maximum(" in Path(kernels("l2_normalize").__file__).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_latex_document_renders_with_its_conventions(name):
+    """Every step check passes (it raised for Abs before), and the numerical section states the
+    convention at each kink the model has."""
+    files = derive.render(derive.load(MODELS / f"{name}.py"), ["latex"])
+    body = files[f"latex/{name}-body.tex"]
+    expected = {"abs_sign": ["torch.abs", "torch.sign"], "huber_loss": ["torch.abs", "piecewise"],
+                "extrema": ["torch.maximum", "torch.clamp\\_max"], "l2_normalize": ["torch.clamp\\_min"],
+                "cosine_similarity": ["torch.clamp\\_min"], "l2_piecewise": ["piecewise"],
+                "max_shift": ["torch.amax"], "logsumexp": ["eq:logsumexp:stable-output"],
+                "log_softmax_written": ["eq:log_softmax_written:stable-output"]}[name]
+    section = body[body.index("Numerically stable form"):body.index("How these equations were checked")]
+    for text in expected:
+        assert text in section
+    if name == "l2_piecewise":
+        assert r"\begin{cases}" in body  # and np.where in the kernel: test_kernel_source_forms
+
+
+@pytest.mark.parametrize("name", ["huber_loss", "l2_normalize", "max_shift"])
+def test_show_renders(name, capsys):
+    assert main(["show", "--model", str(MODELS / f"{name}.py"), "--ascii"]) == 0
+    assert "vjp" in capsys.readouterr().out
+
+
+def test_generate_writes_a_huber_model(tmp_path):
+    """`derive generate --model` of a model with Abs and Piecewise (it crashed in the LaTeX step check)."""
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(MODELS / "huber_loss.py"), "--out", str(out), "-q",
+                 "--no-cache", "--jobs", "1"]) == 0
+    kernel = derive.load_kernel(out / "numpy" / "huber_loss.py")
+    a, b = np.array([0.2, 3.0]), np.array([0.0, 0.0])
+    assert kernel.forward(a, b) == pytest.approx((0.5 * 0.2**2 + (3.0 - 0.5)) / 2)
+    assert (out / "latex" / "huber_loss.tex").is_file()
+
+
+def test_a_per_row_condition_leaves_the_sum():
+    """A Piecewise on the row's norm does not block the contraction: the vjp and jvp are O(n)
+    (each branch depends on at most one index), with the sums inside the branches."""
+    gradient = derive.derive(derive.load(MODELS / "l2_piecewise.py")).gradient("x")
+    for expr in (gradient.vjp, gradient.jvp):
+        pieces = expr.atoms(sp.Piecewise)
+        assert pieces
+        for piece in pieces:
+            assert all(len(free_indices(value)) <= 1 for value, _ in piece.args)
