@@ -82,7 +82,8 @@ class MaxOver(sp.Function):
 
     def _latex(self, printer, exp=None) -> str:
         body, var = (printer._print(a) for a in self.args[:2])
-        base = rf"\max_{{{var}}} {body}"
+        where = rf" : {printer._print(self.args[2])}" if len(self.args) == 3 and self.args[2] != 1 else ""
+        base = rf"\max_{{{var}{where}}} {body}"
         return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
 
 

@@ -173,6 +173,15 @@ def test_kernel_source_forms(kernels):
     assert "np.maximum(" in Path(kernels("l2_normalize").__file__).read_text(encoding="utf-8")
 
 
+def test_attention_document_states_the_shift_its_kernel_makes():
+    """A ratio of exponentials (attention's softmax) gets the same shifted form, stated in its document."""
+    root = MODELS.parents[1] / "generated"
+    body = (root / "latex" / "scaled_dot_product_attention-body.tex").read_text(encoding="utf-8")
+    source = (root / "numpy" / "scaled_dot_product_attention.py").read_text(encoding="utf-8")
+    assert "eq:scaled_dot_product_attention:stable-output" in body and "cancels" in body
+    assert "np.max(" in source[source.index("def forward"):source.index("def vjp")]
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_latex_document_renders_with_its_conventions(name):
     """Every step check passes (it raised for Abs before), and the numerical section states the

@@ -10,7 +10,9 @@ from ..calculus.equality import check_equal
 from ..calculus.pipeline import Derivation
 from ..functions import MaxOver
 from ..model import OperatorModel
-from .latex_equations import Equations, Row, rows
+from ..calculus.indices import free_indices
+from .latex_equations import DEFINITION, Equations, Row, rows
+from .latex_layout import TEXT_WIDTH, break_lines, tex_width
 from .latex_text import label_part, prose_text
 from .stable import stabilize
 
@@ -86,10 +88,9 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
         return None
     equations, sentences = [], []
     if stable != model.output:
-        label = f"eq:{label_part(model.name)}:stable-output"
-        equations.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry,
-                                 shown_rhs=stable))
-        sentences.append(_shifted_sentence(label))
+        rows_added, sentence = _shifted_output(eqs, stable)
+        equations += rows_added
+        sentences.append(sentence)
     for name, axis in shift_axes(model):
         label = f"eq:{label_part(model.name)}:stable-{label_part(name)}"
         equations.append(eqs.add(label, "stable", shifted(model.output, model, name, axis), model.output))
@@ -101,10 +102,31 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
     return StableView(rows(equations), " ".join(sentences), (*kinks, *(prose_text(note) for note in model.notes)))
 
 
-def _shifted_sentence(label: str) -> str:
-    return (f"The kernel evaluates the output as \\eqref{{{label}}}: every exponential summed over an axis is "
-            "shifted by the largest exponent on that axis, so none exceeds $1$, and the shift is added "
-            "back outside a logarithm (checked equal to the definition the same way as every step).")
+def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
+    """The output as the kernel evaluates it, each maximum named m (m_i ...) and defined on its own row."""
+    model, op = eqs.model, label_part(eqs.model.name)
+    taken = {str(i.label) for i in stable.atoms(sp.Idx)} | {inp.name for inp in model.inputs}
+    names = (n for n in ("m", "c", "h", *(f"m{k}" for k in range(1, 10))) if n not in taken)
+    rows_added, short = [], {}
+    for number, maximum in enumerate(sorted(stable.atoms(MaxOver), key=str)):
+        free = sorted(free_indices(maximum), key=lambda i: str(i.label))
+        name = next(names)
+        short[maximum] = sp.IndexedBase(name)[tuple(free)] if free else sp.Symbol(name, real=True)
+        rows_added.append(eqs.add(f"eq:{op}:stable-max-{number}", DEFINITION, short[maximum], maximum,
+                                  shown_lhs=short[maximum], shown_rhs=eqs.shown(maximum)))
+    label = f"eq:{op}:stable-output"
+    shown = eqs.shown(stable.xreplace(short))
+    check_equal(eqs.unname(shown).xreplace({v: k for k, v in short.items()}), stable, eqs.dims,
+                f"{model.name}: equation {label} (right side as displayed)", eqs.labels)
+    lead = tex_width(eqs.tex(eqs.output_entry)) + 1.6
+    lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead, 24.0))
+    rows_added.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry, rhs_lines=lines))
+    logged = any(log.has(MaxOver) for log in stable.atoms(sp.log))
+    shift = "is added back outside the logarithm" if logged else "cancels between numerator and denominator"
+    symbols = ", ".join(f"${eqs.tex(symbol)}$" for symbol in short.values())
+    return rows_added, (f"The kernel evaluates the output as \\eqref{{{label}}}: from every exponent summed over an "
+                        f"axis it subtracts the largest exponent on that axis ({symbols}), so no exponential "
+                        f"exceeds $1$; the shift {shift}. The two forms are equal (checked like every step).")
 
 
 def _sentence(eqs: Equations, name: str, axis: sp.Expr | None, label: str) -> str:
