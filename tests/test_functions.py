@@ -226,3 +226,27 @@ def test_a_per_row_condition_leaves_the_sum():
         assert pieces
         for piece in pieces:
             assert all(len(free_indices(value)) <= 1 for value, _ in piece.args)
+
+
+def test_cosine_similarity_below_eps_is_the_derivative_of_its_forward(kernels):
+    """Below eps the kernel differentiates the clamped formula (finite differences agree); PyTorch's
+    in-place clamp gives another value there, as the README says (1.38e7 against 2.18e7)."""
+    kernel = kernels("cosine_similarity")
+    a, b = np.array([1e-9, 2e-9, -1e-9]), np.array([0.5, 1.0, -2.0])
+    da, db = kernel.vjp(np.array(1.0), a, b)
+    step = np.array([1e-13, 0.0, 0.0])
+    numeric = (kernel.forward(a + step, b) - kernel.forward(a - step, b)) / 2e-13
+    assert da[0] == pytest.approx(numeric, rel=1e-6) and da[0] == pytest.approx(2.18e7, rel=1e-2)
+    at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b)
+    (torch_da,) = torch.autograd.grad(F.cosine_similarity(at, bt, dim=-1, eps=1e-8), at)
+    assert torch_da[0].item() == pytest.approx(1.38e7, rel=1e-2)
+
+
+@pytest.mark.parametrize("name", ["l2_normalize", "huber_loss", "extrema", "max_shift", "l2_piecewise"])
+def test_float32_in_float32_out(name, kernels, rng):
+    kernel, params = kernels(name), CASES[name][1]
+    arrays = [rng.standard_normal((2, 5)).astype(np.float32) for _ in kernel.INPUTS]
+    y = kernel.forward(*arrays, **params)
+    grads = kernel.vjp(np.ones_like(y), *arrays, **params)
+    tangent = kernel.jvp(tuple(np.ones_like(a) for a in arrays), *arrays, **params)
+    assert {np.asarray(v).dtype for v in (y, *grads, tangent)} == {np.dtype(np.float32)}
