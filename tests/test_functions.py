@@ -233,6 +233,8 @@ def test_cosine_similarity_below_eps_is_the_derivative_of_its_forward(kernels):
     in-place clamp gives another value there, as the README says (1.38e7 against 2.18e7)."""
     kernel = kernels("cosine_similarity")
     a, b = np.array([1e-9, 2e-9, -1e-9]), np.array([0.5, 1.0, -2.0])
+    forward = F.cosine_similarity(torch.tensor(a), torch.tensor(b), dim=-1, eps=1e-8).item()
+    assert kernel.forward(a, b) == pytest.approx(forward, rel=1e-12)  # each norm clamped, not their product
     da, db = kernel.vjp(np.array(1.0), a, b)
     step = np.array([1e-13, 0.0, 0.0])
     numeric = (kernel.forward(a + step, b) - kernel.forward(a - step, b)) / 2e-13
@@ -250,3 +252,15 @@ def test_float32_in_float32_out(name, kernels, rng):
     grads = kernel.vjp(np.ones_like(y), *arrays, **params)
     tangent = kernel.jvp(tuple(np.ones_like(a) for a in arrays), *arrays, **params)
     assert {np.asarray(v).dtype for v in (y, *grads, tangent)} == {np.dtype(np.float32)}
+
+
+def test_max_of_three_arguments_says_to_nest():
+    from derive.calculus.differentiate import DerivationError
+    from derive.model import Input, OperatorModel, index, size
+
+    n = size("n")
+    i = index("i", n)
+    a, b, c = Input("a", (n,)), Input("b", (n,)), Input("c", (n,))
+    model = OperatorModel("max3", "max of three", "elementwise", (a, b, c), (i,), sp.Max(a[i], b[i], c[i]))
+    with pytest.raises(DerivationError, match="write Max/Min of two, nested"):
+        derive.derive(model)
