@@ -93,9 +93,9 @@ def max_over(expr: sp.Expr, index: sp.Idx) -> sp.Expr:
     return MaxOver(expr, index)
 
 
-class is_max(sp.Function):  # noqa: N801
-    """[value = maximum]: 1 where an entry is the maximum, else 0 (the entries a maximum's gradient
-    goes to).  Piecewise constant: its derivative is 0."""
+class attains(sp.Function):  # noqa: N801
+    """[value = extreme]: 1 where an entry is the maximum (or minimum), else 0: the entries its
+    gradient goes to.  Piecewise constant: its derivative is 0."""
 
     nargs = 2
 

@@ -36,6 +36,7 @@ CASES = {  # model file -> (torch reference, parameters, one core shape per inpu
     "abs_sign": (lambda a, b: torch.abs(a - b) + torch.sign(a) * b, {}, "last"),
     "extrema": (lambda a, b: torch.maximum(a, b) + torch.clamp_max(a, 0.5), {}, "last"),
     "max_shift": (lambda x: (x - amax(x)) * amax(x), {}, "last"),
+    "max_of_three": (lambda a, b, c: torch.clamp_min(torch.amax(torch.stack([a, b, c]), dim=0), 0.1), {}, "last"),
     "logsumexp": (lambda x: torch.logsumexp(x, dim=-1), {}, "last"),
     "log_softmax_written": (lambda x: torch.log_softmax(x, dim=-1), {}, "last"),
 }
@@ -121,6 +122,7 @@ KINKS = {  # model -> (inputs placed on the kinks, parameters)
     "abs_sign": ([[0.0, 1.0, -2.0, 0.5, 0.0]], [[0.0, 1.0, 3.0, -1.0, 2.0]]),
     "extrema": ([[0.5, 1.0, -2.0, 0.5, 0.25]], [[0.5, 1.0, 3.0, -1.0, 0.25]]),
     "max_shift": ([[1.0, 3.0, 3.0, 0.5], [2.0, 2.0, 2.0, 2.0]],),
+    "max_of_three": ([[1.0, 2.0, 0.1, 0.1, 0.0]], [[1.0, 2.0, 0.0, 0.1, 0.0]], [[1.0, 0.5, 0.1, 0.1, 0.0]]),
     "huber_loss": ([[1.5, -0.5, 0.0, 2.0]], [[0.5, 0.5, 0.0, 1.0]]),
     "l2_normalize": ([[3.0, 4.0], [0.0, 0.0], [0.6, 0.8]],),
 }
@@ -191,7 +193,8 @@ def test_latex_document_renders_with_its_conventions(name):
     expected = {"abs_sign": ["torch.abs", "torch.sign"], "huber_loss": ["torch.abs", "piecewise"],
                 "extrema": ["torch.maximum", "torch.clamp\\_max"], "l2_normalize": ["torch.clamp\\_min"],
                 "cosine_similarity": ["torch.clamp\\_min"], "l2_piecewise": ["piecewise"],
-                "max_shift": ["torch.amax"], "logsumexp": ["eq:logsumexp:stable-output"],
+                "max_shift": ["torch.amax"],
+                "max_of_three": ["torch.clamp\\_min", "torch.amax"], "logsumexp": ["eq:logsumexp:stable-output"],
                 "log_softmax_written": ["eq:log_softmax_written:stable-output"]}[name]
     section = body[body.index("Numerically stable form"):body.index("How these equations were checked")]
     for text in expected:
@@ -252,15 +255,3 @@ def test_float32_in_float32_out(name, kernels, rng):
     grads = kernel.vjp(np.ones_like(y), *arrays, **params)
     tangent = kernel.jvp(tuple(np.ones_like(a) for a in arrays), *arrays, **params)
     assert {np.asarray(v).dtype for v in (y, *grads, tangent)} == {np.dtype(np.float32)}
-
-
-def test_max_of_three_arguments_says_to_nest():
-    from derive.calculus.differentiate import DerivationError
-    from derive.model import Input, OperatorModel, index, size
-
-    n = size("n")
-    i = index("i", n)
-    a, b, c = Input("a", (n,)), Input("b", (n,)), Input("c", (n,))
-    model = OperatorModel("max3", "max of three", "elementwise", (a, b, c), (i,), sp.Max(a[i], b[i], c[i]))
-    with pytest.raises(DerivationError, match="write Max/Min of two, nested"):
-        derive.derive(model)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..functions import MaxOver, is_max
+from ..functions import MaxOver, attains
 from .indices import free_indices, index_names, fresh_index, substitute_index
 
 
@@ -179,29 +179,32 @@ def _sign(expr: sp.sign, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
 
 
 def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
-    """PyTorch's conventions: against a bound with no input in it, as clamp_min/clamp_max (a tie
-    gives the whole gradient to the clamped argument); between two inputs, as maximum/minimum (a tie
-    splits it evenly)."""
-    if len(expr.args) != 2:
-        raise DerivationError(f"{expr} has {len(expr.args)} arguments; write Max/Min of two, nested")
-    a, b = expr.args
-    is_max = isinstance(expr, sp.Max)
-    if not (a.has(sp.Indexed) and b.has(sp.Indexed)):
-        value, bound = (a, b) if a.has(sp.Indexed) else (b, a)
-        kept = value >= bound if is_max else value <= bound
-        return (f"{type(expr).__name__} with a bound (as clamp: a tie keeps the gradient)",
-                sp.Piecewise((Partial(value, wrt), kept), (0, True)))
-    first, second = (a > b, b > a) if is_max else (a < b, b < a)
-    return (f"{type(expr).__name__} rule (as torch.{'maximum' if is_max else 'minimum'}: a tie splits evenly)",
-            sp.Piecewise((Partial(a, wrt), first), (Partial(b, wrt), second),
-                         ((Partial(a, wrt) + Partial(b, wrt)) / 2, True)))
+    """PyTorch's conventions: against bounds that hold no input, as clamp_min/clamp_max (a tie gives
+    the whole gradient to the clamped expression); between expressions of the inputs, as
+    maximum/minimum (a tie splits it evenly, as amax/amin do among several)."""
+    name, is_max = type(expr).__name__, isinstance(expr, sp.Max)
+    varying = [a for a in expr.args if a.has(sp.Indexed)]
+    bounds = [a for a in expr.args if not a.has(sp.Indexed)]
+    if bounds:
+        inner, bound = expr.func(*varying), expr.func(*bounds)
+        kept = inner >= bound if is_max else inner <= bound
+        return (f"{name} with a bound (as clamp: a tie keeps the gradient)",
+                sp.Piecewise((Partial(inner, wrt), kept), (0, True)))
+    rule = f"{name} rule (as torch.{'maximum' if is_max else 'minimum'}: a tie splits evenly)"
+    if len(varying) == 2:
+        a, b = varying
+        first, second = (a > b, b > a) if is_max else (a < b, b < a)
+        return rule, sp.Piecewise((Partial(a, wrt), first), (Partial(b, wrt), second),
+                                  ((Partial(a, wrt) + Partial(b, wrt)) / 2, True))
+    hits = [attains(a, expr) for a in varying]
+    return rule, sp.Add(*[h * Partial(a, wrt) for h, a in zip(hits, varying)]) / sp.Add(*hits)
 
 
 def _max_over(expr: MaxOver, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     """d max_l f_l = sum_m [f_m = max] df_m / #{m: f_m = max}: as torch.amax, ties share evenly."""
     body, var, *mask = expr.args
     new = fresh_index(var, index_names(expr) | index_names(wrt))
-    weight = substitute_index(is_max(body, expr) * (mask[0] if mask else 1), var, new)
+    weight = substitute_index(attains(body, expr) * (mask[0] if mask else 1), var, new)
     limits = (new, new.lower, new.upper)
     share = sp.Sum(weight * Partial(substitute_index(body, var, new), wrt), limits) / sp.Sum(weight, limits)
     return "maximum over an axis (the gradient goes to the maximal entries, split evenly)", share

@@ -23,11 +23,11 @@ CONVENTIONS: tuple[tuple[type, str], ...] = (
     (sp.sign, "$\\operatorname{sign}(u)$ (with $\\operatorname{sign}(0) = 0$) has derivative $0$ everywhere, "
               "as \\texttt{torch.sign}."),
     (sp.Max, "At a tie of $\\max(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
-             "as \\texttt{torch.clamp\\_min}; at a tie of two expressions of the inputs it is split evenly, "
-             "as \\texttt{torch.maximum}."),
+             "as \\texttt{torch.clamp\\_min}; at a tie of expressions of the inputs it is split evenly among "
+             "them, as \\texttt{torch.maximum} (two) and \\texttt{torch.amax} (several)."),
     (sp.Min, "At a tie of $\\min(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
-             "as \\texttt{torch.clamp\\_max}; at a tie of two expressions of the inputs it is split evenly, "
-             "as \\texttt{torch.minimum}."),
+             "as \\texttt{torch.clamp\\_max}; at a tie of expressions of the inputs it is split evenly among "
+             "them, as \\texttt{torch.minimum} (two) and \\texttt{torch.amin} (several)."),
     (MaxOver, "The gradient of a maximum over an axis goes to the entries equal to it, split evenly among "
               "ties, as \\texttt{torch.amax}."),
     (sp.Piecewise, "At the boundary of a piecewise definition, the derivative is that of the branch that "

@@ -96,7 +96,7 @@ class KernelPrinter(NumPyPrinter):
             code = f"{function}({code}, {self._print(arg)})"
         return code
 
-    def _print_is_max(self, expr: sp.Function) -> str:
+    def _print_attains(self, expr: sp.Function) -> str:
         return f"np.equal({self._print(expr.args[0])}, {self._print(expr.args[1])}).astype(ctx.dtype)"
 
     def _print_at_most(self, expr: sp.Function) -> str:
