@@ -12,6 +12,7 @@ from typing import Mapping
 import sympy as sp
 
 from .calculus.indices import free_indices
+from .functions import MaxOver
 from .model import OperatorModel
 
 Range = tuple[sp.Expr, sp.Expr]
@@ -25,6 +26,7 @@ def validate(model: OperatorModel) -> None:
     """Raise ``ModelError`` unless ``model`` is well formed."""
     where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
     _check_declarations(model, where)
+    _check_functions(model.output, where)
     axes = {inp.name: inp.dims for inp in model.inputs}
     check_indexing(model.output, axes, f"{where}: the output")
     for name, definition in model.where:
@@ -43,6 +45,18 @@ def validate(model: OperatorModel) -> None:
             f"{where}: the output uses {', '.join(unknown)}, which is neither an input, a size "
             f"({', '.join(str(d) for d in model.dims())}) nor a parameter symbol ({params}); "
             "declare it as a Param(name, default, symbol)")
+
+
+def _check_functions(expr: sp.Expr, where: str) -> None:
+    """A Piecewise needs an otherwise-branch (a kernel must have a value everywhere); max_over
+    needs an index to run over."""
+    for piece in expr.atoms(sp.Piecewise):
+        if piece.args[-1][1] != sp.true:
+            raise ModelError(f"{where}: {piece} has no otherwise-branch; end it with (value, True)")
+    for maximum in expr.atoms(MaxOver):
+        if not isinstance(maximum.args[1], sp.Idx) or maximum.args[1].lower is None:
+            raise ModelError(f"{where}: in {maximum}, {maximum.args[1]} is not an index; write max_over(f, j) "
+                             f"with j = index('j', size)")
 
 
 def _check_declarations(model: OperatorModel, where: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 import sympy as sp
 
 import derive
+import derive.functions
 from derive.calculus.concrete import entry_symbol, expand
 from derive.calculus.indices import free_indices
 from derive.functions import elementary
@@ -283,3 +284,19 @@ def test_float32_in_float32_out(name, kernels, rng):
     grads = kernel.vjp(np.ones_like(y), *arrays, **params)
     tangent = kernel.jvp(tuple(np.ones_like(a) for a in arrays), *arrays, **params)
     assert {np.asarray(v).dtype for v in (y, *grads, tangent)} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize("output,message", [
+    (lambda x, i, j: sp.Piecewise((x[i], x[i] > 0)), "has no otherwise-branch; end it with"),
+    (lambda x, i, j: x[i] - derive.functions.MaxOver(x[j], sp.Symbol("j")), "is not an index; write max_over"),
+])
+def test_malformed_functions_are_named(output, message):
+    from derive.model import Input, OperatorModel, index, size
+    from derive.validate import ModelError
+
+    n = size("n")
+    i, j = index("i", n), index("j", n)
+    x = Input("x", (n,))
+    model = OperatorModel("bad", "bad", "elementwise", (x,), (i,), output(x, i, j))
+    with pytest.raises(ModelError, match=message):
+        derive.derive(model)
