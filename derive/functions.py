@@ -64,9 +64,10 @@ class at_most(sp.Function):  # noqa: N801
         return rf"[{j} \le {i}]"
 
 
-class MaxOver(sp.Function):
-    """MaxOver(f, l[, mask]): the maximum of f over the index l, which it binds, taken where the
-    0/1 ``mask`` is 1 (a keepdims max in kernels).  In a model write ``max_over(f, l)``."""
+class max_over(sp.Function):  # noqa: N801
+    """max_over(f, l[, mask]): the maximum of f over the index l, which it binds, taken where the
+    0/1 ``mask`` is 1 (a keepdims max in kernels).  Usable in a model, like torch.amax: its gradient
+    goes to the entries where f_l is the maximum, split evenly among ties."""
 
     nargs = (2, 3)
     binds = 1
@@ -85,12 +86,6 @@ class MaxOver(sp.Function):
         where = rf" : {printer._print(self.args[2])}" if len(self.args) == 3 and self.args[2] != 1 else ""
         base = rf"\max_{{{var}{where}}} {body}"
         return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
-
-
-def max_over(expr: sp.Expr, index: sp.Idx) -> sp.Expr:
-    """max_l f_l over the whole axis of ``index`` (like torch.amax): usable inside a model.  Its
-    gradient goes to the entries where f_l is the maximum, split evenly among ties, as torch.amax's."""
-    return MaxOver(expr, index)
 
 
 class attains(sp.Function):  # noqa: N801

@@ -12,7 +12,7 @@ from typing import Mapping
 import sympy as sp
 
 from .calculus.indices import free_indices
-from .functions import MaxOver
+from .functions import max_over
 from .model import OperatorModel
 
 Range = tuple[sp.Expr, sp.Expr]
@@ -53,7 +53,7 @@ def _check_functions(expr: sp.Expr, where: str) -> None:
     for piece in expr.atoms(sp.Piecewise):
         if piece.args[-1][1] != sp.true:
             raise ModelError(f"{where}: {piece} has no otherwise-branch; end it with (value, True)")
-    for maximum in expr.atoms(MaxOver):
+    for maximum in expr.atoms(max_over):
         if not isinstance(maximum.args[1], sp.Idx) or maximum.args[1].lower is None:
             raise ModelError(f"{where}: in {maximum}, {maximum.args[1]} is not an index; write max_over(f, j) "
                              f"with j = index('j', size)")

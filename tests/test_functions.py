@@ -288,7 +288,7 @@ def test_float32_in_float32_out(name, kernels, rng):
 
 @pytest.mark.parametrize("output,message", [
     (lambda x, i, j: sp.Piecewise((x[i], x[i] > 0)), "has no otherwise-branch; end it with"),
-    (lambda x, i, j: x[i] - derive.functions.MaxOver(x[j], sp.Symbol("j")), "is not an index; write max_over"),
+    (lambda x, i, j: x[i] - derive.functions.max_over(x[j], sp.Symbol("j")), "is not an index; write max_over"),
 ])
 def test_malformed_functions_are_named(output, message):
     from derive.model import Input, OperatorModel, index, size

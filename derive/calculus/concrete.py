@@ -77,7 +77,7 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
         return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
     if isinstance(expr, Partial):
         return _real_diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
-    if hasattr(expr, "unroll"):  # a function that binds an index (MaxOver) writes itself out
+    if hasattr(expr, "unroll"):  # a function that binds an index (max_over) writes itself out
         return expr.unroll(lambda part, values: state.at(part, {**indices, **values}))
     if isinstance(expr, sp.Sum):
         return _unroll(expr, state, indices)

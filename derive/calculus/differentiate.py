@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..functions import MaxOver, attains
+from ..functions import attains, max_over
 from .indices import free_indices, index_names, fresh_index, substitute_index
 
 
@@ -200,7 +200,7 @@ def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     return rule, sp.Add(*[h * Partial(a, wrt) for h, a in zip(hits, varying)]) / sp.Add(*hits)
 
 
-def _max_over(expr: MaxOver, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+def _max_over(expr: max_over, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     """d max_l f_l = sum_m [f_m = max] df_m / #{m: f_m = max}: as torch.amax, ties share evenly."""
     body, var, *mask = expr.args
     new = fresh_index(var, index_names(expr) | index_names(wrt))
@@ -216,7 +216,7 @@ RULES = (
     (sp.sign, _sign),
     (sp.Max, _extremum),
     (sp.Min, _extremum),
-    (MaxOver, _max_over),
+    (max_over, _max_over),
     (sp.Add, _add),
     (sp.Mul, _mul),
     (sp.Pow, _pow),

@@ -8,7 +8,7 @@ import sympy as sp
 
 from ..calculus.equality import check_equal
 from ..calculus.pipeline import Derivation
-from ..functions import MaxOver
+from ..functions import max_over
 from ..model import OperatorModel
 from ..calculus.indices import free_indices
 from .latex_equations import DEFINITION, Equations, Row, rows
@@ -28,7 +28,7 @@ CONVENTIONS: tuple[tuple[type, str], ...] = (
     (sp.Min, "At a tie of $\\min(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
              "as \\texttt{torch.clamp\\_max}; at a tie of expressions of the inputs it is split evenly among "
              "them, as \\texttt{torch.minimum} (two) and \\texttt{torch.amin} (several)."),
-    (MaxOver, "The gradient of a maximum over an axis goes to the entries equal to it, split evenly among "
+    (max_over, "The gradient of a maximum over an axis goes to the entries equal to it, split evenly among "
               "ties, as \\texttt{torch.amax}."),
     (sp.Piecewise, "At the boundary of a piecewise definition, the derivative is that of the branch that "
                    "holds there (the first whose condition is true), the branch the forward pass takes."),
@@ -108,7 +108,7 @@ def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
     taken = {str(i.label) for i in stable.atoms(sp.Idx)} | {inp.name for inp in model.inputs}
     names = (n for n in ("m", "c", "h", *(f"m{k}" for k in range(1, 10))) if n not in taken)
     rows_added, short = [], {}
-    for number, maximum in enumerate(sorted(stable.atoms(MaxOver), key=str)):
+    for number, maximum in enumerate(sorted(stable.atoms(max_over), key=str)):
         free = sorted(free_indices(maximum), key=lambda i: str(i.label))
         name = next(names)
         short[maximum] = sp.IndexedBase(name)[tuple(free)] if free else sp.Symbol(name, real=True)
@@ -121,7 +121,7 @@ def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
     lead = tex_width(eqs.tex(eqs.output_entry)) + 1.6
     lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead, 24.0))
     rows_added.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry, rhs_lines=lines))
-    logged = any(log.has(MaxOver) for log in stable.atoms(sp.log))
+    logged = any(log.has(max_over) for log in stable.atoms(sp.log))
     shift = "is added back outside the logarithm" if logged else "cancels between numerator and denominator"
     symbols = ", ".join(f"${eqs.tex(symbol)}$" for symbol in short.values())
     return rows_added, (f"The kernel evaluates the output as \\eqref{{{label}}}: from every exponent summed over an "

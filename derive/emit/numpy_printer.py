@@ -76,7 +76,7 @@ class KernelPrinter(NumPyPrinter):
     def _print_softplus(self, expr: sp.Function) -> str:
         return f"np.logaddexp(0, {self._print(expr.args[0])})"
 
-    def _print_MaxOver(self, expr: sp.Function) -> str:
+    def _print_max_over(self, expr: sp.Function) -> str:
         body, var, *mask = expr.args
         self.check_separable(body)
         code = self._print(body)

@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..calculus.concrete import compare
 from ..calculus.indices import canonical_dummies, free_indices, substitute_index
-from ..functions import MaxOver, at_most
+from ..functions import at_most, max_over
 from ..model import OperatorModel, dim_of
 
 
@@ -30,9 +30,9 @@ def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
         restored = shifted.replace(lambda e: isinstance(e, sp.log) and e.has(shift), lambda e: e + shift)
         for candidate in dict.fromkeys((restored, shifted)):  # log-sum-exp first, then plain ratios
             if compare(expr, candidate, model.dims(), sizes=(2,), trials=1, entries=1) is None:
-                expr = candidate.xreplace({shift: MaxOver(pattern, column, mask)})
+                expr = candidate.xreplace({shift: max_over(pattern, column, mask)})
                 if mask != 1:  # masked-out scores may exceed the masked max: clamp so exp cannot overflow
-                    expr = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(MaxOver),
+                    expr = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(max_over),
                                         lambda e: sp.exp(sp.Min(e.args[0], 0)))
                 break
     return expr
