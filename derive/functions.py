@@ -81,6 +81,9 @@ class max_over(sp.Function):  # noqa: N801
         kept = [v for v in values if not mask or at(mask[0], {label: sp.Integer(v)}) != 0]
         return sp.Max(*(at(body, {label: sp.Integer(v)}) for v in kept), evaluate=False)
 
+    def _pretty(self, printer):
+        return printer._print_Function(self, func_name="amax")  # "max_over" would print as max subscript over
+
     def _latex(self, printer, exp=None) -> str:
         body, var = (printer._print(a) for a in self.args[:2])
         where = rf" : {printer._print(self.args[2])}" if len(self.args) == 3 and self.args[2] != 1 else ""
