@@ -171,11 +171,11 @@ def _piecewise(expr: sp.Piecewise, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
 
 def _abs(expr: sp.Abs, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     inner = expr.args[0]
-    return "chain rule, d|u| = sign(u) du (0 at u = 0, as PyTorch)", sp.sign(inner) * Partial(inner, wrt)
+    return "absolute-value rule, derivative sign(u) (0 at u = 0, as PyTorch)", sp.sign(inner) * Partial(inner, wrt)
 
 
 def _sign(expr: sp.sign, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
-    return "sign is piecewise constant (derivative 0, as PyTorch)", sp.S.Zero
+    return "sign rule (piecewise constant: derivative 0, as PyTorch)", sp.S.Zero
 
 
 def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
@@ -188,9 +188,9 @@ def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     if bounds:
         inner, bound = expr.func(*varying), expr.func(*bounds)
         kept = inner >= bound if is_max else inner <= bound
-        return (f"{name} with a bound (as clamp: a tie keeps the gradient)",
+        return (f"{name} rule with a bound (as clamp: a tie keeps the gradient)",
                 sp.Piecewise((Partial(inner, wrt), kept), (0, True)))
-    rule = f"{name} rule (as torch.{'maximum' if is_max else 'minimum'}: a tie splits evenly)"
+    rule = f"{name} rule (a tie splits evenly, as torch.{'maximum' if is_max else 'minimum'})"
     if len(varying) == 2:
         a, b = varying
         first, second = (a > b, b > a) if is_max else (a < b, b < a)
@@ -207,7 +207,7 @@ def _max_over(expr: max_over, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     weight = substitute_index(attains(body, expr) * (mask[0] if mask else 1), var, new)
     limits = (new, new.lower, new.upper)
     share = sp.Sum(weight * Partial(substitute_index(body, var, new), wrt), limits) / sp.Sum(weight, limits)
-    return "maximum over an axis (the gradient goes to the maximal entries, split evenly)", share
+    return "maximum-over-an-axis rule (the gradient goes to the maximal entries, split evenly)", share
 
 
 RULES = (

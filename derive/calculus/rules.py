@@ -165,6 +165,19 @@ def sum_into_piecewise(expr: sp.Expr) -> sp.Expr:
     return expr
 
 
+def abs_times_sign(expr: sp.Expr) -> sp.Expr:
+    """|u| sign(u) -> u (the entries are real; both sides are 0 at u = 0)."""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    factors = list(expr.args)
+    for factor in factors:
+        if isinstance(factor, sp.Abs) and sp.sign(factor.args[0]) in factors:
+            factors.remove(factor)
+            factors.remove(sp.sign(factor.args[0]))
+            return sp.Mul(factor.args[0], *factors)
+    return expr
+
+
 def pull_numeric_content(expr: sp.Expr) -> sp.Expr:
     """2 a - 2 b -> 2 (a - b), so the number can cancel against the rest of its product."""
     if isinstance(expr, sp.Add):
@@ -187,6 +200,7 @@ def _within(value: sp.Expr, lower: sp.Expr, upper: sp.Expr) -> bool:
 
 PASSES: tuple[Callable[[sp.Expr], sp.Expr], ...] = (
     bottom_up(square_of_delta),
+    bottom_up(abs_times_sign),
     bottom_up(delta_out_of_piecewise),
     bottom_up(distribute_over_deltas),
     bottom_up(separate_summand),
