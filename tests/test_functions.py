@@ -225,7 +225,7 @@ def test_latex_document_renders_with_its_conventions(name):
                 "max_shift": ["torch.amax"],
                 "logsumexp": ["eq:logsumexp:stable-output"],
                 "log_softmax_written": ["eq:log_softmax_written:stable-output"]}[name]
-    section = body[body.index("Numerically stable form"):body.index("How these equations were checked")]
+    section = body[body.index("Numerical form and conventions"):body.index("How these equations were checked")]
     for text in expected:
         assert text in section
     if name == "l2_piecewise":

@@ -1,4 +1,5 @@
-"""The numerically stable form the kernel uses, and why: checked shift invariance and model notes."""
+"""The numerical section: the stable form the kernel uses (a checked shift invariance, or exponentials
+shifted by their maximum), the derivative conventions at kinks, and the model's notes."""
 
 from __future__ import annotations
 
