@@ -1,7 +1,10 @@
-"""Activation functions with stable numerical forms, as SymPy functions the engine differentiates.
+"""Functions a model may use beyond SymPy's own, as SymPy functions the engine differentiates.
 
-Each knows its derivative (``fdiff``), its elementary definition (``as_elementary``, which the test
-oracle differentiates independently), its LaTeX, and how the NumPy printer writes it stably.
+Activations with stable numerical forms (``sigmoid``, ``softplus``): each knows its derivative
+(``fdiff``), its elementary definition (``as_elementary``, which the test oracle differentiates
+independently), its LaTeX, and how the NumPy printer writes it stably.  ``max_over(f, j)`` is a
+maximum over an axis (it binds j, as a sum does; its derivative is a rule of the differentiator);
+``attains`` and ``at_most`` are 0/1 indicators the engine writes into derivatives and masks.
 """
 
 from __future__ import annotations
