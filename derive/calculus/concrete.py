@@ -87,9 +87,12 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
 
 
 def _real_diff(expr: sp.Expr, by: sp.Symbol) -> sp.Expr:
-    """``sympy.diff`` with every entry taken as real, as they are (so Abs, sign and Max have derivatives)."""
-    real = {s: sp.Dummy(s.name, real=True) for s in expr.free_symbols | {by} if not s.is_real}
-    return sp.diff(expr.xreplace(real), real.get(by, by)).xreplace({d: s for s, d in real.items()})
+    """``sympy.diff``, with every entry taken as real (as they are) where that matters: for a complex
+    symbol, |u|, sign(u), max and min have no derivative."""
+    if not expr.has(sp.Abs, sp.sign, sp.Max, sp.Min):
+        return sp.diff(expr, by)
+    real = {s: sp.Symbol(s.name, real=True) for s in expr.free_symbols | {by} if not s.is_real}
+    return sp.diff(expr.xreplace(real), real.get(by, by)).xreplace({r: s for s, r in real.items()})
 
 
 def _unroll(expr: sp.Sum, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:
