@@ -1,7 +1,10 @@
-"""Activation functions with stable numerical forms, as SymPy functions the engine differentiates.
+"""Functions a model may use beyond SymPy's own, as SymPy functions the engine differentiates.
 
-Each knows its derivative (``fdiff``), its elementary definition (``as_elementary``, which the test
-oracle differentiates independently), its LaTeX, and how the NumPy printer writes it stably.
+Activations with stable numerical forms (``sigmoid``, ``softplus``): each knows its derivative
+(``fdiff``), its elementary definition (``as_elementary``, which the test oracle differentiates
+independently), its LaTeX, and how the NumPy printer writes it stably.  ``max_over(f, j)`` is a
+maximum over an axis (it binds j, as a sum does; its derivative is a rule of the differentiator);
+``attains`` and ``at_most`` are 0/1 indicators the engine writes into derivatives and masks.
 """
 
 from __future__ import annotations
@@ -64,14 +67,52 @@ class at_most(sp.Function):  # noqa: N801
         return rf"[{j} \le {i}]"
 
 
-class MaxOver(sp.Function):
-    """MaxOver(f, l[, mask]): the maximum of f over the index l, which it binds, taken where the
-    0/1 ``mask`` is 1 (a keepdims max in kernels)."""
+class max_over(sp.Function):  # noqa: N801
+    """max_over(f, l[, mask]): the maximum of f over the index l, which it binds, taken where the
+    0/1 ``mask`` is 1 (a keepdims max in kernels).  Usable in a model, like torch.amax: its gradient
+    goes to the entries where f_l is the maximum, split evenly among ties."""
 
     nargs = (2, 3)
     binds = 1
     """Position of the argument this function binds, as a Sum binds its summation index."""
 
+    def unroll(self, at) -> sp.Expr:
+        """The maximum written out at concrete sizes; ``at(part, {name: value})`` evaluates a part."""
+        body, var, *mask = self.args
+        label = var.label.name
+        values = range(int(at(var.lower, {})), int(at(var.upper, {})) + 1)
+        kept = [v for v in values if not mask or at(mask[0], {label: sp.Integer(v)}) != 0]
+        return sp.Max(*(at(body, {label: sp.Integer(v)}) for v in kept), evaluate=False)
+
+    def _pretty(self, printer):
+        return printer._print_Function(self, func_name="amax")  # "max_over" would print as max subscript over
+
     def _latex(self, printer, exp=None) -> str:
         body, var = (printer._print(a) for a in self.args[:2])
-        return rf"\max_{{{var}}} {body}"
+        where = rf" : {printer._print(self.args[2])}" if len(self.args) == 3 and self.args[2] != 1 else ""
+        base = rf"\max_{{{var}{where}}} {body}"
+        return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
+
+
+class attains(sp.Function):  # noqa: N801
+    """[value = extreme]: 1 where an entry is the maximum (or minimum), else 0: the entries its
+    gradient goes to.  Piecewise constant: its derivative is 0."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, value: sp.Expr, maximum: sp.Expr):
+        if value.is_number and maximum.is_number:
+            return sp.S.One if value == maximum else sp.S.Zero
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.S.Zero
+
+    def as_elementary(self) -> sp.Expr:
+        return sp.Piecewise((1, sp.Eq(*self.args)), (0, True))
+
+    def _latex(self, printer, exp=None) -> str:
+        value, maximum = (printer._print(a) for a in self.args)
+        return rf"[{value} = {maximum}]"
+

@@ -16,6 +16,7 @@ from typing import Mapping
 import sympy as sp
 
 from .calculus.indices import free_indices
+from .functions import max_over
 from .model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
 
 Range = tuple[sp.Expr, sp.Expr]
@@ -31,6 +32,7 @@ def validate(model: OperatorModel) -> None:
     _check_names(model)
     _check_declarations(model, where)
     _check_layout(model, where)
+    _check_functions(model.output, where)
     axes = {inp.name: inp.dims for inp in model.inputs}
     check_indexing(model.output, axes, f"{where}: the output")
     for name, definition in model.where:
@@ -85,6 +87,18 @@ def _check_names(model: OperatorModel) -> None:
             label = atom.label if isinstance(atom, (sp.Idx, sp.IndexedBase)) else atom
             check_name(getattr(label, "name", str(label)), "symbol" if isinstance(atom, sp.Symbol) else "index"
                        if isinstance(atom, sp.Idx) else "array", where)
+
+
+def _check_functions(expr: sp.Expr, where: str) -> None:
+    """A Piecewise needs an otherwise-branch (a kernel must have a value everywhere); max_over
+    needs an index to run over."""
+    for piece in expr.atoms(sp.Piecewise):
+        if piece.args[-1][1] != sp.true:
+            raise ModelError(f"{where}: {piece} has no otherwise-branch; end it with (value, True)")
+    for maximum in expr.atoms(max_over):
+        if not isinstance(maximum.args[1], sp.Idx) or maximum.args[1].lower is None:
+            raise ModelError(f"{where}: in {maximum}, {maximum.args[1]} is not an index; write max_over(f, j) "
+                             f"with j = index('j', size)")
 
 
 def _check_declarations(model: OperatorModel, where: str) -> None:

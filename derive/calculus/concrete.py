@@ -76,10 +76,23 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
     if isinstance(expr, sp.Indexed):
         return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
     if isinstance(expr, Partial):
-        return sp.diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
+        return _real_diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
+    if hasattr(expr, "unroll"):  # a function that binds an index (max_over) writes itself out
+        return expr.unroll(lambda part, values: state.at(part, {**indices, **values}))
     if isinstance(expr, sp.Sum):
         return _unroll(expr, state, indices)
+    if isinstance(expr, (sp.Max, sp.Min)):  # comparing symbolic arguments is slow; numbers decide later
+        return expr.func(*[state.at(arg, indices) for arg in expr.args], evaluate=False)
     return expr.func(*[state.at(arg, indices) for arg in expr.args])
+
+
+def _real_diff(expr: sp.Expr, by: sp.Symbol) -> sp.Expr:
+    """``sympy.diff``, with every entry taken as real (as they are) where that matters: for a complex
+    symbol, |u|, sign(u), max and min have no derivative."""
+    if not expr.has(sp.Abs, sp.sign, sp.Max, sp.Min):
+        return sp.diff(expr, by)
+    real = {s: sp.Symbol(s.name, real=True) for s in expr.free_symbols | {by} if not s.is_real}
+    return sp.diff(expr.xreplace(real), real.get(by, by)).xreplace({r: s for s, r in real.items()})
 
 
 def _unroll(expr: sp.Sum, state: _Concrete, indices: dict[str, sp.Integer]) -> sp.Expr:

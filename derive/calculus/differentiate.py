@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..functions import attains, max_over
 from .indices import free_indices, index_names, fresh_index, substitute_index
 
 
@@ -168,8 +169,54 @@ def _piecewise(expr: sp.Piecewise, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     return "piecewise rule (each branch, conditions held)", sp.Piecewise(*branches)
 
 
+def _abs(expr: sp.Abs, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    inner = expr.args[0]
+    return "absolute-value rule, derivative sign(u) (0 at u = 0, as PyTorch)", sp.sign(inner) * Partial(inner, wrt)
+
+
+def _sign(expr: sp.sign, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    return "sign rule (piecewise constant: derivative 0, as PyTorch)", sp.S.Zero
+
+
+def _extremum(expr: sp.Max | sp.Min, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    """PyTorch's conventions: against bounds that hold no input, as clamp_min/clamp_max (a tie gives
+    the whole gradient to the clamped expression); between expressions of the inputs, as
+    maximum/minimum (a tie splits it evenly, as amax/amin do among several)."""
+    name, is_max = type(expr).__name__, isinstance(expr, sp.Max)
+    varying = [a for a in expr.args if a.has(sp.Indexed)]
+    bounds = [a for a in expr.args if not a.has(sp.Indexed)]
+    if bounds:
+        inner, bound = expr.func(*varying), expr.func(*bounds)
+        kept = inner >= bound if is_max else inner <= bound
+        return (f"{name} rule with a bound (as clamp: a tie keeps the gradient)",
+                sp.Piecewise((Partial(inner, wrt), kept), (0, True)))
+    rule = f"{name} rule (a tie splits evenly, as torch.{'maximum' if is_max else 'minimum'})"
+    if len(varying) == 2:
+        a, b = varying
+        first, second = (a > b, b > a) if is_max else (a < b, b < a)
+        return rule, sp.Piecewise((Partial(a, wrt), first), (Partial(b, wrt), second),
+                                  ((Partial(a, wrt) + Partial(b, wrt)) / 2, True))
+    hits = [attains(a, expr) for a in varying]
+    return rule, sp.Add(*[h * Partial(a, wrt) for h, a in zip(hits, varying)]) / sp.Add(*hits)
+
+
+def _max_over(expr: max_over, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
+    """d max_l f_l = sum_m [f_m = max] df_m / #{m: f_m = max}: as torch.amax, ties share evenly."""
+    body, var, *mask = expr.args
+    new = fresh_index(var, index_names(expr) | index_names(wrt))
+    weight = substitute_index(attains(body, expr) * (mask[0] if mask else 1), var, new)
+    limits = (new, new.lower, new.upper)
+    share = sp.Sum(weight * Partial(substitute_index(body, var, new), wrt), limits) / sp.Sum(weight, limits)
+    return "maximum-over-an-axis rule (the gradient goes to the maximal entries, split evenly)", share
+
+
 RULES = (
     (sp.Indexed, _indexed),
+    (sp.Abs, _abs),
+    (sp.sign, _sign),
+    (sp.Max, _extremum),
+    (sp.Min, _extremum),
+    (max_over, _max_over),
     (sp.Add, _add),
     (sp.Mul, _mul),
     (sp.Pow, _pow),

@@ -29,7 +29,7 @@ def free_indices(expr: sp.Basic) -> set[sp.Idx]:
     for arg in expr.args:
         found |= free_indices(arg)
     binds = getattr(expr, "binds", None)
-    if isinstance(binds, int):  # a function that binds an index, as MaxOver(f, l) binds l
+    if isinstance(binds, int):  # a function that binds an index, as max_over(f, l) binds l
         found = set().union(*(free_indices(a) for i, a in enumerate(expr.args) if i != binds)) - {expr.args[binds]}
     return found
 

@@ -150,6 +150,34 @@ def delta_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
     return expr
 
 
+def sum_into_piecewise(expr: sp.Expr) -> sp.Expr:
+    """sum_j Piecewise((a_j, c), (b_j, True)) -> Piecewise((sum_j a_j, c), (sum_j b_j, True)) when no
+    condition depends on j (a per-row condition such as ||x|| > eps): each branch then contracts."""
+    if not isinstance(expr, sp.Sum):
+        return expr
+    own = set(bound_indices(expr))
+    factors = sp.Mul.make_args(expr.function)
+    for position, factor in enumerate(factors):
+        if isinstance(factor, sp.Piecewise) and not any(free_indices(c) & own for _, c in factor.args):
+            rest = sp.Mul(*(factors[:position] + factors[position + 1:]))
+            return sp.Piecewise(*[(sp.Sum(rest * value, *expr.limits), condition)
+                                  for value, condition in factor.args])
+    return expr
+
+
+def abs_times_sign(expr: sp.Expr) -> sp.Expr:
+    """|u| sign(u) -> u (the entries are real; both sides are 0 at u = 0)."""
+    if not isinstance(expr, sp.Mul):
+        return expr
+    factors = list(expr.args)
+    for factor in factors:
+        if isinstance(factor, sp.Abs) and sp.sign(factor.args[0]) in factors:
+            factors.remove(factor)
+            factors.remove(sp.sign(factor.args[0]))
+            return sp.Mul(factor.args[0], *factors)
+    return expr
+
+
 def pull_numeric_content(expr: sp.Expr) -> sp.Expr:
     """2 a - 2 b -> 2 (a - b), so the number can cancel against the rest of its product."""
     if isinstance(expr, sp.Add):
@@ -172,10 +200,12 @@ def _within(value: sp.Expr, lower: sp.Expr, upper: sp.Expr) -> bool:
 
 PASSES: tuple[Callable[[sp.Expr], sp.Expr], ...] = (
     bottom_up(square_of_delta),
+    bottom_up(abs_times_sign),
     bottom_up(delta_out_of_piecewise),
     bottom_up(distribute_over_deltas),
     bottom_up(separate_summand),
     bottom_up(split_sum_over_add),
+    bottom_up(sum_into_piecewise),
     bottom_up(pull_factors_out_of_sum),
     bottom_up(collapse_kronecker_sum),
     bottom_up(pull_numeric_content),

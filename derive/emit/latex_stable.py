@@ -1,4 +1,5 @@
-"""The numerically stable form the kernel uses, and why: checked shift invariance and model notes."""
+"""The numerical section: the stable form the kernel uses (a checked shift invariance, or exponentials
+shifted by their maximum), the derivative conventions at kinks, and the model's notes."""
 
 from __future__ import annotations
 
@@ -8,9 +9,37 @@ import sympy as sp
 
 from ..calculus.equality import check_equal
 from ..calculus.pipeline import Derivation
+from ..functions import max_over
 from ..model import OperatorModel
-from .latex_equations import Equations, Row, rows
+from ..calculus.indices import free_indices
+from .latex_equations import DEFINITION, Equations, Row, rows
+from .latex_layout import TEXT_WIDTH, break_lines, tex_width
 from .latex_text import label_part, prose_text
+from .stable import stabilize
+
+
+CONVENTIONS: tuple[tuple[type, str], ...] = (
+    (sp.Abs, "The derivative of $|u|$ is taken as $\\operatorname{sign}(u)$, which is $0$ at $u = 0$, "
+             "as the backward pass of \\texttt{torch.abs}."),
+    (sp.sign, "$\\operatorname{sign}(u)$ (with $\\operatorname{sign}(0) = 0$) has derivative $0$ everywhere, "
+              "as \\texttt{torch.sign}."),
+    (sp.Max, "At a tie of $\\max(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
+             "as \\texttt{torch.clamp\\_min}; at a tie of expressions of the inputs it is split evenly among "
+             "them, as \\texttt{torch.maximum} (two) and \\texttt{torch.amax} (several)."),
+    (sp.Min, "At a tie of $\\min(u, c)$ with a bound $c$ that holds no input, the whole gradient goes to $u$, "
+             "as \\texttt{torch.clamp\\_max}; at a tie of expressions of the inputs it is split evenly among "
+             "them, as \\texttt{torch.minimum} (two) and \\texttt{torch.amin} (several)."),
+    (max_over, "The gradient of a maximum over an axis goes to the entries equal to it, split evenly among "
+              "ties, as \\texttt{torch.amax}."),
+    (sp.Piecewise, "At the boundary of a piecewise definition, the derivative is that of the branch that "
+                   "holds there (the first whose condition is true), the branch the forward pass takes."),
+)
+"""What the derivative is at a kink, for each function that has one, as the documents state it (LaTeX)."""
+
+
+def conventions(expr: sp.Expr) -> tuple[str, ...]:
+    """The ``CONVENTIONS`` sentences for the functions with kinks that ``expr`` uses."""
+    return tuple(text for kind, text in CONVENTIONS if expr.atoms(kind))
 
 
 @dataclass(frozen=True)
@@ -50,11 +79,19 @@ def shifted(expr: sp.Expr, model: OperatorModel, input_name: str, axis: sp.Expr 
 
 
 def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
-    """The stable-form section, or None when the model declares no shift invariance and no notes."""
+    """The numerical section: the stable forms the kernel uses (a declared shift invariance, or
+    exponentials shifted by their maximum), the conventions at kinks and the model's notes; None
+    when there is nothing to say."""
     model = derivation.model
-    if not model.shift_invariant and not model.notes:
+    stable = stabilize(model.output, model)
+    kinks = conventions(model.output)
+    if not model.shift_invariant and not model.notes and not kinks and stable == model.output:
         return None
     equations, sentences = [], []
+    if stable != model.output:
+        rows_added, sentence = _shifted_output(eqs, stable)
+        equations += rows_added
+        sentences.append(sentence)
     for name, axis in shift_axes(model):
         label = f"eq:{label_part(model.name)}:stable-{label_part(name)}"
         equations.append(eqs.add(label, "stable", shifted(model.output, model, name, axis), model.output))
@@ -63,7 +100,34 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
                 check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
                             f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
         sentences.append(_sentence(eqs, name, axis, label))
-    return StableView(rows(equations), " ".join(sentences), tuple(prose_text(note) for note in model.notes))
+    return StableView(rows(equations), " ".join(sentences), (*kinks, *(prose_text(note) for note in model.notes)))
+
+
+def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
+    """The output as the kernel evaluates it, each maximum named m (m_i ...) and defined on its own row."""
+    model, op = eqs.model, label_part(eqs.model.name)
+    taken = {str(i.label) for i in stable.atoms(sp.Idx)} | {inp.name for inp in model.inputs}
+    names = (n for n in ("m", "c", "h", *(f"m{k}" for k in range(1, 10))) if n not in taken)
+    rows_added, short = [], {}
+    for number, maximum in enumerate(sorted(stable.atoms(max_over), key=str)):
+        free = sorted(free_indices(maximum), key=lambda i: str(i.label))
+        name = next(names)
+        short[maximum] = sp.IndexedBase(name)[tuple(free)] if free else sp.Symbol(name, real=True)
+        rows_added.append(eqs.add(f"eq:{op}:stable-max-{number}", DEFINITION, short[maximum], maximum,
+                                  shown_lhs=short[maximum], shown_rhs=eqs.shown(maximum)))
+    label = f"eq:{op}:stable-output"
+    shown = eqs.shown(stable.xreplace(short))
+    check_equal(eqs.unname(shown).xreplace({v: k for k, v in short.items()}), stable, eqs.dims,
+                f"{model.name}: equation {label} (right side as displayed)", eqs.labels)
+    lead = tex_width(eqs.tex(eqs.output_entry)) + 1.6
+    lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead, 24.0))
+    rows_added.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry, rhs_lines=lines))
+    logged = any(log.has(max_over) for log in stable.atoms(sp.log))
+    shift = "is added back outside the logarithm" if logged else "cancels between numerator and denominator"
+    symbols = ", ".join(f"${eqs.tex(symbol)}$" for symbol in short.values())
+    return rows_added, (f"The kernel evaluates the output as \\eqref{{{label}}}: from every exponent summed over an "
+                        f"axis it subtracts the largest exponent on that axis ({symbols}), so no exponential "
+                        f"exceeds $1$; the shift {shift}. The two forms are equal (checked like every step).")
 
 
 def _sentence(eqs: Equations, name: str, axis: sp.Expr | None, label: str) -> str:

@@ -14,6 +14,8 @@ REWRITE_NAMES = {
     "pull_numeric_content": "take out the common numeric factor",
     "canonical_dummies": "rename summation indices",
     "delta_out_of_piecewise": r"take a $\delta$ common to every branch out of the piecewise expression",
+    "sum_into_piecewise": "move the sum into each branch (no condition depends on its index)",
+    "abs_times_sign": r"$|u| \operatorname{sign}(u) = u$",
 }
 """How each named rewrite of ``calculus.rules`` reads in a document (keyed by pass name)."""
 

@@ -76,7 +76,7 @@ class KernelPrinter(NumPyPrinter):
     def _print_softplus(self, expr: sp.Function) -> str:
         return f"np.logaddexp(0, {self._print(expr.args[0])})"
 
-    def _print_MaxOver(self, expr: sp.Function) -> str:
+    def _print_max_over(self, expr: sp.Function) -> str:
         body, var, *mask = expr.args
         self.check_separable(body)
         code = self._print(body)
@@ -85,10 +85,19 @@ class KernelPrinter(NumPyPrinter):
         return f"np.max({code}, axis={self.axis(dim_of(var))}, keepdims=True)"
 
     def _print_Min(self, expr: sp.Min) -> str:
+        return self._extremum("np.minimum", expr)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._extremum("np.maximum", expr)
+
+    def _extremum(self, function: str, expr: sp.Expr) -> str:
         code = self._print(expr.args[0])
         for arg in expr.args[1:]:
-            code = f"np.minimum({code}, {self._print(arg)})"
+            code = f"{function}({code}, {self._print(arg)})"
         return code
+
+    def _print_attains(self, expr: sp.Function) -> str:
+        return f"np.equal({self._print(expr.args[0])}, {self._print(expr.args[1])}).astype(ctx.dtype)"
 
     def _print_at_most(self, expr: sp.Function) -> str:
         return f"np.less_equal({self._print(expr.args[0])}, {self._print(expr.args[1])})"

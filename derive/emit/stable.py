@@ -1,10 +1,12 @@
 """Numerically stable forms for kernels, each checked against the plain form before it is used.
 
-``stabilize`` finds ratios of exponentials, exp(s_j) / sum_l exp(s_l) (inside attention, where the
-scores are not an input the kernel could shift), and rewrites every exp(s_j) of that family to
-exp(s_j - m) with m = max_l s_l (over the unmasked l; masked entries, which a 0/1 mask zeroes,
-get exp(min(s_j - m, 0)) so they cannot overflow).  The rewrite is kept only if the expression is unchanged by an
-arbitrary shift c in place of m (checked at random points), which is exactly when it is exact.
+``stabilize`` finds the families of exponentials summed over an axis, exp(s_l) in sum_l exp(s_l),
+and rewrites every exp(s_j) of a family to exp(s_j - m) with m = max_l s_l (over the unmasked l;
+masked entries, which a 0/1 mask zeroes, get exp(min(s_j - m, 0)) so they cannot overflow).  A ratio
+exp(s_j) / sum_l exp(s_l) (softmax inside attention, where the scores are not an input the kernel
+could shift) is unchanged by the shift; a log-sum-exp log(sum_l exp(s_l)) becomes
+m + log(sum_l exp(s_l - m)).  A rewrite is kept only if, with an arbitrary c in place of m, the
+expression is unchanged (checked at random points), which is exactly when it is exact.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sympy as sp
 
 from ..calculus.concrete import compare
 from ..calculus.indices import canonical_dummies, free_indices, substitute_index
-from ..functions import MaxOver, at_most
+from ..functions import at_most, max_over
 from ..model import OperatorModel, dim_of
 
 
@@ -25,11 +27,14 @@ def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
         others = sorted(free_indices(pattern) - {column}, key=lambda i: str(i.label))
         shift = sp.IndexedBase(f"_shift{number}")[tuple(others)] if others else sp.Symbol(f"_shift{number}")
         shifted = expr.xreplace({node: sp.exp(node.args[0] - shift) for node in members})
-        if compare(expr, shifted, model.dims(), sizes=(2,), trials=1, entries=1) is None:
-            expr = shifted.xreplace({shift: MaxOver(pattern, column, mask)})
-            if mask != 1:  # masked-out scores may exceed the masked max: clamp so exp cannot overflow
-                expr = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(MaxOver),
-                                    lambda e: sp.exp(sp.Min(e.args[0], 0)))
+        restored = shifted.replace(lambda e: isinstance(e, sp.log) and e.has(shift), lambda e: e + shift)
+        for candidate in dict.fromkeys((restored, shifted)):  # log-sum-exp first, then plain ratios
+            if compare(expr, candidate, model.dims(), sizes=(2,), trials=1, entries=1) is None:
+                expr = candidate.xreplace({shift: max_over(pattern, column, mask)})
+                if mask != 1:  # masked-out scores may exceed the masked max: clamp so exp cannot overflow
+                    expr = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(max_over),
+                                        lambda e: sp.exp(sp.Min(e.args[0], 0)))
+                break
     return expr
 
 

@@ -45,8 +45,7 @@ def jvp(tangents, x, *, negative_slope=0.01):
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     if dot_x is not None:
-        t0 = np.where(np.greater(x, 0), 1, negative_slope)*dot_x
-        total.add(t0, (), owned=True)
+        total.add(np.where(np.greater(x, 0), dot_x, negative_slope*dot_x), ())
     return _output(total.value, None, ctx)
 
 
