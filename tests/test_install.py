@@ -3,7 +3,7 @@ installed package works from any folder, with no checkout on the path.
 
 The wheel is built from a copy of the sources (so the build writes nothing into the checkout) and
 installed non-editable, with the dependencies pyproject.toml declares and nothing else, into one
-fresh virtual environment for this module.  Its tests form one xdist group: one worker builds it.
+fresh virtual environment.  The tests form one xdist group, so one worker builds it, once.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _step(command: list[str], cwd: Path) -> None:
     assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # all its tests run on one xdist worker: built once
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = tmp_path_factory.mktemp("install")
     source = work / "source"

@@ -265,7 +265,7 @@ def test_handbook_inputs_every_operator_and_works_the_seed_questions():
     assert "SymPy's expression is" in handbook  # the live counterexample to SymPy's clashing answer
 
 
-def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys):
+def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys, rendered):
     out = tmp_path / "gen"
     shutil.copytree(GENERATED, out, ignore=shutil.ignore_patterns("__pycache__"))
     (out / "latex" / "retired.json").write_text("{}\n")

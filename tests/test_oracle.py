@@ -84,11 +84,11 @@ def test_jacobian_entry_matches_plain_sympy_diff(name, choice):
     derivation = derive(registry.build(name, **choice))
     model = derivation.model
     for sizes in size_cases(model, 4):
-        for gradient in derivation.gradients:
-            out_ranges = [range(int(d.subs(sizes))) for d in model.output_dims]
-            wrt_ranges = [range(int(d.subs(sizes))) for d in gradient.input.dims]
-            for out_at in itertools.product(*out_ranges):
-                y = concrete(model.output, sizes, dict(zip(model.output_indices, out_at)))
+        out_ranges = [range(int(d.subs(sizes))) for d in model.output_dims]
+        for out_at in itertools.product(*out_ranges):
+            y = concrete(model.output, sizes, dict(zip(model.output_indices, out_at)))  # once for every input
+            for gradient in derivation.gradients:
+                wrt_ranges = [range(int(d.subs(sizes))) for d in gradient.input.dims]
                 for wrt_at in itertools.product(*wrt_ranges):
                     variable = sp.Symbol("_".join([gradient.input.name] + [str(v) for v in wrt_at]))
                     expected = sp.diff(y, variable)
