@@ -6,6 +6,7 @@ operator is tested by the whole battery without new test code.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import itertools
 import os
@@ -101,12 +102,22 @@ def float_positions(name: str) -> list[int]:
     return [p for p, inp in enumerate(registry.get(name).inputs) if inp.domain != "index"]
 
 
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every pytest-xdist worker shares (the run's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_render_cache(tmp_path_factory: pytest.TempPathFactory):
-    """Tests (and the commands they start) use a fresh render cache, never the user's."""
+    """Tests (and the commands they start) use a render cache that is new with this test run, never
+    the user's; the xdist workers share it (entries are written atomically), so what one worker
+    derived another takes from it."""
     previous = os.environ.get("DERIVE_CACHE_DIR")
-    os.environ["DERIVE_CACHE_DIR"] = str(tmp_path_factory.mktemp("render-cache"))
-    yield
+    folder = shared_folder(tmp_path_factory) / "render-cache"
+    folder.mkdir(exist_ok=True)
+    os.environ["DERIVE_CACHE_DIR"] = str(folder)
+    yield folder
     if previous is None:
         os.environ.pop("DERIVE_CACHE_DIR", None)
     else:
@@ -116,3 +127,20 @@ def private_render_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261121)
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory, private_render_cache) -> Path:
+    """Every built-in operator generated once per test run, through the run's render cache, into a
+    folder of its own (do not write into it).  Tests that render the whole registry ask for it first,
+    so the cache is warm for them: the first worker renders, the others wait for it."""
+    from derive.cli import main
+
+    shared = shared_folder(tmp_path_factory)
+    out, done = shared / "rendered", shared / "rendered.done"
+    with open(shared / "rendered.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            assert main(["generate", "--out", str(out), "-q"]) == 0
+            done.touch()
+    return out

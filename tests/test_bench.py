@@ -190,7 +190,6 @@ def test_targets_are_decided_from_the_measurements():
 
 
 def test_plot_command_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
     results = {"kernels": [fake_result("rmsnorm", "float32", 1.1, 1.0, 2.0, 3.0, 1 << 20),
                            fake_result("rmsnorm", "float64", 1.1, 1.0, 2.0, 3.0, 1 << 20)]}
     source, target = tmp_path / "bench.json", tmp_path / "docs" / "bench.png"

@@ -32,7 +32,7 @@ from derive.emit.latex_view import build_document
 from derive.emit.matrix_form import matrix_form
 from derive.emit.matrix_section import matrix_rows
 from derive.emit.latex_equations import Equations
-from derive.pdf import TexMissingError, compile_pdfs, overfull_boxes
+from derive.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
 
 from conftest import GENERATED, OPERATORS, ROOT, load_kernel
 
@@ -267,7 +267,7 @@ def test_handbook_inputs_every_operator_and_works_the_seed_questions():
     assert "SymPy's expression is" in handbook  # the live counterexample to SymPy's clashing answer
 
 
-def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys):
+def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys, rendered):
     out = tmp_path / "gen"
     shutil.copytree(GENERATED, out, ignore=shutil.ignore_patterns("__pycache__"))
     (out / "latex" / "retired.json").write_text("{}\n")  # derive wrote it once (it is in the manifest)
@@ -288,22 +288,28 @@ def test_pdf_without_tex_says_what_to_install(tmp_path):
     assert "latexmk or pdflatex" in result.stderr and "texlive-latex-base" in result.stderr
 
 
-def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_path):
+DOCUMENTS = [*OPERATORS, "handbook"]
+
+
+def test_the_documents_to_compile_are_every_operator_and_the_handbook():
+    assert sorted(documents(GENERATED, [])) == sorted(DOCUMENTS)
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_path, name):
     """Each operator's standalone document and the handbook compile; nothing runs off the page.
+    One test per document, so pytest-xdist compiles them in parallel.
 
     TeX is required (CI installs it); DERIVE_SKIP_TEX=1 skips this test on a developer machine.
     """
     if os.environ.get("DERIVE_SKIP_TEX") == "1":
         pytest.skip("DERIVE_SKIP_TEX=1")
     try:
-        pdfs = compile_pdfs(GENERATED, tmp_path)
+        [pdf] = compile_pdfs(GENERATED, tmp_path, [name])
     except TexMissingError as error:
         pytest.fail(f"TeX is not installed (set DERIVE_SKIP_TEX=1 to skip locally):\n{error}")
-    names = {pdf.stem for pdf in pdfs}
-    assert names == {*OPERATORS, "handbook"}
-    for pdf in pdfs:
-        assert pdf.stat().st_size > 10_000
-        assert overfull_boxes(pdf.with_suffix(".log")) == [], pdf.name
+    assert pdf.name == f"{name}.pdf" and pdf.stat().st_size > 10_000
+    assert overfull_boxes(pdf.with_suffix(".log")) == [], pdf.name
 
 
 PDF_MODEL = """

@@ -191,7 +191,7 @@ def test_user_model_from_a_temporary_folder_is_right_by_finite_differences(tmp_p
                                    finite_differences.jvp(kernel.forward, tangents, inputs), rtol=1e-6, atol=1e-8)
 
 
-def test_loading_a_model_file_leaves_the_builtin_registry_alone(tmp_path):
+def test_loading_a_model_file_leaves_the_builtin_registry_alone(tmp_path, rendered):
     (tmp_path / "gated_norm.py").write_text(GATED_NORM)
     before = registry.names()
     assert list(derive.load_file(tmp_path / "gated_norm.py")) == ["gated_norm"]
@@ -269,7 +269,7 @@ def installed_plugin(tmp_path) -> Path:
     return site
 
 
-def test_installed_package_operators_are_listed_shown_and_generated_by_name(installed_plugin, tmp_path):
+def test_installed_package_operators_are_listed_shown_and_generated_by_name(installed_plugin, tmp_path, rendered):
     listing = run_derive(["list"], tmp_path, str(installed_plugin))
     assert listing.returncode == 0, listing.stderr
     assert re.search(r"activations:\n  squareplus .*\[squareplus-ops\]", listing.stdout)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -103,11 +102,15 @@ TARGETS: tuple[Target, ...] = (
 
 
 def template_folder() -> Path:
-    """The templates: the source checkout's ``templates/`` or the installed package's copy."""
-    checkout = Path(__file__).resolve().parents[2] / "templates"
-    if checkout.is_dir():
-        return checkout
-    return Path(str(resources.files("derive.templates")))
+    """The templates: the source checkout's ``templates/``, else the installed package's copy.
+
+    A checkout is recognised by its ``pyproject.toml`` beside ``templates/`` (an installed package
+    sits in site-packages, where a stray ``templates`` folder of another package may lie).
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "templates").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "templates"
+    return Path(__file__).resolve().parents[1] / "templates"  # package-dir "derive.templates"
 
 
 def environment(target: Target | None = None) -> jinja2.Environment:
