@@ -29,6 +29,7 @@ from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
 from .model import OperatorModel
+from .output import MANIFEST
 from .user_models import load_model, load_models
 
 _KERNELS = itertools.count()
@@ -113,13 +114,15 @@ def _target(name: str) -> _render.Target:
 def write(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
           progress: Progress = lambda message: None, options: Options = Options()) -> list[str]:
     """Write the operators' files into ``out`` (each atomically, under a lock on ``out``); returns the
-    relative paths that changed.  ``out/.derive-manifest`` records the files derive wrote there.
+    relative paths of the operators' files that changed (or were removed).  ``out/.derive-manifest``
+    records the files derive wrote there; it is bookkeeping, not listed.
 
     ``models=None`` writes every built-in operator and removes the files derive wrote into ``out``
     before that no operator writes any more; files of anyone else are never touched.
     ``options``: a render cache and how many processes may derive (default: none, one).
     """
-    return _generate(Path(out), models=_models(models), progress=progress, options=options)
+    changed = _generate(Path(out), models=_models(models), progress=progress, options=options)
+    return [path for path in changed if path != MANIFEST]
 
 
 def changes(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
