@@ -29,6 +29,7 @@ from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
 from .model import OperatorModel
+from .prove import prove as _prove
 from .user_models import load_model, load_models
 
 _KERNELS = itertools.count()
@@ -97,10 +98,13 @@ def targets() -> tuple[str, ...]:
 
 
 def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | None = None) -> dict[str, str]:
-    """Relative path -> text of the generated files, for every target or the named ones."""
+    """Relative path -> text of the generated files, for every target or the named ones; each file
+    is proved against the oracle first (``derive.prove``: a ``ProofError`` if it disagrees)."""
     derivation = model if isinstance(model, Derivation) else derive(model)
     chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
-    return _render.render(derivation, chosen)
+    files = _render.render(derivation, chosen)
+    _prove(derivation.model, files)
+    return files
 
 
 def _target(name: str) -> _render.Target:

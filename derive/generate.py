@@ -24,6 +24,7 @@ from .calculus.pipeline import derive
 from .emit.numpy_printer import LoweringError
 from .emit.render import differences, render, render_registry, stale_files, write_tree
 from .model import OperatorModel
+from .prove import prove
 
 Progress = Callable[[str], None]
 
@@ -53,10 +54,13 @@ def render_one(name: str) -> tuple[dict[str, str], float]:
 
 
 def _render_model(model: OperatorModel) -> dict[str, str]:
+    """The operator's files, each proved against the oracle before it may be cached or written."""
     try:
-        return render(derive(model))
+        files = render(derive(model))
     except LoweringError as error:
         raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
+    prove(model, files)
+    return files
 
 
 def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None,
