@@ -29,7 +29,6 @@ from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
 from .model import OperatorModel
-from .prove import prove as _prove
 from .user_models import load_model, load_models
 
 _KERNELS = itertools.count()
@@ -103,7 +102,9 @@ def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | Non
     derivation = model if isinstance(model, Derivation) else derive(model)
     chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
     files = _render.render(derivation, chosen)
-    _prove(derivation.model, files)
+    from .prove import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
+
+    prove(derivation.model, files)
     return files
 
 

@@ -24,7 +24,6 @@ from .calculus.pipeline import derive
 from .emit.numpy_printer import LoweringError
 from .emit.render import differences, render, render_registry, stale_files, write_tree
 from .model import OperatorModel
-from .prove import prove
 
 Progress = Callable[[str], None]
 
@@ -59,6 +58,8 @@ def _render_model(model: OperatorModel) -> dict[str, str]:
         files = render(derive(model))
     except LoweringError as error:
         raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
+    from .prove import prove  # NumPy starts threads: imported here, after any worker was forked
+
     prove(model, files)
     return files
 

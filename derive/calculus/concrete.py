@@ -19,7 +19,6 @@ import random
 from dataclasses import dataclass
 from typing import Iterable
 
-import numpy as np
 import sympy as sp
 
 from .differentiate import Partial
@@ -53,12 +52,10 @@ def evaluate(expr: sp.Expr, point: dict[sp.Symbol, complex]) -> complex:
     own arithmetic on Floats rebuilds it node by node, this walks it with Python numbers.
     Raises ``NotNumeric`` for what it does not know (an open Derivative, an unknown function).
     """
-    memo: dict[sp.Basic, complex] = {}
-    with np.errstate(all="ignore"):
-        try:
-            return _numeric(expr, point, memo)
-        except (ZeroDivisionError, OverflowError, ValueError, TypeError) as error:
-            raise NotNumeric(str(error)) from None
+    try:
+        return _numeric(expr, point, {})
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError) as error:
+        raise NotNumeric(str(error)) from None
 
 
 def _numeric(expr: sp.Basic, point: dict, memo: dict) -> complex:
@@ -107,7 +104,7 @@ def _complex_only():
 _FUNCTIONS = {
     "exp": cmath.exp, "log": cmath.log, "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan,
     "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh, "erf": _real(math.erf),
-    "Abs": abs, "sign": _real(lambda v: float(np.sign(v))), "Heaviside": _real(lambda v: float(v > 0) + 0.5 * (v == 0)),
+    "Abs": abs, "sign": _real(lambda v: math.copysign(1.0, v) if v else 0.0), "Heaviside": _real(lambda v: float(v > 0) + 0.5 * (v == 0)),
     "Max": _real(max), "Min": _real(min),
 }
 

@@ -25,7 +25,7 @@ def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
         others = sorted(free_indices(pattern) - {column}, key=lambda i: str(i.label))
         shift = sp.IndexedBase(f"_shift{number}")[tuple(others)] if others else sp.Symbol(f"_shift{number}")
         shifted = expr.xreplace({node: sp.exp(node.args[0] - shift) for node in members})
-        if compare(expr, shifted, model.dims(), sizes=(2,), trials=1, entries=1) is None:
+        if compare(expr, shifted, model.dims(), sizes=(1, 2), trials=2, entries=1) is None:
             expr = shifted.xreplace({shift: MaxOver(pattern, column, mask)})
             if mask != 1:  # masked-out scores may exceed the masked max: clamp so exp cannot overflow
                 expr = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(MaxOver),
