@@ -250,7 +250,8 @@ class _Lowering:
             arg = expr.args[0]
             name = str(arg.base.label if isinstance(arg, sp.Indexed) else arg)
             fits = name in self.buffers and name not in self.dead and self.last_use.get(name, -1) < position \
-                and not self.held(name)
+                and not self.held(name) and (name in self.seeded or not self.free_start)
+            # a result started here grows to the output's shape: only an array of that shape may hold it
             if fits and _mentions(self.items[position][2], name) == 1 and not self.alive_after(name, position):
                 return name
             return None
