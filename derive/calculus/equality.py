@@ -9,7 +9,6 @@ Disagreement raises ``UnverifiedEqualityError``: an unverified step is never wri
 
 from __future__ import annotations
 
-import cmath
 import functools
 import itertools
 import random
@@ -18,7 +17,7 @@ import sympy as sp
 
 from ..functions import elementary
 
-from .concrete import Disagreement, NotNumeric, coincidence_patterns, evaluate, expand, random_point
+from .concrete import Disagreement, agree, coincidence_patterns, expand, random_point
 from .differentiate import DerivationError, Partial
 from .indices import canonical_dummies, free_indices
 
@@ -27,8 +26,6 @@ RANDOM_POINTS = "random points"
 CHECK_SIZES = (1, 2, 3)
 LARGEST_SIZE_PATTERNS = 4
 """At the largest size, how many patterns of coinciding indices are drawn (all at smaller sizes)."""
-SCREEN = 1e-9
-"""Relative agreement in float64 taken as equal; anything further apart is evaluated in 30 digits."""
 
 
 class UnverifiedEqualityError(DerivationError):
@@ -80,15 +77,6 @@ def _number(expr: sp.Expr) -> complex:
             "an as_elementary() method (its definition in elementary functions) or _eval_evalf") from None
 
 
-def _close(a: sp.Expr, b: sp.Expr, point: dict) -> bool:
-    """Do ``a`` and ``b`` agree at ``point`` in double precision (False: not computable so)?"""
-    try:
-        fa, fb = evaluate(a, point), evaluate(b, point)
-    except NotNumeric:
-        return False
-    return cmath.isfinite(fa) and cmath.isfinite(fb) and abs(fa - fb) <= SCREEN * max(1.0, abs(fa), abs(fb))
-
-
 def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], labels: dict[str, sp.Expr],
                    sizes: tuple[int, ...] = CHECK_SIZES, all_below: int = 16, seed: int = 0,
                    tolerance: float = 1e-12) -> Disagreement | None:
@@ -110,7 +98,7 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
             values = dict(zip(indices, at))
             a, b = elementary(expand(left, fixed, values)), elementary(expand(right, fixed, values))
             point = random_point(a.free_symbols | b.free_symbols, rng, bounds)
-            if _close(a, b, point):
+            if agree(a, b, point):
                 continue  # equal in float64; a difference is confirmed in 30 digits before it is reported
             va, vb = _number(a.xreplace(point)), _number(b.xreplace(point))
             if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
