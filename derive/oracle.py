@@ -138,13 +138,15 @@ class Expanded:
     def forward(self, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """The output, of shape ``batch + out_shape``."""
         values, memo = self.arguments_for(arrays, params), {}
-        flat = _stack([numeric(y, values, memo) for y in self.outputs], batch)
+        with np.errstate(all="ignore"):  # an overflow is a non-finite value, which the proof leaves out
+            flat = _stack([numeric(y, values, memo) for y in self.outputs], batch)
         return flat.reshape(batch + self.out_shape)
 
     def jacobian(self, name: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """d out / d input, of shape ``batch + (output entries, input entries)``."""
         values, memo = self.arguments_for(arrays, params), {}
-        flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
+        with np.errstate(all="ignore"):
+            flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
         return flat.reshape(batch + (int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))))
 
 
