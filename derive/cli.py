@@ -170,6 +170,8 @@ def _fuzz_parser(commands) -> None:
                     "every model was proved or refused with a clear error, 1 otherwise.")
     fuzz.add_argument("--count", type=positive_int, default=100, help="how many models (default 100)")
     fuzz.add_argument("--seed", type=int, default=0, help="the run's seed (default 0): the same seed, the same models")
+    fuzz.add_argument("--timeout", type=positive_int, default=60,
+                      help="seconds one model may take before it counts as failing (default 60)")
     fuzz.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     fuzz.set_defaults(run=run_fuzz)
 
@@ -177,7 +179,7 @@ def _fuzz_parser(commands) -> None:
 def run_fuzz(args: argparse.Namespace) -> int:
     from . import fuzz
 
-    report = fuzz.run(args.count, args.seed, progress_printer(args))
+    report = fuzz.run(args.count, args.seed, progress_printer(args), seconds=args.timeout)
     for source, problem in report.failures:
         sys.stdout.write(f"# ---- failing model ----\n{fuzz.failing_file(source, problem)}\n")
     proved = report.ran - report.refused - len(report.failures)

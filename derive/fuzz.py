@@ -13,11 +13,15 @@ failure, reported with the model file that reproduces it (``derive generate --mo
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .calculus.differentiate import DerivationError
 from .calculus.pipeline import derive
@@ -173,10 +177,43 @@ class Report:
     """(model source, what went wrong) for each model whose kernel is wrong or that crashed."""
 
 
-def check_source(source: str, folder: Path, name: str) -> str | None:
-    """None when the model is proved or refused with a clear error; otherwise what went wrong."""
+class _TooSlow(BaseException):  # not caught as an engine crash
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``_TooSlow`` after ``seconds`` (Unix main thread; elsewhere no limit)."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_source(source: str, folder: Path, name: str, seconds: float | None = None) -> str | None:
+    """None when the model is proved or refused with a clear error; otherwise what went wrong
+    (a model taking longer than ``seconds`` too: the engine should not hang on small models)."""
     path = folder / f"{name}.py"
     path.write_text(source, encoding="utf-8")
+    try:
+        with _time_limit(seconds):
+            return _check(path, name)
+    except _TooSlow:
+        return f"too slow: not proved within {seconds:g} s"
+
+
+def _check(path: Path, name: str) -> str | None:
     try:
         model = load_model(path)
         numpy = next(t for t in TARGETS if t.name == "numpy")
@@ -191,15 +228,17 @@ def check_source(source: str, folder: Path, name: str) -> str | None:
     return None
 
 
-def run(count: int, seed: int = 0, progress=lambda message: None, start: int = 0) -> Report:
-    """Generate, derive, render and prove ``count`` random models (numbered from ``start``)."""
+def run(count: int, seed: int = 0, progress=lambda message: None, start: int = 0,
+        seconds: float | None = 60) -> Report:
+    """Generate, derive, render and prove ``count`` random models (numbered from ``start``), each
+    within ``seconds``."""
     report = Report()
     with tempfile.TemporaryDirectory(prefix="derive-fuzz-") as folder:
         for number in range(start, start + count):
             name = f"fuzz_{seed}_{number}"
             source = random_model(f"{seed}:{number}", name)
             started = time.perf_counter()
-            outcome = check_source(source, Path(folder), name)
+            outcome = check_source(source, Path(folder), name, seconds)
             report.ran += 1
             if outcome is not None and outcome.startswith("refused: "):
                 report.refused += 1

@@ -47,3 +47,13 @@ def test_a_failing_model_is_printed_as_a_file_that_reruns(tmp_path, monkeypatch,
     path = tmp_path / "fuzz_3_0.py"
     path.write_text(first, encoding="utf-8")
     assert load_model(path).name == "fuzz_3_0"
+
+
+def test_a_model_that_takes_too_long_is_a_failure(tmp_path, monkeypatch):
+    def hang(model, text, seed=0):
+        while True:
+            pass
+
+    monkeypatch.setattr(fuzz, "prove_kernel", hang)
+    problem = fuzz.check_source(fuzz.random_model("3:0", "slow"), tmp_path, "slow", seconds=1)
+    assert problem == "too slow: not proved within 1 s"
