@@ -98,10 +98,15 @@ def targets() -> tuple[str, ...]:
 
 
 def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | None = None) -> dict[str, str]:
-    """Relative path -> text of the generated files, for every target or the named ones."""
+    """Relative path -> text of the generated files, for every target or the named ones; each file
+    is proved against the oracle first (``derive.prove``: a ``ProofError`` if it disagrees)."""
     derivation = model if isinstance(model, Derivation) else derive(model)
     chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
-    return _render.render(derivation, chosen)
+    files = _render.render(derivation, chosen)
+    from .prove import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
+
+    prove(derivation.model, files)
+    return files
 
 
 def _target(name: str) -> _render.Target:

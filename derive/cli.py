@@ -1,4 +1,4 @@
-"""The ``derive`` command line: list, show, generate, check, claim and pdf, a thin layer over ``derive.api``.
+"""The ``derive`` command line: list, show, generate, check, claim, fuzz and pdf, a thin layer over ``derive.api``.
 
 Every command takes ``--model FILE`` to work on a user's model file instead of the built-ins.
 Errors in the input (an unknown operator, a malformed model or formula, a failing template, a
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="derive in at most this many processes (default: the available CPUs)")
         sub.set_defaults(run=run)
     _claim_parser(commands)
+    _fuzz_parser(commands)
     add_bench_command(commands)
 
     pdf = commands.add_parser(
@@ -185,6 +186,33 @@ def _claim_parser(commands) -> None:
                             "for statements about dy_i/dx_i")
     claim.add_argument("--sizes", default="1,2,3,4", help="axis lengths to test at (default 1,2,3,4)")
     claim.set_defaults(run=run_claim)
+
+
+def _fuzz_parser(commands) -> None:
+    fuzz = commands.add_parser(
+        "fuzz", help="derive, render and prove random operator models (a differential fuzzer)",
+        description="Generate random operator models from the engine's building blocks, derive them, render "
+                    "their NumPy kernels and prove each against the oracle.  Every failing model is printed "
+                    "as a model file to re-run with `derive generate --model FILE --out DIR`.  Exit 0 when "
+                    "every model was proved or refused with a clear error, 1 otherwise.")
+    fuzz.add_argument("--count", type=positive_int, default=100, help="how many models (default 100)")
+    fuzz.add_argument("--seed", type=int, default=0, help="the run's seed (default 0): the same seed, the same models")
+    fuzz.add_argument("--timeout", type=positive_int, default=60,
+                      help="seconds one model may take before it counts as failing (default 60)")
+    fuzz.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    fuzz.set_defaults(run=run_fuzz)
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    from . import fuzz
+
+    report = fuzz.run(args.count, args.seed, progress_printer(args), seconds=args.timeout)
+    for source, problem in report.failures:
+        sys.stdout.write(f"# ---- failing model ----\n{fuzz.failing_file(source, problem)}\n")
+    proved = report.ran - report.refused - len(report.failures)
+    print(f"derive: fuzz: {report.ran} models, {proved} proved, {report.refused} refused with an error, "
+          f"{len(report.failures)} failing", file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 def progress_printer(args: argparse.Namespace):

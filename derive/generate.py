@@ -63,10 +63,15 @@ def render_one(name: str) -> tuple[dict[str, str], float]:
 
 
 def _render_model(model: OperatorModel) -> dict[str, str]:
+    """The operator's files, each proved against the oracle before it may be cached or written."""
     try:
-        return render(derive(model))
+        files = render(derive(model))
     except LoweringError as error:
         raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
+    from .prove import prove  # NumPy starts threads: imported here, after any worker was forked
+
+    prove(model, files)
+    return files
 
 
 def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None,

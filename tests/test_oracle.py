@@ -1,5 +1,5 @@
-"""The independent symbolic oracle: expand each model for n = 1..4 into scalar symbols, run plain
-``sympy.diff``, and require the engine's Jacobian entry (and its VJP) to agree exactly."""
+"""The independent symbolic oracle (``derive.oracle``): expand each model for n = 1..4 into scalar
+symbols, run plain ``sympy.diff``, and require the engine's Jacobian entry (and its VJP) to agree exactly."""
 
 from __future__ import annotations
 
@@ -12,45 +12,13 @@ import sympy as sp
 
 from derive import registry
 from derive.calculus.pipeline import derive
-from derive.functions import elementary
+from derive.oracle import concrete as _concrete
 
 from conftest import OPERATORS
 
 
-def scalar(expr: sp.Expr) -> sp.Expr:
-    """Expand every finite sum and turn each entry x[2, 0] into a plain symbol x_2_0; activation
-    functions become their elementary definitions, so plain sympy.diff differentiates them."""
-    expr = elementary(expr).doit()
-    return expr.replace(lambda e: isinstance(e, sp.Indexed),
-                        lambda e: sp.Symbol("_".join([str(e.base)] + [str(i) for i in e.indices])))
-
-
-def plain(idx: sp.Idx) -> sp.Symbol:
-    return sp.Symbol(str(idx.label), integer=True)
-
-
-class label(sp.Function):  # noqa: N801
-    """A class-label entry target[b] as a fixed integer once b and the class count C are known."""
-
-    @classmethod
-    def eval(cls, b, classes):
-        return sp.Integer((int(b) + 1) % int(classes)) if b.is_Integer and classes.is_Integer else None
-
-
 def concrete(expr: sp.Expr, sizes: dict, values: dict) -> sp.Expr:
-    """Indices as plain integer symbols; fix the axis sizes, then the free indices; integer
-    (index-domain) inputs get fixed labels."""
-    expr = sized(expr, tuple(sizes.items()))
-    return scalar(expr.subs({plain(idx): value for idx, value in values.items()}))
-
-
-@functools.lru_cache(maxsize=None)
-def sized(expr: sp.Expr, sizes: tuple) -> sp.Expr:
-    """The part of ``concrete`` that does not depend on the free indices' values (done once)."""
-    expr = expr.xreplace({i: plain(i) for i in expr.atoms(sp.Idx)})
-    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in LABELS,
-                        lambda e: label(*e.indices, LABELS[str(e.base)]))
-    return expr.subs(dict(sizes))
+    return _concrete(expr, sizes, values, LABELS)
 
 
 LABELS = {i.name: i.index_of for name in registry.names() for i in registry.get(name).inputs if i.domain == "index"}

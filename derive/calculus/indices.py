@@ -58,8 +58,8 @@ def bound_indices(expr: sp.Sum) -> tuple[sp.Idx, ...]:
 
 def substitute_index(expr: sp.Expr, old: sp.Idx, new: sp.Expr) -> sp.Expr:
     """Replace the free occurrences of index ``old`` by ``new``; sums that rebind ``old`` are kept."""
-    if old not in free_indices(expr):
-        return expr
+    if isinstance(expr, _Placeholder) or old not in free_indices(expr):
+        return expr  # an index already renamed (a repeated sum variable) is not renamed again
     if expr == old:
         return new
     if isinstance(expr, sp.Sum):

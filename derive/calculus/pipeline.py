@@ -6,7 +6,7 @@ the ``Derivation`` it returns and never reaches back into the calculus.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import sympy as sp
@@ -15,7 +15,7 @@ from ..model import Input, OperatorModel
 from ..validate import validate
 from . import contract
 from .differentiate import DerivationError, Step, derivation_steps
-from .indices import WRT_NAMES, fresh_index, index_names
+from .indices import WRT_NAMES, fresh_index, free_indices, index_names
 from .rules import simplify
 
 COTANGENT = "dy"
@@ -86,9 +86,30 @@ def derive_input(model: OperatorModel, inp: Input, output: sp.Expr) -> InputGrad
     )
 
 
+def drop_idle_limits(expr: sp.Expr) -> sp.Expr:
+    """``Sum(f, (j, 0, n - 1))`` with ``f`` free of ``j`` -> ``n*f``: a limit the body ignores only
+    counts (kernels would otherwise reduce over an axis nothing spans).  SymPy flattens nested sums
+    into one, so a variable may repeat: the innermost binds, an outer repeat is such a count."""
+
+    def fix(total: sp.Sum) -> sp.Expr:
+        used, kept, count = free_indices(total.function), [], sp.S.One
+        for var, lower, upper in total.limits:  # innermost first: a repeated variable binds there
+            if var in used:
+                kept.append((var, lower, upper))
+                used = used - {var}
+            else:
+                count *= upper - lower + 1
+        return count * (sp.Sum(total.function, *kept) if kept else total.function)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), fix)
+
+
 def derive(model: OperatorModel) -> Derivation:
     """Differentiate ``model`` by every differentiable input (after ``validate(model)``)."""
     validate(model)
+    output = drop_idle_limits(model.output)
+    if output != model.output:
+        model = replace(model, output=output, where=tuple((n, drop_idle_limits(e)) for n, e in model.where))
     gradients = []
     for inp in model.differentiable_inputs:
         try:

@@ -158,6 +158,8 @@ class _Lowering:
         self.last_use: dict[str, int] = {}
         self.dead: set[str] = set()
         self.named_operands: set[str] = set()
+        self.planned: list[Step] = []
+        """Steps of the item being lowered, planned but not yet emitted: their arrays are held."""
         self.position = 0
         self.steps: dict[str | None, list[Step]] = {None: [], **{name: [] for name in plan.own}}
         self.results: dict[str, sp.Expr] = {}
@@ -166,7 +168,7 @@ class _Lowering:
 
     def run(self) -> Lowered:
         for position in range(len(self.items)):
-            self.position = position
+            self.position, self.planned = position, []
             self.lower(position)
         steps = {block: self.merge_unused_operands(s) for block, s in self.steps.items()}
         return _renumber(Lowered(tuple(steps[None]), {n: tuple(s) for n, s in steps.items() if n is not None},
@@ -194,6 +196,15 @@ class _Lowering:
         if step.out:
             self.dead.add(step.out)
 
+    def plan(self, step: Step) -> Step:
+        """Record a step of the current item before it is emitted (its arrays are then held)."""
+        self.planned.append(step)
+        return step
+
+    def held(self, name: str) -> bool:
+        """Does a planned, not yet emitted step read or write ``name`` (as its target or ``out=``)?"""
+        return any(name in _names(s.expr) or name in (str(s.symbol), s.out) for s in self.planned)
+
     def alive_after(self, name: str, position: int) -> bool:
         """Needed by a later item, or returned (a result may be the array itself)."""
         later = any(_mentions(e, name) for _, _, e in self.items[position + 1:])
@@ -213,7 +224,7 @@ class _Lowering:
         if name not in self.seeded and (spans != self.seed_spans or self.assignment(name) is None):
             return None
         once = _mentions(self.items[position][2], name) == 1
-        if not once or name in self.dead or self.alive_after(name, position):
+        if not once or name in self.dead or self.held(name) or self.alive_after(name, position):
             return None
         if commit and name not in self.seeded:
             steps, index = self.assignment(name)
@@ -238,7 +249,9 @@ class _Lowering:
         if isinstance(expr, ELEMENTWISE) and _bare(expr.args[0]) and not expr.args[0].is_Number:
             arg = expr.args[0]
             name = str(arg.base.label if isinstance(arg, sp.Indexed) else arg)
-            fits = name in self.buffers and name not in self.dead and self.last_use.get(name, -1) < position
+            fits = name in self.buffers and name not in self.dead and self.last_use.get(name, -1) < position \
+                and not self.held(name) and (name in self.seeded or not self.free_start)
+            # a result started here grows to the output's shape: only an array of that shape may hold it
             if fits and _mentions(self.items[position][2], name) == 1 and not self.alive_after(name, position):
                 return name
             return None
@@ -247,7 +260,7 @@ class _Lowering:
         for name, axes in self.buffers.items():
             if axes != frozenset(spans) or name in self.dead or name not in self.seeded:
                 continue
-            if self.block_of[name] in (None, block) and self.last_use.get(name, -1) < position \
+            if self.block_of[name] in (None, block) and self.last_use.get(name, -1) < position and not self.held(name) \
                     and not _mentions(self.items[position][2], name) and not self.alive_after(name, position):
                 return name
         return None
@@ -258,7 +271,7 @@ class _Lowering:
         out = self.dead_buffer(expr, spans)
         if out is None and self.free_start and _writable(expr):
             out = self.like_seed
-        return Step(target, expr, out=out)
+        return self.plan(Step(target, expr, out=out))
 
     def startable(self, expr: sp.Expr) -> bool:
         """May ``expr`` start a buffer: computed from the seed, or a result started in a new array
@@ -350,7 +363,7 @@ class _Lowering:
 
     def update(self, steps: list[Step], buffer: sp.Symbol, op: str, operand: sp.Expr, spans: set) -> None:
         named, operand = self.operand(operand, spans)
-        steps += [*named, Step(buffer, operand, op)]
+        steps += [*named, self.plan(Step(buffer, operand, op))]
 
     def build_sum(self, expr: sp.Add, position: int, target: sp.Symbol, spans: set):
         terms = list(expr.args)
@@ -391,7 +404,7 @@ class _Lowering:
             base, exponent = factor.as_base_exp()
             self.update(steps, buffer, "/=" if exponent == -1 else "*=", base if exponent == -1 else factor, spans)
         if small:
-            steps.append(Step(buffer, sp.Mul(*small), "*="))
+            steps.append(self.plan(Step(buffer, sp.Mul(*small), "*=")))
         return buffer, steps
 
 

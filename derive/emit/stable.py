@@ -29,7 +29,7 @@ def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
         shifted = expr.xreplace({node: sp.exp(node.args[0] - shift) for node in members})
         restored = shifted.replace(lambda e: isinstance(e, sp.log) and e.has(shift), lambda e: e + shift)
         for candidate in dict.fromkeys((restored, shifted)):  # log-sum-exp first, then plain ratios
-            if compare(expr, candidate, model.dims(), sizes=(2,), trials=1, entries=1) is None:
+            if compare(expr, candidate, model.dims(), sizes=(1, 2), trials=2, entries=1) is None:
                 expr = candidate.xreplace({shift: max_over(pattern, column, mask)})
                 if mask != 1:  # masked-out scores may exceed the masked max: clamp so exp cannot overflow
                     expr = expr.replace(lambda e: isinstance(e, sp.exp) and e.has(max_over),

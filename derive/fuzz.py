@@ -1,0 +1,255 @@
+"""A differential fuzzer for the engine, in the tradition of Csmith and YARPGen.
+
+``random_model(seed)`` writes the source of a random operator model file from the engine's
+building blocks: sums over one or two indices, products, quotients, powers, exp, log, sqrt,
+sigmoid, tanh; one or two inputs (vectors over ``n`` or matrices over ``m x n``), an optional scale
+input, named intermediates shared by several terms, per-row and elementwise outputs.  Domains stay
+valid by construction (log and sqrt and fractional powers only of positive quantities such as
+``exp(...)`` or ``1 + x**2``).  ``run`` loads each model from its file, derives it, renders its
+NumPy kernel and proves it against the oracle (``derive.prove``).  A model the engine refuses with
+a clear error is counted, not failed; a kernel that disagrees with the oracle, or any crash, is a
+failure, reported with the model file that reproduces it (``derive generate --model FILE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .calculus.differentiate import DerivationError
+from .calculus.pipeline import derive
+from .emit.numpy_printer import LoweringError
+from .emit.render import TARGETS, render
+from .prove import ProofError, prove_kernel
+from .user_models import ModelFileError, load_model
+from .validate import ModelError
+
+REFUSALS = (ModelError, LoweringError, DerivationError, ModelFileError)
+"""A model the engine declines with a clear error: not a wrong kernel (a ProofError is one)."""
+
+HEADER = '''"""Random model {name} (derive fuzz, seed {seed}).{note}"""
+
+import sympy as sp
+
+from derive.functions import sigmoid
+from derive.model import Input, OperatorModel, Param, index, size
+from derive.registry import register
+
+
+@register
+def {name}() -> OperatorModel:
+    n, m = size("n"), size("m")
+    i, j, l, r = (index(v, n) for v in ("i", "j", "l", "r"))
+    p, q, u = (index(v, m) for v in ("p", "q", "u"))
+    eps = sp.Symbol("epsilon", positive=True)
+'''
+
+
+class _Writer:
+    """Random expressions as Python source over the indices in scope (``n`` axis and ``m`` axis)."""
+
+    def __init__(self, rng: random.Random, inputs: dict[str, tuple[str, ...]], shared: list[str]) -> None:
+        self.rng, self.inputs, self.shared = rng, inputs, shared
+        self.free = {"n": ["j", "l", "r"], "m": ["q", "u"]}
+
+    def leaf(self, scope: dict[str, list[str]]) -> str:
+        choices = [name for name, axes in self.inputs.items() if all(scope[a] for a in axes)]
+        roll = self.rng.random()
+        if self.shared and roll < 0.2:
+            return self.rng.choice(self.shared)
+        if choices and roll < 0.85:
+            name = self.rng.choice(choices)
+            return f"{name}[{', '.join(self.rng.choice(scope[a]) for a in self.inputs[name])}]"
+        return self.rng.choice(["eps", "sp.Rational(3, 2)", "2", "sp.Rational(-1, 3)"])
+
+    def expr(self, depth: int, scope: dict[str, list[str]]) -> str:
+        if depth <= 0 or self.rng.random() < 0.2:
+            return self.leaf(scope)
+        kind = self.rng.choice(["add", "sub", "mul", "div", "pow", "exp", "log", "sqrt", "sigmoid", "tanh",
+                                "sum", "sum", "sum2"])
+        sub = lambda: self.expr(depth - 1, scope)  # noqa: E731
+        if kind == "add":
+            return f"({sub()} + {sub()})"
+        if kind == "sub":
+            return f"({sub()} - {sub()})"
+        if kind == "mul":
+            return f"({sub()})*({sub()})"
+        if kind == "div":
+            return f"({sub()})/({self.positive(depth - 1, scope)})"
+        if kind == "pow":
+            return self.rng.choice([f"({sub()})**2", f"({self.positive(depth - 1, scope)})**sp.Rational(3, 2)",
+                                    f"({self.positive(depth - 1, scope)})**(-1)"])
+        if kind == "exp":
+            return f"sp.exp(sp.tanh({sub()}))"
+        if kind in ("log", "sqrt"):
+            return f"sp.{kind}({self.positive(depth - 1, scope)})"
+        if kind in ("sigmoid", "tanh"):
+            return f"{'sigmoid' if kind == 'sigmoid' else 'sp.tanh'}({sub()})"
+        return self.sum(depth, scope, 2 if kind == "sum2" else 1)
+
+    def positive(self, depth: int, scope: dict[str, list[str]]) -> str:
+        inner = self.expr(depth, scope)
+        return self.rng.choice([f"(1 + ({inner})**2)", f"sp.exp(sp.tanh({inner}))", f"(({inner})**2 + eps)",
+                                f"(2 + sp.tanh({inner}))", f"sigmoid({inner})"])
+
+    def sum(self, depth: int, scope: dict[str, list[str]], count: int) -> str:
+        axes = [a for a in ("n", "m") if any(a in dims for dims in self.inputs.values())]
+        limits, inner = [], {a: list(v) for a, v in scope.items()}
+        for _ in range(count):
+            axis = self.rng.choice(axes)
+            unused = [v for v in self.free[axis] if v not in inner[axis]]
+            if not unused:
+                break
+            var = unused[0]
+            inner[axis].append(var)
+            limits.append(f"({var}, 0, {axis} - 1)")
+        if not limits:
+            return self.leaf(scope)
+        return f"sp.Sum({self.expr(depth - 1, inner)}, {', '.join(limits)})"
+
+
+def random_model(seed: int | str, name: str = "fuzz_model", depth: int = 3) -> str:
+    """The source of one random model file (its operator is ``name``)."""
+    rng = random.Random(seed)
+    matrix = rng.random() < 0.3
+    axes = ("m", "n") if matrix else ("n",)
+    inputs = {v: axes for v in ("a", "b")[:rng.choice([1, 2])]}
+    optional = rng.random() < 0.3
+    if optional:
+        inputs["g"] = ("n",)
+    out_choices = [(), ("i",)] + ([("p",), ("p", "i")] if matrix else [])
+    out = rng.choice(out_choices)
+    scope = {"n": [v for v in out if v == "i"], "m": [v for v in out if v == "p"]}
+    closed: list[str] = []
+    lines = []
+    for k in range(rng.choice([0, 0, 1, 2])):  # named intermediates, closed sums shared by the terms
+        writer = _Writer(rng, {v: d for v, d in inputs.items() if v != "g"}, closed)
+        body = writer.sum(depth - 1, {"n": [], "m": []}, rng.choice([1, 2]))
+        lines.append(f"    s{k} = {body}")
+        closed.append(f"s{k}")
+    writer = _Writer(rng, {v: d for v, d in inputs.items() if v != "g"}, closed)
+    output = writer.expr(depth, scope)
+    reached = output
+    for k in reversed(range(len(closed))):  # what the output reads, through the intermediates it names
+        if f"s{k}" in reached:
+            reached += lines[k]
+    for v, dims in inputs.items():  # every input takes part (an unused one is refused, rightly)
+        if f"{v}[" not in reached:
+            output = f"({output}) + {_use(v, dims, scope, optional and v == 'g')}"
+    if optional and "g[" in output and "i" in scope["n"]:
+        output = f"g[i]*({output})"
+    elif optional:
+        output = f"({output})*sp.Sum(g[j]**2, (j, 0, n - 1))"
+    declared = [f'    {v} = Input("{v}", ({", ".join(dims)},)' + (", optional=True, default=1)" if v == "g" else ")")
+                for v, dims in inputs.items()]
+    where = ", ".join(f'("s{k}", s{k})' for k in range(len(closed)))
+    body = "\n".join(declared + lines) + "\n" + f'''    return OperatorModel(
+        name="{name}", summary="a random model", category="fuzz",
+        inputs=({", ".join(inputs)},), params=(Param("eps", 0.5, eps, "a positive constant"),),
+        output_indices=({", ".join(out)}{"," if len(out) == 1 else ""}),
+        output={output},
+        where=({where}{"," if len(closed) == 1 else ""}),
+    )
+'''
+    return HEADER.format(name=name, seed=seed, note="") + body
+
+
+def _use(name: str, dims: tuple[str, ...], scope: dict, optional: bool) -> str:
+    if optional:
+        return "0"
+    index = {"n": "j", "m": "q"}
+    limits = ", ".join(f"({index[a]}, 0, {a} - 1)" for a in dims)
+    return f"sp.Sum(sp.tanh({name}[{', '.join(index[a] for a in dims)}]), {limits})"
+
+
+@dataclass
+class Report:
+    ran: int = 0
+    refused: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    """(model source, what went wrong) for each model whose kernel is wrong or that crashed."""
+
+
+class _TooSlow(BaseException):  # not caught as an engine crash
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``_TooSlow`` after ``seconds`` (Unix main thread; elsewhere no limit)."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_source(source: str, folder: Path, name: str, seconds: float | None = None) -> str | None:
+    """None when the model is proved or refused with a clear error; otherwise what went wrong
+    (a model taking longer than ``seconds`` too: the engine should not hang on small models)."""
+    path = folder / f"{name}.py"
+    path.write_text(source, encoding="utf-8")
+    try:
+        with _time_limit(seconds):
+            return _check(path, name)
+    except _TooSlow:
+        return f"too slow: not proved within {seconds:g} s"
+
+
+def _check(path: Path, name: str) -> str | None:
+    try:
+        model = load_model(path)
+        numpy = next(t for t in TARGETS if t.name == "numpy")
+        text = render(derive(model), (numpy,))[f"numpy/{name}.py"]
+        prove_kernel(model, text)
+    except ProofError as error:
+        return str(error)
+    except REFUSALS as error:
+        return "refused: " + str(error)
+    except Exception as error:  # a crash inside the engine is a finding too
+        return f"crash: {type(error).__name__}: {error}"
+    return None
+
+
+def run(count: int, seed: int = 0, progress=lambda message: None, start: int = 0,
+        seconds: float | None = 60) -> Report:
+    """Generate, derive, render and prove ``count`` random models (numbered from ``start``), each
+    within ``seconds``."""
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="derive-fuzz-") as folder:
+        for number in range(start, start + count):
+            name = f"fuzz_{seed}_{number}"
+            source = random_model(f"{seed}:{number}", name)
+            started = time.perf_counter()
+            outcome = check_source(source, Path(folder), name, seconds)
+            report.ran += 1
+            if outcome is not None and outcome.startswith("refused: "):
+                report.refused += 1
+            elif outcome is not None:
+                report.failures.append((source, outcome))
+            progress(f"{name}: {outcome or 'proved'} ({time.perf_counter() - started:.2f} s)")
+    return report
+
+
+def failing_file(source: str, problem: str) -> str:
+    """The model file to re-run, with what went wrong in its docstring."""
+    note = "\n\n" + "\n".join(f"{line}" for line in problem.replace('"""', "'''").splitlines()) + "\n"
+    head, rest = source.split('"""', 2)[1], source.split('"""', 2)[2]
+    return f'"""{head}{note}"""' + rest

@@ -1,0 +1,180 @@
+"""The independent oracle: a model expanded into scalar symbols at concrete sizes, differentiated
+with plain ``sympy.diff``, and evaluated numerically.
+
+Nothing here uses the engine's differentiator, its contraction or its printers.  ``concrete`` (for
+exact comparisons) expands a model's entry with SymPy's own ``doit``; ``expanded`` (for numbers)
+with ``calculus.concrete.expand``, which writes every finite sum out once per row (every entry
+``x[2, 0]`` a plain symbol ``x_2_0``), ten times faster; activation functions become their
+elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the
+output and the Jacobian once per size assignment and evaluates them on whole batches of numbers
+(``numeric``: NumPy on the expression DAG, every shared subexpression once, no printing), so the
+proof (``derive.prove``) and the tests compare kernels with it cheaply.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from scipy import special
+
+from .calculus.concrete import expand
+from .functions import elementary
+from .model import OperatorModel
+
+
+def scalar(expr: sp.Expr) -> sp.Expr:
+    """Expand every finite sum and turn each entry x[2, 0] into a plain symbol x_2_0; activation
+    functions become their elementary definitions, so plain sympy.diff differentiates them."""
+    expr = elementary(expr).doit()
+    return expr.replace(lambda e: isinstance(e, sp.Indexed),
+                        lambda e: sp.Symbol("_".join([str(e.base)] + [str(i) for i in e.indices])))
+
+
+def plain(idx: sp.Idx) -> sp.Symbol:
+    return sp.Symbol(str(idx.label), integer=True)
+
+
+class label(sp.Function):  # noqa: N801
+    """A class-label entry target[b] as a fixed integer once b and the class count C are known."""
+
+    @classmethod
+    def eval(cls, b, classes):
+        return sp.Integer((int(b) + 1) % int(classes)) if b.is_Integer and classes.is_Integer else None
+
+
+def concrete(expr: sp.Expr, sizes: dict, values: dict, labels: dict[str, sp.Symbol] | None = None) -> sp.Expr:
+    """Indices as plain integer symbols; fix the axis sizes, then the free indices; integer
+    (index-domain) inputs named in ``labels`` (with the axis size they index into) get fixed labels."""
+    expr = _sized(expr, tuple(sizes.items()), tuple((labels or {}).items()))
+    return scalar(expr.subs({plain(idx): value for idx, value in values.items()}))
+
+
+@functools.lru_cache(maxsize=256)
+def _sized(expr: sp.Expr, sizes: tuple, labels: tuple) -> sp.Expr:
+    """The part of ``concrete`` that does not depend on the free indices' values (done once)."""
+    labels = dict(labels)
+    expr = expr.xreplace({i: plain(i) for i in expr.atoms(sp.Idx)})
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in labels,
+                        lambda e: label(*e.indices, labels[str(e.base)]))
+    return expr.subs(dict(sizes))
+
+
+def entry(base: str, at: tuple[int, ...]) -> sp.Symbol:
+    return sp.Symbol("_".join([base, *(str(v) for v in at)]))
+
+
+def shape(dims: tuple[sp.Expr, ...], sizes: dict) -> tuple[int, ...]:
+    return tuple(int(sp.sympify(d).subs(sizes)) for d in dims)
+
+
+def numeric(expr: sp.Basic, values: dict[str, np.ndarray], memo: dict | None = None):
+    """``expr`` evaluated on NumPy arrays (symbols by name), each distinct subexpression once."""
+    memo = {} if memo is None else memo
+    if expr in memo:
+        return memo[expr]
+    if expr.is_Number or isinstance(expr, sp.NumberSymbol):
+        value = float(expr)
+    elif expr in (sp.true, sp.false):
+        value = bool(expr)
+    elif expr.is_Symbol:
+        if expr.name not in values:
+            raise ValueError(f"the oracle has no value for {expr.name}")
+        value = values[expr.name]
+    elif isinstance(expr, sp.Piecewise):
+        conditions = [np.asarray(numeric(c, values, memo), dtype=bool) for _, c in expr.args]
+        value = np.select(conditions, [numeric(e, values, memo) for e, _ in expr.args], np.nan)
+    else:
+        args = [numeric(a, values, memo) for a in expr.args]
+        function = _ARRAY_FUNCTIONS.get(type(expr).__name__) or _relation(expr)
+        if function is None:
+            raise ValueError(f"the oracle cannot evaluate {type(expr).__name__}")
+        value = function(*args)
+    memo[expr] = value
+    return value
+
+
+def _relation(expr: sp.Basic):
+    if isinstance(expr, sp.core.relational.Relational):
+        return _RELATIONS[expr.rel_op]
+    return None
+
+
+_RELATIONS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+              "==": np.equal, "!=": np.not_equal}
+_ARRAY_FUNCTIONS = {
+    "Add": lambda *a: functools.reduce(np.add, a), "Mul": lambda *a: functools.reduce(np.multiply, a),
+    "Pow": np.power, "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "erf": special.erf, "Abs": np.abs, "sign": np.sign,
+    "Heaviside": lambda x, *h: np.heaviside(x, 0.5), "DiracDelta": lambda x, *k: np.zeros_like(np.asarray(x, float)),
+    "Max": lambda *a: functools.reduce(np.maximum, a), "Min": lambda *a: functools.reduce(np.minimum, a),
+    "And": lambda *a: functools.reduce(np.logical_and, a), "Or": lambda *a: functools.reduce(np.logical_or, a),
+    "Not": np.logical_not, "KroneckerDelta": lambda a, b: np.equal(a, b).astype(float),
+}
+
+
+@dataclass
+class Expanded:
+    """One model at one assignment of its axis sizes: output entries and Jacobian entries.
+
+    The entries of the inputs are arrays over the batch (or numbers), named like their symbols.
+    """
+
+    model: OperatorModel
+    sizes: dict
+    out_shape: tuple[int, ...]
+    in_shapes: dict[str, tuple[int, ...]]
+    outputs: list[sp.Expr]
+    jacobians: dict[str, list[sp.Expr]]
+
+    def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
+        """The value of every symbol, by name: each array's core entries (its trailing axes; leading
+        axes are the batch; class labels too, which a Kronecker delta compares), the parameters."""
+        values = {}
+        for name, core in self.in_shapes.items():
+            array = np.asarray(arrays[name])
+            for at in itertools.product(*(range(n) for n in core)):
+                values[entry(name, at).name] = array[(Ellipsis, *at)]
+        values.update({s.name: v for s, v in params.items()})
+        return values
+
+    def forward(self, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
+        """The output, of shape ``batch + out_shape``."""
+        values, memo = self.arguments_for(arrays, params), {}
+        with np.errstate(all="ignore"):  # an overflow is a non-finite value, which the proof leaves out
+            flat = _stack([numeric(y, values, memo) for y in self.outputs], batch)
+        return flat.reshape(batch + self.out_shape)
+
+    def jacobian(self, name: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
+        """d out / d input, of shape ``batch + (output entries, input entries)``."""
+        values, memo = self.arguments_for(arrays, params), {}
+        with np.errstate(all="ignore"):
+            flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
+        return flat.reshape(batch + (int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))))
+
+
+def _stack(values: list, batch: tuple[int, ...]) -> np.ndarray:
+    return np.stack([np.broadcast_to(np.asarray(v, dtype=float), batch) for v in values], axis=-1) \
+        if values else np.zeros(batch + (0,))
+
+
+@functools.lru_cache(maxsize=64)
+def expanded(model: OperatorModel, sizes: tuple[tuple[sp.Symbol, int], ...]) -> Expanded:
+    """``model`` at ``sizes`` (each axis symbol with its length), expanded and differentiated.
+
+    Entries are real symbols, so ``sympy.diff`` of ``Abs`` is ``sign``, not a complex form."""
+    fixed = dict(sizes)
+    out_shape = shape(model.output_dims, fixed)
+    outputs = [elementary(expand(model.output, fixed, dict(zip(model.output_indices, at))))
+               for at in itertools.product(*(range(n) for n in out_shape))]
+    in_shapes = {inp.name: shape(inp.dims, fixed) for inp in model.inputs}
+    outputs = [y.xreplace({s: sp.Symbol(s.name, real=True) for s in y.free_symbols}) for y in outputs]
+    entries = {inp.name: [sp.Symbol(entry(inp.name, at).name, real=True)
+                          for at in itertools.product(*(range(n) for n in in_shapes[inp.name]))]
+               for inp in model.inputs}
+    jacobians = {inp.name: [sp.diff(y, s) for y in outputs for s in entries[inp.name]]
+                 for inp in model.differentiable_inputs}
+    return Expanded(model, fixed, out_shape, in_shapes, outputs, jacobians)

@@ -1,0 +1,59 @@
+"""The differential fuzzer: random models derived, rendered and proved against the oracle.
+
+300 seeded models run here (six chunks, so xdist can spread them); ``derive fuzz`` runs more.
+A failure prints the model file that reproduces it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from derive import fuzz
+from derive.cli import main
+from derive.prove import ProofError
+from derive.user_models import load_model
+
+CHUNKS, PER_CHUNK = 6, 50
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_random_models_are_proved(chunk):
+    report = fuzz.run(PER_CHUNK, seed=2026, start=chunk * PER_CHUNK, seconds=None)  # no wall-clock limit: load varies
+    assert report.ran == PER_CHUNK
+    shown = "\n\n".join(fuzz.failing_file(source, problem) for source, problem in report.failures[:2])
+    assert not report.failures, f"{len(report.failures)} random models fail; the first:\n{shown}"
+    assert report.refused <= PER_CHUNK // 4, "most random models must reach the proof, not be refused"
+
+
+def test_models_are_reproducible_and_varied():
+    assert fuzz.random_model("7:1", "m") == fuzz.random_model("7:1", "m")
+    sources = [fuzz.random_model(f"7:{k}", "m") for k in range(60)]
+    text = "\n".join(sources)
+    for block in ("sp.Sum(", "sp.exp(", "sp.log(", "sp.sqrt(", "sigmoid(", "sp.tanh(", "**2", ")/(",
+                  "optional=True", "where=((", "(m, n,)", "output_indices=()", "output_indices=(i,)"):
+        assert block in text, f"no random model uses {block}"
+
+
+def test_a_failing_model_is_printed_as_a_file_that_reruns(tmp_path, monkeypatch, capsys):
+    def refuse(model, text, seed=0):
+        raise ProofError(f"proof failed for operator {model.name!r}: planted")
+
+    monkeypatch.setattr(fuzz, "prove_kernel", refuse)
+    assert main(["fuzz", "--count", "2", "--seed", "3", "-q"]) == 1
+    out = capsys.readouterr()
+    assert "2 failing" in out.err
+    first = out.out.split("# ---- failing model ----\n")[1]
+    assert "planted" in first
+    path = tmp_path / "fuzz_3_0.py"
+    path.write_text(first, encoding="utf-8")
+    assert load_model(path).name == "fuzz_3_0"
+
+
+def test_a_model_that_takes_too_long_is_a_failure(tmp_path, monkeypatch):
+    def hang(model, text, seed=0):
+        while True:
+            pass
+
+    monkeypatch.setattr(fuzz, "prove_kernel", hang)
+    problem = fuzz.check_source(fuzz.random_model("3:0", "slow"), tmp_path, "slow", seconds=1)
+    assert problem == "too slow: not proved within 1 s"

@@ -1,0 +1,144 @@
+"""The proof before writing: kernels are executed against the oracle, and a wrong one is refused.
+
+The cosine-similarity model is the regression for the in-place lowering that wrote two live
+temporaries into one buffer (its gradient for ``b`` came out exactly 0).  The other tests break a
+correct kernel or document on purpose and require the proof to say where.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from derive import api, registry
+from derive.calculus.pipeline import derive
+from derive.cli import main
+from derive.emit.latex_target import load_srepr
+from derive.emit.render import render
+from derive.prove import ProofError, prove, prove_kernel, prove_twin
+
+COSINE = '''"""Cosine similarity over the last axis, written smoothly."""
+
+import sympy as sp
+
+from derive.model import Input, OperatorModel, Param, index, size
+from derive.registry import register
+
+
+@register
+def cosine_similarity() -> OperatorModel:
+    n = size("n")
+    j = index("j", n)
+    a, b = Input("a", (n,)), Input("b", (n,))
+    eps = sp.Symbol("epsilon", positive=True)
+    dot = sp.Sum(a[j] * b[j], (j, 0, n - 1))
+    norm_a = sp.sqrt(sp.Sum(a[j] ** 2, (j, 0, n - 1)) + eps)
+    norm_b = sp.sqrt(sp.Sum(b[j] ** 2, (j, 0, n - 1)) + eps)
+    return OperatorModel(name="cosine_similarity", summary="a.b / (|a| |b|) over the last axis",
+                         category="similarity", inputs=(a, b),
+                         params=(Param("eps", 1e-8, eps, "added inside each root"),),
+                         output_indices=(), output=dot / (norm_a * norm_b))
+'''
+
+
+@pytest.fixture
+def cosine(tmp_path):
+    path = tmp_path / "cosine_similarity.py"
+    path.write_text(COSINE, encoding="utf-8")
+    return path
+
+
+def central(function, arrays, position, cotangent, step=1e-6):
+    grad = np.zeros_like(arrays[position])
+    for at in np.ndindex(grad.shape):
+        plus, minus = [a.copy() for a in arrays], [a.copy() for a in arrays]
+        plus[position][at] += step
+        minus[position][at] -= step
+        grad[at] = np.sum(cotangent * (function(*plus) - function(*minus))) / (2 * step)
+    return grad
+
+
+def test_cosine_similarity_kernel_matches_finite_differences(cosine, tmp_path):
+    api.write(api.load(cosine), tmp_path / "out")
+    kernel = api.load_kernel(tmp_path / "out" / "numpy" / "cosine_similarity.py")
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    cotangent = rng.standard_normal(4)
+    grads = kernel.vjp(cotangent, a, b)
+    for position in (0, 1):
+        expected = central(kernel.forward, [a, b], position, cotangent)
+        assert np.abs(expected).max() > 0.01
+        np.testing.assert_allclose(grads[position], expected, rtol=1e-6, atol=1e-8)
+
+
+def _files(model):
+    return render(derive(model))
+
+
+def _broken(text: str, old: str, new: str) -> str:
+    assert old in text, f"the kernel no longer contains {old!r}; pick another mutation"
+    return text.replace(old, new, 1)
+
+
+def test_the_buffer_reuse_bug_is_refused(cosine):
+    """The kernel as the old lowering wrote it: t9 computed into t7, which t8 still held."""
+    model = api.load(cosine)
+    text = _files(model)["numpy/cosine_similarity.py"]
+    assert "t8 = np.multiply(a, t4, out=t7)" in text
+    line = next(line for line in text.splitlines() if line.strip().startswith("t8 -= b*("))
+    inner = line.strip()[len("t8 -= b*("):-1]
+    broken = _broken(text, line, f"    t9 = np.multiply(b, {inner}, out=t7)\n    t8 -= t9")
+    with pytest.raises(ProofError, match=r"cosine_similarity.*gradient of 'b'.*differs from the oracle"):
+        prove_kernel(model, broken)
+
+
+@pytest.mark.parametrize("name,old,new,what", [
+    ("rmsnorm", "grads['x'] = _gradient(", "grads['x'] = -_gradient(", "gradient of 'x'"),
+    ("softmax", "return np.moveaxis(value, state[0], -1) if _CORE_AXES[name] else value",
+     "return value", "jvp"),  # a jvp that no longer moves `axis`
+    ("mul", "value = value.sum(axis=squeezed, keepdims=True)", "pass", "vjp"),  # no sum over size-1 axes
+    ("layernorm", "1/np.sqrt(eps + t0*t2)", "1/(np.sqrt(t0*t2) + eps)", "forward"),  # a misplaced eps
+])
+def test_the_proof_catches_a_broken_kernel(name, old, new, what):
+    model = registry.get(name)
+    text = _files(model)[f"numpy/{name}.py"]
+    with pytest.raises(ProofError) as caught:
+        prove_kernel(model, _broken(text, old, new))
+    message = str(caught.value)
+    assert f"operator {name!r}" in message and what in message and "sizes" in message
+
+
+def test_a_broken_latex_equation_is_refused():
+    model = registry.get("rmsnorm")
+    files = _files(model)
+    twin = json.loads(files["latex/rmsnorm.json"])
+    equation = next(e for e in twin["equations"] if e["kind"] == "vjp" and e["input"] == "gamma")
+    equation["rhs"] = sp.srepr(2 * load_srepr(equation["rhs"]))
+    prove_twin(model, files["latex/rmsnorm.json"])  # the document as rendered passes
+    with pytest.raises(ProofError, match=equation["label"]):
+        prove_twin(model, json.dumps(twin))
+
+
+def test_generate_refuses_a_kernel_that_fails_its_proof(cosine, tmp_path, monkeypatch, capsys):
+    import derive.generate as generate
+
+    def broken_render(derivation):
+        files = render(derivation)
+        name = f"numpy/{derivation.model.name}.py"
+        files[name] = files[name].replace("grads['b'] = _gradient(", "grads['b'] = 0*_gradient(")
+        return files
+
+    monkeypatch.setattr(generate, "render", broken_render)
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(cosine), "--out", str(out), "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "proof failed for operator 'cosine_similarity'" in error and "gradient of 'b'" in error
+    assert not out.exists()
+
+
+def test_every_rendered_file_of_a_user_model_passes_its_proof(cosine):
+    model = api.load(cosine)
+    prove(model, api.render(model))  # api.render proves too; proving again must agree
