@@ -41,6 +41,25 @@ class softplus(sp.Function):  # noqa: N801
         return base if exp is None else rf"{base}^{{{exp}}}"
 
 
+def model_functions(exprs: tuple[sp.Expr, ...]) -> dict[str, type]:
+    """The ``sp.Function`` classes a model defines itself (a user's ``silu``), by name, with those
+    their derivatives bring in (``silu``'s ``fdiff`` uses ``logistic``): what its twin may name."""
+    found: dict[str, type] = {}
+    pending = [f for e in exprs if isinstance(e, sp.Basic) for f in e.atoms(sp.Function)]
+    while pending:
+        call = pending.pop()
+        cls = type(call)
+        if cls.__module__.startswith("sympy.") or cls.__name__ in found:
+            continue
+        found[cls.__name__] = cls
+        for argindex in range(1, len(call.args) + 1):
+            try:
+                pending += list(call.fdiff(argindex).atoms(sp.Function))
+            except (TypeError, ValueError, NotImplementedError, AttributeError, sp.core.function.ArgumentIndexError):
+                pass
+    return found
+
+
 def elementary(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every function that carries an elementary definition (``as_elementary``: this
     module's, or a model's own) written out, so SymPy can evaluate and compare it."""

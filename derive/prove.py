@@ -23,7 +23,7 @@ import sympy as sp
 
 from .calculus.concrete import expand
 from .calculus.differentiate import DerivationError
-from .functions import elementary
+from .functions import elementary, model_functions
 from .model import OperatorModel
 from .oracle import Expanded, expanded, numeric
 from .prove_layouts import Case, cases, fit
@@ -202,6 +202,7 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     values = oracle.arguments_for(arrays, params)
     dy = rng.standard_normal(oracle.out_shape)
     values.update(_entries("dy", dy))
+    functions = model_functions((model.output, *(definition for _, definition in model.where)))
     for equation in json.loads(text).get("equations", []):
         if equation.get("kind") not in ("vjp", "jvp"):
             continue
@@ -213,7 +214,7 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
             tangent = rng.standard_normal(oracle.in_shapes[name])
             values.update(_entries(f"dot_{name}", tangent))
             expected, axes = (jac @ tangent.reshape(-1)).reshape(oracle.out_shape), model.output_indices
-        formula = load_srepr(equation["rhs"])
+        formula = load_srepr(equation["rhs"], functions)
         for at in itertools.product(*(range(n) for n in expected.shape)):
             got = _twin_value(model, equation, elementary(expand(formula, oracle.sizes, dict(zip(axes, at)))), values)
             if not np.isclose(got, expected[at], rtol=RTOL, atol=ATOL * max(1.0, float(np.max(np.abs(expected))))):

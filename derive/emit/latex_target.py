@@ -8,6 +8,8 @@ is written here, with no timestamp or machine path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import importlib
 import json
 import re
@@ -104,14 +106,16 @@ SREPR_STRINGS = {"Symbol": 0, "Dummy": 0, "Float": 0}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", re.IGNORECASE)
 
 
-def srepr_grammar() -> Grammar:
+def srepr_grammar(functions: Mapping[str, type] | None = None) -> Grammar:
     """What a twin's srepr may contain: SymPy's classes above, ``ExprCondPair``, the open derivative
-    ``Partial`` and derive's own functions, called with literals and each other; nothing else."""
+    ``Partial``, derive's own functions and the model's own ``functions`` (a user's ``sp.Function``
+    classes, by name), called with literals and each other; nothing else."""
     calls: dict[str, object] = {name: getattr(sp, name) for name in SREPR_CLASSES}
     calls.update(ExprCondPair=ExprCondPair, Partial=Partial, Float=_float)
-    functions = importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.functions")
-    calls.update({name: value for name, value in vars(functions).items()
+    own = importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.functions")
+    calls.update({name: value for name, value in vars(own).items()
                   if isinstance(value, type) and issubclass(value, sp.Basic)})
+    calls.update({name: value for name, value in (functions or {}).items() if name not in calls})
     return Grammar(names={name: getattr(sp, name) for name in SREPR_CONSTANTS}, calls=calls,
                    string_calls=SREPR_STRINGS, keywords=True, language="a twin's srepr")
 
@@ -122,11 +126,12 @@ def _float(digits: object, *args: object, **precision: object) -> sp.Float:
     return sp.Float(digits, *args, **precision)
 
 
-def load_srepr(text: str) -> sp.Expr:
+def load_srepr(text: str, functions: Mapping[str, type] | None = None) -> sp.Expr:
     """An expression of a twin (its ``srepr``) back as SymPy.  The text is parsed, never evaluated:
-    only the calls of ``srepr_grammar`` with literal arguments are built (a ``ReadError`` otherwise)."""
+    only the calls of ``srepr_grammar`` with literal arguments are built (a ``ReadError`` otherwise).
+    ``functions``: the function classes a user's model defines (``model_functions``), by name."""
     try:
-        return read(text, srepr_grammar())
+        return read(text, srepr_grammar(functions))
     except ReadError as error:
         raise ReadError(f"not a twin's srepr: {error} in {text[:80]!r}") from None
 
