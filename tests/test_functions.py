@@ -15,16 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+import torch
 
 import derive
-import finite_differences
 import derive.functions
 from derive.calculus.concrete import entry_symbol, expand
 from derive.calculus.indices import free_indices
 from derive.functions import elementary
 from derive.cli import main
 
-torch = pytest.importorskip("torch")
+import finite_differences
+
 F = torch.nn.functional
 MODELS = Path(__file__).resolve().parent / "models"
 

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import finite_differences
 from derive import api, registry
 from derive.calculus.pipeline import derive
 from derive.cli import main
 from derive.emit.latex_target import load_srepr
 from derive.emit.render import render
 from derive.prove import ProofError, prove, prove_kernel, prove_twin
+
+import finite_differences
 
 COSINE = '''"""Cosine similarity over the last axis, written smoothly."""
 
