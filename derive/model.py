@@ -118,6 +118,8 @@ class OperatorModel:
     source: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.output, (int, float)) and not isinstance(self.output, bool):
+            object.__setattr__(self, "output", sp.Number(self.output))  # a plain number (never text)
         if self.layout is None:
             object.__setattr__(self, "layout", infer_layout(self))
 

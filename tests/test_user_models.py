@@ -371,3 +371,30 @@ def test_rebuild_makes_a_variant_of_a_user_model_from_its_own_factory(tmp_path):
     squared = registry.rebuild(model, power=2)
     assert squared.source == "smooth.py" and squared.output == model.output ** 2
     assert registry.rebuild(derive.load("softmax")).output == derive.load("softmax").output
+
+
+CONSTANT = '''"""A constant output, written as a plain Python number."""
+
+from derive.model import Input, OperatorModel, index, size
+from derive.registry import register
+
+
+@register
+def two() -> OperatorModel:
+    n = size("n")
+    i = index("i", n)
+    return OperatorModel(name="two", summary="2 everywhere", category="test", inputs=(Input("x", (n,)),),
+                         output_indices=(i,), output=2)
+'''
+
+
+def test_an_output_written_as_a_python_number_is_a_constant(tmp_path):
+    """output=2 (an int, not a SymPy number) used to crash with AttributeError; it is the constant 2,
+    whose gradient is zero."""
+    model_file = tmp_path / "two.py"
+    model_file.write_text(CONSTANT, encoding="utf-8")
+    derive.write(derive.load(model_file), tmp_path / "out")
+    kernel = derive.load_kernel(tmp_path / "out" / "numpy" / "two.py")
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(kernel.forward(x), np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(kernel.vjp(np.ones((2, 3)), x)[0], np.zeros((2, 3)))
