@@ -22,15 +22,12 @@ import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
+from .errors import OutputError  # noqa: F401  (raised here, defined with the others)
 
 MANIFEST = ".derive-manifest"
 TEMP_MARK = ".derive-tmp-"
 MANIFEST_HEADER = ("# The files derive wrote into this folder; a full `derive generate` removes those it no longer\n"
                    "# writes and touches nothing else.  Generated: do not edit.\n")
-
-
-class OutputError(ValueError):
-    """A path derive cannot or must not write (the message is one line naming it)."""
 
 
 class WriteInterrupted(KeyboardInterrupt):

@@ -27,13 +27,10 @@ from .functions import elementary, model_functions
 from .model import OperatorModel
 from .oracle import Expanded, expanded, numeric
 from .prove_layouts import Case, cases, fit
+from .errors import ProofError  # noqa: F401  (raised here, defined with the others)
 
 RTOL, ATOL = 1e-7, 1e-9
 """Agreement required between a kernel and the oracle (relative, and absolute per unit of scale)."""
-
-
-class ProofError(DerivationError):
-    """A rendered file does not compute what its model says; the message names where."""
 
 
 @dataclass

@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import sympy as sp
+from .errors import ReadError  # noqa: F401  (raised here, defined with the others)
 
 MAX_EXPONENT = 1000
 """A number raised to a larger literal power is refused (SymPy would compute it exactly)."""
-
-
-class ReadError(ValueError):
-    """Text that is not in the grammar; the message names the offending piece."""
 
 
 class SyntaxProblem(ReadError):

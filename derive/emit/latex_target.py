@@ -18,7 +18,7 @@ import jinja2
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from .. import __version__
+from ..version import __version__
 from ..calculus.differentiate import Partial
 from ..calculus.pipeline import COTANGENT, Derivation
 from ..reader import Grammar, ReadError, read

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .. import __version__
+from ..version import __version__
 from ..calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ..calculus.rules import simplification_stages
 from ..model import Input, OperatorModel, Param, dim_of

@@ -16,7 +16,7 @@ from typing import Callable
 import jinja2
 import sympy as sp
 
-from .. import __version__
+from ..version import __version__
 from ..calculus.pipeline import Derivation, tangent_name
 from ..model import OperatorModel
 from . import latex_target
@@ -24,10 +24,7 @@ from .latex_view import build_document
 from ..calculus.differentiate import DerivationError
 from .numpy_kernel import build_view
 from .numpy_printer import LoweringError
-
-
-class RenderError(RuntimeError):
-    """A template failed to render; the message names the template and the operator."""
+from ..errors import RenderError  # noqa: F401  (raised here, defined with the others)
 
 
 @dataclass(frozen=True)
