@@ -8,7 +8,7 @@ from .version import __version__
 from .api import (
     changes, claim, derive, jacobian, jvp, latex, load, load_file, load_kernel, operators, render, targets, vjp, write,
 )
-from .emit.display import readable
+from .display import readable
 
 __all__ = ["changes", "claim", "derive", "jacobian", "jvp", "latex", "load", "load_file", "load_kernel", "operators",
            "readable", "render", "targets", "vjp", "write", "__version__"]

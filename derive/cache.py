@@ -30,7 +30,7 @@ import sympy as sp
 
 from . import registry, user_models
 from .version import __version__
-from .emit.render import template_folder
+from .targets.base import template_folder
 from .model import OperatorModel
 from .output import is_safe
 

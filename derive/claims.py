@@ -20,7 +20,7 @@ from .calculus.differentiate import Partial
 from .calculus.indices import canonical_dummies, free_indices, substitute_index
 from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
 from .calculus.rules import simplify
-from .emit.display import readable
+from .display import readable
 from .formula import FormulaError, parse, read_number
 from .functions import elementary
 from .model import OperatorModel, Param, dim_of

@@ -22,7 +22,7 @@ from .bench.command import add_bench_command
 from .cache import RenderCache
 from .catalog import markdown_table
 from .claims import report
-from .emit.display import intermediate_symbols, readable
+from .display import intermediate_symbols, readable
 from .errors import (
     ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
     RenderError, TexMissingError, UnknownOperatorError,

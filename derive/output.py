@@ -145,7 +145,7 @@ def write(out: Path, files: dict[str, str], full: bool) -> list[str]:
 
 def _folders(out: Path) -> list[Path]:
     """The folders a derive run writes into (where a killed run's temporary files may be)."""
-    from .emit.render import managed_folders
+    from .targets.render import managed_folders
 
     return [out / folder for folder in managed_folders()]
 

@@ -4,7 +4,7 @@ Nothing here calls ``eval``, ``exec``, ``sympify`` or ``parse_expr`` on the text
 which names mean what, which functions may be called, and whether arithmetic, strings and keyword
 arguments are part of the language; every other piece of Python (attributes, lambdas, comprehensions,
 ``__dunder__`` names ...) is a ``ReadError`` that names it.  Used for claim formulas and ``--fix``
-values (``derive.formula``) and for the srepr of the JSON twins (``derive.emit.latex_target``).
+values (``derive.formula``) and for the srepr of the JSON twins (``derive.targets.latex``).
 """
 
 from __future__ import annotations
