@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
+
 from .errors import OutputError  # noqa: F401  (raised here, defined with the others)
 
 MANIFEST = ".derive-manifest"

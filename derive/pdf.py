@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable
+
 from .errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
 
 HANDBOOK = "handbook"

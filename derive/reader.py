@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import sympy as sp
+
 from .errors import ReadError  # noqa: F401  (raised here, defined with the others)
 
 MAX_EXPONENT = 1000

@@ -14,10 +14,10 @@ import sympy as sp
 from ...calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
 from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ...model import OperatorModel, dim_of
-from .printer import ArraySpec, KernelPrinter
-from ...schedule.inplace import Lowered, in_place as lower_in_place
 from ...schedule.cse import Output, schedule
+from ...schedule.inplace import Lowered, in_place as lower_in_place
 from ...schedule.stable import stabilize
+from .printer import ArraySpec, KernelPrinter
 
 
 @dataclass(frozen=True)
