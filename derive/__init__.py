@@ -4,12 +4,11 @@ The Python interface is re-exported here from ``derive.api`` (``load``, ``derive
 ``render``, ``write``, ``load_kernel``, ``claim`` ...); the ``derive`` command is a layer over it.
 """
 
-__version__ = "0.1.0"
-
-from .api import (  # noqa: E402  (the version is defined first: modules below import it)
+from .version import __version__
+from .api import (
     changes, claim, derive, jacobian, jvp, latex, load, load_file, load_kernel, operators, render, targets, vjp, write,
 )
-from .emit.display import readable  # noqa: E402
+from .display import readable
 
 __all__ = ["changes", "claim", "derive", "jacobian", "jvp", "latex", "load", "load_file", "load_kernel", "operators",
            "readable", "render", "targets", "vjp", "write", "__version__"]

@@ -23,8 +23,8 @@ from .calculus.pipeline import Derivation, InputGradient
 from .calculus.pipeline import derive as _derive
 from .claims import SIZES, Verdict
 from .claims import check as _check_claim
-from .emit import render as _render
-from .emit.display import readable as _readable
+from .targets import render as _render
+from .display import readable as _readable
 from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
@@ -87,13 +87,13 @@ def jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool =
 def latex(expr: sp.Expr, output: str = "y") -> str:
     """``expr`` in the notation of the derivation documents: x_{k}, \\bar{y} for the cotangent,
     \\dot{x} for a tangent, constant positions counted from 1 (``output`` names the operator's output)."""
-    from .emit.latex_printer import DerivationLatexPrinter
+    from .targets.latex.printer import DerivationLatexPrinter
 
     return DerivationLatexPrinter(output).doprint(expr)
 
 
 def targets() -> tuple[str, ...]:
-    """The output targets ``render`` writes (``numpy``, and any other in ``emit.render.TARGETS``)."""
+    """The output targets ``render`` writes (``numpy``, and any other in ``derive.targets.TARGETS``)."""
     return tuple(target.name for target in _render.TARGETS)
 
 

@@ -28,8 +28,9 @@ from types import ModuleType
 import jinja2
 import sympy as sp
 
-from . import __version__, registry, user_models
-from .emit.render import template_folder
+from . import registry, user_models
+from .version import __version__
+from .targets.base import template_folder
 from .model import OperatorModel
 from .output import is_safe
 

@@ -20,10 +20,11 @@ from .calculus.differentiate import Partial
 from .calculus.indices import canonical_dummies, free_indices, substitute_index
 from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
 from .calculus.rules import simplify
-from .emit.display import readable
+from .display import readable
 from .formula import FormulaError, parse, read_number
 from .functions import elementary
 from .model import OperatorModel, Param, dim_of
+from .errors import ClaimError  # noqa: F401  (raised here, defined with the others)
 
 KINDS = ("jacobian", "vjp", "jvp")
 SIZES = (1, 2, 3, 4)
@@ -31,10 +32,6 @@ ENTRIES = 64
 """At most this many combinations of free index values are tried per size (drawn at random beyond)."""
 SIMPLIFY_LIMIT = 400
 """Operation count above which the difference is not handed to ``sympy.simplify``."""
-
-
-class ClaimError(ValueError):
-    """A claim that cannot be checked as stated (the formula or an option); the message says why."""
 
 
 @dataclass(frozen=True)

@@ -17,21 +17,21 @@ import sympy as sp
 from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm
 
-from . import __version__, api, registry
+from . import api, registry
 from .bench.command import add_bench_command
 from .cache import RenderCache
 from .catalog import markdown_table
+from .claims import report
+from .display import intermediate_symbols, readable
+from .errors import (
+    ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
+    RenderError, TexMissingError, UnknownOperatorError,
+)
 from .generate import Interrupted, Options, available_cpus, render_models
-from .calculus.differentiate import DerivationError
-from .claims import ClaimError, report
-from .emit.display import intermediate_symbols, readable
-from .emit.numpy_printer import LoweringError
-from .emit.render import RenderError
 from .model import OperatorModel
-from .output import OutputError, WriteInterrupted
-from .user_models import ModelFileError
-from .validate import ModelError
-from .pdf import CompileError, TexMissingError, compile_documents, compile_pdfs
+from .output import WriteInterrupted
+from .pdf import compile_documents, compile_pdfs
+from .version import __version__
 
 DEFAULT_OUT = Path("generated")
 DEFAULT_PDF_OUT = Path("build/pdf")
@@ -41,7 +41,7 @@ class UsageError(ValueError):
     """Options that do not fit together."""
 
 
-INPUT_ERRORS = (UsageError, registry.UnknownOperatorError, registry.PluginError, DerivationError, LoweringError,
+INPUT_ERRORS = (UsageError, UnknownOperatorError, PluginError, DerivationError, LoweringError,
                 RenderError, ModelError, ModelFileError, ClaimError, OutputError)
 
 

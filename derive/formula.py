@@ -22,16 +22,13 @@ from .calculus.pipeline import COTANGENT, tangent_name
 from .model import OperatorModel
 from .reader import Grammar, ReadError, SyntaxProblem, read
 from .validate import ModelError, check_indexing, plain_symbols
+from .errors import FormulaError  # noqa: F401  (raised here, defined with the others)
 
 OUTPUT = "y"
 MATH_NAMES = ("Sum", "KroneckerDelta", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",
               "atan", "asinh", "erf", "Abs", "sign", "Max", "Min", "Piecewise", "Heaviside", "pi", "E")
 MATH = {name: getattr(sp, name) for name in (*MATH_NAMES, "Rational")}
 _RENAMES = itertools.count()
-
-
-class FormulaError(ReadError):
-    """A formula that cannot be read in the operator's names; the message says what and where."""
 
 
 class AxisSum(sp.Expr):

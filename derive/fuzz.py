@@ -25,8 +25,8 @@ from typing import Iterator
 
 from .calculus.differentiate import DerivationError
 from .calculus.pipeline import derive
-from .emit.numpy_printer import LoweringError
-from .emit.render import TARGETS, render
+from .errors import LoweringError
+from .targets.render import TARGETS, render
 from .prove import ProofError, prove_kernel
 from .user_models import ModelFileError, load_model
 from .validate import ModelError

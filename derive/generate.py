@@ -24,8 +24,8 @@ from typing import Callable, Iterable, Sequence
 from . import registry
 from .cache import RenderCache, is_builtin
 from .calculus.pipeline import derive
-from .emit.numpy_printer import LoweringError
-from .emit.render import render, render_registry
+from .errors import LoweringError
+from .targets.render import render, render_registry
 from .model import OperatorModel
 from .output import differences, require_output, write
 

@@ -23,14 +23,12 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
+from .errors import OutputError  # noqa: F401  (raised here, defined with the others)
+
 MANIFEST = ".derive-manifest"
 TEMP_MARK = ".derive-tmp-"
 MANIFEST_HEADER = ("# The files derive wrote into this folder; a full `derive generate` removes those it no longer\n"
                    "# writes and touches nothing else.  Generated: do not edit.\n")
-
-
-class OutputError(ValueError):
-    """A path derive cannot or must not write (the message is one line naming it)."""
 
 
 class WriteInterrupted(KeyboardInterrupt):
@@ -148,7 +146,7 @@ def write(out: Path, files: dict[str, str], full: bool) -> list[str]:
 
 def _folders(out: Path) -> list[Path]:
     """The folders a derive run writes into (where a killed run's temporary files may be)."""
-    from .emit.render import managed_folders
+    from .targets.render import managed_folders
 
     return [out / folder for folder in managed_folders()]
 

@@ -17,20 +17,14 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+from .errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
+
 HANDBOOK = "handbook"
 INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live, for example:
   Debian/Ubuntu: sudo apt-get install --no-install-recommends texlive-latex-base texlive-latex-recommended latexmk
   Fedora:        sudo dnf install texlive-scheme-basic texlive-mathtools latexmk
   macOS:         brew install --cask basictex   (then: sudo tlmgr install latexmk mathtools)
   Windows/other: MiKTeX (https://miktex.org) or TeX Live (https://tug.org/texlive/)"""
-
-
-class TexMissingError(RuntimeError):
-    """Neither latexmk nor pdflatex is on PATH."""
-
-
-class CompileError(RuntimeError):
-    """A document failed to compile; the message quotes LaTeX's error."""
 
 
 SAFE_FLAGS = ("-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error")

@@ -27,13 +27,10 @@ from .functions import elementary, model_functions
 from .model import OperatorModel
 from .oracle import Expanded, expanded, numeric
 from .prove_layouts import Case, cases, fit
+from .errors import ProofError  # noqa: F401  (raised here, defined with the others)
 
 RTOL, ATOL = 1e-7, 1e-9
 """Agreement required between a kernel and the oracle (relative, and absolute per unit of scale)."""
-
-
-class ProofError(DerivationError):
-    """A rendered file does not compute what its model says; the message names where."""
 
 
 @dataclass
@@ -55,13 +52,15 @@ class Call:
 
 
 def prove(model: OperatorModel, files: dict[str, str], seed: int = 0) -> None:
-    """Raise ``ProofError`` unless every proved file of ``model`` agrees with the oracle."""
-    kernel = files.get(f"numpy/{model.name}.py")
-    if kernel is not None:
-        prove_kernel(model, kernel, seed)
-    twin = files.get(f"latex/{model.name}.json")
-    if twin is not None:
-        prove_twin(model, twin, seed)
+    """Raise ``ProofError`` unless every proved file of ``model`` agrees with the oracle: each
+    target registers the checks its files pass (``Target.proofs``: the NumPy kernel, the twin)."""
+    from .targets import TARGETS
+
+    for target in TARGETS:
+        for suffix, check in target.proofs.items():
+            text = files.get(f"{target.folder}/{model.name}{suffix}")
+            if text is not None:
+                check(model, text, seed)
 
 
 def load_text(model: OperatorModel, text: str) -> types.ModuleType:
@@ -192,7 +191,7 @@ def _compare(call: Call, what: str, got, expected: np.ndarray) -> None:
 
 def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     """The twin's final VJP and JVP equations, evaluated entry by entry, against the oracle."""
-    from .emit.latex_target import load_srepr
+    from .targets.latex.target import load_srepr
 
     rng = np.random.default_rng(seed)
     variant_sizes = size_cases(model)[0]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .model import ModelFactory, OperatorModel
+from .errors import UnknownOperatorError, PluginError  # noqa: F401  (raised here, defined with the others)
 
 ENTRY_POINT_GROUP = "derive.operators"
 
@@ -25,13 +26,6 @@ _FACTORIES: dict[str, ModelFactory] = {}
 _COLLECTORS: list[dict[str, ModelFactory]] = []
 _ORIGINS: dict[tuple[str, str], ModelFactory] = {}
 """(name, source) -> the factory that built it, so ``rebuild`` can make its variants."""
-
-
-class UnknownOperatorError(KeyError):
-    """An operator name that no model registers."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 def register(factory: ModelFactory) -> ModelFactory:
@@ -78,10 +72,6 @@ class Plugin:
         if not callable(loaded):
             raise PluginError(f"operator {self.name!r} from {self.distribution}: {self.value} is not a function")
         return loaded
-
-
-class PluginError(RuntimeError):
-    """An installed package's operator that cannot be loaded or built."""
 
 
 def plugins() -> tuple[Plugin, ...]:

@@ -20,14 +20,11 @@ from typing import Iterator
 
 from . import registry
 from .model import OperatorModel
+from .errors import ModelFileError  # noqa: F401  (raised here, defined with the others)
 
 _COUNTER = itertools.count()
 _FINGERPRINTS: dict[tuple[str, str], str] = {}
 """(name, source) of a loaded model -> digest of its file and neighbour modules."""
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be loaded; the message names the file and, when known, the line."""
 
 
 def load_models(path: str | Path) -> dict[str, OperatorModel]:

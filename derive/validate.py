@@ -18,12 +18,9 @@ import sympy as sp
 from .calculus.indices import free_indices
 from .functions import max_over
 from .model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
+from .errors import ModelError  # noqa: F401  (raised here, defined with the others)
 
 Range = tuple[sp.Expr, sp.Expr]
-
-
-class ModelError(ValueError):
-    """A model (or formula) that is not well formed; the message names the part and where it is."""
 
 
 def validate(model: OperatorModel) -> None:

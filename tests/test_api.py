@@ -8,7 +8,7 @@ import sympy as sp
 
 import derive
 from derive.calculus.indices import free_indices
-from derive.emit.render import TARGETS
+from derive.targets.render import TARGETS
 
 from conftest import OPERATORS
 

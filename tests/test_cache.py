@@ -14,7 +14,7 @@ import pytest
 
 from derive import cache, generate, registry
 from derive.cli import main
-from derive.emit import render
+from derive.targets import base
 
 from conftest import GENERATED
 
@@ -168,8 +168,8 @@ def test_a_model_file_is_served_from_the_cache_until_it_changes(tmp_path, cache_
 
 def test_template_change_misses_the_cache(tmp_path, cache_dir, monkeypatch):
     templates = tmp_path / "templates"
-    shutil.copytree(render.template_folder(), templates)
-    monkeypatch.setattr(render, "template_folder", lambda: templates)
+    shutil.copytree(base.template_folder(), templates)
+    monkeypatch.setattr(base, "template_folder", lambda: templates)
     monkeypatch.setattr(cache, "template_folder", lambda: templates)
     cache.engine_fingerprint.cache_clear()
     out = tmp_path / "gen"

@@ -101,7 +101,7 @@ def test_generation_error_leaves_previous_output_intact(tmp_path, monkeypatch):
     out = tmp_path / "gen"
     shutil.copytree(GENERATED, out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    from derive.emit import render
+    from derive.targets import render
 
     def broken(derivation, targets=render.TARGETS):
         raise render.RenderError("template numpy/kernel.py.jinja failed for test")

@@ -14,7 +14,7 @@ import pytest
 
 from derive import generate, output
 from derive.cli import main
-from derive.emit import render
+from derive.targets import base
 
 from conftest import GENERATED, OPERATORS, ROOT
 
@@ -200,7 +200,7 @@ def broken_templates(tmp_path: Path, monkeypatch, file: str, line: int, text: st
     lines = (copy / file).read_text().splitlines(keepends=True)
     lines.insert(line - 1, text + "\n")
     (copy / file).write_text("".join(lines))
-    monkeypatch.setattr(render, "template_folder", lambda: copy)
+    monkeypatch.setattr(base, "template_folder", lambda: copy)
 
 
 @pytest.mark.parametrize("file,text,kind", [

@@ -23,15 +23,15 @@ from derive.calculus.equality import UnverifiedEqualityError
 from derive.calculus.indices import free_indices
 from derive.calculus.pipeline import Derivation, derive
 from derive.cli import main
-from derive.emit.display import readable
-from derive.emit.latex_printer import DerivationLatexPrinter
-from derive.emit.latex_stable import shift_axes
-from derive.emit.latex_target import load_srepr
-from derive.emit.latex_text import UntypesettableTextError, tex_escape
-from derive.emit.latex_view import build_document
-from derive.emit.matrix_form import matrix_form
-from derive.emit.matrix_section import matrix_rows
-from derive.emit.latex_equations import Equations
+from derive.display import readable
+from derive.targets.latex.printer import DerivationLatexPrinter
+from derive.targets.latex.stable import shift_axes
+from derive.targets.latex.target import load_srepr
+from derive.targets.latex.text import UntypesettableTextError, tex_escape
+from derive.targets.latex.view import build_document
+from derive.targets.latex.matrix_form import matrix_form
+from derive.targets.latex.matrix_section import matrix_rows
+from derive.targets.latex.equations import Equations
 from derive.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
 
 from conftest import GENERATED, OPERATORS, ROOT, load_kernel

@@ -49,7 +49,7 @@ BOUNDED = [name for name in OPERATORS
 
 BOUNDS = {"vjp": 4, "forward": 3, "jvp": 4}
 """Peak memory over the largest input.  vjp: the issue's target, met by updating the arrays a
-kernel owns in place (``emit/inplace.py``); gelu's erf form holds exactly four arrays.  A forward
+kernel owns in place (``schedule/inplace.py``); gelu's erf form holds exactly four arrays.  A forward
 builds its result in one new array (gelu: three); a jvp with every tangent given adds each term
 into the first (gelu: four)."""
 OVERHEAD = 64 * 1024

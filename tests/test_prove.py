@@ -16,8 +16,8 @@ import sympy as sp
 from derive import api, registry
 from derive.calculus.pipeline import derive
 from derive.cli import main
-from derive.emit.latex_target import load_srepr
-from derive.emit.render import render
+from derive.targets.latex.target import load_srepr
+from derive.targets.render import render
 from derive.prove import ProofError, prove, prove_kernel, prove_twin
 
 import finite_differences

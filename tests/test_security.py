@@ -23,7 +23,7 @@ import sympy as sp
 import derive
 from derive import pdf
 from derive.cli import main
-from derive.emit.latex_target import load_srepr
+from derive.targets.latex.target import load_srepr
 from derive.formula import read_number
 from derive.model import Input, OperatorModel, Param, index, size
 from derive.reader import ReadError

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .. import __version__, registry
+from .. import registry
+from ..version import __version__
 from . import cases as case_table
 from . import derivation, report, torch_ref
 from .command import DTYPES

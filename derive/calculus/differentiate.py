@@ -14,10 +14,7 @@ import sympy as sp
 
 from ..functions import attains, max_over
 from .indices import free_indices, index_names, fresh_index, substitute_index
-
-
-class DerivationError(ValueError):
-    """The model cannot be differentiated as written; the message names the part."""
+from ..errors import DerivationError  # noqa: F401  (raised here, defined with the others)
 
 
 class Partial(sp.Expr):

@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.concrete import Disagreement, compare, expand
-from ..calculus.differentiate import derivation_steps
-from ..calculus.equality import UnverifiedEqualityError
-from ..calculus.indices import substitute_index
-from ..calculus.pipeline import COTANGENT, Derivation, InputGradient
-from ..calculus.rules import simplify
-from .latex_equations import Equations, Row, rows
-from .latex_printer import DisplayPartial
-from .latex_stable import shifted
-from .latex_text import tex_escape
-from .latex_view import output_name
+from ...calculus.concrete import Disagreement, compare, expand
+from ...calculus.differentiate import derivation_steps
+from ...calculus.equality import UnverifiedEqualityError
+from ...calculus.indices import substitute_index
+from ...calculus.pipeline import COTANGENT, Derivation, InputGradient
+from ...calculus.rules import simplify
+from .equations import Equations, Row, rows
+from .printer import DisplayPartial
+from .stable import shifted
+from .text import tex_escape
+from .view import output_name
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..calculus.indices import canonical_dummies, free_indices, readable_dummies, substitute_index
-from ..model import OperatorModel
+from .calculus.indices import canonical_dummies, free_indices, readable_dummies, substitute_index
+from .model import OperatorModel
 
 
 def intermediate_symbols(model: OperatorModel) -> list[tuple[sp.Symbol, sp.Expr]]:

@@ -58,7 +58,7 @@ def tex_escape(text: str) -> str:
             out.append(_UNICODE[char])
         elif ord(char) > 127:
             raise UntypesettableTextError(
-                f"cannot typeset {char!r} (U+{ord(char):04X}) in {text!r}; add it to derive/emit/latex_text.py")
+                f"cannot typeset {char!r} (U+{ord(char):04X}) in {text!r}; add it to derive/targets/latex/text.py")
         else:
             out.append(char)
     return "".join(out)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.indices import free_indices, substitute_index
+from ...calculus.indices import free_indices, substitute_index
 
 
 @dataclass(frozen=True)

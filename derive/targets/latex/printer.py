@@ -14,8 +14,8 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from ..calculus.indices import free_indices
-from ..calculus.pipeline import COTANGENT
+from ...calculus.indices import free_indices
+from ...calculus.pipeline import COTANGENT
 
 TANGENT_PREFIX = "dot_"
 

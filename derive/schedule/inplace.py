@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from ..calculus.indices import free_indices
-from .schedule import Scheduled, as_array
+from .cse import Scheduled, as_array
 
 ELEMENTWISE = (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh, sp.cosh, sp.tanh, sp.erf)
 """Functions printed as one NumPy ufunc call of their argument, so ``out=`` can be added."""

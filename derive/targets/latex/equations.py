@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..calculus.differentiate import Partial
-from ..calculus.equality import check_equal
-from ..calculus.indices import free_indices, index_names, readable_dummies, substitute_index
-from ..model import OperatorModel, dim_of
-from .latex_layout import TEXT_WIDTH, break_lines, tex_width
-from .latex_names import Intermediates
-from .latex_printer import DerivationLatexPrinter, DisplayPartial
+from ...calculus.differentiate import Partial
+from ...calculus.equality import check_equal
+from ...calculus.indices import free_indices, index_names, readable_dummies, substitute_index
+from ...model import OperatorModel, dim_of
+from .layout import TEXT_WIDTH, break_lines, tex_width
+from .names import Intermediates
+from .printer import DerivationLatexPrinter, DisplayPartial
 
 DEFINITION = "definition"
 

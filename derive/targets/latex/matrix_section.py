@@ -5,11 +5,11 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from ..calculus.pipeline import InputGradient
-from ..model import dim_of
-from .latex_equations import Equations, Row, rows
-from .latex_layout import pack_terms
-from .latex_printer import NotAVectorError, VectorLatexPrinter, join_terms
+from ...calculus.pipeline import InputGradient
+from ...model import dim_of
+from .equations import Equations, Row, rows
+from .layout import pack_terms
+from .printer import NotAVectorError, VectorLatexPrinter, join_terms
 from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.indices import canonical_dummies, free_indices, substitute_index
-from ..model import OperatorModel, dim_of
+from ...calculus.indices import canonical_dummies, free_indices, substitute_index
+from ...model import OperatorModel, dim_of
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
-from ..calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
-from ..model import OperatorModel, dim_of
-from .numpy_printer import ArraySpec, KernelPrinter
-from .inplace import Lowered, in_place as lower_in_place
-from .schedule import Output, schedule
-from .stable import stabilize
+from ...calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
+from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
+from ...model import OperatorModel, dim_of
+from ...schedule.cse import Output, schedule
+from ...schedule.inplace import Lowered, in_place as lower_in_place
+from ...schedule.stable import stabilize
+from .printer import ArraySpec, KernelPrinter
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def build_view(derivation: Derivation) -> KernelView:
 
 def _variant(model: OperatorModel, param: str, value: object) -> OperatorModel:
     """The model built with ``param=value`` by the same factory."""
-    from .. import registry
+    from ... import registry
 
     return registry.rebuild(model, **{param: value})
 

@@ -13,7 +13,7 @@ import re
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from .latex_printer import DerivationLatexPrinter, DisplayPartial, join_terms
+from .printer import DerivationLatexPrinter, DisplayPartial, join_terms
 
 TEXT_WIDTH = 52.0
 """Width of a displayed line beside its equation number, in letters (A4, 11 pt, 2.5 cm margins)."""

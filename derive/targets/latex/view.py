@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .. import __version__
-from ..calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
-from ..calculus.rules import simplification_stages
-from ..model import Input, OperatorModel, Param, dim_of
-from .latex_equations import DEFINITION, Equation, Equations, Row, rows
-from .latex_printer import DisplayPartial
-from .latex_stable import StableView, stable_form
-from .latex_text import code_text, label_part, prose_text, rewrite_text, rule_text, tex_escape
+from ...version import __version__
+from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
+from ...calculus.rules import simplification_stages
+from ...model import Input, OperatorModel, Param, dim_of
+from .equations import DEFINITION, Equation, Equations, Row, rows
+from .printer import DisplayPartial
+from .stable import StableView, stable_form
+from .text import code_text, label_part, prose_text, rewrite_text, rule_text, tex_escape
 from .matrix_section import matrix_rows
 
 

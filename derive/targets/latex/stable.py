@@ -7,15 +7,15 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..calculus.equality import check_equal
-from ..calculus.pipeline import Derivation
-from ..functions import max_over
-from ..model import OperatorModel
-from ..calculus.indices import free_indices
-from .latex_equations import DEFINITION, Equations, Row, rows
-from .latex_layout import TEXT_WIDTH, break_lines, tex_width
-from .latex_text import label_part, prose_text
-from .stable import stabilize
+from ...calculus.equality import check_equal
+from ...calculus.pipeline import Derivation
+from ...functions import max_over
+from ...model import OperatorModel
+from ...calculus.indices import free_indices
+from .equations import DEFINITION, Equations, Row, rows
+from .layout import TEXT_WIDTH, break_lines, tex_width
+from .text import label_part, prose_text
+from ...schedule.stable import stabilize
 
 
 CONVENTIONS: tuple[tuple[type, str], ...] = (

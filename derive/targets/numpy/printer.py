@@ -15,12 +15,9 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from ..calculus.indices import free_indices
-from ..model import dim_of
-
-
-class LoweringError(ValueError):
-    """An expression that has no O(input) array form."""
+from ...calculus.indices import free_indices
+from ...model import dim_of
+from ...errors import LoweringError  # noqa: F401  (raised here, defined with the others)
 
 
 @dataclass(frozen=True)

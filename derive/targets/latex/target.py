@@ -18,13 +18,13 @@ import jinja2
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from .. import __version__
-from ..calculus.differentiate import Partial
-from ..calculus.pipeline import COTANGENT, Derivation
-from ..reader import Grammar, ReadError, read
+from ...version import __version__
+from ...calculus.differentiate import Partial
+from ...calculus.pipeline import COTANGENT, Derivation
+from ...reader import Grammar, ReadError, read
 from .handbook import build_handbook
-from .latex_text import UntypesettableTextError, comment_text
-from .latex_view import DocumentView, build_document
+from .text import UntypesettableTextError, comment_text
+from .view import DocumentView, build_document
 
 FOLDER = "latex"
 REGISTRY_FILES = ("handbook", "notation")
@@ -112,7 +112,7 @@ def srepr_grammar(functions: Mapping[str, type] | None = None) -> Grammar:
     classes, by name), called with literals and each other; nothing else."""
     calls: dict[str, object] = {name: getattr(sp, name) for name in SREPR_CLASSES}
     calls.update(ExprCondPair=ExprCondPair, Partial=Partial, Float=_float)
-    own = importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.functions")
+    own = importlib.import_module("...functions", __package__)  # derive.functions
     calls.update({name: value for name, value in vars(own).items()
                   if isinstance(value, type) and issubclass(value, sp.Basic)})
     calls.update({name: value for name, value in (functions or {}).items() if name not in calls})
@@ -141,7 +141,7 @@ def render_registry(derivations: list[Derivation], env: jinja2.Environment) -> d
     notation = env.get_template("latex/notation.tex.jinja").render()
     handbook = build_handbook(derivations)
     return {
-        "notation.tex": latex_header("Notation used by every derivation document.", "derive/emit/latex_printer.py",
+        "notation.tex": latex_header("Notation used by every derivation document.", "derive/targets/latex/printer.py",
                                      "latex/notation.tex.jinja", "derive generate") + notation,
         "handbook.tex": env.get_template("latex/handbook.tex.jinja").render(
             header=latex_header("The handbook: every operator's derivation, and the seed questions.",

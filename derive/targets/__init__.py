@@ -1,0 +1,18 @@
+"""The output targets, one folder each, and their registry.
+
+A target is a folder (``numpy/``, ``latex/``: its printer, its view of a derivation, its file
+list) with templates in ``templates/<name>/``, and one registration: a ``Target`` (``base.py``)
+naming its output folder, template, view builder, header and the proofs its files pass before they
+are written.  Every target reads the shared schedule (``derive.schedule``); ``render.py`` runs
+the one rendering loop over ``TARGETS``.
+"""
+
+from __future__ import annotations
+
+from . import latex, numpy
+from .base import Target
+
+TARGETS: tuple[Target, ...] = (numpy.TARGET, latex.TARGET)
+"""Every target ``derive generate`` renders, in order (explicit imports, so the order is fixed)."""
+
+__all__ = ["TARGETS", "Target"]
