@@ -23,7 +23,19 @@ GENERATED = ROOT / "generated"
 OPERATORS = registry.names()
 
 
-def load_kernel(name: str, folder: Path = GENERATED / "numpy") -> ModuleType:
+KERNEL_TARGETS: tuple[str, ...] = ("numpy",)
+"""The targets whose generated kernels keep the kernel contract (INPUTS, forward, vjp, jvp, the same
+checks): the kernel tests run over each through the ``kernel_target`` fixture."""
+
+
+@pytest.fixture(params=KERNEL_TARGETS)
+def kernel_target(request) -> str:
+    return request.param
+
+
+def load_kernel(name: str, target: str = "numpy", folder: Path | None = None) -> ModuleType:
+    """The generated ``target`` kernel of operator ``name`` (from ``folder`` if given)."""
+    folder = GENERATED / target if folder is None else folder
     path = folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"kernel_{name}_{abs(hash(folder))}", path)
     module = importlib.util.module_from_spec(spec)

@@ -16,12 +16,12 @@ from derive import registry
 from conftest import OPERATORS, load_kernel, make_inputs, shape_cases
 
 
-def case(name: str, rng):
+def case(name: str, rng, kernel_target):
     """The kernel, its model, valid inputs (distinct core sizes, one batch dimension) and keywords."""
     sizes, batch = shape_cases(name)[4]
     made = make_inputs(name, sizes, batch, rng)
     arrays, params = made if isinstance(made, tuple) else (made, {})
-    return load_kernel(name), registry.get(name), list(arrays), params
+    return load_kernel(name, kernel_target), registry.get(name), list(arrays), params
 
 
 def is_index(inp) -> bool:
@@ -34,8 +34,8 @@ def layout_last(names) -> list[str]:
 
 @pytest.mark.parametrize("name", OPERATORS)
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, object, np.complex128])
-def test_wrong_dtype_is_a_type_error_naming_the_input(name, dtype, rng):
-    kernel, model, inputs, params = case(name, rng)
+def test_wrong_dtype_is_a_type_error_naming_the_input(name, dtype, rng, kernel_target):
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     for position, inp in enumerate(model.inputs):
         if is_index(inp) and np.dtype(dtype).kind in "iu":
             continue  # integer labels are right for an index input
@@ -51,8 +51,8 @@ def test_wrong_dtype_is_a_type_error_naming_the_input(name, dtype, rng):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_missing_required_input_is_a_type_error(name, rng):
-    kernel, model, inputs, params = case(name, rng)
+def test_missing_required_input_is_a_type_error(name, rng, kernel_target):
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     position = next(p for p, inp in enumerate(model.inputs) if not inp.optional)
     inputs[position] = None
     with pytest.raises(TypeError, match=rf"input '{model.inputs[position].name}' is required, got None"):
@@ -60,8 +60,8 @@ def test_missing_required_input_is_a_type_error(name, rng):
 
 
 @pytest.mark.parametrize("name", layout_last(OPERATORS))
-def test_too_few_axes_is_a_value_error(name, rng):
-    kernel, model, inputs, params = case(name, rng)
+def test_too_few_axes_is_a_value_error(name, rng, kernel_target):
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     position = max(range(len(model.inputs)), key=lambda p: len(model.inputs[p].dims))
     inp = model.inputs[position]
     inputs[position] = np.zeros((1,) * (len(inp.dims) - 1))
@@ -90,8 +90,8 @@ def test_some_operators_share_an_axis_between_inputs():
 
 
 @pytest.mark.parametrize("name,first,second,dim", SHARED)
-def test_mismatched_axis_between_inputs_names_both_and_the_shapes(name, first, second, dim, rng):
-    kernel, model, inputs, params = case(name, rng)
+def test_mismatched_axis_between_inputs_names_both_and_the_shapes(name, first, second, dim, rng, kernel_target):
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     names = [inp.name for inp in model.inputs]
     position = names.index(second)
     axis = model.input(second).dims.index(dim) - len(model.input(second).dims)
@@ -105,8 +105,8 @@ def test_mismatched_axis_between_inputs_names_both_and_the_shapes(name, first, s
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_wrong_cotangent_shape_is_a_value_error(name, rng):
-    kernel, _, inputs, params = case(name, rng)
+def test_wrong_cotangent_shape_is_a_value_error(name, rng, kernel_target):
+    kernel, _, inputs, params = case(name, rng, kernel_target)
     y = kernel.forward(*inputs, **params)
     bad = np.ones(y.shape[:-1] + (y.shape[-1] + 1,)) if y.ndim else np.ones(2)
     with pytest.raises(ValueError, match=rf"{name}: cotangent has shape {re.escape(str(bad.shape))}; "
@@ -118,8 +118,8 @@ BATCHED = [name for name in layout_last(OPERATORS) if len(registry.get(name).inp
 
 
 @pytest.mark.parametrize("name", BATCHED)
-def test_batch_dimensions_that_do_not_broadcast(name, rng):
-    kernel, model, inputs, params = case(name, rng)
+def test_batch_dimensions_that_do_not_broadcast(name, rng, kernel_target):
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     for position, batch in ((0, 2), (1, 3)):
         core = inputs[position].shape[inputs[position].ndim - len(model.inputs[position].dims):]
         inputs[position] = np.zeros((batch,) + core, dtype=inputs[position].dtype)
@@ -130,8 +130,8 @@ def test_batch_dimensions_that_do_not_broadcast(name, rng):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_tangent_problems_are_value_errors(name, rng):
-    kernel, model, inputs, params = case(name, rng)
+def test_tangent_problems_are_value_errors(name, rng, kernel_target):
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     short = [None] * (len(inputs) - 1)
     with pytest.raises(ValueError, match=rf"tangents has {len(short)} entries; pass one per input"):
         kernel.jvp(short, *inputs, **params)
@@ -144,10 +144,10 @@ def test_tangent_problems_are_value_errors(name, rng):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_float16_is_computed_in_float32_and_returned_as_float16(name, rng):
+def test_float16_is_computed_in_float32_and_returned_as_float16(name, rng, kernel_target):
     """float16 in gives float16 out, as close to the float64 result on the same values as float16
     can hold: the kernel computes in float32 inside (float16 alone overflows a sum of 1000 x 100)."""
-    kernel, model, inputs, params = case(name, rng)
+    kernel, model, inputs, params = case(name, rng, kernel_target)
     half = [a if is_index(inp) else a.astype(np.float16) for a, inp in zip(inputs, model.inputs)]
     wide = [a if is_index(inp) else a.astype(np.float64) for a, inp in zip(half, model.inputs)]
     floats = [p for p, inp in enumerate(model.inputs) if not is_index(inp)]
@@ -166,12 +166,12 @@ def test_float16_is_computed_in_float32_and_returned_as_float16(name, rng):
     np.testing.assert_allclose(tangent, kernel.jvp(wide_tangents, *wide, **params), rtol=1e-2, atol=1e-2)
 
 
-def test_float16_sums_that_overflow_float16_stay_finite():
+def test_float16_sums_that_overflow_float16_stay_finite(kernel_target):
     """The sum of 1000 float16 values of 100 is 1e5, beyond float16's 65504; the mean is not."""
     x = np.full(1000, 100, np.float16)
-    assert load_kernel("reduce_mean").forward(x) == np.float16(100)
+    assert load_kernel("reduce_mean", kernel_target).forward(x) == np.float16(100)
     x = (100 + np.arange(1000) % 7).astype(np.float16).reshape(2, 500)
-    y = load_kernel("layernorm").forward(x)
+    y = load_kernel("layernorm", kernel_target).forward(x)
     assert y.dtype == np.float16 and np.all(np.isfinite(y))
     centred = x.astype(np.float64) - x.astype(np.float64).mean(axis=-1, keepdims=True)
     np.testing.assert_allclose(y, centred / np.sqrt((centred ** 2).mean(axis=-1, keepdims=True) + 1e-5), atol=1e-2)
@@ -184,10 +184,10 @@ def empty_axis_cases() -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name,axis", empty_axis_cases())
-def test_an_empty_core_axis_is_a_value_error_naming_the_input(name, axis, rng):
+def test_an_empty_core_axis_is_a_value_error_naming_the_input(name, axis, rng, kernel_target):
     """A core axis of length 0 (nothing to normalise, average or contract over) is refused before any
     arithmetic: a ValueError naming the input and its shape, not ZeroDivisionError or NumPy's message."""
-    kernel, model = load_kernel(name), registry.get(name)
+    kernel, model = load_kernel(name, kernel_target), registry.get(name)
     sizes, batch = shape_cases(name)[4]
     if model.layout.kind in ("channels", "groups") and axis == str(model.dims()[-1]):
         batch = (0,)  # x (N, C, *spatial): the spatial axes make up the model's last axis
@@ -208,9 +208,9 @@ def test_an_empty_core_axis_is_a_value_error_naming_the_input(name, axis, rng):
 
 
 @pytest.mark.parametrize("name", [n for n in OPERATORS if registry.get(n).layout.kind == "elementwise"])
-def test_elementwise_operators_take_empty_arrays_as_numpy_does(name, rng):
+def test_elementwise_operators_take_empty_arrays_as_numpy_does(name, rng, kernel_target):
     """Elementwise operators have no core axis: an empty input gives an empty output, like NumPy."""
-    kernel, model = load_kernel(name), registry.get(name)
+    kernel, model = load_kernel(name, kernel_target), registry.get(name)
     inputs = [np.zeros((2, 0)) for _ in model.inputs]
     assert kernel.forward(*inputs).shape == (2, 0)
     assert all(g.shape == (2, 0) for g in kernel.vjp(np.zeros((2, 0)), *inputs))

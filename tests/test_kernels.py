@@ -17,22 +17,22 @@ IDS = [f"{name}-{'x'.join(map(str, sizes.values()))}-batch{batch}" + "".join(f"-
        for name, sizes, batch, params in CASES]
 
 
-def setup(name, sizes, batch, params, rng):
-    kernel = load_kernel(name)
+def setup(name, sizes, batch, params, rng, kernel_target):
+    kernel = load_kernel(name, kernel_target)
     inputs, required = make_inputs(name, sizes, batch, rng)
     return kernel, inputs, {**required, **params}
 
 
 @pytest.mark.parametrize("name,sizes,batch,params", CASES, ids=IDS)
-def test_forward_matches_numpy_reference(name, sizes, batch, params, rng):
-    kernel, inputs, params = setup(name, sizes, batch, params, rng)
+def test_forward_matches_numpy_reference(name, sizes, batch, params, rng, kernel_target):
+    kernel, inputs, params = setup(name, sizes, batch, params, rng, kernel_target)
     expected = getattr(reference, name)(*inputs, **params)
     np.testing.assert_allclose(kernel.forward(*inputs, **params), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name,sizes,batch,params", CASES, ids=IDS)
-def test_vjp_matches_finite_differences(name, sizes, batch, params, rng):
-    kernel, inputs, params = setup(name, sizes, batch, params, rng)
+def test_vjp_matches_finite_differences(name, sizes, batch, params, rng, kernel_target):
+    kernel, inputs, params = setup(name, sizes, batch, params, rng, kernel_target)
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
     grads = kernel.vjp(cotangent, *inputs, **params)
     assert len(grads) == len(inputs)
@@ -47,8 +47,8 @@ def test_vjp_matches_finite_differences(name, sizes, batch, params, rng):
 
 
 @pytest.mark.parametrize("name,sizes,batch,params", CASES, ids=IDS)
-def test_jvp_matches_finite_differences(name, sizes, batch, params, rng):
-    kernel, inputs, params = setup(name, sizes, batch, params, rng)
+def test_jvp_matches_finite_differences(name, sizes, batch, params, rng, kernel_target):
+    kernel, inputs, params = setup(name, sizes, batch, params, rng, kernel_target)
     for position in float_positions(name):
         tangents = [None] * len(inputs)
         tangents[position] = rng.standard_normal(inputs[position].shape)
@@ -64,9 +64,9 @@ SIZE_ONE = [((2, 3), (1, 3)), ((1, 3), (2, 3)), ((2, 1), (1, 3)), ((3, 1, 2), (4
 
 @pytest.mark.parametrize("shapes", SIZE_ONE, ids=[f"{a}-with-{b}" for a, b in SIZE_ONE])
 @pytest.mark.parametrize("name", BINARY)
-def test_gradients_of_broadcast_inputs_are_summed_over_their_size_one_axes(name, shapes, rng):
+def test_gradients_of_broadcast_inputs_are_summed_over_their_size_one_axes(name, shapes, rng, kernel_target):
     """An input broadcast along a size-1 axis gets the gradient summed along it, in its own shape."""
-    kernel = load_kernel(name)
+    kernel = load_kernel(name, kernel_target)
     model = registry.get(name)
     inputs = [random_values(shape, inp.domain, rng) for inp, shape in zip(model.inputs, shapes)]
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs)))
@@ -77,10 +77,10 @@ def test_gradients_of_broadcast_inputs_are_summed_over_their_size_one_axes(name,
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_vjp_and_jvp_are_adjoint(name, rng):
+def test_vjp_and_jvp_are_adjoint(name, rng, kernel_target):
     """<dy, J t> = <J^T dy, t> with every tangent at once."""
     sizes, batch = shape_cases(name)[-1]
-    kernel, inputs, params = setup(name, sizes, batch, {}, rng)
+    kernel, inputs, params = setup(name, sizes, batch, {}, rng, kernel_target)
     floats = float_positions(name)
     tangents = [rng.standard_normal(a.shape) if p in floats else None for p, a in enumerate(inputs)]
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
@@ -91,9 +91,9 @@ def test_vjp_and_jvp_are_adjoint(name, rng):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_float32_in_float32_out_close_to_float64(name, rng):
+def test_float32_in_float32_out_close_to_float64(name, rng, kernel_target):
     sizes, batch = shape_cases(name)[-1]
-    kernel, inputs64, params = setup(name, sizes, batch, {}, rng)
+    kernel, inputs64, params = setup(name, sizes, batch, {}, rng, kernel_target)
     floats = float_positions(name)
     inputs32 = [a.astype(np.float32) if p in floats else a for p, a in enumerate(inputs64)]
     y64, y32 = kernel.forward(*inputs64, **params), kernel.forward(*inputs32, **params)
@@ -112,8 +112,8 @@ def test_float32_in_float32_out_close_to_float64(name, rng):
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_optional_inputs_default_and_get_no_gradient(name, rng):
-    kernel = load_kernel(name)
+def test_optional_inputs_default_and_get_no_gradient(name, rng, kernel_target):
+    kernel = load_kernel(name, kernel_target)
     optional = [p for p, n in enumerate(kernel.INPUTS) if n in kernel._OPTIONAL]
     sizes, batch = shape_cases(name)[-1]
     inputs, params = make_inputs(name, sizes, batch, rng)
@@ -131,8 +131,8 @@ def test_optional_inputs_default_and_get_no_gradient(name, rng):
 @pytest.mark.parametrize("name,axis,keepdims", [("softmax", a, False) for a in (0, 1, -1, -2)]
                          + [("log_softmax", a, False) for a in (0, -2)]
                          + [("reduce_mean", a, k) for a in (0, 1, -1) for k in (False, True)])
-def test_axis_parameter_moves_the_operator(name, axis, keepdims, rng):
-    kernel = load_kernel(name)
+def test_axis_parameter_moves_the_operator(name, axis, keepdims, rng, kernel_target):
+    kernel = load_kernel(name, kernel_target)
     params = {"axis": axis} | ({"keepdims": keepdims} if name == "reduce_mean" else {})
     x = rng.standard_normal((3, 4, 5))
     y = kernel.forward(x, **params)
@@ -158,8 +158,8 @@ def softmax_family_gradient(name: str, x: np.ndarray, dy: np.ndarray, target: np
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "cross_entropy"])
-def test_softmax_family_is_stable_for_large_logits(name, rng):
-    kernel = load_kernel(name)
+def test_softmax_family_is_stable_for_large_logits(name, rng, kernel_target):
+    kernel = load_kernel(name, kernel_target)
     x = np.array([[1000.0, 1001.0, 999.0], [-1e4, 0.0, 1e4]])
     target = np.array([1, 2])
     inputs = [x] + ([target] if name == "cross_entropy" else [])
@@ -173,8 +173,8 @@ def test_softmax_family_is_stable_for_large_logits(name, rng):
     np.testing.assert_allclose(dx, expected, rtol=1e-10, atol=1e-12)
 
 
-def test_attention_is_stable_for_large_scores(rng):
-    kernel = load_kernel("scaled_dot_product_attention")
+def test_attention_is_stable_for_large_scores(rng, kernel_target):
+    kernel = load_kernel("scaled_dot_product_attention", kernel_target)
     q, k, v = 100 * rng.standard_normal((3, 4)), 100 * rng.standard_normal((5, 4)), rng.standard_normal((5, 2))
     for causal in (False, True):
         y = kernel.forward(q, k, v, causal=causal)
@@ -183,8 +183,8 @@ def test_attention_is_stable_for_large_scores(rng):
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "softplus", "silu"])
-def test_saturating_activations_stay_finite_far_out(name, rng):
-    kernel = load_kernel(name)
+def test_saturating_activations_stay_finite_far_out(name, rng, kernel_target):
+    kernel = load_kernel(name, kernel_target)
     x = np.array([-1e3, -50.0, 0.0, 50.0, 1e3])
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         y = kernel.forward(x)
@@ -193,24 +193,24 @@ def test_saturating_activations_stay_finite_far_out(name, rng):
     assert np.all(np.isfinite(dx))
 
 
-def test_log_of_zero_is_minus_infinity_as_in_numpy():
-    kernel = load_kernel("log")
+def test_log_of_zero_is_minus_infinity_as_in_numpy(kernel_target):
+    kernel = load_kernel("log", kernel_target)
     with np.errstate(divide="ignore"):
         assert kernel.forward(np.array([0.0]))[0] == -np.inf
 
 
-def test_layernorm_and_batchnorm_keep_precision_for_large_means(rng):
+def test_layernorm_and_batchnorm_keep_precision_for_large_means(rng, kernel_target):
     """Two-pass variance: inputs with mean 1e4 still normalise accurately in float32."""
     x = (1e4 + rng.standard_normal((4, 64))).astype(np.float32)
-    np.testing.assert_allclose(load_kernel("layernorm").forward(x), reference.layernorm(x.astype(np.float64)), atol=2e-2)
+    np.testing.assert_allclose(load_kernel("layernorm", kernel_target).forward(x), reference.layernorm(x.astype(np.float64)), atol=2e-2)
     x = (1e4 + rng.standard_normal((8, 3, 16))).astype(np.float32)
-    np.testing.assert_allclose(load_kernel("batchnorm").forward(x), reference.batchnorm(x.astype(np.float64)), atol=2e-2)
-    np.testing.assert_allclose(load_kernel("group_norm").forward(x, num_groups=3),
+    np.testing.assert_allclose(load_kernel("batchnorm", kernel_target).forward(x), reference.batchnorm(x.astype(np.float64)), atol=2e-2)
+    np.testing.assert_allclose(load_kernel("group_norm", kernel_target).forward(x, num_groups=3),
                                reference.group_norm(x.astype(np.float64), num_groups=3), atol=2e-2)
 
 
-def test_matmul_broadcasts_batch_and_reduces_gradient(rng):
-    kernel = load_kernel("matmul")
+def test_matmul_broadcasts_batch_and_reduces_gradient(rng, kernel_target):
+    kernel = load_kernel("matmul", kernel_target)
     a, b = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((5, 6))
     y = kernel.forward(a, b)
     dy = rng.standard_normal(y.shape)
@@ -220,16 +220,16 @@ def test_matmul_broadcasts_batch_and_reduces_gradient(rng):
 
 
 @pytest.mark.parametrize("name,slope", [("relu", 0.0), ("leaky_relu", 0.01)])
-def test_kink_takes_the_lower_branch_as_pytorch(name, slope):
+def test_kink_takes_the_lower_branch_as_pytorch(name, slope, kernel_target):
     """relu'(0) = 0 and leaky_relu'(0) = negative_slope, PyTorch's convention."""
-    (dx,) = load_kernel(name).vjp(np.ones(2), np.zeros(2))
+    (dx,) = load_kernel(name, kernel_target).vjp(np.ones(2), np.zeros(2))
     np.testing.assert_array_equal(dx, [slope, slope])
 
 
 @pytest.mark.parametrize("name", OPERATORS)
-def test_kernels_leave_their_arguments_unchanged(name, rng):
+def test_kernels_leave_their_arguments_unchanged(name, rng, kernel_target):
     """In-place updates touch only arrays a call allocated, never an argument."""
-    kernel = load_kernel(name)
+    kernel = load_kernel(name, kernel_target)
     sizes, batch = shape_cases(name)[-1]
     inputs, params = make_inputs(name, sizes, batch, rng)
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
@@ -246,11 +246,11 @@ def test_kernels_leave_their_arguments_unchanged(name, rng):
 
 @pytest.mark.parametrize("batch", [(), (2,)], ids=["same-shapes", "batch"])
 @pytest.mark.parametrize("name", OPERATORS)
-def test_no_result_shares_memory_with_an_argument_or_another_result(name, batch, rng):
+def test_no_result_shares_memory_with_an_argument_or_another_result(name, batch, rng, kernel_target):
     """A caller may update what a kernel returns in place (``da += 1``) and change nothing else: no
     output, gradient or tangent shares memory with an input, the cotangent, a tangent or another
     result. With equal shapes, add's vjp used to return the cotangent itself as both gradients."""
-    kernel = load_kernel(name)
+    kernel = load_kernel(name, kernel_target)
     sizes, _ = shape_cases(name)[3]
     inputs, params = make_inputs(name, sizes, batch, rng)
     floats = float_positions(name)

@@ -22,8 +22,8 @@ def peak_bytes(function, *args) -> int:
         tracemalloc.stop()
 
 
-def test_rmsnorm_vjp_peak_memory_under_eight_inputs():
-    kernel = load_kernel("rmsnorm")
+def test_rmsnorm_vjp_peak_memory_under_eight_inputs(kernel_target):
+    kernel = load_kernel("rmsnorm", kernel_target)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2048, 2048))
     gamma, beta, dy = rng.standard_normal(2048), rng.standard_normal(2048), rng.standard_normal((2048, 2048))
@@ -70,9 +70,9 @@ def call(kind: str, name: str, kernel, inputs: list, params: dict, rng: np.rando
 
 @pytest.mark.parametrize("kind", BOUNDS)
 @pytest.mark.parametrize("name", BOUNDED)
-def test_peak_memory_bounded(name, kind, rng):
+def test_peak_memory_bounded(name, kind, rng, kernel_target):
     """Every elementwise, reduction, normalization and softmax kernel holds at most BOUNDS[kind] x its input."""
-    kernel = load_kernel(name)
+    kernel = load_kernel(name, kernel_target)
     inputs, params = moderate_inputs(name, rng)
     largest = max(a.nbytes for a in inputs)
     peak = peak_bytes(call(kind, name, kernel, inputs, params, rng))

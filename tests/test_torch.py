@@ -198,10 +198,10 @@ def _tensors(arrays: list) -> list:
     return [None if a is None else torch.tensor(a) for a in arrays]
 
 
-def compare(case: Case, inputs: list, rng: np.random.Generator, rtol: float = 1e-10) -> None:
+def compare(case: Case, inputs: list, rng: np.random.Generator, target: str, rtol: float = 1e-10) -> None:
     """forward, vjp and jvp (every tangent, then each alone) of the kernel against torch."""
     name, params = case.name, case.params
-    kernel, call = kernel_of(name), CALLS[name]
+    kernel, call = kernel_of(name, target), CALLS[name]
     floats = [p for p in float_positions(name) if inputs[p] is not None]
     tensors = _tensors(inputs)
     for p in floats:
@@ -241,8 +241,8 @@ def compare(case: Case, inputs: list, rng: np.random.Generator, rtol: float = 1e
 
 @pytest.mark.filterwarnings("ignore:Using a target size")  # mse_loss on inputs that broadcast
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.name}-{c.label}" for c in CASES])
-def test_forward_vjp_and_jvp_match_torch(case, rng):
-    compare(case, case.inputs(rng), rng)
+def test_forward_vjp_and_jvp_match_torch(case, rng, kernel_target):
+    compare(case, case.inputs(rng), rng, kernel_target)
 
 
 HARD = [
@@ -260,13 +260,13 @@ HARD = [
 
 
 @pytest.mark.parametrize("name,inputs,params", HARD, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(HARD)])
-def test_numerically_hard_inputs_match_torch(name, inputs, params, rng):
+def test_numerically_hard_inputs_match_torch(name, inputs, params, rng, kernel_target):
     """Logits of 1e4, saturating activations, means of 1e4, kinks at 0 (relu'(0) = 0)."""
-    compare(Case(name, [None if a is None else a.shape for a in inputs], params), inputs, rng, rtol=1e-9)
+    compare(Case(name, [None if a is None else a.shape for a in inputs], params), inputs, rng, kernel_target, rtol=1e-9)
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_attention_with_large_scores_matches_torch(causal, rng):
+def test_attention_with_large_scores_matches_torch(causal, rng, kernel_target):
     q, k, v = 100 * rng.standard_normal((2, 3, 4)), 100 * rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 2))
     compare(Case("scaled_dot_product_attention", [q.shape, k.shape, v.shape], {"causal": causal}), [q, k, v], rng,
-            rtol=1e-8)
+            kernel_target, rtol=1e-8)
