@@ -1,0 +1,176 @@
+"""Build the view of a numba kernel: the NumPy kernel's contract, plus one compiled loop function
+per kernel function (forward, vjp, jvp) and per value of a formula-selecting parameter.
+
+The Python functions around the loops are the NumPy kernel's (its runtime checks and lays out the
+inputs); the loops are printed from the shared schedule (``loops.py`` plans, ``printer.py`` prints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
+from ...model import OperatorModel
+from ...schedule.cse import Output, schedule
+from ...schedule.stable import stabilize
+from ..numpy.kernel import KernelView, _arrays, _names, _positions, _tuple, _variant, build_view as numpy_view, by_axis
+from ..numpy.printer import KernelPrinter
+from . import loops
+from .printer import LoopPrinter, body
+
+SHIFTED = "_shifted"
+"""Suffix of a shift-invariant input's per-unit maximum (the NumPy kernel subtracts it in place)."""
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array argument of the loops: its name, frame positions (code) and the axes it spans (code)."""
+
+    name: str
+    positions: str
+    spans: str
+    index: bool = False
+    """Integer class indices (passed as int64), not floating-point values."""
+
+
+@dataclass(frozen=True)
+class Out:
+    name: str
+    spans: str
+    positions: str
+    accumulate: bool
+    guard: str
+
+
+@dataclass(frozen=True)
+class Loop:
+    name: str
+    args: str
+    units: str
+    sizes: str
+    params: str
+    body: tuple[str, ...]
+    outs: tuple[Out, ...]
+    flags: str
+    call: str
+    """The arguments after the sizes and parameters: laid-out arrays, result arrays, their modes, flags."""
+
+
+@dataclass(frozen=True)
+class LoopVariant:
+    value: str
+    suffix: str
+    forward: Loop
+    vjp: Loop
+    jvp: Loop
+    shift: tuple = ()
+    """The shared ``prepare`` shifts nothing: the loops subtract the maximum as they read."""
+
+
+@dataclass(frozen=True)
+class NumbaView:
+    k: KernelView
+    arrays: tuple[Array, ...]
+    dy: Array
+    tangents: tuple[Array, ...]
+    loops: tuple[LoopVariant, ...]
+
+    def __getattr__(self, name: str):
+        return getattr(self.k, name)  # the NumPy kernel's contract: inputs, signature, layout ...
+
+
+def build_view(derivation: Derivation) -> NumbaView:
+    model = derivation.model
+    choice = next((p for p in model.params if p.choices), None)
+    derivations = [(None, derivation)] if choice is None else [
+        (value, derivation if value == choice.default else derive(_variant(model, choice.name, value)))
+        for value in choice.choices]
+    frame = model.dims()
+    return NumbaView(
+        k=numpy_view(derivation),
+        arrays=tuple(_array(model, i.name, i.dims) for i in model.inputs),
+        dy=_array(model, COTANGENT, model.output_dims),
+        tangents=tuple(_array(model, tangent_name(i.name), i.dims) for i in model.inputs),
+        loops=tuple(_loop_variant(d, value, frame) for value, d in derivations),
+    )
+
+
+def _array(model: OperatorModel, name: str, dims) -> Array:
+    index = any(i.name == name and i.domain == "index" for i in model.inputs)
+    return Array(name, _positions(dims, model), _spans(model, dims), index)
+
+
+def _spans(model: OperatorModel, dims) -> str:
+    if model.layout.kind == "elementwise":
+        return "(True,)"  # every input is read at every entry (broadcast first if need be)
+    return _tuple(d in dims for d in model.dims())
+
+
+def _loop_variant(derivation: Derivation, value, frame) -> LoopVariant:
+    model = derivation.model
+    grads = derivation.gradients
+    suffix = "" if value is None else f"_{str(value).lower()}"
+    given = {i.name: f"want_{i.name}" for i in model.inputs if i.optional}
+    return LoopVariant(
+        value=repr(value),
+        suffix=suffix,
+        forward=_loop(model, f"_forward_loops{suffix}", [("y", [Output("y", model.output)], model.output_dims)]),
+        vjp=_loop(model, f"_vjp_loops{suffix}",
+                  [(g.input.name, [Output(g.input.name, g.vjp, given.get(g.input.name))], g.input.dims)
+                   for g in grads], extra=[COTANGENT]),
+        jvp=_loop(model, f"_jvp_loops{suffix}",
+                  [("y", [Output(g.input.name, g.jvp, f"has_{g.input.name}") for g in grads], model.output_dims)],
+                  extra=[tangent_name(i.name) for i in model.inputs]),
+    )
+
+
+def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output], tuple]], extra=()) -> Loop:
+    """One compiled function: the results' expressions scheduled, inlined, planned and printed."""
+    frame = model.dims()
+    numpy_printer = KernelPrinter(frame, _arrays(model), _names(model))
+    outputs = [o for _, outs, _ in results for o in outs]
+    scheduled = schedule([Output(o.name, by_axis(_shift(stabilize(o.expr, model), model), numpy_printer), o.guard)
+                          for o in outputs])
+    inlined = loops.inline(scheduled.prelude, scheduled.own, scheduled.results)
+    plan = loops.plan([(result, [loops.Term(inlined[o.name], o.guard) for o in outs], dims)
+                       for result, outs, dims in results], frame)
+    arrays = {i.name: i.dims for i in model.inputs}
+    arrays |= {tangent_name(i.name): i.dims for i in model.inputs}
+    arrays[COTANGENT] = model.output_dims
+    sizes = {d: str(d) for d in frame}
+    printer = LoopPrinter(frame, arrays, _names(model))
+    names = [i.name for i in model.inputs] + list(extra)
+    lines = body(plan, printer, sizes, names)
+    params = [p.name for p in model.params if p.symbol is not None]
+    declared = {result: dims for result, _, dims in results}
+    outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate,
+                     next((t.guard for t in r.terms), None) or "") for r in plan.results)
+    flags = sorted({t.guard for r in plan.results for t in r.terms if t.guard})
+    args = ["T_", "aligned_", "R_", *(str(d) for d in frame), *params, *names,
+            *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
+    return Loop(name=name, args=", ".join(args), units=_tuple(frame.index(d) for d in plan.units) if plan.units else "()",
+                sizes=", ".join(str(d) for d in frame), params="".join(f", {p}" for p in params),
+                body=tuple(lines), outs=outs, flags="".join(f", {f}" for f in flags),
+                call=", ".join([*(f"{n}_" for n in names), *(f"out_{o.name}.array" for o in outs),
+                                *(f"out_{o.name}.accumulate" for o in outs), *flags]))
+
+
+def _shift(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """A shift-invariant input read as x - max(x) along its axis (the NumPy kernel's in-place shift)."""
+    from ...functions import max_over
+
+    for name, dim in model.shift_invariant:
+        dims = model.input(name).dims
+        indices = [sp.Idx(f"{d}_shift", (0, d - 1)) for d in dims]
+        column = indices[dims.index(dim)]
+        base = sp.IndexedBase(name)
+        maximum = max_over(base[tuple(indices)], column)
+
+        def shifted(node: sp.Indexed) -> sp.Expr:
+            mapping = {i: j for i, j in zip(indices, node.indices) if i != column}
+            return node - maximum.xreplace(mapping)
+
+        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base, shifted)
+    return expr

@@ -1,0 +1,267 @@
+"""Print a ``LoopPlan`` as the body of one ``numba.njit(parallel=True)`` function.
+
+Arrays reach the compiled function as ``(rows, *frame)``: one leading row axis (the flattened batch,
+of length 1 for an input without batch axes) and every core axis of the frame (length 1 where the
+array does not span it).  ``prange`` runs over chunks of units; a unit is one row and one position
+of each unit axis.  Per unit: each level of reductions is one loop nest (reductions over the same
+axes share it), accumulated in float64; then one loop nest per result writes every result entry.
+Scalar code is printed with ``math`` functions; expressions inside a loop body share their common
+subexpressions (``sympy.cse``).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from ...errors import LoweringError
+from ...model import dim_of
+from .loops import LoopPlan, Reduction, Result
+
+
+class LoopPrinter(PythonCodePrinter):
+    """Scalar Python (numba) code for one entry; arrays are read at the unit's row and loop indices."""
+
+    def __init__(self, frame: tuple[sp.Expr, ...], arrays: dict[str, tuple[sp.Expr, ...]],
+                 names: dict[sp.Symbol, str]) -> None:
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.frame, self.arrays, self.names = frame, arrays, names
+        self.scratch: set[str] = set()
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        if expr.name in self.arrays:  # an array without core axes (a scalar output's cotangent)
+            return self.read(expr.name, ())
+        return self.names.get(expr, expr.name)
+
+    def _print_Idx(self, expr: sp.Idx) -> str:
+        return str(expr.label)
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        name = str(expr.base)
+        indices = tuple(self._print(i) for i in expr.indices)
+        if name in self.scratch:
+            return f"{name}[{', '.join(indices)}]"
+        if name not in self.arrays:
+            raise LoweringError(f"{name} is not an input of this kernel")
+        dims = self.arrays[name]
+        if len(dims) != len(indices):
+            raise LoweringError(f"{expr} indexes {name} (sizes {dims}) with {len(indices)} indices")
+        return self.read(name, tuple(zip(dims, indices)))
+
+    def read(self, name: str, placed: tuple) -> str:
+        slots = dict(placed)
+        index = [slots.get(d, "0") for d in self.frame]
+        return f"{name}[{', '.join([f'{name}_r', *index])}]"
+
+    def _print_not_supported(self, expr: sp.Basic) -> str:
+        if hasattr(expr, "as_elementary") and expr.as_elementary() != expr:
+            return self._print(expr.as_elementary())
+        raise LoweringError(f"{getattr(expr, 'func', type(expr)).__name__} in {expr} has no numba form")
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        if expr.exp == -1:
+            return f"1/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
+        if expr.exp == 2:
+            base = self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Mul"])
+            return f"({base}*{base})" if base.isidentifier() else super()._print_Pow(expr, rational)
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_sigmoid(self, expr: sp.Function) -> str:
+        return f"_sigmoid({self._print(expr.args[0])})"
+
+    def _print_softplus(self, expr: sp.Function) -> str:
+        return f"_softplus({self._print(expr.args[0])})"
+
+    def _indicator(self, left: sp.Expr, op: str, right: sp.Expr) -> str:
+        return f"(1.0 if {self._print(left)} {op} {self._print(right)} else 0.0)"
+
+    def _print_attains(self, expr: sp.Function) -> str:
+        return self._indicator(expr.args[0], "==", expr.args[1])
+
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
+        return self._indicator(expr.args[0], "==", expr.args[1])
+
+    def _print_at_most(self, expr: sp.Function) -> str:
+        return self._indicator(expr.args[0], "<=", expr.args[1])
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        *branches, (last, condition) = expr.args
+        if condition != sp.true:
+            raise LoweringError(f"{expr} has no otherwise-branch")
+        code = self._print(last)
+        for value, condition in reversed(branches):
+            code = f"({self._print(value)} if {self._print(condition)} else {code})"
+        return code
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        return self._fold("min", expr.args)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._fold("max", expr.args)
+
+    def _fold(self, function: str, args) -> str:
+        code = self._print(args[0])
+        for arg in args[1:]:
+            code = f"{function}({code}, {self._print(arg)})"
+        return code
+
+
+class Emitter:
+    """Lines of one compiled function, built by nesting loops."""
+
+    def __init__(self, plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str]) -> None:
+        self.plan, self.printer, self.sizes = plan, printer, sizes
+        self.lines: list[str] = []
+        self.depth = 0
+        self.count = 0
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def loops(self, indices) -> int:
+        for index in indices:
+            self.line(f"for {index.label} in range({self.sizes[dim_of(index)]}):")
+            self.depth += 1
+        return len(indices)
+
+    def invariant(self, exprs: list[sp.Expr], indices) -> list[sp.Expr]:
+        """``exprs`` with every part that does not vary inside the loops over ``indices`` computed
+        once before them (emitted now, as locals): the loop body keeps only per-entry work."""
+        varying = set(indices)
+        hoisted: dict[sp.Expr, sp.Symbol] = {}
+
+        def depends(expr: sp.Expr) -> bool:
+            return bool(expr.atoms(sp.Idx) & varying)
+
+        def named(expr: sp.Expr) -> sp.Expr:
+            if not isinstance(expr, sp.Expr) or expr.is_Atom or isinstance(expr, sp.Indexed):
+                return expr  # a condition pair or a condition stays in place (cheap; Piecewise needs it)
+            if expr not in hoisted:
+                hoisted[expr] = sp.Symbol(f"_h{self.count + len(hoisted)}")
+            return hoisted[expr]
+
+        def visit(expr: sp.Expr) -> sp.Expr:
+            if not depends(expr):
+                return named(expr)
+            if isinstance(expr, sp.Indexed) or not expr.args:
+                return expr
+            if isinstance(expr, (sp.Add, sp.Mul)):
+                fixed = [a for a in expr.args if not depends(a)]
+                moving = [visit(a) for a in expr.args if depends(a)]
+                return expr.func(*([named(expr.func(*fixed))] if fixed else []), *moving)
+            return expr.func(*(visit(a) for a in expr.args))
+
+        kept = [visit(e) for e in exprs]
+        self.count += len(hoisted)
+        if hoisted:
+            for symbol, code in zip(hoisted.values(), self.values(list(hoisted))):
+                self.line(f"{symbol} = {code}")
+        return kept
+
+    def values(self, exprs: list[sp.Expr]) -> list[str]:
+        """Print ``exprs`` for one loop body: shared subexpressions first, as locals."""
+        start = self.count
+        pairs, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_e", start=start), order="none")
+        self.count += len(pairs)
+        for symbol, value in pairs:
+            self.line(f"{symbol} = {self.printer.doprint(value)}")
+        return [self.printer.doprint(r) for r in reduced]
+
+    def reductions(self, group: list[Reduction]) -> None:
+        first = group[0]
+        for r in group:
+            if r.free:
+                self.printer.scratch.add(r.name)
+                shape = ", ".join(self.sizes[dim_of(i)] for i in r.free)
+                self.line(f"{r.name} = np.empty(({shape},))")
+            else:
+                self.line(f"{r.name} = {_start(r)}")
+        opened = 0
+        if first.guard:
+            self.line(f"if {first.guard}:")
+            self.depth += 1
+            opened += 1
+        masks = [r.mask if r.mask is not None else sp.true for r in group]
+        exprs = self.invariant([r.body for r in group] + masks, (*first.free, *first.bound))
+        opened += self.loops(first.free)
+        accumulators = [f"{r.name}_a" if r.free else r.name for r in group]
+        if first.free:
+            for r, acc in zip(group, accumulators):
+                self.line(f"{acc} = {_start(r)}")
+        entered = self.loops(_ordered(first.bound, self.plan.frame))
+        codes = self.values(exprs)
+        for r, acc, code, mask in zip(group, accumulators, codes, codes[len(group):]):
+            update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
+            self.line(update if mask == "True" else f"if {mask}: {update}")
+        self.depth -= entered
+        if first.free:
+            index = ", ".join(str(i.label) for i in first.free)
+            for r, acc in zip(group, accumulators):
+                self.line(f"{r.name}[{index}] = {acc}")
+        self.depth -= opened
+
+    def results(self, group: list[Result], inner: tuple) -> None:
+        indices = [sp.Idx(f"{d}_", (0, d - 1)) for d in inner]
+        exprs = self.invariant([t.expr for r in group for t in r.terms], indices)
+        entered = self.loops(indices)
+        codes = iter(self.values(exprs))
+        for r in group:
+            target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
+            target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
+            value = []
+            for term in r.terms:
+                code = next(codes)
+                value.append(code if term.guard is None else f"({code} if {term.guard} else 0.0)")
+            total = " + ".join(value) if value else "0.0"
+            if r.accumulate:
+                self.line(f"{target} += {total}")
+            else:
+                self.line(f"if acc_{r.name}:")
+                self.line(f"    {target} += {total}")
+                self.line("else:")
+                self.line(f"    {target} = {total}")
+        self.depth -= entered
+
+
+def _start(reduction: Reduction) -> str:
+    return "0.0" if reduction.kind == "sum" else "-np.inf"
+
+
+def _ordered(indices, frame) -> list:
+    return sorted(indices, key=lambda i: frame.index(dim_of(i)))
+
+
+def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays: list[str]) -> list[str]:
+    """The statements of the compiled function after its signature (indented by one level)."""
+    emit = Emitter(plan, printer, sizes)
+    emit.depth = 1
+    emit.line(f"per_ = {' * '.join(['1', *(sizes[d] for d in plan.units)])}")
+    emit.line("units_ = R_ * per_")
+    emit.line("for chunk_ in numba.prange(T_):")
+    emit.line("    c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)")
+    emit.line("    if aligned_:  # whole rows per chunk")
+    emit.line("        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_")
+    emit.line("    else:")
+    emit.line("        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_")
+    emit.line("    for u_ in range(first_, last_):")
+    emit.depth = 3
+    emit.line("rest_ = u_")
+    for d in reversed(plan.units):
+        emit.line(f"{d}_ = rest_ % {sizes[d]}")
+        emit.line(f"rest_ //= {sizes[d]}")
+    emit.line("r_ = rest_")
+    for name in arrays:
+        emit.line(f"{name}_r = min(r_, {name}.shape[0] - 1)")
+    for r in plan.results:
+        emit.line(f"out_{r.name}_s = c_ if acc_{r.name} else r_")
+    groups: dict = {}
+    for r in plan.reductions:
+        groups.setdefault((r.level, r.bound, r.free, r.guard), []).append(r)
+    for key in sorted(groups, key=lambda k: k[0]):
+        emit.reductions(groups[key])
+    by_span: dict = {}
+    for r in plan.results:
+        by_span.setdefault(tuple(d for d in r.dims if d in plan.inner), []).append(r)
+    for inner, group in by_span.items():
+        emit.results(group, inner)
+    return emit.lines
