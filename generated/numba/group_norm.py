@@ -32,6 +32,10 @@ _OPTIONAL = ['gamma', 'beta']
 _INDEX_INPUTS = {}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
+_PARALLEL = {"prange": True, "comprehension": False, "setitem": False, "reduction": False, "numpy": False,
+             "stencil": False, "fusion": False, "inplace_binop": False}
+"""parallel=True restricted to the explicit ``prange`` (the loops hold no array expressions to
+parallelise): the same threads, a quarter less compile time."""
 
 
 class _Namespace:
@@ -77,7 +81,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     gamma = np.full((G, D), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
-    loop = _Loop(ctx, (1,))
+    loop = _Loop(ctx, (0, 1))
     x_ = loop.laid(x, (0, 1, 2, 3), (True, True, True, True))
     gamma_ = loop.laid(gamma, (1, 2), (False, True, True, False))
     beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
@@ -85,8 +89,8 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     want_gamma = given[1] is not None
     want_beta = given[2] is not None
     out_x = loop.result((True, True, True, True), False, rows=x_.shape[0])
-    out_gamma = loop.result((False, True, True, False), False, rows=gamma_.shape[0])
-    out_beta = loop.result((False, True, True, False), False, rows=beta_.shape[0])
+    out_gamma = loop.result((False, True, True, False), True, rows=gamma_.shape[0])
+    out_beta = loop.result((False, True, True, False), True, rows=beta_.shape[0])
     loop.start()
     _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma)
     grads = dict.fromkeys(INPUTS)
@@ -125,7 +129,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc_y):
     per_ = 1 * N * G
     units_ = R_ * per_
@@ -155,20 +159,19 @@ def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc
             for D_ in range(D):
                 for S_ in range(S):
                     s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-            _e3 = 1/(D*S)
-            _h1 = -_e3*s0
-            _h2 = 1/math.sqrt(_e3*s1 + eps)
+            _h1 = -s0/(D*S)
             for D_ in range(D):
+                _h2 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
                     if acc_y:
-                        out_y[out_y_s, N_, G_, D_, S_] += _h2*(_h1 + x[x_r, N_, G_, D_, S_])*gamma[gamma_r, 0, G_, D_, 0] + beta[beta_r, 0, G_, D_, 0]
+                        out_y[out_y_s, N_, G_, D_, S_] += _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
                     else:
-                        out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_])*gamma[gamma_r, 0, G_, D_, 0] + beta[beta_r, 0, G_, D_, 0]
+                        out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma):
-    per_ = 1 * G
+    per_ = 1 * N * G
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
         c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
@@ -180,6 +183,8 @@ def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out
             rest_ = u_
             G_ = rest_ % G
             rest_ //= G
+            N_ = rest_ % N
+            rest_ //= N
             r_ = rest_
             x_r = min(r_, x.shape[0] - 1)
             gamma_r = min(r_, gamma.shape[0] - 1)
@@ -188,82 +193,65 @@ def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out
             out_x_s = c_ if acc_x else r_
             out_gamma_s = c_ if acc_gamma else r_
             out_beta_s = c_ if acc_beta else r_
-            s0 = np.empty((N,))
-            s2 = np.empty((N,))
-            s3 = np.empty((N,))
-            for N_ in range(N):
-                s0_a = 0.0
-                s2_a = 0.0
-                s3_a = 0.0
-                for D_ in range(D):
-                    for S_ in range(S):
-                        _e0 = dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
-                        s0_a += x[x_r, N_, G_, D_, S_]
-                        s2_a += _e0*x[x_r, N_, G_, D_, S_]
-                        s3_a += _e0
-                s0[N_] = s0_a
-                s2[N_] = s2_a
-                s3[N_] = s3_a
+            s0 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for D_ in range(D):
+                for S_ in range(S):
+                    _e0 = dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+                    s0 += x[x_r, N_, G_, D_, S_]
+                    s2 += _e0*x[x_r, N_, G_, D_, S_]
+                    s3 += _e0
             s6 = np.empty((D,))
             if want_beta:
                 for D_ in range(D):
                     s6_a = 0.0
-                    for N_ in range(N):
-                        for S_ in range(S):
-                            s6_a += dy[dy_r, N_, G_, D_, S_]
-                    s6[D_] = s6_a
-            s1 = np.empty((N,))
-            _h1 = -1/(D*S)
-            for N_ in range(N):
-                s1_a = 0.0
-                for D_ in range(D):
                     for S_ in range(S):
-                        s1_a += (_h1*s0[N_] + x[x_r, N_, G_, D_, S_])**2
-                s1[N_] = s1_a
+                        s6_a += dy[dy_r, N_, G_, D_, S_]
+                    s6[D_] = s6_a
+            s1 = 0.0
+            _h1 = -s0/(D*S)
+            for D_ in range(D):
+                for S_ in range(S):
+                    s1 += (_h1 + x[x_r, N_, G_, D_, S_])**2
             s4 = np.empty((D,))
             s5 = np.empty((D,))
             if want_gamma:
-                _h2 = 1/(D*S)
+                _e4 = 1/math.sqrt(eps + s1/(D*S))
+                _h2 = _e4*s0
+                _h3 = _e4
                 for D_ in range(D):
                     s4_a = 0.0
                     s5_a = 0.0
-                    for N_ in range(N):
-                        for S_ in range(S):
-                            _e3 = dy[dy_r, N_, G_, D_, S_]/math.sqrt(_h2*s1[N_] + eps)
-                            s4_a += _e3*s0[N_]
-                            s5_a += _e3*x[x_r, N_, G_, D_, S_]
+                    for S_ in range(S):
+                        s4_a += _h2*dy[dy_r, N_, G_, D_, S_]
+                        s5_a += _h3*dy[dy_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
                     s4[D_] = s4_a
                     s5[D_] = s5_a
-            _e7 = 1/(D*S)
-            _h4 = _e7
-            _h5 = -_e7
-            _h6 = 1/((D*D)*(S*S))
-            for N_ in range(N):
-                for D_ in range(D):
-                    for S_ in range(S):
-                        _e8 = _h4*s1[N_] + eps
-                        _e9 = _e8**(-3/2)
-                        _e10 = _e9*s2[N_]
-                        _e11 = _h5*s3[N_]
-                        _e12 = _e11*_e9
-                        _e13 = 1/math.sqrt(_e8)
-                        if acc_x:
-                            out_x[out_x_s, N_, G_, D_, S_] += _e11*_e13 + _e13*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0] + _h5*(_e10*x[x_r, N_, G_, D_, S_] + _e12*s0[N_]*x[x_r, N_, G_, D_, S_]) + _h6*(_e10*s0[N_] + _e12*s0[N_]**2)
-                        else:
-                            out_x[out_x_s, N_, G_, D_, S_] = _e11*_e13 + _e13*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0] + _h5*(_e10*x[x_r, N_, G_, D_, S_] + _e12*s0[N_]*x[x_r, N_, G_, D_, S_]) + _h6*(_e10*s0[N_] + _e12*s0[N_]**2)
-            _h14 = -1/(D*S)
+            _e10 = 1/(D*S)
+            _e11 = _e10*s1 + eps
+            _e12 = _e11**(-3/2)
+            _e13 = _e12*s2
+            _e14 = _e10*s3
+            _e15 = _e12*_e14
+            _h6 = _e13
+            _h7 = -_e15*s0
+            _h8 = -_e10
+            _h9 = -_e14/math.sqrt(_e11) + (_e13*s0 - _e15*(s0*s0))/((D*D)*(S*S))
             for D_ in range(D):
-                if acc_gamma:
-                    out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h14*s4[D_] + s5[D_] if want_gamma else 0.0)
-                else:
-                    out_gamma[out_gamma_s, 0, G_, D_, 0] = (_h14*s4[D_] + s5[D_] if want_gamma else 0.0)
-                if acc_beta:
-                    out_beta[out_beta_s, 0, G_, D_, 0] += (s6[D_] if want_beta else 0.0)
-                else:
-                    out_beta[out_beta_s, 0, G_, D_, 0] = (s6[D_] if want_beta else 0.0)
+                _h5 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
+                for S_ in range(S):
+                    if acc_x:
+                        out_x[out_x_s, N_, G_, D_, S_] += _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
+                    else:
+                        out_x[out_x_s, N_, G_, D_, S_] = _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
+            _h16 = -1/(D*S)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h16*s4[D_] + s5[D_] if want_gamma else 0.0)
+                out_beta[out_beta_s, 0, G_, D_, 0] += (s6[D_] if want_beta else 0.0)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gamma, dot_beta, out_y, acc_y, has_beta, has_gamma, has_x):
     per_ = 1 * N * G
     units_ = R_ * per_
@@ -305,23 +293,24 @@ def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gam
                 for D_ in range(D):
                     for S_ in range(S):
                         s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-            _e6 = 1/(D*S)
-            _e7 = _e6*s1 + eps
-            _e8 = 1/math.sqrt(_e7)
-            _e9 = _e7**(-3/2)
-            _h1 = _e8
-            _h2 = -_e6*_e8*s2
-            _h3 = -_e6*s0
-            _h4 = -_e6*_e9*s3
-            _h5 = _e9*s0*s2/((D*D)*(S*S))
+            _h2 = -s0/(D*S)
             for D_ in range(D):
+                _e7 = 1/(D*S)
+                _e8 = _e7*s1 + eps
+                _e9 = 1/math.sqrt(_e8)
+                _e10 = _e9*gamma[gamma_r, 0, G_, D_, 0]
+                _e11 = gamma[gamma_r, 0, G_, D_, 0]/_e8**(3/2)
+                _h1 = _e10
+                _h3 = -_e11*_e7*s3
+                _h4 = _e11*s0*s2/((D*D)*(S*S))
+                _h5 = -_e10*_e7*s2
+                _h6 = _e9*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
                 for S_ in range(S):
-                    _e10 = _h3 + x[x_r, N_, G_, D_, S_]
-                    _e11 = _e10*gamma[gamma_r, 0, G_, D_, 0]
+                    _e12 = _h2 + x[x_r, N_, G_, D_, S_]
                     if acc_y:
-                        out_y[out_y_s, N_, G_, D_, S_] += (_e11*_h4 + _e11*_h5 + _h1*dot_x[dot_x_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0] + _h2*gamma[gamma_r, 0, G_, D_, 0] if has_x else 0.0) + (_e10*_h1*dot_gamma[dot_gamma_r, 0, G_, D_, 0] if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                        out_y[out_y_s, N_, G_, D_, S_] += (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
                     else:
-                        out_y[out_y_s, N_, G_, D_, S_] = (_e11*_h4 + _e11*_h5 + _h1*dot_x[dot_x_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0] + _h2*gamma[gamma_r, 0, G_, D_, 0] if has_x else 0.0) + (_e10*_h1*dot_gamma[dot_gamma_r, 0, G_, D_, 0] if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                        out_y[out_y_s, N_, G_, D_, S_] = (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

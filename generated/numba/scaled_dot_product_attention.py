@@ -32,6 +32,10 @@ _OPTIONAL = []
 _INDEX_INPUTS = {}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
+_PARALLEL = {"prange": True, "comprehension": False, "setitem": False, "reduction": False, "numpy": False,
+             "stencil": False, "fusion": False, "inplace_binop": False}
+"""parallel=True restricted to the explicit ``prange`` (the loops hold no array expressions to
+parallelise): the same threads, a quarter less compile time."""
 
 
 class _Namespace:
@@ -88,14 +92,14 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     E = ctx.sizes['E']
     S = ctx.sizes['S']
     dy = _cotangent(cotangent, ctx)
-    loop = _Loop(ctx, ())
+    loop = _Loop(ctx, (0,))
     q_ = loop.laid(q, (0, 2), (True, False, True, False))
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     dy_ = loop.laid(dy, None, (True, True, False, False))
     out_q = loop.result((True, False, True, False), False, rows=q_.shape[0])
-    out_k = loop.result((False, False, True, True), False, rows=k_.shape[0])
-    out_v = loop.result((False, True, False, True), False, rows=v_.shape[0])
+    out_k = loop.result((False, False, True, True), True, rows=k_.shape[0])
+    out_v = loop.result((False, True, False, True), True, rows=v_.shape[0])
     loop.start()
     _vjp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate)
     grads = dict.fromkeys(INPUTS)
@@ -156,14 +160,14 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     E = ctx.sizes['E']
     S = ctx.sizes['S']
     dy = _cotangent(cotangent, ctx)
-    loop = _Loop(ctx, ())
+    loop = _Loop(ctx, (0,))
     q_ = loop.laid(q, (0, 2), (True, False, True, False))
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     dy_ = loop.laid(dy, None, (True, True, False, False))
     out_q = loop.result((True, False, True, False), False, rows=q_.shape[0])
-    out_k = loop.result((False, False, True, True), False, rows=k_.shape[0])
-    out_v = loop.result((False, True, False, True), False, rows=v_.shape[0])
+    out_k = loop.result((False, False, True, True), True, rows=k_.shape[0])
+    out_v = loop.result((False, True, False, True), True, rows=v_.shape[0])
     loop.start()
     _vjp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate)
     grads = dict.fromkeys(INPUTS)
@@ -204,7 +208,7 @@ _VARIANTS = {
 }
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
     per_ = 1 * L * V
     units_ = R_ * per_
@@ -243,16 +247,15 @@ def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
                 _e3 = math.exp(_h1*s0[S_] + _h2)
                 s2 += _e3
                 s3 += _e3*v[v_r, 0, V_, 0, S_]
-            _h4 = s3/s2
             if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += _h4
+                out_y[out_y_s, L_, V_, 0, 0] += s3/s2
             else:
-                out_y[out_y_s, L_, V_, 0, 0] = _h4
+                out_y[out_y_s, L_, V_, 0, 0] = s3/s2
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v):
-    per_ = 1
+    per_ = 1 * L
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
         c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
@@ -262,6 +265,8 @@ def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, ou
             first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
         for u_ in range(first_, last_):
             rest_ = u_
+            L_ = rest_ % L
+            rest_ //= L
             r_ = rest_
             q_r = min(r_, q.shape[0] - 1)
             k_r = min(r_, k.shape[0] - 1)
@@ -270,114 +275,92 @@ def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, ou
             out_q_s = c_ if acc_q else r_
             out_k_s = c_ if acc_k else r_
             out_v_s = c_ if acc_v else r_
-            s0 = np.empty((L, S,))
-            for L_ in range(L):
-                for S_ in range(S):
-                    s0_a = 0.0
-                    for E_ in range(E):
-                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s0[L_, S_] = s0_a
-            s1 = np.empty((L,))
+            s0 = np.empty((S,))
+            for S_ in range(S):
+                s0_a = 0.0
+                for E_ in range(E):
+                    s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                s0[S_] = s0_a
+            s1 = -np.inf
             _h0 = 1/math.sqrt(E)
-            for L_ in range(L):
-                s1_a = -np.inf
-                for S_ in range(S):
-                    s1_a = max(s1_a, _h0*s0[L_, S_])
-                s1[L_] = s1_a
-            s2 = np.empty((L,))
+            for S_ in range(S):
+                s1 = max(s1, _h0*s0[S_])
+            s2 = 0.0
             _h1 = 1/math.sqrt(E)
-            for L_ in range(L):
-                s2_a = 0.0
-                for S_ in range(S):
-                    s2_a += math.exp(_h1*s0[L_, S_] - s1[L_])
-                s2[L_] = s2_a
-            s3 = np.empty((L, V, E,))
-            _h2 = 1/math.sqrt(E)
-            for L_ in range(L):
-                for V_ in range(V):
-                    for E_ in range(E):
-                        s3_a = 0.0
-                        for S_ in range(S):
-                            s3_a += math.exp(_h2*s0[L_, S_] - s1[L_])*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
-                        s3[L_, V_, E_] = s3_a
-            s5 = np.empty((L, V,))
+            _h2 = -s1
+            for S_ in range(S):
+                s2 += math.exp(_h1*s0[S_] + _h2)
+            s3 = np.empty((V, E,))
             _h3 = 1/math.sqrt(E)
-            for L_ in range(L):
-                for V_ in range(V):
-                    s5_a = 0.0
-                    for S_ in range(S):
-                        s5_a += math.exp(_h3*s0[L_, S_] - s1[L_])*v[v_r, 0, V_, 0, S_]
-                    s5[L_, V_] = s5_a
-            s7 = np.empty((L, E,))
-            _h4 = 1/math.sqrt(E)
-            for L_ in range(L):
+            _h4 = -s1
+            for V_ in range(V):
                 for E_ in range(E):
-                    s7_a = 0.0
+                    s3_a = 0.0
                     for S_ in range(S):
-                        s7_a += math.exp(_h4*s0[L_, S_] - s1[L_])*k[k_r, 0, 0, E_, S_]
-                    s7[L_, E_] = s7_a
-            s4 = np.empty((L, E,))
-            for L_ in range(L):
-                for E_ in range(E):
-                    s4_a = 0.0
-                    for V_ in range(V):
-                        s4_a += dy[dy_r, L_, V_, 0, 0]*s3[L_, V_, E_]
-                    s4[L_, E_] = s4_a
-            s6 = np.empty((L,))
-            for L_ in range(L):
-                s6_a = 0.0
+                        s3_a += math.exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
+                    s3[V_, E_] = s3_a
+            s5 = np.empty((V,))
+            _h5 = 1/math.sqrt(E)
+            _h6 = -s1
+            for V_ in range(V):
+                s5_a = 0.0
+                for S_ in range(S):
+                    s5_a += math.exp(_h5*s0[S_] + _h6)*v[v_r, 0, V_, 0, S_]
+                s5[V_] = s5_a
+            s7 = np.empty((E,))
+            _h7 = 1/math.sqrt(E)
+            _h8 = -s1
+            for E_ in range(E):
+                s7_a = 0.0
+                for S_ in range(S):
+                    s7_a += math.exp(_h7*s0[S_] + _h8)*k[k_r, 0, 0, E_, S_]
+                s7[E_] = s7_a
+            s4 = np.empty((E,))
+            for E_ in range(E):
+                s4_a = 0.0
                 for V_ in range(V):
-                    s6_a += dy[dy_r, L_, V_, 0, 0]*s5[L_, V_]
-                s6[L_] = s6_a
+                    s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
+                s4[E_] = s4_a
+            s6 = 0.0
+            for V_ in range(V):
+                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
             s8 = np.empty((E, S,))
             s9 = np.empty((E, S,))
-            _h5 = 1/math.sqrt(E)
             for E_ in range(E):
                 for S_ in range(S):
+                    _e11 = math.exp(-s1 + s0[S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
+                    _h9 = _e11/s2
+                    _h10 = _e11/(s2*s2)
                     s8_a = 0.0
                     s9_a = 0.0
-                    for L_ in range(L):
-                        for V_ in range(V):
-                            _e6 = math.exp(_h5*s0[L_, S_] - s1[L_])*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]
-                            s8_a += _e6*v[v_r, 0, V_, 0, S_]/s2[L_]
-                            s9_a += _e6*s5[L_, V_]/s2[L_]**2
+                    for V_ in range(V):
+                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
                     s8[E_, S_] = s8_a
                     s9[E_, S_] = s9_a
-            s10 = np.empty((V, S,))
-            _h7 = 1/math.sqrt(E)
-            for V_ in range(V):
-                for S_ in range(S):
-                    s10_a = 0.0
-                    for L_ in range(L):
-                        s10_a += math.exp(_h7*s0[L_, S_] - s1[L_])*dy[dy_r, L_, V_, 0, 0]/s2[L_]
-                    s10[V_, S_] = s10_a
-            _e10 = 1/math.sqrt(E)
-            _h8 = _e10
-            _h9 = -_e10
-            for L_ in range(L):
-                for E_ in range(E):
-                    if acc_q:
-                        out_q[out_q_s, L_, 0, E_, 0] += _h8*s4[L_, E_]/s2[L_] + _h9*s6[L_]*s7[L_, E_]/s2[L_]**2
-                    else:
-                        out_q[out_q_s, L_, 0, E_, 0] = _h8*s4[L_, E_]/s2[L_] + _h9*s6[L_]*s7[L_, E_]/s2[L_]**2
-            _e13 = 1/math.sqrt(E)
-            _h11 = _e13
-            _h12 = -_e13
+            _e14 = 1/math.sqrt(E)
+            _h12 = _e14/s2
+            _h13 = -_e14*s6/(s2*s2)
+            for E_ in range(E):
+                if acc_q:
+                    out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
+                else:
+                    out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+            _e17 = 1/math.sqrt(E)
+            _h15 = _e17
+            _h16 = -_e17
             for E_ in range(E):
                 for S_ in range(S):
-                    if acc_k:
-                        out_k[out_k_s, 0, 0, E_, S_] += _h11*s8[E_, S_] + _h12*s9[E_, S_]
-                    else:
-                        out_k[out_k_s, 0, 0, E_, S_] = _h11*s8[E_, S_] + _h12*s9[E_, S_]
+                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+            _h18 = 1/math.sqrt(E)
+            _h19 = -s1
             for V_ in range(V):
+                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
                 for S_ in range(S):
-                    if acc_v:
-                        out_v[out_v_s, 0, V_, 0, S_] += s10[V_, S_]
-                    else:
-                        out_v[out_v_s, 0, V_, 0, S_] = s10[V_, S_]
+                    out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(_h18*s0[S_] + _h19)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _jvp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, out_y, acc_y, has_k, has_q, has_v):
     per_ = 1 * L * V
     units_ = R_ * per_
@@ -461,20 +444,17 @@ def _jvp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v,
                 for E_ in range(E):
                     s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                     s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-            _e16 = 1/s2
-            _e17 = 1/math.sqrt(E)
-            _e18 = _e16*_e17
-            _e19 = _e17*s7/(s2*s2)
-            _h13 = _e18*s4 - _e19*s6
-            _h14 = _e18*s8 - _e19*s9
-            _h15 = _e16*s10
+            _e13 = 1/s2
+            _e14 = 1/math.sqrt(E)
+            _e15 = _e13*_e14
+            _e16 = _e14*s7/(s2*s2)
             if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += (_h13 if has_q else 0.0) + (_h14 if has_k else 0.0) + (_h15 if has_v else 0.0)
+                out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
             else:
-                out_y[out_y_s, L_, V_, 0, 0] = (_h13 if has_q else 0.0) + (_h14 if has_k else 0.0) + (_h15 if has_v else 0.0)
+                out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
     per_ = 1 * L * V
     units_ = R_ * per_
@@ -513,16 +493,15 @@ def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
                 _e3 = math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
                 s2 += _e3
                 s3 += _e3*v[v_r, 0, V_, 0, S_]
-            _h4 = s3/s2
             if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += _h4
+                out_y[out_y_s, L_, V_, 0, 0] += s3/s2
             else:
-                out_y[out_y_s, L_, V_, 0, 0] = _h4
+                out_y[out_y_s, L_, V_, 0, 0] = s3/s2
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v):
-    per_ = 1
+    per_ = 1 * L
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
         c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
@@ -532,6 +511,8 @@ def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out
             first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
         for u_ in range(first_, last_):
             rest_ = u_
+            L_ = rest_ % L
+            rest_ //= L
             r_ = rest_
             q_r = min(r_, q.shape[0] - 1)
             k_r = min(r_, k.shape[0] - 1)
@@ -540,114 +521,92 @@ def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out
             out_q_s = c_ if acc_q else r_
             out_k_s = c_ if acc_k else r_
             out_v_s = c_ if acc_v else r_
-            s0 = np.empty((L, S,))
-            for L_ in range(L):
-                for S_ in range(S):
-                    s0_a = 0.0
-                    for E_ in range(E):
-                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s0[L_, S_] = s0_a
-            s1 = np.empty((L,))
+            s0 = np.empty((S,))
+            for S_ in range(S):
+                s0_a = 0.0
+                for E_ in range(E):
+                    s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                s0[S_] = s0_a
+            s1 = -np.inf
             _h0 = 1/math.sqrt(E)
-            for L_ in range(L):
-                s1_a = -np.inf
-                for S_ in range(S):
-                    if (1.0 if S_ <= L_ else 0.0): s1_a = max(s1_a, _h0*s0[L_, S_])
-                s1[L_] = s1_a
-            s2 = np.empty((L,))
+            for S_ in range(S):
+                if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
+            s2 = 0.0
             _h1 = 1/math.sqrt(E)
-            for L_ in range(L):
-                s2_a = 0.0
-                for S_ in range(S):
-                    s2_a += math.exp(min(0, _h1*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
-                s2[L_] = s2_a
-            s3 = np.empty((L, V, E,))
-            _h2 = 1/math.sqrt(E)
-            for L_ in range(L):
-                for V_ in range(V):
-                    for E_ in range(E):
-                        s3_a = 0.0
-                        for S_ in range(S):
-                            s3_a += math.exp(min(0, _h2*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
-                        s3[L_, V_, E_] = s3_a
-            s5 = np.empty((L, V,))
+            _h2 = -s1
+            for S_ in range(S):
+                s2 += math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+            s3 = np.empty((V, E,))
             _h3 = 1/math.sqrt(E)
-            for L_ in range(L):
-                for V_ in range(V):
-                    s5_a = 0.0
-                    for S_ in range(S):
-                        s5_a += math.exp(min(0, _h3*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
-                    s5[L_, V_] = s5_a
-            s7 = np.empty((L, E,))
-            _h4 = 1/math.sqrt(E)
-            for L_ in range(L):
+            _h4 = -s1
+            for V_ in range(V):
                 for E_ in range(E):
-                    s7_a = 0.0
+                    s3_a = 0.0
                     for S_ in range(S):
-                        s7_a += math.exp(min(0, _h4*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
-                    s7[L_, E_] = s7_a
-            s4 = np.empty((L, E,))
-            for L_ in range(L):
-                for E_ in range(E):
-                    s4_a = 0.0
-                    for V_ in range(V):
-                        s4_a += dy[dy_r, L_, V_, 0, 0]*s3[L_, V_, E_]
-                    s4[L_, E_] = s4_a
-            s6 = np.empty((L,))
-            for L_ in range(L):
-                s6_a = 0.0
+                        s3_a += math.exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
+                    s3[V_, E_] = s3_a
+            s5 = np.empty((V,))
+            _h5 = 1/math.sqrt(E)
+            _h6 = -s1
+            for V_ in range(V):
+                s5_a = 0.0
+                for S_ in range(S):
+                    s5_a += math.exp(min(0, _h5*s0[S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
+                s5[V_] = s5_a
+            s7 = np.empty((E,))
+            _h7 = 1/math.sqrt(E)
+            _h8 = -s1
+            for E_ in range(E):
+                s7_a = 0.0
+                for S_ in range(S):
+                    s7_a += math.exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
+                s7[E_] = s7_a
+            s4 = np.empty((E,))
+            for E_ in range(E):
+                s4_a = 0.0
                 for V_ in range(V):
-                    s6_a += dy[dy_r, L_, V_, 0, 0]*s5[L_, V_]
-                s6[L_] = s6_a
+                    s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
+                s4[E_] = s4_a
+            s6 = 0.0
+            for V_ in range(V):
+                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
             s8 = np.empty((E, S,))
             s9 = np.empty((E, S,))
-            _h5 = 1/math.sqrt(E)
             for E_ in range(E):
                 for S_ in range(S):
+                    _e11 = math.exp(min(0, -s1 + s0[S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
+                    _h9 = _e11/s2
+                    _h10 = _e11/(s2*s2)
                     s8_a = 0.0
                     s9_a = 0.0
-                    for L_ in range(L):
-                        for V_ in range(V):
-                            _e6 = math.exp(min(0, _h5*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]
-                            s8_a += _e6*v[v_r, 0, V_, 0, S_]/s2[L_]
-                            s9_a += _e6*s5[L_, V_]/s2[L_]**2
+                    for V_ in range(V):
+                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
                     s8[E_, S_] = s8_a
                     s9[E_, S_] = s9_a
-            s10 = np.empty((V, S,))
-            _h7 = 1/math.sqrt(E)
-            for V_ in range(V):
-                for S_ in range(S):
-                    s10_a = 0.0
-                    for L_ in range(L):
-                        s10_a += math.exp(min(0, _h7*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]/s2[L_]
-                    s10[V_, S_] = s10_a
-            _e10 = 1/math.sqrt(E)
-            _h8 = _e10
-            _h9 = -_e10
-            for L_ in range(L):
-                for E_ in range(E):
-                    if acc_q:
-                        out_q[out_q_s, L_, 0, E_, 0] += _h8*s4[L_, E_]/s2[L_] + _h9*s6[L_]*s7[L_, E_]/s2[L_]**2
-                    else:
-                        out_q[out_q_s, L_, 0, E_, 0] = _h8*s4[L_, E_]/s2[L_] + _h9*s6[L_]*s7[L_, E_]/s2[L_]**2
-            _e13 = 1/math.sqrt(E)
-            _h11 = _e13
-            _h12 = -_e13
+            _e14 = 1/math.sqrt(E)
+            _h12 = _e14/s2
+            _h13 = -_e14*s6/(s2*s2)
+            for E_ in range(E):
+                if acc_q:
+                    out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
+                else:
+                    out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+            _e17 = 1/math.sqrt(E)
+            _h15 = _e17
+            _h16 = -_e17
             for E_ in range(E):
                 for S_ in range(S):
-                    if acc_k:
-                        out_k[out_k_s, 0, 0, E_, S_] += _h11*s8[E_, S_] + _h12*s9[E_, S_]
-                    else:
-                        out_k[out_k_s, 0, 0, E_, S_] = _h11*s8[E_, S_] + _h12*s9[E_, S_]
+                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+            _h18 = 1/math.sqrt(E)
+            _h19 = -s1
             for V_ in range(V):
+                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
                 for S_ in range(S):
-                    if acc_v:
-                        out_v[out_v_s, 0, V_, 0, S_] += s10[V_, S_]
-                    else:
-                        out_v[out_v_s, 0, V_, 0, S_] = s10[V_, S_]
+                    out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
 def _jvp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, out_y, acc_y, has_k, has_q, has_v):
     per_ = 1 * L * V
     units_ = R_ * per_
@@ -731,17 +690,14 @@ def _jvp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, 
                 for E_ in range(E):
                     s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                     s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-            _e16 = 1/s2
-            _e17 = 1/math.sqrt(E)
-            _e18 = _e16*_e17
-            _e19 = _e17*s7/(s2*s2)
-            _h13 = _e18*s4 - _e19*s6
-            _h14 = _e18*s8 - _e19*s9
-            _h15 = _e16*s10
+            _e13 = 1/s2
+            _e14 = 1/math.sqrt(E)
+            _e15 = _e13*_e14
+            _e16 = _e14*s7/(s2*s2)
             if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += (_h13 if has_q else 0.0) + (_h14 if has_k else 0.0) + (_h15 if has_v else 0.0)
+                out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
             else:
-                out_y[out_y_s, L_, V_, 0, 0] = (_h13 if has_q else 0.0) + (_h14 if has_k else 0.0) + (_h15 if has_v else 0.0)
+                out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -95,10 +95,13 @@ def plan(results: list[tuple[str, list[Term], tuple[sp.Expr, ...]]], frame: tupl
         for term in terms:
             top = _peel(term.expr)
             peeled.append(top)
-            for part in ((top[0], top[1]) if top else (term.expr,)):
-                bound |= _bound_dims(part)
-            if top:  # a top-level sum along an axis of the result itself is not distributed
-                bound |= {dim_of(limit[0]) for limit in top[2]} & set(dims)
+            if top is None:
+                bound |= _bound_dims(term.expr)
+                continue
+            common = set.intersection(*({dim_of(limit[0]) for limit in s.limits} for _, s in top))
+            for coefficient, total in top:
+                bound |= _bound_dims(coefficient) | _bound_dims(total.function)
+                bound |= {dim_of(limit[0]) for limit in total.limits} - (common - set(dims))
     units = [d for d in frame if d not in bound]
     if len(units) == len(frame) and frame:
         units.pop()  # nothing to loop over inside a unit: keep the last (contiguous) axis inner
@@ -121,27 +124,30 @@ def plan(results: list[tuple[str, list[Term], tuple[sp.Expr, ...]]], frame: tupl
     return LoopPlan(frame, tuple(units), inner, tuple(reductions), tuple(laid))
 
 
-def _peel(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, tuple] | None:
-    """(coefficient, body, limits) of ``c * Sum(body, limits)`` at the top of a result, else None."""
-    factors = sp.Mul.make_args(expr)
-    sums = [f for f in factors if isinstance(f, sp.Sum)]
-    if len(sums) != 1:
-        return None
-    coefficient = sp.Mul(*(f for f in factors if f is not sums[0]))
-    if free_indices(coefficient) & {limit[0] for limit in sums[0].limits}:
-        return None
-    return coefficient, sums[0].function, sums[0].limits
+def _peel(expr: sp.Expr) -> list[tuple[sp.Expr, sp.Sum]] | None:
+    """``expr`` as terms ``c * Sum(...)`` (c free of the sum's indices), or None if it is not."""
+    terms = []
+    for term in sp.Add.make_args(expr):
+        factors = sp.Mul.make_args(term)
+        sums = [f for f in factors if isinstance(f, sp.Sum)]
+        if len(sums) != 1:
+            return None
+        coefficient = sp.Mul(*(f for f in factors if f is not sums[0]))
+        if free_indices(coefficient) & {limit[0] for limit in sums[0].limits}:
+            return None
+        terms.append((coefficient, sums[0]))
+    return terms
 
 
 def _distribute(expr: sp.Expr, top, units) -> sp.Expr:
-    """``c * Sum(body, limits)`` with the limits over unit axes dropped (those units add up)."""
+    """Each ``c * Sum(body, limits)`` with the limits over unit axes dropped (those units add up)."""
     if top is None:
         return expr
-    coefficient, body, limits = top
-    kept = tuple(limit for limit in limits if dim_of(limit[0]) not in units)
-    if len(kept) == len(limits):
-        return expr
-    return coefficient * (sp.Sum(body, *kept) if kept else body)
+    terms = []
+    for coefficient, total in top:
+        kept = tuple(limit for limit in total.limits if dim_of(limit[0]) not in units)
+        terms.append(coefficient * (sp.Sum(total.function, *kept) if kept else total.function))
+    return sp.Add(*terms)
 
 
 def _bound_dims(expr: sp.Expr) -> set:

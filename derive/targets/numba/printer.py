@@ -118,45 +118,55 @@ class Emitter:
     def line(self, text: str) -> None:
         self.lines.append("    " * self.depth + text)
 
-    def loops(self, indices) -> int:
-        for index in indices:
+    def loops(self, indices, staged: dict | None = None, start: int = 0) -> int:
+        """Open a loop per index; after each, compute the values ``staged`` at that depth."""
+        for depth, index in enumerate(indices, start):
             self.line(f"for {index.label} in range({self.sizes[dim_of(index)]}):")
             self.depth += 1
+            self.emit_staged(staged, depth)
         return len(indices)
 
-    def invariant(self, exprs: list[sp.Expr], indices) -> list[sp.Expr]:
-        """``exprs`` with every part that does not vary inside the loops over ``indices`` computed
-        once before them (emitted now, as locals): the loop body keeps only per-entry work."""
-        varying = set(indices)
-        hoisted: dict[sp.Expr, sp.Symbol] = {}
+    def emit_staged(self, staged: dict | None, depth: int) -> None:
+        if staged and staged.get(depth):
+            names, exprs = zip(*staged[depth])
+            for name, code in zip(names, self.values(list(exprs))):
+                self.line(f"{name} = {code}")
 
-        def depends(expr: sp.Expr) -> bool:
-            return bool(expr.atoms(sp.Idx) & varying)
+    def staged(self, exprs: list[sp.Expr], indices) -> tuple[list[sp.Expr], dict]:
+        """``exprs`` with every part that varies only along outer loops (or none) computed once where
+        its last index is set (loop-invariant code motion): the innermost body keeps per-entry work.
+        Returns the rewritten expressions and depth -> [(name, value)] (-1: before the loops)."""
+        order = {index: depth for depth, index in enumerate(indices)}
+        innermost = len(indices) - 1
+        staged: dict[int, list] = {}
+        names: dict[sp.Expr, sp.Symbol] = {}
 
-        def named(expr: sp.Expr) -> sp.Expr:
+        def depth(expr: sp.Expr) -> int:
+            return max((order[i] for i in expr.atoms(sp.Idx) if i in order), default=-1)
+
+        def named(expr: sp.Expr, level: int) -> sp.Expr:
             if not isinstance(expr, sp.Expr) or expr.is_Atom or isinstance(expr, sp.Indexed):
                 return expr  # a condition pair or a condition stays in place (cheap; Piecewise needs it)
-            if expr not in hoisted:
-                hoisted[expr] = sp.Symbol(f"_h{self.count + len(hoisted)}")
-            return hoisted[expr]
+            if expr not in names:
+                names[expr] = sp.Symbol(f"_h{self.count}")
+                self.count += 1
+                staged.setdefault(level, []).append((names[expr], expr))
+            return names[expr]
 
         def visit(expr: sp.Expr) -> sp.Expr:
-            if not depends(expr):
-                return named(expr)
+            level = depth(expr)
+            if level < innermost:
+                return named(expr, level)
             if isinstance(expr, sp.Indexed) or not expr.args:
                 return expr
             if isinstance(expr, (sp.Add, sp.Mul)):
-                fixed = [a for a in expr.args if not depends(a)]
-                moving = [visit(a) for a in expr.args if depends(a)]
-                return expr.func(*([named(expr.func(*fixed))] if fixed else []), *moving)
+                fixed = [a for a in expr.args if depth(a) < innermost]
+                moving = [visit(a) for a in expr.args if depth(a) >= innermost]
+                outer = [named(expr.func(*fixed), max(depth(a) for a in fixed))] if fixed else []
+                return expr.func(*outer, *moving)
             return expr.func(*(visit(a) for a in expr.args))
 
-        kept = [visit(e) for e in exprs]
-        self.count += len(hoisted)
-        if hoisted:
-            for symbol, code in zip(hoisted.values(), self.values(list(hoisted))):
-                self.line(f"{symbol} = {code}")
-        return kept
+        return [visit(e) for e in exprs], staged
 
     def values(self, exprs: list[sp.Expr]) -> list[str]:
         """Print ``exprs`` for one loop body: shared subexpressions first, as locals."""
@@ -182,13 +192,15 @@ class Emitter:
             self.depth += 1
             opened += 1
         masks = [r.mask if r.mask is not None else sp.true for r in group]
-        exprs = self.invariant([r.body for r in group] + masks, (*first.free, *first.bound))
-        opened += self.loops(first.free)
+        bound = _ordered(first.bound, self.plan.frame)
+        exprs, staged = self.staged([r.body for r in group] + masks, (*first.free, *bound))
+        self.emit_staged(staged, -1)
+        opened += self.loops(first.free, staged)
         accumulators = [f"{r.name}_a" if r.free else r.name for r in group]
         if first.free:
             for r, acc in zip(group, accumulators):
                 self.line(f"{acc} = {_start(r)}")
-        entered = self.loops(_ordered(first.bound, self.plan.frame))
+        entered = self.loops(bound, staged, len(first.free))
         codes = self.values(exprs)
         for r, acc, code, mask in zip(group, accumulators, codes, codes[len(group):]):
             update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
@@ -202,8 +214,9 @@ class Emitter:
 
     def results(self, group: list[Result], inner: tuple) -> None:
         indices = [sp.Idx(f"{d}_", (0, d - 1)) for d in inner]
-        exprs = self.invariant([t.expr for r in group for t in r.terms], indices)
-        entered = self.loops(indices)
+        exprs, staged = self.staged([t.expr for r in group for t in r.terms], indices)
+        self.emit_staged(staged, -1)
+        entered = self.loops(indices, staged)
         codes = iter(self.values(exprs))
         for r in group:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
