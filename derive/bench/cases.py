@@ -68,6 +68,12 @@ def _batchnorm(shape: tuple[int, ...]) -> Case:
     return Case("batchnorm", {"x": shape, "gamma": (channels,), "beta": (channels,)}, {"eps": 1e-5}, found)
 
 
+def _group_norm(shape: tuple[int, ...], groups: int) -> Case:
+    channels = shape[1]
+    return Case("group_norm", {"x": shape, "gamma": (channels,), "beta": (channels,)},
+                {"num_groups": groups, "eps": 1e-5})
+
+
 def _matmul(m: int, k: int, n: int) -> Case:
     return Case("matmul", {"a": (m, k), "b": (k, n)}, {}, Baselines(baselines.closed_matmul))
 
@@ -82,6 +88,7 @@ def handwritten(quick: bool) -> dict[str, list[Case]]:
         "softmax": [_softmax("softmax", softmax_shape)],
         "log_softmax": [_softmax("log_softmax", softmax_shape)],
         "batchnorm": [_batchnorm((2, 3, 4, 5) if quick else (32, 64, 56, 56))],
+        "group_norm": [_group_norm((2, 4, 4, 5), 2) if quick else _group_norm((32, 64, 56, 56), 8)],
         "matmul": [_matmul(5, 6, 7) if quick else _matmul(1024, 1024, 1024)],
     }
 

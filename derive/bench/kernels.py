@@ -9,6 +9,10 @@ its share of NumPy's copy bandwidth, and the peak memory tracemalloc saw, over t
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +32,7 @@ large shapes, whose calls take milliseconds; waking idle threads after a rest co
 a millisecond, which would swamp the sub-millisecond calls of the small shapes)."""
 GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
 TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
+NUMBA_VJP, NUMBA_FORWARD = "numba vjp", "numba forward"
 
 
 class Skip(Exception):
@@ -45,13 +50,13 @@ class Candidate:
     library (OpenBLAS's, torch's OpenMP) still spinning must not slow another down."""
 
 
-def load_kernel(folder: Path, op: str) -> ModuleType:
-    path = folder / "numpy" / f"{op}.py"
+def load_kernel(folder: Path, op: str, target: str = "numpy") -> ModuleType:
+    path = folder / target / f"{op}.py"
     if not path.is_file() and op not in registry.names():
         raise Skip(f"no generated kernel {path}, and no model of it in the registry yet")
     if not path.is_file():
         raise Skip(f"no generated kernel {path} (run `derive generate {op}`)")
-    spec = importlib.util.spec_from_file_location(f"derive_bench_kernel_{op}", path)
+    spec = importlib.util.spec_from_file_location(f"derive_bench_{target}_{op}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -83,12 +88,15 @@ def _naive_fits(case: Case, dtype: np.dtype) -> bool:
 
 
 def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
-               dtype: np.dtype, notes: list[str]) -> list[Candidate]:
+               dtype: np.dtype, notes: list[str], compiled: ModuleType | None = None) -> list[Candidate]:
     params = case.params
     found = [
         Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
         Candidate(GENERATED_VJP, "vjp", lambda: kernel.vjp(dy, *arrays, **params)),
     ]
+    if compiled is not None:
+        found += [Candidate(NUMBA_FORWARD, "forward", lambda: compiled.forward(*arrays, **params), group="numba"),
+                  Candidate(NUMBA_VJP, "vjp", lambda: compiled.vjp(dy, *arrays, **params), group="numba")]
     for name, baseline in ((CLOSED_VJP, case.baselines.closed), (PLAIN_VJP, case.baselines.plain)):
         if baseline is not None:
             found.append(Candidate(name, "vjp", lambda b=baseline: b(dy, *arrays, **params)))
@@ -124,13 +132,61 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
     except (TypeError, ValueError) as error:
         raise Skip(f"the generated {case.op} rejects the case's inputs: {error}") from error
     dy = rng.standard_normal(np.shape(output)).astype(dtype)
-    with np.errstate(all="ignore"):
-        return _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup)
-
-
-def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
     notes: list[str] = []
-    found = candidates(case, kernel, arrays, dy, dtype, notes)
+    compiled, first_calls = numba_kernel(case, folder, arrays, dy, notes)
+    with np.errstate(all="ignore"):
+        result = _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, compiled)
+    result["numba_first_call_s"] = first_calls
+    return result
+
+
+def numba_kernel(case: Case, folder: Path, arrays: list, dy: np.ndarray, notes: list[str]):
+    """The numba kernel of ``case.op`` (None, with a note, when it or numba is missing) and the
+    seconds its first forward and vjp calls took here (compiling, or loading numba's cache) and in
+    a new process (always from the cache this process left)."""
+    try:
+        compiled = load_kernel(folder, case.op, "numba")
+    except (Skip, ImportError) as error:
+        notes.append(f"numba kernel left out: {error}")
+        return None, None
+    cache = folder / "numba" / "__pycache__"
+    cached = any(cache.glob(f"{case.op}.*.nbi")) if cache.is_dir() else False
+    times = {"cache_before": cached}
+    for kind, call in (("forward", lambda: compiled.forward(*arrays, **case.params)),
+                       ("vjp", lambda: compiled.vjp(dy, *arrays, **case.params))):
+        start = time.perf_counter()
+        call()
+        times[kind] = time.perf_counter() - start
+    times["new_process"] = _new_process_first_call(folder / "numba" / f"{case.op}.py", case, arrays[0].dtype)
+    return compiled, times
+
+
+NEW_PROCESS = """
+import importlib.util, json, sys, time
+import numpy as np
+spec = importlib.util.spec_from_file_location("derive_bench_cached", sys.argv[1])
+kernel = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kernel)
+shapes, params, dtype = json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+arrays = [np.ones(shape, dtype) for shape in shapes]
+start = time.perf_counter()
+y = kernel.forward(*arrays, **params)
+kernel.vjp(np.ones_like(y), *arrays, **params)
+print(time.perf_counter() - start)
+"""
+
+
+def _new_process_first_call(path: Path, case: Case, dtype: np.dtype) -> float | None:
+    """Seconds of a new process's first forward and vjp (tiny inputs of the same dtype and rank,
+    so the same compiled signature), after its imports."""
+    shapes = [[min(length, 4) for length in shape] for shape in case.inputs.values()]
+    command = [sys.executable, "-c", NEW_PROCESS, str(path), json.dumps(shapes), json.dumps(case.params), np.dtype(dtype).name]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return float(done.stdout.strip()) if done.returncode == 0 else None
+
+
+def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, compiled=None) -> dict:
+    found = candidates(case, kernel, arrays, dy, dtype, notes, compiled)
     generated = kernel.vjp(dy, *arrays, **case.params)
     disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
                      for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
@@ -161,10 +217,12 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
-    """Generated vjp time over each other vjp's time (only for vjps that agree)."""
+    """Generated (NumPy, then numba) vjp time over each other vjp's time (only for vjps that agree)."""
     by_name = {r["name"]: r for r in rows}
-    if GENERATED_VJP not in by_name:
-        return {}
-    mine = by_name[GENERATED_VJP]["ms"]
-    return {f"generated / {r['name']}": mine / r["ms"] for r in rows
-            if r["kind"] == "vjp" and r["name"] != GENERATED_VJP and not r["disagrees"]}
+    found = {}
+    for own, label in ((GENERATED_VJP, "generated"), (NUMBA_VJP, "numba")):
+        if own in by_name and not by_name[own]["disagrees"]:
+            mine = by_name[own]["ms"]
+            found |= {f"{label} / {r['name']}": mine / r["ms"] for r in rows
+                      if r["kind"] == "vjp" and r["name"] not in (GENERATED_VJP, own) and not r["disagrees"]}
+    return found

@@ -83,6 +83,9 @@ def finish(args: argparse.Namespace, results: dict, say) -> None:
     results["targets"] = report.targets(results["kernels"], results.get("derivation"), categories)
     if results["kernels"]:
         table = report.markdown_table(results["kernels"])
+        numba = report.numba_table(results["kernels"])
+        if numba.count("\n") > 1:
+            table += "\n\n" + numba
         say("\n" + table)
         if args.markdown:
             args.markdown.write_text(table + "\n", encoding="utf-8")

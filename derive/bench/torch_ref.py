@@ -18,6 +18,7 @@ FORWARDS: dict[str, Callable] = {
     "log_softmax": lambda F, x, axis: F.log_softmax(x, dim=axis),
     "batchnorm": lambda F, x, gamma, beta, eps: F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps),
     "matmul": lambda F, a, b: a @ b,
+    "group_norm": lambda F, x, gamma, beta, num_groups, eps: F.group_norm(x, num_groups, gamma, beta, eps),
 }
 
 

@@ -159,10 +159,7 @@ def _forward_loops(T_, aligned_, R_, N, C, S, eps, x, gamma, beta, out_y, acc_y)
             _h2 = gamma[gamma_r, 0, C_, 0]/math.sqrt(_e3*s1 + eps)
             for N_ in range(N):
                 for S_ in range(S):
-                    if acc_y:
-                        out_y[out_y_s, N_, C_, S_] += _h2*(_h1 + x[x_r, N_, C_, S_]) + beta[beta_r, 0, C_, 0]
-                    else:
-                        out_y[out_y_s, N_, C_, S_] = _h2*(_h1 + x[x_r, N_, C_, S_]) + beta[beta_r, 0, C_, 0]
+                    out_y[out_y_s, N_, C_, S_] += _h2*(_h1 + x[x_r, N_, C_, S_]) + beta[beta_r, 0, C_, 0]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -214,20 +211,11 @@ def _vjp_loops(T_, aligned_, R_, N, C, S, eps, x, gamma, beta, dy, out_x, out_ga
             _h5 = -_e11*_e8 + (_e10*s0 - _e12*(s0*s0))/((N*N)*(S*S))
             for N_ in range(N):
                 for S_ in range(S):
-                    if acc_x:
-                        out_x[out_x_s, N_, C_, S_] += _h1*dy[dy_r, N_, C_, S_] + _h4*(_h2*x[x_r, N_, C_, S_] + _h3*x[x_r, N_, C_, S_]) + _h5
-                    else:
-                        out_x[out_x_s, N_, C_, S_] = _h1*dy[dy_r, N_, C_, S_] + _h4*(_h2*x[x_r, N_, C_, S_] + _h3*x[x_r, N_, C_, S_]) + _h5
+                    out_x[out_x_s, N_, C_, S_] += _h1*dy[dy_r, N_, C_, S_] + _h4*(_h2*x[x_r, N_, C_, S_] + _h3*x[x_r, N_, C_, S_]) + _h5
             _e13 = 1/(N*S)
             _e14 = 1/math.sqrt(_e13*s1 + eps)
-            if acc_gamma:
-                out_gamma[out_gamma_s, 0, C_, 0] += (-_e13*_e14*s0*s3 + _e14*s2 if want_gamma else 0.0)
-            else:
-                out_gamma[out_gamma_s, 0, C_, 0] = (-_e13*_e14*s0*s3 + _e14*s2 if want_gamma else 0.0)
-            if acc_beta:
-                out_beta[out_beta_s, 0, C_, 0] += (s3 if want_beta else 0.0)
-            else:
-                out_beta[out_beta_s, 0, C_, 0] = (s3 if want_beta else 0.0)
+            out_gamma[out_gamma_s, 0, C_, 0] += -_e13*_e14*s0*s3 + _e14*s2
+            out_beta[out_beta_s, 0, C_, 0] += s3
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -284,10 +272,7 @@ def _jvp_loops(T_, aligned_, R_, N, C, S, eps, x, gamma, beta, dot_x, dot_gamma,
             for N_ in range(N):
                 for S_ in range(S):
                     _e12 = _h2 + x[x_r, N_, C_, S_]
-                    if acc_y:
-                        out_y[out_y_s, N_, C_, S_] += (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, C_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
-                    else:
-                        out_y[out_y_s, N_, C_, S_] = (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, C_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
+                    out_y[out_y_s, N_, C_, S_] += (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, C_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -621,7 +606,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -166,10 +166,7 @@ def _vjp_loops(T_, aligned_, R_, N, C, logits, target, dy, out_logits, acc_logit
             _h2 = -s0
             _h3 = _e4/s1
             for C_ in range(C):
-                if acc_logits:
-                    out_logits[out_logits_s, N_, C_] += _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
-                else:
-                    out_logits[out_logits_s, N_, C_] = _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
+                out_logits[out_logits_s, N_, C_] += _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -535,7 +532,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -174,10 +174,7 @@ def _forward_loops_none(T_, aligned_, R_, n, x, out_y, acc_y):
             out_y_s = c_ if acc_y else r_
             _h0 = (1/2)*math.sqrt(2)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*x[x_r, n_]
-                else:
-                    out_y[out_y_s, n_] = (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*x[x_r, n_]
+                out_y[out_y_s, n_] += (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*x[x_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -200,10 +197,7 @@ def _vjp_loops_none(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             _h0 = _e2
             _h1 = _e2/math.sqrt(math.pi)
             for n_ in range(n):
-                if acc_x:
-                    out_x[out_x_s, n_] += _h1*math.exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
-                else:
-                    out_x[out_x_s, n_] = _h1*math.exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
+                out_x[out_x_s, n_] += _h1*math.exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -226,10 +220,7 @@ def _jvp_loops_none(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
             _h0 = _e2
             _h1 = _e2/math.sqrt(math.pi)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (_h1*math.exp(-1/2*x[x_r, n_]**2)*dot_x[dot_x_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (_h1*math.exp(-1/2*x[x_r, n_]**2)*dot_x[dot_x_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
+                out_y[out_y_s, n_] += (_h1*math.exp(-1/2*x[x_r, n_]**2)*dot_x[dot_x_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -249,10 +240,7 @@ def _forward_loops_tanh(T_, aligned_, R_, n, x, out_y, acc_y):
             out_y_s = c_ if acc_y else r_
             _h0 = math.sqrt(2)/math.sqrt(math.pi)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (1/2)*(math.tanh(_h0*((8943/200000)*x[x_r, n_]**3 + x[x_r, n_])) + 1)*x[x_r, n_]
-                else:
-                    out_y[out_y_s, n_] = (1/2)*(math.tanh(_h0*((8943/200000)*x[x_r, n_]**3 + x[x_r, n_])) + 1)*x[x_r, n_]
+                out_y[out_y_s, n_] += (1/2)*(math.tanh(_h0*((8943/200000)*x[x_r, n_]**3 + x[x_r, n_])) + 1)*x[x_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -279,10 +267,7 @@ def _vjp_loops_tanh(T_, aligned_, R_, n, x, dy, out_x, acc_x):
                 _e4 = x[x_r, n_]**3
                 _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
                 _e6 = (1 - (_e5*_e5))*dy[dy_r, n_]
-                if acc_x:
-                    out_x[out_x_s, n_] += _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
-                else:
-                    out_x[out_x_s, n_] = _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
+                out_x[out_x_s, n_] += _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -309,10 +294,7 @@ def _jvp_loops_tanh(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
                 _e4 = x[x_r, n_]**3
                 _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
                 _e6 = (1 - (_e5*_e5))*dot_x[dot_x_r, n_]
-                if acc_y:
-                    out_y[out_y_s, n_] += (_e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (_e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
+                out_y[out_y_s, n_] += (_e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -637,7 +619,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -163,10 +163,7 @@ def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc
             for D_ in range(D):
                 _h2 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
-                    if acc_y:
-                        out_y[out_y_s, N_, G_, D_, S_] += _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
-                    else:
-                        out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
+                    out_y[out_y_s, N_, G_, D_, S_] += _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -241,14 +238,11 @@ def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out
             for D_ in range(D):
                 _h5 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
-                    if acc_x:
-                        out_x[out_x_s, N_, G_, D_, S_] += _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
-                    else:
-                        out_x[out_x_s, N_, G_, D_, S_] = _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
+                    out_x[out_x_s, N_, G_, D_, S_] += _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
             _h16 = -1/(D*S)
             for D_ in range(D):
-                out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h16*s4[D_] + s5[D_] if want_gamma else 0.0)
-                out_beta[out_beta_s, 0, G_, D_, 0] += (s6[D_] if want_beta else 0.0)
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += _h16*s4[D_] + s5[D_]
+                out_beta[out_beta_s, 0, G_, D_, 0] += s6[D_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -307,10 +301,7 @@ def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gam
                 _h6 = _e9*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
                 for S_ in range(S):
                     _e12 = _h2 + x[x_r, N_, G_, D_, S_]
-                    if acc_y:
-                        out_y[out_y_s, N_, G_, D_, S_] += (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
-                    else:
-                        out_y[out_y_s, N_, G_, D_, S_] = (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                    out_y[out_y_s, N_, G_, D_, S_] += (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -650,7 +641,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -148,10 +148,7 @@ def _forward_loops(T_, aligned_, R_, n, eps, x, gamma, beta, out_y, acc_y):
             _h1 = -_e3*s0
             _h2 = 1/math.sqrt(_e3*s1 + eps)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += _h2*(_h1 + x[x_r, n_])*gamma[gamma_r, n_] + beta[beta_r, n_]
-                else:
-                    out_y[out_y_s, n_] = _h2*(_h1 + x[x_r, n_])*gamma[gamma_r, n_] + beta[beta_r, n_]
+                out_y[out_y_s, n_] += _h2*(_h1 + x[x_r, n_])*gamma[gamma_r, n_] + beta[beta_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -196,18 +193,9 @@ def _vjp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dy, out_x, out_gamma, o
             for n_ in range(n):
                 _e9 = _h3 + x[x_r, n_]
                 _e10 = _h2*dy[dy_r, n_]
-                if acc_x:
-                    out_x[out_x_s, n_] += _e10*gamma[gamma_r, n_] + _e9*_h4 + _h5
-                else:
-                    out_x[out_x_s, n_] = _e10*gamma[gamma_r, n_] + _e9*_h4 + _h5
-                if acc_gamma:
-                    out_gamma[out_gamma_s, n_] += (_e10*_e9 if want_gamma else 0.0)
-                else:
-                    out_gamma[out_gamma_s, n_] = (_e10*_e9 if want_gamma else 0.0)
-                if acc_beta:
-                    out_beta[out_beta_s, n_] += (dy[dy_r, n_] if want_beta else 0.0)
-                else:
-                    out_beta[out_beta_s, n_] = (dy[dy_r, n_] if want_beta else 0.0)
+                out_x[out_x_s, n_] += _e10*gamma[gamma_r, n_] + _e9*_h4 + _h5
+                out_gamma[out_gamma_s, n_] += _e10*_e9
+                out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -257,10 +245,7 @@ def _jvp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dot_x, dot_gamma, dot_b
             _h5 = -_e6*s3/_e7**(3/2)
             for n_ in range(n):
                 _e9 = _h4 + x[x_r, n_]
-                if acc_y:
-                    out_y[out_y_s, n_] += (_e9*_h5*gamma[gamma_r, n_] + _h2*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h3*gamma[gamma_r, n_] if has_x else 0.0) + (_e9*_h2*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (_e9*_h5*gamma[gamma_r, n_] + _h2*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h3*gamma[gamma_r, n_] if has_x else 0.0) + (_e9*_h2*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+                out_y[out_y_s, n_] += (_e9*_h5*gamma[gamma_r, n_] + _h2*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h3*gamma[gamma_r, n_] if has_x else 0.0) + (_e9*_h2*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -585,7 +570,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

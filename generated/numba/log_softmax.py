@@ -120,10 +120,7 @@ def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
                 s1 += math.exp(_h0 + x[x_r, n_])
             _h1 = -s0 - math.log(s1)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += _h1 + x[x_r, n_]
-                else:
-                    out_y[out_y_s, n_] = _h1 + x[x_r, n_]
+                out_y[out_y_s, n_] += _h1 + x[x_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -154,10 +151,7 @@ def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             _h1 = -s0
             _h2 = -s2/s1
             for n_ in range(n):
-                if acc_x:
-                    out_x[out_x_s, n_] += _h2*math.exp(_h1 + x[x_r, n_]) + dy[dy_r, n_]
-                else:
-                    out_x[out_x_s, n_] = _h2*math.exp(_h1 + x[x_r, n_]) + dy[dy_r, n_]
+                out_x[out_x_s, n_] += _h2*math.exp(_h1 + x[x_r, n_]) + dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -190,10 +184,7 @@ def _jvp_loops(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
                     s2 += _e1*dot_x[dot_x_r, n_]
             _h2 = -s2/s1
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (_h2 + dot_x[dot_x_r, n_] if has_x else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (_h2 + dot_x[dot_x_r, n_] if has_x else 0.0)
+                out_y[out_y_s, n_] += (_h2 + dot_x[dot_x_r, n_] if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -542,7 +533,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -132,10 +132,7 @@ def _forward_loops(T_, aligned_, R_, M, N, K, a, b, out_y, acc_y):
             s0 = 0.0
             for K_ in range(K):
                 s0 += a[a_r, M_, 0, K_]*b[b_r, 0, N_, K_]
-            if acc_y:
-                out_y[out_y_s, M_, N_, 0] += s0
-            else:
-                out_y[out_y_s, M_, N_, 0] = s0
+            out_y[out_y_s, M_, N_, 0] += s0
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -195,10 +192,7 @@ def _jvp_loops(T_, aligned_, R_, M, N, K, a, b, dot_a, dot_b, out_y, acc_y, has_
             if has_b:
                 for K_ in range(K):
                     s1 += a[a_r, M_, 0, K_]*dot_b[dot_b_r, 0, N_, K_]
-            if acc_y:
-                out_y[out_y_s, M_, N_, 0] += (s0 if has_a else 0.0) + (s1 if has_b else 0.0)
-            else:
-                out_y[out_y_s, M_, N_, 0] = (s0 if has_a else 0.0) + (s1 if has_b else 0.0)
+            out_y[out_y_s, M_, N_, 0] += (s0 if has_a else 0.0) + (s1 if has_b else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -523,7 +517,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

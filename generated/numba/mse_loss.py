@@ -122,10 +122,7 @@ def _forward_loops(T_, aligned_, R_, n, a, b, out_y, acc_y):
             s0 = 0.0
             for n_ in range(n):
                 s0 += (a[a_r, n_] - b[b_r, n_])**2
-            if acc_y:
-                out_y[out_y_s, 0] += s0/n
-            else:
-                out_y[out_y_s, 0] = s0/n
+            out_y[out_y_s, 0] += s0/n
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -151,14 +148,8 @@ def _vjp_loops(T_, aligned_, R_, n, a, b, dy, out_a, out_b, acc_a, acc_b):
             _h1 = -_e2
             for n_ in range(n):
                 _e3 = a[a_r, n_] - b[b_r, n_]
-                if acc_a:
-                    out_a[out_a_s, n_] += _e3*_h0
-                else:
-                    out_a[out_a_s, n_] = _e3*_h0
-                if acc_b:
-                    out_b[out_b_s, n_] += _e3*_h1
-                else:
-                    out_b[out_b_s, n_] = _e3*_h1
+                out_a[out_a_s, n_] += _e3*_h0
+                out_b[out_b_s, n_] += _e3*_h1
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -188,10 +179,7 @@ def _jvp_loops(T_, aligned_, R_, n, a, b, dot_a, dot_b, out_y, acc_y, has_a, has
                 for n_ in range(n):
                     s1 += (a[a_r, n_] - b[b_r, n_])*dot_b[dot_b_r, n_]
             _e0 = 2/n
-            if acc_y:
-                out_y[out_y_s, 0] += (_e0*s0 if has_a else 0.0) + (-_e0*s1 if has_b else 0.0)
-            else:
-                out_y[out_y_s, 0] = (_e0*s0 if has_a else 0.0) + (-_e0*s1 if has_b else 0.0)
+            out_y[out_y_s, 0] += (_e0*s0 if has_a else 0.0) + (-_e0*s1 if has_b else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -525,7 +513,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

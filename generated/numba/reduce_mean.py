@@ -114,10 +114,7 @@ def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
             s0 = 0.0
             for n_ in range(n):
                 s0 += x[x_r, n_]
-            if acc_y:
-                out_y[out_y_s, 0] += s0/n
-            else:
-                out_y[out_y_s, 0] = s0/n
+            out_y[out_y_s, 0] += s0/n
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -138,10 +135,7 @@ def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             out_x_s = c_ if acc_x else r_
             _h0 = dy[dy_r, 0]/n
             for n_ in range(n):
-                if acc_x:
-                    out_x[out_x_s, n_] += _h0
-                else:
-                    out_x[out_x_s, n_] = _h0
+                out_x[out_x_s, n_] += _h0
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -164,10 +158,7 @@ def _jvp_loops(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
             if has_x:
                 for n_ in range(n):
                     s0 += dot_x[dot_x_r, n_]
-            if acc_y:
-                out_y[out_y_s, 0] += (s0/n if has_x else 0.0)
-            else:
-                out_y[out_y_s, 0] = (s0/n if has_x else 0.0)
+            out_y[out_y_s, 0] += (s0/n if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -516,7 +507,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -109,10 +109,7 @@ def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
             x_r = min(r_, x.shape[0] - 1)
             out_y_s = c_ if acc_y else r_
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (x[x_r, n_] if (x[x_r, n_] > 0) else 0)
-                else:
-                    out_y[out_y_s, n_] = (x[x_r, n_] if (x[x_r, n_] > 0) else 0)
+                out_y[out_y_s, n_] += (x[x_r, n_] if (x[x_r, n_] > 0) else 0)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -132,10 +129,7 @@ def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             dy_r = min(r_, dy.shape[0] - 1)
             out_x_s = c_ if acc_x else r_
             for n_ in range(n):
-                if acc_x:
-                    out_x[out_x_s, n_] += (dy[dy_r, n_] if (x[x_r, n_] > 0) else 0)
-                else:
-                    out_x[out_x_s, n_] = (dy[dy_r, n_] if (x[x_r, n_] > 0) else 0)
+                out_x[out_x_s, n_] += (dy[dy_r, n_] if (x[x_r, n_] > 0) else 0)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -155,10 +149,7 @@ def _jvp_loops(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
             dot_x_r = min(r_, dot_x.shape[0] - 1)
             out_y_s = c_ if acc_y else r_
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += ((dot_x[dot_x_r, n_] if (x[x_r, n_] > 0) else 0) if has_x else 0.0)
-                else:
-                    out_y[out_y_s, n_] = ((dot_x[dot_x_r, n_] if (x[x_r, n_] > 0) else 0) if has_x else 0.0)
+                out_y[out_y_s, n_] += ((dot_x[dot_x_r, n_] if (x[x_r, n_] > 0) else 0) if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -483,7 +474,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

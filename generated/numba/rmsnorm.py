@@ -142,10 +142,7 @@ def _forward_loops(T_, aligned_, R_, n, eps, x, gamma, beta, out_y, acc_y):
                 s0 += x[x_r, n_]**2
             _h0 = 1/math.sqrt(eps + s0/n)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += _h0*gamma[gamma_r, n_]*x[x_r, n_] + beta[beta_r, n_]
-                else:
-                    out_y[out_y_s, n_] = _h0*gamma[gamma_r, n_]*x[x_r, n_] + beta[beta_r, n_]
+                out_y[out_y_s, n_] += _h0*gamma[gamma_r, n_]*x[x_r, n_] + beta[beta_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -179,18 +176,9 @@ def _vjp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dy, out_x, out_gamma, o
             _h1 = -_e2*s1/_e3**(3/2)
             for n_ in range(n):
                 _e4 = _h0*dy[dy_r, n_]
-                if acc_x:
-                    out_x[out_x_s, n_] += _e4*gamma[gamma_r, n_] + _h1*x[x_r, n_]
-                else:
-                    out_x[out_x_s, n_] = _e4*gamma[gamma_r, n_] + _h1*x[x_r, n_]
-                if acc_gamma:
-                    out_gamma[out_gamma_s, n_] += (_e4*x[x_r, n_] if want_gamma else 0.0)
-                else:
-                    out_gamma[out_gamma_s, n_] = (_e4*x[x_r, n_] if want_gamma else 0.0)
-                if acc_beta:
-                    out_beta[out_beta_s, n_] += (dy[dy_r, n_] if want_beta else 0.0)
-                else:
-                    out_beta[out_beta_s, n_] = (dy[dy_r, n_] if want_beta else 0.0)
+                out_x[out_x_s, n_] += _e4*gamma[gamma_r, n_] + _h1*x[x_r, n_]
+                out_gamma[out_gamma_s, n_] += _e4*x[x_r, n_]
+                out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -226,10 +214,7 @@ def _jvp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dot_x, dot_gamma, dot_b
             _h0 = 1/math.sqrt(_e3)
             _h1 = -_e2*s1/_e3**(3/2)
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (_h0*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h1*gamma[gamma_r, n_]*x[x_r, n_] if has_x else 0.0) + (_h0*dot_gamma[dot_gamma_r, n_]*x[x_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (_h0*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h1*gamma[gamma_r, n_]*x[x_r, n_] if has_x else 0.0) + (_h0*dot_gamma[dot_gamma_r, n_]*x[x_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+                out_y[out_y_s, n_] += (_h0*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h1*gamma[gamma_r, n_]*x[x_r, n_] if has_x else 0.0) + (_h0*dot_gamma[dot_gamma_r, n_]*x[x_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -554,7 +539,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

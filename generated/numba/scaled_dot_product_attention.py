@@ -247,10 +247,7 @@ def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
                 _e3 = math.exp(_h1*s0[S_] + _h2)
                 s2 += _e3
                 s3 += _e3*v[v_r, 0, V_, 0, S_]
-            if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += s3/s2
-            else:
-                out_y[out_y_s, L_, V_, 0, 0] = s3/s2
+            out_y[out_y_s, L_, V_, 0, 0] += s3/s2
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -342,10 +339,7 @@ def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, ou
             _h12 = _e14/s2
             _h13 = -_e14*s6/(s2*s2)
             for E_ in range(E):
-                if acc_q:
-                    out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
-                else:
-                    out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+                out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
             _e17 = 1/math.sqrt(E)
             _h15 = _e17
             _h16 = -_e17
@@ -448,10 +442,7 @@ def _jvp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v,
             _e14 = 1/math.sqrt(E)
             _e15 = _e13*_e14
             _e16 = _e14*s7/(s2*s2)
-            if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
-            else:
-                out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+            out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -493,10 +484,7 @@ def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
                 _e3 = math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
                 s2 += _e3
                 s3 += _e3*v[v_r, 0, V_, 0, S_]
-            if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += s3/s2
-            else:
-                out_y[out_y_s, L_, V_, 0, 0] = s3/s2
+            out_y[out_y_s, L_, V_, 0, 0] += s3/s2
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -588,10 +576,7 @@ def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out
             _h12 = _e14/s2
             _h13 = -_e14*s6/(s2*s2)
             for E_ in range(E):
-                if acc_q:
-                    out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
-                else:
-                    out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+                out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
             _e17 = 1/math.sqrt(E)
             _h15 = _e17
             _h16 = -_e17
@@ -694,10 +679,7 @@ def _jvp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, 
             _e14 = 1/math.sqrt(E)
             _e15 = _e13*_e14
             _e16 = _e14*s7/(s2*s2)
-            if acc_y:
-                out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
-            else:
-                out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+            out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -1022,7 +1004,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

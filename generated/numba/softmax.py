@@ -121,10 +121,7 @@ def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
             _h1 = -s0
             _h2 = 1/s1
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += _h2*math.exp(_h1 + x[x_r, n_])
-                else:
-                    out_y[out_y_s, n_] = _h2*math.exp(_h1 + x[x_r, n_])
+                out_y[out_y_s, n_] += _h2*math.exp(_h1 + x[x_r, n_])
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -158,10 +155,7 @@ def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             _h4 = -s2/(s1*s1)
             for n_ in range(n):
                 _e5 = math.exp(_h2 + x[x_r, n_])
-                if acc_x:
-                    out_x[out_x_s, n_] += _e5*_h3*dy[dy_r, n_] + _e5*_h4
-                else:
-                    out_x[out_x_s, n_] = _e5*_h3*dy[dy_r, n_] + _e5*_h4
+                out_x[out_x_s, n_] += _e5*_h3*dy[dy_r, n_] + _e5*_h4
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -197,10 +191,7 @@ def _jvp_loops(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
             _h4 = -s2/(s1*s1)
             for n_ in range(n):
                 _e5 = math.exp(_h2 + x[x_r, n_])
-                if acc_y:
-                    out_y[out_y_s, n_] += (_e5*_h3*dot_x[dot_x_r, n_] + _e5*_h4 if has_x else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (_e5*_h3*dot_x[dot_x_r, n_] + _e5*_h4 if has_x else 0.0)
+                out_y[out_y_s, n_] += (_e5*_h3*dot_x[dot_x_r, n_] + _e5*_h4 if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -549,7 +540,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

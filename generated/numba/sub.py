@@ -117,10 +117,7 @@ def _forward_loops(T_, aligned_, R_, n, a, b, out_y, acc_y):
             b_r = min(r_, b.shape[0] - 1)
             out_y_s = c_ if acc_y else r_
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += a[a_r, n_] - b[b_r, n_]
-                else:
-                    out_y[out_y_s, n_] = a[a_r, n_] - b[b_r, n_]
+                out_y[out_y_s, n_] += a[a_r, n_] - b[b_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -142,14 +139,8 @@ def _vjp_loops(T_, aligned_, R_, n, a, b, dy, out_a, out_b, acc_a, acc_b):
             out_a_s = c_ if acc_a else r_
             out_b_s = c_ if acc_b else r_
             for n_ in range(n):
-                if acc_a:
-                    out_a[out_a_s, n_] += dy[dy_r, n_]
-                else:
-                    out_a[out_a_s, n_] = dy[dy_r, n_]
-                if acc_b:
-                    out_b[out_b_s, n_] += -dy[dy_r, n_]
-                else:
-                    out_b[out_b_s, n_] = -dy[dy_r, n_]
+                out_a[out_a_s, n_] += dy[dy_r, n_]
+                out_b[out_b_s, n_] += -dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -171,10 +162,7 @@ def _jvp_loops(T_, aligned_, R_, n, a, b, dot_a, dot_b, out_y, acc_y, has_a, has
             dot_b_r = min(r_, dot_b.shape[0] - 1)
             out_y_s = c_ if acc_y else r_
             for n_ in range(n):
-                if acc_y:
-                    out_y[out_y_s, n_] += (dot_a[dot_a_r, n_] if has_a else 0.0) + (-dot_b[dot_b_r, n_] if has_b else 0.0)
-                else:
-                    out_y[out_y_s, n_] = (dot_a[dot_a_r, n_] if has_a else 0.0) + (-dot_b[dot_b_r, n_] if has_b else 0.0)
+                out_y[out_y_s, n_] += (dot_a[dot_a_r, n_] if has_a else 0.0) + (-dot_b[dot_b_r, n_] if has_b else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -499,7 +487,7 @@ class _Result:
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype) if self.adds or self.accumulate else np.empty(shape, dtype)
+        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

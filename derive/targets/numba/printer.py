@@ -222,17 +222,10 @@ class Emitter:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
             target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
             value = []
-            for term in r.terms:
+            for term in r.terms:  # a vjp's result is computed even when not wanted: no branch per entry
                 code = next(codes)
-                value.append(code if term.guard is None else f"({code} if {term.guard} else 0.0)")
-            total = " + ".join(value) if value else "0.0"
-            if r.accumulate:
-                self.line(f"{target} += {total}")
-            else:
-                self.line(f"if acc_{r.name}:")
-                self.line(f"    {target} += {total}")
-                self.line("else:")
-                self.line(f"    {target} = {total}")
+                value.append(code if term.guard is None or r.name != "y" else f"({code} if {term.guard} else 0.0)")
+            self.line(f"{target} += {' + '.join(value) if value else '0.0'}")  # results start at zero
         self.depth -= entered
 
 
