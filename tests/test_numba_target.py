@@ -1,0 +1,50 @@
+"""The numba target beyond the kernel battery (which runs on it through ``kernel_target``): written
+without numba, a clear error on import without it, and numba's cache files never taken for output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from derive.cli import main
+from derive.output import MANIFEST
+
+from conftest import GENERATED, ROOT, load_kernel
+
+WITHOUT_NUMBA = "import sys; sys.modules['numba'] = None  # as if numba were not installed\n"
+
+
+def run_without_numba(code: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_NUMBA + code], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                                       **{k: v for k, v in __import__("os").environ.items()
+                                                          if k == "DERIVE_CACHE_DIR"}})
+
+
+def test_importing_a_numba_kernel_without_numba_names_the_extra(tmp_path):
+    done = run_without_numba(
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('k', {str(GENERATED / 'numba' / 'relu.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n", tmp_path)
+    assert done.returncode != 0
+    assert "ImportError: the generated numba kernels need numba" in done.stderr and "derive[numba]" in done.stderr
+
+
+def test_generate_writes_and_proves_numba_kernels_without_numba(tmp_path):
+    done = run_without_numba(
+        "from derive.cli import main\n"
+        "raise SystemExit(main(['generate', 'layernorm', '--out', 'gen', '-q']))\n", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "gen" / "numba" / "layernorm.py").read_text() == (GENERATED / "numba" / "layernorm.py").read_text()
+
+
+def test_numba_cache_files_are_not_generated_output(tmp_path):
+    out = tmp_path / "gen"
+    assert main(["generate", "relu", "--out", str(out), "-q"]) == 0
+    kernel = load_kernel("relu", "numba", out / "numba")
+    assert kernel.forward(__import__("numpy").ones(3)).tolist() == [1.0, 1.0, 1.0]
+    cached = list((out / "numba" / "__pycache__").glob("relu.*.nb[ic]"))
+    assert cached, "numba cached the compiled loops beside the kernel"
+    assert "__pycache__" not in (out / MANIFEST).read_text()
+    assert main(["check", "relu", "--out", str(out), "-q"]) == 0  # not stale, not foreign output
+    assert main(["generate", "relu", "--out", str(out), "-q"]) == 0 and all(p.exists() for p in cached)
