@@ -59,7 +59,7 @@ def forward(logits, target):
     loop = _Loop(ctx, (0,))
     logits_ = loop.laid(logits, (0, 1), (True, True))
     target_ = loop.laid(target, (0,), (True, False), index=True)
-    out_y = loop.result((False, False), True)
+    out_y = loop.result((False, False), True, True)
     loop.start()
     _forward_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, logits_, target_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (), ctx)
@@ -76,7 +76,7 @@ def vjp(cotangent, logits, target):
     logits_ = loop.laid(logits, (0, 1), (True, True))
     target_ = loop.laid(target, (0,), (True, False), index=True)
     dy_ = loop.laid(dy, None, (False, False))
-    out_logits = loop.result((True, True), False, rows=logits_.shape[0])
+    out_logits = loop.result((True, True), False, False)
     loop.start()
     _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, logits_, target_, dy_, out_logits.array, out_logits.accumulate)
     grads = dict.fromkeys(INPUTS)
@@ -98,7 +98,7 @@ def jvp(tangents, logits, target):
     target_ = loop.laid(target, (0,), (True, False), index=True)
     dot_logits_ = loop.laid(dot_logits, (0, 1), (True, True))
     dot_target_ = loop.laid(dot_target, (0,), (True, False))
-    out_y = loop.result((False, False), True)
+    out_y = loop.result((False, False), True, True)
     loop.start()
     _jvp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, logits_, target_, dot_logits_, dot_target_, out_y.array, out_y.accumulate, has_logits)
     return _output(out_y.value(), (), ctx)
@@ -153,7 +153,7 @@ def _vjp_loops(T_, aligned_, R_, N, C, logits, target, dy, out_logits, acc_logit
             logits_r = min(r_, logits.shape[0] - 1)
             target_r = min(r_, target.shape[0] - 1)
             dy_r = min(r_, dy.shape[0] - 1)
-            out_logits_s = c_ if acc_logits else r_
+            out_logits_s = r_
             s0 = -np.inf
             for C_ in range(C):
                 s0 = max(s0, logits[logits_r, N_, C_])
@@ -166,7 +166,7 @@ def _vjp_loops(T_, aligned_, R_, N, C, logits, target, dy, out_logits, acc_logit
             _h2 = -s0
             _h3 = _e4/s1
             for C_ in range(C):
-                out_logits[out_logits_s, N_, C_] += _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
+                out_logits[out_logits_s, N_, C_] = _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -505,34 +505,39 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((-1,) + core), dtype=dtype)
 
-    def result(self, spans, accumulate, rows=None):
-        """A result array of the loops: one row per row, or (``accumulate``, or a result for an input
-        with fewer rows than the loops) one zeroed slot per chunk, summed once after the loops."""
-        rows = self.rows if rows is None else rows
-        result = _Result(self, self.core(spans), accumulate, rows < self.rows)
+    def result(self, spans, across, adds, rows=None):
+        """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
+        and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
+        one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
+        every row; the runtime sums it down to its input's shape."""
+        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
         self.results.append(result)
         return result
 
     def start(self):
         """Split the units into chunks and allocate the results.  A result that units add into and
         that has a row per row needs each row in one chunk (no two threads add into one entry)."""
-        self.aligned = any(r.adds and not r.accumulate for r in self.results) and self.rows > 1
+        self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
+        for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
+            r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
         self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
         for result in self.results:
             result.allocate()
 
 
 class _Result:
-    """``adds``: units add into its entries (zeroed first); ``accumulate``: one slot per chunk
+    """``across``: units of other unit-axis positions add into its entries; ``adds``: written with
+    ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, adds, accumulate):
-        self.loop, self.core, self.adds, self.accumulate, self.array = loop, core, adds, accumulate, None
+    def __init__(self, loop, core, across, adds, rows):
+        self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
+        self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -64,7 +64,7 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     x_ = loop.laid(x, (0, 1, 2, 3), (True, True, True, True))
     gamma_ = loop.laid(gamma, (1, 2), (False, True, True, False))
     beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
-    out_y = loop.result((True, True, True, True), False)
+    out_y = loop.result((True, True, True, True), False, False)
     loop.start()
     _forward_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
@@ -88,9 +88,9 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     dy_ = loop.laid(dy, None, (True, True, True, True))
     want_gamma = given[1] is not None
     want_beta = given[2] is not None
-    out_x = loop.result((True, True, True, True), False, rows=x_.shape[0])
-    out_gamma = loop.result((False, True, True, False), True, rows=gamma_.shape[0])
-    out_beta = loop.result((False, True, True, False), True, rows=beta_.shape[0])
+    out_x = loop.result((True, True, True, True), False, False)
+    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0])
+    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0])
     loop.start()
     _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma)
     grads = dict.fromkeys(INPUTS)
@@ -123,7 +123,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     dot_x_ = loop.laid(dot_x, (0, 1, 2, 3), (True, True, True, True))
     dot_gamma_ = loop.laid(dot_gamma, (1, 2), (False, True, True, False))
     dot_beta_ = loop.laid(dot_beta, (1, 2), (False, True, True, False))
-    out_y = loop.result((True, True, True, True), False)
+    out_y = loop.result((True, True, True, True), False, False)
     loop.start()
     _jvp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dot_x_, dot_gamma_, dot_beta_, out_y.array, out_y.accumulate, has_beta, has_gamma, has_x)
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
@@ -149,7 +149,7 @@ def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc
             x_r = min(r_, x.shape[0] - 1)
             gamma_r = min(r_, gamma.shape[0] - 1)
             beta_r = min(r_, beta.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             s0 = 0.0
             for D_ in range(D):
                 for S_ in range(S):
@@ -163,7 +163,7 @@ def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc
             for D_ in range(D):
                 _h2 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
-                    out_y[out_y_s, N_, G_, D_, S_] += _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
+                    out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -187,7 +187,7 @@ def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out
             gamma_r = min(r_, gamma.shape[0] - 1)
             beta_r = min(r_, beta.shape[0] - 1)
             dy_r = min(r_, dy.shape[0] - 1)
-            out_x_s = c_ if acc_x else r_
+            out_x_s = r_
             out_gamma_s = c_ if acc_gamma else r_
             out_beta_s = c_ if acc_beta else r_
             s0 = 0.0
@@ -238,7 +238,7 @@ def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out
             for D_ in range(D):
                 _h5 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
-                    out_x[out_x_s, N_, G_, D_, S_] += _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
+                    out_x[out_x_s, N_, G_, D_, S_] = _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
             _h16 = -1/(D*S)
             for D_ in range(D):
                 out_gamma[out_gamma_s, 0, G_, D_, 0] += _h16*s4[D_] + s5[D_]
@@ -268,7 +268,7 @@ def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gam
             dot_x_r = min(r_, dot_x.shape[0] - 1)
             dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
             dot_beta_r = min(r_, dot_beta.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             s0 = 0.0
             if has_gamma or has_x:
                 for D_ in range(D):
@@ -301,7 +301,7 @@ def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gam
                 _h6 = _e9*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
                 for S_ in range(S):
                     _e12 = _h2 + x[x_r, N_, G_, D_, S_]
-                    out_y[out_y_s, N_, G_, D_, S_] += (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                    out_y[out_y_s, N_, G_, D_, S_] = (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -614,34 +614,39 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((-1,) + core), dtype=dtype)
 
-    def result(self, spans, accumulate, rows=None):
-        """A result array of the loops: one row per row, or (``accumulate``, or a result for an input
-        with fewer rows than the loops) one zeroed slot per chunk, summed once after the loops."""
-        rows = self.rows if rows is None else rows
-        result = _Result(self, self.core(spans), accumulate, rows < self.rows)
+    def result(self, spans, across, adds, rows=None):
+        """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
+        and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
+        one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
+        every row; the runtime sums it down to its input's shape."""
+        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
         self.results.append(result)
         return result
 
     def start(self):
         """Split the units into chunks and allocate the results.  A result that units add into and
         that has a row per row needs each row in one chunk (no two threads add into one entry)."""
-        self.aligned = any(r.adds and not r.accumulate for r in self.results) and self.rows > 1
+        self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
+        for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
+            r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
         self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
         for result in self.results:
             result.allocate()
 
 
 class _Result:
-    """``adds``: units add into its entries (zeroed first); ``accumulate``: one slot per chunk
+    """``across``: units of other unit-axis positions add into its entries; ``adds``: written with
+    ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, adds, accumulate):
-        self.loop, self.core, self.adds, self.accumulate, self.array = loop, core, adds, accumulate, None
+    def __init__(self, loop, core, across, adds, rows):
+        self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
+        self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

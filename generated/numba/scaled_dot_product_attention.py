@@ -77,7 +77,7 @@ def _forward_false(q, k, v, *, causal=False):
     q_ = loop.laid(q, (0, 2), (True, False, True, False))
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
-    out_y = loop.result((True, True, False, False), False)
+    out_y = loop.result((True, True, False, False), False, False)
     loop.start()
     _forward_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (0, 1), ctx)
@@ -97,9 +97,9 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     dy_ = loop.laid(dy, None, (True, True, False, False))
-    out_q = loop.result((True, False, True, False), False, rows=q_.shape[0])
-    out_k = loop.result((False, False, True, True), True, rows=k_.shape[0])
-    out_v = loop.result((False, True, False, True), True, rows=v_.shape[0])
+    out_q = loop.result((True, False, True, False), False, False)
+    out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0])
+    out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0])
     loop.start()
     _vjp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate)
     grads = dict.fromkeys(INPUTS)
@@ -128,7 +128,7 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     dot_q_ = loop.laid(dot_q, (0, 2), (True, False, True, False))
     dot_k_ = loop.laid(dot_k, (3, 2), (False, False, True, True))
     dot_v_ = loop.laid(dot_v, (3, 1), (False, True, False, True))
-    out_y = loop.result((True, True, False, False), False)
+    out_y = loop.result((True, True, False, False), False, False)
     loop.start()
     _jvp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
     return _output(out_y.value(), (0, 1), ctx)
@@ -145,7 +145,7 @@ def _forward_true(q, k, v, *, causal=False):
     q_ = loop.laid(q, (0, 2), (True, False, True, False))
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
-    out_y = loop.result((True, True, False, False), False)
+    out_y = loop.result((True, True, False, False), False, False)
     loop.start()
     _forward_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (0, 1), ctx)
@@ -165,9 +165,9 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     dy_ = loop.laid(dy, None, (True, True, False, False))
-    out_q = loop.result((True, False, True, False), False, rows=q_.shape[0])
-    out_k = loop.result((False, False, True, True), True, rows=k_.shape[0])
-    out_v = loop.result((False, True, False, True), True, rows=v_.shape[0])
+    out_q = loop.result((True, False, True, False), False, False)
+    out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0])
+    out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0])
     loop.start()
     _vjp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate)
     grads = dict.fromkeys(INPUTS)
@@ -196,7 +196,7 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     dot_q_ = loop.laid(dot_q, (0, 2), (True, False, True, False))
     dot_k_ = loop.laid(dot_k, (3, 2), (False, False, True, True))
     dot_v_ = loop.laid(dot_v, (3, 1), (False, True, False, True))
-    out_y = loop.result((True, True, False, False), False)
+    out_y = loop.result((True, True, False, False), False, False)
     loop.start()
     _jvp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
     return _output(out_y.value(), (0, 1), ctx)
@@ -228,7 +228,7 @@ def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
             q_r = min(r_, q.shape[0] - 1)
             k_r = min(r_, k.shape[0] - 1)
             v_r = min(r_, v.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             s0 = np.empty((S,))
             for S_ in range(S):
                 s0_a = 0.0
@@ -247,7 +247,7 @@ def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
                 _e3 = math.exp(_h1*s0[S_] + _h2)
                 s2 += _e3
                 s3 += _e3*v[v_r, 0, V_, 0, S_]
-            out_y[out_y_s, L_, V_, 0, 0] += s3/s2
+            out_y[out_y_s, L_, V_, 0, 0] = s3/s2
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -269,7 +269,7 @@ def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, ou
             k_r = min(r_, k.shape[0] - 1)
             v_r = min(r_, v.shape[0] - 1)
             dy_r = min(r_, dy.shape[0] - 1)
-            out_q_s = c_ if acc_q else r_
+            out_q_s = r_
             out_k_s = c_ if acc_k else r_
             out_v_s = c_ if acc_v else r_
             s0 = np.empty((S,))
@@ -339,7 +339,7 @@ def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, ou
             _h12 = _e14/s2
             _h13 = -_e14*s6/(s2*s2)
             for E_ in range(E):
-                out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
+                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
             _e17 = 1/math.sqrt(E)
             _h15 = _e17
             _h16 = -_e17
@@ -377,7 +377,7 @@ def _jvp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v,
             dot_q_r = min(r_, dot_q.shape[0] - 1)
             dot_k_r = min(r_, dot_k.shape[0] - 1)
             dot_v_r = min(r_, dot_v.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             s0 = np.empty((S,))
             if has_k or has_q or has_v:
                 for S_ in range(S):
@@ -442,7 +442,7 @@ def _jvp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v,
             _e14 = 1/math.sqrt(E)
             _e15 = _e13*_e14
             _e16 = _e14*s7/(s2*s2)
-            out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+            out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -465,7 +465,7 @@ def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
             q_r = min(r_, q.shape[0] - 1)
             k_r = min(r_, k.shape[0] - 1)
             v_r = min(r_, v.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             s0 = np.empty((S,))
             for S_ in range(S):
                 s0_a = 0.0
@@ -484,7 +484,7 @@ def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
                 _e3 = math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
                 s2 += _e3
                 s3 += _e3*v[v_r, 0, V_, 0, S_]
-            out_y[out_y_s, L_, V_, 0, 0] += s3/s2
+            out_y[out_y_s, L_, V_, 0, 0] = s3/s2
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -506,7 +506,7 @@ def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out
             k_r = min(r_, k.shape[0] - 1)
             v_r = min(r_, v.shape[0] - 1)
             dy_r = min(r_, dy.shape[0] - 1)
-            out_q_s = c_ if acc_q else r_
+            out_q_s = r_
             out_k_s = c_ if acc_k else r_
             out_v_s = c_ if acc_v else r_
             s0 = np.empty((S,))
@@ -576,7 +576,7 @@ def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out
             _h12 = _e14/s2
             _h13 = -_e14*s6/(s2*s2)
             for E_ in range(E):
-                out_q[out_q_s, L_, 0, E_, 0] += _h12*s4[E_] + _h13*s7[E_]
+                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
             _e17 = 1/math.sqrt(E)
             _h15 = _e17
             _h16 = -_e17
@@ -614,7 +614,7 @@ def _jvp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, 
             dot_q_r = min(r_, dot_q.shape[0] - 1)
             dot_k_r = min(r_, dot_k.shape[0] - 1)
             dot_v_r = min(r_, dot_v.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             s0 = np.empty((S,))
             if has_k or has_q or has_v:
                 for S_ in range(S):
@@ -679,7 +679,7 @@ def _jvp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, 
             _e14 = 1/math.sqrt(E)
             _e15 = _e13*_e14
             _e16 = _e14*s7/(s2*s2)
-            out_y[out_y_s, L_, V_, 0, 0] += (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+            out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -977,34 +977,39 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((-1,) + core), dtype=dtype)
 
-    def result(self, spans, accumulate, rows=None):
-        """A result array of the loops: one row per row, or (``accumulate``, or a result for an input
-        with fewer rows than the loops) one zeroed slot per chunk, summed once after the loops."""
-        rows = self.rows if rows is None else rows
-        result = _Result(self, self.core(spans), accumulate, rows < self.rows)
+    def result(self, spans, across, adds, rows=None):
+        """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
+        and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
+        one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
+        every row; the runtime sums it down to its input's shape."""
+        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
         self.results.append(result)
         return result
 
     def start(self):
         """Split the units into chunks and allocate the results.  A result that units add into and
         that has a row per row needs each row in one chunk (no two threads add into one entry)."""
-        self.aligned = any(r.adds and not r.accumulate for r in self.results) and self.rows > 1
+        self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
+        for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
+            r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
         self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
         for result in self.results:
             result.allocate()
 
 
 class _Result:
-    """``adds``: units add into its entries (zeroed first); ``accumulate``: one slot per chunk
+    """``across``: units of other unit-axis positions add into its entries; ``adds``: written with
+    ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, adds, accumulate):
-        self.loop, self.core, self.adds, self.accumulate, self.array = loop, core, adds, accumulate, None
+    def __init__(self, loop, core, across, adds, rows):
+        self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
+        self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

@@ -57,7 +57,7 @@ def forward(x):
     x, ctx = _prepare((x,), {})
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
-    out_y = loop.result((True,), False)
+    out_y = loop.result((True,), False, False)
     loop.start()
     _forward_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (), ctx)
@@ -71,7 +71,7 @@ def vjp(cotangent, x):
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dy_ = loop.laid(dy, None, (True,))
-    out_x = loop.result((True,), False, rows=x_.shape[0])
+    out_x = loop.result((True,), False, False)
     loop.start()
     _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate)
     grads = dict.fromkeys(INPUTS)
@@ -88,7 +88,7 @@ def jvp(tangents, x):
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dot_x_ = loop.laid(dot_x, (), (True,))
-    out_y = loop.result((True,), False)
+    out_y = loop.result((True,), False, False)
     loop.start()
     _jvp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dot_x_, out_y.array, out_y.accumulate, has_x)
     return _output(out_y.value(), (), ctx)
@@ -108,9 +108,9 @@ def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
             rest_ = u_
             r_ = rest_
             x_r = min(r_, x.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             for n_ in range(n):
-                out_y[out_y_s, n_] += _softplus(x[x_r, n_])
+                out_y[out_y_s, n_] = _softplus(x[x_r, n_])
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -128,9 +128,9 @@ def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             r_ = rest_
             x_r = min(r_, x.shape[0] - 1)
             dy_r = min(r_, dy.shape[0] - 1)
-            out_x_s = c_ if acc_x else r_
+            out_x_s = r_
             for n_ in range(n):
-                out_x[out_x_s, n_] += _sigmoid(x[x_r, n_])*dy[dy_r, n_]
+                out_x[out_x_s, n_] = _sigmoid(x[x_r, n_])*dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -148,9 +148,9 @@ def _jvp_loops(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
             r_ = rest_
             x_r = min(r_, x.shape[0] - 1)
             dot_x_r = min(r_, dot_x.shape[0] - 1)
-            out_y_s = c_ if acc_y else r_
+            out_y_s = r_
             for n_ in range(n):
-                out_y[out_y_s, n_] += (_sigmoid(x[x_r, n_])*dot_x[dot_x_r, n_] if has_x else 0.0)
+                out_y[out_y_s, n_] = (_sigmoid(x[x_r, n_])*dot_x[dot_x_r, n_] if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -448,34 +448,39 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((-1,) + core), dtype=dtype)
 
-    def result(self, spans, accumulate, rows=None):
-        """A result array of the loops: one row per row, or (``accumulate``, or a result for an input
-        with fewer rows than the loops) one zeroed slot per chunk, summed once after the loops."""
-        rows = self.rows if rows is None else rows
-        result = _Result(self, self.core(spans), accumulate, rows < self.rows)
+    def result(self, spans, across, adds, rows=None):
+        """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
+        and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
+        one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
+        every row; the runtime sums it down to its input's shape."""
+        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
         self.results.append(result)
         return result
 
     def start(self):
         """Split the units into chunks and allocate the results.  A result that units add into and
         that has a row per row needs each row in one chunk (no two threads add into one entry)."""
-        self.aligned = any(r.adds and not r.accumulate for r in self.results) and self.rows > 1
+        self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
+        for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
+            r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
         self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
         for result in self.results:
             result.allocate()
 
 
 class _Result:
-    """``adds``: units add into its entries (zeroed first); ``accumulate``: one slot per chunk
+    """``across``: units of other unit-axis positions add into its entries; ``adds``: written with
+    ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, adds, accumulate):
-        self.loop, self.core, self.adds, self.accumulate, self.array = loop, core, adds, accumulate, None
+    def __init__(self, loop, core, across, adds, rows):
+        self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
         shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
-        self.array = np.zeros(shape, dtype)  # the loops add into it (a large one is zeroed as its pages are first written)
+        self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""

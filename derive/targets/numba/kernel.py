@@ -7,6 +7,7 @@ inputs); the loops are printed from the shared schedule (``loops.py`` plans, ``p
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import sympy as sp
@@ -41,6 +42,7 @@ class Out:
     spans: str
     positions: str
     accumulate: bool
+    adds: bool
     guard: str
 
 
@@ -136,6 +138,9 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     inlined = loops.inline(scheduled.prelude, scheduled.own, scheduled.results)
     plan = loops.plan([(result, [loops.Term(inlined[o.name], o.guard) for o in outs], dims)
                        for result, outs, dims in results], frame)
+    optional = {i.name for i in model.inputs if i.optional}
+    plan = dataclasses.replace(plan, results=tuple(
+        dataclasses.replace(r, adds=r.accumulate or r.name in optional) for r in plan.results))
     arrays = {i.name: i.dims for i in model.inputs}
     arrays |= {tangent_name(i.name): i.dims for i in model.inputs}
     arrays[COTANGENT] = model.output_dims
@@ -145,7 +150,7 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     lines = body(plan, printer, sizes, names)
     params = [p.name for p in model.params if p.symbol is not None]
     declared = {result: dims for result, _, dims in results}
-    outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate,
+    outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
                      next((t.guard for t in r.terms), None) or "") for r in plan.results)
     flags = sorted({t.guard for r in plan.results for t in r.terms if t.guard})
     args = ["T_", "aligned_", "R_", *(str(d) for d in frame), *params, *names,

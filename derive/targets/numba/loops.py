@@ -41,6 +41,9 @@ class Result:
     dims: tuple[sp.Expr, ...]
     accumulate: bool = False
     """True when units other than its own add into one entry (it spans not every unit axis)."""
+    adds: bool = False
+    """Written with ``+=`` into a zeroed array (accumulating, or a parameter's gradient, which may be
+    summed over the rows); else with ``=``, one row per row."""
 
 
 @dataclass

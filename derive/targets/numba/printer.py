@@ -225,7 +225,7 @@ class Emitter:
             for term in r.terms:  # a vjp's result is computed even when not wanted: no branch per entry
                 code = next(codes)
                 value.append(code if term.guard is None or r.name != "y" else f"({code} if {term.guard} else 0.0)")
-            self.line(f"{target} += {' + '.join(value) if value else '0.0'}")  # results start at zero
+            self.line(f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}")
         self.depth -= entered
 
 
@@ -259,7 +259,7 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     for name in arrays:
         emit.line(f"{name}_r = min(r_, {name}.shape[0] - 1)")
     for r in plan.results:
-        emit.line(f"out_{r.name}_s = c_ if acc_{r.name} else r_")
+        emit.line(f"out_{r.name}_s = c_ if acc_{r.name} else r_" if r.adds else f"out_{r.name}_s = r_")
     groups: dict = {}
     for r in plan.reductions:
         groups.setdefault((r.level, r.bound, r.free, r.guard), []).append(r)
