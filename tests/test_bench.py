@@ -76,13 +76,18 @@ def test_quick_bench_measures_every_candidate(tmp_path, capsys):
             expected |= {kernels.PLAIN_VJP, kernels.NAIVE_VJP}
         if torch_ref.torch_module() is not None:
             expected |= {kernels.TORCH_FORWARD, kernels.TORCH_VJP}
+        expected |= {kernels.NUMBA_FORWARD, kernels.NUMBA_VJP}  # numba is in the test extra
         assert set(rows) == expected
+        first = result["numba_first_call_s"]
+        assert first["forward"] > 0 and first["vjp"] > 0 and first["new_process"] > 0
         assert all(row["disagrees"] is None for row in rows.values())
         assert all(row["ms"] > 0 and len(row["ms_all"]) == 3 for row in rows.values())
         assert rows[kernels.COPY]["copy_pct"] == pytest.approx(100)
         assert rows[kernels.GENERATED_VJP]["peak_ratio"] > 0 and rows[kernels.COPY]["peak_ratio"] is None
         assert result["ratios"][f"generated / {kernels.CLOSED_VJP}"] > 0
+        assert result["ratios"][f"numba / {kernels.CLOSED_VJP}"] > 0
     assert "| rmsnorm | 6×40 | float32 |" in printed and "targets:" in printed
+    assert "| numba vjp ms |" in printed and "numba first call" in printed
 
 
 def test_rmsnorm_vjp_moves_three_arrays(tmp_path):
@@ -187,6 +192,25 @@ def test_targets_are_decided_from_the_measurements():
         "derive generate, 4 operators, unchanged (s)": True,
     }
     assert "MISSED layernorm (8, 8) float32: generated vjp / closed form: 1.20" in report.targets_text(found)
+
+
+def test_numba_targets_are_decided_from_the_measurements():
+    """Issue 13: numba vjp and forward >= 60% of the copy floor, >= 1.5x PyTorch, cached first call < 1 s."""
+    result = fake_result("layernorm", "float32", 1.0, 1.0, 3.0, 2.0, 64 << 20)
+    result["rows"] += [{"name": kernels.NUMBA_VJP, "kind": "vjp", "ms": 2.5, "disagrees": None, "peak_ratio": 1.0,
+                        "gbs": 1.0, "copy_pct": 65.0},
+                       {"name": kernels.NUMBA_FORWARD, "kind": "forward", "ms": 1.0, "disagrees": None,
+                        "peak_ratio": 1.0, "gbs": 1.0, "copy_pct": 40.0}]
+    result["numba_first_call_s"] = {"forward": 5.0, "vjp": 6.0, "new_process": 0.4, "cache_before": False}
+    verdicts = {t["target"]: (t["met"], round(t["measured"], 2)) for t in report.numba_targets(result)}
+    assert verdicts == {
+        "layernorm (8, 8) float32: numba vjp % of copy floor": (True, 65.0),
+        "layernorm (8, 8) float32: numba forward % of copy floor": (False, 40.0),
+        "layernorm (8, 8) float32: torch autograd / numba vjp": (False, 1.2),
+        "layernorm (8, 8) float32: numba first call in a new process (s)": (True, 0.4),
+    }
+    table = report.numba_table([result])
+    assert "| layernorm | 8×8 | float32 | 2.5 | 65% | 3 | 1.20× | 1 | 40% | 11.00 | 0.40 |" in table
 
 
 def test_plot_command_writes_a_png(tmp_path):
