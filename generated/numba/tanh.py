@@ -441,11 +441,10 @@ class _Loop:
         lead = value.shape[:len(self.batch)]
         if value.shape[len(self.batch):] != core:
             value = np.broadcast_to(value, lead + core)
-        if all(length == 1 for length in lead):
-            value = value.reshape((1,) + core)
-        elif lead != self.batch:
+        rows = 1 if all(length == 1 for length in lead) else self.rows
+        if rows != 1 and lead != self.batch:
             value = np.broadcast_to(value, self.batch + core)
-        return np.ascontiguousarray(value.reshape((-1,) + core), dtype=dtype)
+        return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
     def result(self, spans, across, adds, rows=None):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
