@@ -24,6 +24,7 @@ from .calculus.pipeline import derive as _derive
 from .claims import SIZES, Verdict
 from .claims import check as _check_claim
 from .targets import render as _render
+from .display import equation_latex
 from .display import readable as _readable
 from .generate import Options, Progress
 from .generate import check as _check
@@ -84,12 +85,14 @@ def jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool =
     return _readable(gradient.jvp, model) if readable else gradient.jvp
 
 
-def latex(expr: sp.Expr, output: str = "y") -> str:
+def latex(expr: sp.Expr, output: str = "y", *, lhs: str | sp.Expr | None = None, width: float | None = None,
+          note: str = "") -> str:
     """``expr`` in the notation of the derivation documents: x_{k}, \\bar{y} for the cotangent,
-    \\dot{x} for a tangent, constant positions counted from 1 (``output`` names the operator's output)."""
-    from .targets.latex.printer import DerivationLatexPrinter
-
-    return DerivationLatexPrinter(output).doprint(expr)
+    \\dot{x} for a tangent, \\epsilon, \\sigma for the logistic function, constant positions counted
+    from 1 (``output`` names the operator's output).  ``lhs``: the equation ``lhs = expr``;
+    ``width``: wider than that many letters (``derive.display.DISPLAY_WIDTH`` fits a notebook), an
+    ``aligned`` block broken at top-level + and -; ``note``: text after it."""
+    return equation_latex(lhs, expr, output, width, note)
 
 
 def targets() -> tuple[str, ...]:

@@ -14,10 +14,10 @@ import sympy as sp
 
 from ...calculus.differentiate import Partial
 from ...calculus.equality import check_equal
-from ...calculus.indices import free_indices, index_names, readable_dummies, substitute_index
-from ...model import OperatorModel, dim_of
+from ...calculus.indices import substitute_index
+from ...model import OperatorModel
+from ...names import Intermediates, displayed, preferred_indices
 from .layout import TEXT_WIDTH, break_lines, tex_width
-from .names import Intermediates
 from .printer import DerivationLatexPrinter, DisplayPartial
 
 DEFINITION = "definition"
@@ -77,10 +77,7 @@ class Equations:
         self._shown: dict[sp.Expr, sp.Expr] = {}
         self.labels = {inp.name: inp.index_of for inp in self.model.inputs
                        if getattr(inp, "domain", "real") == "index"}  # integer class-label inputs
-        self.preferred: dict[sp.Expr, list[str]] = {}
-        others = sorted(self.model.output.atoms(sp.Idx) - set(self.model.output_indices), key=lambda i: str(i.label))
-        for idx in (*self.model.output_indices, *others):
-            self.preferred.setdefault(dim_of(idx), []).append(str(idx.label))
+        self.preferred = preferred_indices(self.model)
 
     # display forms ---------------------------------------------------------------------------
     @property
@@ -92,9 +89,7 @@ class Equations:
         """``expr`` as displayed: open derivatives as DisplayPartial, named quantities written in,
         summation indices named like the model's indices over the same axis where that is free."""
         if expr not in self._shown:
-            marked = expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args))
-            named = readable_dummies(self.names.name(marked))
-            self._shown[expr] = _prefer_names(named, self.preferred, {str(i.label) for i in free_indices(named)})
+            self._shown[expr] = displayed(expr, self.names, self.preferred)
         return self._shown[expr]
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
@@ -145,24 +140,6 @@ class Equations:
         equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input)
         self.all.append(equation)
         return equation
-
-
-def _prefer_names(expr: sp.Expr, preferred: dict[sp.Expr, list[str]], taken: set[str]) -> sp.Expr:
-    """Rename each summation index to the first model index name over its axis that is free here."""
-    if not expr.args or not expr.has(sp.Sum):
-        return expr
-    if not isinstance(expr, sp.Sum):
-        return expr.func(*[_prefer_names(arg, preferred, taken) for arg in expr.args])
-    body, limits, inner = expr.function, [], set(taken)
-    for var, lower, upper in expr.limits:
-        used = index_names(body) - {str(var.label)}
-        name = next((c for c in preferred.get(dim_of(var), []) if c not in inner | used), None)
-        if name is not None and name != str(var.label):
-            new = sp.Idx(name, (var.lower, var.upper))
-            body, var = substitute_index(body, var, new), new
-        inner.add(str(var.label))
-        limits.append((var, lower, upper))
-    return sp.Sum(_prefer_names(body, preferred, inner), *limits)
 
 
 def rows(equations: list[Equation], notes: list[str] | None = None, chained: bool = False) -> tuple[Row, ...]:
