@@ -373,18 +373,21 @@ def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) 
     params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {name(str(p.symbol))})" if p.symbol is not None and
                        str(p.symbol) != p.name else "") for p in model.params) or "none"
     out = [f"{model.name}: {model.summary}\ninputs: {shapes}\nparameters: {params}", "definition:"]
-    outputs = list(model.output_indices)
-    out += [line(f"{output}{outputs} = ", model.output)]
+    def at(name: str, indices) -> str:  # y[i], or y for a scalar
+        return f"{name}{list(indices)}" if indices else name
+
+    outputs = model.output_indices
+    out += [line(f"{at(output, outputs)} = ", model.output)]
     for symbol, definition in intermediate_symbols(model):
         out += [line(f"  where {printer.doprint(symbol)} = ", definition, named=False)]
     partial = "d" if ascii_only else "∂"
     for gradient in derivation.gradients:
-        wrt, wrt_at = printer.doprint(gradient.wrt), list(gradient.wrt_indices)
+        wrt = printer.doprint(gradient.wrt)
         cotangent = f"d{gradient.input.name}" if ascii_only else bar(name(gradient.input.name))
         out += [f"with respect to {gradient.input.name}:"]
-        out += [line(f"  Jacobian  {partial}{output}{outputs} / {partial}{wrt} = ", gradient.jacobian)]
-        out += [line(f"  vjp       {cotangent}{wrt_at} = ", gradient.vjp)]
-        out += [line(f"  jvp       {name(tangent_name(output))}{outputs} += ", gradient.jvp)]
+        out += [line(f"  Jacobian  {partial}{at(output, outputs)} / {partial}{wrt} = ", gradient.jacobian)]
+        out += [line(f"  vjp       {at(cotangent, gradient.wrt_indices)} = ", gradient.vjp)]
+        out += [line(f"  jvp       {at(name(tangent_name(output)), outputs)} += ", gradient.jvp)]
     return "\n\n".join(out)
 
 if __name__ == "__main__":

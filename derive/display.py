@@ -33,9 +33,9 @@ def intermediate_symbols(model: OperatorModel) -> list[tuple[sp.Expr, sp.Expr]]:
 
 def equation_latex(lhs: str | sp.Expr | None, expr: sp.Expr, output: str = "y",
                    width: float | None = DISPLAY_WIDTH, note: str = "") -> str:
-    """``lhs = expr`` (``expr`` alone for None, ``= expr`` for '') in the documents' LaTeX, ``note`` in text after it; wider
-    than ``width`` letters (``tex_width``), an ``aligned`` block broken at top-level + and - (and
-    inside a too-wide product's bracketed sum).  ``lhs`` is LaTeX text or an expression."""
+    """``lhs = expr`` in the documents' LaTeX (``expr`` alone for None, ``= expr`` for ''), ``note``
+    in text after it; wider than ``width`` letters (``tex_width``), an ``aligned`` block broken at
+    top-level + and - (and inside a too-wide product's bracketed sum).  ``lhs``: LaTeX or an expression."""
     from .targets.latex.layout import break_lines, tex_width
     from .targets.latex.printer import DerivationLatexPrinter
 
@@ -49,7 +49,8 @@ def equation_latex(lhs: str | sp.Expr | None, expr: sp.Expr, output: str = "y",
     lines = break_lines(printer, expr, max(width - lead, 24.0))
     if tail and lead + 1.0 + tex_width(lines[-1] + tail) > width:  # the note on a line of its own
         tail = rf" \\ &\quad\text{{({note})}}"
-    body = [f"&{lines[0]}" if left is None else f"{left} &= {lines[0]}".lstrip()] + [rf"&\quad {{}} {line}" for line in lines[1:]]
+    body = [f"&{lines[0]}" if left is None else f"{left} &= {lines[0]}".lstrip()]
+    body += [rf"&\quad {{}} {line}" for line in lines[1:]]
     return r"\begin{aligned}" + r" \\ ".join(body) + tail + r"\end{aligned}"
 
 

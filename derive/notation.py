@@ -24,7 +24,7 @@ SYMBOLS: dict[str, tuple[str, str]] = {"epsilon": (r"\epsilon", "ϵ")}
 FUNCTIONS: dict[str, tuple[str, str]] = {"sigmoid": (r"\sigma", "σ"), "logistic": (r"\sigma", "σ")}
 """Functions shown by a symbol rather than by their name: (LaTeX, Unicode)."""
 
-_BAR, _DOT = "\u0304", "\u0307"  # combining macron and dot above
+_BAR, _DOT, _OVERLINE = "\u0304", "\u0307", "\u0305"  # combining macron, dot above, overline
 
 
 class DisplayPartial(sp.Expr):
@@ -56,17 +56,19 @@ def unicode_name(name: str, output: str = "y") -> str:
 
 def _unicode_name(name: str, output: str) -> str:
     if name == COTANGENT:
-        return bar(unicode_name(output))
+        return bar(_unicode_name(output, output))
     if tangent_of(name):
-        return unicode_name(tangent_of(name)) + _DOT
+        return _unicode_name(tangent_of(name), output) + _DOT
     if name in SYMBOLS:
         return SYMBOLS[name][1]
     return pretty_symbol(name) if name.isalpha() else name
 
 
 def bar(unicode: str) -> str:
-    """The cotangent of a displayed name (x -> x̄)."""
-    return unicodedata.normalize("NFC", unicode + _BAR)
+    """The cotangent of a displayed name: x -> x̄ (a macron), a word overlined letter by letter."""
+    if len(unicode) == 1:
+        return unicodedata.normalize("NFC", unicode + _BAR)
+    return "".join(char + _OVERLINE for char in unicode)
 
 
 def function_symbol(name: str, latex: bool) -> str | None:

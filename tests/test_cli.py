@@ -43,7 +43,8 @@ def test_show_writes_the_notation_of_the_documents(capsys):
     the names claims are typed in (dy, epsilon, sigmoid)."""
     assert main(["show", "rmsnorm"]) == 0
     maths = capsys.readouterr().out.split("definition:", 1)[1]  # the summary above speaks in code names
-    for part in ("ȳ[k]", "γ[k]", "x̄[k] =", "γ̄[k] =", "β̄[k] = ȳ[k]", "ẏ[i] +=", "ẋ[j]", "ϵ", "∂y[i] / ∂x[k]"):
+    shown = ("ȳ[k]", "γ[k]", "x̄[k] =", "γ̄[k] =", "β̄[k] = ȳ[k]", "ẏ[i] +=", "ẋ[j]", "ϵ", "∂y[i] / ∂x[k]")
+    for part in shown:
         assert unicodedata.normalize("NFC", part) in maths, part  # ȳ and ẋ composed, x̄ with its combining bar
     formulas = "\n".join(line for line in maths.splitlines() if not line.startswith("with respect to "))
     for code in ("dy", "dot_", "gamma", "ε", "epsilon"):

@@ -33,8 +33,8 @@ RULE_PHRASES = {
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "<": r"\textless{}", ">": r"\textgreater{}"}
-_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "δ": r"$\delta$", "ε": r"$\epsilon$", "ϵ": r"$\epsilon$",
-            "μ": r"$\mu$", "σ": r"$\sigma$", "τ": r"$\tau$", "λ": r"$\lambda$", "π": r"$\pi$",
+_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "δ": r"$\delta$", "ε": r"$\epsilon$",
+            "ϵ": r"$\epsilon$", "μ": r"$\mu$", "σ": r"$\sigma$", "τ": r"$\tau$", "λ": r"$\lambda$", "π": r"$\pi$",
             "Σ": r"$\Sigma$", "∑": r"$\sum$", "≤": r"$\le$", "≥": r"$\ge$", "≈": r"$\approx$",
             "≫": r"$\gg$", "≪": r"$\ll$", "×": r"$\times$", "·": r"$\cdot$", "−": "-", "–": "--",
             "—": "---", "→": r"$\to$", "√": r"$\surd$", "²": r"$^2$", "³": r"$^3$", "∞": r"$\infty$",
