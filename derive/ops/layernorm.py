@@ -18,6 +18,7 @@ def layernorm() -> OperatorModel:
     variance = sp.Sum((x[j] - mean) ** 2, (j, 0, n - 1)) / n  # two-pass: centred before squaring
     return OperatorModel(
         name="layernorm",
+        cite=("ba2016layer",),
         summary="(x - mean(x)) / sqrt(var(x) + eps) * gamma + beta over the last axis, biased variance",
         category="normalization",
         inputs=(x, gamma, beta),

@@ -14,6 +14,7 @@ def softmax() -> OperatorModel:
     total = sp.Sum(sp.exp(x[j]), (j, 0, n - 1))
     return OperatorModel(
         name="softmax",
+        cite=("bridle1990probabilistic",),
         summary="exp(x) / sum(exp(x)) along axis",
         category="normalization",
         inputs=(x,),

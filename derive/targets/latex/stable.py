@@ -13,7 +13,7 @@ from ...functions import max_over
 from ...model import OperatorModel
 from ...calculus.indices import free_indices
 from .equations import DEFINITION, Equations, Row, rows
-from .layout import TEXT_WIDTH, break_lines, tex_width
+from .layout import INDENT, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from .text import label_part, prose_text
 from ...schedule.stable import stabilize
 
@@ -120,7 +120,7 @@ def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
     check_equal(eqs.unname(shown).xreplace({v: k for k, v in short.items()}), stable, eqs.dims,
                 f"{model.name}: equation {label} (right side as displayed)", eqs.labels)
     lead = tex_width(eqs.tex(eqs.output_entry)) + 1.6
-    lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead, 24.0))
+    lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead - INDENT, MIN_WIDTH))
     rows_added.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry, rhs_lines=lines))
     logged = any(log.has(max_over) for log in stable.atoms(sp.log))
     shift = "is added back outside the logarithm" if logged else "cancels between numerator and denominator"

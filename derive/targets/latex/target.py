@@ -58,6 +58,11 @@ def latex_header(what: str, source: str, template: str, command: str, needs: str
     return "\n".join(lines) + "\n"
 
 
+BODY_NEEDS = (r"Needs \usepackage{amsmath,amssymb,mathtools} and nothing else (hyperref, if loaded, makes "
+              r"the \eqref links); \input{notation} once explains the notation.")
+"""The header line of a body that names the packages it needs (a test compiles it with exactly these)."""
+
+
 def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str, str]:
     """``<op>.tex`` (standalone), ``<op>-body.tex`` (to \\input) and ``<op>.json`` (the twin)."""
     model = derivation.model
@@ -74,7 +79,7 @@ def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str
     fragment = latex_header(
         f"{model.name}: derivation body, to \\input into a document (labels eq:{view.label[4:]}:...).",
         model.source, "latex/body.tex.jinja", command,
-        "Needs \\usepackage{amsmath,amssymb,mathtools}; \\input{notation} once explains the notation.") + body
+        BODY_NEEDS) + body
     return {f"{model.name}.tex": standalone, f"{model.name}-body.tex": fragment,
             f"{model.name}.json": twin(view, derivation)}
 
