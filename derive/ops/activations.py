@@ -29,8 +29,7 @@ def leaky_relu() -> OperatorModel:
 
 @register
 def sigmoid() -> OperatorModel:
-    return unary("sigmoid", logistic, "1 / (1 + exp(-x))", "torch.sigmoid(x)", category="activation",
-                 notes=("Computed as scipy.special.expit, finite for any x.",))
+    return unary("sigmoid", logistic, "1 / (1 + exp(-x))", "torch.sigmoid(x)", category="activation")
 
 
 @register
@@ -42,7 +41,7 @@ def silu() -> OperatorModel:
 @register
 def softplus() -> OperatorModel:
     return unary("softplus", soft_plus, "log(1 + exp(x))", "torch.nn.functional.softplus(x)",
-                 category="activation", cite=("dugas2001incorporating",), notes=("Computed as logaddexp(0, x), finite for any x.",))
+                 category="activation", cite=("dugas2001incorporating",))
 
 
 @register

@@ -27,7 +27,4 @@ def layernorm() -> OperatorModel:
         output=(x[i] - mean) / sp.sqrt(variance + eps) * gamma[i] + beta[i],
         where=(("mu", mean), ("sigma", sp.sqrt(variance + eps))),
         torch="torch.nn.functional.layer_norm(x, (n,), gamma, beta, eps)",
-        notes=("Two-pass variance: the variance is the mean of the centred squares (x_j - mu)^2, never "
-               "mean(x^2) - mu^2, which cancels catastrophically when |mu| is large against sigma. No "
-               "rewrite of derive expands a power, so the kernel computes x - mu first and squares that.",),
     )

@@ -101,6 +101,8 @@ class Equations:
         self._shown: dict[sp.Expr, sp.Expr] = {}
         self.labels = {inp.name: inp.index_of for inp in self.model.inputs
                        if getattr(inp, "domain", "real") == "index"}  # integer class-label inputs
+        self.indices: set[sp.Idx] = set()
+        """Every index a displayed side uses (for the declared ranges)."""
         self.preferred: dict[sp.Expr, list[str]] = {}
         others = sorted(self.model.output.atoms(sp.Idx) - set(self.model.output_indices), key=lambda i: str(i.label))
         for idx in (*self.model.output_indices, *others):
@@ -162,6 +164,7 @@ class Equations:
         for side, exact, display in (("left", lhs, shown_lhs), ("right", rhs, shown_rhs)):
             if display is not exact and not (kind == DEFINITION and side == "left"):
                 check_equal(self.unname(display), exact, self.dims, f"{what} ({side} side as displayed)", self.labels)
+        self.indices.update(*(side.atoms(sp.Idx) for side in (shown_lhs, shown_rhs) if isinstance(side, sp.Basic)))
         if lhs_tex is None:
             lhs_tex = self.tex(shown_lhs) if show_lhs else ""
         whole = " = ".join(p for p in (name, lhs_tex) if p)
