@@ -109,7 +109,8 @@ def _run(command: list[str], name: str, folder: Path) -> None:
         if result.returncode != 0:
             raise CompileError(f"{name}.tex did not compile:\n{latex_errors(folder / f'{name}.log', result.stdout)}")
         aux = folder / f"{name}.aux"
-        if run == 0 and runs > 1 and shutil.which("bibtex") and aux.exists() and "\\bibdata" in aux.read_text(errors="replace"):
+        cites = aux.exists() and "\\bibdata" in aux.read_text(errors="replace")
+        if run == 0 and runs > 1 and cites and shutil.which("bibtex"):
             subprocess.run(["bibtex", name], cwd=folder, capture_output=True, text=True, errors="replace",
                            timeout=600, env=tex_environment())
 

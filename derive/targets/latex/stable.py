@@ -39,7 +39,8 @@ CONVENTIONS: tuple[tuple[type, str], ...] = (
 
 
 STABLE_FUNCTIONS: tuple[tuple[type, str], ...] = (
-    (softplus, r"The kernel evaluates $\operatorname{softplus}(u) = \log(1 + e^{u})$ as \texttt{numpy.logaddexp(0, u)}, "
+    (softplus, r"The kernel evaluates $\operatorname{softplus}(u) = \log(1 + e^{u})$ as "
+               r"\texttt{numpy.logaddexp(0, u)}, "
                r"that is $\max(u, 0) + \log\bigl(1 + e^{-|u|}\bigr)$ with the logarithm taken by \texttt{log1p}: the "
                r"exponent is never positive, so nothing overflows for large $u$, and for very negative $u$ the tiny "
                r"$e^{u}$ is not lost against $1$."),
@@ -116,7 +117,8 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
                 check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
                             f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
         sentences.append(_sentence(eqs, name, axis, label))
-    return StableView(rows(equations), " ".join(sentences), (*kinks, *(maths_text(note, model, eqs.printer) for note in model.notes)))
+    notes = (*kinks, *(maths_text(note, model, eqs.printer) for note in model.notes))
+    return StableView(rows(equations), " ".join(sentences), notes)
 
 
 def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:

@@ -66,6 +66,7 @@ def latex_header(what: str, source: str, template: str, command: str, needs: str
 BODY_NEEDS = (r"Needs \usepackage{amsmath,amssymb,mathtools} and nothing else (hyperref, if loaded, makes "
               r"the \eqref links); \input{notation} once explains the notation.")
 """The header line of a body that names the packages it needs (a test compiles it with exactly these)."""
+BODY_CITES = f"% Cites keys of {BIBLIOGRAPHY}.bib (generated beside it): add it to the paper's bibliography.\n"
 
 
 def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str, str]:
@@ -86,7 +87,7 @@ def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str
     fragment = latex_header(
         f"{model.name}: derivation body, to \\input into a document (labels eq:{view.label[4:]}:...).",
         model.source, "latex/body.tex.jinja", command,
-        BODY_NEEDS) + f"% Cites keys of {BIBLIOGRAPHY}.bib (generated beside it): add it to the paper's bibliography.\n" + body
+        BODY_NEEDS) + BODY_CITES + body
     return {f"{model.name}.tex": standalone, f"{model.name}-body.tex": fragment,
             f"{model.name}.json": twin(view, derivation)}
 

@@ -107,7 +107,8 @@ def _introduced(model: OperatorModel) -> str:
 
     unknown = [key for key in model.cite if key not in bibliography_keys()]
     if unknown:
-        raise UnknownCitationError(f"{model.name}: cite={unknown!r} names no entry of templates/latex/derive.bib.jinja; "
+        raise UnknownCitationError(f"{model.name}: cite={unknown!r} names no entry of "
+                                   f"templates/latex/derive.bib.jinja; "
                                    f"add the entry there")
     return f"Introduced in~\\cite{{{','.join(model.cite)}}}." if model.cite else ""
 
