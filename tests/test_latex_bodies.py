@@ -42,6 +42,16 @@ def test_every_body_names_its_packages_in_its_header():
         assert needed_packages(body.read_text()).startswith(r"\usepackage{"), body.name
 
 
+@pytest.mark.parametrize("body", BODIES, ids=lambda path: path.stem)
+def test_every_aligned_row_with_a_left_side_continues_with_equals(body):
+    """A left side broken off a wide equation keeps its '=': 'name &= ...', never 'name &...'."""
+    for block in re.findall(r"\\begin\{align\}\n(.*?)\\end\{align\}", body.read_text(), re.S):
+        for row in block.splitlines():
+            left, _, right = row.partition("&")
+            if left.strip() and not row.startswith(r"\shortintertext"):
+                assert right.startswith("= "), row
+
+
 def test_a_body_that_needs_an_unnamed_package_fails_to_compile(tmp_path):
     """The compilation below notices a missing package: \\mathbb without amssymb is an error."""
     _tex_or_skip()

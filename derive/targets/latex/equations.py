@@ -59,7 +59,7 @@ class Equation:
         if self.name and not left:
             out.append(("", self.name))
         if self.lhs_tex and self.lhs_tex not in left.split(" = "):
-            out += _opened("= " if out else "", self.lhs_lines or (self.lhs_tex,))
+            out += _opened("= " if out or left else "", self.lhs_lines or (self.lhs_tex,))
         return out + _opened("= " if out or left else "", self.rhs_lines)
 
     @property
