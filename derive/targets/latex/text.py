@@ -90,6 +90,12 @@ def label_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "-", name).strip("-") or "x"
 
 
+def label_text(label: str) -> str:
+    """A label as typewriter text that may break after each ':', '-' and '_' (to fit a column)."""
+    escaped = "".join(tex_escape(char) + (r"\allowbreak{}" if char in ":-_" else "") for char in label)
+    return rf"\texttt{{{escaped}}}"
+
+
 def rewrite_text(pass_name: str) -> str:
     """How a named rewrite reads in a document (its name in words when the table lacks it)."""
     return REWRITE_NAMES.get(pass_name) or tex_escape(pass_name.replace("_", " "))
