@@ -9,7 +9,7 @@ Matches torch.nn.functional.silu(x).
 """
 import math
 
-from array_api_compat import array_namespace, device as _device, is_lazy_array
+from array_api_compat import array_namespace, device as _device, is_dask_namespace
 
 INPUTS = ('x',)
 PARAMS = {}
@@ -159,30 +159,43 @@ def _prepare(arrays, options):
 
 def _broadcast_shapes(batches, what="leading (batch) dimensions"):
     """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
-    result = []
-    for lengths in zip(*(((1,) * (max(map(len, (s for _, s in batches)), default=0) - len(s)) + s) for _, s in batches)):
-        wide = {n for n in lengths if n != 1}
-        if len(wide) > 1:
-            listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-            raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast")
-        result.append(wide.pop() if wide else 1)
+    rank = 0
+    for _, shape in batches:
+        rank = len(shape) if len(shape) > rank else rank
+    result = [1] * rank
+    for _, shape in batches:
+        for position, length in enumerate(shape, start=rank - len(shape)):
+            if length != 1 and result[position] not in (1, length):
+                listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+                raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast")
+            result[position] = length if length != 1 else result[position]
     return tuple(result)
 
 
 def _labels_checked(xp, arrays, sizes, dtype, device):
-    """Class labels outside 0..C-1 are a ValueError where the values can be read; for lazy arrays
-    (traced by jax.jit, Dask) the 0-d NaN-or-zero that every result gets added (None without labels)."""
+    """Class labels outside 0..C-1 are a ValueError where the values can be read; where they cannot
+    (traced by jax.jit, Dask, which would compute), the 0-d NaN-or-zero that every result gets added
+    (None without labels)."""
     poison = None
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         outside = xp.any(xp.logical_or(labels < 0, labels >= sizes[axis_name]))
-        if is_lazy_array(labels):
+        known = None if is_dask_namespace(xp) else _known(outside)
+        if known:
+            raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
+        if known is None:
             nan = xp.full((), float("nan"), dtype=dtype, device=device)
             bad = xp.where(outside, nan, xp.zeros((), dtype=dtype, device=device))
             poison = bad if poison is None else poison + bad
-        elif bool(outside):
-            raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     return poison
+
+
+def _known(flag):
+    """The truth of a 0-d boolean array, or None where its value is not known yet (a jax.jit tracer)."""
+    try:
+        return bool(flag)
+    except Exception:  # the standard lets __bool__ of a lazy array raise (JAX: a TypeError subclass)
+        return None
 
 
 def _computed(xp, arrays):
