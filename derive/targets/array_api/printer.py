@@ -37,6 +37,14 @@ class ScalarPrinter(PythonCodePrinter):
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, super()._print_Symbol(expr))
 
+    def _print_sigmoid(self, expr: sp.Function) -> str:
+        u = self._print(expr.args[0])
+        return f"(1/(1 + math.exp(-({u}))) if {u} >= 0 else math.exp({u})/(1 + math.exp({u})))"
+
+    def _print_softplus(self, expr: sp.Function) -> str:
+        u = self._print(expr.args[0])
+        return f"(max({u}, 0) + math.log1p(math.exp(-abs({u}))))"
+
 
 class ArrayAPIPrinter(KernelPrinter):
     """Array API printer for index expressions over the frame (``xp`` as the module)."""
