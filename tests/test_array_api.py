@@ -108,6 +108,7 @@ def test_labels_out_of_range_are_an_error_eagerly_and_nan_under_jit():
     assert float(good) == pytest.approx(np.log(3.0))
 
 
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning")
 def test_rmsnorm_vjp_compiles_under_torch_compile_without_graph_breaks(rng):
     """TorchDynamo traces the whole vjp into one graph (fullgraph=True refuses any break); the eager
     backend runs that graph, so the test checks the tracing, not the slow code generation."""

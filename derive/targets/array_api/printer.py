@@ -30,12 +30,17 @@ RENAMED = {"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "a
 class ScalarPrinter(PythonCodePrinter):
     """Python code (``math``) for an expression of sizes and parameters only."""
 
+    printmethod = "_arrayapicode"
+
     def __init__(self, names: dict[sp.Symbol, str]) -> None:
         super().__init__({"fully_qualified_modules": True})
         self.names = names
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self.names.get(expr, super()._print_Symbol(expr))
+
+    def _print_Function(self, expr: sp.Function) -> str:
+        return _elementary(self, expr) or super()._print_Function(expr)
 
     def _print_sigmoid(self, expr: sp.Function) -> str:
         u = self._print(expr.args[0])
@@ -55,6 +60,10 @@ class ArrayAPIPrinter(KernelPrinter):
     def __init__(self, frame: tuple[sp.Expr, ...], arrays: dict[str, ArraySpec],
                  names: dict[sp.Symbol, str]) -> None:
         super().__init__(frame, arrays, names)
+        # A model's own function prints itself with _arrayapicode(self, printer) (xp is the namespace),
+        # else as its elementary form (as_elementary()), never with its NumPy code (_numpycode, which
+        # NumPyPrinter sets on the instance).
+        self.printmethod = "_arrayapicode"
         self.scalars = {name for symbol, name in names.items()}
         self.scalar_printer = ScalarPrinter(names)
 
@@ -81,9 +90,14 @@ class ArrayAPIPrinter(KernelPrinter):
             return self.scalar_printer.doprint(expr)
         return super()._print(expr, **kwargs)
 
+    def _print_Function(self, expr: sp.Function) -> str:
+        return _elementary(self, expr) or super()._print_Function(expr)
+
     def _print_not_supported(self, expr: sp.Basic) -> str:
         name = getattr(expr, "func", type(expr)).__name__
-        raise LoweringError(f"{name} in {expr} has no Array API form")
+        hint = (f"; give the class {name} a method _arrayapicode(self, printer) returning its Array API "
+                "code (xp.<function>)" if isinstance(expr, sp.Function) else "")
+        raise LoweringError(f"{name} in {expr} has no Array API form{hint}")
 
     # -- functions the standard lacks or that need care ---------------------------------------
     def _print_erf(self, expr: sp.Function) -> str:
@@ -241,3 +255,10 @@ class ArrayAPIPrinter(KernelPrinter):
         others = set().union(*(s for position, (_, s) in enumerate(pending) if position not in pair))
         spans = pending[pair[0]][1] | pending[pair[1]][1]
         return spans & (free | others)
+
+
+def _elementary(printer, expr: sp.Function) -> str | None:
+    """A model's own function (one SymPy does not know) printed as its elementary form, if it has one."""
+    if expr.func.__name__ in printer.known_functions or not hasattr(expr, "as_elementary"):
+        return None
+    return printer._print(expr.as_elementary())
