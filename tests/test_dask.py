@@ -71,3 +71,16 @@ def test_labels_are_not_computed_to_be_checked_and_bad_ones_give_nan(client):
     assert array_api_compat.is_dask_array(bad)
     good, bad = client.compute([good, bad], sync=True)
     assert good == pytest.approx(np.log(3.0)) and np.isnan(bad)
+
+
+@pytest.mark.parametrize("name,params", [("batchnorm", {}), ("group_norm", {"num_groups": 3})])
+def test_channel_layouts_with_every_axis_split_give_the_numpy_result(name, params, client, rng):
+    """x (N, C, H) is reshaped onto the model's axes; chunks of 2 along every axis, C and H included."""
+    x, gamma, beta, cotangent = (rng.standard_normal(s) for s in ((8, 6, 5), (6,), (6,), (8, 6, 5)))
+    kernel, reference = load_kernel(name, "array_api"), load_kernel(name, "numpy")
+    lazy = [da.from_array(a, chunks=2) for a in (x, gamma, beta)]
+    y, grads = kernel.forward(*lazy, **params), kernel.vjp(da.from_array(cotangent, chunks=2), *lazy, **params)
+    computed = client.compute([y, *grads], sync=True)
+    want = [reference.forward(x, gamma, beta, **params), *reference.vjp(cotangent, x, gamma, beta, **params)]
+    for got, expected in zip(computed, want):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
