@@ -5,6 +5,7 @@
     jacobian(d, "x"); vjp(d, "x", readable=True); latex(vjp(d, "x"))   # LaTeX as in the documents
     files = render(d)                        # {"numpy/rmsnorm.py": text, ...}, every target
     write(model, "out/"); kernel = load_kernel("out/numpy/rmsnorm.py")   # changes(model, "out/"): diffs
+    kernel("rmsnorm")                        # the array_api kernel as a module (built-in or model file)
     claim(model, "x", "gamma[k]*dy[k]/r - ...")  # a Verdict: equal or not, with a counterexample
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Sequence
@@ -156,6 +158,35 @@ def load_kernel(path: str | Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
+           operator: str | None = None) -> ModuleType:
+    """The ``target`` kernel of an operator as a module: a built-in's shipped file
+    (``derive.generated``, or this checkout's ``generated/``), else rendered and proved now (a model
+    file's operator: seconds).  The module is in ``sys.modules`` under its ``__name__``, so
+    ``torch.compile`` can trace into it."""
+    model = name_or_path if isinstance(name_or_path, OperatorModel) else load(name_or_path, operator)
+    folder = _target(target).folder
+    shipped = _generated_folder() / folder / f"{model.name}.py"
+    if model.source.startswith("derive/ops/") and shipped.is_file():
+        module = load_kernel(shipped)
+    else:
+        from .prove import load_text
+
+        module = load_text(model, render(model, [target])[f"{folder}/{model.name}.py"])
+        module.__name__ = f"derive_kernel_{model.name}_{next(_KERNELS)}"
+    sys.modules[module.__name__] = module
+    return module
+
+
+def _generated_folder() -> Path:
+    """The built-in kernels: the installed ``derive.generated``, else this checkout's ``generated/``."""
+    checkout = Path(__file__).resolve().parents[1] / "generated"
+    spec = importlib.util.find_spec("derive.generated")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout
 
 
 def claim(model: OperatorModel | str, wrt: str, formula: str, kind: str = "vjp", *,

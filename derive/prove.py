@@ -90,7 +90,12 @@ def size_cases(model: OperatorModel) -> list[dict]:
 
 
 def prove_kernel(model: OperatorModel, text: str, seed: int = 0) -> None:
-    module = load_text(model, text)
+    prove_module(model, load_text(model, text), seed)
+
+
+def prove_module(model: OperatorModel, module, seed: int = 0) -> None:
+    """The proof of a loaded kernel (anything with its ``forward``, ``vjp`` and ``jvp``: a target
+    may pass one that calls the kernel with arrays of another library and returns NumPy arrays)."""
     rng = np.random.default_rng(seed)
     for variant, selected in variants(model):
         params = _param_values(variant, rng)

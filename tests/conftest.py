@@ -23,7 +23,7 @@ GENERATED = ROOT / "generated"
 OPERATORS = registry.names()
 
 
-KERNEL_TARGETS: tuple[str, ...] = ("numpy",)
+KERNEL_TARGETS: tuple[str, ...] = ("numpy", "array_api")
 """The targets whose generated kernels keep the kernel contract (INPUTS, forward, vjp, jvp, the same
 checks): the kernel tests run over each through the ``kernel_target`` fixture."""
 

@@ -14,6 +14,7 @@ import pytest
 from derive import registry
 from derive.cli import main
 from derive.output import MANIFEST
+from derive.targets import TARGETS
 
 from conftest import GENERATED, ROOT
 
@@ -73,7 +74,8 @@ def test_generate_then_check_then_stale_edit(tmp_path, capsys, rendered):
     out = tmp_path / "gen"
     assert main(["generate", "--out", str(out), "-q"]) == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    committed = [p for p in GENERATED.rglob("*") if p.is_file() and p.parent.name in ("numpy", "latex")]
+    folders = {target.folder for target in TARGETS}
+    committed = [p for p in GENERATED.rglob("*") if p.is_file() and p.parent.name in folders]
     assert files == sorted([MANIFEST, *(p.relative_to(GENERATED).as_posix() for p in committed)])
     assert main(["check", "--out", str(out), "-q"]) == 0
     kernel = out / "numpy" / "softmax.py"

@@ -9,10 +9,10 @@ the one rendering loop over ``TARGETS``.
 
 from __future__ import annotations
 
-from . import latex, numpy
+from . import array_api, latex, numpy
 from .base import Target
 
-TARGETS: tuple[Target, ...] = (numpy.TARGET, latex.TARGET)
+TARGETS: tuple[Target, ...] = (numpy.TARGET, latex.TARGET, array_api.TARGET)
 """Every target ``derive generate`` renders, in order (explicit imports, so the order is fixed)."""
 
 __all__ = ["TARGETS", "Target"]

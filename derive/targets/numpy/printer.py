@@ -33,6 +33,9 @@ class ArraySpec:
 class KernelPrinter(NumPyPrinter):
     """NumPy printer for index expressions over the frame ``frame`` (``np.`` as the module)."""
 
+    in_place = True
+    """The view builder lowers the schedule in place (``schedule/inplace.py``) for this printer."""
+
     def __init__(self, frame: tuple[sp.Expr, ...], arrays: dict[str, ArraySpec],
                  names: dict[sp.Symbol, str]) -> None:
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
@@ -40,6 +43,18 @@ class KernelPrinter(NumPyPrinter):
         self.arrays = arrays
         self.names = names
         self.imports: set[str] = set()
+
+    def declare(self, symbol: sp.Symbol, expr: sp.Expr) -> None:
+        """A kernel temporary ``symbol = expr``, laid out on the frame (printed by its name)."""
+        self.arrays[str(symbol)] = ArraySpec(str(symbol), (), frame_form=True)
+
+    def full(self, shape: str, value: float) -> str:
+        """Code for a new array of ``shape`` (code) filled with ``value``, in the computing dtype."""
+        return f"np.full({shape}, {value!r}, ctx.dtype)"
+
+    def shifted(self, name: str, axis: int) -> str:
+        """Code for input ``name`` minus its maximum along ``axis``."""
+        return f"{name} - np.max({name}, axis={axis}, keepdims=True)"
 
     # -- module and names -------------------------------------------------------------------
     def _module_format(self, fqn: str, register: bool = True) -> str:
