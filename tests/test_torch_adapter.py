@@ -118,14 +118,14 @@ def test_float32_in_float32_out_with_gradients():
     assert y.dtype == x.grad.dtype == gamma.grad.dtype == torch.float32
 
 
-def test_a_model_file_is_generated_and_differentiated(tmp_path, monkeypatch):
-    monkeypatch.setenv("DERIVE_CACHE_DIR", str(tmp_path / "cache"))
+def test_a_model_file_is_generated_and_differentiated(private_render_cache):
+    """Generated (and proved) into the cache folder ($DERIVE_CACHE_DIR/kernels), loaded from there."""
     huber = dt.operator(ROOT / "tests" / "models" / "huber_loss.py", delta=0.5)
     a = torch.randn(7, dtype=torch.float64, requires_grad=True)
     b = torch.randn(7, dtype=torch.float64)
     torch.testing.assert_close(huber(a, b), torch.nn.functional.huber_loss(a, b, delta=0.5))
     assert torch.autograd.gradcheck(lambda a: huber(a, b), (a,), check_forward_ad=True)
-    assert list((tmp_path / "cache" / "kernels").glob("*/array_api/huber_loss.py"))
+    assert list((private_render_cache / "kernels").glob("*/array_api/huber_loss.py"))
 
 
 # -- the nn.Module norms against torch.nn's -------------------------------------------------------
