@@ -23,7 +23,7 @@ import torch
 
 from .adapters import Signature, array_api_kernel
 
-__all__ = ["operator", "RMSNorm", "LayerNorm", "GroupNorm", "BatchNorm"]
+__all__ = ["operator", "function", "RMSNorm", "LayerNorm", "GroupNorm", "BatchNorm"]
 
 
 class _Kernel(torch.autograd.Function):
@@ -90,8 +90,17 @@ def operator(name_or_model_file: str | Path, operator: str | None = None, **fixe
     None), and the keyword parameters: ``rmsnorm(x, gamma, eps=1e-5)``, ``rmsnorm(x, beta=b)``.
     """
     kernel, signature = array_api_kernel(name_or_model_file, operator)
-    fixed = signature.check_params(fixed_params)
+    return _function(kernel, signature, signature.check_params(fixed_params))
 
+
+def function(kernel: ModuleType, name: str, **fixed_params: Any) -> Callable[..., torch.Tensor]:
+    """``operator``'s function for a kernel module already loaded (an ``array_api`` kernel, e.g.
+    ``derive.load_kernel("my_kernels/array_api/swiglu.py")``); ``name`` is its operator's name."""
+    signature = Signature.of(kernel, name)
+    return _function(kernel, signature, signature.check_params(fixed_params))
+
+
+def _function(kernel: ModuleType, signature: Signature, fixed: dict) -> Callable[..., torch.Tensor]:
     function = type(signature.name, (_Kernel,), {"__doc__": f"{signature.name} through derive's generated kernel."})
 
     def call(*inputs: Any, **named: Any) -> torch.Tensor:
