@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .. import registry
-from . import measure, torch_ref
+from . import adapter, measure, torch_ref
 from .cases import Case
 
 NAIVE_MAX_N = 1024
@@ -83,7 +83,7 @@ def _naive_fits(case: Case, dtype: np.dtype) -> bool:
 
 
 def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
-               dtype: np.dtype, notes: list[str]) -> list[Candidate]:
+               dtype: np.dtype, notes: list[str], folder: Path = Path("generated")) -> list[Candidate]:
     params = case.params
     found = [
         Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
@@ -103,6 +103,8 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
         forward, backward = reference
         found += [Candidate(TORCH_FORWARD, "forward", forward, traced=False, group="torch"),
                   Candidate(TORCH_VJP, "vjp", backward, traced=False, group="torch")]
+    found += [Candidate(name, kind, call, traced=False, group="torch")
+              for name, kind, call in adapter.calls(case.op, folder, arrays, params, dy, notes)]
     largest = max(arrays, key=lambda a: a.nbytes)
     found.append(Candidate(COPY, "copy", measure.copy_call(largest), traced=False))
     return found
@@ -125,12 +127,12 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
         raise Skip(f"the generated {case.op} rejects the case's inputs: {error}") from error
     dy = rng.standard_normal(np.shape(output)).astype(dtype)
     with np.errstate(all="ignore"):
-        return _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup)
+        return _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, folder)
 
 
-def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
+def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, folder) -> dict:
     notes: list[str] = []
-    found = candidates(case, kernel, arrays, dy, dtype, notes)
+    found = candidates(case, kernel, arrays, dy, dtype, notes, folder)
     generated = kernel.vjp(dy, *arrays, **case.params)
     disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
                      for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
@@ -157,7 +159,7 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup) -> dict:
         })
     return {"op": case.op, "shape": list(case.largest), "inputs": {k: list(v) for k, v in case.inputs.items()},
             "dtype": np.dtype(dtype).name, "input_bytes": input_bytes, "copy_gbs": copy_gbs,
-            "rows": rows, "ratios": ratios(rows), "notes": notes}
+            "rows": rows, "ratios": {**ratios(rows), **adapter.ratios(rows)}, "notes": notes}
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
