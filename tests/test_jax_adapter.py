@@ -4,12 +4,10 @@ jax.test_util.check_grads in float64; under jax.jit and jax.vmap; parameters, la
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-
-jax = pytest.importorskip("jax")  # the test extra installs it; this only guards a bare checkout
-
-import jax.numpy as jnp
 from jax.test_util import check_grads
 
 import derive.jax as dj
