@@ -22,7 +22,7 @@ from .bench.command import add_bench_command
 from .cache import RenderCache
 from .catalog import markdown_table
 from .claims import report
-from .display import intermediate_symbols, readable
+from .display import compact_readable, intermediate_symbols, readable
 from .errors import (
     ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
     RenderError, TexMissingError, UnknownOperatorError,
@@ -350,6 +350,18 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _written_through(derivation) -> list[tuple[str, sp.Expr]]:
+    """(x_hat or y, its definition) for each name a shown compact form is written through (not y
+    itself when it is the output: the definition above says it)."""
+    found = {}
+    for gradient in derivation.gradients:
+        for kind in ("vjp", "jvp"):
+            form = derivation.compact(gradient.input.name, kind)
+            if form.through and form.through != "y":
+                found.setdefault(f"{form.through}{list(derivation.model.output_indices)}", form.definition)
+    return list(found.items())
+
+
 def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) -> str:
     derivation = api.derive(model)
     printer = PrettyPrinter({"use_unicode": not ascii_only, "num_columns": width})
@@ -365,12 +377,15 @@ def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) 
     out += [line(f"y{list(model.output_indices)} = ", model.output)]
     for symbol, definition in intermediate_symbols(model):
         out += [line(f"  where {symbol} = ", definition, named=False)]
+    for name, through in _written_through(derivation):
+        out += [line(f"  where {name} = ", compact_readable(through, model), False)]
     for gradient in derivation.gradients:
         name, wrt, outputs = gradient.input.name, gradient.wrt, list(model.output_indices)
         out += [f"with respect to {name}:"]
         out += [line(f"  Jacobian  d y{outputs} / d {wrt} = ", gradient.jacobian)]
-        out += [line(f"  vjp       d{name}{list(gradient.wrt_indices)} = ", gradient.vjp)]
-        out += [line(f"  jvp       dot_y{outputs} += ", gradient.jvp)]
+        vjp, jvp = derivation.compact(name, "vjp"), derivation.compact(name, "jvp")
+        out += [line(f"  vjp       d{name}{list(gradient.wrt_indices)} = ", compact_readable(vjp.expr, model), False)]
+        out += [line(f"  jvp       dot_y{outputs} += ", compact_readable(jvp.expr, model), False)]
     return "\n\n".join(out)
 
 

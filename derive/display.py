@@ -61,3 +61,13 @@ def readable(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
     if model.where:
         expr = name_intermediates(expr, intermediate_symbols(model))
     return readable_dummies(expr)
+
+
+def compact_readable(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """A compact form (``calculus/compact.py``) for reading: each named quantity by its bare name
+    (mu, not mu[p]: its indices are those of the entry it belongs to), distinct nested sum names."""
+    names = {name for name, _ in model.where}
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base.label) in names,
+                        lambda e: sp.Symbol(str(e.base.label), **e.base.assumptions0))
+    return readable_dummies(expr)
+

@@ -207,7 +207,7 @@ def rewriter(output: sp.Expr, output_indices: tuple, where: tuple, inputs: list[
     for entry in entries:
         hat = normalised_input(named_output, entry, bases) if entry.base in measured else None
         for name, through in ((HAT, hat), (OUTPUT, named_output)):
-            if through is None or through == entry or (name == HAT and through == named_output):
+            if name in {str(b.label) for b in inputs} or through is None or through == entry or (name == HAT and through == named_output):
                 continue
             value = sp.IndexedBase(name, real=True)[tuple(output_indices)]
             inverse = _solve_for(entry, through, value)
@@ -225,6 +225,8 @@ class Compact:
     written: sp.Expr
     through: str | None
     """The name the input was written through (x_hat, y), or None (named quantities only)."""
+    definition: sp.Expr | None = None
+    """What that name stands for (``(x[i] - mu)/sigma``), the output for y."""
 
 
 def weight(expr: sp.Expr) -> int:
@@ -236,7 +238,9 @@ def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...]) -> Com
     named = name_in(canonical_dummies(raw), rewrite.named)
     best = Compact(raw, raw, None)
     options = []
-    attempts = [(lambda: tidy(named), None), (lambda: tidy(name_in(named, [rewrite.output])), "output")]
+    attempts = [(lambda: tidy(named), None)]
+    if not named.has(rewrite.output.base):  # an input named y: the output cannot take its name
+        attempts.append((lambda: tidy(name_in(named, [rewrite.output])), "output"))
     attempts += [(lambda p=position: rewrite.through(named, p), (through, indices))
                  for position, (_, _, through, indices) in enumerate(rewrite.substitutions)]
     for attempt, source in attempts:
@@ -252,9 +256,11 @@ def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...]) -> Com
             break
         written = write_out(expr, rewrite, source)
         if compare(raw, written, dims, sizes=(1, 2, 3), trials=2, entries=2, distinct=True) is None:
-            name = None if source is None else OUTPUT if source == "output" else next(
-                str(b.label) for b in _new_bases(expr, rewrite))
-            return Compact(expr, written, name)
+            if source is None:
+                return Compact(expr, written, None)
+            if source == "output":
+                return Compact(expr, written, OUTPUT, rewrite.output.definition)
+            return Compact(expr, written, str(_new_bases(expr, rewrite)[0].label), source[0])
     return best
 
 

@@ -77,6 +77,8 @@ class Equations:
         self._shown: dict[sp.Expr, sp.Expr] = {}
         self.labels = {inp.name: inp.index_of for inp in self.model.inputs
                        if getattr(inp, "domain", "real") == "index"}  # integer class-label inputs
+        self.written_through: dict[str, tuple[sp.Expr, tuple]] = {}
+        """x_hat (a compact form's name for a part of the output) -> (its exact definition, its indices)."""
         self.preferred: dict[sp.Expr, list[str]] = {}
         others = sorted(self.model.output.atoms(sp.Idx) - set(self.model.output_indices), key=lambda i: str(i.label))
         for idx in (*self.model.output_indices, *others):
@@ -99,6 +101,9 @@ class Equations:
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
         """The exact expression a displayed one stands for (names and the output entry expanded)."""
+        for name, (definition, indices) in self.written_through.items():
+            expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
+                                lambda e, d=definition, i=indices: _at(d, i, e.indices))
         expr = self.names.write_out(expr)
         expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.output_base,
                             lambda e: self.output_at(e.indices))
@@ -145,6 +150,12 @@ class Equations:
         equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input)
         self.all.append(equation)
         return equation
+
+
+def _at(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
+    for before, after in zip(old, new):
+        expr = substitute_index(expr, before, after)
+    return expr
 
 
 def _prefer_names(expr: sp.Expr, preferred: dict[sp.Expr, list[str]], taken: set[str]) -> sp.Expr:
