@@ -23,7 +23,7 @@ from .cache import RenderCache
 from .calculus.pipeline import tangent_name
 from .catalog import markdown_table
 from .claims import report
-from .display import NotationPrettyPrinter, intermediate_symbols, readable
+from .display import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
 from .errors import (
     ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
     RenderError, TexMissingError, UnknownOperatorError,
@@ -355,6 +355,18 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _written_through(derivation) -> list[tuple[tuple[str, str], sp.Expr]]:
+    """(x_hat or y, its definition) for each name a shown compact form is written through (not y
+    itself when it is the output: the definition above says it)."""
+    found = {}
+    for gradient in derivation.gradients:
+        for kind in ("vjp", "jvp"):
+            form = derivation.compact(gradient.input.name, kind)
+            if form.through and form.through != "y":
+                found.setdefault((form.through, str(list(derivation.model.output_indices))), form.definition)
+    return list(found.items())
+
+
 def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) -> str:
     """The definition, and the Jacobian entry, VJP and JVP by each input, in the documents' notation
     (ȳ the cotangent, x̄ an input's, ẋ a tangent; ``ascii_only``: the names claims are typed in)."""
@@ -373,6 +385,7 @@ def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) 
     params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {name(str(p.symbol))})" if p.symbol is not None and
                        str(p.symbol) != p.name else "") for p in model.params) or "none"
     out = [f"{model.name}: {model.summary}\ninputs: {shapes}\nparameters: {params}", "definition:"]
+
     def at(name: str, indices) -> str:  # y[i], or y for a scalar
         return f"{name}{list(indices)}" if indices else name
 
@@ -380,15 +393,20 @@ def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) 
     out += [line(f"{at(output, outputs)} = ", model.output)]
     for symbol, definition in intermediate_symbols(model):
         out += [line(f"  where {printer.doprint(symbol)} = ", definition, named=False)]
+    for (through, through_at), definition in _written_through(derivation):
+        out += [line(f"  where {name(through)}{through_at} = ", compact_readable(definition, model), False)]
     partial = "d" if ascii_only else "∂"
     for gradient in derivation.gradients:
         wrt = printer.doprint(gradient.wrt)
         cotangent = f"d{gradient.input.name}" if ascii_only else bar(name(gradient.input.name))
         out += [f"with respect to {gradient.input.name}:"]
         out += [line(f"  Jacobian  {partial}{at(output, outputs)} / {partial}{wrt} = ", gradient.jacobian)]
-        out += [line(f"  vjp       {at(cotangent, gradient.wrt_indices)} = ", gradient.vjp)]
-        out += [line(f"  jvp       {at(name(tangent_name(output)), outputs)} += ", gradient.jvp)]
+        vjp, jvp = derivation.compact(gradient.input.name, "vjp"), derivation.compact(gradient.input.name, "jvp")
+        out += [line(f"  vjp       {at(cotangent, gradient.wrt_indices)} = ", compact_readable(vjp.expr, model), False)]
+        out += [line(f"  jvp       {at(name(tangent_name(output)), outputs)} += ", compact_readable(jvp.expr, model),
+                     False)]
     return "\n\n".join(out)
+
 
 if __name__ == "__main__":
     sys.exit(main())

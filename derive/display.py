@@ -13,6 +13,7 @@ import sympy as sp
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm
 
+from .calculus.indices import readable_dummies
 from .model import OperatorModel
 from .names import Intermediates, displayed, preferred_indices
 from .notation import DisplayPartial, function_symbol, unicode_name
@@ -90,3 +91,13 @@ class NotationPrettyPrinter(PrettyPrinter):
         if isinstance(inner, (sp.Indexed, sp.Symbol)):
             return prettyForm(*prettyForm(d).right(self._print(inner))) / by
         return prettyForm(*(prettyForm(d) / by).right(prettyForm(*self._print(inner).parens())))
+
+
+def compact_readable(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """A compact form (``calculus/compact.py``) for reading: each named quantity by its bare name
+    (mu, not mu[p]: its indices are those of the entry it belongs to), distinct nested sum names."""
+    names = {name for name, _ in model.where}
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base.label) in names,
+                        lambda e: sp.Symbol(str(e.base.label), **e.base.assumptions0))
+    return readable_dummies(expr)
+

@@ -61,6 +61,8 @@ def _unicode_name(name: str, output: str) -> str:
         return _unicode_name(tangent_of(name), output) + _DOT
     if name in SYMBOLS:
         return SYMBOLS[name][1]
+    if name.endswith("_hat") and len(name) > 4:  # x_hat -> x̂, as the documents' \\hat{x}
+        return _unicode_name(name[:-4], output) + "\u0302"
     return pretty_symbol(name) if name.isalpha() else name
 
 

@@ -92,7 +92,7 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
     ("softmax", "return np.moveaxis(value, state[0], -1) if _CORE_AXES[name] else value",
      "return value", "jvp"),  # a jvp that no longer moves `axis`
     ("mul", "value = value.sum(axis=squeezed, keepdims=True)", "pass", "vjp"),  # no sum over size-1 axes
-    ("layernorm", "1/np.sqrt(eps + t0*t2)", "1/(np.sqrt(t0*t2) + eps)", "forward"),  # a misplaced eps
+    ("layernorm", "1/np.sqrt(eps + t0*t3)", "1/(np.sqrt(t0*t3) + eps)", "forward"),  # a misplaced eps
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)

@@ -14,6 +14,7 @@ import sympy as sp
 from ..model import Input, OperatorModel
 from ..validate import validate
 from . import contract
+from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
 from .indices import WRT_NAMES, fresh_index, free_indices, index_names
 from .rules import simplify
@@ -49,6 +50,24 @@ class Derivation:
     @cached_property
     def cotangent(self) -> sp.IndexedBase:
         return sp.IndexedBase(COTANGENT)
+
+    @cached_property
+    def rewriter(self) -> Rewriter:
+        """The model's named quantities and the substitutions its inputs allow (``compact.py``)."""
+        model = self.model
+        return rewriter(model.output, model.output_indices, model.where, [i.base for i in model.inputs])
+
+    @cached_property
+    def _compact(self) -> dict[tuple[str, str], Compact]:
+        return {}
+
+    def compact(self, input_name: str, kind: str) -> Compact:
+        """The checked compact form of the ``kind`` ("vjp" or "jvp") by ``input_name`` (computed once)."""
+        key = (input_name, kind)
+        if key not in self._compact:
+            raw = getattr(self.gradient(input_name), kind)
+            self._compact[key] = compact(raw, self.rewriter, self.model.dims())
+        return self._compact[key]
 
     def gradient(self, input_name: str) -> InputGradient:
         for gradient in self.gradients:

@@ -187,7 +187,8 @@ class _Lowering:
             return None
         if name not in self.seeded and (spans != self.seed_spans or self.assignment(name) is None):
             return None
-        once = _mentions(self.items[position][2], name) == 1
+        item = self.items[position][2]  # its reductions are computed first, before the buffer is written
+        once = _mentions(item.xreplace({r: sp.Dummy() for r in _top_sums(item)}), name) == 1
         if not once or name in self.dead or self.held(name) or self.alive_after(name, position):
             return None
         if commit and name not in self.seeded:

@@ -35,7 +35,8 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = xp.full((C,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     t0 = 1/(N*S)
     t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)*(-t0) + x
-    return _output(beta[..., None, :, None] + t1*(gamma[..., None, :, None]/xp.sqrt(eps + t0*_contract(xp, t1, t1, (-3, -1)))), (0, 1, 2), ctx)
+    t2 = xp.sum(t1, axis=(-3, -1,), keepdims=True)*(-t0) + t1
+    return _output(beta[..., None, :, None] + t2*(gamma[..., None, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-3, -1)))), (0, 1, 2), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
@@ -50,23 +51,18 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     beta = xp.full((C,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = xp.sum(x, axis=(-3, -1,), keepdims=True)
-    t1 = 1/(N*S)
-    t2 = t1*t0
-    t3 = eps + t1*xp.sum((-t2 + x)**2, axis=(-3, -1,), keepdims=True)
+    t0 = 1/(N*S)
+    t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)*(-t0) + x
+    t2 = xp.sum(t1, axis=(-3, -1,), keepdims=True)*(-t0) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-3, -1))
     t4 = 1/xp.sqrt(t3)
-    t5 = gamma[..., None, :, None]*t4
-    t6 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
-    t7 = t1*t6
-    t8 = gamma[..., None, :, None]/t3**(3/2)
-    t9 = _contract(xp, dy, x, (-3, -1))
-    t10 = t8*t9
-    t11 = t2*t6
-    grads['x'] = _gradient((t10*x + x*(-t11*t8))*(-t1) + dy*t5 - t5*t7 + (-t0**2*t7*t8 + t0*t10)*(1/(N**2*S**2)), (0, 1, 2), 'x', x, ctx)
+    t5 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+    t6 = _contract(xp, dy, t2, (-3, -1))
+    grads['x'] = _gradient((t2*((t6/t3)*(-t0)) + t5*(-t0) + dy)*(gamma[..., None, :, None]*t4), (0, 1, 2), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(-t11*t4 + t4*t9, (1,), 'gamma', gamma, ctx)
+        grads['gamma'] = _gradient(t4*t6, (1,), 'gamma', gamma, ctx)
     if given[2] is not None:
-        grads['beta'] = _gradient(t6, (1,), 'beta', beta, ctx, copy=True)
+        grads['beta'] = _gradient(t5, (1,), 'beta', beta, ctx, copy=True)
     return tuple(grads.values())
 
 
@@ -82,16 +78,13 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     beta = xp.full((C,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
-    t0 = xp.sum(x, axis=(-3, -1,), keepdims=True)
-    t1 = 1/(N*S)
-    t2 = t0*(-t1) + x
-    t3 = eps + t1*_contract(xp, t2, t2, (-3, -1))
+    t0 = 1/(N*S)
+    t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)*(-t0) + x
+    t2 = xp.sum(t1, axis=(-3, -1,), keepdims=True)*(-t0) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-3, -1))
     t4 = 1/xp.sqrt(t3)
     if dot_x is not None:
-        t5 = gamma[..., None, :, None]*t4
-        t6 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
-        t7 = t2*(gamma[..., None, :, None]/t3**(3/2))
-        total.add((t5*t6)*(-t1) + t7*(_contract(xp, dot_x, x, (-3, -1))*(-t1)) + dot_x*t5 + t7*((t0*t6)*(1/(N**2*S**2))), (0, 1, 2))
+        total.add((t2*((_contract(xp, dot_x, t2, (-3, -1))/t3)*(-t0)) + xp.sum(dot_x, axis=(-3, -1,), keepdims=True)*(-t0) + dot_x)*(gamma[..., None, :, None]*t4), (0, 1, 2))
     if dot_gamma is not None:
         total.add(t2*(dot_gamma[..., None, :, None]*t4), (0, 1, 2))
     if dot_beta is not None:

@@ -36,7 +36,8 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = xp.full((G, D), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
-    return _output(beta[..., None, :, :, None] + t1*(gamma[..., None, :, :, None]/xp.sqrt(eps + t0*_contract(xp, t1, t1, (-2, -1)))), (0, 1, 2, 3), ctx)
+    t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
+    return _output(beta[..., None, :, :, None] + t2*(gamma[..., None, :, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-2, -1)))), (0, 1, 2, 3), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
@@ -52,20 +53,15 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = xp.full((G, D), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = xp.sum(x, axis=(-2, -1,), keepdims=True)
-    t1 = 1/(D*S)
-    t2 = t1*t0
-    t3 = eps + t1*xp.sum((-t2 + x)**2, axis=(-2, -1,), keepdims=True)
+    t0 = 1/(D*S)
+    t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
+    t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-2, -1))
     t4 = 1/xp.sqrt(t3)
     t5 = dy*gamma[..., None, :, :, None]
-    t6 = xp.sum(t5, axis=(-2, -1,), keepdims=True)
-    t7 = t1*t6
-    t8 = t3**(-3/2)
-    t9 = t8*_contract(xp, t5, x, (-2, -1))
-    grads['x'] = _gradient((x*(-t2*t6*t8) + t9*x)*(-t1) + t4*t5 - t4*t7 + (-t0**2*t7*t8 + t0*t9)*(1/(D**2*S**2)), (0, 1, 2, 3), 'x', x, ctx)
+    grads['x'] = _gradient((t2*((_contract(xp, t2, t5, (-2, -1))/t3)*(-t0)) + xp.sum(t5, axis=(-2, -1,), keepdims=True)*(-t0) + t5)*t4, (0, 1, 2, 3), 'x', x, ctx)
     if given[1] is not None:
-        t10 = dy*t4
-        grads['gamma'] = _gradient(_contract(xp, t0, t10, (-4, -1))*(-t1) + _contract(xp, t10, x, (-4, -1)), (1, 2), 'gamma', gamma, ctx)
+        grads['gamma'] = _gradient(_contract(xp, t4, _contract(xp, dy, t2, (-1,)), (-4,)), (1, 2), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(xp.sum(dy, axis=(-4, -1,), keepdims=True), (1, 2), 'beta', beta, ctx)
     return tuple(grads.values())
@@ -84,16 +80,13 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = xp.full((G, D), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
-    t0 = xp.sum(x, axis=(-2, -1,), keepdims=True)
-    t1 = 1/(D*S)
-    t2 = t0*(-t1) + x
-    t3 = eps + t1*_contract(xp, t2, t2, (-2, -1))
+    t0 = 1/(D*S)
+    t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
+    t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-2, -1))
     t4 = 1/xp.sqrt(t3)
     if dot_x is not None:
-        t5 = gamma[..., None, :, :, None]*t4
-        t6 = xp.sum(dot_x, axis=(-2, -1,), keepdims=True)
-        t7 = t2*(gamma[..., None, :, :, None]/t3**(3/2))
-        total.add(t5*(t6*(-t1)) + t7*(_contract(xp, dot_x, x, (-2, -1))*(-t1)) + dot_x*t5 + t7*((t0*t6)*(1/(D**2*S**2))), (0, 1, 2, 3))
+        total.add((t2*((_contract(xp, dot_x, t2, (-2, -1))/t3)*(-t0)) + xp.sum(dot_x, axis=(-2, -1,), keepdims=True)*(-t0) + dot_x)*(gamma[..., None, :, :, None]*t4), (0, 1, 2, 3))
     if dot_gamma is not None:
         total.add(t2*(dot_gamma[..., None, :, :, None]*t4), (0, 1, 2, 3))
     if dot_beta is not None:

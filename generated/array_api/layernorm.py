@@ -33,7 +33,8 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
-    return _output(beta + gamma*t1/xp.sqrt(eps + t0*_contract(xp, t1, t1, (-1,))), (0,), ctx)
+    t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    return _output(beta + gamma*t2/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-1,))), (0,), ctx)
 
 
 def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
@@ -48,12 +49,13 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
-    t2 = eps + t0*_contract(xp, t1, t1, (-1,))
-    t3 = 1/xp.sqrt(t2)
-    t4 = dy*gamma
-    grads['x'] = _gradient(-t0*t3*xp.sum(t4, axis=-1, keepdims=True) + t1*(-t0*_contract(xp, t1, t4, (-1,))/t2**(3/2)) + t3*t4, (0,), 'x', x, ctx)
+    t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-1,))
+    t4 = 1/xp.sqrt(t3)
+    t5 = dy*gamma
+    grads['x'] = _gradient(t4*(-t0*xp.sum(t5, axis=-1, keepdims=True) + t2*(-t0*_contract(xp, t2, t5, (-1,))/t3) + t5), (0,), 'x', x, ctx)
     if given[1] is not None:
-        grads['gamma'] = _gradient(t3*dy*t1, (0,), 'gamma', gamma, ctx)
+        grads['gamma'] = _gradient(t4*dy*t2, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx, copy=True)
     return tuple(grads.values())
@@ -71,12 +73,13 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     total = _Total(ctx)
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
-    t2 = eps + t0*_contract(xp, t1, t1, (-1,))
-    t3 = 1/xp.sqrt(t2)
+    t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-1,))
+    t4 = 1/xp.sqrt(t3)
     if dot_x is not None:
-        total.add(gamma*(-t0*t3*xp.sum(dot_x, axis=-1, keepdims=True)) + (gamma*t1)*(-t0*_contract(xp, dot_x, t1, (-1,))/t2**(3/2)) + t3*dot_x*gamma, (0,))
+        total.add(t4*(-t0*xp.sum(dot_x, axis=-1, keepdims=True) + t2*(-t0*_contract(xp, dot_x, t2, (-1,))/t3) + dot_x)*gamma, (0,))
     if dot_gamma is not None:
-        total.add(t3*dot_gamma*t1, (0,))
+        total.add(t4*dot_gamma*t2, (0,))
     if dot_beta is not None:
         total.add(dot_beta, (0,), copy=True)
     return _output(total.value, None, ctx, copy=total.copy)

@@ -48,7 +48,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
     t3 = dy*gamma
-    grads['x'] = _gradient(x*(-t0*_contract(xp, t3, x, (-1,))/t1**(3/2)) + t2*t3, (0,), 'x', x, ctx)
+    grads['x'] = _gradient(t2*(x*(-t0*_contract(xp, t3, x, (-1,))/t1) + t3), (0,), 'x', x, ctx)
     if given[1] is not None:
         grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
     if given[2] is not None:
@@ -70,7 +70,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
     if dot_x is not None:
-        total.add((gamma*x)*(-t0*_contract(xp, dot_x, x, (-1,))/t1**(3/2)) + t2*dot_x*gamma, (0,))
+        total.add(t2*(x*(-t0*_contract(xp, dot_x, x, (-1,))/t1) + dot_x)*gamma, (0,))
     if dot_gamma is not None:
         total.add(t2*dot_gamma*x, (0,))
     if dot_beta is not None:

@@ -90,15 +90,15 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
-    t3 = xp.sum(t2, axis=-1, keepdims=True)
-    t4 = 1/t3
-    t5 = _contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))*(t0/t3**2)
+    t3 = 1/xp.sum(t2, axis=-1, keepdims=True)
+    t4 = t3*_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))
+    t5 = t0*t3
     if dot_q is not None:
-        total.add(_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))*(t0*t4) + t5*(-_contract(xp, t2, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))), (0, 1))
+        total.add((t4*(-_contract(xp, t2, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)))*t5, (0, 1))
     if dot_k is not None:
-        total.add(_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))*(t0*t4) + t5*(-_contract(xp, t2, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))), (0, 1))
+        total.add((t4*(-_contract(xp, t2, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)))*t5, (0, 1))
     if dot_v is not None:
-        total.add(t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2, (-1,)), (0, 1))
+        total.add(t3*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2, (-1,)), (0, 1))
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -156,16 +156,15 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t1*t2 - xp.max(xp.where(t0 > 0, t1*t2, -xp.inf), axis=-1, keepdims=True)))*t0
-    t4 = xp.sum(t3, axis=-1, keepdims=True)
-    t5 = 1/t4
-    t6 = t1*t5
-    t7 = _contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))*(t1/t4**2)
+    t4 = 1/xp.sum(t3, axis=-1, keepdims=True)
+    t5 = t4*_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))
+    t6 = t1*t4
     if dot_q is not None:
-        total.add(t6*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)) + t7*(-_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))), (0, 1))
+        total.add((t5*(-_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)))*t6, (0, 1))
     if dot_k is not None:
-        total.add(t6*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)) + t7*(-_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))), (0, 1))
+        total.add((t5*(-_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)))*t6, (0, 1))
     if dot_v is not None:
-        total.add(t5*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (0, 1))
+        total.add(t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (0, 1))
     return _output(total.value, None, ctx, copy=total.copy)
 
 

@@ -44,8 +44,8 @@ def vjp(cotangent, x, *, axis=-1):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = xp.exp(x)
-    t1 = xp.sum(t0, axis=-1, keepdims=True)
-    grads['x'] = _gradient(dy*t0/t1 + t0*(-_contract(xp, dy, t0, (-1,))/t1**2), (0,), 'x', x, ctx)
+    t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
+    grads['x'] = _gradient(t1*(-t1*_contract(xp, dy, t0, (-1,)) + dy)*t0, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -60,8 +60,8 @@ def jvp(tangents, x, *, axis=-1):
     total = _Total(ctx)
     if dot_x is not None:
         t0 = xp.exp(x)
-        t1 = xp.sum(t0, axis=-1, keepdims=True)
-        total.add(dot_x*t0/t1 + t0*(-_contract(xp, dot_x, t0, (-1,))/t1**2), (0,))
+        t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
+        total.add(t1*(-t1*_contract(xp, dot_x, t0, (-1,)) + dot_x)*t0, (0,))
     return _output(total.value, None, ctx, copy=total.copy)
 
 

@@ -30,9 +30,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
-    t2 = np.einsum('...a,...a->...', t1, t1)[..., None]
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...a,...a->...', t1, t1)[..., None]
     t1 *= gamma
-    t1 *= 1/np.sqrt(eps + t0*t2)
+    t1 *= 1/np.sqrt(eps + t0*t3)
     t1 += beta
     return _output(t1, (0,), ctx)
 
@@ -48,18 +50,20 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
-    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
-    t3 = 1/np.sqrt(t2)
-    t4 = dy*gamma
-    t5 = np.sum(t4, axis=-1, keepdims=True)
-    t6 = np.einsum('...a,...a->...', t1, t4)[..., None]
-    t4 *= t3
-    t4 -= t1*(t0*t6/t2**(3/2))
-    t4 -= t0*t3*t5
-    grads['x'] = _gradient(t4, (0,), 'x', x, ctx)
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
+    t4 = 1/np.sqrt(t3)
+    t5 = dy*gamma
+    t6 = np.sum(t5, axis=-1, keepdims=True)
+    t7 = np.einsum('...a,...a->...', t1, t5)[..., None]
+    t5 -= t1*(t0*t7/t3)
+    t5 -= t0*t6
+    t5 *= t4
+    grads['x'] = _gradient(t5, (0,), 'x', x, ctx)
     if given[1] is not None:
         t1 *= dy
-        grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t3)
+        grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t4)
     if given[2] is not None:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())
@@ -76,19 +80,22 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     total = _Total(ctx)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
-    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
-    t3 = 1/np.sqrt(t2)
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
+    t4 = 1/np.sqrt(t3)
     if dot_x is not None:
-        t4 = np.sum(dot_x, axis=-1, keepdims=True)
-        t5 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
-        t6 = np.multiply(dot_x, t3, out=_new_output(ctx))
-        t6 -= t1*(t0*t5/t2**(3/2))
-        t6 -= t0*t3*t4
-        t6 *= gamma
-        total.add(t6, (0,), owned=True)
+        t5 = np.sum(dot_x, axis=-1, keepdims=True)
+        t6 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+        t7 = np.multiply(t1, -t0*t6/t3, out=_new_output(ctx))
+        t7 += dot_x
+        t7 -= t0*t5
+        t7 *= gamma
+        t7 *= t4
+        total.add(t7, (0,), owned=True)
     if dot_gamma is not None:
         t1 *= dot_gamma
-        t1 *= t3
+        t1 *= t4
         total.add(t1, (0,), owned=True)
     if dot_beta is not None:
         total.add(dot_beta, (0,))

@@ -49,9 +49,9 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t2 = 1/np.sqrt(t1)
     t3 = dy*gamma
     t4 = np.einsum('...a,...a->...', t3, x)[..., None]
-    t3 *= t2
-    t5 = x*(t0*t4/t1**(3/2))
+    t5 = x*(t0*t4/t1)
     t3 -= t5
+    t3 *= t2
     grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     if given[1] is not None:
         t6 = np.multiply(dy, x, out=t5)
@@ -75,9 +75,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
         t3 = np.einsum('...a,...a->...', dot_x, x)[..., None]
-        t4 = np.multiply(dot_x, t2, out=_new_output(ctx))
-        t4 -= x*(t0*t3/t1**(3/2))
+        t4 = np.multiply(x, -t0*t3/t1, out=_new_output(ctx))
+        t4 += dot_x
         t4 *= gamma
+        t4 *= t2
         total.add(t4, (0,), owned=True)
     if dot_gamma is not None:
         t5 = np.multiply(dot_gamma, x, out=_new_output(ctx))

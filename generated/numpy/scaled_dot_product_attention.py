@@ -99,24 +99,26 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     t0 = 1/np.sqrt(E)
     t1 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
     t2 = np.exp(t0*t1 - np.max(t0*t1, axis=-1, keepdims=True))
-    t3 = np.sum(t2, axis=-1, keepdims=True)
-    t4 = 1/t3
-    t5 = np.multiply(np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t0/t3**2, out=_new_output(ctx))
+    t3 = 1/np.sum(t2, axis=-1, keepdims=True)
+    t4 = np.multiply(np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t3, out=_new_output(ctx))
+    t5 = t0*t3
     if dot_q is not None:
         t6 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
         t7 = np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-        t8 = np.multiply(t5, -t6, out=_new_output(ctx))
-        t8 += t7*(t0*t4)
+        t8 = np.multiply(t4, -t6, out=_new_output(ctx))
+        t8 += t7
+        t8 *= t5
         total.add(t8, (0, 1), owned=True)
     if dot_k is not None:
         t9 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t2[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
         t10 = np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-        t5 *= -t9
-        t5 += t10*(t0*t4)
-        total.add(t5, (0, 1), owned=True)
+        t4 *= -t9
+        t4 += t10
+        t4 *= t5
+        total.add(t4, (0, 1), owned=True)
     if dot_v is not None:
         t11 = np.einsum('...ab,...ca->...cb', dot_v, t2[..., :, 0, 0, :], optimize=True)[..., :, :, None, None]
-        t12 = t11*t4
+        t12 = t11*t3
         total.add(t12, (0, 1), owned=True)
     return _output(total.value, None, ctx)
 
@@ -186,26 +188,27 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     t1 = 1/np.sqrt(E)
     t2 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
     t3 = np.exp(np.minimum(0, t1*t2 - np.max(np.where(t0, t1*t2, -np.inf), axis=-1, keepdims=True)))*t0
-    t4 = np.sum(t3, axis=-1, keepdims=True)
-    t5 = 1/t4
-    t6 = t1*t5
-    t7 = np.multiply(np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t1/t4**2, out=_new_output(ctx))
+    t4 = 1/np.sum(t3, axis=-1, keepdims=True)
+    t5 = np.multiply(np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None], t4, out=_new_output(ctx))
+    t6 = t1*t4
     if dot_q is not None:
+        t7 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
         t8 = np.einsum('...ab,...cb,...ac,...cd->...ad', dot_q, k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-        t9 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
-        t10 = np.multiply(t8, t6, out=_new_output(ctx))
-        t10 -= t7*t9
-        total.add(t10, (0, 1), owned=True)
+        t9 = np.multiply(t5, -t7, out=_new_output(ctx))
+        t9 += t8
+        t9 *= t6
+        total.add(t9, (0, 1), owned=True)
     if dot_k is not None:
+        t10 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
         t11 = np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None]
-        t12 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
-        t7 *= -t12
-        t7 += t11*t6
-        total.add(t7, (0, 1), owned=True)
+        t5 *= -t10
+        t5 += t11
+        t5 *= t6
+        total.add(t5, (0, 1), owned=True)
     if dot_v is not None:
-        t13 = np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None]
-        t14 = t13*t5
-        total.add(t14, (0, 1), owned=True)
+        t12 = np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None]
+        t13 = t12*t4
+        total.add(t13, (0, 1), owned=True)
     return _output(total.value, None, ctx)
 
 

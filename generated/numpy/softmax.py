@@ -42,11 +42,11 @@ def vjp(cotangent, x, *, axis=-1):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = np.exp(x, out=x)
-    t1 = np.sum(t0, axis=-1, keepdims=True)
+    t1 = 1/np.sum(t0, axis=-1, keepdims=True)
     t2 = np.einsum('...a,...a->...', dy, t0)[..., None]
-    t3 = dy/t1
-    t3 -= t2/t1**2
+    t3 = -t1*t2 + dy
     t3 *= t0
+    t3 *= t1
     grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
@@ -61,11 +61,11 @@ def jvp(tangents, x, *, axis=-1):
     total = _Total(ctx)
     if dot_x is not None:
         t0 = np.exp(x, out=x)
-        t1 = np.sum(t0, axis=-1, keepdims=True)
+        t1 = 1/np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
-        t3 = np.multiply(dot_x, 1/t1, out=_new_output(ctx))
-        t3 -= t2/t1**2
+        t3 = np.add(-t1*t2, dot_x, out=_new_output(ctx))
         t3 *= t0
+        t3 *= t1
         total.add(t3, (0,), owned=True)
     return _output(total.value, None, ctx)
 

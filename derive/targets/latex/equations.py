@@ -104,6 +104,8 @@ class Equations:
         self.preferred = preferred_indices(self.model)
         self.indices: set[sp.Idx] = set()
         """Every index a displayed side uses (for the declared ranges)."""
+        self.written_through: dict[str, tuple[sp.Expr, tuple]] = {}
+        """x_hat (a compact form's name for a part of the output) -> (its exact definition, its indices)."""
 
     # display forms ---------------------------------------------------------------------------
     @property
@@ -120,6 +122,9 @@ class Equations:
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
         """The exact expression a displayed one stands for (names and the output entry expanded)."""
+        for name, (definition, indices) in self.written_through.items():
+            expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
+                                lambda e, d=definition, i=indices: _at(d, i, e.indices))
         expr = self.names.write_out(expr)
         expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.output_base,
                             lambda e: self.output_at(e.indices))
@@ -173,6 +178,12 @@ class Equations:
         equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input, lhs_lines)
         self.all.append(equation)
         return equation
+
+
+def _at(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
+    for before, after in zip(old, new):
+        expr = substitute_index(expr, before, after)
+    return expr
 
 
 def _opened(first: str, lines: tuple[str, ...]) -> list[tuple[str, str]]:

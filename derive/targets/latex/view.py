@@ -22,6 +22,7 @@ from .stable import StableView, stable_form
 from .text import code_text, label_part, label_text, prose_text, rewrite_text, rule_text, tex_escape
 from .maths_text import maths_text
 from .matrix_section import matrix_rows
+from .result import result_rows
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class DocumentView:
     ranges: str
     layout_text: str
     definition: tuple[Row, ...]
+    result: tuple[Row, ...]
+    """The compact VJP and JVP of every input (``result.py``), shown before the derivations."""
     gradients: tuple[InputView, ...]
     parameter_gradients: tuple[InputView, ...]
     jvp_total: str
@@ -80,6 +83,7 @@ def build_document(derivation: Derivation) -> DocumentView:
     model = derivation.model
     eqs = Equations(model, output_name(model))
     definition = _definition(eqs)
+    result = result_rows(eqs, derivation)  # the document's order: the result right after the definition
     views = {g.input.name: _input_view(eqs, derivation, g) for g in derivation.gradients}
     data = tuple(views[g.input.name] for g in derivation.gradients if not g.input.optional)
     params = tuple(views[g.input.name] for g in derivation.gradients if g.input.optional)
@@ -93,7 +97,7 @@ def build_document(derivation: Derivation) -> DocumentView:
         torch=code_text(model.torch), inputs_text=tuple(_input_text(eqs, inp) for inp in model.inputs),
         params_text=tuple(_param_text(eqs, p) for p in model.params), ranges=_ranges(eqs),
         layout_text=_layout_text(eqs),
-        definition=definition, gradients=data, parameter_gradients=params,
+        definition=definition, result=result, gradients=data, parameter_gradients=params,
         jvp_total=_jvp_total(eqs, derivation), stable=stable, checks=_checks(eqs.all), equations=tuple(eqs.all),
         labels_intro=_labels_intro(model), label_index=_label_index(eqs))
 

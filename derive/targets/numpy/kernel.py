@@ -14,6 +14,7 @@ import sympy as sp
 from ...calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
 from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ...model import OperatorModel, dim_of
+from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
 from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
 from ...schedule.stable import stabilize
@@ -146,12 +147,19 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
         suffix="" if value is None else f"_{str(value).lower()}",
         shift=tuple(_shift(model, name, dim, printer) for name, dim in model.shift_invariant),
         forward=_function([Output("y", model.output)], printer, {"y": out}, model, lowering="output"),
-        vjp=_function([Output(g.input.name, g.vjp, _given(model, g.input.name) if g.input.optional else None)
+        vjp=_function([Output(g.input.name, _centred(derivation, g.input.name, "vjp"), _given(model, g.input.name) if g.input.optional else None)
                        for g in grads],
                       printer, positions, model, lowering="cotangent"),
-        jvp=_function([Output(g.input.name, g.jvp, f"{tangent_name(g.input.name)} is not None") for g in grads],
+        jvp=_function([Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None") for g in grads],
                       printer, {g.input.name: out for g in grads}, model, lowering="output"),
     )
+
+
+def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
+    """The ``kind`` by input ``name`` from its compact form, where one writes the input through a named
+    quantity (x_hat, y): centred values, not sum(dy x) - mu sum(dy); else the raw contraction."""
+    form = derivation.compact(name, kind)
+    return form.written if form.through is not None else getattr(derivation.gradient(name), kind)
 
 
 def _given(model: OperatorModel, name: str) -> str:
@@ -258,7 +266,8 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     """Print one kernel function.  ``lowering`` says which arrays are updated in place (see
     ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "output" (a forward, a
     jvp's terms) each result, built in a new array shaped like the output."""
-    outputs = [Output(o.name, by_axis(merge_dependent_sums(stabilize(o.expr, model)), printer), o.guard)
+    outputs = [Output(o.name, by_axis(merge_dependent_sums(refine_means(stabilize(o.expr, model), model)), printer),
+                      o.guard)
                for o in outputs]
     plan = schedule(outputs)
     guarded = frozenset(o.name for o in outputs if o.guard)
