@@ -55,8 +55,8 @@ def test_latex_of_the_readable_vjp_is_the_documents_equation(name: str):
     twin = json.loads((ROOT / "generated" / "latex" / f"{name}.json").read_text())
     derivation = derive.derive(name)
     for gradient in derivation.gradients:
-        document = next(e["latex"] for e in twin["equations"]
-                        if e["kind"] == "vjp" and e["input"] == gradient.input.name)
+        document = next(e["latex"] for e in twin["equations"]  # the derivation's VJP, not the compact result
+                        if e["label"] == f"eq:{name}:vjp-{gradient.input.name}")
         document = document.replace(r"\Bigl(", r"\left(").replace(r"\Bigr)", r"\right)")
         ours = derive.latex(derive.vjp(derivation, gradient.input.name, readable=True))
         # a product broken across lines gets a \cdot at the break
