@@ -137,17 +137,39 @@ def expand_named(expr: sp.Expr, named: list[Named]) -> sp.Expr:
 
 def _solve_for(entry: sp.Indexed, through: sp.Expr, value: sp.Indexed) -> sp.Expr | None:
     """``entry`` solved from ``value = through`` (one solution), or None."""
-    unknown, known = sp.Dummy("x", real=True), sp.Dummy("t", real=True)
-    equation = through.xreplace({entry: unknown}) - known
-    if equation.has(entry.base) or through.count(entry) != 1:
+    unknown = sp.Dummy("x", real=True)
+    expr = through.xreplace({entry: unknown})
+    if expr.has(entry.base) or through.count(entry) != 1:
         return None  # solved only where the entry occurs once (a chain of invertible steps)
-    try:
-        solutions = sp.solve(equation, unknown)
-    except (NotImplementedError, ValueError, TypeError):
+    solution = _peel(expr, unknown, value)
+    if solution is None or solution.has(unknown, sp.Piecewise, sp.nan, sp.zoo, sp.I):
         return None
-    if len(solutions) != 1 or solutions[0].has(unknown, sp.Piecewise, sp.nan, sp.zoo, sp.I):
-        return None
-    return solutions[0].xreplace({known: value})
+    return solution
+
+
+def _peel(expr: sp.Expr, unknown: sp.Dummy, value: sp.Expr) -> sp.Expr | None:
+    """``unknown`` from ``expr == value`` by undoing one invertible step at a time (+, *, exp, log,
+    a reciprocal): instant, and never a multi-valued inverse; None where a step is not one of these.
+    (``sympy.solve`` does more, but can take minutes on a user's nested functions.)"""
+    while expr != unknown:
+        inner = [a for a in expr.args if a.has(unknown)]
+        if len(inner) != 1:
+            return None
+        rest = [a for a in expr.args if not a.has(unknown)]
+        if isinstance(expr, sp.Add):
+            value = value - sp.Add(*rest)
+        elif isinstance(expr, sp.Mul):
+            value = value / sp.Mul(*rest)
+        elif isinstance(expr, sp.exp):
+            value = sp.log(value)
+        elif isinstance(expr, sp.log):
+            value = sp.exp(value)
+        elif isinstance(expr, sp.Pow) and expr.exp == -1:
+            value = 1 / value
+        else:
+            return None
+        expr = inner[0]
+    return value
 
 
 def normalised_input(output: sp.Expr, entry: sp.Indexed, bases: set) -> sp.Expr | None:
