@@ -51,7 +51,8 @@ class _Kernel(torch.autograd.Function):
         needed = ctx.needs_input_grad[3:]
         if not any(needed):
             return (None,) * (3 + len(needed))
-        grads = ctx.kernel.vjp(cotangent, *_inputs(ctx), **ctx.params)
+        wrt = [name for name, need in zip(ctx.signature.inputs, needed) if need and name in ctx.signature.differentiable]
+        grads = ctx.kernel.vjp(cotangent, *_inputs(ctx), wrt=wrt, **ctx.params)  # only the gradients asked for
         return (None, None, None, *(g if need else None for g, need in zip(grads, needed)))
 
     @staticmethod

@@ -22,7 +22,17 @@ import torch
 
 from conftest import OPERATORS, float_positions, load_kernel, make_inputs, shape_cases
 
-jax.config.update("jax_enable_x64", True)  # float64 JAX arrays (the default would make them float32)
+
+
+@pytest.fixture(autouse=True)
+def float64_jax():
+    """float64 JAX arrays (the default would make them float32), for each test: another module's
+    tests in the same worker may switch the setting off."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
 
 EAGER = {"array_api_strict": array_api_strict.asarray, "torch": torch.asarray}
 """Libraries run op by op.  JAX runs under jax.jit (below): op by op it compiles every operation

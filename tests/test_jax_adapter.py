@@ -18,9 +18,10 @@ from conftest import ROOT, load_kernel
 
 @pytest.fixture(autouse=True)
 def float64():
+    previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     yield
-    jax.config.update("jax_enable_x64", False)
+    jax.config.update("jax_enable_x64", previous)
 
 
 def moving(case):

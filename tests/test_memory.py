@@ -52,10 +52,11 @@ BOUNDS = {"vjp": 4, "forward": 3, "jvp": 4}
 kernel owns in place (``schedule/inplace.py``); gelu's erf form holds exactly four arrays.  A forward
 builds its result in one new array (gelu: three); a jvp with every tangent given adds each term
 into the first (gelu: four)."""
-TARGET_BOUNDS = {"array_api": {"vjp": 5, "forward": 4, "jvp": 6}}
+TARGET_BOUNDS = {"array_api": {"vjp": 6, "forward": 5, "jvp": 6}}
 """Bounds of targets that update nothing in place (Array API arrays may be immutable, as JAX's are):
 every operation allocates its result, so a kernel holds a few more full-size temporaries (measured
-on NumPy arrays: forward 3.5 x for batchnorm, vjp 4.1 x for sigmoid, jvp 5.6 x for gelu)."""
+on NumPy arrays: forward 4.5 x for batchnorm, whose centred statistics take a second centring pass,
+vjp 5.3 x for group_norm, jvp 5.6 x for gelu)."""
 OVERHEAD = 64 * 1024
 """Bytes that do not grow with the input: per-row statistics of 64 rows, NumPy's bookkeeping."""
 

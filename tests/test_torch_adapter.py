@@ -75,15 +75,18 @@ def test_bad_calls_are_named():
         dt.operator("rmsnrom")
 
 
-def test_only_the_gradients_asked_for_are_returned():
-    """ctx.needs_input_grad: the backward returns None for inputs that need no gradient, and the
-    vjp is not run at all when none does (no graph)."""
+def test_only_the_gradients_asked_for_are_computed(monkeypatch):
+    """ctx.needs_input_grad: the kernel's vjp is asked (``wrt``) for the gradients some input needs
+    and computes no other; the vjp is not run at all when none does (no graph)."""
     rmsnorm = dt.operator("rmsnorm")
+    calls, original = [], rmsnorm.kernel.vjp
+    monkeypatch.setattr(rmsnorm.kernel, "vjp", lambda *a, **k: calls.append(k["wrt"]) or original(*a, **k))
     x, gamma, beta = (torch.randn(*s, dtype=torch.float64) for s in ((3, 4), (4,), (4,)))
     y = rmsnorm(x, gamma.requires_grad_(), beta)
     with torch.no_grad():  # as the autograd engine calls it
         returned = y.grad_fn.apply(torch.ones_like(y))
     assert [r is not None for r in returned] == [False, False, False, False, True, False]
+    assert calls == [["gamma"]]
     assert rmsnorm(x, gamma.detach(), beta).grad_fn is None
 
 
@@ -95,7 +98,7 @@ def test_the_gradient_is_the_generated_vjp(monkeypatch):
     monkeypatch.setattr(softmax.kernel, "vjp", lambda *a, **k: calls.append(k) or original(*a, **k))
     x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
     softmax(x, axis=0).sum().backward()
-    assert calls == [{"axis": 0}]
+    assert calls == [{"axis": 0, "wrt": ["x"]}]
 
 
 def test_labels_get_no_gradient():

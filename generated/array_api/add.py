@@ -31,15 +31,19 @@ def forward(a, b):
     return _output(a + b, (), ctx)
 
 
-def vjp(cotangent, a, b):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, a, b, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (a, b)
+    wanted = _wanted(given, wrt)
     a, b, ctx = _prepare((a, b), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    grads['a'] = _gradient(dy, (), 'a', a, ctx, copy=True)
-    grads['b'] = _gradient(dy, (), 'b', b, ctx, copy=True)
+    if wanted[0]:
+        grads['a'] = _gradient(dy, (), 'a', a, ctx, copy=True)
+    if wanted[1]:
+        grads['b'] = _gradient(dy, (), 'b', b, ctx, copy=True)
     return tuple(grads.values())
 
 
@@ -335,6 +339,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

@@ -34,9 +34,11 @@ def forward(logits, target):
     return _output(xp.sum(xp.log(xp.sum(xp.exp(logits), axis=-1, keepdims=True)) - _contract(xp, logits, xp.astype(xp.equal(xp.arange(C, device=ctx.device)[..., None, :], target[..., :, None]), ctx.dtype), (-1,)), axis=-2, keepdims=True)/N, (), ctx)
 
 
-def vjp(cotangent, logits, target):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, logits, target, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (logits, target)
+    wanted = _wanted(given, wrt)
     logits, target, ctx = _prepare((logits, target), {})
     xp = ctx.xp
     N = ctx.sizes['N']
@@ -44,9 +46,10 @@ def vjp(cotangent, logits, target):
     logits = logits - xp.max(logits, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = 1/N
-    t1 = xp.exp(logits)
-    grads['logits'] = _gradient(xp.astype(xp.equal(xp.arange(C, device=ctx.device)[..., None, :], target[..., :, None]), ctx.dtype)*(-dy*t0) + t1*(1/xp.sum(t1, axis=-1, keepdims=True)*(dy*t0)), (0, 1), 'logits', logits, ctx)
+    if wanted[0]:
+        t0 = 1/N
+        t1 = xp.exp(logits)
+        grads['logits'] = _gradient(xp.astype(xp.equal(xp.arange(C, device=ctx.device)[..., None, :], target[..., :, None]), ctx.dtype)*(-dy*t0) + t1*(1/xp.sum(t1, axis=-1, keepdims=True)*(dy*t0)), (0, 1), 'logits', logits, ctx)
     return tuple(grads.values())
 
 
@@ -345,6 +348,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

@@ -29,9 +29,10 @@ def forward(x, *, approximate='none'):
     return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][0](x, approximate=approximate)
 
 
-def vjp(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate)
+def vjp(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate, wrt=wrt)
 
 
 def jvp(tangents, x, *, approximate='none'):
@@ -47,15 +48,18 @@ def _forward_none(x, *, approximate='none'):
     return _output((_erf(xp, math.sqrt(2)*t0) + 1)*t0, (), ctx)
 
 
-def _vjp_none(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = x*((1/2)*math.sqrt(2))
-    grads['x'] = _gradient((1/2)*(_erf(xp, t0) + 1)*dy + xp.exp(-1/2*x**2)*dy*t0/math.sqrt(math.pi), (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = x*((1/2)*math.sqrt(2))
+        grads['x'] = _gradient((1/2)*(_erf(xp, t0) + 1)*dy + xp.exp(-1/2*x**2)*dy*t0/math.sqrt(math.pi), (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -79,19 +83,22 @@ def _forward_tanh(x, *, approximate='none'):
     return _output((1/2)*(xp.tanh(((8943/200000)*x**3 + x)*(math.sqrt(2)/math.sqrt(math.pi))) + 1)*x, (), ctx)
 
 
-def _vjp_tanh(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = x**3
-    t1 = math.sqrt(2)/math.sqrt(math.pi)
-    t2 = xp.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
-    t3 = (1/2)*dy
-    t4 = t1*(1 - t2**2)
-    grads['x'] = _gradient((t2 + 1)*t3 + (26829/400000)*dy*t0*t4 + t3*t4*x, (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = x**3
+        t1 = math.sqrt(2)/math.sqrt(math.pi)
+        t2 = xp.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
+        t3 = (1/2)*dy
+        t4 = t1*(1 - t2**2)
+        grads['x'] = _gradient((t2 + 1)*t3 + (26829/400000)*dy*t0*t4 + t3*t4*x, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -396,6 +403,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

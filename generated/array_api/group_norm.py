@@ -40,9 +40,11 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(beta[..., None, :, :, None] + t2*(gamma[..., None, :, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-2, -1)))), (0, 1, 2, 3), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
     xp = ctx.xp
     N = ctx.sizes['N']
@@ -58,11 +60,12 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
     t3 = eps + t0*_contract(xp, t2, t2, (-2, -1))
     t4 = 1/xp.sqrt(t3)
-    t5 = dy*gamma[..., None, :, :, None]
-    grads['x'] = _gradient((t2*((_contract(xp, t2, t5, (-2, -1))/t3)*(-t0)) + xp.sum(t5, axis=(-2, -1,), keepdims=True)*(-t0) + t5)*t4, (0, 1, 2, 3), 'x', x, ctx)
-    if given[1] is not None:
+    if wanted[0]:
+        t5 = dy*gamma[..., None, :, :, None]
+        grads['x'] = _gradient((t2*((_contract(xp, t2, t5, (-2, -1))/t3)*(-t0)) + xp.sum(t5, axis=(-2, -1,), keepdims=True)*(-t0) + t5)*t4, (0, 1, 2, 3), 'x', x, ctx)
+    if wanted[1]:
         grads['gamma'] = _gradient(_contract(xp, t4, _contract(xp, dy, t2, (-1,)), (-4,)), (1, 2), 'gamma', gamma, ctx)
-    if given[2] is not None:
+    if wanted[2]:
         grads['beta'] = _gradient(xp.sum(dy, axis=(-4, -1,), keepdims=True), (1, 2), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -372,6 +375,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

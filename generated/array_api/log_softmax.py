@@ -33,17 +33,20 @@ def forward(x, *, axis=-1):
     return _output(-xp.log(xp.sum(xp.exp(x), axis=-1, keepdims=True)) + x, (0,), ctx)
 
 
-def vjp(cotangent, x, *, axis=-1):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, axis=-1, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {'axis': axis})
     xp = ctx.xp
     n = ctx.sizes['n']
     x = x - xp.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = xp.exp(x)
-    grads['x'] = _gradient(dy + t0*(-xp.sum(dy, axis=-1, keepdims=True)/xp.sum(t0, axis=-1, keepdims=True)), (0,), 'x', x, ctx)
+    if wanted[0]:
+        t0 = xp.exp(x)
+        grads['x'] = _gradient(dy + t0*(-xp.sum(dy, axis=-1, keepdims=True)/xp.sum(t0, axis=-1, keepdims=True)), (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -340,6 +343,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

@@ -34,9 +34,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     return _output(beta + gamma*x/xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), (0,), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     xp = ctx.xp
     n = ctx.sizes['n']
@@ -47,11 +49,12 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t0 = 1/n
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
-    t3 = dy*gamma
-    grads['x'] = _gradient(t2*(x*(-t0*_contract(xp, t3, x, (-1,))/t1) + t3), (0,), 'x', x, ctx)
-    if given[1] is not None:
+    if wanted[0]:
+        t3 = dy*gamma
+        grads['x'] = _gradient(t2*(x*(-t0*_contract(xp, t3, x, (-1,))/t1) + t3), (0,), 'x', x, ctx)
+    if wanted[1]:
         grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
-    if given[2] is not None:
+    if wanted[2]:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx, copy=True)
     return tuple(grads.values())
 
@@ -356,6 +359,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

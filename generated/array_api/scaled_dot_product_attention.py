@@ -29,9 +29,10 @@ def forward(q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal)
 
 
-def vjp(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal)
+def vjp(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt)
 
 
 def jvp(tangents, q, k, v, *, causal=False):
@@ -53,9 +54,11 @@ def _forward_false(q, k, v, *, causal=False):
     return _output(_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t2, axis=-1, keepdims=True), (0, 1), ctx)
 
 
-def _vjp_false(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
+    wanted = _wanted(given, wrt)
     q, k, v, ctx = _prepare((q, k, v), {})
     xp = ctx.xp
     L = ctx.sizes['L']
@@ -70,9 +73,12 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     t3 = xp.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
     t5 = t3**(-2.0)
-    grads['q'] = _gradient(_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t2*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t4) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t2, (-1,))*((t5*_contract(xp, t2, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)))*(-t0)), (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(t0*_contract(xp, q[..., :, None, :, None], t2*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4*dy, (-3,)), (-4,)) + _contract(xp, t2, q[..., :, None, :, None]*t5*_contract(xp, dy, _contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,)), (-3,)), (-4,))*(-t0), (3, 2), 'k', k, ctx)
-    grads['v'] = _gradient(_contract(xp, t2, t4*dy, (-4,)), (3, 1), 'v', v, ctx)
+    if wanted[0]:
+        grads['q'] = _gradient(_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t2*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t4) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t2, (-1,))*((t5*_contract(xp, t2, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)))*(-t0)), (0, 2), 'q', q, ctx)
+    if wanted[1]:
+        grads['k'] = _gradient(t0*_contract(xp, q[..., :, None, :, None], t2*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4*dy, (-3,)), (-4,)) + _contract(xp, t2, q[..., :, None, :, None]*t5*_contract(xp, dy, _contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,)), (-3,)), (-4,))*(-t0), (3, 2), 'k', k, ctx)
+    if wanted[2]:
+        grads['v'] = _gradient(_contract(xp, t2, t4*dy, (-4,)), (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
 
@@ -90,15 +96,15 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
-    t3 = 1/xp.sum(t2, axis=-1, keepdims=True)
-    t4 = t3*_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))
-    t5 = t0*t3
+    t3 = xp.sum(t2, axis=-1, keepdims=True)
+    t4 = 1/t3
+    t5 = _contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))*(t0/t3**2)
     if dot_q is not None:
-        total.add((t4*(-_contract(xp, t2, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)))*t5, (0, 1))
+        total.add(_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))*(t0*t4) + t5*(-_contract(xp, t2, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))), (0, 1))
     if dot_k is not None:
-        total.add((t4*(-_contract(xp, t2, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)))*t5, (0, 1))
+        total.add(_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))*(t0*t4) + t5*(-_contract(xp, t2, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))), (0, 1))
     if dot_v is not None:
-        total.add(t3*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2, (-1,)), (0, 1))
+        total.add(t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2, (-1,)), (0, 1))
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -117,9 +123,11 @@ def _forward_true(q, k, v, *, causal=False):
     return _output(_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t3, axis=-1, keepdims=True), (0, 1), ctx)
 
 
-def _vjp_true(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
+    wanted = _wanted(given, wrt)
     q, k, v, ctx = _prepare((q, k, v), {})
     xp = ctx.xp
     L = ctx.sizes['L']
@@ -135,9 +143,12 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     t4 = xp.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t6 = t4**(-2.0)
-    grads['q'] = _gradient(_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))*((t6*_contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)))*(-t0)), (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(t0*_contract(xp, q[..., :, None, :, None], t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)) + _contract(xp, t3, q[..., :, None, :, None]*t6*_contract(xp, dy, _contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,)), (-3,)), (-4,))*(-t0), (3, 2), 'k', k, ctx)
-    grads['v'] = _gradient(_contract(xp, t3, t5*dy, (-4,)), (3, 1), 'v', v, ctx)
+    if wanted[0]:
+        grads['q'] = _gradient(_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))*((t6*_contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)))*(-t0)), (0, 2), 'q', q, ctx)
+    if wanted[1]:
+        grads['k'] = _gradient(t0*_contract(xp, q[..., :, None, :, None], t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)) + _contract(xp, t3, q[..., :, None, :, None]*t6*_contract(xp, dy, _contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,)), (-3,)), (-4,))*(-t0), (3, 2), 'k', k, ctx)
+    if wanted[2]:
+        grads['v'] = _gradient(_contract(xp, t3, t5*dy, (-4,)), (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
 
@@ -156,15 +167,16 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t1*t2 - xp.max(xp.where(t0 > 0, t1*t2, -xp.inf), axis=-1, keepdims=True)))*t0
-    t4 = 1/xp.sum(t3, axis=-1, keepdims=True)
-    t5 = t4*_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))
-    t6 = t1*t4
+    t4 = xp.sum(t3, axis=-1, keepdims=True)
+    t5 = 1/t4
+    t6 = t1*t5
+    t7 = _contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))*(t1/t4**2)
     if dot_q is not None:
-        total.add((t5*(-_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)))*t6, (0, 1))
+        total.add(t6*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)) + t7*(-_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))), (0, 1))
     if dot_k is not None:
-        total.add((t5*(-_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))) + _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)))*t6, (0, 1))
+        total.add(t6*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)) + t7*(-_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))), (0, 1))
     if dot_v is not None:
-        total.add(t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (0, 1))
+        total.add(t5*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (0, 1))
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -452,6 +464,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

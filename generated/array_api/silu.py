@@ -31,16 +31,19 @@ def forward(x):
     return _output(_sigmoid(xp, x)*x, (), ctx)
 
 
-def vjp(cotangent, x):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = _sigmoid(xp, x)
-    t1 = dy*t0
-    grads['x'] = _gradient((1 - t0)*t1*x + t1, (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = _sigmoid(xp, x)
+        t1 = dy*t0
+        grads['x'] = _gradient((1 - t0)*t1*x + t1, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -336,6 +339,17 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

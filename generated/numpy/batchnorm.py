@@ -40,9 +40,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     return _output(t1, (0, 1, 2), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     N = ctx.sizes['N']
     C = ctx.sizes['C']
@@ -61,15 +63,16 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t4 = 1/np.sqrt(t3)
     t5 = np.sum(dy, axis=(-3, -1), keepdims=True)
     t6 = np.einsum('...abc,...abc->...b', dy, t1)[..., None, :, None]
-    t1 *= (t6/t3)*(-t0)
-    t1 += dy
-    t1 -= t0*t5
-    t1 *= gamma[..., None, :, None]*t4
-    grads['x'] = _gradient(t1, (0, 1, 2), 'x', x, ctx)
-    if given[1] is not None:
+    if wanted[0]:
+        t1 *= (t6/t3)*(-t0)
+        t1 += dy
+        t1 -= t0*t5
+        t1 *= gamma[..., None, :, None]*t4
+        grads['x'] = _gradient(t1, (0, 1, 2), 'x', x, ctx)
+    if wanted[1]:
         t4 *= t6
         grads['gamma'] = _gradient(t4, (1,), 'gamma', gamma, ctx)
-    if given[2] is not None:
+    if wanted[2]:
         grads['beta'] = _gradient(t5, (1,), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -240,6 +243,17 @@ def _fit(value, shape):
     if squeezed:
         value = value.sum(axis=squeezed, keepdims=True)
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

@@ -41,9 +41,11 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(t1, (0, 1, 2, 3), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
     N = ctx.sizes['N']
     G = ctx.sizes['G']
@@ -61,16 +63,17 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t3 *= t0
     t3 += eps
     t4 = 1/np.sqrt(t3)
-    t5 = dy*gamma[..., None, :, :, None]
-    t6 = np.sum(t5, axis=(-2, -1), keepdims=True)
-    t7 = np.einsum('...abcd,...abcd->...ab', t1, t5)[..., :, :, None, None]
-    t5 -= t1*(t0*t7/t3)
-    t5 -= t0*t6
-    t5 *= t4
-    grads['x'] = _gradient(t5, (0, 1, 2, 3), 'x', x, ctx)
-    if given[1] is not None:
+    if wanted[0]:
+        t5 = dy*gamma[..., None, :, :, None]
+        t6 = np.sum(t5, axis=(-2, -1), keepdims=True)
+        t7 = np.einsum('...abcd,...abcd->...ab', t1, t5)[..., :, :, None, None]
+        t5 -= t1*(t0*t7/t3)
+        t5 -= t0*t6
+        t5 *= t4
+        grads['x'] = _gradient(t5, (0, 1, 2, 3), 'x', x, ctx)
+    if wanted[1]:
         grads['gamma'] = _gradient(np.einsum('...ab,...abcd,...abcd->...bc', t4[..., :, :, 0, 0], dy, t1, optimize=True)[..., None, :, :, None], (1, 2), 'gamma', gamma, ctx)
-    if given[2] is not None:
+    if wanted[2]:
         grads['beta'] = _gradient(np.sum(dy, axis=(-4, -1), keepdims=True), (1, 2), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -242,6 +245,17 @@ def _fit(value, shape):
     if squeezed:
         value = value.sum(axis=squeezed, keepdims=True)
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

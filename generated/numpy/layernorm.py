@@ -39,9 +39,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     return _output(t1, (0,), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
@@ -54,17 +56,17 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     t1 -= t0*t2
     t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t4 = 1/np.sqrt(t3)
-    t5 = dy*gamma
-    t6 = np.sum(t5, axis=-1, keepdims=True)
-    t7 = np.einsum('...a,...a->...', t1, t5)[..., None]
-    t5 -= t1*(t0*t7/t3)
-    t5 -= t0*t6
-    t5 *= t4
-    grads['x'] = _gradient(t5, (0,), 'x', x, ctx)
-    if given[1] is not None:
+    if wanted[0]:
+        t5 = dy*gamma
+        t6 = np.sum(t5, axis=-1, keepdims=True)
+        t7 = np.einsum('...a,...a->...', t1, t5)[..., None]
+        t5 -= t1*(t0*t7/t3)
+        t5 -= t0*t6
+        grads['x'] = _gradient(t5, (0,), 'x', x, ctx, scale=t4)
+    if wanted[1]:
         t1 *= dy
         grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t4)
-    if given[2] is not None:
+    if wanted[2]:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -233,6 +235,17 @@ def _fit(value, shape):
     if squeezed:
         value = value.sum(axis=squeezed, keepdims=True)
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

@@ -30,16 +30,19 @@ def forward(x):
     return _output(t0, (), ctx)
 
 
-def vjp(cotangent, x):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = scipy.special.expit(x)
-    t1 = dy*t0
-    t1 *= (1 - t0)*x + 1
-    grads['x'] = _gradient(t1, (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = scipy.special.expit(x)
+        t1 = dy*t0
+        t1 *= (1 - t0)*x + 1
+        grads['x'] = _gradient(t1, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -188,6 +191,17 @@ def _fit(value, shape):
     if squeezed:
         value = value.sum(axis=squeezed, keepdims=True)
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

@@ -78,6 +78,8 @@ class KernelView:
     core_axes: str
     params: str
     signature: str
+    vjp_signature: str
+    """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants."""
     call: str
     input_tuple: str
     input_list: str
@@ -115,6 +117,7 @@ def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = Kern
         core_axes=repr({i.name: tuple(str(d) for d in i.dims) if frame else () for i in model.inputs}),
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
+        vjp_signature=_signature(model) + (", wrt=None" if model.params else ", *, wrt=None"),
         call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=_tuple(names),
         input_list=", ".join(names),
@@ -147,7 +150,7 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
         suffix="" if value is None else f"_{str(value).lower()}",
         shift=tuple(_shift(model, name, dim, printer) for name, dim in model.shift_invariant),
         forward=_function([Output("y", model.output)], printer, {"y": out}, model, lowering="output"),
-        vjp=_function([Output(g.input.name, _centred(derivation, g.input.name, "vjp"), _given(model, g.input.name) if g.input.optional else None)
+        vjp=_function([Output(g.input.name, _centred(derivation, g.input.name, "vjp"), _wanted(model, g.input.name))
                        for g in grads],
                       printer, positions, model, lowering="cotangent"),
         jvp=_function([Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None") for g in grads],
@@ -158,13 +161,17 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
 def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
     """The ``kind`` by input ``name`` from its compact form, where one writes the input through a named
     quantity (x_hat, y): centred values, not sum(dy x) - mu sum(dy); else the raw contraction."""
+    raw = getattr(derivation.gradient(name), kind)
+    if not derivation.rewriter.substitutions:  # no input to write through x_hat or y: the raw form
+        return raw
     form = derivation.compact(name, kind)
-    return form.written if form.through is not None else getattr(derivation.gradient(name), kind)
+    return form.written if form.through is not None else raw
 
 
-def _given(model: OperatorModel, name: str) -> str:
-    """The kernel's test that the caller passed input ``name`` (before defaults replace None)."""
-    return f"given[{[i.name for i in model.inputs].index(name)}] is not None"
+def _wanted(model: OperatorModel, name: str) -> str:
+    """The kernel's test that the caller passed input ``name`` (before defaults replace None) and
+    wants its gradient (``wrt``): a gradient nobody asked for is not computed."""
+    return f"wanted[{[i.name for i in model.inputs].index(name)}]"
 
 
 def _runtime_frame(model: OperatorModel) -> tuple[str, ...]:
