@@ -301,8 +301,9 @@ class _Lowering:
         if self.free_start and len(steps) == 1 and steps[0].out == self.like_seed:
             steps = [replace(steps[0], out=None)]  # one operation: NumPy reuses its own temporaries
         last = steps[-1] if steps else None
-        if symbol is None and block in self.guarded and last and last.op == "*=" and not free_indices(last.expr) \
-                and not self.result_like:  # a vjp's parameter gradient (a jvp's terms are not summed over rows)
+        scaled = symbol is None and block in self.guarded and last and last.op == "*=" \
+            and not free_indices(last.expr) and not self.result_like
+        if scaled:  # a vjp's parameter gradient (a jvp's terms are not summed over rows)
             self.scales[block] = steps.pop().expr
         for step in steps:
             self.emit(block, step)
@@ -311,7 +312,8 @@ class _Lowering:
             for item in self.items[position + 1:]:
                 item[2] = item[2].xreplace(renamed)
         if symbol is None:
-            self.results[block] = as_array(buffer, expr) if steps else expr
+            # the buffer, also when its last step became the scale (never the expression: scaled twice)
+            self.results[block] = as_array(buffer, expr) if steps or scaled else expr
             if buffer is not None:
                 self.owned.add(block)
 
