@@ -1,6 +1,6 @@
 """The differential fuzzer: random models derived, rendered and proved against the oracle.
 
-200 seeded models run here (four chunks, so xdist can spread them); ``derive fuzz`` runs more.
+200 seeded models run here (eight chunks, so xdist can spread them); ``derive fuzz`` runs more.
 A failure prints the model file that reproduces it.
 """
 
@@ -13,7 +13,7 @@ from derive.cli import main
 from derive.prove import ProofError
 from derive.user_models import load_model
 
-CHUNKS, PER_CHUNK = 4, 50
+CHUNKS, PER_CHUNK = 8, 25
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))
