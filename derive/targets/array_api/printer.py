@@ -55,6 +55,7 @@ class ArrayAPIPrinter(KernelPrinter):
     """Array API printer for index expressions over the frame (``xp`` as the module)."""
 
     in_place = False
+    namespace = "xp"
     """Array API arrays may be immutable (JAX): no in-place lowering, no ``out=``."""
 
     def __init__(self, frame: tuple[sp.Expr, ...], arrays: dict[str, ArraySpec],
@@ -117,23 +118,11 @@ class ArrayAPIPrinter(KernelPrinter):
             code = f"xp.where({self._print(mask[0])} > 0, {code}, -xp.inf)"
         return f"xp.max({code}, axis={self.axis(dim_of(var))}, keepdims=True)"
 
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._extremum("xp.minimum", expr)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._extremum("xp.maximum", expr)
-
     def _print_And(self, expr: sp.And) -> str:
-        return self._chain("xp.logical_and", expr)
+        return self._extremum("xp.logical_and", expr)
 
     def _print_Or(self, expr: sp.Or) -> str:
-        return self._chain("xp.logical_or", expr)
-
-    def _chain(self, function: str, expr: sp.Basic) -> str:
-        code = self._print(expr.args[0])
-        for arg in expr.args[1:]:
-            code = f"{function}({code}, {self._print(arg)})"
-        return code
+        return self._extremum("xp.logical_or", expr)
 
     def _print_Not(self, expr: sp.Not) -> str:
         return f"xp.logical_not({self._print(expr.args[0])})"
@@ -144,15 +133,6 @@ class ArrayAPIPrinter(KernelPrinter):
     def _print_at_most(self, expr: sp.Function) -> str:
         """A 0/1 mask in the computing dtype (it multiplies: the standard has no bool * float)."""
         return f"xp.astype(xp.less_equal({self._print(expr.args[0])}, {self._print(expr.args[1])}), ctx.dtype)"
-
-    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        *branches, (last, condition) = expr.args
-        if condition != sp.true:
-            raise LoweringError(f"{expr} has no otherwise-branch")
-        code = self._print(last)
-        for value, condition in reversed(branches):
-            code = f"xp.where({self._print(condition)}, {self._print(value)}, {code})"
-        return code
 
     def _print_Idx(self, expr: sp.Idx) -> str:
         dim = dim_of(expr)
