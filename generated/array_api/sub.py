@@ -225,6 +225,17 @@ def _choose(name, value, choices):
     return value
 
 
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
+
+
 def _to_frame(xp, value, positions):
     """An array whose core axes sit at frame ``positions``, laid out on the whole frame."""
     count = len(positions)
@@ -339,17 +350,6 @@ def _erf(xp, x):
         return scipy.special.erf(x)
     import numpy
     return xp.from_dlpack(numpy.asarray(scipy.special.erf(numpy.from_dlpack(x))))
-
-
-def _wanted(given, wrt):
-    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
-    if wrt is not None:
-        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
-        for name in wrt:
-            if name not in DIFFERENTIABLE:
-                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
-    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
-                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):

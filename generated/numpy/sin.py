@@ -149,6 +149,17 @@ def _choose(name, value, choices):
     return value
 
 
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
+
+
 def _to_frame(value, positions):
     """An array whose core axes sit at frame ``positions``, laid out on the whole frame."""
     count = len(positions)
@@ -185,17 +196,6 @@ def _fit(value, shape):
     if squeezed:
         value = value.sum(axis=squeezed, keepdims=True)
     return value if value.shape == shape else np.array(np.broadcast_to(value, shape))
-
-
-def _wanted(given, wrt):
-    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
-    if wrt is not None:
-        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
-        for name in wrt:
-            if name not in DIFFERENTIABLE:
-                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
-    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
-                 for name, array in zip(INPUTS, given))
 
 
 def _cotangent(cotangent, ctx):
