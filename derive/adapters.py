@@ -1,18 +1,14 @@
 """What the framework adapters (``derive.torch``, ``derive.jax``) share: the generated ``array_api``
 kernel of an operator, and a call's inputs and keyword parameters checked against it.
 
-A built-in operator's kernel is the installed ``derive.generated.array_api.<name>`` (in a source
-checkout that is not installed, the checkout's ``generated/array_api/<name>.py``).  A model file
-(``*.py``, see the README's "Your own operator") or an operator of an installed package is
-generated into the render cache's folder (``$DERIVE_CACHE_DIR/kernels/...``, see ``derive.cache``)
-through ``derive.write``, proved like every generated file, and loaded from there.
+Kernels come from ``derive.kernel``: a built-in operator's is the shipped
+``generated/array_api/<name>.py``; a model file's (``*.py``, see the README's "Your own operator")
+or an installed package's operator is written, proved, into the render cache's folder.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import importlib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,40 +16,23 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from . import api, registry
-from .cache import RenderCache, default_folder
-from .generate import Options
-
-CHECKOUT = Path(__file__).resolve().parents[1] / "generated"
-"""The repository's ``generated/`` folder, for a source checkout that is not pip-installed."""
 
 
 def array_api_kernel(name_or_model_file: str | Path, operator: str | None = None) -> tuple[ModuleType, "Signature"]:
     """The generated ``array_api`` kernel of a built-in operator (by name), an installed package's
     operator, or an operator of a model file (``operator`` names one when the file has several),
-    with its signature."""
+    with its signature (``derive.kernel``: shipped, or rendered, proved and cached)."""
     if not isinstance(name_or_model_file, Path) and str(name_or_model_file) in registry.names():
-        name = str(name_or_model_file)
-        kernel = _builtin(name)
-        return kernel, Signature.of(kernel, name)
+        return _builtin(str(name_or_model_file))
     model = api.load(name_or_model_file, operator)  # a clear error for an unknown name or a bad file
-    where = str(Path(name_or_model_file).resolve()) if str(name_or_model_file).endswith(".py") else model.source
-    folder = default_folder() / "kernels" / hashlib.sha256(f"{where}\0{model.name}".encode()).hexdigest()[:20]
-    api.write(model, folder, options=Options(cache=RenderCache()))
-    kernel = api.load_kernel(folder / "array_api" / f"{model.name}.py")
+    kernel = api.kernel(model, "array_api")
     return kernel, Signature.of(kernel, model.name)
 
 
 @functools.lru_cache(maxsize=None)
-def _builtin(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(f"derive.generated.array_api.{name}")
-    except ModuleNotFoundError as error:
-        if error.name not in ("derive.generated", "derive.generated.array_api", f"derive.generated.array_api.{name}"):
-            raise
-    path = CHECKOUT / "array_api" / f"{name}.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"no generated kernel for {name!r} at {path}: run `derive generate {name}`")
-    return api.load_kernel(path)
+def _builtin(name: str) -> tuple[ModuleType, "Signature"]:
+    kernel = api.kernel(name, "array_api")
+    return kernel, Signature.of(kernel, name)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import itertools
 import sys
@@ -163,21 +164,29 @@ def load_kernel(path: str | Path) -> ModuleType:
 def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
            operator: str | None = None) -> ModuleType:
     """The ``target`` kernel of an operator as a module: a built-in's shipped file
-    (``derive.generated``, or this checkout's ``generated/``), else rendered and proved now (a model
-    file's operator: seconds).  The module is in ``sys.modules`` under its ``__name__``, so
+    (``derive.generated``, or this checkout's ``generated/``), else written and proved into the
+    render cache's folder (a model file's operator: seconds the first time, then from the cache).  The module is in ``sys.modules`` under its ``__name__``, so
     ``torch.compile`` can trace into it."""
     model = name_or_path if isinstance(name_or_path, OperatorModel) else load(name_or_path, operator)
     folder = _target(target).folder
     shipped = _generated_folder() / folder / f"{model.name}.py"
-    if model.source.startswith("derive/ops/") and shipped.is_file():
-        module = load_kernel(shipped)
-    else:
-        from .prove import load_text
-
-        module = load_text(model, render(model, [target])[f"{folder}/{model.name}.py"])
-        module.__name__ = f"derive_kernel_{model.name}_{next(_KERNELS)}"
+    if not (model.source.startswith("derive/ops/") and shipped.is_file()):
+        shipped = _rendered(model, folder)
+    module = load_kernel(shipped)
     sys.modules[module.__name__] = module
     return module
+
+
+def _rendered(model: OperatorModel, folder: str) -> Path:
+    """A model file's (or an installed package's) operator written, proved, into the render cache's
+    folder (``$DERIVE_CACHE_DIR/kernels/<digest of its source and name>/``): rendered once, served
+    from the cache after that, also to another process."""
+    from .cache import RenderCache, default_folder
+
+    where = str(Path(model.source).resolve()) if model.source.endswith(".py") else model.source
+    out = default_folder() / "kernels" / hashlib.sha256(f"{where}\0{model.name}".encode()).hexdigest()[:20]
+    write(model, out, options=Options(cache=RenderCache()))
+    return out / folder / f"{model.name}.py"
 
 
 def _generated_folder() -> Path:
