@@ -6,9 +6,10 @@ The Python interface is re-exported here from ``derive.api`` (``load``, ``derive
 
 from .version import __version__
 from .api import (
-    changes, claim, derive, jacobian, jvp, latex, load, load_file, load_kernel, operators, render, targets, vjp, write,
+    changes, claim, derive, jacobian, jvp, kernel, latex, load, load_file, load_kernel, operators, render, targets, vjp,
+    write,
 )
 from .display import readable
 
-__all__ = ["changes", "claim", "derive", "jacobian", "jvp", "latex", "load", "load_file", "load_kernel", "operators",
+__all__ = ["changes", "claim", "derive", "jacobian", "jvp", "kernel", "latex", "load", "load_file", "load_kernel", "operators",
            "readable", "render", "targets", "vjp", "write", "__version__"]

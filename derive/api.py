@@ -5,13 +5,16 @@
     jacobian(d, "x"); vjp(d, "x", readable=True); latex(vjp(d, "x"))   # LaTeX as in the documents
     files = render(d)                        # {"numpy/rmsnorm.py": text, ...}, every target
     write(model, "out/"); kernel = load_kernel("out/numpy/rmsnorm.py")   # changes(model, "out/"): diffs
+    kernel("rmsnorm")                        # the array_api kernel as a module (built-in or model file)
     claim(model, "x", "gamma[k]*dy[k]/r - ...")  # a Verdict: equal or not, with a counterexample
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import itertools
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Sequence
@@ -24,6 +27,7 @@ from .calculus.pipeline import derive as _derive
 from .claims import SIZES, Verdict
 from .claims import check as _check_claim
 from .targets import render as _render
+from .display import equation_latex
 from .display import readable as _readable
 from .generate import Options, Progress
 from .generate import check as _check
@@ -84,12 +88,14 @@ def jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool =
     return _readable(gradient.jvp, model) if readable else gradient.jvp
 
 
-def latex(expr: sp.Expr, output: str = "y") -> str:
+def latex(expr: sp.Expr, output: str = "y", *, lhs: str | sp.Expr | None = None, width: float | None = None,
+          note: str = "") -> str:
     """``expr`` in the notation of the derivation documents: x_{k}, \\bar{y} for the cotangent,
-    \\dot{x} for a tangent, constant positions counted from 1 (``output`` names the operator's output)."""
-    from .targets.latex.printer import DerivationLatexPrinter
-
-    return DerivationLatexPrinter(output).doprint(expr)
+    \\dot{x} for a tangent, \\epsilon, \\sigma for the logistic function, constant positions counted
+    from 1 (``output`` names the operator's output).  ``lhs``: the equation ``lhs = expr``;
+    ``width``: wider than that many letters (``derive.display.DISPLAY_WIDTH`` fits a notebook), an
+    ``aligned`` block broken at top-level + and -; ``note``: text after it."""
+    return equation_latex(lhs, expr, output, width, note)
 
 
 def targets() -> tuple[str, ...]:
@@ -153,6 +159,43 @@ def load_kernel(path: str | Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
+           operator: str | None = None) -> ModuleType:
+    """The ``target`` kernel of an operator as a module: a built-in's shipped file
+    (``derive.generated``, or this checkout's ``generated/``), else written and proved into the
+    render cache's folder (a model file's operator: seconds the first time, then from the cache).  The module is in ``sys.modules`` under its ``__name__``, so
+    ``torch.compile`` can trace into it."""
+    model = name_or_path if isinstance(name_or_path, OperatorModel) else load(name_or_path, operator)
+    folder = _target(target).folder
+    shipped = _generated_folder() / folder / f"{model.name}.py"
+    if not (model.source.startswith("derive/ops/") and shipped.is_file()):
+        shipped = _rendered(model, folder)
+    module = load_kernel(shipped)
+    sys.modules[module.__name__] = module
+    return module
+
+
+def _rendered(model: OperatorModel, folder: str) -> Path:
+    """A model file's (or an installed package's) operator written, proved, into the render cache's
+    folder (``$DERIVE_CACHE_DIR/kernels/<digest of its source and name>/``): rendered once, served
+    from the cache after that, also to another process."""
+    from .cache import RenderCache, default_folder
+
+    where = str(Path(model.source).resolve()) if model.source.endswith(".py") else model.source
+    out = default_folder() / "kernels" / hashlib.sha256(f"{where}\0{model.name}".encode()).hexdigest()[:20]
+    write(model, out, options=Options(cache=RenderCache()))
+    return out / folder / f"{model.name}.py"
+
+
+def _generated_folder() -> Path:
+    """The built-in kernels: the installed ``derive.generated``, else this checkout's ``generated/``."""
+    checkout = Path(__file__).resolve().parents[1] / "generated"
+    spec = importlib.util.find_spec("derive.generated")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return checkout
 
 
 def claim(model: OperatorModel | str, wrt: str, formula: str, kind: str = "vjp", *,

@@ -3,7 +3,8 @@
 The key of an operator hashes everything its files are rendered from: the text of its model
 file (and of any ``derive.ops`` module that file uses; for a user's ``--model`` file, the file and
 the modules it imported from its own folder, as read when it was loaded), every template, every
-source file of the engine (the ``derive`` package outside ``ops/`` and ``bench/``), and the derive,
+source file of the engine (the ``derive`` package outside ``ops/``, ``bench/`` and the framework
+adapters), and the derive,
 SymPy, Jinja and Python versions.  The value is the rendered files and the SHA-256 of their JSON
 (``json.dumps(files, sort_keys=True)``, UTF-8).  Entries live in ``$DERIVE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/derive``, else ``~/.cache/derive``; they are written atomically.  An entry that
@@ -36,7 +37,8 @@ from .output import is_safe
 
 FORMAT = "derive-render-cache-2"
 PACKAGE = Path(__file__).resolve().parent
-NOT_ENGINE = ("ops", "bench")
+NOT_ENGINE = ("ops", "bench", "adapters.py", "torch.py", "jax.py")
+"""Parts of the package that no rendered file depends on (the operators are hashed per operator)."""
 
 
 def default_folder() -> Path:

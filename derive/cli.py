@@ -14,23 +14,26 @@ import sys
 from pathlib import Path
 
 import sympy as sp
-from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
+from sympy.printing.pretty.pretty import pretty_use_unicode
 from sympy.printing.pretty.stringpict import prettyForm
 
 from . import api, registry
 from .bench.command import add_bench_command
 from .cache import RenderCache
+from .calculus.pipeline import tangent_name
 from .catalog import markdown_table
 from .claims import report
-from .display import intermediate_symbols, readable
+from .display import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
 from .errors import (
     ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
     RenderError, TexMissingError, UnknownOperatorError,
 )
 from .generate import Interrupted, Options, available_cpus, render_models
 from .model import OperatorModel
+from .notation import bar, unicode_name
 from .output import WriteInterrupted
 from .pdf import compile_documents, compile_pdfs
+from .targets.latex.view import output_name
 from .version import __version__
 
 DEFAULT_OUT = Path("generated")
@@ -112,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="operator name (see `derive list`; optional with a one-operator --model)")
     _model_option(show)
     show.add_argument("--width", type=int, default=100, help="wrap formulas at this many columns (default 100)")
-    show.add_argument("--ascii", action="store_true", help="plain ASCII instead of Unicode")
+    show.add_argument("--ascii", action="store_true",
+                      help="plain ASCII in the names claims are typed in (dy, dot_x, epsilon) instead of "
+                           "the documents' Unicode notation (ȳ, ẋ, ϵ)")
     show.set_defaults(run=run_show)
 
     for name, run, text in (
@@ -160,7 +165,7 @@ def _claim_parser(commands) -> None:
         "claim", help="check a hand-derived Jacobian, VJP or JVP formula against the derivation",
         description="Check a formula against the derived one: equal or not, symbolically where SymPy can "
                     "decide and always at random points for several sizes, each axis its own length.  "
-                    "Formulas use SymPy's notation and the operator's names as `derive show` prints them "
+                    "Formulas use SymPy's notation and the operator's names as `derive show --ascii` prints them "
                     "(parsed, never run as Python): inputs x[k], the cotangent dy[i], "
                     "tangents dot_x[k], the output y[i], sizes (n), parameters (epsilon), named "
                     "intermediates (r, mu, sigma, S) and your own (--let), Sum(f, (j, 0, n - 1)), and the "
@@ -350,27 +355,56 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _written_through(derivation) -> list[tuple[tuple[str, str], sp.Expr]]:
+    """(x_hat or y, its definition) for each name a shown compact form is written through (not y
+    itself when it is the output: the definition above says it)."""
+    found = {}
+    for gradient in derivation.gradients:
+        for kind in ("vjp", "jvp"):
+            form = derivation.compact(gradient.input.name, kind)
+            if form.through and form.through != "y":
+                found.setdefault((form.through, str(list(derivation.model.output_indices))), form.definition)
+    return list(found.items())
+
+
 def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) -> str:
+    """The definition, and the Jacobian entry, VJP and JVP by each input, in the documents' notation
+    (ȳ the cotangent, x̄ an input's, ẋ a tangent; ``ascii_only``: the names claims are typed in)."""
     derivation = api.derive(model)
-    printer = PrettyPrinter({"use_unicode": not ascii_only, "num_columns": width})
+    output = output_name(model)
+    printer = NotationPrettyPrinter(output, {"use_unicode": not ascii_only, "num_columns": width})
 
     def line(label: str, expr: sp.Expr, named: bool = True) -> str:
         form = printer._print(readable(expr, model) if named else expr)
         return prettyForm(*form.left(label)).render(wrap_line=True, num_columns=width, use_unicode=not ascii_only)
 
+    def name(code: str) -> str:
+        return code if ascii_only else unicode_name(code, output)
+
     shapes = ", ".join(f"{i.name}{list(i.dims)}" + (" (optional)" if i.optional else "") for i in model.inputs)
-    params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {p.symbol})" if p.symbol is not None and
+    params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {name(str(p.symbol))})" if p.symbol is not None and
                        str(p.symbol) != p.name else "") for p in model.params) or "none"
     out = [f"{model.name}: {model.summary}\ninputs: {shapes}\nparameters: {params}", "definition:"]
-    out += [line(f"y{list(model.output_indices)} = ", model.output)]
+
+    def at(name: str, indices) -> str:  # y[i], or y for a scalar
+        return f"{name}{list(indices)}" if indices else name
+
+    outputs = model.output_indices
+    out += [line(f"{at(output, outputs)} = ", model.output)]
     for symbol, definition in intermediate_symbols(model):
-        out += [line(f"  where {symbol} = ", definition, named=False)]
+        out += [line(f"  where {printer.doprint(symbol)} = ", definition, named=False)]
+    for (through, through_at), definition in _written_through(derivation):
+        out += [line(f"  where {name(through)}{through_at} = ", compact_readable(definition, model), False)]
+    partial = "d" if ascii_only else "∂"
     for gradient in derivation.gradients:
-        name, wrt, outputs = gradient.input.name, gradient.wrt, list(model.output_indices)
-        out += [f"with respect to {name}:"]
-        out += [line(f"  Jacobian  d y{outputs} / d {wrt} = ", gradient.jacobian)]
-        out += [line(f"  vjp       d{name}{list(gradient.wrt_indices)} = ", gradient.vjp)]
-        out += [line(f"  jvp       dot_y{outputs} += ", gradient.jvp)]
+        wrt = printer.doprint(gradient.wrt)
+        cotangent = f"d{gradient.input.name}" if ascii_only else bar(name(gradient.input.name))
+        out += [f"with respect to {gradient.input.name}:"]
+        out += [line(f"  Jacobian  {partial}{at(output, outputs)} / {partial}{wrt} = ", gradient.jacobian)]
+        vjp, jvp = derivation.compact(gradient.input.name, "vjp"), derivation.compact(gradient.input.name, "jvp")
+        out += [line(f"  vjp       {at(cotangent, gradient.wrt_indices)} = ", compact_readable(vjp.expr, model), False)]
+        out += [line(f"  jvp       {at(name(tangent_name(output)), outputs)} += ", compact_readable(jvp.expr, model),
+                     False)]
     return "\n\n".join(out)
 
 

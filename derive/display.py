@@ -1,63 +1,103 @@
-"""Readable forms of derived expressions: named intermediates (mu, sigma, r) and tidy indices.
+"""Displayed forms of derived expressions, in the documents' notation (``derive.notation``).
 
-A model's ``where`` clause names quantities such as the mean or the rms; ``name_intermediates``
-writes each back in by name (a root's radicand becomes the name squared, so r^3 reads as r^3).
+``readable`` writes a model's named intermediates (mu_c, sigma_c, r, S) into an expression, also
+into the open derivatives of a derivation step, with the index names of the documents;
+``equation_latex`` is one displayed equation as LaTeX, broken into aligned lines where it is wide;
+``NotationPrettyPrinter`` is SymPy's Unicode printer with the same names (ȳ, ẋ, ϵ, σ) for
+``derive show``.
 """
 
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.pretty.pretty import PrettyPrinter
+from sympy.printing.pretty.stringpict import prettyForm
 
-from .calculus.indices import canonical_dummies, free_indices, readable_dummies, substitute_index
+from .calculus.indices import readable_dummies
 from .model import OperatorModel
+from .names import Intermediates, displayed, preferred_indices
+from .notation import DisplayPartial, function_symbol, unicode_name
 
-
-def intermediate_symbols(model: OperatorModel) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """(symbol, canonical definition) for each named quantity, each written with the earlier ones."""
-    named: list[tuple[sp.Symbol, sp.Expr]] = []
-    for name, definition in model.where:
-        symbol = sp.Symbol(name, positive=True)
-        named.append((symbol, name_intermediates(canonical_dummies(definition), named)))
-    return named
-
-
-def name_intermediates(expr: sp.Expr, named: list[tuple[sp.Symbol, sp.Expr]]) -> sp.Expr:
-    """Replace each defined quantity in ``expr`` by its symbol.
-
-    A quantity per channel (batchnorm's mean over ``x[j, c, t]``) may appear in ``expr`` with its
-    index renamed (``x[j, p, t]`` in the gradient by ``x[k, p, q]``); the one renamed form found is
-    named too (when several are, only the original, so one symbol never stands for two values).
-    """
-    expr = canonical_dummies(expr)
-    for symbol, definition in named:
-        found = [form for form in _renamed_forms(definition, expr) if _occurs(form, expr)]
-        form = found[0] if len(found) == 1 else definition
-        if isinstance(form, sp.Pow) and form.exp == sp.S.Half:
-            expr = expr.subs(form.base, symbol ** 2)
-        expr = expr.subs(form, symbol)
-        factor, core = form.as_independent(sp.Sum, as_Add=False)
-        if isinstance(core, sp.Sum) and factor != 1:  # mu = Sum(x)/n: a bare Sum(x) is n*mu
-            expr = expr.subs(core, symbol / factor)
-    return expr
-
-
-def _renamed_forms(definition: sp.Expr, expr: sp.Expr) -> list[sp.Expr]:
-    """``definition``, then with its free indices renamed to other indices of ``expr`` over the same range."""
-    forms = [definition]
-    present = sorted(expr.atoms(sp.Idx), key=str)
-    for index in sorted(free_indices(definition), key=str):
-        others = [o for o in present if o != index and (o.lower, o.upper) == (index.lower, index.upper)]
-        forms += [canonical_dummies(substitute_index(form, index, other)) for form in forms for other in others]
-    return forms
-
-
-def _occurs(form: sp.Expr, expr: sp.Expr) -> bool:
-    root = isinstance(form, sp.Pow) and form.exp == sp.S.Half
-    return expr.has(form) or (root and expr.has(form.base))
+DISPLAY_WIDTH = 48.0
+"""Widest line a notebook displays, in the letters of ``tex_width``: a letter sets 6.0-6.8 pt in
+10 pt TeX (measured with pdflatex on derived VJPs), so about 330 pt, 560 px at MathJax's 17 px em,
+which leaves room for a label and a note in a 700 px column."""
 
 
 def readable(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
-    """``expr`` with the model's named quantities written in and distinct names for nested sums."""
-    if model.where:
-        expr = name_intermediates(expr, intermediate_symbols(model))
+    """``expr`` with the model's named quantities written in and the documents' index names."""
+    return displayed(expr, Intermediates(model), preferred_indices(model))
+
+
+def intermediate_symbols(model: OperatorModel) -> list[tuple[sp.Expr, sp.Expr]]:
+    """(symbol, definition written with the earlier names) for each named quantity of ``model``."""
+    return Intermediates(model).definitions()
+
+
+def equation_latex(lhs: str | sp.Expr | None, expr: sp.Expr, output: str = "y",
+                   width: float | None = DISPLAY_WIDTH, note: str = "") -> str:
+    """``lhs = expr`` in the documents' LaTeX (``expr`` alone for None, ``= expr`` for ''), ``note``
+    in text after it; wider than ``width`` letters (``tex_width``), an ``aligned`` block broken at
+    top-level + and - (and inside a too-wide product's bracketed sum).  ``lhs``: LaTeX or an expression."""
+    from .targets.latex.layout import break_lines, tex_width
+    from .targets.latex.printer import DerivationLatexPrinter
+
+    printer = DerivationLatexPrinter(output)
+    left = lhs if isinstance(lhs, str) or lhs is None else printer.doprint(lhs)
+    tail = rf"\qquad\text{{({note})}}" if note else ""
+    whole = printer.doprint(expr) if left is None else f"{left} = {printer.doprint(expr)}".lstrip()
+    if width is None or tex_width(whole + tail) <= width:
+        return whole + tail
+    lead = 0.0 if left is None else tex_width(left) + 1.6
+    lines = break_lines(printer, expr, max(width - lead, 24.0))
+    if tail and lead + 1.0 + tex_width(lines[-1] + tail) > width:  # the note on a line of its own
+        tail = rf" \\ &\quad\text{{({note})}}"
+    body = [f"&{lines[0]}" if left is None else f"{left} &= {lines[0]}".lstrip()]
+    body += [rf"&\quad {{}} {line}" for line in lines[1:]]
+    return r"\begin{aligned}" + r" \\ ".join(body) + tail + r"\end{aligned}"
+
+
+class NotationPrettyPrinter(PrettyPrinter):
+    """SymPy's 2-D printer with the documents' names: ȳ[j] for dy[j], ẋ[j], ϵ, γ[i], σ(x)."""
+
+    def __init__(self, output: str = "y", settings: dict | None = None) -> None:
+        super().__init__(settings)
+        self.output = output
+
+    def _name(self, name: str) -> prettyForm:
+        return prettyForm(unicode_name(name, self.output) if self._use_unicode else name)
+
+    def _print_Symbol(self, expr: sp.Symbol, bold_name: bool = False) -> prettyForm:
+        if self._use_unicode and unicode_name(expr.name, self.output) != expr.name:
+            return self._name(expr.name)
+        return super()._print_Symbol(expr, bold_name)
+
+    def _print_IndexedBase(self, expr: sp.IndexedBase) -> prettyForm:
+        return self._name(str(expr.label))
+
+    def _print_Indexed(self, expr: sp.Indexed) -> prettyForm:
+        indices = prettyForm(*self._print_seq(expr.indices, delimiter=", ").parens("[", "]"))
+        return prettyForm(*self._print_IndexedBase(expr.base).right(indices))
+
+    def _print_Function(self, expr: sp.Function, sort: bool = False, func_name: str | None = None,
+                        left: str = "(", right: str = ")") -> prettyForm:
+        symbol = function_symbol(type(expr).__name__, latex=False) if self._use_unicode else None
+        return super()._print_Function(expr, sort, func_name or symbol, left, right)
+
+    def _print_DisplayPartial(self, expr: DisplayPartial) -> prettyForm:
+        inner, wrt = expr.args
+        d = "∂" if self._use_unicode else "d"
+        by = prettyForm(*prettyForm(d).right(self._print(wrt)))
+        if isinstance(inner, (sp.Indexed, sp.Symbol)):
+            return prettyForm(*prettyForm(d).right(self._print(inner))) / by
+        return prettyForm(*(prettyForm(d) / by).right(prettyForm(*self._print(inner).parens())))
+
+
+def compact_readable(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """A compact form (``calculus/compact.py``) for reading: each named quantity by its bare name
+    (mu, not mu[p]: its indices are those of the entry it belongs to), distinct nested sum names."""
+    names = {name for name, _ in model.where}
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base.label) in names,
+                        lambda e: sp.Symbol(str(e.base.label), **e.base.assumptions0))
     return readable_dummies(expr)
+

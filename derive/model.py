@@ -114,6 +114,9 @@ class OperatorModel:
     where: tuple[tuple[str, sp.Expr], ...] = ()
     """Named intermediate quantities (mean, rms ...), used to display results, innermost first."""
     torch: str = ""
+    cite: tuple[str, ...] = ()
+    """BibTeX keys (of templates/latex/derive.bib.jinja) of the papers that introduced the operator;
+    the documents cite them, and PyTorch's derivative formulas where ``torch`` is given."""
     notes: tuple[str, ...] = ()
     source: str = ""
 

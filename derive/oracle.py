@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -129,6 +129,8 @@ class Expanded:
     in_shapes: dict[str, tuple[int, ...]]
     outputs: list[sp.Expr]
     jacobians: dict[str, list[sp.Expr]]
+    hessians: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
+    """Second derivatives by two inputs, worked out when first asked for (``hessian``)."""
 
     def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
         """The value of every symbol, by name: each array's core entries (its trailing axes; leading
@@ -154,6 +156,20 @@ class Expanded:
         with np.errstate(all="ignore"):
             flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
         return flat.reshape(batch + (int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))))
+
+
+    def hessian(self, name: str, by: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
+        """d2 out / d name d by (``sympy.diff`` of each Jacobian entry by each entry of ``by``), of
+        shape ``batch + (output entries, entries of name, entries of by)``."""
+        if (name, by) not in self.hessians:
+            entries = [sp.Symbol(entry(by, at).name, real=True)
+                       for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
+            self.hessians[(name, by)] = [sp.diff(d, s) for d in self.jacobians[name] for s in entries]
+        values, memo = self.arguments_for(arrays, params), {}
+        with np.errstate(all="ignore"):
+            flat = _stack([numeric(d, values, memo) for d in self.hessians[(name, by)]], batch)
+        sizes = (int(np.prod(self.in_shapes[name])), int(np.prod(self.in_shapes[by])))
+        return flat.reshape(batch + (int(np.prod(self.out_shape)), *sizes))
 
 
 def _stack(values: list, batch: tuple[int, ...]) -> np.ndarray:

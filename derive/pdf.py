@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
+from .targets.latex.target import BIBLIOGRAPHY, bibliography
 
 HANDBOOK = "handbook"
 INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live, for example:
@@ -71,7 +72,7 @@ def compile_pdfs(source: Path, out: Path, names: list[str] | None = None,
     command = compiler()
     wanted = documents(source, names or [])
     out.mkdir(parents=True, exist_ok=True)
-    for tex in (source / "latex").glob("*.tex"):
+    for tex in [*(source / "latex").glob("*.tex"), *(source / "latex").glob("*.bib")]:
         shutil.copyfile(tex, out / tex.name)
     return _compile_all(command, wanted, out, progress)
 
@@ -81,7 +82,8 @@ def compile_documents(files: dict[str, str], names: list[str], out: Path,
     """Compile the standalone documents ``latex/<name>.tex`` of rendered ``files`` into ``out``."""
     command = compiler()
     texts = {path[len("latex/"):]: text for path, text in files.items()
-             if path.startswith("latex/") and path.endswith(".tex") and path.count("/") == 1}
+             if path.startswith("latex/") and path.endswith((".tex", ".bib")) and path.count("/") == 1}
+    texts.setdefault(f"{BIBLIOGRAPHY}.bib", bibliography())  # the sources the documents cite
     out.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
@@ -98,12 +100,19 @@ def _compile_all(command: list[str], names: list[str], out: Path, progress: Call
 
 
 def _run(command: list[str], name: str, folder: Path) -> None:
-    runs = 1 if command[0] == "latexmk" else 3  # pdflatex: contents, references, then stable
-    for _ in range(runs):
+    """latexmk (which runs BibTeX itself), or pdflatex, BibTeX where the document has a bibliography
+    and BibTeX is installed, then pdflatex twice more (contents, references, then stable)."""
+    runs = 1 if command[0] == "latexmk" else 3
+    for run in range(runs):
         result = subprocess.run([*command, f"{name}.tex"], cwd=folder, capture_output=True, text=True,
                                 errors="replace", timeout=600, env=tex_environment())
         if result.returncode != 0:
             raise CompileError(f"{name}.tex did not compile:\n{latex_errors(folder / f'{name}.log', result.stdout)}")
+        aux = folder / f"{name}.aux"
+        cites = aux.exists() and "\\bibdata" in aux.read_text(errors="replace")
+        if run == 0 and runs > 1 and cites and shutil.which("bibtex"):
+            subprocess.run(["bibtex", name], cwd=folder, capture_output=True, text=True, errors="replace",
+                           timeout=600, env=tex_environment())
 
 
 def latex_errors(log: Path, fallback: str) -> str:

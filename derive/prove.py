@@ -89,10 +89,13 @@ def size_cases(model: OperatorModel) -> list[dict]:
     return [{d: (p + c) % count + 1 for p, d in enumerate(dims)} for c in shifts]
 
 
-def prove_kernel(model: OperatorModel, text: str, seed: int = 0, load=None) -> None:
-    """Run the kernel ``text`` (loaded by ``load``: executed from the text itself by default) on every
-    case and compare it with the oracle."""
-    module = (load or load_text)(model, text)
+def prove_kernel(model: OperatorModel, text: str, seed: int = 0) -> None:
+    prove_module(model, load_text(model, text), seed)
+
+
+def prove_module(model: OperatorModel, module, seed: int = 0) -> None:
+    """The proof of a loaded kernel (anything with its ``forward``, ``vjp`` and ``jvp``: a target
+    may pass one that calls the kernel with arrays of another library and returns NumPy arrays)."""
     rng = np.random.default_rng(seed)
     for variant, selected in variants(model):
         params = _param_values(variant, rng)

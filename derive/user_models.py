@@ -60,11 +60,13 @@ def fingerprint(model: OperatorModel) -> str | None:
 def _digest(path: Path, text: bytes) -> str:
     """The model file's text and every loaded module from its folder (the neighbours it may import)."""
     folder = path.resolve().parent
+    prefixes = (str(folder), str(path.absolute().parent))  # a cheap test first: thousands of modules
     digest = hashlib.sha256(path.name.encode() + b"\0" + text + b"\0")
     neighbours = set()
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if file and not name.startswith("derive") and Path(file).resolve().is_relative_to(folder):
+        if file and not name.startswith("derive") and (file.startswith(prefixes) or not Path(file).is_absolute()) \
+                and Path(file).resolve().is_relative_to(folder):
             neighbours.add(Path(file).resolve())
     for neighbour in sorted(neighbours - {path.resolve()}):
         try:

@@ -23,7 +23,7 @@ GENERATED = ROOT / "generated"
 OPERATORS = registry.names()
 
 
-KERNEL_TARGETS: tuple[str, ...] = ("numpy", "numba")
+KERNEL_TARGETS: tuple[str, ...] = ("numpy", "array_api", "numba")
 """The targets whose generated kernels keep the kernel contract (INPUTS, forward, vjp, jvp, the same
 checks): the kernel tests run over each through the ``kernel_target`` fixture."""
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import sympy as sp
 
 import derive
-from derive.calculus.indices import free_indices
+from derive.calculus.indices import canonical_dummies, free_indices
+from derive.functions import sigmoid
 from derive.targets.render import TARGETS
 
-from conftest import OPERATORS
+from conftest import OPERATORS, ROOT
 
 
 def test_load_derive_and_the_expressions_of_each_input():
@@ -28,7 +31,8 @@ def test_load_derive_and_the_expressions_of_each_input():
     readable, total = derive.vjp(softmax, "x", readable=True), dict(softmax.model.where)["S"]
     named = next(s for s in readable.free_symbols if isinstance(s, sp.Symbol) and s.name == "S")
     assert total not in readable.atoms(sp.Sum)  # the sum of exp(x) is written as S ...
-    assert sp.simplify(readable.xreplace({named: total}) - derive.vjp(softmax, "x")) == 0  # ... and only that
+    written_out = canonical_dummies(readable.xreplace({named: total}))  # summation indices named as in the documents
+    assert sp.simplify(written_out - canonical_dummies(derive.vjp(softmax, "x"))) == 0  # ... and only that
     with pytest.raises(KeyError, match="no differentiable input 'z'"):
         derive.vjp(d, "z")
 
@@ -44,12 +48,52 @@ def test_latex_writes_the_notation_of_the_documents():
     assert derive.latex(x[0] + x[1], output="z") == "x_{1} + x_{2}"
 
 
+@pytest.mark.parametrize("name", ["rmsnorm", "softmax", "layernorm", "batchnorm", "silu"])
+def test_latex_of_the_readable_vjp_is_the_documents_equation(name: str):
+    """derive.latex(vjp(..., readable=True)) is, character for character, the right side of the VJP
+    equation in the operator's document (its twin generated/latex/<op>.json), line breaks aside."""
+    twin = json.loads((ROOT / "generated" / "latex" / f"{name}.json").read_text())
+    derivation = derive.derive(name)
+    for gradient in derivation.gradients:
+        document = next(e["latex"] for e in twin["equations"]  # the derivation's VJP, not the compact result
+                        if e["label"] == f"eq:{name}:vjp-{gradient.input.name}")
+        document = document.replace(r"\Bigl(", r"\left(").replace(r"\Bigr)", r"\right)")
+        ours = derive.latex(derive.vjp(derivation, gradient.input.name, readable=True))
+        # a product broken across lines gets a \cdot at the break
+        assert document.replace(r" \cdot ", " ").endswith(" = " + ours), (document, ours)
+        assert r"\bar{y}" in ours and "dy" not in ours
+
+
+def test_latex_shows_epsilon_and_the_logistic_function_as_the_documents_do():
+    x, k = sp.IndexedBase("x"), sp.Idx("k", sp.Symbol("n"))
+    logistic = sp.Function("logistic")  # a model's own function of that name (notebook 4)
+    tex = derive.latex(sp.Symbol("epsilon", positive=True) + sigmoid(x[k]) + logistic(x[k]))
+    assert tex.count(r"\sigma\left(x_{k}\right)") == 2 and r"\epsilon" in tex
+    assert "logistic" not in tex and "sigmoid" not in tex
+
+
+def test_latex_breaks_a_wide_equation_into_aligned_lines():
+    """With a width, an equation wider than it is an aligned block of lines each within the width."""
+    from derive.targets.latex.layout import tex_width
+
+    vjp = derive.vjp("batchnorm", "x", readable=True)
+    one_line = derive.latex(vjp, lhs=r"\bar{x}_{kpq}")
+    broken = derive.latex(vjp, lhs=r"\bar{x}_{kpq}", width=48, note="as derived")
+    assert tex_width(one_line) > 48 and "aligned" not in one_line
+    lines = broken.removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}").split(r" \\ ")
+    assert len(lines) >= 3 and all(tex_width(line.replace("&", "")) <= 48 for line in lines), lines
+    assert lines[0].startswith(r"\bar{x}_{kpq} &= ") and "as derived" in lines[-1]
+    joined = " ".join(line.replace(r"&\quad {} ", "").replace("&= ", "= ") for line in lines[:-1])
+    assert joined.replace(r"\Bigl(", r"\left(").replace(r"\Bigr)", r"\right)") == one_line
+
+
 def test_readable_names_a_per_channel_quantity_under_a_renamed_index():
-    """batchnorm's gradient by x[k, p, q] holds the channel mean over x[j, p, l], not x[j, c, l]."""
-    mu, sigma = sp.Symbol("mu", positive=True), sp.Symbol("sigma", positive=True)
-    for wrt in ("x", "gamma"):
+    """batchnorm's gradient by x[k, p, q] holds the channel mean over x[j, p, l], not x[j, c, l]:
+    written mu[p] and sigma[p], as the documents write mu_p (gamma's, by gamma[k], mu[k])."""
+    for wrt, channel in (("x", "p"), ("gamma", "k")):
         readable = derive.vjp("batchnorm", wrt, readable=True)
-        assert {mu, sigma} <= readable.free_symbols
+        named = {str(e) for e in readable.atoms(sp.Indexed) if str(e.base) in ("mu", "sigma")}
+        assert named == {f"mu[{channel}]", f"sigma[{channel}]"}, readable
         assert sp.Symbol("epsilon", positive=True) not in readable.free_symbols
         sums = readable.atoms(sp.Sum)
         assert not any(inner.has(sp.Sum) for s in sums for inner in s.function.atoms(sp.Sum)), readable

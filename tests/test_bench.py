@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from derive.bench import baselines, cases, kernels, report, torch_ref
+from derive.bench import adapter, baselines, cases, kernels, report, torch_ref
 from derive.cli import main
 
 import finite_differences
@@ -77,6 +77,9 @@ def test_quick_bench_measures_every_candidate(tmp_path, capsys):
         if torch_ref.torch_module() is not None:
             expected |= {kernels.TORCH_FORWARD, kernels.TORCH_VJP}
         expected |= {kernels.NUMBA_FORWARD, kernels.NUMBA_VJP}  # numba is in the test extra
+        if torch_ref.torch_module() is not None and result["op"] in adapter.OPS:
+            expected |= {adapter.ADAPTER_FORWARD, adapter.ADAPTER_VJP}
+            assert result["ratios"][f"{adapter.ADAPTER_VJP} / {kernels.TORCH_VJP}"] > 0
         assert set(rows) == expected
         first = result["numba_first_call_s"]
         assert first["forward"] > 0 and first["vjp"] > 0 and first["new_process"] > 0
@@ -118,6 +121,9 @@ def test_operator_without_generated_kernel_is_skipped_with_a_note(tmp_path, caps
                  "--dtype", "float32", "--generated", str(folder), "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert [k["op"] for k in results["kernels"]] == ["rmsnorm"]
+    if torch_ref.torch_module() is not None:  # no array_api/rmsnorm.py there: no adapter rows, a note
+        assert any(n.startswith("torch adapter left out: no generated kernel") for n in results["kernels"][0]["notes"])
+        assert adapter.ADAPTER_VJP not in {r["name"] for r in results["kernels"][0]["rows"]}
     assert any(note.startswith("softmax: skipped (no generated kernel") for note in results["notes"])
     assert any(note.startswith("log_softmax: skipped") for note in results["notes"])
     assert "softmax: skipped" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from derive import registry
 from derive.cli import main
 from derive.output import MANIFEST
+from derive.targets import TARGETS
 
 from conftest import GENERATED, ROOT
 
@@ -37,6 +39,25 @@ def test_show_prints_definition_jacobian_vjp_and_jvp(capsys):
         assert part in out
 
 
+def test_show_writes_the_notation_of_the_documents(capsys):
+    """ȳ the cotangent, x̄ an input's gradient, ẋ a tangent, ϵ, γ, σ, as in the PDFs; --ascii keeps
+    the names claims are typed in (dy, epsilon, sigmoid)."""
+    assert main(["show", "rmsnorm"]) == 0
+    maths = capsys.readouterr().out.split("definition:", 1)[1]  # the summary above speaks in code names
+    shown = ("ȳ[k]", "γ[k]", "x̄[k] =", "γ̄[k] =", "β̄[k] = ȳ[k]", "ẏ[i] +=", "ẋ[j]", "ϵ", "∂y[i] / ∂x[k]")
+    for part in shown:
+        assert unicodedata.normalize("NFC", part) in maths, part  # ȳ and ẋ composed, x̄ with its combining bar
+    formulas = "\n".join(line for line in maths.splitlines() if not line.startswith("with respect to "))
+    for code in ("dy", "dot_", "gamma", "ε", "epsilon"):
+        assert code not in formulas, code
+    assert main(["show", "silu"]) == 0
+    maths = capsys.readouterr().out.split("definition:", 1)[1]
+    assert "σ(x[i])" in maths and "sigmoid" not in maths
+    assert main(["show", "rmsnorm", "--ascii"]) == 0
+    ascii_maths = capsys.readouterr().out.split("definition:", 1)[1]
+    assert "dy[k]*gamma[k]" in ascii_maths and "epsilon" in ascii_maths and ascii_maths.isascii()
+
+
 def test_unknown_operator_is_a_clear_error_with_close_names(capsys):
     assert main(["show", "rmsnrom"]) == 2
     err = capsys.readouterr().err
@@ -53,7 +74,8 @@ def test_generate_then_check_then_stale_edit(tmp_path, capsys, rendered):
     out = tmp_path / "gen"
     assert main(["generate", "--out", str(out), "-q"]) == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    committed = [p for p in GENERATED.rglob("*") if p.is_file() and p.parent.name in ("numpy", "numba", "latex")]
+    folders = {target.folder for target in TARGETS}
+    committed = [p for p in GENERATED.rglob("*") if p.is_file() and p.parent.name in folders]
     assert files == sorted([MANIFEST, *(p.relative_to(GENERATED).as_posix() for p in committed)])
     assert main(["check", "--out", str(out), "-q"]) == 0
     kernel = out / "numpy" / "softmax.py"

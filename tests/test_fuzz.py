@@ -1,6 +1,6 @@
 """The differential fuzzer: random models derived, rendered and proved against the oracle.
 
-300 seeded models run here (six chunks, so xdist can spread them); ``derive fuzz`` runs more.
+200 seeded models run here (eight chunks, so xdist can spread them); ``derive fuzz`` runs more.
 A failure prints the model file that reproduces it.
 """
 
@@ -13,7 +13,7 @@ from derive.cli import main
 from derive.prove import ProofError
 from derive.user_models import load_model
 
-CHUNKS, PER_CHUNK = 6, 50
+CHUNKS, PER_CHUNK = 8, 25
 
 
 @pytest.mark.parametrize("chunk", range(CHUNKS))
@@ -57,3 +57,12 @@ def test_a_model_that_takes_too_long_is_a_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(fuzz, "prove_kernel", hang)
     problem = fuzz.check_source(fuzz.random_model("3:0", "slow"), tmp_path, "slow", seconds=1)
     assert problem == "too slow: not proved within 1 s"
+
+
+def test_a_scaled_parameter_gradient_is_scaled_once(tmp_path):
+    """Regression (fuzz seed 2026:189): a guarded gradient whose last in-place step became the
+    runtime's per-row ``scale`` was also returned as the unscaled expression times that factor,
+    so the factor applied twice; the proof refused the kernel, now it is written and proved."""
+    name = "fuzz_2026_189"
+    problem = fuzz.check_source(fuzz.random_model("2026:189", name), tmp_path, name)
+    assert problem is None, problem

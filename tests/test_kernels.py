@@ -269,3 +269,22 @@ def test_no_result_shares_memory_with_an_argument_or_another_result(name, batch,
         result += 1
     assert all(np.array_equal(a, b) for a, b in zip(arguments, before))
     assert all(np.array_equal(r, b + 1) for r, b in zip(results, before[len(arguments):]))
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_vjp_computes_only_the_gradients_named_in_wrt(name, rng, kernel_target):
+    """``wrt`` picks the gradients: each alone equals the same entry of the full call, the others are
+    None; a name that is not a differentiable input is a ValueError naming it."""
+    kernel = load_kernel(name, kernel_target)
+    sizes, batch = shape_cases(name)[4]
+    inputs, params = make_inputs(name, sizes, batch, rng)
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
+    full = kernel.vjp(cotangent, *inputs, **params)
+    for position in float_positions(name):
+        chosen = kernel.INPUTS[position]
+        alone = kernel.vjp(cotangent, *inputs, **params, wrt=[chosen])
+        assert [g is not None for g in alone] == [p == position for p in range(len(inputs))], chosen
+        np.testing.assert_allclose(alone[position], full[position], rtol=1e-12, atol=1e-14)
+    assert all(g is None for g in kernel.vjp(cotangent, *inputs, **params, wrt=()))
+    with pytest.raises(ValueError, match=rf"{name}: wrt names 'nothing'"):
+        kernel.vjp(cotangent, *inputs, **params, wrt=["nothing"])

@@ -53,6 +53,11 @@ BOUNDS = {"vjp": 4, "forward": 3, "jvp": 4}
 kernel owns in place (``schedule/inplace.py``); gelu's erf form holds exactly four arrays.  A forward
 builds its result in one new array (gelu: three); a jvp with every tangent given adds each term
 into the first (gelu: four)."""
+TARGET_BOUNDS = {"array_api": {"vjp": 6, "forward": 5, "jvp": 6}}
+"""Bounds of targets that update nothing in place (Array API arrays may be immutable, as JAX's are):
+every operation allocates its result, so a kernel holds a few more full-size temporaries (measured
+on NumPy arrays: forward 4.5 x for batchnorm, whose centred statistics take a second centring pass,
+vjp 5.3 x for group_norm, jvp 5.6 x for gelu)."""
 OVERHEAD = 64 * 1024
 """Bytes that do not grow with the input: per-row statistics of 64 rows, NumPy's bookkeeping."""
 
@@ -72,14 +77,16 @@ def call(kind: str, name: str, kernel, inputs: list, params: dict, rng: np.rando
 @pytest.mark.parametrize("kind", BOUNDS)
 @pytest.mark.parametrize("name", BOUNDED)
 def test_peak_memory_bounded(name, kind, rng, kernel_target):
-    """Every elementwise, reduction, normalization and softmax kernel holds at most BOUNDS[kind] x its input."""
+    """Every elementwise, reduction, normalization and softmax kernel holds at most BOUNDS[kind] x its
+    input (TARGET_BOUNDS for a target without in-place updates)."""
     kernel = load_kernel(name, kernel_target)
     inputs, params = moderate_inputs(name, rng)
     largest = max(a.nbytes for a in inputs)
     function = call(kind, name, kernel, inputs, params, rng)
     function()  # a compiled kernel compiles (or loads) on its first call: not the call measured
     peak = peak_bytes(function)
-    assert peak <= BOUNDS[kind] * largest + OVERHEAD, f"{name} {kind}: peak {peak / largest:.2f} x the largest input"
+    bound = TARGET_BOUNDS.get(kernel_target, BOUNDS)[kind]
+    assert peak <= bound * largest + OVERHEAD, f"{name} {kind}: peak {peak / largest:.2f} x the largest input"
 
 
 def nrt_allocations(function) -> int:

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .. import registry
-from . import measure, torch_ref
+from . import adapter, measure, torch_ref
 from .cases import Case
 
 NAIVE_MAX_N = 1024
@@ -88,7 +88,8 @@ def _naive_fits(case: Case, dtype: np.dtype) -> bool:
 
 
 def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
-               dtype: np.dtype, notes: list[str], compiled: ModuleType | None = None) -> list[Candidate]:
+               dtype: np.dtype, notes: list[str], folder: Path = Path("generated"),
+               compiled: ModuleType | None = None) -> list[Candidate]:
     params = case.params
     found = [
         Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
@@ -111,6 +112,8 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
         forward, backward = reference
         found += [Candidate(TORCH_FORWARD, "forward", forward, traced=False, group="torch"),
                   Candidate(TORCH_VJP, "vjp", backward, traced=False, group="torch")]
+    found += [Candidate(name, kind, call, traced=False, group="torch")
+              for name, kind, call in adapter.calls(case.op, folder, arrays, params, dy, notes)]
     largest = max(arrays, key=lambda a: a.nbytes)
     found.append(Candidate(COPY, "copy", measure.copy_call(largest), traced=False))
     return found
@@ -135,7 +138,7 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
     notes: list[str] = []
     compiled, first_calls = numba_kernel(case, folder, arrays, dy, notes)
     with np.errstate(all="ignore"):
-        result = _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, compiled)
+        result = _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, folder, compiled)
     result["numba_first_call_s"] = first_calls
     return result
 
@@ -185,8 +188,8 @@ def _new_process_first_call(path: Path, case: Case, dtype: np.dtype) -> float | 
     return float(done.stdout.strip()) if done.returncode == 0 else None
 
 
-def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, compiled=None) -> dict:
-    found = candidates(case, kernel, arrays, dy, dtype, notes, compiled)
+def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, folder, compiled=None) -> dict:
+    found = candidates(case, kernel, arrays, dy, dtype, notes, folder, compiled)
     generated = kernel.vjp(dy, *arrays, **case.params)
     disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
                      for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
@@ -213,7 +216,7 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, co
         })
     return {"op": case.op, "shape": list(case.largest), "inputs": {k: list(v) for k, v in case.inputs.items()},
             "dtype": np.dtype(dtype).name, "input_bytes": input_bytes, "copy_gbs": copy_gbs,
-            "rows": rows, "ratios": ratios(rows), "notes": notes}
+            "rows": rows, "ratios": {**ratios(rows), **adapter.ratios(rows)}, "notes": notes}
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:

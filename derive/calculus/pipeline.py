@@ -14,9 +14,11 @@ import sympy as sp
 from ..model import Input, OperatorModel
 from ..validate import validate
 from . import contract
+from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
 from .indices import WRT_NAMES, fresh_index, free_indices, index_names
 from .rules import simplify
+from .second import SecondTerm, second_terms
 
 COTANGENT = "dy"
 
@@ -49,6 +51,46 @@ class Derivation:
     @cached_property
     def cotangent(self) -> sp.IndexedBase:
         return sp.IndexedBase(COTANGENT)
+
+    @cached_property
+    def rewriter(self) -> Rewriter:
+        """The model's named quantities and the substitutions its inputs allow (``compact.py``)."""
+        model = self.model
+        return rewriter(model.output, model.output_indices, model.where, [i.base for i in model.inputs])
+
+    @cached_property
+    def _compact(self) -> dict[tuple[str, str], Compact]:
+        return {}
+
+    def compact(self, input_name: str, kind: str) -> Compact:
+        """The checked compact form of the ``kind`` ("vjp" or "jvp") by ``input_name`` (computed once)."""
+        key = (input_name, kind)
+        if key not in self._compact:
+            raw = getattr(self.gradient(input_name), kind)
+            self._compact[key] = compact(raw, self.rewriter, self.model.dims())
+        return self._compact[key]
+
+    @cached_property
+    def _second(self) -> dict[str, tuple[SecondTerm, ...]]:
+        return {}
+
+    def second_order(self, input_name: str) -> tuple[SecondTerm, ...]:
+        """The terms of ``vjp_jvp`` by ``input_name``, one per input whose tangent reaches it
+        (``second.py``; computed once)."""
+        if input_name not in self._second:
+            gradient = self.gradient(input_name)
+            try:
+                terms = second_terms(gradient.vjp, gradient.wrt_indices, self.model.differentiable_inputs,
+                                     tangent_name)
+            except DerivationError as error:
+                raise DerivationError(f"operator {self.model.name!r}, second derivative by {input_name}: "
+                                      f"{error}") from None
+            self._second[input_name] = terms
+        return self._second[input_name]
+
+    def vjp_jvp(self, input_name: str) -> sp.Expr:
+        """``vjp_jvp`` by ``input_name``: the derivative of its VJP along every input's tangent."""
+        return sp.Add(*(term.product for term in self.second_order(input_name)))
 
     def gradient(self, input_name: str) -> InputGradient:
         for gradient in self.gradients:

@@ -15,7 +15,7 @@ KINK = "the derivative at the kink x = 0 is taken from the branch x <= 0, as PyT
 @register
 def relu() -> OperatorModel:
     return unary("relu", lambda x: sp.Piecewise((x, x > 0), (0, True)), "max(x, 0)",
-                 "torch.relu(x)", category="activation", notes=(KINK + " (relu'(0) = 0).",))
+                 "torch.relu(x)", category="activation", cite=("nair2010rectified",), notes=(KINK + " (relu'(0) = 0).",))
 
 
 @register
@@ -23,26 +23,25 @@ def leaky_relu() -> OperatorModel:
     slope = sp.Symbol("alpha", positive=True)
     return unary("leaky_relu", lambda x: sp.Piecewise((x, x > 0), (slope * x, True)),
                  "x for x > 0, negative_slope * x otherwise", "torch.nn.functional.leaky_relu(x, negative_slope)",
-                 category="activation", params=(Param("negative_slope", 0.01, slope, "slope for x <= 0"),),
+                 category="activation", cite=("maas2013rectifier",), params=(Param("negative_slope", 0.01, slope, "slope for x <= 0"),),
                  notes=(KINK + ".",))
 
 
 @register
 def sigmoid() -> OperatorModel:
-    return unary("sigmoid", logistic, "1 / (1 + exp(-x))", "torch.sigmoid(x)", category="activation",
-                 notes=("Computed as scipy.special.expit, finite for any x.",))
+    return unary("sigmoid", logistic, "1 / (1 + exp(-x))", "torch.sigmoid(x)", category="activation")
 
 
 @register
 def silu() -> OperatorModel:
     return unary("silu", lambda x: x * logistic(x), "x * sigmoid(x)", "torch.nn.functional.silu(x)",
-                 category="activation")
+                 category="activation", cite=("elfwing2018sigmoid", "ramachandran2017searching"))
 
 
 @register
 def softplus() -> OperatorModel:
     return unary("softplus", soft_plus, "log(1 + exp(x))", "torch.nn.functional.softplus(x)",
-                 category="activation", notes=("Computed as logaddexp(0, x), finite for any x.",))
+                 category="activation", cite=("dugas2001incorporating",))
 
 
 @register
@@ -58,4 +57,5 @@ def gelu(approximate: str = "none") -> OperatorModel:
     choice = Param("approximate", "none", None, "'none': x Phi(x) with the exact normal CDF; 'tanh': its tanh form",
                    choices=("none", "tanh"))
     return unary("gelu", function, "x * Phi(x), Phi the standard normal CDF (or its tanh approximation)",
-                 "torch.nn.functional.gelu(x, approximate=approximate)", category="activation", params=(choice,))
+                 "torch.nn.functional.gelu(x, approximate=approximate)", category="activation", params=(choice,),
+                 cite=("hendrycks2016gelu",))

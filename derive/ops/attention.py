@@ -21,6 +21,7 @@ def scaled_dot_product_attention(causal: bool = False) -> OperatorModel:
     total = sp.Sum(weight(l), (l, 0, S - 1))
     return OperatorModel(
         name="scaled_dot_product_attention",
+        cite=("vaswani2017attention",),
         summary="softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i)",
         category="attention",
         inputs=(q, k, v),

@@ -20,6 +20,7 @@ def batchnorm() -> OperatorModel:
     variance = sp.Sum((x[j, c, t] - mean) ** 2, (j, 0, N - 1), (t, 0, S - 1)) / count
     return OperatorModel(
         name="batchnorm",
+        cite=("ioffe2015batch",),
         summary="(x - mean) / sqrt(var + eps) * gamma + beta, statistics per channel (axis 1), biased variance",
         category="normalization",
         inputs=(x, gamma, beta),

@@ -20,6 +20,7 @@ def group_norm() -> OperatorModel:
     variance = sp.Sum((x[b, g, e, t] - mean) ** 2, (e, 0, D - 1), (t, 0, S - 1)) / count
     return OperatorModel(
         name="group_norm",
+        cite=("wu2018group",),
         summary="(x - mean) / sqrt(var + eps) * gamma + beta, statistics per sample over each group of channels",
         category="normalization",
         inputs=(x, gamma, beta),

@@ -18,6 +18,7 @@ def layernorm() -> OperatorModel:
     variance = sp.Sum((x[j] - mean) ** 2, (j, 0, n - 1)) / n  # two-pass: centred before squaring
     return OperatorModel(
         name="layernorm",
+        cite=("ba2016layer",),
         summary="(x - mean(x)) / sqrt(var(x) + eps) * gamma + beta over the last axis, biased variance",
         category="normalization",
         inputs=(x, gamma, beta),
@@ -26,7 +27,4 @@ def layernorm() -> OperatorModel:
         output=(x[i] - mean) / sp.sqrt(variance + eps) * gamma[i] + beta[i],
         where=(("mu", mean), ("sigma", sp.sqrt(variance + eps))),
         torch="torch.nn.functional.layer_norm(x, (n,), gamma, beta, eps)",
-        notes=("Two-pass variance: the variance is the mean of the centred squares (x_j - mu)^2, never "
-               "mean(x^2) - mu^2, which cancels catastrophically when |mu| is large against sigma. No "
-               "rewrite of derive expands a power, so the kernel computes x - mu first and squares that.",),
     )

@@ -14,6 +14,7 @@ def log_softmax() -> OperatorModel:
     total = sp.Sum(sp.exp(x[j]), (j, 0, n - 1))
     return OperatorModel(
         name="log_softmax",
+        cite=("bridle1990probabilistic",),
         summary="x - log(sum(exp(x))) along axis",
         category="normalization",
         inputs=(x,),

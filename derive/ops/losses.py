@@ -16,6 +16,7 @@ def cross_entropy() -> OperatorModel:
     picked = sp.Sum(sp.KroneckerDelta(target[b], c) * logits[b, c], (c, 0, C - 1))
     return OperatorModel(
         name="cross_entropy",
+        cite=("bridle1990probabilistic",),
         summary="mean over the batch of -log softmax(logits)[target]",
         category="loss",
         inputs=(logits, target),

@@ -17,6 +17,7 @@ def rmsnorm() -> OperatorModel:
     rms = sp.sqrt(sp.Sum(x[j] ** 2, (j, 0, n - 1)) / n + eps)
     return OperatorModel(
         name="rmsnorm",
+        cite=("zhang2019root",),
         summary="x / sqrt(mean(x^2) + eps) * gamma + beta over the last axis",
         category="normalization",
         inputs=(x, gamma, beta),

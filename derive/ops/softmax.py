@@ -14,6 +14,7 @@ def softmax() -> OperatorModel:
     total = sp.Sum(sp.exp(x[j]), (j, 0, n - 1))
     return OperatorModel(
         name="softmax",
+        cite=("bridle1990probabilistic",),
         summary="exp(x) / sum(exp(x)) along axis",
         category="normalization",
         inputs=(x,),
@@ -24,7 +25,4 @@ def softmax() -> OperatorModel:
         where=(("S", total),),
         shift_invariant=(("x", n),),
         torch="torch.softmax(x, dim=axis)",
-        notes=("Why the shift: exp overflows float32 beyond about 88 and float64 beyond about 709. "
-               "After subtracting the maximum every exponent is at most 0, so no exp overflows, and the "
-               "denominator holds the term exp(0) = 1, so it cannot underflow to 0 either.",),
     )

@@ -16,6 +16,9 @@ import sympy as sp
 from ..calculus.indices import free_indices
 
 Reduce = sp.Function("Reduce")
+Kept = sp.Function("Kept")
+"""A sum of terms computed on its own before it meets other terms (``centring.py``'s x - m, which
+float32 must not add to a small correction first); the schedule drops the wrapper."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ def hide_limits(expr: sp.Expr) -> sp.Expr:
 
 
 def restore_limits(expr: sp.Expr) -> sp.Expr:
-    """Reduce(f, j) -> Sum(f, (j, 0, n - 1))."""
+    """Reduce(f, j) -> Sum(f, (j, 0, n - 1)); Kept(a) -> a."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Function) and e.func == Kept, lambda e: e.args[0])
     return expr.replace(lambda e: isinstance(e, sp.Function) and e.func == Reduce,
                         lambda e: sp.Sum(e.args[0], *((j, j.lower, j.upper) for j in e.args[1:])))
 

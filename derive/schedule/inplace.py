@@ -187,7 +187,8 @@ class _Lowering:
             return None
         if name not in self.seeded and (spans != self.seed_spans or self.assignment(name) is None):
             return None
-        once = _mentions(self.items[position][2], name) == 1
+        item = self.items[position][2]  # its reductions are computed first, before the buffer is written
+        once = _mentions(item.xreplace({r: sp.Dummy() for r in _top_sums(item)}), name) == 1
         if not once or name in self.dead or self.held(name) or self.alive_after(name, position):
             return None
         if commit and name not in self.seeded:
@@ -300,8 +301,9 @@ class _Lowering:
         if self.free_start and len(steps) == 1 and steps[0].out == self.like_seed:
             steps = [replace(steps[0], out=None)]  # one operation: NumPy reuses its own temporaries
         last = steps[-1] if steps else None
-        if symbol is None and block in self.guarded and last and last.op == "*=" and not free_indices(last.expr) \
-                and not self.result_like:  # a vjp's parameter gradient (a jvp's terms are not summed over rows)
+        scaled = symbol is None and block in self.guarded and last and last.op == "*=" \
+            and not free_indices(last.expr) and not self.result_like
+        if scaled:  # a vjp's parameter gradient (a jvp's terms are not summed over rows)
             self.scales[block] = steps.pop().expr
         for step in steps:
             self.emit(block, step)
@@ -310,7 +312,8 @@ class _Lowering:
             for item in self.items[position + 1:]:
                 item[2] = item[2].xreplace(renamed)
         if symbol is None:
-            self.results[block] = as_array(buffer, expr) if steps else expr
+            # the buffer, also when its last step became the scale (never the expression: scaled twice)
+            self.results[block] = as_array(buffer, expr) if steps or scaled else expr
             if buffer is not None:
                 self.owned.add(block)
 

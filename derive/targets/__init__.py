@@ -9,10 +9,10 @@ the one rendering loop over ``TARGETS``.
 
 from __future__ import annotations
 
-from . import latex, numba, numpy
+from . import array_api, latex, numba, numpy
 from .base import Target
 
-TARGETS: tuple[Target, ...] = (numpy.TARGET, numba.TARGET, latex.TARGET)
+TARGETS: tuple[Target, ...] = (numpy.TARGET, numba.TARGET, latex.TARGET, array_api.TARGET)
 """Every target ``derive generate`` renders, in order (explicit imports, so the order is fixed)."""
 
 __all__ = ["TARGETS", "Target"]

@@ -65,9 +65,11 @@ def forward(logits, target):
     return _output(out_y.value(), (), ctx)
 
 
-def vjp(cotangent, logits, target):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, logits, target, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (logits, target)
+    wanted = _wanted(given, wrt)
     logits, target, ctx = _prepare((logits, target), {})
     N = ctx.sizes['N']
     C = ctx.sizes['C']
@@ -76,11 +78,13 @@ def vjp(cotangent, logits, target):
     logits_ = loop.laid(logits, (0, 1), (True, True))
     target_ = loop.laid(target, (0,), (True, False), index=True)
     dy_ = loop.laid(dy, None, (False, False))
-    out_logits = loop.result((True, True), False, False)
+    want_logits = wanted[0]
+    out_logits = loop.result((True, True), False, False, wanted=want_logits)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, logits_, target_, dy_, out_logits.array, out_logits.accumulate)
+    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, logits_, target_, dy_, out_logits.array, out_logits.accumulate, want_logits)
     grads = dict.fromkeys(INPUTS)
-    grads['logits'] = _gradient(out_logits.value(), (0, 1), 'logits', logits, ctx)
+    if want_logits:
+        grads['logits'] = _gradient(out_logits.value(), (0, 1), 'logits', logits, ctx)
     return tuple(grads.values())
 
 
@@ -136,7 +140,7 @@ def _forward_loops(T_, aligned_, R_, N, C, logits, target, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, N, C, logits, target, dy, out_logits, acc_logits):
+def _vjp_loops(T_, aligned_, R_, N, C, logits, target, dy, out_logits, acc_logits, want_logits):
     per_ = 1 * N
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -155,18 +159,20 @@ def _vjp_loops(T_, aligned_, R_, N, C, logits, target, dy, out_logits, acc_logit
             dy_r = min(r_, dy.shape[0] - 1)
             out_logits_s = r_
             s0 = -np.inf
-            for C_ in range(C):
-                s0 = max(s0, logits[logits_r, N_, C_])
+            if want_logits:
+                for C_ in range(C):
+                    s0 = max(s0, logits[logits_r, N_, C_])
             s1 = 0.0
-            _h0 = -s0
-            for C_ in range(C):
-                s1 += math.exp(_h0 + logits[logits_r, N_, C_])
+            if want_logits:
+                _h0 = -s0
+                for C_ in range(C):
+                    s1 += math.exp(_h0 + logits[logits_r, N_, C_])
             _e4 = dy[dy_r, 0, 0]/N
             _h1 = -_e4
             _h2 = -s0
             _h3 = _e4/s1
             for C_ in range(C):
-                out_logits[out_logits_s, N_, C_] = _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
+                if want_logits: out_logits[out_logits_s, N_, C_] = _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*math.exp(_h2 + logits[logits_r, N_, C_])
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -303,6 +309,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -504,12 +521,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -529,13 +548,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

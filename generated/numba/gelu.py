@@ -57,9 +57,10 @@ def forward(x, *, approximate='none'):
     return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][0](x, approximate=approximate)
 
 
-def vjp(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate)
+def vjp(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate, wrt=wrt)
 
 
 def jvp(tangents, x, *, approximate='none'):
@@ -78,19 +79,23 @@ def _forward_none(x, *, approximate='none'):
     return _output(out_y.value(), (), ctx)
 
 
-def _vjp_none(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dy_ = loop.laid(dy, None, (True,))
-    out_x = loop.result((True,), False, False)
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
     loop.start()
-    _vjp_loops_none(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate)
+    _vjp_loops_none(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate, want_x)
     grads = dict.fromkeys(INPUTS)
-    grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -120,19 +125,23 @@ def _forward_tanh(x, *, approximate='none'):
     return _output(out_y.value(), (), ctx)
 
 
-def _vjp_tanh(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dy_ = loop.laid(dy, None, (True,))
-    out_x = loop.result((True,), False, False)
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
     loop.start()
-    _vjp_loops_tanh(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate)
+    _vjp_loops_tanh(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate, want_x)
     grads = dict.fromkeys(INPUTS)
-    grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -178,7 +187,7 @@ def _forward_loops_none(T_, aligned_, R_, n, x, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops_none(T_, aligned_, R_, n, x, dy, out_x, acc_x):
+def _vjp_loops_none(T_, aligned_, R_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -197,7 +206,7 @@ def _vjp_loops_none(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             _h0 = _e2
             _h1 = _e2/math.sqrt(math.pi)
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h1*math.exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
+                if want_x: out_x[out_x_s, n_] = _h1*math.exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -244,7 +253,7 @@ def _forward_loops_tanh(T_, aligned_, R_, n, x, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops_tanh(T_, aligned_, R_, n, x, dy, out_x, acc_x):
+def _vjp_loops_tanh(T_, aligned_, R_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -267,7 +276,7 @@ def _vjp_loops_tanh(T_, aligned_, R_, n, x, dy, out_x, acc_x):
                 _e4 = x[x_r, n_]**3
                 _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
                 _e6 = (1 - (_e5*_e5))*dy[dy_r, n_]
-                out_x[out_x_s, n_] = _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
+                if want_x: out_x[out_x_s, n_] = _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -390,6 +399,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -591,12 +611,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -616,13 +638,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

@@ -70,9 +70,11 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
     N = ctx.sizes['N']
     G = ctx.sizes['G']
@@ -86,15 +88,17 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     gamma_ = loop.laid(gamma, (1, 2), (False, True, True, False))
     beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
     dy_ = loop.laid(dy, None, (True, True, True, True))
-    want_gamma = given[1] is not None
-    want_beta = given[2] is not None
-    out_x = loop.result((True, True, True, True), False, False)
-    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0])
-    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0])
+    want_x = wanted[0]
+    want_gamma = wanted[1]
+    want_beta = wanted[2]
+    out_x = loop.result((True, True, True, True), False, False, wanted=want_x)
+    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma)
+    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma)
+    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
-    grads['x'] = _gradient(out_x.value(), (0, 1, 2, 3), 'x', x, ctx)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (0, 1, 2, 3), 'x', x, ctx)
     if want_gamma:
         grads['gamma'] = _gradient(out_gamma.value(), (1, 2), 'gamma', gamma, ctx)
     if want_beta:
@@ -167,7 +171,7 @@ def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma):
+def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma, want_x):
     per_ = 1 * N * G
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -191,58 +195,56 @@ def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out
             out_gamma_s = c_ if acc_gamma else r_
             out_beta_s = c_ if acc_beta else r_
             s0 = 0.0
+            if want_gamma or want_x:
+                for D_ in range(D):
+                    for S_ in range(S):
+                        s0 += x[x_r, N_, G_, D_, S_]
             s2 = 0.0
-            s3 = 0.0
-            for D_ in range(D):
-                for S_ in range(S):
-                    _e0 = dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
-                    s0 += x[x_r, N_, G_, D_, S_]
-                    s2 += _e0*x[x_r, N_, G_, D_, S_]
-                    s3 += _e0
-            s6 = np.empty((D,))
+            if want_x:
+                for D_ in range(D):
+                    for S_ in range(S):
+                        s2 += dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+            s5 = np.empty((D,))
             if want_beta:
                 for D_ in range(D):
-                    s6_a = 0.0
-                    for S_ in range(S):
-                        s6_a += dy[dy_r, N_, G_, D_, S_]
-                    s6[D_] = s6_a
-            s1 = 0.0
-            _h1 = -s0/(D*S)
-            for D_ in range(D):
-                for S_ in range(S):
-                    s1 += (_h1 + x[x_r, N_, G_, D_, S_])**2
-            s4 = np.empty((D,))
-            s5 = np.empty((D,))
-            if want_gamma:
-                _e4 = 1/math.sqrt(eps + s1/(D*S))
-                _h2 = _e4*s0
-                _h3 = _e4
-                for D_ in range(D):
-                    s4_a = 0.0
                     s5_a = 0.0
                     for S_ in range(S):
-                        s4_a += _h2*dy[dy_r, N_, G_, D_, S_]
-                        s5_a += _h3*dy[dy_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
-                    s4[D_] = s4_a
+                        s5_a += dy[dy_r, N_, G_, D_, S_]
                     s5[D_] = s5_a
-            _e10 = 1/(D*S)
-            _e11 = _e10*s1 + eps
-            _e12 = _e11**(-3/2)
-            _e13 = _e12*s2
-            _e14 = _e10*s3
-            _e15 = _e12*_e14
-            _h6 = _e13
-            _h7 = -_e15*s0
-            _h8 = -_e10
-            _h9 = -_e14/math.sqrt(_e11) + (_e13*s0 - _e15*(s0*s0))/((D*D)*(S*S))
+            s1 = 0.0
+            if want_gamma or want_x:
+                _h0 = -s0/(D*S)
+                for D_ in range(D):
+                    for S_ in range(S):
+                        s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
+            s3 = 0.0
+            if want_x:
+                _h1 = -s0/(D*S)
+                for D_ in range(D):
+                    for S_ in range(S):
+                        s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+            s4 = np.empty((D,))
+            if want_gamma:
+                _e4 = 1/(D*S)
+                _h2 = -_e4*s0
+                _h3 = 1/math.sqrt(_e4*s1 + eps)
+                for D_ in range(D):
+                    s4_a = 0.0
+                    for S_ in range(S):
+                        s4_a += _h3*(_h2 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]
+                    s4[D_] = s4_a
+            _e9 = 1/(D*S)
+            _e10 = _e9*s1 + eps
+            _h5 = -_e9*s0
+            _h6 = -_e9*s3/_e10
+            _h7 = -_e9*s2
+            _h8 = 1/math.sqrt(_e10)
             for D_ in range(D):
-                _h5 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
-                    out_x[out_x_s, N_, G_, D_, S_] = _h5*dy[dy_r, N_, G_, D_, S_] + _h8*(_h6*x[x_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_]) + _h9
-            _h16 = -1/(D*S)
+                    if want_x: out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
             for D_ in range(D):
-                out_gamma[out_gamma_s, 0, G_, D_, 0] += _h16*s4[D_] + s5[D_]
-                out_beta[out_beta_s, 0, G_, D_, 0] += s6[D_]
+                if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += s4[D_]
+                if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -275,33 +277,33 @@ def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gam
                     for S_ in range(S):
                         s0 += x[x_r, N_, G_, D_, S_]
             s2 = 0.0
-            s3 = 0.0
             if has_x:
                 for D_ in range(D):
                     for S_ in range(S):
                         s2 += dot_x[dot_x_r, N_, G_, D_, S_]
-                        s3 += dot_x[dot_x_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
             s1 = 0.0
             if has_gamma or has_x:
                 _h0 = -s0/(D*S)
                 for D_ in range(D):
                     for S_ in range(S):
                         s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-            _h2 = -s0/(D*S)
+            s3 = 0.0
+            if has_x:
+                _h1 = -s0/(D*S)
+                for D_ in range(D):
+                    for S_ in range(S):
+                        s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dot_x[dot_x_r, N_, G_, D_, S_]
+            _e7 = 1/(D*S)
+            _h2 = -_e7*s0
+            _h3 = -_e7*s3/(_e7*s1 + eps)
+            _h4 = -_e7*s2
             for D_ in range(D):
-                _e7 = 1/(D*S)
-                _e8 = _e7*s1 + eps
-                _e9 = 1/math.sqrt(_e8)
-                _e10 = _e9*gamma[gamma_r, 0, G_, D_, 0]
-                _e11 = gamma[gamma_r, 0, G_, D_, 0]/_e8**(3/2)
-                _h1 = _e10
-                _h3 = -_e11*_e7*s3
-                _h4 = _e11*s0*s2/((D*D)*(S*S))
-                _h5 = -_e10*_e7*s2
-                _h6 = _e9*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
+                _e8 = 1/math.sqrt(eps + s1/(D*S))
+                _h5 = _e8*gamma[gamma_r, 0, G_, D_, 0]
+                _h6 = _e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
                 for S_ in range(S):
-                    _e12 = _h2 + x[x_r, N_, G_, D_, S_]
-                    out_y[out_y_s, N_, G_, D_, S_] = (_e12*_h3 + _e12*_h4 + _h1*dot_x[dot_x_r, N_, G_, D_, S_] + _h5 if has_x else 0.0) + (_e12*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                    _e9 = _h2 + x[x_r, N_, G_, D_, S_]
+                    out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -397,6 +399,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -613,12 +626,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -638,13 +653,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

@@ -67,9 +67,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     return _output(out_y.value(), (0,), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
@@ -80,15 +82,17 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     gamma_ = loop.laid(gamma, (0,), (True,))
     beta_ = loop.laid(beta, (0,), (True,))
     dy_ = loop.laid(dy, None, (True,))
-    want_gamma = given[1] is not None
-    want_beta = given[2] is not None
-    out_x = loop.result((True,), False, False)
-    out_gamma = loop.result((True,), False, True, rows=gamma_.shape[0])
-    out_beta = loop.result((True,), False, True, rows=beta_.shape[0])
+    want_x = wanted[0]
+    want_gamma = wanted[1]
+    want_beta = wanted[2]
+    out_x = loop.result((True,), False, False, wanted=want_x)
+    out_gamma = loop.result((True,), False, True, rows=gamma_.shape[0], wanted=want_gamma)
+    out_beta = loop.result((True,), False, True, rows=beta_.shape[0], wanted=want_beta)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma)
+    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
-    grads['x'] = _gradient(out_x.value(), (0,), 'x', x, ctx)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (0,), 'x', x, ctx)
     if want_gamma:
         grads['gamma'] = _gradient(out_gamma.value(), (0,), 'gamma', gamma, ctx)
     if want_beta:
@@ -152,7 +156,7 @@ def _forward_loops(T_, aligned_, R_, n, eps, x, gamma, beta, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma):
+def _vjp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma, want_x):
     per_ = 1
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -172,30 +176,34 @@ def _vjp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dy, out_x, out_gamma, o
             out_gamma_s = c_ if acc_gamma else r_
             out_beta_s = c_ if acc_beta else r_
             s0 = 0.0
+            if want_gamma or want_x:
+                for n_ in range(n):
+                    s0 += x[x_r, n_]
             s2 = 0.0
-            for n_ in range(n):
-                s0 += x[x_r, n_]
-                s2 += dy[dy_r, n_]*gamma[gamma_r, n_]
+            if want_x:
+                for n_ in range(n):
+                    s2 += dy[dy_r, n_]*gamma[gamma_r, n_]
             s1 = 0.0
+            if want_gamma or want_x:
+                _h0 = -s0/n
+                for n_ in range(n):
+                    s1 += (_h0 + x[x_r, n_])**2
             s3 = 0.0
-            _h0 = -s0/n
-            for n_ in range(n):
-                _e1 = _h0 + x[x_r, n_]
-                s1 += (_e1*_e1)
-                s3 += _e1*dy[dy_r, n_]*gamma[gamma_r, n_]
+            if want_x:
+                _h1 = -s0/n
+                for n_ in range(n):
+                    s3 += (_h1 + x[x_r, n_])*dy[dy_r, n_]*gamma[gamma_r, n_]
             _e6 = 1/n
             _e7 = _e6*s1 + eps
-            _e8 = 1/math.sqrt(_e7)
-            _h2 = _e8
-            _h3 = -_e6*s0
-            _h4 = -_e6*s3/_e7**(3/2)
-            _h5 = -_e6*_e8*s2
+            _h2 = -_e6*s0
+            _h3 = -_e6*s3/_e7
+            _h4 = -_e6*s2
+            _h5 = 1/math.sqrt(_e7)
             for n_ in range(n):
-                _e9 = _h3 + x[x_r, n_]
-                _e10 = _h2*dy[dy_r, n_]
-                out_x[out_x_s, n_] = _e10*gamma[gamma_r, n_] + _e9*_h4 + _h5
-                out_gamma[out_gamma_s, n_] += _e10*_e9
-                out_beta[out_beta_s, n_] += dy[dy_r, n_]
+                _e8 = _h2 + x[x_r, n_]
+                if want_x: out_x[out_x_s, n_] = _h5*(_e8*_h3 + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
+                if want_gamma: out_gamma[out_gamma_s, n_] += _e8*_h5*dy[dy_r, n_]
+                if want_beta: out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -238,14 +246,13 @@ def _jvp_loops(T_, aligned_, R_, n, eps, x, gamma, beta, dot_x, dot_gamma, dot_b
                     s3 += (_h1 + x[x_r, n_])*dot_x[dot_x_r, n_]
             _e6 = 1/n
             _e7 = _e6*s1 + eps
-            _e8 = 1/math.sqrt(_e7)
-            _h2 = _e8
-            _h3 = -_e6*_e8*s2
-            _h4 = -_e6*s0
-            _h5 = -_e6*s3/_e7**(3/2)
+            _h2 = -_e6*s0
+            _h3 = -_e6*s3/_e7
+            _h4 = -_e6*s2
+            _h5 = 1/math.sqrt(_e7)
             for n_ in range(n):
-                _e9 = _h4 + x[x_r, n_]
-                out_y[out_y_s, n_] = (_e9*_h5*gamma[gamma_r, n_] + _h2*dot_x[dot_x_r, n_]*gamma[gamma_r, n_] + _h3*gamma[gamma_r, n_] if has_x else 0.0) + (_e9*_h2*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+                _e8 = _h2 + x[x_r, n_]
+                out_y[out_y_s, n_] = (_h5*(_e8*_h3 + _h4 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e8*_h5*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -341,6 +348,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -542,12 +560,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -567,13 +587,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

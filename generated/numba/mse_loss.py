@@ -64,9 +64,11 @@ def forward(a, b):
     return _output(out_y.value(), (), ctx)
 
 
-def vjp(cotangent, a, b):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, a, b, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (a, b)
+    wanted = _wanted(given, wrt)
     a, b, ctx = _prepare((a, b), {})
     n = ctx.sizes['n']
     dy = _cotangent(cotangent, ctx)
@@ -74,13 +76,17 @@ def vjp(cotangent, a, b):
     a_ = loop.laid(a, (0,), (True,))
     b_ = loop.laid(b, (0,), (True,))
     dy_ = loop.laid(dy, None, (False,))
-    out_a = loop.result((True,), False, False)
-    out_b = loop.result((True,), False, False)
+    want_a = wanted[0]
+    want_b = wanted[1]
+    out_a = loop.result((True,), False, False, wanted=want_a)
+    out_b = loop.result((True,), False, False, wanted=want_b)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, a_, b_, dy_, out_a.array, out_b.array, out_a.accumulate, out_b.accumulate)
+    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, a_, b_, dy_, out_a.array, out_b.array, out_a.accumulate, out_b.accumulate, want_a, want_b)
     grads = dict.fromkeys(INPUTS)
-    grads['a'] = _gradient(out_a.value(), (0,), 'a', a, ctx)
-    grads['b'] = _gradient(out_b.value(), (0,), 'b', b, ctx)
+    if want_a:
+        grads['a'] = _gradient(out_a.value(), (0,), 'a', a, ctx)
+    if want_b:
+        grads['b'] = _gradient(out_b.value(), (0,), 'b', b, ctx)
     return tuple(grads.values())
 
 
@@ -126,7 +132,7 @@ def _forward_loops(T_, aligned_, R_, n, a, b, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, n, a, b, dy, out_a, out_b, acc_a, acc_b):
+def _vjp_loops(T_, aligned_, R_, n, a, b, dy, out_a, out_b, acc_a, acc_b, want_a, want_b):
     per_ = 1
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -148,8 +154,8 @@ def _vjp_loops(T_, aligned_, R_, n, a, b, dy, out_a, out_b, acc_a, acc_b):
             _h1 = -_e2
             for n_ in range(n):
                 _e3 = a[a_r, n_] - b[b_r, n_]
-                out_a[out_a_s, n_] = _e3*_h0
-                out_b[out_b_s, n_] = _e3*_h1
+                if want_a: out_a[out_a_s, n_] = _e3*_h0
+                if want_b: out_b[out_b_s, n_] = _e3*_h1
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -275,6 +281,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -485,12 +502,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -510,13 +529,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

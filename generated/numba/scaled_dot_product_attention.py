@@ -56,9 +56,10 @@ def forward(q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal)
 
 
-def vjp(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal)
+def vjp(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt)
 
 
 def jvp(tangents, q, k, v, *, causal=False):
@@ -83,9 +84,11 @@ def _forward_false(q, k, v, *, causal=False):
     return _output(out_y.value(), (0, 1), ctx)
 
 
-def _vjp_false(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
+    wanted = _wanted(given, wrt)
     q, k, v, ctx = _prepare((q, k, v), {})
     L = ctx.sizes['L']
     V = ctx.sizes['V']
@@ -97,15 +100,21 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     dy_ = loop.laid(dy, None, (True, True, False, False))
-    out_q = loop.result((True, False, True, False), False, False)
-    out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0])
-    out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0])
+    want_q = wanted[0]
+    want_k = wanted[1]
+    want_v = wanted[2]
+    out_q = loop.result((True, False, True, False), False, False, wanted=want_q)
+    out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0], wanted=want_k)
+    out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0], wanted=want_v)
     loop.start()
-    _vjp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate)
+    _vjp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, want_k, want_q, want_v)
     grads = dict.fromkeys(INPUTS)
-    grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(out_k.value(), (3, 2), 'k', k, ctx)
-    grads['v'] = _gradient(out_v.value(), (3, 1), 'v', v, ctx)
+    if want_q:
+        grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
+    if want_k:
+        grads['k'] = _gradient(out_k.value(), (3, 2), 'k', k, ctx)
+    if want_v:
+        grads['v'] = _gradient(out_v.value(), (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
 
@@ -151,9 +160,11 @@ def _forward_true(q, k, v, *, causal=False):
     return _output(out_y.value(), (0, 1), ctx)
 
 
-def _vjp_true(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
+    wanted = _wanted(given, wrt)
     q, k, v, ctx = _prepare((q, k, v), {})
     L = ctx.sizes['L']
     V = ctx.sizes['V']
@@ -165,15 +176,21 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     k_ = loop.laid(k, (3, 2), (False, False, True, True))
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     dy_ = loop.laid(dy, None, (True, True, False, False))
-    out_q = loop.result((True, False, True, False), False, False)
-    out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0])
-    out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0])
+    want_q = wanted[0]
+    want_k = wanted[1]
+    want_v = wanted[2]
+    out_q = loop.result((True, False, True, False), False, False, wanted=want_q)
+    out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0], wanted=want_k)
+    out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0], wanted=want_v)
     loop.start()
-    _vjp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate)
+    _vjp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, want_k, want_q, want_v)
     grads = dict.fromkeys(INPUTS)
-    grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
-    grads['k'] = _gradient(out_k.value(), (3, 2), 'k', k, ctx)
-    grads['v'] = _gradient(out_v.value(), (3, 1), 'v', v, ctx)
+    if want_q:
+        grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
+    if want_k:
+        grads['k'] = _gradient(out_k.value(), (3, 2), 'k', k, ctx)
+    if want_v:
+        grads['v'] = _gradient(out_v.value(), (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
 
@@ -251,7 +268,7 @@ def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v):
+def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v, want_k, want_q, want_v):
     per_ = 1 * L
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -273,85 +290,94 @@ def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, ou
             out_k_s = c_ if acc_k else r_
             out_v_s = c_ if acc_v else r_
             s0 = np.empty((S,))
-            for S_ in range(S):
-                s0_a = 0.0
-                for E_ in range(E):
-                    s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                s0[S_] = s0_a
+            if want_k or want_q or want_v:
+                for S_ in range(S):
+                    s0_a = 0.0
+                    for E_ in range(E):
+                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s0[S_] = s0_a
             s1 = -np.inf
-            _h0 = 1/math.sqrt(E)
-            for S_ in range(S):
-                s1 = max(s1, _h0*s0[S_])
+            if want_k or want_q or want_v:
+                _h0 = 1/math.sqrt(E)
+                for S_ in range(S):
+                    s1 = max(s1, _h0*s0[S_])
             s2 = 0.0
-            _h1 = 1/math.sqrt(E)
-            _h2 = -s1
-            for S_ in range(S):
-                s2 += math.exp(_h1*s0[S_] + _h2)
+            if want_k or want_q or want_v:
+                _h1 = 1/math.sqrt(E)
+                _h2 = -s1
+                for S_ in range(S):
+                    s2 += math.exp(_h1*s0[S_] + _h2)
             s3 = np.empty((V, E,))
-            _h3 = 1/math.sqrt(E)
-            _h4 = -s1
-            for V_ in range(V):
-                for E_ in range(E):
-                    s3_a = 0.0
-                    for S_ in range(S):
-                        s3_a += math.exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
-                    s3[V_, E_] = s3_a
-            s5 = np.empty((V,))
-            _h5 = 1/math.sqrt(E)
-            _h6 = -s1
-            for V_ in range(V):
-                s5_a = 0.0
-                for S_ in range(S):
-                    s5_a += math.exp(_h5*s0[S_] + _h6)*v[v_r, 0, V_, 0, S_]
-                s5[V_] = s5_a
-            s7 = np.empty((E,))
-            _h7 = 1/math.sqrt(E)
-            _h8 = -s1
-            for E_ in range(E):
-                s7_a = 0.0
-                for S_ in range(S):
-                    s7_a += math.exp(_h7*s0[S_] + _h8)*k[k_r, 0, 0, E_, S_]
-                s7[E_] = s7_a
-            s4 = np.empty((E,))
-            for E_ in range(E):
-                s4_a = 0.0
+            if want_q:
+                _h3 = 1/math.sqrt(E)
+                _h4 = -s1
                 for V_ in range(V):
-                    s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
-                s4[E_] = s4_a
+                    for E_ in range(E):
+                        s3_a = 0.0
+                        for S_ in range(S):
+                            s3_a += math.exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
+                        s3[V_, E_] = s3_a
+            s5 = np.empty((V,))
+            if want_k or want_q:
+                _h5 = 1/math.sqrt(E)
+                _h6 = -s1
+                for V_ in range(V):
+                    s5_a = 0.0
+                    for S_ in range(S):
+                        s5_a += math.exp(_h5*s0[S_] + _h6)*v[v_r, 0, V_, 0, S_]
+                    s5[V_] = s5_a
+            s7 = np.empty((E,))
+            if want_q:
+                _h7 = 1/math.sqrt(E)
+                _h8 = -s1
+                for E_ in range(E):
+                    s7_a = 0.0
+                    for S_ in range(S):
+                        s7_a += math.exp(_h7*s0[S_] + _h8)*k[k_r, 0, 0, E_, S_]
+                    s7[E_] = s7_a
+            s4 = np.empty((E,))
+            if want_q:
+                for E_ in range(E):
+                    s4_a = 0.0
+                    for V_ in range(V):
+                        s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
+                    s4[E_] = s4_a
             s6 = 0.0
-            for V_ in range(V):
-                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+            if want_q:
+                for V_ in range(V):
+                    s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
             s8 = np.empty((E, S,))
             s9 = np.empty((E, S,))
-            for E_ in range(E):
-                for S_ in range(S):
-                    _e11 = math.exp(-s1 + s0[S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
-                    _h9 = _e11/s2
-                    _h10 = _e11/(s2*s2)
-                    s8_a = 0.0
-                    s9_a = 0.0
-                    for V_ in range(V):
-                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
-                    s8[E_, S_] = s8_a
-                    s9[E_, S_] = s9_a
+            if want_k:
+                for E_ in range(E):
+                    for S_ in range(S):
+                        _e11 = math.exp(-s1 + s0[S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
+                        _h9 = _e11/s2
+                        _h10 = _e11/(s2*s2)
+                        s8_a = 0.0
+                        s9_a = 0.0
+                        for V_ in range(V):
+                            s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
+                        s8[E_, S_] = s8_a
+                        s9[E_, S_] = s9_a
             _e14 = 1/math.sqrt(E)
             _h12 = _e14/s2
             _h13 = -_e14*s6/(s2*s2)
             for E_ in range(E):
-                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+                if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
             _e17 = 1/math.sqrt(E)
             _h15 = _e17
             _h16 = -_e17
             for E_ in range(E):
                 for S_ in range(S):
-                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+                    if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
             _h18 = 1/math.sqrt(E)
             _h19 = -s1
             for V_ in range(V):
                 _h20 = dy[dy_r, L_, V_, 0, 0]/s2
                 for S_ in range(S):
-                    out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(_h18*s0[S_] + _h19)
+                    if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(_h18*s0[S_] + _h19)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -488,7 +514,7 @@ def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v):
+def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v, want_k, want_q, want_v):
     per_ = 1 * L
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -510,85 +536,94 @@ def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out
             out_k_s = c_ if acc_k else r_
             out_v_s = c_ if acc_v else r_
             s0 = np.empty((S,))
-            for S_ in range(S):
-                s0_a = 0.0
-                for E_ in range(E):
-                    s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                s0[S_] = s0_a
+            if want_k or want_q or want_v:
+                for S_ in range(S):
+                    s0_a = 0.0
+                    for E_ in range(E):
+                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s0[S_] = s0_a
             s1 = -np.inf
-            _h0 = 1/math.sqrt(E)
-            for S_ in range(S):
-                if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
+            if want_k or want_q or want_v:
+                _h0 = 1/math.sqrt(E)
+                for S_ in range(S):
+                    if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
             s2 = 0.0
-            _h1 = 1/math.sqrt(E)
-            _h2 = -s1
-            for S_ in range(S):
-                s2 += math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+            if want_k or want_q or want_v:
+                _h1 = 1/math.sqrt(E)
+                _h2 = -s1
+                for S_ in range(S):
+                    s2 += math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
             s3 = np.empty((V, E,))
-            _h3 = 1/math.sqrt(E)
-            _h4 = -s1
-            for V_ in range(V):
-                for E_ in range(E):
-                    s3_a = 0.0
-                    for S_ in range(S):
-                        s3_a += math.exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
-                    s3[V_, E_] = s3_a
-            s5 = np.empty((V,))
-            _h5 = 1/math.sqrt(E)
-            _h6 = -s1
-            for V_ in range(V):
-                s5_a = 0.0
-                for S_ in range(S):
-                    s5_a += math.exp(min(0, _h5*s0[S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
-                s5[V_] = s5_a
-            s7 = np.empty((E,))
-            _h7 = 1/math.sqrt(E)
-            _h8 = -s1
-            for E_ in range(E):
-                s7_a = 0.0
-                for S_ in range(S):
-                    s7_a += math.exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
-                s7[E_] = s7_a
-            s4 = np.empty((E,))
-            for E_ in range(E):
-                s4_a = 0.0
+            if want_q:
+                _h3 = 1/math.sqrt(E)
+                _h4 = -s1
                 for V_ in range(V):
-                    s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
-                s4[E_] = s4_a
+                    for E_ in range(E):
+                        s3_a = 0.0
+                        for S_ in range(S):
+                            s3_a += math.exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
+                        s3[V_, E_] = s3_a
+            s5 = np.empty((V,))
+            if want_k or want_q:
+                _h5 = 1/math.sqrt(E)
+                _h6 = -s1
+                for V_ in range(V):
+                    s5_a = 0.0
+                    for S_ in range(S):
+                        s5_a += math.exp(min(0, _h5*s0[S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
+                    s5[V_] = s5_a
+            s7 = np.empty((E,))
+            if want_q:
+                _h7 = 1/math.sqrt(E)
+                _h8 = -s1
+                for E_ in range(E):
+                    s7_a = 0.0
+                    for S_ in range(S):
+                        s7_a += math.exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
+                    s7[E_] = s7_a
+            s4 = np.empty((E,))
+            if want_q:
+                for E_ in range(E):
+                    s4_a = 0.0
+                    for V_ in range(V):
+                        s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
+                    s4[E_] = s4_a
             s6 = 0.0
-            for V_ in range(V):
-                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+            if want_q:
+                for V_ in range(V):
+                    s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
             s8 = np.empty((E, S,))
             s9 = np.empty((E, S,))
-            for E_ in range(E):
-                for S_ in range(S):
-                    _e11 = math.exp(min(0, -s1 + s0[S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
-                    _h9 = _e11/s2
-                    _h10 = _e11/(s2*s2)
-                    s8_a = 0.0
-                    s9_a = 0.0
-                    for V_ in range(V):
-                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
-                    s8[E_, S_] = s8_a
-                    s9[E_, S_] = s9_a
+            if want_k:
+                for E_ in range(E):
+                    for S_ in range(S):
+                        _e11 = math.exp(min(0, -s1 + s0[S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
+                        _h9 = _e11/s2
+                        _h10 = _e11/(s2*s2)
+                        s8_a = 0.0
+                        s9_a = 0.0
+                        for V_ in range(V):
+                            s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
+                        s8[E_, S_] = s8_a
+                        s9[E_, S_] = s9_a
             _e14 = 1/math.sqrt(E)
             _h12 = _e14/s2
             _h13 = -_e14*s6/(s2*s2)
             for E_ in range(E):
-                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+                if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
             _e17 = 1/math.sqrt(E)
             _h15 = _e17
             _h16 = -_e17
             for E_ in range(E):
                 for S_ in range(S):
-                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+                    if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
             _h18 = 1/math.sqrt(E)
             _h19 = -s1
             for V_ in range(V):
                 _h20 = dy[dy_r, L_, V_, 0, 0]/s2
                 for S_ in range(S):
-                    out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
+                    if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -775,6 +810,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -976,12 +1022,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -1001,13 +1049,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

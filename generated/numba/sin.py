@@ -62,19 +62,23 @@ def forward(x):
     return _output(out_y.value(), (), ctx)
 
 
-def vjp(cotangent, x):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dy_ = loop.laid(dy, None, (True,))
-    out_x = loop.result((True,), False, False)
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate)
+    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate, want_x)
     grads = dict.fromkeys(INPUTS)
-    grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -113,7 +117,7 @@ def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
+def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     units_ = R_ * per_
     for chunk_ in numba.prange(T_):
@@ -129,7 +133,7 @@ def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x):
             dy_r = min(r_, dy.shape[0] - 1)
             out_x_s = r_
             for n_ in range(n):
-                out_x[out_x_s, n_] = math.cos(x[x_r, n_])*dy[dy_r, n_]
+                if want_x: out_x[out_x_s, n_] = math.cos(x[x_r, n_])*dy[dy_r, n_]
 
 
 @numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
@@ -245,6 +249,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):
@@ -446,12 +461,14 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
 
-    def result(self, spans, across, adds, rows=None):
+    def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
-        every row; the runtime sums it down to its input's shape."""
-        result = _Result(self, self.core(spans), across, adds, self.rows if rows is None else rows)
+        every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
+        ``wrt``) is never written: one entry of the same rank stands in."""
+        core = self.core(spans) if wanted else (1,) * len(self.sizes)
+        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -471,13 +488,14 @@ class _Result:
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
     (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
 
-    def __init__(self, loop, core, across, adds, rows):
+    def __init__(self, loop, core, across, adds, rows, wanted=True):
         self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+        self.wanted = wanted
         self.accumulate, self.array = False, None
 
     def allocate(self):
         loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows),) + self.core
+        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

@@ -32,15 +32,19 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(N*S)
     t1 = np.add(np.sum(x, axis=(-3, -1), keepdims=True)*(-t0), x, out=_new_output(ctx))
-    t2 = np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None]
-    t1 *= gamma[..., None, :, None]/np.sqrt(eps + t0*t2)
+    t2 = np.sum(t1, axis=(-3, -1), keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None]
+    t1 *= gamma[..., None, :, None]/np.sqrt(eps + t0*t3)
     t1 += beta[..., None, :, None]
     return _output(t1, (0, 1, 2), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     N = ctx.sizes['N']
     C = ctx.sizes['C']
@@ -49,30 +53,27 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.sum(x, axis=(-3, -1), keepdims=True)
-    t1 = 1/(N*S)
-    t2 = t1*t0
-    t3 = -t2 + x
-    t4 = eps + t1*np.einsum('...abc,...abc->...b', t3, t3)[..., None, :, None]
-    t5 = 1/np.sqrt(t4)
-    t6 = gamma[..., None, :, None]*t5
-    t7 = np.sum(dy, axis=(-3, -1), keepdims=True)
-    t8 = t1*t7
-    t9 = gamma[..., None, :, None]/t4**(3/2)
-    t10 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
-    t11 = t10*t9
-    t12 = t2*t7
-    t13 = dy*t6
-    t13 -= x*(t1*(t11 - t12*t9))
-    t13 -= t6*t8 + (-t0**2*t8*t9 + t0*t11)*(-1/(N**2*S**2))
-    grads['x'] = _gradient(t13, (0, 1, 2), 'x', x, ctx)
-    if given[1] is not None:
-        t12 *= -1
-        t12 += t10
-        t12 *= t5
-        grads['gamma'] = _gradient(t12, (1,), 'gamma', gamma, ctx)
-    if given[2] is not None:
-        grads['beta'] = _gradient(t7, (1,), 'beta', beta, ctx)
+    t0 = 1/(N*S)
+    t1 = np.add(np.sum(x, axis=(-3, -1), keepdims=True)*(-t0), x, out=np.empty_like(dy))
+    t2 = np.sum(t1, axis=(-3, -1), keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None]
+    t3 *= t0
+    t3 += eps
+    t4 = 1/np.sqrt(t3)
+    t5 = np.sum(dy, axis=(-3, -1), keepdims=True)
+    t6 = np.einsum('...abc,...abc->...b', dy, t1)[..., None, :, None]
+    if wanted[0]:
+        t1 *= (t6/t3)*(-t0)
+        t1 += dy
+        t1 -= t0*t5
+        t1 *= gamma[..., None, :, None]*t4
+        grads['x'] = _gradient(t1, (0, 1, 2), 'x', x, ctx)
+    if wanted[1]:
+        t4 *= t6
+        grads['gamma'] = _gradient(t4, (1,), 'gamma', gamma, ctx)
+    if wanted[2]:
+        grads['beta'] = _gradient(t5, (1,), 'beta', beta, ctx)
     return tuple(grads.values())
 
 
@@ -87,23 +88,25 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
-    t0 = np.sum(x, axis=(-3, -1), keepdims=True)
-    t1 = 1/(N*S)
-    t2 = np.add(t0*(-t1), x, out=_new_output(ctx))
-    t3 = eps + t1*np.einsum('...abc,...abc->...b', t2, t2)[..., None, :, None]
+    t0 = 1/(N*S)
+    t1 = np.add(np.sum(x, axis=(-3, -1), keepdims=True)*(-t0), x, out=_new_output(ctx))
+    t2 = np.sum(t1, axis=(-3, -1), keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...abc,...abc->...b', t1, t1)[..., None, :, None]
+    t3 *= t0
+    t3 += eps
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
-        t5 = gamma[..., None, :, None]*t4
-        t6 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        t7 = np.multiply(t2, gamma[..., None, :, None]/t3**(3/2), out=_new_output(ctx))
-        t8 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
-        t7 *= t8*(-t1) + (t0*t6)*(1/(N**2*S**2))
-        t7 += dot_x*t5
-        t7 -= t1*t5*t6
+        t5 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+        t6 = np.einsum('...abc,...abc->...b', dot_x, t1)[..., None, :, None]
+        t7 = np.divide(t1*(t6*(-t0)), t3, out=_new_output(ctx))
+        t7 += dot_x
+        t7 -= t0*t5
+        t7 *= gamma[..., None, :, None]*t4
         total.add(t7, (0, 1, 2), owned=True)
     if dot_gamma is not None:
-        t2 *= dot_gamma[..., None, :, None]*t4
-        total.add(t2, (0, 1, 2), owned=True)
+        t1 *= dot_gamma[..., None, :, None]*t4
+        total.add(t1, (0, 1, 2), owned=True)
     if dot_beta is not None:
         total.add(dot_beta[..., None, :, None], (0, 1, 2))
     return _output(total.value, None, ctx)
@@ -202,6 +205,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

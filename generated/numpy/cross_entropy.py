@@ -31,20 +31,23 @@ def forward(logits, target):
     return _output(np.sum(np.log(np.sum(np.exp(logits), axis=-1, keepdims=True)) - np.einsum('...ab,...ab->...a', logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype))[..., :, None], axis=-2, keepdims=True)/N, (), ctx)
 
 
-def vjp(cotangent, logits, target):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, logits, target, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (logits, target)
+    wanted = _wanted(given, wrt)
     logits, target, ctx = _prepare((logits, target), {})
     N = ctx.sizes['N']
     C = ctx.sizes['C']
     logits = logits - np.max(logits, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = 1/N
-    t1 = np.exp(logits, out=logits)
-    t2 = np.sum(t1, axis=-1, keepdims=True)
-    t3 = (-np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype) + t1/t2)*(dy*t0)
-    grads['logits'] = _gradient(t3, (0, 1), 'logits', logits, ctx)
+    if wanted[0]:
+        t0 = 1/N
+        t1 = np.exp(logits, out=logits)
+        t2 = np.sum(t1, axis=-1, keepdims=True)
+        t3 = (-np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype) + t1/t2)*(dy*t0)
+        grads['logits'] = _gradient(t3, (0, 1), 'logits', logits, ctx)
     return tuple(grads.values())
 
 
@@ -157,6 +160,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

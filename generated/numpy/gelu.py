@@ -28,9 +28,10 @@ def forward(x, *, approximate='none'):
     return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][0](x, approximate=approximate)
 
 
-def vjp(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate)
+def vjp(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate, wrt=wrt)
 
 
 def jvp(tangents, x, *, approximate='none'):
@@ -48,15 +49,18 @@ def _forward_none(x, *, approximate='none'):
     return _output(t1, (), ctx)
 
 
-def _vjp_none(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = x*((1/2)*np.sqrt(2))
-    t1 = ((1/2)*scipy.special.erf(t0) + 1/2 + np.exp(-1/2*x**2)*t0/np.sqrt(np.pi))*dy
-    grads['x'] = _gradient(t1, (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = x*((1/2)*np.sqrt(2))
+        t1 = ((1/2)*scipy.special.erf(t0) + 1/2 + np.exp(-1/2*x**2)*t0/np.sqrt(np.pi))*dy
+        grads['x'] = _gradient(t1, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -86,20 +90,23 @@ def _forward_tanh(x, *, approximate='none'):
     return _output(t0, (), ctx)
 
 
-def _vjp_tanh(cotangent, x, *, approximate='none'):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = x**3
-    t1 = np.sqrt(2)/np.sqrt(np.pi)
-    t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
-    t3 = (1/2)*dy
-    t4 = t1*(1 - t2**2)
-    t3 *= t2 + t4*x + 1
-    t3 += (26829/400000)*dy*t0*t4
-    grads['x'] = _gradient(t3, (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = x**3
+        t1 = np.sqrt(2)/np.sqrt(np.pi)
+        t2 = np.tanh((8943*t0 + 200000*x)*((1/200000)*t1))
+        t3 = (1/2)*dy
+        t4 = t1*(1 - t2**2)
+        t3 *= t2 + t4*x + 1
+        t3 += (26829/400000)*dy*t0*t4
+        grads['x'] = _gradient(t3, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -220,6 +227,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

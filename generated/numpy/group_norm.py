@@ -33,15 +33,19 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/(D*S)
     t1 = np.add(np.sum(x, axis=(-2, -1), keepdims=True)*(-t0), x, out=_new_output(ctx))
-    t2 = np.einsum('...abcd,...abcd->...ab', t1, t1)[..., :, :, None, None]
-    t1 *= gamma[..., None, :, :, None]/np.sqrt(eps + t0*t2)
+    t2 = np.sum(t1, axis=(-2, -1), keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...abcd,...abcd->...ab', t1, t1)[..., :, :, None, None]
+    t1 *= gamma[..., None, :, :, None]/np.sqrt(eps + t0*t3)
     t1 += beta[..., None, :, :, None]
     return _output(t1, (0, 1, 2, 3), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
     N = ctx.sizes['N']
     G = ctx.sizes['G']
@@ -51,31 +55,25 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.sum(x, axis=(-2, -1), keepdims=True)
-    t1 = 1/(D*S)
-    t2 = t1*t0
-    t3 = -t2 + x
-    t4 = eps + t1*np.einsum('...abcd,...abcd->...ab', t3, t3)[..., :, :, None, None]
-    t5 = 1/np.sqrt(t4)
-    t6 = dy*gamma[..., None, :, :, None]
-    t7 = np.sum(t6, axis=(-2, -1), keepdims=True)
-    t8 = t1*t7
-    t9 = t4**(-3/2)
-    t10 = np.einsum('...abcd,...abcd->...ab', t6, x)[..., :, :, None, None]
-    t10 *= t9
-    t6 *= t5
-    t11 = x*(t1*(t10 - t2*t7*t9))
-    t6 -= t11
-    t6 -= t5*t8 + (-t0**2*t8*t9 + t0*t10)*(-1/(D**2*S**2))
-    grads['x'] = _gradient(t6, (0, 1, 2, 3), 'x', x, ctx)
-    if given[1] is not None:
-        t12 = np.multiply(dy, t5, out=t11)
-        t13 = np.einsum('...ab,...abcd->...bc', t0[..., :, :, 0, 0], t12, optimize=True)[..., None, :, :, None]
-        t14 = np.einsum('...abcd,...abcd->...bc', t12, x)[..., None, :, :, None]
-        t13 *= -t1
-        t13 += t14
-        grads['gamma'] = _gradient(t13, (1, 2), 'gamma', gamma, ctx)
-    if given[2] is not None:
+    t0 = 1/(D*S)
+    t1 = np.add(np.sum(x, axis=(-2, -1), keepdims=True)*(-t0), x, out=np.empty_like(dy))
+    t2 = np.sum(t1, axis=(-2, -1), keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...abcd,...abcd->...ab', t1, t1)[..., :, :, None, None]
+    t3 *= t0
+    t3 += eps
+    t4 = 1/np.sqrt(t3)
+    if wanted[0]:
+        t5 = dy*gamma[..., None, :, :, None]
+        t6 = np.sum(t5, axis=(-2, -1), keepdims=True)
+        t7 = np.einsum('...abcd,...abcd->...ab', t1, t5)[..., :, :, None, None]
+        t5 -= t1*(t0*t7/t3)
+        t5 -= t0*t6
+        t5 *= t4
+        grads['x'] = _gradient(t5, (0, 1, 2, 3), 'x', x, ctx)
+    if wanted[1]:
+        grads['gamma'] = _gradient(np.einsum('...ab,...abcd,...abcd->...bc', t4[..., :, :, 0, 0], dy, t1, optimize=True)[..., None, :, :, None], (1, 2), 'gamma', gamma, ctx)
+    if wanted[2]:
         grads['beta'] = _gradient(np.sum(dy, axis=(-4, -1), keepdims=True), (1, 2), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -92,23 +90,25 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
-    t0 = np.sum(x, axis=(-2, -1), keepdims=True)
-    t1 = 1/(D*S)
-    t2 = np.add(t0*(-t1), x, out=_new_output(ctx))
-    t3 = eps + t1*np.einsum('...abcd,...abcd->...ab', t2, t2)[..., :, :, None, None]
+    t0 = 1/(D*S)
+    t1 = np.add(np.sum(x, axis=(-2, -1), keepdims=True)*(-t0), x, out=_new_output(ctx))
+    t2 = np.sum(t1, axis=(-2, -1), keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...abcd,...abcd->...ab', t1, t1)[..., :, :, None, None]
+    t3 *= t0
+    t3 += eps
     t4 = 1/np.sqrt(t3)
     if dot_x is not None:
-        t5 = gamma[..., None, :, :, None]*t4
-        t6 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
-        t7 = np.multiply(t2, gamma[..., None, :, :, None]/t3**(3/2), out=_new_output(ctx))
-        t8 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
-        t7 *= t8*(-t1) + (t0*t6)*(1/(D**2*S**2))
-        t7 += dot_x*t5
-        t7 -= t5*(t1*t6)
+        t5 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
+        t6 = np.einsum('...abcd,...abcd->...ab', dot_x, t1)[..., :, :, None, None]
+        t7 = np.divide(t1*(t6*(-t0)), t3, out=_new_output(ctx))
+        t7 += dot_x
+        t7 -= t0*t5
+        t7 *= gamma[..., None, :, :, None]*t4
         total.add(t7, (0, 1, 2, 3), owned=True)
     if dot_gamma is not None:
-        t2 *= dot_gamma[..., None, :, :, None]*t4
-        total.add(t2, (0, 1, 2, 3), owned=True)
+        t1 *= dot_gamma[..., None, :, :, None]*t4
+        total.add(t1, (0, 1, 2, 3), owned=True)
     if dot_beta is not None:
         total.add(dot_beta[..., None, :, :, None], (0, 1, 2, 3))
     return _output(total.value, None, ctx)
@@ -207,6 +207,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

@@ -30,16 +30,20 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
-    t2 = np.einsum('...a,...a->...', t1, t1)[..., None]
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = np.einsum('...a,...a->...', t1, t1)[..., None]
     t1 *= gamma
-    t1 *= 1/np.sqrt(eps + t0*t2)
+    t1 *= 1/np.sqrt(eps + t0*t3)
     t1 += beta
     return _output(t1, (0,), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
@@ -48,19 +52,21 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05):
     grads = dict.fromkeys(INPUTS)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
-    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
-    t3 = 1/np.sqrt(t2)
-    t4 = dy*gamma
-    t5 = np.sum(t4, axis=-1, keepdims=True)
-    t6 = np.einsum('...a,...a->...', t1, t4)[..., None]
-    t4 *= t3
-    t4 -= t1*(t0*t6/t2**(3/2))
-    t4 -= t0*t3*t5
-    grads['x'] = _gradient(t4, (0,), 'x', x, ctx)
-    if given[1] is not None:
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
+    t4 = 1/np.sqrt(t3)
+    if wanted[0]:
+        t5 = dy*gamma
+        t6 = np.sum(t5, axis=-1, keepdims=True)
+        t7 = np.einsum('...a,...a->...', t1, t5)[..., None]
+        t5 -= t1*(t0*t7/t3)
+        t5 -= t0*t6
+        grads['x'] = _gradient(t5, (0,), 'x', x, ctx, scale=t4)
+    if wanted[1]:
         t1 *= dy
-        grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t3)
-    if given[2] is not None:
+        grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t4)
+    if wanted[2]:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -76,19 +82,22 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     total = _Total(ctx)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
-    t2 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
-    t3 = 1/np.sqrt(t2)
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
+    t4 = 1/np.sqrt(t3)
     if dot_x is not None:
-        t4 = np.sum(dot_x, axis=-1, keepdims=True)
-        t5 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
-        t6 = np.multiply(dot_x, t3, out=_new_output(ctx))
-        t6 -= t1*(t0*t5/t2**(3/2))
-        t6 -= t0*t3*t4
-        t6 *= gamma
-        total.add(t6, (0,), owned=True)
+        t5 = np.sum(dot_x, axis=-1, keepdims=True)
+        t6 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+        t7 = np.multiply(t1, -t0*t6/t3, out=_new_output(ctx))
+        t7 += dot_x
+        t7 -= t0*t5
+        t7 *= gamma
+        t7 *= t4
+        total.add(t7, (0,), owned=True)
     if dot_gamma is not None:
         t1 *= dot_gamma
-        t1 *= t3
+        t1 *= t4
         total.add(t1, (0,), owned=True)
     if dot_beta is not None:
         total.add(dot_beta, (0,))
@@ -188,6 +197,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

@@ -32,20 +32,23 @@ def forward(x, *, axis=-1):
     return _output(t1, (0,), ctx)
 
 
-def vjp(cotangent, x, *, axis=-1):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, axis=-1, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.exp(x, out=x)
-    t1 = np.sum(t0, axis=-1, keepdims=True)
-    t2 = np.sum(dy, axis=-1, keepdims=True)
-    t3 = t0*(-t2/t1)
-    t3 += dy
-    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
+    if wanted[0]:
+        t0 = np.exp(x, out=x)
+        t1 = np.sum(t0, axis=-1, keepdims=True)
+        t2 = np.sum(dy, axis=-1, keepdims=True)
+        t3 = t0*(-t2/t1)
+        t3 += dy
+        grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -159,6 +162,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

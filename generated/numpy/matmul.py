@@ -31,17 +31,21 @@ def forward(a, b):
     return _output(np.einsum('...ab,...bc->...ac', a, b, optimize=True)[..., :, :, None], (0, 1), ctx)
 
 
-def vjp(cotangent, a, b):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, a, b, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (a, b)
+    wanted = _wanted(given, wrt)
     a, b, ctx = _prepare((a, b), {})
     M = ctx.sizes['M']
     N = ctx.sizes['N']
     K = ctx.sizes['K']
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    grads['a'] = _gradient(np.einsum('...ab,...cb->...ca', b, dy[..., :, :, 0], optimize=True)[..., :, None, :], (0, 2), 'a', a, ctx)
-    grads['b'] = _gradient(np.einsum('...ab,...ac->...cb', a, dy[..., :, :, 0], optimize=True)[..., None, :, :], (2, 1), 'b', b, ctx)
+    if wanted[0]:
+        grads['a'] = _gradient(np.einsum('...ab,...cb->...ca', b, dy[..., :, :, 0], optimize=True)[..., :, None, :], (0, 2), 'a', a, ctx)
+    if wanted[1]:
+        grads['b'] = _gradient(np.einsum('...ab,...ac->...cb', a, dy[..., :, :, 0], optimize=True)[..., None, :, :], (2, 1), 'b', b, ctx)
     return tuple(grads.values())
 
 
@@ -154,6 +158,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

@@ -29,14 +29,17 @@ def forward(x, *, axis=-1, keepdims=False):
     return _output(np.sum(x, axis=-1, keepdims=True)/n, (), ctx)
 
 
-def vjp(cotangent, x, *, axis=-1, keepdims=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, axis=-1, keepdims=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {'axis': axis, 'keepdims': keepdims})
     n = ctx.sizes['n']
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    grads['x'] = _gradient(dy/n, (0,), 'x', x, ctx)
+    if wanted[0]:
+        grads['x'] = _gradient(dy/n, (0,), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -145,6 +148,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

@@ -35,9 +35,11 @@ def forward(x, gamma=None, beta=None, *, eps=1e-06):
     return _output(t1, (0,), ctx)
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
@@ -47,16 +49,15 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06):
     t0 = 1/n
     t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = 1/np.sqrt(t1)
-    t3 = dy*gamma
-    t4 = np.einsum('...a,...a->...', t3, x)[..., None]
-    t3 *= t2
-    t5 = x*(t0*t4/t1**(3/2))
-    t3 -= t5
-    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
-    if given[1] is not None:
-        t6 = np.multiply(dy, x, out=t5)
-        grads['gamma'] = _gradient(t6, (0,), 'gamma', gamma, ctx, scale=t2)
-    if given[2] is not None:
+    if wanted[0]:
+        t3 = dy*gamma
+        t4 = np.einsum('...a,...a->...', t3, x)[..., None]
+        t3 -= x*(t0*t4/t1)
+        grads['x'] = _gradient(t3, (0,), 'x', x, ctx, scale=t2)
+    if wanted[1]:
+        t5 = dy*x
+        grads['gamma'] = _gradient(t5, (0,), 'gamma', gamma, ctx, scale=t2)
+    if wanted[2]:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
     return tuple(grads.values())
 
@@ -75,9 +76,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     t2 = 1/np.sqrt(t1)
     if dot_x is not None:
         t3 = np.einsum('...a,...a->...', dot_x, x)[..., None]
-        t4 = np.multiply(dot_x, t2, out=_new_output(ctx))
-        t4 -= x*(t0*t3/t1**(3/2))
+        t4 = np.multiply(x, -t0*t3/t1, out=_new_output(ctx))
+        t4 += dot_x
         t4 *= gamma
+        t4 *= t2
         total.add(t4, (0,), owned=True)
     if dot_gamma is not None:
         t5 = np.multiply(dot_gamma, x, out=_new_output(ctx))
@@ -181,6 +183,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

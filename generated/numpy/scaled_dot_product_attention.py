@@ -27,9 +27,10 @@ def forward(q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal)
 
 
-def vjp(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal)
+def vjp(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt)
 
 
 def jvp(tangents, q, k, v, *, causal=False):
@@ -53,9 +54,11 @@ def _forward_false(q, k, v, *, causal=False):
     return _output(t5, (0, 1), ctx)
 
 
-def _vjp_false(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
+    wanted = _wanted(given, wrt)
     q, k, v, ctx = _prepare((q, k, v), {})
     L = ctx.sizes['L']
     V = ctx.sizes['V']
@@ -69,20 +72,21 @@ def _vjp_false(cotangent, q, k, v, *, causal=False):
     t3 = np.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
     t5 = t3**(-2.0)
-    t6 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
-    t7 = np.einsum('...ab,...ca->...cb', k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
-    t8 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
-    t6 *= t4
-    t6 -= t7*(t5*t8)
-    t6 *= t0
-    grads['q'] = _gradient(t6, (0, 2), 'q', q, ctx)
-    t9 = np.einsum('...a,...ab,...ac,...ad,...db->...cd', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
-    t10 = np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
-    t10 *= -1
-    t10 += t9
-    t10 *= t0
-    grads['k'] = _gradient(t10, (3, 2), 'k', k, ctx)
-    grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
+    if wanted[0]:
+        t6 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t7 = np.einsum('...ab,...ca->...cb', k, t2[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t8 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+        t6 *= t4
+        t6 -= t7*(t5*t8)
+        grads['q'] = _gradient(t6, (0, 2), 'q', q, ctx, scale=t0)
+    if wanted[1]:
+        t9 = np.einsum('...a,...ab,...ac,...ad,...db->...cd', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t10 = np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t2[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t2[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+        t10 *= -1
+        t10 += t9
+        grads['k'] = _gradient(t10, (3, 2), 'k', k, ctx, scale=t0)
+    if wanted[2]:
+        grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t4[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t2[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
 
@@ -138,9 +142,11 @@ def _forward_true(q, k, v, *, causal=False):
     return _output(t6, (0, 1), ctx)
 
 
-def _vjp_true(cotangent, q, k, v, *, causal=False):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
+    wanted = _wanted(given, wrt)
     q, k, v, ctx = _prepare((q, k, v), {})
     L = ctx.sizes['L']
     V = ctx.sizes['V']
@@ -155,20 +161,21 @@ def _vjp_true(cotangent, q, k, v, *, causal=False):
     t4 = np.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t6 = t4**(-2.0)
-    t7 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
-    t8 = np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
-    t9 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
-    t7 *= t5
-    t7 -= t8*(t6*t9)
-    t7 *= t0
-    grads['q'] = _gradient(t7, (0, 2), 'q', q, ctx)
-    t10 = np.einsum('...a,...ab,...ac,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
-    t11 = np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
-    t11 *= -1
-    t11 += t10
-    t11 *= t0
-    grads['k'] = _gradient(t11, (3, 2), 'k', k, ctx)
-    grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
+    if wanted[0]:
+        t7 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t8 = np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t9 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+        t7 *= t5
+        t7 -= t8*(t6*t9)
+        grads['q'] = _gradient(t7, (0, 2), 'q', q, ctx, scale=t0)
+    if wanted[1]:
+        t10 = np.einsum('...a,...ab,...ac,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t11 = np.einsum('...a,...ab,...ac,...ad,...ab->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], (np.einsum('...ab,...bc->...ac', t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+        t11 *= -1
+        t11 += t10
+        grads['k'] = _gradient(t11, (3, 2), 'k', k, ctx, scale=t0)
+    if wanted[2]:
+        grads['v'] = _gradient(np.einsum('...a,...ab,...ac->...bc', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :], (3, 1), 'v', v, ctx)
     return tuple(grads.values())
 
 
@@ -308,6 +315,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

@@ -28,14 +28,17 @@ def forward(x):
     return _output(np.sin(x), (), ctx)
 
 
-def vjp(cotangent, x):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {})
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.cos(x)*dy
-    grads['x'] = _gradient(t0, (), 'x', x, ctx)
+    if wanted[0]:
+        t0 = np.cos(x)*dy
+        grads['x'] = _gradient(t0, (), 'x', x, ctx)
     return tuple(grads.values())
 
 
@@ -144,6 +147,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

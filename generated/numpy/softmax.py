@@ -33,21 +33,23 @@ def forward(x, *, axis=-1):
     return _output(t2, (0,), ctx)
 
 
-def vjp(cotangent, x, *, axis=-1):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, x, *, axis=-1, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
+    wanted = _wanted(given, wrt)
     x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    t0 = np.exp(x, out=x)
-    t1 = np.sum(t0, axis=-1, keepdims=True)
-    t2 = np.einsum('...a,...a->...', dy, t0)[..., None]
-    t3 = dy/t1
-    t3 -= t2/t1**2
-    t3 *= t0
-    grads['x'] = _gradient(t3, (0,), 'x', x, ctx)
+    if wanted[0]:
+        t0 = np.exp(x, out=x)
+        t1 = 1/np.sum(t0, axis=-1, keepdims=True)
+        t2 = np.einsum('...a,...a->...', dy, t0)[..., None]
+        t3 = -t1*t2 + dy
+        t3 *= t0
+        grads['x'] = _gradient(t3, (0,), 'x', x, ctx, scale=t1)
     return tuple(grads.values())
 
 
@@ -61,11 +63,11 @@ def jvp(tangents, x, *, axis=-1):
     total = _Total(ctx)
     if dot_x is not None:
         t0 = np.exp(x, out=x)
-        t1 = np.sum(t0, axis=-1, keepdims=True)
+        t1 = 1/np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
-        t3 = np.multiply(dot_x, 1/t1, out=_new_output(ctx))
-        t3 -= t2/t1**2
+        t3 = np.add(-t1*t2, dot_x, out=_new_output(ctx))
         t3 *= t0
+        t3 *= t1
         total.add(t3, (0,), owned=True)
     return _output(total.value, None, ctx)
 
@@ -163,6 +165,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

@@ -30,15 +30,19 @@ def forward(a, b):
     return _output(t0, (), ctx)
 
 
-def vjp(cotangent, a, b):
-    """Gradient of sum(cotangent * forward(...)) for each input; None where not given or not differentiable."""
+def vjp(cotangent, a, b, *, wrt=None):
+    """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
+    differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (a, b)
+    wanted = _wanted(given, wrt)
     a, b, ctx = _prepare((a, b), {})
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
-    grads['a'] = _gradient(dy, (), 'a', a, ctx)
-    t0 = -dy
-    grads['b'] = _gradient(t0, (), 'b', b, ctx)
+    if wanted[0]:
+        grads['a'] = _gradient(dy, (), 'a', a, ctx)
+    if wanted[1]:
+        t0 = -dy
+        grads['b'] = _gradient(t0, (), 'b', b, ctx)
     return tuple(grads.values())
 
 
@@ -149,6 +153,17 @@ def _choose(name, value, choices):
     if value not in choices:
         raise ValueError(f"{_OP}: {name}={value!r} is not one of {', '.join(map(repr, choices))}")
     return value
+
+
+def _wanted(given, wrt):
+    """Which gradients vjp computes: those of the given differentiable inputs (named in ``wrt``, if given)."""
+    if wrt is not None:
+        wrt = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+        for name in wrt:
+            if name not in DIFFERENTIABLE:
+                raise ValueError(f"{_OP}: wrt names {name!r}; pick among the differentiable inputs {DIFFERENTIABLE}")
+    return tuple(array is not None and name in DIFFERENTIABLE and (wrt is None or name in wrt)
+                 for name, array in zip(INPUTS, given))
 
 
 def _to_frame(value, positions):

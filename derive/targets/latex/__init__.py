@@ -30,5 +30,5 @@ def _prove_twin(model: OperatorModel, text: str, seed: int) -> None:
 
 
 TARGET = Target("latex", FOLDER, "latex/derivation.tex.jinja", ".tex", build_document, _header,
-                files=render_operator, registry_files=render_registry, suffixes=(".tex", ".json"),
+                files=render_operator, registry_files=render_registry, suffixes=(".tex", ".json", ".bib"),
                 environment=latex_environment, errors=TEXT_ERRORS, proofs={".json": _prove_twin})

@@ -14,10 +14,10 @@ import sympy as sp
 
 from ...calculus.differentiate import Partial
 from ...calculus.equality import check_equal
-from ...calculus.indices import free_indices, index_names, readable_dummies, substitute_index
-from ...model import OperatorModel, dim_of
-from .layout import TEXT_WIDTH, break_lines, tex_width
-from .names import Intermediates
+from ...calculus.indices import substitute_index
+from ...model import OperatorModel
+from ...names import Intermediates, displayed, preferred_indices
+from .layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from .printer import DerivationLatexPrinter, DisplayPartial
 
 DEFINITION = "definition"
@@ -37,6 +37,30 @@ class Equation:
     check: str
     input: str = ""
     """The input this equation differentiates by, if any."""
+    lhs_lines: tuple[str, ...] = ()
+    """The left side broken into lines, for when it stands on lines of its own (else ``(lhs_tex,)``)."""
+
+    @property
+    def left(self) -> str:
+        """What stands left of the alignment: the name and left side, or only the name (or nothing)
+        when that is too wide for a column, the left side then opening the right-hand lines."""
+        whole = " = ".join(p for p in (self.name, self.lhs_tex) if p)
+        if tex_width(whole) <= LEFT_WIDTH:
+            return whole
+        return self.name if tex_width(self.name) <= LEFT_WIDTH else ""
+
+    def lines(self, continued: bool = False) -> list[tuple[str, str]]:
+        """(opening, LaTeX) of each line right of the alignment: a left side that does not fit
+        first (its own lines continued by an indent), then the right side ('=' before its first line,
+        an indent before the others).  ``continued``: the equation continues a chain (right side only)."""
+        if continued:
+            return _opened("= ", self.rhs_lines)
+        left, out = self.left, []
+        if self.name and not left:
+            out.append(("", self.name))
+        if self.lhs_tex and self.lhs_tex not in left.split(" = "):
+            out += _opened("= " if out or left else "", self.lhs_lines or (self.lhs_tex,))
+        return out + _opened("= " if out or left else "", self.rhs_lines)
 
     @property
     def latex(self) -> str:
@@ -77,10 +101,11 @@ class Equations:
         self._shown: dict[sp.Expr, sp.Expr] = {}
         self.labels = {inp.name: inp.index_of for inp in self.model.inputs
                        if getattr(inp, "domain", "real") == "index"}  # integer class-label inputs
-        self.preferred: dict[sp.Expr, list[str]] = {}
-        others = sorted(self.model.output.atoms(sp.Idx) - set(self.model.output_indices), key=lambda i: str(i.label))
-        for idx in (*self.model.output_indices, *others):
-            self.preferred.setdefault(dim_of(idx), []).append(str(idx.label))
+        self.preferred = preferred_indices(self.model)
+        self.indices: set[sp.Idx] = set()
+        """Every index a displayed side uses (for the declared ranges)."""
+        self.written_through: dict[str, tuple[sp.Expr, tuple]] = {}
+        """x_hat (a compact form's name for a part of the output) -> (its exact definition, its indices)."""
 
     # display forms ---------------------------------------------------------------------------
     @property
@@ -92,13 +117,14 @@ class Equations:
         """``expr`` as displayed: open derivatives as DisplayPartial, named quantities written in,
         summation indices named like the model's indices over the same axis where that is free."""
         if expr not in self._shown:
-            marked = expr.replace(lambda e: isinstance(e, Partial), lambda e: DisplayPartial(*e.args))
-            named = readable_dummies(self.names.name(marked))
-            self._shown[expr] = _prefer_names(named, self.preferred, {str(i.label) for i in free_indices(named)})
+            self._shown[expr] = displayed(expr, self.names, self.preferred)
         return self._shown[expr]
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
         """The exact expression a displayed one stands for (names and the output entry expanded)."""
+        for name, (definition, indices) in self.written_through.items():
+            expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
+                                lambda e, d=definition, i=indices: _at(d, i, e.indices))
         expr = self.names.write_out(expr)
         expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.output_base,
                             lambda e: self.output_at(e.indices))
@@ -138,31 +164,30 @@ class Equations:
         for side, exact, display in (("left", lhs, shown_lhs), ("right", rhs, shown_rhs)):
             if display is not exact and not (kind == DEFINITION and side == "left"):
                 check_equal(self.unname(display), exact, self.dims, f"{what} ({side} side as displayed)", self.labels)
+        self.indices.update(*(side.atoms(sp.Idx) for side in (shown_lhs, shown_rhs) if isinstance(side, sp.Basic)))
         if lhs_tex is None:
             lhs_tex = self.tex(shown_lhs) if show_lhs else ""
-        lead = tex_width(" = ".join(p for p in (name, lhs_tex) if p)) + 1.6
-        lines = rhs_lines or break_lines(self.printer, shown_rhs, max(TEXT_WIDTH - lead, 24.0))
-        equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input)
+        whole = " = ".join(p for p in (name, lhs_tex) if p)
+        lead = (tex_width(whole) if tex_width(whole) <= LEFT_WIDTH else
+                tex_width(name) if tex_width(name) <= LEFT_WIDTH else 0.0) + 1.6
+        lines = rhs_lines or break_lines(self.printer, shown_rhs, max(TEXT_WIDTH - lead - INDENT, MIN_WIDTH))
+        lhs_lines = ()
+        printed_lhs = isinstance(shown_lhs, sp.Basic) and lhs_tex == self.tex(shown_lhs)
+        if tex_width(lhs_tex) > TEXT_WIDTH - lead and printed_lhs:
+            lhs_lines = tuple(break_lines(self.printer, shown_lhs, TEXT_WIDTH - INDENT - 1.6))
+        equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input, lhs_lines)
         self.all.append(equation)
         return equation
 
 
-def _prefer_names(expr: sp.Expr, preferred: dict[sp.Expr, list[str]], taken: set[str]) -> sp.Expr:
-    """Rename each summation index to the first model index name over its axis that is free here."""
-    if not expr.args or not expr.has(sp.Sum):
-        return expr
-    if not isinstance(expr, sp.Sum):
-        return expr.func(*[_prefer_names(arg, preferred, taken) for arg in expr.args])
-    body, limits, inner = expr.function, [], set(taken)
-    for var, lower, upper in expr.limits:
-        used = index_names(body) - {str(var.label)}
-        name = next((c for c in preferred.get(dim_of(var), []) if c not in inner | used), None)
-        if name is not None and name != str(var.label):
-            new = sp.Idx(name, (var.lower, var.upper))
-            body, var = substitute_index(body, var, new), new
-        inner.add(str(var.label))
-        limits.append((var, lower, upper))
-    return sp.Sum(_prefer_names(body, preferred, inner), *limits)
+def _at(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
+    for before, after in zip(old, new):
+        expr = substitute_index(expr, before, after)
+    return expr
+
+
+def _opened(first: str, lines: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(first if number == 0 else r"\quad {} ", line) for number, line in enumerate(lines)]
 
 
 def rows(equations: list[Equation], notes: list[str] | None = None, chained: bool = False) -> tuple[Row, ...]:
@@ -173,13 +198,13 @@ def rows(equations: list[Equation], notes: list[str] | None = None, chained: boo
     """
     out: list[Row] = []
     for position, equation in enumerate(equations):
-        left = " = ".join(p for p in (equation.name, equation.lhs_tex) if p)
-        if chained and position > 0:
-            left = ""
+        continued = chained and position > 0
+        left = "" if continued else equation.left
         note = notes[position] if notes else ""
-        for line_number, line in enumerate(equation.rhs_lines):
-            last = line_number == len(equation.rhs_lines) - 1
-            right = f"= {line}" if line_number == 0 else rf"\quad {{}} {line}"
+        lines = equation.lines(continued)
+        for line_number, (opening, line) in enumerate(lines):
+            last = line_number == len(lines) - 1
+            right = opening + line
             out.append(Row(note if line_number == 0 else "", left if line_number == 0 else "", right,
                            rf"\label{{{equation.label}}}" if last else r"\notag"))
     return tuple(Row(r.intertext, r.left, r.right, r.end + ("" if i == len(out) - 1 else r" \\"))

@@ -15,10 +15,18 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .printer import DerivationLatexPrinter, DisplayPartial, join_terms
 
-TEXT_WIDTH = 52.0
-"""Width of a displayed line beside its equation number, in letters (A4, 11 pt, 2.5 cm margins)."""
-LINE_WIDTH = 46.0
+TEXT_WIDTH = 27.0
+"""Width of a displayed line, in letters: one column of a 10 pt two-column A4 paper (221 pt; a letter
+is estimated at up to 8 pt), so every body fits such a column (amsmath puts an equation number that
+does not fit beside its line on a line of its own)."""
+LINE_WIDTH = 24.0
 """Default budget of a right-hand side line."""
+LEFT_WIDTH = 10.0
+"""A left side wider than this goes on a line of its own (after the name it defines, if any)."""
+INDENT = 1.5
+"""The indent of a continuation line (``\\quad {}``)."""
+MIN_WIDTH = 12.0
+"""The least budget a right-hand side line gets, however wide its left side."""
 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|\s+|.")
 _GROUPED = {"operatorname", "mathrm", "mathbf", "boldsymbol", "text", "mathit", "bar", "dot", "hat",
@@ -143,6 +151,8 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
         return [tex]
     if isinstance(expr, sp.Sum):
         return _break_sum(printer, expr, limit)
+    if isinstance(expr, DisplayPartial):
+        return _break_partial(printer, expr, limit)
     if not isinstance(expr, sp.Mul):
         return [tex]
     trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))]
@@ -161,10 +171,12 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
             return [f"{head_tex} {tail[0]}", *tail[1:]]
         return [head_tex, *_continued(tail)]
     if len(trailing) > 1:
-        first = printer.doprint(trailing[0])
-        first = rf"\left({first}\right)" if isinstance(trailing[0], sp.Sum) else first
+        first = _break_product(printer, trailing[0], limit - 2)
+        if isinstance(trailing[0], sp.Sum):  # a sum followed by more factors is bracketed
+            first = ([rf"\left({first[0]}\right)"] if len(first) == 1 else
+                     [rf"\Bigl({first[0]}", *first[1:-1], rf"{first[-1]}\Bigr)"])
         sign = "- " if head == -1 else ""
-        return [sign + first, *_continued(_break_product(printer, sp.Mul(*trailing[1:]), limit - 2))]
+        return [sign + first[0], *first[1:], *_continued(_break_product(printer, sp.Mul(*trailing[1:]), limit - 2))]
     return [tex]
 
 
@@ -180,12 +192,28 @@ def _continued(lines: list[str]) -> list[str]:
 
 def _break_sum(printer: DerivationLatexPrinter, expr: sp.Sum, limit: float) -> list[str]:
     r"""\sum_j \Bigl[ summand over several lines \Bigr]."""
-    body = expr.function
-    breaker = break_lines if isinstance(body, sp.Add) else _break_product
-    inner = breaker(printer, body, limit - 3)
+    signs = printer.sum_signs(expr)
+    inner = _break_any(printer, expr.function, limit - tex_width(signs) - 1)
     if len(inner) == 1:
         return [printer.doprint(expr)]
-    return [rf"{printer.sum_signs(expr)}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
+    return [rf"{signs}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
+
+
+def _break_partial(printer: DerivationLatexPrinter, expr: DisplayPartial, limit: float) -> list[str]:
+    r"""\frac{\partial}{\partial x_k} \Bigl( what it differentiates, over several lines \Bigr)."""
+    inner, wrt = expr.args
+    if isinstance(inner, (sp.Indexed, sp.Symbol)):
+        return [printer.doprint(expr)]
+    opening = rf"\frac{{\partial}}{{\partial {printer.doprint(wrt)}}}"
+    lines = _break_any(printer, inner, limit - tex_width(opening) - 1)
+    if len(lines) == 1:
+        return [printer.doprint(expr)]
+    return [rf"{opening}\Bigl({lines[0]}", *lines[1:-1], rf"{lines[-1]}\Bigr)"]
+
+
+def _break_any(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float) -> list[str]:
+    """A sum of terms or a single term, broken into lines no wider than ``limit`` where it can be."""
+    return (break_lines if isinstance(expr, sp.Add) else _break_product)(printer, expr, max(limit, 8.0))
 
 
 def _break_bracket(printer: DerivationLatexPrinter, plain: list, trailing: list, brackets: list,
@@ -194,8 +222,18 @@ def _break_bracket(printer: DerivationLatexPrinter, plain: list, trailing: list,
     widest = max(brackets, key=lambda f: tex_width(printer.doprint(f)))
     head = sp.Mul(*[f for f in plain if f is not widest])
     head_tex = "" if head == 1 else "-" if head == -1 else _factor(printer, head) + " "
-    tail_tex = " " + printer.doprint(sp.Mul(*trailing)) if trailing else ""
-    inner = break_lines(printer, widest, limit - 2)
-    if len(inner) == 1:
+    own_line = tex_width(head_tex) > limit / 3  # a wide head (a long fraction) stands on its own line
+    inner = break_lines(printer, widest, limit - 2 - (0 if own_line else tex_width(head_tex)))
+    if len(inner) == 1 and not own_line:
         return []
-    return [rf"{head_tex}\Bigl({inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr){tail_tex}"]
+    bracket = [rf"\Bigl({inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr)"] if len(inner) > 1 else [
+        rf"\left({inner[0]}\right)"]
+    if trailing:
+        tail = _break_product(printer, sp.Mul(*trailing), limit - 2)
+        if len(tail) == 1 and tex_width(bracket[-1]) + tex_width(tail[0]) + 1 <= limit:
+            bracket[-1] += " " + tail[0]
+        else:
+            bracket += _continued(tail)
+    if own_line:
+        return [head_tex.strip(), *_continued(bracket)]
+    return [head_tex + bracket[0], *bracket[1:]]

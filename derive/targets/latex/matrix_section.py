@@ -8,8 +8,8 @@ from sympy.printing.precedence import PRECEDENCE
 from ...calculus.pipeline import InputGradient
 from ...model import dim_of
 from .equations import Equations, Row, rows
-from .layout import pack_terms
-from .printer import NotAVectorError, VectorLatexPrinter, join_terms
+from .layout import LINE_WIDTH, pack_terms
+from .printer import NotAVectorError, VectorLatexPrinter
 from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
 
 
@@ -33,7 +33,7 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, label: str) -> tuple[st
     output_tex = eqs.printer._print(sp.Symbol(eqs.output_name))
     lhs_tex = (rf"\frac{{\partial {printer.bold(output_tex)}}}"
                rf"{{\partial {printer.bold(eqs.printer.base_name(gradient.input.name))}}}")
-    equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex, plain)]
+    equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex, pack_terms(plain))]
     if factored is not None:
         equations.append(_add(eqs, f"{label}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
     intro = (f"In matrix form (${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$, row ${eqs.printer.index_text(i)}$, "
@@ -42,10 +42,10 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, label: str) -> tuple[st
 
 
 def _add(eqs: Equations, label: str, gradient: InputGradient, named_entries: sp.Expr, lhs_tex: str,
-         terms: list[tuple[str, str]]):
+         lines: list[str]):
     """Check the matrix's entries against the Jacobian, then keep the equation in matrix notation."""
     return eqs.add(label, "matrix", gradient.jacobian, eqs.unname(named_entries), shown_lhs=gradient.jacobian,
-                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=pack_terms(terms), input=gradient.input.name)
+                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=lines, input=gradient.input.name)
 
 
 def _term_tex(printer: VectorLatexPrinter, term: MatrixTerm) -> str:
@@ -74,8 +74,12 @@ def _terms_tex(printer: VectorLatexPrinter, eqs: Equations, terms: tuple[MatrixT
     return out
 
 
-def _factored_tex(printer: VectorLatexPrinter, eqs: Equations, form: MatrixForm) -> list[tuple[str, str]]:
+def _factored_tex(printer: VectorLatexPrinter, eqs: Equations, form: MatrixForm) -> list[str]:
+    """scale diag(common) [inner], the bracket broken over lines where it is too wide for one."""
     scale, common, inner = form.factored
     head = "" if scale == 1 else eqs.printer.parenthesize(scale, PRECEDENCE["Mul"], strict=True) + " "
-    bracket = join_terms(_terms_tex(printer, eqs, inner))
-    return [("+", rf"{head}\operatorname{{diag}}\left({printer.doprint(common)}\right) \left[{bracket}\right]")]
+    head += rf"\operatorname{{diag}}\left({printer.doprint(common)}\right)"
+    lines = pack_terms(_terms_tex(printer, eqs, inner), LINE_WIDTH - 2)
+    if len(lines) == 1:
+        return [rf"{head} \left[{lines[0]}\right]"]
+    return [head, rf"\cdot \Bigl[{lines[0]}", *lines[1:-1], rf"{lines[-1]}\Bigr]"]

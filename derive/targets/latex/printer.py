@@ -16,18 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from ...calculus.indices import free_indices
 from ...calculus.pipeline import COTANGENT
-
-TANGENT_PREFIX = "dot_"
-
-
-class DisplayPartial(sp.Expr):
-    """An open derivative as displayed: d(args[0]) / d(args[1]), whatever args[0] has become.
-
-    Unlike ``calculus.differentiate.Partial`` it never folds to zero, so named quantities (r, mu)
-    can be written into what it differentiates.
-    """
-
-    is_commutative = True
+from ...notation import DisplayPartial, function_symbol, latex_symbol, tangent_of
 
 
 class _Letter(sp.Symbol):
@@ -71,8 +60,8 @@ class DerivationLatexPrinter(LatexPrinter):
     def base_name(self, name: str) -> str:
         if name == COTANGENT:
             return rf"\bar{{{self._print(sp.Symbol(self.output))}}}"
-        if name.startswith(TANGENT_PREFIX) and len(name) > len(TANGENT_PREFIX):
-            return rf"\dot{{{self._print(sp.Symbol(name[len(TANGENT_PREFIX):]))}}}"
+        if tangent_of(name):
+            return rf"\dot{{{self._print(sp.Symbol(tangent_of(name)))}}}"
         return self._print(sp.Symbol(name))
 
     def _print_Indexed(self, expr: sp.Indexed) -> str:
@@ -85,10 +74,20 @@ class DerivationLatexPrinter(LatexPrinter):
         return self.base_name(str(expr))
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        if expr.name == COTANGENT or expr.name.startswith(TANGENT_PREFIX):
+        if expr.name == COTANGENT or tangent_of(expr.name):
             return self.base_name(expr.name)
+        if latex_symbol(expr.name):
+            return latex_symbol(expr.name)
         tex = super()._print_Symbol(expr, style)
         return rf"\mathrm{{{tex}}}" if re.fullmatch(r"[A-Za-z]{2,}", tex) else tex  # a word, not a product
+
+    def _print_Function(self, expr: sp.Function, exp: object = None) -> str:
+        """A function the notation shows by a symbol (a model's own ``logistic``) as that symbol."""
+        symbol = function_symbol(type(expr).__name__, latex=True)
+        if symbol is None or len(expr.args) != 1:
+            return super()._print_Function(expr, exp)
+        tex = rf"{symbol}\left({self._print(expr.args[0])}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: object = None) -> str:
         tex = rf"\delta_{{{self.subscript(expr.args)}}}"

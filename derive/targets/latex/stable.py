@@ -9,12 +9,13 @@ import sympy as sp
 
 from ...calculus.equality import check_equal
 from ...calculus.pipeline import Derivation
-from ...functions import max_over
+from ...functions import max_over, sigmoid, softplus
 from ...model import OperatorModel
 from ...calculus.indices import free_indices
 from .equations import DEFINITION, Equations, Row, rows
-from .layout import TEXT_WIDTH, break_lines, tex_width
-from .text import label_part, prose_text
+from .layout import INDENT, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
+from .maths_text import maths_text
+from .text import label_part
 from ...schedule.stable import stabilize
 
 
@@ -35,6 +36,19 @@ CONVENTIONS: tuple[tuple[type, str], ...] = (
                    "holds there (the first whose condition is true), the branch the forward pass takes."),
 )
 """What the derivative is at a kink, for each function that has one, as the documents state it (LaTeX)."""
+
+
+STABLE_FUNCTIONS: tuple[tuple[type, str], ...] = (
+    (softplus, r"The kernel evaluates $\operatorname{softplus}(u) = \log(1 + e^{u})$ as "
+               r"\texttt{numpy.logaddexp(0, u)}, "
+               r"that is $\max(u, 0) + \log\bigl(1 + e^{-|u|}\bigr)$ with the logarithm taken by \texttt{log1p}: the "
+               r"exponent is never positive, so nothing overflows for large $u$, and for very negative $u$ the tiny "
+               r"$e^{u}$ is not lost against $1$."),
+    (sigmoid, r"The kernel evaluates $\sigma(u) = 1 / (1 + e^{-u})$ with \texttt{scipy.special.expit}, which takes "
+              r"$e^{-u}$ for $u \ge 0$ and $e^{u} / (1 + e^{u})$ for $u < 0$: no exponential of a large positive "
+              r"number is formed, so $\sigma$ is finite and accurate for every $u$."),
+)
+"""How the NumPy kernels evaluate the functions they print stably, as the documents state it (LaTeX)."""
 
 
 def conventions(expr: sp.Expr) -> tuple[str, ...]:
@@ -85,9 +99,12 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
     model = derivation.model
     stable = stabilize(model.output, model)
     kinks = conventions(model.output)
-    if not model.shift_invariant and not model.notes and not kinks and stable == model.output:
+    used = [model.output, *(g.vjp for g in derivation.gradients)]
+    functions = [text for kind, text in STABLE_FUNCTIONS if any(e.atoms(kind) for e in used)]
+    centred = _two_pass(eqs)
+    if not (model.shift_invariant or model.notes or kinks or functions or centred) and stable == model.output:
         return None
-    equations, sentences = [], []
+    equations, sentences = [], [*centred, *functions]
     if stable != model.output:
         rows_added, sentence = _shifted_output(eqs, stable)
         equations += rows_added
@@ -100,7 +117,8 @@ def stable_form(eqs: Equations, derivation: Derivation) -> StableView | None:
                 check_equal(shifted(expr, model, name, axis), expr, eqs.dims,
                             f"{model.name}: the {kind} for {gradient.input.name} under a shift of {name}", eqs.labels)
         sentences.append(_sentence(eqs, name, axis, label))
-    return StableView(rows(equations), " ".join(sentences), (*kinks, *(prose_text(note) for note in model.notes)))
+    notes = (*kinks, *(maths_text(note, model, eqs.printer) for note in model.notes))
+    return StableView(rows(equations), " ".join(sentences), notes)
 
 
 def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
@@ -120,7 +138,7 @@ def _shifted_output(eqs: Equations, stable: sp.Expr) -> tuple[list, str]:
     check_equal(eqs.unname(shown).xreplace({v: k for k, v in short.items()}), stable, eqs.dims,
                 f"{model.name}: equation {label} (right side as displayed)", eqs.labels)
     lead = tex_width(eqs.tex(eqs.output_entry)) + 1.6
-    lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead, 24.0))
+    lines = break_lines(eqs.printer, shown, max(TEXT_WIDTH - lead - INDENT, MIN_WIDTH))
     rows_added.append(eqs.add(label, "stable", model.output, stable, shown_lhs=eqs.output_entry, rhs_lines=lines))
     logged = any(log.has(max_over) for log in stable.atoms(sp.log))
     shift = "is added back outside the logarithm" if logged else "cancels between numerator and denominator"
@@ -139,4 +157,34 @@ def _sentence(eqs: Equations, name: str, axis: sp.Expr | None, label: str) -> st
             f"${amount}$, "
             f"as \\eqref{{{label}}} shows, and neither do the VJP and JVP above (checked the same way). "
             f"The kernel therefore subtracts the largest entry{along} before it evaluates the forward "
-            f"pass, the VJP and the JVP: every value is unchanged, and no shifted entry exceeds 0.")
+            f"pass, the VJP and the JVP: every value is unchanged, and no shifted entry exceeds 0, so no "
+            f"exponential exceeds 1 (unshifted, $e^{{u}}$ overflows float32 from $u \\approx 89$ and float64 from "
+            f"$u \\approx 710$)" + (", and a sum of the shifted exponentials holds the term $e^{0} = 1$, so it cannot "
+                                     "underflow to 0 either." if eqs.model.output.has(sp.exp) else "."))
+
+
+def _two_pass(eqs: Equations) -> list[str]:
+    """For each named statistic summed over squared centred entries (a variance): how the kernel
+    computes it (two passes, from the centred values) and why."""
+    sentences = []
+    symbols = {symbol for symbol, _ in eqs.named}
+    for symbol, definition in eqs.named:
+        centres = {base for total in definition.atoms(sp.Sum) for power in total.function.atoms(sp.Pow)
+                   if power.exp == 2 and isinstance(power.base, sp.Add)
+                   for base in _named_bases(power.base, symbols)}
+        for centre in sorted(centres, key=str):
+            label = f"eq:{label_part(eqs.model.name)}:where-{label_part(str(symbol))}"
+            mean, stat = eqs.tex(centre), eqs.tex(symbol)
+            sentences.append(
+                f"The kernel computes ${stat}$ as \\eqref{{{label}}} reads, in two passes: first ${mean}$, then the "
+                f"squares of the centred entries. It never forms the mean of the squares minus the squared mean, "
+                f"which loses every significant digit in floating point when $|{mean}|$ is large against the "
+                f"spread of the entries.")
+    return sentences
+
+
+def _named_bases(expr: sp.Expr, symbols: set[sp.Expr]) -> list[sp.Expr]:
+    """The named quantities (as written, with their indices) that ``expr`` subtracts."""
+    return [term for term in (-t for t in sp.Add.make_args(expr) if t.could_extract_minus_sign())
+            if term in symbols or (isinstance(term, sp.Indexed) and any(term.base == getattr(s, "base", None)
+                                                                         for s in symbols))]

@@ -14,6 +14,8 @@ import importlib
 import json
 import re
 
+from pathlib import PurePosixPath
+
 import jinja2
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
@@ -23,11 +25,14 @@ from ...calculus.differentiate import Partial
 from ...calculus.pipeline import COTANGENT, Derivation
 from ...reader import Grammar, ReadError, read
 from .handbook import build_handbook
-from .text import UntypesettableTextError, comment_text
-from .view import DocumentView, build_document
+from ..base import template_folder
+from .text import UntypesettableTextError, code_text, comment_text
+from .view import DocumentView, UnknownCitationError, build_document
 
 FOLDER = "latex"
-REGISTRY_FILES = ("handbook", "notation")
+REGISTRY_FILES = ("handbook", "notation", "derive")
+BIBLIOGRAPHY = "derive"
+"""``derive.bib``: the sources every document cites (``\\bibliography{derive}``)."""
 """Names of the whole-registry documents; no operator may take them."""
 
 
@@ -35,7 +40,7 @@ class ReservedNameError(ValueError):
     """An operator whose name collides with a whole-registry LaTeX file."""
 
 
-TEXT_ERRORS = (ReservedNameError, UntypesettableTextError)
+TEXT_ERRORS = (ReservedNameError, UntypesettableTextError, UnknownCitationError)
 """Errors of this target that mean "this operator cannot be rendered" (reported as RenderError)."""
 
 
@@ -58,6 +63,12 @@ def latex_header(what: str, source: str, template: str, command: str, needs: str
     return "\n".join(lines) + "\n"
 
 
+BODY_NEEDS = (r"Needs \usepackage{amsmath,amssymb,mathtools} and nothing else (hyperref, if loaded, makes "
+              r"the \eqref links); \input{notation} once explains the notation.")
+"""The header line of a body that names the packages it needs (a test compiles it with exactly these)."""
+BODY_CITES = f"% Cites keys of {BIBLIOGRAPHY}.bib (generated beside it): add it to the paper's bibliography.\n"
+
+
 def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str, str]:
     """``<op>.tex`` (standalone), ``<op>-body.tex`` (to \\input) and ``<op>.json`` (the twin)."""
     model = derivation.model
@@ -69,12 +80,14 @@ def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str
     command = f"derive generate {model.name}"
     standalone = env.get_template("latex/derivation.tex.jinja").render(
         header=latex_header(f"{model.name}: standalone derivation document.", model.source,
-                            "latex/derivation.tex.jinja", command),
-        name=view.name, version=__version__, notation=notation, body=body)
+                            "latex/derivation.tex.jinja", command,
+                            f"Compile with BibTeX (latexmk does) beside {BIBLIOGRAPHY}.bib."),
+        name=view.name, version=__version__, notation=notation, body=body, source=code_text(model.source),
+        bibliography=BIBLIOGRAPHY)
     fragment = latex_header(
         f"{model.name}: derivation body, to \\input into a document (labels eq:{view.label[4:]}:...).",
         model.source, "latex/body.tex.jinja", command,
-        "Needs \\usepackage{amsmath,amssymb,mathtools}; \\input{notation} once explains the notation.") + body
+        BODY_NEEDS) + BODY_CITES + body
     return {f"{model.name}.tex": standalone, f"{model.name}-body.tex": fragment,
             f"{model.name}.json": twin(view, derivation)}
 
@@ -140,12 +153,29 @@ def render_registry(derivations: list[Derivation], env: jinja2.Environment) -> d
     """``notation.tex`` and ``handbook.tex`` (every operator's body, \\input from this folder)."""
     notation = env.get_template("latex/notation.tex.jinja").render()
     handbook = build_handbook(derivations)
+    sources = sorted({str(PurePosixPath(d.model.source).parent) + "/" for d in derivations if d.model.source})
     return {
+        f"{BIBLIOGRAPHY}.bib": bibliography(env),
         "notation.tex": latex_header("Notation used by every derivation document.", "derive/targets/latex/printer.py",
                                      "latex/notation.tex.jinja", "derive generate") + notation,
         "handbook.tex": env.get_template("latex/handbook.tex.jinja").render(
             header=latex_header("The handbook: every operator's derivation, and the seed questions.",
                                 "the operator registry", "latex/handbook.tex.jinja", "derive generate",
                                 "Compile in this folder: it \\inputs notation.tex and <op>-body.tex."),
-            h=handbook, version=__version__),
+            h=handbook, version=__version__, sources=", ".join(rf"\texttt{{{code_text(s)}}}" for s in sources),
+            bibliography=BIBLIOGRAPHY),
     }
+
+
+def bibliography(env: jinja2.Environment | None = None) -> str:
+    """``derive.bib``: the toolkit, SymPy and its issue 21891, PyTorch's derivative formulas and the
+    papers that introduced the operators (the keys a model's ``cite`` may name)."""
+    env = env or latex_environment(jinja2.FileSystemLoader(str(template_folder())))
+    header = latex_header("The sources the documents cite (BibTeX).", "templates/latex/derive.bib.jinja",
+                          "latex/derive.bib.jinja", "derive generate")
+    return header + env.get_template("latex/derive.bib.jinja").render(version=__version__)
+
+
+def bibliography_keys() -> set[str]:
+    """The keys of ``derive.bib``."""
+    return set(re.findall(r"^@\w+\{([^,\s]+),", bibliography(), re.M))

@@ -33,8 +33,8 @@ RULE_PHRASES = {
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "<": r"\textless{}", ">": r"\textgreater{}"}
-_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "δ": r"$\delta$", "ε": r"$\varepsilon$",
-            "μ": r"$\mu$", "σ": r"$\sigma$", "τ": r"$\tau$", "λ": r"$\lambda$", "π": r"$\pi$",
+_UNICODE = {"α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "δ": r"$\delta$", "ε": r"$\epsilon$",
+            "ϵ": r"$\epsilon$", "μ": r"$\mu$", "σ": r"$\sigma$", "τ": r"$\tau$", "λ": r"$\lambda$", "π": r"$\pi$",
             "Σ": r"$\Sigma$", "∑": r"$\sum$", "≤": r"$\le$", "≥": r"$\ge$", "≈": r"$\approx$",
             "≫": r"$\gg$", "≪": r"$\ll$", "×": r"$\times$", "·": r"$\cdot$", "−": "-", "–": "--",
             "—": "---", "→": r"$\to$", "√": r"$\surd$", "²": r"$^2$", "³": r"$^3$", "∞": r"$\infty$",
@@ -88,6 +88,12 @@ def label_part(name: str) -> str:
     """A name as a piece of a LaTeX label: letters, digits, '_' and '-' only (operator and input
     names are identifiers, so they stay as they are)."""
     return re.sub(r"[^A-Za-z0-9_]+", "-", name).strip("-") or "x"
+
+
+def label_text(label: str) -> str:
+    """A label as typewriter text that may break after each ':', '-' and '_' (to fit a column)."""
+    escaped = "".join(tex_escape(char) + (r"\allowbreak{}" if char in ":-_" else "") for char in label)
+    return rf"\texttt{{{escaped}}}"
 
 
 def rewrite_text(pass_name: str) -> str:

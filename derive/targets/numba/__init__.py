@@ -55,9 +55,9 @@ def _stand_in_numba():
 
 
 def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
-    from ...prove import prove_kernel  # the NumPy kernels' proof, run on the compiled kernel
+    from ...prove import prove_module  # the NumPy kernels' proof, run on the loops interpreted
 
-    prove_kernel(model, text, seed, load=load_interpreted)
+    prove_module(model, load_interpreted(model, text), seed)
 
 
 TARGET = Target("numba", "numba", "numba/kernel.py.jinja", ".py", build_view, python_header,

@@ -16,7 +16,7 @@ from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ...model import OperatorModel
 from ...schedule.cse import Output, schedule
 from ...schedule.stable import stabilize
-from ..numpy.kernel import KernelView, _arrays, _names, _positions, _tuple, _variant, build_view as numpy_view, by_axis
+from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, _variant, build_view as numpy_view, by_axis
 from ..numpy.printer import KernelPrinter
 from . import loops
 from .printer import LoopPrinter, body
@@ -114,16 +114,18 @@ def _loop_variant(derivation: Derivation, value, frame) -> LoopVariant:
     model = derivation.model
     grads = derivation.gradients
     suffix = "" if value is None else f"_{str(value).lower()}"
-    given = {i.name: f"want_{i.name}" for i in model.inputs if i.optional}
+    given = {g.input.name: f"want_{g.input.name}" for g in grads}  # vjp(..., wrt=): the gradients asked for
     return LoopVariant(
         value=repr(value),
         suffix=suffix,
         forward=_loop(model, f"_forward_loops{suffix}", [("y", [Output("y", model.output)], model.output_dims)]),
         vjp=_loop(model, f"_vjp_loops{suffix}",
-                  [(g.input.name, [Output(g.input.name, g.vjp, given.get(g.input.name))], g.input.dims)
+                  [(g.input.name, [Output(g.input.name, _centred(derivation, g.input.name, "vjp"), given[g.input.name])],
+                    g.input.dims)
                    for g in grads], extra=[COTANGENT]),
         jvp=_loop(model, f"_jvp_loops{suffix}",
-                  [("y", [Output(g.input.name, g.jvp, f"has_{g.input.name}") for g in grads], model.output_dims)],
+                  [("y", [Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"has_{g.input.name}")
+                          for g in grads], model.output_dims)],
                   extra=[tangent_name(i.name) for i in model.inputs]),
     )
 
@@ -151,7 +153,7 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     params = [p.name for p in model.params if p.symbol is not None]
     declared = {result: dims for result, _, dims in results}
     outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
-                     next((t.guard for t in r.terms), None) or "") for r in plan.results)
+                     "" if r.name == "y" else next((t.guard for t in r.terms), None) or "") for r in plan.results)
     flags = sorted({t.guard for r in plan.results for t in r.terms if t.guard})
     args = ["T_", "aligned_", "R_", *(str(d) for d in frame), *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]

@@ -222,10 +222,12 @@ class Emitter:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
             target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
             value = []
-            for term in r.terms:  # a vjp's result is computed even when not wanted: no branch per entry
+            for term in r.terms:  # a jvp's terms each by its tangent's flag
                 code = next(codes)
                 value.append(code if term.guard is None or r.name != "y" else f"({code} if {term.guard} else 0.0)")
-            self.line(f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}")
+            write = f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}"
+            guard = r.terms[0].guard if r.name != "y" and r.terms else None  # a vjp's: wanted (wrt=)
+            self.line(f"if {guard}: {write}" if guard else write)
         self.depth -= entered
 
 

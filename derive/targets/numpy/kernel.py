@@ -14,8 +14,9 @@ import sympy as sp
 from ...calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
 from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ...model import OperatorModel, dim_of
-from ...schedule.cse import Output, schedule
-from ...schedule.inplace import Lowered, in_place as lower_in_place
+from ...schedule.centring import refine_means
+from ...schedule.cse import Output, Scheduled, schedule
+from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
 from ...schedule.stable import stabilize
 from .printer import ArraySpec, KernelPrinter
 
@@ -77,6 +78,8 @@ class KernelView:
     core_axes: str
     params: str
     signature: str
+    vjp_signature: str
+    """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants."""
     call: str
     input_tuple: str
     input_list: str
@@ -91,13 +94,15 @@ class KernelView:
     variants: tuple[Variant, ...]
 
 
-def build_view(derivation: Derivation) -> KernelView:
+def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = KernelPrinter) -> KernelView:
+    """The view of one operator's kernel, printed by ``printer_class`` (another target's printer
+    subclass reuses the whole layout: the Array API target's)."""
     model = derivation.model
     choice = next((p for p in model.params if p.choices), None)
     derivations = [(None, derivation)] if choice is None else [
         (value, derivation if value == choice.default else derive(_variant(model, choice.name, value)))
         for value in choice.choices]
-    printer = KernelPrinter(model.dims(), _arrays(model), _names(model))
+    printer = printer_class(model.dims(), _arrays(model), _names(model))
     variants = tuple(_variant_view(d, value, printer) for value, d in derivations)
     frame = _runtime_frame(model)
     names = [inp.name for inp in model.inputs]
@@ -107,11 +112,12 @@ def build_view(derivation: Derivation) -> KernelView:
         imports=tuple(sorted(printer.imports)),
         inputs=tuple(names),
         differentiable=_tuple((i.name for i in model.differentiable_inputs), quote=True),
-        optional=tuple((i.name, _default(i, frame)) for i in model.inputs if i.optional),
+        optional=tuple((i.name, _default(i, frame, printer)) for i in model.inputs if i.optional),
         index_inputs=repr({i.name: str(i.index_of) for i in model.inputs if i.domain == "index"}),
         core_axes=repr({i.name: tuple(str(d) for d in i.dims) if frame else () for i in model.inputs}),
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
+        vjp_signature=_signature(model) + (", wrt=None" if model.params else ", *, wrt=None"),
         call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=_tuple(names),
         input_list=", ".join(names),
@@ -142,19 +148,30 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
     return Variant(
         value=repr(value),
         suffix="" if value is None else f"_{str(value).lower()}",
-        shift=tuple(_shift(model, name, dim) for name, dim in model.shift_invariant),
+        shift=tuple(_shift(model, name, dim, printer) for name, dim in model.shift_invariant),
         forward=_function([Output("y", model.output)], printer, {"y": out}, model, lowering="output"),
-        vjp=_function([Output(g.input.name, g.vjp, _given(model, g.input.name) if g.input.optional else None)
+        vjp=_function([Output(g.input.name, _centred(derivation, g.input.name, "vjp"), _wanted(model, g.input.name))
                        for g in grads],
                       printer, positions, model, lowering="cotangent"),
-        jvp=_function([Output(g.input.name, g.jvp, f"{tangent_name(g.input.name)} is not None") for g in grads],
+        jvp=_function([Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None") for g in grads],
                       printer, {g.input.name: out for g in grads}, model, lowering="output"),
     )
 
 
-def _given(model: OperatorModel, name: str) -> str:
-    """The kernel's test that the caller passed input ``name`` (before defaults replace None)."""
-    return f"given[{[i.name for i in model.inputs].index(name)}] is not None"
+def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
+    """The ``kind`` by input ``name`` from its compact form, where one writes the input through a named
+    quantity (x_hat, y): centred values, not sum(dy x) - mu sum(dy); else the raw contraction."""
+    raw = getattr(derivation.gradient(name), kind)
+    if not derivation.rewriter.substitutions:  # no input to write through x_hat or y: the raw form
+        return raw
+    form = derivation.compact(name, kind)
+    return form.written if form.through is not None else raw
+
+
+def _wanted(model: OperatorModel, name: str) -> str:
+    """The kernel's test that the caller passed input ``name`` (before defaults replace None) and
+    wants its gradient (``wrt``): a gradient nobody asked for is not computed."""
+    return f"wanted[{[i.name for i in model.inputs].index(name)}]"
 
 
 def _runtime_frame(model: OperatorModel) -> tuple[str, ...]:
@@ -169,17 +186,16 @@ def _positions(dims: tuple[sp.Expr, ...], model: OperatorModel) -> str:
     return _tuple(frame.index(d) for d in dims)
 
 
-def _default(inp, frame: tuple[str, ...]) -> str:
+def _default(inp, frame: tuple[str, ...], printer: KernelPrinter) -> str:
     if not frame:
         return repr(float(inp.default))
-    shape = _tuple(str(d) for d in inp.dims)
-    return f"np.full({shape}, {float(inp.default)!r}, ctx.dtype)"
+    return printer.full(_tuple(str(d) for d in inp.dims), float(inp.default))
 
 
-def _shift(model: OperatorModel, name: str, dim: sp.Symbol) -> Statement:
+def _shift(model: OperatorModel, name: str, dim: sp.Symbol, printer: KernelPrinter) -> Statement:
     dims = model.input(name).dims
     axis = dims.index(dim) - len(dims)
-    return Statement(name, f"{name} - np.max({name}, axis={axis}, keepdims=True)")
+    return Statement(name, printer.shifted(name, axis))
 
 
 def _tuple(items, quote: bool = False) -> str:
@@ -257,18 +273,21 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     """Print one kernel function.  ``lowering`` says which arrays are updated in place (see
     ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "output" (a forward, a
     jvp's terms) each result, built in a new array shaped like the output."""
-    outputs = [Output(o.name, by_axis(merge_dependent_sums(stabilize(o.expr, model)), printer), o.guard)
+    outputs = [Output(o.name, by_axis(merge_dependent_sums(refine_means(stabilize(o.expr, model), model)), printer),
+                      o.guard)
                for o in outputs]
     plan = schedule(outputs)
     guarded = frozenset(o.name for o in outputs if o.guard)
     owned = _owned_inputs(model, printer)
-    if lowering == "cotangent":
+    if not printer.in_place:
+        lowered = _as_scheduled(plan)
+    elif lowering == "cotangent":
         lowered = lower_in_place(plan, COTANGENT, owned, guarded, f"np.empty_like({COTANGENT})")
     else:  # no expression names the output: "<output>" is not an identifier
         spans = frozenset(free_indices(next(iter(plan.results.values()))))
         lowered = lower_in_place(plan, "<output>", owned, guarded, OUTPUT_ARRAY, spans)
     for step in (*lowered.prelude, *(s for own in lowered.own.values() for s in own)):
-        printer.arrays[str(step.symbol)] = ArraySpec(str(step.symbol), (), frame_form=True)
+        printer.declare(step.symbol, step.expr)
 
     def statements(steps) -> tuple[Statement, ...]:
         return tuple(Statement(str(step.symbol), printer.print_into(step.expr, step.out) if step.out
@@ -285,9 +304,18 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
 
 def _keywords(name: str, lowered: Lowered, printer: KernelPrinter, lowering: str) -> str:
     """The extra keyword arguments of the runtime call that takes output ``name`` (see ``Block``)."""
+    if not printer.in_place:  # a result that is an argument (or another result) as it is gets copied
+        return ", copy=True" if isinstance(lowered.results[name], (sp.Indexed, sp.Symbol)) else ""
     if name in lowered.scales:
         return f", scale={printer.doprint(lowered.scales[name])}"
     return ", owned=True" if lowering == "output" and name in lowered.owned else ""
+
+
+def _as_scheduled(plan: Scheduled) -> Lowered:
+    """The schedule as it is, for a printer that updates nothing in place."""
+    return _renumber(Lowered(tuple(Step(s, e) for s, e in plan.prelude),
+                             {name: tuple(Step(s, e) for s, e in own) for name, own in plan.own.items()},
+                             plan.results))
 
 
 OUTPUT_ARRAY = "_new_output(ctx)"

@@ -33,6 +33,11 @@ class ArraySpec:
 class KernelPrinter(NumPyPrinter):
     """NumPy printer for index expressions over the frame ``frame`` (``np.`` as the module)."""
 
+    in_place = True
+    namespace = "np"
+    """The module the printed calls go through (the Array API printer's is ``xp``)."""
+    """The view builder lowers the schedule in place (``schedule/inplace.py``) for this printer."""
+
     def __init__(self, frame: tuple[sp.Expr, ...], arrays: dict[str, ArraySpec],
                  names: dict[sp.Symbol, str]) -> None:
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
@@ -40,6 +45,18 @@ class KernelPrinter(NumPyPrinter):
         self.arrays = arrays
         self.names = names
         self.imports: set[str] = set()
+
+    def declare(self, symbol: sp.Symbol, expr: sp.Expr) -> None:
+        """A kernel temporary ``symbol = expr``, laid out on the frame (printed by its name)."""
+        self.arrays[str(symbol)] = ArraySpec(str(symbol), (), frame_form=True)
+
+    def full(self, shape: str, value: float) -> str:
+        """Code for a new array of ``shape`` (code) filled with ``value``, in the computing dtype."""
+        return f"np.full({shape}, {value!r}, ctx.dtype)"
+
+    def shifted(self, name: str, axis: int) -> str:
+        """Code for input ``name`` minus its maximum along ``axis``."""
+        return f"{name} - np.max({name}, axis={axis}, keepdims=True)"
 
     # -- module and names -------------------------------------------------------------------
     def _module_format(self, fqn: str, register: bool = True) -> str:
@@ -82,12 +99,13 @@ class KernelPrinter(NumPyPrinter):
         return f"np.max({code}, axis={self.axis(dim_of(var))}, keepdims=True)"
 
     def _print_Min(self, expr: sp.Min) -> str:
-        return self._extremum("np.minimum", expr)
+        return self._extremum(f"{self.namespace}.minimum", expr)
 
     def _print_Max(self, expr: sp.Max) -> str:
-        return self._extremum("np.maximum", expr)
+        return self._extremum(f"{self.namespace}.maximum", expr)
 
     def _extremum(self, function: str, expr: sp.Expr) -> str:
+        """``function`` folded over the arguments, two at a time (min, max; and, or)."""
         code = self._print(expr.args[0])
         for arg in expr.args[1:]:
             code = f"{function}({code}, {self._print(arg)})"
@@ -105,7 +123,7 @@ class KernelPrinter(NumPyPrinter):
             raise LoweringError(f"{expr} has no otherwise-branch")
         code = self._print(last)
         for value, condition in reversed(branches):
-            code = f"np.where({self._print(condition)}, {self._print(value)}, {code})"
+            code = f"{self.namespace}.where({self._print(condition)}, {self._print(value)}, {code})"
         return code
 
     def _print_Idx(self, expr: sp.Idx) -> str:

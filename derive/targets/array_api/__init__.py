@@ -1,0 +1,61 @@
+"""The Array API target: ``generated/array_api/<op>.py``, the NumPy kernel's contract written against
+the namespace of its inputs (``array_api_compat.array_namespace``), for NumPy, PyTorch, JAX, CuPy,
+Dask and any other library of the standard.
+
+The view is the NumPy target's (``numpy/kernel.py``) printed by ``ArrayAPIPrinter`` with the
+schedule's in-place lowering off (JAX arrays are immutable); the template
+``templates/array_api/kernel.py.jinja`` lays it out with a runtime of Array API calls only.  Before
+it is written, each kernel passes the NumPy kernel's proof, run with NumPy arrays and, where
+array-api-strict is installed, with its arrays (which refuse anything outside the standard).
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from ...calculus.pipeline import Derivation
+from ...model import OperatorModel
+from ..base import Target
+from ..numpy import python_header
+from ..numpy.kernel import KernelView, build_view
+from .printer import ArrayAPIPrinter
+
+
+def build(derivation: Derivation) -> KernelView:
+    return build_view(derivation, ArrayAPIPrinter)
+
+
+def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
+    from ...prove import load_text, prove_module  # NumPy starts threads: imported when a proof runs
+
+    module = load_text(model, text)
+    prove_module(model, module, seed)
+    try:
+        import array_api_strict
+    except ImportError:  # not a dependency of derive (the test extra has it)
+        return
+    prove_module(model, through(module, array_api_strict), seed)
+
+
+def through(module: types.ModuleType, xp: types.ModuleType) -> types.SimpleNamespace:
+    """``module``'s functions called with the NumPy arguments as arrays of ``xp``, returning NumPy arrays."""
+    def wrap(value):
+        return value if value is None or type(value) in (int, float) else xp.asarray(value)
+
+    def back(value):
+        if isinstance(value, tuple):
+            return tuple(back(v) for v in value)
+        return None if value is None else np.asarray(value)
+
+    return types.SimpleNamespace(
+        forward=lambda *arrays, **params: back(module.forward(*map(wrap, arrays), **params)),
+        vjp=lambda dy, *arrays, **params: back(module.vjp(wrap(dy), *map(wrap, arrays), **params)),
+        jvp=lambda tangents, *arrays, **params: back(
+            module.jvp(tuple(map(wrap, tangents)), *map(wrap, arrays), **params)),
+    )
+
+
+TARGET = Target("array_api", "array_api", "array_api/kernel.py.jinja", ".py", build, python_header,
+                proofs={".py": _prove_kernel})

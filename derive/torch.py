@@ -1,0 +1,236 @@
+"""PyTorch autograd through the generated kernels: ``operator(name_or_model_file)`` and ``nn.Module``
+norms (``RMSNorm``, ``LayerNorm``, ``GroupNorm``, ``BatchNorm``).
+
+    rmsnorm = derive.torch.operator("rmsnorm")          # or operator("my_op.py"), a model file
+    y = rmsnorm(x, gamma, beta, eps=1e-6)               # tensors in, a tensor out
+    y.sum().backward()                                  # backward: the generated vjp
+
+The function is a ``torch.autograd.Function`` over the generated ``array_api`` kernel (see
+``derive.adapters``): its ``backward`` is the kernel's vjp, its ``jvp`` the kernel's jvp, so reverse
+mode (``.backward()``, ``torch.autograd.grad``, ``torch.func.grad``/``vjp``) and forward mode
+(``torch.func.jvp``, ``torch.autograd.forward_ad``) both run the derived formulas.  The kernel runs
+on the tensors' device and dtype.  Gradients are returned only for the inputs that need them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import torch
+
+from .adapters import Signature, array_api_kernel
+
+__all__ = ["operator", "function", "RMSNorm", "LayerNorm", "GroupNorm", "BatchNorm"]
+
+
+class _Kernel(torch.autograd.Function):
+    """One call of a generated kernel: ``apply(kernel, signature, params, *inputs)``."""
+
+    @staticmethod
+    def forward(kernel: ModuleType, signature: Signature, params: dict, *inputs: Any) -> torch.Tensor:
+        output = kernel.forward(*_plain(inputs), **params)
+        # a view of the kernel's own intermediate (matmul's reshaped product) would need a tangent
+        # that is a view of the same layout; the output is made a tensor of its own instead
+        return output.clone() if output._base is not None else output
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        kernel, signature, params, *arrays = inputs
+        ctx.kernel, ctx.signature, ctx.params = kernel, signature, params
+        ctx.given = [a is not None for a in arrays]
+        ctx.others = [None if isinstance(a, torch.Tensor) else a for a in arrays]  # None, Python numbers
+        tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*tensors)
+        ctx.save_for_forward(*tensors)
+
+    @staticmethod
+    def backward(ctx: Any, cotangent: torch.Tensor) -> tuple:
+        needed = ctx.needs_input_grad[3:]
+        if not any(needed):
+            return (None,) * (3 + len(needed))
+        wrt = [name for name, need in zip(ctx.signature.inputs, needed) if need and name in ctx.signature.differentiable]
+        grads = ctx.kernel.vjp(cotangent, *_inputs(ctx), wrt=wrt, **ctx.params)  # only the gradients asked for
+        return (None, None, None, *(g if need else None for g, need in zip(grads, needed)))
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> torch.Tensor:
+        signature = ctx.signature
+        moved = [t if name in signature.differentiable else None
+                 for name, t in zip(signature.inputs, tangents[3:])]
+        return ctx.kernel.jvp(moved, *_inputs(ctx), **ctx.params)
+
+
+def _inputs(ctx: Any) -> list:
+    """The call's inputs: the saved tensors back in their places among the other arguments."""
+    saved = iter(ctx.saved_tensors)
+    return _plain([next(saved) if other is None and not_none else other
+                   for other, not_none in zip(ctx.others, ctx.given)])
+
+
+def _plain(arrays) -> list:
+    """The tensors detached where autograd is off (a forward, a backward without ``create_graph``),
+    which changes nothing there (and keeps the kernel's ``asarray`` calls from warning that
+    ``requires_grad`` is inherited); with ``create_graph=True`` the kernel's operations are recorded,
+    so a second derivative goes through the generated vjp's own formulas."""
+    if torch.is_grad_enabled():
+        return list(arrays)
+    return [a.detach() if isinstance(a, torch.Tensor) else a for a in arrays]
+
+
+def operator(name_or_model_file: str | Path, operator: str | None = None, **fixed_params: Any) -> Callable[..., torch.Tensor]:
+    """A function of tensors computing the operator, whose derivatives are the generated vjp and jvp.
+
+    ``name_or_model_file``: a built-in operator (``"rmsnorm"``), an installed package's operator, or
+    a model file (``"swiglu.py"``; ``operator`` names one of its operators when it has several),
+    which is generated (and proved) into derive's cache folder on first use.  ``fixed_params`` are
+    keyword parameters every call gets (a call may override them).  The function takes the inputs in
+    the kernel's ``INPUTS`` order, by position or by name (an optional one may be left out or be
+    None), and the keyword parameters: ``rmsnorm(x, gamma, eps=1e-5)``, ``rmsnorm(x, beta=b)``.
+    """
+    kernel, signature = array_api_kernel(name_or_model_file, operator)
+    return _function(kernel, signature, signature.check_params(fixed_params))
+
+
+def function(kernel: ModuleType, name: str, **fixed_params: Any) -> Callable[..., torch.Tensor]:
+    """``operator``'s function for a kernel module already loaded (an ``array_api`` kernel, e.g.
+    ``derive.load_kernel("my_kernels/array_api/swiglu.py")``); ``name`` is its operator's name."""
+    signature = Signature.of(kernel, name)
+    return _function(kernel, signature, signature.check_params(fixed_params))
+
+
+def _function(kernel: ModuleType, signature: Signature, fixed: dict) -> Callable[..., torch.Tensor]:
+    function = type(signature.name, (_Kernel,), {"__doc__": f"{signature.name} through derive's generated kernel."})
+
+    def call(*inputs: Any, **named: Any) -> torch.Tensor:
+        arranged, params = signature.bind(inputs, named, fixed)
+        return function.apply(kernel, signature, params, *arranged)
+
+    call.__name__ = call.__qualname__ = signature.name
+    call.__doc__ = f"{signature.name}{signature.inputs} through derive's generated kernel.\n\n{kernel.__doc__ or ''}"
+    call.kernel, call.signature = kernel, signature
+    return call
+
+
+# -- torch.nn modules: the norms, with the parameter shapes of torch.nn's --------------------------
+
+
+def _shape(normalized_shape: int | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    return (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+
+
+class _LastAxesNorm(torch.nn.Module):
+    """A norm over the trailing ``normalized_shape`` axes: they are flattened into the kernel's one
+    feature axis (and the weight and bias with them), so ``normalized_shape`` may have several axes."""
+
+    op = ""
+    default_eps: float | None = None
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float | None = None,
+                 elementwise_affine: bool = True, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self.normalized_shape = _shape(normalized_shape)
+        self.eps = self.default_eps if eps is None else eps
+        self.elementwise_affine = elementwise_affine
+        factory = {"device": device, "dtype": dtype}
+        self.weight = torch.nn.Parameter(torch.ones(self.normalized_shape, **factory)) if elementwise_affine else None
+        self.bias = torch.nn.Parameter(torch.zeros(self.normalized_shape, **factory)) \
+            if elementwise_affine and bias else None
+        self._operator = operator(self.op)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        count = len(self.normalized_shape)
+        if tuple(x.shape[x.ndim - count:]) != self.normalized_shape:
+            raise ValueError(f"{type(self).__name__}: input of shape {tuple(x.shape)} does not end in "
+                             f"normalized_shape {self.normalized_shape}")
+        flat = x.reshape(*x.shape[:x.ndim - count], math.prod(self.normalized_shape))
+        weight, bias = (None if p is None else p.reshape(-1) for p in (self.weight, self.bias))
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return self._operator(flat, weight, bias, eps=eps).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, " \
+               f"bias={self.bias is not None}"
+
+
+class RMSNorm(_LastAxesNorm):
+    """``torch.nn.RMSNorm`` through derive's generated rmsnorm, plus a bias (beta, as derive's model has):
+    x / sqrt(mean(x²) + eps) * weight + bias over the trailing ``normalized_shape`` axes.
+
+    ``weight`` has ``torch.nn.RMSNorm``'s shape; ``bias`` (zeros at first, so the output is
+    torch's) has the same shape; ``bias=False`` leaves it out, giving exactly ``torch.nn.RMSNorm``'s
+    parameters.  ``eps=None`` (the default, as in torch) is ``torch.finfo(x.dtype).eps``."""
+
+    op = "rmsnorm"
+
+
+class LayerNorm(_LastAxesNorm):
+    """``torch.nn.LayerNorm`` through derive's generated layernorm: the same arguments (``eps=1e-5``,
+    ``elementwise_affine``, ``bias``) and the same ``weight`` and ``bias`` shapes."""
+
+    op = "layernorm"
+    default_eps = 1e-5
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(normalized_shape, eps, elementwise_affine, bias, device, dtype)
+
+
+class _ChannelNorm(torch.nn.Module):
+    """A norm of x[N, C, *spatial] with per-channel ``weight`` and ``bias`` of shape (C,)."""
+
+    op = ""
+
+    def __init__(self, num_channels: int, eps: float, affine: bool, device, dtype) -> None:
+        super().__init__()
+        self.eps, self.affine = eps, affine
+        factory = {"device": device, "dtype": dtype}
+        self.weight = torch.nn.Parameter(torch.ones(num_channels, **factory)) if affine else None
+        self.bias = torch.nn.Parameter(torch.zeros(num_channels, **factory)) if affine else None
+        self._operator = operator(self.op)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._operator(x, self.weight, self.bias, eps=self.eps, **self._params())
+
+    def _params(self) -> dict:
+        return {}
+
+
+class GroupNorm(_ChannelNorm):
+    """``torch.nn.GroupNorm(num_groups, num_channels, eps=1e-5, affine=True)`` through derive's
+    generated group_norm: x[N, C, *spatial] normalised over each group of C / num_groups channels
+    and the spatial axes; ``weight`` and ``bias`` of shape (C,)."""
+
+    op = "group_norm"
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None) -> None:
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) is not divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels = num_groups, num_channels
+        super().__init__(num_channels, eps, affine, device, dtype)
+
+    def _params(self) -> dict:
+        return {"num_groups": self.num_groups}
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class BatchNorm(_ChannelNorm):
+    """Batch normalisation through derive's generated batchnorm: x[N, C, *spatial] (as
+    ``torch.nn.BatchNorm1d``, ``2d`` and ``3d``) normalised per channel with the statistics of the
+    batch, always: like torch's with ``track_running_stats=False``, in training and in eval mode.
+    Running statistics are not tracked (derive's model is the training-mode formula).  ``weight``
+    and ``bias`` have shape (C,), as torch's."""
+
+    op = "batchnorm"
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True, device=None, dtype=None) -> None:
+        self.num_features = num_features
+        super().__init__(num_features, eps, affine, device, dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}, track_running_stats=False"

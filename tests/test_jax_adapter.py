@@ -1,0 +1,130 @@
+"""derive.jax: every operator through jax.custom_vjp (reverse mode: the generated vjp) and
+jax.custom_jvp (forward mode: the generated jvp; reverse mode: JAX's transpose of it), checked by
+jax.test_util.check_grads in float64; under jax.jit and jax.vmap; parameters, labels, model files."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import derive.jax as dj
+
+from adapter_cases import ALL, IDS
+from conftest import ROOT, load_kernel
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def moving(case):
+    """A function of the differentiated inputs (labels and omitted inputs fixed), and their values."""
+    def call(function):
+        def of(*values):
+            arrays = list(case.arrays)
+            for position, value in zip(case.floats, values):
+                arrays[position] = value
+            return function(*arrays, **case.params)
+        return of
+    return call, [jnp.asarray(case.arrays[p]) for p in case.floats]
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+@pytest.mark.parametrize("case", ALL, ids=IDS)
+def test_check_grads(case, mode):
+    """custom_vjp: reverse mode (JAX has no forward mode for it); custom_jvp: forward mode and the
+    transposed reverse mode; both against JAX's finite differences, the forward against NumPy's kernel."""
+    call, values = moving(case)
+    function = jax.jit(call(dj.operator(case.name, mode=mode)))  # traced once, not dispatched op by op
+    check_grads(function, values, order=1, modes=("rev",) if mode == "vjp" else ("fwd", "rev"), eps=1e-6)
+    expected = load_kernel(case.name).forward(*case.arrays, **case.params)
+    np.testing.assert_allclose(np.asarray(function(*values)), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_derivatives_are_the_generated_ones(monkeypatch):
+    """mode="vjp" runs the kernel's vjp for jax.grad; mode="jvp" runs its jvp for jax.jvp and jax.grad."""
+    rmsnorm = dj.operator("rmsnorm")
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 4)))
+    calls = []
+    for name in ("vjp", "jvp"):
+        original = getattr(rmsnorm.kernel, name)
+        monkeypatch.setattr(rmsnorm.kernel, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    jax.jit(jax.grad(lambda x: rmsnorm(x).sum()))(x)  # the spy records while jit traces
+    assert calls == ["vjp"]
+    forward_mode = dj.operator("rmsnorm", mode="jvp")
+    jax.jit(lambda x: jax.jvp(forward_mode, (x,), (jnp.ones_like(x),)))(x)
+    jax.jit(jax.grad(lambda x: forward_mode(x).sum()))(x)
+    assert calls == ["vjp", "jvp", "jvp"]
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+def test_jit_and_vmap(mode):
+    """Under jax.jit: the gradients of a loss are the NumPy kernel's vjp; under jax.vmap (inside
+    jit): the mapped forward is the batched call, and per-example gradients (vmap of grad, gamma
+    shared or mapped) are the kernel's vjp of each example."""
+    rng = np.random.default_rng(1)
+    x, gamma, beta = (rng.standard_normal(s) for s in ((5, 3, 6), (6,), (6,)))
+    layernorm = dj.operator("layernorm", mode=mode, eps=1e-3)
+    kernel = load_kernel("layernorm")
+    loss = lambda x, gamma, beta: jnp.sum(jnp.sin(layernorm(x, gamma, beta)))
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(x, gamma, beta)
+    cotangent = np.cos(kernel.forward(x, gamma, beta, eps=1e-3))
+    for got, want in zip(grads, kernel.vjp(cotangent, x, gamma, beta, eps=1e-3)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    mapped = jax.jit(jax.vmap(layernorm, in_axes=(0, None, None)))(x, gamma, beta)
+    np.testing.assert_allclose(mapped, kernel.forward(x, gamma, beta, eps=1e-3), rtol=1e-12, atol=1e-12)
+    gammas = np.stack([gamma, 2 * gamma, -gamma, gamma + 1, gamma * 0.5])
+    for axes, g in (((0, None, None), gamma), ((0, 0, None), gammas)):
+        per_example = jax.jit(jax.vmap(jax.grad(loss, argnums=1), in_axes=axes))(x, g, beta)
+        for k in range(5):
+            g_k = g if g.ndim == 1 else g[k]
+            want = kernel.vjp(np.cos(kernel.forward(x[k], g_k, beta, eps=1e-3)), x[k], g_k, beta, eps=1e-3)[1]
+            np.testing.assert_allclose(per_example[k], want, rtol=1e-12, atol=1e-12)
+
+
+def test_parameters_are_static_and_passed_through():
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((4, 5)))
+    leaky = dj.operator("leaky_relu", negative_slope=0.2)
+    np.testing.assert_allclose(leaky(x), jnp.where(x > 0, x, 0.2 * x))
+    np.testing.assert_allclose(jax.jit(lambda x: leaky(x, negative_slope=0.5))(x), jnp.where(x > 0, x, 0.5 * x))
+    softmax = dj.operator("softmax")
+    np.testing.assert_allclose(softmax(x, axis=0), jax.nn.softmax(x, axis=0), rtol=1e-12)
+    with pytest.raises(TypeError, match="unknown keyword 'dim'"):
+        softmax(x, dim=0)
+    with pytest.raises(ValueError, match="mode='fwd' is not one of 'vjp', 'jvp'"):
+        dj.operator("softmax", mode="fwd")
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+def test_labels_under_jit(mode):
+    rng = np.random.default_rng(3)
+    logits, target = jnp.asarray(rng.standard_normal((6, 4))), jnp.asarray([0, 3, 1, 1, 2, 0])
+    cross_entropy = dj.operator("cross_entropy", mode=mode)
+    grad = jax.jit(jax.grad(cross_entropy))(logits, target)
+    expected = (jax.nn.softmax(logits) - jax.nn.one_hot(target, 4)) / 6
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_float32_stays_float32():
+    jax.config.update("jax_enable_x64", False)
+    rmsnorm = dj.operator("rmsnorm")
+    x, gamma = jnp.ones((2, 3), jnp.float32), jnp.ones(3, jnp.float32)
+    dx, dgamma = jax.grad(lambda x, g: rmsnorm(x, g).sum(), argnums=(0, 1))(x, gamma)
+    assert rmsnorm(x, gamma).dtype == dx.dtype == dgamma.dtype == jnp.float32
+
+
+def test_a_model_file():
+    """Generated into the test run's cache folder (shared with tests/test_torch_adapter.py)."""
+    huber = dj.operator(ROOT / "tests" / "models" / "huber_loss.py", delta=0.5)
+    rng = np.random.default_rng(4)
+    a, b = jnp.asarray(rng.standard_normal(7)), jnp.asarray(rng.standard_normal(7))
+    check_grads(jax.jit(lambda a: huber(a, b)), (a,), order=1, modes=("rev",), eps=1e-6)
+    z = a - b
+    np.testing.assert_allclose(huber(a, b), jnp.mean(jnp.where(jnp.abs(z) < 0.5, z * z / 2, 0.5 * (jnp.abs(z) - 0.25))))

@@ -1,0 +1,189 @@
+"""derive.torch: every operator's autograd.Function checked by torch.autograd.gradcheck, reverse and
+forward mode, in float64; keyword parameters, optional inputs, labels, ``needs_input_grad``, model
+files; the nn.Module norms against torch.nn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import derive.torch as dt
+from derive.errors import UnknownOperatorError
+
+from adapter_cases import ALL, IDS
+from conftest import ROOT, load_kernel
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+def tensors(case):
+    return [None if a is None else torch.from_numpy(a) for a in case.arrays]
+
+
+@pytest.mark.parametrize("case", ALL, ids=IDS)
+def test_gradcheck_reverse_and_forward_mode(case):
+    """The adapter's backward (the generated vjp) and jvp against torch's finite differences, and
+    its forward against the generated NumPy kernel's."""
+    function = dt.operator(case.name)
+    given = tensors(case)
+    floats = [given[p].clone().requires_grad_() for p in case.floats]
+
+    def call(*moving):
+        arrays = list(given)
+        for position, tensor in zip(case.floats, moving):
+            arrays[position] = tensor
+        return function(*arrays, **case.params)
+
+    assert torch.autograd.gradcheck(call, floats, check_forward_ad=True, check_backward_ad=True)
+    expected = load_kernel(case.name).forward(*case.arrays, **case.params)
+    np.testing.assert_allclose(call(*floats).detach().numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_parameters_are_passed_through_fixed_or_per_call():
+    x = torch.randn(4, 5, dtype=torch.float64)
+    leaky = dt.operator("leaky_relu", negative_slope=0.2)
+    torch.testing.assert_close(leaky(x), torch.nn.functional.leaky_relu(x, 0.2))
+    torch.testing.assert_close(leaky(x, negative_slope=0.5), torch.nn.functional.leaky_relu(x, 0.5))
+    softmax = dt.operator("softmax")
+    torch.testing.assert_close(softmax(x, axis=0), torch.softmax(x, dim=0))
+    gelu = dt.operator("gelu", approximate="tanh")
+    torch.testing.assert_close(gelu(x), torch.nn.functional.gelu(x, approximate="tanh"))
+
+
+def test_optional_inputs_by_name_or_omitted():
+    x, beta = torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    layernorm = dt.operator("layernorm")
+    expected = torch.nn.functional.layer_norm(x, (6,), None, beta, 1e-5)
+    torch.testing.assert_close(layernorm(x, beta=beta), expected)
+    torch.testing.assert_close(layernorm(x, None, beta), expected)
+    torch.testing.assert_close(layernorm(x), torch.nn.functional.layer_norm(x, (6,), eps=1e-5))
+
+
+def test_bad_calls_are_named():
+    rmsnorm = dt.operator("rmsnorm")
+    x = torch.randn(2, 3)
+    with pytest.raises(TypeError, match="rmsnorm: unknown keyword 'epsilon'"):
+        rmsnorm(x, epsilon=1.0)
+    with pytest.raises(TypeError, match="input 'x' is required"):
+        rmsnorm(gamma=torch.ones(3))
+    with pytest.raises(TypeError, match="takes at most 3 inputs"):
+        rmsnorm(x, x, x, x)
+    with pytest.raises(TypeError, match="unknown keyword 'slope'"):
+        dt.operator("leaky_relu", slope=0.1)
+    with pytest.raises(UnknownOperatorError):
+        dt.operator("rmsnrom")
+
+
+def test_only_the_gradients_asked_for_are_computed(monkeypatch):
+    """ctx.needs_input_grad: the kernel's vjp is asked (``wrt``) for the gradients some input needs
+    and computes no other; the vjp is not run at all when none does (no graph)."""
+    rmsnorm = dt.operator("rmsnorm")
+    calls, original = [], rmsnorm.kernel.vjp
+    monkeypatch.setattr(rmsnorm.kernel, "vjp", lambda *a, **k: calls.append(k["wrt"]) or original(*a, **k))
+    x, gamma, beta = (torch.randn(*s, dtype=torch.float64) for s in ((3, 4), (4,), (4,)))
+    y = rmsnorm(x, gamma.requires_grad_(), beta)
+    with torch.no_grad():  # as the autograd engine calls it
+        returned = y.grad_fn.apply(torch.ones_like(y))
+    assert [r is not None for r in returned] == [False, False, False, False, True, False]
+    assert calls == [["gamma"]]
+    assert rmsnorm(x, gamma.detach(), beta).grad_fn is None
+
+
+def test_the_gradient_is_the_generated_vjp(monkeypatch):
+    """The backward runs the kernel's vjp (not torch's autograd through the kernel's forward)."""
+    softmax = dt.operator("softmax")
+    calls = []
+    original = softmax.kernel.vjp
+    monkeypatch.setattr(softmax.kernel, "vjp", lambda *a, **k: calls.append(k) or original(*a, **k))
+    x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    softmax(x, axis=0).sum().backward()
+    assert calls == [{"axis": 0, "wrt": ["x"]}]
+
+
+def test_labels_get_no_gradient():
+    cross_entropy = dt.operator("cross_entropy")
+    logits = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 2, 1, 1, 0])
+    loss = cross_entropy(logits, target)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, target))
+    (grad,) = torch.autograd.grad(loss, logits)
+    (expected,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, target), logits)
+    torch.testing.assert_close(grad, expected)
+
+
+def test_float32_in_float32_out_with_gradients():
+    rmsnorm = dt.operator("rmsnorm")
+    x = torch.randn(4, 8, requires_grad=True)
+    gamma = torch.ones(8, requires_grad=True)
+    y = rmsnorm(x, gamma)
+    y.square().sum().backward()
+    assert y.dtype == x.grad.dtype == gamma.grad.dtype == torch.float32
+
+
+def test_a_model_file_is_generated_and_differentiated(private_render_cache):
+    """Generated (and proved) into the cache folder ($DERIVE_CACHE_DIR/kernels), loaded from there."""
+    huber = dt.operator(ROOT / "tests" / "models" / "huber_loss.py", delta=0.5)
+    a = torch.randn(7, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(7, dtype=torch.float64)
+    torch.testing.assert_close(huber(a, b), torch.nn.functional.huber_loss(a, b, delta=0.5))
+    assert torch.autograd.gradcheck(lambda a: huber(a, b), (a,), check_forward_ad=True)
+    assert list((private_render_cache / "kernels").glob("*/array_api/huber_loss.py"))
+
+
+# -- the nn.Module norms against torch.nn's -------------------------------------------------------
+
+
+def _pair(ours, theirs, x):
+    """Outputs and every gradient (input and parameters) of two modules with the same parameters."""
+    with torch.no_grad():
+        for name, parameter in theirs.named_parameters():
+            parameter.copy_(torch.randn_like(parameter))
+            getattr(ours, name).copy_(parameter)
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in theirs.named_parameters()]
+    results = []
+    for module in (ours, theirs):
+        inputs = x.clone().requires_grad_()
+        y = module(inputs)
+        dy = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+        grads = torch.autograd.grad(y, [inputs, *module.parameters()], dy)
+        results.append((y, grads))
+    (y, grads), (y_torch, grads_torch) = results
+    torch.testing.assert_close(y, y_torch)
+    for grad, expected in zip(grads, grads_torch):
+        torch.testing.assert_close(grad, expected)
+
+
+MODULES = {
+    "RMSNorm": (lambda: dt.RMSNorm(6, eps=1e-5, bias=False), lambda: torch.nn.RMSNorm(6, eps=1e-5), (4, 3, 6)),
+    "RMSNorm-default-eps": (lambda: dt.RMSNorm((2, 3), bias=False), lambda: torch.nn.RMSNorm((2, 3)), (4, 2, 3)),
+    "LayerNorm": (lambda: dt.LayerNorm(6), lambda: torch.nn.LayerNorm(6), (4, 3, 6)),
+    "LayerNorm-2-axes": (lambda: dt.LayerNorm((2, 3), eps=1e-3), lambda: torch.nn.LayerNorm((2, 3), eps=1e-3), (4, 2, 3)),
+    "LayerNorm-no-bias": (lambda: dt.LayerNorm(6, bias=False), lambda: torch.nn.LayerNorm(6, bias=False), (5, 6)),
+    "GroupNorm": (lambda: dt.GroupNorm(2, 6), lambda: torch.nn.GroupNorm(2, 6), (3, 6, 4, 2)),
+    "GroupNorm-no-affine": (lambda: dt.GroupNorm(3, 6, affine=False), lambda: torch.nn.GroupNorm(3, 6, affine=False), (3, 6, 5)),
+    "BatchNorm-2d": (lambda: dt.BatchNorm(4), lambda: torch.nn.BatchNorm2d(4, track_running_stats=False), (3, 4, 2, 5)),
+    "BatchNorm-1d": (lambda: dt.BatchNorm(4), lambda: torch.nn.BatchNorm1d(4, track_running_stats=False), (6, 4)),
+}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_matches_torch_nn(name):
+    ours, theirs, shape = MODULES[name]
+    torch.manual_seed(0)
+    _pair(ours().double(), theirs().double(), torch.randn(*shape, dtype=torch.float64))
+
+
+def test_rmsnorm_module_bias_is_beta():
+    module = dt.RMSNorm(5).double()
+    assert module.bias is not None and module.bias.shape == module.weight.shape == (5,)
+    with torch.no_grad():
+        module.bias.copy_(torch.arange(5.0))
+    x = torch.randn(2, 5, dtype=torch.float64)
+    torch.testing.assert_close(module(x), torch.nn.functional.rms_norm(x, (5,), module.weight) + torch.arange(5.0, dtype=torch.float64))
+
+
+def test_batchnorm_uses_batch_statistics_in_eval_mode_too():
+    x = torch.randn(4, 3, 2, dtype=torch.float64)
+    module = dt.BatchNorm(3).double().eval()
+    torch.testing.assert_close(module(x), torch.nn.BatchNorm1d(3, track_running_stats=False).double().eval()(x))
