@@ -9,7 +9,9 @@ Matches torch.exp(x).
 """
 import math
 import sys
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,12 +34,6 @@ _OPTIONAL = []
 _INDEX_INPUTS = {}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
-_PARALLEL = {"prange": True, "comprehension": False, "setitem": False, "reduction": False, "numpy": False,
-             "stencil": False, "fusion": False, "inplace_binop": False}
-"""parallel=True restricted to the explicit ``prange`` (the loops hold no array expressions to
-parallelise): the same threads, a quarter less compile time."""
-
-
 class _Namespace:
     """This module's globals under a name of its own: numba's cache re-imports a compiled function's
     module by the ``__name__`` it had when compiled, which a module loaded from its path (not
@@ -58,7 +54,7 @@ def forward(x):
     x_ = loop.laid(x, (), (True,))
     out_y = loop.result((True,), False, False)
     loop.start()
-    _forward_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, out_y.array, out_y.accumulate)
+    loop.run(_forward_loops, x_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (), ctx)
 
 
@@ -75,7 +71,7 @@ def vjp(cotangent, x, *, wrt=None):
     want_x = wanted[0]
     out_x = loop.result((True,), False, False, wanted=want_x)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dy_, out_x.array, out_x.accumulate, want_x)
+    loop.run(_vjp_loops, x_, dy_, out_x.array, out_x.accumulate, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
@@ -93,67 +89,61 @@ def jvp(tangents, x):
     dot_x_ = loop.laid(dot_x, (), (True,))
     out_y = loop.result((True,), False, False)
     loop.start()
-    _jvp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, x_, dot_x_, out_y.array, out_y.accumulate, has_x)
+    loop.run(_jvp_loops, x_, dot_x_, out_y.array, out_y.accumulate, has_x)
     return _output(out_y.value(), (), ctx)
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _forward_loops(T_, aligned_, R_, n, x, out_y, acc_y):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            r_ = rest_
-            x_r = min(r_, x.shape[0] - 1)
-            out_y_s = r_
-            for n_ in range(n):
-                out_y[out_y_s, n_] = math.exp(x[x_r, n_])
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        out_y_s = r_
+        for n_ in range(n):
+            out_y[out_y_s, n_] = _exp(x[x_r, n_])
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, n, x, dy, out_x, acc_x, want_x):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            r_ = rest_
-            x_r = min(r_, x.shape[0] - 1)
-            dy_r = min(r_, dy.shape[0] - 1)
-            out_x_s = r_
-            for n_ in range(n):
-                if want_x: out_x[out_x_s, n_] = math.exp(x[x_r, n_])*dy[dy_r, n_]
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        out_x_s = r_
+        for n_ in range(n):
+            if want_x: out_x[out_x_s, n_] = _exp(x[x_r, n_])*dy[dy_r, n_]
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _jvp_loops(T_, aligned_, R_, n, x, dot_x, out_y, acc_y, has_x):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
     per_ = 1
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            r_ = rest_
-            x_r = min(r_, x.shape[0] - 1)
-            dot_x_r = min(r_, dot_x.shape[0] - 1)
-            out_y_s = r_
-            for n_ in range(n):
-                out_y[out_y_s, n_] = (math.exp(x[x_r, n_])*dot_x[dot_x_r, n_] if has_x else 0.0)
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        out_y_s = r_
+        for n_ in range(n):
+            out_y[out_y_s, n_] = (_exp(x[x_r, n_])*dot_x[dot_x_r, n_] if has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -425,7 +415,7 @@ def _layout_tangent(name, value, state):
 
 class _Loop:
     """One call's loop geometry: the batch flattened into rows, the frame's sizes, and the chunks
-    (one ``prange`` iteration each) that the units (a row and a unit-axis position) are split into."""
+    (one call of the compiled loops each, on threads of their own) that the units (a row and a unit-axis position) are split into."""
 
     def __init__(self, ctx, units):
         shape = ctx.out_shape
@@ -478,9 +468,35 @@ class _Loop:
         self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
         for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
             r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
-        self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
+        self.chunks = max(1, min(self.rows if self.aligned else self.count, _threads()))
         for result in self.results:
             result.allocate()
+
+    def run(self, function, *args):
+        """``function`` (compiled without the GIL) on every chunk: chunk 0 here, the others on the
+        pool's threads at the same time."""
+        lowest = self.ctx.dtype.type(-np.inf)  # typed: maxima of float32 arrays stay float32
+        args = (self.chunks, self.aligned, self.rows, lowest, *self.sizes, *args)
+        others = [_pool().submit(function, chunk, *args) for chunk in range(1, self.chunks)]
+        function(0, *args)
+        for other in others:
+            other.result()
+
+
+_POOL = []
+_POOL_LOCK = threading.Lock()
+
+
+def _threads():
+    """The threads a call splits into: numba's thread count (NUMBA_NUM_THREADS, the cores by default)."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def _pool():
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max(1, _threads() - 1), thread_name_prefix=f"derive-{_OP}"))
+        return _POOL[0]
 
 
 class _Result:
@@ -516,4 +532,64 @@ def _sigmoid(value):
 @numba.njit(cache=True)
 def _softplus(value):
     return max(value, 0.0) + math.log1p(math.exp(-abs(value)))
+
+
+def _exp(value):
+    """``math.exp``; compiled, a polynomial LLVM vectorises (libm's exp is a call per entry): float64
+    within 1 ulp of exp, float32 computed in float32 within 1 ulp (tests/test_numba_target.py)."""
+    return math.exp(value)
+
+
+if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
+    from llvmlite import ir as _ir
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+    from numba.extending import overload as _overload
+
+    @_intrinsic
+    def _float64_bits(typing_context, bits):
+        return _types.float64(_types.int64), lambda context, builder, signature, args: builder.bitcast(
+            args[0], _ir.DoubleType())
+
+    @_intrinsic
+    def _float32_bits(typing_context, bits):
+        return _types.float32(_types.int32), lambda context, builder, signature, args: builder.bitcast(
+            args[0], _ir.FloatType())
+
+    @numba.njit(cache=True, error_model="numpy")
+    def _exp64(value):
+        """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
+        series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
+        x = min(max(value, -746.0), 710.0)
+        k = math.floor(x * 1.4426950408889634 + 0.5)
+        r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
+        p = 1.0 / 6227020800.0
+        for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
+                            1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):
+            p = p * r + coefficient
+        n = np.int64(k)
+        half = n >> 1
+        p = p * _float64_bits((half + 1023) << 52) * _float64_bits((n - half + 1023) << 52)
+        return p if value == value else value
+
+    @numba.njit(cache=True, error_model="numpy")
+    def _exp32(value):
+        """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
+        x = min(max(value, np.float32(-104.0)), np.float32(89.0))
+        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
+        p = np.float32(1 / 5040)
+        for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):
+            p = p * r + np.float32(coefficient)
+        n = np.int32(k)
+        half = n >> np.int32(1)
+        p = p * _float32_bits((half + np.int32(127)) << np.int32(23)) * _float32_bits(
+            (n - half + np.int32(127)) << np.int32(23))
+        return p if value == value else value
+
+    @_overload(_exp)
+    def _exp_compiled(value):
+        if isinstance(value, _types.Float) and value.bitwidth == 32:
+            return lambda value: _exp32(value)
+        return lambda value: _exp64(value)
 

@@ -9,7 +9,9 @@ Matches torch.nn.functional.group_norm(x, num_groups, gamma, beta, eps).
 """
 import math
 import sys
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,12 +34,6 @@ _OPTIONAL = ['gamma', 'beta']
 _INDEX_INPUTS = {}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
-_PARALLEL = {"prange": True, "comprehension": False, "setitem": False, "reduction": False, "numpy": False,
-             "stencil": False, "fusion": False, "inplace_binop": False}
-"""parallel=True restricted to the explicit ``prange`` (the loops hold no array expressions to
-parallelise): the same threads, a quarter less compile time."""
-
-
 class _Namespace:
     """This module's globals under a name of its own: numba's cache re-imports a compiled function's
     module by the ``__name__`` it had when compiled, which a module loaded from its path (not
@@ -66,7 +62,7 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
     out_y = loop.result((True, True, True, True), False, False)
     loop.start()
-    _forward_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, out_y.array, out_y.accumulate)
+    loop.run(_forward_loops, eps, x_, gamma_, beta_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
 
 
@@ -95,7 +91,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None)
     out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma)
     out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta)
     loop.start()
-    _vjp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
+    loop.run(_vjp_loops, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (0, 1, 2, 3), 'x', x, ctx)
@@ -129,181 +125,175 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     dot_beta_ = loop.laid(dot_beta, (1, 2), (False, True, True, False))
     out_y = loop.result((True, True, True, True), False, False)
     loop.start()
-    _jvp_loops(loop.chunks, loop.aligned, loop.rows, *loop.sizes, eps, x_, gamma_, beta_, dot_x_, dot_gamma_, dot_beta_, out_y.array, out_y.accumulate, has_beta, has_gamma, has_x)
+    loop.run(_jvp_loops, eps, x_, gamma_, beta_, dot_x_, dot_gamma_, dot_beta_, out_y.array, out_y.accumulate, has_beta, has_gamma, has_x)
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _forward_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, out_y, acc_y):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _forward_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, out_y, acc_y):
     per_ = 1 * N * G
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            G_ = rest_ % G
-            rest_ //= G
-            N_ = rest_ % N
-            rest_ //= N
-            r_ = rest_
-            x_r = min(r_, x.shape[0] - 1)
-            gamma_r = min(r_, gamma.shape[0] - 1)
-            beta_r = min(r_, beta.shape[0] - 1)
-            out_y_s = r_
-            s0 = 0.0
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        out_y_s = r_
+        s0 = 0.0
+        for D_ in range(D):
+            for S_ in range(S):
+                s0 += x[x_r, N_, G_, D_, S_]
+        s1 = 0.0
+        _h0 = -s0/(D*S)
+        for D_ in range(D):
+            for S_ in range(S):
+                s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
+        _h1 = -s0/(D*S)
+        for D_ in range(D):
+            _h2 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
+            for S_ in range(S):
+                out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma, want_x):
+    per_ = 1 * N * G
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        if want_gamma or want_x:
             for D_ in range(D):
                 for S_ in range(S):
                     s0 += x[x_r, N_, G_, D_, S_]
-            s1 = 0.0
+        s2 = 0.0
+        if want_x:
+            for D_ in range(D):
+                for S_ in range(S):
+                    s2 += dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+        s5 = np.empty((D,))
+        if want_beta:
+            for D_ in range(D):
+                s5_a = 0.0
+                for S_ in range(S):
+                    s5_a += dy[dy_r, N_, G_, D_, S_]
+                s5[D_] = s5_a
+        s1 = 0.0
+        if want_gamma or want_x:
             _h0 = -s0/(D*S)
             for D_ in range(D):
                 for S_ in range(S):
                     s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
+        s3 = 0.0
+        if want_x:
             _h1 = -s0/(D*S)
             for D_ in range(D):
-                _h2 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
                 for S_ in range(S):
-                    out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
+                    s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+        s4 = np.empty((D,))
+        if want_gamma:
+            _e4 = 1/(D*S)
+            _h2 = -_e4*s0
+            _h3 = 1/math.sqrt(_e4*s1 + eps)
+            for D_ in range(D):
+                s4_a = 0.0
+                for S_ in range(S):
+                    s4_a += _h3*(_h2 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]
+                s4[D_] = s4_a
+        _e9 = 1/(D*S)
+        _e10 = _e9*s1 + eps
+        _h5 = -_e9*s0
+        _h6 = -_e9*s3/_e10
+        _h7 = -_e9*s2
+        _h8 = 1/math.sqrt(_e10)
+        for D_ in range(D):
+            for S_ in range(S):
+                if want_x: out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
+        for D_ in range(D):
+            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += s4[D_]
+            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dy, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma, want_x):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gamma, dot_beta, out_y, acc_y, has_beta, has_gamma, has_x):
     per_ = 1 * N * G
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            G_ = rest_ % G
-            rest_ //= G
-            N_ = rest_ % N
-            rest_ //= N
-            r_ = rest_
-            x_r = min(r_, x.shape[0] - 1)
-            gamma_r = min(r_, gamma.shape[0] - 1)
-            beta_r = min(r_, beta.shape[0] - 1)
-            dy_r = min(r_, dy.shape[0] - 1)
-            out_x_s = r_
-            out_gamma_s = c_ if acc_gamma else r_
-            out_beta_s = c_ if acc_beta else r_
-            s0 = 0.0
-            if want_gamma or want_x:
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s0 += x[x_r, N_, G_, D_, S_]
-            s2 = 0.0
-            if want_x:
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s2 += dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
-            s5 = np.empty((D,))
-            if want_beta:
-                for D_ in range(D):
-                    s5_a = 0.0
-                    for S_ in range(S):
-                        s5_a += dy[dy_r, N_, G_, D_, S_]
-                    s5[D_] = s5_a
-            s1 = 0.0
-            if want_gamma or want_x:
-                _h0 = -s0/(D*S)
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-            s3 = 0.0
-            if want_x:
-                _h1 = -s0/(D*S)
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
-            s4 = np.empty((D,))
-            if want_gamma:
-                _e4 = 1/(D*S)
-                _h2 = -_e4*s0
-                _h3 = 1/math.sqrt(_e4*s1 + eps)
-                for D_ in range(D):
-                    s4_a = 0.0
-                    for S_ in range(S):
-                        s4_a += _h3*(_h2 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]
-                    s4[D_] = s4_a
-            _e9 = 1/(D*S)
-            _e10 = _e9*s1 + eps
-            _h5 = -_e9*s0
-            _h6 = -_e9*s3/_e10
-            _h7 = -_e9*s2
-            _h8 = 1/math.sqrt(_e10)
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        out_y_s = r_
+        s0 = 0.0
+        if has_gamma or has_x:
             for D_ in range(D):
                 for S_ in range(S):
-                    if want_x: out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
+                    s0 += x[x_r, N_, G_, D_, S_]
+        s2 = 0.0
+        if has_x:
             for D_ in range(D):
-                if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += s4[D_]
-                if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
-
-
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _jvp_loops(T_, aligned_, R_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gamma, dot_beta, out_y, acc_y, has_beta, has_gamma, has_x):
-    per_ = 1 * N * G
-    units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            G_ = rest_ % G
-            rest_ //= G
-            N_ = rest_ % N
-            rest_ //= N
-            r_ = rest_
-            x_r = min(r_, x.shape[0] - 1)
-            gamma_r = min(r_, gamma.shape[0] - 1)
-            beta_r = min(r_, beta.shape[0] - 1)
-            dot_x_r = min(r_, dot_x.shape[0] - 1)
-            dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
-            dot_beta_r = min(r_, dot_beta.shape[0] - 1)
-            out_y_s = r_
-            s0 = 0.0
-            if has_gamma or has_x:
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s0 += x[x_r, N_, G_, D_, S_]
-            s2 = 0.0
-            if has_x:
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s2 += dot_x[dot_x_r, N_, G_, D_, S_]
-            s1 = 0.0
-            if has_gamma or has_x:
-                _h0 = -s0/(D*S)
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-            s3 = 0.0
-            if has_x:
-                _h1 = -s0/(D*S)
-                for D_ in range(D):
-                    for S_ in range(S):
-                        s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dot_x[dot_x_r, N_, G_, D_, S_]
-            _e7 = 1/(D*S)
-            _h2 = -_e7*s0
-            _h3 = -_e7*s3/(_e7*s1 + eps)
-            _h4 = -_e7*s2
-            for D_ in range(D):
-                _e8 = 1/math.sqrt(eps + s1/(D*S))
-                _h5 = _e8*gamma[gamma_r, 0, G_, D_, 0]
-                _h6 = _e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
                 for S_ in range(S):
-                    _e9 = _h2 + x[x_r, N_, G_, D_, S_]
-                    out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                    s2 += dot_x[dot_x_r, N_, G_, D_, S_]
+        s1 = 0.0
+        if has_gamma or has_x:
+            _h0 = -s0/(D*S)
+            for D_ in range(D):
+                for S_ in range(S):
+                    s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
+        s3 = 0.0
+        if has_x:
+            _h1 = -s0/(D*S)
+            for D_ in range(D):
+                for S_ in range(S):
+                    s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dot_x[dot_x_r, N_, G_, D_, S_]
+        _e7 = 1/(D*S)
+        _h2 = -_e7*s0
+        _h3 = -_e7*s3/(_e7*s1 + eps)
+        _h4 = -_e7*s2
+        for D_ in range(D):
+            _e8 = 1/math.sqrt(eps + s1/(D*S))
+            _h5 = _e8*gamma[gamma_r, 0, G_, D_, 0]
+            _h6 = _e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
+            for S_ in range(S):
+                _e9 = _h2 + x[x_r, N_, G_, D_, S_]
+                out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -590,7 +580,7 @@ def _layout_tangent(name, value, state):
 
 class _Loop:
     """One call's loop geometry: the batch flattened into rows, the frame's sizes, and the chunks
-    (one ``prange`` iteration each) that the units (a row and a unit-axis position) are split into."""
+    (one call of the compiled loops each, on threads of their own) that the units (a row and a unit-axis position) are split into."""
 
     def __init__(self, ctx, units):
         shape = ctx.out_shape
@@ -643,9 +633,35 @@ class _Loop:
         self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
         for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
             r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
-        self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
+        self.chunks = max(1, min(self.rows if self.aligned else self.count, _threads()))
         for result in self.results:
             result.allocate()
+
+    def run(self, function, *args):
+        """``function`` (compiled without the GIL) on every chunk: chunk 0 here, the others on the
+        pool's threads at the same time."""
+        lowest = self.ctx.dtype.type(-np.inf)  # typed: maxima of float32 arrays stay float32
+        args = (self.chunks, self.aligned, self.rows, lowest, *self.sizes, *args)
+        others = [_pool().submit(function, chunk, *args) for chunk in range(1, self.chunks)]
+        function(0, *args)
+        for other in others:
+            other.result()
+
+
+_POOL = []
+_POOL_LOCK = threading.Lock()
+
+
+def _threads():
+    """The threads a call splits into: numba's thread count (NUMBA_NUM_THREADS, the cores by default)."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def _pool():
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max(1, _threads() - 1), thread_name_prefix=f"derive-{_OP}"))
+        return _POOL[0]
 
 
 class _Result:
@@ -681,4 +697,64 @@ def _sigmoid(value):
 @numba.njit(cache=True)
 def _softplus(value):
     return max(value, 0.0) + math.log1p(math.exp(-abs(value)))
+
+
+def _exp(value):
+    """``math.exp``; compiled, a polynomial LLVM vectorises (libm's exp is a call per entry): float64
+    within 1 ulp of exp, float32 computed in float32 within 1 ulp (tests/test_numba_target.py)."""
+    return math.exp(value)
+
+
+if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
+    from llvmlite import ir as _ir
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+    from numba.extending import overload as _overload
+
+    @_intrinsic
+    def _float64_bits(typing_context, bits):
+        return _types.float64(_types.int64), lambda context, builder, signature, args: builder.bitcast(
+            args[0], _ir.DoubleType())
+
+    @_intrinsic
+    def _float32_bits(typing_context, bits):
+        return _types.float32(_types.int32), lambda context, builder, signature, args: builder.bitcast(
+            args[0], _ir.FloatType())
+
+    @numba.njit(cache=True, error_model="numpy")
+    def _exp64(value):
+        """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
+        series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
+        x = min(max(value, -746.0), 710.0)
+        k = math.floor(x * 1.4426950408889634 + 0.5)
+        r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
+        p = 1.0 / 6227020800.0
+        for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
+                            1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):
+            p = p * r + coefficient
+        n = np.int64(k)
+        half = n >> 1
+        p = p * _float64_bits((half + 1023) << 52) * _float64_bits((n - half + 1023) << 52)
+        return p if value == value else value
+
+    @numba.njit(cache=True, error_model="numpy")
+    def _exp32(value):
+        """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
+        x = min(max(value, np.float32(-104.0)), np.float32(89.0))
+        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
+        p = np.float32(1 / 5040)
+        for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):
+            p = p * r + np.float32(coefficient)
+        n = np.int32(k)
+        half = n >> np.int32(1)
+        p = p * _float32_bits((half + np.int32(127)) << np.int32(23)) * _float32_bits(
+            (n - half + np.int32(127)) << np.int32(23))
+        return p if value == value else value
+
+    @_overload(_exp)
+    def _exp_compiled(value):
+        if isinstance(value, _types.Float) and value.bitwidth == 32:
+            return lambda value: _exp32(value)
+        return lambda value: _exp64(value)
 

@@ -9,7 +9,9 @@ Matches torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=caus
 """
 import math
 import sys
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,12 +34,6 @@ _OPTIONAL = []
 _INDEX_INPUTS = {}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
-_PARALLEL = {"prange": True, "comprehension": False, "setitem": False, "reduction": False, "numpy": False,
-             "stencil": False, "fusion": False, "inplace_binop": False}
-"""parallel=True restricted to the explicit ``prange`` (the loops hold no array expressions to
-parallelise): the same threads, a quarter less compile time."""
-
-
 class _Namespace:
     """This module's globals under a name of its own: numba's cache re-imports a compiled function's
     module by the ``__name__`` it had when compiled, which a module loaded from its path (not
@@ -80,7 +76,7 @@ def _forward_false(q, k, v, *, causal=False):
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     out_y = loop.result((True, True, False, False), False, False)
     loop.start()
-    _forward_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, out_y.array, out_y.accumulate)
+    loop.run(_forward_loops_false, q_, k_, v_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (0, 1), ctx)
 
 
@@ -107,7 +103,7 @@ def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
     out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0], wanted=want_k)
     out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0], wanted=want_v)
     loop.start()
-    _vjp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, want_k, want_q, want_v)
+    loop.run(_vjp_loops_false, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, want_k, want_q, want_v)
     grads = dict.fromkeys(INPUTS)
     if want_q:
         grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
@@ -139,7 +135,7 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     dot_v_ = loop.laid(dot_v, (3, 1), (False, True, False, True))
     out_y = loop.result((True, True, False, False), False, False)
     loop.start()
-    _jvp_loops_false(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
+    loop.run(_jvp_loops_false, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
     return _output(out_y.value(), (0, 1), ctx)
 
 
@@ -156,7 +152,7 @@ def _forward_true(q, k, v, *, causal=False):
     v_ = loop.laid(v, (3, 1), (False, True, False, True))
     out_y = loop.result((True, True, False, False), False, False)
     loop.start()
-    _forward_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, out_y.array, out_y.accumulate)
+    loop.run(_forward_loops_true, q_, k_, v_, out_y.array, out_y.accumulate)
     return _output(out_y.value(), (0, 1), ctx)
 
 
@@ -183,7 +179,7 @@ def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
     out_k = loop.result((False, False, True, True), True, True, rows=k_.shape[0], wanted=want_k)
     out_v = loop.result((False, True, False, True), True, True, rows=v_.shape[0], wanted=want_v)
     loop.start()
-    _vjp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, want_k, want_q, want_v)
+    loop.run(_vjp_loops_true, q_, k_, v_, dy_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, want_k, want_q, want_v)
     grads = dict.fromkeys(INPUTS)
     if want_q:
         grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
@@ -215,7 +211,7 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     dot_v_ = loop.laid(dot_v, (3, 1), (False, True, False, True))
     out_y = loop.result((True, True, False, False), False, False)
     loop.start()
-    _jvp_loops_true(loop.chunks, loop.aligned, loop.rows, *loop.sizes, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
+    loop.run(_jvp_loops_true, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
     return _output(out_y.value(), (0, 1), ctx)
 
 
@@ -225,496 +221,484 @@ _VARIANTS = {
 }
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _forward_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _forward_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, out_y, acc_y):
     per_ = 1 * L * V
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            V_ = rest_ % V
-            rest_ //= V
-            L_ = rest_ % L
-            rest_ //= L
-            r_ = rest_
-            q_r = min(r_, q.shape[0] - 1)
-            k_r = min(r_, k.shape[0] - 1)
-            v_r = min(r_, v.shape[0] - 1)
-            out_y_s = r_
-            s0 = np.empty((S,))
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        V_ = rest_ % V
+        rest_ //= V
+        L_ = rest_ % L
+        rest_ //= L
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        out_y_s = r_
+        s0 = np.empty((S,))
+        for S_ in range(S):
+            s0_a = 0.0
+            for E_ in range(E):
+                s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+            s0[S_] = s0_a
+        s1 = lo_
+        _h0 = 1/math.sqrt(E)
+        for S_ in range(S):
+            s1 = max(s1, _h0*s0[S_])
+        s2 = 0.0
+        s3 = 0.0
+        _h1 = 1/math.sqrt(E)
+        _h2 = -s1
+        for S_ in range(S):
+            _e3 = _exp(_h1*s0[S_] + _h2)
+            s2 += _e3
+            s3 += _e3*v[v_r, 0, V_, 0, S_]
+        out_y[out_y_s, L_, V_, 0, 0] = s3/s2
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v, want_k, want_q, want_v):
+    per_ = 1 * L
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        L_ = rest_ % L
+        rest_ //= L
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        out_q_s = r_
+        out_k_s = c_ if acc_k else r_
+        out_v_s = c_ if acc_v else r_
+        s0 = np.empty((S,))
+        if want_k or want_q or want_v:
             for S_ in range(S):
                 s0_a = 0.0
                 for E_ in range(E):
                     s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
                 s0[S_] = s0_a
-            s1 = -np.inf
+        s1 = lo_
+        if want_k or want_q or want_v:
             _h0 = 1/math.sqrt(E)
             for S_ in range(S):
                 s1 = max(s1, _h0*s0[S_])
-            s2 = 0.0
-            s3 = 0.0
+        s2 = 0.0
+        if want_k or want_q or want_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
             for S_ in range(S):
-                _e3 = math.exp(_h1*s0[S_] + _h2)
-                s2 += _e3
-                s3 += _e3*v[v_r, 0, V_, 0, S_]
-            out_y[out_y_s, L_, V_, 0, 0] = s3/s2
-
-
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v, want_k, want_q, want_v):
-    per_ = 1 * L
-    units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            L_ = rest_ % L
-            rest_ //= L
-            r_ = rest_
-            q_r = min(r_, q.shape[0] - 1)
-            k_r = min(r_, k.shape[0] - 1)
-            v_r = min(r_, v.shape[0] - 1)
-            dy_r = min(r_, dy.shape[0] - 1)
-            out_q_s = r_
-            out_k_s = c_ if acc_k else r_
-            out_v_s = c_ if acc_v else r_
-            s0 = np.empty((S,))
-            if want_k or want_q or want_v:
-                for S_ in range(S):
-                    s0_a = 0.0
-                    for E_ in range(E):
-                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s0[S_] = s0_a
-            s1 = -np.inf
-            if want_k or want_q or want_v:
-                _h0 = 1/math.sqrt(E)
-                for S_ in range(S):
-                    s1 = max(s1, _h0*s0[S_])
-            s2 = 0.0
-            if want_k or want_q or want_v:
-                _h1 = 1/math.sqrt(E)
-                _h2 = -s1
-                for S_ in range(S):
-                    s2 += math.exp(_h1*s0[S_] + _h2)
-            s3 = np.empty((V, E,))
-            if want_q:
-                _h3 = 1/math.sqrt(E)
-                _h4 = -s1
-                for V_ in range(V):
-                    for E_ in range(E):
-                        s3_a = 0.0
-                        for S_ in range(S):
-                            s3_a += math.exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
-                        s3[V_, E_] = s3_a
-            s5 = np.empty((V,))
-            if want_k or want_q:
-                _h5 = 1/math.sqrt(E)
-                _h6 = -s1
-                for V_ in range(V):
-                    s5_a = 0.0
-                    for S_ in range(S):
-                        s5_a += math.exp(_h5*s0[S_] + _h6)*v[v_r, 0, V_, 0, S_]
-                    s5[V_] = s5_a
-            s7 = np.empty((E,))
-            if want_q:
-                _h7 = 1/math.sqrt(E)
-                _h8 = -s1
-                for E_ in range(E):
-                    s7_a = 0.0
-                    for S_ in range(S):
-                        s7_a += math.exp(_h7*s0[S_] + _h8)*k[k_r, 0, 0, E_, S_]
-                    s7[E_] = s7_a
-            s4 = np.empty((E,))
-            if want_q:
-                for E_ in range(E):
-                    s4_a = 0.0
-                    for V_ in range(V):
-                        s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
-                    s4[E_] = s4_a
-            s6 = 0.0
-            if want_q:
-                for V_ in range(V):
-                    s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
-            s8 = np.empty((E, S,))
-            s9 = np.empty((E, S,))
-            if want_k:
-                for E_ in range(E):
-                    for S_ in range(S):
-                        _e11 = math.exp(-s1 + s0[S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
-                        _h9 = _e11/s2
-                        _h10 = _e11/(s2*s2)
-                        s8_a = 0.0
-                        s9_a = 0.0
-                        for V_ in range(V):
-                            s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                            s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
-                        s8[E_, S_] = s8_a
-                        s9[E_, S_] = s9_a
-            _e14 = 1/math.sqrt(E)
-            _h12 = _e14/s2
-            _h13 = -_e14*s6/(s2*s2)
-            for E_ in range(E):
-                if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
-            _e17 = 1/math.sqrt(E)
-            _h15 = _e17
-            _h16 = -_e17
-            for E_ in range(E):
-                for S_ in range(S):
-                    if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
-            _h18 = 1/math.sqrt(E)
-            _h19 = -s1
+                s2 += _exp(_h1*s0[S_] + _h2)
+        s3 = np.empty((V, E,))
+        if want_q:
+            _h3 = 1/math.sqrt(E)
+            _h4 = -s1
             for V_ in range(V):
-                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
-                for S_ in range(S):
-                    if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(_h18*s0[S_] + _h19)
-
-
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _jvp_loops_false(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, out_y, acc_y, has_k, has_q, has_v):
-    per_ = 1 * L * V
-    units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            V_ = rest_ % V
-            rest_ //= V
-            L_ = rest_ % L
-            rest_ //= L
-            r_ = rest_
-            q_r = min(r_, q.shape[0] - 1)
-            k_r = min(r_, k.shape[0] - 1)
-            v_r = min(r_, v.shape[0] - 1)
-            dot_q_r = min(r_, dot_q.shape[0] - 1)
-            dot_k_r = min(r_, dot_k.shape[0] - 1)
-            dot_v_r = min(r_, dot_v.shape[0] - 1)
-            out_y_s = r_
-            s0 = np.empty((S,))
-            if has_k or has_q or has_v:
-                for S_ in range(S):
-                    s0_a = 0.0
-                    for E_ in range(E):
-                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s0[S_] = s0_a
-            s1 = -np.inf
-            if has_k or has_q or has_v:
-                _h0 = 1/math.sqrt(E)
-                for S_ in range(S):
-                    s1 = max(s1, _h0*s0[S_])
-            s2 = 0.0
-            if has_k or has_q or has_v:
-                _h1 = 1/math.sqrt(E)
-                _h2 = -s1
-                for S_ in range(S):
-                    s2 += math.exp(_h1*s0[S_] + _h2)
-            s3 = np.empty((E,))
-            s5 = np.empty((E,))
-            if has_q:
-                _h3 = 1/math.sqrt(E)
-                _h4 = -s1
                 for E_ in range(E):
                     s3_a = 0.0
-                    s5_a = 0.0
                     for S_ in range(S):
-                        _e5 = math.exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]
-                        s3_a += _e5*v[v_r, 0, V_, 0, S_]
-                        s5_a += _e5
-                    s3[E_] = s3_a
-                    s5[E_] = s5_a
-            s7 = 0.0
-            if has_k or has_q:
-                _h6 = 1/math.sqrt(E)
-                _h7 = -s1
+                        s3_a += _exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
+                    s3[V_, E_] = s3_a
+        s5 = np.empty((V,))
+        if want_k or want_q:
+            _h5 = 1/math.sqrt(E)
+            _h6 = -s1
+            for V_ in range(V):
+                s5_a = 0.0
                 for S_ in range(S):
-                    s7 += math.exp(_h6*s0[S_] + _h7)*v[v_r, 0, V_, 0, S_]
-            s8 = 0.0
-            s9 = 0.0
-            if has_k:
-                _h8 = 1/math.sqrt(E)
-                _h9 = -s1
-                for E_ in range(E):
-                    for S_ in range(S):
-                        _e10 = math.exp(_h8*s0[S_] + _h9)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                        s8 += _e10*v[v_r, 0, V_, 0, S_]
-                        s9 += _e10
-            s10 = 0.0
-            if has_v:
-                _h11 = 1/math.sqrt(E)
-                _h12 = -s1
+                    s5_a += _exp(_h5*s0[S_] + _h6)*v[v_r, 0, V_, 0, S_]
+                s5[V_] = s5_a
+        s7 = np.empty((E,))
+        if want_q:
+            _h7 = 1/math.sqrt(E)
+            _h8 = -s1
+            for E_ in range(E):
+                s7_a = 0.0
                 for S_ in range(S):
-                    s10 += math.exp(_h11*s0[S_] + _h12)*dot_v[dot_v_r, 0, V_, 0, S_]
-            s4 = 0.0
-            s6 = 0.0
-            if has_q:
-                for E_ in range(E):
-                    s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
-                    s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-            _e13 = 1/s2
-            _e14 = 1/math.sqrt(E)
-            _e15 = _e13*_e14
-            _e16 = _e14*s7/(s2*s2)
-            out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+                    s7_a += _exp(_h7*s0[S_] + _h8)*k[k_r, 0, 0, E_, S_]
+                s7[E_] = s7_a
+        s4 = np.empty((E,))
+        if want_q:
+            for E_ in range(E):
+                s4_a = 0.0
+                for V_ in range(V):
+                    s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
+                s4[E_] = s4_a
+        s6 = 0.0
+        if want_q:
+            for V_ in range(V):
+                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+        s8 = np.empty((E, S,))
+        s9 = np.empty((E, S,))
+        if want_k:
+            for E_ in range(E):
+                for S_ in range(S):
+                    _e11 = _exp(-s1 + s0[S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
+                    _h9 = _e11/s2
+                    _h10 = _e11/(s2*s2)
+                    s8_a = 0.0
+                    s9_a = 0.0
+                    for V_ in range(V):
+                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
+                    s8[E_, S_] = s8_a
+                    s9[E_, S_] = s9_a
+        _e14 = 1/math.sqrt(E)
+        _h12 = _e14/s2
+        _h13 = -_e14*s6/(s2*s2)
+        for E_ in range(E):
+            if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+        _e17 = 1/math.sqrt(E)
+        _h15 = _e17
+        _h16 = -_e17
+        for E_ in range(E):
+            for S_ in range(S):
+                if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+        _h18 = 1/math.sqrt(E)
+        _h19 = -s1
+        for V_ in range(V):
+            _h20 = dy[dy_r, L_, V_, 0, 0]/s2
+            for S_ in range(S):
+                if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(_h18*s0[S_] + _h19)
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _forward_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, out_y, acc_y):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, out_y, acc_y, has_k, has_q, has_v):
     per_ = 1 * L * V
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            V_ = rest_ % V
-            rest_ //= V
-            L_ = rest_ % L
-            rest_ //= L
-            r_ = rest_
-            q_r = min(r_, q.shape[0] - 1)
-            k_r = min(r_, k.shape[0] - 1)
-            v_r = min(r_, v.shape[0] - 1)
-            out_y_s = r_
-            s0 = np.empty((S,))
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        V_ = rest_ % V
+        rest_ //= V
+        L_ = rest_ % L
+        rest_ //= L
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        dot_q_r = min(r_, dot_q.shape[0] - 1)
+        dot_k_r = min(r_, dot_k.shape[0] - 1)
+        dot_v_r = min(r_, dot_v.shape[0] - 1)
+        out_y_s = r_
+        s0 = np.empty((S,))
+        if has_k or has_q or has_v:
             for S_ in range(S):
                 s0_a = 0.0
                 for E_ in range(E):
                     s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
                 s0[S_] = s0_a
-            s1 = -np.inf
+        s1 = lo_
+        if has_k or has_q or has_v:
             _h0 = 1/math.sqrt(E)
             for S_ in range(S):
-                if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
-            s2 = 0.0
-            s3 = 0.0
+                s1 = max(s1, _h0*s0[S_])
+        s2 = 0.0
+        if has_k or has_q or has_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
             for S_ in range(S):
-                _e3 = math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
-                s2 += _e3
-                s3 += _e3*v[v_r, 0, V_, 0, S_]
-            out_y[out_y_s, L_, V_, 0, 0] = s3/s2
-
-
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _vjp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v, want_k, want_q, want_v):
-    per_ = 1 * L
-    units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            L_ = rest_ % L
-            rest_ //= L
-            r_ = rest_
-            q_r = min(r_, q.shape[0] - 1)
-            k_r = min(r_, k.shape[0] - 1)
-            v_r = min(r_, v.shape[0] - 1)
-            dy_r = min(r_, dy.shape[0] - 1)
-            out_q_s = r_
-            out_k_s = c_ if acc_k else r_
-            out_v_s = c_ if acc_v else r_
-            s0 = np.empty((S,))
-            if want_k or want_q or want_v:
-                for S_ in range(S):
-                    s0_a = 0.0
-                    for E_ in range(E):
-                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s0[S_] = s0_a
-            s1 = -np.inf
-            if want_k or want_q or want_v:
-                _h0 = 1/math.sqrt(E)
-                for S_ in range(S):
-                    if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
-            s2 = 0.0
-            if want_k or want_q or want_v:
-                _h1 = 1/math.sqrt(E)
-                _h2 = -s1
-                for S_ in range(S):
-                    s2 += math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
-            s3 = np.empty((V, E,))
-            if want_q:
-                _h3 = 1/math.sqrt(E)
-                _h4 = -s1
-                for V_ in range(V):
-                    for E_ in range(E):
-                        s3_a = 0.0
-                        for S_ in range(S):
-                            s3_a += math.exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
-                        s3[V_, E_] = s3_a
-            s5 = np.empty((V,))
-            if want_k or want_q:
-                _h5 = 1/math.sqrt(E)
-                _h6 = -s1
-                for V_ in range(V):
-                    s5_a = 0.0
-                    for S_ in range(S):
-                        s5_a += math.exp(min(0, _h5*s0[S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
-                    s5[V_] = s5_a
-            s7 = np.empty((E,))
-            if want_q:
-                _h7 = 1/math.sqrt(E)
-                _h8 = -s1
-                for E_ in range(E):
-                    s7_a = 0.0
-                    for S_ in range(S):
-                        s7_a += math.exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
-                    s7[E_] = s7_a
-            s4 = np.empty((E,))
-            if want_q:
-                for E_ in range(E):
-                    s4_a = 0.0
-                    for V_ in range(V):
-                        s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
-                    s4[E_] = s4_a
-            s6 = 0.0
-            if want_q:
-                for V_ in range(V):
-                    s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
-            s8 = np.empty((E, S,))
-            s9 = np.empty((E, S,))
-            if want_k:
-                for E_ in range(E):
-                    for S_ in range(S):
-                        _e11 = math.exp(min(0, -s1 + s0[S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
-                        _h9 = _e11/s2
-                        _h10 = _e11/(s2*s2)
-                        s8_a = 0.0
-                        s9_a = 0.0
-                        for V_ in range(V):
-                            s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                            s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
-                        s8[E_, S_] = s8_a
-                        s9[E_, S_] = s9_a
-            _e14 = 1/math.sqrt(E)
-            _h12 = _e14/s2
-            _h13 = -_e14*s6/(s2*s2)
+                s2 += _exp(_h1*s0[S_] + _h2)
+        s3 = np.empty((E,))
+        s5 = np.empty((E,))
+        if has_q:
+            _h3 = 1/math.sqrt(E)
+            _h4 = -s1
             for E_ in range(E):
-                if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
-            _e17 = 1/math.sqrt(E)
-            _h15 = _e17
-            _h16 = -_e17
+                s3_a = 0.0
+                s5_a = 0.0
+                for S_ in range(S):
+                    _e5 = _exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]
+                    s3_a += _e5*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e5
+                s3[E_] = s3_a
+                s5[E_] = s5_a
+        s7 = 0.0
+        if has_k or has_q:
+            _h6 = 1/math.sqrt(E)
+            _h7 = -s1
+            for S_ in range(S):
+                s7 += _exp(_h6*s0[S_] + _h7)*v[v_r, 0, V_, 0, S_]
+        s8 = 0.0
+        s9 = 0.0
+        if has_k:
+            _h8 = 1/math.sqrt(E)
+            _h9 = -s1
             for E_ in range(E):
                 for S_ in range(S):
-                    if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
-            _h18 = 1/math.sqrt(E)
-            _h19 = -s1
-            for V_ in range(V):
-                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
-                for S_ in range(S):
-                    if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*math.exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
+                    _e10 = _exp(_h8*s0[S_] + _h9)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s8 += _e10*v[v_r, 0, V_, 0, S_]
+                    s9 += _e10
+        s10 = 0.0
+        if has_v:
+            _h11 = 1/math.sqrt(E)
+            _h12 = -s1
+            for S_ in range(S):
+                s10 += _exp(_h11*s0[S_] + _h12)*dot_v[dot_v_r, 0, V_, 0, S_]
+        s4 = 0.0
+        s6 = 0.0
+        if has_q:
+            for E_ in range(E):
+                s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
+                s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+        _e13 = 1/s2
+        _e14 = 1/math.sqrt(E)
+        _e15 = _e13*_e14
+        _e16 = _e14*s7/(s2*s2)
+        out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
-@numba.njit(parallel=_PARALLEL, cache=True, fastmath=_FASTMATH)
-def _jvp_loops_true(T_, aligned_, R_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, out_y, acc_y, has_k, has_q, has_v):
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _forward_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, out_y, acc_y):
     per_ = 1 * L * V
     units_ = R_ * per_
-    for chunk_ in numba.prange(T_):
-        c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)
-        if aligned_:  # whole rows per chunk
-            first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
-        else:
-            first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
-        for u_ in range(first_, last_):
-            rest_ = u_
-            V_ = rest_ % V
-            rest_ //= V
-            L_ = rest_ % L
-            rest_ //= L
-            r_ = rest_
-            q_r = min(r_, q.shape[0] - 1)
-            k_r = min(r_, k.shape[0] - 1)
-            v_r = min(r_, v.shape[0] - 1)
-            dot_q_r = min(r_, dot_q.shape[0] - 1)
-            dot_k_r = min(r_, dot_k.shape[0] - 1)
-            dot_v_r = min(r_, dot_v.shape[0] - 1)
-            out_y_s = r_
-            s0 = np.empty((S,))
-            if has_k or has_q or has_v:
-                for S_ in range(S):
-                    s0_a = 0.0
-                    for E_ in range(E):
-                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s0[S_] = s0_a
-            s1 = -np.inf
-            if has_k or has_q or has_v:
-                _h0 = 1/math.sqrt(E)
-                for S_ in range(S):
-                    if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
-            s2 = 0.0
-            if has_k or has_q or has_v:
-                _h1 = 1/math.sqrt(E)
-                _h2 = -s1
-                for S_ in range(S):
-                    s2 += math.exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
-            s3 = np.empty((E,))
-            s5 = np.empty((E,))
-            if has_q:
-                _h3 = 1/math.sqrt(E)
-                _h4 = -s1
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        V_ = rest_ % V
+        rest_ //= V
+        L_ = rest_ % L
+        rest_ //= L
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        out_y_s = r_
+        s0 = np.empty((S,))
+        for S_ in range(S):
+            s0_a = 0.0
+            for E_ in range(E):
+                s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+            s0[S_] = s0_a
+        s1 = lo_
+        _h0 = 1/math.sqrt(E)
+        for S_ in range(S):
+            if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
+        s2 = 0.0
+        s3 = 0.0
+        _h1 = 1/math.sqrt(E)
+        _h2 = -s1
+        for S_ in range(S):
+            _e3 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+            s2 += _e3
+            s3 += _e3*v[v_r, 0, V_, 0, S_]
+        out_y[out_y_s, L_, V_, 0, 0] = s3/s2
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, out_k, out_v, acc_q, acc_k, acc_v, want_k, want_q, want_v):
+    per_ = 1 * L
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        L_ = rest_ % L
+        rest_ //= L
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        out_q_s = r_
+        out_k_s = c_ if acc_k else r_
+        out_v_s = c_ if acc_v else r_
+        s0 = np.empty((S,))
+        if want_k or want_q or want_v:
+            for S_ in range(S):
+                s0_a = 0.0
+                for E_ in range(E):
+                    s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                s0[S_] = s0_a
+        s1 = lo_
+        if want_k or want_q or want_v:
+            _h0 = 1/math.sqrt(E)
+            for S_ in range(S):
+                if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
+        s2 = 0.0
+        if want_k or want_q or want_v:
+            _h1 = 1/math.sqrt(E)
+            _h2 = -s1
+            for S_ in range(S):
+                s2 += _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+        s3 = np.empty((V, E,))
+        if want_q:
+            _h3 = 1/math.sqrt(E)
+            _h4 = -s1
+            for V_ in range(V):
                 for E_ in range(E):
                     s3_a = 0.0
-                    s5_a = 0.0
                     for S_ in range(S):
-                        _e5 = math.exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
-                        s3_a += _e5*v[v_r, 0, V_, 0, S_]
-                        s5_a += _e5
-                    s3[E_] = s3_a
-                    s5[E_] = s5_a
-            s7 = 0.0
-            if has_k or has_q:
-                _h6 = 1/math.sqrt(E)
-                _h7 = -s1
+                        s3_a += _exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]*v[v_r, 0, V_, 0, S_]
+                    s3[V_, E_] = s3_a
+        s5 = np.empty((V,))
+        if want_k or want_q:
+            _h5 = 1/math.sqrt(E)
+            _h6 = -s1
+            for V_ in range(V):
+                s5_a = 0.0
                 for S_ in range(S):
-                    s7 += math.exp(min(0, _h6*s0[S_] + _h7))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
-            s8 = 0.0
-            s9 = 0.0
-            if has_k:
-                _h8 = 1/math.sqrt(E)
-                _h9 = -s1
-                for E_ in range(E):
-                    for S_ in range(S):
-                        _e10 = math.exp(min(0, _h8*s0[S_] + _h9))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                        s8 += _e10*v[v_r, 0, V_, 0, S_]
-                        s9 += _e10
-            s10 = 0.0
-            if has_v:
-                _h11 = 1/math.sqrt(E)
-                _h12 = -s1
+                    s5_a += _exp(min(0, _h5*s0[S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
+                s5[V_] = s5_a
+        s7 = np.empty((E,))
+        if want_q:
+            _h7 = 1/math.sqrt(E)
+            _h8 = -s1
+            for E_ in range(E):
+                s7_a = 0.0
                 for S_ in range(S):
-                    s10 += math.exp(min(0, _h11*s0[S_] + _h12))*(1.0 if S_ <= L_ else 0.0)*dot_v[dot_v_r, 0, V_, 0, S_]
-            s4 = 0.0
-            s6 = 0.0
-            if has_q:
+                    s7_a += _exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
+                s7[E_] = s7_a
+        s4 = np.empty((E,))
+        if want_q:
+            for E_ in range(E):
+                s4_a = 0.0
+                for V_ in range(V):
+                    s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
+                s4[E_] = s4_a
+        s6 = 0.0
+        if want_q:
+            for V_ in range(V):
+                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+        s8 = np.empty((E, S,))
+        s9 = np.empty((E, S,))
+        if want_k:
+            for E_ in range(E):
+                for S_ in range(S):
+                    _e11 = _exp(min(0, -s1 + s0[S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
+                    _h9 = _e11/s2
+                    _h10 = _e11/(s2*s2)
+                    s8_a = 0.0
+                    s9_a = 0.0
+                    for V_ in range(V):
+                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
+                    s8[E_, S_] = s8_a
+                    s9[E_, S_] = s9_a
+        _e14 = 1/math.sqrt(E)
+        _h12 = _e14/s2
+        _h13 = -_e14*s6/(s2*s2)
+        for E_ in range(E):
+            if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+        _e17 = 1/math.sqrt(E)
+        _h15 = _e17
+        _h16 = -_e17
+        for E_ in range(E):
+            for S_ in range(S):
+                if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+        _h18 = 1/math.sqrt(E)
+        _h19 = -s1
+        for V_ in range(V):
+            _h20 = dy[dy_r, L_, V_, 0, 0]/s2
+            for S_ in range(S):
+                if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_k, dot_v, out_y, acc_y, has_k, has_q, has_v):
+    per_ = 1 * L * V
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        V_ = rest_ % V
+        rest_ //= V
+        L_ = rest_ % L
+        rest_ //= L
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        dot_q_r = min(r_, dot_q.shape[0] - 1)
+        dot_k_r = min(r_, dot_k.shape[0] - 1)
+        dot_v_r = min(r_, dot_v.shape[0] - 1)
+        out_y_s = r_
+        s0 = np.empty((S,))
+        if has_k or has_q or has_v:
+            for S_ in range(S):
+                s0_a = 0.0
                 for E_ in range(E):
-                    s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
-                    s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-            _e13 = 1/s2
-            _e14 = 1/math.sqrt(E)
-            _e15 = _e13*_e14
-            _e16 = _e14*s7/(s2*s2)
-            out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+                    s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                s0[S_] = s0_a
+        s1 = lo_
+        if has_k or has_q or has_v:
+            _h0 = 1/math.sqrt(E)
+            for S_ in range(S):
+                if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
+        s2 = 0.0
+        if has_k or has_q or has_v:
+            _h1 = 1/math.sqrt(E)
+            _h2 = -s1
+            for S_ in range(S):
+                s2 += _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+        s3 = np.empty((E,))
+        s5 = np.empty((E,))
+        if has_q:
+            _h3 = 1/math.sqrt(E)
+            _h4 = -s1
+            for E_ in range(E):
+                s3_a = 0.0
+                s5_a = 0.0
+                for S_ in range(S):
+                    _e5 = _exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
+                    s3_a += _e5*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e5
+                s3[E_] = s3_a
+                s5[E_] = s5_a
+        s7 = 0.0
+        if has_k or has_q:
+            _h6 = 1/math.sqrt(E)
+            _h7 = -s1
+            for S_ in range(S):
+                s7 += _exp(min(0, _h6*s0[S_] + _h7))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
+        s8 = 0.0
+        s9 = 0.0
+        if has_k:
+            _h8 = 1/math.sqrt(E)
+            _h9 = -s1
+            for E_ in range(E):
+                for S_ in range(S):
+                    _e10 = _exp(min(0, _h8*s0[S_] + _h9))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s8 += _e10*v[v_r, 0, V_, 0, S_]
+                    s9 += _e10
+        s10 = 0.0
+        if has_v:
+            _h11 = 1/math.sqrt(E)
+            _h12 = -s1
+            for S_ in range(S):
+                s10 += _exp(min(0, _h11*s0[S_] + _h12))*(1.0 if S_ <= L_ else 0.0)*dot_v[dot_v_r, 0, V_, 0, S_]
+        s4 = 0.0
+        s6 = 0.0
+        if has_q:
+            for E_ in range(E):
+                s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
+                s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+        _e13 = 1/s2
+        _e14 = 1/math.sqrt(E)
+        _e15 = _e13*_e14
+        _e16 = _e14*s7/(s2*s2)
+        out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -986,7 +970,7 @@ def _layout_tangent(name, value, state):
 
 class _Loop:
     """One call's loop geometry: the batch flattened into rows, the frame's sizes, and the chunks
-    (one ``prange`` iteration each) that the units (a row and a unit-axis position) are split into."""
+    (one call of the compiled loops each, on threads of their own) that the units (a row and a unit-axis position) are split into."""
 
     def __init__(self, ctx, units):
         shape = ctx.out_shape
@@ -1039,9 +1023,35 @@ class _Loop:
         self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
         for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
             r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
-        self.chunks = max(1, min(self.rows if self.aligned else self.count, 4 * numba.get_num_threads()))
+        self.chunks = max(1, min(self.rows if self.aligned else self.count, _threads()))
         for result in self.results:
             result.allocate()
+
+    def run(self, function, *args):
+        """``function`` (compiled without the GIL) on every chunk: chunk 0 here, the others on the
+        pool's threads at the same time."""
+        lowest = self.ctx.dtype.type(-np.inf)  # typed: maxima of float32 arrays stay float32
+        args = (self.chunks, self.aligned, self.rows, lowest, *self.sizes, *args)
+        others = [_pool().submit(function, chunk, *args) for chunk in range(1, self.chunks)]
+        function(0, *args)
+        for other in others:
+            other.result()
+
+
+_POOL = []
+_POOL_LOCK = threading.Lock()
+
+
+def _threads():
+    """The threads a call splits into: numba's thread count (NUMBA_NUM_THREADS, the cores by default)."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def _pool():
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max(1, _threads() - 1), thread_name_prefix=f"derive-{_OP}"))
+        return _POOL[0]
 
 
 class _Result:
@@ -1077,4 +1087,64 @@ def _sigmoid(value):
 @numba.njit(cache=True)
 def _softplus(value):
     return max(value, 0.0) + math.log1p(math.exp(-abs(value)))
+
+
+def _exp(value):
+    """``math.exp``; compiled, a polynomial LLVM vectorises (libm's exp is a call per entry): float64
+    within 1 ulp of exp, float32 computed in float32 within 1 ulp (tests/test_numba_target.py)."""
+    return math.exp(value)
+
+
+if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
+    from llvmlite import ir as _ir
+    from numba.core import types as _types
+    from numba.extending import intrinsic as _intrinsic
+    from numba.extending import overload as _overload
+
+    @_intrinsic
+    def _float64_bits(typing_context, bits):
+        return _types.float64(_types.int64), lambda context, builder, signature, args: builder.bitcast(
+            args[0], _ir.DoubleType())
+
+    @_intrinsic
+    def _float32_bits(typing_context, bits):
+        return _types.float32(_types.int32), lambda context, builder, signature, args: builder.bitcast(
+            args[0], _ir.FloatType())
+
+    @numba.njit(cache=True, error_model="numpy")
+    def _exp64(value):
+        """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
+        series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
+        x = min(max(value, -746.0), 710.0)
+        k = math.floor(x * 1.4426950408889634 + 0.5)
+        r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
+        p = 1.0 / 6227020800.0
+        for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
+                            1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):
+            p = p * r + coefficient
+        n = np.int64(k)
+        half = n >> 1
+        p = p * _float64_bits((half + 1023) << 52) * _float64_bits((n - half + 1023) << 52)
+        return p if value == value else value
+
+    @numba.njit(cache=True, error_model="numpy")
+    def _exp32(value):
+        """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
+        x = min(max(value, np.float32(-104.0)), np.float32(89.0))
+        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
+        p = np.float32(1 / 5040)
+        for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):
+            p = p * r + np.float32(coefficient)
+        n = np.int32(k)
+        half = n >> np.int32(1)
+        p = p * _float32_bits((half + np.int32(127)) << np.int32(23)) * _float32_bits(
+            (n - half + np.int32(127)) << np.int32(23))
+        return p if value == value else value
+
+    @_overload(_exp)
+    def _exp_compiled(value):
+        if isinstance(value, _types.Float) and value.bitwidth == 32:
+            return lambda value: _exp32(value)
+        return lambda value: _exp64(value)
 

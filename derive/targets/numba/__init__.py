@@ -1,8 +1,8 @@
 """The numba target: ``generated/numba/<op>.py``, the NumPy kernel's contract over compiled loops.
 
 Each kernel function checks and lays out its inputs with the NumPy target's runtime (the same
-templates, included), then calls one ``numba.njit(parallel=True, cache=True)`` function that runs
-over rows (or channels, or groups) in parallel: per unit its reduction passes, then one fused pass
+templates, included), then calls one ``numba.njit(nogil=True, cache=True)`` function per chunk of rows
+(or channels, or groups), the chunks on threads side by side: per unit its reduction passes, then one fused pass
 writing every result (``loops.py`` plans the loops from the shared schedule, ``printer.py`` prints
 them).  The text is written without numba installed; importing a kernel then names the extra.
 """
@@ -21,7 +21,7 @@ from .kernel import build_view
 
 def load_interpreted(model: OperatorModel, text: str):
     """The kernel ``text`` executed with numba's compiler off: its loops run as the Python they are
-    (``prange`` as ``range``), so the proof checks exactly the printed loops without compiling them
+    (the chunks one after another on the pool's threads), so the proof checks exactly the printed loops without compiling them
     (seconds per kernel; compiling is the test battery's part, which runs every kernel compiled).
     Without numba installed, a stand-in module of those three names does the same."""
     from ...prove import load_text
@@ -42,7 +42,7 @@ def load_interpreted(model: OperatorModel, text: str):
 def _stand_in_numba():
     stand_in = types.ModuleType("numba")
     stand_in.njit = lambda *args, **options: args[0] if args and callable(args[0]) else (lambda function: function)
-    stand_in.prange, stand_in.get_num_threads = range, lambda: 1
+    stand_in.config = types.SimpleNamespace(NUMBA_NUM_THREADS=1)
     previous = sys.modules.get("numba")
     sys.modules["numba"] = stand_in
     try:

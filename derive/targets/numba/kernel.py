@@ -15,6 +15,7 @@ import sympy as sp
 from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
 from ...model import OperatorModel
 from ...schedule.cse import Output, schedule
+from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
 from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, _variant, build_view as numpy_view, by_axis
 from ..numpy.printer import KernelPrinter
@@ -67,6 +68,7 @@ class LoopVariant:
     forward: Loop
     vjp: Loop
     jvp: Loop
+    vjp_jvp: Loop
     shift: tuple = ()
     """The shared ``prepare`` shifts nothing: the loops subtract the maximum as they read."""
 
@@ -114,35 +116,42 @@ def _loop_variant(derivation: Derivation, value, frame) -> LoopVariant:
     model = derivation.model
     grads = derivation.gradients
     suffix = "" if value is None else f"_{str(value).lower()}"
-    given = {g.input.name: f"want_{g.input.name}" for g in grads}  # vjp(..., wrt=): the gradients asked for
+    want = {g.input.name: f"want_{g.input.name}" for g in grads}  # vjp(..., wrt=): the gradients asked for
+    tangents = [tangent_name(i.name) for i in model.inputs]
     return LoopVariant(
         value=repr(value),
         suffix=suffix,
-        forward=_loop(model, f"_forward_loops{suffix}", [("y", [Output("y", model.output)], model.output_dims)]),
+        forward=_loop(model, f"_forward_loops{suffix}", [("y", [Output("y", model.output)], model.output_dims, None)]),
         vjp=_loop(model, f"_vjp_loops{suffix}",
-                  [(g.input.name, [Output(g.input.name, _centred(derivation, g.input.name, "vjp"), given[g.input.name])],
-                    g.input.dims)
-                   for g in grads], extra=[COTANGENT]),
+                  [(g.input.name, [Output(g.input.name, _centred(derivation, g.input.name, "vjp"), want[g.input.name])],
+                    g.input.dims, want[g.input.name]) for g in grads], extra=[COTANGENT]),
         jvp=_loop(model, f"_jvp_loops{suffix}",
                   [("y", [Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"has_{g.input.name}")
-                          for g in grads], model.output_dims)],
-                  extra=[tangent_name(i.name) for i in model.inputs]),
+                          for g in grads], model.output_dims, None)], extra=tangents),
+        vjp_jvp=_loop(model, f"_vjp_jvp_loops{suffix}", [
+            (g.input.name, [Output(f"{g.input.name}/{t.by.name}", nest_sums(t.product),
+                                   f"{want[g.input.name]} and has_{t.by.name}")
+                            for t in derivation.second_order(g.input.name)], g.input.dims, want[g.input.name])
+            for g in grads], extra=[COTANGENT, *tangents]),
     )
 
 
-def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output], tuple]], extra=()) -> Loop:
-    """One compiled function: the results' expressions scheduled, inlined, planned and printed."""
+def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output], tuple, str | None]],
+          extra=()) -> Loop:
+    """One compiled function: the results' expressions scheduled, inlined, planned and printed.  Each
+    result: its name, its terms (each under its flags), its axes, and the flag it is computed under."""
     frame = model.dims()
     numpy_printer = KernelPrinter(frame, _arrays(model), _names(model))
-    outputs = [o for _, outs, _ in results for o in outs]
+    outputs = [o for _, outs, _, _ in results for o in outs]
     scheduled = schedule([Output(o.name, by_axis(_shift(stabilize(o.expr, model), model), numpy_printer), o.guard)
                           for o in outputs])
     inlined = loops.inline(scheduled.prelude, scheduled.own, scheduled.results)
     plan = loops.plan([(result, [loops.Term(inlined[o.name], o.guard) for o in outs], dims)
-                       for result, outs, dims in results], frame)
+                       for result, outs, dims, _ in results], frame)
     optional = {i.name for i in model.inputs if i.optional}
+    guards = {result: guard for result, _, _, guard in results}
     plan = dataclasses.replace(plan, results=tuple(
-        dataclasses.replace(r, adds=r.accumulate or r.name in optional) for r in plan.results))
+        dataclasses.replace(r, adds=r.accumulate or r.name in optional, guard=guards[r.name]) for r in plan.results))
     arrays = {i.name: i.dims for i in model.inputs}
     arrays |= {tangent_name(i.name): i.dims for i in model.inputs}
     arrays[COTANGENT] = model.output_dims
@@ -151,11 +160,11 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     names = [i.name for i in model.inputs] + list(extra)
     lines = body(plan, printer, sizes, names)
     params = [p.name for p in model.params if p.symbol is not None]
-    declared = {result: dims for result, _, dims in results}
+    declared = {result: dims for result, _, dims, _ in results}
     outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
-                     "" if r.name == "y" else next((t.guard for t in r.terms), None) or "") for r in plan.results)
-    flags = sorted({t.guard for r in plan.results for t in r.terms if t.guard})
-    args = ["T_", "aligned_", "R_", *(str(d) for d in frame), *params, *names,
+                     r.guard or "") for r in plan.results)
+    flags = sorted({flag for r in plan.results for t in r.terms if t.guard for flag in t.guard.split(" and ")})
+    args = ["c_", "T_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
     return Loop(name=name, args=", ".join(args), units=_tuple(frame.index(d) for d in plan.units) if plan.units else "()",
                 sizes=", ".join(str(d) for d in frame), params="".join(f", {p}" for p in params),

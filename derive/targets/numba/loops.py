@@ -44,6 +44,8 @@ class Result:
     adds: bool = False
     """Written with ``+=`` into a zeroed array (accumulating, or a parameter's gradient, which may be
     summed over the rows); else with ``=``, one row per row."""
+    guard: str | None = None
+    """The flag it is computed under (a gradient: wanted); its terms may have flags of their own."""
 
 
 @dataclass

@@ -1,8 +1,9 @@
-"""Print a ``LoopPlan`` as the body of one ``numba.njit(parallel=True)`` function.
+"""Print a ``LoopPlan`` as the body of one ``numba.njit(nogil=True)`` function: the units of chunk ``c_``.
 
 Arrays reach the compiled function as ``(rows, *frame)``: one leading row axis (the flattened batch,
 of length 1 for an input without batch axes) and every core axis of the frame (length 1 where the
-array does not span it).  ``prange`` runs over chunks of units; a unit is one row and one position
+array does not span it).  The units are split into ``T_`` chunks, one call (one thread) each, run
+side by side by the runtime without the GIL; a unit is one row and one position
 of each unit axis.  Per unit: each level of reductions is one loop nest (reductions over the same
 axes share it), accumulated in float64; then one loop nest per result writes every result entry.
 Scalar code is printed with ``math`` functions; expressions inside a loop body share their common
@@ -65,6 +66,9 @@ class LoopPrinter(PythonCodePrinter):
             base = self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Mul"])
             return f"({base}*{base})" if base.isidentifier() else super()._print_Pow(expr, rational)
         return super()._print_Pow(expr, rational=rational)
+
+    def _print_exp(self, expr: sp.Function) -> str:
+        return f"_exp({self._print(expr.args[0])})"  # the runtime's exp, which LLVM vectorises
 
     def _print_sigmoid(self, expr: sp.Function) -> str:
         return f"_sigmoid({self._print(expr.args[0])})"
@@ -187,8 +191,10 @@ class Emitter:
             else:
                 self.line(f"{r.name} = {_start(r)}")
         opened = 0
-        if first.guard:
-            self.line(f"if {first.guard}:")
+        guards = [r.guard for r in group]
+        guard = None if None in guards else " or ".join(sorted({g for r in group for g in r.guards}))
+        if guard:
+            self.line(f"if {guard}:")
             self.depth += 1
             opened += 1
         masks = [r.mask if r.mask is not None else sp.true for r in group]
@@ -222,17 +228,18 @@ class Emitter:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
             target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
             value = []
-            for term in r.terms:  # a jvp's terms each by its tangent's flag
+            for term in r.terms:  # a jvp's terms each under its tangent's flag
                 code = next(codes)
-                value.append(code if term.guard is None or r.name != "y" else f"({code} if {term.guard} else 0.0)")
+                value.append(code if term.guard in (None, r.guard) else f"({code} if {term.guard} else 0.0)")
             write = f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}"
-            guard = r.terms[0].guard if r.name != "y" and r.terms else None  # a vjp's: wanted (wrt=)
-            self.line(f"if {guard}: {write}" if guard else write)
+            self.line(f"if {r.guard}: {write}" if r.guard else write)  # a gradient: when wanted (wrt=)
         self.depth -= entered
 
 
 def _start(reduction: Reduction) -> str:
-    return "0.0" if reduction.kind == "sum" else "-np.inf"
+    """A sum starts at 0.0 (float64); a maximum at ``lo_``, -inf of the arrays' dtype: a maximum is
+    exact in any precision, and exp of float32 values minus a float32 maximum runs in float32."""
+    return "0.0" if reduction.kind == "sum" else "lo_"
 
 
 def _ordered(indices, frame) -> list:
@@ -245,14 +252,12 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     emit.depth = 1
     emit.line(f"per_ = {' * '.join(['1', *(sizes[d] for d in plan.units)])}")
     emit.line("units_ = R_ * per_")
-    emit.line("for chunk_ in numba.prange(T_):")
-    emit.line("    c_ = np.int64(chunk_)  # a signed index (prange's may be unsigned)")
-    emit.line("    if aligned_:  # whole rows per chunk")
-    emit.line("        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_")
-    emit.line("    else:")
-    emit.line("        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_")
-    emit.line("    for u_ in range(first_, last_):")
-    emit.depth = 3
+    emit.line("if aligned_:  # whole rows per chunk")
+    emit.line("    first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_")
+    emit.line("else:")
+    emit.line("    first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_")
+    emit.line("for u_ in range(first_, last_):")
+    emit.depth = 2
     emit.line("rest_ = u_")
     for d in reversed(plan.units):
         emit.line(f"{d}_ = rest_ % {sizes[d]}")
@@ -264,7 +269,7 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
         emit.line(f"out_{r.name}_s = c_ if acc_{r.name} else r_" if r.adds else f"out_{r.name}_s = r_")
     groups: dict = {}
     for r in plan.reductions:
-        groups.setdefault((r.level, r.bound, r.free, r.guard), []).append(r)
+        groups.setdefault((r.level, r.bound, r.free), []).append(r)  # one pass, under any of their flags
     for key in sorted(groups, key=lambda k: k[0]):
         emit.reductions(groups[key])
     by_span: dict = {}
