@@ -114,6 +114,76 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
+    N = ctx.sizes['N']
+    G = ctx.sizes['G']
+    D = ctx.sizes['D']
+    S = ctx.sizes['S']
+    gamma = np.full((G, D), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/(D*S)
+    t1 = np.sum(x, axis=(-2, -1), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = eps + t0*np.sum((np.sum(t2, axis=(-2, -1), keepdims=True)*(-t0) + t2)**2, axis=(-2, -1), keepdims=True)
+    t4 = t3**(-3/2)
+    t5 = t0*t4
+    t10 = 1/(D**2*S**2)
+    t11 = t10*t1
+    t12 = 1/(D**3*S**3)
+    t13 = t1**2
+    t14 = 1/np.sqrt(t3)
+    if dot_x is not None:
+        t6 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
+        t7 = t4*t6
+        t8 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
+        t9 = t4*t8
+        if wanted[0]:
+            t15 = dy*gamma[..., None, :, :, None]
+            t16 = t4*np.einsum('...abcd,...abcd->...ab', dot_x, t15)[..., :, :, None, None]
+            t17 = np.einsum('...abcd,...abcd->...ab', t15, x)[..., :, :, None, None]
+            t18 = t10*t17
+            t19 = np.sum(t15, axis=(-2, -1), keepdims=True)
+            t20 = t10*t19
+            t21 = t12*t1
+            t22 = 3/t3**(5/2)
+            t23 = t19*t22
+            t24 = t23*t8
+            t25 = t13*(1/(D**4*S**4))
+            t26 = t17*t22
+            t27 = t26*t8
+            t28 = t21*t6
+            terms.add('x', t15*(t7*(-t0)) + x*(t16*(-t0)) + dot_x*(-t17*t5) + dot_x*(t1*t20*t4) + t15*(t11*t9) + t11*t16 + x*(t18*t22*t6) + t18*t9 - 3*t19*t21*t9 + t20*t7 + x*(t20*t9) + x*(-t21*t27) + t23*t25*t6 + x*(-t23*t28) + x*(t24*t25) + t25*t27 - t26*t28 + (t1**3*t24)*(-1/(D**5*S**5)))
+        if wanted[1]:
+            t33 = dy*t14
+            t34 = dy*x
+            t35 = t4*np.sum(x, axis=-2, keepdims=True)
+            terms.add('gamma', np.einsum('...ab,...abcd->...bc', t8[..., :, :, 0, 0], t33, optimize=True)[..., None, :, :, None]*(-t0) + np.einsum('...ab,...abcd->...bc', t7[..., :, :, 0, 0], t34, optimize=True)[..., None, :, :, None]*(-t0) + t10*np.einsum('...ab,...abc,...abd->...bd', t6[..., :, :, 0, 0], t35[..., :, :, 0, :], (np.sum(dy, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None] + t10*np.einsum('...ab,...abc,...abd->...bd', t8[..., :, :, 0, 0], t35[..., :, :, 0, :], (np.sum(t34, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None] + np.einsum('...ab,...ab,...abcd->...bc', t13[..., :, :, 0, 0], t9[..., :, :, 0, 0], dy, optimize=True)[..., None, :, :, None]*(-t12) + np.einsum('...abcd,...abcd->...bc', dot_x, t33)[..., None, :, :, None])
+    if dot_gamma is not None:
+        if wanted[0]:
+            t29 = dot_gamma[..., None, :, :, None]*dy
+            t30 = np.sum(t29, axis=(-2, -1), keepdims=True)
+            t31 = np.einsum('...abcd,...abcd->...ab', t29, x)[..., :, :, None, None]
+            t32 = t11*t4
+            terms.add('x', (t14*t30)*(-t0) + (t13*t30*t4)*(-t12) + t14*t29 + x*(t30*t32) + t31*t32 + x*(-t31*t5))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0, 1, 2, 3), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (1, 2), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (1, 2), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -350,6 +420,28 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value):
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "groups": x (N, C, *spatial) viewed as (N, G, C/G, S); per-channel inputs as (G, C/G) ---

@@ -38,6 +38,12 @@ def jvp(tangents, q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal)
 
 
+def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt)
+
+
 def _forward_false(q, k, v, *, causal=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=False)."""
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -123,6 +129,72 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
         t12 = t11*t4
         total.add(t12, (0, 1), owned=True)
     return _output(total.value, None, ctx)
+
+
+def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/E
+    t1 = 1/np.sqrt(E)
+    t2 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
+    t3 = np.exp(t1*t2 - np.max(t1*t2, axis=-1, keepdims=True))
+    t4 = np.sum(t3, axis=-1, keepdims=True)
+    t5 = 1/t4
+    t7 = np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+    t8 = t4**(-2.0)
+    t9 = t0*t8
+    t10 = t7*t9
+    t11 = t9*np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+    t12 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t13 = t12*t9
+    t14 = t4**(-3.0)
+    t17 = t1*t8
+    t18 = t3*t8
+    t19 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t20 = t3*(t14*t19)
+    if dot_q is not None:
+        t6 = np.einsum('...ab,...cb->...ac', dot_q, k, optimize=True)[..., :, None, None, :]
+        if wanted[0]:
+            t21 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+            terms.add('q', t7*((t12*t14*t21)*(2*t0)) + np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], t6[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t5) + t10*(-np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]) + t11*(-t21) + np.einsum('...ab,...ca,...ca->...cb', k, t3[..., :, 0, 0, :], t6[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*(-t13))
+        if wanted[1]:
+            terms.add('k', np.einsum('...ab,...ac,...a->...bc', q, t18[..., :, 0, 0, :], (np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...a->...bc', q, t20[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(2*t0) + np.einsum('...a,...ab,...ac,...ac->...bc', t19[..., :, 0, 0, 0], q, t18[..., :, 0, 0, :], t6[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t18[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + t0*np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], t6[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] + np.einsum('...a,...ab,...ac->...bc', t12[..., :, 0, 0, 0], dot_q, t18[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]*(-t1) + t1*np.einsum('...a,...ab,...ac,...ad,...dc->...bd', t5[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :])
+        if wanted[2]:
+            terms.add('v', np.einsum('...ab,...ac,...ad,...ab->...cd', dot_q, dy[..., :, :, 0, 0], t18[..., :, 0, 0, :], t7[..., :, 0, :, 0], optimize=True)[..., None, :, None, :]*(-t1) + t1*np.einsum('...a,...ab,...ac,...db,...ad->...cd', t5[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :])
+    if dot_k is not None:
+        t15 = np.einsum('...ab,...cb->...ca', dot_k, q, optimize=True)[..., :, None, None, :]
+        t16 = np.einsum('...ab,...ca->...cb', dot_k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        if wanted[0]:
+            t22 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+            terms.add('q', t7*((t12*t14*t22)*(2*t0)) + np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t15[..., :, 0, 0, :], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t5) + np.einsum('...ab,...cd,...ca,...ad->...cb', dot_k, dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t1*t5) + t10*(-np.einsum('...ab,...cd,...cb,...ca,...ad->...c', dot_k, dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]) + t11*(-t22) + t16*(-t12*t17) + np.einsum('...ab,...ca,...ca->...cb', k, t15[..., :, 0, 0, :], t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*(-t13))
+        if wanted[1]:
+            terms.add('k', np.einsum('...ab,...ac,...a->...bc', q, t20[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(2*t0) + np.einsum('...a,...ab,...ac,...ac->...bc', t19[..., :, 0, 0, 0], q, t15[..., :, 0, 0, :], t18[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t18[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t18[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + t0*np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t15[..., :, 0, 0, :], t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :])
+        if wanted[2]:
+            terms.add('v', np.einsum('...ab,...ac,...ac,...ad->...bd', dy[..., :, :, 0, 0], q, t16[..., :, 0, :, 0], t18[..., :, 0, 0, :], optimize=True)[..., None, :, None, :]*(-t1) + t1*np.einsum('...a,...bc,...ad,...ac,...ab->...db', t5[..., :, 0, 0, 0], dot_k, dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :])
+    if dot_v is not None:
+        if wanted[0]:
+            terms.add('q', np.einsum('...ab,...cb,...ad,...ca->...cd', dot_v, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*(t1*t5) + t7*(-t17*np.einsum('...ab,...cb,...ca->...c', dot_v, dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]))
+        if wanted[1]:
+            terms.add('k', np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t18[..., :, 0, 0, :], (np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t1) + t1*np.einsum('...a,...bc,...ac,...ad,...ab->...db', t5[..., :, 0, 0, 0], dot_v, dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], optimize=True)[..., None, None, :, :])
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['q'] = terms.gradient('q', (0, 2), q)
+    if wanted[1]:
+        grads['k'] = terms.gradient('k', (3, 2), k)
+    if wanted[2]:
+        grads['v'] = terms.gradient('v', (3, 1), v)
+    return tuple(grads.values())
 
 
 def _forward_true(q, k, v, *, causal=False):
@@ -216,9 +288,76 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     return _output(total.value, None, ctx)
 
 
+def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/E
+    t1 = np.less_equal(np.arange(S)[..., None, None, None, :], np.arange(L)[..., :, None, None, None])
+    t2 = 1/np.sqrt(E)
+    t3 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
+    t4 = np.exp(np.minimum(0, t2*t3 - np.max(np.where(t1, t2*t3, -np.inf), axis=-1, keepdims=True)))*t1
+    t5 = np.sum(t4, axis=-1, keepdims=True)
+    t6 = 1/t5
+    t8 = np.einsum('...ab,...ca->...cb', k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+    t9 = t5**(-2.0)
+    t10 = t0*t9
+    t11 = t10*t8
+    t12 = t10*np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+    t13 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t14 = t10*t13
+    t15 = t5**(-3.0)
+    t18 = t2*t9
+    t19 = t4*t9
+    t20 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t21 = t4*(t15*t20)
+    if dot_q is not None:
+        t7 = np.einsum('...ab,...cb->...ac', dot_q, k, optimize=True)[..., :, None, None, :]
+        if wanted[0]:
+            t22 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+            terms.add('q', t8*((t13*t15*t22)*(2*t0)) + np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], t7[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t6) + t11*(-np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]) + t12*(-t22) + np.einsum('...ab,...ca,...ca->...cb', k, t4[..., :, 0, 0, :], t7[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*(-t14))
+        if wanted[1]:
+            terms.add('k', np.einsum('...ab,...ac,...a->...bc', q, t19[..., :, 0, 0, :], (np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...a->...bc', q, t21[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(2*t0) + np.einsum('...a,...ab,...ac,...ac->...bc', t20[..., :, 0, 0, 0], q, t19[..., :, 0, 0, :], t7[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t19[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + t0*np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], t7[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :] + np.einsum('...a,...ab,...ac->...bc', t13[..., :, 0, 0, 0], dot_q, t19[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]*(-t2) + t2*np.einsum('...a,...ab,...ac,...ad,...dc->...bd', t6[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :])
+        if wanted[2]:
+            terms.add('v', np.einsum('...ab,...ac,...ad,...ab->...cd', dot_q, dy[..., :, :, 0, 0], t19[..., :, 0, 0, :], t8[..., :, 0, :, 0], optimize=True)[..., None, :, None, :]*(-t2) + t2*np.einsum('...a,...ab,...ac,...db,...ad->...cd', t6[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], optimize=True)[..., None, :, None, :])
+    if dot_k is not None:
+        t16 = np.einsum('...ab,...cb->...ca', dot_k, q, optimize=True)[..., :, None, None, :]
+        t17 = np.einsum('...ab,...ca->...cb', dot_k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        if wanted[0]:
+            t23 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+            terms.add('q', t8*((t13*t15*t23)*(2*t0)) + np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t16[..., :, 0, 0, :], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t0*t6) + np.einsum('...ab,...cd,...ca,...ad->...cb', dot_k, dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]*(t2*t6) + t11*(-np.einsum('...ab,...cd,...cb,...ca,...ad->...c', dot_k, dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]) + t12*(-t23) + t17*(-t13*t18) + np.einsum('...ab,...ca,...ca->...cb', k, t16[..., :, 0, 0, :], t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*(-t14))
+        if wanted[1]:
+            terms.add('k', np.einsum('...ab,...ac,...a->...bc', q, t21[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(2*t0) + np.einsum('...a,...ab,...ac,...ac->...bc', t20[..., :, 0, 0, 0], q, t16[..., :, 0, 0, :], t19[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t19[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t4[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t19[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]*(-t0) + t0*np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t16[..., :, 0, 0, :], t4[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :])
+        if wanted[2]:
+            terms.add('v', np.einsum('...ab,...ac,...ac,...ad->...bd', dy[..., :, :, 0, 0], q, t17[..., :, 0, :, 0], t19[..., :, 0, 0, :], optimize=True)[..., None, :, None, :]*(-t2) + t2*np.einsum('...a,...bc,...ad,...ac,...ab->...db', t6[..., :, 0, 0, 0], dot_k, dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], optimize=True)[..., None, :, None, :])
+    if dot_v is not None:
+        if wanted[0]:
+            terms.add('q', np.einsum('...ab,...cb,...ad,...ca->...cd', dot_v, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]*(t2*t6) + t8*(-t18*np.einsum('...ab,...cb,...ca->...c', dot_v, dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]))
+        if wanted[1]:
+            terms.add('k', np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t19[..., :, 0, 0, :], (np.einsum('...ab,...ca->...cb', dot_v, t4[..., :, 0, 0, :], optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]*(-t2) + t2*np.einsum('...a,...bc,...ac,...ad,...ab->...db', t6[..., :, 0, 0, 0], dot_v, dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], optimize=True)[..., None, None, :, :])
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['q'] = terms.gradient('q', (0, 2), q)
+    if wanted[1]:
+        grads['k'] = terms.gradient('k', (3, 2), k)
+    if wanted[2]:
+        grads['v'] = terms.gradient('v', (3, 1), v)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    False: (_forward_false, _vjp_false, _jvp_false),
-    True: (_forward_true, _vjp_true, _jvp_true),
+    False: (_forward_false, _vjp_false, _jvp_false, _vjp_jvp_false),
+    True: (_forward_true, _vjp_true, _jvp_true, _vjp_jvp_true),
 }
 
 
@@ -458,6 +597,28 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value):
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -17,6 +17,7 @@ from ...model import OperatorModel, dim_of
 from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
 from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
+from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
 from .printer import ArraySpec, KernelPrinter
 
@@ -186,7 +187,7 @@ def _second(derivation: Derivation, printer: KernelPrinter, positions: dict[str,
     for g in derivation.gradients:
         for term in derivation.second_order(g.input.name):
             name = f"{g.input.name}/{term.by.name}"
-            outputs.append(Output(name, term.product, _wanted(model, g.input.name)))
+            outputs.append(Output(name, nest_sums(term.product), _wanted(model, g.input.name)))
             tangents[name], inputs[name] = tangent_name(term.by.name), g.input.name
     return _function(outputs, printer, {o.name: positions[inputs[o.name]] for o in outputs}, model,
                      lowering="none", groups=tangents, inputs=inputs)
@@ -204,7 +205,7 @@ def _grouped(function: Function, steps: tuple[Step, ...], groups: dict[str, str]
         needs[str(step.symbol)] = found
         if len(found) > 1:  # each term is linear in one tangent: a temporary never needs two
             raise AssertionError(f"a temporary of vjp_jvp needs the tangents {sorted(found)}")
-        (by_tangent[found.pop()] if found else free).append(step)
+        (by_tangent[next(iter(found))] if found else free).append(step)
     return Function(statements(tuple(free)), (), tuple(
         Group(f"{tangent} is not None", statements(tuple(own)),
               tuple(b for b, name in zip(function.blocks, groups) if groups[name] == tangent))
