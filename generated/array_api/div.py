@@ -73,14 +73,12 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = dy/b**2
-    if dot_b is not None:
-        if wanted[0]:
-            terms.add('a', -dot_b*t0)
-        if wanted[1]:
-            terms.add('b', 2*a*dot_b*dy/b**3)
-    if dot_a is not None:
-        if wanted[1]:
-            terms.add('b', -dot_a*t0)
+    if wanted[0] and dot_b is not None:
+        terms.add('a', -dot_b*t0)
+    if wanted[1] and dot_a is not None:
+        terms.add('b', -dot_a*t0)
+    if wanted[1] and dot_b is not None:
+        terms.add('b', 2*a*dot_b*dy/b**3)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (), a)

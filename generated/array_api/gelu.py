@@ -93,13 +93,12 @@ def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = math.sqrt(2)
-            t1 = 1/math.sqrt(math.pi)
-            t2 = (1/2)*x**2
-            t3 = xp.exp(-t2)
-            terms.add('x', (dot_x*dy*t2*t3)*(-t0*t1) + (dot_x*dy*t3)*(t0*t1))
+    if wanted[0] and dot_x is not None:
+        t0 = math.sqrt(2)
+        t1 = 1/math.sqrt(math.pi)
+        t2 = (1/2)*x**2
+        t3 = xp.exp(-t2)
+        terms.add('x', (dot_x*dy*t2*t3)*(-t0*t1) + (dot_x*dy*t3)*(t0*t1))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)
@@ -160,15 +159,14 @@ def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = math.sqrt(2)
-            t1 = 1/math.sqrt(math.pi)
-            t2 = x**3
-            t3 = xp.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1))
-            t4 = 1 - t3**2
-            t5 = dot_x*dy*t3*t4/xp.pi
-            terms.add('x', (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1) + (dot_x*dy*t4)*(t0*t1) - 26829/50000*t2*t5 - 719795241/20000000000*t5*x**5 - 2*t5*x)
+    if wanted[0] and dot_x is not None:
+        t0 = math.sqrt(2)
+        t1 = 1/math.sqrt(math.pi)
+        t2 = x**3
+        t3 = xp.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1))
+        t4 = 1 - t3**2
+        t5 = dot_x*dy*t3*t4/xp.pi
+        terms.add('x', (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1) + (dot_x*dy*t4)*(t0*t1) - 26829/50000*t2*t5 - 719795241/20000000000*t5*x**5 - 2*t5*x)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

@@ -120,44 +120,46 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
     t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-2, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-2, -1,), keepdims=True)
     t4 = t3**(-3/2)
     t5 = t0*t4
-    t10 = 1/(D**2*S**2)
-    t11 = t10*t1
-    t12 = 1/(D**3*S**3)
-    t13 = t1**2
-    t14 = 1/xp.sqrt(t3)
-    if dot_x is not None:
-        t6 = _contract(xp, dot_x, x, (-2, -1))
-        t7 = t4*t6
-        t8 = xp.sum(dot_x, axis=(-2, -1,), keepdims=True)
-        t9 = t4*t8
-        if wanted[0]:
-            t15 = dy*gamma[..., None, :, :, None]
-            t16 = t4*_contract(xp, dot_x, t15, (-2, -1))
-            t17 = _contract(xp, t15, x, (-2, -1))
-            t18 = t10*t17
-            t19 = xp.sum(t15, axis=(-2, -1,), keepdims=True)
-            t20 = t10*t19
-            t21 = t12*t1
-            t22 = 3/t3**(5/2)
-            t23 = t19*t22
-            t24 = t23*t8
-            t25 = t13*(1/(D**4*S**4))
-            t26 = t17*t22
-            t27 = t26*t8
-            t28 = t21*t6
-            terms.add('x', t15*(t7*(-t0)) + x*(t16*(-t0)) + dot_x*(-t17*t5) + dot_x*(t1*t20*t4) + t15*(t11*t9) + t11*t16 + x*(t18*t22*t6) + t18*t9 - 3*t19*t21*t9 + t20*t7 + x*(t20*t9) + x*(-t21*t27) + t23*t25*t6 + x*(-t23*t28) + x*(t24*t25) + t25*t27 - t26*t28 + (t1**3*t24)*(-1/(D**5*S**5)))
-        if wanted[1]:
-            t33 = dy*t14
-            t34 = dy*x
-            t35 = t4*xp.sum(x, axis=-2, keepdims=True)
-            terms.add('gamma', _contract(xp, t8, t33, (-4, -1))*(-t0) + _contract(xp, t7, t34, (-4, -1))*(-t0) + t10*_contract(xp, xp.sum(dy, axis=-1, keepdims=True), _contract(xp, t6, t35, (-1,)), (-4,)) + t10*_contract(xp, xp.sum(t34, axis=-1, keepdims=True), _contract(xp, t8, t35, (-1,)), (-4,)) + _contract(xp, dy, t13*t9, (-4, -1))*(-t12) + _contract(xp, dot_x, t33, (-4, -1)))
-    if dot_gamma is not None:
-        if wanted[0]:
-            t29 = dot_gamma[..., None, :, :, None]*dy
-            t30 = xp.sum(t29, axis=(-2, -1,), keepdims=True)
-            t31 = _contract(xp, t29, x, (-2, -1))
-            t32 = t11*t4
-            terms.add('x', (t14*t30)*(-t0) + (t13*t30*t4)*(-t12) + t14*t29 + x*(t30*t32) + t31*t32 + x*(-t31*t5))
+    t6 = 1/(D**2*S**2)
+    t7 = t6*t1
+    t8 = 1/(D**3*S**3)
+    t9 = t1**2
+    t10 = 1/xp.sqrt(t3)
+    if wanted[0] and dot_x is not None:
+        t11 = _contract(xp, dot_x, x, (-2, -1))
+        t12 = t11*t4
+        t13 = xp.sum(dot_x, axis=(-2, -1,), keepdims=True)
+        t14 = t13*t4
+        t15 = dy*gamma[..., None, :, :, None]
+        t16 = t4*_contract(xp, dot_x, t15, (-2, -1))
+        t17 = _contract(xp, t15, x, (-2, -1))
+        t18 = t6*t17
+        t19 = xp.sum(t15, axis=(-2, -1,), keepdims=True)
+        t20 = t6*t19
+        t21 = t8*t1
+        t22 = 3/t3**(5/2)
+        t23 = t19*t22
+        t24 = t13*t23
+        t25 = t9*(1/(D**4*S**4))
+        t26 = t17*t22
+        t27 = t13*t26
+        t28 = t11*t21
+        terms.add('x', t15*(t12*(-t0)) + x*(t16*(-t0)) + dot_x*(-t17*t5) + dot_x*(t1*t20*t4) + x*(t11*t18*t22) + t11*t23*t25 + t12*t20 + t15*(t14*t7) + t14*t18 - 3*t14*t19*t21 + x*(t14*t20) + t16*t7 + x*(-t21*t27) + x*(-t23*t28) + x*(t24*t25) + t25*t27 - t26*t28 + (t1**3*t24)*(-1/(D**5*S**5)))
+    if wanted[0] and dot_gamma is not None:
+        t29 = dot_gamma[..., None, :, :, None]*dy
+        t30 = xp.sum(t29, axis=(-2, -1,), keepdims=True)
+        t31 = _contract(xp, t29, x, (-2, -1))
+        t32 = t4*t7
+        terms.add('x', (t10*t30)*(-t0) + (t30*t4*t9)*(-t8) + t10*t29 + x*(t30*t32) + t31*t32 + x*(-t31*t5))
+    if wanted[1] and dot_x is not None:
+        t33 = _contract(xp, dot_x, x, (-2, -1))
+        t34 = t33*t4
+        t35 = xp.sum(dot_x, axis=(-2, -1,), keepdims=True)
+        t36 = t35*t4
+        t37 = dy*t10
+        t38 = dy*x
+        t39 = t4*xp.sum(x, axis=-2, keepdims=True)
+        terms.add('gamma', _contract(xp, t34, t38, (-4, -1))*(-t0) + _contract(xp, t35, t37, (-4, -1))*(-t0) + t6*_contract(xp, xp.sum(dy, axis=-1, keepdims=True), _contract(xp, t33, t39, (-1,)), (-4,)) + t6*_contract(xp, xp.sum(t38, axis=-1, keepdims=True), _contract(xp, t35, t39, (-1,)), (-4,)) + _contract(xp, dy, t36*t9, (-4, -1))*(-t8) + _contract(xp, dot_x, t37, (-4, -1)))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2, 3), x)

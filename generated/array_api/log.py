@@ -68,9 +68,8 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            terms.add('x', -dot_x*dy/x**2)
+    if wanted[0] and dot_x is not None:
+        terms.add('x', -dot_x*dy/x**2)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

@@ -72,12 +72,10 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_b is not None:
-        if wanted[0]:
-            terms.add('a', dot_b*dy)
-    if dot_a is not None:
-        if wanted[1]:
-            terms.add('b', dot_a*dy)
+    if wanted[0] and dot_b is not None:
+        terms.add('a', dot_b*dy)
+    if wanted[1] and dot_a is not None:
+        terms.add('b', dot_a*dy)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (), a)

@@ -68,10 +68,9 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = xp.tanh(x)
-            terms.add('x', -2*(1 - t0**2)*dot_x*dy*t0)
+    if wanted[0] and dot_x is not None:
+        t0 = xp.tanh(x)
+        terms.add('x', -2*(1 - t0**2)*dot_x*dy*t0)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

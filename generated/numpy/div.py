@@ -75,14 +75,17 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = dy/b**2
-    if dot_b is not None:
-        if wanted[0]:
-            terms.add('a', -dot_b*t0)
-        if wanted[1]:
-            terms.add('b', 2*a*dot_b*dy/b**3)
-    if dot_a is not None:
-        if wanted[1]:
-            terms.add('b', -dot_a*t0)
+    if wanted[0] and dot_b is not None:
+        t1 = dot_b*t0
+        terms.add('a', t1, scale=-1)
+    if wanted[1] and dot_a is not None:
+        t0 *= dot_a
+        terms.add('b', t0, scale=-1)
+    if wanted[1] and dot_b is not None:
+        t2 = dy/b**3
+        t2 *= a
+        t2 *= dot_b
+        terms.add('b', t2, scale=2)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (), a)
@@ -331,15 +334,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

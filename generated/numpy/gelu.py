@@ -96,13 +96,15 @@ def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = np.sqrt(2)
-            t1 = 1/np.sqrt(np.pi)
-            t2 = (1/2)*x**2
-            t3 = np.exp(-t2)
-            terms.add('x', (dot_x*dy*t2*t3)*(-t0*t1) + (dot_x*dy*t3)*(t0*t1))
+    if wanted[0] and dot_x is not None:
+        t0 = np.sqrt(2)
+        t1 = 1/np.sqrt(np.pi)
+        t2 = (1/2)*x**2
+        t3 = np.exp(-t2, out=np.empty_like(dy))
+        t3 *= 1 - t2
+        t3 *= dot_x
+        t3 *= dy
+        terms.add('x', t3, scale=t0*t1)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)
@@ -167,15 +169,20 @@ def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = np.sqrt(2)
-            t1 = 1/np.sqrt(np.pi)
-            t2 = x**3
-            t3 = np.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1))
-            t4 = 1 - t3**2
-            t5 = dot_x*dy*t3*t4/np.pi
-            terms.add('x', (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1) + (dot_x*dy*t4)*(t0*t1) - 26829/50000*t2*t5 - 719795241/20000000000*t5*x**5 - 2*t5*x)
+    if wanted[0] and dot_x is not None:
+        t0 = np.sqrt(2)
+        t1 = 1/np.sqrt(np.pi)
+        t2 = x**3
+        t3 = np.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1), out=np.empty_like(dy))
+        t4 = 1 - t3**2
+        t3 *= dot_x
+        t3 *= dy
+        t3 *= t4
+        t3 *= 1/np.pi
+        t3 *= -26829/50000*t2 - 719795241/20000000000*x**5 - 2*x
+        t3 += (dot_x*dy*t4)*(t0*t1)
+        t3 += (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1)
+        terms.add('x', t3, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)
@@ -428,15 +435,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

@@ -133,47 +133,70 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
     t0 = 1/(D*S)
     t1 = np.sum(x, axis=(-2, -1), keepdims=True)
     t2 = t1*(-t0) + x
-    t3 = eps + t0*np.sum((np.sum(t2, axis=(-2, -1), keepdims=True)*(-t0) + t2)**2, axis=(-2, -1), keepdims=True)
-    t4 = t3**(-3/2)
-    t5 = t0*t4
-    t10 = 1/(D**2*S**2)
-    t11 = t10*t1
-    t12 = 1/(D**3*S**3)
-    t13 = t1**2
-    t14 = 1/np.sqrt(t3)
-    if dot_x is not None:
-        t6 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
-        t7 = t4*t6
-        t8 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
-        t9 = t4*t8
-        if wanted[0]:
-            t15 = dy*gamma[..., None, :, :, None]
-            t16 = t4*np.einsum('...abcd,...abcd->...ab', dot_x, t15)[..., :, :, None, None]
-            t17 = np.einsum('...abcd,...abcd->...ab', t15, x)[..., :, :, None, None]
-            t18 = t10*t17
-            t19 = np.sum(t15, axis=(-2, -1), keepdims=True)
-            t20 = t10*t19
-            t21 = t12*t1
-            t22 = 3/t3**(5/2)
-            t23 = t19*t22
-            t24 = t23*t8
-            t25 = t13*(1/(D**4*S**4))
-            t26 = t17*t22
-            t27 = t26*t8
-            t28 = t21*t6
-            terms.add('x', t15*(t7*(-t0)) + x*(t16*(-t0)) + dot_x*(-t17*t5) + dot_x*(t1*t20*t4) + t15*(t11*t9) + t11*t16 + x*(t18*t22*t6) + t18*t9 - 3*t19*t21*t9 + t20*t7 + x*(t20*t9) + x*(-t21*t27) + t23*t25*t6 + x*(-t23*t28) + x*(t24*t25) + t25*t27 - t26*t28 + (t1**3*t24)*(-1/(D**5*S**5)))
-        if wanted[1]:
-            t33 = dy*t14
-            t34 = dy*x
-            t35 = t4*np.sum(x, axis=-2, keepdims=True)
-            terms.add('gamma', np.einsum('...ab,...abcd->...bc', t8[..., :, :, 0, 0], t33, optimize=True)[..., None, :, :, None]*(-t0) + np.einsum('...ab,...abcd->...bc', t7[..., :, :, 0, 0], t34, optimize=True)[..., None, :, :, None]*(-t0) + t10*np.einsum('...ab,...abc,...abd->...bd', t6[..., :, :, 0, 0], t35[..., :, :, 0, :], (np.sum(dy, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None] + t10*np.einsum('...ab,...abc,...abd->...bd', t8[..., :, :, 0, 0], t35[..., :, :, 0, :], (np.sum(t34, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None] + np.einsum('...ab,...ab,...abcd->...bc', t13[..., :, :, 0, 0], t9[..., :, :, 0, 0], dy, optimize=True)[..., None, :, :, None]*(-t12) + np.einsum('...abcd,...abcd->...bc', dot_x, t33)[..., None, :, :, None])
-    if dot_gamma is not None:
-        if wanted[0]:
-            t29 = dot_gamma[..., None, :, :, None]*dy
-            t30 = np.sum(t29, axis=(-2, -1), keepdims=True)
-            t31 = np.einsum('...abcd,...abcd->...ab', t29, x)[..., :, :, None, None]
-            t32 = t11*t4
-            terms.add('x', (t14*t30)*(-t0) + (t13*t30*t4)*(-t12) + t14*t29 + x*(t30*t32) + t31*t32 + x*(-t31*t5))
+    t3 = np.sum(t2, axis=(-2, -1), keepdims=True)*(-t0) + t2
+    t4 = eps + t0*np.einsum('...abcd,...abcd->...ab', t3, t3)[..., :, :, None, None]
+    t5 = t4**(-3/2)
+    t6 = t0*t5
+    t7 = 1/(D**2*S**2)
+    t8 = t7*t1
+    t9 = 1/(D**3*S**3)
+    t10 = t1**2
+    t11 = 1/np.sqrt(t4)
+    if wanted[0] and dot_x is not None:
+        t12 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
+        t13 = t12*t5
+        t14 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
+        t15 = t14*t5
+        t16 = dy*gamma[..., None, :, :, None]
+        t17 = np.einsum('...abcd,...abcd->...ab', dot_x, t16)[..., :, :, None, None]
+        t17 *= t5
+        t18 = np.einsum('...abcd,...abcd->...ab', t16, x)[..., :, :, None, None]
+        t19 = t7*t18
+        t20 = np.sum(t16, axis=(-2, -1), keepdims=True)
+        t21 = t7*t20
+        t22 = t9*t1
+        t23 = 3/t4**(5/2)
+        t24 = t20*t23
+        t25 = t14*t24
+        t26 = t10*(1/(D**4*S**4))
+        t27 = t18*t23
+        t28 = t14*t27
+        t29 = t12*t22
+        t16 *= t13*(-t0) + t15*t8
+        t16 += (-t18*t6 + t1*t21*t5)*dot_x
+        t16 += (t17*(-t0) + t12*t19*t23 + t15*t21 - t22*t28 - t24*t29 + t25*t26)*x
+        t16 += (t12*t24 + t28)*t26 + (t19 - 3*t20*t22)*t15 + t13*t21 + t17*t8 - t27*t29 + (t1**3*t25)*(-1/(D**5*S**5))
+        terms.add('x', t16, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t30 = dot_gamma[..., None, :, :, None]*dy
+        t31 = np.sum(t30, axis=(-2, -1), keepdims=True)
+        t32 = np.einsum('...abcd,...abcd->...ab', t30, x)[..., :, :, None, None]
+        t33 = t5*t8
+        t30 *= t11
+        t30 += (t31*t33 - t32*t6)*x
+        t30 -= t0*t11*t31 + t9*t10*t31*t5 - t32*t33
+        terms.add('x', t30, owned=True)
+    if wanted[1] and dot_x is not None:
+        t34 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
+        t35 = t34*t5
+        t36 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
+        t37 = t36*t5
+        t38 = dy*t11
+        t39 = dy*x
+        t40 = t5*np.sum(x, axis=-2, keepdims=True)
+        t41 = np.einsum('...ab,...abc,...abd->...bd', t36[..., :, :, 0, 0], t40[..., :, :, 0, :], (np.sum(t39, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None]
+        t42 = np.einsum('...ab,...abc,...abd->...bd', t34[..., :, :, 0, 0], t40[..., :, :, 0, :], (np.sum(dy, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None]
+        t43 = np.einsum('...ab,...abcd->...bc', t35[..., :, :, 0, 0], t39, optimize=True)[..., None, :, :, None]
+        t44 = np.einsum('...ab,...abcd->...bc', t36[..., :, :, 0, 0], t38, optimize=True)[..., None, :, :, None]
+        t45 = np.einsum('...ab,...ab,...abcd->...bc', t10[..., :, :, 0, 0], t37[..., :, :, 0, 0], dy, optimize=True)[..., None, :, :, None]
+        t46 = np.einsum('...abcd,...abcd->...bc', dot_x, t38)[..., None, :, :, None]
+        t41 *= t7
+        t41 += t7*t42
+        t41 -= t0*t43
+        t41 -= t0*t44
+        t41 -= t9*t45
+        t41 += t46
+        terms.add('gamma', t41, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2, 3), x)
@@ -424,15 +447,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:
