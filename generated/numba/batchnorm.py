@@ -126,6 +126,50 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(out_y.value(), (0, 1, 2), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    S = ctx.sizes['S']
+    gamma = np.full((C,), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    has_gamma = dot_gamma is not None
+    has_beta = dot_beta is not None
+    loop = _Loop(ctx, (1,))
+    x_ = loop.laid(x, (0, 1, 2), (True, True, True))
+    gamma_ = loop.laid(gamma, (1,), (False, True, False))
+    beta_ = loop.laid(beta, (1,), (False, True, False))
+    dy_ = loop.laid(dy, None, (True, True, True))
+    dot_x_ = loop.laid(dot_x, (0, 1, 2), (True, True, True))
+    dot_gamma_ = loop.laid(dot_gamma, (1,), (False, True, False))
+    dot_beta_ = loop.laid(dot_beta, (1,), (False, True, False))
+    want_x = wanted[0]
+    want_gamma = wanted[1]
+    want_beta = wanted[2]
+    out_x = loop.result((True, True, True), False, False, wanted=want_x)
+    out_gamma = loop.result((False, True, False), False, True, rows=gamma_.shape[0], wanted=want_gamma)
+    out_beta = loop.result((False, True, False), False, True, rows=beta_.shape[0], wanted=want_beta)
+    loop.start()
+    loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (0, 1, 2), 'x', x, ctx)
+    if want_gamma:
+        grads['gamma'] = _gradient(out_gamma.value(), (1,), 'gamma', gamma, ctx)
+    if want_beta:
+        grads['beta'] = _gradient(out_beta.value(), (1,), 'beta', beta, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, out_y, acc_y):
     per_ = 1 * C
@@ -181,14 +225,11 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, out_
         out_gamma_s = c_ if acc_gamma else r_
         out_beta_s = c_ if acc_beta else r_
         s0 = 0.0
-        if want_gamma or want_x:
+        s2 = 0.0
+        if want_beta or want_gamma or want_x:
             for N_ in range(N):
                 for S_ in range(S):
                     s0 += x[x_r, N_, C_, S_]
-        s2 = 0.0
-        if want_beta or want_x:
-            for N_ in range(N):
-                for S_ in range(S):
                     s2 += dy[dy_r, N_, C_, S_]
         s1 = 0.0
         s3 = 0.0
@@ -233,27 +274,21 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dot_x, d
         dot_beta_r = min(r_, dot_beta.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
+        s2 = 0.0
         if has_gamma or has_x:
             for N_ in range(N):
                 for S_ in range(S):
                     s0 += x[x_r, N_, C_, S_]
-        s2 = 0.0
-        if has_x:
-            for N_ in range(N):
-                for S_ in range(S):
                     s2 += dot_x[dot_x_r, N_, C_, S_]
         s1 = 0.0
+        s3 = 0.0
         if has_gamma or has_x:
             _h0 = -s0/(N*S)
             for N_ in range(N):
                 for S_ in range(S):
-                    s1 += (_h0 + x[x_r, N_, C_, S_])**2
-        s3 = 0.0
-        if has_x:
-            _h1 = -s0/(N*S)
-            for N_ in range(N):
-                for S_ in range(S):
-                    s3 += (_h1 + x[x_r, N_, C_, S_])*dot_x[dot_x_r, N_, C_, S_]
+                    _e1 = _h0 + x[x_r, N_, C_, S_]
+                    s1 += (_e1*_e1)
+                    s3 += _e1*dot_x[dot_x_r, N_, C_, S_]
         _e7 = 1/(N*S)
         _e8 = _e7*s1 + eps
         _e9 = 1/math.sqrt(_e8)
@@ -266,6 +301,107 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dot_x, d
             for S_ in range(S):
                 _e10 = _h2 + x[x_r, N_, C_, S_]
                 out_y[out_y_s, N_, C_, S_] = (_h5*(_e10*_h3 + _h4 + dot_x[dot_x_r, N_, C_, S_]) if has_x else 0.0) + (_e10*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, dot_x, dot_gamma, dot_beta, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, has_gamma, has_x, want_beta, want_gamma, want_x):
+    per_ = 1 * C
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        C_ = rest_ % C
+        rest_ //= C
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        s6 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            for N_ in range(N):
+                for S_ in range(S):
+                    s0 += x[x_r, N_, C_, S_]
+                    s2 += dot_x[dot_x_r, N_, C_, S_]*dy[dy_r, N_, C_, S_]
+                    s3 += dot_x[dot_x_r, N_, C_, S_]*x[x_r, N_, C_, S_]
+                    s4 += dy[dy_r, N_, C_, S_]
+                    s5 += dy[dy_r, N_, C_, S_]*x[x_r, N_, C_, S_]
+                    s6 += dot_x[dot_x_r, N_, C_, S_]
+        s1 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            _h0 = -s0/(N*S)
+            for N_ in range(N):
+                for S_ in range(S):
+                    s1 += (_h0 + x[x_r, N_, C_, S_])**2
+        _e16 = 1/(N*S)
+        _e17 = _e16*s1 + eps
+        _e18 = _e17**(-3/2)
+        _e19 = _e16*_e18
+        _e20 = _e19*gamma[gamma_r, 0, C_, 0]
+        _e21 = (1/(N*N))
+        _e22 = (1/(S*S))
+        _e23 = _e21*_e22
+        _e24 = _e18*s4
+        _e25 = s0*gamma[gamma_r, 0, C_, 0]
+        _e26 = _e24*_e25
+        _e27 = _e23*s6
+        _e28 = _e18*_e25
+        _e29 = _e24*gamma[gamma_r, 0, C_, 0]
+        _e30 = _e23*s3
+        _e31 = s5*gamma[gamma_r, 0, C_, 0]
+        _e32 = 3/_e17**(5/2)
+        _e33 = _e31*_e32
+        _e34 = 1/(N**3*S**3)
+        _e35 = _e25*_e34
+        _e36 = _e32*s4
+        _e37 = _e36*s3
+        _e38 = _e32*_e35*s5
+        _e39 = _e36*s6*gamma[gamma_r, 0, C_, 0]
+        _e40 = (s0*s0)
+        _e41 = _e40/(N**4*S**4)
+        _e42 = dot_gamma[dot_gamma_r, 0, C_, 0]/math.sqrt(_e17)
+        _e43 = _e24*dot_gamma[dot_gamma_r, 0, C_, 0]
+        _h1 = -_e20*s2
+        _h2 = -_e20*s3
+        _h3 = -_e20*s5
+        _h4 = _e23*_e26
+        _h5 = _e27*_e28
+        _h6 = _e27*_e29
+        _h7 = _e30*_e33
+        _h8 = -_e35*_e37
+        _h9 = -_e38*s6
+        _h10 = _e39*_e41
+        _h11 = _e18*_e27*_e31 + _e23*_e28*s2 - 3*_e26*_e34*s6 + _e29*_e30 + _e33*_e41*s6 + _e37*_e41*gamma[gamma_r, 0, C_, 0] - _e38*s3 - _e39*s0**3/(N**5*S**5)
+        _h12 = _e42
+        _h13 = -_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0]
+        _h14 = _e23*_e43*s0
+        _h15 = -_e16*_e42*s4 + _e18*_e21*_e22*s0*s5*dot_gamma[dot_gamma_r, 0, C_, 0] - _e34*_e40*_e43
+        for N_ in range(N):
+            for S_ in range(S):
+                if want_x: out_x[out_x_s, N_, C_, S_] = (_h1*x[x_r, N_, C_, S_] + _h10*x[x_r, N_, C_, S_] + _h11 + _h2*dy[dy_r, N_, C_, S_] + _h3*dot_x[dot_x_r, N_, C_, S_] + _h4*dot_x[dot_x_r, N_, C_, S_] + _h5*dy[dy_r, N_, C_, S_] + _h6*x[x_r, N_, C_, S_] + _h7*x[x_r, N_, C_, S_] + _h8*x[x_r, N_, C_, S_] + _h9*x[x_r, N_, C_, S_] if want_x and has_x else 0.0) + (_h12*dy[dy_r, N_, C_, S_] + _h13*x[x_r, N_, C_, S_] + _h14*x[x_r, N_, C_, S_] + _h15 if want_x and has_gamma else 0.0)
+        _e44 = 1/(N*S)
+        _e45 = _e44*s1 + eps
+        _e46 = 1/math.sqrt(_e45)
+        _e47 = _e45**(-3/2)
+        _e48 = _e47*s3
+        _e49 = s4*s6
+        _e50 = s0/((N*N)*(S*S))
+        if want_gamma: out_gamma[out_gamma_s, 0, C_, 0] += (-_e44*_e46*_e49 - _e44*_e48*s5 + _e46*s2 + _e47*_e50*s5*s6 + _e48*_e50*s4 - _e47*_e49*(s0*s0)/(N**3*S**3) if want_gamma and has_x else 0.0)
+        if want_beta: out_beta[out_beta_s, 0, C_, 0] += 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -504,6 +640,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "channels": x (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,) ----

@@ -104,6 +104,36 @@ def jvp(tangents, logits, target):
     return _output(out_y.value(), (), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (logits, target)
+    wanted = _wanted(given, wrt)
+    logits, target, ctx = _prepare((logits, target), {})
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    dy = _cotangent(cotangent, ctx)
+    dot_logits, dot_target = _tangents(tangents, given, ctx)
+    has_logits = dot_logits is not None
+    has_target = dot_target is not None
+    loop = _Loop(ctx, (0,))
+    logits_ = loop.laid(logits, (0, 1), (True, True))
+    target_ = loop.laid(target, (0,), (True, False), index=True)
+    dy_ = loop.laid(dy, None, (False, False))
+    dot_logits_ = loop.laid(dot_logits, (0, 1), (True, True))
+    dot_target_ = loop.laid(dot_target, (0,), (True, False))
+    want_logits = wanted[0]
+    out_logits = loop.result((True, True), False, False, wanted=want_logits)
+    loop.start()
+    loop.run(_vjp_jvp_loops, logits_, target_, dy_, dot_logits_, dot_target_, out_logits.array, out_logits.accumulate, has_logits, want_logits)
+    grads = dict.fromkeys(INPUTS)
+    if want_logits:
+        grads['logits'] = _gradient(out_logits.value(), (0, 1), 'logits', logits, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, out_y, acc_y):
     per_ = 1 * N
@@ -204,6 +234,46 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_
                 s2 += _h2*_exp(_h1 + logits[logits_r, N_, C_])*dot_logits[dot_logits_r, N_, C_]
         _e3 = 1/N
         out_y[out_y_s, 0, 0] += (_e3*s2 - _e3*s3 if has_logits else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, dot_logits, dot_target, out_logits, acc_logits, has_logits, want_logits):
+    per_ = 1 * N
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        logits_r = min(r_, logits.shape[0] - 1)
+        target_r = min(r_, target.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_logits_r = min(r_, dot_logits.shape[0] - 1)
+        dot_target_r = min(r_, dot_target.shape[0] - 1)
+        out_logits_s = r_
+        s0 = lo_
+        if want_logits and has_logits:
+            for C_ in range(C):
+                s0 = max(s0, logits[logits_r, N_, C_])
+        s1 = 0.0
+        s2 = 0.0
+        if want_logits and has_logits:
+            _h0 = -s0
+            for C_ in range(C):
+                _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                s1 += _e1
+                s2 += _e1*dot_logits[dot_logits_r, N_, C_]
+        _e5 = dy[dy_r, 0, 0]/N
+        _h2 = -s0
+        _h3 = _e5/s1
+        _h4 = -_e5*s2/(s1*s1)
+        for C_ in range(C):
+            _e6 = _exp(_h2 + logits[logits_r, N_, C_])
+            if want_logits: out_logits[out_logits_s, N_, C_] = (_e6*_h3*dot_logits[dot_logits_r, N_, C_] + _e6*_h4 if want_logits and has_logits else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -442,6 +512,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

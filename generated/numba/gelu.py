@@ -64,6 +64,12 @@ def jvp(tangents, x, *, approximate='none'):
     return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][2](tangents, x, approximate=approximate)
 
 
+def vjp_jvp(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][3](cotangent, tangents, x, approximate=approximate, wrt=wrt)
+
+
 def _forward_none(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='none')."""
     x, ctx = _prepare((x,), {})
@@ -108,6 +114,31 @@ def _jvp_none(tangents, x, *, approximate='none'):
     loop.start()
     loop.run(_jvp_loops_none, x_, dot_x_, out_y.array, out_y.accumulate, has_x)
     return _output(out_y.value(), (), ctx)
+
+
+
+def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    loop = _Loop(ctx, ())
+    x_ = loop.laid(x, (), (True,))
+    dy_ = loop.laid(dy, None, (True,))
+    dot_x_ = loop.laid(dot_x, (), (True,))
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
+    loop.start()
+    loop.run(_vjp_jvp_loops_none, x_, dy_, dot_x_, out_x.array, out_x.accumulate, has_x, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
+    return tuple(grads.values())
 
 
 def _forward_tanh(x, *, approximate='none'):
@@ -156,9 +187,34 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     return _output(out_y.value(), (), ctx)
 
 
+
+def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    loop = _Loop(ctx, ())
+    x_ = loop.laid(x, (), (True,))
+    dy_ = loop.laid(dy, None, (True,))
+    dot_x_ = loop.laid(dot_x, (), (True,))
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
+    loop.start()
+    loop.run(_vjp_jvp_loops_tanh, x_, dy_, dot_x_, out_x.array, out_x.accumulate, has_x, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    'none': (_forward_none, _vjp_none, _jvp_none),
-    'tanh': (_forward_tanh, _vjp_tanh, _jvp_tanh),
+    'none': (_forward_none, _vjp_none, _jvp_none, _vjp_jvp_none),
+    'tanh': (_forward_tanh, _vjp_tanh, _jvp_tanh, _vjp_jvp_tanh),
 }
 
 
@@ -220,6 +276,30 @@ def _jvp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x)
         _h1 = _e2/math.sqrt(math.pi)
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h1*_exp(-1/2*x[x_r, n_]**2)*dot_x[dot_x_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        out_x_s = r_
+        _e2 = math.sqrt(2)/math.sqrt(math.pi)
+        _h0 = _e2
+        _h1 = -1/2*_e2
+        for n_ in range(n):
+            _e3 = x[x_r, n_]**2
+            _e4 = _exp(-1/2*_e3)*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+            if want_x: out_x[out_x_s, n_] = (_e3*_e4*_h1 + _e4*_h0 if want_x and has_x else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -288,6 +368,37 @@ def _jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x)
             _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
             _e6 = (1 - (_e5*_e5))*dot_x[dot_x_r, n_]
             out_y[out_y_s, n_] = (_e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        out_x_s = r_
+        _e6 = math.sqrt(2)/math.sqrt(math.pi)
+        _e7 = 1/math.pi
+        _h0 = (1/200000)*_e6
+        _h1 = _e6
+        _h2 = -2*_e7
+        _h3 = -719795241/20000000000*_e7
+        _h4 = -26829/50000*_e7
+        _h5 = (26829/100000)*_e6
+        for n_ in range(n):
+            _e8 = x[x_r, n_]**3
+            _e9 = math.tanh(_h0*(8943*_e8 + 200000*x[x_r, n_]))
+            _e10 = (1 - (_e9*_e9))*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+            _e11 = _e10*_e9
+            if want_x: out_x[out_x_s, n_] = (_e10*_h1 + _e10*_h5*x[x_r, n_]**2 + _e11*_e8*_h4 + _e11*_h2*x[x_r, n_] + _e11*_h3*x[x_r, n_]**5 if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -526,6 +637,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

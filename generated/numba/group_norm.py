@@ -129,6 +129,51 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(out_y.value(), (0, 1, 2, 3), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
+    N = ctx.sizes['N']
+    G = ctx.sizes['G']
+    D = ctx.sizes['D']
+    S = ctx.sizes['S']
+    gamma = np.full((G, D), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    has_gamma = dot_gamma is not None
+    has_beta = dot_beta is not None
+    loop = _Loop(ctx, (0, 1))
+    x_ = loop.laid(x, (0, 1, 2, 3), (True, True, True, True))
+    gamma_ = loop.laid(gamma, (1, 2), (False, True, True, False))
+    beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
+    dy_ = loop.laid(dy, None, (True, True, True, True))
+    dot_x_ = loop.laid(dot_x, (0, 1, 2, 3), (True, True, True, True))
+    dot_gamma_ = loop.laid(dot_gamma, (1, 2), (False, True, True, False))
+    dot_beta_ = loop.laid(dot_beta, (1, 2), (False, True, True, False))
+    want_x = wanted[0]
+    want_gamma = wanted[1]
+    want_beta = wanted[2]
+    out_x = loop.result((True, True, True, True), False, False, wanted=want_x)
+    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma)
+    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta)
+    loop.start()
+    loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (0, 1, 2, 3), 'x', x, ctx)
+    if want_gamma:
+        grads['gamma'] = _gradient(out_gamma.value(), (1, 2), 'gamma', gamma, ctx)
+    if want_beta:
+        grads['beta'] = _gradient(out_beta.value(), (1, 2), 'beta', beta, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, out_y, acc_y):
     per_ = 1 * N * G
@@ -187,14 +232,11 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, o
         out_gamma_s = c_ if acc_gamma else r_
         out_beta_s = c_ if acc_beta else r_
         s0 = 0.0
+        s2 = 0.0
         if want_gamma or want_x:
             for D_ in range(D):
                 for S_ in range(S):
                     s0 += x[x_r, N_, G_, D_, S_]
-        s2 = 0.0
-        if want_x:
-            for D_ in range(D):
-                for S_ in range(S):
                     s2 += dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
         s5 = np.empty((D,))
         if want_beta:
@@ -204,17 +246,14 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, o
                     s5_a += dy[dy_r, N_, G_, D_, S_]
                 s5[D_] = s5_a
         s1 = 0.0
+        s3 = 0.0
         if want_gamma or want_x:
             _h0 = -s0/(D*S)
             for D_ in range(D):
                 for S_ in range(S):
-                    s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-        s3 = 0.0
-        if want_x:
-            _h1 = -s0/(D*S)
-            for D_ in range(D):
-                for S_ in range(S):
-                    s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+                    _e1 = _h0 + x[x_r, N_, G_, D_, S_]
+                    s1 += (_e1*_e1)
+                    s3 += _e1*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
         s4 = np.empty((D,))
         if want_gamma:
             _e4 = 1/(D*S)
@@ -262,27 +301,21 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dot_x
         dot_beta_r = min(r_, dot_beta.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
+        s2 = 0.0
         if has_gamma or has_x:
             for D_ in range(D):
                 for S_ in range(S):
                     s0 += x[x_r, N_, G_, D_, S_]
-        s2 = 0.0
-        if has_x:
-            for D_ in range(D):
-                for S_ in range(S):
                     s2 += dot_x[dot_x_r, N_, G_, D_, S_]
         s1 = 0.0
+        s3 = 0.0
         if has_gamma or has_x:
             _h0 = -s0/(D*S)
             for D_ in range(D):
                 for S_ in range(S):
-                    s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
-        s3 = 0.0
-        if has_x:
-            _h1 = -s0/(D*S)
-            for D_ in range(D):
-                for S_ in range(S):
-                    s3 += (_h1 + x[x_r, N_, G_, D_, S_])*dot_x[dot_x_r, N_, G_, D_, S_]
+                    _e1 = _h0 + x[x_r, N_, G_, D_, S_]
+                    s1 += (_e1*_e1)
+                    s3 += _e1*dot_x[dot_x_r, N_, G_, D_, S_]
         _e7 = 1/(D*S)
         _h2 = -_e7*s0
         _h3 = -_e7*s3/(_e7*s1 + eps)
@@ -294,6 +327,165 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dot_x
             for S_ in range(S):
                 _e9 = _h2 + x[x_r, N_, G_, D_, S_]
                 out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, dot_x, dot_gamma, dot_beta, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, has_gamma, has_x, want_beta, want_gamma, want_x):
+    per_ = 1 * N * G
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        s6 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            for D_ in range(D):
+                for S_ in range(S):
+                    _e0 = dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+                    s0 += x[x_r, N_, G_, D_, S_]
+                    s2 += _e0
+                    s3 += dot_x[dot_x_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
+                    s4 += _e0*dot_x[dot_x_r, N_, G_, D_, S_]
+                    s5 += _e0*x[x_r, N_, G_, D_, S_]
+                    s6 += dot_x[dot_x_r, N_, G_, D_, S_]
+        s7 = np.empty((D,))
+        s9 = np.empty((D,))
+        if want_gamma and has_x or want_x and has_gamma:
+            for D_ in range(D):
+                s7_a = 0.0
+                s9_a = 0.0
+                for S_ in range(S):
+                    s7_a += dy[dy_r, N_, G_, D_, S_]
+                    s9_a += dy[dy_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
+                s7[D_] = s7_a
+                s9[D_] = s9_a
+        s11 = np.empty((S,))
+        if want_gamma and has_x:
+            for S_ in range(S):
+                s11_a = 0.0
+                for D_ in range(D):
+                    s11_a += x[x_r, N_, G_, D_, S_]
+                s11[S_] = s11_a
+        s1 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            _h1 = -s0/(D*S)
+            for D_ in range(D):
+                for S_ in range(S):
+                    s1 += (_h1 + x[x_r, N_, G_, D_, S_])**2
+        s8 = 0.0
+        s10 = 0.0
+        if want_x and has_gamma:
+            for D_ in range(D):
+                s8 += dot_gamma[dot_gamma_r, 0, G_, D_, 0]*s7[D_]
+                s10 += dot_gamma[dot_gamma_r, 0, G_, D_, 0]*s9[D_]
+        s12 = np.empty((D,))
+        s13 = np.empty((D,))
+        s14 = np.empty((D,))
+        s15 = np.empty((D,))
+        s16 = np.empty((D,))
+        s17 = np.empty((D,))
+        if want_gamma and has_x:
+            _e8 = eps + s1/(D*S)
+            _e9 = 1/math.sqrt(_e8)
+            _e10 = _e8**(-3/2)
+            _h4 = _e9*s6
+            _h5 = _e10*s3
+            _h6 = _e10*(s0*s0)*s6
+            _h7 = _e9
+            for D_ in range(D):
+                _e11 = (eps + s1/(D*S))**(-3/2)
+                _h2 = _e11*s6*s9[D_]
+                _h3 = _e11*s3*s7[D_]
+                s12_a = 0.0
+                s13_a = 0.0
+                s14_a = 0.0
+                s15_a = 0.0
+                s16_a = 0.0
+                s17_a = 0.0
+                for S_ in range(S):
+                    s12_a += _h2*s11[S_]
+                    s13_a += _h3*s11[S_]
+                    s14_a += _h4*dy[dy_r, N_, G_, D_, S_]
+                    s15_a += _h5*dy[dy_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
+                    s16_a += _h6*dy[dy_r, N_, G_, D_, S_]
+                    s17_a += _h7*dot_x[dot_x_r, N_, G_, D_, S_]*dy[dy_r, N_, G_, D_, S_]
+                s12[D_] = s12_a
+                s13[D_] = s13_a
+                s14[D_] = s14_a
+                s15[D_] = s15_a
+                s16[D_] = s16_a
+                s17[D_] = s17_a
+        _e27 = 1/(D*S)
+        _e28 = _e27*s1 + eps
+        _e29 = _e28**(-3/2)
+        _e30 = _e27*_e29
+        _e31 = s0*s2
+        _e32 = (1/(D*D))
+        _e33 = (1/(S*S))
+        _e34 = _e32*_e33
+        _e35 = _e29*_e34
+        _e36 = _e35*s2
+        _e37 = 3/_e28**(5/2)
+        _e38 = _e37*s3
+        _e39 = _e38*s5
+        _e40 = 1/(D**3*S**3)
+        _e41 = _e40*s0
+        _e42 = s5*s6
+        _e43 = _e37*_e42
+        _e44 = _e37*s2*s6
+        _e45 = (s0*s0)
+        _e46 = _e45/(D**4*S**4)
+        _e47 = _e35*s0
+        _e48 = _e29*_e40
+        _h12 = -_e30*s4
+        _h13 = -_e30*s5
+        _h14 = _e31*_e35
+        _h15 = _e36*s6
+        _h17 = _e34*_e39
+        _h19 = -_e31*_e38*_e40
+        _h20 = -_e41*_e43
+        _h21 = _e44*_e46
+        _h22 = -3*_e31*_e48*s6 + _e35*_e42 + _e36*s3 + _e38*_e46*s2 - _e39*_e41 + _e43*_e46 + _e47*s4 - _e44*s0**3/(D**5*S**5)
+        _h24 = -_e30*s10
+        _h25 = _e47*s8
+        _h26 = -_e27*s8/math.sqrt(_e28) + _e29*_e32*_e33*s0*s10 - _e45*_e48*s8
+        for D_ in range(D):
+            _e49 = 1/(D*S)
+            _e50 = _e49*s1 + eps
+            _e51 = gamma[gamma_r, 0, G_, D_, 0]/_e50**(3/2)
+            _h16 = -_e49*_e51*s3
+            _h18 = _e51*s0*s6/((D*D)*(S*S))
+            _h23 = dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e50)
+            for S_ in range(S):
+                if want_x: out_x[out_x_s, N_, G_, D_, S_] = (_h12*x[x_r, N_, G_, D_, S_] + _h13*dot_x[dot_x_r, N_, G_, D_, S_] + _h14*dot_x[dot_x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16*dy[dy_r, N_, G_, D_, S_] + _h17*x[x_r, N_, G_, D_, S_] + _h18*dy[dy_r, N_, G_, D_, S_] + _h19*x[x_r, N_, G_, D_, S_] + _h20*x[x_r, N_, G_, D_, S_] + _h21*x[x_r, N_, G_, D_, S_] + _h22 if want_x and has_x else 0.0) + (_h23*dy[dy_r, N_, G_, D_, S_] + _h24*x[x_r, N_, G_, D_, S_] + _h25*x[x_r, N_, G_, D_, S_] + _h26 if want_x and has_gamma else 0.0)
+        _h52 = 1/((D*D)*(S*S))
+        _h53 = -1/(D*S)
+        _h54 = -1/(D**3*S**3)
+        for D_ in range(D):
+            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h52*s12[D_] + _h52*s13[D_] + _h53*s14[D_] + _h53*s15[D_] + _h54*s16[D_] + s17[D_] if want_gamma and has_x else 0.0)
+            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -532,6 +724,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "groups": x (N, C, *spatial) viewed as (N, G, C/G, S); per-channel inputs as (G, C/G) ---

@@ -111,6 +111,41 @@ def jvp(tangents, a, b):
     return _output(out_y.value(), (0, 1), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (a, b)
+    wanted = _wanted(given, wrt)
+    a, b, ctx = _prepare((a, b), {})
+    M = ctx.sizes['M']
+    N = ctx.sizes['N']
+    K = ctx.sizes['K']
+    dy = _cotangent(cotangent, ctx)
+    dot_a, dot_b = _tangents(tangents, given, ctx)
+    has_a = dot_a is not None
+    has_b = dot_b is not None
+    loop = _Loop(ctx, (0, 1))
+    a_ = loop.laid(a, (0, 2), (True, False, True))
+    b_ = loop.laid(b, (2, 1), (False, True, True))
+    dy_ = loop.laid(dy, None, (True, True, False))
+    dot_a_ = loop.laid(dot_a, (0, 2), (True, False, True))
+    dot_b_ = loop.laid(dot_b, (2, 1), (False, True, True))
+    want_a = wanted[0]
+    want_b = wanted[1]
+    out_a = loop.result((True, False, True), True, True, rows=a_.shape[0], wanted=want_a)
+    out_b = loop.result((False, True, True), True, True, rows=b_.shape[0], wanted=want_b)
+    loop.start()
+    loop.run(_vjp_jvp_loops, a_, b_, dy_, dot_a_, dot_b_, out_a.array, out_b.array, out_a.accumulate, out_b.accumulate, has_a, has_b, want_a, want_b)
+    grads = dict.fromkeys(INPUTS)
+    if want_a:
+        grads['a'] = _gradient(out_a.value(), (0, 2), 'a', a, ctx)
+    if want_b:
+        grads['b'] = _gradient(out_b.value(), (2, 1), 'b', b, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, M, N, K, a, b, out_y, acc_y):
     per_ = 1 * M * N
@@ -181,14 +216,39 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, M, N, K, a, b, dot_a, dot_b, out_y, ac
         dot_b_r = min(r_, dot_b.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
-        if has_a:
+        s1 = 0.0
+        if has_a or has_b:
             for K_ in range(K):
                 s0 += b[b_r, 0, N_, K_]*dot_a[dot_a_r, M_, 0, K_]
-        s1 = 0.0
-        if has_b:
-            for K_ in range(K):
                 s1 += a[a_r, M_, 0, K_]*dot_b[dot_b_r, 0, N_, K_]
         out_y[out_y_s, M_, N_, 0] = (s0 if has_a else 0.0) + (s1 if has_b else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, M, N, K, a, b, dy, dot_a, dot_b, out_a, out_b, acc_a, acc_b, has_a, has_b, want_a, want_b):
+    per_ = 1 * M * N
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        N_ = rest_ % N
+        rest_ //= N
+        M_ = rest_ % M
+        rest_ //= M
+        r_ = rest_
+        a_r = min(r_, a.shape[0] - 1)
+        b_r = min(r_, b.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_a_r = min(r_, dot_a.shape[0] - 1)
+        dot_b_r = min(r_, dot_b.shape[0] - 1)
+        out_a_s = c_ if acc_a else r_
+        out_b_s = c_ if acc_b else r_
+        for K_ in range(K):
+            if want_a: out_a[out_a_s, M_, 0, K_] += (dot_b[dot_b_r, 0, N_, K_]*dy[dy_r, M_, N_, 0] if want_a and has_b else 0.0)
+            if want_b: out_b[out_b_s, 0, N_, K_] += (dot_a[dot_a_r, M_, 0, K_]*dy[dy_r, M_, N_, 0] if want_b and has_a else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -427,6 +487,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -120,6 +120,48 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     return _output(out_y.value(), (0,), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    n = ctx.sizes['n']
+    gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    has_gamma = dot_gamma is not None
+    has_beta = dot_beta is not None
+    loop = _Loop(ctx, ())
+    x_ = loop.laid(x, (0,), (True,))
+    gamma_ = loop.laid(gamma, (0,), (True,))
+    beta_ = loop.laid(beta, (0,), (True,))
+    dy_ = loop.laid(dy, None, (True,))
+    dot_x_ = loop.laid(dot_x, (0,), (True,))
+    dot_gamma_ = loop.laid(dot_gamma, (0,), (True,))
+    dot_beta_ = loop.laid(dot_beta, (0,), (True,))
+    want_x = wanted[0]
+    want_gamma = wanted[1]
+    want_beta = wanted[2]
+    out_x = loop.result((True,), False, False, wanted=want_x)
+    out_gamma = loop.result((True,), False, True, rows=gamma_.shape[0], wanted=want_gamma)
+    out_beta = loop.result((True,), False, True, rows=beta_.shape[0], wanted=want_beta)
+    loop.start()
+    loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (0,), 'x', x, ctx)
+    if want_gamma:
+        grads['gamma'] = _gradient(out_gamma.value(), (0,), 'gamma', gamma, ctx)
+    if want_beta:
+        grads['beta'] = _gradient(out_beta.value(), (0,), 'beta', beta, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, out_y, acc_y):
     per_ = 1
@@ -162,12 +204,10 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x, out
         out_gamma_s = c_ if acc_gamma else r_
         out_beta_s = c_ if acc_beta else r_
         s0 = 0.0
+        s1 = 0.0
         if want_gamma or want_x:
             for n_ in range(n):
                 s0 += x[x_r, n_]**2
-        s1 = 0.0
-        if want_x:
-            for n_ in range(n):
                 s1 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
         _e2 = 1/n
         _e3 = _e2*s0 + eps
@@ -198,12 +238,10 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot_gam
         dot_beta_r = min(r_, dot_beta.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
+        s1 = 0.0
         if has_gamma or has_x:
             for n_ in range(n):
                 s0 += x[x_r, n_]**2
-        s1 = 0.0
-        if has_x:
-            for n_ in range(n):
                 s1 += dot_x[dot_x_r, n_]*x[x_r, n_]
         _e2 = 1/n
         _e3 = _e2*s0 + eps
@@ -211,6 +249,57 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot_gam
         _h1 = 1/math.sqrt(_e3)
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h1*(_h0*x[x_r, n_] + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_h1*dot_gamma[dot_gamma_r, n_]*x[x_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, dot_x, dot_gamma, dot_beta, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, has_gamma, has_x, want_beta, want_gamma, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            for n_ in range(n):
+                _e0 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                s0 += x[x_r, n_]**2
+                s1 += _e0*x[x_r, n_]
+                s2 += _e0*dot_x[dot_x_r, n_]
+                s3 += dot_x[dot_x_r, n_]*x[x_r, n_]
+                s4 += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+        _e7 = 1/n
+        _e8 = _e7*s0 + eps
+        _e9 = _e7/_e8**(3/2)
+        _h1 = -_e9*s1
+        _h2 = -_e9*s2
+        _h3 = -_e9*s3
+        _h4 = 3*s1*s3/(_e8**(5/2)*(n*n))
+        _h5 = 1/math.sqrt(_e8)
+        _h6 = -_e9*s4
+        for n_ in range(n):
+            _e10 = _h3*dy[dy_r, n_]
+            _e11 = _h5*dy[dy_r, n_]
+            if want_x: out_x[out_x_s, n_] = (_e10*gamma[gamma_r, n_] + _h1*dot_x[dot_x_r, n_] + _h2*x[x_r, n_] + _h4*x[x_r, n_] if want_x and has_x else 0.0) + (_e11*dot_gamma[dot_gamma_r, n_] + _h6*x[x_r, n_] if want_x and has_gamma else 0.0)
+            if want_gamma: out_gamma[out_gamma_s, n_] += (_e10*x[x_r, n_] + _e11*dot_x[dot_x_r, n_] if want_gamma and has_x else 0.0)
+            if want_beta: out_beta[out_beta_s, n_] += 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -449,6 +538,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

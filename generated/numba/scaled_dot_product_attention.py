@@ -63,6 +63,12 @@ def jvp(tangents, q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal)
 
 
+def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt)
+
+
 def _forward_false(q, k, v, *, causal=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=False)."""
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -137,6 +143,49 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     loop.start()
     loop.run(_jvp_loops_false, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
     return _output(out_y.value(), (0, 1), ctx)
+
+
+
+def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    has_q = dot_q is not None
+    has_k = dot_k is not None
+    has_v = dot_v is not None
+    loop = _Loop(ctx, ())
+    q_ = loop.laid(q, (0, 2), (True, False, True, False))
+    k_ = loop.laid(k, (3, 2), (False, False, True, True))
+    v_ = loop.laid(v, (3, 1), (False, True, False, True))
+    dy_ = loop.laid(dy, None, (True, True, False, False))
+    dot_q_ = loop.laid(dot_q, (0, 2), (True, False, True, False))
+    dot_k_ = loop.laid(dot_k, (3, 2), (False, False, True, True))
+    dot_v_ = loop.laid(dot_v, (3, 1), (False, True, False, True))
+    want_q = wanted[0]
+    want_k = wanted[1]
+    want_v = wanted[2]
+    out_q = loop.result((True, False, True, False), False, False, wanted=want_q)
+    out_k = loop.result((False, False, True, True), False, False, wanted=want_k)
+    out_v = loop.result((False, True, False, True), False, False, wanted=want_v)
+    loop.start()
+    loop.run(_vjp_jvp_loops_false, q_, k_, v_, dy_, dot_q_, dot_k_, dot_v_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, has_k, has_q, has_v, want_k, want_q, want_v)
+    grads = dict.fromkeys(INPUTS)
+    if want_q:
+        grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
+    if want_k:
+        grads['k'] = _gradient(out_k.value(), (3, 2), 'k', k, ctx)
+    if want_v:
+        grads['v'] = _gradient(out_v.value(), (3, 1), 'v', v, ctx)
+    return tuple(grads.values())
 
 
 def _forward_true(q, k, v, *, causal=False):
@@ -215,9 +264,52 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     return _output(out_y.value(), (0, 1), ctx)
 
 
+
+def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    has_q = dot_q is not None
+    has_k = dot_k is not None
+    has_v = dot_v is not None
+    loop = _Loop(ctx, ())
+    q_ = loop.laid(q, (0, 2), (True, False, True, False))
+    k_ = loop.laid(k, (3, 2), (False, False, True, True))
+    v_ = loop.laid(v, (3, 1), (False, True, False, True))
+    dy_ = loop.laid(dy, None, (True, True, False, False))
+    dot_q_ = loop.laid(dot_q, (0, 2), (True, False, True, False))
+    dot_k_ = loop.laid(dot_k, (3, 2), (False, False, True, True))
+    dot_v_ = loop.laid(dot_v, (3, 1), (False, True, False, True))
+    want_q = wanted[0]
+    want_k = wanted[1]
+    want_v = wanted[2]
+    out_q = loop.result((True, False, True, False), False, False, wanted=want_q)
+    out_k = loop.result((False, False, True, True), False, False, wanted=want_k)
+    out_v = loop.result((False, True, False, True), False, False, wanted=want_v)
+    loop.start()
+    loop.run(_vjp_jvp_loops_true, q_, k_, v_, dy_, dot_q_, dot_k_, dot_v_, out_q.array, out_k.array, out_v.array, out_q.accumulate, out_k.accumulate, out_v.accumulate, has_k, has_q, has_v, want_k, want_q, want_v)
+    grads = dict.fromkeys(INPUTS)
+    if want_q:
+        grads['q'] = _gradient(out_q.value(), (0, 2), 'q', q, ctx)
+    if want_k:
+        grads['k'] = _gradient(out_k.value(), (3, 2), 'k', k, ctx)
+    if want_v:
+        grads['v'] = _gradient(out_v.value(), (3, 1), 'v', v, ctx)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    False: (_forward_false, _vjp_false, _jvp_false),
-    True: (_forward_true, _vjp_true, _jvp_true),
+    False: (_forward_false, _vjp_false, _jvp_false, _vjp_jvp_false),
+    True: (_forward_true, _vjp_true, _jvp_true, _vjp_jvp_true),
 }
 
 
@@ -407,58 +499,462 @@ def _jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_
             for S_ in range(S):
                 s1 = max(s1, _h0*s0[S_])
         s2 = 0.0
+        s7 = 0.0
+        s10 = 0.0
         if has_k or has_q or has_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
             for S_ in range(S):
-                s2 += _exp(_h1*s0[S_] + _h2)
+                _e3 = _exp(_h1*s0[S_] + _h2)
+                s2 += _e3
+                s7 += _e3*v[v_r, 0, V_, 0, S_]
+                s10 += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
         s3 = np.empty((E,))
         s5 = np.empty((E,))
         if has_q:
-            _h3 = 1/math.sqrt(E)
-            _h4 = -s1
+            _h4 = 1/math.sqrt(E)
+            _h5 = -s1
             for E_ in range(E):
                 s3_a = 0.0
                 s5_a = 0.0
                 for S_ in range(S):
-                    _e5 = _exp(_h3*s0[S_] + _h4)*k[k_r, 0, 0, E_, S_]
-                    s3_a += _e5*v[v_r, 0, V_, 0, S_]
-                    s5_a += _e5
+                    _e6 = _exp(_h4*s0[S_] + _h5)*k[k_r, 0, 0, E_, S_]
+                    s3_a += _e6*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e6
                 s3[E_] = s3_a
                 s5[E_] = s5_a
-        s7 = 0.0
-        if has_k or has_q:
-            _h6 = 1/math.sqrt(E)
-            _h7 = -s1
-            for S_ in range(S):
-                s7 += _exp(_h6*s0[S_] + _h7)*v[v_r, 0, V_, 0, S_]
         s8 = 0.0
         s9 = 0.0
         if has_k:
-            _h8 = 1/math.sqrt(E)
-            _h9 = -s1
+            _h7 = 1/math.sqrt(E)
+            _h8 = -s1
             for E_ in range(E):
                 for S_ in range(S):
-                    _e10 = _exp(_h8*s0[S_] + _h9)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s8 += _e10*v[v_r, 0, V_, 0, S_]
-                    s9 += _e10
-        s10 = 0.0
-        if has_v:
-            _h11 = 1/math.sqrt(E)
-            _h12 = -s1
-            for S_ in range(S):
-                s10 += _exp(_h11*s0[S_] + _h12)*dot_v[dot_v_r, 0, V_, 0, S_]
+                    _e9 = _exp(_h7*s0[S_] + _h8)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s8 += _e9*v[v_r, 0, V_, 0, S_]
+                    s9 += _e9
         s4 = 0.0
         s6 = 0.0
         if has_q:
             for E_ in range(E):
                 s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                 s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-        _e13 = 1/s2
-        _e14 = 1/math.sqrt(E)
-        _e15 = _e13*_e14
-        _e16 = _e14*s7/(s2*s2)
-        out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+        _e10 = 1/s2
+        _e11 = 1/math.sqrt(E)
+        _e12 = _e10*_e11
+        _e13 = _e11*s7/(s2*s2)
+        out_y[out_y_s, L_, V_, 0, 0] = (_e12*s4 - _e13*s6 if has_q else 0.0) + (_e12*s8 - _e13*s9 if has_k else 0.0) + (_e10*s10 if has_v else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_q, dot_k, dot_v, out_q, out_k, out_v, acc_q, acc_k, acc_v, has_k, has_q, has_v, want_k, want_q, want_v):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_q_r = min(r_, dot_q.shape[0] - 1)
+        dot_k_r = min(r_, dot_k.shape[0] - 1)
+        dot_v_r = min(r_, dot_v.shape[0] - 1)
+        out_q_s = r_
+        out_k_s = r_
+        out_v_s = r_
+        s0 = np.empty((L, S,))
+        s3 = np.empty((L, S,))
+        s13 = np.empty((L, S,))
+        if want_k and has_k or want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            for L_ in range(L):
+                for S_ in range(S):
+                    s0_a = 0.0
+                    s3_a = 0.0
+                    s13_a = 0.0
+                    for E_ in range(E):
+                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                        s3_a += dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
+                        s13_a += dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s0[L_, S_] = s0_a
+                    s3[L_, S_] = s3_a
+                    s13[L_, S_] = s13_a
+        s15 = np.empty((L, S,))
+        if want_k and has_k or want_k and has_q or want_q and has_k:
+            for L_ in range(L):
+                for S_ in range(S):
+                    s15_a = 0.0
+                    for V_ in range(V):
+                        s15_a += dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                    s15[L_, S_] = s15_a
+        s1 = np.empty((L,))
+        if want_k and has_k or want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            _h0 = 1/math.sqrt(E)
+            for L_ in range(L):
+                s1_a = lo_
+                for S_ in range(S):
+                    s1_a = max(s1_a, _h0*s0[L_, S_])
+                s1[L_] = s1_a
+        s2 = np.empty((L,))
+        s25 = np.empty((L,))
+        s27 = np.empty((L,))
+        s29 = np.empty((L,))
+        if want_k and has_k or want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            _h1 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h2 = -s1[L_]
+                s2_a = 0.0
+                s25_a = 0.0
+                s27_a = 0.0
+                s29_a = 0.0
+                for S_ in range(S):
+                    _e3 = _exp(_h1*s0[L_, S_] + _h2)
+                    _e4 = _e3*s15[L_, S_]
+                    s2_a += _e3
+                    s25_a += _e4*s3[L_, S_]
+                    s27_a += _e4
+                    s29_a += _e3*s3[L_, S_]
+                s2[L_] = s2_a
+                s25[L_] = s25_a
+                s27[L_] = s27_a
+                s29[L_] = s29_a
+        s4 = np.empty((L, E,))
+        if want_q and has_q:
+            _h5 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h6 = -s1[L_]
+                for E_ in range(E):
+                    s4_a = 0.0
+                    for V_ in range(V):
+                        for S_ in range(S):
+                            s4_a += _exp(_h5*s0[L_, S_] + _h6)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]*s3[L_, S_]*v[v_r, 0, V_, 0, S_]
+                    s4[L_, E_] = s4_a
+        s5 = np.empty((L, V, E,))
+        s35 = np.empty((L, V, E,))
+        if want_k and has_k or want_q and has_k or want_q and has_q:
+            _h7 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h8 = -s1[L_]
+                for V_ in range(V):
+                    for E_ in range(E):
+                        s5_a = 0.0
+                        s35_a = 0.0
+                        for S_ in range(S):
+                            _e9 = _exp(_h7*s0[L_, S_] + _h8)*v[v_r, 0, V_, 0, S_]
+                            s5_a += _e9*k[k_r, 0, 0, E_, S_]
+                            s35_a += _e9*dot_k[dot_k_r, 0, 0, E_, S_]
+                        s5[L_, V_, E_] = s5_a
+                        s35[L_, V_, E_] = s35_a
+        s8 = np.empty((L, E,))
+        s12 = np.empty((L, E,))
+        s16 = np.empty((L, E,))
+        s17 = np.empty((L, E,))
+        s20 = np.empty((L, E,))
+        if want_k and has_k or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            _h10 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h11 = -s1[L_]
+                for E_ in range(E):
+                    s8_a = 0.0
+                    s12_a = 0.0
+                    s16_a = 0.0
+                    s17_a = 0.0
+                    s20_a = 0.0
+                    for S_ in range(S):
+                        _e12 = _exp(_h10*s0[L_, S_] + _h11)
+                        _e13 = _e12*k[k_r, 0, 0, E_, S_]
+                        _e14 = _e12*dot_k[dot_k_r, 0, 0, E_, S_]
+                        s8_a += _e13
+                        s12_a += _e13*s3[L_, S_]
+                        s16_a += _e14*s15[L_, S_]
+                        s17_a += _e13*s13[L_, S_]
+                        s20_a += _e14
+                    s8[L_, E_] = s8_a
+                    s12[L_, E_] = s12_a
+                    s16[L_, E_] = s16_a
+                    s17[L_, E_] = s17_a
+                    s20[L_, E_] = s20_a
+        s10 = np.empty((L, V,))
+        s43 = np.empty((L, V,))
+        if want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q:
+            _h15 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h16 = -s1[L_]
+                for V_ in range(V):
+                    s10_a = 0.0
+                    s43_a = 0.0
+                    for S_ in range(S):
+                        _e17 = _exp(_h15*s0[L_, S_] + _h16)
+                        s10_a += _e17*v[v_r, 0, V_, 0, S_]
+                        s43_a += _e17*dot_v[dot_v_r, 0, V_, 0, S_]
+                    s10[L_, V_] = s10_a
+                    s43[L_, V_] = s43_a
+        s14 = np.empty((L, E,))
+        s21 = np.empty((L, E,))
+        if want_q and has_k or want_q and has_v:
+            _h18 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h19 = -s1[L_]
+                for E_ in range(E):
+                    s14_a = 0.0
+                    s21_a = 0.0
+                    for V_ in range(V):
+                        for S_ in range(S):
+                            _e20 = _exp(_h18*s0[L_, S_] + _h19)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]
+                            s14_a += _e20*s13[L_, S_]*v[v_r, 0, V_, 0, S_]
+                            s21_a += _e20*dot_v[dot_v_r, 0, V_, 0, S_]
+                    s14[L_, E_] = s14_a
+                    s21[L_, E_] = s21_a
+        s18 = np.empty((L,))
+        s19 = np.empty((L,))
+        if want_q and has_k:
+            _h21 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h22 = -s1[L_]
+                s18_a = 0.0
+                s19_a = 0.0
+                for E_ in range(E):
+                    for S_ in range(S):
+                        _e23 = _exp(_h21*s0[L_, S_] + _h22)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                        s18_a += _e23
+                        s19_a += _e23*s15[L_, S_]
+                s18[L_] = s18_a
+                s19[L_] = s19_a
+        s22 = np.empty((L,))
+        if want_q and has_v:
+            _h24 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h25 = -s1[L_]
+                s22_a = 0.0
+                for V_ in range(V):
+                    for S_ in range(S):
+                        s22_a += _exp(_h24*s0[L_, S_] + _h25)*dot_v[dot_v_r, 0, V_, 0, S_]*dy[dy_r, L_, V_, 0, 0]
+                s22[L_] = s22_a
+        s6 = np.empty((L, E,))
+        if want_q and has_k or want_q and has_q:
+            for L_ in range(L):
+                for E_ in range(E):
+                    s6_a = 0.0
+                    for V_ in range(V):
+                        s6_a += dy[dy_r, L_, V_, 0, 0]*s5[L_, V_, E_]
+                    s6[L_, E_] = s6_a
+        s9 = np.empty((L,))
+        s38 = np.empty((L,))
+        if want_k and has_k or want_q and has_q:
+            for L_ in range(L):
+                s9_a = 0.0
+                s38_a = 0.0
+                for E_ in range(E):
+                    s9_a += dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
+                    s38_a += q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                s9[L_] = s9_a
+                s38[L_] = s38_a
+        s11 = np.empty((L,))
+        if want_k and has_q or want_q and has_k or want_q and has_q:
+            for L_ in range(L):
+                s11_a = 0.0
+                for V_ in range(V):
+                    s11_a += dy[dy_r, L_, V_, 0, 0]*s10[L_, V_]
+                s11[L_] = s11_a
+        s23 = np.empty((E, S,))
+        s33 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s23_a = 0.0
+                    s33_a = 0.0
+                    for L_ in range(L):
+                        _e28 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]
+                        _h26 = _e28*s3[L_, S_]
+                        _h27 = _e28*s13[L_, S_]
+                        for V_ in range(V):
+                            _e29 = dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s23_a += _e29*_h26
+                            s33_a += _e29*_h27
+                    s23[E_, S_] = s23_a
+                    s33[E_, S_] = s33_a
+        s24 = np.empty((E, S,))
+        s26 = np.empty((E, S,))
+        s28 = np.empty((E, S,))
+        s30 = np.empty((E, S,))
+        s32 = np.empty((E, S,))
+        s34 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q:
+            _h30 = 1/math.sqrt(E)
+            for E_ in range(E):
+                for S_ in range(S):
+                    s24_a = 0.0
+                    s26_a = 0.0
+                    s28_a = 0.0
+                    s30_a = 0.0
+                    s32_a = 0.0
+                    s34_a = 0.0
+                    for L_ in range(L):
+                        _e31 = _exp(_h30*s0[L_, S_] - s1[L_])
+                        _e32 = _e31*s15[L_, S_]
+                        _e33 = q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _e34 = _e31*_e33
+                        _e35 = _e34*s27[L_]
+                        s24_a += _e32*dot_q[dot_q_r, L_, 0, E_, 0]/s2[L_]
+                        s26_a += _e34*s25[L_]
+                        s28_a += _e35*s3[L_, S_]
+                        s30_a += _e32*_e33*s29[L_]
+                        s32_a += _e31*q[q_r, L_, 0, E_, 0]*s27[L_]*s29[L_]/s2[L_]**3
+                        s34_a += _e35*s13[L_, S_]
+                    s24[E_, S_] = s24_a
+                    s26[E_, S_] = s26_a
+                    s28[E_, S_] = s28_a
+                    s30[E_, S_] = s30_a
+                    s32[E_, S_] = s32_a
+                    s34[E_, S_] = s34_a
+        s36 = np.empty((L, V,))
+        if want_k and has_k:
+            for L_ in range(L):
+                for V_ in range(V):
+                    s36_a = 0.0
+                    for E_ in range(E):
+                        s36_a += q[q_r, L_, 0, E_, 0]*s35[L_, V_, E_]
+                    s36[L_, V_] = s36_a
+        s41 = np.empty((V, E, S,))
+        if want_k and has_v or want_v and has_k:
+            _h36 = 1/math.sqrt(E)
+            for V_ in range(V):
+                for E_ in range(E):
+                    for S_ in range(S):
+                        s41_a = 0.0
+                        for L_ in range(L):
+                            s41_a += _exp(_h36*s0[L_, S_] - s1[L_])*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]/s2[L_]
+                        s41[V_, E_, S_] = s41_a
+        s44 = np.empty((E, S,))
+        if want_k and has_v:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s44_a = 0.0
+                    for L_ in range(L):
+                        _h37 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        for V_ in range(V):
+                            s44_a += _h37*dy[dy_r, L_, V_, 0, 0]*s43[L_, V_]
+                    s44[E_, S_] = s44_a
+        s45 = np.empty((V, S,))
+        s46 = np.empty((V, S,))
+        if want_v and has_q:
+            for V_ in range(V):
+                for S_ in range(S):
+                    s45_a = 0.0
+                    s46_a = 0.0
+                    for L_ in range(L):
+                        _e40 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*dy[dy_r, L_, V_, 0, 0]
+                        _h38 = _e40/s2[L_]
+                        _h39 = _e40/s2[L_]**2
+                        for E_ in range(E):
+                            s45_a += _h38*dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
+                            s46_a += _h39*dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
+                    s45[V_, S_] = s45_a
+                    s46[V_, S_] = s46_a
+        s48 = np.empty((V, S,))
+        if want_v and has_k:
+            for V_ in range(V):
+                for S_ in range(S):
+                    s48_a = 0.0
+                    for L_ in range(L):
+                        _h41 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*dy[dy_r, L_, V_, 0, 0]/s2[L_]**2
+                        for E_ in range(E):
+                            s48_a += _h41*q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                    s48[V_, S_] = s48_a
+        s7 = np.empty((L,))
+        if want_q and has_q:
+            for L_ in range(L):
+                s7_a = 0.0
+                for E_ in range(E):
+                    s7_a += dot_q[dot_q_r, L_, 0, E_, 0]*s6[L_, E_]
+                s7[L_] = s7_a
+        s31 = np.empty((E, S,))
+        s40 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q:
+            _h42 = 1/math.sqrt(E)
+            for E_ in range(E):
+                for S_ in range(S):
+                    s31_a = 0.0
+                    s40_a = 0.0
+                    for L_ in range(L):
+                        _e43 = _exp(_h42*s0[L_, S_] - s1[L_])
+                        s31_a += _e43*dot_q[dot_q_r, L_, 0, E_, 0]*s11[L_]/s2[L_]**2
+                        s40_a += _e43*q[q_r, L_, 0, E_, 0]*s27[L_]*s38[L_]/s2[L_]**3
+                    s31[E_, S_] = s31_a
+                    s40[E_, S_] = s40_a
+        s37 = np.empty((E, S,))
+        s39 = np.empty((E, S,))
+        if want_k and has_k:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s37_a = 0.0
+                    s39_a = 0.0
+                    for L_ in range(L):
+                        _e46 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _h44 = _e46
+                        _h45 = _e46*s38[L_]
+                        for V_ in range(V):
+                            s37_a += _h44*dy[dy_r, L_, V_, 0, 0]*s36[L_, V_]
+                            s39_a += _h45*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                    s37[E_, S_] = s37_a
+                    s39[E_, S_] = s39_a
+        s42 = np.empty((E, S,))
+        if want_k and has_v:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s42_a = 0.0
+                    for V_ in range(V):
+                        s42_a += dot_v[dot_v_r, 0, V_, 0, S_]*s41[V_, E_, S_]
+                    s42[E_, S_] = s42_a
+        s47 = np.empty((V, S,))
+        if want_v and has_k:
+            for V_ in range(V):
+                for S_ in range(S):
+                    s47_a = 0.0
+                    for E_ in range(E):
+                        s47_a += dot_k[dot_k_r, 0, 0, E_, S_]*s41[V_, E_, S_]
+                    s47[V_, S_] = s47_a
+        for L_ in range(L):
+            _e58 = 1/E
+            _e59 = 1/s2[L_]
+            _e60 = (1/s2[L_]**2)
+            _e61 = _e58*_e60
+            _e62 = 2*_e58*s11[L_]/s2[L_]**3
+            _e63 = 1/math.sqrt(E)
+            _e64 = _e60*_e63
+            _h47 = _e58*_e59
+            _h48 = -_e61*s11[L_]
+            _h49 = -_e61*s7[L_]
+            _h50 = -_e61*s9[L_]
+            _h51 = _e62*s9[L_]
+            _h52 = _e59*_e63
+            _h53 = -_e61*s18[L_]
+            _h54 = -_e61*s19[L_]
+            _h55 = -_e64*s11[L_]
+            _h56 = _e62*s18[L_]
+            _h57 = -_e64*s22[L_]
+            for E_ in range(E):
+                if want_q: out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
+        _e70 = 1/E
+        _e71 = 1/math.sqrt(E)
+        _h65 = _e70
+        _h66 = _e71
+        _h67 = -_e70
+        _h68 = -_e71
+        _h69 = 2*_e70
+        for E_ in range(E):
+            for S_ in range(S):
+                if want_k: out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
+        _e74 = 1/math.sqrt(E)
+        _h72 = _e74
+        _h73 = -_e74
+        for V_ in range(V):
+            for S_ in range(S):
+                if want_v: out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -647,58 +1143,462 @@ def _jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_k
             for S_ in range(S):
                 if (1.0 if S_ <= L_ else 0.0): s1 = max(s1, _h0*s0[S_])
         s2 = 0.0
+        s7 = 0.0
+        s10 = 0.0
         if has_k or has_q or has_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
             for S_ in range(S):
-                s2 += _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                _e3 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                s2 += _e3
+                s7 += _e3*v[v_r, 0, V_, 0, S_]
+                s10 += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
         s3 = np.empty((E,))
         s5 = np.empty((E,))
         if has_q:
-            _h3 = 1/math.sqrt(E)
-            _h4 = -s1
+            _h4 = 1/math.sqrt(E)
+            _h5 = -s1
             for E_ in range(E):
                 s3_a = 0.0
                 s5_a = 0.0
                 for S_ in range(S):
-                    _e5 = _exp(min(0, _h3*s0[S_] + _h4))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
-                    s3_a += _e5*v[v_r, 0, V_, 0, S_]
-                    s5_a += _e5
+                    _e6 = _exp(min(0, _h4*s0[S_] + _h5))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
+                    s3_a += _e6*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e6
                 s3[E_] = s3_a
                 s5[E_] = s5_a
-        s7 = 0.0
-        if has_k or has_q:
-            _h6 = 1/math.sqrt(E)
-            _h7 = -s1
-            for S_ in range(S):
-                s7 += _exp(min(0, _h6*s0[S_] + _h7))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
         s8 = 0.0
         s9 = 0.0
         if has_k:
-            _h8 = 1/math.sqrt(E)
-            _h9 = -s1
+            _h7 = 1/math.sqrt(E)
+            _h8 = -s1
             for E_ in range(E):
                 for S_ in range(S):
-                    _e10 = _exp(min(0, _h8*s0[S_] + _h9))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s8 += _e10*v[v_r, 0, V_, 0, S_]
-                    s9 += _e10
-        s10 = 0.0
-        if has_v:
-            _h11 = 1/math.sqrt(E)
-            _h12 = -s1
-            for S_ in range(S):
-                s10 += _exp(min(0, _h11*s0[S_] + _h12))*(1.0 if S_ <= L_ else 0.0)*dot_v[dot_v_r, 0, V_, 0, S_]
+                    _e9 = _exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s8 += _e9*v[v_r, 0, V_, 0, S_]
+                    s9 += _e9
         s4 = 0.0
         s6 = 0.0
         if has_q:
             for E_ in range(E):
                 s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                 s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-        _e13 = 1/s2
-        _e14 = 1/math.sqrt(E)
-        _e15 = _e13*_e14
-        _e16 = _e14*s7/(s2*s2)
-        out_y[out_y_s, L_, V_, 0, 0] = (_e15*s4 - _e16*s6 if has_q else 0.0) + (_e15*s8 - _e16*s9 if has_k else 0.0) + (_e13*s10 if has_v else 0.0)
+        _e10 = 1/s2
+        _e11 = 1/math.sqrt(E)
+        _e12 = _e10*_e11
+        _e13 = _e11*s7/(s2*s2)
+        out_y[out_y_s, L_, V_, 0, 0] = (_e12*s4 - _e13*s6 if has_q else 0.0) + (_e12*s8 - _e13*s9 if has_k else 0.0) + (_e10*s10 if has_v else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_q, dot_k, dot_v, out_q, out_k, out_v, acc_q, acc_k, acc_v, has_k, has_q, has_v, want_k, want_q, want_v):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        q_r = min(r_, q.shape[0] - 1)
+        k_r = min(r_, k.shape[0] - 1)
+        v_r = min(r_, v.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_q_r = min(r_, dot_q.shape[0] - 1)
+        dot_k_r = min(r_, dot_k.shape[0] - 1)
+        dot_v_r = min(r_, dot_v.shape[0] - 1)
+        out_q_s = r_
+        out_k_s = r_
+        out_v_s = r_
+        s0 = np.empty((L, S,))
+        s3 = np.empty((L, S,))
+        s13 = np.empty((L, S,))
+        if want_k and has_k or want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            for L_ in range(L):
+                for S_ in range(S):
+                    s0_a = 0.0
+                    s3_a = 0.0
+                    s13_a = 0.0
+                    for E_ in range(E):
+                        s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                        s3_a += dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
+                        s13_a += dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s0[L_, S_] = s0_a
+                    s3[L_, S_] = s3_a
+                    s13[L_, S_] = s13_a
+        s15 = np.empty((L, S,))
+        if want_k and has_k or want_k and has_q or want_q and has_k:
+            for L_ in range(L):
+                for S_ in range(S):
+                    s15_a = 0.0
+                    for V_ in range(V):
+                        s15_a += dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                    s15[L_, S_] = s15_a
+        s1 = np.empty((L,))
+        if want_k and has_k or want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            _h0 = 1/math.sqrt(E)
+            for L_ in range(L):
+                s1_a = lo_
+                for S_ in range(S):
+                    if (1.0 if S_ <= L_ else 0.0): s1_a = max(s1_a, _h0*s0[L_, S_])
+                s1[L_] = s1_a
+        s2 = np.empty((L,))
+        s25 = np.empty((L,))
+        s27 = np.empty((L,))
+        s29 = np.empty((L,))
+        if want_k and has_k or want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            _h1 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h2 = -s1[L_]
+                s2_a = 0.0
+                s25_a = 0.0
+                s27_a = 0.0
+                s29_a = 0.0
+                for S_ in range(S):
+                    _e3 = _exp(min(0, _h1*s0[L_, S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                    _e4 = _e3*s15[L_, S_]
+                    s2_a += _e3
+                    s25_a += _e4*s3[L_, S_]
+                    s27_a += _e4
+                    s29_a += _e3*s3[L_, S_]
+                s2[L_] = s2_a
+                s25[L_] = s25_a
+                s27[L_] = s27_a
+                s29[L_] = s29_a
+        s4 = np.empty((L, E,))
+        if want_q and has_q:
+            _h5 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h6 = -s1[L_]
+                for E_ in range(E):
+                    s4_a = 0.0
+                    for V_ in range(V):
+                        for S_ in range(S):
+                            s4_a += _exp(min(0, _h5*s0[L_, S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]*s3[L_, S_]*v[v_r, 0, V_, 0, S_]
+                    s4[L_, E_] = s4_a
+        s5 = np.empty((L, V, E,))
+        s35 = np.empty((L, V, E,))
+        if want_k and has_k or want_q and has_k or want_q and has_q:
+            _h7 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h8 = -s1[L_]
+                for V_ in range(V):
+                    for E_ in range(E):
+                        s5_a = 0.0
+                        s35_a = 0.0
+                        for S_ in range(S):
+                            _e9 = _exp(min(0, _h7*s0[L_, S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
+                            s5_a += _e9*k[k_r, 0, 0, E_, S_]
+                            s35_a += _e9*dot_k[dot_k_r, 0, 0, E_, S_]
+                        s5[L_, V_, E_] = s5_a
+                        s35[L_, V_, E_] = s35_a
+        s8 = np.empty((L, E,))
+        s12 = np.empty((L, E,))
+        s16 = np.empty((L, E,))
+        s17 = np.empty((L, E,))
+        s20 = np.empty((L, E,))
+        if want_k and has_k or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
+            _h10 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h11 = -s1[L_]
+                for E_ in range(E):
+                    s8_a = 0.0
+                    s12_a = 0.0
+                    s16_a = 0.0
+                    s17_a = 0.0
+                    s20_a = 0.0
+                    for S_ in range(S):
+                        _e12 = _exp(min(0, _h10*s0[L_, S_] + _h11))*(1.0 if S_ <= L_ else 0.0)
+                        _e13 = _e12*k[k_r, 0, 0, E_, S_]
+                        _e14 = _e12*dot_k[dot_k_r, 0, 0, E_, S_]
+                        s8_a += _e13
+                        s12_a += _e13*s3[L_, S_]
+                        s16_a += _e14*s15[L_, S_]
+                        s17_a += _e13*s13[L_, S_]
+                        s20_a += _e14
+                    s8[L_, E_] = s8_a
+                    s12[L_, E_] = s12_a
+                    s16[L_, E_] = s16_a
+                    s17[L_, E_] = s17_a
+                    s20[L_, E_] = s20_a
+        s10 = np.empty((L, V,))
+        s43 = np.empty((L, V,))
+        if want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q:
+            _h15 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h16 = -s1[L_]
+                for V_ in range(V):
+                    s10_a = 0.0
+                    s43_a = 0.0
+                    for S_ in range(S):
+                        _e17 = _exp(min(0, _h15*s0[L_, S_] + _h16))*(1.0 if S_ <= L_ else 0.0)
+                        s10_a += _e17*v[v_r, 0, V_, 0, S_]
+                        s43_a += _e17*dot_v[dot_v_r, 0, V_, 0, S_]
+                    s10[L_, V_] = s10_a
+                    s43[L_, V_] = s43_a
+        s14 = np.empty((L, E,))
+        s21 = np.empty((L, E,))
+        if want_q and has_k or want_q and has_v:
+            _h18 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h19 = -s1[L_]
+                for E_ in range(E):
+                    s14_a = 0.0
+                    s21_a = 0.0
+                    for V_ in range(V):
+                        for S_ in range(S):
+                            _e20 = _exp(min(0, _h18*s0[L_, S_] + _h19))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]
+                            s14_a += _e20*s13[L_, S_]*v[v_r, 0, V_, 0, S_]
+                            s21_a += _e20*dot_v[dot_v_r, 0, V_, 0, S_]
+                    s14[L_, E_] = s14_a
+                    s21[L_, E_] = s21_a
+        s18 = np.empty((L,))
+        s19 = np.empty((L,))
+        if want_q and has_k:
+            _h21 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h22 = -s1[L_]
+                s18_a = 0.0
+                s19_a = 0.0
+                for E_ in range(E):
+                    for S_ in range(S):
+                        _e23 = _exp(min(0, _h21*s0[L_, S_] + _h22))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                        s18_a += _e23
+                        s19_a += _e23*s15[L_, S_]
+                s18[L_] = s18_a
+                s19[L_] = s19_a
+        s22 = np.empty((L,))
+        if want_q and has_v:
+            _h24 = 1/math.sqrt(E)
+            for L_ in range(L):
+                _h25 = -s1[L_]
+                s22_a = 0.0
+                for V_ in range(V):
+                    for S_ in range(S):
+                        s22_a += _exp(min(0, _h24*s0[L_, S_] + _h25))*(1.0 if S_ <= L_ else 0.0)*dot_v[dot_v_r, 0, V_, 0, S_]*dy[dy_r, L_, V_, 0, 0]
+                s22[L_] = s22_a
+        s6 = np.empty((L, E,))
+        if want_q and has_k or want_q and has_q:
+            for L_ in range(L):
+                for E_ in range(E):
+                    s6_a = 0.0
+                    for V_ in range(V):
+                        s6_a += dy[dy_r, L_, V_, 0, 0]*s5[L_, V_, E_]
+                    s6[L_, E_] = s6_a
+        s9 = np.empty((L,))
+        s38 = np.empty((L,))
+        if want_k and has_k or want_q and has_q:
+            for L_ in range(L):
+                s9_a = 0.0
+                s38_a = 0.0
+                for E_ in range(E):
+                    s9_a += dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
+                    s38_a += q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                s9[L_] = s9_a
+                s38[L_] = s38_a
+        s11 = np.empty((L,))
+        if want_k and has_q or want_q and has_k or want_q and has_q:
+            for L_ in range(L):
+                s11_a = 0.0
+                for V_ in range(V):
+                    s11_a += dy[dy_r, L_, V_, 0, 0]*s10[L_, V_]
+                s11[L_] = s11_a
+        s23 = np.empty((E, S,))
+        s33 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s23_a = 0.0
+                    s33_a = 0.0
+                    for L_ in range(L):
+                        _e28 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]
+                        _h26 = _e28*s3[L_, S_]
+                        _h27 = _e28*s13[L_, S_]
+                        for V_ in range(V):
+                            _e29 = dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s23_a += _e29*_h26
+                            s33_a += _e29*_h27
+                    s23[E_, S_] = s23_a
+                    s33[E_, S_] = s33_a
+        s24 = np.empty((E, S,))
+        s26 = np.empty((E, S,))
+        s28 = np.empty((E, S,))
+        s30 = np.empty((E, S,))
+        s32 = np.empty((E, S,))
+        s34 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q:
+            _h30 = 1/math.sqrt(E)
+            for E_ in range(E):
+                for S_ in range(S):
+                    s24_a = 0.0
+                    s26_a = 0.0
+                    s28_a = 0.0
+                    s30_a = 0.0
+                    s32_a = 0.0
+                    s34_a = 0.0
+                    for L_ in range(L):
+                        _e31 = _exp(min(0, _h30*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
+                        _e32 = _e31*s15[L_, S_]
+                        _e33 = q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _e34 = _e31*_e33
+                        _e35 = _e34*s27[L_]
+                        s24_a += _e32*dot_q[dot_q_r, L_, 0, E_, 0]/s2[L_]
+                        s26_a += _e34*s25[L_]
+                        s28_a += _e35*s3[L_, S_]
+                        s30_a += _e32*_e33*s29[L_]
+                        s32_a += _e31*q[q_r, L_, 0, E_, 0]*s27[L_]*s29[L_]/s2[L_]**3
+                        s34_a += _e35*s13[L_, S_]
+                    s24[E_, S_] = s24_a
+                    s26[E_, S_] = s26_a
+                    s28[E_, S_] = s28_a
+                    s30[E_, S_] = s30_a
+                    s32[E_, S_] = s32_a
+                    s34[E_, S_] = s34_a
+        s36 = np.empty((L, V,))
+        if want_k and has_k:
+            for L_ in range(L):
+                for V_ in range(V):
+                    s36_a = 0.0
+                    for E_ in range(E):
+                        s36_a += q[q_r, L_, 0, E_, 0]*s35[L_, V_, E_]
+                    s36[L_, V_] = s36_a
+        s41 = np.empty((V, E, S,))
+        if want_k and has_v or want_v and has_k:
+            _h36 = 1/math.sqrt(E)
+            for V_ in range(V):
+                for E_ in range(E):
+                    for S_ in range(S):
+                        s41_a = 0.0
+                        for L_ in range(L):
+                            s41_a += _exp(min(0, _h36*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]/s2[L_]
+                        s41[V_, E_, S_] = s41_a
+        s44 = np.empty((E, S,))
+        if want_k and has_v:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s44_a = 0.0
+                    for L_ in range(L):
+                        _h37 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        for V_ in range(V):
+                            s44_a += _h37*dy[dy_r, L_, V_, 0, 0]*s43[L_, V_]
+                    s44[E_, S_] = s44_a
+        s45 = np.empty((V, S,))
+        s46 = np.empty((V, S,))
+        if want_v and has_q:
+            for V_ in range(V):
+                for S_ in range(S):
+                    s45_a = 0.0
+                    s46_a = 0.0
+                    for L_ in range(L):
+                        _e40 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]
+                        _h38 = _e40/s2[L_]
+                        _h39 = _e40/s2[L_]**2
+                        for E_ in range(E):
+                            s45_a += _h38*dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
+                            s46_a += _h39*dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
+                    s45[V_, S_] = s45_a
+                    s46[V_, S_] = s46_a
+        s48 = np.empty((V, S,))
+        if want_v and has_k:
+            for V_ in range(V):
+                for S_ in range(S):
+                    s48_a = 0.0
+                    for L_ in range(L):
+                        _h41 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]/s2[L_]**2
+                        for E_ in range(E):
+                            s48_a += _h41*q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                    s48[V_, S_] = s48_a
+        s7 = np.empty((L,))
+        if want_q and has_q:
+            for L_ in range(L):
+                s7_a = 0.0
+                for E_ in range(E):
+                    s7_a += dot_q[dot_q_r, L_, 0, E_, 0]*s6[L_, E_]
+                s7[L_] = s7_a
+        s31 = np.empty((E, S,))
+        s40 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q:
+            _h42 = 1/math.sqrt(E)
+            for E_ in range(E):
+                for S_ in range(S):
+                    s31_a = 0.0
+                    s40_a = 0.0
+                    for L_ in range(L):
+                        _e43 = _exp(min(0, _h42*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
+                        s31_a += _e43*dot_q[dot_q_r, L_, 0, E_, 0]*s11[L_]/s2[L_]**2
+                        s40_a += _e43*q[q_r, L_, 0, E_, 0]*s27[L_]*s38[L_]/s2[L_]**3
+                    s31[E_, S_] = s31_a
+                    s40[E_, S_] = s40_a
+        s37 = np.empty((E, S,))
+        s39 = np.empty((E, S,))
+        if want_k and has_k:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s37_a = 0.0
+                    s39_a = 0.0
+                    for L_ in range(L):
+                        _e46 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _h44 = _e46
+                        _h45 = _e46*s38[L_]
+                        for V_ in range(V):
+                            s37_a += _h44*dy[dy_r, L_, V_, 0, 0]*s36[L_, V_]
+                            s39_a += _h45*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                    s37[E_, S_] = s37_a
+                    s39[E_, S_] = s39_a
+        s42 = np.empty((E, S,))
+        if want_k and has_v:
+            for E_ in range(E):
+                for S_ in range(S):
+                    s42_a = 0.0
+                    for V_ in range(V):
+                        s42_a += dot_v[dot_v_r, 0, V_, 0, S_]*s41[V_, E_, S_]
+                    s42[E_, S_] = s42_a
+        s47 = np.empty((V, S,))
+        if want_v and has_k:
+            for V_ in range(V):
+                for S_ in range(S):
+                    s47_a = 0.0
+                    for E_ in range(E):
+                        s47_a += dot_k[dot_k_r, 0, 0, E_, S_]*s41[V_, E_, S_]
+                    s47[V_, S_] = s47_a
+        for L_ in range(L):
+            _e58 = 1/E
+            _e59 = 1/s2[L_]
+            _e60 = (1/s2[L_]**2)
+            _e61 = _e58*_e60
+            _e62 = 2*_e58*s11[L_]/s2[L_]**3
+            _e63 = 1/math.sqrt(E)
+            _e64 = _e60*_e63
+            _h47 = _e58*_e59
+            _h48 = -_e61*s11[L_]
+            _h49 = -_e61*s7[L_]
+            _h50 = -_e61*s9[L_]
+            _h51 = _e62*s9[L_]
+            _h52 = _e59*_e63
+            _h53 = -_e61*s18[L_]
+            _h54 = -_e61*s19[L_]
+            _h55 = -_e64*s11[L_]
+            _h56 = _e62*s18[L_]
+            _h57 = -_e64*s22[L_]
+            for E_ in range(E):
+                if want_q: out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
+        _e70 = 1/E
+        _e71 = 1/math.sqrt(E)
+        _h65 = _e70
+        _h66 = _e71
+        _h67 = -_e70
+        _h68 = -_e71
+        _h69 = 2*_e70
+        for E_ in range(E):
+            for S_ in range(S):
+                if want_k: out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
+        _e74 = 1/math.sqrt(E)
+        _h72 = _e74
+        _h73 = -_e74
+        for V_ in range(V):
+            for S_ in range(S):
+                if want_v: out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -937,6 +1837,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -93,6 +93,31 @@ def jvp(tangents, x):
     return _output(out_y.value(), (), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, x, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    loop = _Loop(ctx, ())
+    x_ = loop.laid(x, (), (True,))
+    dy_ = loop.laid(dy, None, (True,))
+    dot_x_ = loop.laid(dot_x, (), (True,))
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
+    loop.start()
+    loop.run(_vjp_jvp_loops, x_, dy_, dot_x_, out_x.array, out_x.accumulate, has_x, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
@@ -144,6 +169,25 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         out_y_s = r_
         for n_ in range(n):
             out_y[out_y_s, n_] = (math.cos(x[x_r, n_])*dot_x[dot_x_r, n_] if has_x else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        out_x_s = r_
+        for n_ in range(n):
+            if want_x: out_x[out_x_s, n_] = (-math.sin(x[x_r, n_])*dot_x[dot_x_r, n_]*dy[dy_r, n_] if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -382,6 +426,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

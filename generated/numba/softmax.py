@@ -96,6 +96,32 @@ def jvp(tangents, x, *, axis=-1):
     return _output(out_y.value(), (0,), ctx)
 
 
+
+def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {'axis': axis})
+    n = ctx.sizes['n']
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    has_x = dot_x is not None
+    loop = _Loop(ctx, ())
+    x_ = loop.laid(x, (0,), (True,))
+    dy_ = loop.laid(dy, None, (True,))
+    dot_x_ = loop.laid(dot_x, (0,), (True,))
+    want_x = wanted[0]
+    out_x = loop.result((True,), False, False, wanted=want_x)
+    loop.start()
+    loop.run(_vjp_jvp_loops, x_, dy_, dot_x_, out_x.array, out_x.accumulate, has_x, want_x)
+    grads = dict.fromkeys(INPUTS)
+    if want_x:
+        grads['x'] = _gradient(out_x.value(), (0,), 'x', x, ctx)
+    return tuple(grads.values())
+
+
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
@@ -188,6 +214,51 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         _h4 = _e5
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h4*(_h2 + dot_x[dot_x_r, n_])*_exp(_h3 + x[x_r, n_]) if has_x else 0.0)
+
+
+@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per chunk
+        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    else:
+        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        out_x_s = r_
+        s0 = lo_
+        if want_x and has_x:
+            for n_ in range(n):
+                s0 = max(s0, x[x_r, n_])
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        if want_x and has_x:
+            _h0 = -s0
+            for n_ in range(n):
+                _e1 = _exp(_h0 + x[x_r, n_])
+                _e2 = _e1*dy[dy_r, n_]
+                s1 += _e1
+                s2 += _e2*dot_x[dot_x_r, n_]
+                s3 += _e2
+                s4 += _e1*dot_x[dot_x_r, n_]
+        _e9 = (1/(s1*s1))
+        _h3 = -s0
+        _h4 = -_e9*s2
+        _h5 = 1/s1
+        _h6 = -_e9*s3
+        _h7 = -_e9*s4
+        _h8 = 2*s3*s4/s1**3
+        for n_ in range(n):
+            _e10 = _exp(_h3 + x[x_r, n_])
+            _e11 = _e10*dot_x[dot_x_r, n_]
+            if want_x: out_x[out_x_s, n_] = (_e10*_h4 + _e10*_h7*dy[dy_r, n_] + _e10*_h8 + _e11*_h5*dy[dy_r, n_] + _e11*_h6 if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -426,6 +497,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "axis": the operator's one axis is chosen by a parameter and moved last ----------------

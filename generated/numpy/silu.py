@@ -75,11 +75,9 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
         t1 = 1 - t0
         t2 = dot_x*dy
         t2 *= t0
-        t3 = 2*t2
-        t3 -= dot_x*dy*t0**2*x
-        t3 *= t1
-        t3 += t1**2*t2*x
-        terms.add('x', t3, owned=True)
+        t2 *= t1**2*x + 2*t1
+        t2 -= dot_x*dy*t0**2*t1*x
+        terms.add('x', t2, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

@@ -42,7 +42,7 @@ def load_interpreted(model: OperatorModel, text: str):
 def _stand_in_numba():
     stand_in = types.ModuleType("numba")
     stand_in.njit = lambda *args, **options: args[0] if args and callable(args[0]) else (lambda function: function)
-    stand_in.config = types.SimpleNamespace(NUMBA_NUM_THREADS=1)
+    stand_in.config = types.SimpleNamespace(NUMBA_NUM_THREADS=1, DISABLE_JIT=True)
     previous = sys.modules.get("numba")
     sys.modules["numba"] = stand_in
     try:

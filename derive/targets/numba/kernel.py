@@ -163,7 +163,8 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     declared = {result: dims for result, _, dims, _ in results}
     outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
                      r.guard or "") for r in plan.results)
-    flags = sorted({flag for r in plan.results for t in r.terms if t.guard for flag in t.guard.split(" and ")})
+    guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
+    flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
     args = ["c_", "T_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
     return Loop(name=name, args=", ".join(args), units=_tuple(frame.index(d) for d in plan.units) if plan.units else "()",

@@ -62,6 +62,8 @@ class LoopPrinter(PythonCodePrinter):
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
         if expr.exp == -1:
             return f"1/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
+        if expr.exp.is_Integer and expr.exp < 0:  # numba's int ** negative int is an int: 1/n**2, not n**(-2)
+            return f"(1/{self._print_Pow(sp.Pow(expr.base, -expr.exp, evaluate=False))})"
         if expr.exp == 2:
             base = self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE["Mul"])
             return f"({base}*{base})" if base.isidentifier() else super()._print_Pow(expr, rational)
