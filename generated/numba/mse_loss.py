@@ -7,6 +7,7 @@ Do not edit: regenerate with `derive generate mse_loss`.
 
 Matches torch.nn.functional.mse_loss(a, b).
 """
+import itertools
 import math
 import sys
 import threading
@@ -594,21 +595,32 @@ class _Loop:
         self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
         for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
             r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
-        self.chunks = max(1, min(self.rows if self.aligned else self.count, _threads()))
+        self.chunks = max(1, min(self.rows if self.aligned else self.count, _CHUNKS_PER_THREAD * _threads()))
         for result in self.results:
             result.allocate()
 
     def run(self, function, *args):
-        """``function`` (compiled without the GIL) on every chunk: chunk 0 here, the others on the
-        pool's threads at the same time."""
+        """``function`` (compiled without the GIL) on every chunk, by this thread and the pool's at
+        the same time, each taking the next chunk not yet taken (a thread slowed by another process
+        leaves its share to the others)."""
         lowest = self.ctx.dtype.type(-np.inf)  # typed: maxima of float32 arrays stay float32
         args = (self.chunks, self.aligned, self.rows, lowest, *self.sizes, *args)
-        others = [_pool().submit(function, chunk, *args) for chunk in range(1, self.chunks)]
-        function(0, *args)
+        taken = itertools.count()  # next() on it is atomic under the GIL
+
+        def work():
+            for chunk in taken:
+                if chunk >= self.chunks:
+                    return
+                function(chunk, *args)
+
+        others = [_pool().submit(work) for _ in range(min(self.chunks, _threads()) - 1)]
+        work()
         for other in others:
             other.result()
 
 
+_CHUNKS_PER_THREAD = 4
+"""Chunks per thread: more than one, so that threads that finish early take over the rest."""
 _POOL = []
 _POOL_LOCK = threading.Lock()
 
