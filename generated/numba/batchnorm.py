@@ -241,15 +241,16 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, out_
                     _e1 = _h0 + x[x_r, N_, C_, S_]
                     s1 += (_e1*_e1)
                     s3 += _e1*dy[dy_r, N_, C_, S_]
-        _e6 = 1/(N*S)
-        _e7 = _e6*s1 + eps
-        _h2 = -_e6*s0
-        _h3 = -_e6*s3/_e7
-        _h4 = -_e6*s2
-        _h5 = gamma[gamma_r, 0, C_, 0]/math.sqrt(_e7)
-        for N_ in range(N):
-            for S_ in range(S):
-                if want_x: out_x[out_x_s, N_, C_, S_] = _h5*(_h3*(_h2 + x[x_r, N_, C_, S_]) + _h4 + dy[dy_r, N_, C_, S_])
+        if want_x:
+            _e6 = 1/(N*S)
+            _e7 = _e6*s1 + eps
+            _h2 = -_e6*s0
+            _h3 = -_e6*s3/_e7
+            _h4 = -_e6*s2
+            _h5 = gamma[gamma_r, 0, C_, 0]/math.sqrt(_e7)
+            for N_ in range(N):
+                for S_ in range(S):
+                    out_x[out_x_s, N_, C_, S_] = _h5*(_h3*(_h2 + x[x_r, N_, C_, S_]) + _h4 + dy[dy_r, N_, C_, S_])
         if want_gamma: out_gamma[out_gamma_s, 0, C_, 0] += s3/math.sqrt(eps + s1/(N*S))
         if want_beta: out_beta[out_beta_s, 0, C_, 0] += s2
 
@@ -348,52 +349,53 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, 
             for N_ in range(N):
                 for S_ in range(S):
                     s1 += (_h0 + x[x_r, N_, C_, S_])**2
-        _e16 = 1/(N*S)
-        _e17 = _e16*s1 + eps
-        _e18 = _e17**(-3/2)
-        _e19 = _e16*_e18
-        _e20 = _e19*gamma[gamma_r, 0, C_, 0]
-        _e21 = (1/(N*N))
-        _e22 = (1/(S*S))
-        _e23 = _e21*_e22
-        _e24 = _e18*s4
-        _e25 = s0*gamma[gamma_r, 0, C_, 0]
-        _e26 = _e24*_e25
-        _e27 = _e23*s6
-        _e28 = _e18*_e25
-        _e29 = _e24*gamma[gamma_r, 0, C_, 0]
-        _e30 = _e23*s3
-        _e31 = s5*gamma[gamma_r, 0, C_, 0]
-        _e32 = 3/_e17**(5/2)
-        _e33 = _e31*_e32
-        _e34 = 1/(N**3*S**3)
-        _e35 = _e25*_e34
-        _e36 = _e32*s4
-        _e37 = _e36*s3
-        _e38 = _e32*_e35*s5
-        _e39 = _e36*s6*gamma[gamma_r, 0, C_, 0]
-        _e40 = (s0*s0)
-        _e41 = _e40/(N**4*S**4)
-        _e42 = dot_gamma[dot_gamma_r, 0, C_, 0]/math.sqrt(_e17)
-        _e43 = _e24*dot_gamma[dot_gamma_r, 0, C_, 0]
-        _h1 = -_e20*s2
-        _h2 = -_e20*s3
-        _h3 = -_e20*s5
-        _h4 = _e23*_e26
-        _h5 = _e27*_e28
-        _h6 = _e27*_e29
-        _h7 = _e30*_e33
-        _h8 = -_e35*_e37
-        _h9 = -_e38*s6
-        _h10 = _e39*_e41
-        _h11 = _e18*_e27*_e31 + _e23*_e28*s2 - 3*_e26*_e34*s6 + _e29*_e30 + _e33*_e41*s6 + _e37*_e41*gamma[gamma_r, 0, C_, 0] - _e38*s3 - _e39*s0**3/(N**5*S**5)
-        _h12 = _e42
-        _h13 = -_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0]
-        _h14 = _e23*_e43*s0
-        _h15 = -_e16*_e42*s4 + _e18*_e21*_e22*s0*s5*dot_gamma[dot_gamma_r, 0, C_, 0] - _e34*_e40*_e43
-        for N_ in range(N):
-            for S_ in range(S):
-                if want_x: out_x[out_x_s, N_, C_, S_] = (_h1*x[x_r, N_, C_, S_] + _h10*x[x_r, N_, C_, S_] + _h11 + _h2*dy[dy_r, N_, C_, S_] + _h3*dot_x[dot_x_r, N_, C_, S_] + _h4*dot_x[dot_x_r, N_, C_, S_] + _h5*dy[dy_r, N_, C_, S_] + _h6*x[x_r, N_, C_, S_] + _h7*x[x_r, N_, C_, S_] + _h8*x[x_r, N_, C_, S_] + _h9*x[x_r, N_, C_, S_] if want_x and has_x else 0.0) + (_h12*dy[dy_r, N_, C_, S_] + _h13*x[x_r, N_, C_, S_] + _h14*x[x_r, N_, C_, S_] + _h15 if want_x and has_gamma else 0.0)
+        if want_x:
+            _e16 = 1/(N*S)
+            _e17 = _e16*s1 + eps
+            _e18 = _e17**(-3/2)
+            _e19 = _e16*_e18
+            _e20 = _e19*gamma[gamma_r, 0, C_, 0]
+            _e21 = (1/(N*N))
+            _e22 = (1/(S*S))
+            _e23 = _e21*_e22
+            _e24 = _e18*s4
+            _e25 = s0*gamma[gamma_r, 0, C_, 0]
+            _e26 = _e24*_e25
+            _e27 = _e23*s6
+            _e28 = _e18*_e25
+            _e29 = _e24*gamma[gamma_r, 0, C_, 0]
+            _e30 = _e23*s3
+            _e31 = s5*gamma[gamma_r, 0, C_, 0]
+            _e32 = 3/_e17**(5/2)
+            _e33 = _e31*_e32
+            _e34 = 1/(N**3*S**3)
+            _e35 = _e25*_e34
+            _e36 = _e32*s4
+            _e37 = _e36*s3
+            _e38 = _e32*_e35*s5
+            _e39 = _e36*s6*gamma[gamma_r, 0, C_, 0]
+            _e40 = (s0*s0)
+            _e41 = _e40/(N**4*S**4)
+            _e42 = dot_gamma[dot_gamma_r, 0, C_, 0]/math.sqrt(_e17)
+            _e43 = _e24*dot_gamma[dot_gamma_r, 0, C_, 0]
+            _h1 = -_e20*s2
+            _h2 = -_e20*s3
+            _h3 = -_e20*s5
+            _h4 = _e23*_e26
+            _h5 = _e27*_e28
+            _h6 = _e27*_e29
+            _h7 = _e30*_e33
+            _h8 = -_e35*_e37
+            _h9 = -_e38*s6
+            _h10 = _e39*_e41
+            _h11 = _e18*_e27*_e31 + _e23*_e28*s2 - 3*_e26*_e34*s6 + _e29*_e30 + _e33*_e41*s6 + _e37*_e41*gamma[gamma_r, 0, C_, 0] - _e38*s3 - _e39*s0**3/(N**5*S**5)
+            _h12 = _e42
+            _h13 = -_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0]
+            _h14 = _e23*_e43*s0
+            _h15 = -_e16*_e42*s4 + _e18*_e21*_e22*s0*s5*dot_gamma[dot_gamma_r, 0, C_, 0] - _e34*_e40*_e43
+            for N_ in range(N):
+                for S_ in range(S):
+                    out_x[out_x_s, N_, C_, S_] = (_h1*x[x_r, N_, C_, S_] + _h10*x[x_r, N_, C_, S_] + _h11 + _h2*dy[dy_r, N_, C_, S_] + _h3*dot_x[dot_x_r, N_, C_, S_] + _h4*dot_x[dot_x_r, N_, C_, S_] + _h5*dy[dy_r, N_, C_, S_] + _h6*x[x_r, N_, C_, S_] + _h7*x[x_r, N_, C_, S_] + _h8*x[x_r, N_, C_, S_] + _h9*x[x_r, N_, C_, S_] if want_x and has_x else 0.0) + (_h12*dy[dy_r, N_, C_, S_] + _h13*x[x_r, N_, C_, S_] + _h14*x[x_r, N_, C_, S_] + _h15 if want_x and has_gamma else 0.0)
         _e44 = 1/(N*S)
         _e45 = _e44*s1 + eps
         _e46 = 1/math.sqrt(_e45)

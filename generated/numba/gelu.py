@@ -251,11 +251,12 @@ def _vjp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         x_r = min(r_, x.shape[0] - 1)
         dy_r = min(r_, dy.shape[0] - 1)
         out_x_s = r_
-        _e2 = (1/2)*math.sqrt(2)
-        _h0 = _e2
-        _h1 = _e2/math.sqrt(math.pi)
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = _h1*_exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
+        if want_x:
+            _e2 = (1/2)*math.sqrt(2)
+            _h0 = _e2
+            _h1 = _e2/math.sqrt(math.pi)
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h1*_exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -294,13 +295,14 @@ def _vjp_jvp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x
         dy_r = min(r_, dy.shape[0] - 1)
         dot_x_r = min(r_, dot_x.shape[0] - 1)
         out_x_s = r_
-        _e2 = math.sqrt(2)/math.sqrt(math.pi)
-        _h0 = _e2
-        _h1 = -1/2*_e2
-        for n_ in range(n):
-            _e3 = x[x_r, n_]**2
-            _e4 = _exp(-1/2*_e3)*dot_x[dot_x_r, n_]*dy[dy_r, n_]
-            if want_x: out_x[out_x_s, n_] = (_e3*_e4*_h1 + _e4*_h0 if want_x and has_x else 0.0)
+        if want_x:
+            _e2 = math.sqrt(2)/math.sqrt(math.pi)
+            _h0 = _e2
+            _h1 = -1/2*_e2
+            for n_ in range(n):
+                _e3 = x[x_r, n_]**2
+                _e4 = _exp(-1/2*_e3)*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+                out_x[out_x_s, n_] = (_e3*_e4*_h1 + _e4*_h0 if want_x and has_x else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -335,15 +337,16 @@ def _vjp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         x_r = min(r_, x.shape[0] - 1)
         dy_r = min(r_, dy.shape[0] - 1)
         out_x_s = r_
-        _e3 = math.sqrt(2)/math.sqrt(math.pi)
-        _h0 = (1/200000)*_e3
-        _h1 = (1/2)*_e3
-        _h2 = (26829/400000)*_e3
-        for n_ in range(n):
-            _e4 = x[x_r, n_]**3
-            _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
-            _e6 = (1 - (_e5*_e5))*dy[dy_r, n_]
-            if want_x: out_x[out_x_s, n_] = _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
+        if want_x:
+            _e3 = math.sqrt(2)/math.sqrt(math.pi)
+            _h0 = (1/200000)*_e3
+            _h1 = (1/2)*_e3
+            _h2 = (26829/400000)*_e3
+            for n_ in range(n):
+                _e4 = x[x_r, n_]**3
+                _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
+                _e6 = (1 - (_e5*_e5))*dy[dy_r, n_]
+                out_x[out_x_s, n_] = _e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dy[dy_r, n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -386,20 +389,21 @@ def _vjp_jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x
         dy_r = min(r_, dy.shape[0] - 1)
         dot_x_r = min(r_, dot_x.shape[0] - 1)
         out_x_s = r_
-        _e6 = math.sqrt(2)/math.sqrt(math.pi)
-        _e7 = 1/math.pi
-        _h0 = (1/200000)*_e6
-        _h1 = _e6
-        _h2 = -2*_e7
-        _h3 = -719795241/20000000000*_e7
-        _h4 = -26829/50000*_e7
-        _h5 = (26829/100000)*_e6
-        for n_ in range(n):
-            _e8 = x[x_r, n_]**3
-            _e9 = math.tanh(_h0*(8943*_e8 + 200000*x[x_r, n_]))
-            _e10 = (1 - (_e9*_e9))*dot_x[dot_x_r, n_]*dy[dy_r, n_]
-            _e11 = _e10*_e9
-            if want_x: out_x[out_x_s, n_] = (_e10*_h1 + _e10*_h5*x[x_r, n_]**2 + _e11*_e8*_h4 + _e11*_h2*x[x_r, n_] + _e11*_h3*x[x_r, n_]**5 if want_x and has_x else 0.0)
+        if want_x:
+            _e6 = math.sqrt(2)/math.sqrt(math.pi)
+            _e7 = 1/math.pi
+            _h0 = (1/200000)*_e6
+            _h1 = _e6
+            _h2 = -2*_e7
+            _h3 = -719795241/20000000000*_e7
+            _h4 = -26829/50000*_e7
+            _h5 = (26829/100000)*_e6
+            for n_ in range(n):
+                _e8 = x[x_r, n_]**3
+                _e9 = math.tanh(_h0*(8943*_e8 + 200000*x[x_r, n_]))
+                _e10 = (1 - (_e9*_e9))*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+                _e11 = _e10*_e9
+                out_x[out_x_s, n_] = (_e10*_h1 + _e10*_h5*x[x_r, n_]**2 + _e11*_e8*_h4 + _e11*_h2*x[x_r, n_] + _e11*_h3*x[x_r, n_]**5 if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -265,15 +265,16 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, o
                 for S_ in range(S):
                     s4_a += _h3*(_h2 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]
                 s4[D_] = s4_a
-        _e9 = 1/(D*S)
-        _e10 = _e9*s1 + eps
-        _h5 = -_e9*s0
-        _h6 = -_e9*s3/_e10
-        _h7 = -_e9*s2
-        _h8 = 1/math.sqrt(_e10)
-        for D_ in range(D):
-            for S_ in range(S):
-                if want_x: out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
+        if want_x:
+            _e9 = 1/(D*S)
+            _e10 = _e9*s1 + eps
+            _h5 = -_e9*s0
+            _h6 = -_e9*s3/_e10
+            _h7 = -_e9*s2
+            _h8 = 1/math.sqrt(_e10)
+            for D_ in range(D):
+                for S_ in range(S):
+                    out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
         for D_ in range(D):
             if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += s4[D_]
             if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
@@ -438,49 +439,50 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
                 s15[D_] = s15_a
                 s16[D_] = s16_a
                 s17[D_] = s17_a
-        _e27 = 1/(D*S)
-        _e28 = _e27*s1 + eps
-        _e29 = _e28**(-3/2)
-        _e30 = _e27*_e29
-        _e31 = s0*s2
-        _e32 = (1/(D*D))
-        _e33 = (1/(S*S))
-        _e34 = _e32*_e33
-        _e35 = _e29*_e34
-        _e36 = _e35*s2
-        _e37 = 3/_e28**(5/2)
-        _e38 = _e37*s3
-        _e39 = _e38*s5
-        _e40 = 1/(D**3*S**3)
-        _e41 = _e40*s0
-        _e42 = s5*s6
-        _e43 = _e37*_e42
-        _e44 = _e37*s2*s6
-        _e45 = (s0*s0)
-        _e46 = _e45/(D**4*S**4)
-        _e47 = _e35*s0
-        _e48 = _e29*_e40
-        _h12 = -_e30*s4
-        _h13 = -_e30*s5
-        _h14 = _e31*_e35
-        _h15 = _e36*s6
-        _h17 = _e34*_e39
-        _h19 = -_e31*_e38*_e40
-        _h20 = -_e41*_e43
-        _h21 = _e44*_e46
-        _h22 = -3*_e31*_e48*s6 + _e35*_e42 + _e36*s3 + _e38*_e46*s2 - _e39*_e41 + _e43*_e46 + _e47*s4 - _e44*s0**3/(D**5*S**5)
-        _h24 = -_e30*s10
-        _h25 = _e47*s8
-        _h26 = -_e27*s8/math.sqrt(_e28) + _e29*_e32*_e33*s0*s10 - _e45*_e48*s8
-        for D_ in range(D):
-            _e49 = 1/(D*S)
-            _e50 = _e49*s1 + eps
-            _e51 = gamma[gamma_r, 0, G_, D_, 0]/_e50**(3/2)
-            _h16 = -_e49*_e51*s3
-            _h18 = _e51*s0*s6/((D*D)*(S*S))
-            _h23 = dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e50)
-            for S_ in range(S):
-                if want_x: out_x[out_x_s, N_, G_, D_, S_] = (_h12*x[x_r, N_, G_, D_, S_] + _h13*dot_x[dot_x_r, N_, G_, D_, S_] + _h14*dot_x[dot_x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16*dy[dy_r, N_, G_, D_, S_] + _h17*x[x_r, N_, G_, D_, S_] + _h18*dy[dy_r, N_, G_, D_, S_] + _h19*x[x_r, N_, G_, D_, S_] + _h20*x[x_r, N_, G_, D_, S_] + _h21*x[x_r, N_, G_, D_, S_] + _h22 if want_x and has_x else 0.0) + (_h23*dy[dy_r, N_, G_, D_, S_] + _h24*x[x_r, N_, G_, D_, S_] + _h25*x[x_r, N_, G_, D_, S_] + _h26 if want_x and has_gamma else 0.0)
+        if want_x:
+            _e27 = 1/(D*S)
+            _e28 = _e27*s1 + eps
+            _e29 = _e28**(-3/2)
+            _e30 = _e27*_e29
+            _e31 = s0*s2
+            _e32 = (1/(D*D))
+            _e33 = (1/(S*S))
+            _e34 = _e32*_e33
+            _e35 = _e29*_e34
+            _e36 = _e35*s2
+            _e37 = 3/_e28**(5/2)
+            _e38 = _e37*s3
+            _e39 = _e38*s5
+            _e40 = 1/(D**3*S**3)
+            _e41 = _e40*s0
+            _e42 = s5*s6
+            _e43 = _e37*_e42
+            _e44 = _e37*s2*s6
+            _e45 = (s0*s0)
+            _e46 = _e45/(D**4*S**4)
+            _e47 = _e35*s0
+            _e48 = _e29*_e40
+            _h12 = -_e30*s4
+            _h13 = -_e30*s5
+            _h14 = _e31*_e35
+            _h15 = _e36*s6
+            _h17 = _e34*_e39
+            _h19 = -_e31*_e38*_e40
+            _h20 = -_e41*_e43
+            _h21 = _e44*_e46
+            _h22 = -3*_e31*_e48*s6 + _e35*_e42 + _e36*s3 + _e38*_e46*s2 - _e39*_e41 + _e43*_e46 + _e47*s4 - _e44*s0**3/(D**5*S**5)
+            _h24 = -_e30*s10
+            _h25 = _e47*s8
+            _h26 = -_e27*s8/math.sqrt(_e28) + _e29*_e32*_e33*s0*s10 - _e45*_e48*s8
+            for D_ in range(D):
+                _e49 = 1/(D*S)
+                _e50 = _e49*s1 + eps
+                _e51 = gamma[gamma_r, 0, G_, D_, 0]/_e50**(3/2)
+                _h16 = -_e49*_e51*s3
+                _h18 = _e51*s0*s6/((D*D)*(S*S))
+                _h23 = dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e50)
+                for S_ in range(S):
+                    out_x[out_x_s, N_, G_, D_, S_] = (_h12*x[x_r, N_, G_, D_, S_] + _h13*dot_x[dot_x_r, N_, G_, D_, S_] + _h14*dot_x[dot_x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16*dy[dy_r, N_, G_, D_, S_] + _h17*x[x_r, N_, G_, D_, S_] + _h18*dy[dy_r, N_, G_, D_, S_] + _h19*x[x_r, N_, G_, D_, S_] + _h20*x[x_r, N_, G_, D_, S_] + _h21*x[x_r, N_, G_, D_, S_] + _h22 if want_x and has_x else 0.0) + (_h23*dy[dy_r, N_, G_, D_, S_] + _h24*x[x_r, N_, G_, D_, S_] + _h25*x[x_r, N_, G_, D_, S_] + _h26 if want_x and has_gamma else 0.0)
         _h52 = 1/((D*D)*(S*S))
         _h53 = -1/(D*S)
         _h54 = -1/(D**3*S**3)

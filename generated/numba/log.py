@@ -150,8 +150,9 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         x_r = min(r_, x.shape[0] - 1)
         dy_r = min(r_, dy.shape[0] - 1)
         out_x_s = r_
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = dy[dy_r, n_]/x[x_r, n_]
+        if want_x:
+            for n_ in range(n):
+                out_x[out_x_s, n_] = dy[dy_r, n_]/x[x_r, n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -187,8 +188,9 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
         dy_r = min(r_, dy.shape[0] - 1)
         dot_x_r = min(r_, dot_x.shape[0] - 1)
         out_x_s = r_
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = (-dot_x[dot_x_r, n_]*dy[dy_r, n_]/x[x_r, n_]**2 if want_x and has_x else 0.0)
+        if want_x:
+            for n_ in range(n):
+                out_x[out_x_s, n_] = (-dot_x[dot_x_r, n_]*dy[dy_r, n_]/x[x_r, n_]**2 if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

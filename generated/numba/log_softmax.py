@@ -173,10 +173,11 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
             _h0 = -s0
             for n_ in range(n):
                 s1 += _exp(_h0 + x[x_r, n_])
-        _h1 = -s0
-        _h2 = -s2/s1
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = _h2*_exp(_h1 + x[x_r, n_]) + dy[dy_r, n_]
+        if want_x:
+            _h1 = -s0
+            _h2 = -s2/s1
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h2*_exp(_h1 + x[x_r, n_]) + dy[dy_r, n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -239,12 +240,13 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
                 _e1 = _exp(_h0 + x[x_r, n_])
                 s1 += _e1
                 s2 += _e1*dot_x[dot_x_r, n_]
-        _h2 = -s0
-        _h3 = s2*s3/(s1*s1)
-        _h4 = -s3/s1
-        for n_ in range(n):
-            _e5 = _exp(_h2 + x[x_r, n_])
-            if want_x: out_x[out_x_s, n_] = (_e5*_h3 + _e5*_h4*dot_x[dot_x_r, n_] if want_x and has_x else 0.0)
+        if want_x:
+            _h2 = -s0
+            _h3 = s2*s3/(s1*s1)
+            _h4 = -s3/s1
+            for n_ in range(n):
+                _e5 = _exp(_h2 + x[x_r, n_])
+                out_x[out_x_s, n_] = (_e5*_h3 + _e5*_h4*dot_x[dot_x_r, n_] if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

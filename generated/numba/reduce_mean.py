@@ -156,9 +156,10 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         x_r = min(r_, x.shape[0] - 1)
         dy_r = min(r_, dy.shape[0] - 1)
         out_x_s = r_
-        _h0 = dy[dy_r, 0]/n
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = _h0
+        if want_x:
+            _h0 = dy[dy_r, 0]/n
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -197,8 +198,9 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, wan
         dy_r = min(r_, dy.shape[0] - 1)
         dot_x_r = min(r_, dot_x.shape[0] - 1)
         out_x_s = r_
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = 0.0
+        if want_x:
+            for n_ in range(n):
+                out_x[out_x_s, n_] = 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

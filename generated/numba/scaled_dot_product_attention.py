@@ -446,23 +446,26 @@ def _vjp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, 
                         s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
                     s8[E_, S_] = s8_a
                     s9[E_, S_] = s9_a
-        _e14 = 1/math.sqrt(E)
-        _h12 = _e14/s2
-        _h13 = -_e14*s6/(s2*s2)
-        for E_ in range(E):
-            if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
-        _e17 = 1/math.sqrt(E)
-        _h15 = _e17
-        _h16 = -_e17
-        for E_ in range(E):
-            for S_ in range(S):
-                if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
-        _h18 = 1/math.sqrt(E)
-        _h19 = -s1
-        for V_ in range(V):
-            _h20 = dy[dy_r, L_, V_, 0, 0]/s2
-            for S_ in range(S):
-                if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(_h18*s0[S_] + _h19)
+        if want_q:
+            _e14 = 1/math.sqrt(E)
+            _h12 = _e14/s2
+            _h13 = -_e14*s6/(s2*s2)
+            for E_ in range(E):
+                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+        if want_k:
+            _e17 = 1/math.sqrt(E)
+            _h15 = _e17
+            _h16 = -_e17
+            for E_ in range(E):
+                for S_ in range(S):
+                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+        if want_v:
+            _h18 = 1/math.sqrt(E)
+            _h19 = -s1
+            for V_ in range(V):
+                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
+                for S_ in range(S):
+                    out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(_h18*s0[S_] + _h19)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -919,43 +922,46 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                     for E_ in range(E):
                         s47_a += dot_k[dot_k_r, 0, 0, E_, S_]*s41[V_, E_, S_]
                     s47[V_, S_] = s47_a
-        for L_ in range(L):
-            _e58 = 1/E
-            _e59 = 1/s2[L_]
-            _e60 = (1/s2[L_]**2)
-            _e61 = _e58*_e60
-            _e62 = 2*_e58*s11[L_]/s2[L_]**3
-            _e63 = 1/math.sqrt(E)
-            _e64 = _e60*_e63
-            _h47 = _e58*_e59
-            _h48 = -_e61*s11[L_]
-            _h49 = -_e61*s7[L_]
-            _h50 = -_e61*s9[L_]
-            _h51 = _e62*s9[L_]
-            _h52 = _e59*_e63
-            _h53 = -_e61*s18[L_]
-            _h54 = -_e61*s19[L_]
-            _h55 = -_e64*s11[L_]
-            _h56 = _e62*s18[L_]
-            _h57 = -_e64*s22[L_]
+        if want_q:
+            for L_ in range(L):
+                _e58 = 1/E
+                _e59 = 1/s2[L_]
+                _e60 = (1/s2[L_]**2)
+                _e61 = _e58*_e60
+                _e62 = 2*_e58*s11[L_]/s2[L_]**3
+                _e63 = 1/math.sqrt(E)
+                _e64 = _e60*_e63
+                _h47 = _e58*_e59
+                _h48 = -_e61*s11[L_]
+                _h49 = -_e61*s7[L_]
+                _h50 = -_e61*s9[L_]
+                _h51 = _e62*s9[L_]
+                _h52 = _e59*_e63
+                _h53 = -_e61*s18[L_]
+                _h54 = -_e61*s19[L_]
+                _h55 = -_e64*s11[L_]
+                _h56 = _e62*s18[L_]
+                _h57 = -_e64*s22[L_]
+                for E_ in range(E):
+                    out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
+        if want_k:
+            _e70 = 1/E
+            _e71 = 1/math.sqrt(E)
+            _h65 = _e70
+            _h66 = _e71
+            _h67 = -_e70
+            _h68 = -_e71
+            _h69 = 2*_e70
             for E_ in range(E):
-                if want_q: out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
-        _e70 = 1/E
-        _e71 = 1/math.sqrt(E)
-        _h65 = _e70
-        _h66 = _e71
-        _h67 = -_e70
-        _h68 = -_e71
-        _h69 = 2*_e70
-        for E_ in range(E):
-            for S_ in range(S):
-                if want_k: out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
-        _e74 = 1/math.sqrt(E)
-        _h72 = _e74
-        _h73 = -_e74
-        for V_ in range(V):
-            for S_ in range(S):
-                if want_v: out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
+                for S_ in range(S):
+                    out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
+        if want_v:
+            _e74 = 1/math.sqrt(E)
+            _h72 = _e74
+            _h73 = -_e74
+            for V_ in range(V):
+                for S_ in range(S):
+                    out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1090,23 +1096,26 @@ def _vjp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, o
                         s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
                     s8[E_, S_] = s8_a
                     s9[E_, S_] = s9_a
-        _e14 = 1/math.sqrt(E)
-        _h12 = _e14/s2
-        _h13 = -_e14*s6/(s2*s2)
-        for E_ in range(E):
-            if want_q: out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
-        _e17 = 1/math.sqrt(E)
-        _h15 = _e17
-        _h16 = -_e17
-        for E_ in range(E):
-            for S_ in range(S):
-                if want_k: out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
-        _h18 = 1/math.sqrt(E)
-        _h19 = -s1
-        for V_ in range(V):
-            _h20 = dy[dy_r, L_, V_, 0, 0]/s2
-            for S_ in range(S):
-                if want_v: out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
+        if want_q:
+            _e14 = 1/math.sqrt(E)
+            _h12 = _e14/s2
+            _h13 = -_e14*s6/(s2*s2)
+            for E_ in range(E):
+                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+        if want_k:
+            _e17 = 1/math.sqrt(E)
+            _h15 = _e17
+            _h16 = -_e17
+            for E_ in range(E):
+                for S_ in range(S):
+                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+        if want_v:
+            _h18 = 1/math.sqrt(E)
+            _h19 = -s1
+            for V_ in range(V):
+                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
+                for S_ in range(S):
+                    out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1563,43 +1572,46 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                     for E_ in range(E):
                         s47_a += dot_k[dot_k_r, 0, 0, E_, S_]*s41[V_, E_, S_]
                     s47[V_, S_] = s47_a
-        for L_ in range(L):
-            _e58 = 1/E
-            _e59 = 1/s2[L_]
-            _e60 = (1/s2[L_]**2)
-            _e61 = _e58*_e60
-            _e62 = 2*_e58*s11[L_]/s2[L_]**3
-            _e63 = 1/math.sqrt(E)
-            _e64 = _e60*_e63
-            _h47 = _e58*_e59
-            _h48 = -_e61*s11[L_]
-            _h49 = -_e61*s7[L_]
-            _h50 = -_e61*s9[L_]
-            _h51 = _e62*s9[L_]
-            _h52 = _e59*_e63
-            _h53 = -_e61*s18[L_]
-            _h54 = -_e61*s19[L_]
-            _h55 = -_e64*s11[L_]
-            _h56 = _e62*s18[L_]
-            _h57 = -_e64*s22[L_]
+        if want_q:
+            for L_ in range(L):
+                _e58 = 1/E
+                _e59 = 1/s2[L_]
+                _e60 = (1/s2[L_]**2)
+                _e61 = _e58*_e60
+                _e62 = 2*_e58*s11[L_]/s2[L_]**3
+                _e63 = 1/math.sqrt(E)
+                _e64 = _e60*_e63
+                _h47 = _e58*_e59
+                _h48 = -_e61*s11[L_]
+                _h49 = -_e61*s7[L_]
+                _h50 = -_e61*s9[L_]
+                _h51 = _e62*s9[L_]
+                _h52 = _e59*_e63
+                _h53 = -_e61*s18[L_]
+                _h54 = -_e61*s19[L_]
+                _h55 = -_e64*s11[L_]
+                _h56 = _e62*s18[L_]
+                _h57 = -_e64*s22[L_]
+                for E_ in range(E):
+                    out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
+        if want_k:
+            _e70 = 1/E
+            _e71 = 1/math.sqrt(E)
+            _h65 = _e70
+            _h66 = _e71
+            _h67 = -_e70
+            _h68 = -_e71
+            _h69 = 2*_e70
             for E_ in range(E):
-                if want_q: out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
-        _e70 = 1/E
-        _e71 = 1/math.sqrt(E)
-        _h65 = _e70
-        _h66 = _e71
-        _h67 = -_e70
-        _h68 = -_e71
-        _h69 = 2*_e70
-        for E_ in range(E):
-            for S_ in range(S):
-                if want_k: out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
-        _e74 = 1/math.sqrt(E)
-        _h72 = _e74
-        _h73 = -_e74
-        for V_ in range(V):
-            for S_ in range(S):
-                if want_v: out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
+                for S_ in range(S):
+                    out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
+        if want_v:
+            _e74 = 1/math.sqrt(E)
+            _h72 = _e74
+            _h73 = -_e74
+            for V_ in range(V):
+                for S_ in range(S):
+                    out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -175,12 +175,13 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
                 _e1 = _exp(_h0 + x[x_r, n_])
                 s1 += _e1
                 s2 += _e1*dy[dy_r, n_]
-        _e5 = 1/s1
-        _h2 = -_e5*s2
-        _h3 = -s0
-        _h4 = _e5
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = _h4*(_h2 + dy[dy_r, n_])*_exp(_h3 + x[x_r, n_])
+        if want_x:
+            _e5 = 1/s1
+            _h2 = -_e5*s2
+            _h3 = -s0
+            _h4 = _e5
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h4*(_h2 + dy[dy_r, n_])*_exp(_h3 + x[x_r, n_])
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -249,17 +250,18 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
                 s2 += _e2*dot_x[dot_x_r, n_]
                 s3 += _e2
                 s4 += _e1*dot_x[dot_x_r, n_]
-        _e9 = (1/(s1*s1))
-        _h3 = -s0
-        _h4 = -_e9*s2
-        _h5 = 1/s1
-        _h6 = -_e9*s3
-        _h7 = -_e9*s4
-        _h8 = 2*s3*s4/s1**3
-        for n_ in range(n):
-            _e10 = _exp(_h3 + x[x_r, n_])
-            _e11 = _e10*dot_x[dot_x_r, n_]
-            if want_x: out_x[out_x_s, n_] = (_e10*_h4 + _e10*_h7*dy[dy_r, n_] + _e10*_h8 + _e11*_h5*dy[dy_r, n_] + _e11*_h6 if want_x and has_x else 0.0)
+        if want_x:
+            _e9 = (1/(s1*s1))
+            _h3 = -s0
+            _h4 = -_e9*s2
+            _h5 = 1/s1
+            _h6 = -_e9*s3
+            _h7 = -_e9*s4
+            _h8 = 2*s3*s4/s1**3
+            for n_ in range(n):
+                _e10 = _exp(_h3 + x[x_r, n_])
+                _e11 = _e10*dot_x[dot_x_r, n_]
+                out_x[out_x_s, n_] = (_e10*_h4 + _e10*_h7*dy[dy_r, n_] + _e10*_h8 + _e11*_h5*dy[dy_r, n_] + _e11*_h6 if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

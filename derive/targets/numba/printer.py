@@ -221,7 +221,14 @@ class Emitter:
         self.depth -= opened
 
     def results(self, group: list[Result], inner: tuple) -> None:
+        """One loop nest writing ``group``; a flag all of them share is tested once, outside it (a
+        store under a test in the loop keeps LLVM from vectorising it)."""
         indices = [sp.Idx(f"{d}_", (0, d - 1)) for d in inner]
+        flags = {r.guard for r in group}
+        shared = flags.pop() if len(flags) == 1 else None
+        if shared:
+            self.line(f"if {shared}:")
+            self.depth += 1
         exprs, staged = self.staged([t.expr for r in group for t in r.terms], indices)
         self.emit_staged(staged, -1)
         entered = self.loops(indices, staged)
@@ -234,8 +241,8 @@ class Emitter:
                 code = next(codes)
                 value.append(code if term.guard in (None, r.guard) else f"({code} if {term.guard} else 0.0)")
             write = f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}"
-            self.line(f"if {r.guard}: {write}" if r.guard else write)  # a gradient: when wanted (wrt=)
-        self.depth -= entered
+            self.line(f"if {r.guard}: {write}" if r.guard and r.guard != shared else write)  # wanted (wrt=)
+        self.depth -= entered + bool(shared)
 
 
 def _start(reduction: Reduction) -> str:
