@@ -41,6 +41,17 @@ def expand_all(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: list[dict[sp.
     return [state.at(expr, {i.label.name: sp.Integer(v) for i, v in at.items()}) for at in values]
 
 
+def expander(sizes: dict[sp.Symbol, int]):
+    """``expand`` at fixed ``sizes`` for many expressions and index values, as one pass: a sum met
+    again with the same values of its free indices (a row's mean in both sides of an equation, or
+    at every entry of the row) is written out once."""
+    state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()})
+
+    def at(expr: sp.Expr, values: dict[sp.Idx, int]) -> sp.Expr:
+        return state.at(expr, {i.label.name: sp.Integer(v) for i, v in values.items()})
+    return at
+
+
 SCREEN = 1e-9
 """Relative agreement in float64 taken as equal; anything further apart is evaluated in 30 digits."""
 
@@ -310,7 +321,23 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
 def _value(expr: sp.Expr, point: dict[sp.Symbol, sp.Expr]) -> complex:
     """``expr`` at ``point`` (30-digit Floats): substituted first, so SymPy folds the numbers as it
     rebuilds the tree, then evaluated (``evalf(subs=...)`` walks it again per node, ~10x slower)."""
-    return complex(expr.xreplace(point).evalf(30))
+    return complex(substituted(expr, point).evalf(30))
+
+
+def substituted(expr: sp.Basic, rule: dict) -> sp.Basic:
+    """``expr.xreplace(rule)``, each distinct subexpression rebuilt once: a concrete expression is a
+    DAG (a row's mean appears in every entry of the row), which ``xreplace`` walks as a tree."""
+    memo: dict[sp.Basic, tuple[sp.Basic, bool]] = {}
+
+    def walk(node: sp.Basic) -> tuple[sp.Basic, bool]:  # as Basic._xreplace: (result, replaced?)
+        if node in rule:
+            return rule[node], True
+        if node not in memo:
+            parts = [walk(arg) if isinstance(arg, sp.Basic) else (arg, False) for arg in node.args]
+            changed = any(replaced for _, replaced in parts)
+            memo[node] = (node.func(*(part for part, _ in parts)) if changed else node), changed
+        return memo[node]
+    return walk(expr)[0] if rule else expr
 
 
 def coincidence_patterns(ranges: list[range], axes: list[sp.Expr], rng: random.Random) -> list[tuple[int, ...]]:

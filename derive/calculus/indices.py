@@ -7,6 +7,7 @@ name fixed by what the sum depends on, after which equal sums are equal objects 
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import sympy as sp
@@ -67,8 +68,12 @@ def substitute_index(expr: sp.Expr, old: sp.Idx, new: sp.Expr) -> sp.Expr:
     return expr.func(*[substitute_index(arg, old, new) for arg in expr.args])
 
 
+@functools.lru_cache(maxsize=16384)
 def canonical_dummies(expr: sp.Expr) -> sp.Expr:
-    """Rename each summation variable to the first pool name its sum leaves free (inner sums first)."""
+    """Rename each summation variable to the first pool name its sum leaves free (inner sums first).
+
+    A function of the expression alone (SymPy compares indices with their ranges), remembered per
+    process: derivation steps, names and checks ask for the same subexpressions again and again."""
     if not expr.args or not expr.has(sp.Sum):
         return expr
     if not isinstance(expr, sp.Sum):
