@@ -3,7 +3,7 @@ with plain ``sympy.diff``, and evaluated numerically.
 
 Nothing here uses the engine's differentiator, its contraction or its printers.  ``concrete`` (for
 exact comparisons) expands a model's entry with SymPy's own ``doit``; ``expanded`` (for numbers)
-with ``calculus.concrete.expand``, which writes every finite sum out once per row (every entry
+with ``calculus.concrete.expander``, which writes every finite sum out once per row (every entry
 ``x[2, 0]`` a plain symbol ``x_2_0``), ten times faster; activation functions become their
 elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the
 output and the Jacobian once per size assignment and evaluates them on whole batches of numbers
@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from .calculus.concrete import expand
+from .calculus.concrete import expander
 from .functions import elementary
 from .model import OperatorModel
 
@@ -184,7 +184,8 @@ def expanded(model: OperatorModel, sizes: tuple[tuple[sp.Symbol, int], ...]) -> 
     Entries are real symbols, so ``sympy.diff`` of ``Abs`` is ``sign``, not a complex form."""
     fixed = dict(sizes)
     out_shape = shape(model.output_dims, fixed)
-    outputs = [elementary(expand(model.output, fixed, dict(zip(model.output_indices, at))))
+    at_sizes = expander(fixed, real=True)  # each row's sums written out once for all its entries
+    outputs = [elementary(at_sizes(model.output, dict(zip(model.output_indices, at))))
                for at in itertools.product(*(range(n) for n in out_shape))]
     in_shapes = {inp.name: shape(inp.dims, fixed) for inp in model.inputs}
     outputs = [y.xreplace({s: sp.Symbol(s.name, real=True) for s in y.free_symbols}) for y in outputs]

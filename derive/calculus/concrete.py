@@ -25,8 +25,9 @@ from .differentiate import Partial
 from .indices import free_indices
 
 
-def entry_symbol(base: str, at: Iterable[int]) -> sp.Symbol:
-    return sp.Symbol("_".join([base, *(str(v) for v in at)]))
+def entry_symbol(base: str, at: Iterable[int], real: bool = False) -> sp.Symbol:
+    name = "_".join([base, *(str(v) for v in at)])
+    return sp.Symbol(name, real=True) if real else sp.Symbol(name)
 
 
 def expand(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: dict[sp.Idx, int]) -> sp.Expr:
@@ -41,11 +42,12 @@ def expand_all(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: list[dict[sp.
     return [state.at(expr, {i.label.name: sp.Integer(v) for i, v in at.items()}) for at in values]
 
 
-def expander(sizes: dict[sp.Symbol, int]):
+def expander(sizes: dict[sp.Symbol, int], real: bool = False):
     """``expand`` at fixed ``sizes`` for many expressions and index values, as one pass: a sum met
     again with the same values of its free indices (a row's mean in both sides of an equation, or
-    at every entry of the row) is written out once."""
-    state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()})
+    at every entry of the row) is written out once.  ``real``: entry symbols are real (SymPy then
+    need not work out whether tanh(...) of a long sum is real, which can take seconds)."""
+    state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()}, real)
 
     def at(expr: sp.Expr, values: dict[sp.Idx, int]) -> sp.Expr:
         return state.at(expr, {i.label.name: sp.Integer(v) for i, v in values.items()})
@@ -172,8 +174,8 @@ class _Concrete:
     """One pass over an expression at fixed sizes; a sum or an open derivative met again with the
     same values of its free indices (an inner mean inside an outer sum) is expanded once."""
 
-    def __init__(self, fixed: dict) -> None:
-        self.fixed = fixed
+    def __init__(self, fixed: dict, real: bool = False) -> None:
+        self.fixed, self.real = fixed, real
         self.memo: dict[tuple, sp.Expr] = {}
 
     def at(self, expr: sp.Expr, indices: dict[str, sp.Integer]) -> sp.Expr:
@@ -199,7 +201,7 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
     if not expr.args:
         return expr
     if isinstance(expr, sp.Indexed):
-        return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
+        return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices), state.real)
     if isinstance(expr, Partial):
         return _real_diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
     if hasattr(expr, "unroll"):  # a function that binds an index (max_over) writes itself out
