@@ -29,9 +29,26 @@ from .model import OperatorModel
 def scalar(expr: sp.Expr) -> sp.Expr:
     """Expand every finite sum and turn each entry x[2, 0] into a plain symbol x_2_0; activation
     functions become their elementary definitions, so plain sympy.diff differentiates them."""
-    expr = elementary(expr).doit()
+    expr = written_out(elementary(expr)).doit()
     return expr.replace(lambda e: isinstance(e, sp.Indexed),
                         lambda e: sp.Symbol("_".join([str(e.base)] + [str(i) for i in e.indices])))
+
+
+def written_out(expr: sp.Expr) -> sp.Expr:
+    """Every sum with integer limits as the plain addition of its terms (the variable replaced by
+    each value in turn, innermost sum first), as SymPy's ``Sum.doit`` ends up doing for a definite
+    sum, without the closed forms it tries first (``apart`` and a ``subs`` per term: most of the time)."""
+    if not expr.args or not expr.has(sp.Sum):
+        return expr
+    args = [written_out(arg) for arg in expr.args]
+    if not isinstance(expr, sp.Sum):
+        return expr.func(*args)
+    body, limits = args[0], expr.limits
+    for position, (var, lower, upper) in enumerate(limits):
+        if not (lower.is_Integer and upper.is_Integer) or upper < lower - 1:  # left to doit (Karr's convention)
+            return sp.Sum(body, *limits[position:])
+        body = sp.Add(*[written_out(body.xreplace({var: sp.Integer(v)})) for v in range(int(lower), int(upper) + 1)])
+    return body
 
 
 def plain(idx: sp.Idx) -> sp.Symbol:
