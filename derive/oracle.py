@@ -2,7 +2,8 @@
 with plain ``sympy.diff``, and evaluated numerically.
 
 Nothing here uses the engine's differentiator, its contraction or its printers.  ``concrete`` (for
-exact comparisons) expands a model's entry with SymPy's own ``doit``; ``expanded`` (for numbers)
+exact comparisons) expands a model's entry by writing each definite sum out term by term, then
+SymPy's own ``doit``; ``expanded`` (for numbers)
 with ``calculus.concrete.expander``, which writes every finite sum out once per row (every entry
 ``x[2, 0]`` a plain symbol ``x_2_0``), ten times faster; activation functions become their
 elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the
@@ -47,7 +48,9 @@ def written_out(expr: sp.Expr) -> sp.Expr:
     for position, (var, lower, upper) in enumerate(limits):
         if not (lower.is_Integer and upper.is_Integer) or upper < lower - 1:  # left to doit (Karr's convention)
             return sp.Sum(body, *limits[position:])
-        body = sp.Add(*[written_out(body.xreplace({var: sp.Integer(v)})) for v in range(int(lower), int(upper) + 1)])
+        # subs where a sum is left (it may bind a variable of that name), else the quicker xreplace
+        put = (lambda v: body.subs(var, v)) if body.has(sp.Sum) else (lambda v: body.xreplace({var: v}))
+        body = sp.Add(*[written_out(put(sp.Integer(v))) for v in range(int(lower), int(upper) + 1)])
     return body
 
 
