@@ -5,10 +5,12 @@ core axes at sizes 1, 2, 3 (4 for a fourth axis), a different size for each axis
 variant (each ``axis`` and ``keepdims``, each value of a formula-selecting parameter), batch shapes
 (), (2,) and broadcast ones (size-1 axes in either input, 0-d inputs), and optional inputs given
 and omitted.  It compares ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all tangents
-together and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated by plain
-``sympy.diff``, evaluated numerically.  The LaTeX target's final VJP and JVP equations (its JSON
-twin) are evaluated against the same oracle.  A mismatch raises ``ProofError`` naming the operator,
-the call, the sizes and the first entries that differ; nothing is written.
+together and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated
+by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the Hessian blocks contracted
+with the cotangent and the tangents; the blocks are worked out on first use).  The LaTeX target's
+final VJP and JVP equations (its JSON twin) are evaluated against the same oracle.  A mismatch
+raises ``ProofError`` naming the operator, the call, the sizes and the first entries that differ;
+nothing is written.
 """
 
 from __future__ import annotations
@@ -150,8 +152,9 @@ def _check_call(call: Call, module, symbols: dict, rng: np.random.Generator) -> 
     choices = [tuple(tangents)] + [(name,) for name in tangents] if len(tangents) > 1 else [tuple(tangents)]
     for chosen in choices:
         _check_jvp(call, module, chosen, tangents, jac, batch)
+    hessians: dict = {}  # each (input, by) block evaluated once for all the choices of tangents
     for chosen in choices:
-        _check_vjp_jvp(call, module, chosen, tangents, cotangent, (full, symbols, dy, batch))
+        _check_vjp_jvp(call, module, chosen, tangents, cotangent, (full, symbols, dy, batch), hessians)
 
 
 def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, batch: tuple) -> None:
@@ -168,7 +171,7 @@ def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, bat
 
 
 def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent: np.ndarray,
-                   at: tuple) -> None:
+                   at: tuple, hessians: dict) -> None:
     """``vjp_jvp`` along the ``chosen`` tangents: for each input a, sum over b of
     dy . d2 out / da db . dot_b, from the oracle's Hessian blocks (worked out on first use)."""
     model, case, oracle = call.model, call.case, call.oracle
@@ -186,8 +189,9 @@ def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent:
         total = np.zeros(batch + (int(np.prod(oracle.in_shapes[inp.name])),))
         for by in chosen:
             t = np.broadcast_to(case.to_core(model.input(by), tangents[by]), batch + oracle.in_shapes[by])
-            hessian = oracle.hessian(inp.name, by, full, symbols, batch)
-            total = total + np.einsum("...o,...oik,...k->...i", dy, hessian, t.reshape(batch + (-1,)))
+            if (inp.name, by) not in hessians:
+                hessians[(inp.name, by)] = np.einsum("...o,...oik->...ik", dy, oracle.hessian(inp.name, by, full, symbols, batch))
+            total = total + np.einsum("...ik,...k->...i", hessians[(inp.name, by)], t.reshape(batch + (-1,)))
         expected = total.reshape(batch + oracle.in_shapes[inp.name])
         _compare(call, f"{what}, entry of {inp.name!r}", value, fit(case.from_core(inp, expected, array), np.shape(array)))
 

@@ -7,6 +7,7 @@ by an optional input, one set of functions per formula-selecting parameter value
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -300,9 +301,7 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     jvp's terms) each result, built in a new array shaped like the output.  ``tangents`` (a vjp_jvp)
     maps each output to the tangent it needs (``tangents_private``), ``inputs`` to the input whose
     entry its block adds to (else the block's input is the output's name)."""
-    outputs = [Output(o.name, by_axis(merge_dependent_sums(refine_means(stabilize(o.expr, model), model)), printer),
-                      o.guard)
-               for o in outputs]
+    outputs = [Output(o.name, by_axis(_stable_form(o.expr, model), printer), o.guard) for o in outputs]
     plan = schedule(outputs)
     if tangents is not None:
         plan = tangents_private(plan, tangents)
@@ -329,6 +328,13 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
         for o in outputs
     )
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
+
+
+@functools.lru_cache(maxsize=512)
+def _stable_form(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """``expr`` stabilised, its means refined and dependent sums merged: the same for every printer,
+    so worked out once for the NumPy and the Array API view (the second order's are large)."""
+    return merge_dependent_sums(refine_means(stabilize(expr, model), model))
 
 
 def _keywords(name: str, lowered: Lowered, printer: KernelPrinter, lowering: str) -> str:
