@@ -6,8 +6,8 @@ variant (each ``axis`` and ``keepdims``, each value of a formula-selecting param
 (), (2,) and broadcast ones (size-1 axes in either input, 0-d inputs), and optional inputs given
 and omitted.  It compares ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all tangents
 together and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated
-by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the Hessian blocks contracted
-with the cotangent and the tangents; the blocks are worked out on first use).  The LaTeX target's
+by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the gradient differentiated
+along each input's tangent, ``Expanded.hessian_vector``, worked out on first use).  The LaTeX target's
 final VJP and JVP equations (its JSON twin) are evaluated against the same oracle.  A mismatch
 raises ``ProofError`` naming the operator, the call, the sizes and the first entries that differ;
 nothing is written.
@@ -152,7 +152,7 @@ def _check_call(call: Call, module, symbols: dict, rng: np.random.Generator) -> 
     choices = [tuple(tangents)] + [(name,) for name in tangents] if len(tangents) > 1 else [tuple(tangents)]
     for chosen in choices:
         _check_jvp(call, module, chosen, tangents, jac, batch)
-    hessians: dict = {}  # each (input, by) block evaluated once for all the choices of tangents
+    hessians: dict = {}  # each (input, by) term evaluated once for all the choices of tangents
     for chosen in choices:
         _check_vjp_jvp(call, module, chosen, tangents, cotangent, (full, symbols, dy, batch), hessians)
 
@@ -172,8 +172,9 @@ def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, bat
 
 def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent: np.ndarray,
                    at: tuple, hessians: dict) -> None:
-    """``vjp_jvp`` along the ``chosen`` tangents: for each input a, sum over b of
-    dy . d2 out / da db . dot_b, from the oracle's Hessian blocks (worked out on first use)."""
+    """``vjp_jvp`` along the ``chosen`` tangents: for each input a, the sum over b of
+    dy . d2 out / da db . dot_b (``Expanded.hessian_vector``: the oracle's gradient differentiated
+    along dot_b, worked out on first use), each (a, b) term evaluated once per call."""
     model, case, oracle = call.model, call.case, call.oracle
     full, symbols, dy, batch = at
     given = tuple(tangents[inp.name] if inp.name in chosen else None for inp in model.inputs)
@@ -188,10 +189,11 @@ def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent:
             continue
         total = np.zeros(batch + (int(np.prod(oracle.in_shapes[inp.name])),))
         for by in chosen:
-            t = np.broadcast_to(case.to_core(model.input(by), tangents[by]), batch + oracle.in_shapes[by])
             if (inp.name, by) not in hessians:
-                hessians[(inp.name, by)] = np.einsum("...o,...oik->...ik", dy, oracle.hessian(inp.name, by, full, symbols, batch))
-            total = total + np.einsum("...ik,...k->...i", hessians[(inp.name, by)], t.reshape(batch + (-1,)))
+                t = np.broadcast_to(case.to_core(model.input(by), tangents[by]), batch + oracle.in_shapes[by])
+                hessians[(inp.name, by)] = oracle.hessian_vector(inp.name, by, full, symbols, dy,
+                                                                 t.reshape(batch + (-1,)), batch)
+            total = total + hessians[(inp.name, by)]
         expected = total.reshape(batch + oracle.in_shapes[inp.name])
         _compare(call, f"{what}, entry of {inp.name!r}", value, fit(case.from_core(inp, expected, array), np.shape(array)))
 
