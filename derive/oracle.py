@@ -151,6 +151,9 @@ class Expanded:
     jacobians: dict[str, list[sp.Expr]]
     hessians: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
     """Second derivatives by two inputs, worked out when first asked for (``hessian``)."""
+    directional: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
+    """Gradients differentiated along one input's direction, worked out when first asked for
+    (``hessian_vector``)."""
 
     def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
         """The value of every symbol, by name: each array's core entries (its trailing axes; leading
@@ -190,6 +193,30 @@ class Expanded:
             flat = _stack([numeric(d, values, memo) for d in self.hessians[(name, by)]], batch)
         sizes = (int(np.prod(self.in_shapes[name])), int(np.prod(self.in_shapes[by])))
         return flat.reshape(batch + (int(np.prod(self.out_shape)), *sizes))
+
+
+    def hessian_vector(self, name: str, by: str, arrays: dict, params: dict, cotangent: np.ndarray,
+                       tangent: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+        """sum_o sum_m cotangent[o] d2 out[o] / d name[i] d by[m] tangent[m], of shape ``batch +
+        (entries of name,)``: the gradient sum_o cotangent[o] J[o, i] with ``by``'s entries moved to
+        b + s t, differentiated by s (``sympy.diff``) at s = 0.  One derivative per entry of ``name``
+        instead of out x name x by Hessian entries; ``cotangent`` and ``tangent`` are flat (batch + (-1,))."""
+        outputs, entries = int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))
+        if (name, by) not in self.directional:
+            dy = [sp.Symbol(f"__dy_{o}", real=True) for o in range(outputs)]
+            moved = [sp.Symbol(entry(by, at).name, real=True)
+                     for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
+            step = sp.Symbol("__step", real=True)
+            shift = {b: b + step * sp.Symbol(f"__dot_{m}", real=True) for m, b in enumerate(moved)}
+            jacobian = self.jacobians[name]
+            self.directional[(name, by)] = [
+                sp.diff(sp.Add(*(dy[o] * jacobian[o * entries + i] for o in range(outputs))).xreplace(shift),
+                        step).xreplace({step: 0}) for i in range(entries)]
+        values, memo = self.arguments_for(arrays, params), {}
+        values.update({f"__dy_{o}": cotangent[..., o] for o in range(outputs)})
+        values.update({f"__dot_{m}": tangent[..., m] for m in range(tangent.shape[-1])})
+        with np.errstate(all="ignore"):
+            return _stack([numeric(d, values, memo) for d in self.directional[(name, by)]], batch)
 
 
 def _stack(values: list, batch: tuple[int, ...]) -> np.ndarray:

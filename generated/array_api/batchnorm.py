@@ -95,6 +95,85 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    xp = ctx.xp
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    S = ctx.sizes['S']
+    gamma = xp.full((C,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
+    beta = xp.full((C,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/(N*S)
+    t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-3, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-3, -1,), keepdims=True)
+    t4 = t3**(-3/2)
+    t5 = _contract(xp, dy, x, (-3, -1))
+    t6 = t0*t5
+    t7 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+    t8 = 1/(N**2*S**2)
+    t9 = t8*t1
+    t10 = t7*t9
+    t11 = 1/(N**3*S**3)
+    t12 = t1**2
+    t13 = t12*t7
+    t14 = t7*x
+    t15 = 1/xp.sqrt(t3)
+    t16 = t0*t7
+    t17 = t11*t13
+    if wanted[0] and dot_x is not None:
+        t18 = _contract(xp, dot_x, dy, (-3, -1))
+        t19 = _contract(xp, dot_x, x, (-3, -1))
+        t20 = t19*t4
+        t21 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+        t22 = t21*t5
+        t23 = gamma[..., None, :, None]*t4
+        t24 = t18*t23
+        t25 = gamma[..., None, :, None]*t20
+        t26 = dot_x*t23
+        t27 = t8*t7
+        t28 = t21*t23
+        t29 = 3*t7
+        t30 = t11*t1
+        t31 = gamma[..., None, :, None]/t3**(5/2)
+        t32 = t21*t31
+        t33 = 1/(N**4*S**4)
+        t34 = t33*t13
+        t35 = 3*t31
+        t36 = t19*t35
+        t37 = t22*t35
+        t38 = t36*t5
+        terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t33*t12*t37 + t8*t22*t23 + x*(t8*t38) + dy*(t28*t9) + t10*t26 + t14*(-t30*t36) + t24*t9 + t25*t27 + t26*(-t6) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t1**3*t29*t32)*(-1/(N**5*S**5)))
+    if wanted[0] and dot_gamma is not None:
+        t39 = dot_gamma[..., None, :, None]*t15
+        t40 = dot_gamma[..., None, :, None]*t4
+        t41 = t40*t9
+        terms.add('x', dy*t39 + t14*t41 - t16*t39 - t17*t40 + x*(-t40*t6) + t41*t5)
+    if wanted[1] and dot_x is not None:
+        t42 = _contract(xp, dot_x, dy, (-3, -1))
+        t43 = _contract(xp, dot_x, x, (-3, -1))
+        t44 = t43*t4
+        t45 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+        t46 = t45*t5
+        terms.add('gamma', t10*t44 - t15*t16*t45 + t15*t42 - t17*t45*t4 - t44*t6 + t46*t4*t9)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0, 1, 2), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (1,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (1,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -458,6 +537,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "channels": x (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,) ----

@@ -112,6 +112,101 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    S = ctx.sizes['S']
+    gamma = np.full((C,), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((C,), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/(N*S)
+    t1 = np.sum(x, axis=(-3, -1), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = np.sum(t2, axis=(-3, -1), keepdims=True)*(-t0) + t2
+    t4 = eps + t0*np.einsum('...abc,...abc->...b', t3, t3)[..., None, :, None]
+    t5 = t4**(-3/2)
+    t6 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
+    t7 = t0*t6
+    t8 = np.sum(dy, axis=(-3, -1), keepdims=True)
+    t9 = 1/(N**2*S**2)
+    t10 = t9*t1
+    t11 = t10*t8
+    t12 = 1/(N**3*S**3)
+    t13 = t1**2
+    t14 = t13*t8
+    t15 = t8*x
+    t16 = 1/np.sqrt(t4)
+    t17 = t0*t8
+    t18 = t12*t14
+    if wanted[0] and dot_x is not None:
+        t19 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+        t20 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+        t21 = t20*t5
+        t22 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+        t23 = t22*t6
+        t24 = gamma[..., None, :, None]*t5
+        t19 *= t24
+        t25 = gamma[..., None, :, None]*t21
+        t26 = np.multiply(dot_x, t24, out=np.empty_like(dy))
+        t27 = t9*t8
+        t28 = t22*t24
+        t8 *= 3
+        t29 = t12*t1
+        t30 = gamma[..., None, :, None]/t4**(5/2)
+        t31 = t22*t30
+        t32 = 1/(N**4*S**4)
+        t14 *= t32
+        t33 = 3*t30
+        t34 = t20*t33
+        t35 = t23*t33
+        t36 = t34*t6
+        t26 *= t11 - t7
+        t26 += (t25*(-t0) + t10*t28)*dy
+        t26 += (t19*(-t0) + t9*t36 + 3*t14*t31 + t27*t28 - t29*t35)*x
+        t26 -= t15*(t29*t34)
+        t26 += t32*t13*t35 + t9*t23*t24 + t10*t19 + t14*t34 + t25*t27 - t28*t29*t8 - t29*t36 + (t1**3*t31*t8)*(-1/(N**5*S**5))
+        terms.add('x', t26, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t37 = dot_gamma[..., None, :, None]*t16
+        t38 = dot_gamma[..., None, :, None]*t5
+        t39 = t10*t38
+        t15 *= t39
+        t15 += dy*t37
+        t15 -= x*(t38*t7)
+        t15 -= t17*t37 + t18*t38 - t39*t6
+        terms.add('x', t15, owned=True)
+    if wanted[1] and dot_x is not None:
+        t40 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+        t41 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+        t42 = t41*t5
+        t43 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+        t6 *= t43
+        t6 *= t10
+        t6 *= t5
+        t44 = np.multiply(-t17*t43 + t40, t16, out=t8)
+        t6 += t44
+        t45 = np.multiply(t11 - t7, t42, out=t14)
+        t6 += t45
+        t6 -= t18*t43*t5
+        terms.add('gamma', t6, owned=True)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0, 1, 2), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (1,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (1,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -348,6 +443,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "channels": x (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,) ----

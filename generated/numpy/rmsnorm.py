@@ -90,6 +90,54 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    n = ctx.sizes['n']
+    gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/n
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
+    t2 = t0/t1**(3/2)
+    t3 = t2*x
+    t4 = 1/np.sqrt(t1)
+    if wanted[0] and dot_x is not None:
+        t5 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+        t6 = dy*gamma
+        t7 = np.einsum('...a,...a->...', t6, x)[..., None]
+        t8 = np.einsum('...a,...a->...', dot_x, t6)[..., None]
+        t6 *= -t2*t5
+        t6 -= t8*t3
+        t6 -= dot_x*(t2*t7)
+        t6 += x*(3*t5*t7/(n**2*t1**(5/2)))
+        terms.add('x', t6, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t9 = dot_gamma*dy
+        t10 = np.einsum('...a,...a->...', t9, x)[..., None]
+        t9 *= t4
+        t9 -= t10*t3
+        terms.add('x', t9, owned=True)
+    if wanted[1] and dot_x is not None:
+        t11 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+        t12 = (t3*(-t11) + t4*dot_x)*dy
+        terms.add('gamma', t12, owned=True)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0,), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (0,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (0,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -326,6 +374,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

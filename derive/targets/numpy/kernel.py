@@ -7,6 +7,7 @@ by an optional input, one set of functions per formula-selecting parameter value
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -17,6 +18,8 @@ from ...model import OperatorModel, dim_of
 from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
 from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
+from ...schedule.nesting import nest_sums
+from ...schedule.tangents import tangents_private
 from ...schedule.stable import stabilize
 from .printer import ArraySpec, KernelPrinter
 
@@ -54,7 +57,7 @@ class Function:
 
 @dataclass(frozen=True)
 class Variant:
-    """The three functions for one value of the formula-selecting parameter (or the only ones)."""
+    """The four functions for one value of the formula-selecting parameter (or the only ones)."""
 
     value: str
     suffix: str
@@ -62,6 +65,9 @@ class Variant:
     forward: Function
     vjp: Function
     jvp: Function
+    vjp_jvp: Function
+    """One block per second-order term (input a along input b's tangent), guarded by ``wanted[a]``
+    and b's tangent; its ``input`` is a, whose entry the term adds to."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class KernelView:
     signature: str
     vjp_signature: str
     """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants."""
+    gradients: tuple[tuple[str, int, str], ...]
+    """Each differentiable input: its name, its place in ``INPUTS``, its frame positions."""
     call: str
     input_tuple: str
     input_list: str
@@ -118,6 +126,7 @@ def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = Kern
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
         vjp_signature=_signature(model) + (", wrt=None" if model.params else ", *, wrt=None"),
+        gradients=tuple((i.name, names.index(i.name), _positions(i.dims, model)) for i in model.differentiable_inputs),
         call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=_tuple(names),
         input_list=", ".join(names),
@@ -155,7 +164,22 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
                       printer, positions, model, lowering="cotangent"),
         jvp=_function([Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None") for g in grads],
                       printer, {g.input.name: out for g in grads}, model, lowering="output"),
+        vjp_jvp=_second(derivation, printer, positions),
     )
+
+
+def _second(derivation: Derivation, printer: KernelPrinter, positions: dict[str, str]) -> Function:
+    """``vjp_jvp``: one output per second-order term (input a along b's tangent), computed when a's
+    gradient is wanted and b's tangent given; lowered like a vjp (each term is linear in dy)."""
+    model = derivation.model
+    outputs, tangents, inputs = [], {}, {}
+    for g in derivation.gradients:
+        for term in derivation.second_order(g.input.name):
+            name, tangent = f"{g.input.name}/{term.by.name}", tangent_name(term.by.name)
+            outputs.append(Output(name, nest_sums(term.product), f"{_wanted(model, g.input.name)} and {tangent} is not None"))
+            tangents[name], inputs[name] = tangent, g.input.name
+    return _function(outputs, printer, {o.name: positions[inputs[o.name]] for o in outputs}, model,
+                     lowering="second", tangents=tangents, inputs=inputs)
 
 
 def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
@@ -269,19 +293,23 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
 
 
 def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
-              model: OperatorModel, lowering: str) -> Function:
+              model: OperatorModel, lowering: str, tangents: dict[str, str] | None = None,
+              inputs: dict[str, str] | None = None) -> Function:
     """Print one kernel function.  ``lowering`` says which arrays are updated in place (see
-    ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "output" (a forward, a
-    jvp's terms) each result, built in a new array shaped like the output."""
-    outputs = [Output(o.name, by_axis(merge_dependent_sums(refine_means(stabilize(o.expr, model), model)), printer),
-                      o.guard)
-               for o in outputs]
+    ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "second" (a vjp_jvp) the
+    same, its results marked ``owned`` for the runtime to add terms into, "output" (a forward, a
+    jvp's terms) each result, built in a new array shaped like the output.  ``tangents`` (a vjp_jvp)
+    maps each output to the tangent it needs (``tangents_private``), ``inputs`` to the input whose
+    entry its block adds to (else the block's input is the output's name)."""
+    outputs = [Output(o.name, by_axis(_stable_form(o.expr, model), printer), o.guard) for o in outputs]
     plan = schedule(outputs)
+    if tangents is not None:
+        plan = tangents_private(plan, tangents)
     guarded = frozenset(o.name for o in outputs if o.guard)
     owned = _owned_inputs(model, printer)
     if not printer.in_place:
         lowered = _as_scheduled(plan)
-    elif lowering == "cotangent":
+    elif lowering in ("cotangent", "second"):
         lowered = lower_in_place(plan, COTANGENT, owned, guarded, f"np.empty_like({COTANGENT})")
     else:  # no expression names the output: "<output>" is not an identifier
         spans = frozenset(free_indices(next(iter(plan.results.values()))))
@@ -294,12 +322,19 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
                                else printer.doprint(step.expr), step.op) for step in steps)
 
     blocks = tuple(
-        Block(o.name, o.guard, statements(lowered.own[o.name]), printer.doprint(lowered.results[o.name]),
-              positions[o.name],
+        Block((inputs or {}).get(o.name, o.name), o.guard, statements(lowered.own[o.name]),
+              printer.doprint(lowered.results[o.name]), positions[o.name],
               _keywords(o.name, lowered, printer, lowering))
         for o in outputs
     )
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
+
+
+@functools.lru_cache(maxsize=512)
+def _stable_form(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """``expr`` stabilised, its means refined and dependent sums merged: the same for every printer,
+    so worked out once for the NumPy and the Array API view (the second order's are large)."""
+    return merge_dependent_sums(refine_means(stabilize(expr, model), model))
 
 
 def _keywords(name: str, lowered: Lowered, printer: KernelPrinter, lowering: str) -> str:
@@ -308,7 +343,7 @@ def _keywords(name: str, lowered: Lowered, printer: KernelPrinter, lowering: str
         return ", copy=True" if isinstance(lowered.results[name], (sp.Indexed, sp.Symbol)) else ""
     if name in lowered.scales:
         return f", scale={printer.doprint(lowered.scales[name])}"
-    return ", owned=True" if lowering == "output" and name in lowered.owned else ""
+    return ", owned=True" if lowering in ("output", "second") and name in lowered.owned else ""
 
 
 def _as_scheduled(plan: Scheduled) -> Lowered:
