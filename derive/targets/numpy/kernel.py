@@ -47,14 +47,27 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Function:
+class Group:
+    """Blocks computed only when one input's tangent is given (``guard``), with the temporaries
+    they share that need that tangent (``prelude``): a ``vjp_jvp``'s terms along one tangent."""
+
+    guard: str
     prelude: tuple[Statement, ...]
     blocks: tuple[Block, ...]
 
 
 @dataclass(frozen=True)
+class Function:
+    prelude: tuple[Statement, ...]
+    blocks: tuple[Block, ...]
+    groups: tuple[Group, ...] = ()
+    """(``vjp_jvp`` only) blocks by tangent, after ``blocks``; each block's ``input`` is the input
+    whose ``vjp_jvp`` entry it adds to."""
+
+
+@dataclass(frozen=True)
 class Variant:
-    """The three functions for one value of the formula-selecting parameter (or the only ones)."""
+    """The four functions for one value of the formula-selecting parameter (or the only ones)."""
 
     value: str
     suffix: str
@@ -62,6 +75,8 @@ class Variant:
     forward: Function
     vjp: Function
     jvp: Function
+    vjp_jvp: Function
+    """Its blocks are in ``groups``, one per tangent: each adds one term to an input's entry."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class KernelView:
     signature: str
     vjp_signature: str
     """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants."""
+    gradients: tuple[tuple[str, int, str], ...]
+    """Each differentiable input: its name, its place in ``INPUTS``, its frame positions."""
     call: str
     input_tuple: str
     input_list: str
@@ -118,6 +135,7 @@ def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = Kern
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
         vjp_signature=_signature(model) + (", wrt=None" if model.params else ", *, wrt=None"),
+        gradients=tuple((i.name, names.index(i.name), _positions(i.dims, model)) for i in model.differentiable_inputs),
         call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=_tuple(names),
         input_list=", ".join(names),
@@ -155,7 +173,42 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
                       printer, positions, model, lowering="cotangent"),
         jvp=_function([Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None") for g in grads],
                       printer, {g.input.name: out for g in grads}, model, lowering="output"),
+        vjp_jvp=_second(derivation, printer, positions),
     )
+
+
+def _second(derivation: Derivation, printer: KernelPrinter, positions: dict[str, str]) -> Function:
+    """``vjp_jvp``: one output per second-order term (input ``a`` along ``b``'s tangent), grouped by
+    ``b``, each under ``wanted[a]``.  Nothing is updated in place: the terms of one input are summed
+    by the runtime, and a temporary one group shares may feed another."""
+    model = derivation.model
+    outputs, tangents, inputs = [], {}, {}
+    for g in derivation.gradients:
+        for term in derivation.second_order(g.input.name):
+            name = f"{g.input.name}/{term.by.name}"
+            outputs.append(Output(name, term.product, _wanted(model, g.input.name)))
+            tangents[name], inputs[name] = tangent_name(term.by.name), g.input.name
+    return _function(outputs, printer, {o.name: positions[inputs[o.name]] for o in outputs}, model,
+                     lowering="none", groups=tangents, inputs=inputs)
+
+
+def _grouped(function: Function, steps: tuple[Step, ...], groups: dict[str, str],
+             statements) -> Function:
+    """``function`` (all blocks guarded by ``wanted``) with its blocks and the prelude temporaries
+    that need a tangent put under that tangent's ``Group``; ``groups`` maps block to tangent."""
+    needs: dict[str, set[str]] = {}
+    free, by_tangent = [], {t: [] for t in dict.fromkeys(groups.values())}
+    for step in steps:
+        names = {str(b.label) for b in step.expr.atoms(sp.IndexedBase)} | {str(s) for s in step.expr.atoms(sp.Symbol)}
+        found = {n for n in names if n in by_tangent}.union(*(needs.get(n, set()) for n in names))
+        needs[str(step.symbol)] = found
+        if len(found) > 1:  # each term is linear in one tangent: a temporary never needs two
+            raise AssertionError(f"a temporary of vjp_jvp needs the tangents {sorted(found)}")
+        (by_tangent[found.pop()] if found else free).append(step)
+    return Function(statements(tuple(free)), (), tuple(
+        Group(f"{tangent} is not None", statements(tuple(own)),
+              tuple(b for b, name in zip(function.blocks, groups) if groups[name] == tangent))
+        for tangent, own in by_tangent.items()))
 
 
 def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
@@ -269,17 +322,20 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
 
 
 def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
-              model: OperatorModel, lowering: str) -> Function:
+              model: OperatorModel, lowering: str, groups: dict[str, str] | None = None,
+              inputs: dict[str, str] | None = None) -> Function:
     """Print one kernel function.  ``lowering`` says which arrays are updated in place (see
     ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "output" (a forward, a
-    jvp's terms) each result, built in a new array shaped like the output."""
+    jvp's terms) each result, built in a new array shaped like the output, "none" none.  ``groups``
+    (a vjp_jvp) maps each output to the tangent it needs (see ``_grouped``), ``inputs`` to the input
+    whose entry its block adds to (else the block's input is the output's name)."""
     outputs = [Output(o.name, by_axis(merge_dependent_sums(refine_means(stabilize(o.expr, model), model)), printer),
                       o.guard)
                for o in outputs]
     plan = schedule(outputs)
     guarded = frozenset(o.name for o in outputs if o.guard)
     owned = _owned_inputs(model, printer)
-    if not printer.in_place:
+    if not printer.in_place or lowering == "none":
         lowered = _as_scheduled(plan)
     elif lowering == "cotangent":
         lowered = lower_in_place(plan, COTANGENT, owned, guarded, f"np.empty_like({COTANGENT})")
@@ -294,11 +350,13 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
                                else printer.doprint(step.expr), step.op) for step in steps)
 
     blocks = tuple(
-        Block(o.name, o.guard, statements(lowered.own[o.name]), printer.doprint(lowered.results[o.name]),
-              positions[o.name],
+        Block((inputs or {}).get(o.name, o.name), o.guard, statements(lowered.own[o.name]),
+              printer.doprint(lowered.results[o.name]), positions[o.name],
               _keywords(o.name, lowered, printer, lowering))
         for o in outputs
     )
+    if groups is not None:
+        return _grouped(Function((), blocks), lowered.prelude, groups, statements)
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
 
 
