@@ -95,6 +95,82 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    xp = ctx.xp
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    S = ctx.sizes['S']
+    gamma = xp.full((C,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
+    beta = xp.full((C,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/(N*S)
+    t2 = xp.sum(x, axis=(-3, -1,), keepdims=True)
+    t3 = t2*(-t0) + x
+    t4 = eps + t0*xp.sum((xp.sum(t3, axis=(-3, -1,), keepdims=True)*(-t0) + t3)**2, axis=(-3, -1,), keepdims=True)
+    t5 = t4**(-3/2)
+    t7 = t5*t6
+    t8 = _contract(xp, dy, x, (-3, -1))
+    t9 = t0*t8
+    t10 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+    t11 = 1/(N**2*S**2)
+    t13 = t11*t2
+    t14 = t10*t13
+    t15 = t12*t8
+    t16 = 1/(N**3*S**3)
+    t17 = t2**2
+    t18 = t10*t17
+    t19 = t10*x
+    t20 = 1/xp.sqrt(t4)
+    t21 = t0*t10
+    t22 = t16*t18
+    if dot_x is not None:
+        t1 = _contract(xp, dot_x, dy, (-3, -1))
+        t6 = _contract(xp, dot_x, x, (-3, -1))
+        t12 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+        if wanted[0]:
+            t23 = gamma[..., None, :, None]*t5
+            t24 = t1*t23
+            t25 = gamma[..., None, :, None]*t7
+            t26 = dot_x*t23
+            t27 = t11*t10
+            t28 = t12*t23
+            t29 = 3*t10
+            t30 = t16*t2
+            t31 = gamma[..., None, :, None]/t4**(5/2)
+            t32 = t12*t31
+            t33 = 1/(N**4*S**4)
+            t34 = t33*t18
+            t35 = 3*t31
+            t36 = t35*t6
+            t37 = t15*t35
+            t38 = t36*t8
+            terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t11*t15*t23 + x*(t11*t38) + t33*t17*t37 + dy*(t13*t28) + t13*t24 + t14*t26 + t19*(-t30*t36) + t25*t27 + t26*(-t9) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t29*t2**3*t32)*(-1/(N**5*S**5)))
+        if wanted[1]:
+            terms.add('gamma', -t12*t20*t21 - t12*t22*t5 + t13*t15*t5 + t14*t7 + t1*t20 - t7*t9)
+    if dot_gamma is not None:
+        if wanted[0]:
+            t39 = dot_gamma[..., None, :, None]*t20
+            t40 = dot_gamma[..., None, :, None]*t5
+            t41 = t13*t40
+            terms.add('x', dy*t39 + t19*t41 - t21*t39 - t22*t40 + x*(-t40*t9) + t41*t8)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0, 1, 2), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (1,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (1,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -458,6 +534,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "channels": x (N, C, *spatial) viewed as (N, C, S); per-channel inputs of shape (C,) ----

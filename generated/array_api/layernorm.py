@@ -88,6 +88,54 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    xp = ctx.xp
+    n = ctx.sizes['n']
+    gamma = xp.full((n,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
+    beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/n
+    t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
+    t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    t3 = eps + t0*_contract(xp, t2, t2, (-1,))
+    t4 = t3**(-3/2)
+    t5 = t0*t4
+    t8 = t5*t2
+    t9 = 1/xp.sqrt(t3)
+    t10 = t0*t9
+    if dot_x is not None:
+        t6 = _contract(xp, dot_x, t2, (-1,))
+        t7 = xp.sum(dot_x, axis=-1, keepdims=True)
+        if wanted[0]:
+            t11 = dy*gamma
+            t12 = _contract(xp, t11, t2, (-1,))
+            t13 = n**(-2)
+            t14 = xp.sum(t11, axis=-1, keepdims=True)
+            terms.add('x', t12*t13*t4*t7 + t2*(3*t12*t13*t6/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t6 + t11*(-t5*t6) + t8*(-_contract(xp, -t0*t14 + t11, dot_x, (-1,))))
+        if wanted[1]:
+            terms.add('gamma', dy*(-t10*t7) + (dy*t8)*(-t6) + t9*dot_x*dy)
+    if dot_gamma is not None:
+        if wanted[0]:
+            t15 = dot_gamma*dy
+            terms.add('x', -t10*xp.sum(t15, axis=-1, keepdims=True) + t9*t15 + t8*(-_contract(xp, t15, t2, (-1,))))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0,), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (0,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (0,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -451,6 +499,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -81,6 +81,47 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    xp = ctx.xp
+    n = ctx.sizes['n']
+    gamma = xp.full((n,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
+    beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/n
+    t1 = eps + t0*_contract(xp, x, x, (-1,))
+    t2 = t0/t1**(3/2)
+    t3 = t2*x
+    t5 = 1/xp.sqrt(t1)
+    if dot_x is not None:
+        t4 = _contract(xp, dot_x, x, (-1,))
+        if wanted[0]:
+            t6 = dy*gamma
+            t7 = _contract(xp, t6, x, (-1,))
+            terms.add('x', t6*(-t2*t4) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t4*t7/(n**2*t1**(5/2))))
+        if wanted[1]:
+            terms.add('gamma', (dy*t3)*(-t4) + t5*dot_x*dy)
+    if dot_gamma is not None:
+        if wanted[0]:
+            t8 = dot_gamma*dy
+            terms.add('x', t5*t8 + t3*(-_contract(xp, t8, x, (-1,))))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0,), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (0,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (0,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -444,6 +485,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

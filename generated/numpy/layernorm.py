@@ -104,6 +104,53 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    n = ctx.sizes['n']
+    gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/n
+    t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
+    t2 = -t0*np.sum(t1, axis=-1, keepdims=True) + t1
+    t3 = eps + t0*np.einsum('...a,...a->...', t2, t2)[..., None]
+    t4 = t3**(-3/2)
+    t5 = t0*t4
+    t8 = t5*t2
+    t9 = 1/np.sqrt(t3)
+    t10 = t0*t9
+    if dot_x is not None:
+        t6 = np.einsum('...a,...a->...', dot_x, t2)[..., None]
+        t7 = np.sum(dot_x, axis=-1, keepdims=True)
+        if wanted[0]:
+            t11 = dy*gamma
+            t12 = np.einsum('...a,...a->...', t11, t2)[..., None]
+            t13 = n**(-2.0)
+            t14 = np.sum(t11, axis=-1, keepdims=True)
+            terms.add('x', t12*t13*t4*t7 + t2*(3*t12*t13*t6/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t6 + t11*(-t5*t6) + t8*(-np.einsum('...a,...a->...', -t0*t14 + t11, dot_x)[..., None]))
+        if wanted[1]:
+            terms.add('gamma', dy*(-t10*t7) + (dy*t8)*(-t6) + t9*dot_x*dy)
+    if dot_gamma is not None:
+        if wanted[0]:
+            t15 = dot_gamma*dy
+            terms.add('x', -t10*np.sum(t15, axis=-1, keepdims=True) + t9*t15 + t8*(-np.einsum('...a,...a->...', t15, t2)[..., None]))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0,), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (0,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (0,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -340,6 +387,28 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value):
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

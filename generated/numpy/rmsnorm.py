@@ -90,6 +90,46 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
+    n = ctx.sizes['n']
+    gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/n
+    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
+    t2 = t0/t1**(3/2)
+    t3 = t2*x
+    t5 = 1/np.sqrt(t1)
+    if dot_x is not None:
+        t4 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+        if wanted[0]:
+            t6 = dy*gamma
+            t7 = np.einsum('...a,...a->...', t6, x)[..., None]
+            terms.add('x', t6*(-t2*t4) + dot_x*(-t2*t7) + t3*(-np.einsum('...a,...a->...', dot_x, t6)[..., None]) + x*(3*t4*t7/(n**2*t1**(5/2))))
+        if wanted[1]:
+            terms.add('gamma', (dy*t3)*(-t4) + t5*dot_x*dy)
+    if dot_gamma is not None:
+        if wanted[0]:
+            t8 = dot_gamma*dy
+            terms.add('x', t5*t8 + t3*(-np.einsum('...a,...a->...', t8, x)[..., None]))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0,), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (0,), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (0,), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -326,6 +366,28 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value):
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------
