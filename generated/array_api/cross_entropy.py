@@ -70,6 +70,32 @@ def jvp(tangents, logits, target):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (logits, target)
+    wanted = _wanted(given, wrt)
+    logits, target, ctx = _prepare((logits, target), {})
+    xp = ctx.xp
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    logits = logits - xp.max(logits, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
+    dy = _cotangent(cotangent, ctx)
+    dot_logits, dot_target = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    if dot_logits is not None:
+        if wanted[0]:
+            t0 = 1/N
+            t1 = xp.exp(logits)
+            t2 = xp.sum(t1, axis=-1, keepdims=True)
+            terms.add('logits', (dot_logits*t1)*(1/t2*(dy*t0)) + t1*((_contract(xp, dot_logits, t1, (-1,))/t2**2)*(-dy*t0)))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['logits'] = terms.gradient('logits', (0, 1), logits)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -433,6 +459,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -67,6 +67,31 @@ def jvp(tangents, logits, target):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (logits, target)
+    wanted = _wanted(given, wrt)
+    logits, target, ctx = _prepare((logits, target), {})
+    N = ctx.sizes['N']
+    C = ctx.sizes['C']
+    logits = logits - np.max(logits, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
+    dy = _cotangent(cotangent, ctx)
+    dot_logits, dot_target = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    if dot_logits is not None:
+        if wanted[0]:
+            t0 = 1/N
+            t1 = np.exp(logits)
+            t2 = np.sum(t1, axis=-1, keepdims=True)
+            terms.add('logits', (dot_logits*t1)*(1/t2*(dy*t0)) + t1*((np.einsum('...ab,...ab->...a', dot_logits, t1)[..., :, None]/t2**2)*(-dy*t0)))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['logits'] = terms.gradient('logits', (0, 1), logits)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -303,6 +328,28 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value):
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -64,6 +64,38 @@ def jvp(tangents, a, b):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (a, b)
+    wanted = _wanted(given, wrt)
+    a, b, ctx = _prepare((a, b), {})
+    n = ctx.sizes['n']
+    dy = _cotangent(cotangent, ctx)
+    dot_a, dot_b = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 2*dy/n
+    if dot_a is not None:
+        t1 = t0*dot_a
+        if wanted[0]:
+            terms.add('a', t1)
+        if wanted[1]:
+            terms.add('b', -t1)
+    if dot_b is not None:
+        t2 = t0*dot_b
+        if wanted[0]:
+            terms.add('a', -t2)
+        if wanted[1]:
+            terms.add('b', t2)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['a'] = terms.gradient('a', (0,), a)
+    if wanted[1]:
+        grads['b'] = terms.gradient('b', (0,), b)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -300,6 +332,28 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value):
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "flatten": inputs broadcast against each other, then flattened onto the one axis ------
