@@ -4,8 +4,8 @@
 core axes at sizes 1, 2, 3 (4 for a fourth axis), a different size for each axis, every layout
 variant (each ``axis`` and ``keepdims``, each value of a formula-selecting parameter), batch shapes
 (), (2,) and broadcast ones (size-1 axes in either input, 0-d inputs), and optional inputs given
-and omitted.  It compares ``forward``, every input's ``vjp`` and ``jvp`` (all tangents together
-and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated by plain
+and omitted.  It compares ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all tangents
+together and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated by plain
 ``sympy.diff``, evaluated numerically.  The LaTeX target's final VJP and JVP equations (its JSON
 twin) are evaluated against the same oracle.  A mismatch raises ``ProofError`` naming the operator,
 the call, the sizes and the first entries that differ; nothing is written.
@@ -94,7 +94,7 @@ def prove_kernel(model: OperatorModel, text: str, seed: int = 0) -> None:
 
 
 def prove_module(model: OperatorModel, module, seed: int = 0) -> None:
-    """The proof of a loaded kernel (anything with its ``forward``, ``vjp`` and ``jvp``: a target
+    """The proof of a loaded kernel (anything with its ``forward``, ``vjp``, ``jvp`` and ``vjp_jvp``: a target
     may pass one that calls the kernel with arrays of another library and returns NumPy arrays)."""
     rng = np.random.default_rng(seed)
     for variant, selected in variants(model):
@@ -147,8 +147,11 @@ def _check_call(call: Call, module, symbols: dict, rng: np.random.Generator) -> 
         _compare(call, f"vjp, gradient of {inp.name!r}", grad, fit(case.from_core(inp, expected, array), np.shape(array)))
     tangents = {name: rng.standard_normal(np.shape(a)) for name, a in
                 ((inp.name, a) for inp, a in zip(model.inputs, call.arrays)) if name in jac}
-    for chosen in [tuple(tangents)] + [(name,) for name in tangents] if len(tangents) > 1 else [tuple(tangents)]:
+    choices = [tuple(tangents)] + [(name,) for name in tangents] if len(tangents) > 1 else [tuple(tangents)]
+    for chosen in choices:
         _check_jvp(call, module, chosen, tangents, jac, batch)
+    for chosen in choices:
+        _check_vjp_jvp(call, module, chosen, tangents, cotangent, (full, symbols, dy, batch))
 
 
 def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, batch: tuple) -> None:
@@ -162,6 +165,31 @@ def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, bat
     given = tuple(tangents[inp.name] if inp.name in chosen else None for inp in model.inputs)
     got = _run(call, "jvp", lambda: module.jvp(given, *call.arrays, **call.params))
     _compare(call, f"jvp along {', '.join(chosen)}", got, expected)
+
+
+def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent: np.ndarray,
+                   at: tuple) -> None:
+    """``vjp_jvp`` along the ``chosen`` tangents: for each input a, sum over b of
+    dy . d2 out / da db . dot_b, from the oracle's Hessian blocks (worked out on first use)."""
+    model, case, oracle = call.model, call.case, call.oracle
+    full, symbols, dy, batch = at
+    given = tuple(tangents[inp.name] if inp.name in chosen else None for inp in model.inputs)
+    got = _run(call, "vjp_jvp", lambda: module.vjp_jvp(cotangent, given, *call.arrays, **call.params))
+    what = f"vjp_jvp along {', '.join(chosen)}"
+    if got is None or len(got) != len(model.inputs):
+        raise ProofError(f"{_where(call)}: {what} returns {got!r}, not one entry per input")
+    for inp, array, value in zip(model.inputs, call.arrays, got):
+        if inp.name not in tangents:
+            if value is not None:
+                raise ProofError(f"{_where(call)}: {what} returns an entry for {inp.name!r}, which has no gradient")
+            continue
+        total = np.zeros(batch + (int(np.prod(oracle.in_shapes[inp.name])),))
+        for by in chosen:
+            t = np.broadcast_to(case.to_core(model.input(by), tangents[by]), batch + oracle.in_shapes[by])
+            hessian = oracle.hessian(inp.name, by, full, symbols, batch)
+            total = total + np.einsum("...o,...oik,...k->...i", dy, hessian, t.reshape(batch + (-1,)))
+        expected = total.reshape(batch + oracle.in_shapes[inp.name])
+        _compare(call, f"{what}, entry of {inp.name!r}", value, fit(case.from_core(inp, expected, array), np.shape(array)))
 
 
 def _default(model: OperatorModel, name: str, oracle: Expanded) -> np.ndarray:

@@ -64,6 +64,13 @@ def test_cosine_similarity_kernel_matches_finite_differences(cosine, tmp_path):
         expected = finite_differences.vjp(kernel.forward, cotangent, [a, b], position)
         assert np.abs(expected).max() > 0.01
         np.testing.assert_allclose(grads[position], expected, rtol=1e-6, atol=1e-8)
+    tangents = rng.standard_normal(a.shape), rng.standard_normal(b.shape)
+    second = kernel.vjp_jvp(cotangent, tangents, a, b)  # a user model's kernel has it too
+    step = 1e-6
+    plus = kernel.vjp(cotangent, a + step * tangents[0], b + step * tangents[1])
+    minus = kernel.vjp(cotangent, a - step * tangents[0], b - step * tangents[1])
+    for position in (0, 1):
+        np.testing.assert_allclose(second[position], (plus[position] - minus[position]) / (2 * step), rtol=1e-5, atol=1e-7)
 
 
 def _files(model):
@@ -92,6 +99,10 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
      "return value", "jvp"),  # a jvp that no longer moves `axis`
     ("mul", "value = value.sum(axis=squeezed, keepdims=True)", "pass", "vjp"),  # no sum over size-1 axes
     ("layernorm", "1/np.sqrt(eps + t0*t3)", "1/(np.sqrt(t0*t3) + eps)", "forward"),  # a misplaced eps
+    ("rmsnorm", "grads['gamma'] = terms.gradient(", "grads['gamma'] = -terms.gradient(", "vjp_jvp along x"),
+    # a dropped term: layernorm's x-entry along gamma's tangent
+    ("layernorm", "terms.add('x', t16", "(lambda *a, **k: None)('x', t16", "vjp_jvp along x, gamma, beta, entry of 'x'"),
+    ("softmax", "terms.gradient('x', (0,), x)", "terms.gradient('x', (0,), x) * 0", "vjp_jvp"),
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)

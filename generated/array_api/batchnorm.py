@@ -112,55 +112,58 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = 1/(N*S)
-    t2 = xp.sum(x, axis=(-3, -1,), keepdims=True)
-    t3 = t2*(-t0) + x
-    t4 = eps + t0*xp.sum((xp.sum(t3, axis=(-3, -1,), keepdims=True)*(-t0) + t3)**2, axis=(-3, -1,), keepdims=True)
-    t5 = t4**(-3/2)
-    t7 = t5*t6
-    t8 = _contract(xp, dy, x, (-3, -1))
-    t9 = t0*t8
-    t10 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
-    t11 = 1/(N**2*S**2)
-    t13 = t11*t2
-    t14 = t10*t13
-    t15 = t12*t8
-    t16 = 1/(N**3*S**3)
-    t17 = t2**2
-    t18 = t10*t17
-    t19 = t10*x
-    t20 = 1/xp.sqrt(t4)
-    t21 = t0*t10
-    t22 = t16*t18
-    if dot_x is not None:
-        t1 = _contract(xp, dot_x, dy, (-3, -1))
-        t6 = _contract(xp, dot_x, x, (-3, -1))
-        t12 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
-        if wanted[0]:
-            t23 = gamma[..., None, :, None]*t5
-            t24 = t1*t23
-            t25 = gamma[..., None, :, None]*t7
-            t26 = dot_x*t23
-            t27 = t11*t10
-            t28 = t12*t23
-            t29 = 3*t10
-            t30 = t16*t2
-            t31 = gamma[..., None, :, None]/t4**(5/2)
-            t32 = t12*t31
-            t33 = 1/(N**4*S**4)
-            t34 = t33*t18
-            t35 = 3*t31
-            t36 = t35*t6
-            t37 = t15*t35
-            t38 = t36*t8
-            terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t11*t15*t23 + x*(t11*t38) + t33*t17*t37 + dy*(t13*t28) + t13*t24 + t14*t26 + t19*(-t30*t36) + t25*t27 + t26*(-t9) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t29*t2**3*t32)*(-1/(N**5*S**5)))
-        if wanted[1]:
-            terms.add('gamma', -t12*t20*t21 - t12*t22*t5 + t13*t15*t5 + t14*t7 + t1*t20 - t7*t9)
-    if dot_gamma is not None:
-        if wanted[0]:
-            t39 = dot_gamma[..., None, :, None]*t20
-            t40 = dot_gamma[..., None, :, None]*t5
-            t41 = t13*t40
-            terms.add('x', dy*t39 + t19*t41 - t21*t39 - t22*t40 + x*(-t40*t9) + t41*t8)
+    t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-3, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-3, -1,), keepdims=True)
+    t4 = t3**(-3/2)
+    t5 = _contract(xp, dy, x, (-3, -1))
+    t6 = t0*t5
+    t7 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+    t8 = 1/(N**2*S**2)
+    t9 = t8*t1
+    t10 = t7*t9
+    t11 = 1/(N**3*S**3)
+    t12 = t1**2
+    t13 = t12*t7
+    t14 = t7*x
+    t15 = 1/xp.sqrt(t3)
+    t16 = t0*t7
+    t17 = t11*t13
+    if wanted[0] and dot_x is not None:
+        t18 = _contract(xp, dot_x, dy, (-3, -1))
+        t19 = _contract(xp, dot_x, x, (-3, -1))
+        t20 = t19*t4
+        t21 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+        t22 = t21*t5
+        t23 = gamma[..., None, :, None]*t4
+        t24 = t18*t23
+        t25 = gamma[..., None, :, None]*t20
+        t26 = dot_x*t23
+        t27 = t8*t7
+        t28 = t21*t23
+        t29 = 3*t7
+        t30 = t11*t1
+        t31 = gamma[..., None, :, None]/t3**(5/2)
+        t32 = t21*t31
+        t33 = 1/(N**4*S**4)
+        t34 = t33*t13
+        t35 = 3*t31
+        t36 = t19*t35
+        t37 = t22*t35
+        t38 = t36*t5
+        terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t33*t12*t37 + t8*t22*t23 + x*(t8*t38) + dy*(t28*t9) + t10*t26 + t14*(-t30*t36) + t24*t9 + t25*t27 + t26*(-t6) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t1**3*t29*t32)*(-1/(N**5*S**5)))
+    if wanted[0] and dot_gamma is not None:
+        t39 = dot_gamma[..., None, :, None]*t15
+        t40 = dot_gamma[..., None, :, None]*t4
+        t41 = t40*t9
+        terms.add('x', dy*t39 + t14*t41 - t16*t39 - t17*t40 + x*(-t40*t6) + t41*t5)
+    if wanted[1] and dot_x is not None:
+        t42 = _contract(xp, dot_x, dy, (-3, -1))
+        t43 = _contract(xp, dot_x, x, (-3, -1))
+        t44 = t43*t4
+        t45 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+        t46 = t45*t5
+        terms.add('gamma', t10*t44 - t15*t16*t45 + t15*t42 - t17*t45*t4 - t44*t6 + t46*t4*t9)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2), x)

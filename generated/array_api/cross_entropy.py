@@ -84,12 +84,11 @@ def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_logits, dot_target = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_logits is not None:
-        if wanted[0]:
-            t0 = 1/N
-            t1 = xp.exp(logits)
-            t2 = xp.sum(t1, axis=-1, keepdims=True)
-            terms.add('logits', (dot_logits*t1)*(1/t2*(dy*t0)) + t1*((_contract(xp, dot_logits, t1, (-1,))/t2**2)*(-dy*t0)))
+    if wanted[0] and dot_logits is not None:
+        t0 = 1/N
+        t1 = xp.exp(logits)
+        t2 = xp.sum(t1, axis=-1, keepdims=True)
+        terms.add('logits', (dot_logits*t1)*(1/t2*(dy*t0)) + t1*((_contract(xp, dot_logits, t1, (-1,))/t2**2)*(-dy*t0)))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['logits'] = terms.gradient('logits', (0, 1), logits)

@@ -40,6 +40,12 @@ def jvp(tangents, x, *, approximate='none'):
     return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][2](tangents, x, approximate=approximate)
 
 
+def vjp_jvp(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][3](cotangent, tangents, x, approximate=approximate, wrt=wrt)
+
+
 def _forward_none(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='none')."""
     x, ctx = _prepare((x,), {})
@@ -74,6 +80,29 @@ def _jvp_none(tangents, x, *, approximate='none'):
         t0 = x*((1/2)*math.sqrt(2))
         total.add((1/2)*(_erf(xp, t0) + 1)*dot_x + xp.exp(-1/2*x**2)*dot_x*t0/math.sqrt(math.pi), ())
     return _output(total.value, None, ctx, copy=total.copy)
+
+
+def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    xp = ctx.xp
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    if wanted[0] and dot_x is not None:
+        t0 = math.sqrt(2)
+        t1 = 1/math.sqrt(math.pi)
+        t2 = (1/2)*x**2
+        t3 = xp.exp(-t2)
+        terms.add('x', (dot_x*dy*t2*t3)*(-t0*t1) + (dot_x*dy*t3)*(t0*t1))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (), x)
+    return tuple(grads.values())
 
 
 def _forward_tanh(x, *, approximate='none'):
@@ -119,9 +148,34 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    xp = ctx.xp
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    if wanted[0] and dot_x is not None:
+        t0 = math.sqrt(2)
+        t1 = 1/math.sqrt(math.pi)
+        t2 = x**3
+        t3 = xp.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1))
+        t4 = 1 - t3**2
+        t5 = dot_x*dy*t3*t4/xp.pi
+        terms.add('x', (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1) + (dot_x*dy*t4)*(t0*t1) - 26829/50000*t2*t5 - 719795241/20000000000*t5*x**5 - 2*t5*x)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (), x)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    'none': (_forward_none, _vjp_none, _jvp_none),
-    'tanh': (_forward_tanh, _vjp_tanh, _jvp_tanh),
+    'none': (_forward_none, _vjp_none, _jvp_none, _vjp_jvp_none),
+    'tanh': (_forward_tanh, _vjp_tanh, _jvp_tanh, _vjp_jvp_tanh),
 }
 
 
@@ -488,6 +542,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

@@ -97,6 +97,79 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
+    xp = ctx.xp
+    N = ctx.sizes['N']
+    G = ctx.sizes['G']
+    D = ctx.sizes['D']
+    S = ctx.sizes['S']
+    gamma = xp.full((G, D), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
+    beta = xp.full((G, D), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/(D*S)
+    t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-2, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-2, -1,), keepdims=True)
+    t4 = t3**(-3/2)
+    t5 = t0*t4
+    t6 = 1/(D**2*S**2)
+    t7 = t6*t1
+    t8 = 1/(D**3*S**3)
+    t9 = t1**2
+    t10 = 1/xp.sqrt(t3)
+    if wanted[0] and dot_x is not None:
+        t11 = _contract(xp, dot_x, x, (-2, -1))
+        t12 = t11*t4
+        t13 = xp.sum(dot_x, axis=(-2, -1,), keepdims=True)
+        t14 = t13*t4
+        t15 = dy*gamma[..., None, :, :, None]
+        t16 = t4*_contract(xp, dot_x, t15, (-2, -1))
+        t17 = _contract(xp, t15, x, (-2, -1))
+        t18 = t6*t17
+        t19 = xp.sum(t15, axis=(-2, -1,), keepdims=True)
+        t20 = t6*t19
+        t21 = t8*t1
+        t22 = 3/t3**(5/2)
+        t23 = t19*t22
+        t24 = t13*t23
+        t25 = t9*(1/(D**4*S**4))
+        t26 = t17*t22
+        t27 = t13*t26
+        t28 = t11*t21
+        terms.add('x', t15*(t12*(-t0)) + x*(t16*(-t0)) + dot_x*(-t17*t5) + dot_x*(t1*t20*t4) + x*(t11*t18*t22) + t11*t23*t25 + t12*t20 + t15*(t14*t7) + t14*t18 - 3*t14*t19*t21 + x*(t14*t20) + t16*t7 + x*(-t21*t27) + x*(-t23*t28) + x*(t24*t25) + t25*t27 - t26*t28 + (t1**3*t24)*(-1/(D**5*S**5)))
+    if wanted[0] and dot_gamma is not None:
+        t29 = dot_gamma[..., None, :, :, None]*dy
+        t30 = xp.sum(t29, axis=(-2, -1,), keepdims=True)
+        t31 = _contract(xp, t29, x, (-2, -1))
+        t32 = t4*t7
+        terms.add('x', (t10*t30)*(-t0) + (t30*t4*t9)*(-t8) + t10*t29 + x*(t30*t32) + t31*t32 + x*(-t31*t5))
+    if wanted[1] and dot_x is not None:
+        t33 = _contract(xp, dot_x, x, (-2, -1))
+        t34 = t33*t4
+        t35 = xp.sum(dot_x, axis=(-2, -1,), keepdims=True)
+        t36 = t35*t4
+        t37 = dy*t10
+        t38 = dy*x
+        t39 = t4*xp.sum(x, axis=-2, keepdims=True)
+        terms.add('gamma', _contract(xp, t34, t38, (-4, -1))*(-t0) + _contract(xp, t35, t37, (-4, -1))*(-t0) + t6*_contract(xp, xp.sum(dy, axis=-1, keepdims=True), _contract(xp, t33, t39, (-1,)), (-4,)) + t6*_contract(xp, xp.sum(t38, axis=-1, keepdims=True), _contract(xp, t35, t39, (-1,)), (-4,)) + _contract(xp, dy, t36*t9, (-4, -1))*(-t8) + _contract(xp, dot_x, t37, (-4, -1)))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0, 1, 2, 3), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (1, 2), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (1, 2), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -460,6 +533,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "groups": x (N, C, *spatial) viewed as (N, G, C/G, S); per-channel inputs as (G, C/G) ---

@@ -108,24 +108,24 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     t3 = eps + t0*_contract(xp, t2, t2, (-1,))
     t4 = t3**(-3/2)
     t5 = t0*t4
-    t8 = t5*t2
-    t9 = 1/xp.sqrt(t3)
-    t10 = t0*t9
-    if dot_x is not None:
-        t6 = _contract(xp, dot_x, t2, (-1,))
-        t7 = xp.sum(dot_x, axis=-1, keepdims=True)
-        if wanted[0]:
-            t11 = dy*gamma
-            t12 = _contract(xp, t11, t2, (-1,))
-            t13 = n**(-2)
-            t14 = xp.sum(t11, axis=-1, keepdims=True)
-            terms.add('x', t12*t13*t4*t7 + t2*(3*t12*t13*t6/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t6 + t11*(-t5*t6) + t8*(-_contract(xp, -t0*t14 + t11, dot_x, (-1,))))
-        if wanted[1]:
-            terms.add('gamma', dy*(-t10*t7) + (dy*t8)*(-t6) + t9*dot_x*dy)
-    if dot_gamma is not None:
-        if wanted[0]:
-            t15 = dot_gamma*dy
-            terms.add('x', -t10*xp.sum(t15, axis=-1, keepdims=True) + t9*t15 + t8*(-_contract(xp, t15, t2, (-1,))))
+    t6 = t5*t2
+    t7 = 1/xp.sqrt(t3)
+    t8 = t0*t7
+    if wanted[0] and dot_x is not None:
+        t9 = _contract(xp, dot_x, t2, (-1,))
+        t10 = xp.sum(dot_x, axis=-1, keepdims=True)
+        t11 = dy*gamma
+        t12 = _contract(xp, t11, t2, (-1,))
+        t13 = n**(-2)
+        t14 = xp.sum(t11, axis=-1, keepdims=True)
+        terms.add('x', t10*t12*t13*t4 + t2*(3*t12*t13*t9/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t9 + t11*(-t5*t9) + t6*(-_contract(xp, -t0*t14 + t11, dot_x, (-1,))))
+    if wanted[0] and dot_gamma is not None:
+        t15 = dot_gamma*dy
+        terms.add('x', t7*t15 - t8*xp.sum(t15, axis=-1, keepdims=True) + t6*(-_contract(xp, t15, t2, (-1,))))
+    if wanted[1] and dot_x is not None:
+        t16 = _contract(xp, dot_x, t2, (-1,))
+        t17 = xp.sum(dot_x, axis=-1, keepdims=True)
+        terms.add('gamma', (dy*t6)*(-t16) + dy*(-t17*t8) + t7*dot_x*dy)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

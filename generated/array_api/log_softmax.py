@@ -78,13 +78,12 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = xp.sum(dy, axis=-1, keepdims=True)
-            t1 = xp.exp(x)
-            t2 = xp.sum(t1, axis=-1, keepdims=True)
-            t3 = dot_x*t1
-            terms.add('x', t3*(-t0/t2) + t1*(t0*xp.sum(t3, axis=-1, keepdims=True)/t2**2))
+    if wanted[0] and dot_x is not None:
+        t0 = xp.sum(dy, axis=-1, keepdims=True)
+        t1 = xp.exp(x)
+        t2 = xp.sum(t1, axis=-1, keepdims=True)
+        t3 = dot_x*t1
+        terms.add('x', t3*(-t0/t2) + t1*(t0*xp.sum(t3, axis=-1, keepdims=True)/t2**2))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -84,12 +84,10 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_b is not None:
-        if wanted[0]:
-            terms.add('a', _contract(xp, xp.moveaxis(dot_b, (-1, -2,), (-2, -1,))[..., None, :, :], dy, (-2,)))
-    if dot_a is not None:
-        if wanted[1]:
-            terms.add('b', _contract(xp, dot_a[..., :, None, :], dy, (-3,)))
+    if wanted[0] and dot_b is not None:
+        terms.add('a', _contract(xp, xp.moveaxis(dot_b, (-1, -2,), (-2, -1,))[..., None, :, :], dy, (-2,)))
+    if wanted[1] and dot_a is not None:
+        terms.add('b', _contract(xp, dot_a[..., :, None, :], dy, (-3,)))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (0, 2), a)

@@ -80,18 +80,18 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = 2*dy/n
-    if dot_a is not None:
+    if wanted[0] and dot_a is not None:
         t1 = t0*dot_a
-        if wanted[0]:
-            terms.add('a', t1, copy=True)
-        if wanted[1]:
-            terms.add('b', -t1)
-    if dot_b is not None:
+        terms.add('a', t1, copy=True)
+    if wanted[0] and dot_b is not None:
         t2 = t0*dot_b
-        if wanted[0]:
-            terms.add('a', -t2)
-        if wanted[1]:
-            terms.add('b', t2, copy=True)
+        terms.add('a', -t2)
+    if wanted[1] and dot_a is not None:
+        t3 = t0*dot_a
+        terms.add('b', -t3)
+    if wanted[1] and dot_b is not None:
+        t4 = t0*dot_b
+        terms.add('b', t4, copy=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (0,), a)

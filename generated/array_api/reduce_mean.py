@@ -60,6 +60,24 @@ def jvp(tangents, x, *, axis=-1, keepdims=False):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, x, *, axis=-1, keepdims=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {'axis': axis, 'keepdims': keepdims})
+    xp = ctx.xp
+    n = ctx.sizes['n']
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0,), x)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -423,6 +441,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "axis": the operator's one axis is chosen by a parameter and moved last ----------------

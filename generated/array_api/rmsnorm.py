@@ -99,19 +99,18 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = t0/t1**(3/2)
     t3 = t2*x
-    t5 = 1/xp.sqrt(t1)
-    if dot_x is not None:
-        t4 = _contract(xp, dot_x, x, (-1,))
-        if wanted[0]:
-            t6 = dy*gamma
-            t7 = _contract(xp, t6, x, (-1,))
-            terms.add('x', t6*(-t2*t4) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t4*t7/(n**2*t1**(5/2))))
-        if wanted[1]:
-            terms.add('gamma', (dy*t3)*(-t4) + t5*dot_x*dy)
-    if dot_gamma is not None:
-        if wanted[0]:
-            t8 = dot_gamma*dy
-            terms.add('x', t5*t8 + t3*(-_contract(xp, t8, x, (-1,))))
+    t4 = 1/xp.sqrt(t1)
+    if wanted[0] and dot_x is not None:
+        t5 = _contract(xp, dot_x, x, (-1,))
+        t6 = dy*gamma
+        t7 = _contract(xp, t6, x, (-1,))
+        terms.add('x', t6*(-t2*t5) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t5*t7/(n**2*t1**(5/2))))
+    if wanted[0] and dot_gamma is not None:
+        t8 = dot_gamma*dy
+        terms.add('x', t4*t8 + t3*(-_contract(xp, t8, x, (-1,))))
+    if wanted[1] and dot_x is not None:
+        t9 = _contract(xp, dot_x, x, (-1,))
+        terms.add('gamma', t4*dot_x*dy + (dy*t3)*(-t9))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

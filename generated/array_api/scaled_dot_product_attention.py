@@ -40,6 +40,12 @@ def jvp(tangents, q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal)
 
 
+def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt)
+
+
 def _forward_false(q, k, v, *, causal=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=False)."""
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -106,6 +112,73 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     if dot_v is not None:
         total.add(t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2, (-1,)), (0, 1))
     return _output(total.value, None, ctx, copy=total.copy)
+
+
+def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    xp = ctx.xp
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/E
+    t1 = 1/math.sqrt(E)
+    t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
+    t3 = xp.exp(t1*t2 - xp.max(t1*t2, axis=-1, keepdims=True))
+    t4 = xp.sum(t3, axis=-1, keepdims=True)
+    t5 = 1/t4
+    t6 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))
+    t7 = t4**(-2.0)
+    t8 = t0*t7
+    t9 = t6*t8
+    t10 = t8*_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
+    t11 = _contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
+    t12 = t11*t8
+    t13 = t4**(-3.0)
+    t14 = t1*t7
+    t15 = t3*t7
+    t16 = _contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
+    t17 = t3*(t13*t16)
+    if wanted[0] and dot_q is not None:
+        t18 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
+        t19 = _contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))
+        terms.add('q', t6*((t11*t13*t19)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t18*t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + t10*(-t19) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t18*t3, (-1,))*(-t12) + t9*(-_contract(xp, t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))))
+    if wanted[0] and dot_k is not None:
+        t20 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
+        t21 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))
+        t22 = _contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))
+        terms.add('q', t6*((t11*t13*t22)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t20*t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t1*t5) + t10*(-t22) + t21*(-t11*t14) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t20*t3, (-1,))*(-t12) + t9*(-_contract(xp, t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))))
+    if wanted[0] and dot_v is not None:
+        terms.add('q', _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))*(t1*t5) + t6*(-t14*_contract(xp, t3, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))))
+    if wanted[1] and dot_q is not None:
+        t23 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
+        terms.add('k', _contract(xp, t15, q[..., :, None, :, None]*_contract(xp, t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)), (-4,))*(-t0) + _contract(xp, t17, q[..., :, None, :, None]*_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t16*q[..., :, None, :, None], t15*t23, (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t15*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t23*t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)) + _contract(xp, t15, t11*dot_q[..., :, None, :, None], (-4,))*(-t1) + t1*_contract(xp, t5*dot_q[..., :, None, :, None], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-4,)))
+    if wanted[1] and dot_k is not None:
+        t24 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
+        terms.add('k', _contract(xp, t17, q[..., :, None, :, None]*_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t16*q[..., :, None, :, None], t15*t24, (-4,))*(-t0) + _contract(xp, t15, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t15*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t24*t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)))
+    if wanted[1] and dot_v is not None:
+        terms.add('k', _contract(xp, t15, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (-3,)), (-4,))*(-t1) + t1*_contract(xp, q[..., :, None, :, None], t3*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)))
+    if wanted[2] and dot_q is not None:
+        terms.add('v', _contract(xp, t15, dy*_contract(xp, dot_q[..., :, None, :, None], t6, (-2,)), (-4,))*(-t1) + t1*_contract(xp, dy, t3*_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t5*dot_q[..., :, None, :, None], (-2,)), (-4,)))
+    if wanted[2] and dot_k is not None:
+        t25 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))
+        terms.add('v', _contract(xp, t15, dy*_contract(xp, q[..., :, None, :, None], t25, (-2,)), (-4,))*(-t1) + t1*_contract(xp, t5*dy, t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-4,)))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['q'] = terms.gradient('q', (0, 2), q)
+    if wanted[1]:
+        grads['k'] = terms.gradient('k', (3, 2), k)
+    if wanted[2]:
+        grads['v'] = terms.gradient('v', (3, 1), v)
+    return tuple(grads.values())
 
 
 def _forward_true(q, k, v, *, causal=False):
@@ -180,9 +253,77 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    xp = ctx.xp
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/E
+    t1 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
+    t2 = 1/math.sqrt(E)
+    t3 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
+    t4 = xp.exp(xp.minimum(0, t2*t3 - xp.max(xp.where(t1 > 0, t2*t3, -xp.inf), axis=-1, keepdims=True)))*t1
+    t5 = xp.sum(t4, axis=-1, keepdims=True)
+    t6 = 1/t5
+    t7 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4, (-1,))
+    t8 = t5**(-2.0)
+    t9 = t0*t8
+    t10 = t7*t9
+    t11 = t9*_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
+    t12 = _contract(xp, t4, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
+    t13 = t12*t9
+    t14 = t5**(-3.0)
+    t15 = t2*t8
+    t16 = t4*t8
+    t17 = _contract(xp, t4, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
+    t18 = t4*(t14*t17)
+    if wanted[0] and dot_q is not None:
+        t19 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
+        t20 = _contract(xp, t4, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))
+        terms.add('q', t7*((t12*t14*t20)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t19*t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t6) + t10*(-_contract(xp, t4*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))) + t11*(-t20) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t19*t4, (-1,))*(-t13))
+    if wanted[0] and dot_k is not None:
+        t21 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
+        t22 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4, (-1,))
+        t23 = _contract(xp, t4, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))
+        terms.add('q', t7*((t12*t14*t23)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t21*t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t6) + _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t2*t6) + t10*(-_contract(xp, t4*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))) + t11*(-t23) + t22*(-t12*t15) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t21*t4, (-1,))*(-t13))
+    if wanted[0] and dot_v is not None:
+        terms.add('q', _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))*(t2*t6) + t7*(-t15*_contract(xp, t4, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))))
+    if wanted[1] and dot_q is not None:
+        t24 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
+        terms.add('k', _contract(xp, t16, q[..., :, None, :, None]*_contract(xp, t4*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)), (-4,))*(-t0) + _contract(xp, t18, q[..., :, None, :, None]*_contract(xp, t4, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t17*q[..., :, None, :, None], t16*t24, (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t16*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t4, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t24*t4*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t6*dy, (-3,)), (-4,)) + _contract(xp, t16, t12*dot_q[..., :, None, :, None], (-4,))*(-t2) + t2*_contract(xp, t6*dot_q[..., :, None, :, None], t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-4,)))
+    if wanted[1] and dot_k is not None:
+        t25 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
+        terms.add('k', _contract(xp, t18, q[..., :, None, :, None]*_contract(xp, t4, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t17*q[..., :, None, :, None], t16*t25, (-4,))*(-t0) + _contract(xp, t16, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t16*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t4, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t25*t4*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t6*dy, (-3,)), (-4,)))
+    if wanted[1] and dot_v is not None:
+        terms.add('k', _contract(xp, t16, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4, (-1,)), (-3,)), (-4,))*(-t2) + t2*_contract(xp, q[..., :, None, :, None], t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t6*dy, (-3,)), (-4,)))
+    if wanted[2] and dot_q is not None:
+        terms.add('v', _contract(xp, t16, dy*_contract(xp, dot_q[..., :, None, :, None], t7, (-2,)), (-4,))*(-t2) + t2*_contract(xp, dy, t4*_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t6*dot_q[..., :, None, :, None], (-2,)), (-4,)))
+    if wanted[2] and dot_k is not None:
+        t26 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4, (-1,))
+        terms.add('v', _contract(xp, t16, dy*_contract(xp, q[..., :, None, :, None], t26, (-2,)), (-4,))*(-t2) + t2*_contract(xp, t6*dy, t4*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-4,)))
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['q'] = terms.gradient('q', (0, 2), q)
+    if wanted[1]:
+        grads['k'] = terms.gradient('k', (3, 2), k)
+    if wanted[2]:
+        grads['v'] = terms.gradient('v', (3, 1), v)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    False: (_forward_false, _vjp_false, _jvp_false),
-    True: (_forward_true, _vjp_true, _jvp_true),
+    False: (_forward_false, _vjp_false, _jvp_false, _vjp_jvp_false),
+    True: (_forward_true, _vjp_true, _jvp_true, _vjp_jvp_true),
 }
 
 
@@ -549,6 +690,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

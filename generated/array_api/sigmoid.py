@@ -70,12 +70,11 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = _sigmoid(xp, x)
-            t1 = 1 - t0
-            t2 = dot_x*dy
-            terms.add('x', -t0**2*t1*t2 + t0*t1**2*t2)
+    if wanted[0] and dot_x is not None:
+        t0 = _sigmoid(xp, x)
+        t1 = 1 - t0
+        t2 = dot_x*dy
+        terms.add('x', -t0**2*t1*t2 + t0*t1**2*t2)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

@@ -61,6 +61,25 @@ def jvp(tangents, a, b):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
+def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (a, b)
+    wanted = _wanted(given, wrt)
+    a, b, ctx = _prepare((a, b), {})
+    xp = ctx.xp
+    dy = _cotangent(cotangent, ctx)
+    dot_a, dot_b = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['a'] = terms.gradient('a', (), a)
+    if wanted[1]:
+        grads['b'] = terms.gradient('b', (), b)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 # Written against the namespace of the inputs (array_api_compat.array_namespace): Array API
 # functions only, no in-place update, no Python branching on array values (shapes and dtypes only),
@@ -424,6 +443,26 @@ class _Total:
             self.value, self.copy = value, copy
         else:
             self.value, self.copy = self.value + value, False
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches
+    (``copy``: the one term is an argument as it is)."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.copies = ctx, {}, {}
+
+    def add(self, name, value, copy=False):
+        total = self.values.get(name)
+        self.values[name] = value if total is None else total + value
+        self.copies[name] = copy if total is None else False
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        if value is None:
+            value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
+        return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

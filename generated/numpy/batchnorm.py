@@ -128,55 +128,75 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = 1/(N*S)
-    t2 = np.sum(x, axis=(-3, -1), keepdims=True)
-    t3 = t2*(-t0) + x
-    t4 = eps + t0*np.sum((np.sum(t3, axis=(-3, -1), keepdims=True)*(-t0) + t3)**2, axis=(-3, -1), keepdims=True)
+    t1 = np.sum(x, axis=(-3, -1), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = np.sum(t2, axis=(-3, -1), keepdims=True)*(-t0) + t2
+    t4 = eps + t0*np.einsum('...abc,...abc->...b', t3, t3)[..., None, :, None]
     t5 = t4**(-3/2)
-    t7 = t5*t6
-    t8 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
-    t9 = t0*t8
-    t10 = np.sum(dy, axis=(-3, -1), keepdims=True)
-    t11 = 1/(N**2*S**2)
-    t13 = t11*t2
-    t14 = t10*t13
-    t15 = t12*t8
-    t16 = 1/(N**3*S**3)
-    t17 = t2**2
-    t18 = t10*t17
-    t19 = t10*x
-    t20 = 1/np.sqrt(t4)
-    t21 = t0*t10
-    t22 = t16*t18
-    if dot_x is not None:
-        t1 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
-        t6 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
-        t12 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        if wanted[0]:
-            t23 = gamma[..., None, :, None]*t5
-            t24 = t1*t23
-            t25 = gamma[..., None, :, None]*t7
-            t26 = dot_x*t23
-            t27 = t11*t10
-            t28 = t12*t23
-            t29 = 3*t10
-            t30 = t16*t2
-            t31 = gamma[..., None, :, None]/t4**(5/2)
-            t32 = t12*t31
-            t33 = 1/(N**4*S**4)
-            t34 = t33*t18
-            t35 = 3*t31
-            t36 = t35*t6
-            t37 = t15*t35
-            t38 = t36*t8
-            terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t11*t15*t23 + x*(t11*t38) + t33*t17*t37 + dy*(t13*t28) + t13*t24 + t14*t26 + t19*(-t30*t36) + t25*t27 + t26*(-t9) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t29*t2**3*t32)*(-1/(N**5*S**5)))
-        if wanted[1]:
-            terms.add('gamma', -t12*t20*t21 - t12*t22*t5 + t13*t15*t5 + t14*t7 + t1*t20 - t7*t9)
-    if dot_gamma is not None:
-        if wanted[0]:
-            t39 = dot_gamma[..., None, :, None]*t20
-            t40 = dot_gamma[..., None, :, None]*t5
-            t41 = t13*t40
-            terms.add('x', dy*t39 + t19*t41 - t21*t39 - t22*t40 + x*(-t40*t9) + t41*t8)
+    t6 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
+    t7 = t0*t6
+    t8 = np.sum(dy, axis=(-3, -1), keepdims=True)
+    t9 = 1/(N**2*S**2)
+    t10 = t9*t1
+    t11 = t10*t8
+    t12 = 1/(N**3*S**3)
+    t13 = t1**2
+    t14 = t13*t8
+    t15 = t8*x
+    t16 = 1/np.sqrt(t4)
+    t17 = t0*t8
+    t18 = t12*t14
+    if wanted[0] and dot_x is not None:
+        t19 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+        t20 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+        t21 = t20*t5
+        t22 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+        t23 = t22*t6
+        t24 = gamma[..., None, :, None]*t5
+        t19 *= t24
+        t25 = gamma[..., None, :, None]*t21
+        t26 = np.multiply(dot_x, t24, out=np.empty_like(dy))
+        t27 = t9*t8
+        t28 = t22*t24
+        t8 *= 3
+        t29 = t12*t1
+        t30 = gamma[..., None, :, None]/t4**(5/2)
+        t31 = t22*t30
+        t32 = 1/(N**4*S**4)
+        t14 *= t32
+        t33 = 3*t30
+        t34 = t20*t33
+        t35 = t23*t33
+        t36 = t34*t6
+        t26 *= t11 - t7
+        t26 += (t25*(-t0) + t10*t28)*dy
+        t26 += (t19*(-t0) + t9*t36 + 3*t14*t31 + t27*t28 - t29*t35)*x
+        t26 -= t15*(t29*t34)
+        t26 += t32*t13*t35 + t9*t23*t24 + t10*t19 + t14*t34 + t25*t27 - t28*t29*t8 - t29*t36 + (t1**3*t31*t8)*(-1/(N**5*S**5))
+        terms.add('x', t26, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t37 = dot_gamma[..., None, :, None]*t16
+        t38 = dot_gamma[..., None, :, None]*t5
+        t39 = t10*t38
+        t15 *= t39
+        t15 += dy*t37
+        t15 -= x*(t38*t7)
+        t15 -= t17*t37 + t18*t38 - t39*t6
+        terms.add('x', t15, owned=True)
+    if wanted[1] and dot_x is not None:
+        t40 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+        t41 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+        t42 = t41*t5
+        t43 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+        t6 *= t43
+        t6 *= t10
+        t6 *= t5
+        t44 = np.multiply(-t17*t43 + t40, t16, out=t8)
+        t6 += t44
+        t45 = np.multiply(t11 - t7, t42, out=t14)
+        t6 += t45
+        t6 -= t18*t43*t5
+        terms.add('gamma', t6, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2), x)
@@ -427,15 +447,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

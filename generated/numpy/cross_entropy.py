@@ -80,12 +80,13 @@ def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_logits, dot_target = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_logits is not None:
-        if wanted[0]:
-            t0 = 1/N
-            t1 = np.exp(logits)
-            t2 = np.sum(t1, axis=-1, keepdims=True)
-            terms.add('logits', (dot_logits*t1)*(1/t2*(dy*t0)) + t1*((np.einsum('...ab,...ab->...a', dot_logits, t1)[..., :, None]/t2**2)*(-dy*t0)))
+    if wanted[0] and dot_logits is not None:
+        t0 = 1/N
+        t1 = np.exp(logits, out=logits)
+        t2 = np.sum(t1, axis=-1, keepdims=True)
+        t3 = np.einsum('...ab,...ab->...a', dot_logits, t1)[..., :, None]
+        t4 = ((dot_logits/t2 - t3/t2**2)*t1)*(dy*t0)
+        terms.add('logits', t4, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['logits'] = terms.gradient('logits', (0, 1), logits)
@@ -332,15 +333,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

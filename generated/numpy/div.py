@@ -64,6 +64,36 @@ def jvp(tangents, a, b):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (a, b)
+    wanted = _wanted(given, wrt)
+    a, b, ctx = _prepare((a, b), {})
+    dy = _cotangent(cotangent, ctx)
+    dot_a, dot_b = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = dy/b**2
+    if wanted[0] and dot_b is not None:
+        t1 = dot_b*t0
+        terms.add('a', t1, scale=-1)
+    if wanted[1] and dot_a is not None:
+        t0 *= dot_a
+        terms.add('b', t0, scale=-1)
+    if wanted[1] and dot_b is not None:
+        t2 = dy/b**3
+        t2 *= a
+        t2 *= dot_b
+        terms.add('b', t2, scale=2)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['a'] = terms.gradient('a', (), a)
+    if wanted[1]:
+        grads['b'] = terms.gradient('b', (), b)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -300,6 +330,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

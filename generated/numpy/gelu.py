@@ -39,6 +39,12 @@ def jvp(tangents, x, *, approximate='none'):
     return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][2](tangents, x, approximate=approximate)
 
 
+def vjp_jvp(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][3](cotangent, tangents, x, approximate=approximate, wrt=wrt)
+
+
 def _forward_none(x, *, approximate='none'):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='none')."""
     x, ctx = _prepare((x,), {})
@@ -78,6 +84,31 @@ def _jvp_none(tangents, x, *, approximate='none'):
         t1 *= dot_x
         total.add(t1, (), owned=True)
     return _output(total.value, None, ctx)
+
+
+def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    if wanted[0] and dot_x is not None:
+        t0 = np.sqrt(2)
+        t1 = 1/np.sqrt(np.pi)
+        t2 = (1/2)*x**2
+        t3 = np.exp(-t2, out=np.empty_like(dy))
+        t3 *= 1 - t2
+        t3 *= dot_x
+        t3 *= dy
+        terms.add('x', t3, scale=t0*t1)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (), x)
+    return tuple(grads.values())
 
 
 def _forward_tanh(x, *, approximate='none'):
@@ -128,9 +159,39 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     return _output(total.value, None, ctx)
 
 
+def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x,)
+    wanted = _wanted(given, wrt)
+    x, ctx = _prepare((x,), {})
+    dy = _cotangent(cotangent, ctx)
+    dot_x, = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    if wanted[0] and dot_x is not None:
+        t0 = np.sqrt(2)
+        t1 = 1/np.sqrt(np.pi)
+        t2 = x**3
+        t3 = np.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1), out=np.empty_like(dy))
+        t4 = 1 - t3**2
+        t3 *= dot_x
+        t3 *= dy
+        t3 *= t4
+        t3 *= 1/np.pi
+        t3 *= -26829/50000*t2 - 719795241/20000000000*x**5 - 2*x
+        t3 += (dot_x*dy*t4)*(t0*t1)
+        t3 += (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1)
+        terms.add('x', t3, owned=True)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (), x)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    'none': (_forward_none, _vjp_none, _jvp_none),
-    'tanh': (_forward_tanh, _vjp_tanh, _jvp_tanh),
+    'none': (_forward_none, _vjp_none, _jvp_none, _vjp_jvp_none),
+    'tanh': (_forward_tanh, _vjp_tanh, _jvp_tanh, _vjp_jvp_tanh),
 }
 
 
@@ -370,6 +431,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

@@ -114,6 +114,99 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(total.value, None, ctx)
 
 
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (x, gamma, beta)
+    wanted = _wanted(given, wrt)
+    x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
+    N = ctx.sizes['N']
+    G = ctx.sizes['G']
+    D = ctx.sizes['D']
+    S = ctx.sizes['S']
+    gamma = np.full((G, D), 1.0, ctx.dtype) if gamma is None else gamma
+    beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
+    dy = _cotangent(cotangent, ctx)
+    dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/(D*S)
+    t1 = np.sum(x, axis=(-2, -1), keepdims=True)
+    t2 = t1*(-t0) + x
+    t3 = np.sum(t2, axis=(-2, -1), keepdims=True)*(-t0) + t2
+    t4 = eps + t0*np.einsum('...abcd,...abcd->...ab', t3, t3)[..., :, :, None, None]
+    t5 = t4**(-3/2)
+    t6 = t0*t5
+    t7 = 1/(D**2*S**2)
+    t8 = t7*t1
+    t9 = 1/(D**3*S**3)
+    t10 = t1**2
+    t11 = 1/np.sqrt(t4)
+    if wanted[0] and dot_x is not None:
+        t12 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
+        t13 = t12*t5
+        t14 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
+        t15 = t14*t5
+        t16 = dy*gamma[..., None, :, :, None]
+        t17 = np.einsum('...abcd,...abcd->...ab', dot_x, t16)[..., :, :, None, None]
+        t17 *= t5
+        t18 = np.einsum('...abcd,...abcd->...ab', t16, x)[..., :, :, None, None]
+        t19 = t7*t18
+        t20 = np.sum(t16, axis=(-2, -1), keepdims=True)
+        t21 = t7*t20
+        t22 = t9*t1
+        t23 = 3/t4**(5/2)
+        t24 = t20*t23
+        t25 = t14*t24
+        t26 = t10*(1/(D**4*S**4))
+        t27 = t18*t23
+        t28 = t14*t27
+        t29 = t12*t22
+        t16 *= t13*(-t0) + t15*t8
+        t16 += (-t18*t6 + t1*t21*t5)*dot_x
+        t16 += (t17*(-t0) + t12*t19*t23 + t15*t21 - t22*t28 - t24*t29 + t25*t26)*x
+        t16 += (t12*t24 + t28)*t26 + (t19 - 3*t20*t22)*t15 + t13*t21 + t17*t8 - t27*t29 + (t1**3*t25)*(-1/(D**5*S**5))
+        terms.add('x', t16, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t30 = dot_gamma[..., None, :, :, None]*dy
+        t31 = np.sum(t30, axis=(-2, -1), keepdims=True)
+        t32 = np.einsum('...abcd,...abcd->...ab', t30, x)[..., :, :, None, None]
+        t33 = t5*t8
+        t30 *= t11
+        t30 += (t31*t33 - t32*t6)*x
+        t30 -= t0*t11*t31 + t9*t10*t31*t5 - t32*t33
+        terms.add('x', t30, owned=True)
+    if wanted[1] and dot_x is not None:
+        t34 = np.einsum('...abcd,...abcd->...ab', dot_x, x)[..., :, :, None, None]
+        t35 = t34*t5
+        t36 = np.sum(dot_x, axis=(-2, -1), keepdims=True)
+        t37 = t36*t5
+        t38 = dy*t11
+        t39 = dy*x
+        t40 = t5*np.sum(x, axis=-2, keepdims=True)
+        t41 = np.einsum('...ab,...abc,...abd->...bd', t36[..., :, :, 0, 0], t40[..., :, :, 0, :], (np.sum(t39, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None]
+        t42 = np.einsum('...ab,...abc,...abd->...bd', t34[..., :, :, 0, 0], t40[..., :, :, 0, :], (np.sum(dy, axis=-1, keepdims=True))[..., :, :, :, 0], optimize=True)[..., None, :, :, None]
+        t43 = np.einsum('...ab,...abcd->...bc', t35[..., :, :, 0, 0], t39, optimize=True)[..., None, :, :, None]
+        t44 = np.einsum('...ab,...abcd->...bc', t36[..., :, :, 0, 0], t38, optimize=True)[..., None, :, :, None]
+        t45 = np.einsum('...ab,...ab,...abcd->...bc', t10[..., :, :, 0, 0], t37[..., :, :, 0, 0], dy, optimize=True)[..., None, :, :, None]
+        t46 = np.einsum('...abcd,...abcd->...bc', dot_x, t38)[..., None, :, :, None]
+        t41 *= t7
+        t41 += t7*t42
+        t41 -= t0*t43
+        t41 -= t0*t44
+        t41 -= t9*t45
+        t41 += t46
+        terms.add('gamma', t41, owned=True)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['x'] = terms.gradient('x', (0, 1, 2, 3), x)
+    if wanted[1]:
+        grads['gamma'] = terms.gradient('gamma', (1, 2), gamma)
+    if wanted[2]:
+        grads['beta'] = terms.gradient('beta', (1, 2), beta)
+    return tuple(grads.values())
+
+
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
 
 
@@ -350,6 +443,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "groups": x (N, C, *spatial) viewed as (N, G, C/G, S); per-channel inputs as (G, C/G) ---

@@ -118,29 +118,46 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = 1/n
-    t1 = -t0*np.sum(x, axis=-1, keepdims=True) + x
-    t2 = -t0*np.sum(t1, axis=-1, keepdims=True) + t1
-    t3 = eps + t0*np.einsum('...a,...a->...', t2, t2)[..., None]
+    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
+    t2 = np.sum(t1, axis=-1, keepdims=True)
+    t1 -= t0*t2
+    t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
     t4 = t3**(-3/2)
     t5 = t0*t4
-    t8 = t5*t2
-    t9 = 1/np.sqrt(t3)
-    t10 = t0*t9
-    if dot_x is not None:
-        t6 = np.einsum('...a,...a->...', dot_x, t2)[..., None]
-        t7 = np.sum(dot_x, axis=-1, keepdims=True)
-        if wanted[0]:
-            t11 = dy*gamma
-            t12 = np.einsum('...a,...a->...', t11, t2)[..., None]
-            t13 = n**(-2.0)
-            t14 = np.sum(t11, axis=-1, keepdims=True)
-            terms.add('x', t12*t13*t4*t7 + t2*(3*t12*t13*t6/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t6 + t11*(-t5*t6) + t8*(-np.einsum('...a,...a->...', -t0*t14 + t11, dot_x)[..., None]))
-        if wanted[1]:
-            terms.add('gamma', dy*(-t10*t7) + (dy*t8)*(-t6) + t9*dot_x*dy)
-    if dot_gamma is not None:
-        if wanted[0]:
-            t15 = dot_gamma*dy
-            terms.add('x', -t10*np.sum(t15, axis=-1, keepdims=True) + t9*t15 + t8*(-np.einsum('...a,...a->...', t15, t2)[..., None]))
+    t6 = t5*t1
+    t7 = 1/np.sqrt(t3)
+    t8 = t0*t7
+    if wanted[0] and dot_x is not None:
+        t9 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+        t10 = np.sum(dot_x, axis=-1, keepdims=True)
+        t11 = dy*gamma
+        t12 = np.einsum('...a,...a->...', t1, t11)[..., None]
+        t13 = n**(-2.0)
+        t14 = np.sum(t11, axis=-1, keepdims=True)
+        t15 = np.einsum('...a,...a->...', -t0*t14 + t11, dot_x)[..., None]
+        t11 *= -t5*t9
+        t11 -= t15*t6
+        t11 -= dot_x*(t12*t5)
+        t11 += t1*(3*t12*t13*t9/t3**(5/2))
+        t11 += t10*t12*t13*t4 + t13*t14*t4*t9
+        terms.add('x', t11, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t16 = dot_gamma*dy
+        t17 = np.sum(t16, axis=-1, keepdims=True)
+        t18 = np.einsum('...a,...a->...', t1, t16)[..., None]
+        t16 *= t7
+        t16 -= t18*t6
+        t16 -= t17*t8
+        terms.add('x', t16, owned=True)
+    if wanted[1] and dot_x is not None:
+        t19 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+        t20 = np.sum(dot_x, axis=-1, keepdims=True)
+        t6 *= -t19
+        t21 = np.multiply(dot_x, t7, out=t1)
+        t6 += t21
+        t6 -= t20*t8
+        t6 *= dy
+        terms.add('gamma', t6, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
@@ -391,15 +408,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

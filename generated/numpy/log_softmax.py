@@ -81,13 +81,14 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = np.sum(dy, axis=-1, keepdims=True)
-            t1 = np.exp(x)
-            t2 = np.sum(t1, axis=-1, keepdims=True)
-            t3 = dot_x*t1
-            terms.add('x', t3*(-t0/t2) + t1*(t0*np.sum(t3, axis=-1, keepdims=True)/t2**2))
+    if wanted[0] and dot_x is not None:
+        t0 = np.sum(dy, axis=-1, keepdims=True)
+        t1 = np.exp(x, out=x)
+        t2 = np.sum(t1, axis=-1, keepdims=True)
+        t3 = dot_x*t1
+        t4 = np.sum(t3, axis=-1, keepdims=True)
+        t5 = t0*(t3*(-1/t2) + t1*(t4/t2**2))
+        terms.add('x', t5, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
@@ -334,15 +335,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

@@ -78,12 +78,10 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_b is not None:
-        if wanted[0]:
-            terms.add('a', np.einsum('...ab,...cb->...ca', dot_b, dy[..., :, :, 0], optimize=True)[..., :, None, :])
-    if dot_a is not None:
-        if wanted[1]:
-            terms.add('b', np.einsum('...ab,...ac->...cb', dot_a, dy[..., :, :, 0], optimize=True)[..., None, :, :])
+    if wanted[0] and dot_b is not None:
+        terms.add('a', np.einsum('...ab,...cb->...ca', dot_b, dy[..., :, :, 0], optimize=True)[..., :, None, :])
+    if wanted[1] and dot_a is not None:
+        terms.add('b', np.einsum('...ab,...ac->...cb', dot_a, dy[..., :, :, 0], optimize=True)[..., None, :, :])
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (0, 2), a)
@@ -332,15 +330,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

@@ -76,18 +76,18 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     dot_a, dot_b = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     t0 = 2*dy/n
-    if dot_a is not None:
+    if wanted[0] and dot_a is not None:
         t1 = t0*dot_a
-        if wanted[0]:
-            terms.add('a', t1)
-        if wanted[1]:
-            terms.add('b', -t1)
-    if dot_b is not None:
+        terms.add('a', t1)
+    if wanted[0] and dot_b is not None:
         t2 = t0*dot_b
-        if wanted[0]:
-            terms.add('a', -t2)
-        if wanted[1]:
-            terms.add('b', t2)
+        terms.add('a', t2, scale=-1)
+    if wanted[1] and dot_a is not None:
+        t3 = t0*dot_a
+        terms.add('b', t3, scale=-1)
+    if wanted[1] and dot_b is not None:
+        t4 = t0*dot_b
+        terms.add('b', t4)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (0,), a)
@@ -336,15 +336,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

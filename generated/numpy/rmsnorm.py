@@ -107,19 +107,27 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
     t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
     t2 = t0/t1**(3/2)
     t3 = t2*x
-    t5 = 1/np.sqrt(t1)
-    if dot_x is not None:
-        t4 = np.einsum('...a,...a->...', dot_x, x)[..., None]
-        if wanted[0]:
-            t6 = dy*gamma
-            t7 = np.einsum('...a,...a->...', t6, x)[..., None]
-            terms.add('x', t6*(-t2*t4) + dot_x*(-t2*t7) + t3*(-np.einsum('...a,...a->...', dot_x, t6)[..., None]) + x*(3*t4*t7/(n**2*t1**(5/2))))
-        if wanted[1]:
-            terms.add('gamma', (dy*t3)*(-t4) + t5*dot_x*dy)
-    if dot_gamma is not None:
-        if wanted[0]:
-            t8 = dot_gamma*dy
-            terms.add('x', t5*t8 + t3*(-np.einsum('...a,...a->...', t8, x)[..., None]))
+    t4 = 1/np.sqrt(t1)
+    if wanted[0] and dot_x is not None:
+        t5 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+        t6 = dy*gamma
+        t7 = np.einsum('...a,...a->...', t6, x)[..., None]
+        t8 = np.einsum('...a,...a->...', dot_x, t6)[..., None]
+        t6 *= -t2*t5
+        t6 -= t8*t3
+        t6 -= dot_x*(t2*t7)
+        t6 += x*(3*t5*t7/(n**2*t1**(5/2)))
+        terms.add('x', t6, owned=True)
+    if wanted[0] and dot_gamma is not None:
+        t9 = dot_gamma*dy
+        t10 = np.einsum('...a,...a->...', t9, x)[..., None]
+        t9 *= t4
+        t9 -= t10*t3
+        terms.add('x', t9, owned=True)
+    if wanted[1] and dot_x is not None:
+        t11 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+        t12 = (t3*(-t11) + t4*dot_x)*dy
+        terms.add('gamma', t12, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
@@ -370,15 +378,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

@@ -38,6 +38,12 @@ def jvp(tangents, q, k, v, *, causal=False):
     return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal)
 
 
+def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
+    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt)
+
+
 def _forward_false(q, k, v, *, causal=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=False)."""
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -123,6 +129,132 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
         t12 = t11*t4
         total.add(t12, (0, 1), owned=True)
     return _output(total.value, None, ctx)
+
+
+def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/E
+    t1 = 1/np.sqrt(E)
+    t2 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
+    t3 = np.exp(t1*t2 - np.max(t1*t2, axis=-1, keepdims=True))
+    t4 = np.sum(t3, axis=-1, keepdims=True)
+    t5 = 1/t4
+    t6 = np.einsum('...ab,...ca->...cb', k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+    t7 = t4**(-2.0)
+    t8 = t0*t7
+    t9 = t6*t8
+    t10 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+    t10 *= t8
+    t11 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t12 = t11*t8
+    t13 = t4**(-3.0)
+    t14 = t1*t7
+    t15 = t3*t7
+    t16 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t17 = t3*(t13*t16)
+    if wanted[0] and dot_q is not None:
+        t18 = np.einsum('...ab,...cb->...ac', dot_q, k, optimize=True)[..., :, None, None, :]
+        t19 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t20 = np.einsum('...ab,...ca,...ca->...cb', k, t18[..., :, 0, 0, :], t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t21 = np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+        t22 = np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t18[..., :, 0, 0, :], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t22 *= t0*t5
+        t22 -= t10*t19
+        t22 -= t12*t20
+        t22 -= t21*t9
+        t22 += t6*((t11*t13*t19)*(2*t0))
+        terms.add('q', t22, owned=True)
+    if wanted[0] and dot_k is not None:
+        t23 = np.einsum('...ab,...cb->...ca', dot_k, q, optimize=True)[..., :, None, None, :]
+        t24 = np.einsum('...ab,...ca->...cb', dot_k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t25 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t26 = np.einsum('...ab,...ca,...ca->...cb', k, t23[..., :, 0, 0, :], t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t27 = np.einsum('...ab,...cd,...cb,...ca,...ad->...c', dot_k, dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+        t28 = np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t23[..., :, 0, 0, :], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t29 = np.einsum('...ab,...cd,...ca,...ad->...cb', dot_k, dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t10 *= -t25
+        t10 -= t12*t26
+        t10 -= t27*t9
+        t10 += t28*(t0*t5)
+        t10 += t29*(t1*t5)
+        t10 -= t24*(t11*t14)
+        t10 += t6*((t11*t13*t25)*(2*t0))
+        terms.add('q', t10, owned=True)
+    if wanted[0] and dot_v is not None:
+        t30 = np.einsum('...ab,...cb,...ad,...ca->...cd', dot_v, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t31 = np.einsum('...ab,...cb,...ca->...c', dot_v, dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t30 *= t1*t5
+        t30 -= t6*(t14*t31)
+        terms.add('q', t30, owned=True)
+    if wanted[1] and dot_q is not None:
+        t32 = np.einsum('...ab,...cb->...ac', dot_q, k, optimize=True)[..., :, None, None, :]
+        t33 = np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], t32[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t34 = np.einsum('...a,...ab,...ac,...ad,...dc->...bd', t5[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], t3[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t35 = np.einsum('...ab,...ac,...a->...bc', q, t15[..., :, 0, 0, :], (np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t36 = np.einsum('...a,...ab,...ac,...ac->...bc', t16[..., :, 0, 0, 0], q, t15[..., :, 0, 0, :], t32[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t37 = np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t15[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t38 = np.einsum('...a,...ab,...ac->...bc', t11[..., :, 0, 0, 0], dot_q, t15[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t39 = np.einsum('...ab,...ac,...a->...bc', q, t17[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t33 *= t0
+        t33 += t1*t34
+        t33 -= t0*t35
+        t33 -= t0*t36
+        t33 -= t0*t37
+        t33 -= t1*t38
+        t33 += t39*(2*t0)
+        terms.add('k', t33, owned=True)
+    if wanted[1] and dot_k is not None:
+        t40 = np.einsum('...ab,...cb->...ca', dot_k, q, optimize=True)[..., :, None, None, :]
+        t41 = np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t5[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], t40[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t42 = np.einsum('...a,...ab,...ac,...ac->...bc', t16[..., :, 0, 0, 0], q, t15[..., :, 0, 0, :], t40[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t43 = np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t15[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t3[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+        t44 = np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t15[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t45 = np.einsum('...ab,...ac,...a->...bc', q, t17[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t3[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t42 *= -1
+        t42 -= t43
+        t42 -= t44
+        t42 += 2*t45
+        t42 += t41
+        terms.add('k', t42, scale=t0)
+    if wanted[1] and dot_v is not None:
+        t46 = np.einsum('...a,...bc,...ac,...ad,...ab->...db', t5[..., :, 0, 0, 0], dot_v, dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t47 = np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t15[..., :, 0, 0, :], (np.einsum('...ab,...ca->...cb', dot_v, t3[..., :, 0, 0, :], optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+        t47 *= -1
+        t47 += t46
+        terms.add('k', t47, scale=t1)
+    if wanted[2] and dot_q is not None:
+        t48 = np.einsum('...a,...ab,...ac,...db,...ad->...cd', t5[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], k, t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :]
+        t49 = np.einsum('...ab,...ac,...ad,...ab->...cd', dot_q, dy[..., :, :, 0, 0], t15[..., :, 0, 0, :], t6[..., :, 0, :, 0], optimize=True)[..., None, :, None, :]
+        t49 *= -1
+        t49 += t48
+        terms.add('v', t49, scale=t1)
+    if wanted[2] and dot_k is not None:
+        t50 = np.einsum('...ab,...ca->...cb', dot_k, t3[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t51 = np.einsum('...a,...bc,...ad,...ac,...ab->...db', t5[..., :, 0, 0, 0], dot_k, dy[..., :, :, 0, 0], q, t3[..., :, 0, 0, :], optimize=True)[..., None, :, None, :]
+        t52 = np.einsum('...ab,...ac,...ad,...ac->...bd', dy[..., :, :, 0, 0], q, t15[..., :, 0, 0, :], t50[..., :, 0, :, 0], optimize=True)[..., None, :, None, :]
+        t52 *= -1
+        t52 += t51
+        terms.add('v', t52, scale=t1)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['q'] = terms.gradient('q', (0, 2), q)
+    if wanted[1]:
+        grads['k'] = terms.gradient('k', (3, 2), k)
+    if wanted[2]:
+        grads['v'] = terms.gradient('v', (3, 1), v)
+    return tuple(grads.values())
 
 
 def _forward_true(q, k, v, *, causal=False):
@@ -216,9 +348,136 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     return _output(total.value, None, ctx)
 
 
+def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+    """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
+    cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
+    where vjp gives None; zeros where no given tangent reaches the gradient."""
+    given = (q, k, v)
+    wanted = _wanted(given, wrt)
+    q, k, v, ctx = _prepare((q, k, v), {})
+    L = ctx.sizes['L']
+    V = ctx.sizes['V']
+    E = ctx.sizes['E']
+    S = ctx.sizes['S']
+    dy = _cotangent(cotangent, ctx)
+    dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
+    terms = _Terms(ctx)
+    t0 = 1/E
+    t1 = np.less_equal(np.arange(S)[..., None, None, None, :], np.arange(L)[..., :, None, None, None])
+    t2 = 1/np.sqrt(E)
+    t3 = np.einsum('...ab,...cb->...ca', k, q, optimize=True)[..., :, None, None, :]
+    t4 = np.exp(np.minimum(0, t2*t3 - np.max(np.where(t1, t2*t3, -np.inf), axis=-1, keepdims=True)))*t1
+    t5 = np.sum(t4, axis=-1, keepdims=True)
+    t6 = 1/t5
+    t7 = np.einsum('...ab,...ca->...cb', k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+    t8 = t5**(-2.0)
+    t9 = t0*t8
+    t10 = t7*t9
+    t11 = np.einsum('...ab,...cd,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+    t11 *= t9
+    t12 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t13 = t12*t9
+    t14 = t5**(-3.0)
+    t15 = t2*t8
+    t16 = t4*t8
+    t17 = np.einsum('...ab,...ac,...cb->...a', dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+    t18 = t4*(t14*t17)
+    if wanted[0] and dot_q is not None:
+        t19 = np.einsum('...ab,...cb->...ac', dot_q, k, optimize=True)[..., :, None, None, :]
+        t20 = np.einsum('...ab,...cb,...ac->...a', dot_q, k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t21 = np.einsum('...ab,...ca,...ca->...cb', k, t19[..., :, 0, 0, :], t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t22 = np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+        t23 = np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t19[..., :, 0, 0, :], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t23 *= t0*t6
+        t23 -= t11*t20
+        t23 -= t13*t21
+        t23 -= t10*t22
+        t23 += t7*((t12*t14*t20)*(2*t0))
+        terms.add('q', t23, owned=True)
+    if wanted[0] and dot_k is not None:
+        t24 = np.einsum('...ab,...cb->...ca', dot_k, q, optimize=True)[..., :, None, None, :]
+        t25 = np.einsum('...ab,...ca->...cb', dot_k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t26 = np.einsum('...ab,...cb,...ca->...c', dot_k, q, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t27 = np.einsum('...ab,...ca,...ca->...cb', k, t24[..., :, 0, 0, :], t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t28 = np.einsum('...ab,...cd,...cb,...ca,...ad->...c', dot_k, dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None]
+        t29 = np.einsum('...ab,...cd,...ac,...ac,...cb->...ad', dy[..., :, :, 0, 0], k, t24[..., :, 0, 0, :], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t30 = np.einsum('...ab,...cd,...ca,...ad->...cb', dot_k, dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, :, None]
+        t11 *= -t26
+        t11 -= t13*t27
+        t11 -= t10*t28
+        t11 += t29*(t0*t6)
+        t11 += t30*(t2*t6)
+        t11 -= t25*(t12*t15)
+        t11 += t7*((t12*t14*t26)*(2*t0))
+        terms.add('q', t11, owned=True)
+    if wanted[0] and dot_v is not None:
+        t31 = np.einsum('...ab,...cb,...ad,...ca->...cd', dot_v, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t32 = np.einsum('...ab,...cb,...ca->...c', dot_v, dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None]
+        t31 *= t2*t6
+        t31 -= t7*(t15*t32)
+        terms.add('q', t31, owned=True)
+    if wanted[1] and dot_q is not None:
+        t33 = np.einsum('...ab,...cb->...ac', dot_q, k, optimize=True)[..., :, None, None, :]
+        t34 = np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t33[..., :, 0, 0, :], t4[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t35 = np.einsum('...a,...ab,...ac,...ad,...dc->...bd', t6[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], t4[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t36 = np.einsum('...ab,...ac,...a->...bc', q, t16[..., :, 0, 0, :], (np.einsum('...ab,...ac,...db,...ad,...dc->...a', dot_q, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], v, optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t37 = np.einsum('...a,...ab,...ac,...ac->...bc', t17[..., :, 0, 0, 0], q, t16[..., :, 0, 0, :], t33[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t38 = np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t16[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t39 = np.einsum('...a,...ab,...ac->...bc', t12[..., :, 0, 0, 0], dot_q, t16[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t40 = np.einsum('...ab,...ac,...a->...bc', q, t18[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ac->...a', dot_q, k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t34 *= t0
+        t34 += t2*t35
+        t34 -= t0*t36
+        t34 -= t0*t37
+        t34 -= t0*t38
+        t34 -= t2*t39
+        t34 += t40*(2*t0)
+        terms.add('k', t34, owned=True)
+    if wanted[1] and dot_k is not None:
+        t41 = np.einsum('...ab,...cb->...ca', dot_k, q, optimize=True)[..., :, None, None, :]
+        t42 = np.einsum('...a,...ab,...ac,...ad,...ad,...db->...cd', t6[..., :, 0, 0, 0], dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], t41[..., :, 0, 0, :], v, optimize=True)[..., None, None, :, :]
+        t43 = np.einsum('...a,...ab,...ac,...ac->...bc', t17[..., :, 0, 0, 0], q, t16[..., :, 0, 0, :], t41[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t44 = np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t16[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca,...ad->...cd', dot_k, q, t4[..., :, 0, 0, :], v, optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+        t45 = np.einsum('...ab,...ac,...ad,...db,...a->...cd', dy[..., :, :, 0, 0], q, t16[..., :, 0, 0, :], v, (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t46 = np.einsum('...ab,...ac,...a->...bc', q, t18[..., :, 0, 0, :], (np.einsum('...ab,...cb,...ca->...c', dot_k, q, t4[..., :, 0, 0, :], optimize=True)[..., :, None, None, None])[..., :, 0, 0, 0], optimize=True)[..., None, None, :, :]
+        t43 *= -1
+        t43 -= t44
+        t43 -= t45
+        t43 += 2*t46
+        t43 += t42
+        terms.add('k', t43, scale=t0)
+    if wanted[1] and dot_v is not None:
+        t47 = np.einsum('...a,...bc,...ac,...ad,...ab->...db', t6[..., :, 0, 0, 0], dot_v, dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], optimize=True)[..., None, None, :, :]
+        t48 = np.einsum('...ab,...ac,...ad,...ab->...cd', dy[..., :, :, 0, 0], q, t16[..., :, 0, 0, :], (np.einsum('...ab,...ca->...cb', dot_v, t4[..., :, 0, 0, :], optimize=True)[..., :, :, None, None])[..., :, :, 0, 0], optimize=True)[..., None, None, :, :]
+        t48 *= -1
+        t48 += t47
+        terms.add('k', t48, scale=t2)
+    if wanted[2] and dot_q is not None:
+        t49 = np.einsum('...a,...ab,...ac,...db,...ad->...cd', t6[..., :, 0, 0, 0], dot_q, dy[..., :, :, 0, 0], k, t4[..., :, 0, 0, :], optimize=True)[..., None, :, None, :]
+        t50 = np.einsum('...ab,...ac,...ad,...ab->...cd', dot_q, dy[..., :, :, 0, 0], t16[..., :, 0, 0, :], t7[..., :, 0, :, 0], optimize=True)[..., None, :, None, :]
+        t50 *= -1
+        t50 += t49
+        terms.add('v', t50, scale=t2)
+    if wanted[2] and dot_k is not None:
+        t51 = np.einsum('...ab,...ca->...cb', dot_k, t4[..., :, 0, 0, :], optimize=True)[..., :, None, :, None]
+        t52 = np.einsum('...a,...bc,...ad,...ac,...ab->...db', t6[..., :, 0, 0, 0], dot_k, dy[..., :, :, 0, 0], q, t4[..., :, 0, 0, :], optimize=True)[..., None, :, None, :]
+        t53 = np.einsum('...ab,...ac,...ad,...ac->...bd', dy[..., :, :, 0, 0], q, t16[..., :, 0, 0, :], t51[..., :, 0, :, 0], optimize=True)[..., None, :, None, :]
+        t53 *= -1
+        t53 += t52
+        terms.add('v', t53, scale=t2)
+    grads = dict.fromkeys(INPUTS)
+    if wanted[0]:
+        grads['q'] = terms.gradient('q', (0, 2), q)
+    if wanted[1]:
+        grads['k'] = terms.gradient('k', (3, 2), k)
+    if wanted[2]:
+        grads['v'] = terms.gradient('v', (3, 1), v)
+    return tuple(grads.values())
+
+
 _VARIANTS = {
-    False: (_forward_false, _vjp_false, _jvp_false),
-    True: (_forward_true, _vjp_true, _jvp_true),
+    False: (_forward_false, _vjp_false, _jvp_false, _vjp_jvp_false),
+    True: (_forward_true, _vjp_true, _jvp_true, _vjp_jvp_true),
 }
 
 
@@ -458,6 +717,33 @@ class _Total:
             self.value = value
         else:
             self.value, self.owned = self.value + value, True
+
+
+class _Terms:
+    """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
+
+    def __init__(self, ctx):
+        self.ctx, self.values, self.owned = ctx, {}, set()
+
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
+        total = self.values.get(name)
+        if total is None:
+            self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
+        elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
+            total += value
+        else:
+            self.values[name] = total + value
+            self.owned.add(name)
+
+    def gradient(self, name, positions, like):
+        value = self.values.get(name)
+        return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

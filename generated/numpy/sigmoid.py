@@ -71,12 +71,12 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = scipy.special.expit(x)
-            t1 = 1 - t0
-            t2 = dot_x*dy
-            terms.add('x', -t0**2*t1*t2 + t0*t1**2*t2)
+    if wanted[0] and dot_x is not None:
+        t0 = scipy.special.expit(x)
+        t1 = 1 - t0
+        t2 = dot_x*dy
+        t2 *= -t0**2*t1 + t0*t1**2
+        terms.add('x', t2, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)
@@ -323,15 +323,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

@@ -84,16 +84,19 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if dot_x is not None:
-        if wanted[0]:
-            t0 = np.exp(x)
-            t1 = np.sum(t0, axis=-1, keepdims=True)
-            t2 = t1**(-2.0)
-            t3 = dy*t0
-            t4 = dot_x*t0
-            t5 = np.sum(t4, axis=-1, keepdims=True)
-            t6 = np.sum(t3, axis=-1, keepdims=True)
-            terms.add('x', t3*(-t2*t5) + t4*(-t2*t6) + t0*(-t2*np.einsum('...a,...a->...', dot_x, t3)[..., None]) + dot_x*t3/t1 + t0*(2*t5*t6/t1**3))
+    if wanted[0] and dot_x is not None:
+        t0 = np.exp(x, out=x)
+        t1 = np.sum(t0, axis=-1, keepdims=True)
+        t2 = t1**(-2.0)
+        t3 = dy*t0
+        t4 = dot_x*t0
+        t5 = np.sum(t4, axis=-1, keepdims=True)
+        t6 = np.sum(t3, axis=-1, keepdims=True)
+        t7 = np.einsum('...a,...a->...', dot_x, t3)[..., None]
+        t3 *= -t2*t5 + dot_x/t1
+        t3 += (-t2*t7 + 2*t5*t6/t1**3)*t0
+        t3 -= t4*(t2*t6)
+        terms.add('x', t3, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
@@ -340,15 +343,20 @@ class _Total:
 
 class _Terms:
     """The terms of a vjp_jvp, summed per input on the frame, then given out like vjp's gradients
-    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches."""
+    (``_gradient``: summed over broadcast axes); zeros for an input no given tangent reaches.  A
+    term this call built (``owned``) takes the others in place."""
 
     def __init__(self, ctx):
         self.ctx, self.values, self.owned = ctx, {}, set()
 
-    def add(self, name, value):
+    def add(self, name, value, scale=None, owned=False):
+        if scale is not None:  # the term's per-row last factor (the in-place lowering leaves it out)
+            value, owned = value * scale, True
         total = self.values.get(name)
         if total is None:
             self.values[name] = value
+            if owned and isinstance(value, np.ndarray):
+                self.owned.add(name)
         elif name in self.owned and isinstance(total, np.ndarray) and np.broadcast_shapes(total.shape, np.shape(value)) == total.shape:
             total += value
         else:

@@ -54,6 +54,8 @@ def through(module: types.ModuleType, xp: types.ModuleType) -> types.SimpleNames
         vjp=lambda dy, *arrays, **params: back(module.vjp(wrap(dy), *map(wrap, arrays), **params)),
         jvp=lambda tangents, *arrays, **params: back(
             module.jvp(tuple(map(wrap, tangents)), *map(wrap, arrays), **params)),
+        vjp_jvp=lambda dy, tangents, *arrays, **params: back(
+            module.vjp_jvp(wrap(dy), tuple(map(wrap, tangents)), *map(wrap, arrays), **params)),
     )
 
 

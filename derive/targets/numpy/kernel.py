@@ -17,6 +17,8 @@ from ...model import OperatorModel, dim_of
 from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
 from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
+from ...schedule.nesting import nest_sums
+from ...schedule.tangents import tangents_private
 from ...schedule.stable import stabilize
 from .printer import ArraySpec, KernelPrinter
 
@@ -47,22 +49,9 @@ class Block:
 
 
 @dataclass(frozen=True)
-class Group:
-    """Blocks computed only when one input's tangent is given (``guard``), with the temporaries
-    they share that need that tangent (``prelude``): a ``vjp_jvp``'s terms along one tangent."""
-
-    guard: str
-    prelude: tuple[Statement, ...]
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True)
 class Function:
     prelude: tuple[Statement, ...]
     blocks: tuple[Block, ...]
-    groups: tuple[Group, ...] = ()
-    """(``vjp_jvp`` only) blocks by tangent, after ``blocks``; each block's ``input`` is the input
-    whose ``vjp_jvp`` entry it adds to."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +65,8 @@ class Variant:
     vjp: Function
     jvp: Function
     vjp_jvp: Function
-    """Its blocks are in ``groups``, one per tangent: each adds one term to an input's entry."""
+    """One block per second-order term (input a along input b's tangent), guarded by ``wanted[a]``
+    and b's tangent; its ``input`` is a, whose entry the term adds to."""
 
 
 @dataclass(frozen=True)
@@ -178,37 +168,17 @@ def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter)
 
 
 def _second(derivation: Derivation, printer: KernelPrinter, positions: dict[str, str]) -> Function:
-    """``vjp_jvp``: one output per second-order term (input ``a`` along ``b``'s tangent), grouped by
-    ``b``, each under ``wanted[a]``.  Nothing is updated in place: the terms of one input are summed
-    by the runtime, and a temporary one group shares may feed another."""
+    """``vjp_jvp``: one output per second-order term (input a along b's tangent), computed when a's
+    gradient is wanted and b's tangent given; lowered like a vjp (each term is linear in dy)."""
     model = derivation.model
     outputs, tangents, inputs = [], {}, {}
     for g in derivation.gradients:
         for term in derivation.second_order(g.input.name):
-            name = f"{g.input.name}/{term.by.name}"
-            outputs.append(Output(name, term.product, _wanted(model, g.input.name)))
-            tangents[name], inputs[name] = tangent_name(term.by.name), g.input.name
+            name, tangent = f"{g.input.name}/{term.by.name}", tangent_name(term.by.name)
+            outputs.append(Output(name, nest_sums(term.product), f"{_wanted(model, g.input.name)} and {tangent} is not None"))
+            tangents[name], inputs[name] = tangent, g.input.name
     return _function(outputs, printer, {o.name: positions[inputs[o.name]] for o in outputs}, model,
-                     lowering="none", groups=tangents, inputs=inputs)
-
-
-def _grouped(function: Function, steps: tuple[Step, ...], groups: dict[str, str],
-             statements) -> Function:
-    """``function`` (all blocks guarded by ``wanted``) with its blocks and the prelude temporaries
-    that need a tangent put under that tangent's ``Group``; ``groups`` maps block to tangent."""
-    needs: dict[str, set[str]] = {}
-    free, by_tangent = [], {t: [] for t in dict.fromkeys(groups.values())}
-    for step in steps:
-        names = {str(b.label) for b in step.expr.atoms(sp.IndexedBase)} | {str(s) for s in step.expr.atoms(sp.Symbol)}
-        found = {n for n in names if n in by_tangent}.union(*(needs.get(n, set()) for n in names))
-        needs[str(step.symbol)] = found
-        if len(found) > 1:  # each term is linear in one tangent: a temporary never needs two
-            raise AssertionError(f"a temporary of vjp_jvp needs the tangents {sorted(found)}")
-        (by_tangent[found.pop()] if found else free).append(step)
-    return Function(statements(tuple(free)), (), tuple(
-        Group(f"{tangent} is not None", statements(tuple(own)),
-              tuple(b for b, name in zip(function.blocks, groups) if groups[name] == tangent))
-        for tangent, own in by_tangent.items()))
+                     lowering="second", tangents=tangents, inputs=inputs)
 
 
 def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
@@ -322,22 +292,25 @@ def by_axis(expr: sp.Expr, printer: KernelPrinter) -> sp.Expr:
 
 
 def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str, str],
-              model: OperatorModel, lowering: str, groups: dict[str, str] | None = None,
+              model: OperatorModel, lowering: str, tangents: dict[str, str] | None = None,
               inputs: dict[str, str] | None = None) -> Function:
     """Print one kernel function.  ``lowering`` says which arrays are updated in place (see
-    ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "output" (a forward, a
-    jvp's terms) each result, built in a new array shaped like the output, "none" none.  ``groups``
-    (a vjp_jvp) maps each output to the tangent it needs (see ``_grouped``), ``inputs`` to the input
-    whose entry its block adds to (else the block's input is the output's name)."""
+    ``inplace.py``): "cotangent" (a vjp) those computed from the cotangent, "second" (a vjp_jvp) the
+    same, its results marked ``owned`` for the runtime to add terms into, "output" (a forward, a
+    jvp's terms) each result, built in a new array shaped like the output.  ``tangents`` (a vjp_jvp)
+    maps each output to the tangent it needs (``tangents_private``), ``inputs`` to the input whose
+    entry its block adds to (else the block's input is the output's name)."""
     outputs = [Output(o.name, by_axis(merge_dependent_sums(refine_means(stabilize(o.expr, model), model)), printer),
                       o.guard)
                for o in outputs]
     plan = schedule(outputs)
+    if tangents is not None:
+        plan = tangents_private(plan, tangents)
     guarded = frozenset(o.name for o in outputs if o.guard)
     owned = _owned_inputs(model, printer)
-    if not printer.in_place or lowering == "none":
+    if not printer.in_place:
         lowered = _as_scheduled(plan)
-    elif lowering == "cotangent":
+    elif lowering in ("cotangent", "second"):
         lowered = lower_in_place(plan, COTANGENT, owned, guarded, f"np.empty_like({COTANGENT})")
     else:  # no expression names the output: "<output>" is not an identifier
         spans = frozenset(free_indices(next(iter(plan.results.values()))))
@@ -355,8 +328,6 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
               _keywords(o.name, lowered, printer, lowering))
         for o in outputs
     )
-    if groups is not None:
-        return _grouped(Function((), blocks), lowered.prelude, groups, statements)
     return Function(prelude=statements(lowered.prelude), blocks=blocks)
 
 
@@ -366,7 +337,7 @@ def _keywords(name: str, lowered: Lowered, printer: KernelPrinter, lowering: str
         return ", copy=True" if isinstance(lowered.results[name], (sp.Indexed, sp.Symbol)) else ""
     if name in lowered.scales:
         return f", scale={printer.doprint(lowered.scales[name])}"
-    return ", owned=True" if lowering == "output" and name in lowered.owned else ""
+    return ", owned=True" if lowering in ("output", "second") and name in lowered.owned else ""
 
 
 def _as_scheduled(plan: Scheduled) -> Lowered:
