@@ -28,6 +28,7 @@ large shapes, whose calls take milliseconds; waking idle threads after a rest co
 a millisecond, which would swamp the sub-millisecond calls of the small shapes)."""
 GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
 TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
+GENERATED_VJP_JVP, TORCH_VJP_JVP = "generated vjp_jvp", "torch double backward"
 
 
 class Skip(Exception):
@@ -37,7 +38,7 @@ class Skip(Exception):
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    kind: str  # "forward", "vjp" or "copy"
+    kind: str  # "forward", "vjp", "vjp_jvp" (second order) or "copy"
     call: Callable[[], object]
     traced: bool = True  # tracemalloc sees its memory (NumPy, not torch)
     group: str = "numpy"
@@ -82,8 +83,26 @@ def _naive_fits(case: Case, dtype: np.dtype) -> bool:
     return n <= NAIVE_MAX_N and rows * n * n * np.dtype(dtype).itemsize <= NAIVE_MAX_BYTES
 
 
+def second_order(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
+                 tangents: list[np.ndarray], notes: list[str]) -> list[Candidate]:
+    """The generated ``vjp_jvp`` and PyTorch's double backward along the same tangents."""
+    if not hasattr(kernel, "vjp_jvp"):
+        notes.append("vjp_jvp left out: the generated kernel has none (regenerate it)")
+        return []
+    found = [Candidate(GENERATED_VJP_JVP, "vjp_jvp", lambda: kernel.vjp_jvp(dy, tangents, *arrays, **case.params))]
+    try:
+        second = torch_ref.double_backward(case.op, arrays, case.params, dy, tangents)
+    except Exception as error:  # PyTorch without a double backward for it: no torch row
+        notes.append(f"torch double backward left out: {type(error).__name__}: {error}")
+        second = None
+    if second is not None:
+        found.append(Candidate(TORCH_VJP_JVP, "vjp_jvp", second, traced=False, group="torch"))
+    return found
+
+
 def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
-               dtype: np.dtype, notes: list[str], folder: Path = Path("generated")) -> list[Candidate]:
+               dtype: np.dtype, notes: list[str], folder: Path = Path("generated"),
+               tangents: list[np.ndarray] | None = None) -> list[Candidate]:
     params = case.params
     found = [
         Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
@@ -105,6 +124,8 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
                   Candidate(TORCH_VJP, "vjp", backward, traced=False, group="torch")]
     found += [Candidate(name, kind, call, traced=False, group="torch")
               for name, kind, call in adapter.calls(case.op, folder, arrays, params, dy, notes)]
+    if tangents is not None:
+        found += second_order(case, kernel, arrays, dy, tangents, notes)
     largest = max(arrays, key=lambda a: a.nbytes)
     found.append(Candidate(COPY, "copy", measure.copy_call(largest), traced=False))
     return found
@@ -126,16 +147,19 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
     except (TypeError, ValueError) as error:
         raise Skip(f"the generated {case.op} rejects the case's inputs: {error}") from error
     dy = rng.standard_normal(np.shape(output)).astype(dtype)
+    tangents = [rng.standard_normal(np.shape(a)).astype(dtype) for a in arrays]
     with np.errstate(all="ignore"):
-        return _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, folder)
+        return _measure(case, kernel, arrays, dy, tangents, output, dtype, repeats, warmup, folder)
 
 
-def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, folder) -> dict:
+def _measure(case, kernel, arrays, dy, tangents, output, dtype, repeats, warmup, folder) -> dict:
     notes: list[str] = []
-    found = candidates(case, kernel, arrays, dy, dtype, notes, folder)
+    found = candidates(case, kernel, arrays, dy, dtype, notes, folder, tangents)
     generated = kernel.vjp(dy, *arrays, **case.params)
-    disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
-                     for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
+    second = kernel.vjp_jvp(dy, tangents, *arrays, **case.params) if hasattr(kernel, "vjp_jvp") else None
+    reference = {"vjp": generated, "vjp_jvp": second}
+    disagreements = {c.name: disagreement(reference[c.kind], _gradients(c.call()), dtype)
+                     for c in found if c.kind in reference and c.name not in (GENERATED_VJP, GENERATED_VJP_JVP)}
     input_bytes = max(a.nbytes for a in arrays)
     pause = PAUSE_S if input_bytes >= PAUSE_FROM_BYTES else 0.0
     times: dict[str, list[float]] = {}
@@ -144,7 +168,7 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, folder) -
         rounds = repeats if group != "naive" else min(repeats, 3)
         times.update(measure.interleaved_times(chosen, rounds, warmup, pause))
     moved = {"forward": measure.moved_bytes(arrays, output), "vjp": measure.moved_bytes(dy, arrays, generated),
-             "copy": 2 * input_bytes}
+             "vjp_jvp": measure.moved_bytes(dy, arrays, tangents, second or ()), "copy": 2 * input_bytes}
     copy_gbs = moved["copy"] / measure.median_ms(times[COPY]) / 1e6
     rows = []
     for c in found:
@@ -163,10 +187,12 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, folder) -
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
-    """Generated vjp time over each other vjp's time (only for vjps that agree)."""
+    """Generated vjp (and vjp_jvp) time over each other vjp's (vjp_jvp's) time, for those that agree."""
     by_name = {r["name"]: r for r in rows}
-    if GENERATED_VJP not in by_name:
-        return {}
-    mine = by_name[GENERATED_VJP]["ms"]
-    return {f"generated / {r['name']}": mine / r["ms"] for r in rows
-            if r["kind"] == "vjp" and r["name"] != GENERATED_VJP and not r["disagrees"]}
+    found = {}
+    for kind, generated, label in (("vjp", GENERATED_VJP, "generated"), ("vjp_jvp", GENERATED_VJP_JVP, GENERATED_VJP_JVP)):
+        if generated in by_name:
+            mine = by_name[generated]["ms"]
+            found.update({f"{label} / {r['name']}": mine / r["ms"] for r in rows
+                          if r["kind"] == kind and r["name"] != generated and not r["disagrees"]})
+    return found

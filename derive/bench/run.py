@@ -83,6 +83,8 @@ def finish(args: argparse.Namespace, results: dict, say) -> None:
     results["targets"] = report.targets(results["kernels"], results.get("derivation"), categories)
     if results["kernels"]:
         table = report.markdown_table(results["kernels"])
+        second = report.second_order_table(results["kernels"])
+        table += "\n\nSecond order:\n\n" + second if second else ""
         say("\n" + table)
         if args.markdown:
             args.markdown.write_text(table + "\n", encoding="utf-8")
