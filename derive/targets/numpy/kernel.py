@@ -19,8 +19,8 @@ from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
 from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
 from ...schedule.nesting import nest_sums
-from ...schedule.tangents import tangents_private
 from ...schedule.stable import stabilize
+from ...schedule.tangents import names_in, tangents_private
 from .printer import ArraySpec, KernelPrinter
 
 
@@ -47,6 +47,9 @@ class Block:
     """Extra keyword arguments of the runtime call taking the result: ``, scale=<per-row factor>``
     when it applies the result's last factor, ``, owned=True`` when the result is an array this call
     built, which it may add other terms into."""
+    release: str = ""
+    """Full-size temporaries of this block to ``del`` once its result is taken (a target that
+    updates nothing in place frees them before the next block allocates its own)."""
 
 
 @dataclass(frozen=True)
@@ -317,17 +320,44 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     for step in (*lowered.prelude, *(s for own in lowered.own.values() for s in own)):
         printer.declare(step.symbol, step.expr)
 
-    def statements(steps) -> tuple[Statement, ...]:
-        return tuple(Statement(str(step.symbol), printer.print_into(step.expr, step.out) if step.out
-                               else printer.doprint(step.expr), step.op) for step in steps)
+    release = not printer.in_place  # every operation allocates: free each temporary after its last use
 
-    blocks = tuple(
-        Block((inputs or {}).get(o.name, o.name), o.guard, statements(lowered.own[o.name]),
-              printer.doprint(lowered.results[o.name]), positions[o.name],
-              _keywords(o.name, lowered, printer, lowering))
-        for o in outputs
-    )
-    return Function(prelude=statements(lowered.prelude), blocks=blocks)
+    def statements(steps, keep: set[str]) -> tuple[Statement, ...]:
+        printed = [Statement(str(step.symbol), printer.print_into(step.expr, step.out) if step.out
+                             else printer.doprint(step.expr), step.op) for step in steps]
+        return _released(printed, steps, keep) if release else tuple(printed)
+
+    def block(o: Output) -> Block:
+        steps, result = lowered.own[o.name], lowered.results[o.name]
+        freed = [n for n in _full_size(steps) if n in names_in(result)] if release else []
+        return Block((inputs or {}).get(o.name, o.name), o.guard, statements(steps, names_in(result)),
+                     printer.doprint(result), positions[o.name], _keywords(o.name, lowered, printer, lowering),
+                     ", ".join(freed))
+
+    later = set().union(*(names_in(step.expr) for own in lowered.own.values() for step in own),
+                        *(names_in(result) for result in lowered.results.values()))
+    return Function(prelude=statements(lowered.prelude, later), blocks=tuple(block(o) for o in outputs))
+
+
+def _full_size(steps) -> list[str]:
+    """The temporaries ``steps`` define that span an axis (per-row statistics and scalars are small)."""
+    return list(dict.fromkeys(str(s.symbol) for s in steps if s.op == "=" and free_indices(s.expr)))
+
+
+def _released(printed: list[Statement], steps, keep: set[str]) -> tuple[Statement, ...]:
+    """``printed`` with ``del name`` after the last statement reading each full-size temporary the
+    steps define, unless ``keep`` (what later code reads) names it."""
+    last = {name: position for position, step in enumerate(steps) for name in names_in(step.expr)}
+    out: list[Statement] = []
+    dead = [[] for _ in steps]
+    for name in _full_size(steps):
+        if name not in keep and name in last:
+            dead[last[name]].append(name)
+    for statement, names in zip(printed, dead):
+        out.append(statement)
+        if names:
+            out.append(Statement(f"del {', '.join(names)}", "", ""))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=512)
