@@ -26,7 +26,7 @@ from .calculus.concrete import expand
 from .calculus.differentiate import DerivationError
 from .functions import elementary, model_functions
 from .model import OperatorModel
-from .oracle import Expanded, expanded, numeric
+from .oracle import Expanded, expanded, numeric, shape
 from .prove_layouts import Case, cases, fit
 from .errors import ProofError  # noqa: F401  (raised here, defined with the others)
 
@@ -228,11 +228,27 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
                 raise ProofError(f"proof failed for operator {model.name!r} ({model.source}): LaTeX equation "
                                  f"{equation['label']} at sizes {sizes}, entry {at}: document {got!r}, "
                                  f"oracle {expected[at]!r}")
-    _prove_twin_second(model, equations, oracle, arrays, params, values, dy, functions, rng)
+    _prove_twin_second(model, equations, params, functions, rng)
 
 
-def _prove_twin_second(model: OperatorModel, equations: list[dict], oracle: Expanded, arrays: dict, params: dict,
-                       values: dict, dy: np.ndarray, functions: dict, rng: np.random.Generator) -> None:
+SECOND_ENTRIES = 8
+"""The most entries an input gets in the second-order proof (the oracle's Hessian grows as their cube)."""
+
+
+def second_sizes(model: OperatorModel) -> dict:
+    """Sizes for the second-order proof: 3 along a single axis, else 2 along each, leading axes then
+    set to 1 until no input has more than ``SECOND_ENTRIES`` entries (a normalised group keeps two or more)."""
+    dims = model.dims()
+    sizes = {d: 3 if len(dims) == 1 else 2 for d in dims}
+    for dim in dims:
+        if max(int(np.prod(shape(inp.dims, sizes))) for inp in model.inputs) <= SECOND_ENTRIES:
+            break
+        sizes[dim] = 1
+    return sizes
+
+
+def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict, functions: dict,
+                       rng: np.random.Generator) -> None:
     """The twin's second-order equations against the oracle's Hessian: each final ``vjp_jvp``
     (sum over b of einsum(dy, hessian(a, b), tangent_b)) and each printed Hessian block (einsum(dy, hessian(a, b)))."""
     from .targets.latex.target import load_srepr
@@ -240,8 +256,13 @@ def _prove_twin_second(model: OperatorModel, equations: list[dict], oracle: Expa
     wanted = [e for e in equations if e.get("kind") in ("vjp_jvp", "hessian")]
     if not wanted:
         return
+    sizes = second_sizes(model)
+    oracle = expanded(model, tuple(sizes.items()))
+    arrays = {inp.name: _values(inp, oracle.in_shapes[inp.name], sizes, rng) for inp in model.inputs}
+    dy = rng.standard_normal(oracle.out_shape)
     tangents = {inp.name: rng.standard_normal(oracle.in_shapes[inp.name]) for inp in model.differentiable_inputs}
-    values = {**values, **{k: v for name, t in tangents.items() for k, v in _entries(f"dot_{name}", t).items()}}
+    values = {**oracle.arguments_for(arrays, params), **_entries("dy", dy),
+              **{k: v for name, t in tangents.items() for k, v in _entries(f"dot_{name}", t).items()}}
     for equation in wanted:
         name = equation["input"]
         if equation["kind"] == "vjp_jvp":
