@@ -3,7 +3,8 @@
 A claim is one formula for the Jacobian entry dy[i]/dx[k], the VJP entry dx[k], the JVP entry
 dot_y[i] of one input, or the second-order entry dot_dx[k] (the VJP differentiated along the tangents
 ``dot_b`` of every input, the cotangent held fixed: the kernels' ``vjp_jvp``), which is compared with the
-engine's and with the oracle's: the open derivatives of the model, worked out by plain ``sympy.diff``.  ``check`` answers equal or not: symbolically where SymPy can show the
+engine's and with the oracle's: the open derivatives of the model, worked out by plain ``sympy.diff``.
+``check`` answers equal or not: symbolically where SymPy can show the
 difference is zero, and always numerically at random points for several sizes (a counterexample,
 with the sizes, the inputs and both values, when they differ).
 """

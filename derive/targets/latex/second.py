@@ -2,14 +2,16 @@
 
 For each differentiable input x the section derives, for every input b whose tangent reaches x̄
 (``Derivation.second_order``), the Hessian block ∂x̄_k/∂b_m step by step (the rules named, each step
-checked against the one before, as the first order's steps), and ends in the compact
-``\\dot{\\bar{x}}_k = sum_b sum_m ∂x̄_k/∂b_m ḃ_m``, checked against that definition by plain
-differentiation at random points (and, by ``derive.prove``, against the oracle's Hessian).
+checked against the one before, as the first order's steps) and its simplified form, and ends in
+``\dot{\bar{x}}_k = sum_b sum_m ∂x̄_k/∂b_m ḃ_m`` (compact, through x̂ or y, where the first order's VJP
+is), checked equal to the blocks contracted with the tangents and, by ``derive.prove`` before the twin
+is written, to the oracle's Hessian contracted with ȳ and the tangents.
 
-Readability rule: the steps of a term are printed when together they fit in ``STEP_LINES`` lines; a
-longer derivation (batchnorm, group_norm, attention) is shown short: the rules its steps apply, in
-order, then the Hessian block checked directly against the open derivative.  A Hessian block is
-printed where it fits in ``HESSIAN_LINES`` lines (its structure); the final formula always is.
+Readability rule: the steps of a block are printed when together they fit in ``STEP_LINES`` lines
+(no step over ``STEP_OPS`` operations, no line too wide for the column) and the simplified block where
+it fits in ``HESSIAN_LINES`` lines; a longer derivation (batchnorm's, group_norm's and attention's
+larger blocks, layernorm's block by x) is shown short: the rules its steps apply, in order, and no
+block.  The final formula is always printed; an input whose second derivative vanishes says so.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from ...calculus.pipeline import Derivation, InputGradient, tangent_name
 from ...calculus.second import SecondTerm, wrt_entry
 from ...notation import second_order_name
 from .equations import Equation, Equations, Row, rows
-from .layout import TEXT_WIDTH, break_lines
+from .layout import TEXT_WIDTH, break_lines, tex_width
 from .text import label_part, rule_text
 
 STEP_LINES = 100
-"""A term whose steps would print more lines than this is shown short (its rules, then its Hessian)."""
-STEP_OPS = 400
+"""A block whose steps would print more lines than this is shown short (the rules of its steps only)."""
+STEP_OPS = 300
 """A step of more operations than this is too long to print whatever the others (SymPy's count_ops)."""
 HESSIAN_LINES = 12
 """A Hessian block printed in more lines than this is left out (the final formula is printed)."""
@@ -84,7 +86,8 @@ def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
                      f"$\\bar{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}$ alone, or constant where "
                      f"the derivative is taken), so the derivative{'s' if len(symbols) > 1 else ''} along the "
                      f"tangents {names} {'is' if len(symbols) == 1 else 'are'} zero:")
-    return SecondView(output=eqs.printer._print(sp.Symbol(eqs.output_name)), intro=intro, vanishing=vanishing, inputs=inputs, result=rows(list(result)))
+    return SecondView(output=eqs.printer._print(sp.Symbol(eqs.output_name)), intro=intro, vanishing=vanishing,
+                      inputs=inputs, result=rows(list(result)))
 
 
 def _intro(eqs: Equations) -> str:
@@ -98,8 +101,8 @@ def _intro(eqs: Equations) -> str:
             rf"\partial b_{{m}}$ is the Hessian block $\partial^2 L / \partial {x}_{{k}} \partial b_{{m}}$, "
             rf"and ${second_order_name('', 'latex', x)}$ the Hessian-vector product of $L$; with the JVP it is "
             rf"what a double backward computes. The steps of a block are printed where they fit in {STEP_LINES} "
-            rf"lines; a longer derivation is shown short: the rules its steps apply, in order, then the "
-            rf"simplified block, printed where it fits in {HESSIAN_LINES} lines.")
+            rf"lines, and the simplified block where it fits in {HESSIAN_LINES}; a longer derivation is shown "
+            rf"short, by the rules its steps apply, in order.")
 
 
 def _key(eqs: Equations, name: str) -> str:
@@ -146,8 +149,11 @@ def _term_view(eqs: Equations, derivation: Derivation, gradient: InputGradient, 
     else:
         said = [f"({n}) {rule_text(s.rules)[3:]}" for n, s in enumerate(term.steps) if s.rules]
         short = (f"The derivative takes {len(term.steps) - 1} steps, too long to print; they apply, in order: "
-                 f"{'; '.join(said)}. The block is checked against the derivative they give, the result below against the oracle's Hessian.")
-    hessian, note = _hessian(eqs, derivation, gradient, term, lhs, lhs_tex, term.steps[-1].expr)
+                 f"{'; '.join(said)}. The result below is checked against the oracle's Hessian.")
+    hessian, note = (), ("Its Hessian block is too long to print as well; contracted with the tangent, it is a term "
+                         "of the result below.")
+    if printed:
+        hessian, note = _hessian(eqs, derivation, gradient, term, lhs, lhs_tex, term.steps[-1].expr)
     return TermView(title=title, steps=steps, short=short, hessian=hessian, hessian_note=note)
 
 
@@ -157,13 +163,20 @@ def _fits(eqs: Equations, term: SecondTerm) -> bool:
         return False  # a step this large prints in well over a page (and costs seconds to lay out)
     lines = 0
     for step in term.steps:
-        lines += len(break_lines(eqs.printer, eqs.shown(step.expr), TEXT_WIDTH - 4))
-        if lines > STEP_LINES:
+        printed = break_lines(eqs.printer, eqs.shown(step.expr), TEXT_WIDTH - 4)
+        lines += len(printed)
+        if lines > STEP_LINES or not _narrow(printed):
             return False
     return True
 
 
-def _hessian(eqs: Equations, derivation: Derivation, gradient: InputGradient, term: SecondTerm, lhs: sp.Expr, lhs_tex: str,
+def _narrow(lines: list[str]) -> bool:
+    """Does every line fit the column (a line with nothing to break at may not)?"""
+    return all(tex_width(line) <= TEXT_WIDTH - 4 for line in lines)
+
+
+def _hessian(eqs: Equations, derivation: Derivation, gradient: InputGradient, term: SecondTerm, lhs: sp.Expr,
+             lhs_tex: str,
              against: sp.Expr | None) -> tuple[tuple[Row, ...], str]:
     """The simplified block (its compact form where that is lighter), if it prints short enough."""
     exact, shown = term.hessian, None
@@ -172,8 +185,10 @@ def _hessian(eqs: Equations, derivation: Derivation, gradient: InputGradient, te
         if _known(eqs, form) and (form.through is not None or form.expr != term.hessian):
             exact, shown = form.written, _named(eqs, form.expr)
     shown = eqs.shown(exact) if shown is None else shown
-    if len(break_lines(eqs.printer, shown, TEXT_WIDTH - 4)) > HESSIAN_LINES:
-        return (), "Its Hessian block is too long to print; contracted with the tangent, it is a term of the result below."
+    printed = break_lines(eqs.printer, shown, TEXT_WIDTH - 4)
+    if len(printed) > HESSIAN_LINES or not _narrow(printed):
+        return (), ("Its Hessian block is too long to print; contracted with the tangent, it is a term of the "
+                    "result below.")
     label = f"eq:{label_part(eqs.model.name)}:hessian-{label_part(gradient.input.name)}-{label_part(term.by.name)}"
     equation = eqs.add(label, "hessian", lhs, exact, lhs_tex=lhs_tex, shown_lhs=lhs, shown_rhs=shown,
                        rules=("simplify",), against=against, input=gradient.input.name)
@@ -203,12 +218,21 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
         lhs = sp.Add(*parts)
         return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs,
                        sp.S.Zero, name=title, shown_lhs=lhs, show_lhs=False, input=name)
-    form = derivation.compact(name, "vjp_jvp")
-    exact, shown_rhs = (form.written, _named(eqs, form.expr)) if _known(eqs, form) else (form.written, None)
-    lhs = sp.Add(*parts)
+    exact, shown_rhs = derivation.vjp_jvp(name), None
+    if derivation.compact(name, "vjp").through is not None:  # a form through x-hat or y may be lighter
+        form = derivation.compact(name, "vjp_jvp")
+        if _known(eqs, form):
+            exact, shown_rhs = form.written, _named(eqs, form.expr)
+    lhs, blocks = sp.Add(*parts), sp.S.Zero
+    for term in terms:  # the blocks contracted with the tangents, as the first order's Jacobian with ȳ
+        tangent = sp.IndexedBase(tangent_name(term.by.name))[tuple(term.wrt.indices)] if term.by.dims \
+            else sp.Symbol(tangent_name(term.by.name))
+        block = term.hessian * tangent
+        for idx in (term.wrt.indices if term.by.dims else ()):
+            block = sp.Sum(block, (idx, idx.lower, idx.upper))
+        blocks += block
     return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs, exact,
-                   name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name,
-                   against=derivation.vjp_jvp(name))
+                   name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name, against=blocks)
 
 
 def _known(eqs: Equations, form) -> bool:
