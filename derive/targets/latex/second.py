@@ -3,7 +3,7 @@
 For each differentiable input x the section derives, for every input b whose tangent reaches x̄
 (``Derivation.second_order``), the Hessian block ∂x̄_k/∂b_m step by step (the rules named, each step
 checked against the one before, as the first order's steps) and its simplified form, and ends in
-``\dot{\bar{x}}_k = sum_b sum_m ∂x̄_k/∂b_m ḃ_m`` (compact, through x̂ or y, where the first order's VJP
+``\\dot{\\bar{x}}_k = sum_b sum_m ∂x̄_k/∂b_m ḃ_m`` (compact, through x̂ or y, where the first order's VJP
 is), checked equal to the blocks contracted with the tangents and, by ``derive.prove`` before the twin
 is written, to the oracle's Hessian contracted with ȳ and the tangents.
 

@@ -155,7 +155,7 @@ def _ranges(eqs: Equations) -> str:
     equations use (call it once every equation is added)."""
     by_dim: dict[sp.Expr, list[str]] = {}
     used = eqs.model.output.atoms(sp.Idx) | set(eqs.model.output_indices) | eqs.indices
-    for idx in sorted(used, key=lambda i: str(i.label)):
+    for idx in sorted(used, key=lambda i: (str(i.label), str(i.upper))):  # one letter may index two axes
         names = by_dim.setdefault(dim_of(idx), [])
         if eqs.tex(sp.Symbol(str(idx.label))) not in names:
             names.append(eqs.tex(sp.Symbol(str(idx.label))))
