@@ -69,6 +69,8 @@ class SecondView:
     """One sentence when every second derivative vanishes ('' otherwise): then ``inputs`` is empty."""
     inputs: tuple[SecondInputView, ...]
     result: tuple[Row, ...]
+    result_size: str
+    """``\\footnotesize`` where a line of the result has nothing to break at and is too wide, else ''."""
 
 
 def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
@@ -86,8 +88,9 @@ def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
                      f"$\\bar{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}$ alone, or constant where "
                      f"the derivative is taken), so the derivative{'s' if len(symbols) > 1 else ''} along the "
                      f"tangents {names} {'is' if len(symbols) == 1 else 'are'} zero:")
+    wide = any(not _narrow(list(equation.rhs_lines)) for equation in result)
     return SecondView(output=eqs.printer._print(sp.Symbol(eqs.output_name)), intro=intro, vanishing=vanishing,
-                      inputs=inputs, result=rows(list(result)))
+                      inputs=inputs, result=rows(list(result)), result_size=r"\footnotesize" if wide else "")
 
 
 def _intro(eqs: Equations) -> str:
