@@ -70,7 +70,7 @@ class SecondView:
     inputs: tuple[SecondInputView, ...]
     result: tuple[Row, ...]
     result_size: str
-    """``\\footnotesize`` where a line of the result has nothing to break at and is too wide, else ''."""
+    """``\\tiny`` where a line of the result has nothing to break at and is too wide (attention), else ."""
 
 
 def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
@@ -90,7 +90,7 @@ def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
                      f"tangents {names} {'is' if len(symbols) == 1 else 'are'} zero:")
     wide = any(not _narrow(list(equation.rhs_lines)) for equation in result)
     return SecondView(output=eqs.printer._print(sp.Symbol(eqs.output_name)), intro=intro, vanishing=vanishing,
-                      inputs=inputs, result=rows(list(result)), result_size=r"\footnotesize" if wide else "")
+                      inputs=inputs, result=rows(list(result)), result_size=r"\tiny" if wide else "")
 
 
 def _intro(eqs: Equations) -> str:
