@@ -70,7 +70,7 @@ class SecondView:
     inputs: tuple[SecondInputView, ...]
     result: tuple[Row, ...]
     result_size: str
-    """``\\tiny`` where a line of the result has nothing to break at and is too wide (attention), else ."""
+    """``\\tiny`` where a line of the result has nothing to break at and is too wide (attention), else empty."""
 
 
 def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
