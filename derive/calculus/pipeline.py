@@ -63,10 +63,10 @@ class Derivation:
         return {}
 
     def compact(self, input_name: str, kind: str) -> Compact:
-        """The checked compact form of the ``kind`` ("vjp" or "jvp") by ``input_name`` (computed once)."""
+        """The checked compact form of the ``kind`` ("vjp", "jvp" or "vjp_jvp") by ``input_name`` (computed once)."""
         key = (input_name, kind)
         if key not in self._compact:
-            raw = getattr(self.gradient(input_name), kind)
+            raw = self.vjp_jvp(input_name) if kind == "vjp_jvp" else getattr(self.gradient(input_name), kind)
             self._compact[key] = compact(raw, self.rewriter, self.model.dims())
         return self._compact[key]
 
