@@ -81,12 +81,10 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     if wanted[0] and dot_x is not None:
-        t0 = xp.sum(dy, axis=-1, keepdims=True)
-        t1 = xp.exp(x)
-        t2 = xp.sum(t1, axis=-1, keepdims=True)
-        t3 = dot_x*t1
-        terms.add('x', t3*(-t0/t2) + t1*(t0*xp.sum(t3, axis=-1, keepdims=True)/t2**2))
-        del t1, t3
+        t0 = xp.exp(x)
+        t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
+        terms.add('x', ((t1*_contract(xp, dot_x, t0, (-1,)) - dot_x)*t0)*(t1*xp.sum(dy, axis=-1, keepdims=True)))
+        del t0
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
