@@ -112,8 +112,7 @@ def _gradients(kernel: ModuleType, signature: Signature, params: dict) -> Callab
 
     def backward(saved, outer):
         cotangent, inputs = saved
-        tangents = [None if g is None or a is None or name not in signature.differentiable
-                    or not jnp.issubdtype(a.dtype, jnp.floating) else jnp.asarray(g)
+        tangents = [_cotangent(g, a) if name in signature.differentiable else None
                     for name, g, a in zip(signature.inputs, outer, inputs)]
         if all(t is None for t in tangents):
             return (None, *(None for _ in inputs))

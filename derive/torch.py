@@ -43,9 +43,7 @@ class _Kernel(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
         kernel, signature, params, *arrays = inputs
         ctx.kernel, ctx.signature, ctx.params = kernel, signature, params
-        ctx.given = [a is not None for a in arrays]
-        ctx.others = [None if isinstance(a, torch.Tensor) else a for a in arrays]  # None, Python numbers
-        tensors = [a for a in arrays if isinstance(a, torch.Tensor)]
+        tensors = _placed(ctx, arrays)
         ctx.save_for_backward(*tensors)
         ctx.save_for_forward(*tensors)
 
@@ -91,17 +89,13 @@ class _Backward(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
         kernel, signature, params, wrt, cotangent, *arrays = inputs
         ctx.kernel, ctx.signature, ctx.params, ctx.wrt = kernel, signature, params, wrt
-        ctx.given = [a is not None for a in arrays]
-        ctx.others = [None if isinstance(a, torch.Tensor) else a for a in arrays]
-        ctx.save_for_backward(cotangent, *(a for a in arrays if isinstance(a, torch.Tensor)))
+        ctx.save_for_backward(cotangent, *_placed(ctx, arrays))
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx: Any, *grad_outputs: Any) -> tuple:
         cotangent, *tensors = ctx.saved_tensors
-        saved = iter(tensors)
-        inputs = _plain([next(saved) if other is None and given else other
-                         for other, given in zip(ctx.others, ctx.given)])
+        inputs = _inputs(ctx, tensors)
         outer = dict(zip(ctx.wrt, grad_outputs))
         tangents = [outer.get(name) for name in ctx.signature.inputs]
         needed = ctx.needs_input_grad[4:]
@@ -114,9 +108,17 @@ class _Backward(torch.autograd.Function):
                 *(g if need else None for g, need in zip(by_inputs, needed[1:])))
 
 
-def _inputs(ctx: Any) -> list:
-    """The call's inputs: the saved tensors back in their places among the other arguments."""
-    saved = iter(ctx.saved_tensors)
+def _placed(ctx: Any, arrays: list) -> list:
+    """The tensors among a call's inputs, to save; ``ctx`` keeps where they go among the others."""
+    ctx.given = [a is not None for a in arrays]
+    ctx.others = [None if isinstance(a, torch.Tensor) else a for a in arrays]  # None, Python numbers
+    return [a for a in arrays if isinstance(a, torch.Tensor)]
+
+
+def _inputs(ctx: Any, tensors: Any = None) -> list:
+    """The call's inputs: the saved tensors (``ctx.saved_tensors`` unless given) back in their
+    places among the other arguments."""
+    saved = iter(ctx.saved_tensors if tensors is None else tensors)
     return _plain([next(saved) if other is None and not_none else other
                    for other, not_none in zip(ctx.others, ctx.given)])
 

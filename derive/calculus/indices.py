@@ -52,6 +52,17 @@ def fresh_index(like: sp.Idx, avoid: Iterable[str], pool: Iterable[str] = DUMMY_
     return sp.Idx(f"{like.label}{number}", (like.lower, like.upper))
 
 
+def fresh_entry(base: sp.IndexedBase, dims: tuple[sp.Expr, ...], taken: set[str]) -> sp.Indexed | sp.IndexedBase:
+    """``base[k, p, ...]``, one index per axis in ``dims``, named from ``WRT_NAMES`` avoiding
+    ``taken`` (which it extends); the bare base for a scalar input."""
+    indices = []
+    for dim in dims:
+        idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
+        taken.add(str(idx.label))
+        indices.append(idx)
+    return base[tuple(indices)] if indices else base
+
+
 def bound_indices(expr: sp.Sum) -> tuple[sp.Idx, ...]:
     """The summation variables of a (possibly multi-limit) ``Sum``, innermost first."""
     return tuple(limit[0] for limit in expr.limits)

@@ -16,7 +16,7 @@ from ..validate import validate
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
-from .indices import WRT_NAMES, fresh_index, free_indices, index_names
+from .indices import fresh_entry, free_indices, index_names
 from .rules import simplify
 from .second import SecondTerm, second_terms
 
@@ -106,12 +106,7 @@ def wrt_entry(model: OperatorModel, inp: Input) -> sp.Indexed:
     """``x[k...]`` with index names that clash with nothing in the model."""
     taken = index_names(model.output) | {str(i.label) for i in model.output_indices}
     taken |= {i.name for i in model.inputs} | {name for name, _ in model.where}  # k[k, j] would not read
-    indices = []
-    for dim in inp.dims:
-        idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
-        taken.add(str(idx.label))
-        indices.append(idx)
-    return inp.base[tuple(indices)] if indices else inp.base
+    return fresh_entry(inp.base, inp.dims, taken)
 
 
 def derive_input(model: OperatorModel, inp: Input, output: sp.Expr) -> InputGradient:

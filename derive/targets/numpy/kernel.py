@@ -180,7 +180,9 @@ def _second(derivation: Derivation, printer: KernelPrinter, positions: dict[str,
         terms = derivation.second_order(g.input.name)
         for term in terms:
             name, tangent = f"{g.input.name}/{term.by.name}", tangent_name(term.by.name)
-            product = _centred_second(derivation, g.input.name) if len(derivation.gradients) == 1 else term.product
+            # one differentiable input (softmax): the compact form, as _centred; the norms' parameters'
+            # compact forms held more temporaries (group_norm's gamma 6.5 -> 7.4x its input)
+            product = _centred(derivation, g.input.name, "vjp_jvp") if len(derivation.gradients) == 1 else term.product
             outputs.append(Output(name, nest_sums(product), f"{_wanted(model, g.input.name)} and {tangent} is not None"))
             tangents[name], inputs[name] = tangent, g.input.name
     return _function(outputs, printer, {o.name: positions[inputs[o.name]] for o in outputs}, model,
@@ -188,24 +190,13 @@ def _second(derivation: Derivation, printer: KernelPrinter, positions: dict[str,
 
 
 def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
-    """The ``kind`` by input ``name`` from its compact form, where one writes the input through a named
-    quantity (x_hat, y): centred values, not sum(dy x) - mu sum(dy); else the raw contraction."""
-    raw = getattr(derivation.gradient(name), kind)
+    """The ``kind`` ("vjp", "jvp", "vjp_jvp") by input ``name`` from its compact form, where one
+    writes the input through a named quantity (x_hat, y): centred values, not sum(dy x) - mu sum(dy);
+    else the raw contraction."""
+    raw = derivation.vjp_jvp(name) if kind == "vjp_jvp" else getattr(derivation.gradient(name), kind)
     if not derivation.rewriter.substitutions:  # no input to write through x_hat or y: the raw form
         return raw
     form = derivation.compact(name, kind)
-    return form.written if form.through is not None else raw
-
-
-def _centred_second(derivation: Derivation, name: str) -> sp.Expr:
-    """The ``vjp_jvp`` of a model with one differentiable input (softmax's: one term): its compact
-    form where one writes it through a named quantity (y), as ``_centred`` does for the first order
-    (fewer full-size passes); else the raw term.  (For the norms' parameters the compact form held
-    more temporaries: group_norm's gamma 6.5 -> 7.4x its input.)"""
-    raw = derivation.vjp_jvp(name)
-    if not derivation.rewriter.substitutions:
-        return raw
-    form = derivation.compact(name, "vjp_jvp")
     return form.written if form.through is not None else raw
 
 
