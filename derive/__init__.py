@@ -1,15 +1,15 @@
 """derive: gradient formulas of neural-network operators, derived symbolically, shipped as code and maths.
 
-The Python interface is re-exported here from ``derive.api`` (``load``, ``derive``, ``vjp``,
+The Python interface is re-exported here from ``derive.api`` (``load``, ``derive``, ``vjp``, ``vjp_jvp``,
 ``render``, ``write``, ``load_kernel``, ``claim`` ...); the ``derive`` command is a layer over it.
 """
 
 from .version import __version__
 from .api import (
     changes, claim, derive, jacobian, jvp, kernel, latex, load, load_file, load_kernel, operators, render, targets, vjp,
-    write,
+    vjp_jvp, write,
 )
 from .display import readable
 
 __all__ = ["changes", "claim", "derive", "jacobian", "jvp", "kernel", "latex", "load", "load_file", "load_kernel", "operators",
-           "readable", "render", "targets", "vjp", "write", "__version__"]
+           "readable", "render", "targets", "vjp", "vjp_jvp", "write", "__version__"]

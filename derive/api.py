@@ -88,6 +88,15 @@ def jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool =
     return _readable(gradient.jvp, model) if readable else gradient.jvp
 
 
+def vjp_jvp(derivation: Derivation | OperatorModel | str, wrt: str, readable: bool = False) -> sp.Expr:
+    """The second order: the derivative of the gradient entry d wrt[k...] along every input's
+    tangent ``dot_<input>``, the cotangent ``dy`` held fixed (a Hessian-vector product)."""
+    if not isinstance(derivation, Derivation):
+        derivation = derive(derivation)
+    expr = derivation.vjp_jvp(wrt)
+    return _readable(expr, derivation.model) if readable else expr
+
+
 def latex(expr: sp.Expr, output: str = "y", *, lhs: str | sp.Expr | None = None, width: float | None = None,
           note: str = "") -> str:
     """``expr`` in the notation of the derivation documents: x_{k}, \\bar{y} for the cotangent,

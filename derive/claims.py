@@ -1,7 +1,10 @@
 """Check a hand-derived gradient formula against the engine's derivation of an operator.
 
-A claim is one formula for the Jacobian entry dy[i]/dx[k], the VJP entry dx[k] or the JVP entry
-dot_y[i] of one input.  ``check`` answers equal or not: symbolically where SymPy can show the
+A claim is one formula for the Jacobian entry dy[i]/dx[k], the VJP entry dx[k], the JVP entry
+dot_y[i] of one input, or the second-order entry dot_dx[k] (the VJP differentiated along the tangents
+``dot_b`` of every input, the cotangent held fixed: the kernels' ``vjp_jvp``), which is compared with the
+engine's and with the oracle's: the open derivatives of the model, worked out by plain ``sympy.diff``.
+``check`` answers equal or not: symbolically where SymPy can show the
 difference is zero, and always numerically at random points for several sizes (a counterexample,
 with the sizes, the inputs and both values, when they differ).
 """
@@ -20,13 +23,15 @@ from .calculus.differentiate import Partial
 from .calculus.indices import canonical_dummies, free_indices, substitute_index
 from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
 from .calculus.rules import simplify
+from .calculus.second import wrt_entry
 from .display import readable
 from .formula import FormulaError, parse, read_number
 from .functions import elementary
 from .model import OperatorModel, Param, dim_of
+from .notation import second_order_name
 from .errors import ClaimError  # noqa: F401  (raised here, defined with the others)
 
-KINDS = ("jacobian", "vjp", "jvp")
+KINDS = ("jacobian", "vjp", "jvp", "vjp_jvp")
 SIZES = (1, 2, 3, 4)
 ENTRIES = 64
 """At most this many combinations of free index values are tried per size (drawn at random beyond)."""
@@ -48,18 +53,21 @@ class Verdict:
     difference: sp.Expr
     counterexample: Disagreement | None = None
     fixed: dict[str, str] = field(default_factory=dict)
+    oracle: bool = False
+    """The claim was also compared with the oracle's definition (a second-order claim)."""
 
 
 def claim_label(model: OperatorModel, gradient: InputGradient, kind: str) -> str:
     out = f"[{', '.join(map(str, model.output_indices))}]" if model.output_indices else ""
     wrt = f"[{', '.join(map(str, gradient.wrt_indices))}]" if gradient.wrt_indices else ""
     name = gradient.input.name
-    return {"jacobian": f"d y{out} / d {name}{wrt}", "vjp": f"d{name}{wrt}", "jvp": f"dot_y{out}"}[kind]
+    return {"jacobian": f"d y{out} / d {name}{wrt}", "vjp": f"d{name}{wrt}", "jvp": f"dot_y{out}",
+            "vjp_jvp": f"{second_order_name(name, 'ascii')}{wrt}"}[kind]
 
 
 def free_of(model: OperatorModel, gradient: InputGradient, kind: str) -> tuple[sp.Idx, ...]:
     return {"jacobian": (*model.output_indices, *gradient.wrt_indices), "vjp": gradient.wrt_indices,
-            "jvp": model.output_indices}[kind]
+            "jvp": model.output_indices, "vjp_jvp": gradient.wrt_indices}[kind]
 
 
 def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str = "vjp", *,
@@ -77,7 +85,7 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     derivation = _with_choices(model, fixed)
     model = derivation.model
     gradient = _gradient(derivation, wrt)
-    derived = getattr(gradient, kind)
+    derived = derivation.vjp_jvp(wrt) if kind == "vjp_jvp" else getattr(gradient, kind)
     label = claim_label(model, gradient, kind)
     try:
         claimed = parse(formula, model, free_of(model, gradient, kind), f"{kind} formula", let=let)
@@ -94,6 +102,10 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     if disagreement is None and difference != 0:
         disagreement = nonzero_elsewhere(plain_derived, plain_claimed, elementary(difference), model.dims(),
                                          max(sizes) + 1, seed)
+    if disagreement is None and kind == "vjp_jvp":  # and the oracle's: the open derivatives, by sympy.diff
+        definition = elementary(_fix(second_order_definition(derivation, gradient), values))
+        disagreement = compare(definition, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True,
+                               entries=ENTRIES)
     shown = replace(model, where=tuple((name, _fix(d, values)) for name, d in model.where))
 
     def show(expr: sp.Expr) -> sp.Expr:
@@ -102,7 +114,28 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     return Verdict(
         equal=disagreement is None, symbolic=difference == 0, label=label, sizes=tuple(sizes),
         derived=show(derived), claimed=show(simplify(claimed)), difference=show(difference),
-        counterexample=disagreement, fixed=fixed)
+        counterexample=disagreement, fixed=fixed, oracle=kind == "vjp_jvp")
+
+
+def second_order_definition(derivation: Derivation, gradient: InputGradient) -> sp.Expr:
+    """``sum_b sum_m d/d b[m] (sum_i dy[i] d y[i] / d a[k]) dot_b[m]`` with the derivatives left open
+    (``Partial``): what the engine's ``vjp_jvp`` must equal, evaluated by plain ``sympy.diff``."""
+    model = derivation.model
+    out = model.output_indices
+    vjp = Partial(model.output, gradient.wrt) * (sp.IndexedBase(COTANGENT)[out] if out else sp.Symbol(COTANGENT))
+    for idx in out:
+        vjp = sp.Sum(vjp, (idx, idx.lower, idx.upper))
+    total = sp.S.Zero
+    for other in derivation.gradients:
+        taken = {str(i.label) for i in gradient.wrt_indices} | {i.name for i in model.inputs}
+        by = wrt_entry(other.input, vjp, taken)
+        indices = tuple(by.indices) if isinstance(by, sp.Indexed) else ()
+        term = Partial(vjp, by) * (sp.IndexedBase(tangent_name(other.input.name))[indices] if indices
+                                   else sp.Symbol(tangent_name(other.input.name)))
+        for idx in indices:
+            term = sp.Sum(term, (idx, idx.lower, idx.upper))
+        total += term
+    return total
 
 
 def nonzero_elsewhere(derived: sp.Expr, claimed: sp.Expr, difference: sp.Expr, dims: tuple[sp.Symbol, ...],
@@ -318,7 +351,8 @@ def report(verdict: Verdict, model: OperatorModel, formula: str) -> str:
     if verdict.equal:
         how = ("SymPy reduces derived - claimed to 0" if verdict.symbolic
                else "SymPy could not decide it symbolically")
-        lines.append(f"EQUAL: {how}; they agree at random points for {tested_sizes(model, verdict.sizes)}")
+        oracle = " (and with the oracle: the open derivatives by plain sympy.diff)" if verdict.oracle else ""
+        lines.append(f"EQUAL: {how}; they agree at random points{oracle} for {tested_sizes(model, verdict.sizes)}")
         return "\n".join(lines)
     bad = verdict.counterexample
     at = ", ".join(f"{k} = {v}" for k, v in {**bad.sizes, **bad.indices}.items())

@@ -13,27 +13,22 @@ import os
 import sys
 from pathlib import Path
 
-import sympy as sp
 from sympy.printing.pretty.pretty import pretty_use_unicode
-from sympy.printing.pretty.stringpict import prettyForm
 
 from . import api, registry
 from .bench.command import add_bench_command
 from .cache import RenderCache
-from .calculus.pipeline import tangent_name
 from .catalog import markdown_table
 from .claims import report
-from .display import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
 from .errors import (
     ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
     RenderError, TexMissingError, UnknownOperatorError,
 )
 from .generate import Interrupted, Options, available_cpus, render_models
 from .model import OperatorModel
-from .notation import bar, unicode_name
 from .output import WriteInterrupted
+from .show import show_text
 from .pdf import compile_documents, compile_pdfs
-from .targets.latex.view import output_name
 from .version import __version__
 
 DEFAULT_OUT = Path("generated")
@@ -115,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="operator name (see `derive list`; optional with a one-operator --model)")
     _model_option(show)
     show.add_argument("--width", type=int, default=100, help="wrap formulas at this many columns (default 100)")
+    show.add_argument("--order", default="1", metavar="{1,2}",
+                      help="1: the Jacobian, VJP and JVP (default); 2: the second order, each VJP differentiated "
+                           "along the tangents, ending in each input's vjp_jvp")
     show.add_argument("--ascii", action="store_true",
                       help="plain ASCII in the names claims are typed in (dy, dot_x, epsilon) instead of "
                            "the documents' Unicode notation (ȳ, ẋ, ϵ)")
@@ -162,7 +160,7 @@ def _model_option(parser: argparse.ArgumentParser) -> None:
 
 def _claim_parser(commands) -> None:
     claim = commands.add_parser(
-        "claim", help="check a hand-derived Jacobian, VJP or JVP formula against the derivation",
+        "claim", help="check a hand-derived Jacobian, VJP, JVP or second-order formula against the derivation",
         description="Check a formula against the derived one: equal or not, symbolically where SymPy can "
                     "decide and always at random points for several sizes, each axis its own length.  "
                     "Formulas use SymPy's notation and the operator's names as `derive show --ascii` prints them "
@@ -178,6 +176,10 @@ def _claim_parser(commands) -> None:
     kinds.add_argument("--vjp", metavar="FORMULA", help="the gradient entry, e.g. dx[k]")
     kinds.add_argument("--jacobian", metavar="FORMULA", help="the Jacobian entry d y[i] / d x[k]")
     kinds.add_argument("--jvp", metavar="FORMULA", help="the output tangent entry dot_y[i]")
+    kinds.add_argument("--vjp-jvp", metavar="FORMULA",
+                       help="the second order dot_dx[k]: the gradient entry differentiated along the tangents "
+                            "dot_x, dot_gamma, ... of every input, dy held fixed (the kernels' vjp_jvp; "
+                            "`derive show --order 2` derives it); checked against the engine and the oracle")
     claim.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                        help="evaluate both sides with an input (every entry) or a parameter set to a number, "
                             "e.g. --fix gamma=1 --fix epsilon=0, or a formula-selecting parameter set to one "
@@ -306,7 +308,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_claim(args: argparse.Namespace) -> int:
     model = one_model(args)
-    kind, formula = next((k, getattr(args, k)) for k in ("vjp", "jacobian", "jvp") if getattr(args, k) is not None)
+    kind, formula = next((k, getattr(args, k)) for k in ("vjp", "jacobian", "jvp", "vjp_jvp")
+                         if getattr(args, k) is not None)
     fixed = dict(_setting(text, "--fix", "gamma=1") for text in args.fix)
     let = dict(_setting(text, "--let", "rstd=1/sqrt(mean(x[j]**2, j) + eps)") for text in args.let)
     try:
@@ -347,65 +350,15 @@ def run_pdf(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    if args.order not in ("1", "2"):
+        raise UsageError(f"--order {args.order}: the order is 1 (the Jacobian, VJP and JVP) or 2 (each VJP "
+                         "differentiated along the tangents: vjp_jvp)")
     previous = pretty_use_unicode(not args.ascii)
     try:
-        print(show_text(one_model(args), args.width, args.ascii))
+        print(show_text(one_model(args), args.width, args.ascii, int(args.order)))
     finally:
         pretty_use_unicode(previous)
     return 0
-
-
-def _written_through(derivation) -> list[tuple[tuple[str, str], sp.Expr]]:
-    """(x_hat or y, its definition) for each name a shown compact form is written through (not y
-    itself when it is the output: the definition above says it)."""
-    found = {}
-    for gradient in derivation.gradients:
-        for kind in ("vjp", "jvp"):
-            form = derivation.compact(gradient.input.name, kind)
-            if form.through and form.through != "y":
-                found.setdefault((form.through, str(list(derivation.model.output_indices))), form.definition)
-    return list(found.items())
-
-
-def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False) -> str:
-    """The definition, and the Jacobian entry, VJP and JVP by each input, in the documents' notation
-    (ȳ the cotangent, x̄ an input's, ẋ a tangent; ``ascii_only``: the names claims are typed in)."""
-    derivation = api.derive(model)
-    output = output_name(model)
-    printer = NotationPrettyPrinter(output, {"use_unicode": not ascii_only, "num_columns": width})
-
-    def line(label: str, expr: sp.Expr, named: bool = True) -> str:
-        form = printer._print(readable(expr, model) if named else expr)
-        return prettyForm(*form.left(label)).render(wrap_line=True, num_columns=width, use_unicode=not ascii_only)
-
-    def name(code: str) -> str:
-        return code if ascii_only else unicode_name(code, output)
-
-    shapes = ", ".join(f"{i.name}{list(i.dims)}" + (" (optional)" if i.optional else "") for i in model.inputs)
-    params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {name(str(p.symbol))})" if p.symbol is not None and
-                       str(p.symbol) != p.name else "") for p in model.params) or "none"
-    out = [f"{model.name}: {model.summary}\ninputs: {shapes}\nparameters: {params}", "definition:"]
-
-    def at(name: str, indices) -> str:  # y[i], or y for a scalar
-        return f"{name}{list(indices)}" if indices else name
-
-    outputs = model.output_indices
-    out += [line(f"{at(output, outputs)} = ", model.output)]
-    for symbol, definition in intermediate_symbols(model):
-        out += [line(f"  where {printer.doprint(symbol)} = ", definition, named=False)]
-    for (through, through_at), definition in _written_through(derivation):
-        out += [line(f"  where {name(through)}{through_at} = ", compact_readable(definition, model), False)]
-    partial = "d" if ascii_only else "∂"
-    for gradient in derivation.gradients:
-        wrt = printer.doprint(gradient.wrt)
-        cotangent = f"d{gradient.input.name}" if ascii_only else bar(name(gradient.input.name))
-        out += [f"with respect to {gradient.input.name}:"]
-        out += [line(f"  Jacobian  {partial}{at(output, outputs)} / {partial}{wrt} = ", gradient.jacobian)]
-        vjp, jvp = derivation.compact(gradient.input.name, "vjp"), derivation.compact(gradient.input.name, "jvp")
-        out += [line(f"  vjp       {at(cotangent, gradient.wrt_indices)} = ", compact_readable(vjp.expr, model), False)]
-        out += [line(f"  jvp       {at(name(tangent_name(output)), outputs)} += ", compact_readable(jvp.expr, model),
-                     False)]
-    return "\n\n".join(out)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
 
 The function runs the generated ``array_api`` kernel (see ``derive.adapters``) on JAX arrays.  By
 default (``mode="vjp"``) it is a ``jax.custom_vjp`` whose backward is the kernel's vjp: reverse mode
-(``jax.grad``, ``jax.vjp``) runs the derived formula; forward mode is not available (JAX's rule for
-``custom_vjp``).  With ``mode="jvp"`` it is a ``jax.custom_jvp`` whose rule is the kernel's jvp:
+(``jax.grad``, ``jax.vjp``) runs the derived formula, and that backward is itself a ``custom_vjp``
+whose rule is the kernel's jvp and vjp_jvp, so a gradient of a gradient runs the derived second
+order; forward mode is not available (JAX's rule for ``custom_vjp``).  With ``mode="jvp"`` it is a ``jax.custom_jvp`` whose rule is the kernel's jvp:
 forward mode (``jax.jvp``, ``jax.jacfwd``) runs the derived formula, and reverse mode is JAX's
 transpose of it (the jvp is linear in the tangents).  Keyword parameters are static: Python values
 fixed when the function is traced (they select formulas and axes), never traced arrays.  Both
@@ -85,12 +86,42 @@ def _with_vjp(kernel: ModuleType, signature: Signature, params: dict) -> Callabl
     def forward(*inputs):
         return kernel.forward(*inputs, **params), inputs
 
+    gradients = _gradients(kernel, signature, params)
+
     def backward(inputs, cotangent):
-        grads = kernel.vjp(jnp.asarray(cotangent), *inputs, **params)
+        grads = gradients(jnp.asarray(cotangent), *inputs)
         return tuple(_cotangent(g, a) for g, a in zip(grads, inputs))
 
     function.defvjp(forward, backward)
     return function
+
+
+def _gradients(kernel: ModuleType, signature: Signature, params: dict) -> Callable:
+    """The kernel's vjp as a ``jax.custom_vjp`` of (cotangent, *inputs): differentiating a gradient
+    (``jax.grad`` of ``jax.grad``, ``jax.hessian``'s reverse part) runs derived formulas too.  The
+    vjp is linear in the cotangent, so its derivative by the cotangent along outer cotangents g is
+    the kernel's jvp along g; by the inputs it is the Hessian of sum(cotangent * forward) times g
+    (symmetric), the kernel's vjp_jvp along g."""
+
+    @jax.custom_vjp
+    def gradients(cotangent, *inputs):
+        return tuple(kernel.vjp(cotangent, *inputs, **params))
+
+    def forward(cotangent, *inputs):
+        return gradients(cotangent, *inputs), (cotangent, inputs)
+
+    def backward(saved, outer):
+        cotangent, inputs = saved
+        tangents = [_cotangent(g, a) if name in signature.differentiable else None
+                    for name, g, a in zip(signature.inputs, outer, inputs)]
+        if all(t is None for t in tangents):
+            return (None, *(None for _ in inputs))
+        by_cotangent = kernel.jvp(tangents, *inputs, **params).astype(cotangent.dtype)
+        by_inputs = kernel.vjp_jvp(cotangent, tangents, *inputs, **params)
+        return (by_cotangent, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)))
+
+    gradients.defvjp(forward, backward)
+    return gradients
 
 
 def _cotangent(gradient: Any, primal: Any) -> Any:

@@ -3,7 +3,9 @@
 
 A model's names are code (``dy``, ``dot_x``, ``epsilon``, ``sigmoid``); displayed, the cotangent of
 the output y is ȳ (``\\bar{y}``), the tangent of an input x is ẋ (``\\dot{x}``), the input's own
-cotangent x̄, epsilon the lunate ϵ that ``\\epsilon`` sets, the logistic function σ.  Greek names
+cotangent x̄, epsilon the lunate ϵ that ``\\epsilon`` sets, the logistic function σ.  The second order's
+result, the derivative of x̄ along the tangents (a kernel's ``vjp_jvp``), is x̄ with a dot: ``\\dot{\\bar{x}}``,
+x̄̇ in Unicode, ``dot_dx`` typed (``second_order_name``).  Greek names
 follow SymPy (``gamma`` -> γ, ``\\gamma``).  ``DisplayPartial`` is an open derivative as displayed.
 """
 
@@ -71,6 +73,17 @@ def bar(unicode: str) -> str:
     if len(unicode) == 1:
         return unicodedata.normalize("NFC", unicode + _BAR)
     return "".join(char + _OVERLINE for char in unicode)
+
+
+def second_order_name(input_name: str, style: str = "unicode", shown: str | None = None) -> str:
+    """The derivative of an input's cotangent along the tangents (``vjp_jvp``), in ``style``
+    "ascii" (``dot_dx``), "unicode" (x̄̇) or "latex" (``\\dot{\\bar{x}}``); ``shown``: the input as
+    already displayed in that style (its Unicode or LaTeX symbol), else its name."""
+    if style == "ascii":
+        return f"{TANGENT_PREFIX}d{input_name}"
+    if style == "latex":
+        return rf"\dot{{\bar{{{shown or input_name}}}}}"
+    return unicodedata.normalize("NFC", bar(shown or unicode_name(input_name)) + _DOT)
 
 
 def function_symbol(name: str, latex: bool) -> str | None:

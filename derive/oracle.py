@@ -2,8 +2,9 @@
 with plain ``sympy.diff``, and evaluated numerically.
 
 Nothing here uses the engine's differentiator, its contraction or its printers.  ``concrete`` (for
-exact comparisons) expands a model's entry with SymPy's own ``doit``; ``expanded`` (for numbers)
-with ``calculus.concrete.expand``, which writes every finite sum out once per row (every entry
+exact comparisons) expands a model's entry by writing each definite sum out term by term, then
+SymPy's own ``doit``; ``expanded`` (for numbers)
+with ``calculus.concrete.expander``, which writes every finite sum out once per row (every entry
 ``x[2, 0]`` a plain symbol ``x_2_0``), ten times faster; activation functions become their
 elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the
 output and the Jacobian once per size assignment and evaluates them on whole batches of numbers
@@ -21,7 +22,7 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from .calculus.concrete import expand
+from .calculus.concrete import expander
 from .functions import elementary
 from .model import OperatorModel
 
@@ -29,9 +30,28 @@ from .model import OperatorModel
 def scalar(expr: sp.Expr) -> sp.Expr:
     """Expand every finite sum and turn each entry x[2, 0] into a plain symbol x_2_0; activation
     functions become their elementary definitions, so plain sympy.diff differentiates them."""
-    expr = elementary(expr).doit()
+    expr = written_out(elementary(expr)).doit()
     return expr.replace(lambda e: isinstance(e, sp.Indexed),
                         lambda e: sp.Symbol("_".join([str(e.base)] + [str(i) for i in e.indices])))
+
+
+def written_out(expr: sp.Expr) -> sp.Expr:
+    """Every sum with integer limits as the plain addition of its terms (the variable replaced by
+    each value in turn, innermost sum first), as SymPy's ``Sum.doit`` ends up doing for a definite
+    sum, without the closed forms it tries first (``apart`` and a ``subs`` per term: most of the time)."""
+    if not expr.args or not expr.has(sp.Sum):
+        return expr
+    args = [written_out(arg) for arg in expr.args]
+    if not isinstance(expr, sp.Sum):
+        return expr.func(*args)
+    body, limits = args[0], expr.limits
+    for position, (var, lower, upper) in enumerate(limits):
+        if not (lower.is_Integer and upper.is_Integer) or upper < lower - 1:  # left to doit (Karr's convention)
+            return sp.Sum(body, *limits[position:])
+        # subs where a sum is left (it may bind a variable of that name), else the quicker xreplace
+        put = (lambda v: body.subs(var, v)) if body.has(sp.Sum) else (lambda v: body.xreplace({var: v}))
+        body = sp.Add(*[written_out(put(sp.Integer(v))) for v in range(int(lower), int(upper) + 1)])
+    return body
 
 
 def plain(idx: sp.Idx) -> sp.Symbol:
@@ -131,6 +151,9 @@ class Expanded:
     jacobians: dict[str, list[sp.Expr]]
     hessians: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
     """Second derivatives by two inputs, worked out when first asked for (``hessian``)."""
+    directional: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
+    """Gradients differentiated along one input's direction, worked out when first asked for
+    (``hessian_vector``)."""
 
     def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
         """The value of every symbol, by name: each array's core entries (its trailing axes; leading
@@ -172,6 +195,30 @@ class Expanded:
         return flat.reshape(batch + (int(np.prod(self.out_shape)), *sizes))
 
 
+    def hessian_vector(self, name: str, by: str, arrays: dict, params: dict, cotangent: np.ndarray,
+                       tangent: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+        """sum_o sum_m cotangent[o] d2 out[o] / d name[i] d by[m] tangent[m], of shape ``batch +
+        (entries of name,)``: the gradient sum_o cotangent[o] J[o, i] with ``by``'s entries moved to
+        b + s t, differentiated by s (``sympy.diff``) at s = 0.  One derivative per entry of ``name``
+        instead of out x name x by Hessian entries; ``cotangent`` and ``tangent`` are flat (batch + (-1,))."""
+        outputs, entries = int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))
+        if (name, by) not in self.directional:
+            dy = [sp.Symbol(f"__dy_{o}", real=True) for o in range(outputs)]
+            moved = [sp.Symbol(entry(by, at).name, real=True)
+                     for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
+            step = sp.Symbol("__step", real=True)
+            shift = {b: b + step * sp.Symbol(f"__dot_{m}", real=True) for m, b in enumerate(moved)}
+            jacobian = self.jacobians[name]
+            self.directional[(name, by)] = [
+                sp.diff(sp.Add(*(dy[o] * jacobian[o * entries + i] for o in range(outputs))).xreplace(shift),
+                        step).xreplace({step: 0}) for i in range(entries)]
+        values, memo = self.arguments_for(arrays, params), {}
+        values.update({f"__dy_{o}": cotangent[..., o] for o in range(outputs)})
+        values.update({f"__dot_{m}": tangent[..., m] for m in range(tangent.shape[-1])})
+        with np.errstate(all="ignore"):
+            return _stack([numeric(d, values, memo) for d in self.directional[(name, by)]], batch)
+
+
 def _stack(values: list, batch: tuple[int, ...]) -> np.ndarray:
     return np.stack([np.broadcast_to(np.asarray(v, dtype=float), batch) for v in values], axis=-1) \
         if values else np.zeros(batch + (0,))
@@ -184,7 +231,8 @@ def expanded(model: OperatorModel, sizes: tuple[tuple[sp.Symbol, int], ...]) -> 
     Entries are real symbols, so ``sympy.diff`` of ``Abs`` is ``sign``, not a complex form."""
     fixed = dict(sizes)
     out_shape = shape(model.output_dims, fixed)
-    outputs = [elementary(expand(model.output, fixed, dict(zip(model.output_indices, at))))
+    at_sizes = expander(fixed, real=True)  # each row's sums written out once for all its entries
+    outputs = [elementary(at_sizes(model.output, dict(zip(model.output_indices, at))))
                for at in itertools.product(*(range(n) for n in out_shape))]
     in_shapes = {inp.name: shape(inp.dims, fixed) for inp in model.inputs}
     outputs = [y.xreplace({s: sp.Symbol(s.name, real=True) for s in y.free_symbols}) for y in outputs]

@@ -5,10 +5,13 @@ core axes at sizes 1, 2, 3 (4 for a fourth axis), a different size for each axis
 variant (each ``axis`` and ``keepdims``, each value of a formula-selecting parameter), batch shapes
 (), (2,) and broadcast ones (size-1 axes in either input, 0-d inputs), and optional inputs given
 and omitted.  It compares ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all tangents
-together and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated by plain
-``sympy.diff``, evaluated numerically.  The LaTeX target's final VJP and JVP equations (its JSON
-twin) are evaluated against the same oracle.  A mismatch raises ``ProofError`` naming the operator,
-the call, the sizes and the first entries that differ; nothing is written.
+together and each alone) with ``derive.oracle``: the model expanded into scalars, differentiated
+by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the gradient differentiated
+along each input's tangent, ``Expanded.hessian_vector``, worked out on first use).  The LaTeX target's
+final VJP and JVP equations (its JSON twin) are evaluated against the same oracle, and its
+second-order ones (each ``vjp_jvp`` and printed Hessian block) against the oracle's Hessian.  A
+mismatch raises ``ProofError`` naming the operator, the call, the sizes and the first entries that
+differ; nothing is written.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .calculus.concrete import expand
 from .calculus.differentiate import DerivationError
 from .functions import elementary, model_functions
 from .model import OperatorModel
-from .oracle import Expanded, expanded, numeric
+from .oracle import Expanded, expanded, numeric, shape
 from .prove_layouts import Case, cases, fit
 from .errors import ProofError  # noqa: F401  (raised here, defined with the others)
 
@@ -150,8 +153,9 @@ def _check_call(call: Call, module, symbols: dict, rng: np.random.Generator) -> 
     choices = [tuple(tangents)] + [(name,) for name in tangents] if len(tangents) > 1 else [tuple(tangents)]
     for chosen in choices:
         _check_jvp(call, module, chosen, tangents, jac, batch)
+    hessians: dict = {}  # each (input, by) term evaluated once for all the choices of tangents
     for chosen in choices:
-        _check_vjp_jvp(call, module, chosen, tangents, cotangent, (full, symbols, dy, batch))
+        _check_vjp_jvp(call, module, chosen, tangents, cotangent, (full, symbols, dy, batch), hessians)
 
 
 def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, batch: tuple) -> None:
@@ -168,9 +172,10 @@ def _check_jvp(call: Call, module, chosen: tuple, tangents: dict, jac: dict, bat
 
 
 def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent: np.ndarray,
-                   at: tuple) -> None:
-    """``vjp_jvp`` along the ``chosen`` tangents: for each input a, sum over b of
-    dy . d2 out / da db . dot_b, from the oracle's Hessian blocks (worked out on first use)."""
+                   at: tuple, hessians: dict) -> None:
+    """``vjp_jvp`` along the ``chosen`` tangents: for each input a, the sum over b of
+    dy . d2 out / da db . dot_b (``Expanded.hessian_vector``: the oracle's gradient differentiated
+    along dot_b, worked out on first use), each (a, b) term evaluated once per call."""
     model, case, oracle = call.model, call.case, call.oracle
     full, symbols, dy, batch = at
     given = tuple(tangents[inp.name] if inp.name in chosen else None for inp in model.inputs)
@@ -185,9 +190,11 @@ def _check_vjp_jvp(call: Call, module, chosen: tuple, tangents: dict, cotangent:
             continue
         total = np.zeros(batch + (int(np.prod(oracle.in_shapes[inp.name])),))
         for by in chosen:
-            t = np.broadcast_to(case.to_core(model.input(by), tangents[by]), batch + oracle.in_shapes[by])
-            hessian = oracle.hessian(inp.name, by, full, symbols, batch)
-            total = total + np.einsum("...o,...oik,...k->...i", dy, hessian, t.reshape(batch + (-1,)))
+            if (inp.name, by) not in hessians:
+                t = np.broadcast_to(case.to_core(model.input(by), tangents[by]), batch + oracle.in_shapes[by])
+                hessians[(inp.name, by)] = oracle.hessian_vector(inp.name, by, full, symbols, dy,
+                                                                 t.reshape(batch + (-1,)), batch)
+            total = total + hessians[(inp.name, by)]
         expected = total.reshape(batch + oracle.in_shapes[inp.name])
         _compare(call, f"{what}, entry of {inp.name!r}", value, fit(case.from_core(inp, expected, array), np.shape(array)))
 
@@ -235,7 +242,8 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     dy = rng.standard_normal(oracle.out_shape)
     values.update(_entries("dy", dy))
     functions = model_functions((model.output, *(definition for _, definition in model.where)))
-    for equation in json.loads(text).get("equations", []):
+    equations = json.loads(text).get("equations", [])
+    for equation in equations:
         if equation.get("kind") not in ("vjp", "jvp"):
             continue
         name = equation["input"]
@@ -254,6 +262,67 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
                 raise ProofError(f"proof failed for operator {model.name!r} ({model.source}): LaTeX equation "
                                  f"{equation['label']} at sizes {sizes}, entry {at}: document {got!r}, "
                                  f"oracle {expected[at]!r}")
+    _prove_twin_second(model, equations, params, functions, rng)
+
+
+SECOND_ENTRIES = 8
+"""The most entries an input gets in the second-order proof (the oracle's Hessian grows as their cube)."""
+
+
+def second_sizes(model: OperatorModel) -> dict:
+    """Sizes for the second-order proof: 3 along a single axis, else 2 along each, leading axes then
+    set to 1 until no input has more than ``SECOND_ENTRIES`` entries (a normalised group keeps two or more)."""
+    dims = model.dims()
+    sizes = {d: 3 if len(dims) == 1 else 2 for d in dims}
+    for dim in dims:
+        if max(int(np.prod(shape(inp.dims, sizes))) for inp in model.inputs) <= SECOND_ENTRIES:
+            break
+        sizes[dim] = 1
+    return sizes
+
+
+def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict, functions: dict,
+                       rng: np.random.Generator) -> None:
+    """The twin's second-order equations against the oracle's Hessian: each final ``vjp_jvp``
+    (sum over b of einsum(dy, hessian(a, b), tangent_b)) and each printed Hessian block (einsum(dy, hessian(a, b)))."""
+    from .targets.latex.target import load_srepr
+
+    wanted = [e for e in equations if e.get("kind") in ("vjp_jvp", "hessian")]
+    if not wanted:
+        return
+    sizes = second_sizes(model)
+    oracle = expanded(model, tuple(sizes.items()))
+    arrays = {inp.name: _values(inp, oracle.in_shapes[inp.name], sizes, rng) for inp in model.inputs}
+    dy = rng.standard_normal(oracle.out_shape)
+    tangents = {inp.name: rng.standard_normal(oracle.in_shapes[inp.name]) for inp in model.differentiable_inputs}
+    values = {**oracle.arguments_for(arrays, params), **_entries("dy", dy),
+              **{k: v for name, t in tangents.items() for k, v in _entries(f"dot_{name}", t).items()}}
+    for equation in wanted:
+        name = equation["input"]
+        if equation["kind"] == "vjp_jvp":
+            expected = sum(np.einsum("o,oim,m->i", dy.reshape(-1), oracle.hessian(name, b, arrays, params, ()),
+                                     t.reshape(-1)) for b, t in tangents.items())
+            expected, axes = np.reshape(expected, oracle.in_shapes[name]), _vjp_axes(model, name)
+        else:
+            by = load_srepr(equation["lhs"], functions).args[1]  # Partial(vjp, b[m...]), or of a scalar b
+            by_name, by_axes = (str(by.base), tuple(by.indices)) if isinstance(by, sp.Indexed) else (str(by), ())
+            block = np.einsum("o,oim->im", dy.reshape(-1), oracle.hessian(name, by_name, arrays, params, ()))
+            axes = (*_vjp_axes(model, name), *by_axes)
+            expected = block.reshape(oracle.in_shapes[name] + oracle.in_shapes[by_name])
+        _twin_entries(model, equation, load_srepr(equation["rhs"], functions), expected, axes, oracle, values)
+
+
+def _twin_entries(model: OperatorModel, equation: dict, formula: sp.Expr, expected: np.ndarray, axes: tuple,
+                  oracle: Expanded, values: dict) -> None:
+    """Every entry of ``formula`` (free in ``axes``) against ``expected``; a ProofError at the first that differs."""
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    for at in itertools.product(*(range(n) for n in expected.shape)):
+        got = _twin_value(model, equation, elementary(expand(formula, oracle.sizes, dict(zip(axes, at)))), values)
+        if not np.isclose(got, expected[at], rtol=RTOL, atol=ATOL * scale):
+            sizes = ", ".join(f"{d}={v}" for d, v in oracle.sizes.items())
+            raise ProofError(f"proof failed for operator {model.name!r} ({model.source}): LaTeX equation "
+                             f"{equation['label']} at sizes {sizes}, entry {at}: document {got!r}, "
+                             f"oracle {expected[at]!r}")
 
 
 def _twin_value(model: OperatorModel, equation: dict, expr: sp.Expr, values: dict) -> float:

@@ -8,6 +8,7 @@ inputs, the first optional input omitted (None): a different size per axis, one 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +25,10 @@ class Case:
     params: dict
     label: str
 
-    @property
+    @functools.cached_property
     def floats(self) -> list[int]:
-        """Positions of the inputs given and differentiated (not labels, not omitted)."""
+        """Positions of the inputs given and differentiated (not labels, not omitted); worked out
+        once (it builds the model), not at each of the hundreds of calls a gradient check makes."""
         model = registry.get(self.name)
         return [p for p, (inp, a) in enumerate(zip(model.inputs, self.arrays))
                 if a is not None and inp.domain != "index"]

@@ -37,6 +37,21 @@ def test_load_derive_and_the_expressions_of_each_input():
         derive.vjp(d, "z")
 
 
+def test_vjp_jvp_is_the_derivative_of_the_vjp_along_the_tangents():
+    """derive.vjp_jvp(model, input): free in the input's index, reading the cotangent and the
+    tangents; for div by b, the derivative of -dy*a/b**2 by a and b along dot_a and dot_b."""
+    d = derive.derive("div")
+    second = derive.vjp_jvp(d, "b")
+    a, b, dy, dot_a, dot_b = (sp.IndexedBase(n) for n in ("a", "b", "dy", "dot_a", "dot_b"))
+    (k,) = free_indices(second)
+    by_hand = -dy[k] * dot_a[k] / b[k] ** 2 + 2 * dy[k] * a[k] * dot_b[k] / b[k] ** 3
+    assert sp.simplify(second - by_hand) == 0
+    readable = derive.vjp_jvp("softmax", "x", readable=True)  # a name is derived on the way
+    assert "S" in {s.name for s in readable.free_symbols if isinstance(s, sp.Symbol)}
+    with pytest.raises(KeyError, match="no differentiable input 'z'"):
+        derive.vjp_jvp(d, "z")
+
+
 
 def test_latex_writes_the_notation_of_the_documents():
     d = derive.derive("rmsnorm")

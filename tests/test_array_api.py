@@ -56,23 +56,24 @@ def convert(function, values):
 
 
 def check(name: str, library: str, calls, to, position: int, dtype, rng) -> None:
-    """``calls(cotangent, tangents, *arrays)`` (forward, vjp, jvp) on arrays made by ``to`` give the
-    NumPy kernel's results, as arrays of the inputs' namespace, dtype and device."""
+    """``calls(cotangent, tangents, *arrays)`` (forward, vjp, jvp, vjp_jvp) on arrays made by ``to``
+    give the NumPy kernel's results, as arrays of the inputs' namespace, dtype and device."""
     inputs, cotangent, tangents, params = case(name, position, rng, dtype)
     reference = load_kernel(name, "numpy")
     want = (reference.forward(*inputs, **params), reference.vjp(cotangent, *inputs, **params),
-            reference.jvp(tangents, *inputs, **params))
+            reference.jvp(tangents, *inputs, **params), reference.vjp_jvp(cotangent, tangents, *inputs, **params))
     arrays = convert(to, inputs)
     xp, device = array_api_compat.array_namespace(arrays[0]), array_api_compat.device(arrays[0])
     got = calls(params)(to(cotangent), convert(to, tangents), *arrays)
-    results = [got[0], *(g for g in got[1] if g is not None), got[2]]
-    assert len(results) == 2 + len(float_positions(name))
+    results = [got[0], *(g for g in got[1] if g is not None), got[2], *(g for g in got[3] if g is not None)]
+    assert len(results) == 2 + 2 * len(float_positions(name))
     for result in results:
         assert array_api_compat.array_namespace(result) is xp
         assert result.dtype == arrays[0].dtype and array_api_compat.device(result) == device
     tolerance = 1e-10 if dtype == np.float64 else 2e-4
     for what, value, wanted in [("forward", got[0], want[0]), ("jvp", got[2], want[2]),
-                                *((f"vjp, gradient of {n}", g, w) for n, g, w in zip(reference.INPUTS, got[1], want[1]))]:
+                                *((f"vjp, gradient of {n}", g, w) for n, g, w in zip(reference.INPUTS, got[1], want[1])),
+                                *((f"vjp_jvp, entry of {n}", g, w) for n, g, w in zip(reference.INPUTS, got[3], want[3]))]:
         assert (value is None) == (wanted is None), f"{name} {what} on {library}"
         if value is not None:
             np.testing.assert_allclose(np.asarray(value), wanted, rtol=tolerance, atol=tolerance,
@@ -82,7 +83,8 @@ def check(name: str, library: str, calls, to, position: int, dtype, rng) -> None
 def eager(name: str):
     kernel = load_kernel(name, "array_api")
     return lambda params: lambda dy, tangents, *arrays: (
-        kernel.forward(*arrays, **params), kernel.vjp(dy, *arrays, **params), kernel.jvp(tangents, *arrays, **params))
+        kernel.forward(*arrays, **params), kernel.vjp(dy, *arrays, **params), kernel.jvp(tangents, *arrays, **params),
+        kernel.vjp_jvp(dy, tangents, *arrays, **params))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
@@ -96,7 +98,7 @@ def test_kernels_run_on_each_library_as_the_numpy_kernel(name, library, dtype, r
 @pytest.mark.parametrize("dtype,position", [(np.float64, 8), (np.float32, 1)], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", OPERATORS)
 def test_kernels_run_on_jax_arrays_under_jit(name, dtype, position, rng):
-    """forward, vjp and jvp traced by jax.jit (one compilation): no Python branching on values."""
+    """forward, vjp, jvp and vjp_jvp traced by jax.jit (one compilation): no Python branching on values."""
     check(name, "jax", lambda params: jax.jit(eager(name)(params)), jnp.asarray, position, dtype, rng)
 
 

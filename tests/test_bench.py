@@ -71,11 +71,13 @@ def test_quick_bench_measures_every_candidate(tmp_path, capsys):
         (op, dtype) for op in ("rmsnorm", "softmax", "matmul") for dtype in ("float32", "float64")]
     for result in results["kernels"]:
         rows = {row["name"]: row for row in result["rows"]}
-        expected = {kernels.GENERATED_FORWARD, kernels.GENERATED_VJP, kernels.CLOSED_VJP, kernels.COPY}
+        expected = {kernels.GENERATED_FORWARD, kernels.GENERATED_VJP, kernels.CLOSED_VJP, kernels.COPY,
+                    kernels.GENERATED_VJP_JVP}
         if result["op"] != "matmul":
             expected |= {kernels.PLAIN_VJP, kernels.NAIVE_VJP}
         if torch_ref.torch_module() is not None:
-            expected |= {kernels.TORCH_FORWARD, kernels.TORCH_VJP}
+            expected |= {kernels.TORCH_FORWARD, kernels.TORCH_VJP, kernels.TORCH_VJP_JVP}
+            assert result["ratios"][f"{kernels.GENERATED_VJP_JVP} / {kernels.TORCH_VJP_JVP}"] > 0
         expected |= {kernels.NUMBA_FORWARD, kernels.NUMBA_VJP}  # numba is in the test extra
         if torch_ref.torch_module() is not None and result["op"] in adapter.OPS:
             expected |= {adapter.ADAPTER_FORWARD, adapter.ADAPTER_VJP}
@@ -91,6 +93,20 @@ def test_quick_bench_measures_every_candidate(tmp_path, capsys):
         assert result["ratios"][f"numba / {kernels.CLOSED_VJP}"] > 0
     assert "| rmsnorm | 6×40 | float32 |" in printed and "targets:" in printed
     assert "| numba vjp ms |" in printed and "numba first call" in printed
+    assert "| generated vjp_jvp ms | torch double backward ms |" in printed
+
+
+def test_a_wrong_second_order_is_reported_and_not_ranked(monkeypatch):
+    """The generated vjp_jvp and PyTorch's double backward are compared before either is timed."""
+    case = cases.handwritten(quick=True)["layernorm"][0]
+    real = torch_ref.double_backward
+    monkeypatch.setattr(torch_ref, "double_backward",
+                        lambda *a: (lambda f: lambda: tuple(None if g is None else 2 * g for g in f()))(real(*a)))
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    rows = {r["name"]: r for r in result["rows"]}
+    assert rows[kernels.TORCH_VJP_JVP]["disagrees"].startswith("gradient 0 differs")
+    assert rows[kernels.GENERATED_VJP_JVP]["disagrees"] is None
+    assert f"{kernels.GENERATED_VJP_JVP} / {kernels.TORCH_VJP_JVP}" not in result["ratios"]
 
 
 def test_rmsnorm_vjp_moves_three_arrays(tmp_path):
@@ -182,6 +198,11 @@ def test_targets_are_decided_from_the_measurements():
                fake_result("layernorm", "float64", 9.0, 1.0, 1.0, 1.0, large),   # only float32 is timed
                fake_result("softmax", "float32", 9.0, 1.0, 9.0, 9.0, 1024),     # too small for targets
                fake_result("matmul", "float32", 9.0, 1.0, 1.0, 50.0, large)]    # exempt from memory
+    second = fake_result("softmax", "float32", 1.0, 1.0, 1.0, 1.0, large)
+    second["shape"] = [4096, 1024]
+    second["rows"] += [{"name": kernels.GENERATED_VJP_JVP, "kind": "vjp_jvp", "ms": 3.0, "disagrees": None},
+                       {"name": kernels.TORCH_VJP_JVP, "kind": "vjp_jvp", "ms": 2.0, "disagrees": None}]
+    results.append(second)
     found = report.targets(results, {"operators": 4, "scratch_s": 61.0, "unchanged_s": 0.5},
                            {"rmsnorm": "normalization", "layernorm": "normalization", "softmax": "normalization",
                             "matmul": "linear algebra"})
@@ -194,6 +215,10 @@ def test_targets_are_decided_from_the_measurements():
         "layernorm (8, 8) float32: generated vjp / torch autograd": False,
         "layernorm (8, 8) float32: generated vjp peak memory / input": False,
         "layernorm (8, 8) float64: generated vjp peak memory / input": True,
+        "softmax (4096, 1024) float32: generated vjp / closed form": True,
+        "softmax (4096, 1024) float32: generated vjp / torch autograd": False,
+        "softmax (4096, 1024) float32: generated vjp peak memory / input": True,
+        "softmax (4096, 1024) float32: generated vjp_jvp / torch double backward": False,
         "derive generate, 4 operators, from scratch (s)": False,
         "derive generate, 4 operators, unchanged (s)": True,
     }

@@ -48,6 +48,37 @@ def test_check_grads(case, mode):
     np.testing.assert_allclose(np.asarray(function(*values)), expected, rtol=1e-12, atol=1e-12)
 
 
+SECOND_ORDER = ("rmsnorm-default", "softmax-axis=0", "sigmoid-default", "cross_entropy-default",
+                "batchnorm-default", "group_norm-default", "mse_loss-default", "matmul-default")
+"""One case per layout (last, axis, elementwise, labels, channels, groups, flatten, a contraction)."""
+
+
+@pytest.mark.parametrize("case", [c for c, i in zip(ALL, IDS) if i in SECOND_ORDER],
+                         ids=[i for i in IDS if i in SECOND_ORDER])
+def test_second_order_reverse_over_reverse(case):
+    """mode="vjp": the gradient is itself differentiable (by the kernel's jvp and vjp_jvp), checked
+    against JAX's finite differences of the gradient."""
+    call, values = moving(case)
+    function = jax.jit(call(dj.operator(case.name)))
+    check_grads(function, values, order=2, modes=("rev",), eps=1e-6)
+
+
+def test_the_second_order_is_the_generated_one(monkeypatch):
+    """jax.grad of jax.grad runs the kernel's jvp and vjp_jvp, and gives its Hessian-vector product."""
+    layernorm = dj.operator("layernorm")
+    rng = np.random.default_rng(1)
+    x, gamma, dy, t = (jnp.asarray(rng.standard_normal(s)) for s in ((3, 5), (5,), (3, 5), (3, 5)))
+    calls = []
+    for name in ("jvp", "vjp_jvp"):
+        original = getattr(layernorm.kernel, name)
+        monkeypatch.setattr(layernorm.kernel, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    first = lambda x: jax.vjp(lambda x: layernorm(x, gamma), x)[1](dy)[0]
+    hvp = jax.vjp(first, x)[1](t)[0]
+    assert calls == ["jvp", "vjp_jvp"]
+    expected = load_kernel("layernorm").vjp_jvp(np.asarray(dy), (np.asarray(t), None, None), np.asarray(x), np.asarray(gamma))
+    np.testing.assert_allclose(np.asarray(hvp), expected[0], rtol=1e-12, atol=1e-12)
+
+
 def test_the_derivatives_are_the_generated_ones(monkeypatch):
     """mode="vjp" runs the kernel's vjp for jax.grad; mode="jvp" runs its jvp for jax.jvp and jax.grad."""
     rmsnorm = dj.operator("rmsnorm")

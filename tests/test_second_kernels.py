@@ -186,3 +186,24 @@ def test_vjp_jvp_float32_in_float32_out(name, rng, kernel_target):
         assert got32[p].dtype == np.float32
         scale = max(1.0, float(np.abs(got64[p]).max()))
         np.testing.assert_allclose(got32[p], got64[p], rtol=2e-3, atol=2e-4 * scale, err_msg=f"{name}: {kernel.INPUTS[p]}")
+
+
+@pytest.mark.parametrize("name", ["layernorm", "scaled_dot_product_attention"])
+def test_the_oracles_hessian_vector_product_is_its_hessian_contracted(name, rng):
+    """The proof's ``hessian_vector`` (the gradient differentiated along a direction) against the
+    oracle's full Hessian (every second derivative) contracted with the cotangent and the tangent."""
+    from derive.oracle import expanded
+    from derive.prove import size_cases
+
+    model = registry.get(name)
+    sizes = size_cases(model)[-1]
+    oracle = expanded(model, tuple(sizes.items()))
+    arrays = {n: rng.standard_normal((2,) + shape) for n, shape in oracle.in_shapes.items()}
+    params = {p.symbol: 0.5 for p in model.params if p.symbol is not None}
+    dy = rng.standard_normal((2, int(np.prod(oracle.out_shape))))
+    names = [inp.name for inp in model.differentiable_inputs]
+    for a, b in [(names[0], names[0]), (names[0], names[1])]:
+        t = rng.standard_normal((2, int(np.prod(oracle.in_shapes[b]))))
+        full = np.einsum("...o,...oik,...k->...i", dy, oracle.hessian(a, b, arrays, params, (2,)), t)
+        np.testing.assert_allclose(oracle.hessian_vector(a, b, arrays, params, dy, t, (2,)), full, rtol=1e-10, atol=1e-12)
+        assert np.abs(full).max() > 1e-3

@@ -1,5 +1,5 @@
 """derive.torch: every operator's autograd.Function checked by torch.autograd.gradcheck, reverse and
-forward mode, in float64; keyword parameters, optional inputs, labels, ``needs_input_grad``, model
+forward mode, and by gradgradcheck (the double backward through the kernel's jvp and vjp_jvp), in float64; keyword parameters, optional inputs, labels, ``needs_input_grad``, model
 files; the nn.Module norms against torch.nn's."""
 
 from __future__ import annotations
@@ -38,6 +38,49 @@ def test_gradcheck_reverse_and_forward_mode(case):
     assert torch.autograd.gradcheck(call, floats, check_forward_ad=True, check_backward_ad=True)
     expected = load_kernel(case.name).forward(*case.arrays, **case.params)
     np.testing.assert_allclose(call(*floats).detach().numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ALL, ids=IDS)
+def test_gradgradcheck_double_backward(case):
+    """The backward under ``create_graph=True`` is a node whose derivatives are the kernel's jvp (by
+    the cotangent) and vjp_jvp (by the inputs): torch's finite differences of the backward agree."""
+    function = dt.operator(case.name)
+    given = tensors(case)
+    floats = [given[p].clone().requires_grad_() for p in case.floats]
+
+    def call(*moving):
+        arrays = list(given)
+        for position, tensor in zip(case.floats, moving):
+            arrays[position] = tensor
+        return function(*arrays, **case.params)
+
+    assert torch.autograd.gradgradcheck(call, floats, fast_mode=True)
+
+
+def test_double_backward_runs_the_generated_second_order(monkeypatch):
+    """A Hessian-vector product through the adapter calls the kernel's vjp_jvp and jvp, and equals
+    the kernel's vjp_jvp (by the Hessian's symmetry) and PyTorch's own double backward."""
+    layernorm = dt.operator("layernorm")
+    calls = []
+    for name in ("vjp_jvp", "jvp"):
+        original = getattr(layernorm.kernel, name)
+        monkeypatch.setattr(layernorm.kernel, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    generator = torch.Generator().manual_seed(3)
+    x, gamma, beta = (torch.randn(*s, dtype=torch.float64, generator=generator, requires_grad=True)
+                      for s in ((3, 6), (6,), (6,)))
+    dy = torch.randn(3, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    tangents = [torch.randn_like(t) for t in (x, gamma, beta)]
+    mine = torch.autograd.grad(layernorm(x, gamma, beta), (x, gamma, beta), dy, create_graph=True)
+    hvp = torch.autograd.grad(mine, (x, gamma, beta, dy), tangents, allow_unused=True)
+    assert calls == ["jvp", "vjp_jvp"]
+    theirs = torch.autograd.grad(torch.nn.functional.layer_norm(x, (6,), gamma, beta), (x, gamma, beta), dy,
+                                 create_graph=True)
+    expected = torch.autograd.grad(theirs, (x, gamma, beta, dy), tangents, allow_unused=True)
+    direct = layernorm.kernel.vjp_jvp(dy.detach(), tangents, x.detach(), gamma.detach(), beta.detach())
+    for got, want in zip(hvp, expected):
+        torch.testing.assert_close(got, torch.zeros_like(got) if want is None else want)
+    for got, want in zip(hvp, direct):
+        torch.testing.assert_close(got, want)
 
 
 def test_parameters_are_passed_through_fixed_or_per_call():

@@ -146,6 +146,7 @@ def test_readme_python_interface_block_runs(walkthrough):
                             timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, result.stderr
     assert (walkthrough / "my_kernels" / "numpy" / "rmsnorm.py").is_file()
+    assert "dot_x" in result.stdout and "dot_gamma" in result.stdout  # derive.vjp_jvp's expression
 
 
 GATED_NORM = '''

@@ -15,7 +15,9 @@ import numpy as np
 from .. import registry
 from . import baselines
 
-NORM_SHAPES = ((8192, 4096), (4096, 5120), (256, 768))
+NORM_SHAPES = ((8192, 4096), (4096, 5120), (4096, 1024), (256, 768))
+SOFTMAX_SHAPES = ((8192, 4096), (4096, 1024))
+"""(4096, 1024): issue 15's shape for the second order (vjp_jvp beside PyTorch's double backward)."""
 QUICK_ROWS = (6, 40)
 
 
@@ -81,12 +83,12 @@ def _matmul(m: int, k: int, n: int) -> Case:
 def handwritten(quick: bool) -> dict[str, list[Case]]:
     """The operators with baselines, at the issue's shapes (or tiny ones)."""
     norm_shapes = (QUICK_ROWS,) if quick else NORM_SHAPES
-    softmax_shape = QUICK_ROWS if quick else (8192, 4096)
+    softmax_shapes = (QUICK_ROWS,) if quick else SOFTMAX_SHAPES
     return {
         "rmsnorm": [_norm("rmsnorm", s, 1e-6) for s in norm_shapes],
         "layernorm": [_norm("layernorm", s, 1e-5) for s in norm_shapes],
-        "softmax": [_softmax("softmax", softmax_shape)],
-        "log_softmax": [_softmax("log_softmax", softmax_shape)],
+        "softmax": [_softmax("softmax", s) for s in softmax_shapes],
+        "log_softmax": [_softmax("log_softmax", s) for s in softmax_shapes],
         "batchnorm": [_batchnorm((2, 3, 4, 5) if quick else (32, 64, 56, 56))],
         "group_norm": [_group_norm((2, 4, 4, 5), 2) if quick else _group_norm((32, 64, 56, 56), 8)],
         "matmul": [_matmul(5, 6, 7) if quick else _matmul(1024, 1024, 1024)],

@@ -33,6 +33,7 @@ a millisecond, which would swamp the sub-millisecond calls of the small shapes).
 GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
 TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
 NUMBA_VJP, NUMBA_FORWARD = "numba vjp", "numba forward"
+GENERATED_VJP_JVP, TORCH_VJP_JVP = "generated vjp_jvp", "torch double backward"
 
 
 class Skip(Exception):
@@ -42,7 +43,7 @@ class Skip(Exception):
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    kind: str  # "forward", "vjp" or "copy"
+    kind: str  # "forward", "vjp", "vjp_jvp" (second order) or "copy"
     call: Callable[[], object]
     traced: bool = True  # tracemalloc sees its memory (NumPy, not torch)
     group: str = "numpy"
@@ -87,9 +88,26 @@ def _naive_fits(case: Case, dtype: np.dtype) -> bool:
     return n <= NAIVE_MAX_N and rows * n * n * np.dtype(dtype).itemsize <= NAIVE_MAX_BYTES
 
 
+def second_order(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
+                 tangents: list[np.ndarray], notes: list[str]) -> list[Candidate]:
+    """The generated ``vjp_jvp`` and PyTorch's double backward along the same tangents."""
+    if not hasattr(kernel, "vjp_jvp"):
+        notes.append("vjp_jvp left out: the generated kernel has none (regenerate it)")
+        return []
+    found = [Candidate(GENERATED_VJP_JVP, "vjp_jvp", lambda: kernel.vjp_jvp(dy, tangents, *arrays, **case.params))]
+    try:
+        second = torch_ref.double_backward(case.op, arrays, case.params, dy, tangents)
+    except Exception as error:  # PyTorch without a double backward for it: no torch row
+        notes.append(f"torch double backward left out: {type(error).__name__}: {error}")
+        second = None
+    if second is not None:
+        found.append(Candidate(TORCH_VJP_JVP, "vjp_jvp", second, traced=False, group="torch"))
+    return found
+
+
 def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.ndarray,
                dtype: np.dtype, notes: list[str], folder: Path = Path("generated"),
-               compiled: ModuleType | None = None) -> list[Candidate]:
+               compiled: ModuleType | None = None, tangents: list[np.ndarray] | None = None) -> list[Candidate]:
     params = case.params
     found = [
         Candidate(GENERATED_FORWARD, "forward", lambda: kernel.forward(*arrays, **params)),
@@ -114,6 +132,8 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
                   Candidate(TORCH_VJP, "vjp", backward, traced=False, group="torch")]
     found += [Candidate(name, kind, call, traced=False, group="torch")
               for name, kind, call in adapter.calls(case.op, folder, arrays, params, dy, notes)]
+    if tangents is not None:
+        found += second_order(case, kernel, arrays, dy, tangents, notes)
     largest = max(arrays, key=lambda a: a.nbytes)
     found.append(Candidate(COPY, "copy", measure.copy_call(largest), traced=False))
     return found
@@ -135,10 +155,11 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
     except (TypeError, ValueError) as error:
         raise Skip(f"the generated {case.op} rejects the case's inputs: {error}") from error
     dy = rng.standard_normal(np.shape(output)).astype(dtype)
+    tangents = [rng.standard_normal(np.shape(a)).astype(dtype) for a in arrays]
     notes: list[str] = []
     compiled, first_calls = numba_kernel(case, folder, arrays, dy, notes)
     with np.errstate(all="ignore"):
-        result = _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, folder, compiled)
+        result = _measure(case, kernel, arrays, dy, tangents, output, dtype, repeats, warmup, notes, folder, compiled)
     result["numba_first_call_s"] = first_calls
     return result
 
@@ -188,11 +209,13 @@ def _new_process_first_call(path: Path, case: Case, dtype: np.dtype) -> float | 
     return float(done.stdout.strip()) if done.returncode == 0 else None
 
 
-def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, folder, compiled=None) -> dict:
-    found = candidates(case, kernel, arrays, dy, dtype, notes, folder, compiled)
+def _measure(case, kernel, arrays, dy, tangents, output, dtype, repeats, warmup, notes, folder, compiled=None) -> dict:
+    found = candidates(case, kernel, arrays, dy, dtype, notes, folder, compiled, tangents)
     generated = kernel.vjp(dy, *arrays, **case.params)
-    disagreements = {c.name: disagreement(generated, _gradients(c.call()), dtype)
-                     for c in found if c.kind == "vjp" and c.name != GENERATED_VJP}
+    second = kernel.vjp_jvp(dy, tangents, *arrays, **case.params) if hasattr(kernel, "vjp_jvp") else None
+    reference = {"vjp": generated, "vjp_jvp": second}
+    disagreements = {c.name: disagreement(reference[c.kind], _gradients(c.call()), dtype)
+                     for c in found if c.kind in reference and c.name not in (GENERATED_VJP, GENERATED_VJP_JVP)}
     input_bytes = max(a.nbytes for a in arrays)
     pause = PAUSE_S if input_bytes >= PAUSE_FROM_BYTES else 0.0
     times: dict[str, list[float]] = {}
@@ -201,7 +224,7 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, fo
         rounds = repeats if group != "naive" else min(repeats, 3)
         times.update(measure.interleaved_times(chosen, rounds, warmup, pause))
     moved = {"forward": measure.moved_bytes(arrays, output), "vjp": measure.moved_bytes(dy, arrays, generated),
-             "copy": 2 * input_bytes}
+             "vjp_jvp": measure.moved_bytes(dy, arrays, tangents, second or ()), "copy": 2 * input_bytes}
     copy_gbs = moved["copy"] / measure.median_ms(times[COPY]) / 1e6
     rows = []
     for c in found:
@@ -220,12 +243,14 @@ def _measure(case, kernel, arrays, dy, output, dtype, repeats, warmup, notes, fo
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
-    """Generated (NumPy, then numba) vjp time over each other vjp's time (only for vjps that agree)."""
+    """Generated (NumPy, then numba) vjp time, and the generated vjp_jvp time, over each other
+    candidate's time of the same kind (only for those that agree)."""
     by_name = {r["name"]: r for r in rows}
     found = {}
-    for own, label in ((GENERATED_VJP, "generated"), (NUMBA_VJP, "numba")):
+    for kind, own, label in (("vjp", GENERATED_VJP, "generated"), ("vjp", NUMBA_VJP, "numba"),
+                             ("vjp_jvp", GENERATED_VJP_JVP, GENERATED_VJP_JVP)):
         if own in by_name and not by_name[own]["disagrees"]:
             mine = by_name[own]["ms"]
             found |= {f"{label} / {r['name']}": mine / r["ms"] for r in rows
-                      if r["kind"] == "vjp" and r["name"] not in (GENERATED_VJP, own) and not r["disagrees"]}
+                      if r["kind"] == kind and r["name"] not in (GENERATED_VJP, own) and not r["disagrees"]}
     return found

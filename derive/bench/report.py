@@ -8,9 +8,11 @@ from scratch and 2 s when nothing changed.
 
 from __future__ import annotations
 
-from .kernels import CLOSED_VJP, GENERATED_VJP, NUMBA_FORWARD, NUMBA_VJP, TORCH_VJP
+from .kernels import CLOSED_VJP, GENERATED_VJP, GENERATED_VJP_JVP, NUMBA_FORWARD, NUMBA_VJP, TORCH_VJP, TORCH_VJP_JVP
 
 SPEED_OPS = ("rmsnorm", "layernorm", "softmax", "log_softmax", "batchnorm")
+SECOND_ORDER_OPS, SECOND_ORDER_SHAPE = ("rmsnorm", "layernorm", "softmax"), [4096, 1024]
+"""Issue 15's target: vjp_jvp no slower than PyTorch's double backward for these, float32, this shape."""
 LARGE_INPUT_BYTES = 16 << 20
 MEMORY_MIN_INPUT_BYTES = 1 << 20
 """Below 1 MiB, Python's fixed allocations dominate a peak: no memory target there."""
@@ -123,6 +125,21 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def second_order_table(results: list[dict]) -> str:
+    """The second order: generated vjp_jvp beside PyTorch's double backward, per case that has both."""
+    lines = ["| operator | shape | dtype | generated vjp_jvp ms | torch double backward ms | ratio | peak / input |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for result in results:
+        row = _row(result, GENERATED_VJP_JVP)
+        if row is None:
+            continue
+        mine, torch = _time(result, GENERATED_VJP_JVP), _time(result, TORCH_VJP_JVP)
+        shape = "×".join(map(str, result["shape"]))
+        lines.append(f"| {result['op']} | {shape} | {result['dtype']} | {_ms(mine)} | {_ms(torch)} "
+                     f"| {_number(torch and mine and mine / torch, 2, '×')} | {_number(row['peak_ratio'], 2, '×')} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def targets(results: list[dict], derivation: dict | None, categories: dict[str, str]) -> list[dict]:
     """Every target of the issue that the results can decide: what, measured, limit, met."""
     found = []
@@ -134,6 +151,11 @@ def targets(results: list[dict], derivation: dict | None, categories: dict[str, 
                 found.append(_target(f"{title}: generated vjp / closed form", mine / closed, CLOSED_LIMIT))
             if mine and torch:
                 found.append(_target(f"{title}: generated vjp / torch autograd", mine / torch, 1.0, strict=True))
+        if (result["op"] in SECOND_ORDER_OPS and result["dtype"] == "float32"
+                and list(result["shape"]) == SECOND_ORDER_SHAPE):
+            mine, torch = _time(result, GENERATED_VJP_JVP), _time(result, TORCH_VJP_JVP)
+            if mine and torch:
+                found.append(_target(f"{title}: generated vjp_jvp / torch double backward", mine / torch, 1.0))
         row = _row(result, GENERATED_VJP)
         category = categories.get(result["op"], "")
         exempt = (category in MEMORY_EXEMPT_CATEGORIES or "attention" in result["op"]

@@ -83,6 +83,8 @@ def finish(args: argparse.Namespace, results: dict, say) -> None:
     results["targets"] = report.targets(results["kernels"], results.get("derivation"), categories)
     if results["kernels"]:
         table = report.markdown_table(results["kernels"])
+        second = report.second_order_table(results["kernels"])
+        table += "\n\nSecond order:\n\n" + second if second else ""
         numba = report.numba_table(results["kernels"])
         if numba.count("\n") > 1:
             table += "\n\n" + numba

@@ -2,7 +2,9 @@
 
 ``autograd(op, inputs, params)`` returns a forward callable and a backward callable that runs
 ``torch.autograd.grad`` on one recorded forward graph (PyTorch's backward uses the statistics
-its forward saved); both share memory with the NumPy inputs.
+its forward saved); both share memory with the NumPy inputs.  ``double_backward`` times PyTorch's
+second order the way a user gets it: ``grad(..., create_graph=True)`` then ``grad`` of the
+gradients along tangents (by the Hessian's symmetry, what a kernel's ``vjp_jvp`` computes).
 """
 
 from __future__ import annotations
@@ -51,6 +53,28 @@ def autograd(op: str, inputs: list[np.ndarray], params: dict, dy: np.ndarray):
         return torch.autograd.grad(recorded, tensors, cotangent, retain_graph=True)
 
     return forward, backward
+
+
+def double_backward(op: str, inputs: list[np.ndarray], params: dict, dy: np.ndarray,
+                    tangents: list[np.ndarray]) -> Callable | None:
+    """A callable running PyTorch's double backward for ``op`` (None when torch or the op is
+    unavailable): the gradients by ``grad(create_graph=True)``, then the gradient of their inner
+    product with ``tangents`` by every input (an input that does not reach it gets None)."""
+    torch = torch_module()
+    if torch is None or op not in FORWARDS:
+        return None
+    F = torch.nn.functional
+    tensors = [torch.from_numpy(a).requires_grad_() for a in inputs]
+    cotangent, outer = torch.from_numpy(dy), [torch.from_numpy(t) for t in tangents]
+    recorded = FORWARDS[op](F, *tensors, **params)
+
+    def second():
+        grads = torch.autograd.grad(recorded, tensors, cotangent, retain_graph=True, create_graph=True)
+        pairs = [(g, t) for g, t in zip(grads, outer) if g.requires_grad]
+        return torch.autograd.grad([g for g, _ in pairs], tensors, [t for _, t in pairs],
+                                   retain_graph=True, allow_unused=True)
+
+    return second
 
 
 def describe() -> dict:

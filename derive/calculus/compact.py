@@ -255,8 +255,9 @@ def weight(expr: sp.Expr) -> int:
     return sp.count_ops(expr, visual=False) + sum(1 for _ in sp.preorder_traversal(expr)) // 8
 
 
-def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...]) -> Compact:
-    """The lightest exact form of ``raw`` through the named quantities, or ``raw`` itself."""
+def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...], sizes: tuple[int, ...] = (1, 2, 3)) -> Compact:
+    """The lightest exact form of ``raw`` through the named quantities, or ``raw`` itself, checked
+    equal to ``raw`` at random points with every axis at each of ``sizes``."""
     named = name_in(canonical_dummies(raw), rewrite.named)
     best = Compact(raw, raw, None)
     options = []
@@ -277,7 +278,7 @@ def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...]) -> Com
         if weight(expr) > best_weight:
             break
         written = write_out(expr, rewrite, source)
-        if compare(raw, written, dims, sizes=(1, 2, 3), trials=2, entries=2, distinct=True) is None:
+        if compare(raw, written, dims, sizes=sizes, trials=2, entries=2, distinct=True) is None:
             if source is None:
                 return Compact(expr, written, None)
             if source == "output":

@@ -25,8 +25,9 @@ from .differentiate import Partial
 from .indices import free_indices
 
 
-def entry_symbol(base: str, at: Iterable[int]) -> sp.Symbol:
-    return sp.Symbol("_".join([base, *(str(v) for v in at)]))
+def entry_symbol(base: str, at: Iterable[int], real: bool = False) -> sp.Symbol:
+    name = "_".join([base, *(str(v) for v in at)])
+    return sp.Symbol(name, real=True) if real else sp.Symbol(name)
 
 
 def expand(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: dict[sp.Idx, int]) -> sp.Expr:
@@ -39,6 +40,18 @@ def expand_all(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: list[dict[sp.
     does not depend on the index that changes (a row's mean) is written out once for all."""
     state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()})
     return [state.at(expr, {i.label.name: sp.Integer(v) for i, v in at.items()}) for at in values]
+
+
+def expander(sizes: dict[sp.Symbol, int], real: bool = False):
+    """``expand`` at fixed ``sizes`` for many expressions and index values, as one pass: a sum met
+    again with the same values of its free indices (a row's mean in both sides of an equation, or
+    at every entry of the row) is written out once.  ``real``: entry symbols are real (SymPy then
+    need not work out whether tanh(...) of a long sum is real, which can take seconds)."""
+    state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()}, real)
+
+    def at(expr: sp.Expr, values: dict[sp.Idx, int]) -> sp.Expr:
+        return state.at(expr, {i.label.name: sp.Integer(v) for i, v in values.items()})
+    return at
 
 
 SCREEN = 1e-9
@@ -161,8 +174,8 @@ class _Concrete:
     """One pass over an expression at fixed sizes; a sum or an open derivative met again with the
     same values of its free indices (an inner mean inside an outer sum) is expanded once."""
 
-    def __init__(self, fixed: dict) -> None:
-        self.fixed = fixed
+    def __init__(self, fixed: dict, real: bool = False) -> None:
+        self.fixed, self.real = fixed, real
         self.memo: dict[tuple, sp.Expr] = {}
 
     def at(self, expr: sp.Expr, indices: dict[str, sp.Integer]) -> sp.Expr:
@@ -188,7 +201,7 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
     if not expr.args:
         return expr
     if isinstance(expr, sp.Indexed):
-        return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices))
+        return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices), state.real)
     if isinstance(expr, Partial):
         return _real_diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
     if hasattr(expr, "unroll"):  # a function that binds an index (max_over) writes itself out
@@ -310,7 +323,23 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
 def _value(expr: sp.Expr, point: dict[sp.Symbol, sp.Expr]) -> complex:
     """``expr`` at ``point`` (30-digit Floats): substituted first, so SymPy folds the numbers as it
     rebuilds the tree, then evaluated (``evalf(subs=...)`` walks it again per node, ~10x slower)."""
-    return complex(expr.xreplace(point).evalf(30))
+    return complex(substituted(expr, point).evalf(30))
+
+
+def substituted(expr: sp.Basic, rule: dict) -> sp.Basic:
+    """``expr.xreplace(rule)``, each distinct subexpression rebuilt once: a concrete expression is a
+    DAG (a row's mean appears in every entry of the row), which ``xreplace`` walks as a tree."""
+    memo: dict[sp.Basic, tuple[sp.Basic, bool]] = {}
+
+    def walk(node: sp.Basic) -> tuple[sp.Basic, bool]:  # as Basic._xreplace: (result, replaced?)
+        if node in rule:
+            return rule[node], True
+        if node not in memo:
+            parts = [walk(arg) if isinstance(arg, sp.Basic) else (arg, False) for arg in node.args]
+            changed = any(replaced for _, replaced in parts)
+            memo[node] = (node.func(*(part for part, _ in parts)) if changed else node), changed
+        return memo[node]
+    return walk(expr)[0] if rule else expr
 
 
 def coincidence_patterns(ranges: list[range], axes: list[sp.Expr], rng: random.Random) -> list[tuple[int, ...]]:

@@ -17,7 +17,7 @@ import sympy as sp
 
 from ..functions import elementary
 
-from .concrete import Disagreement, agree, coincidence_patterns, expand, random_point
+from .concrete import Disagreement, agree, coincidence_patterns, expander, random_point
 from .differentiate import DerivationError, Partial
 from .indices import canonical_dummies, free_indices
 
@@ -90,13 +90,14 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
         bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items()}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
         combos = list(itertools.product(*ranges))
+        expand = expander(fixed)
         if len(combos) > all_below:
             combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
             if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # the rest were tried at smaller sizes
                 combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
         for at in combos:
             values = dict(zip(indices, at))
-            a, b = elementary(expand(left, fixed, values)), elementary(expand(right, fixed, values))
+            a, b = elementary(expand(left, values)), elementary(expand(right, values))
             point = random_point(a.free_symbols | b.free_symbols, rng, bounds)
             if agree(a, b, point):
                 continue  # equal in float64; a difference is confirmed in 30 digits before it is reported

@@ -7,6 +7,7 @@ name fixed by what the sum depends on, after which equal sums are equal objects 
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import sympy as sp
@@ -51,6 +52,17 @@ def fresh_index(like: sp.Idx, avoid: Iterable[str], pool: Iterable[str] = DUMMY_
     return sp.Idx(f"{like.label}{number}", (like.lower, like.upper))
 
 
+def fresh_entry(base: sp.IndexedBase, dims: tuple[sp.Expr, ...], taken: set[str]) -> sp.Indexed | sp.IndexedBase:
+    """``base[k, p, ...]``, one index per axis in ``dims``, named from ``WRT_NAMES`` avoiding
+    ``taken`` (which it extends); the bare base for a scalar input."""
+    indices = []
+    for dim in dims:
+        idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
+        taken.add(str(idx.label))
+        indices.append(idx)
+    return base[tuple(indices)] if indices else base
+
+
 def bound_indices(expr: sp.Sum) -> tuple[sp.Idx, ...]:
     """The summation variables of a (possibly multi-limit) ``Sum``, innermost first."""
     return tuple(limit[0] for limit in expr.limits)
@@ -67,8 +79,12 @@ def substitute_index(expr: sp.Expr, old: sp.Idx, new: sp.Expr) -> sp.Expr:
     return expr.func(*[substitute_index(arg, old, new) for arg in expr.args])
 
 
+@functools.lru_cache(maxsize=16384)
 def canonical_dummies(expr: sp.Expr) -> sp.Expr:
-    """Rename each summation variable to the first pool name its sum leaves free (inner sums first)."""
+    """Rename each summation variable to the first pool name its sum leaves free (inner sums first).
+
+    A function of the expression alone (SymPy compares indices with their ranges), remembered per
+    process: derivation steps, names and checks ask for the same subexpressions again and again."""
     if not expr.args or not expr.has(sp.Sum):
         return expr
     if not isinstance(expr, sp.Sum):

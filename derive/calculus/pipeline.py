@@ -16,7 +16,7 @@ from ..validate import validate
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
-from .indices import WRT_NAMES, fresh_index, free_indices, index_names
+from .indices import fresh_entry, free_indices, index_names
 from .rules import simplify
 from .second import SecondTerm, second_terms
 
@@ -63,11 +63,14 @@ class Derivation:
         return {}
 
     def compact(self, input_name: str, kind: str) -> Compact:
-        """The checked compact form of the ``kind`` ("vjp" or "jvp") by ``input_name`` (computed once)."""
+        """The checked compact form of the ``kind`` ("vjp", "jvp" or "vjp_jvp") by ``input_name`` (computed once)."""
         key = (input_name, kind)
         if key not in self._compact:
-            raw = getattr(self.gradient(input_name), kind)
-            self._compact[key] = compact(raw, self.rewriter, self.model.dims())
+            if kind == "vjp_jvp":  # several times larger: checked at sizes 1 and 2 (the documents check
+                # the result against its definition again, and the twin proof against the oracle)
+                self._compact[key] = compact(self.vjp_jvp(input_name), self.rewriter, self.model.dims(), (1, 2))
+            else:
+                self._compact[key] = compact(getattr(self.gradient(input_name), kind), self.rewriter, self.model.dims())
         return self._compact[key]
 
     @cached_property
@@ -103,12 +106,7 @@ def wrt_entry(model: OperatorModel, inp: Input) -> sp.Indexed:
     """``x[k...]`` with index names that clash with nothing in the model."""
     taken = index_names(model.output) | {str(i.label) for i in model.output_indices}
     taken |= {i.name for i in model.inputs} | {name for name, _ in model.where}  # k[k, j] would not read
-    indices = []
-    for dim in inp.dims:
-        idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
-        taken.add(str(idx.label))
-        indices.append(idx)
-    return inp.base[tuple(indices)] if indices else inp.base
+    return fresh_entry(inp.base, inp.dims, taken)
 
 
 def derive_input(model: OperatorModel, inp: Input, output: sp.Expr) -> InputGradient:

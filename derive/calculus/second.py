@@ -21,7 +21,7 @@ import sympy as sp
 from ..model import Input
 from . import contract
 from .differentiate import Step, derivation_steps
-from .indices import WRT_NAMES, fresh_index, index_names
+from .indices import fresh_entry, index_names
 from .rules import simplify
 
 
@@ -43,12 +43,7 @@ class SecondTerm:
 def wrt_entry(by: Input, vjp: sp.Expr, taken: set[str]) -> sp.Indexed:
     """``b[m...]`` with index names free in neither the VJP nor ``taken`` (which it extends)."""
     taken |= index_names(vjp)
-    indices = []
-    for dim in by.dims:
-        idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
-        taken.add(str(idx.label))
-        indices.append(idx)
-    return by.base[tuple(indices)] if indices else by.base
+    return fresh_entry(by.base, by.dims, taken)
 
 
 def second_terms(vjp: sp.Expr, vjp_indices: tuple[sp.Idx, ...], inputs: tuple[Input, ...],

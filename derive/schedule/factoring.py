@@ -39,7 +39,8 @@ def group_shared_factors(expr: sp.Expr) -> sp.Expr:
         return expr
     spans = free_indices(expr)
     terms = list(expr.args)
-    shared = Counter(f for t in terms for f in set(sp.Mul.make_args(t)) if free_indices(f) == spans)
+    # each term's factors in their order (not a set's): a tie in most_common breaks alike in every run
+    shared = Counter(f for t in terms for f in dict.fromkeys(sp.Mul.make_args(t)) if free_indices(f) == spans)
     factor, count = next(iter(shared.most_common(1)), (None, 0))
     if count < 2 or count == len(terms):
         return expr

@@ -50,6 +50,7 @@ def vjp(cotangent, logits, target, *, wrt=None):
         t0 = 1/N
         t1 = xp.exp(logits)
         grads['logits'] = _gradient(xp.astype(xp.equal(xp.arange(C, device=ctx.device)[..., None, :], target[..., :, None]), ctx.dtype)*(-dy*t0) + t1*(1/xp.sum(t1, axis=-1, keepdims=True)*(dy*t0)), (0, 1), 'logits', logits, ctx)
+        del t1
     return tuple(grads.values())
 
 
@@ -67,6 +68,7 @@ def jvp(tangents, logits, target):
         t0 = 1/N
         t1 = xp.exp(logits)
         total.add(-t0*_contract(xp, dot_logits, xp.astype(xp.equal(xp.arange(C, device=ctx.device)[..., None, :], target[..., :, None]), ctx.dtype), (-2, -1)) + t0*_contract(xp, 1/xp.sum(t1, axis=-1, keepdims=True), _contract(xp, dot_logits, t1, (-1,)), (-2,)), ())
+        del t1
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -89,6 +91,7 @@ def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
         t1 = xp.exp(logits)
         t2 = xp.sum(t1, axis=-1, keepdims=True)
         terms.add('logits', (dot_logits*t1)*(1/t2*(dy*t0)) + t1*((_contract(xp, dot_logits, t1, (-1,))/t2**2)*(-dy*t0)))
+        del t1, t2
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['logits'] = terms.gradient('logits', (0, 1), logits)

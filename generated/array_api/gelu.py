@@ -66,6 +66,7 @@ def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
     if wanted[0]:
         t0 = x*((1/2)*math.sqrt(2))
         grads['x'] = _gradient((1/2)*(_erf(xp, t0) + 1)*dy + xp.exp(-1/2*x**2)*dy*t0/math.sqrt(math.pi), (), 'x', x, ctx)
+        del t0
     return tuple(grads.values())
 
 
@@ -79,6 +80,7 @@ def _jvp_none(tangents, x, *, approximate='none'):
     if dot_x is not None:
         t0 = x*((1/2)*math.sqrt(2))
         total.add((1/2)*(_erf(xp, t0) + 1)*dot_x + xp.exp(-1/2*x**2)*dot_x*t0/math.sqrt(math.pi), ())
+        del t0
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -99,6 +101,7 @@ def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
         t2 = (1/2)*x**2
         t3 = xp.exp(-t2)
         terms.add('x', (dot_x*dy*t2*t3)*(-t0*t1) + (dot_x*dy*t3)*(t0*t1))
+        del t2, t3
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)
@@ -128,6 +131,7 @@ def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
         t3 = (1/2)*dy
         t4 = t1*(1 - t2**2)
         grads['x'] = _gradient((t2 + 1)*t3 + (26829/400000)*dy*t0*t4 + t3*t4*x, (), 'x', x, ctx)
+        del t0, t2, t3, t4
     return tuple(grads.values())
 
 
@@ -145,6 +149,7 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
         t3 = (1/2)*dot_x
         t4 = t1*(1 - t2**2)
         total.add((t2 + 1)*t3 + (26829/400000)*dot_x*t0*t4 + t3*t4*x, ())
+        del t0, t2, t3, t4
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -166,7 +171,9 @@ def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
         t3 = xp.tanh((8943*t2 + 200000*x)*((1/200000)*t0*t1))
         t4 = 1 - t3**2
         t5 = dot_x*dy*t3*t4/xp.pi
+        del t3
         terms.add('x', (dot_x*dy*t4*x**2)*((26829/100000)*t0*t1) + (dot_x*dy*t4)*(t0*t1) - 26829/50000*t2*t5 - 719795241/20000000000*t5*x**5 - 2*t5*x)
+        del t2, t4, t5
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

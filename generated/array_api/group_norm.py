@@ -37,6 +37,7 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
+    del t1
     return _output(beta[..., None, :, :, None] + t2*(gamma[..., None, :, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-2, -1)))), (0, 1, 2, 3), ctx)
 
 
@@ -58,11 +59,13 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None)
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
+    del t1
     t3 = eps + t0*_contract(xp, t2, t2, (-2, -1))
     t4 = 1/xp.sqrt(t3)
     if wanted[0]:
         t5 = dy*gamma[..., None, :, :, None]
         grads['x'] = _gradient((t2*((_contract(xp, t2, t5, (-2, -1))/t3)*(-t0)) + xp.sum(t5, axis=(-2, -1,), keepdims=True)*(-t0) + t5)*t4, (0, 1, 2, 3), 'x', x, ctx)
+        del t5
     if wanted[1]:
         grads['gamma'] = _gradient(_contract(xp, t4, _contract(xp, dy, t2, (-1,)), (-4,)), (1, 2), 'gamma', gamma, ctx)
     if wanted[2]:
@@ -86,6 +89,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
+    del t1
     t3 = eps + t0*_contract(xp, t2, t2, (-2, -1))
     t4 = 1/xp.sqrt(t3)
     if dot_x is not None:
@@ -118,6 +122,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)
     t2 = t1*(-t0) + x
     t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-2, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-2, -1,), keepdims=True)
+    del t2
     t4 = t3**(-3/2)
     t5 = t0*t4
     t6 = 1/(D**2*S**2)
@@ -143,14 +148,17 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
         t25 = t9*(1/(D**4*S**4))
         t26 = t17*t22
         t27 = t13*t26
+        del t13
         t28 = t11*t21
         terms.add('x', t15*(t12*(-t0)) + x*(t16*(-t0)) + dot_x*(-t17*t5) + dot_x*(t1*t20*t4) + x*(t11*t18*t22) + t11*t23*t25 + t12*t20 + t15*(t14*t7) + t14*t18 - 3*t14*t19*t21 + x*(t14*t20) + t16*t7 + x*(-t21*t27) + x*(-t23*t28) + x*(t24*t25) + t25*t27 - t26*t28 + (t1**3*t24)*(-1/(D**5*S**5)))
+        del t11, t12, t14, t15, t16, t17, t18, t19, t20, t21, t22, t23, t24, t25, t26, t27, t28
     if wanted[0] and dot_gamma is not None:
         t29 = dot_gamma[..., None, :, :, None]*dy
         t30 = xp.sum(t29, axis=(-2, -1,), keepdims=True)
         t31 = _contract(xp, t29, x, (-2, -1))
         t32 = t4*t7
         terms.add('x', (t10*t30)*(-t0) + (t30*t4*t9)*(-t8) + t10*t29 + x*(t30*t32) + t31*t32 + x*(-t31*t5))
+        del t29, t30, t31, t32
     if wanted[1] and dot_x is not None:
         t33 = _contract(xp, dot_x, x, (-2, -1))
         t34 = t33*t4
@@ -160,6 +168,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
         t38 = dy*x
         t39 = t4*xp.sum(x, axis=-2, keepdims=True)
         terms.add('gamma', _contract(xp, t34, t38, (-4, -1))*(-t0) + _contract(xp, t35, t37, (-4, -1))*(-t0) + t6*_contract(xp, xp.sum(dy, axis=-1, keepdims=True), _contract(xp, t33, t39, (-1,)), (-4,)) + t6*_contract(xp, xp.sum(t38, axis=-1, keepdims=True), _contract(xp, t35, t39, (-1,)), (-4,)) + _contract(xp, dy, t36*t9, (-4, -1))*(-t8) + _contract(xp, dot_x, t37, (-4, -1)))
+        del t33, t34, t35, t36, t37, t38, t39
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2, 3), x)

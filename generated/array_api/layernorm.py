@@ -34,6 +34,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
     t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    del t1
     return _output(beta + gamma*t2/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-1,))), (0,), ctx)
 
 
@@ -52,11 +53,13 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
     t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    del t1
     t3 = eps + t0*_contract(xp, t2, t2, (-1,))
     t4 = 1/xp.sqrt(t3)
     if wanted[0]:
         t5 = dy*gamma
         grads['x'] = _gradient(t4*(-t0*xp.sum(t5, axis=-1, keepdims=True) + t2*(-t0*_contract(xp, t2, t5, (-1,))/t3) + t5), (0,), 'x', x, ctx)
+        del t5
     if wanted[1]:
         grads['gamma'] = _gradient(t4*dy*t2, (0,), 'gamma', gamma, ctx)
     if wanted[2]:
@@ -77,6 +80,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
     t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    del t1
     t3 = eps + t0*_contract(xp, t2, t2, (-1,))
     t4 = 1/xp.sqrt(t3)
     if dot_x is not None:
@@ -105,6 +109,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     t0 = 1/n
     t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
     t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+    del t1
     t3 = eps + t0*_contract(xp, t2, t2, (-1,))
     t4 = t3**(-3/2)
     t5 = t0*t4
@@ -119,9 +124,11 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
         t13 = n**(-2)
         t14 = xp.sum(t11, axis=-1, keepdims=True)
         terms.add('x', t10*t12*t13*t4 + t2*(3*t12*t13*t9/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t9 + t11*(-t5*t9) + t6*(-_contract(xp, -t0*t14 + t11, dot_x, (-1,))))
+        del t11
     if wanted[0] and dot_gamma is not None:
         t15 = dot_gamma*dy
         terms.add('x', t7*t15 - t8*xp.sum(t15, axis=-1, keepdims=True) + t6*(-_contract(xp, t15, t2, (-1,))))
+        del t15
     if wanted[1] and dot_x is not None:
         t16 = _contract(xp, dot_x, t2, (-1,))
         t17 = xp.sum(dot_x, axis=-1, keepdims=True)

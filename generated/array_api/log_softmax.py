@@ -47,6 +47,7 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
     if wanted[0]:
         t0 = xp.exp(x)
         grads['x'] = _gradient(dy + t0*(-xp.sum(dy, axis=-1, keepdims=True)/xp.sum(t0, axis=-1, keepdims=True)), (0,), 'x', x, ctx)
+        del t0
     return tuple(grads.values())
 
 
@@ -62,6 +63,7 @@ def jvp(tangents, x, *, axis=-1):
     if dot_x is not None:
         t0 = xp.exp(x)
         total.add(dot_x - _contract(xp, dot_x, t0, (-1,))/xp.sum(t0, axis=-1, keepdims=True), (0,))
+        del t0
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -79,11 +81,10 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     if wanted[0] and dot_x is not None:
-        t0 = xp.sum(dy, axis=-1, keepdims=True)
-        t1 = xp.exp(x)
-        t2 = xp.sum(t1, axis=-1, keepdims=True)
-        t3 = dot_x*t1
-        terms.add('x', t3*(-t0/t2) + t1*(t0*xp.sum(t3, axis=-1, keepdims=True)/t2**2))
+        t0 = xp.exp(x)
+        t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
+        terms.add('x', ((t1*_contract(xp, dot_x, t0, (-1,)) - dot_x)*t0)*(t1*xp.sum(dy, axis=-1, keepdims=True)))
+        del t0
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -83,15 +83,19 @@ def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     if wanted[0] and dot_a is not None:
         t1 = t0*dot_a
         terms.add('a', t1, copy=True)
+        del t1
     if wanted[0] and dot_b is not None:
         t2 = t0*dot_b
         terms.add('a', -t2)
+        del t2
     if wanted[1] and dot_a is not None:
         t3 = t0*dot_a
         terms.add('b', -t3)
+        del t3
     if wanted[1] and dot_b is not None:
         t4 = t0*dot_b
         terms.add('b', t4, copy=True)
+        del t4
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['a'] = terms.gradient('a', (0,), a)

@@ -52,6 +52,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
     if wanted[0]:
         t3 = dy*gamma
         grads['x'] = _gradient(t2*(x*(-t0*_contract(xp, t3, x, (-1,))/t1) + t3), (0,), 'x', x, ctx)
+        del t3
     if wanted[1]:
         grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
     if wanted[2]:
@@ -105,9 +106,11 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
         t6 = dy*gamma
         t7 = _contract(xp, t6, x, (-1,))
         terms.add('x', t6*(-t2*t5) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t5*t7/(n**2*t1**(5/2))))
+        del t6
     if wanted[0] and dot_gamma is not None:
         t8 = dot_gamma*dy
         terms.add('x', t4*t8 + t3*(-_contract(xp, t8, x, (-1,))))
+        del t8
     if wanted[1] and dot_x is not None:
         t9 = _contract(xp, dot_x, x, (-1,))
         terms.add('gamma', t4*dot_x*dy + (dy*t3)*(-t9))

@@ -57,6 +57,7 @@ def _forward_false(q, k, v, *, causal=False):
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
+    del t1
     return _output(_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t2, axis=-1, keepdims=True), (0, 1), ctx)
 
 
@@ -76,9 +77,11 @@ def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
+    del t1
     t3 = xp.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
     t5 = t3**(-2.0)
+    del t3
     if wanted[0]:
         grads['q'] = _gradient(_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t2*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t4) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t2, (-1,))*((t5*_contract(xp, t2, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)))*(-t0)), (0, 2), 'q', q, ctx)
     if wanted[1]:
@@ -102,9 +105,11 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
+    del t1
     t3 = xp.sum(t2, axis=-1, keepdims=True)
     t4 = 1/t3
     t5 = _contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))*(t0/t3**2)
+    del t3
     if dot_q is not None:
         total.add(_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))*(t0*t4) + t5*(-_contract(xp, t2, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))), (0, 1))
     if dot_k is not None:
@@ -133,6 +138,7 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(t1*t2 - xp.max(t1*t2, axis=-1, keepdims=True))
+    del t2
     t4 = xp.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t6 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))
@@ -142,28 +148,35 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     t10 = t8*_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
     t11 = _contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
     t12 = t11*t8
+    del t8
     t13 = t4**(-3.0)
+    del t4
     t14 = t1*t7
     t15 = t3*t7
+    del t7
     t16 = _contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
     t17 = t3*(t13*t16)
     if wanted[0] and dot_q is not None:
         t18 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
         t19 = _contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))
         terms.add('q', t6*((t11*t13*t19)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t18*t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + t10*(-t19) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t18*t3, (-1,))*(-t12) + t9*(-_contract(xp, t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))))
+        del t18, t19
     if wanted[0] and dot_k is not None:
         t20 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
         t21 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))
         t22 = _contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))
         terms.add('q', t6*((t11*t13*t22)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t20*t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t1*t5) + t10*(-t22) + t21*(-t11*t14) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t20*t3, (-1,))*(-t12) + t9*(-_contract(xp, t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))))
+        del t20, t21, t22
     if wanted[0] and dot_v is not None:
         terms.add('q', _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))*(t1*t5) + t6*(-t14*_contract(xp, t3, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))))
     if wanted[1] and dot_q is not None:
         t23 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
         terms.add('k', _contract(xp, t15, q[..., :, None, :, None]*_contract(xp, t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)), (-4,))*(-t0) + _contract(xp, t17, q[..., :, None, :, None]*_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t16*q[..., :, None, :, None], t15*t23, (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t15*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t23*t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)) + _contract(xp, t15, t11*dot_q[..., :, None, :, None], (-4,))*(-t1) + t1*_contract(xp, t5*dot_q[..., :, None, :, None], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-4,)))
+        del t23
     if wanted[1] and dot_k is not None:
         t24 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
         terms.add('k', _contract(xp, t17, q[..., :, None, :, None]*_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t16*q[..., :, None, :, None], t15*t24, (-4,))*(-t0) + _contract(xp, t15, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t15*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t24*t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)))
+        del t24
     if wanted[1] and dot_v is not None:
         terms.add('k', _contract(xp, t15, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (-3,)), (-4,))*(-t1) + t1*_contract(xp, q[..., :, None, :, None], t3*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)))
     if wanted[2] and dot_q is not None:
@@ -171,6 +184,7 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     if wanted[2] and dot_k is not None:
         t25 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))
         terms.add('v', _contract(xp, t15, dy*_contract(xp, q[..., :, None, :, None], t25, (-2,)), (-4,))*(-t1) + t1*_contract(xp, t5*dy, t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-4,)))
+        del t25
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['q'] = terms.gradient('q', (0, 2), q)
@@ -193,6 +207,7 @@ def _forward_true(q, k, v, *, causal=False):
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t1*t2 - xp.max(xp.where(t0 > 0, t1*t2, -xp.inf), axis=-1, keepdims=True)))*t0
+    del t0, t2
     return _output(_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t3, axis=-1, keepdims=True), (0, 1), ctx)
 
 
@@ -213,9 +228,11 @@ def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
     t1 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t0*t2 - xp.max(xp.where(t1 > 0, t0*t2, -xp.inf), axis=-1, keepdims=True)))*t1
+    del t1, t2
     t4 = xp.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t6 = t4**(-2.0)
+    del t4
     if wanted[0]:
         grads['q'] = _gradient(_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t5) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t3, (-1,))*((t6*_contract(xp, t3, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)))*(-t0)), (0, 2), 'q', q, ctx)
     if wanted[1]:
@@ -240,10 +257,12 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t1*t2 - xp.max(xp.where(t0 > 0, t1*t2, -xp.inf), axis=-1, keepdims=True)))*t0
+    del t0, t2
     t4 = xp.sum(t3, axis=-1, keepdims=True)
     t5 = 1/t4
     t6 = t1*t5
     t7 = _contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))*(t1/t4**2)
+    del t4
     if dot_q is not None:
         total.add(t6*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)) + t7*(-_contract(xp, t3, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))), (0, 1))
     if dot_k is not None:
@@ -273,6 +292,7 @@ def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     t2 = 1/math.sqrt(E)
     t3 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t4 = xp.exp(xp.minimum(0, t2*t3 - xp.max(xp.where(t1 > 0, t2*t3, -xp.inf), axis=-1, keepdims=True)))*t1
+    del t1, t3
     t5 = xp.sum(t4, axis=-1, keepdims=True)
     t6 = 1/t5
     t7 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4, (-1,))
@@ -282,28 +302,35 @@ def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     t11 = t9*_contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
     t12 = _contract(xp, t4, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
     t13 = t12*t9
+    del t9
     t14 = t5**(-3.0)
+    del t5
     t15 = t2*t8
     t16 = t4*t8
+    del t8
     t17 = _contract(xp, t4, _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))
     t18 = t4*(t14*t17)
     if wanted[0] and dot_q is not None:
         t19 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
         t20 = _contract(xp, t4, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,))
         terms.add('q', t7*((t12*t14*t20)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t19*t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t6) + t10*(-_contract(xp, t4*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))) + t11*(-t20) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t19*t4, (-1,))*(-t13))
+        del t19, t20
     if wanted[0] and dot_k is not None:
         t21 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
         t22 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4, (-1,))
         t23 = _contract(xp, t4, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))
         terms.add('q', t7*((t12*t14*t23)*(2*t0)) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t21*t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t0*t6) + _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))*(t2*t6) + t10*(-_contract(xp, t4*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,))) + t11*(-t23) + t22*(-t12*t15) + _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t21*t4, (-1,))*(-t13))
+        del t21, t22, t23
     if wanted[0] and dot_v is not None:
         terms.add('q', _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))*(t2*t6) + t7*(-t15*_contract(xp, t4, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy, (-3,)), (-1,))))
     if wanted[1] and dot_q is not None:
         t24 = _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,))
         terms.add('k', _contract(xp, t16, q[..., :, None, :, None]*_contract(xp, t4*_contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), _contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-1,)), (-4,))*(-t0) + _contract(xp, t18, q[..., :, None, :, None]*_contract(xp, t4, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t17*q[..., :, None, :, None], t16*t24, (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t16*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t4, _contract(xp, dot_q[..., :, None, :, None], xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t24*t4*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t6*dy, (-3,)), (-4,)) + _contract(xp, t16, t12*dot_q[..., :, None, :, None], (-4,))*(-t2) + t2*_contract(xp, t6*dot_q[..., :, None, :, None], t4*_contract(xp, dy, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-3,)), (-4,)))
+        del t24
     if wanted[1] and dot_k is not None:
         t25 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
         terms.add('k', _contract(xp, t18, q[..., :, None, :, None]*_contract(xp, t4, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-4,))*(2*t0) + _contract(xp, t17*q[..., :, None, :, None], t16*t25, (-4,))*(-t0) + _contract(xp, t16, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + _contract(xp, q[..., :, None, :, None], t16*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], dy*_contract(xp, t4, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)), (-3,)), (-4,))*(-t0) + t0*_contract(xp, q[..., :, None, :, None], t25*t4*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t6*dy, (-3,)), (-4,)))
+        del t25
     if wanted[1] and dot_v is not None:
         terms.add('k', _contract(xp, t16, q[..., :, None, :, None]*_contract(xp, dy, _contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4, (-1,)), (-3,)), (-4,))*(-t2) + t2*_contract(xp, q[..., :, None, :, None], t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t6*dy, (-3,)), (-4,)))
     if wanted[2] and dot_q is not None:
@@ -311,6 +338,7 @@ def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     if wanted[2] and dot_k is not None:
         t26 = _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], t4, (-1,))
         terms.add('v', _contract(xp, t16, dy*_contract(xp, q[..., :, None, :, None], t26, (-2,)), (-4,))*(-t2) + t2*_contract(xp, t6*dy, t4*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-4,)))
+        del t26
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['q'] = terms.gradient('q', (0, 2), q)

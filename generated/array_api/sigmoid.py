@@ -43,6 +43,7 @@ def vjp(cotangent, x, *, wrt=None):
     if wanted[0]:
         t0 = _sigmoid(xp, x)
         grads['x'] = _gradient((1 - t0)*dy*t0, (), 'x', x, ctx)
+        del t0
     return tuple(grads.values())
 
 
@@ -56,6 +57,7 @@ def jvp(tangents, x):
     if dot_x is not None:
         t0 = _sigmoid(xp, x)
         total.add((1 - t0)*dot_x*t0, ())
+        del t0
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -75,6 +77,7 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
         t1 = 1 - t0
         t2 = dot_x*dy
         terms.add('x', -t0**2*t1*t2 + t0*t1**2*t2)
+        del t0, t1, t2
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

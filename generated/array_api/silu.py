@@ -44,6 +44,7 @@ def vjp(cotangent, x, *, wrt=None):
         t0 = _sigmoid(xp, x)
         t1 = dy*t0
         grads['x'] = _gradient((1 - t0)*t1*x + t1, (), 'x', x, ctx)
+        del t0, t1
     return tuple(grads.values())
 
 
@@ -58,6 +59,7 @@ def jvp(tangents, x):
         t0 = _sigmoid(xp, x)
         t1 = dot_x*t0
         total.add((1 - t0)*t1*x + t1, ())
+        del t0, t1
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -77,6 +79,7 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
         t1 = 1 - t0
         t2 = dot_x*dy*t0
         terms.add('x', -dot_x*dy*t0**2*t1*x + t1**2*t2*x + 2*t1*t2)
+        del t0, t1, t2
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

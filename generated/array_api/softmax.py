@@ -49,6 +49,7 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
         t0 = xp.exp(x)
         t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
         grads['x'] = _gradient(t1*(-t1*_contract(xp, dy, t0, (-1,)) + dy)*t0, (0,), 'x', x, ctx)
+        del t0
     return tuple(grads.values())
 
 
@@ -65,6 +66,7 @@ def jvp(tangents, x, *, axis=-1):
         t0 = xp.exp(x)
         t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
         total.add(t1*(-t1*_contract(xp, dot_x, t0, (-1,)) + dot_x)*t0, (0,))
+        del t0
     return _output(total.value, None, ctx, copy=total.copy)
 
 
@@ -84,12 +86,11 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     if wanted[0] and dot_x is not None:
         t0 = xp.exp(x)
         t1 = xp.sum(t0, axis=-1, keepdims=True)
-        t2 = t1**(-2.0)
-        t3 = dy*t0
-        t4 = dot_x*t0
-        t5 = xp.sum(t4, axis=-1, keepdims=True)
-        t6 = xp.sum(t3, axis=-1, keepdims=True)
-        terms.add('x', t3*(-t2*t5) + t4*(-t2*t6) + t0*(-t2*_contract(xp, dot_x, t3, (-1,))) + dot_x*t3/t1 + t0*(2*t5*t6/t1**3))
+        t2 = 1/t1
+        t3 = _contract(xp, dot_x, t0, (-1,))
+        t4 = _contract(xp, dy, t0, (-1,))
+        terms.add('x', t2*(dy*(-t2*t3) + dot_x*(-t2*t4) - t2*_contract(xp, t0, dot_x*dy, (-1,)) + dot_x*dy + 2*t3*t4/t1**2)*t0)
+        del t0
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -71,6 +71,7 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     if wanted[0] and dot_x is not None:
         t0 = xp.tanh(x)
         terms.add('x', -2*(1 - t0**2)*dot_x*dy*t0)
+        del t0
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

@@ -483,30 +483,35 @@ class _Terms:
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------
+# When every input is 0-d the kernel computes on arrays of shape (1,): NumPy gives a scalar for an
+# operation on 0-d arrays, which no in-place update (``out=``, ``*=``) can take.  The output, the
+# cotangent, the tangents and the gradients keep the caller's shape ().
 
 
 def _layout_inputs(arrays, options):
-    return arrays, None
+    if any(a is not None and a.ndim for a in arrays):
+        return arrays, None
+    return [None if a is None else a.reshape(1) for a in arrays], "0-d"
 
 
 def _layout_output(value, state):
-    return value
+    return value if state is None else value.reshape(())
 
 
 def _layout_output_shape(shape, state):
-    return tuple(shape)
+    return tuple(shape) if state is None else ()
 
 
 def _layout_cotangent(value, state):
-    return value
+    return value if state is None or value.shape else value.reshape(1)
 
 
 def _layout_gradient(name, value, state):
-    return value
+    return value if state is None else value.reshape(())
 
 
 def _layout_tangent(name, value, state):
-    return value
+    return value if state is None else value.reshape(1)
 
 # -- numba runtime: the arrays of the compiled loops, laid out as (rows, *frame) -------------------
 

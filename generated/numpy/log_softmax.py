@@ -82,13 +82,12 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     if wanted[0] and dot_x is not None:
-        t0 = np.sum(dy, axis=-1, keepdims=True)
-        t1 = np.exp(x, out=x)
-        t2 = np.sum(t1, axis=-1, keepdims=True)
-        t3 = dot_x*t1
-        t4 = np.sum(t3, axis=-1, keepdims=True)
-        t5 = t0*(t3*(-1/t2) + t1*(t4/t2**2))
-        terms.add('x', t5, owned=True)
+        t0 = np.exp(x, out=x)
+        t1 = 1/np.sum(t0, axis=-1, keepdims=True)
+        t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
+        t3 = np.sum(dy, axis=-1, keepdims=True)
+        t4 = ((t1*t2 - dot_x)*t0)*(t1*t3)
+        terms.add('x', t4, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -87,16 +87,16 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     if wanted[0] and dot_x is not None:
         t0 = np.exp(x, out=x)
         t1 = np.sum(t0, axis=-1, keepdims=True)
-        t2 = t1**(-2.0)
-        t3 = dy*t0
-        t4 = dot_x*t0
-        t5 = np.sum(t4, axis=-1, keepdims=True)
-        t6 = np.sum(t3, axis=-1, keepdims=True)
-        t7 = np.einsum('...a,...a->...', dot_x, t3)[..., None]
-        t3 *= -t2*t5 + dot_x/t1
-        t3 += (-t2*t7 + 2*t5*t6/t1**3)*t0
-        t3 -= t4*(t2*t6)
-        terms.add('x', t3, owned=True)
+        t2 = 1/t1
+        t3 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
+        t4 = np.einsum('...a,...a->...', dy, t0)[..., None]
+        t5 = np.einsum('...a,...a,...a->...', dot_x, dy, t0, optimize=True)[..., None]
+        t6 = -t2*t4 + dy
+        t6 *= dot_x
+        t6 -= dy*(t2*t3)
+        t6 -= t2*t5 - 2*t3*t4/t1**2
+        t6 *= t0
+        terms.add('x', t6, scale=t2)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -169,6 +169,8 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
         tail = _break_product(printer, sp.Mul(*trailing), limit - 2)
         if tex_width(head_tex) + tex_width(tail[0]) + 1 <= limit:  # a short head stays on the first line
             return [f"{head_tex} {tail[0]}", *tail[1:]]
+        if tex_width(head_tex) > limit and not sign:  # a wide head breaks between its factors too
+            return [*_break_factors(printer, list(sp.Mul.make_args(head)), limit), *_continued(tail)]
         return [head_tex, *_continued(tail)]
     if len(trailing) > 1:
         first = _break_product(printer, trailing[0], limit - 2)
@@ -177,7 +179,28 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
                      [rf"\Bigl({first[0]}", *first[1:-1], rf"{first[-1]}\Bigr)"])
         sign = "- " if head == -1 else ""
         return [sign + first[0], *first[1:], *_continued(_break_product(printer, sp.Mul(*trailing[1:]), limit - 2))]
-    return [tex]
+    return _break_factors(printer, plain, limit) if not trailing else [tex]
+
+
+def _break_factors(printer: DerivationLatexPrinter, factors: list, limit: float) -> list[str]:
+    """A plain product too wide for a line (attention's products of exponentials of sums): its wide
+    factors (over a third of the line) on lines of their own, after the rest printed as one factor."""
+    wide = [f for f in factors if tex_width(_factor(printer, f)) > limit / 3]
+    rest = sp.Mul(*[f for f in factors if f not in wide])
+    if not wide or len(wide) + (rest not in (1, -1)) < 2:
+        return [printer.doprint(sp.Mul(*factors))]
+    parts = [_factor(printer, f) for f in wide]
+    if rest == -1:
+        parts[0] = "-" + parts[0]
+    elif rest != 1:
+        parts.insert(0, printer.doprint(rest))
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if tex_width(f"{lines[-1]} {part}") <= limit:
+            lines[-1] = f"{lines[-1]} {part}"
+        else:
+            lines.append(part)
+    return [lines[0], *(rf"\cdot {line}" for line in lines[1:])]
 
 
 def _factor(printer: DerivationLatexPrinter, expr: sp.Expr) -> str:

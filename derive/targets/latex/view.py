@@ -23,6 +23,7 @@ from .text import code_text, label_part, label_text, prose_text, rewrite_text, r
 from .maths_text import maths_text
 from .matrix_section import matrix_rows
 from .result import result_rows
+from .second import SecondView, second_view
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class DocumentView:
     parameter_gradients: tuple[InputView, ...]
     jvp_total: str
     stable: StableView | None
+    second: SecondView
+    """The second order (``second.py``): each VJP differentiated along the tangents."""
     checks: str
     equations: tuple[Equation, ...]
     labels_intro: str
@@ -88,6 +91,7 @@ def build_document(derivation: Derivation) -> DocumentView:
     data = tuple(views[g.input.name] for g in derivation.gradients if not g.input.optional)
     params = tuple(views[g.input.name] for g in derivation.gradients if g.input.optional)
     stable = stable_form(eqs, derivation)
+    second = second_view(eqs, derivation)
     return DocumentView(
         name=tex_escape(model.name), title=prose_text(model.name), label=f"sec:{label_part(model.name)}",
         summary=maths_text(model.summary, model, eqs.printer),
@@ -98,7 +102,7 @@ def build_document(derivation: Derivation) -> DocumentView:
         params_text=tuple(_param_text(eqs, p) for p in model.params), ranges=_ranges(eqs),
         layout_text=_layout_text(eqs),
         definition=definition, result=result, gradients=data, parameter_gradients=params,
-        jvp_total=_jvp_total(eqs, derivation), stable=stable, checks=_checks(eqs.all), equations=tuple(eqs.all),
+        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all), equations=tuple(eqs.all),
         labels_intro=_labels_intro(model), label_index=_label_index(eqs))
 
 
@@ -151,7 +155,7 @@ def _ranges(eqs: Equations) -> str:
     equations use (call it once every equation is added)."""
     by_dim: dict[sp.Expr, list[str]] = {}
     used = eqs.model.output.atoms(sp.Idx) | set(eqs.model.output_indices) | eqs.indices
-    for idx in sorted(used, key=lambda i: str(i.label)):
+    for idx in sorted(used, key=lambda i: (str(i.label), str(i.upper))):  # one letter may index two axes
         names = by_dim.setdefault(dim_of(idx), [])
         if eqs.tex(sp.Symbol(str(idx.label))) not in names:
             names.append(eqs.tex(sp.Symbol(str(idx.label))))
@@ -310,7 +314,7 @@ def _checks(equations: list[Equation]) -> str:
 
 # the label index ------------------------------------------------------------------------------
 CITED_KINDS = {DEFINITION: "definition", "jacobian": "Jacobian", "matrix": "matrix form", "vjp": "VJP",
-               "jvp": "JVP", "stable": "stable form"}
+               "jvp": "JVP", "stable": "stable form", "hessian": "Hessian block", "vjp_jvp": "second order"}
 """The kinds of equation the label index lists (the results), and how it names them."""
 
 
@@ -318,7 +322,8 @@ def _labels_intro(model: OperatorModel) -> str:
     op = label_text(f"eq:{label_part(model.name)}:")
     return (rf"those of the results are below. The steps are labelled {op}\allowbreak{{}}\emph{{input}}:"
             rf"\allowbreak{{}}step-\emph{{n}} and {op}\allowbreak{{}}\emph{{input}}:\allowbreak{{}}"
-            rf"simplify-\emph{{n}}; the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
+            rf"simplify-\emph{{n}}, those of the second order {op}\allowbreak{{}}\emph{{input}}-by-"
+            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
 
 
 def _label_index(eqs: Equations) -> tuple[str, ...]:
