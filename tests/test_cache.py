@@ -254,7 +254,7 @@ def test_an_error_in_a_worker_process_is_reported_and_writes_nothing(tmp_path, m
     before = tree(out)
     monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
     monkeypatch.setitem(registry._FACTORIES, "broken", lambda: None)
-    assert main(["generate", "rmsnorm", "broken", "--out", str(out), "-q", "--jobs", "2", "--no-cache"]) == 2
+    assert main(["generate", "relu", "broken", "--out", str(out), "-q", "--jobs", "2", "--no-cache"]) == 2
     assert "'broken'" in capsys.readouterr().err
     assert tree(out) == before
 
