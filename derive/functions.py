@@ -64,9 +64,32 @@ def model_functions(exprs: tuple[sp.Expr, ...]) -> dict[str, type]:
 
 def elementary(expr: sp.Expr) -> sp.Expr:
     """``expr`` with every function that carries an elementary definition (``as_elementary``: this
-    module's, or a model's own) written out, so SymPy can evaluate and compare it."""
-    return expr.replace(lambda e: isinstance(e, sp.Function) and hasattr(e, "as_elementary"),
-                        lambda e: e.as_elementary())
+    module's, or a model's own) written out, so SymPy can evaluate and compare it.
+
+    As ``expr.replace(query, value)``, but each distinct subexpression is visited once: an expression
+    written out at concrete sizes is a DAG (a row's mean in every entry of the row), which
+    ``replace`` walks as a tree."""
+    memo: dict[sp.Basic, sp.Basic] = {}
+
+    def walk(node: sp.Basic) -> sp.Basic:  # Basic.replace's walk (simultaneous), remembered per node
+        if node in memo:
+            return memo[node]
+        result, args = node, getattr(node, "args", None)
+        if args:
+            new = tuple(walk(arg) for arg in args)
+            if new != args:
+                result = node.func(*new)
+                if any(result == old and old != changed for old, changed in zip(args, new)):
+                    memo[node] = result
+                    return result
+        if args is not None and isinstance(result, sp.Function) and hasattr(result, "as_elementary"):
+            value = result.as_elementary()
+            if value is not None and value != result:
+                result = value
+        memo[node] = result
+        return result
+
+    return walk(expr)
 
 
 class at_most(sp.Function):  # noqa: N801

@@ -131,15 +131,15 @@ def test_render_writes_every_target_and_can_pick_one():
 
 def test_write_changes_and_load_kernel(tmp_path):
     out = tmp_path / "kernels"
-    written = derive.write(["softmax", derive.load("matmul")], out)
-    assert {"numpy/softmax.py", "numpy/matmul.py", "latex/softmax.tex", "latex/matmul.json"} <= set(written)
-    assert derive.changes(["softmax", "matmul"], out) == []
-    assert derive.write("softmax", out) == []
-    kernel = derive.load_kernel(out / "numpy" / "softmax.py")
+    written = derive.write(["sigmoid", derive.load("matmul")], out)
+    assert {"numpy/sigmoid.py", "numpy/matmul.py", "latex/sigmoid.tex", "latex/matmul.json"} <= set(written)
+    assert derive.changes(["sigmoid", "matmul"], out) == []
+    assert derive.write("sigmoid", out) == []
+    kernel = derive.load_kernel(out / "numpy" / "sigmoid.py")
     x = np.array([[1.0, 2.0, 3.0]])
-    np.testing.assert_allclose(kernel.forward(x), np.exp(x) / np.exp(x).sum())
-    (out / "numpy" / "softmax.py").write_text("edited\n")
-    assert len(derive.changes("softmax", out)) == 1
+    np.testing.assert_allclose(kernel.forward(x), 1 / (1 + np.exp(-x)))
+    (out / "numpy" / "sigmoid.py").write_text("edited\n")
+    assert len(derive.changes("sigmoid", out)) == 1
     with pytest.raises(FileNotFoundError):
         derive.load_kernel(out / "numpy" / "nothing.py")
 

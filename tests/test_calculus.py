@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
+import pytest
 import sympy as sp
 
 from derive import registry
-from derive.calculus.differentiate import DerivationError, differentiate
+from derive.calculus.concrete import agree, expander, random_point, symbols_of
+from derive.calculus.differentiate import DerivationError, Partial, differentiate
 from derive.calculus.indices import canonical_dummies, free_indices
 from derive.calculus.pipeline import derive
 from derive.calculus.rules import collapse_kronecker_sum, simplify
+from derive.functions import elementary, sigmoid
 
 from test_oracle import concrete
 
@@ -124,3 +129,24 @@ def test_compare_finds_a_counterexample_and_accepts_the_raw_derivative():
     assert compare(gradient.steps[-1].expr, gradient.jacobian, dims, sizes=(1, 2, 3)) is None
     wrong = compare(gradient.jacobian, gradient.jacobian + sp.KroneckerDelta(*gradient.wrt.indices, 0) * 0 + 1e-6, dims)
     assert wrong is not None and "n=1" in str(wrong)
+
+
+@pytest.mark.parametrize("name", ["silu", "layernorm"])
+def test_the_numeric_checks_helpers_agree_with_sympy(name):
+    """equality.sample_compare writes each side out unevaluated and walks it as a DAG: the symbols
+    (``symbols_of``), the elementary form (``elementary``) and the value at a point are those of
+    SymPy's own evaluated expansion, ``free_symbols`` and ``replace``."""
+    derivation = derive(registry.get(name))
+    gradient = derivation.gradients[0]
+    sizes = {d: 2 for d in registry.get(name).dims()}
+    for expr in (gradient.vjp, Partial(gradient.jvp, gradient.wrt) if name == "silu" else gradient.jvp):
+        values = {index: 1 for index in free_indices(expr)}
+        exact = expander(sizes)(expr, values)
+        quick = expander(sizes, evaluate=False)(expr, values)
+        assert symbols_of(exact) == exact.free_symbols and symbols_of(quick) == quick.free_symbols
+        written = exact.replace(lambda e: isinstance(e, sp.Function) and hasattr(e, "as_elementary"),
+                                lambda e: e.as_elementary())
+        assert elementary(exact) == written and (written != exact or not exact.has(sigmoid))
+        point = random_point(exact.free_symbols, random.Random(3))
+        assert symbols_of(quick) == set(point)
+        assert agree(elementary(quick), elementary(exact), point)

@@ -292,15 +292,44 @@ def test_pdf_without_tex_says_what_to_install(tmp_path):
 
 
 DOCUMENTS = [*OPERATORS, "handbook"]
+COMPILED = ["handbook", "relu", "scaled_dot_product_attention"]
+"""The documents compiled: the handbook, which inputs every operator's body in the same page layout,
+and two standalone documents (the shortest, and the longest with the longest name); each standalone
+document is its body in the same wrapper as these (test_each_standalone_document_is_its_body_in_the_
+shared_wrapper), so these compile every line of all of them (each compile costs ~3 CPU-s)."""
 
 
 def test_the_documents_to_compile_are_every_operator_and_the_handbook():
     assert sorted(documents(GENERATED, [])) == sorted(DOCUMENTS)
 
 
-@pytest.mark.parametrize("name", DOCUMENTS)
+def _wrapper(name: str) -> str:
+    """The operator's standalone document without its body, its name and its model's path."""
+    body = (GENERATED / "latex" / f"{name}-body.tex").read_text().splitlines()
+    core = "\n".join(line for line in body if not line.startswith("%")) + "\n"
+    text = (GENERATED / "latex" / f"{name}.tex").read_text()
+    assert text.count(core) == 1, f"{name}.tex does not hold its body as one block"
+    source = registry.get(name).source
+    printed = tex_escape(source).replace("/", "/\\allowbreak{}").replace(".", ".\\allowbreak{}")
+    text = text.replace(core, "<body>\n").replace(printed, "<source>").replace(source, "<source>")
+    for named in (f"\\texttt{{{tex_escape(name)}}}", f"% {name}:", f"`derive generate {name}`"):
+        text = text.replace(named, named.replace(tex_escape(name), "<name>").replace(name, "<name>"))
+    return text
+
+
+def test_each_standalone_document_is_its_body_in_the_shared_wrapper():
+    """What the compiled sample vouches for: every standalone document differs from those only in its
+    body (compiled in the handbook), its name and its model's path."""
+    wrappers = {name: _wrapper(name) for name in OPERATORS}
+    assert "<body>" in wrappers["relu"] and "<name>" in wrappers["relu"] and "<source>" in wrappers["relu"]
+    assert {name for name, text in wrappers.items() if text != wrappers["relu"]} == set()
+    handbook = (GENERATED / "latex" / "handbook.tex").read_text()
+    assert all(f"\\input{{{name}-body}}" in handbook for name in OPERATORS)
+
+
+@pytest.mark.parametrize("name", COMPILED)
 def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_path, name):
-    """Each operator's standalone document and the handbook compile; nothing runs off the page.
+    """The handbook and the sample of standalone documents compile; nothing runs off the page.
     One test per document, so pytest-xdist compiles them in parallel.
 
     TeX is required (CI installs it); DERIVE_SKIP_TEX=1 skips this test on a developer machine.

@@ -42,12 +42,14 @@ def expand_all(expr: sp.Expr, sizes: dict[sp.Symbol, int], values: list[dict[sp.
     return [state.at(expr, {i.label.name: sp.Integer(v) for i, v in at.items()}) for at in values]
 
 
-def expander(sizes: dict[sp.Symbol, int], real: bool = False):
+def expander(sizes: dict[sp.Symbol, int], real: bool = False, evaluate: bool = True):
     """``expand`` at fixed ``sizes`` for many expressions and index values, as one pass: a sum met
     again with the same values of its free indices (a row's mean in both sides of an equation, or
     at every entry of the row) is written out once.  ``real``: entry symbols are real (SymPy then
-    need not work out whether tanh(...) of a long sum is real, which can take seconds)."""
-    state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()}, real)
+    need not work out whether tanh(...) of a long sum is real, which can take seconds).
+    ``evaluate=False``: sums, products and powers of symbols are built as they stand, not put in
+    SymPy's canonical form (for expressions that are only evaluated at numbers)."""
+    state = _Concrete({symbol: sp.Integer(v) for symbol, v in sizes.items()}, real, evaluate)
 
     def at(expr: sp.Expr, values: dict[sp.Idx, int]) -> sp.Expr:
         return state.at(expr, {i.label.name: sp.Integer(v) for i, v in values.items()})
@@ -174,8 +176,8 @@ class _Concrete:
     """One pass over an expression at fixed sizes; a sum or an open derivative met again with the
     same values of its free indices (an inner mean inside an outer sum) is expanded once."""
 
-    def __init__(self, fixed: dict, real: bool = False) -> None:
-        self.fixed, self.real = fixed, real
+    def __init__(self, fixed: dict, real: bool = False, evaluate: bool = True) -> None:
+        self.fixed, self.real, self.evaluate = fixed, real, evaluate
         self.memo: dict[tuple, sp.Expr] = {}
 
     def at(self, expr: sp.Expr, indices: dict[str, sp.Integer]) -> sp.Expr:
@@ -210,7 +212,10 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
         return _unroll(expr, state, indices)
     if isinstance(expr, (sp.Max, sp.Min)):  # comparing symbolic arguments is slow; numbers decide later
         return expr.func(*[state.at(arg, indices) for arg in expr.args], evaluate=False)
-    return expr.func(*[state.at(arg, indices) for arg in expr.args])
+    args = [state.at(arg, indices) for arg in expr.args]
+    if not state.evaluate and isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) and not all(a.is_Number for a in args):
+        return expr.func(*args, evaluate=False)  # (index arithmetic and sum limits stay numbers)
+    return expr.func(*args)
 
 
 def _real_diff(expr: sp.Expr, by: sp.Symbol) -> sp.Expr:
@@ -218,7 +223,7 @@ def _real_diff(expr: sp.Expr, by: sp.Symbol) -> sp.Expr:
     symbol, |u|, sign(u), max and min have no derivative."""
     if not expr.has(sp.Abs, sp.sign, sp.Max, sp.Min):
         return sp.diff(expr, by)
-    real = {s: sp.Symbol(s.name, real=True) for s in expr.free_symbols | {by} if not s.is_real}
+    real = {s: sp.Symbol(s.name, real=True) for s in symbols_of(expr) | {by} if not s.is_real}
     return sp.diff(expr.xreplace(real), real.get(by, by)).xreplace({r: s for s, r in real.items()})
 
 
@@ -238,7 +243,7 @@ def _unroll(expr: sp.Sum, state: _Concrete, indices: dict[str, sp.Integer]) -> s
         inner = dict(indices)
         inner.update({name: sp.Integer(v) for (name, _), v in zip(ranges, values)})
         terms.append(state.at(body, inner))
-    return sp.Add(*terms)
+    return sp.Add(*terms, evaluate=state.evaluate)
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,28 @@ class Disagreement:
         point = ", ".join(f"{k}={float(v):.6g}" for k, v in sorted(self.point.items(), key=lambda kv: str(kv[0])))
         return (f"at {sizes}; {indices or 'no free index'}; {point}: "
                 f"left = {self.left:.12g}, right = {self.right:.12g}")
+
+
+def symbols_of(expr: sp.Basic) -> set[sp.Symbol]:
+    """``expr.free_symbols``, each distinct subexpression visited once (``free_symbols`` walks a
+    concrete expression, a DAG, as a tree); a node that may bind symbols (a Sum, a Derivative)
+    is asked for its own."""
+    found: set[sp.Symbol] = set()
+    seen: set[sp.Basic] = set()
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.is_Symbol:
+            found.add(node)
+        elif isinstance(node, (sp.Add, sp.Mul, sp.Pow)) or (isinstance(node, sp.Function) and
+                                                           not isinstance(node, sp.Derivative)):
+            pending.extend(node.args)
+        elif node.args:
+            found |= node.free_symbols
+    return found
 
 
 def random_point(symbols: Iterable[sp.Symbol], rng: random.Random,
@@ -310,7 +337,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
-                point = random_point(a.free_symbols | b.free_symbols, rng)
+                point = random_point(symbols_of(a) | symbols_of(b), rng)
                 if agree(a, b, point):
                     continue  # equal in float64; a difference is confirmed in 30 digits
                 va, vb = _value(a, point), _value(b, point)

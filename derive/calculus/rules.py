@@ -16,11 +16,14 @@ from .indices import bound_indices, canonical_dummies, free_indices, substitute_
 
 
 def bottom_up(rule: Callable[[sp.Expr], sp.Expr]) -> Callable[[sp.Expr], sp.Expr]:
-    """Apply ``rule`` to every node, children first."""
+    """Apply ``rule`` to every node, children first (a sum none of whose parts changed is kept, not
+    built again: SymPy's Sum constructor is slow)."""
 
     def walk(expr: sp.Expr) -> sp.Expr:
         if expr.args and not expr.is_Atom and not isinstance(expr, (sp.Indexed, sp.Idx)):
-            expr = expr.func(*[walk(arg) for arg in expr.args])
+            args = [walk(arg) for arg in expr.args]
+            if not isinstance(expr, sp.Sum) or any(new is not old for new, old in zip(args, expr.args)):
+                expr = expr.func(*args)
         return rule(expr)
 
     walk.__name__ = rule.__name__
