@@ -132,23 +132,32 @@ def _target(name: str) -> _render.Target:
 
 
 def write(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
-          progress: Progress = lambda message: None, options: Options = Options()) -> list[str]:
+          progress: Progress = lambda message: None, options: Options | None = None) -> list[str]:
     """Write the operators' files into ``out`` (each atomically, under a lock on ``out``); returns the
     relative paths of the operators' files that changed (or were removed).  ``out/.derive-manifest``
     records the files derive wrote there; it is bookkeeping, not listed.
 
     ``models=None`` writes every built-in operator and removes the files derive wrote into ``out``
     before that no operator writes any more; files of anyone else are never touched.
-    ``options``: a render cache and how many processes may derive (default: none, one).
+    ``options``: a render cache and how many processes may derive (default: the render cache
+    ``derive generate`` uses, ``$DERIVE_CACHE_DIR`` else ``~/.cache/derive``, and one process;
+    ``Options()`` derives everything again).
     """
-    changed = _generate(Path(out), models=_models(models), progress=progress, options=options)
+    changed = _generate(Path(out), models=_models(models), progress=progress, options=_options(options))
     return [path for path in changed if path != MANIFEST]
 
 
 def changes(models: OperatorModel | str | Sequence[OperatorModel | str] | None, out: str | Path,
-            progress: Progress = lambda message: None, options: Options = Options()) -> list[str]:
-    """Unified diffs of what ``write(models, out)`` would change (empty when ``out`` is current)."""
-    return _check(Path(out), models=_models(models), progress=progress, options=options)
+            progress: Progress = lambda message: None, options: Options | None = None) -> list[str]:
+    """Unified diffs of what ``write(models, out)`` would change (empty when ``out`` is current);
+    ``options`` as for ``write``."""
+    return _check(Path(out), models=_models(models), progress=progress, options=_options(options))
+
+
+def _options(options: Options | None) -> Options:
+    from .cache import RenderCache
+
+    return Options(cache=RenderCache()) if options is None else options
 
 
 def _models(models) -> list[OperatorModel] | None:

@@ -43,15 +43,22 @@ DERIVE_NUMBA_ALL=1.  Every numba kernel is still proved against the oracle befor
 (its loops interpreted), and test_cli checks that generated/ is what the proved generator writes."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("DERIVE_NUMBA_ALL"):
-        return
+    """The numba kernel tests of operators outside NUMBA_BATTERY deselected (unless DERIVE_NUMBA_ALL),
+    and the rest in one pytest-xdist group: one worker compiles each function once, the others
+    run the other tests meanwhile."""
     kept, left = [], []
     for item in items:
         params = item.callspec.params if hasattr(item, "callspec") else {}
         name = params.get("name") or getattr(params.get("case"), "name", None)
         numba = params.get("kernel_target") == "numba"
-        (left if numba and name is not None and name not in NUMBA_BATTERY else kept).append(item)
+        if numba and name is not None and name not in NUMBA_BATTERY and not os.environ.get("DERIVE_NUMBA_ALL"):
+            left.append(item)
+            continue
+        if numba or "numba" in item.nodeid:  # the numba-only tests compile too
+            item.add_marker(pytest.mark.xdist_group("numba"))
+        kept.append(item)
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept

@@ -142,7 +142,7 @@ def test_generate_refuses_a_kernel_that_fails_its_proof(cosine, tmp_path, monkey
 
     monkeypatch.setattr(generate, "render", broken_render)
     out = tmp_path / "out"
-    assert main(["generate", "--model", str(cosine), "--out", str(out), "-q"]) == 2
+    assert main(["generate", "--model", str(cosine), "--out", str(out), "-q", "--no-cache"]) == 2
     error = capsys.readouterr().err
     assert "proof failed for operator 'cosine_similarity'" in error and "gradient of 'b'" in error
     assert not out.exists()
@@ -211,3 +211,18 @@ def test_a_models_own_functions_are_read_back_from_its_twin(tmp_path):
     vjp_z = next(e for e in equations if e.get("kind") == "vjp" and e["input"] == "z")
     with pytest.raises(ValueError, match="gate"):
         load_srepr(vjp_z["rhs"])
+
+
+def test_a_models_own_function_raised_to_a_power_is_printed_in_parentheses(tmp_path):
+    """Regression (notebook 04's gated RMSNorm on the numba target): a model's own function printed
+    as its elementary form, a quotient, lost its parentheses under a power (swish(z)**2 came out as
+    z/(1 + exp(-z))**2) and the proof refused the kernel.  Every target's kernel of a model that
+    squares such a function and divides by it is proved."""
+    path = tmp_path / "gated_power.py"
+    source = (GATED.replace("i = index(\"i\", n)", "i, j = index(\"i\", n), index(\"j\", n)")
+              .replace("output=x[i] * swish(z[i]))",
+                       "output=x[i] / sp.sqrt(sp.Sum((x[j] * swish(z[j]))**2, (j, 0, n - 1)) / n + 1))")
+              .replace('name="gated"', 'name="gated_power"').replace("def gated()", "def gated_power()"))
+    path.write_text(source, encoding="utf-8")
+    files = api.render(api.load(path))  # every target, each file proved before it is returned
+    assert {"numpy/gated_power.py", "numba/gated_power.py", "array_api/gated_power.py"} <= set(files)

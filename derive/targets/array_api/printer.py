@@ -204,7 +204,8 @@ class ArrayAPIPrinter(KernelPrinter):
         pending = []
         for factor in operands:
             self.check_separable(factor)
-            pending.append((self._print(factor), set(free_indices(factor))))
+            code = self.parenthesize(factor, sp.printing.precedence.PRECEDENCE["Mul"])  # joined by *
+            pending.append((code, set(free_indices(factor))))
         while len(pending) > 1:
             pending = self._contract_pair(pending, free)
         code, spans = pending[0]
@@ -238,7 +239,8 @@ class ArrayAPIPrinter(KernelPrinter):
 
 
 def _elementary(printer, expr: sp.Function) -> str | None:
-    """A model's own function (one SymPy does not know) printed as its elementary form, if it has one."""
+    """A model's own function (one SymPy does not know) printed as its elementary form, if it has one
+    (parenthesised: it stands where the call stood, as in ``f(t)**2``)."""
     if expr.func.__name__ in printer.known_functions or not hasattr(expr, "as_elementary"):
         return None
-    return printer._print(expr.as_elementary())
+    return f"({printer._print(expr.as_elementary())})"

@@ -55,8 +55,8 @@ class LoopPrinter(PythonCodePrinter):
         return f"{name}[{', '.join([f'{name}_r', *index])}]"
 
     def _print_not_supported(self, expr: sp.Basic) -> str:
-        if hasattr(expr, "as_elementary") and expr.as_elementary() != expr:
-            return self._print(expr.as_elementary())
+        if hasattr(expr, "as_elementary") and expr.as_elementary() != expr:  # parenthesised: printed
+            return f"({self._print(expr.as_elementary())})"  # where the call was (f(t)**2, 1/f(t))
         raise LoweringError(f"{getattr(expr, 'func', type(expr)).__name__} in {expr} has no numba form")
 
     def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
