@@ -123,7 +123,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
         t12 = _contract(xp, t11, t2, (-1,))
         t13 = n**(-2)
         t14 = xp.sum(t11, axis=-1, keepdims=True)
-        terms.add('x', t10*t12*t13*t4 + t2*(3*t12*t13*t9/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t9 + t11*(-t5*t9) + t6*(-_contract(xp, -t0*t14 + t11, dot_x, (-1,))))
+        terms.add('x', t10*t12*t13*t4 + t2*(3*t12*t13*t9/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t9 + t11*(-t5*t9) + t6*(-_contract(xp, (-t0*t14 + t11), dot_x, (-1,))))
         del t11
     if wanted[0] and dot_gamma is not None:
         t15 = dot_gamma*dy
