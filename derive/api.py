@@ -29,6 +29,7 @@ from .claims import check as _check_claim
 from .targets import render as _render
 from .display import equation_latex
 from .display import readable as _readable
+from .cache import RenderCache, default_folder
 from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
@@ -155,8 +156,6 @@ def changes(models: OperatorModel | str | Sequence[OperatorModel | str] | None, 
 
 
 def _options(options: Options | None) -> Options:
-    from .cache import RenderCache
-
     return Options(cache=RenderCache()) if options is None else options
 
 
@@ -199,11 +198,9 @@ def _rendered(model: OperatorModel, folder: str) -> Path:
     """A model file's (or an installed package's) operator written, proved, into the render cache's
     folder (``$DERIVE_CACHE_DIR/kernels/<digest of its source and name>/``): rendered once, served
     from the cache after that, also to another process."""
-    from .cache import RenderCache, default_folder
-
     where = str(Path(model.source).resolve()) if model.source.endswith(".py") else model.source
     out = default_folder() / "kernels" / hashlib.sha256(f"{where}\0{model.name}".encode()).hexdigest()[:20]
-    write(model, out, options=Options(cache=RenderCache()))
+    write(model, out)  # through the render cache
     return out / folder / f"{model.name}.py"
 
 

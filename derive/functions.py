@@ -71,23 +71,15 @@ def elementary(expr: sp.Expr) -> sp.Expr:
     ``replace`` walks as a tree."""
     memo: dict[sp.Basic, sp.Basic] = {}
 
-    def walk(node: sp.Basic) -> sp.Basic:  # Basic.replace's walk (simultaneous), remembered per node
-        if node in memo:
-            return memo[node]
-        result, args = node, getattr(node, "args", None)
-        if args:
-            new = tuple(walk(arg) for arg in args)
-            if new != args:
-                result = node.func(*new)
-                if any(result == old and old != changed for old, changed in zip(args, new)):
-                    memo[node] = result
-                    return result
-        if args is not None and isinstance(result, sp.Function) and hasattr(result, "as_elementary"):
-            value = result.as_elementary()
-            if value is not None and value != result:
-                result = value
-        memo[node] = result
-        return result
+    def walk(node: sp.Basic) -> sp.Basic:  # children first, as Basic.replace; each node once
+        if node not in memo:
+            new = tuple(walk(arg) for arg in node.args)
+            result = node.func(*new) if new != node.args else node
+            if isinstance(result, sp.Function) and hasattr(result, "as_elementary"):
+                value = result.as_elementary()
+                result = result if value is None else value
+            memo[node] = result
+        return memo[node]
 
     return walk(expr)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
+from ...functions import max_over
 from ...model import OperatorModel
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
@@ -45,6 +46,9 @@ class Out:
     accumulate: bool
     adds: bool
     guard: str
+    options: str
+    """The runtime's keyword arguments for the result array: the rows a gradient added into has (its
+    input's), whether it is wanted at all."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,9 @@ class Loop:
     name: str
     args: str
     units: str
-    sizes: str
     params: str
     body: tuple[str, ...]
     outs: tuple[Out, ...]
-    flags: str
     call: str
     """The arguments after the sizes and parameters: laid-out arrays, result arrays, their modes, flags."""
 
@@ -162,22 +164,24 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     params = [p.name for p in model.params if p.symbol is not None]
     declared = {result: dims for result, _, dims, _ in results}
     outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
-                     r.guard or "") for r in plan.results)
+                     r.guard or "", _options(r)) for r in plan.results)
     guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
     flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
     args = ["c_", "T_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
     return Loop(name=name, args=", ".join(args), units=_tuple(frame.index(d) for d in plan.units) if plan.units else "()",
-                sizes=", ".join(str(d) for d in frame), params="".join(f", {p}" for p in params),
-                body=tuple(lines), outs=outs, flags="".join(f", {f}" for f in flags),
+                params="".join(f", {p}" for p in params), body=tuple(lines), outs=outs,
                 call=", ".join([*(f"{n}_" for n in names), *(f"out_{o.name}.array" for o in outs),
                                 *(f"out_{o.name}.accumulate" for o in outs), *flags]))
 
 
+def _options(result: loops.Result) -> str:
+    rows = f", rows={result.name}_.shape[0]" if result.adds and result.name != "y" else ""  # y: the output's rows
+    return rows + (f", wanted={result.guard}" if result.guard else "")
+
+
 def _shift(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
     """A shift-invariant input read as x - max(x) along its axis (the NumPy kernel's in-place shift)."""
-    from ...functions import max_over
-
     for name, dim in model.shift_invariant:
         dims = model.input(name).dims
         indices = [sp.Idx(f"{d}_shift", (0, d - 1)) for d in dims]
