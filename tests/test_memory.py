@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 
 import numpy as np
@@ -93,6 +94,32 @@ def test_peak_memory_bounded(name, kind, rng, kernel_target):
     peak = peak_bytes(function)
     bound = TARGET_BOUNDS.get(kernel_target, BOUNDS)[kind]
     assert peak <= bound * largest + OVERHEAD, f"{name} {kind}: peak {peak / largest:.2f} x the largest input"
+
+
+@pytest.mark.parametrize("kind", ["forward", "vjp"])
+@pytest.mark.parametrize("name", BOUNDED)
+def test_a_dropped_result_is_freed_at_once(name, kind, rng, kernel_target):
+    """A kernel keeps no reference to what it returns, not even through a reference cycle: with the
+    garbage collector off, dropping the result gives its memory back (a numba kernel's result held
+    by a cycle kept every output alive until a collection, and each call mapped fresh pages)."""
+    kernel = load_kernel(name, kernel_target)
+    inputs, params = moderate_inputs(name, rng)
+    function = call(kind, name, kernel, inputs, params, rng)
+    function()  # compiled (or loaded), and the kernel's pool started, before measuring
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        result = function()
+        held = tracemalloc.get_traced_memory()[0]
+        size = sum(np.asarray(r).nbytes for r in (result if isinstance(result, tuple) else (result,)) if r is not None)
+        del result
+        left = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert held >= size, f"{name} {kind}: the result's {size} bytes were not traced ({held})"
+    assert left <= OVERHEAD, f"{name} {kind}: {left} bytes of the call still held after its result was dropped"
 
 
 def nrt_allocations(function) -> int:

@@ -543,7 +543,7 @@ class _Loop:
         every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
         ``wrt``) is never written: one entry of the same rank stands in."""
         core = self.core(spans) if wanted else (1,) * len(self.sizes)
-        result = _Result(self, core, across, adds, self.rows if rows is None else rows, wanted)
+        result = _Result(self.batch, core, across, adds, self.rows if rows is None else rows, wanted)
         self.results.append(result)
         return result
 
@@ -555,7 +555,7 @@ class _Loop:
             r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
         self.chunks = max(1, min(self.rows if self.aligned else self.count, _CHUNKS_PER_THREAD * _threads()))
         for result in self.results:
-            result.allocate()
+            result.allocate(self.chunks, self.rows, self.ctx.dtype)
 
     def run(self, function, *args):
         """``function`` (compiled without the GIL) on every chunk, by this thread and the pool's at
@@ -598,23 +598,24 @@ def _pool():
 class _Result:
     """``across``: units of other unit-axis positions add into its entries; ``adds``: written with
     ``+=`` (zeroed first); ``accumulate``: one slot per chunk
-    (summed after the loops) instead of one row per row (an input without the call's batch axes)."""
+    (summed after the loops) instead of one row per row (an input without the call's batch axes).
+    It holds no reference to its ``_Loop`` (which holds it): a cycle would keep the array alive after
+    the caller drops it, until the garbage collector runs, and every call would map fresh memory."""
 
-    def __init__(self, loop, core, across, adds, rows, wanted=True):
-        self.loop, self.core, self.across, self.adds, self.rows = loop, core, across, adds, rows
+    def __init__(self, batch, core, across, adds, rows, wanted=True):
+        self.batch, self.core, self.across, self.adds, self.rows = batch, core, across, adds, rows
         self.wanted = wanted
         self.accumulate, self.array = False, None
 
-    def allocate(self):
-        loop, dtype = self.loop, self.loop.ctx.dtype
-        shape = ((loop.chunks if self.accumulate else loop.rows) if self.wanted else 1,) + self.core
+    def allocate(self, chunks, rows, dtype):
+        shape = ((chunks if self.accumulate else rows) if self.wanted else 1,) + self.core
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):
         """The result laid out on the frame, batch axes first (as the NumPy runtime takes it)."""
         if self.accumulate:
             return self.array.sum(axis=0)
-        return self.array.reshape(self.loop.batch + self.core)
+        return self.array.reshape(self.batch + self.core)
 
 
 @numba.njit(cache=True)
