@@ -167,6 +167,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, out_y, acc_y
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, out_logits, acc_logits, want_logits):
     per_ = 1 * N
+    k0_ = np.full((C,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -189,14 +190,15 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, out_logits, 
         if want_logits:
             _h0 = -s0
             for C_ in range(C):
-                s1 += _exp(_h0 + logits[logits_r, N_, C_])
+                _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                k0_[C_] = _e1
+                s1 += _e1
         if want_logits:
             _e4 = dy[dy_r, 0, 0]/N
-            _h1 = -_e4
-            _h2 = -s0
+            _h2 = -_e4
             _h3 = _e4/s1
             for C_ in range(C):
-                out_logits[out_logits_s, N_, C_] = _h1*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*_exp(_h2 + logits[logits_r, N_, C_])
+                out_logits[out_logits_s, N_, C_] = _h2*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*k0_[C_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -241,6 +243,7 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, dot_logits, dot_target, out_logits, acc_logits, has_logits, want_logits):
     per_ = 1 * N
+    k0_ = np.full((C,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -267,16 +270,15 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, dot_logi
             _h0 = -s0
             for C_ in range(C):
                 _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                k0_[C_] = _e1
                 s1 += _e1
                 s2 += _e1*dot_logits[dot_logits_r, N_, C_]
         if want_logits:
-            _e5 = dy[dy_r, 0, 0]/N
-            _h2 = -s0
-            _h3 = _e5/s1
-            _h4 = -_e5*s2/(s1*s1)
+            _e4 = dy[dy_r, 0, 0]/N
+            _h2 = _e4/s1
+            _h3 = -_e4*s2/(s1*s1)
             for C_ in range(C):
-                _e6 = _exp(_h2 + logits[logits_r, N_, C_])
-                out_logits[out_logits_s, N_, C_] = (_e6*_h3*dot_logits[dot_logits_r, N_, C_] + _e6*_h4 if want_logits and has_logits else 0.0)
+                out_logits[out_logits_s, N_, C_] = (_h2*dot_logits[dot_logits_r, N_, C_]*k0_[C_] + _h3*k0_[C_] if want_logits and has_logits else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

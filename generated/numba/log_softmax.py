@@ -151,6 +151,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
+    k0_ = np.full((n,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -172,12 +173,13 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         if want_x:
             _h0 = -s0
             for n_ in range(n):
-                s1 += _exp(_h0 + x[x_r, n_])
+                _e1 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e1
+                s1 += _e1
         if want_x:
-            _h1 = -s0
             _h2 = -s2/s1
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h2*_exp(_h1 + x[x_r, n_]) + dy[dy_r, n_]
+                out_x[out_x_s, n_] = _h2*k0_[n_] + dy[dy_r, n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -214,6 +216,7 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
     per_ = 1
+    k0_ = np.full((n,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -238,15 +241,14 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
             _h0 = -s0
             for n_ in range(n):
                 _e1 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e1
                 s1 += _e1
                 s2 += _e1*dot_x[dot_x_r, n_]
         if want_x:
-            _h2 = -s0
-            _h3 = s2*s3/(s1*s1)
-            _h4 = -s3/s1
+            _h2 = s2*s3/(s1*s1)
+            _h3 = -s3/s1
             for n_ in range(n):
-                _e5 = _exp(_h2 + x[x_r, n_])
-                out_x[out_x_s, n_] = (_e5*_h3 + _e5*_h4*dot_x[dot_x_r, n_] if want_x and has_x else 0.0)
+                out_x[out_x_s, n_] = (_h2*k0_[n_] + _h3*dot_x[dot_x_r, n_]*k0_[n_] if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

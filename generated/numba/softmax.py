@@ -126,6 +126,7 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
+    k0_ = np.full((n,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -142,16 +143,18 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
         s1 = 0.0
         _h0 = -s0
         for n_ in range(n):
-            s1 += _exp(_h0 + x[x_r, n_])
-        _h1 = -s0
+            _e1 = _exp(_h0 + x[x_r, n_])
+            k0_[n_] = _e1
+            s1 += _e1
         _h2 = 1/s1
         for n_ in range(n):
-            out_y[out_y_s, n_] = _h2*_exp(_h1 + x[x_r, n_])
+            out_y[out_y_s, n_] = _h2*k0_[n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
+    k0_ = np.full((n,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -173,20 +176,21 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
             _h0 = -s0
             for n_ in range(n):
                 _e1 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e1
                 s1 += _e1
                 s2 += _e1*dy[dy_r, n_]
         if want_x:
-            _e5 = 1/s1
-            _h2 = -_e5*s2
-            _h3 = -s0
-            _h4 = _e5
+            _e4 = 1/s1
+            _h2 = -_e4*s2
+            _h3 = _e4
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h4*(_h2 + dy[dy_r, n_])*_exp(_h3 + x[x_r, n_])
+                out_x[out_x_s, n_] = _h3*(_h2 + dy[dy_r, n_])*k0_[n_]
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
     per_ = 1
+    k0_ = np.full((n,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -208,19 +212,20 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
             _h0 = -s0
             for n_ in range(n):
                 _e1 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e1
                 s1 += _e1
                 s2 += _e1*dot_x[dot_x_r, n_]
-        _e5 = 1/s1
-        _h2 = -_e5*s2
-        _h3 = -s0
-        _h4 = _e5
+        _e4 = 1/s1
+        _h2 = -_e4*s2
+        _h3 = _e4
         for n_ in range(n):
-            out_y[out_y_s, n_] = (_h4*(_h2 + dot_x[dot_x_r, n_])*_exp(_h3 + x[x_r, n_]) if has_x else 0.0)
+            out_y[out_y_s, n_] = (_h3*(_h2 + dot_x[dot_x_r, n_])*k0_[n_] if has_x else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
     per_ = 1
+    k0_ = np.full((n,), lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -246,22 +251,21 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
             for n_ in range(n):
                 _e1 = _exp(_h0 + x[x_r, n_])
                 _e2 = _e1*dy[dy_r, n_]
+                k0_[n_] = _e1
                 s1 += _e1
                 s2 += _e2*dot_x[dot_x_r, n_]
                 s3 += _e2
                 s4 += _e1*dot_x[dot_x_r, n_]
         if want_x:
-            _e9 = (1/(s1*s1))
-            _h3 = -s0
-            _h4 = -_e9*s2
-            _h5 = 1/s1
-            _h6 = -_e9*s3
-            _h7 = -_e9*s4
-            _h8 = 2*s3*s4/s1**3
+            _e8 = (1/(s1*s1))
+            _h3 = -_e8*s2
+            _h4 = 1/s1
+            _h5 = -_e8*s3
+            _h6 = -_e8*s4
+            _h7 = 2*s3*s4/s1**3
             for n_ in range(n):
-                _e10 = _exp(_h3 + x[x_r, n_])
-                _e11 = _e10*dot_x[dot_x_r, n_]
-                out_x[out_x_s, n_] = (_e10*_h4 + _e10*_h7*dy[dy_r, n_] + _e10*_h8 + _e11*_h5*dy[dy_r, n_] + _e11*_h6 if want_x and has_x else 0.0)
+                _e9 = dot_x[dot_x_r, n_]*k0_[n_]
+                out_x[out_x_s, n_] = (_e9*_h4*dy[dy_r, n_] + _e9*_h5 + _h3*k0_[n_] + _h6*dy[dy_r, n_]*k0_[n_] + _h7*k0_[n_] if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -9,7 +9,10 @@ The *unit* axes are the core axes no reduction binds: the kernel runs one unit p
 unit-axis position (a row, a channel, a group), in parallel; the other, *inner*, axes are looped
 over inside a unit.  A result that sums over unit axes at its top (a parameter's gradient summed
 over the batch) is added up per thread and summed once afterwards.  Reductions whose value varies
-along inner axes are kept in a per-unit scratch array over those axes.
+along inner axes are kept in a per-unit scratch array over those axes.  A costly per-entry value
+that a reduction pass computes and the result pass needs again (softmax's ``exp(x - max)``) is kept
+from the one for the other in a scratch array over the inner axes (``kept``), instead of computed
+twice.
 """
 
 from __future__ import annotations
@@ -215,3 +218,43 @@ def _mark_guards(results: list[Result], reductions: list[Reduction]) -> None:
     for reduction in reversed(reductions):
         for name in _names(reduction.body, reduction.mask) & set(by_name):
             by_name[name].guards |= reduction.guards
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A per-entry value stored by the reduction pass over ``indices`` (the group ``group`` of
+    reductions) in the scratch array ``name``, and read back by the result pass."""
+
+    name: str
+    expr: sp.Expr
+    indices: tuple[sp.Idx, ...]
+    group: tuple
+
+
+def kept(plan: LoopPlan, groups: dict, inner: tuple, indices: list[sp.Idx]) -> list[Kept]:
+    """The costly values (a function's call, a fractional power) of the results over ``inner`` that a
+    reduction pass over all of ``indices`` computes as well, under a flag that covers the result's (it
+    ran whenever the result is computed).  Outermost first; none inside another."""
+    found: list[Kept] = []
+    passes = [(key, group) for key, group in sorted(groups.items(), key=lambda item: -item[0][0])
+              if not key[2] and set(key[1]) == set(indices)]
+    for result in plan.results:
+        if tuple(d for d in result.dims if d in inner) != inner:
+            continue
+        for term in result.terms:
+            flag = term.guard or result.guard
+            for node in sp.preorder_traversal(term.expr):
+                if not _costly(node) or not node.has(*indices) or any(k.expr.has(node) for k in found):
+                    continue
+                for key, group in passes:
+                    flags = {g for r in group for g in r.guards}
+                    if (None in flags or flag in flags) and any(r.body.has(node) for r in group):
+                        found.append(Kept(f"k{len(found)}_", node, tuple(indices), key))
+                        break
+    return found
+
+
+def _costly(node: sp.Basic) -> bool:
+    if isinstance(node, sp.Pow):
+        return not node.exp.is_Integer
+    return isinstance(node, sp.Function) and not isinstance(node, (sp.KroneckerDelta, max_over)) and bool(node.args)

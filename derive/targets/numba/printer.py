@@ -17,7 +17,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ...errors import LoweringError
 from ...model import dim_of
-from .loops import LoopPlan, Reduction, Result
+from .loops import Kept, LoopPlan, Reduction, Result, kept
 
 
 class LoopPrinter(PythonCodePrinter):
@@ -183,7 +183,8 @@ class Emitter:
             self.line(f"{symbol} = {self.printer.doprint(value)}")
         return [self.printer.doprint(r) for r in reduced]
 
-    def reductions(self, group: list[Reduction]) -> None:
+    def reductions(self, group: list[Reduction], keep: list[Kept] = ()) -> None:
+        """One loop nest computing ``group`` (and storing the values ``keep`` for the result pass)."""
         first = group[0]
         for r in group:
             if r.free:
@@ -201,7 +202,7 @@ class Emitter:
             opened += 1
         masks = [r.mask if r.mask is not None else sp.true for r in group]
         bound = _ordered(first.bound, self.plan.frame)
-        exprs, staged = self.staged([r.body for r in group] + masks, (*first.free, *bound))
+        exprs, staged = self.staged([r.body for r in group] + masks + [k.expr for k in keep], (*first.free, *bound))
         self.emit_staged(staged, -1)
         opened += self.loops(first.free, staged)
         accumulators = [f"{r.name}_a" if r.free else r.name for r in group]
@@ -210,6 +211,8 @@ class Emitter:
                 self.line(f"{acc} = {_start(r)}")
         entered = self.loops(bound, staged, len(first.free))
         codes = self.values(exprs)
+        for k, code in zip(keep, codes[2 * len(group):]):
+            self.line(f"{k.name}[{', '.join(str(i.label) for i in k.indices)}] = {code}")
         for r, acc, code, mask in zip(group, accumulators, codes, codes[len(group):]):
             update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
             self.line(update if mask == "True" else f"if {mask}: {update}")
@@ -220,16 +223,18 @@ class Emitter:
                 self.line(f"{r.name}[{index}] = {acc}")
         self.depth -= opened
 
-    def results(self, group: list[Result], inner: tuple) -> None:
+    def results(self, group: list[Result], inner: tuple, keep: list[Kept] = ()) -> None:
         """One loop nest writing ``group``; a flag all of them share is tested once, outside it (a
-        store under a test in the loop keeps LLVM from vectorising it)."""
-        indices = [sp.Idx(f"{d}_", (0, d - 1)) for d in inner]
+        store under a test in the loop keeps LLVM from vectorising it).  Values ``keep`` are read
+        from the scratch arrays a reduction pass stored them in."""
+        indices = _indices(inner)
+        stored = {k.expr: sp.IndexedBase(k.name)[k.indices] for k in keep}
         flags = {r.guard for r in group}
         shared = flags.pop() if len(flags) == 1 else None
         if shared:
             self.line(f"if {shared}:")
             self.depth += 1
-        exprs, staged = self.staged([t.expr for r in group for t in r.terms], indices)
+        exprs, staged = self.staged([t.expr.xreplace(stored) for r in group for t in r.terms], indices)
         self.emit_staged(staged, -1)
         entered = self.loops(indices, staged)
         codes = iter(self.values(exprs))
@@ -279,11 +284,20 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     groups: dict = {}
     for r in plan.reductions:
         groups.setdefault((r.level, r.bound, r.free), []).append(r)  # one pass, under any of their flags
-    for key in sorted(groups, key=lambda k: k[0]):
-        emit.reductions(groups[key])
     by_span: dict = {}
     for r in plan.results:
         by_span.setdefault(tuple(d for d in r.dims if d in plan.inner), []).append(r)
+    keep = {inner: kept(plan, groups, inner, _indices(inner)) for inner in by_span}
+    for k in (k for found in keep.values() for k in found):  # once per call, before the units
+        printer.scratch.add(k.name)
+        emit.lines.insert(1, f"    {k.name} = np.full(({', '.join(sizes[dim_of(i)] for i in k.indices)},), lo_)")
+    for key in sorted(groups, key=lambda k: k[0]):
+        emit.reductions(groups[key], [k for found in keep.values() for k in found if k.group == key])
     for inner, group in by_span.items():
-        emit.results(group, inner)
+        emit.results(group, inner, keep[inner])
     return emit.lines
+
+
+def _indices(inner: tuple) -> list[sp.Idx]:
+    """The loop indices of a result pass over the ``inner`` axes."""
+    return [sp.Idx(f"{d}_", (0, d - 1)) for d in inner]
