@@ -138,6 +138,7 @@ def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, out_y, acc_y):
     per_ = 1 * N
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -152,8 +153,15 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, out_y, acc_y
         target_r = min(r_, target.shape[0] - 1)
         out_y_s = c_ if acc_y else r_
         s0 = lo_
-        for C_ in range(C):
+        s0_l[:] = lo_
+        for b_ in range(0, C - C % 16, 16):
+            for l_ in range(16):
+                C_ = b_ + l_
+                s0_l[l_] = max(s0_l[l_], logits[logits_r, N_, C_])
+        for C_ in range(C - C % 16, C):
             s0 = max(s0, logits[logits_r, N_, C_])
+        for l_ in range(16):
+            s0 = max(s0, s0_l[l_])
         s1 = 0.0
         s2 = 0.0
         _h0 = -s0
@@ -168,6 +176,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, out_y, acc_y
 def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, out_logits, acc_logits, want_logits):
     per_ = 1 * N
     k0_ = np.full((C,), lo_)
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -184,8 +193,15 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, out_logits, 
         out_logits_s = r_
         s0 = lo_
         if want_logits:
-            for C_ in range(C):
+            s0_l[:] = lo_
+            for b_ in range(0, C - C % 16, 16):
+                for l_ in range(16):
+                    C_ = b_ + l_
+                    s0_l[l_] = max(s0_l[l_], logits[logits_r, N_, C_])
+            for C_ in range(C - C % 16, C):
                 s0 = max(s0, logits[logits_r, N_, C_])
+            for l_ in range(16):
+                s0 = max(s0, s0_l[l_])
         s1 = 0.0
         if want_logits:
             _h0 = -s0
@@ -244,6 +260,7 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_
 def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, dot_logits, dot_target, out_logits, acc_logits, has_logits, want_logits):
     per_ = 1 * N
     k0_ = np.full((C,), lo_)
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -262,8 +279,15 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, dot_logi
         out_logits_s = r_
         s0 = lo_
         if want_logits and has_logits:
-            for C_ in range(C):
+            s0_l[:] = lo_
+            for b_ in range(0, C - C % 16, 16):
+                for l_ in range(16):
+                    C_ = b_ + l_
+                    s0_l[l_] = max(s0_l[l_], logits[logits_r, N_, C_])
+            for C_ in range(C - C % 16, C):
                 s0 = max(s0, logits[logits_r, N_, C_])
+            for l_ in range(16):
+                s0 = max(s0, s0_l[l_])
         s1 = 0.0
         s2 = 0.0
         if want_logits and has_logits:

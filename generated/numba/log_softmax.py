@@ -126,6 +126,7 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -137,8 +138,15 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
         x_r = min(r_, x.shape[0] - 1)
         out_y_s = r_
         s0 = lo_
-        for n_ in range(n):
+        s0_l[:] = lo_
+        for b_ in range(0, n - n % 16, 16):
+            for l_ in range(16):
+                n_ = b_ + l_
+                s0_l[l_] = max(s0_l[l_], x[x_r, n_])
+        for n_ in range(n - n % 16, n):
             s0 = max(s0, x[x_r, n_])
+        for l_ in range(16):
+            s0 = max(s0, s0_l[l_])
         s1 = 0.0
         _h0 = -s0
         for n_ in range(n):
@@ -185,6 +193,7 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
 def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
     per_ = 1
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -198,8 +207,15 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         out_y_s = r_
         s0 = lo_
         if has_x:
-            for n_ in range(n):
+            s0_l[:] = lo_
+            for b_ in range(0, n - n % 16, 16):
+                for l_ in range(16):
+                    n_ = b_ + l_
+                    s0_l[l_] = max(s0_l[l_], x[x_r, n_])
+            for n_ in range(n - n % 16, n):
                 s0 = max(s0, x[x_r, n_])
+            for l_ in range(16):
+                s0 = max(s0, s0_l[l_])
         s1 = 0.0
         s2 = 0.0
         if has_x:

@@ -127,6 +127,7 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
 def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
     k0_ = np.full((n,), lo_)
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -138,8 +139,15 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
         x_r = min(r_, x.shape[0] - 1)
         out_y_s = r_
         s0 = lo_
-        for n_ in range(n):
+        s0_l[:] = lo_
+        for b_ in range(0, n - n % 16, 16):
+            for l_ in range(16):
+                n_ = b_ + l_
+                s0_l[l_] = max(s0_l[l_], x[x_r, n_])
+        for n_ in range(n - n % 16, n):
             s0 = max(s0, x[x_r, n_])
+        for l_ in range(16):
+            s0 = max(s0, s0_l[l_])
         s1 = 0.0
         _h0 = -s0
         for n_ in range(n):
@@ -155,6 +163,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
 def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     k0_ = np.full((n,), lo_)
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -168,8 +177,15 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         out_x_s = r_
         s0 = lo_
         if want_x:
-            for n_ in range(n):
+            s0_l[:] = lo_
+            for b_ in range(0, n - n % 16, 16):
+                for l_ in range(16):
+                    n_ = b_ + l_
+                    s0_l[l_] = max(s0_l[l_], x[x_r, n_])
+            for n_ in range(n - n % 16, n):
                 s0 = max(s0, x[x_r, n_])
+            for l_ in range(16):
+                s0 = max(s0, s0_l[l_])
         s1 = 0.0
         s2 = 0.0
         if want_x:
@@ -191,6 +207,7 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
 def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
     per_ = 1
     k0_ = np.full((n,), lo_)
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -204,8 +221,15 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         out_y_s = r_
         s0 = lo_
         if has_x:
-            for n_ in range(n):
+            s0_l[:] = lo_
+            for b_ in range(0, n - n % 16, 16):
+                for l_ in range(16):
+                    n_ = b_ + l_
+                    s0_l[l_] = max(s0_l[l_], x[x_r, n_])
+            for n_ in range(n - n % 16, n):
                 s0 = max(s0, x[x_r, n_])
+            for l_ in range(16):
+                s0 = max(s0, s0_l[l_])
         s1 = 0.0
         s2 = 0.0
         if has_x:
@@ -226,6 +250,7 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
 def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
     per_ = 1
     k0_ = np.full((n,), lo_)
+    s0_l = np.full(16, lo_)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -240,8 +265,15 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
         out_x_s = r_
         s0 = lo_
         if want_x and has_x:
-            for n_ in range(n):
+            s0_l[:] = lo_
+            for b_ in range(0, n - n % 16, 16):
+                for l_ in range(16):
+                    n_ = b_ + l_
+                    s0_l[l_] = max(s0_l[l_], x[x_r, n_])
+            for n_ in range(n - n % 16, n):
                 s0 = max(s0, x[x_r, n_])
+            for l_ in range(16):
+                s0 = max(s0, s0_l[l_])
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
