@@ -211,8 +211,8 @@ class Emitter:
         if first.free:
             for r, acc in zip(group, accumulators):
                 self.line(f"{acc} = {_start(r)}")
-        if _in_lanes(group, keep):
-            self.lane_maxima(group, bound[0], exprs)
+        if _in_lanes(group):
+            self.lanes(group, bound[0], exprs, keep)
             self.depth -= opened
             return
         entered = self.loops(bound, staged, len(first.free))
@@ -229,29 +229,36 @@ class Emitter:
                 self.line(f"{r.name}[{index}] = {acc}")
         self.depth -= opened
 
-    def lane_maxima(self, group: list[Reduction], index: sp.Idx, exprs: list[sp.Expr]) -> None:
-        """Maxima of array entries along ``index``, each kept in LANES running maxima (entry j in lane
-        j % LANES), then folded: independent lanes LLVM vectorises, where one running maximum is a
-        chain of compare-and-selects it does not (no fast-math ``nnan``)."""
+    def lanes(self, group: list[Reduction], index: sp.Idx, exprs: list[sp.Expr], keep: list[Kept]) -> None:
+        """A pass with a maximum along ``index``, each reduction kept in LANES running values (entry j
+        in lane j % LANES), then folded: independent lanes LLVM vectorises, where one running maximum
+        is a chain of compare-and-selects it does not (no fast-math ``nnan``), nor the sums beside it."""
         size, label = self.sizes[dim_of(index)], index.label
+        bodies = exprs[:len(group)] + exprs[2 * len(group):]
         for r in group:
-            self.setup.append(f"{r.name}_l = np.full({LANES}, lo_)")
-            self.line(f"{r.name}_l[:] = lo_")
+            self.setup.append(f"{r.name}_l = np.full({LANES}, lo_)" if r.kind == "max" else f"{r.name}_l = np.zeros({LANES})")
+            self.line(f"{r.name}_l[:] = {_start(r)}")
         self.line(f"for b_ in range(0, {size} - {size} % {LANES}, {LANES}):")
         self.line(f"    for l_ in range({LANES}):")
         self.depth += 2
         self.line(f"{label} = b_ + l_")
-        for r, code in zip(group, self.values(exprs[:len(group)])):
-            self.line(f"{r.name}_l[l_] = max({r.name}_l[l_], {code})")
+        self.updates(group, keep, self.values(bodies), "{}_l[l_]")
         self.depth -= 2
         self.line(f"for {label} in range({size} - {size} % {LANES}, {size}):")
         self.depth += 1
-        for r, code in zip(group, self.values(exprs[:len(group)])):
-            self.line(f"{r.name} = max({r.name}, {code})")
+        self.updates(group, keep, self.values(bodies), "{}")
         self.depth -= 1
         self.line(f"for l_ in range({LANES}):")
-        for r in group:
-            self.line(f"    {r.name} = max({r.name}, {r.name}_l[l_])")
+        self.depth += 1
+        self.updates(group, (), [f"{r.name}_l[l_]" for r in group], "{}")
+        self.depth -= 1
+
+    def updates(self, group: list[Reduction], keep, codes: list[str], target: str) -> None:
+        for k, code in zip(keep, codes[len(group):]):
+            self.line(f"{k.name}[{', '.join(str(i.label) for i in k.indices)}] = {code}")
+        for r, code in zip(group, codes):
+            acc = target.format(r.name)
+            self.line(f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})")
 
     def results(self, group: list[Result], inner: tuple, keep: list[Kept] = ()) -> None:
         """One loop nest writing ``group``; a flag all of them share is tested once, outside it (a
@@ -281,14 +288,15 @@ class Emitter:
 
 
 LANES = 16
-"""Running maxima per maximum of array entries: 16 float32 (one AVX-512 register, two AVX2)."""
+"""Running values per reduction of a pass with a maximum: 16 float32 (one AVX-512 register, two AVX2)."""
 
 
-def _in_lanes(group: list[Reduction], keep) -> bool:
-    """Whether ``group`` is maxima of array entries along one axis (each entry's value is exact in
-    the arrays' type, as the lanes are)."""
-    return (not keep and all(r.kind == "max" and r.mask is None and not r.free and len(r.bound) == 1
-                             and isinstance(r.body, sp.Indexed) for r in group))
+def _in_lanes(group: list[Reduction]) -> bool:
+    """Whether ``group`` is a pass along one axis with a maximum, each of array entries (exact in the
+    arrays' type, as its lanes are), and nothing masked."""
+    return (any(r.kind == "max" for r in group)
+            and all(r.mask is None and not r.free and len(r.bound) == 1 for r in group)
+            and all(isinstance(r.body, sp.Indexed) for r in group if r.kind == "max"))
 
 
 def _start(reduction: Reduction) -> str:
