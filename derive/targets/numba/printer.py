@@ -217,8 +217,7 @@ class Emitter:
             return
         entered = self.loops(bound, staged, len(first.free))
         codes = self.values(exprs)
-        for k, code in zip(keep, codes[2 * len(group):]):
-            self.line(f"{k.name}[{', '.join(str(i.label) for i in k.indices)}] = {code}")
+        self.stores(keep, codes[2 * len(group):])
         for r, acc, code, mask in zip(group, accumulators, codes, codes[len(group):]):
             update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
             self.line(update if mask == "True" else f"if {mask}: {update}")
@@ -253,9 +252,14 @@ class Emitter:
         self.updates(group, (), [f"{r.name}_l[l_]" for r in group], "{}")
         self.depth -= 1
 
-    def updates(self, group: list[Reduction], keep, codes: list[str], target: str) -> None:
-        for k, code in zip(keep, codes[len(group):]):
+    def stores(self, keep, codes: list[str]) -> None:
+        """Each value ``keep`` written to its scratch row, for the result pass."""
+        for k, code in zip(keep, codes):
             self.line(f"{k.name}[{', '.join(str(i.label) for i in k.indices)}] = {code}")
+
+    def updates(self, group: list[Reduction], keep, codes: list[str], target: str) -> None:
+        """The reductions of ``group`` (into ``target``: a lane, or the value) take this entry."""
+        self.stores(keep, codes[len(group):])
         for r, code in zip(group, codes):
             acc = target.format(r.name)
             self.line(f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})")
