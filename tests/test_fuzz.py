@@ -67,3 +67,13 @@ def test_a_scaled_parameter_gradient_is_scaled_once(tmp_path):
     name = "fuzz_2026_189"
     problem = fuzz.check_source(fuzz.random_model("2026:189", name), tmp_path, name)
     assert problem is None, problem
+
+
+def test_a_kept_value_is_read_only_where_its_pass_ran(tmp_path):
+    """Regression (fuzz seed 7:1): the numba loops stored a costly value in a reduction pass run under
+    some flags (a tangent of ``a`` given) and read it in every term of the result pass, one of them
+    under another flag (only ``g``'s tangent given: the pass had not run), so ``vjp_jvp`` along ``g``
+    read an unset scratch row (inf); the proof refused the kernel, now it is written and proved."""
+    name = "fuzz_7_1"
+    problem = fuzz.check_source(fuzz.random_model("7:1", name), tmp_path, name)
+    assert problem is None, problem

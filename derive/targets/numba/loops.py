@@ -233,24 +233,24 @@ class Kept:
 
 def kept(plan: LoopPlan, groups: dict, inner: tuple, indices: list[sp.Idx]) -> list[Kept]:
     """The costly values (a function's call, a fractional power) of the results over ``inner`` that a
-    reduction pass over all of ``indices`` computes as well, under a flag that covers the result's (it
-    ran whenever the result is computed).  Outermost first; none inside another."""
-    found: list[Kept] = []
+    reduction pass over all of ``indices`` computes as well, under flags that cover those of every
+    term that reads the value (the pass ran whenever such a term is computed).  Outermost first; none
+    inside another."""
+    terms = [(t.expr, t.guard or r.guard) for r in plan.results if tuple(d for d in r.dims if d in inner) == inner
+             for t in r.terms]
     passes = [(key, group) for key, group in sorted(groups.items(), key=lambda item: -item[0][0])
               if not key[2] and set(key[1]) == set(indices)]
-    for result in plan.results:
-        if tuple(d for d in result.dims if d in inner) != inner:
-            continue
-        for term in result.terms:
-            flag = term.guard or result.guard
-            for node in sp.preorder_traversal(term.expr):
-                if not _costly(node) or not node.has(*indices) or any(k.expr.has(node) for k in found):
-                    continue
-                for key, group in passes:
-                    flags = {g for r in group for g in r.guards}
-                    if (None in flags or flag in flags) and any(r.body.has(node) for r in group):
-                        found.append(Kept(f"k{len(found)}_", node, tuple(indices), key))
-                        break
+    found: list[Kept] = []
+    for expr, _ in terms:
+        for node in sp.preorder_traversal(expr):
+            if not _costly(node) or not node.has(*indices) or any(k.expr.has(node) for k in found):
+                continue
+            readers = {flag for other, flag in terms if other.has(node)}
+            for key, group in passes:
+                flags = {g for r in group for g in r.guards}
+                if (None in flags or readers <= flags) and any(r.body.has(node) for r in group):
+                    found.append(Kept(f"k{len(found)}_", node, tuple(indices), key))
+                    break
     return found
 
 
