@@ -77,3 +77,12 @@ def test_a_kept_value_is_read_only_where_its_pass_ran(tmp_path):
     name = "fuzz_7_1"
     problem = fuzz.check_source(fuzz.random_model("7:1", name), tmp_path, name)
     assert problem is None, problem
+
+
+def test_a_temporary_is_a_number_only_in_the_functions_where_it_is_one(tmp_path):
+    """Regression (fuzz seed 11:119): the Array API printer serves every function of a kernel and
+    remembered ``t1`` as a Python number (``m**2`` in vjp), so jvp's ``t1``, an array, went through
+    ``math.sqrt``: TypeError; the proof refused the kernel, now it is written and proved."""
+    name = "fuzz_11_119"
+    problem = fuzz.check_source(fuzz.random_model("11:119", name), tmp_path, name)
+    assert problem is None, problem

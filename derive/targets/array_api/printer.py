@@ -76,9 +76,13 @@ class ArrayAPIPrinter(KernelPrinter):
         return fqn  # math.<function> for Python numbers: the kernel imports math
 
     def declare(self, symbol: sp.Symbol, expr: sp.Expr) -> None:
+        """As the NumPy printer's; a Python number when ``expr`` is one.  The printer serves every
+        function of a kernel, and one function's ``t1`` may be a number where another's is an array."""
         super().declare(symbol, expr)
         if self.is_scalar(expr):
             self.scalars.add(str(symbol))
+        else:
+            self.scalars.discard(str(symbol))
 
     def is_scalar(self, expr: sp.Expr) -> bool:
         """An expression of sizes, parameters and numbers only (a Python number in the kernel)."""
