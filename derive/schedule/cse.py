@@ -1,7 +1,8 @@
 """Common-subexpression elimination for a kernel, and where each temporary is computed.
 
 ``sympy.cse`` would also pull summation limits (``n - 1``) apart, so sums are hidden behind an
-opaque ``Reduce(body, j...)`` first and restored after.  Each temporary becomes an indexed array
+opaque ``Reduce(body, j...)`` first and restored after, and every index (whose range holds the same
+limits) behind a plain symbol.  Each temporary becomes an indexed array
 (its free indices say which axes it spans).  Temporaries needed by one optional output only are
 computed under that output's guard; the rest go in the shared prelude.
 """
@@ -86,8 +87,13 @@ def as_array(symbol: sp.Symbol, definition: sp.Expr) -> sp.Expr:
 
 def schedule(outputs: list[Output], prefix: str = "t") -> Scheduled:
     """Run CSE over all outputs and place every temporary in the prelude or under one guard."""
-    hidden = [hide_limits(o.expr) for o in outputs]
+    indices = sorted(set().union(*(o.expr.atoms(sp.Idx) for o in outputs)), key=str)
+    opaque = {i: sp.Dummy(str(i.label)) for i in indices}  # an Idx's range is not a subexpression
+    back = {symbol: i for i, symbol in opaque.items()}
+    hidden = [hide_limits(o.expr).xreplace(opaque) for o in outputs]
     pairs, reduced = sp.cse(hidden, symbols=sp.numbered_symbols(prefix), order="canonical")
+    pairs = [(symbol, definition.xreplace(back)) for symbol, definition in pairs]
+    reduced = [r.xreplace(back) for r in reduced]
     pairs, reduced = inline_outer_products(pairs, reduced)
     arrays: dict[sp.Symbol, sp.Expr] = {}
     temporaries: list[tuple[sp.Symbol, sp.Expr]] = []
