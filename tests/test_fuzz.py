@@ -86,3 +86,12 @@ def test_a_temporary_is_a_number_only_in_the_functions_where_it_is_one(tmp_path)
     name = "fuzz_11_119"
     problem = fuzz.check_source(fuzz.random_model("11:119", name), tmp_path, name)
     assert problem is None, problem
+
+
+def test_an_index_range_is_not_a_common_subexpression(tmp_path):
+    """Regression (fuzz seed 13:127): CSE took ``n - 1`` out of the model's expression and out of the
+    summation index's range with it, leaving ``Sum(dy[n_], (n_, 0, t0))``, which no printer can lay on
+    an axis (a render crash); now it is written and proved."""
+    name = "fuzz_13_127"
+    problem = fuzz.check_source(fuzz.random_model("13:127", name), tmp_path, name)
+    assert problem is None, problem
