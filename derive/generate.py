@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ def _derive_all(names: list[str], jobs: int):
         for name in names:
             yield (name, *render_one(name))
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_ignore_interrupts)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_start_worker)
     try:
         futures = {pool.submit(render_one, name): name for name in names}
         for future in as_completed(futures):
@@ -145,9 +146,19 @@ def _derive_all(names: list[str], jobs: int):
     pool.shutdown(wait=True)
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them (a terminal sends it to all of them)."""
+def _start_worker() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (a terminal sends it to all of them), and
+    end when their parent does: a parent killed outright (SIGKILL) cannot stop them, and a worker
+    left rendering would hold the terminal's (or a caller's) output pipe open for minutes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()  # the process that started the pool (not a fork server)
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), name="derive-parent-watch", daemon=True).start()
+
+
+def _end_with(parent) -> None:
+    parent.join()  # returns when the parent's sentinel closes: it has exited, however it ended
+    os._exit(1)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -405,3 +405,32 @@ def test_a_layout_that_does_not_fit_names_the_one_that_does(output, layout, righ
     err = one_error(capsys)
     assert "does not fit" in err and right in err, err
     assert not out.exists()
+
+
+def test_a_generation_killed_outright_leaves_no_worker_running(tmp_path):
+    """Regression: SIGKILL on `derive generate` while its pool rendered left the workers running,
+    orphans that held the caller's stderr pipe open until they were done (a hang for a caller reading
+    it); each worker now ends when its parent does."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "derive.cli", "generate", "sub", "batchnorm", "group_norm", "-j", "2", "--no-cache",
+         "--out", str(tmp_path / "gen")], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True)
+    try:
+        for line in process.stderr:
+            if "derive: [1/" in line:  # sub is done; batchnorm and group_norm render for 20 s and more
+                process.kill()
+                break
+        try:
+            process.communicate(timeout=15)  # every writer of the pipe gone: the workers too
+        except subprocess.TimeoutExpired:
+            pytest.fail("the workers of a killed `derive generate` still hold its stderr open after 15 s")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL) if process.poll() is None or _group_alive(process.pid) else None
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False
