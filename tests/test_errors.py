@@ -241,7 +241,8 @@ def slow_stage(handle, mode):  # called once per staged temporary file, after it
 generate.render = slow_render
 output.os.fchmod = slow_stage
 from derive.cli import main
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # a worker started by a fork server or spawn imports this file again
+    sys.exit(main(sys.argv[1:]))
 """
 
 
