@@ -7,6 +7,7 @@ operator is tested by the whole battery without new test code.
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import itertools
 import os
@@ -65,8 +66,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 def load_kernel(name: str, target: str = "numpy", folder: Path | None = None) -> ModuleType:
-    """The generated ``target`` kernel of operator ``name`` (from ``folder`` if given)."""
-    folder = GENERATED / target if folder is None else folder
+    """The generated ``target`` kernel of operator ``name`` (from ``folder`` if given).  A kernel of
+    generated/ is loaded once per test process: a numba kernel loaded again would look up (or
+    compile) each of its compiled functions again on its first call."""
+    return _load_kernel(name, GENERATED / target) if folder is None else _load_kernel.__wrapped__(name, folder)
+
+
+@functools.cache
+def _load_kernel(name: str, folder: Path) -> ModuleType:
     path = folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"kernel_{name}_{abs(hash(folder))}", path)
     module = importlib.util.module_from_spec(spec)
