@@ -48,7 +48,8 @@ DERIVE_NUMBA_ALL=1.  Every numba kernel is still proved against the oracle befor
 def pytest_collection_modifyitems(config, items):
     """The numba kernel tests of operators outside NUMBA_BATTERY deselected (unless DERIVE_NUMBA_ALL),
     and the rest in one pytest-xdist group: one worker compiles each function once, the others
-    run the other tests meanwhile."""
+    run the other tests meanwhile.  A numba test of another operator (or none) compiles nothing
+    the group does, so it runs wherever xdist places it."""
     kept, left = [], []
     for item in items:
         params = item.callspec.params if hasattr(item, "callspec") else {}
@@ -57,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
         if numba and name is not None and name not in NUMBA_BATTERY and not os.environ.get("DERIVE_NUMBA_ALL"):
             left.append(item)
             continue
-        if numba or "numba" in item.nodeid:  # the numba-only tests compile too
+        if numba or ("numba" in item.nodeid and name in NUMBA_BATTERY):  # the numba-only tests of the battery
             item.add_marker(pytest.mark.xdist_group("numba"))
         kept.append(item)
     if left:
