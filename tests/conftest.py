@@ -82,6 +82,13 @@ def _load_kernel(name: str, folder: Path) -> ModuleType:
     return module
 
 
+@functools.cache
+def model_of(name: str):
+    """The built-in operator ``name``'s model, built once per test process (the helpers below ask
+    for it thousands of times, at collection and in every kernel test; a model is immutable)."""
+    return registry.get(name)
+
+
 SIZE_CASES = (1, 3, 4)
 BATCH_CASES = ((), (2,), (2, 3))
 
@@ -91,14 +98,14 @@ def shape_cases(name: str) -> list[tuple[dict, tuple]]:
 
     Axes get distinct sizes (1, 2, 3, ... above the base) so that a mixed-up axis shows.
     """
-    dims = registry.get(name).dims()
+    dims = model_of(name).dims()
     return [({str(d): size + position for position, d in enumerate(dims)}, batch)
             for size, batch in itertools.product(SIZE_CASES, BATCH_CASES)]
 
 
 def param_cases(name: str) -> list[dict]:
     """Keyword parameters to call with: the defaults, and each value of a formula-selecting one."""
-    model = registry.get(name)
+    model = model_of(name)
     cases = [{}]
     for param in model.params:
         cases += [{param.name: value} for value in param.choices if value != param.default]
@@ -106,7 +113,7 @@ def param_cases(name: str) -> list[dict]:
 
 
 def required_params(name: str, sizes: dict) -> dict:
-    model = registry.get(name)
+    model = model_of(name)
     return {"num_groups": sizes["G"]} if any(p.name == "num_groups" for p in model.params) else {}
 
 
@@ -140,7 +147,7 @@ def user_shape(model, inp, sizes: dict, batch: tuple, position: int) -> tuple:
 def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
                 dtype=np.float64) -> tuple[list[np.ndarray], dict]:
     """Random inputs for one shape case, and the keyword parameters the layout requires."""
-    model = registry.get(name)
+    model = model_of(name)
     arrays = []
     for position, inp in enumerate(model.inputs):
         shape = user_shape(model, inp, sizes, batch, position)
@@ -150,7 +157,7 @@ def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
 
 
 def float_positions(name: str) -> list[int]:
-    return [p for p, inp in enumerate(registry.get(name).inputs) if inp.domain != "index"]
+    return [p for p, inp in enumerate(model_of(name).inputs) if inp.domain != "index"]
 
 
 def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
