@@ -60,6 +60,8 @@ def pytest_collection_modifyitems(config, items):
             continue
         if numba or ("numba" in item.nodeid and name in NUMBA_BATTERY):  # the numba-only tests of the battery
             item.add_marker(pytest.mark.xdist_group("numba"))
+        elif "rendered" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("rendered"))  # see ``rendered``: no worker waits for it
         kept.append(item)
     if left:
         config.hook.pytest_deselected(items=left)
@@ -191,7 +193,8 @@ def rng() -> np.random.Generator:
 def rendered(tmp_path_factory: pytest.TempPathFactory, private_render_cache) -> Path:
     """Every built-in operator generated once per test run, through the run's render cache, into a
     folder of its own (do not write into it).  Tests that render the whole registry ask for it first,
-    so the cache is warm for them: the first worker renders, the others wait for it."""
+    so the cache is warm for them.  They form one pytest-xdist group ("rendered"): one worker renders
+    (in a pool of processes) and runs them, while the others run the rest instead of waiting for it."""
     from derive.cli import main
 
     shared = shared_folder(tmp_path_factory)

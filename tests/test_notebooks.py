@@ -90,7 +90,7 @@ def display_lines(tex: str) -> list[str]:
 
 
 def notebook_param(path: Path):
-    return pytest.param(path, id=path.stem, marks=pytest.mark.xdist_group(f"notebook-{path.stem}"))
+    return pytest.param(path, id=path.stem)  # the tests running it: in the xdist group "rendered" (conftest)
 
 
 @pytest.fixture
