@@ -115,14 +115,28 @@ def targets() -> tuple[str, ...]:
 
 def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | None = None) -> dict[str, str]:
     """Relative path -> text of the generated files, for every target or the named ones; each file
-    is proved against the oracle first (``derive.prove``: a ``ProofError`` if it disagrees)."""
+    is proved against the oracle first (``derive.prove``: a ``ProofError`` if it disagrees).  Every
+    target's files go through the render cache ``write`` uses (an unchanged built-in or model file
+    is rendered once: ``render`` then ``write`` derives it once)."""
+    if not isinstance(model, (Derivation, OperatorModel)):
+        model = load(model)
+    cache = RenderCache() if targets is None else None
+    cached = cache.load(_model_of(model)) if cache else None
+    if cached is not None:
+        return cached
     derivation = model if isinstance(model, Derivation) else derive(model)
     chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
     files = _render.render(derivation, chosen)
     from .prove import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
 
     prove(derivation.model, files)
+    if cache:
+        cache.store(_model_of(model), files)
     return files
+
+
+def _model_of(model: Derivation | OperatorModel) -> OperatorModel:
+    return model.model if isinstance(model, Derivation) else model
 
 
 def _target(name: str) -> _render.Target:

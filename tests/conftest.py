@@ -7,6 +7,7 @@ operator is tested by the whole battery without new test code.
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import itertools
 import os
@@ -47,7 +48,8 @@ DERIVE_NUMBA_ALL=1.  Every numba kernel is still proved against the oracle befor
 def pytest_collection_modifyitems(config, items):
     """The numba kernel tests of operators outside NUMBA_BATTERY deselected (unless DERIVE_NUMBA_ALL),
     and the rest in one pytest-xdist group: one worker compiles each function once, the others
-    run the other tests meanwhile."""
+    run the other tests meanwhile.  A numba test of another operator (or none) compiles nothing
+    the group does, so it runs wherever xdist places it."""
     kept, left = [], []
     for item in items:
         params = item.callspec.params if hasattr(item, "callspec") else {}
@@ -56,8 +58,10 @@ def pytest_collection_modifyitems(config, items):
         if numba and name is not None and name not in NUMBA_BATTERY and not os.environ.get("DERIVE_NUMBA_ALL"):
             left.append(item)
             continue
-        if numba or "numba" in item.nodeid:  # the numba-only tests compile too
+        if numba or ("numba" in item.nodeid and name in NUMBA_BATTERY):  # the numba-only tests of the battery
             item.add_marker(pytest.mark.xdist_group("numba"))
+        elif "rendered" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("rendered"))  # see ``rendered``: no worker waits for it
         kept.append(item)
     if left:
         config.hook.pytest_deselected(items=left)
@@ -65,13 +69,26 @@ def pytest_collection_modifyitems(config, items):
 
 
 def load_kernel(name: str, target: str = "numpy", folder: Path | None = None) -> ModuleType:
-    """The generated ``target`` kernel of operator ``name`` (from ``folder`` if given)."""
-    folder = GENERATED / target if folder is None else folder
+    """The generated ``target`` kernel of operator ``name`` (from ``folder`` if given).  A kernel of
+    generated/ is loaded once per test process: a numba kernel loaded again would look up (or
+    compile) each of its compiled functions again on its first call."""
+    return _load_kernel(name, GENERATED / target) if folder is None else _load_kernel.__wrapped__(name, folder)
+
+
+@functools.cache
+def _load_kernel(name: str, folder: Path) -> ModuleType:
     path = folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"kernel_{name}_{abs(hash(folder))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def model_of(name: str):
+    """The built-in operator ``name``'s model, built once per test process (the helpers below ask
+    for it thousands of times, at collection and in every kernel test; a model is immutable)."""
+    return registry.get(name)
 
 
 SIZE_CASES = (1, 3, 4)
@@ -83,14 +100,14 @@ def shape_cases(name: str) -> list[tuple[dict, tuple]]:
 
     Axes get distinct sizes (1, 2, 3, ... above the base) so that a mixed-up axis shows.
     """
-    dims = registry.get(name).dims()
+    dims = model_of(name).dims()
     return [({str(d): size + position for position, d in enumerate(dims)}, batch)
             for size, batch in itertools.product(SIZE_CASES, BATCH_CASES)]
 
 
 def param_cases(name: str) -> list[dict]:
     """Keyword parameters to call with: the defaults, and each value of a formula-selecting one."""
-    model = registry.get(name)
+    model = model_of(name)
     cases = [{}]
     for param in model.params:
         cases += [{param.name: value} for value in param.choices if value != param.default]
@@ -98,7 +115,7 @@ def param_cases(name: str) -> list[dict]:
 
 
 def required_params(name: str, sizes: dict) -> dict:
-    model = registry.get(name)
+    model = model_of(name)
     return {"num_groups": sizes["G"]} if any(p.name == "num_groups" for p in model.params) else {}
 
 
@@ -132,7 +149,7 @@ def user_shape(model, inp, sizes: dict, batch: tuple, position: int) -> tuple:
 def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
                 dtype=np.float64) -> tuple[list[np.ndarray], dict]:
     """Random inputs for one shape case, and the keyword parameters the layout requires."""
-    model = registry.get(name)
+    model = model_of(name)
     arrays = []
     for position, inp in enumerate(model.inputs):
         shape = user_shape(model, inp, sizes, batch, position)
@@ -142,7 +159,7 @@ def make_inputs(name: str, sizes: dict, batch: tuple, rng: np.random.Generator,
 
 
 def float_positions(name: str) -> list[int]:
-    return [p for p, inp in enumerate(registry.get(name).inputs) if inp.domain != "index"]
+    return [p for p, inp in enumerate(model_of(name).inputs) if inp.domain != "index"]
 
 
 def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -176,7 +193,8 @@ def rng() -> np.random.Generator:
 def rendered(tmp_path_factory: pytest.TempPathFactory, private_render_cache) -> Path:
     """Every built-in operator generated once per test run, through the run's render cache, into a
     folder of its own (do not write into it).  Tests that render the whole registry ask for it first,
-    so the cache is warm for them: the first worker renders, the others wait for it."""
+    so the cache is warm for them.  They form one pytest-xdist group ("rendered"): one worker renders
+    (in a pool of processes) and runs them, while the others run the rest instead of waiting for it."""
     from derive.cli import main
 
     shared = shared_folder(tmp_path_factory)

@@ -11,9 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from derive import registry
-
-from conftest import OPERATORS, load_kernel, make_inputs, shape_cases
+from conftest import OPERATORS, load_kernel, make_inputs, model_of, shape_cases
 
 
 def case(name: str, rng, kernel_target):
@@ -21,7 +19,7 @@ def case(name: str, rng, kernel_target):
     sizes, batch = shape_cases(name)[4]
     made = make_inputs(name, sizes, batch, rng)
     arrays, params = made if isinstance(made, tuple) else (made, {})
-    return load_kernel(name, kernel_target), registry.get(name), list(arrays), params
+    return load_kernel(name, kernel_target), model_of(name), list(arrays), params
 
 
 def is_index(inp) -> bool:
@@ -29,7 +27,7 @@ def is_index(inp) -> bool:
 
 
 def layout_last(names) -> list[str]:
-    return [name for name in names if registry.get(name).layout.kind == "last"]
+    return [name for name in names if model_of(name).layout.kind == "last"]
 
 
 @pytest.mark.parametrize("name", OPERATORS)
@@ -73,7 +71,7 @@ def test_too_few_axes_is_a_value_error(name, rng, kernel_target):
 
 def shared_axis(name: str):
     """(first input, second input, axis size) for the first core axis two inputs share, or None."""
-    inputs = registry.get(name).inputs
+    inputs = model_of(name).inputs
     for position, first in enumerate(inputs):
         for second in inputs[position + 1:]:
             for dim in first.dims:
@@ -114,7 +112,7 @@ def test_wrong_cotangent_shape_is_a_value_error(name, rng, kernel_target):
         kernel.vjp(bad, *inputs, **params)
 
 
-BATCHED = [name for name in layout_last(OPERATORS) if len(registry.get(name).inputs) >= 2]
+BATCHED = [name for name in layout_last(OPERATORS) if len(model_of(name).inputs) >= 2]
 
 
 @pytest.mark.parametrize("name", BATCHED)
@@ -179,15 +177,15 @@ def test_float16_sums_that_overflow_float16_stay_finite(kernel_target):
 
 def empty_axis_cases() -> list[tuple[str, str]]:
     """Every core axis of every operator that has core axes (elementwise ones have none)."""
-    return [(name, str(d)) for name in OPERATORS for d in registry.get(name).dims()
-            if registry.get(name).layout.kind != "elementwise"]
+    return [(name, str(d)) for name in OPERATORS for d in model_of(name).dims()
+            if model_of(name).layout.kind != "elementwise"]
 
 
 @pytest.mark.parametrize("name,axis", empty_axis_cases())
 def test_an_empty_core_axis_is_a_value_error_naming_the_input(name, axis, rng, kernel_target):
     """A core axis of length 0 (nothing to normalise, average or contract over) is refused before any
     arithmetic: a ValueError naming the input and its shape, not ZeroDivisionError or NumPy's message."""
-    kernel, model = load_kernel(name, kernel_target), registry.get(name)
+    kernel, model = load_kernel(name, kernel_target), model_of(name)
     sizes, batch = shape_cases(name)[4]
     if model.layout.kind in ("channels", "groups") and axis == str(model.dims()[-1]):
         batch = (0,)  # x (N, C, *spatial): the spatial axes make up the model's last axis
@@ -207,10 +205,10 @@ def test_an_empty_core_axis_is_a_value_error_naming_the_input(name, axis, rng, k
             assert str(inputs[position].shape) == f"({named[2]})" and 0 in inputs[position].shape
 
 
-@pytest.mark.parametrize("name", [n for n in OPERATORS if registry.get(n).layout.kind == "elementwise"])
+@pytest.mark.parametrize("name", [n for n in OPERATORS if model_of(n).layout.kind == "elementwise"])
 def test_elementwise_operators_take_empty_arrays_as_numpy_does(name, rng, kernel_target):
     """Elementwise operators have no core axis: an empty input gives an empty output, like NumPy."""
-    kernel, model = load_kernel(name, kernel_target), registry.get(name)
+    kernel, model = load_kernel(name, kernel_target), model_of(name)
     inputs = [np.zeros((2, 0)) for _ in model.inputs]
     assert kernel.forward(*inputs).shape == (2, 0)
     assert all(g.shape == (2, 0) for g in kernel.vjp(np.zeros((2, 0)), *inputs))

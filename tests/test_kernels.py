@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derive import registry
-
 import finite_differences
 import reference
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, param_cases, random_values, shape_cases
+from conftest import (OPERATORS, float_positions, load_kernel, make_inputs, model_of, param_cases, random_values,
+                      shape_cases)
 
 CASES = [(name, sizes, batch, params) for name in OPERATORS for sizes, batch in shape_cases(name)
          for params in param_cases(name)]
@@ -57,8 +56,8 @@ def test_jvp_matches_finite_differences(name, sizes, batch, params, rng, kernel_
                                    err_msg=f"{name}: tangent of input {kernel.INPUTS[position]}")
 
 
-BINARY = [name for name in OPERATORS if registry.get(name).layout.kind in ("elementwise", "flatten")
-          and len(registry.get(name).inputs) == 2]
+BINARY = [name for name in OPERATORS if model_of(name).layout.kind in ("elementwise", "flatten")
+          and len(model_of(name).inputs) == 2]
 SIZE_ONE = [((2, 3), (1, 3)), ((1, 3), (2, 3)), ((2, 1), (1, 3)), ((3, 1, 2), (4, 1)), ((), (2, 3))]
 
 
@@ -67,7 +66,7 @@ SIZE_ONE = [((2, 3), (1, 3)), ((1, 3), (2, 3)), ((2, 1), (1, 3)), ((3, 1, 2), (4
 def test_gradients_of_broadcast_inputs_are_summed_over_their_size_one_axes(name, shapes, rng, kernel_target):
     """An input broadcast along a size-1 axis gets the gradient summed along it, in its own shape."""
     kernel = load_kernel(name, kernel_target)
-    model = registry.get(name)
+    model = model_of(name)
     inputs = [random_values(shape, inp.domain, rng) for inp, shape in zip(model.inputs, shapes)]
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs)))
     for position, grad in enumerate(kernel.vjp(cotangent, *inputs)):

@@ -8,9 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from derive import registry
-
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs
+from conftest import OPERATORS, float_positions, load_kernel, make_inputs, model_of
 
 
 def peak_bytes(function, *args) -> int:
@@ -40,13 +38,13 @@ ELEMENTS = 1 << 18  # of the largest input: 2 MB in float64
 
 def moderate_inputs(name: str, rng: np.random.Generator) -> tuple[list[np.ndarray], dict]:
     """Inputs of about ELEMENTS entries: batch 64 and the core axes sharing the rest evenly."""
-    dims = registry.get(name).dims()
+    dims = model_of(name).dims()
     side = max(2, round((ELEMENTS // 64) ** (1 / max(1, len(dims)))))
     return make_inputs(name, {str(d): side for d in dims}, (64,), rng)
 
 
 BOUNDED = [name for name in OPERATORS
-           if registry.get(name).category not in MEMORY_EXEMPT and "attention" not in name]
+           if model_of(name).category not in MEMORY_EXEMPT and "attention" not in name]
 
 
 BOUNDS = {"vjp": 4, "forward": 3, "jvp": 4, "vjp_jvp": 6.5}
@@ -153,7 +151,7 @@ def test_numba_loops_allocate_nothing_per_row(name, rng):
     kernel = load_kernel(name, "numba")
     counts = []
     for rows in (8, 32):
-        dims = registry.get(name).dims()
+        dims = model_of(name).dims()
         inputs, params = make_inputs(name, {str(d): 6 for d in dims}, (rows,), rng)
         calls = [call(kind, name, kernel, inputs, params, rng) for kind in BOUNDS]
         for function in calls:

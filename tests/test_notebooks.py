@@ -90,7 +90,15 @@ def display_lines(tex: str) -> list[str]:
 
 
 def notebook_param(path: Path):
-    return pytest.param(path, id=path.stem, marks=pytest.mark.xdist_group(f"notebook-{path.stem}"))
+    return pytest.param(path, id=path.stem)  # the tests running it: in the xdist group "rendered" (conftest)
+
+
+@pytest.fixture
+def executed(path: Path, rendered):
+    """The notebook run (once per test session), after the run's render cache holds every built-in
+    operator (``rendered``): the notebooks write built-ins (rmsnorm, softmax, batchnorm), which
+    the cache then serves instead of deriving them again."""
+    return executed_notebook(path)
 
 
 def test_there_are_four_notebooks_at_least():
@@ -98,8 +106,7 @@ def test_there_are_four_notebooks_at_least():
 
 
 @pytest.mark.parametrize("path", [notebook_param(p) for p in NOTEBOOKS])
-def test_notebook_runs_and_shows_maths_and_plots(path: Path):
-    executed = executed_notebook(path)
+def test_notebook_runs_and_shows_maths_and_plots(path: Path, executed):
     kinds = {kind for output in outputs_of(executed) for kind in output.get("data", {})}
     assert "text/latex" in kinds, f"{path.name} renders no maths"
     assert "image/png" in kinds, f"{path.name} draws no plot"
@@ -108,8 +115,7 @@ def test_notebook_runs_and_shows_maths_and_plots(path: Path):
 
 
 @pytest.mark.parametrize("path", [notebook_param(p) for p in NOTEBOOKS])
-def test_notebook_maths_is_in_the_notation_of_the_documents(path: Path):
-    executed = executed_notebook(path)
+def test_notebook_maths_is_in_the_notation_of_the_documents(path: Path, executed):
     shown = displayed_latex(executed)
     found = [(meaning, tex) for tex in shown + markdown_maths(executed)
              for pattern, meaning in NOT_THE_DOCUMENTS.items() if re.search(pattern, tex)]
@@ -118,8 +124,8 @@ def test_notebook_maths_is_in_the_notation_of_the_documents(path: Path):
 
 
 @pytest.mark.parametrize("path", [notebook_param(p) for p in NOTEBOOKS])
-def test_notebook_displays_fit_the_column(path: Path):
-    widths = [(round(tex_width(line), 1), line) for tex in displayed_latex(executed_notebook(path))
+def test_notebook_displays_fit_the_column(path: Path, executed):
+    widths = [(round(tex_width(line), 1), line) for tex in displayed_latex(executed)
               for line in display_lines(tex)]
     assert widths and all(width > 0 for width, _ in widths)
     too_wide = [(width, line) for width, line in widths if width > COLUMN]

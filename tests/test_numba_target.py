@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from derive.cli import main
 from derive.output import MANIFEST
 
@@ -102,3 +104,27 @@ def test_maxima_in_lanes_match_the_numpy_kernel_at_every_length_and_on_nan_and_i
                                   (compiled.vjp(dy, x)[0], reference.vjp(dy, x)[0])):
                     assert got.dtype == np.float32
                     np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6, equal_nan=True, err_msg=f"{name} n={n}")
+
+
+@pytest.mark.parametrize("name", ["mse_loss"])  # of the battery: compiled on the numba group's worker
+def test_each_compiled_loop_is_compiled_once_per_dtype(name):
+    """The loops read their inputs as read-only arrays whatever the caller passed (writable,
+    read-only, broadcast against the other input, absent tangents): numba compiles a function once
+    per argument types, so each loop has one signature per dtype (mse_loss's jvp was compiled nine
+    times by the kernel tests, once per mix of writable and read-only inputs)."""
+    import numba
+    import numpy as np
+
+    kernel = load_kernel(name, "numba")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((1, 3))
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    for x, y in ((a, b), (frozen, b), (b, a), (np.broadcast_to(b, (2, 3)), frozen)):
+        kernel.forward(x, y)
+        kernel.vjp(1.0, x, y)
+        kernel.jvp((x, None), x, y)
+        kernel.vjp_jvp(1.0, (None, y), x, y)
+    for loops in (kernel._forward_loops, kernel._vjp_loops, kernel._jvp_loops, kernel._vjp_jvp_loops):
+        dtypes = [next(t.dtype for t in signature if isinstance(t, numba.types.Array)) for signature in loops.signatures]
+        assert len(dtypes) == len(set(dtypes)), f"{loops.__name__}: {loops.signatures}"

@@ -13,9 +13,9 @@ import pytest
 
 from derive import registry
 
-from conftest import float_positions, load_kernel, make_inputs, required_params
+from conftest import float_positions, load_kernel, make_inputs, model_of, required_params
 
-NORMALISATIONS = [name for name in registry.names() if registry.get(name).category == "normalization"]
+NORMALISATIONS = [name for name in registry.names() if model_of(name).category == "normalization"]
 BOUND = 1e-3
 
 
@@ -29,7 +29,7 @@ def relative(got: np.ndarray, exact: np.ndarray) -> float:
 def test_float32_gradients_hold_for_large_means(name, mean, kernel_target):
     rng = np.random.default_rng(7)
     kernel = load_kernel(name, kernel_target)
-    sizes = {str(d): 6 + 2 * position for position, d in enumerate(registry.get(name).dims())}
+    sizes = {str(d): 6 + 2 * position for position, d in enumerate(model_of(name).dims())}
     inputs, params = make_inputs(name, sizes, (2,), rng)
     inputs[0] = inputs[0] + mean  # x: std about 1 around the mean
     floats = float_positions(name)

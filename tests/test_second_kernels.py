@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from derive import registry
-
 import finite_differences
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, param_cases, shape_cases
+from conftest import OPERATORS, float_positions, load_kernel, make_inputs, model_of, param_cases, shape_cases
 from test_torch import (CALLS, broadcast_variants, kernel_of, optional_variants, parameter_variants,
                         shape_sweep)
 
@@ -98,7 +96,7 @@ def torch_vjp_jvp(case, inputs, cotangent, tangents) -> list:
 def _defaults(name: str, tensors: list) -> list:
     """An omitted gamma beside a given beta as the constant it stands for (ones): torch 2.13's
     double backward of layer_norm and batch_norm fails without a weight but with a bias."""
-    model = registry.get(name)
+    model = model_of(name)
     given = next((t for inp, t in zip(model.inputs, tensors) if inp.optional and t is not None), None)
     return [torch.full(given.shape, float(inp.default), dtype=given.dtype) if t is None and inp.optional
             and given is not None else t for inp, t in zip(model.inputs, tensors)]
@@ -195,7 +193,7 @@ def test_the_oracles_hessian_vector_product_is_its_hessian_contracted(name, rng)
     from derive.oracle import expanded
     from derive.prove import size_cases
 
-    model = registry.get(name)
+    model = model_of(name)
     sizes = size_cases(model)[-1]
     oracle = expanded(model, tuple(sizes.items()))
     arrays = {n: rng.standard_normal((2,) + shape) for n, shape in oracle.in_shapes.items()}

@@ -19,9 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from derive import registry
-
-from conftest import (OPERATORS, float_positions, load_kernel, make_inputs, random_values, shape_cases,
+from conftest import (OPERATORS, float_positions, load_kernel, make_inputs, model_of, random_values, shape_cases,
                       user_shape)
 
 F = torch.nn.functional
@@ -85,7 +83,7 @@ class Case:
 
     def inputs(self, rng: np.random.Generator) -> list:
         """Random inputs of these shapes; class labels (cross_entropy's target) below the logits' C."""
-        model = registry.get(self.name)
+        model = model_of(self.name)
         return [None if shape is None else
                 random_values(shape, inp.domain, rng, upper=self.shapes[0][-1] if inp.domain == "index" else 0)
                 for inp, shape in zip(model.inputs, self.shapes)]
@@ -108,14 +106,14 @@ def shape_sweep(name: str) -> list[Case]:
             continue  # torch refuses a training batch norm over one value per channel
         label = "x".join(map(str, sizes.values())) + f"-batch{batch}"
         cases.append(Case(name, _shapes(name, sizes, batch), _required(name, sizes), label))
-    if registry.get(name).layout.kind == "elementwise":  # 0-d inputs
-        cases.append(Case(name, [()] * len(registry.get(name).inputs), {}, "0-d"))
+    if model_of(name).layout.kind == "elementwise":  # 0-d inputs
+        cases.append(Case(name, [()] * len(model_of(name).inputs), {}, "0-d"))
     return cases
 
 
 def parameter_variants(name: str) -> list[Case]:
     """Every non-default parameter, on a 3-D input with distinct axis sizes."""
-    model = registry.get(name)
+    model = model_of(name)
     sizes, batch = shape_cases(name)[-1]
     shapes, required = _shapes(name, sizes, batch), _required(name, sizes)
     variants = []
@@ -142,7 +140,7 @@ def parameter_variants(name: str) -> list[Case]:
 
 def optional_variants(name: str) -> list[Case]:
     """Each optional input (gamma, beta) omitted, alone and together."""
-    model = registry.get(name)
+    model = model_of(name)
     optional = [p for p, inp in enumerate(model.inputs) if inp.optional]
     sizes, batch = shape_cases(name)[-1]
     shapes, cases = _shapes(name, sizes, batch), []
@@ -162,7 +160,7 @@ PAIRS = [((2, 3), (1, 3)), ((1, 3), (2, 3)), ((2, 1), (1, 3)), ((3, 1, 2), (4, 1
 def broadcast_variants(name: str) -> list[Case]:
     """Binary elementwise (and flattened) operators on PAIRS; batch dimensions that broadcast
     ((2, 1) against (3,)) for the operators whose core axes are the trailing ones."""
-    model = registry.get(name)
+    model = model_of(name)
     floats = [inp for inp in model.inputs if inp.domain != "index" and not inp.optional]
     if len(floats) != len(model.inputs) or len(floats) < 2:
         return []

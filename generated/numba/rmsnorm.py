@@ -618,11 +618,14 @@ class _Loop:
     def laid(self, value, positions, spans, index=False):
         """``value`` as a contiguous (rows, *frame) array: 1 row when it has no batch axes of its own
         (all rows read it), else one per row; an array broadcast along a batch or core axis is copied
-        out (NumPy's broadcasting semantics; the kernels' own layouts never need it)."""
+        out (NumPy's broadcasting semantics; the kernels' own layouts never need it).  Always a
+        read-only view: the loops only read it, and numba compiles a function once per argument
+        type, writability included (a caller's read-only or a broadcast array would otherwise
+        compile the loops again)."""
         dtype = np.int64 if index else self.ctx.dtype
         core = self.core(spans)
         if value is None:  # an absent tangent: read as zeros, and never in full size
-            return np.zeros((1,) + core, dtype)
+            return _read_only(np.zeros((1,) + core, dtype))
         if positions is not None and _FRAME:
             value = _to_frame(value, positions)
         count = len(self.batch) + len(core)
@@ -633,7 +636,7 @@ class _Loop:
         rows = 1 if all(length == 1 for length in lead) else self.rows
         if rows != 1 and lead != self.batch:
             value = np.broadcast_to(value, self.batch + core)
-        return np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype)
+        return _read_only(np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype))
 
     def result(self, spans, across, adds, rows=None, wanted=True):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
@@ -685,6 +688,13 @@ _POOL_LOCK = threading.Lock()
 def _threads():
     """The threads a call splits into: numba's thread count (NUMBA_NUM_THREADS, the cores by default)."""
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def _read_only(array):
+    """A view of ``array`` that cannot be written through (the loops' inputs: one compiled type)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _pool():
