@@ -60,38 +60,22 @@ def test_a_model_that_takes_too_long_is_a_failure(tmp_path, monkeypatch):
     assert problem == "too slow: not proved within 1 s"
 
 
-def test_a_scaled_parameter_gradient_is_scaled_once(tmp_path):
-    """Regression (fuzz seed 2026:189): a guarded gradient whose last in-place step became the
-    runtime's per-row ``scale`` was also returned as the unscaled expression times that factor,
-    so the factor applied twice; the proof refused the kernel, now it is written and proved."""
-    name = "fuzz_2026_189"
-    problem = fuzz.check_source(fuzz.random_model("2026:189", name), tmp_path, name)
-    assert problem is None, problem
+REGRESSIONS = {
+    "2026:189": "a guarded gradient whose last in-place step became the runtime's per-row ``scale`` was "
+                "also returned as the unscaled expression times that factor, so the factor applied twice",
+    "7:1": "the numba loops stored a costly value in a reduction pass run when ``a``'s tangent is given "
+           "and read it in every term of the result pass, one computed when only ``g``'s is (the pass "
+           "had not run): ``vjp_jvp`` along ``g`` read an unset scratch row (inf)",
+    "11:119": "the Array API printer serves every function of a kernel and remembered ``t1`` as a Python "
+              "number (``m**2`` in vjp), so jvp's ``t1``, an array, went through ``math.sqrt``: TypeError",
+    "13:127": "CSE took ``n - 1`` out of the model's expression and out of the summation index's range "
+              "with it, leaving ``Sum(dy[n_], (n_, 0, t0))``, which no printer lays on an axis (a crash)",
+}
+"""Random models found failing once (seed: what was wrong); each is now written and proved."""
 
 
-def test_a_kept_value_is_read_only_where_its_pass_ran(tmp_path):
-    """Regression (fuzz seed 7:1): the numba loops stored a costly value in a reduction pass run under
-    some flags (a tangent of ``a`` given) and read it in every term of the result pass, one of them
-    under another flag (only ``g``'s tangent given: the pass had not run), so ``vjp_jvp`` along ``g``
-    read an unset scratch row (inf); the proof refused the kernel, now it is written and proved."""
-    name = "fuzz_7_1"
-    problem = fuzz.check_source(fuzz.random_model("7:1", name), tmp_path, name)
-    assert problem is None, problem
-
-
-def test_a_temporary_is_a_number_only_in_the_functions_where_it_is_one(tmp_path):
-    """Regression (fuzz seed 11:119): the Array API printer serves every function of a kernel and
-    remembered ``t1`` as a Python number (``m**2`` in vjp), so jvp's ``t1``, an array, went through
-    ``math.sqrt``: TypeError; the proof refused the kernel, now it is written and proved."""
-    name = "fuzz_11_119"
-    problem = fuzz.check_source(fuzz.random_model("11:119", name), tmp_path, name)
-    assert problem is None, problem
-
-
-def test_an_index_range_is_not_a_common_subexpression(tmp_path):
-    """Regression (fuzz seed 13:127): CSE took ``n - 1`` out of the model's expression and out of the
-    summation index's range with it, leaving ``Sum(dy[n_], (n_, 0, t0))``, which no printer can lay on
-    an axis (a render crash); now it is written and proved."""
-    name = "fuzz_13_127"
-    problem = fuzz.check_source(fuzz.random_model("13:127", name), tmp_path, name)
-    assert problem is None, problem
+@pytest.mark.parametrize("seed", REGRESSIONS)
+def test_a_model_found_failing_once_is_proved(seed, tmp_path):
+    name = f"fuzz_{seed.replace(':', '_')}"
+    problem = fuzz.check_source(fuzz.random_model(seed, name), tmp_path, name)
+    assert problem is None, f"{REGRESSIONS[seed]}; again: {problem}"

@@ -105,7 +105,6 @@ def jvp(tangents, logits, target):
     return _output(out_y.value(), (), ctx)
 
 
-
 def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None

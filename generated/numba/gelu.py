@@ -117,7 +117,6 @@ def _jvp_none(tangents, x, *, approximate='none'):
     return _output(out_y.value(), (), ctx)
 
 
-
 def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
@@ -186,7 +185,6 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     loop.start()
     loop.run(_jvp_loops_tanh, x_, dot_x_, out_y.array, out_y.accumulate, has_x)
     return _output(out_y.value(), (), ctx)
-
 
 
 def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):

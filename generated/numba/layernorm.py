@@ -121,7 +121,6 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     return _output(out_y.value(), (0,), ctx)
 
 
-
 def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None

@@ -94,7 +94,6 @@ def jvp(tangents, x, *, negative_slope=0.01):
     return _output(out_y.value(), (), ctx)
 
 
-
 def vjp_jvp(cotangent, tangents, x, *, negative_slope=0.01, wrt=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None

@@ -106,7 +106,6 @@ def jvp(tangents, a, b):
     return _output(out_y.value(), (), ctx)
 
 
-
 def vjp_jvp(cotangent, tangents, a, b, *, wrt=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None

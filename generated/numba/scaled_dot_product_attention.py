@@ -146,7 +146,6 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     return _output(out_y.value(), (0, 1), ctx)
 
 
-
 def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
@@ -263,7 +262,6 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     loop.start()
     loop.run(_jvp_loops_true, q_, k_, v_, dot_q_, dot_k_, dot_v_, out_y.array, out_y.accumulate, has_k, has_q, has_v)
     return _output(out_y.value(), (0, 1), ctx)
-
 
 
 def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):

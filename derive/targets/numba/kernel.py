@@ -49,6 +49,8 @@ class Out:
     options: str
     """The runtime's keyword arguments for the result array: the rows a gradient added into has (its
     input's), whether it is wanted at all."""
+    input: int | None = None
+    """A gradient's input's position in ``INPUTS`` (its flag in vjp's ``wanted``); None for ``y``."""
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,10 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     lines = body(plan, printer, sizes, names)
     params = [p.name for p in model.params if p.symbol is not None]
     declared = {result: dims for result, _, dims, _ in results}
+    inputs = [i.name for i in model.inputs]
     outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
-                     r.guard or "", _options(r)) for r in plan.results)
+                     r.guard or "", _options(r), inputs.index(r.name) if r.name in inputs else None)
+                 for r in plan.results)
     guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
     flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
     args = ["c_", "T_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
