@@ -104,8 +104,7 @@ def test_a_dropped_result_is_freed_at_once(name, kind, rng, kernel_target):
     inputs, params = moderate_inputs(name, rng)
     function = call(kind, name, kernel, inputs, params, rng)
     function()  # compiled (or loaded), and the kernel's pool started, before measuring
-    gc.collect()
-    gc.disable()
+    gc.disable()  # (no collection first: tracemalloc counts only what is allocated after it starts)
     tracemalloc.start()
     try:
         result = function()

@@ -16,8 +16,8 @@ import sympy as sp
 
 from ..calculus.indices import free_indices
 
-Reduce = sp.Function("Reduce")
-Kept = sp.Function("Kept")
+Reduce = sp.Function("Reduce", real=True)
+Kept = sp.Function("Kept", real=True)
 """A sum of terms computed on its own before it meets other terms (``centring.py``'s x - m, which
 float32 must not add to a small correction first); the schedule drops the wrapper."""
 
