@@ -1,8 +1,9 @@
 """The differential fuzzer: random models derived, rendered and proved against the oracle.
 
 100 seeded models run here (four chunks, so xdist can spread them; seed 2026:47, among them, is the
-slowest: about 40 s to prove, most of it SymPy asking whether tanh of a long sum is real), and the
-models found failing once are rerun by name; ``derive fuzz`` runs more.
+slowest: 12 s to prove alone, about 20 s under the suite's load, most of it SymPy asking whether
+tanh of a long sum is real), and the models found failing once are rerun by name; ``derive fuzz``
+runs more.
 A failure prints the model file that reproduces it.
 """
 

@@ -17,6 +17,9 @@ import sympy as sp
 from ..calculus.indices import free_indices
 
 Reduce = sp.Function("Reduce", real=True)
+"""A sum with its limits hidden (``hide_limits``).  Real, as every value of a kernel is: SymPy asks
+whether tanh(...) of one is real, and without the assumption it expands the imaginary part of the
+whole argument (one random model spent over a minute there)."""
 Kept = sp.Function("Kept", real=True)
 """A sum of terms computed on its own before it meets other terms (``centring.py``'s x - m, which
 float32 must not add to a small correction first); the schedule drops the wrapper."""
