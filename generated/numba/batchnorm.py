@@ -198,7 +198,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, out_
                 s1 += (_h0 + x[x_r, N_, C_, S_])**2
         _e3 = 1/(N*S)
         _h1 = -_e3*s0
-        _h2 = gamma[gamma_r, 0, C_, 0]/math.sqrt(_e3*s1 + eps)
+        _h2 = _as(gamma[gamma_r, 0, C_, 0]/math.sqrt(_e3*s1 + eps), lo_)
         for N_ in range(N):
             for S_ in range(S):
                 out_y[out_y_s, N_, C_, S_] = _h2*(_h1 + x[x_r, N_, C_, S_]) + beta[beta_r, 0, C_, 0]
@@ -244,9 +244,9 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, out_
             _e6 = 1/(N*S)
             _e7 = _e6*s1 + eps
             _h2 = -_e6*s0
-            _h3 = -_e6*s3/_e7
+            _h3 = _as(-_e6*s3/_e7, lo_)
             _h4 = -_e6*s2
-            _h5 = gamma[gamma_r, 0, C_, 0]/math.sqrt(_e7)
+            _h5 = _as(gamma[gamma_r, 0, C_, 0]/math.sqrt(_e7), lo_)
             for N_ in range(N):
                 for S_ in range(S):
                     out_x[out_x_s, N_, C_, S_] = _h5*(_h3*(_h2 + x[x_r, N_, C_, S_]) + _h4 + dy[dy_r, N_, C_, S_])
@@ -294,10 +294,10 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dot_x, d
         _e8 = _e7*s1 + eps
         _e9 = 1/math.sqrt(_e8)
         _h2 = -_e7*s0
-        _h3 = -_e7*s3/_e8
+        _h3 = _as(-_e7*s3/_e8, lo_)
         _h4 = -_e7*s2
-        _h5 = _e9*gamma[gamma_r, 0, C_, 0]
-        _h6 = _e9*dot_gamma[dot_gamma_r, 0, C_, 0]
+        _h5 = _as(_e9*gamma[gamma_r, 0, C_, 0], lo_)
+        _h6 = _as(_e9*dot_gamma[dot_gamma_r, 0, C_, 0], lo_)
         for N_ in range(N):
             for S_ in range(S):
                 _e10 = _h2 + x[x_r, N_, C_, S_]
@@ -377,20 +377,20 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, 
             _e41 = _e40/(N**4*S**4)
             _e42 = dot_gamma[dot_gamma_r, 0, C_, 0]/math.sqrt(_e17)
             _e43 = _e24*dot_gamma[dot_gamma_r, 0, C_, 0]
-            _h1 = -_e20*s2
-            _h2 = -_e20*s3
-            _h3 = -_e20*s5
-            _h4 = _e23*_e26
-            _h5 = _e27*_e28
-            _h6 = _e27*_e29
-            _h7 = _e30*_e33
-            _h8 = -_e35*_e37
-            _h9 = -_e38*s6
-            _h10 = _e39*_e41
+            _h1 = _as(-_e20*s2, lo_)
+            _h2 = _as(-_e20*s3, lo_)
+            _h3 = _as(-_e20*s5, lo_)
+            _h4 = _as(_e23*_e26, lo_)
+            _h5 = _as(_e27*_e28, lo_)
+            _h6 = _as(_e27*_e29, lo_)
+            _h7 = _as(_e30*_e33, lo_)
+            _h8 = _as(-_e35*_e37, lo_)
+            _h9 = _as(-_e38*s6, lo_)
+            _h10 = _as(_e39*_e41, lo_)
             _h11 = _e18*_e27*_e31 + _e23*_e28*s2 - 3*_e26*_e34*s6 + _e29*_e30 + _e33*_e41*s6 + _e37*_e41*gamma[gamma_r, 0, C_, 0] - _e38*s3 - _e39*s0**3/(N**5*S**5)
-            _h12 = _e42
-            _h13 = -_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0]
-            _h14 = _e23*_e43*s0
+            _h12 = _as(_e42, lo_)
+            _h13 = _as(-_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0], lo_)
+            _h14 = _as(_e23*_e43*s0, lo_)
             _h15 = -_e16*_e42*s4 + _e18*_e21*_e22*s0*s5*dot_gamma[dot_gamma_r, 0, C_, 0] - _e34*_e40*_e43
             for N_ in range(N):
                 for S_ in range(S):
@@ -858,6 +858,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -910,4 +916,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

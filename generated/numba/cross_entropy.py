@@ -210,8 +210,8 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, out_logits, 
                 s1 += _e1
         if want_logits:
             _e4 = dy[dy_r, 0, 0]/N
-            _h2 = -_e4
-            _h3 = _e4/s1
+            _h2 = _as(-_e4, lo_)
+            _h3 = _as(_e4/s1, lo_)
             for C_ in range(C):
                 out_logits[out_logits_s, N_, C_] = _h2*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*k0_[C_]
 
@@ -310,8 +310,8 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, dot_logi
                 s2 += _e1*dot_logits[dot_logits_r, N_, C_]
         if want_logits:
             _e4 = dy[dy_r, 0, 0]/N
-            _h2 = _e4/s1
-            _h3 = -_e4*s2/(s1*s1)
+            _h2 = _as(_e4/s1, lo_)
+            _h3 = _as(-_e4*s2/(s1*s1), lo_)
             for C_ in range(C):
                 out_logits[out_logits_s, N_, C_] = (_h2*dot_logits[dot_logits_r, N_, C_]*k0_[C_] + _h3*k0_[C_] if want_logits and has_logits else 0.0)
 
@@ -759,6 +759,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -811,4 +817,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -252,7 +252,7 @@ def _vjp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         if want_x:
             _e2 = (1/2)*math.sqrt(2)
             _h0 = _e2
-            _h1 = _e2/math.sqrt(math.pi)
+            _h1 = _as(_e2/math.sqrt(math.pi), lo_)
             for n_ in range(n):
                 out_x[out_x_s, n_] = _h1*_exp(-1/2*x[x_r, n_]**2)*dy[dy_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dy[dy_r, n_]
 
@@ -273,7 +273,7 @@ def _jvp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x)
         out_y_s = r_
         _e2 = (1/2)*math.sqrt(2)
         _h0 = _e2
-        _h1 = _e2/math.sqrt(math.pi)
+        _h1 = _as(_e2/math.sqrt(math.pi), lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h1*_exp(-1/2*x[x_r, n_]**2)*dot_x[dot_x_r, n_]*x[x_r, n_] + (1/2)*(math.erf(_h0*x[x_r, n_]) + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
 
@@ -295,8 +295,8 @@ def _vjp_jvp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x
         out_x_s = r_
         if want_x:
             _e2 = math.sqrt(2)/math.sqrt(math.pi)
-            _h0 = _e2
-            _h1 = -1/2*_e2
+            _h0 = _as(_e2, lo_)
+            _h1 = _as(-1/2*_e2, lo_)
             for n_ in range(n):
                 _e3 = x[x_r, n_]**2
                 _e4 = _exp(-1/2*_e3)*dot_x[dot_x_r, n_]*dy[dy_r, n_]
@@ -338,8 +338,8 @@ def _vjp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         if want_x:
             _e3 = math.sqrt(2)/math.sqrt(math.pi)
             _h0 = (1/200000)*_e3
-            _h1 = (1/2)*_e3
-            _h2 = (26829/400000)*_e3
+            _h1 = _as((1/2)*_e3, lo_)
+            _h2 = _as((26829/400000)*_e3, lo_)
             for n_ in range(n):
                 _e4 = x[x_r, n_]**3
                 _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
@@ -363,8 +363,8 @@ def _jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x)
         out_y_s = r_
         _e3 = math.sqrt(2)/math.sqrt(math.pi)
         _h0 = (1/200000)*_e3
-        _h1 = (1/2)*_e3
-        _h2 = (26829/400000)*_e3
+        _h1 = _as((1/2)*_e3, lo_)
+        _h2 = _as((26829/400000)*_e3, lo_)
         for n_ in range(n):
             _e4 = x[x_r, n_]**3
             _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
@@ -391,11 +391,11 @@ def _vjp_jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x
             _e6 = math.sqrt(2)/math.sqrt(math.pi)
             _e7 = 1/math.pi
             _h0 = (1/200000)*_e6
-            _h1 = _e6
-            _h2 = -2*_e7
-            _h3 = -719795241/20000000000*_e7
-            _h4 = -26829/50000*_e7
-            _h5 = (26829/100000)*_e6
+            _h1 = _as(_e6, lo_)
+            _h2 = _as(-2*_e7, lo_)
+            _h3 = _as(-719795241/20000000000*_e7, lo_)
+            _h4 = _as(-26829/50000*_e7, lo_)
+            _h5 = _as((26829/100000)*_e6, lo_)
             for n_ in range(n):
                 _e8 = x[x_r, n_]**3
                 _e9 = math.tanh(_h0*(8943*_e8 + 200000*x[x_r, n_]))
@@ -852,6 +852,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -904,4 +910,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -204,7 +204,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, o
                 s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
         _h1 = -s0/(D*S)
         for D_ in range(D):
-            _h2 = gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S))
+            _h2 = _as(gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S)), lo_)
             for S_ in range(S):
                 out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
 
@@ -268,9 +268,9 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, o
             _e9 = 1/(D*S)
             _e10 = _e9*s1 + eps
             _h5 = -_e9*s0
-            _h6 = -_e9*s3/_e10
+            _h6 = _as(-_e9*s3/_e10, lo_)
             _h7 = -_e9*s2
-            _h8 = 1/math.sqrt(_e10)
+            _h8 = _as(1/math.sqrt(_e10), lo_)
             for D_ in range(D):
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
@@ -319,12 +319,12 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dot_x
                     s3 += _e1*dot_x[dot_x_r, N_, G_, D_, S_]
         _e7 = 1/(D*S)
         _h2 = -_e7*s0
-        _h3 = -_e7*s3/(_e7*s1 + eps)
+        _h3 = _as(-_e7*s3/(_e7*s1 + eps), lo_)
         _h4 = -_e7*s2
         for D_ in range(D):
             _e8 = 1/math.sqrt(eps + s1/(D*S))
-            _h5 = _e8*gamma[gamma_r, 0, G_, D_, 0]
-            _h6 = _e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0]
+            _h5 = _as(_e8*gamma[gamma_r, 0, G_, D_, 0], lo_)
+            _h6 = _as(_e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0], lo_)
             for S_ in range(S):
                 _e9 = _h2 + x[x_r, N_, G_, D_, S_]
                 out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
@@ -461,30 +461,30 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
             _e46 = _e45/(D**4*S**4)
             _e47 = _e35*s0
             _e48 = _e29*_e40
-            _h12 = -_e30*s4
-            _h13 = -_e30*s5
-            _h14 = _e31*_e35
-            _h15 = _e36*s6
-            _h17 = _e34*_e39
-            _h19 = -_e31*_e38*_e40
-            _h20 = -_e41*_e43
-            _h21 = _e44*_e46
+            _h12 = _as(-_e30*s4, lo_)
+            _h13 = _as(-_e30*s5, lo_)
+            _h14 = _as(_e31*_e35, lo_)
+            _h15 = _as(_e36*s6, lo_)
+            _h17 = _as(_e34*_e39, lo_)
+            _h19 = _as(-_e31*_e38*_e40, lo_)
+            _h20 = _as(-_e41*_e43, lo_)
+            _h21 = _as(_e44*_e46, lo_)
             _h22 = -3*_e31*_e48*s6 + _e35*_e42 + _e36*s3 + _e38*_e46*s2 - _e39*_e41 + _e43*_e46 + _e47*s4 - _e44*s0**3/(D**5*S**5)
-            _h24 = -_e30*s10
-            _h25 = _e47*s8
+            _h24 = _as(-_e30*s10, lo_)
+            _h25 = _as(_e47*s8, lo_)
             _h26 = -_e27*s8/math.sqrt(_e28) + _e29*_e32*_e33*s0*s10 - _e45*_e48*s8
             for D_ in range(D):
                 _e49 = 1/(D*S)
                 _e50 = _e49*s1 + eps
                 _e51 = gamma[gamma_r, 0, G_, D_, 0]/_e50**(3/2)
-                _h16 = -_e49*_e51*s3
-                _h18 = _e51*s0*s6/((D*D)*(S*S))
-                _h23 = dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e50)
+                _h16 = _as(-_e49*_e51*s3, lo_)
+                _h18 = _as(_e51*s0*s6/((D*D)*(S*S)), lo_)
+                _h23 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e50), lo_)
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = (_h12*x[x_r, N_, G_, D_, S_] + _h13*dot_x[dot_x_r, N_, G_, D_, S_] + _h14*dot_x[dot_x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16*dy[dy_r, N_, G_, D_, S_] + _h17*x[x_r, N_, G_, D_, S_] + _h18*dy[dy_r, N_, G_, D_, S_] + _h19*x[x_r, N_, G_, D_, S_] + _h20*x[x_r, N_, G_, D_, S_] + _h21*x[x_r, N_, G_, D_, S_] + _h22 if want_x and has_x else 0.0) + (_h23*dy[dy_r, N_, G_, D_, S_] + _h24*x[x_r, N_, G_, D_, S_] + _h25*x[x_r, N_, G_, D_, S_] + _h26 if want_x and has_gamma else 0.0)
-        _h52 = 1/((D*D)*(S*S))
-        _h53 = -1/(D*S)
-        _h54 = -1/(D**3*S**3)
+        _h52 = _as(1/((D*D)*(S*S)), lo_)
+        _h53 = _as(-1/(D*S), lo_)
+        _h54 = _as(-1/(D**3*S**3), lo_)
         for D_ in range(D):
             if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h52*s12[D_] + _h52*s13[D_] + _h53*s14[D_] + _h53*s15[D_] + _h54*s16[D_] + s17[D_] if want_gamma and has_x else 0.0)
             if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
@@ -948,6 +948,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -1000,4 +1006,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

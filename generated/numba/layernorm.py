@@ -186,7 +186,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, out_y, acc
             s1 += (_h0 + x[x_r, n_])**2
         _e3 = 1/n
         _h1 = -_e3*s0
-        _h2 = 1/math.sqrt(_e3*s1 + eps)
+        _h2 = _as(1/math.sqrt(_e3*s1 + eps), lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = _h2*(_h1 + x[x_r, n_])*gamma[gamma_r, n_] + beta[beta_r, n_]
 
@@ -226,9 +226,9 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x, out
         _e6 = 1/n
         _e7 = _e6*s1 + eps
         _h2 = -_e6*s0
-        _h3 = -_e6*s3/_e7
+        _h3 = _as(-_e6*s3/_e7, lo_)
         _h4 = -_e6*s2
-        _h5 = 1/math.sqrt(_e7)
+        _h5 = _as(1/math.sqrt(_e7), lo_)
         for n_ in range(n):
             _e8 = _h2 + x[x_r, n_]
             if want_x: out_x[out_x_s, n_] = _h5*(_e8*_h3 + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
@@ -271,9 +271,9 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot_gam
         _e6 = 1/n
         _e7 = _e6*s1 + eps
         _h2 = -_e6*s0
-        _h3 = -_e6*s3/_e7
+        _h3 = _as(-_e6*s3/_e7, lo_)
         _h4 = -_e6*s2
-        _h5 = 1/math.sqrt(_e7)
+        _h5 = _as(1/math.sqrt(_e7), lo_)
         for n_ in range(n):
             _e8 = _h2 + x[x_r, n_]
             out_y[out_y_s, n_] = (_h5*(_e8*_h3 + _h4 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e8*_h5*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
@@ -335,16 +335,16 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, dot_x,
         _e20 = _e17*_e19
         _e21 = 1/math.sqrt(_e16)
         _e22 = _e15*_e21
-        _h5 = -_e18*s4
+        _h5 = _as(-_e18*s4, lo_)
         _h6 = -_e15*s0
-        _h7 = -_e18*s6
-        _h8 = -_e18*s2
-        _h9 = 3*_e19*s2*s4/_e16**(5/2)
+        _h7 = _as(-_e18*s6, lo_)
+        _h8 = _as(-_e18*s2, lo_)
+        _h9 = _as(3*_e19*s2*s4/_e16**(5/2), lo_)
         _h10 = _e20*s2*s3 + _e20*s4*s5
-        _h11 = _e21
-        _h12 = -_e18*s8
+        _h11 = _as(_e21, lo_)
+        _h12 = _as(-_e18*s8, lo_)
         _h13 = -_e22*s7
-        _h14 = -_e22*s5
+        _h14 = _as(-_e22*s5, lo_)
         for n_ in range(n):
             _e23 = _h6 + x[x_r, n_]
             _e24 = _h8*dy[dy_r, n_]
@@ -797,6 +797,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -849,4 +855,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -196,7 +196,7 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
                 k0_[n_] = _e1
                 s1 += _e1
         if want_x:
-            _h2 = -s2/s1
+            _h2 = _as(-s2/s1, lo_)
             for n_ in range(n):
                 out_x[out_x_s, n_] = _h2*k0_[n_] + dy[dy_r, n_]
 
@@ -284,8 +284,8 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
                 s1 += _e1
                 s2 += _e1*dot_x[dot_x_r, n_]
         if want_x:
-            _h2 = s2*s3/(s1*s1)
-            _h3 = -s3/s1
+            _h2 = _as(s2*s3/(s1*s1), lo_)
+            _h3 = _as(-s3/s1, lo_)
             for n_ in range(n):
                 out_x[out_x_s, n_] = (_h2*k0_[n_] + _h3*dot_x[dot_x_r, n_]*k0_[n_] if want_x and has_x else 0.0)
 
@@ -757,6 +757,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -809,4 +815,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -175,8 +175,8 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, a, b, dy, out_a, out_b, acc_a, acc_
         out_a_s = r_
         out_b_s = r_
         _e2 = 2*dy[dy_r, 0]/n
-        _h0 = _e2
-        _h1 = -_e2
+        _h0 = _as(_e2, lo_)
+        _h1 = _as(-_e2, lo_)
         for n_ in range(n):
             _e3 = a[a_r, n_] - b[b_r, n_]
             if want_a: out_a[out_a_s, n_] = _e3*_h0
@@ -229,8 +229,8 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, a, b, dy, dot_a, dot_b, out_a, 
         out_a_s = r_
         out_b_s = r_
         _e2 = 2*dy[dy_r, 0]/n
-        _h0 = _e2
-        _h1 = -_e2
+        _h0 = _as(_e2, lo_)
+        _h1 = _as(-_e2, lo_)
         for n_ in range(n):
             if want_a: out_a[out_a_s, n_] = (_h0*dot_a[dot_a_r, n_] if want_a and has_a else 0.0) + (_h1*dot_b[dot_b_r, n_] if want_a and has_b else 0.0)
             if want_b: out_b[out_b_s, n_] = (_h1*dot_a[dot_a_r, n_] if want_b and has_a else 0.0) + (_h0*dot_b[dot_b_r, n_] if want_b and has_b else 0.0)
@@ -688,6 +688,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -740,4 +746,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -180,7 +180,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, out_y, acc
         s0 = 0.0
         for n_ in range(n):
             s0 += x[x_r, n_]**2
-        _h0 = 1/math.sqrt(eps + s0/n)
+        _h0 = _as(1/math.sqrt(eps + s0/n), lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = _h0*gamma[gamma_r, n_]*x[x_r, n_] + beta[beta_r, n_]
 
@@ -211,8 +211,8 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x, out
                 s1 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
         _e2 = 1/n
         _e3 = _e2*s0 + eps
-        _h0 = -_e2*s1/_e3
-        _h1 = 1/math.sqrt(_e3)
+        _h0 = _as(-_e2*s1/_e3, lo_)
+        _h1 = _as(1/math.sqrt(_e3), lo_)
         for n_ in range(n):
             if want_x: out_x[out_x_s, n_] = _h1*(_h0*x[x_r, n_] + dy[dy_r, n_]*gamma[gamma_r, n_])
             if want_gamma: out_gamma[out_gamma_s, n_] += _h1*dy[dy_r, n_]*x[x_r, n_]
@@ -245,8 +245,8 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot_gam
                 s1 += dot_x[dot_x_r, n_]*x[x_r, n_]
         _e2 = 1/n
         _e3 = _e2*s0 + eps
-        _h0 = -_e2*s1/_e3
-        _h1 = 1/math.sqrt(_e3)
+        _h0 = _as(-_e2*s1/_e3, lo_)
+        _h1 = _as(1/math.sqrt(_e3), lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h1*(_h0*x[x_r, n_] + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_h1*dot_gamma[dot_gamma_r, n_]*x[x_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
 
@@ -288,12 +288,12 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, dot_x,
         _e7 = 1/n
         _e8 = _e7*s0 + eps
         _e9 = _e7/_e8**(3/2)
-        _h1 = -_e9*s1
-        _h2 = -_e9*s2
-        _h3 = -_e9*s3
-        _h4 = 3*s1*s3/(_e8**(5/2)*(n*n))
-        _h5 = 1/math.sqrt(_e8)
-        _h6 = -_e9*s4
+        _h1 = _as(-_e9*s1, lo_)
+        _h2 = _as(-_e9*s2, lo_)
+        _h3 = _as(-_e9*s3, lo_)
+        _h4 = _as(3*s1*s3/(_e8**(5/2)*(n*n)), lo_)
+        _h5 = _as(1/math.sqrt(_e8), lo_)
+        _h6 = _as(-_e9*s4, lo_)
         for n_ in range(n):
             _e10 = _h3*dy[dy_r, n_]
             _e11 = _h5*dy[dy_r, n_]
@@ -745,6 +745,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -797,4 +803,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

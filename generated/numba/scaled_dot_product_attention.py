@@ -446,14 +446,14 @@ def _vjp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, 
                     s9[E_, S_] = s9_a
         if want_q:
             _e14 = 1/math.sqrt(E)
-            _h12 = _e14/s2
-            _h13 = -_e14*s6/(s2*s2)
+            _h12 = _as(_e14/s2, lo_)
+            _h13 = _as(-_e14*s6/(s2*s2), lo_)
             for E_ in range(E):
                 out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
         if want_k:
             _e17 = 1/math.sqrt(E)
-            _h15 = _e17
-            _h16 = -_e17
+            _h15 = _as(_e17, lo_)
+            _h16 = _as(-_e17, lo_)
             for E_ in range(E):
                 for S_ in range(S):
                     out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
@@ -461,7 +461,7 @@ def _vjp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, 
             _h18 = 1/math.sqrt(E)
             _h19 = -s1
             for V_ in range(V):
-                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
+                _h20 = _as(dy[dy_r, L_, V_, 0, 0]/s2, lo_)
                 for S_ in range(S):
                     out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(_h18*s0[S_] + _h19)
 
@@ -929,34 +929,34 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                 _e62 = 2*_e58*s11[L_]/s2[L_]**3
                 _e63 = 1/math.sqrt(E)
                 _e64 = _e60*_e63
-                _h47 = _e58*_e59
-                _h48 = -_e61*s11[L_]
-                _h49 = -_e61*s7[L_]
-                _h50 = -_e61*s9[L_]
-                _h51 = _e62*s9[L_]
-                _h52 = _e59*_e63
-                _h53 = -_e61*s18[L_]
-                _h54 = -_e61*s19[L_]
-                _h55 = -_e64*s11[L_]
-                _h56 = _e62*s18[L_]
-                _h57 = -_e64*s22[L_]
+                _h47 = _as(_e58*_e59, lo_)
+                _h48 = _as(-_e61*s11[L_], lo_)
+                _h49 = _as(-_e61*s7[L_], lo_)
+                _h50 = _as(-_e61*s9[L_], lo_)
+                _h51 = _as(_e62*s9[L_], lo_)
+                _h52 = _as(_e59*_e63, lo_)
+                _h53 = _as(-_e61*s18[L_], lo_)
+                _h54 = _as(-_e61*s19[L_], lo_)
+                _h55 = _as(-_e64*s11[L_], lo_)
+                _h56 = _as(_e62*s18[L_], lo_)
+                _h57 = _as(-_e64*s22[L_], lo_)
                 for E_ in range(E):
                     out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
         if want_k:
             _e70 = 1/E
             _e71 = 1/math.sqrt(E)
-            _h65 = _e70
-            _h66 = _e71
-            _h67 = -_e70
-            _h68 = -_e71
-            _h69 = 2*_e70
+            _h65 = _as(_e70, lo_)
+            _h66 = _as(_e71, lo_)
+            _h67 = _as(-_e70, lo_)
+            _h68 = _as(-_e71, lo_)
+            _h69 = _as(2*_e70, lo_)
             for E_ in range(E):
                 for S_ in range(S):
                     out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
         if want_v:
             _e74 = 1/math.sqrt(E)
-            _h72 = _e74
-            _h73 = -_e74
+            _h72 = _as(_e74, lo_)
+            _h73 = _as(-_e74, lo_)
             for V_ in range(V):
                 for S_ in range(S):
                     out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
@@ -1096,14 +1096,14 @@ def _vjp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, o
                     s9[E_, S_] = s9_a
         if want_q:
             _e14 = 1/math.sqrt(E)
-            _h12 = _e14/s2
-            _h13 = -_e14*s6/(s2*s2)
+            _h12 = _as(_e14/s2, lo_)
+            _h13 = _as(-_e14*s6/(s2*s2), lo_)
             for E_ in range(E):
                 out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
         if want_k:
             _e17 = 1/math.sqrt(E)
-            _h15 = _e17
-            _h16 = -_e17
+            _h15 = _as(_e17, lo_)
+            _h16 = _as(-_e17, lo_)
             for E_ in range(E):
                 for S_ in range(S):
                     out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
@@ -1111,7 +1111,7 @@ def _vjp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, o
             _h18 = 1/math.sqrt(E)
             _h19 = -s1
             for V_ in range(V):
-                _h20 = dy[dy_r, L_, V_, 0, 0]/s2
+                _h20 = _as(dy[dy_r, L_, V_, 0, 0]/s2, lo_)
                 for S_ in range(S):
                     out_v[out_v_s, 0, V_, 0, S_] += _h20*_exp(min(0, _h18*s0[S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
 
@@ -1579,34 +1579,34 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                 _e62 = 2*_e58*s11[L_]/s2[L_]**3
                 _e63 = 1/math.sqrt(E)
                 _e64 = _e60*_e63
-                _h47 = _e58*_e59
-                _h48 = -_e61*s11[L_]
-                _h49 = -_e61*s7[L_]
-                _h50 = -_e61*s9[L_]
-                _h51 = _e62*s9[L_]
-                _h52 = _e59*_e63
-                _h53 = -_e61*s18[L_]
-                _h54 = -_e61*s19[L_]
-                _h55 = -_e64*s11[L_]
-                _h56 = _e62*s18[L_]
-                _h57 = -_e64*s22[L_]
+                _h47 = _as(_e58*_e59, lo_)
+                _h48 = _as(-_e61*s11[L_], lo_)
+                _h49 = _as(-_e61*s7[L_], lo_)
+                _h50 = _as(-_e61*s9[L_], lo_)
+                _h51 = _as(_e62*s9[L_], lo_)
+                _h52 = _as(_e59*_e63, lo_)
+                _h53 = _as(-_e61*s18[L_], lo_)
+                _h54 = _as(-_e61*s19[L_], lo_)
+                _h55 = _as(-_e64*s11[L_], lo_)
+                _h56 = _as(_e62*s18[L_], lo_)
+                _h57 = _as(-_e64*s22[L_], lo_)
                 for E_ in range(E):
                     out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
         if want_k:
             _e70 = 1/E
             _e71 = 1/math.sqrt(E)
-            _h65 = _e70
-            _h66 = _e71
-            _h67 = -_e70
-            _h68 = -_e71
-            _h69 = 2*_e70
+            _h65 = _as(_e70, lo_)
+            _h66 = _as(_e71, lo_)
+            _h67 = _as(-_e70, lo_)
+            _h68 = _as(-_e71, lo_)
+            _h69 = _as(2*_e70, lo_)
             for E_ in range(E):
                 for S_ in range(S):
                     out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
         if want_v:
             _e74 = 1/math.sqrt(E)
-            _h72 = _e74
-            _h73 = -_e74
+            _h72 = _as(_e74, lo_)
+            _h73 = _as(-_e74, lo_)
             for V_ in range(V):
                 for S_ in range(S):
                     out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
@@ -2055,6 +2055,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -2107,4 +2113,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -153,7 +153,7 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
             _e1 = _exp(_h0 + x[x_r, n_])
             k0_[n_] = _e1
             s1 += _e1
-        _h2 = 1/s1
+        _h2 = _as(1/s1, lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = _h2*k0_[n_]
 
@@ -197,7 +197,7 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         if want_x:
             _e4 = 1/s1
             _h2 = -_e4*s2
-            _h3 = _e4
+            _h3 = _as(_e4, lo_)
             for n_ in range(n):
                 out_x[out_x_s, n_] = _h3*(_h2 + dy[dy_r, n_])*k0_[n_]
 
@@ -240,7 +240,7 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
                 s2 += _e1*dot_x[dot_x_r, n_]
         _e4 = 1/s1
         _h2 = -_e4*s2
-        _h3 = _e4
+        _h3 = _as(_e4, lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h3*(_h2 + dot_x[dot_x_r, n_])*k0_[n_] if has_x else 0.0)
 
@@ -289,11 +289,11 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
                 s4 += _e1*dot_x[dot_x_r, n_]
         if want_x:
             _e8 = (1/(s1*s1))
-            _h3 = -_e8*s2
-            _h4 = 1/s1
-            _h5 = -_e8*s3
-            _h6 = -_e8*s4
-            _h7 = 2*s3*s4/s1**3
+            _h3 = _as(-_e8*s2, lo_)
+            _h4 = _as(1/s1, lo_)
+            _h5 = _as(-_e8*s3, lo_)
+            _h6 = _as(-_e8*s4, lo_)
+            _h7 = _as(2*s3*s4/s1**3, lo_)
             for n_ in range(n):
                 _e9 = dot_x[dot_x_r, n_]*k0_[n_]
                 out_x[out_x_s, n_] = (_e9*_h4*dy[dy_r, n_] + _e9*_h5 + _h3*k0_[n_] + _h6*dy[dy_r, n_]*k0_[n_] + _h7*k0_[n_] if want_x and has_x else 0.0)
@@ -766,6 +766,12 @@ def _exp(value):
     return math.exp(value)
 
 
+def _as(value, like):
+    """``value`` in ``like``'s type: a per-row factor of the result pass, rounded once to the arrays'
+    type, so that a float32 kernel's pass computes in float32 (a no-op for float64)."""
+    return type(like)(value)
+
+
 if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.exp is the one exp
     from llvmlite import ir as _ir
     from numba.core import types as _types
@@ -818,4 +824,10 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         if isinstance(value, _types.Float) and value.bitwidth == 32:
             return lambda value: _exp32(value)
         return lambda value: _exp64(value)
+
+    @_overload(_as)
+    def _as_compiled(value, like):
+        if isinstance(like, _types.Float) and like.bitwidth == 32:
+            return lambda value, like: np.float32(value)
+        return lambda value, like: np.float64(value)
 

@@ -122,6 +122,8 @@ class Emitter:
         """Statements run once per call, before the units (scratch arrays)."""
         self.depth = 0
         self.count = 0
+        self.rounded: set[sp.Symbol] = set()
+        """Staged values rounded to the arrays' type where computed (see ``factors_only``)."""
 
     def line(self, text: str) -> None:
         self.lines.append("    " * self.depth + text)
@@ -138,7 +140,7 @@ class Emitter:
         if staged and staged.get(depth):
             names, exprs = zip(*staged[depth])
             for name, code in zip(names, self.values(list(exprs))):
-                self.line(f"{name} = {code}")
+                self.line(f"{name} = _as({code}, lo_)" if name in self.rounded else f"{name} = {code}")
 
     def staged(self, exprs: list[sp.Expr], indices) -> tuple[list[sp.Expr], dict]:
         """``exprs`` with every part that varies only along outer loops (or none) computed once where
@@ -276,8 +278,10 @@ class Emitter:
             self.line(f"if {shared}:")
             self.depth += 1
         exprs, staged = self.staged([t.expr.xreplace(stored) for r in group for t in r.terms], indices)
+        self.rounded = factors_only(exprs, staged)
         self.emit_staged(staged, -1)
         entered = self.loops(indices, staged)
+        self.rounded = set()
         codes = iter(self.values(exprs))
         for r in group:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
@@ -289,6 +293,33 @@ class Emitter:
             write = f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}"
             self.line(f"if {r.guard}: {write}" if r.guard and r.guard != shared else write)  # wanted (wrt=)
         self.depth -= entered + bool(shared)
+
+
+def factors_only(exprs: list[sp.Expr], staged: dict) -> set[sp.Symbol]:
+    """The staged values that enter the results only as factors of products reached through sums and
+    products: rounding one to the arrays' type changes a result by its own rounding (relative 6e-8 in
+    float32) and lets the pass compute in that type.  A value added to an entry (a mean subtracted:
+    float32 would lose the digits of x - mean), inside a function or a power, or used by another
+    staged value stays in float64."""
+    names = {name for level in staged.values() for name, _ in level}
+    found: set[sp.Symbol] = set()
+    other: set[sp.Symbol] = set()
+    for level in staged.values():
+        for _, value in level:
+            other |= value.free_symbols & names
+
+    def visit(expr: sp.Expr, in_product: bool) -> None:
+        if expr in names:
+            (found if in_product else other).add(expr)
+        elif isinstance(expr, (sp.Add, sp.Mul)):
+            for arg in expr.args:
+                visit(arg, isinstance(expr, sp.Mul))
+        else:
+            other.update(expr.free_symbols & names)
+
+    for expr in exprs:
+        visit(expr, False)
+    return found - other
 
 
 LANES = 16
