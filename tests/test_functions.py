@@ -26,6 +26,9 @@ from derive.cli import main
 
 import finite_differences
 
+pytestmark = pytest.mark.xdist_group("functions")
+"""One worker renders each model once (the ``kernels`` fixture is per process) and runs these."""
+
 F = torch.nn.functional
 MODELS = Path(__file__).resolve().parent / "models"
 
