@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from derive.bench import adapter, baselines, cases, kernels, report, torch_ref
+from derive.bench import adapter, baselines, cases, kernels, measure, report, torch_ref
 from derive.cli import main
 
 import finite_differences
@@ -264,3 +264,15 @@ def test_a_torch_reference_that_fails_is_left_out_with_a_note(monkeypatch):
     result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
     assert kernels.TORCH_VJP not in {r["name"] for r in result["rows"]}
     assert result["notes"] == ["torch autograd left out: TypeError: unexpected keyword argument 'eps'"]
+
+
+def test_after_a_pause_each_timed_call_follows_an_untimed_one():
+    """A rested machine's first call wakes its threads: with a pause the candidate is called once
+    before its timed call, in every round; without one, rounds are back to back."""
+    calls = []
+    candidates = {name: (lambda name=name: calls.append(name)) for name in ("a", "b")}
+    times = measure.interleaved_times(candidates, repeats=2, warmup=1, pause=0.001)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 2 and all(len(t) == 2 for t in times.values())
+    calls.clear()
+    measure.interleaved_times(candidates, repeats=2, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 2

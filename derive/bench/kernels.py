@@ -27,9 +27,9 @@ from .cases import Case
 NAIVE_MAX_N = 1024
 NAIVE_MAX_BYTES = 2 << 30
 PAUSE_S, PAUSE_FROM_BYTES = 0.15, 16 << 20
-"""Seconds of rest before each timed call of a case whose largest input has at least 16 MiB (the
-large shapes, whose calls take milliseconds; waking idle threads after a rest costs PyTorch about
-a millisecond, which would swamp the sub-millisecond calls of the small shapes)."""
+"""Seconds of rest before each candidate's turn (an untimed call, then the timed one) in a case whose
+largest input has at least 16 MiB (the large shapes, whose calls take milliseconds; the small
+shapes' sub-millisecond calls run back to back, without rests)."""
 GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
 TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
 NUMBA_VJP, NUMBA_FORWARD = "numba vjp", "numba forward"

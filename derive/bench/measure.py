@@ -1,10 +1,13 @@
 """Timing and memory of callables: median wall time over interleaved repeats, tracemalloc peaks.
 
 Candidates of one case are timed in rounds (each candidate once per round, after warm-up calls)
-so that a slow spell of a shared machine hits all of them alike.  A pause before each timed call
-lets the threads of the previous one go idle (OpenBLAS's spin for about 0.1 s after a BLAS call
-and would slow down the next candidate).  A result is dropped only after its clock stops.  Peak
-memory is measured in a separate call, outside the timed ones.
+so that a slow spell of a shared machine hits all of them alike.  A pause before each candidate's
+turn lets the threads of the previous one go idle (OpenBLAS's spin for about 0.1 s after a BLAS
+call and would slow down the next candidate); after a pause the candidate is called once untimed,
+then timed: a rested machine wakes its threads and caches slowly (a 4 ms numba or PyTorch backward
+on 2 threads took 6-12 ms right after a 0.15 s sleep, measured 2026-12-01), and a kernel called in a
+training loop runs with both awake.  A result is dropped only after its clock stops.  Peak memory
+is measured in a separate call, outside the timed ones.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import numpy as np
 
 def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
                       warmup: int = 1, pause: float = 0.0) -> dict[str, list[float]]:
-    """Seconds per call of each candidate, ``repeats`` rounds after ``warmup`` calls each,
-    sleeping ``pause`` seconds before each timed call."""
+    """Seconds per call of each candidate, ``repeats`` rounds after ``warmup`` calls each; with a
+    ``pause``, each turn sleeps that many seconds, then makes an untimed call, then the timed one."""
     for call in candidates.values():
         for _ in range(warmup):
             call()
@@ -31,7 +34,9 @@ def interleaved_times(candidates: dict[str, Callable[[], object]], repeats: int,
     try:
         for _ in range(repeats):
             for name, call in candidates.items():
-                time.sleep(pause)
+                if pause:
+                    time.sleep(pause)
+                    call()
                 started = time.perf_counter()
                 result = call()
                 times[name].append(time.perf_counter() - started)
