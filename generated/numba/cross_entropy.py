@@ -253,18 +253,15 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_
                 s0 = max(s0, s0_l[l_])
                 s3 += s3_l[l_]
         s1 = 0.0
+        s2 = 0.0
         if has_logits:
             _h0 = -s0
             for C_ in range(C):
-                s1 += _exp(_h0 + logits[logits_r, N_, C_])
-        s2 = 0.0
-        if has_logits:
-            _h1 = -s0
-            _h2 = 1/s1
-            for C_ in range(C):
-                s2 += _h2*_exp(_h1 + logits[logits_r, N_, C_])*dot_logits[dot_logits_r, N_, C_]
-        _e3 = 1/N
-        out_y[out_y_s, 0, 0] += (_e3*s2 - _e3*s3 if has_logits else 0.0)
+                _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                s1 += _e1
+                s2 += _e1*dot_logits[dot_logits_r, N_, C_]
+        _e2 = 1/N
+        out_y[out_y_s, 0, 0] += (-_e2*s3 + _e2*s2/s1 if has_logits else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")

@@ -233,49 +233,42 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, o
         out_beta_s = c_ if acc_beta else r_
         s0 = 0.0
         s2 = 0.0
-        if want_gamma or want_x:
-            for D_ in range(D):
-                for S_ in range(S):
-                    s0 += x[x_r, N_, G_, D_, S_]
-                    s2 += dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
         s5 = np.empty((D,))
-        if want_beta:
+        if want_beta or want_gamma or want_x:
             for D_ in range(D):
                 s5_a = 0.0
                 for S_ in range(S):
+                    s0 += x[x_r, N_, G_, D_, S_]
+                    s2 += dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
                     s5_a += dy[dy_r, N_, G_, D_, S_]
                 s5[D_] = s5_a
         s1 = 0.0
         s3 = 0.0
+        s4 = np.empty((D,))
         if want_gamma or want_x:
             _h0 = -s0/(D*S)
             for D_ in range(D):
-                for S_ in range(S):
-                    _e1 = _h0 + x[x_r, N_, G_, D_, S_]
-                    s1 += (_e1*_e1)
-                    s3 += _e1*dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
-        s4 = np.empty((D,))
-        if want_gamma:
-            _e4 = 1/(D*S)
-            _h2 = -_e4*s0
-            _h3 = 1/math.sqrt(_e4*s1 + eps)
-            for D_ in range(D):
                 s4_a = 0.0
                 for S_ in range(S):
-                    s4_a += _h3*(_h2 + x[x_r, N_, G_, D_, S_])*dy[dy_r, N_, G_, D_, S_]
+                    _e1 = _h0 + x[x_r, N_, G_, D_, S_]
+                    _e2 = _e1*dy[dy_r, N_, G_, D_, S_]
+                    s1 += (_e1*_e1)
+                    s3 += _e2*gamma[gamma_r, 0, G_, D_, 0]
+                    s4_a += _e2
                 s4[D_] = s4_a
         if want_x:
-            _e9 = 1/(D*S)
-            _e10 = _e9*s1 + eps
-            _h5 = -_e9*s0
-            _h6 = _as(-_e9*s3/_e10, lo_)
-            _h7 = -_e9*s2
-            _h8 = _as(1/math.sqrt(_e10), lo_)
+            _e7 = 1/(D*S)
+            _e8 = _e7*s1 + eps
+            _h3 = -_e7*s0
+            _h4 = _as(-_e7*s3/_e8, lo_)
+            _h5 = -_e7*s2
+            _h6 = _as(1/math.sqrt(_e8), lo_)
             for D_ in range(D):
                 for S_ in range(S):
-                    out_x[out_x_s, N_, G_, D_, S_] = _h8*(_h6*(_h5 + x[x_r, N_, G_, D_, S_]) + _h7 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
+                    out_x[out_x_s, N_, G_, D_, S_] = _h6*(_h4*(_h3 + x[x_r, N_, G_, D_, S_]) + _h5 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
+        _h9 = _as(1/math.sqrt(eps + s1/(D*S)), lo_)
         for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += s4[D_]
+            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += _h9*s4[D_]
             if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
 
 
@@ -361,8 +354,14 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
         s4 = 0.0
         s5 = 0.0
         s6 = 0.0
+        s7 = np.empty((D,))
+        s9 = np.empty((D,))
+        s13 = np.empty((D,))
         if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
             for D_ in range(D):
+                s7_a = 0.0
+                s9_a = 0.0
+                s13_a = 0.0
                 for S_ in range(S):
                     _e0 = dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
                     s0 += x[x_r, N_, G_, D_, S_]
@@ -371,17 +370,12 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
                     s4 += _e0*dot_x[dot_x_r, N_, G_, D_, S_]
                     s5 += _e0*x[x_r, N_, G_, D_, S_]
                     s6 += dot_x[dot_x_r, N_, G_, D_, S_]
-        s7 = np.empty((D,))
-        s9 = np.empty((D,))
-        if want_gamma and has_x or want_x and has_gamma:
-            for D_ in range(D):
-                s7_a = 0.0
-                s9_a = 0.0
-                for S_ in range(S):
                     s7_a += dy[dy_r, N_, G_, D_, S_]
                     s9_a += dy[dy_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
+                    s13_a += dot_x[dot_x_r, N_, G_, D_, S_]*dy[dy_r, N_, G_, D_, S_]
                 s7[D_] = s7_a
                 s9[D_] = s9_a
+                s13[D_] = s13_a
         s11 = np.empty((S,))
         if want_gamma and has_x:
             for S_ in range(S):
@@ -401,92 +395,69 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
             for D_ in range(D):
                 s8 += dot_gamma[dot_gamma_r, 0, G_, D_, 0]*s7[D_]
                 s10 += dot_gamma[dot_gamma_r, 0, G_, D_, 0]*s9[D_]
-        s12 = np.empty((D,))
-        s13 = np.empty((D,))
-        s14 = np.empty((D,))
-        s15 = np.empty((D,))
-        s16 = np.empty((D,))
-        s17 = np.empty((D,))
+        s12 = 0.0
         if want_gamma and has_x:
-            _e8 = eps + s1/(D*S)
-            _e9 = 1/math.sqrt(_e8)
-            _e10 = _e8**(-3/2)
-            _h4 = _e9*s6
-            _h5 = _e10*s3
-            _h6 = _e10*(s0*s0)*s6
-            _h7 = _e9
-            for D_ in range(D):
-                _e11 = (eps + s1/(D*S))**(-3/2)
-                _h2 = _e11*s6*s9[D_]
-                _h3 = _e11*s3*s7[D_]
-                s12_a = 0.0
-                s13_a = 0.0
-                s14_a = 0.0
-                s15_a = 0.0
-                s16_a = 0.0
-                s17_a = 0.0
-                for S_ in range(S):
-                    s12_a += _h2*s11[S_]
-                    s13_a += _h3*s11[S_]
-                    s14_a += _h4*dy[dy_r, N_, G_, D_, S_]
-                    s15_a += _h5*dy[dy_r, N_, G_, D_, S_]*x[x_r, N_, G_, D_, S_]
-                    s16_a += _h6*dy[dy_r, N_, G_, D_, S_]
-                    s17_a += _h7*dot_x[dot_x_r, N_, G_, D_, S_]*dy[dy_r, N_, G_, D_, S_]
-                s12[D_] = s12_a
-                s13[D_] = s13_a
-                s14[D_] = s14_a
-                s15[D_] = s15_a
-                s16[D_] = s16_a
-                s17[D_] = s17_a
+            for S_ in range(S):
+                s12 += s11[S_]
         if want_x:
-            _e27 = 1/(D*S)
-            _e28 = _e27*s1 + eps
-            _e29 = _e28**(-3/2)
-            _e30 = _e27*_e29
-            _e31 = s0*s2
-            _e32 = (1/(D*D))
-            _e33 = (1/(S*S))
-            _e34 = _e32*_e33
-            _e35 = _e29*_e34
-            _e36 = _e35*s2
-            _e37 = 3/_e28**(5/2)
-            _e38 = _e37*s3
-            _e39 = _e38*s5
-            _e40 = 1/(D**3*S**3)
-            _e41 = _e40*s0
-            _e42 = s5*s6
-            _e43 = _e37*_e42
-            _e44 = _e37*s2*s6
-            _e45 = (s0*s0)
-            _e46 = _e45/(D**4*S**4)
-            _e47 = _e35*s0
-            _e48 = _e29*_e40
-            _h12 = _as(-_e30*s4, lo_)
-            _h13 = _as(-_e30*s5, lo_)
-            _h14 = _as(_e31*_e35, lo_)
-            _h15 = _as(_e36*s6, lo_)
-            _h17 = _as(_e34*_e39, lo_)
-            _h19 = _as(-_e31*_e38*_e40, lo_)
-            _h20 = _as(-_e41*_e43, lo_)
-            _h21 = _as(_e44*_e46, lo_)
-            _h22 = -3*_e31*_e48*s6 + _e35*_e42 + _e36*s3 + _e38*_e46*s2 - _e39*_e41 + _e43*_e46 + _e47*s4 - _e44*s0**3/(D**5*S**5)
-            _h24 = _as(-_e30*s10, lo_)
-            _h25 = _as(_e47*s8, lo_)
-            _h26 = -_e27*s8/math.sqrt(_e28) + _e29*_e32*_e33*s0*s10 - _e45*_e48*s8
+            _e17 = 1/(D*S)
+            _e18 = _e17*s1 + eps
+            _e19 = _e18**(-3/2)
+            _e20 = _e17*_e19
+            _e21 = s0*s2
+            _e22 = (1/(D*D))
+            _e23 = (1/(S*S))
+            _e24 = _e22*_e23
+            _e25 = _e19*_e24
+            _e26 = _e25*s2
+            _e27 = 3/_e18**(5/2)
+            _e28 = _e27*s3
+            _e29 = _e28*s5
+            _e30 = 1/(D**3*S**3)
+            _e31 = _e30*s0
+            _e32 = s5*s6
+            _e33 = _e27*_e32
+            _e34 = _e27*s2*s6
+            _e35 = (s0*s0)
+            _e36 = _e35/(D**4*S**4)
+            _e37 = _e25*s0
+            _e38 = _e19*_e30
+            _h2 = _as(-_e20*s4, lo_)
+            _h3 = _as(-_e20*s5, lo_)
+            _h4 = _as(_e21*_e25, lo_)
+            _h5 = _as(_e26*s6, lo_)
+            _h7 = _as(_e24*_e29, lo_)
+            _h9 = _as(-_e21*_e28*_e30, lo_)
+            _h10 = _as(-_e31*_e33, lo_)
+            _h11 = _as(_e34*_e36, lo_)
+            _h12 = -3*_e21*_e38*s6 + _e25*_e32 + _e26*s3 + _e28*_e36*s2 - _e29*_e31 + _e33*_e36 + _e37*s4 - _e34*s0**3/(D**5*S**5)
+            _h14 = _as(-_e20*s10, lo_)
+            _h15 = _as(_e37*s8, lo_)
+            _h16 = -_e17*s8/math.sqrt(_e18) + _e19*_e22*_e23*s0*s10 - _e35*_e38*s8
             for D_ in range(D):
-                _e49 = 1/(D*S)
-                _e50 = _e49*s1 + eps
-                _e51 = gamma[gamma_r, 0, G_, D_, 0]/_e50**(3/2)
-                _h16 = _as(-_e49*_e51*s3, lo_)
-                _h18 = _as(_e51*s0*s6/((D*D)*(S*S)), lo_)
-                _h23 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e50), lo_)
+                _e39 = 1/(D*S)
+                _e40 = _e39*s1 + eps
+                _e41 = gamma[gamma_r, 0, G_, D_, 0]/_e40**(3/2)
+                _h6 = _as(-_e39*_e41*s3, lo_)
+                _h8 = _as(_e41*s0*s6/((D*D)*(S*S)), lo_)
+                _h13 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e40), lo_)
                 for S_ in range(S):
-                    out_x[out_x_s, N_, G_, D_, S_] = (_h12*x[x_r, N_, G_, D_, S_] + _h13*dot_x[dot_x_r, N_, G_, D_, S_] + _h14*dot_x[dot_x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16*dy[dy_r, N_, G_, D_, S_] + _h17*x[x_r, N_, G_, D_, S_] + _h18*dy[dy_r, N_, G_, D_, S_] + _h19*x[x_r, N_, G_, D_, S_] + _h20*x[x_r, N_, G_, D_, S_] + _h21*x[x_r, N_, G_, D_, S_] + _h22 if want_x and has_x else 0.0) + (_h23*dy[dy_r, N_, G_, D_, S_] + _h24*x[x_r, N_, G_, D_, S_] + _h25*x[x_r, N_, G_, D_, S_] + _h26 if want_x and has_gamma else 0.0)
-        _h52 = _as(1/((D*D)*(S*S)), lo_)
-        _h53 = _as(-1/(D*S), lo_)
-        _h54 = _as(-1/(D**3*S**3), lo_)
+                    out_x[out_x_s, N_, G_, D_, S_] = (_h10*x[x_r, N_, G_, D_, S_] + _h11*x[x_r, N_, G_, D_, S_] + _h12 + _h2*x[x_r, N_, G_, D_, S_] + _h3*dot_x[dot_x_r, N_, G_, D_, S_] + _h4*dot_x[dot_x_r, N_, G_, D_, S_] + _h5*x[x_r, N_, G_, D_, S_] + _h6*dy[dy_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_] + _h8*dy[dy_r, N_, G_, D_, S_] + _h9*x[x_r, N_, G_, D_, S_] if want_x and has_x else 0.0) + (_h13*dy[dy_r, N_, G_, D_, S_] + _h14*x[x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16 if want_x and has_gamma else 0.0)
+        _e48 = 1/(D*S)
+        _e49 = _e48*s1 + eps
+        _e50 = 1/math.sqrt(_e49)
+        _e51 = _e49**(-3/2)
+        _e52 = _e51*s3
+        _e53 = s12/((D*D)*(S*S))
+        _e54 = _e51*s6
+        _h42 = _as(_e50, lo_)
+        _h43 = _as(-_e48*_e52, lo_)
+        _h44 = _as(-_e48*_e50*s6, lo_)
+        _h45 = _as(_e52*_e53, lo_)
+        _h46 = _as(_e53*_e54, lo_)
+        _h47 = _as(-_e54*(s0*s0)/(D**3*S**3), lo_)
         for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h52*s12[D_] + _h52*s13[D_] + _h53*s14[D_] + _h53*s15[D_] + _h54*s16[D_] + s17[D_] if want_gamma and has_x else 0.0)
+            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h42*s13[D_] + _h43*s9[D_] + _h44*s7[D_] + _h45*s7[D_] + _h46*s9[D_] + _h47*s7[D_] if want_gamma and has_x else 0.0)
             if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
 
 

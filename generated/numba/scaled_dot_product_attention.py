@@ -379,6 +379,13 @@ def _vjp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, 
                 for E_ in range(E):
                     s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
                 s0[S_] = s0_a
+        s8 = np.empty((S,))
+        if want_k:
+            for S_ in range(S):
+                s8_a = 0.0
+                for V_ in range(V):
+                    s8_a += dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                s8[S_] = s8_a
         s1 = lo_
         if want_k or want_q or want_v:
             _h0 = 1/math.sqrt(E)
@@ -426,37 +433,25 @@ def _vjp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, 
                     s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
                 s4[E_] = s4_a
         s6 = 0.0
-        if want_q:
+        if want_k or want_q:
             for V_ in range(V):
                 s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
-        s8 = np.empty((E, S,))
-        s9 = np.empty((E, S,))
-        if want_k:
-            for E_ in range(E):
-                for S_ in range(S):
-                    _e11 = _exp(-s1 + s0[S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
-                    _h9 = _e11/s2
-                    _h10 = _e11/(s2*s2)
-                    s8_a = 0.0
-                    s9_a = 0.0
-                    for V_ in range(V):
-                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
-                    s8[E_, S_] = s8_a
-                    s9[E_, S_] = s9_a
         if want_q:
-            _e14 = 1/math.sqrt(E)
-            _h12 = _as(_e14/s2, lo_)
-            _h13 = _as(-_e14*s6/(s2*s2), lo_)
+            _e11 = 1/math.sqrt(E)
+            _h9 = _as(_e11/s2, lo_)
+            _h10 = _as(-_e11*s6/(s2*s2), lo_)
             for E_ in range(E):
-                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+                out_q[out_q_s, L_, 0, E_, 0] = _h10*s7[E_] + _h9*s4[E_]
         if want_k:
-            _e17 = 1/math.sqrt(E)
-            _h15 = _as(_e17, lo_)
-            _h16 = _as(-_e17, lo_)
+            _h12 = 1/math.sqrt(E)
+            _h13 = -s1
             for E_ in range(E):
+                _e16 = q[q_r, L_, 0, E_, 0]/math.sqrt(E)
+                _h14 = _as(_e16/s2, lo_)
+                _h15 = _as(-_e16*s6/(s2*s2), lo_)
                 for S_ in range(S):
-                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+                    _e17 = _exp(_h12*s0[S_] + _h13)
+                    out_k[out_k_s, 0, 0, E_, S_] += _e17*_h14*s8[S_] + _e17*_h15
         if want_v:
             _h18 = 1/math.sqrt(E)
             _h19 = -s1
@@ -513,39 +508,35 @@ def _jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_
                 s10 += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
         s3 = np.empty((E,))
         s5 = np.empty((E,))
-        if has_q:
+        s8 = 0.0
+        s9 = 0.0
+        if has_k or has_q:
             _h4 = 1/math.sqrt(E)
             _h5 = -s1
             for E_ in range(E):
                 s3_a = 0.0
                 s5_a = 0.0
                 for S_ in range(S):
-                    _e6 = _exp(_h4*s0[S_] + _h5)*k[k_r, 0, 0, E_, S_]
-                    s3_a += _e6*v[v_r, 0, V_, 0, S_]
-                    s5_a += _e6
+                    _e6 = _exp(_h4*s0[S_] + _h5)
+                    _e7 = _e6*k[k_r, 0, 0, E_, S_]
+                    _e8 = _e6*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s3_a += _e7*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e7
+                    s8 += _e8*v[v_r, 0, V_, 0, S_]
+                    s9 += _e8
                 s3[E_] = s3_a
                 s5[E_] = s5_a
-        s8 = 0.0
-        s9 = 0.0
-        if has_k:
-            _h7 = 1/math.sqrt(E)
-            _h8 = -s1
-            for E_ in range(E):
-                for S_ in range(S):
-                    _e9 = _exp(_h7*s0[S_] + _h8)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s8 += _e9*v[v_r, 0, V_, 0, S_]
-                    s9 += _e9
         s4 = 0.0
         s6 = 0.0
         if has_q:
             for E_ in range(E):
                 s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                 s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-        _e10 = 1/s2
-        _e11 = 1/math.sqrt(E)
-        _e12 = _e10*_e11
-        _e13 = _e11*s7/(s2*s2)
-        out_y[out_y_s, L_, V_, 0, 0] = (_e12*s4 - _e13*s6 if has_q else 0.0) + (_e12*s8 - _e13*s9 if has_k else 0.0) + (_e10*s10 if has_v else 0.0)
+        _e9 = 1/s2
+        _e10 = 1/math.sqrt(E)
+        _e11 = _e10*_e9
+        _e12 = _e10*s7/(s2*s2)
+        out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -625,41 +616,55 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                 s27[L_] = s27_a
                 s29[L_] = s29_a
         s4 = np.empty((L, E,))
-        if want_q and has_q:
+        s14 = np.empty((L, E,))
+        s21 = np.empty((L, E,))
+        if want_q and has_k or want_q and has_q or want_q and has_v:
             _h5 = 1/math.sqrt(E)
             for L_ in range(L):
                 _h6 = -s1[L_]
                 for E_ in range(E):
                     s4_a = 0.0
+                    s14_a = 0.0
+                    s21_a = 0.0
                     for V_ in range(V):
                         for S_ in range(S):
-                            s4_a += _exp(_h5*s0[L_, S_] + _h6)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]*s3[L_, S_]*v[v_r, 0, V_, 0, S_]
+                            _e7 = _exp(_h5*s0[L_, S_] + _h6)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]
+                            _e8 = _e7*v[v_r, 0, V_, 0, S_]
+                            s4_a += _e8*s3[L_, S_]
+                            s14_a += _e8*s13[L_, S_]
+                            s21_a += _e7*dot_v[dot_v_r, 0, V_, 0, S_]
                     s4[L_, E_] = s4_a
+                    s14[L_, E_] = s14_a
+                    s21[L_, E_] = s21_a
         s5 = np.empty((L, V, E,))
         s35 = np.empty((L, V, E,))
         if want_k and has_k or want_q and has_k or want_q and has_q:
-            _h7 = 1/math.sqrt(E)
+            _h9 = 1/math.sqrt(E)
             for L_ in range(L):
-                _h8 = -s1[L_]
+                _h10 = -s1[L_]
                 for V_ in range(V):
                     for E_ in range(E):
                         s5_a = 0.0
                         s35_a = 0.0
                         for S_ in range(S):
-                            _e9 = _exp(_h7*s0[L_, S_] + _h8)*v[v_r, 0, V_, 0, S_]
-                            s5_a += _e9*k[k_r, 0, 0, E_, S_]
-                            s35_a += _e9*dot_k[dot_k_r, 0, 0, E_, S_]
+                            _e11 = _exp(_h10 + _h9*s0[L_, S_])*v[v_r, 0, V_, 0, S_]
+                            s5_a += _e11*k[k_r, 0, 0, E_, S_]
+                            s35_a += _e11*dot_k[dot_k_r, 0, 0, E_, S_]
                         s5[L_, V_, E_] = s5_a
                         s35[L_, V_, E_] = s35_a
         s8 = np.empty((L, E,))
         s12 = np.empty((L, E,))
         s16 = np.empty((L, E,))
         s17 = np.empty((L, E,))
+        s18 = np.empty((L,))
+        s19 = np.empty((L,))
         s20 = np.empty((L, E,))
         if want_k and has_k or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
-            _h10 = 1/math.sqrt(E)
+            _h12 = 1/math.sqrt(E)
             for L_ in range(L):
-                _h11 = -s1[L_]
+                _h13 = -s1[L_]
+                s18_a = 0.0
+                s19_a = 0.0
                 for E_ in range(E):
                     s8_a = 0.0
                     s12_a = 0.0
@@ -667,74 +672,43 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                     s17_a = 0.0
                     s20_a = 0.0
                     for S_ in range(S):
-                        _e12 = _exp(_h10*s0[L_, S_] + _h11)
-                        _e13 = _e12*k[k_r, 0, 0, E_, S_]
-                        _e14 = _e12*dot_k[dot_k_r, 0, 0, E_, S_]
-                        s8_a += _e13
-                        s12_a += _e13*s3[L_, S_]
-                        s16_a += _e14*s15[L_, S_]
-                        s17_a += _e13*s13[L_, S_]
-                        s20_a += _e14
+                        _e14 = _exp(_h12*s0[L_, S_] + _h13)
+                        _e15 = _e14*k[k_r, 0, 0, E_, S_]
+                        _e16 = _e14*dot_k[dot_k_r, 0, 0, E_, S_]
+                        _e17 = _e16*s15[L_, S_]
+                        s8_a += _e15
+                        s12_a += _e15*s3[L_, S_]
+                        s16_a += _e17
+                        s17_a += _e15*s13[L_, S_]
+                        s18_a += _e16*q[q_r, L_, 0, E_, 0]
+                        s19_a += _e17*q[q_r, L_, 0, E_, 0]
+                        s20_a += _e16
                     s8[L_, E_] = s8_a
                     s12[L_, E_] = s12_a
                     s16[L_, E_] = s16_a
                     s17[L_, E_] = s17_a
                     s20[L_, E_] = s20_a
+                s18[L_] = s18_a
+                s19[L_] = s19_a
         s10 = np.empty((L, V,))
+        s22 = np.empty((L,))
         s43 = np.empty((L, V,))
-        if want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q:
-            _h15 = 1/math.sqrt(E)
+        if want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v:
+            _h18 = 1/math.sqrt(E)
             for L_ in range(L):
-                _h16 = -s1[L_]
+                _h19 = -s1[L_]
+                s22_a = 0.0
                 for V_ in range(V):
                     s10_a = 0.0
                     s43_a = 0.0
                     for S_ in range(S):
-                        _e17 = _exp(_h15*s0[L_, S_] + _h16)
-                        s10_a += _e17*v[v_r, 0, V_, 0, S_]
-                        s43_a += _e17*dot_v[dot_v_r, 0, V_, 0, S_]
+                        _e20 = _exp(_h18*s0[L_, S_] + _h19)
+                        _e21 = _e20*dot_v[dot_v_r, 0, V_, 0, S_]
+                        s10_a += _e20*v[v_r, 0, V_, 0, S_]
+                        s22_a += _e21*dy[dy_r, L_, V_, 0, 0]
+                        s43_a += _e21
                     s10[L_, V_] = s10_a
                     s43[L_, V_] = s43_a
-        s14 = np.empty((L, E,))
-        s21 = np.empty((L, E,))
-        if want_q and has_k or want_q and has_v:
-            _h18 = 1/math.sqrt(E)
-            for L_ in range(L):
-                _h19 = -s1[L_]
-                for E_ in range(E):
-                    s14_a = 0.0
-                    s21_a = 0.0
-                    for V_ in range(V):
-                        for S_ in range(S):
-                            _e20 = _exp(_h18*s0[L_, S_] + _h19)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]
-                            s14_a += _e20*s13[L_, S_]*v[v_r, 0, V_, 0, S_]
-                            s21_a += _e20*dot_v[dot_v_r, 0, V_, 0, S_]
-                    s14[L_, E_] = s14_a
-                    s21[L_, E_] = s21_a
-        s18 = np.empty((L,))
-        s19 = np.empty((L,))
-        if want_q and has_k:
-            _h21 = 1/math.sqrt(E)
-            for L_ in range(L):
-                _h22 = -s1[L_]
-                s18_a = 0.0
-                s19_a = 0.0
-                for E_ in range(E):
-                    for S_ in range(S):
-                        _e23 = _exp(_h21*s0[L_, S_] + _h22)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                        s18_a += _e23
-                        s19_a += _e23*s15[L_, S_]
-                s18[L_] = s18_a
-                s19[L_] = s19_a
-        s22 = np.empty((L,))
-        if want_q and has_v:
-            _h24 = 1/math.sqrt(E)
-            for L_ in range(L):
-                _h25 = -s1[L_]
-                s22_a = 0.0
-                for V_ in range(V):
-                    for S_ in range(S):
-                        s22_a += _exp(_h24*s0[L_, S_] + _h25)*dot_v[dot_v_r, 0, V_, 0, S_]*dy[dy_r, L_, V_, 0, 0]
                 s22[L_] = s22_a
         s6 = np.empty((L, E,))
         if want_q and has_k or want_q and has_q:
@@ -764,21 +738,27 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                 s11[L_] = s11_a
         s23 = np.empty((E, S,))
         s33 = np.empty((E, S,))
-        if want_k and has_k or want_k and has_q:
+        s44 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q or want_k and has_v:
             for E_ in range(E):
                 for S_ in range(S):
                     s23_a = 0.0
                     s33_a = 0.0
+                    s44_a = 0.0
                     for L_ in range(L):
-                        _e28 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]
-                        _h26 = _e28*s3[L_, S_]
-                        _h27 = _e28*s13[L_, S_]
+                        _e25 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]
+                        _e26 = _e25/s2[L_]
+                        _h22 = _e26*s3[L_, S_]
+                        _h23 = _e26*s13[L_, S_]
+                        _h24 = _e25/s2[L_]**2
                         for V_ in range(V):
-                            _e29 = dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                            s23_a += _e29*_h26
-                            s33_a += _e29*_h27
+                            _e27 = dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s23_a += _e27*_h22
+                            s33_a += _e27*_h23
+                            s44_a += _h24*dy[dy_r, L_, V_, 0, 0]*s43[L_, V_]
                     s23[E_, S_] = s23_a
                     s33[E_, S_] = s33_a
+                    s44[E_, S_] = s44_a
         s24 = np.empty((E, S,))
         s26 = np.empty((E, S,))
         s28 = np.empty((E, S,))
@@ -786,7 +766,7 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
         s32 = np.empty((E, S,))
         s34 = np.empty((E, S,))
         if want_k and has_k or want_k and has_q:
-            _h30 = 1/math.sqrt(E)
+            _h28 = 1/math.sqrt(E)
             for E_ in range(E):
                 for S_ in range(S):
                     s24_a = 0.0
@@ -796,17 +776,17 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                     s32_a = 0.0
                     s34_a = 0.0
                     for L_ in range(L):
-                        _e31 = _exp(_h30*s0[L_, S_] - s1[L_])
-                        _e32 = _e31*s15[L_, S_]
-                        _e33 = q[q_r, L_, 0, E_, 0]/s2[L_]**2
-                        _e34 = _e31*_e33
-                        _e35 = _e34*s27[L_]
-                        s24_a += _e32*dot_q[dot_q_r, L_, 0, E_, 0]/s2[L_]
-                        s26_a += _e34*s25[L_]
-                        s28_a += _e35*s3[L_, S_]
-                        s30_a += _e32*_e33*s29[L_]
-                        s32_a += _e31*q[q_r, L_, 0, E_, 0]*s27[L_]*s29[L_]/s2[L_]**3
-                        s34_a += _e35*s13[L_, S_]
+                        _e29 = _exp(_h28*s0[L_, S_] - s1[L_])
+                        _e30 = _e29*s15[L_, S_]
+                        _e31 = q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _e32 = _e29*_e31
+                        _e33 = _e32*s27[L_]
+                        s24_a += _e30*dot_q[dot_q_r, L_, 0, E_, 0]/s2[L_]
+                        s26_a += _e32*s25[L_]
+                        s28_a += _e33*s3[L_, S_]
+                        s30_a += _e30*_e31*s29[L_]
+                        s32_a += _e29*q[q_r, L_, 0, E_, 0]*s27[L_]*s29[L_]/s2[L_]**3
+                        s34_a += _e33*s13[L_, S_]
                     s24[E_, S_] = s24_a
                     s26[E_, S_] = s26_a
                     s28[E_, S_] = s28_a
@@ -823,49 +803,33 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                     s36[L_, V_] = s36_a
         s41 = np.empty((V, E, S,))
         if want_k and has_v or want_v and has_k:
-            _h36 = 1/math.sqrt(E)
+            _h34 = 1/math.sqrt(E)
             for V_ in range(V):
                 for E_ in range(E):
                     for S_ in range(S):
                         s41_a = 0.0
                         for L_ in range(L):
-                            s41_a += _exp(_h36*s0[L_, S_] - s1[L_])*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]/s2[L_]
+                            s41_a += _exp(_h34*s0[L_, S_] - s1[L_])*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]/s2[L_]
                         s41[V_, E_, S_] = s41_a
-        s44 = np.empty((E, S,))
-        if want_k and has_v:
-            for E_ in range(E):
-                for S_ in range(S):
-                    s44_a = 0.0
-                    for L_ in range(L):
-                        _h37 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]**2
-                        for V_ in range(V):
-                            s44_a += _h37*dy[dy_r, L_, V_, 0, 0]*s43[L_, V_]
-                    s44[E_, S_] = s44_a
         s45 = np.empty((V, S,))
         s46 = np.empty((V, S,))
-        if want_v and has_q:
+        s48 = np.empty((V, S,))
+        if want_v and has_k or want_v and has_q:
             for V_ in range(V):
                 for S_ in range(S):
                     s45_a = 0.0
                     s46_a = 0.0
-                    for L_ in range(L):
-                        _e40 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*dy[dy_r, L_, V_, 0, 0]
-                        _h38 = _e40/s2[L_]
-                        _h39 = _e40/s2[L_]**2
-                        for E_ in range(E):
-                            s45_a += _h38*dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
-                            s46_a += _h39*dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
-                    s45[V_, S_] = s45_a
-                    s46[V_, S_] = s46_a
-        s48 = np.empty((V, S,))
-        if want_v and has_k:
-            for V_ in range(V):
-                for S_ in range(S):
                     s48_a = 0.0
                     for L_ in range(L):
-                        _h41 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*dy[dy_r, L_, V_, 0, 0]/s2[L_]**2
+                        _e37 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*dy[dy_r, L_, V_, 0, 0]
+                        _h35 = _e37/s2[L_]
+                        _h36 = _e37/s2[L_]**2
                         for E_ in range(E):
-                            s48_a += _h41*q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                            s45_a += _h35*dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
+                            s46_a += _h36*dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
+                            s48_a += _h36*q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                    s45[V_, S_] = s45_a
+                    s46[V_, S_] = s46_a
                     s48[V_, S_] = s48_a
         s7 = np.empty((L,))
         if want_q and has_q:
@@ -877,15 +841,15 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
         s31 = np.empty((E, S,))
         s40 = np.empty((E, S,))
         if want_k and has_k or want_k and has_q:
-            _h42 = 1/math.sqrt(E)
+            _h38 = 1/math.sqrt(E)
             for E_ in range(E):
                 for S_ in range(S):
                     s31_a = 0.0
                     s40_a = 0.0
                     for L_ in range(L):
-                        _e43 = _exp(_h42*s0[L_, S_] - s1[L_])
-                        s31_a += _e43*dot_q[dot_q_r, L_, 0, E_, 0]*s11[L_]/s2[L_]**2
-                        s40_a += _e43*q[q_r, L_, 0, E_, 0]*s27[L_]*s38[L_]/s2[L_]**3
+                        _e39 = _exp(_h38*s0[L_, S_] - s1[L_])
+                        s31_a += _e39*dot_q[dot_q_r, L_, 0, E_, 0]*s11[L_]/s2[L_]**2
+                        s40_a += _e39*q[q_r, L_, 0, E_, 0]*s27[L_]*s38[L_]/s2[L_]**3
                     s31[E_, S_] = s31_a
                     s40[E_, S_] = s40_a
         s37 = np.empty((E, S,))
@@ -896,12 +860,12 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                     s37_a = 0.0
                     s39_a = 0.0
                     for L_ in range(L):
-                        _e46 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]**2
-                        _h44 = _e46
-                        _h45 = _e46*s38[L_]
+                        _e42 = _exp(-s1[L_] + s0[L_, S_]/math.sqrt(E))*q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _h40 = _e42
+                        _h41 = _e42*s38[L_]
                         for V_ in range(V):
-                            s37_a += _h44*dy[dy_r, L_, V_, 0, 0]*s36[L_, V_]
-                            s39_a += _h45*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s37_a += _h40*dy[dy_r, L_, V_, 0, 0]*s36[L_, V_]
+                            s39_a += _h41*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
                     s37[E_, S_] = s37_a
                     s39[E_, S_] = s39_a
         s42 = np.empty((E, S,))
@@ -922,44 +886,44 @@ def _vjp_jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot
                     s47[V_, S_] = s47_a
         if want_q:
             for L_ in range(L):
-                _e58 = 1/E
-                _e59 = 1/s2[L_]
-                _e60 = (1/s2[L_]**2)
-                _e61 = _e58*_e60
-                _e62 = 2*_e58*s11[L_]/s2[L_]**3
-                _e63 = 1/math.sqrt(E)
-                _e64 = _e60*_e63
-                _h47 = _as(_e58*_e59, lo_)
-                _h48 = _as(-_e61*s11[L_], lo_)
-                _h49 = _as(-_e61*s7[L_], lo_)
-                _h50 = _as(-_e61*s9[L_], lo_)
-                _h51 = _as(_e62*s9[L_], lo_)
-                _h52 = _as(_e59*_e63, lo_)
-                _h53 = _as(-_e61*s18[L_], lo_)
-                _h54 = _as(-_e61*s19[L_], lo_)
-                _h55 = _as(-_e64*s11[L_], lo_)
-                _h56 = _as(_e62*s18[L_], lo_)
-                _h57 = _as(-_e64*s22[L_], lo_)
+                _e54 = 1/E
+                _e55 = 1/s2[L_]
+                _e56 = (1/s2[L_]**2)
+                _e57 = _e54*_e56
+                _e58 = 2*_e54*s11[L_]/s2[L_]**3
+                _e59 = 1/math.sqrt(E)
+                _e60 = _e56*_e59
+                _h43 = _as(_e54*_e55, lo_)
+                _h44 = _as(-_e57*s11[L_], lo_)
+                _h45 = _as(-_e57*s7[L_], lo_)
+                _h46 = _as(-_e57*s9[L_], lo_)
+                _h47 = _as(_e58*s9[L_], lo_)
+                _h48 = _as(_e55*_e59, lo_)
+                _h49 = _as(-_e57*s18[L_], lo_)
+                _h50 = _as(-_e57*s19[L_], lo_)
+                _h51 = _as(-_e60*s11[L_], lo_)
+                _h52 = _as(_e58*s18[L_], lo_)
+                _h53 = _as(-_e60*s22[L_], lo_)
                 for E_ in range(E):
-                    out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
+                    out_q[out_q_s, L_, 0, E_, 0] = (_h43*s4[L_, E_] + _h44*s12[L_, E_] + _h45*s8[L_, E_] + _h46*s6[L_, E_] + _h47*s8[L_, E_] if want_q and has_q else 0.0) + (_h43*s14[L_, E_] + _h44*s17[L_, E_] + _h48*s16[L_, E_] + _h49*s6[L_, E_] + _h50*s8[L_, E_] + _h51*s20[L_, E_] + _h52*s8[L_, E_] if want_q and has_k else 0.0) + (_h48*s21[L_, E_] + _h53*s8[L_, E_] if want_q and has_v else 0.0)
         if want_k:
-            _e70 = 1/E
-            _e71 = 1/math.sqrt(E)
-            _h65 = _as(_e70, lo_)
-            _h66 = _as(_e71, lo_)
-            _h67 = _as(-_e70, lo_)
-            _h68 = _as(-_e71, lo_)
-            _h69 = _as(2*_e70, lo_)
+            _e66 = 1/E
+            _e67 = 1/math.sqrt(E)
+            _h61 = _as(_e66, lo_)
+            _h62 = _as(_e67, lo_)
+            _h63 = _as(-_e66, lo_)
+            _h64 = _as(-_e67, lo_)
+            _h65 = _as(2*_e66, lo_)
             for E_ in range(E):
                 for S_ in range(S):
-                    out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
+                    out_k[out_k_s, 0, 0, E_, S_] = (_h61*s23[E_, S_] + _h62*s24[E_, S_] + _h63*s26[E_, S_] + _h63*s28[E_, S_] + _h63*s30[E_, S_] + _h64*s31[E_, S_] + _h65*s32[E_, S_] if want_k and has_q else 0.0) + (_h61*s33[E_, S_] + _h63*s34[E_, S_] + _h63*s37[E_, S_] + _h63*s39[E_, S_] + _h65*s40[E_, S_] if want_k and has_k else 0.0) + (_h62*s42[E_, S_] + _h64*s44[E_, S_] if want_k and has_v else 0.0)
         if want_v:
-            _e74 = 1/math.sqrt(E)
-            _h72 = _as(_e74, lo_)
-            _h73 = _as(-_e74, lo_)
+            _e70 = 1/math.sqrt(E)
+            _h68 = _as(_e70, lo_)
+            _h69 = _as(-_e70, lo_)
             for V_ in range(V):
                 for S_ in range(S):
-                    out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
+                    out_v[out_v_s, 0, V_, 0, S_] = (_h68*s45[V_, S_] + _h69*s46[V_, S_] if want_v and has_q else 0.0) + (_h68*s47[V_, S_] + _h69*s48[V_, S_] if want_v and has_k else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1029,6 +993,13 @@ def _vjp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, o
                 for E_ in range(E):
                     s0_a += k[k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
                 s0[S_] = s0_a
+        s8 = np.empty((S,))
+        if want_k:
+            for S_ in range(S):
+                s8_a = 0.0
+                for V_ in range(V):
+                    s8_a += dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                s8[S_] = s8_a
         s1 = lo_
         if want_k or want_q or want_v:
             _h0 = 1/math.sqrt(E)
@@ -1076,37 +1047,25 @@ def _vjp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_q, o
                     s4_a += dy[dy_r, L_, V_, 0, 0]*s3[V_, E_]
                 s4[E_] = s4_a
         s6 = 0.0
-        if want_q:
+        if want_k or want_q:
             for V_ in range(V):
                 s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
-        s8 = np.empty((E, S,))
-        s9 = np.empty((E, S,))
-        if want_k:
-            for E_ in range(E):
-                for S_ in range(S):
-                    _e11 = _exp(min(0, -s1 + s0[S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
-                    _h9 = _e11/s2
-                    _h10 = _e11/(s2*s2)
-                    s8_a = 0.0
-                    s9_a = 0.0
-                    for V_ in range(V):
-                        s8_a += _h9*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                        s9_a += _h10*dy[dy_r, L_, V_, 0, 0]*s5[V_]
-                    s8[E_, S_] = s8_a
-                    s9[E_, S_] = s9_a
         if want_q:
-            _e14 = 1/math.sqrt(E)
-            _h12 = _as(_e14/s2, lo_)
-            _h13 = _as(-_e14*s6/(s2*s2), lo_)
+            _e11 = 1/math.sqrt(E)
+            _h9 = _as(_e11/s2, lo_)
+            _h10 = _as(-_e11*s6/(s2*s2), lo_)
             for E_ in range(E):
-                out_q[out_q_s, L_, 0, E_, 0] = _h12*s4[E_] + _h13*s7[E_]
+                out_q[out_q_s, L_, 0, E_, 0] = _h10*s7[E_] + _h9*s4[E_]
         if want_k:
-            _e17 = 1/math.sqrt(E)
-            _h15 = _as(_e17, lo_)
-            _h16 = _as(-_e17, lo_)
+            _h12 = 1/math.sqrt(E)
+            _h13 = -s1
             for E_ in range(E):
+                _e16 = q[q_r, L_, 0, E_, 0]/math.sqrt(E)
+                _h14 = _as(_e16/s2, lo_)
+                _h15 = _as(-_e16*s6/(s2*s2), lo_)
                 for S_ in range(S):
-                    out_k[out_k_s, 0, 0, E_, S_] += _h15*s8[E_, S_] + _h16*s9[E_, S_]
+                    _e17 = _exp(min(0, _h12*s0[S_] + _h13))*(1.0 if S_ <= L_ else 0.0)
+                    out_k[out_k_s, 0, 0, E_, S_] += _e17*_h14*s8[S_] + _e17*_h15
         if want_v:
             _h18 = 1/math.sqrt(E)
             _h19 = -s1
@@ -1163,39 +1122,35 @@ def _jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_k
                 s10 += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
         s3 = np.empty((E,))
         s5 = np.empty((E,))
-        if has_q:
+        s8 = 0.0
+        s9 = 0.0
+        if has_k or has_q:
             _h4 = 1/math.sqrt(E)
             _h5 = -s1
             for E_ in range(E):
                 s3_a = 0.0
                 s5_a = 0.0
                 for S_ in range(S):
-                    _e6 = _exp(min(0, _h4*s0[S_] + _h5))*(1.0 if S_ <= L_ else 0.0)*k[k_r, 0, 0, E_, S_]
-                    s3_a += _e6*v[v_r, 0, V_, 0, S_]
-                    s5_a += _e6
+                    _e6 = _exp(min(0, _h4*s0[S_] + _h5))*(1.0 if S_ <= L_ else 0.0)
+                    _e7 = _e6*k[k_r, 0, 0, E_, S_]
+                    _e8 = _e6*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s3_a += _e7*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e7
+                    s8 += _e8*v[v_r, 0, V_, 0, S_]
+                    s9 += _e8
                 s3[E_] = s3_a
                 s5[E_] = s5_a
-        s8 = 0.0
-        s9 = 0.0
-        if has_k:
-            _h7 = 1/math.sqrt(E)
-            _h8 = -s1
-            for E_ in range(E):
-                for S_ in range(S):
-                    _e9 = _exp(min(0, _h7*s0[S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s8 += _e9*v[v_r, 0, V_, 0, S_]
-                    s9 += _e9
         s4 = 0.0
         s6 = 0.0
         if has_q:
             for E_ in range(E):
                 s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                 s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-        _e10 = 1/s2
-        _e11 = 1/math.sqrt(E)
-        _e12 = _e10*_e11
-        _e13 = _e11*s7/(s2*s2)
-        out_y[out_y_s, L_, V_, 0, 0] = (_e12*s4 - _e13*s6 if has_q else 0.0) + (_e12*s8 - _e13*s9 if has_k else 0.0) + (_e10*s10 if has_v else 0.0)
+        _e9 = 1/s2
+        _e10 = 1/math.sqrt(E)
+        _e11 = _e10*_e9
+        _e12 = _e10*s7/(s2*s2)
+        out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1275,41 +1230,55 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                 s27[L_] = s27_a
                 s29[L_] = s29_a
         s4 = np.empty((L, E,))
-        if want_q and has_q:
+        s14 = np.empty((L, E,))
+        s21 = np.empty((L, E,))
+        if want_q and has_k or want_q and has_q or want_q and has_v:
             _h5 = 1/math.sqrt(E)
             for L_ in range(L):
                 _h6 = -s1[L_]
                 for E_ in range(E):
                     s4_a = 0.0
+                    s14_a = 0.0
+                    s21_a = 0.0
                     for V_ in range(V):
                         for S_ in range(S):
-                            s4_a += _exp(min(0, _h5*s0[L_, S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]*s3[L_, S_]*v[v_r, 0, V_, 0, S_]
+                            _e7 = _exp(min(0, _h5*s0[L_, S_] + _h6))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]
+                            _e8 = _e7*v[v_r, 0, V_, 0, S_]
+                            s4_a += _e8*s3[L_, S_]
+                            s14_a += _e8*s13[L_, S_]
+                            s21_a += _e7*dot_v[dot_v_r, 0, V_, 0, S_]
                     s4[L_, E_] = s4_a
+                    s14[L_, E_] = s14_a
+                    s21[L_, E_] = s21_a
         s5 = np.empty((L, V, E,))
         s35 = np.empty((L, V, E,))
         if want_k and has_k or want_q and has_k or want_q and has_q:
-            _h7 = 1/math.sqrt(E)
+            _h9 = 1/math.sqrt(E)
             for L_ in range(L):
-                _h8 = -s1[L_]
+                _h10 = -s1[L_]
                 for V_ in range(V):
                     for E_ in range(E):
                         s5_a = 0.0
                         s35_a = 0.0
                         for S_ in range(S):
-                            _e9 = _exp(min(0, _h7*s0[L_, S_] + _h8))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
-                            s5_a += _e9*k[k_r, 0, 0, E_, S_]
-                            s35_a += _e9*dot_k[dot_k_r, 0, 0, E_, S_]
+                            _e11 = _exp(min(0, _h10 + _h9*s0[L_, S_]))*(1.0 if S_ <= L_ else 0.0)*v[v_r, 0, V_, 0, S_]
+                            s5_a += _e11*k[k_r, 0, 0, E_, S_]
+                            s35_a += _e11*dot_k[dot_k_r, 0, 0, E_, S_]
                         s5[L_, V_, E_] = s5_a
                         s35[L_, V_, E_] = s35_a
         s8 = np.empty((L, E,))
         s12 = np.empty((L, E,))
         s16 = np.empty((L, E,))
         s17 = np.empty((L, E,))
+        s18 = np.empty((L,))
+        s19 = np.empty((L,))
         s20 = np.empty((L, E,))
         if want_k and has_k or want_q and has_k or want_q and has_q or want_q and has_v or want_v and has_k or want_v and has_q:
-            _h10 = 1/math.sqrt(E)
+            _h12 = 1/math.sqrt(E)
             for L_ in range(L):
-                _h11 = -s1[L_]
+                _h13 = -s1[L_]
+                s18_a = 0.0
+                s19_a = 0.0
                 for E_ in range(E):
                     s8_a = 0.0
                     s12_a = 0.0
@@ -1317,74 +1286,43 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                     s17_a = 0.0
                     s20_a = 0.0
                     for S_ in range(S):
-                        _e12 = _exp(min(0, _h10*s0[L_, S_] + _h11))*(1.0 if S_ <= L_ else 0.0)
-                        _e13 = _e12*k[k_r, 0, 0, E_, S_]
-                        _e14 = _e12*dot_k[dot_k_r, 0, 0, E_, S_]
-                        s8_a += _e13
-                        s12_a += _e13*s3[L_, S_]
-                        s16_a += _e14*s15[L_, S_]
-                        s17_a += _e13*s13[L_, S_]
-                        s20_a += _e14
+                        _e14 = _exp(min(0, _h12*s0[L_, S_] + _h13))*(1.0 if S_ <= L_ else 0.0)
+                        _e15 = _e14*k[k_r, 0, 0, E_, S_]
+                        _e16 = _e14*dot_k[dot_k_r, 0, 0, E_, S_]
+                        _e17 = _e16*s15[L_, S_]
+                        s8_a += _e15
+                        s12_a += _e15*s3[L_, S_]
+                        s16_a += _e17
+                        s17_a += _e15*s13[L_, S_]
+                        s18_a += _e16*q[q_r, L_, 0, E_, 0]
+                        s19_a += _e17*q[q_r, L_, 0, E_, 0]
+                        s20_a += _e16
                     s8[L_, E_] = s8_a
                     s12[L_, E_] = s12_a
                     s16[L_, E_] = s16_a
                     s17[L_, E_] = s17_a
                     s20[L_, E_] = s20_a
+                s18[L_] = s18_a
+                s19[L_] = s19_a
         s10 = np.empty((L, V,))
+        s22 = np.empty((L,))
         s43 = np.empty((L, V,))
-        if want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q:
-            _h15 = 1/math.sqrt(E)
+        if want_k and has_q or want_k and has_v or want_q and has_k or want_q and has_q or want_q and has_v:
+            _h18 = 1/math.sqrt(E)
             for L_ in range(L):
-                _h16 = -s1[L_]
+                _h19 = -s1[L_]
+                s22_a = 0.0
                 for V_ in range(V):
                     s10_a = 0.0
                     s43_a = 0.0
                     for S_ in range(S):
-                        _e17 = _exp(min(0, _h15*s0[L_, S_] + _h16))*(1.0 if S_ <= L_ else 0.0)
-                        s10_a += _e17*v[v_r, 0, V_, 0, S_]
-                        s43_a += _e17*dot_v[dot_v_r, 0, V_, 0, S_]
+                        _e20 = _exp(min(0, _h18*s0[L_, S_] + _h19))*(1.0 if S_ <= L_ else 0.0)
+                        _e21 = _e20*dot_v[dot_v_r, 0, V_, 0, S_]
+                        s10_a += _e20*v[v_r, 0, V_, 0, S_]
+                        s22_a += _e21*dy[dy_r, L_, V_, 0, 0]
+                        s43_a += _e21
                     s10[L_, V_] = s10_a
                     s43[L_, V_] = s43_a
-        s14 = np.empty((L, E,))
-        s21 = np.empty((L, E,))
-        if want_q and has_k or want_q and has_v:
-            _h18 = 1/math.sqrt(E)
-            for L_ in range(L):
-                _h19 = -s1[L_]
-                for E_ in range(E):
-                    s14_a = 0.0
-                    s21_a = 0.0
-                    for V_ in range(V):
-                        for S_ in range(S):
-                            _e20 = _exp(min(0, _h18*s0[L_, S_] + _h19))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*k[k_r, 0, 0, E_, S_]
-                            s14_a += _e20*s13[L_, S_]*v[v_r, 0, V_, 0, S_]
-                            s21_a += _e20*dot_v[dot_v_r, 0, V_, 0, S_]
-                    s14[L_, E_] = s14_a
-                    s21[L_, E_] = s21_a
-        s18 = np.empty((L,))
-        s19 = np.empty((L,))
-        if want_q and has_k:
-            _h21 = 1/math.sqrt(E)
-            for L_ in range(L):
-                _h22 = -s1[L_]
-                s18_a = 0.0
-                s19_a = 0.0
-                for E_ in range(E):
-                    for S_ in range(S):
-                        _e23 = _exp(min(0, _h21*s0[L_, S_] + _h22))*(1.0 if S_ <= L_ else 0.0)*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                        s18_a += _e23
-                        s19_a += _e23*s15[L_, S_]
-                s18[L_] = s18_a
-                s19[L_] = s19_a
-        s22 = np.empty((L,))
-        if want_q and has_v:
-            _h24 = 1/math.sqrt(E)
-            for L_ in range(L):
-                _h25 = -s1[L_]
-                s22_a = 0.0
-                for V_ in range(V):
-                    for S_ in range(S):
-                        s22_a += _exp(min(0, _h24*s0[L_, S_] + _h25))*(1.0 if S_ <= L_ else 0.0)*dot_v[dot_v_r, 0, V_, 0, S_]*dy[dy_r, L_, V_, 0, 0]
                 s22[L_] = s22_a
         s6 = np.empty((L, E,))
         if want_q and has_k or want_q and has_q:
@@ -1414,21 +1352,27 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                 s11[L_] = s11_a
         s23 = np.empty((E, S,))
         s33 = np.empty((E, S,))
-        if want_k and has_k or want_k and has_q:
+        s44 = np.empty((E, S,))
+        if want_k and has_k or want_k and has_q or want_k and has_v:
             for E_ in range(E):
                 for S_ in range(S):
                     s23_a = 0.0
                     s33_a = 0.0
+                    s44_a = 0.0
                     for L_ in range(L):
-                        _e28 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]
-                        _h26 = _e28*s3[L_, S_]
-                        _h27 = _e28*s13[L_, S_]
+                        _e25 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]
+                        _e26 = _e25/s2[L_]
+                        _h22 = _e26*s3[L_, S_]
+                        _h23 = _e26*s13[L_, S_]
+                        _h24 = _e25/s2[L_]**2
                         for V_ in range(V):
-                            _e29 = dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
-                            s23_a += _e29*_h26
-                            s33_a += _e29*_h27
+                            _e27 = dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s23_a += _e27*_h22
+                            s33_a += _e27*_h23
+                            s44_a += _h24*dy[dy_r, L_, V_, 0, 0]*s43[L_, V_]
                     s23[E_, S_] = s23_a
                     s33[E_, S_] = s33_a
+                    s44[E_, S_] = s44_a
         s24 = np.empty((E, S,))
         s26 = np.empty((E, S,))
         s28 = np.empty((E, S,))
@@ -1436,7 +1380,7 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
         s32 = np.empty((E, S,))
         s34 = np.empty((E, S,))
         if want_k and has_k or want_k and has_q:
-            _h30 = 1/math.sqrt(E)
+            _h28 = 1/math.sqrt(E)
             for E_ in range(E):
                 for S_ in range(S):
                     s24_a = 0.0
@@ -1446,17 +1390,17 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                     s32_a = 0.0
                     s34_a = 0.0
                     for L_ in range(L):
-                        _e31 = _exp(min(0, _h30*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
-                        _e32 = _e31*s15[L_, S_]
-                        _e33 = q[q_r, L_, 0, E_, 0]/s2[L_]**2
-                        _e34 = _e31*_e33
-                        _e35 = _e34*s27[L_]
-                        s24_a += _e32*dot_q[dot_q_r, L_, 0, E_, 0]/s2[L_]
-                        s26_a += _e34*s25[L_]
-                        s28_a += _e35*s3[L_, S_]
-                        s30_a += _e32*_e33*s29[L_]
-                        s32_a += _e31*q[q_r, L_, 0, E_, 0]*s27[L_]*s29[L_]/s2[L_]**3
-                        s34_a += _e35*s13[L_, S_]
+                        _e29 = _exp(min(0, _h28*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
+                        _e30 = _e29*s15[L_, S_]
+                        _e31 = q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _e32 = _e29*_e31
+                        _e33 = _e32*s27[L_]
+                        s24_a += _e30*dot_q[dot_q_r, L_, 0, E_, 0]/s2[L_]
+                        s26_a += _e32*s25[L_]
+                        s28_a += _e33*s3[L_, S_]
+                        s30_a += _e30*_e31*s29[L_]
+                        s32_a += _e29*q[q_r, L_, 0, E_, 0]*s27[L_]*s29[L_]/s2[L_]**3
+                        s34_a += _e33*s13[L_, S_]
                     s24[E_, S_] = s24_a
                     s26[E_, S_] = s26_a
                     s28[E_, S_] = s28_a
@@ -1473,49 +1417,33 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                     s36[L_, V_] = s36_a
         s41 = np.empty((V, E, S,))
         if want_k and has_v or want_v and has_k:
-            _h36 = 1/math.sqrt(E)
+            _h34 = 1/math.sqrt(E)
             for V_ in range(V):
                 for E_ in range(E):
                     for S_ in range(S):
                         s41_a = 0.0
                         for L_ in range(L):
-                            s41_a += _exp(min(0, _h36*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]/s2[L_]
+                            s41_a += _exp(min(0, _h34*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]*q[q_r, L_, 0, E_, 0]/s2[L_]
                         s41[V_, E_, S_] = s41_a
-        s44 = np.empty((E, S,))
-        if want_k and has_v:
-            for E_ in range(E):
-                for S_ in range(S):
-                    s44_a = 0.0
-                    for L_ in range(L):
-                        _h37 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]**2
-                        for V_ in range(V):
-                            s44_a += _h37*dy[dy_r, L_, V_, 0, 0]*s43[L_, V_]
-                    s44[E_, S_] = s44_a
         s45 = np.empty((V, S,))
         s46 = np.empty((V, S,))
-        if want_v and has_q:
+        s48 = np.empty((V, S,))
+        if want_v and has_k or want_v and has_q:
             for V_ in range(V):
                 for S_ in range(S):
                     s45_a = 0.0
                     s46_a = 0.0
-                    for L_ in range(L):
-                        _e40 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]
-                        _h38 = _e40/s2[L_]
-                        _h39 = _e40/s2[L_]**2
-                        for E_ in range(E):
-                            s45_a += _h38*dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
-                            s46_a += _h39*dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
-                    s45[V_, S_] = s45_a
-                    s46[V_, S_] = s46_a
-        s48 = np.empty((V, S,))
-        if want_v and has_k:
-            for V_ in range(V):
-                for S_ in range(S):
                     s48_a = 0.0
                     for L_ in range(L):
-                        _h41 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]/s2[L_]**2
+                        _e37 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*dy[dy_r, L_, V_, 0, 0]
+                        _h35 = _e37/s2[L_]
+                        _h36 = _e37/s2[L_]**2
                         for E_ in range(E):
-                            s48_a += _h41*q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                            s45_a += _h35*dot_q[dot_q_r, L_, 0, E_, 0]*k[k_r, 0, 0, E_, S_]
+                            s46_a += _h36*dot_q[dot_q_r, L_, 0, E_, 0]*s8[L_, E_]
+                            s48_a += _h36*q[q_r, L_, 0, E_, 0]*s20[L_, E_]
+                    s45[V_, S_] = s45_a
+                    s46[V_, S_] = s46_a
                     s48[V_, S_] = s48_a
         s7 = np.empty((L,))
         if want_q and has_q:
@@ -1527,15 +1455,15 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
         s31 = np.empty((E, S,))
         s40 = np.empty((E, S,))
         if want_k and has_k or want_k and has_q:
-            _h42 = 1/math.sqrt(E)
+            _h38 = 1/math.sqrt(E)
             for E_ in range(E):
                 for S_ in range(S):
                     s31_a = 0.0
                     s40_a = 0.0
                     for L_ in range(L):
-                        _e43 = _exp(min(0, _h42*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
-                        s31_a += _e43*dot_q[dot_q_r, L_, 0, E_, 0]*s11[L_]/s2[L_]**2
-                        s40_a += _e43*q[q_r, L_, 0, E_, 0]*s27[L_]*s38[L_]/s2[L_]**3
+                        _e39 = _exp(min(0, _h38*s0[L_, S_] - s1[L_]))*(1.0 if S_ <= L_ else 0.0)
+                        s31_a += _e39*dot_q[dot_q_r, L_, 0, E_, 0]*s11[L_]/s2[L_]**2
+                        s40_a += _e39*q[q_r, L_, 0, E_, 0]*s27[L_]*s38[L_]/s2[L_]**3
                     s31[E_, S_] = s31_a
                     s40[E_, S_] = s40_a
         s37 = np.empty((E, S,))
@@ -1546,12 +1474,12 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                     s37_a = 0.0
                     s39_a = 0.0
                     for L_ in range(L):
-                        _e46 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]**2
-                        _h44 = _e46
-                        _h45 = _e46*s38[L_]
+                        _e42 = _exp(min(0, -s1[L_] + s0[L_, S_]/math.sqrt(E)))*(1.0 if S_ <= L_ else 0.0)*q[q_r, L_, 0, E_, 0]/s2[L_]**2
+                        _h40 = _e42
+                        _h41 = _e42*s38[L_]
                         for V_ in range(V):
-                            s37_a += _h44*dy[dy_r, L_, V_, 0, 0]*s36[L_, V_]
-                            s39_a += _h45*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
+                            s37_a += _h40*dy[dy_r, L_, V_, 0, 0]*s36[L_, V_]
+                            s39_a += _h41*dy[dy_r, L_, V_, 0, 0]*v[v_r, 0, V_, 0, S_]
                     s37[E_, S_] = s37_a
                     s39[E_, S_] = s39_a
         s42 = np.empty((E, S,))
@@ -1572,44 +1500,44 @@ def _vjp_jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, dot_
                     s47[V_, S_] = s47_a
         if want_q:
             for L_ in range(L):
-                _e58 = 1/E
-                _e59 = 1/s2[L_]
-                _e60 = (1/s2[L_]**2)
-                _e61 = _e58*_e60
-                _e62 = 2*_e58*s11[L_]/s2[L_]**3
-                _e63 = 1/math.sqrt(E)
-                _e64 = _e60*_e63
-                _h47 = _as(_e58*_e59, lo_)
-                _h48 = _as(-_e61*s11[L_], lo_)
-                _h49 = _as(-_e61*s7[L_], lo_)
-                _h50 = _as(-_e61*s9[L_], lo_)
-                _h51 = _as(_e62*s9[L_], lo_)
-                _h52 = _as(_e59*_e63, lo_)
-                _h53 = _as(-_e61*s18[L_], lo_)
-                _h54 = _as(-_e61*s19[L_], lo_)
-                _h55 = _as(-_e64*s11[L_], lo_)
-                _h56 = _as(_e62*s18[L_], lo_)
-                _h57 = _as(-_e64*s22[L_], lo_)
+                _e54 = 1/E
+                _e55 = 1/s2[L_]
+                _e56 = (1/s2[L_]**2)
+                _e57 = _e54*_e56
+                _e58 = 2*_e54*s11[L_]/s2[L_]**3
+                _e59 = 1/math.sqrt(E)
+                _e60 = _e56*_e59
+                _h43 = _as(_e54*_e55, lo_)
+                _h44 = _as(-_e57*s11[L_], lo_)
+                _h45 = _as(-_e57*s7[L_], lo_)
+                _h46 = _as(-_e57*s9[L_], lo_)
+                _h47 = _as(_e58*s9[L_], lo_)
+                _h48 = _as(_e55*_e59, lo_)
+                _h49 = _as(-_e57*s18[L_], lo_)
+                _h50 = _as(-_e57*s19[L_], lo_)
+                _h51 = _as(-_e60*s11[L_], lo_)
+                _h52 = _as(_e58*s18[L_], lo_)
+                _h53 = _as(-_e60*s22[L_], lo_)
                 for E_ in range(E):
-                    out_q[out_q_s, L_, 0, E_, 0] = (_h47*s4[L_, E_] + _h48*s12[L_, E_] + _h49*s8[L_, E_] + _h50*s6[L_, E_] + _h51*s8[L_, E_] if want_q and has_q else 0.0) + (_h47*s14[L_, E_] + _h48*s17[L_, E_] + _h52*s16[L_, E_] + _h53*s6[L_, E_] + _h54*s8[L_, E_] + _h55*s20[L_, E_] + _h56*s8[L_, E_] if want_q and has_k else 0.0) + (_h52*s21[L_, E_] + _h57*s8[L_, E_] if want_q and has_v else 0.0)
+                    out_q[out_q_s, L_, 0, E_, 0] = (_h43*s4[L_, E_] + _h44*s12[L_, E_] + _h45*s8[L_, E_] + _h46*s6[L_, E_] + _h47*s8[L_, E_] if want_q and has_q else 0.0) + (_h43*s14[L_, E_] + _h44*s17[L_, E_] + _h48*s16[L_, E_] + _h49*s6[L_, E_] + _h50*s8[L_, E_] + _h51*s20[L_, E_] + _h52*s8[L_, E_] if want_q and has_k else 0.0) + (_h48*s21[L_, E_] + _h53*s8[L_, E_] if want_q and has_v else 0.0)
         if want_k:
-            _e70 = 1/E
-            _e71 = 1/math.sqrt(E)
-            _h65 = _as(_e70, lo_)
-            _h66 = _as(_e71, lo_)
-            _h67 = _as(-_e70, lo_)
-            _h68 = _as(-_e71, lo_)
-            _h69 = _as(2*_e70, lo_)
+            _e66 = 1/E
+            _e67 = 1/math.sqrt(E)
+            _h61 = _as(_e66, lo_)
+            _h62 = _as(_e67, lo_)
+            _h63 = _as(-_e66, lo_)
+            _h64 = _as(-_e67, lo_)
+            _h65 = _as(2*_e66, lo_)
             for E_ in range(E):
                 for S_ in range(S):
-                    out_k[out_k_s, 0, 0, E_, S_] = (_h65*s23[E_, S_] + _h66*s24[E_, S_] + _h67*s26[E_, S_] + _h67*s28[E_, S_] + _h67*s30[E_, S_] + _h68*s31[E_, S_] + _h69*s32[E_, S_] if want_k and has_q else 0.0) + (_h65*s33[E_, S_] + _h67*s34[E_, S_] + _h67*s37[E_, S_] + _h67*s39[E_, S_] + _h69*s40[E_, S_] if want_k and has_k else 0.0) + (_h66*s42[E_, S_] + _h68*s44[E_, S_] if want_k and has_v else 0.0)
+                    out_k[out_k_s, 0, 0, E_, S_] = (_h61*s23[E_, S_] + _h62*s24[E_, S_] + _h63*s26[E_, S_] + _h63*s28[E_, S_] + _h63*s30[E_, S_] + _h64*s31[E_, S_] + _h65*s32[E_, S_] if want_k and has_q else 0.0) + (_h61*s33[E_, S_] + _h63*s34[E_, S_] + _h63*s37[E_, S_] + _h63*s39[E_, S_] + _h65*s40[E_, S_] if want_k and has_k else 0.0) + (_h62*s42[E_, S_] + _h64*s44[E_, S_] if want_k and has_v else 0.0)
         if want_v:
-            _e74 = 1/math.sqrt(E)
-            _h72 = _as(_e74, lo_)
-            _h73 = _as(-_e74, lo_)
+            _e70 = 1/math.sqrt(E)
+            _h68 = _as(_e70, lo_)
+            _h69 = _as(-_e70, lo_)
             for V_ in range(V):
                 for S_ in range(S):
-                    out_v[out_v_s, 0, V_, 0, S_] = (_h72*s45[V_, S_] + _h73*s46[V_, S_] if want_v and has_q else 0.0) + (_h72*s47[V_, S_] + _h73*s48[V_, S_] if want_v and has_k else 0.0)
+                    out_v[out_v_s, 0, V_, 0, S_] = (_h68*s45[V_, S_] + _h69*s46[V_, S_] if want_v and has_q else 0.0) + (_h68*s47[V_, S_] + _h69*s48[V_, S_] if want_v and has_k else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -174,7 +174,9 @@ def _hoist(expr: sp.Expr, inner, frame, table: dict, reductions: list[Reduction]
 
     def visit(node: sp.Expr) -> sp.Expr:
         if isinstance(node, sp.Sum):
-            return reduce("sum", visit(node.function), tuple(limit[0] for limit in node.limits), None)
+            bound = tuple(limit[0] for limit in node.limits)
+            outside, inside = _constant_factors(visit(node.function), bound)
+            return outside * reduce("sum", inside, bound, None)
         if isinstance(node, max_over):
             body, var, *mask = node.args
             mask = visit(mask[0]) if mask and mask[0] != 1 else None
@@ -198,6 +200,17 @@ def _hoist(expr: sp.Expr, inner, frame, table: dict, reductions: list[Reduction]
         return table[key]
 
     return visit(expr)
+
+
+def _constant_factors(body: sp.Expr, bound: tuple) -> tuple[sp.Expr, sp.Expr]:
+    """``body`` as (factors free of the ``bound`` indices, the rest): a per-unit factor (a variance's
+    ``1/sqrt``) taken out of a sum lets the sum be made in an earlier pass, beside the ones it
+    does not depend on."""
+    factors = sp.Mul.make_args(body)
+    outside = [f for f in factors if not free_indices(f) & set(bound)]
+    if len(outside) == len(factors):
+        return sp.S.One, body
+    return sp.Mul(*outside), sp.Mul(*(f for f in factors if f not in outside))
 
 
 def _names(*exprs) -> set:
@@ -239,7 +252,7 @@ def kept(plan: LoopPlan, groups: dict, inner: tuple, indices: list[sp.Idx]) -> l
     terms = [(t.expr, t.guard or r.guard) for r in plan.results if tuple(d for d in r.dims if d in inner) == inner
              for t in r.terms]
     passes = [(key, group) for key, group in sorted(groups.items(), key=lambda item: -item[0][0])
-              if not key[2] and set(key[1]) == set(indices)]
+              if set(key[1]) == set(indices)]
     found: list[Kept] = []
     for expr, _ in terms:
         for node in sp.preorder_traversal(expr):

@@ -188,8 +188,11 @@ class Emitter:
         return [self.printer.doprint(r) for r in reduced]
 
     def reductions(self, group: list[Reduction], keep: list[Kept] = ()) -> None:
-        """One loop nest computing ``group`` (and storing the values ``keep`` for the result pass)."""
-        first = group[0]
+        """One loop nest computing ``group`` (and storing the values ``keep`` for the result pass).
+        The reductions share the nest's indices: a sum over all of them is one value; one kept at
+        each position of the outer ones (a per-channel sum inside a group) starts where its last
+        such loop opens and is stored where it closes."""
+        nest = _nest(group[0], self.plan.frame)
         for r in group:
             if r.free:
                 self.printer.scratch.add(r.name)
@@ -205,30 +208,30 @@ class Emitter:
             self.depth += 1
             opened += 1
         masks = [r.mask if r.mask is not None else sp.true for r in group]
-        bound = _ordered(first.bound, self.plan.frame)
-        exprs, staged = self.staged([r.body for r in group] + masks + [k.expr for k in keep], (*first.free, *bound))
+        exprs, staged = self.staged([r.body for r in group] + masks + [k.expr for k in keep], nest)
         self.emit_staged(staged, -1)
-        opened += self.loops(first.free, staged)
-        accumulators = [f"{r.name}_a" if r.free else r.name for r in group]
-        if first.free:
-            for r, acc in zip(group, accumulators):
-                self.line(f"{acc} = {_start(r)}")
         if _in_lanes(group):
-            self.lanes(group, bound[0], exprs, keep)
+            self.lanes(group, nest[0], exprs, keep)
             self.depth -= opened
             return
-        entered = self.loops(bound, staged, len(first.free))
+        base = self.depth
+        for depth, index in enumerate(nest):
+            self.loops([index], staged, depth)
+            for r in group:
+                if len(r.free) == depth + 1:
+                    self.line(f"{r.name}_a = {_start(r)}")
         codes = self.values(exprs)
         self.stores(keep, codes[2 * len(group):])
-        for r, acc, code, mask in zip(group, accumulators, codes, codes[len(group):]):
+        for r, code, mask in zip(group, codes, codes[len(group):]):
+            acc = f"{r.name}_a" if r.free else r.name
             update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
             self.line(update if mask == "True" else f"if {mask}: {update}")
-        self.depth -= entered
-        if first.free:
-            index = ", ".join(str(i.label) for i in first.free)
-            for r, acc in zip(group, accumulators):
-                self.line(f"{r.name}[{index}] = {acc}")
-        self.depth -= opened
+        for depth in reversed(range(len(nest))):
+            self.depth = base + depth + 1
+            for r in group:
+                if len(r.free) == depth + 1:
+                    self.line(f"{r.name}[{', '.join(str(i.label) for i in r.free)}] = {r.name}_a")
+        self.depth = base - opened
 
     def lanes(self, group: list[Reduction], index: sp.Idx, exprs: list[sp.Expr], keep: list[Kept]) -> None:
         """A pass with a maximum along ``index``, each reduction kept in LANES running values (entry j
@@ -344,6 +347,12 @@ def _ordered(indices, frame) -> list:
     return sorted(indices, key=lambda i: frame.index(dim_of(i)))
 
 
+def _nest(reduction: Reduction, frame) -> tuple:
+    """The loops of ``reduction``'s pass: its free indices (a value kept per position), then its bound
+    ones in the frame's order.  Reductions with the same nest and level share one pass."""
+    return (*reduction.free, *_ordered(reduction.bound, frame))
+
+
 def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays: list[str]) -> list[str]:
     """The statements of the compiled function after its signature (indented by one level)."""
     emit = Emitter(plan, printer, sizes)
@@ -367,7 +376,7 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
         emit.line(f"out_{r.name}_s = c_ if acc_{r.name} else r_" if r.adds else f"out_{r.name}_s = r_")
     groups: dict = {}
     for r in plan.reductions:
-        groups.setdefault((r.level, r.bound, r.free), []).append(r)  # one pass, under any of their flags
+        groups.setdefault((r.level, _nest(r, plan.frame)), []).append(r)  # one pass, under any of their flags
     by_span: dict = {}
     for r in plan.results:
         by_span.setdefault(tuple(d for d in r.dims if d in plan.inner), []).append(r)
