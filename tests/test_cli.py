@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import unicodedata
 from pathlib import Path
 
-import pytest
 
 from derive import registry
 from derive.cli import main

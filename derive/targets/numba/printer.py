@@ -343,14 +343,10 @@ def _start(reduction: Reduction) -> str:
     return "0.0" if reduction.kind == "sum" else "lo_"
 
 
-def _ordered(indices, frame) -> list:
-    return sorted(indices, key=lambda i: frame.index(dim_of(i)))
-
-
 def _nest(reduction: Reduction, frame) -> tuple:
     """The loops of ``reduction``'s pass: its free indices (a value kept per position), then its bound
     ones in the frame's order.  Reductions with the same nest and level share one pass."""
-    return (*reduction.free, *_ordered(reduction.bound, frame))
+    return (*reduction.free, *sorted(reduction.bound, key=lambda i: frame.index(dim_of(i))))
 
 
 def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays: list[str]) -> list[str]:
