@@ -102,7 +102,7 @@ def test_a_wrong_second_order_is_reported_and_not_ranked(monkeypatch):
     real = torch_ref.double_backward
     monkeypatch.setattr(torch_ref, "double_backward",
                         lambda *a: (lambda f: lambda: tuple(None if g is None else 2 * g for g in f()))(real(*a)))
-    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0), numba=False)
     rows = {r["name"]: r for r in result["rows"]}
     assert rows[kernels.TORCH_VJP_JVP]["disagrees"].startswith("gradient 0 differs")
     assert rows[kernels.GENERATED_VJP_JVP]["disagrees"] is None
@@ -111,7 +111,7 @@ def test_a_wrong_second_order_is_reported_and_not_ranked(monkeypatch):
 
 def test_rmsnorm_vjp_moves_three_arrays(tmp_path):
     case = cases.handwritten(quick=True)["rmsnorm"][0]
-    result = kernels.run_case(case, np.dtype("float32"), GENERATED, 1, 1, np.random.default_rng(0))
+    result = kernels.run_case(case, np.dtype("float32"), GENERATED, 1, 1, np.random.default_rng(0), numba=False)
     vjp = next(r for r in result["rows"] if r["name"] == kernels.GENERATED_VJP)
     rows, n = case.inputs["x"]
     # read x, dy, gamma, beta; write dx, dgamma, dbeta
@@ -121,11 +121,14 @@ def test_rmsnorm_vjp_moves_three_arrays(tmp_path):
 def test_bench_without_torch_leaves_torch_out(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch_ref, "torch_module", lambda: None)
     out = tmp_path / "bench.json"
-    assert main(["bench", "layernorm", "--quick", "--no-derivation", "--dtype", "float64", "--json", str(out)]) == 0
+    assert main(["bench", "layernorm", "--quick", "--no-derivation", "--no-numba", "--dtype", "float64",
+                 "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     names = {row["name"] for k in results["kernels"] for row in k["rows"]}
     assert kernels.TORCH_VJP not in names and kernels.CLOSED_VJP in names
     assert results["machine"]["torch"] is None
+    assert kernels.NUMBA_VJP not in names and results["settings"]["numba"] is False  # --no-numba
+    assert all(k["numba_first_call_s"] is None for k in results["kernels"])
 
 
 def test_operator_without_generated_kernel_is_skipped_with_a_note(tmp_path, capsys):
@@ -148,13 +151,13 @@ def test_operator_without_generated_kernel_is_skipped_with_a_note(tmp_path, caps
 def test_a_kernel_with_other_inputs_is_skipped(tmp_path):
     case = cases.Case("rmsnorm", {"x": (4, 8)}, {"eps": 1e-6})
     with pytest.raises(kernels.Skip, match="takes inputs"):
-        kernels.run_case(case, np.dtype("float32"), GENERATED, 1, 1, np.random.default_rng(0))
+        kernels.run_case(case, np.dtype("float32"), GENERATED, 1, 1, np.random.default_rng(0), numba=False)
 
 
 def test_generic_case_for_an_operator_without_baselines():
     case = cases.generic("layernorm", quick=True)
     assert case.inputs == {"x": (4, 5), "gamma": (5,), "beta": (5,)} and case.params == {"eps": 1e-5}
-    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0), numba=False)
     assert kernels.CLOSED_VJP not in {r["name"] for r in result["rows"]}
     assert cases.generic("matmul", quick=False).inputs == {"a": (16, 256, 256), "b": (16, 256, 256)}
 
@@ -162,7 +165,7 @@ def test_generic_case_for_an_operator_without_baselines():
 def test_a_disagreeing_baseline_is_reported_and_not_ranked(monkeypatch):
     case = cases.handwritten(quick=True)["softmax"][0]
     wrong = cases.Case(case.op, case.inputs, case.params, cases.Baselines(closed=lambda dy, x, **p: (dy,)))
-    result = kernels.run_case(wrong, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    result = kernels.run_case(wrong, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0), numba=False)
     closed = next(r for r in result["rows"] if r["name"] == kernels.CLOSED_VJP)
     assert closed["disagrees"] and f"generated / {kernels.CLOSED_VJP}" not in result["ratios"]
 
@@ -261,7 +264,7 @@ def test_a_torch_reference_that_fails_is_left_out_with_a_note(monkeypatch):
 
     monkeypatch.setattr(torch_ref, "autograd", broken)
     case = cases.handwritten(quick=True)["rmsnorm"][0]
-    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0))
+    result = kernels.run_case(case, np.dtype("float64"), GENERATED, 1, 1, np.random.default_rng(0), numba=False)
     assert kernels.TORCH_VJP not in {r["name"] for r in result["rows"]}
     assert result["notes"] == ["torch autograd left out: TypeError: unexpected keyword argument 'eps'"]
 

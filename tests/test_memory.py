@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, model_of
+from conftest import NUMBA_BATTERY, OPERATORS, float_positions, load_kernel, make_inputs, model_of
 
 
 def peak_bytes(function, *args) -> int:
@@ -143,7 +144,14 @@ def test_tracemalloc_sees_memory_numba_allocates_inside_compiled_code():
     assert peak_bytes(scratch, 1 << 20) >= 8 << 20
 
 
-@pytest.mark.parametrize("name", BOUNDED)
+PER_ROW_SAMPLE = [name for name in BOUNDED if os.environ.get("DERIVE_NUMBA_ALL")
+                  or name in NUMBA_BATTERY or name == "log_softmax"]
+"""The battery's operators (each layout's loops and their reduction lanes) and log_softmax (besides
+softmax and cross_entropy, the third whose loops keep a row of exponentials in a scratch array):
+each operator compiled costs seconds; DERIVE_NUMBA_ALL=1 checks them all."""
+
+
+@pytest.mark.parametrize("name", PER_ROW_SAMPLE)
 def test_numba_loops_allocate_nothing_per_row(name, rng):
     """The compiled loops of a bounded operator allocate no per-row (or per-unit) scratch: calls on
     4x the rows make as many allocations inside numba as calls on 1x (its fixed bookkeeping)."""

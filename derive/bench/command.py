@@ -23,6 +23,8 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
                        help="folder holding the generated kernels (default: generated)")
     bench.add_argument("--no-derivation", action="store_true", help="do not time `derive generate`")
     bench.add_argument("--no-kernels", action="store_true", help="only time `derive generate`")
+    bench.add_argument("--no-numba", action="store_true",
+                       help="leave the numba kernels out (no compiling, no new process for the cached first call)")
     bench.add_argument("--seed", type=int, default=0, help="random inputs' seed (default 0)")
     bench.set_defaults(run=run_bench)
 

@@ -144,8 +144,9 @@ def _gradients(value: object) -> tuple:
 
 
 def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: int,
-             rng: np.random.Generator) -> dict:
-    """Measure one case at one dtype; raises Skip when it cannot run."""
+             rng: np.random.Generator, numba: bool = True) -> dict:
+    """Measure one case at one dtype (the numba kernel too, unless ``numba`` is false); raises
+    Skip when it cannot run."""
     kernel = load_kernel(folder, case.op)
     if tuple(kernel.INPUTS) != tuple(case.inputs):
         raise Skip(f"the generated {case.op} takes inputs {kernel.INPUTS}; the benchmark case has {tuple(case.inputs)}")
@@ -157,7 +158,7 @@ def run_case(case: Case, dtype: np.dtype, folder: Path, repeats: int, warmup: in
     dy = rng.standard_normal(np.shape(output)).astype(dtype)
     tangents = [rng.standard_normal(np.shape(a)).astype(dtype) for a in arrays]
     notes: list[str] = []
-    compiled, first_calls = numba_kernel(case, folder, arrays, dy, notes)
+    compiled, first_calls = numba_kernel(case, folder, arrays, dy, notes) if numba else (None, None)
     with np.errstate(all="ignore"):
         result = _measure(case, kernel, arrays, dy, tangents, output, dtype, repeats, warmup, notes, folder, compiled)
     result["numba_first_call_s"] = first_calls

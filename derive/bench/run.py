@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 def settings(args: argparse.Namespace) -> dict:
     repeats = args.repeats or (3 if args.quick else 7)
     return {"quick": args.quick, "repeats": repeats, "warmup": 1, "dtypes": args.dtype or list(DTYPES),
-            "generated": str(args.generated), "seed": args.seed, "operators": args.operators}
+            "generated": str(args.generated), "seed": args.seed, "operators": args.operators,
+            "numba": not args.no_numba}
 
 
 def measure_kernels(args: argparse.Namespace, results: dict, say) -> None:
@@ -67,7 +68,8 @@ def measure_kernels(args: argparse.Namespace, results: dict, say) -> None:
     for case in case_table.plan(args.operators, args.quick):
         for dtype in options["dtypes"]:
             try:
-                result = run_case(case, np.dtype(dtype), args.generated, options["repeats"], options["warmup"], rng)
+                result = run_case(case, np.dtype(dtype), args.generated, options["repeats"], options["warmup"], rng,
+                                  numba=not args.no_numba)
             except Skip as skip:
                 note = f"{case.op}: skipped ({skip})"
                 if note not in results["notes"]:
