@@ -9,8 +9,9 @@ valid by construction (log and sqrt and fractional powers only of positive quant
 ``exp(...)`` or ``1 + x**2``).  ``run`` loads each model from its file, derives it, renders its
 kernels (every kernel target: NumPy, numba, Array API) and proves each against the oracle
 (``derive.prove``).  A model the engine refuses with
-a clear error is counted, not failed; a kernel that disagrees with the oracle, or any crash, is a
-failure, reported with the model file that reproduces it (``derive generate --model FILE``).
+a clear error is counted, not failed; a kernel that disagrees with the oracle, warns of an invalid
+operation while proved (a NaN made, even one thrown away: a value read before it was set), or any
+crash, is a failure, reported with the model file that reproduces it (``derive generate --model FILE``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -241,7 +243,10 @@ def check_source(source: str, folder: Path, name: str, seconds: float | None = N
 def _check(path: Path, name: str) -> str | None:
     try:
         model = load_model(path)
-        prove(model, render(derive(model), tuple(t for t in TARGETS if t.name in KERNEL_TARGETS)))
+        files = render(derive(model), tuple(t for t in TARGETS if t.name in KERNEL_TARGETS))
+        with warnings.catch_warnings():  # domains are valid by construction: a NaN made is a finding
+            warnings.simplefilter("error", RuntimeWarning)
+            prove(model, files)
     except ProofError as error:
         return str(error)
     except REFUSALS as error:

@@ -300,8 +300,11 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dot_x, d
         _h6 = _as(_e9*dot_gamma[dot_gamma_r, 0, C_, 0], lo_)
         for N_ in range(N):
             for S_ in range(S):
-                _e10 = _h2 + x[x_r, N_, C_, S_]
-                out_y[out_y_s, N_, C_, S_] = (_h5*(_e10*_h3 + _h4 + dot_x[dot_x_r, N_, C_, S_]) if has_x else 0.0) + (_e10*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
+                if has_beta or has_gamma or has_x:
+                    _e10 = _h2 + x[x_r, N_, C_, S_]
+                    out_y[out_y_s, N_, C_, S_] = (_h5*(_e10*_h3 + _h4 + dot_x[dot_x_r, N_, C_, S_]) if has_x else 0.0) + (_e10*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
+                else:
+                    out_y[out_y_s, N_, C_, S_] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -395,14 +398,16 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, 
             for N_ in range(N):
                 for S_ in range(S):
                     out_x[out_x_s, N_, C_, S_] = (_h1*x[x_r, N_, C_, S_] + _h10*x[x_r, N_, C_, S_] + _h11 + _h2*dy[dy_r, N_, C_, S_] + _h3*dot_x[dot_x_r, N_, C_, S_] + _h4*dot_x[dot_x_r, N_, C_, S_] + _h5*dy[dy_r, N_, C_, S_] + _h6*x[x_r, N_, C_, S_] + _h7*x[x_r, N_, C_, S_] + _h8*x[x_r, N_, C_, S_] + _h9*x[x_r, N_, C_, S_] if want_x and has_x else 0.0) + (_h12*dy[dy_r, N_, C_, S_] + _h13*x[x_r, N_, C_, S_] + _h14*x[x_r, N_, C_, S_] + _h15 if want_x and has_gamma else 0.0)
-        _e44 = 1/(N*S)
-        _e45 = _e44*s1 + eps
-        _e46 = 1/math.sqrt(_e45)
-        _e47 = _e45**(-3/2)
-        _e48 = _e47*s3
-        _e49 = s4*s6
-        _e50 = s0/((N*N)*(S*S))
-        if want_gamma: out_gamma[out_gamma_s, 0, C_, 0] += (-_e44*_e46*_e49 - _e44*_e48*s5 + _e46*s2 + _e47*_e50*s5*s6 + _e48*_e50*s4 - _e47*_e49*(s0*s0)/(N**3*S**3) if want_gamma and has_x else 0.0)
+        if want_gamma:
+            if want_gamma and has_x:
+                _e44 = 1/(N*S)
+                _e45 = _e44*s1 + eps
+                _e46 = 1/math.sqrt(_e45)
+                _e47 = _e45**(-3/2)
+                _e48 = _e47*s3
+                _e49 = s4*s6
+                _e50 = s0/((N*N)*(S*S))
+                out_gamma[out_gamma_s, 0, C_, 0] += (-_e44*_e46*_e49 - _e44*_e48*s5 + _e46*s2 + _e47*_e50*s5*s6 + _e48*_e50*s4 - _e47*_e49*(s0*s0)/(N**3*S**3) if want_gamma and has_x else 0.0)
         if want_beta: out_beta[out_beta_s, 0, C_, 0] += 0.0
 
 

@@ -260,8 +260,9 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_
                 _e1 = _exp(_h0 + logits[logits_r, N_, C_])
                 s1 += _e1
                 s2 += _e1*dot_logits[dot_logits_r, N_, C_]
-        _e2 = 1/N
-        out_y[out_y_s, 0, 0] += (-_e2*s3 + _e2*s2/s1 if has_logits else 0.0)
+        if has_logits:
+            _e2 = 1/N
+            out_y[out_y_s, 0, 0] += (-_e2*s3 + _e2*s2/s1 if has_logits else 0.0)
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")

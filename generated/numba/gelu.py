@@ -298,9 +298,12 @@ def _vjp_jvp_loops_none(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x
             _h0 = _as(_e2, lo_)
             _h1 = _as(-1/2*_e2, lo_)
             for n_ in range(n):
-                _e3 = x[x_r, n_]**2
-                _e4 = _exp(-1/2*_e3)*dot_x[dot_x_r, n_]*dy[dy_r, n_]
-                out_x[out_x_s, n_] = (_e3*_e4*_h1 + _e4*_h0 if want_x and has_x else 0.0)
+                if want_x and has_x:
+                    _e3 = x[x_r, n_]**2
+                    _e4 = _exp(-1/2*_e3)*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+                    out_x[out_x_s, n_] = (_e3*_e4*_h1 + _e4*_h0 if want_x and has_x else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -366,10 +369,13 @@ def _jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x)
         _h1 = _as((1/2)*_e3, lo_)
         _h2 = _as((26829/400000)*_e3, lo_)
         for n_ in range(n):
-            _e4 = x[x_r, n_]**3
-            _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
-            _e6 = (1 - (_e5*_e5))*dot_x[dot_x_r, n_]
-            out_y[out_y_s, n_] = (_e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
+            if has_x:
+                _e4 = x[x_r, n_]**3
+                _e5 = math.tanh(_h0*(8943*_e4 + 200000*x[x_r, n_]))
+                _e6 = (1 - (_e5*_e5))*dot_x[dot_x_r, n_]
+                out_y[out_y_s, n_] = (_e4*_e6*_h2 + _e6*_h1*x[x_r, n_] + (1/2)*(_e5 + 1)*dot_x[dot_x_r, n_] if has_x else 0.0)
+            else:
+                out_y[out_y_s, n_] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -397,11 +403,14 @@ def _vjp_jvp_loops_tanh(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x
             _h4 = _as(-26829/50000*_e7, lo_)
             _h5 = _as((26829/100000)*_e6, lo_)
             for n_ in range(n):
-                _e8 = x[x_r, n_]**3
-                _e9 = math.tanh(_h0*(8943*_e8 + 200000*x[x_r, n_]))
-                _e10 = (1 - (_e9*_e9))*dot_x[dot_x_r, n_]*dy[dy_r, n_]
-                _e11 = _e10*_e9
-                out_x[out_x_s, n_] = (_e10*_h1 + _e10*_h5*x[x_r, n_]**2 + _e11*_e8*_h4 + _e11*_h2*x[x_r, n_] + _e11*_h3*x[x_r, n_]**5 if want_x and has_x else 0.0)
+                if want_x and has_x:
+                    _e8 = x[x_r, n_]**3
+                    _e9 = math.tanh(_h0*(8943*_e8 + 200000*x[x_r, n_]))
+                    _e10 = (1 - (_e9*_e9))*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+                    _e11 = _e10*_e9
+                    out_x[out_x_s, n_] = (_e10*_h1 + _e10*_h5*x[x_r, n_]**2 + _e11*_e8*_h4 + _e11*_h2*x[x_r, n_] + _e11*_h3*x[x_r, n_]**5 if want_x and has_x else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -319,8 +319,11 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dot_x
             _h5 = _as(_e8*gamma[gamma_r, 0, G_, D_, 0], lo_)
             _h6 = _as(_e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0], lo_)
             for S_ in range(S):
-                _e9 = _h2 + x[x_r, N_, G_, D_, S_]
-                out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                if has_beta or has_gamma or has_x:
+                    _e9 = _h2 + x[x_r, N_, G_, D_, S_]
+                    out_y[out_y_s, N_, G_, D_, S_] = (_h5*(_e9*_h3 + _h4 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e9*_h6 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                else:
+                    out_y[out_y_s, N_, G_, D_, S_] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")

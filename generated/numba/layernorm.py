@@ -275,8 +275,11 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot_gam
         _h4 = -_e6*s2
         _h5 = _as(1/math.sqrt(_e7), lo_)
         for n_ in range(n):
-            _e8 = _h2 + x[x_r, n_]
-            out_y[out_y_s, n_] = (_h5*(_e8*_h3 + _h4 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e8*_h5*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+            if has_beta or has_gamma or has_x:
+                _e8 = _h2 + x[x_r, n_]
+                out_y[out_y_s, n_] = (_h5*(_e8*_h3 + _h4 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e8*_h5*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+            else:
+                out_y[out_y_s, n_] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")

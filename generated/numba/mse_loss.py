@@ -206,8 +206,11 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, a, b, dot_a, dot_b, out_y, acc_y, h
                 _e0 = a[a_r, n_] - b[b_r, n_]
                 s0 += _e0*dot_a[dot_a_r, n_]
                 s1 += _e0*dot_b[dot_b_r, n_]
-        _e1 = 2/n
-        out_y[out_y_s, 0] = (_e1*s0 if has_a else 0.0) + (-_e1*s1 if has_b else 0.0)
+        if has_a or has_b:
+            _e1 = 2/n
+            out_y[out_y_s, 0] = (_e1*s0 if has_a else 0.0) + (-_e1*s1 if has_b else 0.0)
+        else:
+            out_y[out_y_s, 0] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")

@@ -532,11 +532,14 @@ def _jvp_loops_false(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_
             for E_ in range(E):
                 s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                 s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-        _e9 = 1/s2
-        _e10 = 1/math.sqrt(E)
-        _e11 = _e10*_e9
-        _e12 = _e10*s7/(s2*s2)
-        out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
+        if has_k or has_q or has_v:
+            _e9 = 1/s2
+            _e10 = 1/math.sqrt(E)
+            _e11 = _e10*_e9
+            _e12 = _e10*s7/(s2*s2)
+            out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
+        else:
+            out_y[out_y_s, L_, V_, 0, 0] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1146,11 +1149,14 @@ def _jvp_loops_true(c_, T_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, dot_k
             for E_ in range(E):
                 s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
                 s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
-        _e9 = 1/s2
-        _e10 = 1/math.sqrt(E)
-        _e11 = _e10*_e9
-        _e12 = _e10*s7/(s2*s2)
-        out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
+        if has_k or has_q or has_v:
+            _e9 = 1/s2
+            _e10 = 1/math.sqrt(E)
+            _e11 = _e10*_e9
+            _e12 = _e10*s7/(s2*s2)
+            out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
+        else:
+            out_y[out_y_s, L_, V_, 0, 0] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")

@@ -172,9 +172,12 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         dot_x_r = min(r_, dot_x.shape[0] - 1)
         out_y_s = r_
         for n_ in range(n):
-            _e0 = _sigmoid(x[x_r, n_])
-            _e1 = _e0*dot_x[dot_x_r, n_]
-            out_y[out_y_s, n_] = (_e1*(1 - _e0)*x[x_r, n_] + _e1 if has_x else 0.0)
+            if has_x:
+                _e0 = _sigmoid(x[x_r, n_])
+                _e1 = _e0*dot_x[dot_x_r, n_]
+                out_y[out_y_s, n_] = (_e1*(1 - _e0)*x[x_r, n_] + _e1 if has_x else 0.0)
+            else:
+                out_y[out_y_s, n_] = 0.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
@@ -194,10 +197,13 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
         out_x_s = r_
         if want_x:
             for n_ in range(n):
-                _e0 = _sigmoid(x[x_r, n_])
-                _e1 = 1 - _e0
-                _e2 = _e0*dot_x[dot_x_r, n_]*dy[dy_r, n_]
-                out_x[out_x_s, n_] = (-(_e0*_e0)*_e1*dot_x[dot_x_r, n_]*dy[dy_r, n_]*x[x_r, n_] + (_e1*_e1)*_e2*x[x_r, n_] + 2*_e1*_e2 if want_x and has_x else 0.0)
+                if want_x and has_x:
+                    _e0 = _sigmoid(x[x_r, n_])
+                    _e1 = 1 - _e0
+                    _e2 = _e0*dot_x[dot_x_r, n_]*dy[dy_r, n_]
+                    out_x[out_x_s, n_] = (-(_e0*_e0)*_e1*dot_x[dot_x_r, n_]*dy[dy_r, n_]*x[x_r, n_] + (_e1*_e1)*_e2*x[x_r, n_] + 2*_e1*_e2 if want_x and has_x else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

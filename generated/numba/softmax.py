@@ -295,8 +295,11 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
             _h6 = _as(-_e8*s4, lo_)
             _h7 = _as(2*s3*s4/s1**3, lo_)
             for n_ in range(n):
-                _e9 = dot_x[dot_x_r, n_]*k0_[n_]
-                out_x[out_x_s, n_] = (_e9*_h4*dy[dy_r, n_] + _e9*_h5 + _h3*k0_[n_] + _h6*dy[dy_r, n_]*k0_[n_] + _h7*k0_[n_] if want_x and has_x else 0.0)
+                if want_x and has_x:
+                    _e9 = dot_x[dot_x_r, n_]*k0_[n_]
+                    out_x[out_x_s, n_] = (_e9*_h4*dy[dy_r, n_] + _e9*_h5 + _h3*k0_[n_] + _h6*dy[dy_r, n_]*k0_[n_] + _h7*k0_[n_] if want_x and has_x else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

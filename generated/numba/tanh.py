@@ -189,8 +189,11 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
         out_x_s = r_
         if want_x:
             for n_ in range(n):
-                _e0 = math.tanh(x[x_r, n_])
-                out_x[out_x_s, n_] = (-2*_e0*(1 - (_e0*_e0))*dot_x[dot_x_r, n_]*dy[dy_r, n_] if want_x and has_x else 0.0)
+                if want_x and has_x:
+                    _e0 = math.tanh(x[x_r, n_])
+                    out_x[out_x_s, n_] = (-2*_e0*(1 - (_e0*_e0))*dot_x[dot_x_r, n_]*dy[dy_r, n_] if want_x and has_x else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

@@ -122,6 +122,8 @@ class Emitter:
         """Statements run once per call, before the units (scratch arrays)."""
         self.depth = 0
         self.count = 0
+        self.owned: dict[object, list[str]] = {}
+        """Locals of the last ``values`` that one owner alone reads, by owner, not yet printed."""
         self.rounded: set[sp.Symbol] = set()
         """Staged values rounded to the arrays' type where computed (see ``factors_only``)."""
 
@@ -178,13 +180,27 @@ class Emitter:
 
         return [visit(e) for e in exprs], staged
 
-    def values(self, exprs: list[sp.Expr]) -> list[str]:
-        """Print ``exprs`` for one loop body: shared subexpressions first, as locals."""
+    def values(self, exprs: list[sp.Expr], owners: list | None = None,
+               flags: list[str | None] | None = None) -> list[str]:
+        """Print ``exprs`` for one loop body: shared subexpressions first, as locals.  With
+        ``owners`` (one per expression), a local only one owner's expressions use is not printed
+        here but kept in ``self.owned[owner]``, for the owner's own block; a local only one
+        expression reads, when ``flags`` gives that expression a flag, is computed under it (0.0
+        where it fails, as the expression is)."""
         start = self.count
         pairs, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_e", start=start), order="none")
         self.count += len(pairs)
+        place = _owner_of(pairs, reduced, owners) if owners else {}
+        alone = _owner_of(pairs, reduced, list(range(len(reduced)))) if flags and any(flags) else {}
+        self.owned = {}
         for symbol, value in pairs:
-            self.line(f"{symbol} = {self.printer.doprint(value)}")
+            code = self.printer.doprint(value)
+            flag = flags[alone[symbol]] if alone.get(symbol) is not None else None
+            line = f"{symbol} = ({code} if {flag} else 0.0)" if flag and isinstance(value, sp.Expr) else f"{symbol} = {code}"
+            if place.get(symbol) is None:
+                self.line(line)
+            else:
+                self.owned.setdefault(place[symbol], []).append(line)
         return [self.printer.doprint(r) for r in reduced]
 
     def reductions(self, group: list[Reduction], keep: list[Kept] = ()) -> None:
@@ -285,7 +301,10 @@ class Emitter:
         self.emit_staged(staged, -1)
         entered = self.loops(indices, staged)
         self.rounded = set()
-        codes = iter(self.values(exprs))
+        tests = {r.name: _flags(r, shared) for r in group}
+        own = [r.name if any(tests[r.name]) else None for r in group for _ in r.terms]
+        own_flags = [t.guard if _term_flagged(r, t) else None for r in group for t in r.terms]
+        codes = iter(self.values(exprs, own if any(own) else None, own_flags))
         for r in group:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
             target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
@@ -294,8 +313,25 @@ class Emitter:
                 code = next(codes)
                 value.append(code if term.guard in (None, r.guard) else f"({code} if {term.guard} else 0.0)")
             write = f"{target} {'+=' if r.adds else '='} {' + '.join(value) if value else '0.0'}"
-            self.line(f"if {r.guard}: {write}" if r.guard and r.guard != shared else write)  # wanted (wrt=)
+            self.guarded(tests[r.name], [*self.owned.get(r.name, []), write], None if r.adds else f"{target} = 0.0")
+        self.owned = {}
         self.depth -= entered + bool(shared)
+
+    def guarded(self, flags: tuple[str | None, str | None], lines: list[str], otherwise: str | None) -> None:
+        """``lines`` (the result's own locals, then its write) under the result's flags (see
+        ``_flags``); where it is wanted but none of its terms' tangents is given, the entry is
+        ``otherwise``."""
+        wanted, given = flags
+        if len(lines) == 1:  # no locals of its own: the terms' flags are tested where they are added
+            self.line(f"if {wanted}: {lines[0]}" if wanted else lines[0])
+            return
+        if given:
+            lines = [f"if {given}:", *(f"    {line}" for line in lines)]
+            lines += ["else:", f"    {otherwise}"] if otherwise else []
+        if wanted:
+            lines = [f"if {wanted}:", *(f"    {line}" for line in lines)]
+        for line in lines:
+            self.line(line)
 
 
 def factors_only(exprs: list[sp.Expr], staged: dict) -> set[sp.Symbol]:
@@ -327,6 +363,35 @@ def factors_only(exprs: list[sp.Expr], staged: dict) -> set[sp.Symbol]:
 
 LANES = 16
 """Running values per reduction of a pass with a maximum: 16 float32 (one AVX-512 register, two AVX2)."""
+
+
+def _owner_of(pairs: list, reduced: list[sp.Expr], owners: list) -> dict[sp.Symbol, object]:
+    """For each local of ``sympy.cse``'s ``pairs``, the one owner whose expressions (or locals)
+    read it, or None when several (or none) do: a local read under one result's flag alone."""
+    readers: dict[sp.Symbol, set] = {symbol: set() for symbol, _ in pairs}
+    for expr, owner in zip(reduced, owners):
+        for symbol in expr.free_symbols & readers.keys():
+            readers[symbol].add(owner)
+    for symbol, value in reversed(pairs):  # a local read by another takes that one's readers
+        for used in value.free_symbols & readers.keys():
+            readers[used] |= readers[symbol]
+    return {s: next(iter(found)) if len(found) == 1 else None for s, found in readers.items()}
+
+
+def _flags(result: Result, shared: str | None) -> tuple[str | None, str | None]:
+    """The tests a result's entry is written under: its own flag (wrt=; None when the whole pass
+    has it) and, when every term has a tangent's flag of its own, any of those (else None)."""
+    wanted = result.guard if result.guard and result.guard != shared else None
+    terms = {t.guard for t in result.terms}
+    given = None
+    if result.terms and None not in terms and result.guard not in terms:
+        given = " or ".join(sorted(terms))
+    return wanted, given
+
+def _term_flagged(result: Result, term) -> bool:
+    """Whether a term's own locals need its flag: it has one, and the block the result is written
+    in (see ``_flags``) does not test exactly that one."""
+    return term.guard not in (None, result.guard) and len({t.guard for t in result.terms}) > 1
 
 
 def _in_lanes(group: list[Reduction]) -> bool:
