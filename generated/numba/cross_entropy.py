@@ -220,7 +220,6 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dy, out_logits, 
 def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_target, out_y, acc_y, has_logits):
     per_ = 1 * N
     s0_l = np.full(16, lo_)
-    s3_l = np.zeros(16)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -237,29 +236,26 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, N, C, logits, target, dot_logits, dot_
         dot_target_r = min(r_, dot_target.shape[0] - 1)
         out_y_s = c_ if acc_y else r_
         s0 = lo_
-        s3 = 0.0
         if has_logits:
             s0_l[:] = lo_
-            s3_l[:] = 0.0
             for b_ in range(0, C - C % 16, 16):
                 for l_ in range(16):
                     C_ = b_ + l_
                     s0_l[l_] = max(s0_l[l_], logits[logits_r, N_, C_])
-                    s3_l[l_] += (1.0 if C_ == target[target_r, N_, 0] else 0.0)*dot_logits[dot_logits_r, N_, C_]
             for C_ in range(C - C % 16, C):
                 s0 = max(s0, logits[logits_r, N_, C_])
-                s3 += (1.0 if C_ == target[target_r, N_, 0] else 0.0)*dot_logits[dot_logits_r, N_, C_]
             for l_ in range(16):
                 s0 = max(s0, s0_l[l_])
-                s3 += s3_l[l_]
         s1 = 0.0
         s2 = 0.0
+        s3 = 0.0
         if has_logits:
             _h0 = -s0
             for C_ in range(C):
                 _e1 = _exp(_h0 + logits[logits_r, N_, C_])
                 s1 += _e1
                 s2 += _e1*dot_logits[dot_logits_r, N_, C_]
+                s3 += (1.0 if C_ == target[target_r, N_, 0] else 0.0)*dot_logits[dot_logits_r, N_, C_]
         if has_logits:
             _e2 = 1/N
             out_y[out_y_s, 0, 0] += (-_e2*s3 + _e2*s2/s1 if has_logits else 0.0)

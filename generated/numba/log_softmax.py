@@ -160,7 +160,6 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     k0_ = np.full((n,), lo_)
     s0_l = np.full(16, lo_)
-    s2_l = np.zeros(16)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -173,28 +172,25 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         dy_r = min(r_, dy.shape[0] - 1)
         out_x_s = r_
         s0 = lo_
-        s2 = 0.0
         if want_x:
             s0_l[:] = lo_
-            s2_l[:] = 0.0
             for b_ in range(0, n - n % 16, 16):
                 for l_ in range(16):
                     n_ = b_ + l_
                     s0_l[l_] = max(s0_l[l_], x[x_r, n_])
-                    s2_l[l_] += dy[dy_r, n_]
             for n_ in range(n - n % 16, n):
                 s0 = max(s0, x[x_r, n_])
-                s2 += dy[dy_r, n_]
             for l_ in range(16):
                 s0 = max(s0, s0_l[l_])
-                s2 += s2_l[l_]
         s1 = 0.0
+        s2 = 0.0
         if want_x:
             _h0 = -s0
             for n_ in range(n):
                 _e1 = _exp(_h0 + x[x_r, n_])
                 k0_[n_] = _e1
                 s1 += _e1
+                s2 += dy[dy_r, n_]
         if want_x:
             _h2 = _as(-s2/s1, lo_)
             for n_ in range(n):
@@ -245,7 +241,6 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
     per_ = 1
     k0_ = np.full((n,), lo_)
     s0_l = np.full(16, lo_)
-    s3_l = np.zeros(16)
     units_ = R_ * per_
     if aligned_:  # whole rows per chunk
         first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
@@ -259,23 +254,19 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
         dot_x_r = min(r_, dot_x.shape[0] - 1)
         out_x_s = r_
         s0 = lo_
-        s3 = 0.0
         if want_x and has_x:
             s0_l[:] = lo_
-            s3_l[:] = 0.0
             for b_ in range(0, n - n % 16, 16):
                 for l_ in range(16):
                     n_ = b_ + l_
                     s0_l[l_] = max(s0_l[l_], x[x_r, n_])
-                    s3_l[l_] += dy[dy_r, n_]
             for n_ in range(n - n % 16, n):
                 s0 = max(s0, x[x_r, n_])
-                s3 += dy[dy_r, n_]
             for l_ in range(16):
                 s0 = max(s0, s0_l[l_])
-                s3 += s3_l[l_]
         s1 = 0.0
         s2 = 0.0
+        s3 = 0.0
         if want_x and has_x:
             _h0 = -s0
             for n_ in range(n):
@@ -283,6 +274,7 @@ def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has
                 k0_[n_] = _e1
                 s1 += _e1
                 s2 += _e1*dot_x[dot_x_r, n_]
+                s3 += dy[dy_r, n_]
         if want_x:
             _h2 = _as(s2*s3/(s1*s1), lo_)
             _h3 = _as(-s3/s1, lo_)

@@ -191,7 +191,7 @@ def _hoist(expr: sp.Expr, inner, frame, table: dict, reductions: list[Reduction]
             order = {d: p for p, d in enumerate(frame)}
             free = free_indices(body) | (free_indices(mask) if mask is not None else set())
             free = tuple(sorted((i for i in free - set(bound) if dim_of(i) in inner), key=lambda i: order[dim_of(i)]))
-            used = [levels[str(s)] for s in _names(body, mask) if str(s) in levels]
+            used = [levels[str(s)] for s in names_in(body, mask) if str(s) in levels]
             reduction = Reduction(f"s{len(reductions)}", kind, body, mask, bound, free,
                                   1 + max(used) if used else 0)
             reductions.append(reduction)
@@ -213,7 +213,8 @@ def _constant_factors(body: sp.Expr, bound: tuple) -> tuple[sp.Expr, sp.Expr]:
     return sp.Mul(*outside), sp.Mul(*(f for f in factors if f not in outside))
 
 
-def _names(*exprs) -> set:
+def names_in(*exprs) -> set:
+    """The names of the symbols and arrays ``exprs`` read."""
     found = set()
     for expr in exprs:
         if expr is not None:
@@ -226,10 +227,10 @@ def _mark_guards(results: list[Result], reductions: list[Reduction]) -> None:
     by_name = {r.name: r for r in reductions}
     for result in results:
         for term in result.terms:
-            for name in _names(term.expr) & set(by_name):
+            for name in names_in(term.expr) & set(by_name):
                 by_name[name].guards.add(term.guard)
     for reduction in reversed(reductions):
-        for name in _names(reduction.body, reduction.mask) & set(by_name):
+        for name in names_in(reduction.body, reduction.mask) & set(by_name):
             by_name[name].guards |= reduction.guards
 
 

@@ -17,7 +17,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ...errors import LoweringError
 from ...model import dim_of
-from .loops import Kept, LoopPlan, Reduction, Result, kept
+from .loops import Kept, LoopPlan, Reduction, Result, kept, names_in
 
 
 class LoopPrinter(PythonCodePrinter):
@@ -414,6 +414,28 @@ def _nest(reduction: Reduction, frame) -> tuple:
     return (*reduction.free, *sorted(reduction.bound, key=lambda i: frame.index(dim_of(i))))
 
 
+def _defer_from_maxima(groups: dict) -> None:
+    """Move each sum of a pass that takes a maximum into the next pass over the same loops, when
+    that pass runs under its flags and nothing before it reads the sum (log_softmax's sum of dy
+    beside the maximum, made with the exponentials instead): the maximum's running lanes vectorise
+    alone, and the sum joins a loop that already reads its row (log_softmax's vjp at 8192x4096
+    float32, 25 ms -> 20-21 ms, as fast as softmax's)."""
+    for (level, nest), group in sorted(groups.items(), key=lambda item: item[0][0]):
+        if not any(r.kind == "max" for r in group):
+            continue
+        later = sorted((key for key in groups if key[1] == nest and key[0] > level and
+                        not any(r.kind == "max" for r in groups[key])), key=lambda key: key[0])
+        for r in [r for r in group if r.kind == "sum" and later]:
+            target = later[0]
+            flags = {g for q in groups[target] for g in q.guards}
+            readers = [q for key, found in groups.items() if key[0] <= target[0] for q in found
+                       if r.name in names_in(q.body, q.mask)]
+            if (None in flags or r.guards <= flags) and not readers:
+                group.remove(r)
+                groups[target].append(r)
+                r.level = target[0]
+
+
 def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays: list[str]) -> list[str]:
     """The statements of the compiled function after its signature (indented by one level)."""
     emit = Emitter(plan, printer, sizes)
@@ -438,6 +460,7 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     groups: dict = {}
     for r in plan.reductions:
         groups.setdefault((r.level, _nest(r, plan.frame)), []).append(r)  # one pass, under any of their flags
+    _defer_from_maxima(groups)
     by_span: dict = {}
     for r in plan.results:
         by_span.setdefault(tuple(d for d in r.dims if d in plan.inner), []).append(r)
