@@ -9,7 +9,9 @@ from .api import (
     changes, claim, derive, jacobian, jvp, kernel, latex, load, load_file, load_kernel, operators, render, targets, vjp,
     vjp_jvp, write,
 )
+from .budget import Budget, OverBudget, limits
 from .display import readable
 
-__all__ = ["changes", "claim", "derive", "jacobian", "jvp", "kernel", "latex", "load", "load_file", "load_kernel", "operators",
-           "readable", "render", "targets", "vjp", "vjp_jvp", "write", "__version__"]
+__all__ = ["Budget", "OverBudget", "changes", "claim", "derive", "jacobian", "jvp", "kernel", "latex", "limits", "load",
+           "load_file", "load_kernel", "operators", "readable", "render", "targets", "vjp", "vjp_jvp", "write",
+           "__version__"]

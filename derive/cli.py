@@ -17,6 +17,7 @@ from sympy.printing.pretty.pretty import pretty_use_unicode
 
 from . import api, registry
 from .bench.command import add_bench_command
+from .budget import MAX_SIZE, SETTINGS, STEP_SECONDS, TOTAL_SECONDS, Budget, BudgetSettingError, limits, positive
 from .cache import RenderCache
 from .catalog import markdown_table
 from .claims import report
@@ -40,14 +41,17 @@ class UsageError(ValueError):
 
 
 INPUT_ERRORS = (UsageError, UnknownOperatorError, PluginError, DerivationError, LoweringError,
-                RenderError, ModelError, ModelFileError, ClaimError, OutputError)
+                RenderError, ModelError, ModelFileError, ClaimError, OutputError, BudgetSettingError)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        if not hasattr(args, "step_seconds"):
+            return args.run(args)
+        with limits(budget_of(args), progress_printer(args)):  # loading the model file, deriving it
+            return args.run(args)
     except INPUT_ERRORS as error:
         print(f"derive: error: {error}", file=sys.stderr)
         return 2
@@ -116,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--ascii", action="store_true",
                       help="plain ASCII in the names claims are typed in (dy, dot_x, epsilon) instead of "
                            "the documents' Unicode notation (ȳ, ẋ, ϵ)")
+    _budget_options(show)
     show.set_defaults(run=run_show)
 
     for name, run, text in (
@@ -133,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "else $XDG_CACHE_HOME/derive, else ~/.cache/derive)")
         sub.add_argument("-j", "--jobs", type=positive_int, default=available_cpus(),
                          help="derive in at most this many processes (default: the available CPUs)")
+        _budget_options(sub)
         sub.set_defaults(run=run)
     _claim_parser(commands)
     _fuzz_parser(commands)
@@ -149,8 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
     pdf.add_argument("--source", type=Path, default=DEFAULT_OUT, help="generated folder to read (default: generated)")
     pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
     pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    _budget_options(pdf)
     pdf.set_defaults(run=run_pdf)
     return parser
+
+
+def _budget_options(parser: argparse.ArgumentParser) -> None:
+    """The limits on deriving a model (``derive.budget``); over one, an error naming the step."""
+    group = parser.add_argument_group(
+        "budget", "limits on deriving a model; over one, derive stops with an error naming the model and the "
+                  "step (the LaTeX document alone over its step budget is written abridged, the kernels whole)")
+    for name, default, metavar, text in (
+            ("step_seconds", STEP_SECONDS, "SECONDS", "seconds one step of the derivation may take"),
+            ("total_seconds", TOTAL_SECONDS, "SECONDS", "seconds the whole command may take to derive"),
+            ("max_size", MAX_SIZE, "NODES", "nodes one expression may have")):
+        option, variable = SETTINGS[name]
+        group.add_argument(option, dest=name, type=positive, metavar=metavar,
+                           help=f"{text} (default: ${variable}, else {default:g})")
+
+
+def budget_of(args: argparse.Namespace) -> Budget:
+    """The limits the options give, else the environment's, else the defaults."""
+    return Budget.from_environment(**{name: getattr(args, name, None) for name in SETTINGS})
 
 
 def _model_option(parser: argparse.ArgumentParser) -> None:
@@ -192,6 +218,7 @@ def _claim_parser(commands) -> None:
                        help="compare only the diagonal of a Jacobian claim (k set to i), "
                             "for statements about dy_i/dx_i")
     claim.add_argument("--sizes", default="1,2,3,4", help="axis lengths to test at (default 1,2,3,4)")
+    _budget_options(claim)
     claim.set_defaults(run=run_claim)
 
 
@@ -223,7 +250,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
 
 
 def progress_printer(args: argparse.Namespace):
-    if args.quiet:
+    if getattr(args, "quiet", False):
         return lambda message: None
     return lambda message: print(f"derive: {message}", file=sys.stderr, flush=True)
 

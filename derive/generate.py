@@ -17,15 +17,17 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import registry
+from .budget import Budget, limits, step
 from .cache import RenderCache, is_builtin
 from .calculus.pipeline import derive
 from .errors import LoweringError
+from .targets.latex.target import is_abridged
 from .targets.render import render, render_registry
 from .model import OperatorModel
 from .output import differences, require_output, write
@@ -47,20 +49,27 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass(frozen=True)
 class Options:
-    """How to render: through a cache (None: none) and with at most ``jobs`` processes."""
+    """How to render: through a cache (None: none), with at most ``jobs`` processes, within
+    ``budget`` (None: the limits held already, the command line's, else the environment's;
+    ``derive.budget``)."""
 
     cache: RenderCache | None = None
     jobs: int = 1
+    budget: Budget | None = None
 
 
 def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def render_one(name: str) -> tuple[dict[str, str], float]:
-    """One built-in operator's files and the seconds it took (in a worker process or this one)."""
+def render_one(name: str, budget: Budget | None = None) -> tuple[dict[str, str], float]:
+    """One built-in operator's files and the seconds it took (in this process, or in a worker
+    process within the parent's ``budget``, its long steps reported to the parent)."""
     started = time.perf_counter()
-    return _render_model(registry.get(name)), time.perf_counter() - started
+    if budget is None:
+        return _render_model(registry.get(name)), time.perf_counter() - started
+    with limits(budget, _reports.put if _reports is not None else None):
+        return _render_model(registry.get(name)), time.perf_counter() - started
 
 
 def _render_model(model: OperatorModel) -> dict[str, str]:
@@ -71,7 +80,8 @@ def _render_model(model: OperatorModel) -> dict[str, str]:
         raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
     from .prove import prove  # NumPy starts threads: imported here, after any worker was forked
 
-    prove(model, files)
+    with step("proving the files against the oracle", model):
+        prove(model, files)
     return files
 
 
@@ -82,8 +92,14 @@ def render_models(models: Sequence[OperatorModel], progress: Progress = lambda m
     Built-in operators and a user's model file come from the cache when unchanged; missing
     built-ins are derived in parallel, other models (a user's file) here.  ``whole_registry``: the
     models are the whole registry, so also render the documents that cover every operator (the
-    LaTeX handbook).
+    LaTeX handbook).  Everything is held to ``options.budget`` (``derive.budget``).
     """
+    with limits(options.budget, progress) as budget:
+        return _render_models(models, progress, whole_registry, options, budget)
+
+
+def _render_models(models: Sequence[OperatorModel], progress: Progress, whole_registry: bool, options: Options,
+                   budget: Budget) -> dict[str, str]:
     rendered: dict[str, dict[str, str]] = {}
     for model in models:
         cached = options.cache.load(model) if options.cache else None
@@ -92,17 +108,17 @@ def render_models(models: Sequence[OperatorModel], progress: Progress = lambda m
             progress(f"[{len(rendered)}/{len(models)}] {model.name} (unchanged, from the cache)")
     missing = [m.name for m in models if m.name not in rendered and is_builtin(m)]
     try:
-        for name, files, seconds in _derive_all(missing, options.jobs):
+        for name, files, seconds in _derive_all(missing, options.jobs, budget, progress):
             rendered[name] = files
-            if options.cache:
+            if options.cache and not is_abridged(files, name):
                 options.cache.store(name, files)
             progress(f"[{len(rendered)}/{len(models)}] {name} ({seconds:.2f} s)")
         for model in models:
             if model.name not in rendered:
                 started = time.perf_counter()
                 rendered[model.name] = _render_model(model)
-                if options.cache:
-                    options.cache.store(model, rendered[model.name])
+                if options.cache and not is_abridged(rendered[model.name], model.name):  # a larger budget
+                    options.cache.store(model, rendered[model.name])  # may give the whole document
                 progress(f"[{len(rendered)}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
     except KeyboardInterrupt:
         kept = " (kept in the render cache for the next run)" if options.cache and rendered else ""
@@ -121,35 +137,52 @@ def _registry_files(models: Sequence[OperatorModel], progress: Progress, options
         progress("whole registry (unchanged, from the cache)")
         return cached
     started = time.perf_counter()
-    files = render_registry([derive(model) for model in models])
+    derivations = [derive(model) for model in models]
+    with step("rendering the documents that cover every operator"):
+        files = render_registry(derivations)
     if options.cache:
         options.cache.store_registry(names, files)
     progress(f"whole registry ({time.perf_counter() - started:.2f} s)")
     return files
 
 
-def _derive_all(names: list[str], jobs: int):
-    """(name, files, seconds) for each operator, in completion order; parallel when it pays."""
+def _derive_all(names: list[str], jobs: int, budget: Budget, progress: Progress):
+    """(name, files, seconds) for each operator, in completion order; parallel when it pays (the
+    workers' reports of long steps are passed to ``progress``)."""
     workers = min(jobs, len(names))
     if workers <= 1:
         for name in names:
             yield (name, *render_one(name))
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_start_worker)
+    context = _pool_context()
+    reports = context.SimpleQueue()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                               initargs=(reports,))
     try:
-        futures = {pool.submit(render_one, name): name for name in names}
-        for future in as_completed(futures):
-            yield (futures[future], *future.result())
+        futures = {pool.submit(render_one, name, budget): name for name in names}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            while not reports.empty():
+                progress(reports.get())
+            for future in done:
+                yield (futures[future], *future.result())
     except BaseException:
         _stop(pool)
         raise
     pool.shutdown(wait=True)
 
 
-def _start_worker() -> None:
+_reports = None
+"""In a worker process: the queue its reports of long steps go to."""
+
+
+def _start_worker(reports=None) -> None:
     """Workers leave Ctrl-C to the parent, which stops them (a terminal sends it to all of them), and
     end when their parent does: a parent killed outright (SIGKILL) cannot stop them, and a worker
     left rendering would hold the terminal's (or a caller's) output pipe open for minutes."""
+    global _reports
+    _reports = reports
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()  # the process that started the pool (not a fork server)
     if parent is not None:

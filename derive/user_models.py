@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import registry
+from .budget import step
 from .model import OperatorModel
 from .errors import ModelFileError  # noqa: F401  (raised here, defined with the others)
 
@@ -35,20 +36,22 @@ def load_models(path: str | Path) -> dict[str, OperatorModel]:
     if path.suffix != ".py":
         raise ModelFileError(f"{path}: a model file is a Python file (.py)")
     text = path.read_bytes()
-    with registry.collecting() as factories, _importable_from(path.parent):
-        _execute(path)
-    digest = _digest(path, text)
-    if not factories:
-        raise ModelFileError(f"{path}: registers no operator; decorate a function returning an "
-                             "OperatorModel with @register (from derive.registry import register)")
-    models: dict[str, OperatorModel] = {}
-    for name, factory in factories.items():
-        try:
-            model = registry.instantiate(factory, path.name)
-        except Exception as error:  # the user's factory may raise anything: report it with its line
-            raise ModelFileError(f"{_where(path, error)}: {name}() failed: {type(error).__name__}: {error}") from None
-        models[model.name] = model
-        _FINGERPRINTS[(model.name, model.source)] = digest
+    with step(f"loading {path.name}"):  # the file's own code may take long (SymPy building its expressions)
+        with registry.collecting() as factories, _importable_from(path.parent):
+            _execute(path)
+        digest = _digest(path, text)
+        if not factories:
+            raise ModelFileError(f"{path}: registers no operator; decorate a function returning an "
+                                 "OperatorModel with @register (from derive.registry import register)")
+        models: dict[str, OperatorModel] = {}
+        for name, factory in factories.items():
+            try:
+                model = registry.instantiate(factory, path.name)
+            except Exception as error:  # the user's factory may raise anything: report it with its line
+                raise ModelFileError(f"{_where(path, error)}: {name}() failed: {type(error).__name__}: "
+                                     f"{error}") from None
+            models[model.name] = model
+            _FINGERPRINTS[(model.name, model.source)] = digest
     return models
 
 

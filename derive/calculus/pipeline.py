@@ -11,6 +11,7 @@ from functools import cached_property
 
 import sympy as sp
 
+from ..budget import check_size, step
 from ..model import Input, OperatorModel
 from ..validate import validate
 from . import contract
@@ -66,12 +67,22 @@ class Derivation:
         """The checked compact form of the ``kind`` ("vjp", "jvp" or "vjp_jvp") by ``input_name`` (computed once)."""
         key = (input_name, kind)
         if key not in self._compact:
-            if kind == "vjp_jvp":  # several times larger: checked at sizes 1 and 2 (the documents check
-                # the result against its definition again, and the twin proof against the oracle)
-                self._compact[key] = compact(self.vjp_jvp(input_name), self.rewriter, self.model.dims(), (1, 2))
-            else:
-                self._compact[key] = compact(getattr(self.gradient(input_name), kind), self.rewriter, self.model.dims())
+            raw = self.vjp_jvp(input_name) if kind == "vjp_jvp" else getattr(self.gradient(input_name), kind)
+            with step(f"simplifying the {kind} of {input_name}", self.model):
+                # vjp_jvp, several times larger: checked at sizes 1 and 2 (the documents check the
+                # result against its definition again, and the twin proof against the oracle)
+                form = compact(raw, self.rewriter, self.model.dims(), (1, 2) if kind == "vjp_jvp" else (1, 2, 3))
+                check_size(f"a {kind}", form.expr, form.written)
+            self._compact[key] = form
         return self._compact[key]
+
+    def kernel_form(self, input_name: str, kind: str) -> Compact:
+        """The ``kind`` ("vjp", "jvp") the kernels print: the compact form where the model has a
+        quantity to write the input through (x_hat, y), else the raw contraction."""
+        if self.rewriter.substitutions:
+            return self.compact(input_name, kind)
+        raw = getattr(self.gradient(input_name), kind)
+        return Compact(raw, raw, None)
 
     @cached_property
     def _second(self) -> dict[str, tuple[SecondTerm, ...]]:
@@ -82,12 +93,14 @@ class Derivation:
         (``second.py``; computed once)."""
         if input_name not in self._second:
             gradient = self.gradient(input_name)
-            try:
-                terms = second_terms(gradient.vjp, gradient.wrt_indices, self.model.differentiable_inputs,
-                                     tangent_name)
-            except DerivationError as error:
-                raise DerivationError(f"operator {self.model.name!r}, second derivative by {input_name}: "
-                                      f"{error}") from None
+            with step(f"differentiating the vjp of {input_name} again", self.model):
+                try:
+                    terms = second_terms(gradient.vjp, gradient.wrt_indices, self.model.differentiable_inputs,
+                                         tangent_name)
+                except DerivationError as error:
+                    raise DerivationError(f"operator {self.model.name!r}, second derivative by {input_name}: "
+                                          f"{error}") from None
+                check_size("a second derivative", *(e for t in terms for e in (t.hessian, t.product)))
             self._second[input_name] = terms
         return self._second[input_name]
 
@@ -152,9 +165,12 @@ def derive(model: OperatorModel) -> Derivation:
         model = replace(model, output=output, where=tuple((n, drop_idle_limits(e)) for n, e in model.where))
     gradients = []
     for inp in model.differentiable_inputs:
-        try:
-            gradients.append(derive_input(model, inp, model.output))
-        except DerivationError as error:
-            source = f" ({model.source})" if model.source else ""
-            raise DerivationError(f"operator {model.name!r}{source}, derivative by {inp.name}: {error}") from None
+        with step(f"differentiating by {inp.name}", model):
+            try:
+                gradient = derive_input(model, inp, model.output)
+            except DerivationError as error:
+                source = f" ({model.source})" if model.source else ""
+                raise DerivationError(f"operator {model.name!r}{source}, derivative by {inp.name}: {error}") from None
+            check_size("a derivative", gradient.steps[-1].expr, gradient.jacobian, gradient.vjp, gradient.jvp)
+        gradients.append(gradient)
     return Derivation(model=model, gradients=tuple(gradients))

@@ -11,6 +11,7 @@ import traceback
 
 import jinja2
 
+from ..budget import step
 from ..calculus.pipeline import Derivation
 from ..errors import DerivationError, LoweringError, RenderError
 from . import TARGETS
@@ -23,23 +24,27 @@ def render(derivation: Derivation, targets: tuple[Target, ...] = TARGETS) -> dic
     """Relative path -> file text for every target of one derivation."""
     files = {}
     for target in targets:
-        env = environment(target)
-        try:
-            if target.files is not None:
-                rendered = target.files(derivation, env)
-            else:
-                view = target.build(derivation)
-                rendered = {f"{derivation.model.name}{target.suffix}": env.get_template(target.template).render(
-                    k=view, header=target.header(derivation, target.template))}
-        except (LoweringError, DerivationError):
-            raise  # the model has no such form: reported as it is, not as a template failure
-        except target.errors as error:
-            raise RenderError(f"target {target.name} failed for operator {derivation.model.name!r}: {error}") from error
-        except Exception as error:  # a template can fail in any way (syntax, undefined name, a filter)
-            raise RenderError(f"template {_template_line(target.template, error)} failed for operator "
-                              f"{derivation.model.name!r}: {type(error).__name__}: {error}") from None
+        with step(f"rendering the {target.name} target", derivation.model):
+            rendered = _render_target(derivation, target)
         files.update({f"{target.folder}/{name}": text for name, text in rendered.items()})
     return files
+
+
+def _render_target(derivation: Derivation, target: Target) -> dict[str, str]:
+    env = environment(target)
+    try:
+        if target.files is not None:
+            return target.files(derivation, env)
+        view = target.build(derivation)
+        return {f"{derivation.model.name}{target.suffix}": env.get_template(target.template).render(
+            k=view, header=target.header(derivation, target.template))}
+    except (LoweringError, DerivationError):
+        raise  # the model has no such form (or went over its budget): reported as it is, not as a template failure
+    except target.errors as error:
+        raise RenderError(f"target {target.name} failed for operator {derivation.model.name!r}: {error}") from error
+    except Exception as error:  # a template can fail in any way (syntax, undefined name, a filter)
+        raise RenderError(f"template {_template_line(target.template, error)} failed for operator "
+                          f"{derivation.model.name!r}: {type(error).__name__}: {error}") from None
 
 
 def render_registry(derivations: list[Derivation], targets: tuple[Target, ...] = TARGETS) -> dict[str, str]:

@@ -8,9 +8,11 @@ a definition row of its own, and ``Equations.unname`` writes it out when the sho
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 
-from ...calculus.compact import HAT, OUTPUT, expand_named
+from ...calculus.compact import HAT, OUTPUT, Compact, expand_named
 from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from .equations import DEFINITION, Equation, Equations, Row, rows
 from .text import label_part
@@ -20,15 +22,18 @@ SHOWN_HAT = "xhat"
 """x_hat as the documents name it (the LaTeX printer writes it \\hat{x})."""
 
 
-def result_rows(eqs: Equations, derivation: Derivation) -> tuple[Row, ...]:
-    """A definition of x_hat where a form uses it, then the compact VJP and JVP of every input."""
+def result_rows(eqs: Equations, derivation: Derivation,
+                forms: Callable[[str, str], Compact] | None = None) -> tuple[Row, ...]:
+    """A definition of x_hat where a form uses it, then the compact VJP and JVP of every input
+    (``forms(input, kind)``: which form to show; default the compact one)."""
+    forms = forms or derivation.compact
     from .view import _output_tangent, _subscript, _summed
 
     model, op = eqs.model, label_part(eqs.model.name)
     equations: list[Equation] = []
     for gradient in derivation.gradients:
         for kind in ("vjp", "jvp"):
-            form = derivation.compact(gradient.input.name, kind)
+            form = forms(gradient.input.name, kind)
             if form.through == HAT and SHOWN_HAT not in eqs.written_through:
                 exact = expand_named(form.definition, derivation.rewriter.named)
                 eqs.written_through[SHOWN_HAT] = (exact, tuple(model.output_indices))
@@ -43,7 +48,7 @@ def result_rows(eqs: Equations, derivation: Derivation) -> tuple[Row, ...]:
         for kind, contraction, title in (("vjp", _summed(weight * gradient.steps[0].expr, out), bar),
                                          ("jvp", _summed(gradient.steps[0].expr * tangent, wrt),
                                           _output_tangent(eqs, name if len(derivation.gradients) > 1 else None))):
-            form = derivation.compact(name, kind)
+            form = forms(name, kind)
             equations.append(eqs.add(f"eq:{op}:result-{kind}-{label_part(name)}", kind, contraction, form.written,
                                      name=title, show_lhs=False, shown_rhs=eqs.shown(_shown(eqs, form.expr)),
                                      input=name))

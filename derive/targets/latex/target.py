@@ -20,13 +20,14 @@ import jinja2
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from ...budget import KINDS, SETTINGS, OverBudget, report, step
 from ...version import __version__
 from ...calculus.differentiate import Partial
 from ...calculus.pipeline import COTANGENT, Derivation
 from ...reader import Grammar, ReadError, read
 from .handbook import build_handbook
 from ..base import template_folder
-from .text import UntypesettableTextError, code_text, comment_text
+from .text import UntypesettableTextError, code_text, comment_text, tex_escape
 from .view import DocumentView, UnknownCitationError, build_document
 
 FOLDER = "latex"
@@ -74,7 +75,15 @@ def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str
     model = derivation.model
     if model.name in REGISTRY_FILES:
         raise ReservedNameError(f"operator name {model.name!r} is reserved for generated/latex/{model.name}.tex")
-    view = build_document(derivation)
+    try:
+        view = build_document(derivation)
+    except OverBudget as over:
+        if over.kind == "total":
+            raise  # no time left for anything
+        report(f"{model.name}: {over.step} went over {over.limit}; its LaTeX document is abridged "
+               "(the kernels are whole)")
+        with step("the abridged document"):
+            view = build_document(derivation, abridged=abridged_text(over))
     body = env.get_template("latex/body.tex.jinja").render(d=view)
     notation = env.get_template("latex/notation.tex.jinja").render()
     command = f"derive generate {model.name}"
@@ -92,6 +101,23 @@ def render_operator(derivation: Derivation, env: jinja2.Environment) -> dict[str
             f"{model.name}.json": twin(view, derivation)}
 
 
+def abridged_text(over: OverBudget) -> str:
+    """Why a document is abridged, as LaTeX text."""
+    option, variable = SETTINGS[KINDS[over.kind]]
+    section = over.step.split(": ", 1)[-1]  # the step within "rendering the latex target"
+    return (f"The derivation step by step is left out of this document: {tex_escape(section)} went over "
+            f"{tex_escape(over.limit).replace(' s ', '~s ')} (\\texttt{{-{{}}-{{}}{code_text(option[2:])}}} or "
+            f"\\texttt{{{code_text(variable)}}}). The result below is the VJP and JVP the kernels compute, checked "
+            f"against the contraction of the derivative; the kernels and this document are proved against the "
+            f"oracle as always. Generate again with a larger budget for the whole derivation.")
+
+
+def is_abridged(files: Mapping[str, str], name: str) -> bool:
+    """Are ``files`` (one operator's rendered files) holding an abridged document?"""
+    twin = files.get(f"{FOLDER}/{name}.json")
+    return twin is not None and "abridged" in json.loads(twin)
+
+
 def twin(view: DocumentView, derivation: Derivation) -> str:
     """Every numbered equation of the document: label, LaTeX and the srepr of both exact sides."""
     model = derivation.model
@@ -105,6 +131,8 @@ def twin(view: DocumentView, derivation: Derivation) -> str:
         "tangents": {g.input.name: f"dot_{g.input.name}" for g in derivation.gradients},
         "equations": [equation.twin() for equation in view.equations],
     }
+    if view.abridged:
+        document["abridged"] = "the derivation steps are left out: they went over the budget"
     return json.dumps(document, indent=1, ensure_ascii=True) + "\n"
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ...budget import step, stepped
 from ...version import __version__
 from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ...calculus.rules import simplification_stages
@@ -67,12 +68,14 @@ class DocumentView:
     parameter_gradients: tuple[InputView, ...]
     jvp_total: str
     stable: StableView | None
-    second: SecondView
-    """The second order (``second.py``): each VJP differentiated along the tangents."""
+    second: SecondView | None
+    """The second order (``second.py``): each VJP differentiated along the tangents (None: abridged)."""
     checks: str
     equations: tuple[Equation, ...]
     labels_intro: str
     label_index: tuple[str, ...]
+    abridged: str = ""
+    """Why the derivation steps are left out (LaTeX), or '' for the whole document."""
 
 
 def output_name(model: OperatorModel) -> str:
@@ -81,17 +84,24 @@ def output_name(model: OperatorModel) -> str:
     return next(name for name in ("y", "z", "out") if name not in taken)
 
 
-def build_document(derivation: Derivation) -> DocumentView:
-    """Every section of one operator's document, each equation checked before it is kept."""
+def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
+    """Every section of one operator's document, each equation checked before it is kept.
+    ``abridged``: why the derivation is left out; the document then holds the definition and the
+    VJP and JVP the kernels compute (``Derivation.kernel_form``), checked like every equation."""
     model = derivation.model
     eqs = Equations(model, output_name(model))
     definition = _definition(eqs)
-    result = result_rows(eqs, derivation)  # the document's order: the result right after the definition
-    views = {g.input.name: _input_view(eqs, derivation, g) for g in derivation.gradients}
-    data = tuple(views[g.input.name] for g in derivation.gradients if not g.input.optional)
-    params = tuple(views[g.input.name] for g in derivation.gradients if g.input.optional)
-    stable = stable_form(eqs, derivation)
-    second = second_view(eqs, derivation)
+    if abridged:
+        result, views, stable, second = result_rows(eqs, derivation, derivation.kernel_form), {}, None, None
+    else:
+        with step("the result"):  # the document's order: the result right after the definition
+            result = result_rows(eqs, derivation)
+        views = {g.input.name: stepped(f"the derivation by {g.input.name}", _input_view, eqs, derivation, g)
+                 for g in derivation.gradients}
+        stable = stepped("the numerical form", stable_form, eqs, derivation)
+        second = stepped("the second order", second_view, eqs, derivation)
+    data = tuple(views[g.input.name] for g in derivation.gradients if not g.input.optional and views)
+    params = tuple(views[g.input.name] for g in derivation.gradients if g.input.optional and views)
     return DocumentView(
         name=tex_escape(model.name), title=prose_text(model.name), label=f"sec:{label_part(model.name)}",
         summary=maths_text(model.summary, model, eqs.printer),
@@ -103,7 +113,7 @@ def build_document(derivation: Derivation) -> DocumentView:
         layout_text=_layout_text(eqs),
         definition=definition, result=result, gradients=data, parameter_gradients=params,
         jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all), equations=tuple(eqs.all),
-        labels_intro=_labels_intro(model), label_index=_label_index(eqs))
+        labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged)
 
 
 class UnknownCitationError(ValueError):
@@ -318,8 +328,10 @@ CITED_KINDS = {DEFINITION: "definition", "jacobian": "Jacobian", "matrix": "matr
 """The kinds of equation the label index lists (the results), and how it names them."""
 
 
-def _labels_intro(model: OperatorModel) -> str:
+def _labels_intro(model: OperatorModel, abridged: bool = False) -> str:
     op = label_text(f"eq:{label_part(model.name)}:")
+    if abridged:
+        return "those of the results are below."
     return (rf"those of the results are below. The steps are labelled {op}\allowbreak{{}}\emph{{input}}:"
             rf"\allowbreak{{}}step-\emph{{n}} and {op}\allowbreak{{}}\emph{{input}}:\allowbreak{{}}"
             rf"simplify-\emph{{n}}, those of the second order {op}\allowbreak{{}}\emph{{input}}-by-"
