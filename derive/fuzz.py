@@ -6,12 +6,14 @@ sigmoid, tanh, and in some models a function of the model's own (``soft``, whose
 a quotient, in place of tanh); one or two inputs (vectors over ``n`` or matrices over ``m x n``), an optional scale
 input, named intermediates shared by several terms, per-row and elementwise outputs.  Domains stay
 valid by construction (log and sqrt and fractional powers only of positive quantities such as
-``exp(...)`` or ``1 + x**2``).  ``run`` loads each model from its file, derives it, renders its
-kernels (every kernel target: NumPy, numba, Array API) and proves each against the oracle
-(``derive.prove``).  A model the engine refuses with
-a clear error is counted, not failed; a kernel that disagrees with the oracle, warns of an invalid
-operation while proved (a NaN made, even one thrown away: a value read before it was set), or any
-crash, is a failure, reported with the model file that reproduces it (``derive generate --model FILE``).
+``exp(...)`` or ``1 + x**2``).  A share of the models is deep (``deep=True``): the output nested in
+8 to 30 functions, or multiplied by 5 to 30 sums, to hold the budgets (``derive.budget``).  ``run``
+loads each model from its file, derives it, renders its kernels (every kernel target: NumPy, numba,
+Array API) and proves each against the oracle (``derive.prove``).  A model the engine refuses with
+a clear error is counted, not failed, and so is a deep model stopped by its budget; a kernel that
+disagrees with the oracle, warns of an invalid operation while proved (a NaN made, even one thrown
+away: a value read before it was set), a model that runs past its budget, or any crash, is a
+failure, reported with the model file that reproduces it (``derive generate --model FILE``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .budget import Budget, OverBudget, limits, step
 from .calculus.differentiate import DerivationError
 from .calculus.pipeline import derive
 from .errors import LoweringError
@@ -39,6 +42,12 @@ KERNEL_TARGETS = ("numpy", "numba", "array_api")
 """The targets whose kernels each random model's are proved on (the documents are left out: slow)."""
 REFUSALS = (ModelError, LoweringError, DerivationError, ModelFileError)
 """A model the engine declines with a clear error: not a wrong kernel (a ProofError is one)."""
+DEEP_SHARE = 0.1
+"""The share of deep models (drawn apart: the other models are what they were without them)."""
+DEEP_SECONDS = 20.0
+"""A deep model's budget in all (a quarter of it per step): it is proved or stopped within it."""
+GRACE = 10.0
+"""Seconds past its budget after which a model counts as running away (the budget did not stop it)."""
 
 HEADER = '''"""Random model {name} (derive fuzz, seed {seed}).{note}"""
 
@@ -138,10 +147,11 @@ class _Writer:
         return f"sp.Sum({self.expr(depth - 1, inner)}, {', '.join(limits)})"
 
 
-def random_model(seed: int | str, name: str = "fuzz_model", depth: int = 3) -> str:
+def random_model(seed: int | str, name: str = "fuzz_model", depth: int = 3, deep: bool = False) -> str:
     """The source of one random model file (its operator is ``name``).  Whether tanh is written as
-    the model's own ``soft`` is drawn from a generator of its own, so a seed's model is otherwise
-    what it was before ``soft`` existed (the regression seeds stay the models they were)."""
+    the model's own ``soft``, and a deep model's nesting or product, are drawn from generators of
+    their own, so a seed's model is otherwise what it was before them (the regression seeds stay
+    the models they were)."""
     rng = random.Random(seed)
     matrix = rng.random() < 0.3
     axes = ("m", "n") if matrix else ("n",)
@@ -174,6 +184,8 @@ def random_model(seed: int | str, name: str = "fuzz_model", depth: int = 3) -> s
         output = f"({output})*sp.Sum(g[j]**2, (j, 0, n - 1))"
     declared = [f'    {v} = Input("{v}", ({", ".join(dims)},)' + (", optional=True, default=1)" if v == "g" else ")")
                 for v, dims in inputs.items()]
+    if deep:
+        output = _deepen(output, random.Random(f"{seed}:deepen"), inputs["a"])
     if random.Random(f"{seed}:own").random() < 0.4:
         output, lines = output.replace("sp.tanh(", "soft("), [line.replace("sp.tanh(", "soft(") for line in lines]
     where = ", ".join(f'("s{k}", s{k})' for k in range(len(closed)))
@@ -185,7 +197,20 @@ def random_model(seed: int | str, name: str = "fuzz_model", depth: int = 3) -> s
         where=({where}{"," if len(closed) == 1 else ""}),
     )
 '''
-    return HEADER.format(name=name, seed=seed, note="") + body
+    return HEADER.format(name=name, seed=seed, note=" Deep." if deep else "") + body
+
+
+def _deepen(output: str, rng: random.Random, axes: tuple[str, ...]) -> str:
+    """``output`` nested in 8 to 30 functions (valid anywhere), or times a product of 5 to 30 sums of a."""
+    if rng.random() < 0.5:
+        for _ in range(rng.randint(8, 30)):
+            output = rng.choice(["sp.exp(sp.tanh({}))", "sp.log(1 + ({})**2)", "sp.sqrt(1 + ({})**2)",
+                                 "sigmoid({})"]).format(output)
+        return output
+    index = {"n": "j", "m": "q"}
+    entry, bounds = ", ".join(index[a] for a in axes), ", ".join(f"({index[a]}, 0, {a} - 1)" for a in axes)
+    factors = [f"sp.Sum(a[{entry}]**{rng.randint(1, 3)} + {k + 1}, {bounds})" for k in range(rng.randint(5, 30))]
+    return f"({output})*" + "*".join(factors)
 
 
 def _use(name: str, dims: tuple[str, ...], scope: dict, optional: bool) -> str:
@@ -200,12 +225,19 @@ def _use(name: str, dims: tuple[str, ...], scope: dict, optional: bool) -> str:
 class Report:
     ran: int = 0
     refused: int = 0
+    stopped: int = 0
+    """Deep models stopped by their budget with its error (in time)."""
     failures: list[tuple[str, str]] = field(default_factory=list)
     """(model source, what went wrong) for each model whose kernel is wrong or that crashed."""
 
 
 class _TooSlow(BaseException):  # not caught as an engine crash
     pass
+
+
+def is_deep(seed: int | str) -> bool:
+    """Is the model of ``seed`` (``"run seed:number"``) one of the deep ones?"""
+    return random.Random(f"{seed}:deep").random() < DEEP_SHARE
 
 
 @contextlib.contextmanager
@@ -220,33 +252,49 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
         raise _TooSlow()
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, started = signal.setitimer(signal.ITIMER_REAL, seconds)[0], time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:  # an alarm set outside (a test's) is put back, due when it was
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-6))
 
 
-def check_source(source: str, folder: Path, name: str, seconds: float | None = None) -> str | None:
+def check_source(source: str, folder: Path, name: str, seconds: float | None = None,
+                 deep: float | None = None) -> str | None:
     """None when the model is proved or refused with a clear error; otherwise what went wrong
-    (a model taking longer than ``seconds`` too: the engine should not hang on small models)."""
+    (a model taking longer than ``seconds`` too: the engine should not hang on small models).
+    ``deep``: the seconds a deep model has; stopped by that budget in time, "stopped: <its error>"."""
     path = folder / f"{name}.py"
     path.write_text(source, encoding="utf-8")
+    total = deep if deep is not None else seconds
+    budget = Budget(step_seconds=deep / 4, total_seconds=deep) if deep is not None else \
+        Budget(total_seconds=seconds) if seconds else Budget()
+    started = time.monotonic()
     try:
-        with _time_limit(seconds):
-            return _check(path, name)
+        with _time_limit(total + GRACE if total else None):
+            outcome = _check(path, name, budget, deep is not None)
     except _TooSlow:
-        return f"too slow: not proved within {seconds:g} s"
+        return f"ran away: not stopped by its budget of {total:g} s within {total + GRACE:g} s"
+    if deep is not None and outcome and outcome.startswith("stopped: ") and time.monotonic() - started > deep + GRACE:
+        return f"ran away: stopped {time.monotonic() - started:.0f} s into its budget of {deep:g} s"
+    return outcome
 
 
-def _check(path: Path, name: str) -> str | None:
+def _check(path: Path, name: str, budget: Budget, deep: bool) -> str | None:
     try:
-        model = load_model(path)
-        files = render(derive(model), tuple(t for t in TARGETS if t.name in KERNEL_TARGETS))
-        with warnings.catch_warnings():  # domains are valid by construction: a NaN made is a finding
-            warnings.simplefilter("error", RuntimeWarning)
-            prove(model, files)
+        with limits(budget):
+            model = load_model(path)
+            files = render(derive(model), tuple(t for t in TARGETS if t.name in KERNEL_TARGETS))
+            with warnings.catch_warnings(), step("proving the kernels", model):  # domains are valid by
+                warnings.simplefilter("error", RuntimeWarning)  # construction: a NaN made is a finding
+                prove(model, files)
+    except OverBudget as error:  # for a model that is not deep, a failure
+        if error.kind == "total" and not deep:
+            return f"too slow: not proved within {budget.total_seconds:g} s"
+        return "stopped: " + str(error)
     except ProofError as error:
         return str(error)
     except REFUSALS as error:
@@ -257,19 +305,23 @@ def _check(path: Path, name: str) -> str | None:
 
 
 def run(count: int, seed: int = 0, progress=lambda message: None, start: int = 0,
-        seconds: float | None = 60) -> Report:
+        seconds: float | None = 60, deep: bool = True, deep_seconds: float = DEEP_SECONDS) -> Report:
     """Generate, derive, render and prove ``count`` random models (numbered from ``start``), each
-    within ``seconds``."""
+    within ``seconds``; ``deep``: a share of them deep, each proved or stopped within ``deep_seconds``."""
     report = Report()
     with tempfile.TemporaryDirectory(prefix="derive-fuzz-") as folder:
         for number in range(start, start + count):
             name = f"fuzz_{seed}_{number}"
-            source = random_model(f"{seed}:{number}", name)
+            deep_one = deep and is_deep(f"{seed}:{number}")
+            source = random_model(f"{seed}:{number}", name, deep=deep_one)
             started = time.perf_counter()
-            outcome = check_source(source, Path(folder), name, seconds)
+            outcome = check_source(source, Path(folder), name, seconds,
+                                   min(deep_seconds, seconds or deep_seconds) if deep_one else None)
             report.ran += 1
             if outcome is not None and outcome.startswith("refused: "):
                 report.refused += 1
+            elif outcome is not None and outcome.startswith("stopped: ") and deep_one:
+                report.stopped += 1
             elif outcome is not None:
                 report.failures.append((source, outcome))
             progress(f"{name}: {outcome or 'proved'} ({time.perf_counter() - started:.2f} s)")

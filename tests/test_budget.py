@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from derive import generate
+from derive import fuzz, generate
 from derive.cli import main
 from derive.targets.latex import view
 
@@ -207,3 +207,14 @@ def test_off_the_main_thread_time_is_checked_between_steps():
     worker.start()
     worker.join(10)
     assert len(errors) == 1 and errors[0].startswith("a step in a thread exceeded the time budget of 0.2 s per step")
+
+
+@pytest.mark.parametrize("number", [4, 23])  # 2026:4 nests 27 functions, 2026:23 multiplies 30 sums
+def test_deep_random_models_are_proved_or_stopped_within_their_budget(number, hang_guard):
+    assert fuzz.is_deep(f"2026:{number}")
+    source = fuzz.random_model(f"2026:{number}", "deep_model", deep=True)
+    assert source.count("sp.Sum(a[") >= 5 or sum(source.count(f) for f in ("sp.exp(", "sp.log(", "sp.sqrt(")) >= 8
+    started = time.monotonic()
+    report = fuzz.run(1, seed=2026, start=number, deep_seconds=3)
+    assert report.ran == 1 and not report.failures, report.failures  # a run past its budget is a failure
+    assert time.monotonic() - started < 3 + fuzz.GRACE
