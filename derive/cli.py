@@ -225,10 +225,11 @@ def _claim_parser(commands) -> None:
 def _fuzz_parser(commands) -> None:
     fuzz = commands.add_parser(
         "fuzz", help="derive, render and prove random operator models (a differential fuzzer)",
-        description="Generate random operator models from the engine's building blocks, derive them, render "
-                    "their NumPy kernels and prove each against the oracle.  Every failing model is printed "
-                    "as a model file to re-run with `derive generate --model FILE --out DIR`.  Exit 0 when "
-                    "every model was proved or refused with a clear error, 1 otherwise.")
+        description="Generate random operator models from the engine's building blocks (a tenth of them deep: "
+                    "nested functions, long products of sums), derive them, render their kernels and prove each "
+                    "against the oracle.  Every failing model is printed as a model file to re-run with "
+                    "`derive generate --model FILE --out DIR`.  Exit 0 when every model was proved or refused "
+                    "with a clear error (a deep one: or stopped by its budget of 20 s), 1 otherwise.")
     fuzz.add_argument("--count", type=positive_int, default=100, help="how many models (default 100)")
     fuzz.add_argument("--seed", type=int, default=0, help="the run's seed (default 0): the same seed, the same models")
     fuzz.add_argument("--timeout", type=positive_int, default=60,
@@ -243,9 +244,9 @@ def run_fuzz(args: argparse.Namespace) -> int:
     report = fuzz.run(args.count, args.seed, progress_printer(args), seconds=args.timeout)
     for source, problem in report.failures:
         sys.stdout.write(f"# ---- failing model ----\n{fuzz.failing_file(source, problem)}\n")
-    proved = report.ran - report.refused - len(report.failures)
+    proved = report.ran - report.refused - report.stopped - len(report.failures)
     print(f"derive: fuzz: {report.ran} models, {proved} proved, {report.refused} refused with an error, "
-          f"{len(report.failures)} failing", file=sys.stderr)
+          f"{report.stopped} deep ones stopped by their budget, {len(report.failures)} failing", file=sys.stderr)
     return 1 if report.failures else 0
 
 
