@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import registry
-from .cache import RenderCache, is_builtin
+from .cache import RenderCache
 from .calculus.pipeline import derive
 from .errors import LoweringError
 from .targets.render import render, render_registry
@@ -90,7 +90,7 @@ def render_models(models: Sequence[OperatorModel], progress: Progress = lambda m
         if cached is not None:
             rendered[model.name] = cached
             progress(f"[{len(rendered)}/{len(models)}] {model.name} (unchanged, from the cache)")
-    missing = [m.name for m in models if m.name not in rendered and is_builtin(m)]
+    missing = [m.name for m in models if m.name not in rendered and registry.is_builtin(m)]
     try:
         for name, files, seconds in _derive_all(missing, options.jobs):
             rendered[name] = files
