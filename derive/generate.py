@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -28,7 +28,7 @@ from .calculus.pipeline import derive
 from .errors import LoweringError
 from .targets.render import render, render_registry
 from .model import OperatorModel
-from .output import differences, require_output, write
+from .output import differences, interrupts_held, require_output, write
 
 Progress = Callable[[str], None]
 
@@ -129,19 +129,36 @@ def _registry_files(models: Sequence[OperatorModel], progress: Progress, options
 
 
 def _derive_all(names: list[str], jobs: int):
-    """(name, files, seconds) for each operator, in completion order; parallel when it pays."""
+    """(name, files, seconds) for each operator, in completion order; parallel when it pays.
+
+    While the pool runs, Ctrl-C only sets a flag (``interrupts_held``), read between short waits:
+    a KeyboardInterrupt raised inside ``concurrent.futures`` could leave a future's lock held by this
+    thread, and the pool's manager thread, blocked on it, then kept the process from exiting
+    (an occasional hang after "N of 26 operators were ready")."""
     workers = min(jobs, len(names))
     if workers <= 1:
         for name in names:
             yield (name, *render_one(name))
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_start_worker)
+    held: list[int] = []
     try:
-        futures = {pool.submit(render_one, name): name for name in names}
-        for future in as_completed(futures):
-            yield (futures[future], *future.result())
-    except BaseException:
+        with interrupts_held() as held:
+            pending = {pool.submit(render_one, name): name for name in names}
+            while pending:
+                done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                if held:
+                    raise KeyboardInterrupt
+                for future in done:
+                    yield (pending.pop(future), *future.result())
+        if held:  # came while the last operator was handed over
+            raise KeyboardInterrupt
+    except BaseException as error:
         _stop(pool)
+        if held and not isinstance(error, KeyboardInterrupt):
+            # the same Ctrl-C reached the fork server or a starting worker first (the terminal sends it
+            # to the whole process group), which broke the pool: an interrupt, not an internal error
+            raise KeyboardInterrupt from None
         raise
     pool.shutdown(wait=True)
 
@@ -162,13 +179,21 @@ def _end_with(parent) -> None:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers now, not when their operator is done."""
+    """Cancel what has not started and end the workers now, not when their operator is done.
+
+    A worker ended part-way through sending its result (a large one goes in pieces) leaves the
+    pool's manager thread waiting for the rest of that message, and this process, which joins that
+    thread at exit, with it; once every worker is gone, closing this process's end of the result
+    pipe (the last writer) ends that wait."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)  # shutdown forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     for process in processes:
         process.join(timeout=5)
+    if writer is not None and not any(process.is_alive() for process in processes):
+        writer.close()
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

@@ -17,9 +17,11 @@ work under ``jax.jit`` and ``jax.vmap``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,10 +55,11 @@ def operator(name_or_model_file: str | Path, operator: str | None = None, *, mod
 
     def call(*inputs: Any, **named: Any) -> jax.Array:
         arranged, params = signature.bind(inputs, named, fixed)
-        key = _key(params)
+        static, values = _split(signature, params)
+        key = (_key(static), tuple(values))
         if key not in functions:
-            functions[key] = build(kernel, signature, params)
-        return functions[key](*(None if a is None else jnp.asarray(a) for a in arranged))
+            functions[key] = build(kernel, _Call(signature, static, tuple(values)))
+        return functions[key](*(None if a is None else jnp.asarray(a) for a in arranged), *values.values())
 
     call.__name__ = call.__qualname__ = signature.name
     call.__doc__ = f"{signature.name}{signature.inputs} through derive's generated kernel ({mode}).\n\n{kernel.__doc__ or ''}"
@@ -64,8 +67,25 @@ def operator(name_or_model_file: str | Path, operator: str | None = None, *, mod
     return call
 
 
+def _split(signature: Signature, params: dict) -> tuple[dict, dict]:
+    """The parameters fixed when the function is traced (Python values), and those passed to it as
+    operands: a number of the formula (``signature.values``: eps) given as an array, traced or not.
+    A traced parameter that selects the formula or an axis cannot be either: a TypeError names it."""
+    static, values = {}, {}
+    for name, value in params.items():
+        if name in signature.values and not isinstance(value, (int, float)):
+            values[name] = jnp.asarray(value)
+        elif any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value)):
+            raise TypeError(f"{signature.name}: parameter {name!r} is traced (an argument of jax.jit, jax.vmap or "
+                            f"a transformation), but it selects the formula or an axis, so it must be a Python value: "
+                            f"pass it as one, or mark it static (jax.jit(..., static_argnames=[{name!r}]))")
+        else:
+            static[name] = value
+    return static, values
+
+
 def _key(params: dict) -> tuple:
-    """The parameters as a cache key (an unhashable value, e.g. a list for ``axis``, by its repr)."""
+    """The static parameters as a cache key (an unhashable value, e.g. a list for ``axis``, by its repr)."""
     items = []
     for name, value in sorted(params.items()):
         try:
@@ -76,77 +96,126 @@ def _key(params: dict) -> tuple:
     return tuple(items)
 
 
-def _with_vjp(kernel: ModuleType, signature: Signature, params: dict) -> Callable:
-    """A ``jax.custom_vjp`` of the inputs (None for an omitted optional one), ``params`` fixed."""
+@dataclass(frozen=True)
+class _Call:
+    """How a built function's operands are read: the kernel's inputs (None for an omitted optional
+    one), then the values of the parameters ``names``; ``static`` parameters are fixed."""
+
+    signature: Signature
+    static: dict
+    names: tuple[str, ...]
+
+    def split(self, operands: Sequence) -> tuple[tuple, dict]:
+        """The inputs and every keyword parameter of one call."""
+        count = len(self.signature.inputs)
+        return tuple(operands[:count]), {**self.static, **dict(zip(self.names, operands[count:]))}
+
+    def refuse_differentiated(self, moved: Sequence[bool]) -> None:
+        """A TypeError if a parameter operand is differentiated (``moved``: one flag per operand)."""
+        for name, flag in zip(self.names, moved[len(self.signature.inputs):]):
+            if flag:
+                raise TypeError(f"{self.signature.name}: no derivative by the parameter {name!r} (derive's kernels "
+                                f"differentiate their inputs only): keep it fixed, e.g. jax.lax.stop_gradient({name})")
+
+    def primals(self, primals: Sequence) -> tuple:
+        """The values of a ``custom_vjp``'s primals (``symbolic_zeros``: each has ``value`` and
+        ``perturbed``; an omitted input is None), a differentiated parameter refused."""
+        self.refuse_differentiated([p is not None and p.perturbed for p in primals])
+        return tuple(None if p is None else p.value for p in primals)
+
+    def no_cotangents(self) -> tuple:
+        return (None,) * len(self.names)
+
+
+def _with_vjp(kernel: ModuleType, call: _Call) -> Callable:
+    """A ``jax.custom_vjp`` of the operands (see ``_Call``)."""
 
     @jax.custom_vjp
-    def function(*inputs):
+    def function(*operands):
+        inputs, params = call.split(operands)
         return kernel.forward(*inputs, **params)
 
-    def forward(*inputs):
-        return kernel.forward(*inputs, **params), inputs
+    def forward(*primals):
+        operands = call.primals(primals)
+        inputs, params = call.split(operands)
+        return kernel.forward(*inputs, **params), operands
 
-    gradients = _gradients(kernel, signature, params)
+    gradients = _gradients(kernel, call)
 
-    def backward(inputs, cotangent):
-        grads = gradients(jnp.asarray(cotangent), *inputs)
-        return tuple(_cotangent(g, a) for g, a in zip(grads, inputs))
+    def backward(operands, cotangent):
+        inputs, _ = call.split(operands)
+        if isinstance(cotangent, SymbolicZero):
+            return (None,) * len(operands)
+        grads = gradients(jnp.asarray(cotangent), *operands)
+        return (*(_cotangent(g, a) for g, a in zip(grads, inputs)), *call.no_cotangents())
 
-    function.defvjp(forward, backward)
+    function.defvjp(forward, backward, symbolic_zeros=True)
     return function
 
 
-def _gradients(kernel: ModuleType, signature: Signature, params: dict) -> Callable:
-    """The kernel's vjp as a ``jax.custom_vjp`` of (cotangent, *inputs): differentiating a gradient
+def _gradients(kernel: ModuleType, call: _Call) -> Callable:
+    """The kernel's vjp as a ``jax.custom_vjp`` of (cotangent, *operands): differentiating a gradient
     (``jax.grad`` of ``jax.grad``, ``jax.hessian``'s reverse part) runs derived formulas too.  The
     vjp is linear in the cotangent, so its derivative by the cotangent along outer cotangents g is
     the kernel's jvp along g; by the inputs it is the Hessian of sum(cotangent * forward) times g
     (symmetric), the kernel's vjp_jvp along g."""
+    signature = call.signature
 
     @jax.custom_vjp
-    def gradients(cotangent, *inputs):
+    def gradients(cotangent, *operands):
+        inputs, params = call.split(operands)
         return tuple(kernel.vjp(cotangent, *inputs, **params))
 
-    def forward(cotangent, *inputs):
-        return gradients(cotangent, *inputs), (cotangent, inputs)
+    def forward(cotangent, *primals):
+        operands = call.primals(primals)
+        inputs, params = call.split(operands)
+        return tuple(kernel.vjp(cotangent.value, *inputs, **params)), (cotangent.value, operands)
 
     def backward(saved, outer):
-        cotangent, inputs = saved
+        cotangent, operands = saved
+        inputs, params = call.split(operands)
         tangents = [_cotangent(g, a) if name in signature.differentiable else None
                     for name, g, a in zip(signature.inputs, outer, inputs)]
         if all(t is None for t in tangents):
-            return (None, *(None for _ in inputs))
+            return (None, *(None for _ in operands))
         by_cotangent = kernel.jvp(tangents, *inputs, **params).astype(cotangent.dtype)
         by_inputs = kernel.vjp_jvp(cotangent, tangents, *inputs, **params)
-        return (by_cotangent, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)))
+        return (by_cotangent, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)), *call.no_cotangents())
 
-    gradients.defvjp(forward, backward)
+    gradients.defvjp(forward, backward, symbolic_zeros=True)
     return gradients
 
 
 def _cotangent(gradient: Any, primal: Any) -> Any:
-    """The gradient for JAX: None (a zero) where there is none or the input is not floating
-    (labels), in the input's own dtype otherwise (the kernel's is the promotion of all inputs)."""
-    if gradient is None or primal is None or not jnp.issubdtype(primal.dtype, jnp.floating):
+    """The gradient for JAX (or an outer cotangent for the kernel, which may come as a NumPy array):
+    None (a zero) where there is none (or a symbolic zero) or the input is not floating (labels), a
+    JAX array in the input's own dtype otherwise (the kernel's is the promotion of all inputs)."""
+    if gradient is None or isinstance(gradient, SymbolicZero) or primal is None \
+            or not jnp.issubdtype(primal.dtype, jnp.floating):
         return None
-    return gradient.astype(primal.dtype)
+    return jnp.asarray(gradient, dtype=primal.dtype)
 
 
-def _with_jvp(kernel: ModuleType, signature: Signature, params: dict) -> Callable:
-    """A ``jax.custom_jvp`` of the inputs whose rule is the kernel's jvp; unperturbed inputs come as
-    symbolic zeros, which the kernel skips (None)."""
+def _with_jvp(kernel: ModuleType, call: _Call) -> Callable:
+    """A ``jax.custom_jvp`` of the operands (see ``_Call``) whose rule is the kernel's jvp;
+    unperturbed inputs come as symbolic zeros, which the kernel skips (None)."""
+    signature = call.signature
 
     @jax.custom_jvp
-    def function(*inputs):
+    def function(*operands):
+        inputs, params = call.split(operands)
         return kernel.forward(*inputs, **params)
 
     def rule(primals, tangents):
-        moved = [None if isinstance(t, SymbolicZero) or t is None or name not in signature.differentiable else jnp.asarray(t)
-                 for name, t in zip(signature.inputs, tangents)]
-        output = kernel.forward(*primals, **params)
+        zero = [isinstance(t, SymbolicZero) or t is None for t in tangents]
+        call.refuse_differentiated([not z for z in zero])
+        inputs, params = call.split(primals)
+        moved = [None if z or name not in signature.differentiable else jnp.asarray(t)
+                 for name, t, z in zip(signature.inputs, tangents, zero)]
+        output = kernel.forward(*inputs, **params)
         if all(t is None for t in moved):
             return output, jnp.zeros_like(output)
-        return output, kernel.jvp(moved, *primals, **params)
+        return output, kernel.jvp(moved, *inputs, **params)
 
     function.defjvp(rule, symbolic_zeros=True)
     return function

@@ -191,7 +191,7 @@ def _commit(out: Path, staged: dict[str, Path], targets: dict[str, Path], remove
     when files are to be removed it first lists them too, and is cut down to ``owned`` last.
     """
     files = [relative for relative in staged if relative != MANIFEST]
-    with _interrupts_held() as held:
+    with interrupts_held() as held:
         try:
             if remove:  # then the manifest changes too: list both old and new files while both may exist
                 _replace(out / MANIFEST, manifest_text({*manifest(out), *owned, *remove}))
@@ -218,7 +218,7 @@ def _replace(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _interrupts_held() -> Iterator[list[int]]:
+def interrupts_held() -> Iterator[list[int]]:
     """Hold SIGINT (Ctrl-C) until the block ends; the yielded list is non-empty if one came."""
     held: list[int] = []
     if threading.current_thread() is not threading.main_thread():

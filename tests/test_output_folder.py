@@ -20,7 +20,7 @@ from derive.cli import main
 from derive.generate import Options
 from derive.output import MANIFEST, OutputError, locked, write
 
-from conftest import GENERATED, ROOT
+from conftest import GENERATED, ROOT, Watched
 
 SMALL = ("relu", "sin", "cos", "exp", "log", "tanh", "sigmoid", "softplus")
 """Quick operators (about a second each when derived)."""
@@ -203,14 +203,12 @@ def test_ctrl_c_during_a_cold_parallel_run_stops_within_seconds(tmp_path):
         [sys.executable, "-m", "derive.cli", "generate", "--out", str(out), "--no-cache", "--jobs", "2"],
         cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    watched = Watched(process)
     try:
-        for line in process.stderr:
-            if "derive: [1/" in line:
-                break
+        watched.wait_for("derive: [1/", timeout=300)
         started = time.monotonic()
         os.killpg(process.pid, signal.SIGINT)  # what a terminal does: the whole process group
-        err = process.stderr.read()
-        status = process.wait(timeout=30)
+        status, err = watched.finish(timeout=30)
         seconds = time.monotonic() - started
     finally:
         if process.poll() is None:
