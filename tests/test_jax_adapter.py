@@ -1,6 +1,8 @@
 """derive.jax: every operator through jax.custom_vjp (reverse mode: the generated vjp) and
 jax.custom_jvp (forward mode: the generated jvp; reverse mode: JAX's transpose of it), checked by
-jax.test_util.check_grads in float64; under jax.jit and jax.vmap; parameters, labels, model files."""
+jax.test_util.check_grads in float64; inputs that are Python numbers or None to second order against
+PyTorch's own operators; under jax.jit and jax.vmap; parameters (traced or static), labels, model
+files."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from jax.test_util import check_grads
 
 import derive.jax as dj
 
-from adapter_cases import ALL, IDS
+from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_reference
 from conftest import ROOT, load_kernel
 
 
@@ -61,6 +63,32 @@ def test_second_order_reverse_over_reverse(case):
     call, values = moving(case)
     function = jax.jit(call(dj.operator(case.name)))
     check_grads(function, values, order=2, modes=("rev",), eps=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")  # the reference's mse_loss of a number and a tensor
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+@pytest.mark.parametrize("case", NON_TENSOR, ids=NON_TENSOR_IDS)
+def test_numbers_and_none_to_second_order(case, mode):
+    """An input passed as a Python number (``mul(x, 2.0)``, ``div(2.0, x)``) or an optional one as
+    None: the output, jax.grad and jax.grad of a gradient (by the inputs and by the cotangent) are
+    PyTorch's own operator's."""
+    cotangent, tangents = case.directions()
+    call, values = moving(case)
+    function = call(dj.operator(case.name, mode=mode))
+    moved = [jnp.asarray(tangents[p]) for p in case.floats]
+    arrays = tuple(range(1, len(values) + 1))
+
+    def grads(dy, *values):
+        return jax.grad(lambda dy, *values: jnp.sum(dy * function(*values)), argnums=arrays)(dy, *values)
+
+    def derivatives(dy, *values):
+        inner = lambda dy, *values: sum(jnp.sum(g * t) for g, t in zip(grads(dy, *values), moved))
+        second = jax.grad(inner, argnums=(*arrays, 0))(dy, *values)
+        return [function(*values), *grads(dy, *values), *second]
+
+    ours = jax.jit(derivatives)(jnp.asarray(cotangent), *values)  # traced once
+    for got, want in zip(ours, torch_reference(case, cotangent, tangents), strict=True):
+        np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-7, atol=1e-7)
 
 
 def test_the_second_order_is_the_generated_one(monkeypatch):
