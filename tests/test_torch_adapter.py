@@ -110,6 +110,29 @@ def test_parameters_are_passed_through_fixed_or_per_call():
     torch.testing.assert_close(gelu(x), torch.nn.functional.gelu(x, approximate="tanh"))
 
 
+def test_a_parameter_tensor_that_requires_grad_is_refused():
+    """A keyword parameter autograd would differentiate (requires_grad, torch.func.grad, a forward-mode
+    tangent) is a TypeError naming it, never a gradient silently missing; detached, or where nothing
+    is differentiated (no_grad), a tensor parameter is a number like any other."""
+    rmsnorm = dt.operator("rmsnorm")
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    eps = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError, match="rmsnorm: the parameter 'eps' is a tensor that requires grad.*eps.detach"):
+        rmsnorm(x, eps=eps)
+    with pytest.raises(TypeError, match="leaky_relu: the parameter 'negative_slope'"):
+        dt.operator("leaky_relu", negative_slope=eps)(x)
+    with pytest.raises(TypeError, match="the parameter 'eps'"):
+        torch.func.grad(lambda e: rmsnorm(x, eps=e).sum())(eps.detach())
+    with pytest.raises(TypeError, match="the parameter 'eps'"):
+        torch.func.jvp(lambda e: rmsnorm(x, eps=e), (eps.detach(),), (torch.ones_like(eps),))
+    expected = torch.nn.functional.rms_norm(x, (4,), eps=0.25)
+    y = rmsnorm(x, eps=eps.detach())
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(torch.autograd.grad(y.sum(), x), torch.autograd.grad(expected.sum(), x))
+    with torch.no_grad():
+        torch.testing.assert_close(rmsnorm(x, eps=eps), expected)
+
+
 def test_optional_inputs_by_name_or_omitted():
     x, beta = torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
     layernorm = dt.operator("layernorm")
