@@ -8,11 +8,17 @@ The function runs the generated ``array_api`` kernel (see ``derive.adapters``) o
 default (``mode="vjp"``) it is a ``jax.custom_vjp`` whose backward is the kernel's vjp: reverse mode
 (``jax.grad``, ``jax.vjp``) runs the derived formula, and that backward is itself a ``custom_vjp``
 whose rule is the kernel's jvp and vjp_jvp, so a gradient of a gradient runs the derived second
-order; forward mode is not available (JAX's rule for ``custom_vjp``).  With ``mode="jvp"`` it is a ``jax.custom_jvp`` whose rule is the kernel's jvp:
-forward mode (``jax.jvp``, ``jax.jacfwd``) runs the derived formula, and reverse mode is JAX's
-transpose of it (the jvp is linear in the tangents).  Keyword parameters are static: Python values
-fixed when the function is traced (they select formulas and axes), never traced arrays.  Both
-work under ``jax.jit`` and ``jax.vmap``.
+order; forward mode is not available (JAX's rule for ``custom_vjp``).  With ``mode="jvp"`` it is a
+``jax.custom_jvp`` whose rule is the kernel's jvp: forward mode (``jax.jvp``, ``jax.jacfwd``) runs
+the derived formula, and reverse mode is JAX's transpose of it (the jvp is linear in the tangents).
+Both work under ``jax.jit`` and ``jax.vmap``.
+
+Keyword parameters that select the formula or an axis (``axis``, ``keepdims``, ``approximate``,
+``num_groups``, ``causal``) are static: Python values fixed when the function is traced; a traced
+one is a TypeError saying to pass it as a Python value or mark it static (``static_argnames``).
+A number of the formula (``eps``, ``negative_slope``) may be an array, traced by ``jax.jit`` or
+mapped by ``jax.vmap``: it is an operand of the ``custom_vjp``/``custom_jvp``, not differentiated
+(the kernels have derivatives by their inputs only; differentiating by it is a TypeError).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ def operator(name_or_model_file: str | Path, operator: str | None = None, *, mod
         static, values = _split(signature, params)
         key = (_key(static), tuple(values))
         if key not in functions:
-            functions[key] = build(kernel, _Call(signature, static, tuple(values)))
+            functions[key] = build(kernel, _Operands(signature, static, tuple(values)))
         return functions[key](*(None if a is None else jnp.asarray(a) for a in arranged), *values.values())
 
     call.__name__ = call.__qualname__ = signature.name
@@ -69,11 +75,11 @@ def operator(name_or_model_file: str | Path, operator: str | None = None, *, mod
 
 def _split(signature: Signature, params: dict) -> tuple[dict, dict]:
     """The parameters fixed when the function is traced (Python values), and those passed to it as
-    operands: a number of the formula (``signature.values``: eps) given as an array, traced or not.
+    operands: a number of the formula (``signature.numbers``: eps) given as an array, traced or not.
     A traced parameter that selects the formula or an axis cannot be either: a TypeError names it."""
     static, values = {}, {}
     for name, value in params.items():
-        if name in signature.values and not isinstance(value, (int, float)):
+        if name in signature.numbers and not isinstance(value, (int, float)):
             values[name] = jnp.asarray(value)
         elif any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value)):
             raise TypeError(f"{signature.name}: parameter {name!r} is traced (an argument of jax.jit, jax.vmap or "
@@ -97,7 +103,7 @@ def _key(params: dict) -> tuple:
 
 
 @dataclass(frozen=True)
-class _Call:
+class _Operands:
     """How a built function's operands are read: the kernel's inputs (None for an omitted optional
     one), then the values of the parameters ``names``; ``static`` parameters are fixed."""
 
@@ -127,60 +133,60 @@ class _Call:
         return (None,) * len(self.names)
 
 
-def _with_vjp(kernel: ModuleType, call: _Call) -> Callable:
-    """A ``jax.custom_vjp`` of the operands (see ``_Call``)."""
+def _with_vjp(kernel: ModuleType, spec: _Operands) -> Callable:
+    """A ``jax.custom_vjp`` of the operands (see ``_Operands``)."""
 
     @jax.custom_vjp
     def function(*operands):
-        inputs, params = call.split(operands)
+        inputs, params = spec.split(operands)
         return kernel.forward(*inputs, **params)
 
     def forward(*primals):
-        operands = call.primals(primals)
-        inputs, params = call.split(operands)
+        operands = spec.primals(primals)
+        inputs, params = spec.split(operands)
         return kernel.forward(*inputs, **params), operands
 
-    gradients = _gradients(kernel, call)
+    gradients = _gradients(kernel, spec)
 
     def backward(operands, cotangent):
-        inputs, _ = call.split(operands)
+        inputs, _ = spec.split(operands)
         if isinstance(cotangent, SymbolicZero):
             return (None,) * len(operands)
         grads = gradients(jnp.asarray(cotangent), *operands)
-        return (*(_cotangent(g, a) for g, a in zip(grads, inputs)), *call.no_cotangents())
+        return (*(_cotangent(g, a) for g, a in zip(grads, inputs)), *spec.no_cotangents())
 
     function.defvjp(forward, backward, symbolic_zeros=True)
     return function
 
 
-def _gradients(kernel: ModuleType, call: _Call) -> Callable:
+def _gradients(kernel: ModuleType, spec: _Operands) -> Callable:
     """The kernel's vjp as a ``jax.custom_vjp`` of (cotangent, *operands): differentiating a gradient
     (``jax.grad`` of ``jax.grad``, ``jax.hessian``'s reverse part) runs derived formulas too.  The
     vjp is linear in the cotangent, so its derivative by the cotangent along outer cotangents g is
     the kernel's jvp along g; by the inputs it is the Hessian of sum(cotangent * forward) times g
     (symmetric), the kernel's vjp_jvp along g."""
-    signature = call.signature
+    signature = spec.signature
 
     @jax.custom_vjp
     def gradients(cotangent, *operands):
-        inputs, params = call.split(operands)
+        inputs, params = spec.split(operands)
         return tuple(kernel.vjp(cotangent, *inputs, **params))
 
     def forward(cotangent, *primals):
-        operands = call.primals(primals)
-        inputs, params = call.split(operands)
+        operands = spec.primals(primals)
+        inputs, params = spec.split(operands)
         return tuple(kernel.vjp(cotangent.value, *inputs, **params)), (cotangent.value, operands)
 
     def backward(saved, outer):
         cotangent, operands = saved
-        inputs, params = call.split(operands)
+        inputs, params = spec.split(operands)
         tangents = [_cotangent(g, a) if name in signature.differentiable else None
                     for name, g, a in zip(signature.inputs, outer, inputs)]
         if all(t is None for t in tangents):
             return (None, *(None for _ in operands))
         by_cotangent = kernel.jvp(tangents, *inputs, **params).astype(cotangent.dtype)
         by_inputs = kernel.vjp_jvp(cotangent, tangents, *inputs, **params)
-        return (by_cotangent, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)), *call.no_cotangents())
+        return (by_cotangent, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)), *spec.no_cotangents())
 
     gradients.defvjp(forward, backward, symbolic_zeros=True)
     return gradients
@@ -196,20 +202,20 @@ def _cotangent(gradient: Any, primal: Any) -> Any:
     return jnp.asarray(gradient, dtype=primal.dtype)
 
 
-def _with_jvp(kernel: ModuleType, call: _Call) -> Callable:
-    """A ``jax.custom_jvp`` of the operands (see ``_Call``) whose rule is the kernel's jvp;
+def _with_jvp(kernel: ModuleType, spec: _Operands) -> Callable:
+    """A ``jax.custom_jvp`` of the operands (see ``_Operands``) whose rule is the kernel's jvp;
     unperturbed inputs come as symbolic zeros, which the kernel skips (None)."""
-    signature = call.signature
+    signature = spec.signature
 
     @jax.custom_jvp
     def function(*operands):
-        inputs, params = call.split(operands)
+        inputs, params = spec.split(operands)
         return kernel.forward(*inputs, **params)
 
     def rule(primals, tangents):
         zero = [isinstance(t, SymbolicZero) or t is None for t in tangents]
-        call.refuse_differentiated([not z for z in zero])
-        inputs, params = call.split(primals)
+        spec.refuse_differentiated([not z for z in zero])
+        inputs, params = spec.split(primals)
         moved = [None if z or name not in signature.differentiable else jnp.asarray(t)
                  for name, t, z in zip(signature.inputs, tangents, zero)]
         output = kernel.forward(*inputs, **params)

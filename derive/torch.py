@@ -12,7 +12,9 @@ mode (``.backward()``, ``torch.autograd.grad``, ``torch.func.grad``/``vjp``) and
 ``create_graph=True`` the backward is itself a node whose derivatives are the kernel's ``jvp`` (by
 the cotangent) and ``vjp_jvp`` (by the inputs), so a double backward (``gradgradcheck``, gradient
 penalties, Hessian-vector products) runs the derived second order too.  The kernel runs
-on the tensors' device and dtype.  Gradients are returned only for the inputs that need them.
+on the tensors' device and dtype.  Gradients are returned only for the inputs that need them (an
+input may be a Python number or None).  Keyword parameters are not differentiated: a tensor one
+that requires grad is a TypeError, not a gradient silently missing.
 """
 
 from __future__ import annotations

@@ -107,6 +107,17 @@ def test_the_second_order_is_the_generated_one(monkeypatch):
     np.testing.assert_allclose(np.asarray(hvp), expected[0], rtol=1e-12, atol=1e-12)
 
 
+def test_numpy_cotangents_to_second_order():
+    """Cotangents given to jax.vjp's pullbacks as NumPy arrays (eagerly, not traced) reach the kernel
+    as JAX arrays, at first and second order: the same derivatives as JAX arrays give."""
+    sigmoid = dj.operator("sigmoid")
+    x, dy, t = (np.random.default_rng(8).standard_normal(3) + k for k in range(3))
+    second = lambda dy, t: jax.vjp(lambda x: jax.vjp(sigmoid, x)[1](dy)[0], jnp.asarray(x))[1](t)[0]
+    np.testing.assert_allclose(second(dy, t), second(jnp.asarray(dy), jnp.asarray(t)), rtol=1e-15)
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(second(dy, t), dy * t * s * (1 - s) * (1 - 2 * s), rtol=1e-12)
+
+
 def test_the_derivatives_are_the_generated_ones(monkeypatch):
     """mode="vjp" runs the kernel's vjp for jax.grad; mode="jvp" runs its jvp for jax.jvp and jax.grad."""
     rmsnorm = dj.operator("rmsnorm")
@@ -159,6 +170,74 @@ def test_parameters_are_static_and_passed_through():
         softmax(x, dim=0)
     with pytest.raises(ValueError, match="mode='fwd' is not one of 'vjp', 'jvp'"):
         dj.operator("softmax", mode="fwd")
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+def test_a_traced_eps_under_jit_and_vmap(mode):
+    """eps an argument of jax.jit (in two jitted functions: the second failed with a leaked tracer
+    when the function built for the first was reused) or mapped by jax.vmap (one eps per example):
+    the output, the gradients and a Hessian-vector product are the kernel's with eps a number."""
+    rng = np.random.default_rng(5)
+    x, gamma, dy, t = (rng.standard_normal(s) for s in ((3, 4), (4,), (3, 4), (3, 4)))
+    rmsnorm = dj.operator("rmsnorm", mode=mode)
+    kernel = load_kernel("rmsnorm")
+    loss = lambda x, gamma, eps: jnp.sum(jnp.sin(rmsnorm(x, gamma, eps=eps)))
+    np.testing.assert_allclose(jax.jit(lambda x, eps: rmsnorm(x, gamma, eps=eps))(x, 0.25),
+                               kernel.forward(x, gamma, eps=0.25), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(lambda x, eps: 2 * rmsnorm(x, gamma, eps=eps))(x, 0.5),
+                               2 * kernel.forward(x, gamma, eps=0.5), rtol=1e-12)
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, gamma, 0.25)
+    expected = kernel.vjp(np.cos(kernel.forward(x, gamma, eps=0.25)), x, gamma, eps=0.25)
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    first = lambda x, eps: jax.vjp(lambda x: rmsnorm(x, gamma, eps=eps), x)[1](dy)[0]
+    hvp = jax.jit(lambda x, eps: jax.vjp(lambda x: first(x, eps), x)[1](t)[0])(x, 0.25)
+    np.testing.assert_allclose(hvp, kernel.vjp_jvp(dy, (t, None, None), x, gamma, eps=0.25)[0], rtol=1e-12, atol=1e-14)
+    eps = np.array([0.1, 0.5, 2.0])
+    mapped = jax.jit(jax.vmap(lambda x, eps: rmsnorm(x, gamma, eps=eps)))(x, eps)
+    per_example = jax.jit(jax.vmap(jax.grad(loss), in_axes=(0, None, 0)))(x, gamma, eps)
+    for k in range(3):
+        np.testing.assert_allclose(mapped[k], kernel.forward(x[k], gamma, eps=eps[k]), rtol=1e-12)
+        want = kernel.vjp(np.cos(kernel.forward(x[k], gamma, eps=eps[k])), x[k], gamma, eps=eps[k])[0]
+        np.testing.assert_allclose(per_example[k], want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+def test_differentiating_by_a_parameter_is_refused(mode):
+    """The kernels have derivatives by their inputs only: jax.grad or jax.jvp by eps (directly or
+    through jax.jit) is a TypeError naming it, never a zero gradient; jax.lax.stop_gradient keeps it fixed."""
+    rmsnorm = dj.operator("rmsnorm", mode=mode)
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((2, 3)))
+    refused = "rmsnorm: no derivative by the parameter 'eps'.*stop_gradient"
+    with pytest.raises(TypeError, match=refused):
+        jax.grad(lambda eps: rmsnorm(x, eps=eps).sum())(0.25)
+    with pytest.raises(TypeError, match=refused):
+        jax.grad(jax.jit(lambda eps: rmsnorm(x, eps=eps).sum()))(0.25)
+    with pytest.raises(TypeError, match=refused):
+        jax.jvp(lambda eps: rmsnorm(x, eps=eps), (0.25,), (1.0,))
+    grads = jax.grad(lambda x, eps: rmsnorm(x, eps=jax.lax.stop_gradient(eps)).sum(), argnums=(0, 1))(x, 0.25)
+    np.testing.assert_allclose(grads[0], jax.grad(lambda x: rmsnorm(x, eps=0.25).sum())(x), rtol=1e-12)
+    assert grads[1] == 0
+
+
+def test_a_traced_parameter_that_selects_the_formula_is_refused():
+    """``axis``, ``keepdims``, ``num_groups``, ``causal`` choose the formula and its axes when the
+    function is traced: traced (a jax.jit argument), each is a TypeError naming it and saying what to
+    do; marked static, it works."""
+    rng = np.random.default_rng(7)
+    x, images = jnp.asarray(rng.standard_normal((3, 4))), jnp.asarray(rng.standard_normal((2, 4, 3)))
+    calls = [("softmax", "axis", 0, lambda f, v: f(x, axis=v)),
+             ("reduce_mean", "keepdims", True, lambda f, v: f(x, keepdims=v)),
+             ("group_norm", "num_groups", 2, lambda f, v: f(images, num_groups=v)),
+             ("scaled_dot_product_attention", "causal", True, lambda f, v: f(x, x, x, causal=v))]
+    for name, param, value, call in calls:
+        function = dj.operator(name)
+        with pytest.raises(TypeError, match=rf"{name}: parameter '{param}' is traced.*must be a Python value"
+                                            rf".*static_argnames=\['{param}'\]"):
+            jax.jit(lambda v, _f=function, _c=call: _c(_f, v))(value)
+    softmax = dj.operator("softmax")
+    static = jax.jit(lambda x, axis: softmax(x, axis=axis), static_argnames="axis")
+    np.testing.assert_allclose(static(x, axis=0), jax.nn.softmax(x, axis=0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["vjp", "jvp"])
