@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import api, output
+from derive import api, output, pdf
 from derive.cache import RenderCache
 from derive.cli import main
 from derive.generate import Options
@@ -295,18 +295,29 @@ def no_writes_at_root(monkeypatch):
             raise PermissionError(13, "Permission denied (by the test)", str(dir))
         return real_mkstemp(*args, dir=dir, **kwargs)
 
+    def copyfile(source, target, *args, **kwargs):
+        if Path(target).parent == Path("/"):
+            raise PermissionError(13, "Permission denied (by the test)", str(target))
+        return real_copyfile(source, target, *args, **kwargs)
+
+    real_copyfile = shutil.copyfile
     monkeypatch.setattr(os, "mkdir", mkdir)
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
 
 
 def test_out_that_is_the_root_or_the_home_folder_is_refused(tmp_path, monkeypatch, capsys, no_writes_at_root):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(pdf, "compiler", lambda: ["latexmk"])  # no TeX needed: nothing is compiled
+    monkeypatch.setattr(pdf, "_compile_all", lambda *args: pytest.fail("compiled into a refused folder"))
     for out, reason in (("/", "it is the filesystem root"), (f"{home}/", "it is your home folder")):
-        assert main(["generate", "relu", "--out", out, "-q"]) == 2  # --out "$UNSET/", --out "$HOME/$UNSET"
-        err = one_error(capsys)
-        assert reason in err and "empty or new folder" in err
+        for command in ("generate", "pdf"):
+            source = ["--source", str(GENERATED)] if command == "pdf" else []
+            assert main([command, "relu", *source, "--out", out, "-q"]) == 2  # --out "$UNSET/", "$HOME/$UNSET"
+            err = one_error(capsys)
+            assert reason in err and "empty or new folder" in err
     assert list(home.iterdir()) == []
 
 
