@@ -28,7 +28,7 @@ from .calculus.pipeline import derive
 from .errors import LoweringError
 from .targets.render import render, render_registry
 from .model import OperatorModel
-from .output import differences, interrupts_held, require_output, write
+from .output import differences, interrupts_held, refuse_folder, require_output, write
 
 Progress = Callable[[str], None]
 
@@ -239,8 +239,9 @@ def _models(names: Sequence[str] | None, models: Sequence[OperatorModel] | None)
 def generate(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
              models: Sequence[OperatorModel] | None = None, options: Options = Options()) -> list[str]:
     """Write the operators' files into ``out``; returns the paths that changed."""
+    refuse_folder(out)  # before minutes of rendering (``write`` asks again)
     outcome = plan(out, _models(names, models), progress, options)
-    return write(out, outcome.files, outcome.full)
+    return write(out, outcome.files, outcome.full, progress)
 
 
 def check(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
