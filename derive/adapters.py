@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from . import api, registry
+from .model import OperatorModel
 
 
-def array_api_kernel(name_or_model_file: str | Path, operator: str | None = None) -> tuple[ModuleType, "Signature"]:
+def array_api_kernel(name_or_model_file: str | Path, operator: str | None = None) -> tuple[ModuleType, Signature]:
     """The generated ``array_api`` kernel of a built-in operator (by name), an installed package's
     operator, or an operator of a model file (``operator`` names one when the file has several),
     with its signature (``derive.kernel``: shipped, or rendered, proved and cached)."""
@@ -26,13 +28,19 @@ def array_api_kernel(name_or_model_file: str | Path, operator: str | None = None
         return _builtin(str(name_or_model_file))
     model = api.load(name_or_model_file, operator)  # a clear error for an unknown name or a bad file
     kernel = api.kernel(model, "array_api")
-    return kernel, Signature.of(kernel, model.name)
+    return kernel, Signature.of(kernel, model.name, _numbers(model))
 
 
-@functools.lru_cache(maxsize=None)
-def _builtin(name: str) -> tuple[ModuleType, "Signature"]:
+@functools.cache
+def _builtin(name: str) -> tuple[ModuleType, Signature]:
     kernel = api.kernel(name, "array_api")
-    return kernel, Signature.of(kernel, name)
+    return kernel, Signature.of(kernel, name, _numbers(registry.get(name)))
+
+
+def _numbers(model: OperatorModel) -> frozenset[str]:
+    """The keyword parameters that are numbers in the formula (a symbol: eps, negative_slope), not
+    choices of formula or layout (gelu's ``approximate``, ``axis``, ``num_groups``)."""
+    return frozenset(p.name for p in model.params if p.symbol is not None)
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,16 @@ class Signature:
     optional: frozenset[str]
     differentiable: frozenset[str]
     params: dict[str, Any]
+    numbers: frozenset[str] = frozenset()
+    """The parameters that are numbers in the formula (may be arrays, traced by JAX); the others
+    select a formula or an axis and must be Python values.  Empty when not known (no model)."""
 
     @classmethod
-    def of(cls, kernel: ModuleType, name: str) -> "Signature":
+    def of(cls, kernel: ModuleType, name: str, numbers: frozenset[str] = frozenset()) -> Signature:
         defaults = inspect.signature(kernel.forward).parameters
         optional = frozenset(n for n in kernel.INPUTS if defaults[n].default is None)
-        return cls(name, tuple(kernel.INPUTS), optional, frozenset(kernel.DIFFERENTIABLE), dict(kernel.PARAMS))
+        return cls(name, tuple(kernel.INPUTS), optional, frozenset(kernel.DIFFERENTIABLE), dict(kernel.PARAMS),
+                   numbers & frozenset(kernel.PARAMS))
 
     def bind(self, inputs: Sequence[Any], named: dict[str, Any], fixed: dict[str, Any]) -> tuple[list, dict]:
         """A call's inputs in ``INPUTS`` order (an omitted optional one is None) and its keyword

@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
-import itertools
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Sequence
@@ -29,16 +30,13 @@ from .claims import check as _check_claim
 from .targets import render as _render
 from .display import equation_latex
 from .display import readable as _readable
-from .cache import RenderCache, default_folder
+from .cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
 from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
 from .model import OperatorModel
 from .output import MANIFEST
 from .user_models import load_model, load_models
-
-_KERNELS = itertools.count()
-
 
 def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel:
     """A built-in or installed operator by name, or the operator of a model file (``*.py``).
@@ -182,13 +180,20 @@ def _models(models) -> list[OperatorModel] | None:
 
 
 def load_kernel(path: str | Path) -> ModuleType:
-    """Import a generated kernel file as a module (``forward``, ``vjp``, ``jvp``, ``INPUTS`` ...)."""
+    """Import a generated kernel file as a module (``forward``, ``vjp``, ``jvp``, ``INPUTS`` ...).
+
+    The file's bytes are read once and compiled (never a cached bytecode file, which a rewrite in
+    the same second at the same size would leave stale); the module is named after the file's real
+    path and the digest of those bytes, so two kernels that differ are two modules."""
     path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"derive_kernel_{path.stem}_{next(_KERNELS)}", path)
-    if spec is None or not path.is_file():
-        raise FileNotFoundError(f"no kernel file at {path}")
+    try:
+        text = path.read_bytes()
+    except OSError:
+        raise FileNotFoundError(f"no kernel file at {path}") from None
+    identity = hashlib.sha256(str(path.resolve()).encode() + b"\0" + text).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(f"derive_kernel_{path.stem}_{identity}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    exec(compile(text, str(path), "exec", dont_inherit=True), module.__dict__)  # a generated kernel
     return module
 
 
@@ -201,7 +206,7 @@ def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
     model = name_or_path if isinstance(name_or_path, OperatorModel) else load(name_or_path, operator)
     folder = _target(target).folder
     shipped = _generated_folder() / folder / f"{model.name}.py"
-    if not (model.source.startswith("derive/ops/") and shipped.is_file()):
+    if not (registry.is_builtin(model) and shipped.is_file()):
         shipped = _rendered(model, folder)
     module = load_kernel(shipped)
     sys.modules[module.__name__] = module
@@ -210,12 +215,33 @@ def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
 
 def _rendered(model: OperatorModel, folder: str) -> Path:
     """A model file's (or an installed package's) operator written, proved, into the render cache's
-    folder (``$DERIVE_CACHE_DIR/kernels/<digest of its source and name>/``): rendered once, served
-    from the cache after that, also to another process."""
-    where = str(Path(model.source).resolve()) if model.source.endswith(".py") else model.source
-    out = default_folder() / "kernels" / hashlib.sha256(f"{where}\0{model.name}".encode()).hexdigest()[:20]
+    folder (``$DERIVE_CACHE_DIR/kernels/<key>/``, ``_kernel_key``): rendered once, served from the
+    cache after that, also to another process.  A cache folder another user could write is not
+    used: the kernels go to a private temporary folder instead."""
+    root = private_folder(default_folder())
+    kernels = private_folder(root / "kernels") if root is not None else None
+    if kernels is None:
+        kernels = _private_temporary()
+    out = private_folder(kernels / _kernel_key(model)) or _private_temporary()
     write(model, out)  # through the render cache
     return out / folder / f"{model.name}.py"
+
+
+def _kernel_key(model: OperatorModel) -> str:
+    """What a model's kernel folder is named by: its render-cache key (the engine, the model file's
+    real path and text) or, for a model with none (built in code, an installed package's), the
+    engine and the model's own expressions; two operators that differ never share a folder."""
+    key = model_key(model)
+    if key is None:
+        key = hashlib.sha256(f"{engine_fingerprint()}\0{model.origin}\0{sp.srepr(model.output)}\0"
+                             f"{model!r}".encode()).hexdigest()
+    return key[:24]
+
+
+@functools.lru_cache(maxsize=None)
+def _private_temporary() -> Path:
+    """A folder of this process's own (mode 0700), for kernels when the cache folder cannot be trusted."""
+    return Path(tempfile.mkdtemp(prefix="derive-kernels-"))
 
 
 def _generated_folder() -> Path:

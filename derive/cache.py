@@ -10,26 +10,34 @@ SymPy, Jinja and Python versions.  The value is the rendered files and the SHA-2
 ``$XDG_CACHE_HOME/derive``, else ``~/.cache/derive``; they are written atomically.  An entry that
 cannot be read, whose digest does not match its files (edited on disk), or that names a file
 outside the output folder (an absolute path, ``..``) is treated as missing and derived again.
-Deleting the folder is always safe.
+The digest guards against accidents, not people (anyone can recompute it): the cache is used only
+where no one else can write, as ssh and pip treat their files.  The folder and each entry must be
+the current user's own, not writable by group or others, and not a symlink; a folder that is not
+is not used (an ``UntrustedCacheWarning`` says why, and everything is derived afresh).  Folders
+derive creates are private (mode 0700).  Deleting the folder is always safe.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import inspect
 import json
 import os
 import platform
+import stat
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from types import ModuleType
 
 import jinja2
 import sympy as sp
 
-from . import registry, user_models
+from . import registry
+from .errors import UntrustedCacheWarning
 from .version import __version__
 from .targets.base import template_folder
 from .model import OperatorModel
@@ -41,12 +49,69 @@ NOT_ENGINE = ("ops", "bench", "adapters.py", "torch.py", "jax.py")
 """Parts of the package that no rendered file depends on (the operators are hashed per operator)."""
 
 
+ENTRY_LIMIT = 64 * 2**20
+"""The largest entry read, in bytes (the whole catalog's documents, the largest, are under 2 MB)."""
+
+
 def default_folder() -> Path:
     """Where entries live: $DERIVE_CACHE_DIR, else $XDG_CACHE_HOME/derive, else ~/.cache/derive."""
     if os.environ.get("DERIVE_CACHE_DIR"):
         return Path(os.environ["DERIVE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "derive"
+
+
+def untrusted(info: os.stat_result, kind: str = "folder") -> str | None:
+    """Why a file or folder with this ``lstat``/``fstat`` may not be trusted (None: it may): it must
+    be a real ``kind`` (not a symlink), the current user's, and not writable by group or others."""
+    wanted = stat.S_ISDIR if kind == "folder" else stat.S_ISREG
+    if not wanted(info.st_mode):
+        return "is a symbolic link" if stat.S_ISLNK(info.st_mode) else f"is not a {kind}"
+    if os.name != "posix":  # no owners or mode bits to check
+        return None
+    if info.st_uid != os.geteuid():
+        return f"belongs to another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return f"can be written by other users (mode {stat.S_IMODE(info.st_mode):o}; chmod go-w fixes it)"
+    return None
+
+
+def private_folder(folder: Path) -> Path | None:
+    """``folder`` (created with mode 0700 when missing) if only the current user can write it; else
+    None, after an ``UntrustedCacheWarning`` that says why."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = untrusted(os.lstat(folder))
+    except OSError as error:
+        problem = f"cannot be used ({error.strerror})"
+    if problem is None:
+        return folder
+    warnings.warn(UntrustedCacheWarning(f"not using the cache folder {folder}: it {problem}; derive works without "
+                                        "it (set DERIVE_CACHE_DIR to a folder of your own)"), stacklevel=2)
+    return None
+
+
+def read_private(path: Path, limit: int = ENTRY_LIMIT) -> bytes | None:
+    """The bytes of ``path`` if it is a regular file of the current user's that no one else can write,
+    read without following a symlink, and not over ``limit`` bytes; else None (a warning when the
+    file exists but is another user's or writable by others)."""
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            _distrust(path, "is a symbolic link")
+        return None
+    with os.fdopen(handle, "rb") as stream:
+        problem = untrusted(os.fstat(stream.fileno()), "file")
+        if problem is not None:
+            _distrust(path, problem)
+            return None
+        data = stream.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def _distrust(path: Path, problem: str) -> None:
+    warnings.warn(UntrustedCacheWarning(f"not using the cache entry {path}: it {problem}"), stacklevel=3)
 
 
 def _digest_files(digest: "hashlib._Hash", root: Path, paths: list[Path]) -> None:
@@ -88,19 +153,15 @@ def key(name: str) -> str:
     return digest.hexdigest()
 
 
-def is_builtin(model: OperatorModel) -> bool:
-    return model.source.startswith("derive/ops/") and model.name in registry.names()
-
-
 def model_key(model: OperatorModel) -> str | None:
-    """The cache key of a model: a built-in's, or one from its model file's text; None: not cacheable."""
-    if is_builtin(model):
+    """The cache key of a model: a built-in's, or one from its model file's real path and text (its
+    ``origin``); None: not cacheable (a model built in code, an installed package's operator)."""
+    if registry.is_builtin(model):
         return key(model.name)
-    text = user_models.fingerprint(model)
-    if text is None:
+    if not model.origin.startswith("file "):
         return None
     digest = hashlib.sha256(engine_fingerprint().encode() + b"\0model file\0")
-    for part in (model.name, model.source, text):
+    for part in (model.name, model.source, model.origin):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -123,6 +184,12 @@ class RenderCache:
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_folder()
+
+    def _entries(self) -> Path | None:
+        """The folder of entries, when it and the cache folder are the user's own (``private_folder``)."""
+        if private_folder(self.folder) is None:
+            return None
+        return private_folder(self.folder / "renders")
 
     def _path(self, operator: str | OperatorModel) -> Path | None:
         entry = key(operator) if isinstance(operator, str) else model_key(operator)
@@ -147,9 +214,10 @@ class RenderCache:
             self._write(path, _name(operator), files)
 
     def _read(self, path: Path, name: str) -> dict[str, str] | None:
+        data = read_private(path) if self._entries() is not None else None
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            entry = json.loads(data.decode("utf-8")) if data is not None else None
+        except ValueError:
             return None
         if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("operator") != name:
             return None
@@ -159,9 +227,10 @@ class RenderCache:
         return files if entry.get("digest") == files_digest(files) else None
 
     def _write(self, path: Path, name: str, files: dict[str, str]) -> None:
+        if self._entries() is None:
+            return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=".entry-", dir=path.parent)
+            handle, temporary = tempfile.mkstemp(prefix=".entry-", dir=path.parent)  # mode 0600
         except OSError:
             return
         try:

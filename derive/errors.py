@@ -65,3 +65,8 @@ class TexMissingError(RuntimeError):
 
 class CompileError(RuntimeError):
     """A document failed to compile; the message quotes LaTeX's error."""
+
+
+class UntrustedCacheWarning(UserWarning):
+    """A cache folder or entry that another user could have written: it is not used (the message
+    names it and says how to fix it)."""

@@ -24,13 +24,13 @@ from typing import Callable, Iterable, Sequence
 
 from . import registry
 from .budget import Budget, limits, step
-from .cache import RenderCache, is_builtin
+from .cache import RenderCache
 from .calculus.pipeline import derive
 from .errors import LoweringError
 from .targets.latex.target import is_abridged
 from .targets.render import render, render_registry
 from .model import OperatorModel
-from .output import differences, require_output, write
+from .output import differences, interrupts_held, refuse_folder, require_output, write
 
 Progress = Callable[[str], None]
 
@@ -62,13 +62,11 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def render_one(name: str, budget: Budget | None = None) -> tuple[dict[str, str], float]:
+def render_one(name: str) -> tuple[dict[str, str], float]:
     """One built-in operator's files and the seconds it took (in this process, or in a worker
-    process within the parent's ``budget``, its long steps reported to the parent)."""
+    process within the parent's budget, its long steps reported to the parent)."""
     started = time.perf_counter()
-    if budget is None:
-        return _render_model(registry.get(name)), time.perf_counter() - started
-    with limits(budget, _reports.put if _reports is not None else None):
+    with limits(*_worker_budget):
         return _render_model(registry.get(name)), time.perf_counter() - started
 
 
@@ -106,7 +104,7 @@ def _render_models(models: Sequence[OperatorModel], progress: Progress, whole_re
         if cached is not None:
             rendered[model.name] = cached
             progress(f"[{len(rendered)}/{len(models)}] {model.name} (unchanged, from the cache)")
-    missing = [m.name for m in models if m.name not in rendered and is_builtin(m)]
+    missing = [m.name for m in models if m.name not in rendered and registry.is_builtin(m)]
     try:
         for name, files, seconds in _derive_all(missing, options.jobs, budget, progress):
             rendered[name] = files
@@ -146,9 +144,14 @@ def _registry_files(models: Sequence[OperatorModel], progress: Progress, options
     return files
 
 
-def _derive_all(names: list[str], jobs: int, budget: Budget, progress: Progress):
+def _derive_all(names: list[str], jobs: int, budget: Budget | None = None, progress: Progress = lambda m: None):
     """(name, files, seconds) for each operator, in completion order; parallel when it pays (the
-    workers' reports of long steps are passed to ``progress``)."""
+    workers' reports of long steps are passed to ``progress``).
+
+    While the pool runs, Ctrl-C only sets a flag (``interrupts_held``), read between short waits:
+    a KeyboardInterrupt raised inside ``concurrent.futures`` could leave a future's lock held by this
+    thread, and the pool's manager thread, blocked on it, then kept the process from exiting
+    (an occasional hang after "N of 26 operators were ready")."""
     workers = min(jobs, len(names))
     if workers <= 1:
         for name in names:
@@ -157,32 +160,42 @@ def _derive_all(names: list[str], jobs: int, budget: Budget, progress: Progress)
     context = _pool_context()
     reports = context.SimpleQueue()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                               initargs=(reports,))
+                               initargs=(budget, reports))
+    held: list[int] = []
     try:
-        futures = {pool.submit(render_one, name, budget): name for name in names}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            while not reports.empty():
-                progress(reports.get())
-            for future in done:
-                yield (futures[future], *future.result())
-    except BaseException:
+        with interrupts_held() as held:
+            pending = {pool.submit(render_one, name): name for name in names}
+            while pending:
+                done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                if held:
+                    raise KeyboardInterrupt
+                while not reports.empty():
+                    progress(reports.get())
+                for future in done:
+                    yield (pending.pop(future), *future.result())
+        if held:  # came while the last operator was handed over
+            raise KeyboardInterrupt
+    except BaseException as error:
         _stop(pool)
+        if held and not isinstance(error, KeyboardInterrupt):
+            # the same Ctrl-C reached the fork server or a starting worker first (the terminal sends it
+            # to the whole process group), which broke the pool: an interrupt, not an internal error
+            raise KeyboardInterrupt from None
         raise
     pool.shutdown(wait=True)
 
 
-_reports = None
-"""In a worker process: the queue its reports of long steps go to."""
+_worker_budget: tuple = ()
+"""In a worker process: the parent's budget and the report of its long steps (to the parent's queue);
+in the parent: none, the budget held already."""
 
 
-def _start_worker(reports=None) -> None:
+def _start_worker(budget: Budget | None = None, reports=None) -> None:
     """Workers leave Ctrl-C to the parent, which stops them (a terminal sends it to all of them), and
     end when their parent does: a parent killed outright (SIGKILL) cannot stop them, and a worker
     left rendering would hold the terminal's (or a caller's) output pipe open for minutes."""
-    global _reports
-    _reports = reports
+    global _worker_budget
+    _worker_budget = (budget, reports.put if reports is not None else None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()  # the process that started the pool (not a fork server)
     if parent is not None:
@@ -195,13 +208,21 @@ def _end_with(parent) -> None:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers now, not when their operator is done."""
+    """Cancel what has not started and end the workers now, not when their operator is done.
+
+    A worker ended part-way through sending its result (a large one goes in pieces) leaves the
+    pool's manager thread waiting for the rest of that message, and this process, which joins that
+    thread at exit, with it; once every worker is gone, closing this process's end of the result
+    pipe (the last writer) ends that wait."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)  # shutdown forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     for process in processes:
         process.join(timeout=5)
+    if writer is not None and not any(process.is_alive() for process in processes):
+        writer.close()
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -247,8 +268,9 @@ def _models(names: Sequence[str] | None, models: Sequence[OperatorModel] | None)
 def generate(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,
              models: Sequence[OperatorModel] | None = None, options: Options = Options()) -> list[str]:
     """Write the operators' files into ``out``; returns the paths that changed."""
+    refuse_folder(out)  # before minutes of rendering (``write`` asks again)
     outcome = plan(out, _models(names, models), progress, options)
-    return write(out, outcome.files, outcome.full)
+    return write(out, outcome.files, outcome.full, progress)
 
 
 def check(out: Path, names: Sequence[str] | None = None, progress: Progress = lambda m: None, *,

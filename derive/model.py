@@ -7,7 +7,7 @@ dimensions are implicit and broadcast.  The differentiator and the printers read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import sympy as sp
@@ -119,6 +119,11 @@ class OperatorModel:
     the documents cite them, and PyTorch's derivative formulas where ``torch`` is given."""
     notes: tuple[str, ...] = ()
     source: str = ""
+    origin: str = field(default="", compare=False, repr=False)
+    """Where the loader found the model, set by the registry (never by the model): ``builtin``, an
+    installed package's entry point, or a model file's real path and the digest of its text
+    (``registry.file_origin``).  What a model's kernels and cache entries are keyed by: two files
+    that define one operator name are two operators."""
 
     def __post_init__(self) -> None:
         if isinstance(self.output, (int, float)) and not isinstance(self.output, bool):

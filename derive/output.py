@@ -4,11 +4,12 @@ Each file is written to a temporary file beside it (``.<name>.derive-tmp-*``) an
 place, so a reader sees the old file or the new one, never half of one.  Every file is staged
 before any is renamed: an error or Ctrl-C while staging removes the temporary files and leaves
 the folder as it was; Ctrl-C during the renames is held until they are done.  ``.derive-manifest``
-lists the files derive wrote into the folder; a full generation removes those it no longer
-writes, and nothing else in the folder is read, copied or touched.  Runs into one folder take an
-exclusive ``flock`` on the folder itself while they write (``check`` a shared one), so concurrent
-runs queue; one that waits longer than ``$DERIVE_LOCK_TIMEOUT`` seconds (default 600) stops with a
-clear error.  Temporary files left by a killed run are removed by the next one.
+records the files derive wrote and the SHA-256 of each (``derive.manifest``); a full generation
+removes those it no longer writes that still hold what it wrote (a file changed since is kept, and
+the run says so), and nothing else in the folder is read, copied or touched.  ``--out`` that is
+``/``, the home folder, or a folder of other files without a manifest is refused.  Runs into one
+folder queue on a lock that no other user can take (``derive.lock``).  Temporary files left by a
+killed run are removed by the next one.
 """
 
 from __future__ import annotations
@@ -19,16 +20,24 @@ import os
 import signal
 import tempfile
 import threading
-import time
-from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import OutputError  # noqa: F401  (raised here, defined with the others)
-
-MANIFEST = ".derive-manifest"
-TEMP_MARK = ".derive-tmp-"
-MANIFEST_HEADER = ("# The files derive wrote into this folder; a full `derive generate` removes those it no longer\n"
-                   "# writes and touches nothing else.  Generated: do not edit.\n")
+from .errors import OutputError
+from .lock import locked
+from .manifest import (  # is_safe: the cache checks its entries' paths with it too
+    MANIFEST,
+    TEMP_MARK,
+    Records,
+    digest,
+    is_safe,
+    merge,
+    parse,
+    read_manifest,
+    read_regular,
+    render,
+)
 
 
 class WriteInterrupted(KeyboardInterrupt):
@@ -37,14 +46,6 @@ class WriteInterrupted(KeyboardInterrupt):
     def __init__(self, changed: list[str]) -> None:
         super().__init__()
         self.changed = changed
-
-
-def is_safe(relative: object) -> bool:
-    """A plain relative POSIX path: no absolute path, no ``..``/``.``/empty part, no backslash."""
-    if not isinstance(relative, str) or not relative or "\\" in relative or "\0" in relative:
-        return False
-    path = PurePosixPath(relative)
-    return not path.is_absolute() and all(part not in ("", ".", "..") for part in relative.split("/"))
 
 
 def inside(out: Path, relative: str) -> Path:
@@ -57,56 +58,81 @@ def inside(out: Path, relative: str) -> Path:
     return target
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
-        return None
-    except OSError as error:
-        raise OutputError(f"cannot read {path}: {error.strerror}") from None
+@dataclass(frozen=True)
+class Plan:
+    """The manifest before and after a run, and the files it no longer writes: removed or kept (why)."""
+
+    text: bytes | None
+    before: Records
+    after: Records
+    remove: list[str]
+    kept: dict[str, str]
 
 
-def manifest(out: Path) -> list[str]:
-    """The files a previous run recorded as its own that still exist (unsafe entries are ignored)."""
-    text = _read(out / MANIFEST) or ""
-    entries = [line for line in text.splitlines() if line and not line.startswith("#")]
+def _plan(out: Path, files: dict[str, str], full: bool) -> Plan:
+    """What a run writing ``files`` does to the manifest (a partial run adds to what it records)."""
+    text = read_manifest(out)
+    before = _existing(out, parse(text.decode("utf-8", "replace"), _folder_names())) if text else {}
+    written = {path: frozenset([digest(content.encode("utf-8"))]) for path, content in files.items()}
+    if not full:
+        return Plan(text, before, {**before, **written}, [], {})
+    remove, kept = [], {}
+    for path, digests in sorted(before.items()):
+        if path in files:
+            continue
+        content = read_regular(out / path)
+        if not digests:
+            kept[path] = "the manifest, an older derive's, records no digest for it"
+        elif content is None or digest(content) not in digests:
+            kept[path] = "it changed since derive wrote it"
+        else:
+            remove.append(path)
+    return Plan(text, before, written, remove, kept)
+
+
+def _existing(out: Path, records: Records) -> Records:
+    """The records of files that exist at their plain path (none through a symbolic link)."""
     root = out.resolve()
-    return [e for e in entries if is_safe(e) and (out / e).resolve().is_relative_to(root) and (out / e).is_file()]
-
-
-def manifest_text(paths: Iterable[str]) -> str:
-    return MANIFEST_HEADER + "".join(f"{path}\n" for path in sorted(set(paths)))
-
-
-def stale_files(out: Path, files: dict[str, str]) -> list[str]:
-    """Files derive wrote into ``out`` before that ``files`` no longer holds."""
-    return sorted(path for path in manifest(out) if path not in files)
-
-
-def _owned(out: Path, files: dict[str, str], full: bool) -> set[str]:
-    """What the manifest lists after this run (a partial run adds to the files already listed)."""
-    return set(files) if full else {*manifest(out), *files}
-
-
-def _planned(out: Path, files: dict[str, str], full: bool) -> dict[str, str]:
-    """``files`` and the manifest that records them."""
-    return {**files, MANIFEST: manifest_text(_owned(out, files, full))}
+    return {path: digests for path, digests in records.items()
+            if (out / path).resolve() == root / path and (out / path).is_file()}
 
 
 def differences(out: Path, files: dict[str, str], full: bool) -> list[str]:
     """Unified diffs between ``out`` and the freshly rendered ``files``; one entry per file."""
     require_output(out)
     with locked(out, exclusive=False):
-        stale = stale_files(out, files) if full else []
-        diffs = []
-        for relative, text in _planned(out, files, full).items():
-            current = _read(inside(out, relative) if relative != MANIFEST else out / MANIFEST) or ""
-            if current != text:
-                diffs.append("".join(difflib.unified_diff(
-                    current.splitlines(keepends=True), text.splitlines(keepends=True),
-                    fromfile=f"{relative} (in {out.name}/)", tofile=f"{relative} (fresh render)")) or relative)
-        diffs.extend(f"{relative}: stale, no operator generates it\n" for relative in stale)
-    return diffs
+        planned = _plan(out, files, full)
+        diffs = [_diff(out, relative, inside(out, relative), text) for relative, text in files.items()]
+        diffs.append(_manifest_diff(out, planned))
+        diffs.extend(f"{path}: stale, no operator generates it\n" for path in planned.remove)
+        diffs.extend(f"{path}: stale, no operator generates it; `derive generate` keeps it ({reason})\n"
+                     for path, reason in planned.kept.items())
+    return [diff for diff in diffs if diff]
+
+
+def _diff(out: Path, relative: str, path: Path, text: str) -> str:
+    """The unified diff of one file ("" when it is current); only a regular file is read."""
+    current = read_regular(path)
+    if current == text.encode("utf-8"):
+        return ""
+    if current is None and os.path.lexists(path):
+        return f"{relative} (in {out.name}/): not a regular file derive wrote; `derive generate` replaces it\n"
+    return _unified(relative, out, (current or b"").decode("utf-8", "replace"), text)
+
+
+def _manifest_diff(out: Path, planned: Plan) -> str:
+    """The manifest's diff as derive reads it (never its raw bytes, which may be anything)."""
+    text = render(planned.after)
+    if planned.text == text.encode("utf-8"):
+        return ""
+    current = render(parse(planned.text.decode("utf-8", "replace"), _folder_names())) if planned.text else ""
+    return (_unified(MANIFEST, out, current, text)
+            or f"{MANIFEST} (in {out.name}/): holds lines derive ignores; `derive generate` rewrites it\n")
+
+
+def _unified(relative: str, out: Path, current: str, text: str) -> str:
+    return "".join(difflib.unified_diff(current.splitlines(keepends=True), text.splitlines(keepends=True),
+                                        fromfile=f"{relative} (in {out.name}/)", tofile=f"{relative} (fresh render)"))
 
 
 def require_output(out: Path) -> None:
@@ -117,38 +143,88 @@ def require_output(out: Path) -> None:
         where = "" if out.is_absolute() else f" in {Path.cwd()}"
         raise OutputError(f"there is no generated output here: {out}/ does not exist{where}; "
                           "run `derive generate` to create it, or give --out the folder that holds it")
-    if not (out / MANIFEST).exists() and not any(f.is_dir() for f in _folders(out)):
+    if not os.path.lexists(out / MANIFEST) and not any(f.is_dir() for f in _folders(out)):
         raise OutputError(f"there is no generated output in {out}/ (no {MANIFEST}, numpy/ or latex/); "
                           "run `derive generate` to create it, or give --out the folder that holds it")
 
 
-def write(out: Path, files: dict[str, str], full: bool) -> list[str]:
-    """Write ``files`` into ``out``; a ``full`` run also removes the files derive no longer writes.
+def refuse_system_folder(out: Path) -> None:
+    """``OutputError`` when ``out`` is the filesystem root or the home folder (``--out "$UNSET/"``)."""
+    real = out.resolve()
+    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
+        if real == Path.home().resolve():
+            raise OutputError(f"refusing to write into {out}: it is your home folder; "
+                              "give --out an empty or new folder of its own")
+    if real == Path(real.anchor):
+        raise OutputError(f"refusing to write into {out}: it is the filesystem root (an unset variable "
+                          "in --out?); give --out an empty or new folder of its own")
+
+
+def refuse_folder(out: Path) -> None:
+    """``OutputError`` for an ``out`` that derive must not write into: the root, the home folder, or
+    a folder that holds files but no manifest (one derive did not write)."""
+    refuse_system_folder(out)
+    try:
+        # files first: a run renames its manifest into place before any file, so this sees it
+        foreign = out.is_dir() and _holds_files(out) and not os.path.lexists(out / MANIFEST)
+    except OSError as error:
+        raise OutputError(f"cannot read {error.filename or out}: {error.strerror}") from None
+    if foreign:
+        raise OutputError(f"refusing to write into {out}/: it holds files and no {MANIFEST}, so derive did "
+                          "not write it; give --out an empty or new folder")
+
+
+def _holds_files(out: Path) -> bool:
+    """Anything in ``out`` but a killed run's temporary files (and derive's folders holding only those)."""
+    folders = _folder_names()
+    for entry in out.iterdir():
+        if TEMP_MARK in entry.name:
+            continue
+        if entry.name in folders and entry.is_dir() and not entry.is_symlink() \
+                and all(TEMP_MARK in inner.name for inner in entry.iterdir()):
+            continue
+        return True
+    return False
+
+
+def write(out: Path, files: dict[str, str], full: bool,
+          report: Callable[[str], None] = lambda message: None) -> list[str]:
+    """Write ``files`` into ``out``; a ``full`` run also removes the files derive no longer writes
+    (``report`` is told of each it keeps because it changed since).
 
     Returns the relative paths that changed (the manifest included when it changed).
     """
     targets = {relative: inside(out, relative) for relative in files}
+    refuse_system_folder(out)
     _make_folder(out)
     _recover(out)
     with locked(out, exclusive=True):
+        refuse_folder(out)
         _remove_leftovers(out, {out, *(t.parent for t in targets.values()), *_folders(out)})
-        remove = stale_files(out, files) if full else []
-        owned = _owned(out, files, full)
-        planned = {**files, MANIFEST: manifest_text(owned)}
-        targets[MANIFEST] = out / MANIFEST
-        changed = [relative for relative, text in planned.items() if _read(targets[relative]) != text]
-        if not changed and not remove:
+        planned = _plan(out, files, full)
+        for path, reason in planned.kept.items():
+            report(f"kept {out / path}: {reason}; it is no longer listed as derive's (remove it if it is not yours)")
+        changed = [relative for relative, text in files.items() if read_regular(targets[relative]) != text.encode("utf-8")]
+        if planned.text != render(planned.after).encode("utf-8"):
+            changed.append(MANIFEST)
+        if not changed and not planned.remove:
             return []
-        staged = _stage(out, {relative: planned[relative] for relative in changed}, targets)
-        _commit(out, staged, targets, remove, owned)
-    return sorted(changed) + remove
+        texts = {**{relative: files[relative] for relative in changed if relative != MANIFEST},
+                 **_manifest_steps(planned)}
+        staged = _stage(out, texts, {**targets, FIRST: out / MANIFEST, LAST: out / MANIFEST})
+        _commit(out, staged, targets, planned.remove)
+    return sorted(changed) + planned.remove
+
+
+def _folder_names() -> tuple[str, ...]:
+    from .targets.render import managed_folders
+
+    return managed_folders()
 
 
 def _folders(out: Path) -> list[Path]:
     """The folders a derive run writes into (where a killed run's temporary files may be)."""
-    from .targets.render import managed_folders
-
-    return [out / folder for folder in managed_folders()]
+    return [out / folder for folder in _folder_names()]
 
 
 def _make_folder(folder: Path) -> None:
@@ -183,42 +259,42 @@ def _stage(out: Path, texts: dict[str, str], targets: dict[str, Path]) -> dict[s
     return staged
 
 
-def _commit(out: Path, staged: dict[str, Path], targets: dict[str, Path], remove: list[str],
-            owned: set[str]) -> None:
-    """Rename the staged files into place, then remove the stale ones; Ctrl-C waits until the end.
+FIRST, LAST = f"{MANIFEST} (first)", f"{MANIFEST} (last)"
 
-    The manifest goes first, so a run killed half-way has recorded every file it may have written;
-    when files are to be removed it first lists them too, and is cut down to ``owned`` last.
-    """
-    files = [relative for relative in staged if relative != MANIFEST]
-    with _interrupts_held() as held:
+
+def _manifest_steps(planned: Plan) -> dict[str, str]:
+    """The manifest's texts to put in place before the files are renamed (``FIRST``: every digest a
+    file may hold meanwhile, so a run killed half-way has recorded what it wrote) and after the
+    stale files are removed (``LAST``); none that the folder already holds."""
+    first, last = merge(planned.before, planned.after), planned.after
+    steps = {FIRST: render(first)} if render(first).encode("utf-8") != planned.text else {}
+    return {**steps, LAST: render(last)} if first != last else steps
+
+
+def _commit(out: Path, staged: dict[str, Path], targets: dict[str, Path], remove: list[str]) -> None:
+    """Put the first manifest in place, rename the staged files, remove the stale ones, then put the
+    last manifest in place; Ctrl-C waits until the end."""
+    files = [relative for relative in staged if relative not in (FIRST, LAST)]
+    with interrupts_held() as held:
         try:
-            if remove:  # then the manifest changes too: list both old and new files while both may exist
-                _replace(out / MANIFEST, manifest_text({*manifest(out), *owned, *remove}))
-            elif MANIFEST in staged:
-                os.replace(staged[MANIFEST], out / MANIFEST)
+            if FIRST in staged:
+                os.replace(staged[FIRST], out / MANIFEST)
             for relative in files:
                 os.replace(staged[relative], targets[relative])
             for stale in remove:
                 inside(out, stale).unlink(missing_ok=True)
-            if remove:
-                os.replace(staged[MANIFEST], out / MANIFEST)
+            if LAST in staged:
+                os.replace(staged[LAST], out / MANIFEST)
         except OSError as error:
             for temporary in staged.values():
                 temporary.unlink(missing_ok=True)
             raise OutputError(f"cannot write into {error.filename or out}: {error.strerror}") from None
     if held:
-        raise WriteInterrupted(sorted(staged) + remove)
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write one file atomically (a temporary file beside it, then a rename)."""
-    staged = _stage(path.parent, {path.name: text}, {path.name: path})
-    os.replace(staged[path.name], path)
+        raise WriteInterrupted(sorted([*files, MANIFEST]) + remove)
 
 
 @contextlib.contextmanager
-def _interrupts_held() -> Iterator[list[int]]:
+def interrupts_held() -> Iterator[list[int]]:
     """Hold SIGINT (Ctrl-C) until the block ends; the yielded list is non-empty if one came."""
     held: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -259,40 +335,3 @@ def _recover(out: Path) -> None:
     if backup.is_dir() and out.is_dir() and not any(out.iterdir()):
         out.rmdir()
         os.replace(backup, out)
-
-
-def lock_timeout() -> float:
-    try:
-        return float(os.environ.get("DERIVE_LOCK_TIMEOUT", "600"))
-    except ValueError:
-        return 600.0
-
-
-@contextlib.contextmanager
-def locked(out: Path, exclusive: bool = True) -> Iterator[None]:
-    """Hold ``flock`` on the folder ``out`` (exclusive to write, shared to read); wait for another run."""
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): runs are not serialised
-        yield
-        return
-    try:
-        handle = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as error:
-        raise OutputError(f"cannot open {out}: {error.strerror}") from None
-    try:
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        timeout = lock_timeout()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, mode)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise OutputError(f"another derive run has been writing into {out}/ for over {timeout:g} s "
-                                      "(set DERIVE_LOCK_TIMEOUT to wait longer)") from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(handle)

@@ -3,9 +3,10 @@
 The documents are copied from ``<source>/latex/`` into the output folder and compiled there, so
 auxiliary files never land in ``generated/``.  No compiler on PATH is a ``TexMissingError`` whose
 message says what to install; a document that does not compile is a ``CompileError`` quoting
-the LaTeX error from the log.  TeX runs without shell escape and may not read or write files
-outside the document's folder.  ``compile_documents`` compiles freshly rendered files instead (the
-documents of a user's ``--model`` file, which are not in ``generated/``).
+the LaTeX error from the log.  TeX runs without shell escape, may not read or write files outside
+the document's folder, and latexmk reads no rc file (a ``latexmkrc`` is Perl it would run).
+``compile_documents`` compiles freshly rendered files instead (the documents of a user's
+``--model`` file, which are not in ``generated/``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
+from .output import refuse_system_folder
 from .targets.latex.target import BIBLIOGRAPHY, bibliography
 
 HANDBOOK = "handbook"
@@ -29,7 +31,8 @@ INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live
 
 
 SAFE_FLAGS = ("-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error")
-"""No \\write18 shell commands, whatever the distribution's default."""
+"""No \\write18 shell commands, whatever the distribution's default.  latexmk also gets ``-norc``: no
+``latexmkrc``/``.latexmkrc`` of the output or working folder (or any other) is run."""
 SAFE_KPATHSEA = {"openin_any": "p", "openout_any": "p"}
 """kpathsea's paranoid mode: TeX reads and writes no file outside the document's folder by an
 absolute or ``..`` path (``\\input{/etc/passwd}`` is refused), nor any dot file."""
@@ -38,7 +41,7 @@ absolute or ``..`` path (``\\input{/etc/passwd}`` is refused), nor any dot file.
 def compiler() -> list[str]:
     """The command that compiles one document in the current folder (document name appended)."""
     if shutil.which("latexmk"):
-        return ["latexmk", "-pdf", *SAFE_FLAGS]
+        return ["latexmk", "-norc", "-pdf", *SAFE_FLAGS]
     if shutil.which("pdflatex"):
         return ["pdflatex", *SAFE_FLAGS]
     raise TexMissingError(INSTALL_HINT)
@@ -71,6 +74,7 @@ def compile_pdfs(source: Path, out: Path, names: list[str] | None = None,
     """Compile the named documents of ``<source>/latex`` into ``out``; returns the PDFs written."""
     command = compiler()
     wanted = documents(source, names or [])
+    refuse_system_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for tex in [*(source / "latex").glob("*.tex"), *(source / "latex").glob("*.bib")]:
         shutil.copyfile(tex, out / tex.name)
@@ -84,6 +88,7 @@ def compile_documents(files: dict[str, str], names: list[str], out: Path,
     texts = {path[len("latex/"):]: text for path, text in files.items()
              if path.startswith("latex/") and path.endswith((".tex", ".bib")) and path.count("/") == 1}
     texts.setdefault(f"{BIBLIOGRAPHY}.bib", bibliography())  # the sources the documents cite
+    refuse_system_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")

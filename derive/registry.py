@@ -25,7 +25,9 @@ ENTRY_POINT_GROUP = "derive.operators"
 _FACTORIES: dict[str, ModelFactory] = {}
 _COLLECTORS: list[dict[str, ModelFactory]] = []
 _ORIGINS: dict[tuple[str, str], ModelFactory] = {}
-"""(name, source) -> the factory that built it, so ``rebuild`` can make its variants."""
+"""(name, origin) -> the factory that built it, so ``rebuild`` can make its variants."""
+BUILTIN = "builtin"
+"""The ``origin`` of a built-in operator's model."""
 
 
 def register(factory: ModelFactory) -> ModelFactory:
@@ -103,14 +105,15 @@ def build(name: str, **choices: object) -> OperatorModel:
     _load_builtin()
     if name in _FACTORIES:
         try:
-            return instantiate(_FACTORIES[name], **choices)
+            return instantiate(_FACTORIES[name], origin=BUILTIN, **choices)
         except TypeError as error:  # a factory that returned something else
             raise UnknownOperatorError(f"operator {name!r}: {error}") from None
     for plugin in plugins():
         if plugin.name == name:
-            origin = f"{plugin.distribution} (entry point {plugin.name})"
+            source = f"{plugin.distribution} (entry point {plugin.name})"
             try:
-                model = instantiate(plugin.factory(), origin, **choices)
+                model = instantiate(plugin.factory(), source, origin=f"entry point {plugin.value} of "
+                                    f"{plugin.distribution}", **choices)
             except PluginError:
                 raise
             except Exception as error:  # a third-party factory may raise anything
@@ -126,8 +129,10 @@ def build(name: str, **choices: object) -> OperatorModel:
 def rebuild(model: OperatorModel, **choices: object) -> OperatorModel:
     """The same operator built again by the factory that made ``model`` (built-in, installed or
     from a user's file), with other formula-selecting parameters."""
-    factory = _ORIGINS.get((model.name, model.source))
-    return instantiate(factory, model.source, **choices) if factory else build(model.name, **choices)
+    factory = _ORIGINS.get((model.name, model.origin))
+    if factory is None:
+        return build(model.name, **choices)
+    return instantiate(factory, model.source, origin=model.origin, **choices)
 
 
 def unknown(name: str, known: list[str]) -> UnknownOperatorError:
@@ -137,15 +142,29 @@ def unknown(name: str, known: list[str]) -> UnknownOperatorError:
     return UnknownOperatorError(f"unknown operator {name!r}.{hint} Known operators: {', '.join(known)}.")
 
 
-def instantiate(factory: ModelFactory, source: str | None = None, **choices: object) -> OperatorModel:
-    """Call a factory; the model's ``source`` names its file when the model does not say."""
+def instantiate(factory: ModelFactory, source: str | None = None, *, origin: str = "",
+                **choices: object) -> OperatorModel:
+    """Call a factory; the model's ``source`` names its file when the model does not say, and its
+    ``origin`` is the loader's (``BUILTIN``, an entry point, ``file_origin``), whatever the model says."""
     model = factory(**choices)
     if not isinstance(model, OperatorModel):
         raise TypeError(f"{factory.__name__}() returned {type(model).__name__}, not an OperatorModel")
     if not model.source:
         object.__setattr__(model, "source", source or display_path(Path(inspect.getfile(factory))))
-    _ORIGINS[(model.name, model.source)] = factory
+    object.__setattr__(model, "origin", origin)
+    _ORIGINS[(model.name, origin)] = factory
     return model
+
+
+def file_origin(path: Path, digest: str) -> str:
+    """The ``origin`` of a model loaded from a file: its real path and the digest of what it was
+    built from (``user_models``)."""
+    return f"file {path.resolve()} sha256:{digest}"
+
+
+def is_builtin(model: OperatorModel) -> bool:
+    """Built by the built-in registry (not merely named like a built-in, nor claiming its source)."""
+    return model.origin == BUILTIN and model.name in names()
 
 
 def display_path(path: Path) -> str:

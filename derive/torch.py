@@ -12,21 +12,25 @@ mode (``.backward()``, ``torch.autograd.grad``, ``torch.func.grad``/``vjp``) and
 ``create_graph=True`` the backward is itself a node whose derivatives are the kernel's ``jvp`` (by
 the cotangent) and ``vjp_jvp`` (by the inputs), so a double backward (``gradgradcheck``, gradient
 penalties, Hessian-vector products) runs the derived second order too.  The kernel runs
-on the tensors' device and dtype.  Gradients are returned only for the inputs that need them.
+on the tensors' device and dtype.  Gradients are returned only for the inputs that need them (an
+input may be a Python number or None).  Keyword parameters are not differentiated: a tensor one
+that requires grad is a TypeError, not a gradient silently missing.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 
 from .adapters import Signature, array_api_kernel
 
-__all__ = ["operator", "function", "RMSNorm", "LayerNorm", "GroupNorm", "BatchNorm"]
+__all__ = ["BatchNorm", "GroupNorm", "LayerNorm", "RMSNorm", "function", "operator"]
 
 
 class _Kernel(torch.autograd.Function):
@@ -159,12 +163,24 @@ def _function(kernel: ModuleType, signature: Signature, fixed: dict) -> Callable
 
     def call(*inputs: Any, **named: Any) -> torch.Tensor:
         arranged, params = signature.bind(inputs, named, fixed)
+        _refuse_differentiated(signature, params)
         return function.apply(kernel, signature, params, *arranged)
 
     call.__name__ = call.__qualname__ = signature.name
     call.__doc__ = f"{signature.name}{signature.inputs} through derive's generated kernel.\n\n{kernel.__doc__ or ''}"
     call.kernel, call.signature = kernel, signature
     return call
+
+
+def _refuse_differentiated(signature: Signature, params: dict) -> None:
+    """A TypeError for a keyword parameter autograd would differentiate (a tensor that requires grad,
+    or carries a forward-mode tangent): the kernels have derivatives by their inputs only, and its
+    gradient would otherwise be silently missing."""
+    for name, value in params.items():
+        if isinstance(value, torch.Tensor) and ((value.requires_grad and torch.is_grad_enabled())
+                                                or forward_ad.unpack_dual(value).tangent is not None):
+            raise TypeError(f"{signature.name}: the parameter {name!r} is a tensor that requires grad, but derive's "
+                            f"kernels differentiate their inputs only: pass {name}.detach() or a Python number")
 
 
 # -- torch.nn modules: the norms, with the parameter shapes of torch.nn's --------------------------

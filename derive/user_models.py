@@ -2,9 +2,11 @@
 
 The file is executed with ``registry.collecting()``, so its operators are returned to the caller and
 never join the built-in registry.  Every failure (missing file, syntax error, an exception in the
-file or in a factory) becomes one ``ModelFileError`` that names the file and line.  ``fingerprint``
-gives the render cache a digest of what a loaded model was built from (the file's text as it was
-executed and the modules it imported from its own folder).
+file or in a factory) becomes one ``ModelFileError`` that names the file and line.  Each model's
+``origin`` is the file's real path and a digest of what it was built from (the file's text as it was
+executed and the modules it imported from its own folder): what its kernels and render-cache
+entries are keyed by.  The modules a file imports from its folder are imported afresh for it and
+dropped from ``sys.modules`` after, so two model folders with a ``helper.py`` each get their own.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from .model import OperatorModel
 from .errors import ModelFileError  # noqa: F401  (raised here, defined with the others)
 
 _COUNTER = itertools.count()
-_FINGERPRINTS: dict[tuple[str, str], str] = {}
-"""(name, source) of a loaded model -> digest of its file and neighbour modules."""
 
 
 def load_models(path: str | Path) -> dict[str, OperatorModel]:
@@ -37,27 +37,21 @@ def load_models(path: str | Path) -> dict[str, OperatorModel]:
         raise ModelFileError(f"{path}: a model file is a Python file (.py)")
     text = path.read_bytes()
     with step(f"loading {path.name}"):  # the file's own code may take long (SymPy building its expressions)
-        with registry.collecting() as factories, _importable_from(path.parent):
-            _execute(path)
-        digest = _digest(path, text)
+        with registry.collecting() as factories, _importable_from(path.parent), _fresh_neighbours(path.parent):
+            _execute(path, text)
+            origin = registry.file_origin(path, _digest(path, text))
         if not factories:
             raise ModelFileError(f"{path}: registers no operator; decorate a function returning an "
                                  "OperatorModel with @register (from derive.registry import register)")
         models: dict[str, OperatorModel] = {}
         for name, factory in factories.items():
             try:
-                model = registry.instantiate(factory, path.name)
+                model = registry.instantiate(factory, path.name, origin=origin)
             except Exception as error:  # the user's factory may raise anything: report it with its line
                 raise ModelFileError(f"{_where(path, error)}: {name}() failed: {type(error).__name__}: "
                                      f"{error}") from None
             models[model.name] = model
-            _FINGERPRINTS[(model.name, model.source)] = digest
     return models
-
-
-def fingerprint(model: OperatorModel) -> str | None:
-    """Digest of the model file ``model`` was loaded from (None: not from a model file)."""
-    return _FINGERPRINTS.get((model.name, model.source))
 
 
 def _digest(path: Path, text: bytes) -> str:
@@ -91,13 +85,14 @@ def load_model(path: str | Path, name: str | None = None) -> OperatorModel:
     return models[name]
 
 
-def _execute(path: Path) -> None:
+def _execute(path: Path, text: bytes) -> None:
+    """Run the file's ``text`` (the bytes just read and digested, never a cached bytecode file)."""
     module_name = f"_derive_user_model_{next(_COUNTER)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        exec(compile(text, str(path), "exec", dont_inherit=True), module.__dict__)  # the user's own model file
     except SyntaxError as error:
         raise ModelFileError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
     except Exception as error:  # anything the file raises while it runs
@@ -112,6 +107,22 @@ def _where(path: Path, error: BaseException) -> str:
     lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
              if Path(frame.filename).resolve() == target]
     return f"{path}:{lines[-1]}" if lines else str(path)
+
+
+@contextlib.contextmanager
+def _fresh_neighbours(folder: Path) -> Iterator[None]:
+    """Modules imported from ``folder`` while the block runs are dropped from ``sys.modules`` after it
+    (the model keeps them through its functions' globals), so that the next model file imports its
+    own neighbours, not those of another folder with the same module names."""
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        root = folder.resolve()
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules.get(name), "__file__", None)
+            if file and Path(file).resolve().is_relative_to(root):
+                sys.modules.pop(name, None)
 
 
 @contextlib.contextmanager

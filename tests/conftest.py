@@ -11,9 +11,12 @@ import functools
 import importlib.util
 import itertools
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -188,7 +191,7 @@ def private_render_cache(tmp_path_factory: pytest.TempPathFactory):
     derived another takes from it."""
     previous = os.environ.get("DERIVE_CACHE_DIR")
     folder = shared_folder(tmp_path_factory) / "render-cache"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)  # derive uses a cache only where no one else can write
     os.environ["DERIVE_CACHE_DIR"] = str(folder)
     yield folder
     if previous is None:
@@ -214,7 +217,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, private_render_cache) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             result = subprocess.run([sys.executable, "-m", "derive.cli", "generate", "--out", str(out), "-q"],
-                                    cwd=ROOT, capture_output=True, text=True,
+                                    cwd=ROOT, capture_output=True, text=True, timeout=900,
                                     env=dict(os.environ, PYTHONHASHSEED=RENDER_HASH_SEED))
             assert result.returncode == 0, result.stdout + result.stderr
             done.touch()
@@ -226,3 +229,47 @@ RENDER_HASH_SEED = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
 from it), not this environment's: generated/ was written by a `derive generate` under its own
 (random) seed, so test_generated_folder_is_current, comparing the two byte for byte, finds any
 output that depends on hash order (set iteration, dict order built from sets) or on the time."""
+
+
+class Watched:
+    """A started process whose stderr a thread reads line by line, so that waiting for a line or for
+    the end has a deadline: a process that hangs fails its test, never the whole run."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process, self.lines, self._queue = process, [], queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        """Return once a line of stderr holds ``text``; fail the test after ``timeout`` seconds or at
+        the end of the output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"no line with {text!r} within {timeout} s; stderr so far:\n{''.join(self.lines)}")
+            if line is None:
+                pytest.fail(f"the process ended without a line with {text!r}; stderr:\n{''.join(self.lines)}")
+            if text in line:
+                return
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        """The exit status and the whole of stderr, once the process has ended and every holder of its
+        stderr has closed it; fail the test after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            status = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {timeout} s; stderr:\n{''.join(self.lines)}")
+        self._reader.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._reader.is_alive():
+            pytest.fail(f"the process ended, but its stderr was still held open after {timeout} s (a child "
+                        f"left running?); stderr:\n{''.join(self.lines)}")
+        return status, "".join(self.lines)

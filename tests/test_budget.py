@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import signal
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from derive import fuzz, generate
 from derive.cli import main
 from derive.targets.latex import view
 
+ROOT = Path(__file__).resolve().parents[1]
 HANG = 90.0
 """Seconds after which a run the budget should have stopped fails its test (today's code: minutes)."""
 
@@ -69,11 +72,16 @@ def model_file(tmp_path, parts: dict):
     return path
 
 
-def output_with_a_file_of_mine(tmp_path):
+def previous_output(tmp_path):
+    """An output folder holding a previous generation and a file of the user's."""
     out = tmp_path / "out"
-    out.mkdir()
+    shutil.copytree(ROOT / "generated", out)
     (out / "notes.txt").write_text("mine")
     return out
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def one_error(capsys) -> str:
@@ -83,26 +91,28 @@ def one_error(capsys) -> str:
 
 
 def test_a_product_of_30_sums_stops_at_its_step_budget(tmp_path, capsys, hang_guard):
-    out = output_with_a_file_of_mine(tmp_path)
+    out = previous_output(tmp_path)
+    before = snapshot(out)
     code = main(["generate", "--model", str(model_file(tmp_path, PRODUCT)), "--out", str(out), "--no-cache", "-q",
                  "--step-timeout", "2"])
     err = one_error(capsys)
     assert code == 2
     assert "operator 'product' (product.py): differentiating by x exceeded the time budget of 2 s per step " \
            "(--step-timeout or DERIVE_STEP_TIMEOUT); raise it" in err
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"], "nothing is written"
+    assert snapshot(out) == before, "nothing is written"
 
 
 def test_30_nested_functions_stop_at_the_size_budget_the_environment_sets(tmp_path, capsys, hang_guard,
                                                                            monkeypatch):
     monkeypatch.setenv("DERIVE_MAX_SIZE", "2000")  # the derivative has 2,857 nodes; built-ins' largest 5,927
-    out = output_with_a_file_of_mine(tmp_path)
+    out = previous_output(tmp_path)
+    before = snapshot(out)
     code = main(["generate", "--model", str(model_file(tmp_path, NESTED)), "--out", str(out), "--no-cache", "-q"])
     err = one_error(capsys)
     assert code == 2
     assert "operator 'deep' (deep.py): differentiating by x made a derivative of 2,857 nodes, over the size " \
            "budget of 2,000 nodes (--max-size or DERIVE_MAX_SIZE)" in err
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert snapshot(out) == before
 
 
 def test_show_stops_at_the_overall_timeout(tmp_path, capsys, hang_guard):

@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import json
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -263,3 +264,117 @@ def test_jobs_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--jobs", "0"])
     assert "expected a positive integer" in capsys.readouterr().err
+
+
+INTERRUPT_IN_FUTURES = '''
+import os, signal, sys
+import concurrent.futures._base as futures_base
+from derive import generate
+
+sent = []
+
+
+def enter(self):
+    """_AcquireFutures.__enter__ with a Ctrl-C landing after its first lock is taken: where a signal
+    can arrive in a thread waiting on a pool's futures."""
+    for position, future in enumerate(self.futures):
+        future._condition.acquire()
+        if position == 0 and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+if __name__ == "__main__":  # the pool's workers may import this file again
+    futures_base._AcquireFutures.__enter__ = enter
+    try:
+        for _ in generate._derive_all(sys.argv[1:], 2):
+            pass
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+'''
+
+
+INTERRUPT_AS_THE_POOL_STARTS = '''
+import os, signal, sys
+import multiprocessing.forkserver as forkserver
+from derive import generate
+
+generate._threads = lambda: 2  # as in the command line, where NumPy's threads make it use the fork server
+original = forkserver.connect_to_new_process
+sent = []
+
+
+def connect(fds):
+    """A Ctrl-C from the terminal (to the whole process group) just as the first worker is asked for,
+    while the fork server is still importing derive: it stops the fork server too."""
+    if not sent:
+        sent.append(True)
+        os.killpg(0, signal.SIGINT)
+    return original(fds)
+
+
+if __name__ == "__main__":  # the fork server's workers import this file again
+    forkserver.connect_to_new_process = connect
+    try:
+        for _ in generate._derive_all(sys.argv[1:], 2):
+            pass
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    except BaseException as error:
+        print(type(error).__name__, flush=True)
+'''
+
+
+def test_ctrl_c_as_the_pool_starts_is_an_interrupt_not_an_internal_error(tmp_path):
+    """A Ctrl-C that stops the fork server before the pool has its workers broke the pool with an
+    EOFError, which the command reported as an internal error (exit 3)."""
+    script = tmp_path / "interrupt.py"
+    script.write_text(INTERRUPT_AS_THE_POOL_STARTS)
+    done = subprocess.run([sys.executable, str(script), *POOL_SAMPLE], capture_output=True, text=True,
+                          timeout=60, start_new_session=True)
+    assert done.stdout == "interrupted\n", done.stdout + done.stderr
+
+
+WORKER_ENDED_MID_RESULT = '''
+import os, signal, struct, sys, time
+from derive import generate
+
+generate._threads = lambda: 1  # fork: the workers run this module's function as patched here
+parent = os.getpid()
+
+
+def half_sent(name):
+    """A worker that has sent the first bytes of its result when the Ctrl-C comes (a large result is
+    written in pieces), and is stopped before the rest."""
+    results = sys._getframe(1).f_locals["result_queue"]  # concurrent.futures' worker loop
+    os.write(results._writer.fileno(), struct.pack("!i", 1000) + b"partial")
+    os.kill(parent, signal.SIGINT)
+    time.sleep(60)
+
+
+if __name__ == "__main__":
+    generate.render_one = half_sent
+    try:
+        for _ in generate._derive_all(sys.argv[1:], 2):
+            pass
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+'''
+
+
+@pytest.mark.parametrize("script", [INTERRUPT_IN_FUTURES, WORKER_ENDED_MID_RESULT],
+                         ids=["interrupt-inside-concurrent.futures", "worker-ended-mid-result"])
+def test_ctrl_c_while_the_pool_is_waited_on_never_hangs_the_exit(script, tmp_path):
+    """The occasional stall of a parallel generate after Ctrl-C ("1 of 26 operators were ready", no
+    worker alive), two ways: a Ctrl-C that lands while this thread holds a future's lock (inside
+    ``concurrent.futures``) left that lock held, and a worker stopped part-way through sending its
+    result left the pool's manager thread reading the rest of the message; either way the manager
+    thread waited forever, and so did the process at exit, which joins it."""
+    path = tmp_path / "interrupt.py"
+    path.write_text(script)
+    try:
+        done = subprocess.run([sys.executable, str(path), *POOL_SAMPLE], capture_output=True, text=True,
+                              timeout=60, start_new_session=True)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"the interrupted pool did not let the process exit: {error.stderr}")
+    assert done.stdout == "interrupted\n", done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,8 @@ def test_generate_then_check_then_stale_edit(tmp_path, capsys, rendered):
     kernel = out / "numpy" / "softmax.py"
     kernel.write_text(kernel.read_text() + "# hand edit\n")
     (out / "numpy" / "retired.py").write_text("x = 1\n")  # as if derive wrote it for an operator since removed
-    (out / MANIFEST).write_text((out / MANIFEST).read_text() + "numpy/retired.py\n")
+    retired = hashlib.sha256(b"x = 1\n").hexdigest() + "  numpy/retired.py\n"  # its line, as the README gives it
+    (out / MANIFEST).write_text((out / MANIFEST).read_text() + retired)
     (out / "numpy" / "mine.py").write_text("y = 2\n")  # a file of the user's own: never touched
     capsys.readouterr()
     assert main(["check", "--out", str(out), "-q"]) == 1

@@ -17,7 +17,7 @@ from derive import generate, output
 from derive.cli import main
 from derive.targets import base
 
-from conftest import GENERATED, OPERATORS, ROOT
+from conftest import GENERATED, OPERATORS, ROOT, Watched
 
 HEADER = """
 import sympy as sp
@@ -268,13 +268,11 @@ def generate_and_kill(out: Path, tmp_path: Path, signal_number: int, after: str)
     process = subprocess.Popen([sys.executable, str(script), "generate", *SOME, "--out", str(out)], cwd=tmp_path,
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    watched = Watched(process)
     try:
-        for line in process.stderr:
-            if after in line:
-                process.send_signal(signal_number)
-                break
-        process.stderr.read()
-        return process.wait(timeout=60)
+        watched.wait_for(after, timeout=300)
+        process.send_signal(signal_number)
+        return watched.finish(timeout=60)[0]
     finally:
         if process.poll() is None:
             process.kill()
@@ -417,15 +415,11 @@ def test_a_generation_killed_outright_leaves_no_worker_running(tmp_path):
         [sys.executable, "-m", "derive.cli", "generate", "sub", "batchnorm", "group_norm", "-j", "2", "--no-cache",
          "--out", str(tmp_path / "gen")], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True)
+    watched = Watched(process)
     try:
-        for line in process.stderr:
-            if "derive: [1/" in line:  # sub is done; batchnorm and group_norm render for 20 s and more
-                process.kill()
-                break
-        try:
-            process.communicate(timeout=15)  # every writer of the pipe gone: the workers too
-        except subprocess.TimeoutExpired:
-            pytest.fail("the workers of a killed `derive generate` still hold its stderr open after 15 s")
+        watched.wait_for("derive: [1/", timeout=300)  # sub is done; batchnorm and group_norm render for 20 s and more
+        process.kill()
+        watched.finish(timeout=15)  # every writer of the pipe gone: the workers too
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever the test left running
             os.killpg(process.pid, signal.SIGKILL)

@@ -1,6 +1,8 @@
 """derive.jax: every operator through jax.custom_vjp (reverse mode: the generated vjp) and
 jax.custom_jvp (forward mode: the generated jvp; reverse mode: JAX's transpose of it), checked by
-jax.test_util.check_grads in float64; under jax.jit and jax.vmap; parameters, labels, model files."""
+jax.test_util.check_grads in float64; inputs that are Python numbers or None to second order against
+PyTorch's own operators; under jax.jit and jax.vmap; parameters (traced or static), labels, model
+files."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from jax.test_util import check_grads
 
 import derive.jax as dj
 
-from adapter_cases import ALL, IDS
+from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_reference
 from conftest import ROOT, load_kernel
 
 
@@ -63,6 +65,32 @@ def test_second_order_reverse_over_reverse(case):
     check_grads(function, values, order=2, modes=("rev",), eps=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Using a target size")  # the reference's mse_loss of a number and a tensor
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+@pytest.mark.parametrize("case", NON_TENSOR, ids=NON_TENSOR_IDS)
+def test_numbers_and_none_to_second_order(case, mode):
+    """An input passed as a Python number (``mul(x, 2.0)``, ``div(2.0, x)``) or an optional one as
+    None: the output, jax.grad and jax.grad of a gradient (by the inputs and by the cotangent) are
+    PyTorch's own operator's."""
+    cotangent, tangents = case.directions()
+    call, values = moving(case)
+    function = call(dj.operator(case.name, mode=mode))
+    moved = [jnp.asarray(tangents[p]) for p in case.floats]
+    arrays = tuple(range(1, len(values) + 1))
+
+    def grads(dy, *values):
+        return jax.grad(lambda dy, *values: jnp.sum(dy * function(*values)), argnums=arrays)(dy, *values)
+
+    def derivatives(dy, *values):
+        inner = lambda dy, *values: sum(jnp.sum(g * t) for g, t in zip(grads(dy, *values), moved))
+        second = jax.grad(inner, argnums=(*arrays, 0))(dy, *values)
+        return [function(*values), *grads(dy, *values), *second]
+
+    ours = jax.jit(derivatives)(jnp.asarray(cotangent), *values)  # traced once
+    for got, want in zip(ours, torch_reference(case, cotangent, tangents), strict=True):
+        np.testing.assert_allclose(np.asarray(got), want.numpy(), rtol=1e-7, atol=1e-7)
+
+
 def test_the_second_order_is_the_generated_one(monkeypatch):
     """jax.grad of jax.grad runs the kernel's jvp and vjp_jvp, and gives its Hessian-vector product."""
     layernorm = dj.operator("layernorm")
@@ -77,6 +105,17 @@ def test_the_second_order_is_the_generated_one(monkeypatch):
     assert calls == ["jvp", "vjp_jvp"]
     expected = load_kernel("layernorm").vjp_jvp(np.asarray(dy), (np.asarray(t), None, None), np.asarray(x), np.asarray(gamma))
     np.testing.assert_allclose(np.asarray(hvp), expected[0], rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_cotangents_to_second_order():
+    """Cotangents given to jax.vjp's pullbacks as NumPy arrays (eagerly, not traced) reach the kernel
+    as JAX arrays, at first and second order: the same derivatives as JAX arrays give."""
+    sigmoid = dj.operator("sigmoid")
+    x, dy, t = (np.random.default_rng(8).standard_normal(3) + k for k in range(3))
+    second = lambda dy, t: jax.vjp(lambda x: jax.vjp(sigmoid, x)[1](dy)[0], jnp.asarray(x))[1](t)[0]
+    np.testing.assert_allclose(second(dy, t), second(jnp.asarray(dy), jnp.asarray(t)), rtol=1e-15)
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(second(dy, t), dy * t * s * (1 - s) * (1 - 2 * s), rtol=1e-12)
 
 
 def test_the_derivatives_are_the_generated_ones(monkeypatch):
@@ -131,6 +170,74 @@ def test_parameters_are_static_and_passed_through():
         softmax(x, dim=0)
     with pytest.raises(ValueError, match="mode='fwd' is not one of 'vjp', 'jvp'"):
         dj.operator("softmax", mode="fwd")
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+def test_a_traced_eps_under_jit_and_vmap(mode):
+    """eps an argument of jax.jit (in two jitted functions: the second failed with a leaked tracer
+    when the function built for the first was reused) or mapped by jax.vmap (one eps per example):
+    the output, the gradients and a Hessian-vector product are the kernel's with eps a number."""
+    rng = np.random.default_rng(5)
+    x, gamma, dy, t = (rng.standard_normal(s) for s in ((3, 4), (4,), (3, 4), (3, 4)))
+    rmsnorm = dj.operator("rmsnorm", mode=mode)
+    kernel = load_kernel("rmsnorm")
+    loss = lambda x, gamma, eps: jnp.sum(jnp.sin(rmsnorm(x, gamma, eps=eps)))
+    np.testing.assert_allclose(jax.jit(lambda x, eps: rmsnorm(x, gamma, eps=eps))(x, 0.25),
+                               kernel.forward(x, gamma, eps=0.25), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(lambda x, eps: 2 * rmsnorm(x, gamma, eps=eps))(x, 0.5),
+                               2 * kernel.forward(x, gamma, eps=0.5), rtol=1e-12)
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))(x, gamma, 0.25)
+    expected = kernel.vjp(np.cos(kernel.forward(x, gamma, eps=0.25)), x, gamma, eps=0.25)
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    first = lambda x, eps: jax.vjp(lambda x: rmsnorm(x, gamma, eps=eps), x)[1](dy)[0]
+    hvp = jax.jit(lambda x, eps: jax.vjp(lambda x: first(x, eps), x)[1](t)[0])(x, 0.25)
+    np.testing.assert_allclose(hvp, kernel.vjp_jvp(dy, (t, None, None), x, gamma, eps=0.25)[0], rtol=1e-12, atol=1e-14)
+    eps = np.array([0.1, 0.5, 2.0])
+    mapped = jax.jit(jax.vmap(lambda x, eps: rmsnorm(x, gamma, eps=eps)))(x, eps)
+    per_example = jax.jit(jax.vmap(jax.grad(loss), in_axes=(0, None, 0)))(x, gamma, eps)
+    for k in range(3):
+        np.testing.assert_allclose(mapped[k], kernel.forward(x[k], gamma, eps=eps[k]), rtol=1e-12)
+        want = kernel.vjp(np.cos(kernel.forward(x[k], gamma, eps=eps[k])), x[k], gamma, eps=eps[k])[0]
+        np.testing.assert_allclose(per_example[k], want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["vjp", "jvp"])
+def test_differentiating_by_a_parameter_is_refused(mode):
+    """The kernels have derivatives by their inputs only: jax.grad or jax.jvp by eps (directly or
+    through jax.jit) is a TypeError naming it, never a zero gradient; jax.lax.stop_gradient keeps it fixed."""
+    rmsnorm = dj.operator("rmsnorm", mode=mode)
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((2, 3)))
+    refused = "rmsnorm: no derivative by the parameter 'eps'.*stop_gradient"
+    with pytest.raises(TypeError, match=refused):
+        jax.grad(lambda eps: rmsnorm(x, eps=eps).sum())(0.25)
+    with pytest.raises(TypeError, match=refused):
+        jax.grad(jax.jit(lambda eps: rmsnorm(x, eps=eps).sum()))(0.25)
+    with pytest.raises(TypeError, match=refused):
+        jax.jvp(lambda eps: rmsnorm(x, eps=eps), (0.25,), (1.0,))
+    grads = jax.grad(lambda x, eps: rmsnorm(x, eps=jax.lax.stop_gradient(eps)).sum(), argnums=(0, 1))(x, 0.25)
+    np.testing.assert_allclose(grads[0], jax.grad(lambda x: rmsnorm(x, eps=0.25).sum())(x), rtol=1e-12)
+    assert grads[1] == 0
+
+
+def test_a_traced_parameter_that_selects_the_formula_is_refused():
+    """``axis``, ``keepdims``, ``num_groups``, ``causal`` choose the formula and its axes when the
+    function is traced: traced (a jax.jit argument), each is a TypeError naming it and saying what to
+    do; marked static, it works."""
+    rng = np.random.default_rng(7)
+    x, images = jnp.asarray(rng.standard_normal((3, 4))), jnp.asarray(rng.standard_normal((2, 4, 3)))
+    calls = [("softmax", "axis", 0, lambda f, v: f(x, axis=v)),
+             ("reduce_mean", "keepdims", True, lambda f, v: f(x, keepdims=v)),
+             ("group_norm", "num_groups", 2, lambda f, v: f(images, num_groups=v)),
+             ("scaled_dot_product_attention", "causal", True, lambda f, v: f(x, x, x, causal=v))]
+    for name, param, value, call in calls:
+        function = dj.operator(name)
+        with pytest.raises(TypeError, match=rf"{name}: parameter '{param}' is traced.*must be a Python value"
+                                            rf".*static_argnames=\['{param}'\]"):
+            jax.jit(lambda v, _f=function, _c=call: _c(_f, v))(value)
+    softmax = dj.operator("softmax")
+    static = jax.jit(lambda x, axis: softmax(x, axis=axis), static_argnames="axis")
+    np.testing.assert_allclose(static(x, axis=0), jax.nn.softmax(x, axis=0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["vjp", "jvp"])

@@ -1,8 +1,11 @@
 """The numba target beyond the kernel battery (which runs on it through ``kernel_target``): written
-without numba, a clear error on import without it, and numba's cache files never taken for output."""
+without numba, a clear error on import without it, numba's cache files never taken for output, and
+chunks split into parts giving what whole chunks give (tests/test_numba_processes.py: processes)."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -11,7 +14,7 @@ import pytest
 from derive.cli import main
 from derive.output import MANIFEST
 
-from conftest import GENERATED, ROOT, load_kernel
+from conftest import GENERATED, ROOT, float_positions, load_kernel, make_inputs, shape_cases
 
 WITHOUT_NUMBA = "import sys; sys.modules['numba'] = None  # as if numba were not installed\n"
 
@@ -128,3 +131,55 @@ def test_each_compiled_loop_is_compiled_once_per_dtype(name):
     for loops in (kernel._forward_loops, kernel._vjp_loops, kernel._jvp_loops, kernel._vjp_jvp_loops):
         dtypes = [next(t.dtype for t in signature if isinstance(t, numba.types.Array)) for signature in loops.signatures]
         assert len(dtypes) == len(set(dtypes)), f"{loops.__name__}: {loops.signatures}"
+
+
+@pytest.mark.parametrize("name", ["layernorm", "batchnorm", "group_norm", "matmul", "cross_entropy", "mul", "reduce_mean"])
+def test_chunks_split_into_parts_give_exactly_what_whole_chunks_give(name, monkeypatch):
+    """A part is a bounded share of a chunk's units (so that Ctrl-C lands soon); a chunk's parts run
+    in turn on one thread and add into the chunk's slot.  Two chunks, a part per unit, against one
+    part per chunk: every result of forward, vjp, jvp and vjp_jvp is bitwise the same (the sums are
+    made in the same order), and the loops did run in more parts than chunks."""
+    import numpy as np
+
+    kernel = load_kernel(name, "numba")
+    rng = np.random.default_rng(7)
+    sizes, batch = shape_cases(name)[-1]
+    inputs, params = make_inputs(name, sizes, batch, rng)
+    tangents = [rng.standard_normal(a.shape) if p in float_positions(name) else None for p, a in enumerate(inputs)]
+    cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **params)))
+
+    def results():
+        return [kernel.forward(*inputs, **params), *kernel.vjp(cotangent, *inputs, **params),
+                kernel.jvp(tangents, *inputs, **params), *kernel.vjp_jvp(cotangent, tangents, *inputs, **params)]
+
+    monkeypatch.setattr(kernel, "_threads", lambda: 2)
+    monkeypatch.setattr(kernel, "_CHUNKS_PER_THREAD", 1)
+    whole = results()
+    calls = []
+    for loops in [n for n in vars(kernel) if "_loops" in n]:
+        compiled = getattr(kernel, loops)
+        monkeypatch.setattr(kernel, loops, lambda chunk, part, *rest, compiled=compiled: (
+            calls.append((chunk, part)), compiled(chunk, part, *rest))[1])
+    monkeypatch.setattr(kernel, "_PART_WORK", 1)
+    for got, want in zip(results(), whole, strict=True):
+        assert (got is None) == (want is None) and (got is None or np.array_equal(got, want)), name
+    assert len(set(calls)) > len({chunk for chunk, _ in calls}) == 2, calls
+
+
+def test_numba_caches_in_a_private_folder_of_the_derive_cache_or_warns_and_caches_nowhere(tmp_path, monkeypatch):
+    """A kernel whose ``__pycache__`` others can write caches in a folder of its own under
+    $DERIVE_CACHE_DIR/numba, made mode 0700; when that cache folder is in one everyone can write
+    (no sticky bit: another user could swap it), there is no cache and a warning names it."""
+    kernel = load_kernel("relu", "numba")
+    (tmp_path / "kernels" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "kernels" / "__pycache__").chmod(0o777)
+    source = str(tmp_path / "kernels" / "relu.py")
+    monkeypatch.setenv("DERIVE_CACHE_DIR", str(tmp_path / "mine"))
+    folder = kernel._cache_folder(source)
+    assert folder is not None and folder.startswith(str(tmp_path / "mine" / "numba" / "kernels_"))
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    (tmp_path / "everyone").mkdir()
+    (tmp_path / "everyone").chmod(0o777)
+    monkeypatch.setenv("DERIVE_CACHE_DIR", str(tmp_path / "everyone"))
+    with pytest.warns(RuntimeWarning, match="cache of the relu kernel is off: .*everyone.* another user"):
+        assert kernel._cache_folder(source) is None

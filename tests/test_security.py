@@ -2,7 +2,7 @@
 
 Formulas and ``--fix`` values are read by an AST walk over a whitelist, twins likewise; names must be
 identifiers; model text is escaped for the language of each generated file; TeX runs without shell
-escape and cannot read outside its folder.  Each attack, if it worked, would create a file in the
+escape, cannot read outside its folder, and latexmk runs no rc file (issue 31).  Each attack, if it worked, would create a file in the
 current folder or put a live command into a generated file; the tests check that it does not.
 """
 
@@ -212,6 +212,7 @@ def test_tex_runs_without_shell_escape_and_reads_only_its_folder(found, monkeypa
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}" if name == found else None)
     command = pdf.compiler()
     assert command[0] == found and "-no-shell-escape" in command and "-shell-escape" not in command
+    assert found != "latexmk" or "-norc" in command
     monkeypatch.setenv("openin_any", "a")
     monkeypatch.setenv("TEXMFOUTPUT", "/")
     env = pdf.tex_environment()
@@ -231,3 +232,20 @@ def test_a_document_cannot_read_etc_passwd(tmp_path, monkeypatch):
     pdf.compile_pdfs(tmp_path / "generated", tmp_path / "pdf", ["leak"])
     log = (tmp_path / "pdf" / "leak.log").read_text(errors="replace")
     assert "LEAK:no" in log and "LEAK:yes" not in log
+
+
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk (CI installs TeX Live)")
+@pytest.mark.parametrize("rc", ["latexmkrc", ".latexmkrc"])
+def test_derive_pdf_runs_no_latexmkrc_of_the_output_or_working_folder(rc, tmp_path, monkeypatch):
+    """latexmk runs the Perl of an rc file in its folder (past -no-shell-escape); derive pdf reads none."""
+    source = tmp_path / "generated" / "latex"
+    source.mkdir(parents=True)
+    (source / "doc.tex").write_text("\\documentclass{article}\\begin{document}x\\end{document}\n")
+    out, work = tmp_path / "pdf", tmp_path / "work"
+    for folder in (out, work):
+        folder.mkdir()
+        (folder / rc).write_text(f'open(my $marker, ">", "{tmp_path}/ran-{folder.name}"); close($marker);\n')
+    monkeypatch.chdir(work)
+    assert pdf.compile_pdfs(tmp_path / "generated", out, ["doc"]) == [out / "doc.pdf"]
+    assert (out / "doc.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == []

@@ -1,6 +1,8 @@
 """derive.torch: every operator's autograd.Function checked by torch.autograd.gradcheck, reverse and
-forward mode, and by gradgradcheck (the double backward through the kernel's jvp and vjp_jvp), in float64; keyword parameters, optional inputs, labels, ``needs_input_grad``, model
-files; the nn.Module norms against torch.nn's."""
+forward mode, and by gradgradcheck (the double backward through the kernel's jvp and vjp_jvp), in
+float64; inputs that are Python numbers or None to second order against PyTorch's own operators;
+keyword parameters (a tensor one that requires grad refused), optional inputs, labels,
+``needs_input_grad``, model files; the nn.Module norms against torch.nn's."""
 
 from __future__ import annotations
 
@@ -11,14 +13,15 @@ import torch
 import derive.torch as dt
 from derive.errors import UnknownOperatorError
 
-from adapter_cases import ALL, IDS
+from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_derivatives, torch_reference
 from conftest import ROOT, load_kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
 def tensors(case):
-    return [None if a is None else torch.from_numpy(a) for a in case.arrays]
+    """The case's arrays as tensors (None and Python numbers as they are)."""
+    return [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in case.arrays]
 
 
 @pytest.mark.parametrize("case", ALL, ids=IDS)
@@ -57,6 +60,19 @@ def test_gradgradcheck_double_backward(case):
     assert torch.autograd.gradgradcheck(call, floats, fast_mode=True)
 
 
+@pytest.mark.filterwarnings("ignore:Using a target size")  # mse_loss of a number and a tensor
+@pytest.mark.parametrize("case", NON_TENSOR, ids=NON_TENSOR_IDS)
+def test_numbers_and_none_to_second_order(case):
+    """An input passed as a Python number (``mul(x, 2.0)``, ``div(2.0, x)``) or an optional one as
+    None: the output, the backward and a double backward (``create_graph=True``, by the inputs and
+    by the cotangent) are PyTorch's own operator's.  The double backward returns no gradient for
+    the number (``needs_input_grad``); autograd refuses one."""
+    cotangent, tangents = case.directions()
+    ours = torch_derivatives(dt.operator(case.name), case, tensors(case), cotangent, tangents)
+    for got, want in zip(ours, torch_reference(case, cotangent, tangents), strict=True):
+        torch.testing.assert_close(got, want)
+
+
 def test_double_backward_runs_the_generated_second_order(monkeypatch):
     """A Hessian-vector product through the adapter calls the kernel's vjp_jvp and jvp, and equals
     the kernel's vjp_jvp (by the Hessian's symmetry) and PyTorch's own double backward."""
@@ -92,6 +108,29 @@ def test_parameters_are_passed_through_fixed_or_per_call():
     torch.testing.assert_close(softmax(x, axis=0), torch.softmax(x, dim=0))
     gelu = dt.operator("gelu", approximate="tanh")
     torch.testing.assert_close(gelu(x), torch.nn.functional.gelu(x, approximate="tanh"))
+
+
+def test_a_parameter_tensor_that_requires_grad_is_refused():
+    """A keyword parameter autograd would differentiate (requires_grad, torch.func.grad, a forward-mode
+    tangent) is a TypeError naming it, never a gradient silently missing; detached, or where nothing
+    is differentiated (no_grad), a tensor parameter is a number like any other."""
+    rmsnorm = dt.operator("rmsnorm")
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    eps = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError, match="rmsnorm: the parameter 'eps' is a tensor that requires grad.*eps.detach"):
+        rmsnorm(x, eps=eps)
+    with pytest.raises(TypeError, match="leaky_relu: the parameter 'negative_slope'"):
+        dt.operator("leaky_relu", negative_slope=eps)(x)
+    with pytest.raises(TypeError, match="the parameter 'eps'"):
+        torch.func.grad(lambda e: rmsnorm(x, eps=e).sum())(eps.detach())
+    with pytest.raises(TypeError, match="the parameter 'eps'"):
+        torch.func.jvp(lambda e: rmsnorm(x, eps=e), (eps.detach(),), (torch.ones_like(eps),))
+    expected = torch.nn.functional.rms_norm(x, (4,), eps=0.25)
+    y = rmsnorm(x, eps=eps.detach())
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(torch.autograd.grad(y.sum(), x), torch.autograd.grad(expected.sum(), x))
+    with torch.no_grad():
+        torch.testing.assert_close(rmsnorm(x, eps=eps), expected)
 
 
 def test_optional_inputs_by_name_or_omitted():

@@ -7,12 +7,17 @@ Do not edit: regenerate with `derive generate silu`.
 
 Matches torch.nn.functional.silu(x).
 """
+import contextlib
+import hashlib
 import itertools
 import math
+import os
+import stat
 import sys
 import threading
+import warnings
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
 
 import numpy as np
 import scipy.special
@@ -47,6 +52,164 @@ class _Namespace:
 
 __name__ = f"derive_numba_{_OP}_{zlib.crc32(globals().get('__file__', '').encode()):08x}"
 sys.modules.setdefault(__name__, _Namespace(globals()))
+
+
+# -- numba's cache: kept only where no one but this user can write (an entry is unpickled: code) ---
+
+
+def _jit(**options):
+    """``numba.njit(**options)``, its compiled code cached in this module's private folder when it
+    has one (numba's own ``cache=True`` takes any folder it can write, another user's too, and
+    fails to import where it can write none)."""
+    def compile_lazily(function):
+        dispatcher = numba.njit(**options)(function)
+        cache = _private_cache(function)
+        if cache is not None:
+            dispatcher._cache = cache  # what cache=True sets, with this module's folder
+        return dispatcher
+    return compile_lazily
+
+
+def _private_cache(function):
+    if _CACHE is None:
+        return None
+    try:
+        cache = _CACHE(function)
+    except (RuntimeError, OSError, AttributeError, TypeError):  # numba's internals changed: no cache
+        return None
+    return cache if cache.cache_path == _CACHE.folder else None  # NUMBA_CACHE_LOCATOR_CLASSES chose another
+
+
+def _cache_folder(source):
+    """The folder numba caches this module's functions in: its ``__pycache__`` when that is this
+    user's alone, else a folder of its own in the user's derive cache ($DERIVE_CACHE_DIR, else
+    $XDG_CACHE_HOME/derive, else ~/.cache/derive), made private; None (compiled in each process)
+    when neither can be had, as on a read-only install."""
+    beside = os.path.join(os.path.dirname(source), "__pycache__")
+    with contextlib.suppress(OSError):
+        os.makedirs(beside, exist_ok=True)
+    if _private(beside) and os.access(beside, os.W_OK):
+        return beside
+    base = os.environ.get("DERIVE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "derive")
+    if not os.path.isabs(base):  # no home folder ("~" left as it is): never a folder in the working one
+        return None
+    folder = os.path.join(base, "numba")
+    own = os.path.join(folder, f"{os.path.basename(os.path.dirname(source))}_"
+                               f"{hashlib.sha256(os.path.dirname(source).encode()).hexdigest()[:16]}")
+    try:
+        os.makedirs(folder, 0o700, exist_ok=True)
+        os.makedirs(own, 0o700, exist_ok=True)
+    except OSError:
+        return None
+    own = os.path.realpath(own)
+    if _private(own) and os.access(own, os.W_OK):
+        return own
+    warnings.warn(f"numba's cache of the {_OP} kernel is off: {own} or a folder above it can be written by "
+                  "another user, or not by you (the kernel compiles in each process)", RuntimeWarning, stacklevel=2)
+    return None
+
+
+def _private(folder):
+    """Whether no one but this user can write ``folder`` (a resolved path) or put another in its
+    place: it is this user's, and every folder above it this user's or root's, none writable by
+    others (those above: unless sticky, as /tmp)."""
+    try:
+        status = os.lstat(folder)
+        if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or _others_write(status):
+            return False
+        for above in _above(folder):
+            status = os.lstat(above)
+            if status.st_uid not in (0, os.getuid()) or (_others_write(status) and not status.st_mode & stat.S_ISVTX):
+                return False
+    except (OSError, AttributeError):  # no such folder; no os.getuid (Windows): no cache
+        return False
+    return True
+
+
+def _above(path):
+    while os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+        yield path
+
+
+def _trusted_entry(path):
+    """A cache entry numba may unpickle: a regular file of this user's that no one else can write."""
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(status.st_mode) and status.st_uid == os.getuid() and not _others_write(status)
+
+
+def _others_write(status):
+    """Whether someone besides this user may write what ``status`` describes: others, or a group
+    that is not the user's own (a user-private group, named after the user and no one else in it)."""
+    return bool(status.st_mode & 0o002) or (bool(status.st_mode & 0o020) and not _own_group(status.st_gid))
+
+
+def _own_group(gid):
+    try:
+        import grp
+        import pwd
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return gid == os.getgid() and group.gr_name == user and set(group.gr_mem) <= {user}
+
+
+def _cache_class(folder):
+    """numba's per-function cache, located in ``folder``, that reads (unpickles) an entry only
+    while the folder is private and every entry of the function is ``_trusted_entry``."""
+    from numba.core import caching
+
+    # numba's internals, guarded: a numba without these names gets no cache (``_cache``)
+
+    class Locator(getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator):
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            self._cache_path = folder
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            return cls(py_func, py_file)
+
+    class Impl(caching.CompileResultCacheImpl):
+        _locator_classes = (Locator,)
+
+    class Cache(caching.FunctionCache):
+        _impl_class = Impl
+
+        def load_overload(self, sig, target_context):
+            return super().load_overload(sig, target_context) if self._trusted() else None
+
+        def save_overload(self, sig, data):
+            if self._trusted():  # saving reads the index first
+                with contextlib.suppress(OSError):  # a full disk: the compiled code runs all the same
+                    super().save_overload(sig, data)
+
+        def _trusted(self):
+            prefix = self._impl.filename_base + "."
+            return _private(folder) and all(_trusted_entry(os.path.join(folder, name))
+                                            for name in os.listdir(folder) if name.startswith(prefix))
+
+    Cache.folder = folder
+    return Cache
+
+
+def _cache():
+    source = globals().get("__file__")
+    if numba.config.DISABLE_JIT or not source:  # interpreted (the proof): nothing compiled, nothing cached
+        return None
+    folder = _cache_folder(os.path.realpath(source))
+    try:
+        return None if folder is None else _cache_class(folder)
+    except (ImportError, AttributeError):
+        return None
+
+
+_CACHE = _cache()
+
 
 
 def forward(x):
@@ -119,14 +282,14 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     return tuple(grads.values())
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, x, out_y, acc_y):
     per_ = 1
     units_ = R_ * per_
-    if aligned_:  # whole rows per chunk
-        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
     else:
-        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
     for u_ in range(first_, last_):
         rest_ = u_
         r_ = rest_
@@ -136,14 +299,14 @@ def _forward_loops(c_, T_, aligned_, R_, lo_, n, x, out_y, acc_y):
             out_y[out_y_s, n_] = _sigmoid(x[x_r, n_])*x[x_r, n_]
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
     per_ = 1
     units_ = R_ * per_
-    if aligned_:  # whole rows per chunk
-        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
     else:
-        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
     for u_ in range(first_, last_):
         rest_ = u_
         r_ = rest_
@@ -157,14 +320,14 @@ def _vjp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
                 out_x[out_x_s, n_] = _e1*(1 - _e0)*x[x_r, n_] + _e1
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
     per_ = 1
     units_ = R_ * per_
-    if aligned_:  # whole rows per chunk
-        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
     else:
-        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
     for u_ in range(first_, last_):
         rest_ = u_
         r_ = rest_
@@ -180,14 +343,14 @@ def _jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
                 out_y[out_y_s, n_] = 0.0
 
 
-@numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, error_model="numpy")
-def _vjp_jvp_loops(c_, T_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x, has_x, want_x):
     per_ = 1
     units_ = R_ * per_
-    if aligned_:  # whole rows per chunk
-        first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
     else:
-        first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
     for u_ in range(first_, last_):
         rest_ = u_
         r_ = rest_
@@ -558,39 +721,59 @@ class _Loop:
         return result
 
     def start(self):
-        """Split the units into chunks and allocate the results.  A result that units add into and
-        that has a row per row needs each row in one chunk (no two threads add into one entry)."""
+        """Split the units into chunks, the chunks into parts, and allocate the results.  A result
+        that units add into and that has a row per row needs each row in one chunk (no two threads
+        add into one entry).  A part is at most about ``_PART_WORK`` entries of the frame (a unit
+        can be more), so that an interrupt lands soon; the chunks stay few, as each is a slot of
+        the results added into."""
         self.aligned = self.rows > 1 and any(r.across and r.rows == self.rows for r in self.results)
         for r in self.results:  # the chunks' slots when units of several rows, or of one row, add in
             r.accumulate = r.adds and (r.rows < self.rows or (r.across and not self.aligned))
-        self.chunks = max(1, min(self.rows if self.aligned else self.count, _CHUNKS_PER_THREAD * _threads()))
+        units = self.rows if self.aligned else self.count
+        self.chunks = max(1, min(units, _CHUNKS_PER_THREAD * _threads()))
+        work = self.rows * math.prod(self.sizes)
+        self.parts = max(1, min(-(-units // self.chunks), -(-work // (self.chunks * _PART_WORK))))
         for result in self.results:
             result.allocate(self.chunks, self.rows, self.ctx.dtype)
 
     def run(self, function, *args):
-        """``function`` (compiled without the GIL) on every chunk, by this thread and the pool's at
-        the same time, each taking the next chunk not yet taken (a thread slowed by another process
-        leaves its share to the others)."""
+        """``function`` (compiled without the GIL) on every part, by this thread and the pool's at
+        the same time, each taking the next chunk not yet taken and running its parts in turn (a
+        thread slowed by another process leaves its share to the others).  An interrupt (Ctrl-C)
+        lands between two parts of this thread; the pool's threads then start no further part."""
         lowest = self.ctx.dtype.type(-np.inf)  # typed: maxima of float32 arrays stay float32
-        args = (self.chunks, self.aligned, self.rows, lowest, *self.sizes, *args)
-        taken = itertools.count()  # next() on it is atomic under the GIL
+        parts = self.parts
+        args = (self.chunks * parts, self.aligned, self.rows, lowest, *self.sizes, *args)
+        taken, stop = itertools.count(), []  # stop: a flag (a list: cheaper than an Event)
 
         def work():
             for chunk in taken:
                 if chunk >= self.chunks:
                     return
-                function(chunk, *args)
+                for part in range(chunk * parts, (chunk + 1) * parts):
+                    if stop:
+                        return
+                    function(chunk, part, *args)
 
-        others = [_pool().submit(work) for _ in range(min(self.chunks, _threads()) - 1)]
-        work()
-        for other in others:
-            other.result()
+        others = []
+        try:
+            others += [_pool().submit(work) for _ in range(min(self.chunks, _threads()) - 1)]
+            work()
+            for other in others:
+                _result(other)  # a pool thread's error, raised here
+        finally:
+            stop.append(True)  # an interrupt or an error here: the pool's threads leave the rest
 
 
 _CHUNKS_PER_THREAD = 4
 """Chunks per thread: more than one, so that threads that finish early take over the rest."""
-_POOL = []
-_POOL_LOCK = threading.Lock()
+_PART_WORK = 1 << 22
+"""Entries of the frame (rows times the frame's sizes) per part at most, unless a unit has more:
+a few milliseconds of a thread's work, the longest an interrupt waits."""
+_POOL = {}
+"""The kernel's thread pool ("executor", started on first use) and the lock ("lock") that one thread
+takes to start it.  Emptied in a forked child (a DataLoader's worker, a preforking server): the
+parent's threads are not there, and the lock may have been held; the child starts its own."""
 
 
 def _threads():
@@ -606,10 +789,21 @@ def _read_only(array):
 
 
 def _pool():
-    with _POOL_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(max(1, _threads() - 1), thread_name_prefix=f"derive-{_OP}"))
-        return _POOL[0]
+    with _POOL.setdefault("lock", threading.Lock()):  # setdefault is atomic: one lock
+        if "executor" not in _POOL:
+            _POOL["executor"] = futures.ThreadPoolExecutor(max(1, _threads() - 1), thread_name_prefix=f"derive-{_OP}")
+        return _POOL["executor"]
+
+
+def _result(future):
+    """``future.result()`` in short waits, so that an interrupt lands in between (on every platform)."""
+    while True:
+        with contextlib.suppress(futures.TimeoutError):
+            return future.result(timeout=0.1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.clear)  # holds the dict only, not the module
 
 
 class _Result:
@@ -635,7 +829,7 @@ class _Result:
         return self.array.reshape(self.batch + self.core)
 
 
-@numba.njit(cache=True)
+@_jit()
 def _sigmoid(value):
     if value >= 0:
         return 1.0 / (1.0 + math.exp(-value))
@@ -643,7 +837,7 @@ def _sigmoid(value):
     return exp / (1.0 + exp)
 
 
-@numba.njit(cache=True)
+@_jit()
 def _softplus(value):
     return max(value, 0.0) + math.log1p(math.exp(-abs(value)))
 
@@ -676,7 +870,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         return _types.float32(_types.int32), lambda context, builder, signature, args: builder.bitcast(
             args[0], _ir.FloatType())
 
-    @numba.njit(cache=True, error_model="numpy")
+    @_jit(error_model="numpy")
     def _exp64(value):
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
@@ -692,7 +886,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         p = p * _float64_bits((half + 1023) << 52) * _float64_bits((n - half + 1023) << 52)
         return p if value == value else value
 
-    @numba.njit(cache=True, error_model="numpy")
+    @_jit(error_model="numpy")
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))

@@ -1,10 +1,12 @@
 """The numba target: ``generated/numba/<op>.py``, the NumPy kernel's contract over compiled loops.
 
 Each kernel function checks and lays out its inputs with the NumPy target's runtime (the same
-templates, included), then calls one ``numba.njit(nogil=True, cache=True)`` function per chunk of rows
+templates, included), then calls one ``numba.njit(nogil=True)`` function per part of a chunk of rows
 (or channels, or groups), the chunks on threads side by side: per unit its reduction passes, then one fused pass
 writing every result (``loops.py`` plans the loops from the shared schedule, ``printer.py`` prints
 them).  The text is written without numba installed; importing a kernel then names the extra.
+The kernel's runtime (``templates/numba/``) caches the compiled code only in a folder no one else
+can write, resets its thread pool in a forked child, and lets an interrupt stop a call between parts.
 """
 
 from __future__ import annotations

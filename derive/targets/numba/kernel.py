@@ -171,7 +171,7 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
                  for r in plan.results)
     guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
     flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
-    args = ["c_", "T_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
+    args = ["c_", "p_", "P_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
     return Loop(name=name, args=", ".join(args), units=_tuple(frame.index(d) for d in plan.units) if plan.units else "()",
                 params="".join(f", {p}" for p in params), body=tuple(lines), outs=outs,

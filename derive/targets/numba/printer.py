@@ -1,9 +1,10 @@
-"""Print a ``LoopPlan`` as the body of one ``numba.njit(nogil=True)`` function: the units of chunk ``c_``.
+"""Print a ``LoopPlan`` as the body of one ``numba.njit(nogil=True)`` function: the units of part ``p_``.
 
 Arrays reach the compiled function as ``(rows, *frame)``: one leading row axis (the flattened batch,
 of length 1 for an input without batch axes) and every core axis of the frame (length 1 where the
-array does not span it).  The units are split into ``T_`` chunks, one call (one thread) each, run
-side by side by the runtime without the GIL; a unit is one row and one position
+array does not span it).  The units are split into ``P_`` parts, one call each; the runtime runs a
+chunk's consecutive parts on one thread and the chunks side by side without the GIL, and a result
+that units add into has one slot per chunk (``c_``); a unit is one row and one position
 of each unit axis.  Per unit: each level of reductions is one loop nest (reductions over the same
 axes share it), accumulated in float64; then one loop nest per result writes every result entry.
 Scalar code is printed with ``math`` functions; expressions inside a loop body share their common
@@ -445,10 +446,10 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     emit.depth = 1
     emit.line(f"per_ = {' * '.join(['1', *(sizes[d] for d in plan.units)])}")
     emit.line("units_ = R_ * per_")
-    emit.line("if aligned_:  # whole rows per chunk")
-    emit.line("    first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_")
+    emit.line("if aligned_:  # whole rows per part")
+    emit.line("    first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_")
     emit.line("else:")
-    emit.line("    first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_")
+    emit.line("    first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_")
     emit.line("for u_ in range(first_, last_):")
     emit.depth = 2
     emit.line("rest_ = u_")
