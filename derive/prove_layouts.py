@@ -18,6 +18,9 @@ import sympy as sp
 from .model import OperatorModel
 
 Sizes = dict
+ROWS = 5
+"""Rows of the batch in the larger cases: more than the chunks the numba target's proof splits a call
+into (3, then 4: ``targets.numba.CHUNKINGS``) and a multiple of neither, so no row is left out or done twice unseen."""
 
 
 @dataclass
@@ -72,11 +75,12 @@ def _core(model: OperatorModel, inp, sizes: Sizes) -> tuple:
 
 
 def _batches(count: int) -> list[list[tuple]]:
-    """Batch shapes for ``count`` required inputs: none, (2,), and broadcasting ones."""
+    """Batch shapes for ``count`` required inputs: none; 5 rows (``ROWS``); a size-1 batch axis beside
+    the core (``(1, 2)``, or ``(1,)`` beside 5 rows); and broadcasting ones (6 rows, and 2)."""
     if count <= 1:
-        return [[()] * count, [(2,)] * count]
-    return [[()] * count, [(2,)] * count, [(2, 1) if p % 2 == 0 else (3,) for p in range(count)],
-            [()] + [(2,)] * (count - 1)]
+        return [[()] * count, [(ROWS,)] * count, [(1, 2)] * count]
+    return [[()] * count, [(ROWS,)] * count, [(2, 1) if p % 2 == 0 else (3,) for p in range(count)],
+            [()] + [(2,)] * (count - 1), [(1,)] + [(ROWS,)] * (count - 1)]
 
 
 def _with_optional(model: OperatorModel, required: list[tuple], optional: Callable) -> list[list]:
@@ -102,7 +106,7 @@ def _last(model: OperatorModel, sizes: Sizes) -> list[Case]:
 def _axis(model: OperatorModel, sizes: Sizes) -> list[Case]:
     out = []
     keepdims = [False, True] if model.layout.keepdims else [None]
-    for batch in [(), (2, 3)]:
+    for batch in [(), (2, 3), (1, ROWS)]:
         ndim = len(batch) + 1
         for axis in range(-ndim, ndim):
             for keep in keepdims:
@@ -133,10 +137,10 @@ def _axis_case(model: OperatorModel, sizes: Sizes, batch: tuple, axis: int, keep
 
 def _elementwise(model: OperatorModel) -> list[Case]:
     count = len(model.inputs)
-    shapes = [[()] * count, [(2, 3)] * count]
+    shapes = [[()] * count, [(ROWS, 3)] * count, [(1, 2)] * count]
     if count > 1:
         shapes += [[(2, 3) if p % 2 == 0 else (3,) for p in range(count)],
-                   [(2, 1) if p % 2 == 0 else (1, 3) for p in range(count)],
+                   [(ROWS, 1) if p % 2 == 0 else (1, 3) for p in range(count)],
                    [() if p % 2 == 0 else (2, 3) for p in range(count)]]
     return [Case(s, {}, lambda inp, a: a[..., None], lambda inp, a, shape: a[..., 0],
                  lambda a: a[..., None], lambda a: a[..., 0]) for s in shapes]

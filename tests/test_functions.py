@@ -197,22 +197,42 @@ def test_log_sum_exp_is_finite_at_large_float32_inputs(name, torch_op, kernels, 
     np.testing.assert_allclose(grad, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_kernel_source_forms(kernels):
-    """log(sum exp) subtracts the row maximum before exp; a Piecewise is an np.where; Max an np.maximum."""
-    source = Path(kernels("logsumexp").__file__).read_text(encoding="utf-8")
-    forward = source[source.index("def forward"):source.index("def vjp")]
-    assert "np.max(x, axis=-1, keepdims=True)" in forward and "np.exp(x)" not in forward
-    assert "np.where(" in Path(kernels("l2_piecewise").__file__).read_text(encoding="utf-8")
-    assert "np.maximum(" in Path(kernels("l2_normalize").__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", ["l2_piecewise", "l2_normalize"])
+def test_the_clamp_is_chosen_row_by_row(name, kernels, rng):
+    """A Piecewise on the row's norm (an np.where) and a Max with it (np.maximum) choose per row:
+    in one call, rows whose norm is above eps and rows below it follow PyTorch (forward, vjp)."""
+    reference, params = CASES[name][0], {"eps": 2.0}
+    x = np.array([[3.0, 4.0, 0.0], [0.3, -0.4, 0.5], [0.0, 0.0, 0.0], [-6.0, 1.0, 2.0]])  # norms 5, 0.7, 0, 6.4
+    tensors, expected = _torch_values(reference, [x], params)
+    dy = rng.standard_normal(x.shape)
+    (want,) = torch.autograd.grad(expected, tensors, torch.tensor(dy))
+    with np.errstate(divide="ignore", invalid="ignore"):  # np.where evaluates the branch it drops
+        y, (got,) = kernels(name).forward(x, **params), kernels(name).vjp(dy, x, **params)
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-14)
 
 
-def test_attention_document_states_the_shift_its_kernel_makes():
-    """A ratio of exponentials (attention's softmax) gets the same shifted form, stated in its document."""
+def test_log_sum_exp_is_shifted_by_the_row_maximum(kernels, rng):
+    """log(sum exp) at 1000 (exp overflows float64 at 710): what it is at 0, plus 1000."""
+    x = rng.standard_normal((3, 5))
+    kernel = kernels("logsumexp")
+    np.testing.assert_allclose(kernel.forward(x + 1000.0), kernel.forward(x) + 1000.0, rtol=1e-14)
+    dy = rng.standard_normal(3)
+    np.testing.assert_allclose(kernel.vjp(dy, x + 1000.0)[0], kernel.vjp(dy, x)[0], rtol=1e-10, atol=1e-13)
+
+
+def test_attention_document_states_the_shift_its_kernel_makes(rng):
+    """A ratio of exponentials (attention's softmax) gets the same shifted form, stated in its
+    document; the kernel computes it: scores of a thousand give what PyTorch gives."""
     root = MODELS.parents[1] / "generated"
     body = (root / "latex" / "scaled_dot_product_attention-body.tex").read_text(encoding="utf-8")
-    source = (root / "numpy" / "scaled_dot_product_attention.py").read_text(encoding="utf-8")
     assert "eq:scaled_dot_product_attention:stable-output" in body and "cancels" in body
-    assert "np.max(" in source[source.index("def _forward_false"):source.index("def _vjp_false")]
+    kernel = derive.load_kernel(root / "numpy" / "scaled_dot_product_attention.py")
+    q, k, v = 30 * rng.standard_normal((2, 3, 4)), 30 * rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 2))
+    for causal in (False, True):
+        expected = F.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)), is_causal=causal).numpy()
+        assert np.abs(np.einsum("bld,bsd->bls", q, k)).max() / 2 > 710  # exp would overflow unshifted
+        np.testing.assert_allclose(kernel.forward(q, k, v, causal=causal), expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", [name for name in CASES if name != "max_of_three"])  # 10 s; Max is in others
@@ -231,7 +251,7 @@ def test_latex_document_renders_with_its_conventions(name):
     for text in expected:
         assert text in section
     if name == "l2_piecewise":
-        assert r"\begin{cases}" in body  # and np.where in the kernel: test_kernel_source_forms
+        assert r"\begin{cases}" in body  # and chosen row by row in the kernel: test_the_clamp_is_chosen_row_by_row
 
 
 @pytest.mark.parametrize("name", ["huber_loss", "l2_normalize", "max_shift"])

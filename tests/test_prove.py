@@ -2,12 +2,16 @@
 
 The cosine-similarity model is the regression for the in-place lowering that wrote two live
 temporaries into one buffer (its gradient for ``b`` came out exactly 0).  The other tests break a
-correct kernel or document on purpose and require the proof to say where.
+correct kernel or document on purpose and require the proof to say where: a kernel's text edited
+as a developer could get it wrong, or a correct kernel wrapped so that one call misbehaves (``wrt``).
+The numba target's chunking and the tolerance have tests of their own (test_prove_numba.py,
+test_prove_tolerance.py).
 """
 
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -18,9 +22,10 @@ from derive.calculus.pipeline import derive
 from derive.cli import main
 from derive.targets.latex.target import load_srepr
 from derive.targets.render import TARGETS, render
-from derive.prove import ProofError, prove, prove_kernel, prove_twin
+from derive.prove import ProofError, prove, prove_kernel, prove_module, prove_twin
 
 import finite_differences
+from conftest import load_kernel
 
 COSINE = '''"""Cosine similarity over the last axis, written smoothly."""
 
@@ -110,6 +115,8 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
     # a dropped term: layernorm's x-entry along gamma's tangent
     ("layernorm", "if wanted[0] and dot_gamma is not None:", "if False:", "vjp_jvp along x, gamma, beta, entry of 'x'"),
     ("softmax", "terms.gradient('x', (0,), x)", "terms.gradient('x', (0,), x) * 0", "vjp_jvp"),
+    # keepdims' cotangent squeezed on every size-1 axis: a size-1 batch axis beside the reduced one
+    ("reduce_mean", "return np.squeeze(value, axis)", "return np.squeeze(value)", "vjp"),
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)
@@ -118,6 +125,40 @@ def test_the_proof_catches_a_broken_kernel(name, old, new, what):
         prove_kernel(model, _broken(text, old, new))
     message = str(caught.value)
     assert f"operator {name!r}" in message and what in message and "sizes" in message
+
+
+def _layernorm_with(**functions) -> types.SimpleNamespace:
+    """The generated NumPy layernorm kernel with some of its functions replaced."""
+    kernel = load_kernel("layernorm")
+    return types.SimpleNamespace(**{name: functions.get(name, getattr(kernel, name))
+                                    for name in ("forward", "vjp", "jvp", "vjp_jvp")})
+
+
+def test_the_proof_asks_for_every_subset_of_the_gradients():
+    """A vjp_jvp that drops the cross term (x, gamma) when gamma's gradient is not wanted (its flag
+    asked for the tangent's input): right whenever wrt is not passed, so only a proof that passes
+    every subset as ``wrt`` sees it."""
+    kernel = load_kernel("layernorm")
+
+    def dropped(cotangent, tangents, *arrays, wrt=None, **params):
+        got = list(kernel.vjp_jvp(cotangent, tangents, *arrays, wrt=wrt, **params))
+        if wrt is not None and "gamma" not in wrt and got[0] is not None:
+            got[0] = kernel.vjp_jvp(cotangent, (tangents[0], None, tangents[2]), *arrays, wrt=wrt, **params)[0]
+        return tuple(got)
+
+    with pytest.raises(ProofError, match=r"vjp_jvp along x, gamma, beta with wrt=\('x',\), entry of 'x' differs"):
+        prove_module(registry.get("layernorm"), _layernorm_with(vjp_jvp=dropped))
+
+
+def test_a_gradient_outside_wrt_is_refused():
+    """A vjp that computes every gradient whatever ``wrt`` names."""
+    kernel = load_kernel("layernorm")
+
+    def everything(cotangent, *arrays, wrt=None, **params):
+        return kernel.vjp(cotangent, *arrays, **params)
+
+    with pytest.raises(ProofError, match=r"vjp with wrt=\(\) returns a gradient for 'x', which is not in wrt"):
+        prove_module(registry.get("layernorm"), _layernorm_with(vjp=everything))
 
 
 def test_a_broken_latex_equation_is_refused():

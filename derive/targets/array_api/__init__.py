@@ -28,15 +28,17 @@ def build(derivation: Derivation) -> KernelView:
 
 
 def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
-    from ...prove import load_text, prove_module  # NumPy starts threads: imported when a proof runs
+    from ...prove import load_text, prove_runs  # NumPy starts threads: imported when a proof runs
 
     module = load_text(model, text)
-    prove_module(model, module, seed)
+    runs: dict[str, object] = {"NumPy arrays": module}
     try:
         import array_api_strict
     except ImportError:  # not a dependency of derive (the test extra has it)
-        return
-    prove_module(model, through(module, array_api_strict), seed)
+        pass
+    else:
+        runs["array_api_strict arrays"] = through(module, array_api_strict)
+    prove_runs(model, runs, seed)
 
 
 def through(module: types.ModuleType, xp: types.ModuleType) -> types.SimpleNamespace:

@@ -7,6 +7,8 @@ writing every result (``loops.py`` plans the loops from the shared schedule, ``p
 them).  The text is written without numba installed; importing a kernel then names the extra.
 The kernel's runtime (``templates/numba/``) caches the compiled code only in a folder no one else
 can write, resets its thread pool in a forked child, and lets an interrupt stop a call between parts.
+Before it is written, a kernel passes the NumPy kernels' proof with its loops interpreted, the
+runtime's chunking set small (``CHUNKINGS``) so that the proof's batches cross every chunk boundary.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from .kernel import build_view
 
 def load_interpreted(model: OperatorModel, text: str):
     """The kernel ``text`` executed with numba's compiler off: its loops run as the Python they are
-    (the chunks one after another on the pool's threads), so the proof checks exactly the printed loops without compiling them
-    (seconds per kernel; compiling is the test battery's part, which runs every kernel compiled).
+    (the chunks one after another on the pool's threads), so the proof checks exactly the printed
+    loops without compiling them (compiling takes 1-30 s per kernel: 2 s for softmax, 29 s for
+    attention; the test battery's kernels are proved compiled too, tests/test_prove_numba.py).
     Without numba installed, a stand-in module of those three names does the same."""
     from ...prove import load_text
 
@@ -56,10 +59,52 @@ def _stand_in_numba():
             sys.modules["numba"] = previous
 
 
-def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
-    from ...prove import prove_module  # the NumPy kernels' proof, run on the loops interpreted
+CHUNKINGS = ((3, 1), (2, 2))
+"""The (threads, chunks per thread) the proof runs the loops at, in place of the machine's (up to 4
+chunks per thread): a call splits into at most 3, then 4 chunks, so the proof's batches of 1, 2, 5
+and 6 rows reach every branch of the split, whatever the machine: one row; fewer rows than threads;
+more rows than chunks and not a multiple of them (5 rows in 3 or 4 chunks: each chunk's first and
+last row computed from its own number, a chunk that starts or ends one row off shows), a multiple
+(6 rows); whole rows per chunk (a result added across a row's units) or units spread over rows."""
 
-    prove_module(model, load_interpreted(model, text), seed)
+
+def chunked(module: types.ModuleType, threads: int, per_thread: int) -> types.SimpleNamespace:
+    """``module``'s functions run with its runtime's chunking set to ``threads`` x ``per_thread``."""
+    def at(function):
+        def call(*args, **keywords):
+            before = module._threads, module._CHUNKS_PER_THREAD  # globals the runtime reads at each call
+            module._threads, module._CHUNKS_PER_THREAD = (lambda: threads), per_thread
+            try:
+                return function(*args, **keywords)
+            finally:
+                module._threads, module._CHUNKS_PER_THREAD = before
+        return call
+
+    for name in ("_threads", "_CHUNKS_PER_THREAD"):
+        if not hasattr(module, name):
+            raise AttributeError(f"the numba runtime has no {name}: the proof sets its chunking through it")
+    return types.SimpleNamespace(**{name: at(getattr(module, name))
+                                    for name in ("forward", "vjp", "jvp", "vjp_jvp")})
+
+
+def prove_chunked(model: OperatorModel, module: types.ModuleType, seed: int, how: str,
+                  first_sizes: int | None = None) -> None:
+    """The NumPy kernels' proof of a loaded numba kernel (``how`` it runs: its loops interpreted or
+    compiled), at each of ``CHUNKINGS`` (``first_sizes``: see ``prove_runs``); the thread pool it
+    made is shut down after."""
+    from ...prove import prove_runs
+
+    try:
+        prove_runs(model, {f"{how}, {threads} threads x {per} chunks": chunked(module, threads, per)
+                           for threads, per in CHUNKINGS}, seed, first_sizes)
+    finally:
+        for pool in getattr(module, "_POOL", ()):
+            pool.shutdown()
+        getattr(module, "_POOL", []).clear()
+
+
+def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
+    prove_chunked(model, load_interpreted(model, text), seed, "loops interpreted")
 
 
 TARGET = Target("numba", "numba", "numba/kernel.py.jinja", ".py", build_view, python_header,
