@@ -30,12 +30,14 @@ from .claims import check as _check_claim
 from .targets import render as _render
 from .display import equation_latex
 from .display import readable as _readable
+from .budget import step
 from .cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
 from .generate import Options, Progress
 from .generate import check as _check
 from .generate import generate as _generate
 from .model import OperatorModel
 from .output import MANIFEST
+from .targets.latex.target import is_abridged
 from .user_models import load_model, load_models
 
 def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel:
@@ -127,8 +129,9 @@ def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | Non
     files = _render.render(derivation, chosen)
     from .prove import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
 
-    prove(derivation.model, files)
-    if cache:
+    with step("proving the files against the oracle", derivation.model):
+        prove(derivation.model, files)
+    if cache and not is_abridged(files, derivation.model.name):  # a larger budget writes it whole
         cache.store(_model_of(model), files)
     return files
 

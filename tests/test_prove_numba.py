@@ -16,8 +16,8 @@ from derive.targets.numba import CHUNKINGS, TARGET, load_interpreted, prove_chun
 
 from conftest import GENERATED, NUMBA_BATTERY, load_kernel
 
-WHOLE_ROWS = "    first_, last_ = (c_ * R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_\n"
-UNITS = "    first_, last_ = c_ * units_ // T_, (c_ + 1) * units_ // T_\n"
+WHOLE_ROWS = "    first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_\n"
+UNITS = "    first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_\n"
 
 
 def _text(name: str) -> str:
@@ -25,12 +25,12 @@ def _text(name: str) -> str:
 
 
 @pytest.mark.parametrize("name,old,new", [
-    # each chunk's first row from an even split: a row is done by two chunks (added in twice)
-    ("cross_entropy", WHOLE_ROWS, "    first_, last_ = c_ * (R_ // T_) * per_, ((c_ + 1) * R_ // T_) * per_\n"),
+    # each part's first row from an even split: a row is done by two parts (added in twice)
+    ("cross_entropy", WHOLE_ROWS, "    first_, last_ = p_ * (R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_\n"),
     # and its last row too: the rows left over after an even split are dropped
-    ("matmul", WHOLE_ROWS, "    first_, last_ = c_ * (R_ // T_) * per_, (c_ + 1) * (R_ // T_) * per_\n"),
+    ("matmul", WHOLE_ROWS, "    first_, last_ = p_ * (R_ // P_) * per_, (p_ + 1) * (R_ // P_) * per_\n"),
     # units spread over rows, split evenly: the units left over are dropped
-    ("layernorm", UNITS, "    first_, last_ = c_ * (units_ // T_), (c_ + 1) * (units_ // T_)\n"),
+    ("layernorm", UNITS, "    first_, last_ = p_ * (units_ // P_), (p_ + 1) * (units_ // P_)\n"),
 ])
 def test_a_chunk_that_starts_or_ends_a_row_off_is_refused(name, old, new):
     text = _text(name)
@@ -50,15 +50,18 @@ def test_the_proof_reaches_every_branch_of_the_chunking():
 
         def recorded(loop, start=start, module=module):
             start(loop)
-            seen.append((loop.rows, loop.count, loop.chunks, loop.aligned, module._threads()))
+            seen.append((loop.rows, loop.count, loop.chunks, loop.aligned, loop.parts, module._threads()))
 
         module._Loop.start = recorded
         prove_chunked(model, module, 0, "loops interpreted")
-    assert {threads for *_, threads in seen} == {threads for threads, _ in CHUNKINGS}
-    assert any(aligned and rows > chunks and rows % chunks for rows, _, chunks, aligned, _ in seen)
-    assert any(not aligned and rows > 1 and count > chunks and count % chunks for rows, count, chunks, aligned, _ in seen)
+    assert {threads for *_, threads in seen} == {threads for threads, *_ in CHUNKINGS}
+    assert any(aligned and rows > chunks and rows % chunks for rows, _, chunks, aligned, *_ in seen)
+    assert any(not aligned and rows > 1 and count > chunks and count % chunks
+               for rows, count, chunks, aligned, *_ in seen)
     assert any(rows == 1 for rows, *_ in seen)
     assert any(1 < rows < threads for rows, *_, threads in seen)
+    assert any(aligned and parts > 1 for _, _, _, aligned, parts, _ in seen)  # a chunk's parts, one after another
+    assert any(not aligned and parts > 1 for _, _, _, aligned, parts, _ in seen)
 
 
 @pytest.mark.parametrize("name", NUMBA_BATTERY)
@@ -68,6 +71,6 @@ def test_the_compiled_loops_prove_at_the_chunk_boundaries(name):
     every layout and batch, at its first assignment of core sizes (the oracle's work, the slow part, a
     third: the compiled loops take the same branches at the others)."""
     kernel = load_kernel(name, "numba")
-    before = kernel._threads, kernel._CHUNKS_PER_THREAD
+    before = kernel._threads, kernel._CHUNKS_PER_THREAD, kernel._PART_WORK
     prove_chunked(registry.get(name), kernel, 0, "loops compiled", first_sizes=1)
-    assert (kernel._threads, kernel._CHUNKS_PER_THREAD) == before and not kernel._POOL  # left as it was
+    assert (kernel._threads, kernel._CHUNKS_PER_THREAD, kernel._PART_WORK) == before and not kernel._POOL

@@ -59,28 +59,35 @@ def _stand_in_numba():
             sys.modules["numba"] = previous
 
 
-CHUNKINGS = ((3, 1), (2, 2))
-"""The (threads, chunks per thread) the proof runs the loops at, in place of the machine's (up to 4
-chunks per thread): a call splits into at most 3, then 4 chunks, so the proof's batches of 1, 2, 5
-and 6 rows reach every branch of the split, whatever the machine: one row; fewer rows than threads;
-more rows than chunks and not a multiple of them (5 rows in 3 or 4 chunks: each chunk's first and
-last row computed from its own number, a chunk that starts or ends one row off shows), a multiple
-(6 rows); whole rows per chunk (a result added across a row's units) or units spread over rows."""
+CHUNKINGS = ((3, 1, 0), (2, 2, 1))
+"""The (threads, chunks per thread, entries per part) the proof runs the loops at, in place of the
+machine's (up to 4 chunks per thread, parts of about 4M entries; 0: the runtime's own): a call
+splits into at most 3, then 4 chunks, so the proof's batches of 1, 2, 5 and 6 rows reach every
+branch of the split, whatever the machine: one row; fewer rows than threads; more rows than chunks
+and not a multiple of them (5 rows in 3 or 4 chunks: each chunk's first and last row computed from
+its own number, a chunk that starts or ends one row off shows), a multiple (6 rows); whole rows per
+chunk (a result added across a row's units) or units spread over rows.  The second runs each unit
+as a part of its own, so a chunk's parts follow one another into one slot of the results."""
+CHUNKING_GLOBALS = ("_threads", "_CHUNKS_PER_THREAD", "_PART_WORK")
+"""The runtime's globals, read at each call, that set how a call is split."""
 
 
-def chunked(module: types.ModuleType, threads: int, per_thread: int) -> types.SimpleNamespace:
-    """``module``'s functions run with its runtime's chunking set to ``threads`` x ``per_thread``."""
+def chunked(module: types.ModuleType, threads: int, per_thread: int, part_work: int) -> types.SimpleNamespace:
+    """``module``'s functions run with its runtime's chunking set to ``threads`` x ``per_thread``
+    chunks, and parts of ``part_work`` entries at most (0: the runtime's own)."""
     def at(function):
         def call(*args, **keywords):
-            before = module._threads, module._CHUNKS_PER_THREAD  # globals the runtime reads at each call
+            before = tuple(getattr(module, name) for name in CHUNKING_GLOBALS)
             module._threads, module._CHUNKS_PER_THREAD = (lambda: threads), per_thread
+            module._PART_WORK = part_work or before[2]
             try:
                 return function(*args, **keywords)
             finally:
-                module._threads, module._CHUNKS_PER_THREAD = before
+                for name, value in zip(CHUNKING_GLOBALS, before):
+                    setattr(module, name, value)
         return call
 
-    for name in ("_threads", "_CHUNKS_PER_THREAD"):
+    for name in CHUNKING_GLOBALS:
         if not hasattr(module, name):
             raise AttributeError(f"the numba runtime has no {name}: the proof sets its chunking through it")
     return types.SimpleNamespace(**{name: at(getattr(module, name))
@@ -94,13 +101,15 @@ def prove_chunked(model: OperatorModel, module: types.ModuleType, seed: int, how
     made is shut down after."""
     from ...prove import prove_runs
 
+    runs = {f"{how}, {threads} threads x {per} chunks{f', parts of {work}' if work else ''}":
+            chunked(module, threads, per, work) for threads, per, work in CHUNKINGS}
     try:
-        prove_runs(model, {f"{how}, {threads} threads x {per} chunks": chunked(module, threads, per)
-                           for threads, per in CHUNKINGS}, seed, first_sizes)
+        prove_runs(model, runs, seed, first_sizes)
     finally:
-        for pool in getattr(module, "_POOL", ()):
-            pool.shutdown()
-        getattr(module, "_POOL", []).clear()
+        pool = getattr(module, "_POOL", {})
+        if pool.get("executor") is not None:
+            pool["executor"].shutdown()
+        pool.clear()
 
 
 def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
