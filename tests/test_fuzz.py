@@ -75,6 +75,12 @@ REGRESSIONS = {
     "2026:35": "the numba loops computed every result's locals before the writes, each under its own flag: "
                "with only some of vjp_jvp's tangents given, a local read a scratch row no pass had set "
                "(inf * 0: a NaN thrown away, and work done for a gradient nobody asked for)",
+    "2026:51": "the numba result pass computed its per-row values (staged out of the loops) for every "
+               "result, wanted or not: with wrt=(), one read a scratch row its skipped pass never set "
+               "(found once the proof called every wrt subset)",
+    "2026:218": "the same in vjp_jvp, a divide this time: a per-row value only unwanted terms read",
+    "2026:552": "a dead temporary reused as ``out=`` was a NumPy scalar, not an array, when the inputs it "
+                "came from were 0-d (``np.log(t0, out=t0)``: TypeError with ``a`` 0-d, ``b`` (2, 3))",
 }
 """Random models found failing once (seed: what was wrong); each is now written and proved (the
 fuzzer proves with NumPy's warnings as errors: an invalid operation in a kernel fails)."""

@@ -131,18 +131,22 @@ class Emitter:
     def line(self, text: str) -> None:
         self.lines.append("    " * self.depth + text)
 
-    def loops(self, indices, staged: dict | None = None, start: int = 0) -> int:
+    def loops(self, indices, staged: dict | None = None, start: int = 0, flags: dict | None = None) -> int:
         """Open a loop per index; after each, compute the values ``staged`` at that depth."""
         for depth, index in enumerate(indices, start):
             self.line(f"for {index.label} in range({self.sizes[dim_of(index)]}):")
             self.depth += 1
-            self.emit_staged(staged, depth)
+            self.emit_staged(staged, depth, flags)
         return len(indices)
 
-    def emit_staged(self, staged: dict | None, depth: int) -> None:
+    def emit_staged(self, staged: dict | None, depth: int, flags: dict | None = None) -> None:
+        """The values ``staged`` at ``depth``; one that only results under flags read is computed
+        under them (``flags``: name -> test), so a skipped pass's scratch row is never read."""
         if staged and staged.get(depth):
             names, exprs = zip(*staged[depth])
-            for name, code in zip(names, self.values(list(exprs))):
+            tests = [(flags or {}).get(name) for name in names]
+            for name, code, test in zip(names, self.values(list(exprs), tests=tests), tests):
+                code = f"{code} if {test} else 0.0" if test else code
                 self.line(f"{name} = _as({code}, lo_)" if name in self.rounded else f"{name} = {code}")
 
     def staged(self, exprs: list[sp.Expr], indices) -> tuple[list[sp.Expr], dict]:
@@ -182,21 +186,26 @@ class Emitter:
         return [visit(e) for e in exprs], staged
 
     def values(self, exprs: list[sp.Expr], owners: list | None = None,
-               flags: list[str | None] | None = None) -> list[str]:
+               flags: list[str | None] | None = None, tests: list[str | None] | None = None) -> list[str]:
         """Print ``exprs`` for one loop body: shared subexpressions first, as locals.  With
         ``owners`` (one per expression), a local only one owner's expressions use is not printed
         here but kept in ``self.owned[owner]``, for the owner's own block; a local only one
         expression reads, when ``flags`` gives that expression a flag, is computed under it (0.0
-        where it fails, as the expression is)."""
+        where it fails, as the expression is).  ``tests`` (one per expression: when it is computed
+        at all) puts a local left in the shared part under the tests of all its readers."""
         start = self.count
         pairs, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_e", start=start), order="none")
         self.count += len(pairs)
         place = _owner_of(pairs, reduced, owners) if owners else {}
-        alone = _owner_of(pairs, reduced, list(range(len(reduced)))) if flags and any(flags) else {}
+        guarded = (flags and any(flags)) or (tests and any(tests))
+        readers = _readers(pairs, reduced, list(range(len(reduced)))) if guarded else {}
         self.owned = {}
         for symbol, value in pairs:
             code = self.printer.doprint(value)
-            flag = flags[alone[symbol]] if alone.get(symbol) is not None else None
+            found = sorted(readers.get(symbol, ()))
+            shared = tests is not None and place.get(symbol) is None
+            flag = _any_of([tests[i] for i in found]) if shared else \
+                (flags[found[0]] if flags and len(found) == 1 else None)
             line = f"{symbol} = ({code} if {flag} else 0.0)" if flag and isinstance(value, sp.Expr) else f"{symbol} = {code}"
             if place.get(symbol) is None:
                 self.line(line)
@@ -298,14 +307,16 @@ class Emitter:
             self.line(f"if {shared}:")
             self.depth += 1
         exprs, staged = self.staged([t.expr.xreplace(stored) for r in group for t in r.terms], indices)
-        self.rounded = factors_only(exprs, staged)
-        self.emit_staged(staged, -1)
-        entered = self.loops(indices, staged)
-        self.rounded = set()
         tests = {r.name: _flags(r, shared) for r in group}
+        readers = _staged_readers(exprs, staged, [_term_test(r, t, tests[r.name]) for r in group for t in r.terms])
+        self.rounded = factors_only(exprs, staged)
+        self.emit_staged(staged, -1, readers)
+        entered = self.loops(indices, staged, flags=readers)
+        self.rounded = set()
         own = [r.name if any(tests[r.name]) else None for r in group for _ in r.terms]
         own_flags = [t.guard if _term_flagged(r, t) else None for r in group for t in r.terms]
-        codes = iter(self.values(exprs, own if any(own) else None, own_flags))
+        term_tests = [_term_test(r, t, tests[r.name]) for r in group for t in r.terms]
+        codes = iter(self.values(exprs, own if any(own) else None, own_flags, term_tests))
         for r in group:
             target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
             target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
@@ -366,9 +377,8 @@ LANES = 16
 """Running values per reduction of a pass with a maximum: 16 float32 (one AVX-512 register, two AVX2)."""
 
 
-def _owner_of(pairs: list, reduced: list[sp.Expr], owners: list) -> dict[sp.Symbol, object]:
-    """For each local of ``sympy.cse``'s ``pairs``, the one owner whose expressions (or locals)
-    read it, or None when several (or none) do: a local read under one result's flag alone."""
+def _readers(pairs: list, reduced: list[sp.Expr], owners: list) -> dict[sp.Symbol, set]:
+    """For each local of ``sympy.cse``'s ``pairs``, the owners whose expressions (or locals) read it."""
     readers: dict[sp.Symbol, set] = {symbol: set() for symbol, _ in pairs}
     for expr, owner in zip(reduced, owners):
         for symbol in expr.free_symbols & readers.keys():
@@ -376,7 +386,38 @@ def _owner_of(pairs: list, reduced: list[sp.Expr], owners: list) -> dict[sp.Symb
     for symbol, value in reversed(pairs):  # a local read by another takes that one's readers
         for used in value.free_symbols & readers.keys():
             readers[used] |= readers[symbol]
-    return {s: next(iter(found)) if len(found) == 1 else None for s, found in readers.items()}
+    return readers
+
+
+def _owner_of(pairs: list, reduced: list[sp.Expr], owners: list) -> dict[sp.Symbol, object]:
+    """For each local of ``sympy.cse``'s ``pairs``, the one owner whose expressions (or locals)
+    read it, or None when several (or none) do: a local read under one result's flag alone."""
+    return {s: next(iter(found)) if len(found) == 1 else None for s, found in _readers(pairs, reduced, owners).items()}
+
+
+def _any_of(tests: list[str | None]) -> str | None:
+    """A test that holds when any of ``tests`` does; None (always) when one of them is None or none is given."""
+    if not tests or None in tests:
+        return None
+    return " or ".join(sorted(set(tests)))
+
+
+def _term_test(result: Result, term, flags: tuple[str | None, str | None]) -> str | None:
+    """When a term of ``result`` is computed (None: whenever its pass is): the result's own flag, and
+    the term's tangent's where it has one of its own."""
+    parts = [flags[0] or "", term.guard if _term_flagged(result, term) else ""]
+    return " and ".join(dict.fromkeys(p for part in parts for p in part.split(" and ") if p)) or None
+
+
+def _staged_readers(exprs: list[sp.Expr], staged: dict, tests: list[str | None]) -> dict[sp.Symbol, str]:
+    """For each staged value, the test under which some term reads it (only those that have one):
+    a value only unwanted results read is not computed, nor the scratch row it reads."""
+    names = {name for level in staged.values() for name, _ in level}
+    readers: dict[sp.Symbol, list] = {name: [] for name in names}
+    for expr, test in zip(exprs, tests):
+        for name in expr.free_symbols & names:
+            readers[name].append(test)
+    return {name: test for name, found in readers.items() if (test := _any_of(found)) is not None}
 
 
 def _flags(result: Result, shared: str | None) -> tuple[str | None, str | None]:

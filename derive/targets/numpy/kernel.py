@@ -200,6 +200,13 @@ def _centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:
     return form.written if form.through is not None else raw
 
 
+def _into(out: str) -> str:
+    """The ``out=`` of an in-place step: a new array as printed, or a dead temporary through the
+    runtime's ``_into``, which passes it on only if it is an array (the temporaries of 0-d inputs
+    are NumPy scalars, which no ufunc writes into)."""
+    return f"_into({out})" if out.isidentifier() else out
+
+
 def _wanted(model: OperatorModel, name: str) -> str:
     """The kernel's test that the caller passed input ``name`` (before defaults replace None) and
     wants its gradient (``wrt``): a gradient nobody asked for is not computed."""
@@ -328,7 +335,7 @@ def _function(outputs: list[Output], printer: KernelPrinter, positions: dict[str
     release = not printer.in_place  # every operation allocates: free each temporary after its last use
 
     def statements(steps, keep: set[str]) -> tuple[Statement, ...]:
-        printed = [Statement(str(step.symbol), printer.print_into(step.expr, step.out) if step.out
+        printed = [Statement(str(step.symbol), printer.print_into(step.expr, _into(step.out)) if step.out
                              else printer.doprint(step.expr), step.op) for step in steps]
         return _released(printed, steps, keep) if release else tuple(printed)
 
