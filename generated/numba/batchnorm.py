@@ -453,14 +453,14 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dot_
                     _e1 = _h0 + x[x_r, N_, C_, S_]
                     s1 += (_e1*_e1)
                     s3 += _e1*dot_x[dot_x_r, N_, C_, S_]
-        _e7 = 1/(N*S)
-        _e8 = _e7*s1 + eps
-        _e9 = 1/math.sqrt(_e8)
-        _h2 = -_e7*s0
-        _h3 = _as(-_e7*s3/_e8, lo_)
-        _h4 = -_e7*s2
-        _h5 = _as(_e9*gamma[gamma_r, 0, C_, 0], lo_)
-        _h6 = _as(_e9*dot_gamma[dot_gamma_r, 0, C_, 0], lo_)
+        _e7 = (1/(N*S) if has_gamma or has_gamma or has_x or has_x else 0.0)
+        _e8 = (_e7*s1 + eps if has_gamma or has_x else 0.0)
+        _e9 = (1/math.sqrt(_e8) if has_gamma or has_x else 0.0)
+        _h2 = -_e7*s0 if has_gamma or has_x else 0.0
+        _h3 = _as(-_e7*s3/_e8 if has_x else 0.0, lo_)
+        _h4 = -_e7*s2 if has_x else 0.0
+        _h5 = _as(_e9*gamma[gamma_r, 0, C_, 0] if has_x else 0.0, lo_)
+        _h6 = _as(_e9*dot_gamma[dot_gamma_r, 0, C_, 0] if has_gamma else 0.0, lo_)
         for N_ in range(N):
             for S_ in range(S):
                 if has_beta or has_gamma or has_x:
@@ -515,49 +515,49 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, 
                 for S_ in range(S):
                     s1 += (_h0 + x[x_r, N_, C_, S_])**2
         if want_x:
-            _e16 = 1/(N*S)
-            _e17 = _e16*s1 + eps
-            _e18 = _e17**(-3/2)
-            _e19 = _e16*_e18
-            _e20 = _e19*gamma[gamma_r, 0, C_, 0]
-            _e21 = (1/(N*N))
-            _e22 = (1/(S*S))
-            _e23 = _e21*_e22
-            _e24 = _e18*s4
-            _e25 = s0*gamma[gamma_r, 0, C_, 0]
-            _e26 = _e24*_e25
-            _e27 = _e23*s6
-            _e28 = _e18*_e25
-            _e29 = _e24*gamma[gamma_r, 0, C_, 0]
-            _e30 = _e23*s3
-            _e31 = s5*gamma[gamma_r, 0, C_, 0]
-            _e32 = 3/_e17**(5/2)
-            _e33 = _e31*_e32
-            _e34 = 1/(N**3*S**3)
-            _e35 = _e25*_e34
-            _e36 = _e32*s4
-            _e37 = _e36*s3
-            _e38 = _e32*_e35*s5
-            _e39 = _e36*s6*gamma[gamma_r, 0, C_, 0]
-            _e40 = (s0*s0)
-            _e41 = _e40/(N**4*S**4)
-            _e42 = dot_gamma[dot_gamma_r, 0, C_, 0]/math.sqrt(_e17)
-            _e43 = _e24*dot_gamma[dot_gamma_r, 0, C_, 0]
-            _h1 = _as(-_e20*s2, lo_)
-            _h2 = _as(-_e20*s3, lo_)
-            _h3 = _as(-_e20*s5, lo_)
-            _h4 = _as(_e23*_e26, lo_)
-            _h5 = _as(_e27*_e28, lo_)
-            _h6 = _as(_e27*_e29, lo_)
-            _h7 = _as(_e30*_e33, lo_)
-            _h8 = _as(-_e35*_e37, lo_)
-            _h9 = _as(-_e38*s6, lo_)
-            _h10 = _as(_e39*_e41, lo_)
-            _h11 = _e18*_e27*_e31 + _e23*_e28*s2 - 3*_e26*_e34*s6 + _e29*_e30 + _e33*_e41*s6 + _e37*_e41*gamma[gamma_r, 0, C_, 0] - _e38*s3 - _e39*s0**3/(N**5*S**5)
-            _h12 = _as(_e42, lo_)
-            _h13 = _as(-_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0], lo_)
-            _h14 = _as(_e23*_e43*s0, lo_)
-            _h15 = -_e16*_e42*s4 + _e18*_e21*_e22*s0*s5*dot_gamma[dot_gamma_r, 0, C_, 0] - _e34*_e40*_e43
+            _e16 = (1/(N*S) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e17 = (_e16*s1 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+            _e18 = (_e17**(-3/2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e19 = (_e16*_e18 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e20 = (_e19*gamma[gamma_r, 0, C_, 0] if want_x and has_x else 0.0)
+            _e21 = ((1/(N*N)) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e22 = ((1/(S*S)) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e23 = (_e21*_e22 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e24 = (_e18*s4 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e25 = (s0*gamma[gamma_r, 0, C_, 0] if want_x and has_x else 0.0)
+            _e26 = (_e24*_e25 if want_x and has_x else 0.0)
+            _e27 = (_e23*s6 if want_x and has_x else 0.0)
+            _e28 = (_e18*_e25 if want_x and has_x else 0.0)
+            _e29 = (_e24*gamma[gamma_r, 0, C_, 0] if want_x and has_x else 0.0)
+            _e30 = (_e23*s3 if want_x and has_x else 0.0)
+            _e31 = (s5*gamma[gamma_r, 0, C_, 0] if want_x and has_x else 0.0)
+            _e32 = (3/_e17**(5/2) if want_x and has_x else 0.0)
+            _e33 = (_e31*_e32 if want_x and has_x else 0.0)
+            _e34 = (1/(N**3*S**3) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e35 = (_e25*_e34 if want_x and has_x else 0.0)
+            _e36 = (_e32*s4 if want_x and has_x else 0.0)
+            _e37 = (_e36*s3 if want_x and has_x else 0.0)
+            _e38 = (_e32*_e35*s5 if want_x and has_x else 0.0)
+            _e39 = (_e36*s6*gamma[gamma_r, 0, C_, 0] if want_x and has_x else 0.0)
+            _e40 = ((s0*s0) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e41 = (_e40/(N**4*S**4) if want_x and has_x else 0.0)
+            _e42 = (dot_gamma[dot_gamma_r, 0, C_, 0]/math.sqrt(_e17) if want_x and has_gamma else 0.0)
+            _e43 = (_e24*dot_gamma[dot_gamma_r, 0, C_, 0] if want_x and has_gamma else 0.0)
+            _h1 = _as(-_e20*s2 if want_x and has_x else 0.0, lo_)
+            _h2 = _as(-_e20*s3 if want_x and has_x else 0.0, lo_)
+            _h3 = _as(-_e20*s5 if want_x and has_x else 0.0, lo_)
+            _h4 = _as(_e23*_e26 if want_x and has_x else 0.0, lo_)
+            _h5 = _as(_e27*_e28 if want_x and has_x else 0.0, lo_)
+            _h6 = _as(_e27*_e29 if want_x and has_x else 0.0, lo_)
+            _h7 = _as(_e30*_e33 if want_x and has_x else 0.0, lo_)
+            _h8 = _as(-_e35*_e37 if want_x and has_x else 0.0, lo_)
+            _h9 = _as(-_e38*s6 if want_x and has_x else 0.0, lo_)
+            _h10 = _as(_e39*_e41 if want_x and has_x else 0.0, lo_)
+            _h11 = _e18*_e27*_e31 + _e23*_e28*s2 - 3*_e26*_e34*s6 + _e29*_e30 + _e33*_e41*s6 + _e37*_e41*gamma[gamma_r, 0, C_, 0] - _e38*s3 - _e39*s0**3/(N**5*S**5) if want_x and has_x else 0.0
+            _h12 = _as(_e42 if want_x and has_gamma else 0.0, lo_)
+            _h13 = _as(-_e19*s5*dot_gamma[dot_gamma_r, 0, C_, 0] if want_x and has_gamma else 0.0, lo_)
+            _h14 = _as(_e23*_e43*s0 if want_x and has_gamma else 0.0, lo_)
+            _h15 = -_e16*_e42*s4 + _e18*_e21*_e22*s0*s5*dot_gamma[dot_gamma_r, 0, C_, 0] - _e34*_e40*_e43 if want_x and has_gamma else 0.0
             for N_ in range(N):
                 for S_ in range(S):
                     out_x[out_x_s, N_, C_, S_] = (_h1*x[x_r, N_, C_, S_] + _h10*x[x_r, N_, C_, S_] + _h11 + _h2*dy[dy_r, N_, C_, S_] + _h3*dot_x[dot_x_r, N_, C_, S_] + _h4*dot_x[dot_x_r, N_, C_, S_] + _h5*dy[dy_r, N_, C_, S_] + _h6*x[x_r, N_, C_, S_] + _h7*x[x_r, N_, C_, S_] + _h8*x[x_r, N_, C_, S_] + _h9*x[x_r, N_, C_, S_] if want_x and has_x else 0.0) + (_h12*dy[dy_r, N_, C_, S_] + _h13*x[x_r, N_, C_, S_] + _h14*x[x_r, N_, C_, S_] + _h15 if want_x and has_gamma else 0.0)
@@ -786,6 +786,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

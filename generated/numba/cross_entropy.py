@@ -687,6 +687,12 @@ def _scaled(value, scale, core, shape):
     return value
 
 
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
+
+
 def _new_output(ctx):
     """A new array for the output (of this call's shape and dtype), laid out on the frame."""
     return _to_frame(np.empty(ctx.out_shape, ctx.dtype), _OUTPUT_POSITIONS)

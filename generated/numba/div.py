@@ -375,7 +375,7 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, dot_a, dot_b, out
         out_a_s = r_
         out_b_s = r_
         for n_ in range(n):
-            _e0 = dy[dy_r, n_]/b[b_r, n_]**2
+            _e0 = (dy[dy_r, n_]/b[b_r, n_]**2 if want_a or want_b and has_a else 0.0)
             if want_a: out_a[out_a_s, n_] = (-_e0*dot_b[dot_b_r, n_] if want_a and has_b else 0.0)
             if want_b: out_b[out_b_s, n_] = (-_e0*dot_a[dot_a_r, n_] if want_b and has_a else 0.0) + (2*a[a_r, n_]*dot_b[dot_b_r, n_]*dy[dy_r, n_]/b[b_r, n_]**3 if want_b and has_b else 0.0)
 
@@ -592,6 +592,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

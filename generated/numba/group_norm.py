@@ -429,7 +429,7 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
             for D_ in range(D):
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = _h6*(_h4*(_h3 + x[x_r, N_, G_, D_, S_]) + _h5 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
-        _h9 = _as(1/math.sqrt(eps + s1/(D*S)), lo_)
+        _h9 = _as(1/math.sqrt(eps + s1/(D*S)) if want_gamma else 0.0, lo_)
         for D_ in range(D):
             if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += _h9*s4[D_]
             if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
@@ -473,14 +473,14 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
                     _e1 = _h0 + x[x_r, N_, G_, D_, S_]
                     s1 += (_e1*_e1)
                     s3 += _e1*dot_x[dot_x_r, N_, G_, D_, S_]
-        _e7 = 1/(D*S)
-        _h2 = -_e7*s0
-        _h3 = _as(-_e7*s3/(_e7*s1 + eps), lo_)
-        _h4 = -_e7*s2
+        _e7 = (1/(D*S) if has_gamma or has_x or has_x else 0.0)
+        _h2 = -_e7*s0 if has_gamma or has_x else 0.0
+        _h3 = _as(-_e7*s3/(_e7*s1 + eps) if has_x else 0.0, lo_)
+        _h4 = -_e7*s2 if has_x else 0.0
         for D_ in range(D):
-            _e8 = 1/math.sqrt(eps + s1/(D*S))
-            _h5 = _as(_e8*gamma[gamma_r, 0, G_, D_, 0], lo_)
-            _h6 = _as(_e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0], lo_)
+            _e8 = (1/math.sqrt(eps + s1/(D*S)) if has_gamma or has_x else 0.0)
+            _h5 = _as(_e8*gamma[gamma_r, 0, G_, D_, 0] if has_x else 0.0, lo_)
+            _h6 = _as(_e8*dot_gamma[dot_gamma_r, 0, G_, D_, 0] if has_gamma else 0.0, lo_)
             for S_ in range(S):
                 if has_beta or has_gamma or has_x:
                     _e9 = _h2 + x[x_r, N_, G_, D_, S_]
@@ -566,62 +566,62 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, bet
             for S_ in range(S):
                 s12 += s11[S_]
         if want_x:
-            _e17 = 1/(D*S)
-            _e18 = _e17*s1 + eps
-            _e19 = _e18**(-3/2)
-            _e20 = _e17*_e19
-            _e21 = s0*s2
-            _e22 = (1/(D*D))
-            _e23 = (1/(S*S))
-            _e24 = _e22*_e23
-            _e25 = _e19*_e24
-            _e26 = _e25*s2
-            _e27 = 3/_e18**(5/2)
-            _e28 = _e27*s3
-            _e29 = _e28*s5
-            _e30 = 1/(D**3*S**3)
-            _e31 = _e30*s0
-            _e32 = s5*s6
-            _e33 = _e27*_e32
-            _e34 = _e27*s2*s6
-            _e35 = (s0*s0)
-            _e36 = _e35/(D**4*S**4)
-            _e37 = _e25*s0
-            _e38 = _e19*_e30
-            _h2 = _as(-_e20*s4, lo_)
-            _h3 = _as(-_e20*s5, lo_)
-            _h4 = _as(_e21*_e25, lo_)
-            _h5 = _as(_e26*s6, lo_)
-            _h7 = _as(_e24*_e29, lo_)
-            _h9 = _as(-_e21*_e28*_e30, lo_)
-            _h10 = _as(-_e31*_e33, lo_)
-            _h11 = _as(_e34*_e36, lo_)
-            _h12 = -3*_e21*_e38*s6 + _e25*_e32 + _e26*s3 + _e28*_e36*s2 - _e29*_e31 + _e33*_e36 + _e37*s4 - _e34*s0**3/(D**5*S**5)
-            _h14 = _as(-_e20*s10, lo_)
-            _h15 = _as(_e37*s8, lo_)
-            _h16 = -_e17*s8/math.sqrt(_e18) + _e19*_e22*_e23*s0*s10 - _e35*_e38*s8
+            _e17 = (1/(D*S) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e18 = (_e17*s1 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+            _e19 = (_e18**(-3/2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e20 = (_e17*_e19 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e21 = (s0*s2 if want_x and has_x else 0.0)
+            _e22 = ((1/(D*D)) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e23 = ((1/(S*S)) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e24 = (_e22*_e23 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e25 = (_e19*_e24 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e26 = (_e25*s2 if want_x and has_x else 0.0)
+            _e27 = (3/_e18**(5/2) if want_x and has_x else 0.0)
+            _e28 = (_e27*s3 if want_x and has_x else 0.0)
+            _e29 = (_e28*s5 if want_x and has_x else 0.0)
+            _e30 = (1/(D**3*S**3) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e31 = (_e30*s0 if want_x and has_x else 0.0)
+            _e32 = (s5*s6 if want_x and has_x else 0.0)
+            _e33 = (_e27*_e32 if want_x and has_x else 0.0)
+            _e34 = (_e27*s2*s6 if want_x and has_x else 0.0)
+            _e35 = ((s0*s0) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e36 = (_e35/(D**4*S**4) if want_x and has_x else 0.0)
+            _e37 = (_e25*s0 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e38 = (_e19*_e30 if want_x and has_gamma or want_x and has_x else 0.0)
+            _h2 = _as(-_e20*s4 if want_x and has_x else 0.0, lo_)
+            _h3 = _as(-_e20*s5 if want_x and has_x else 0.0, lo_)
+            _h4 = _as(_e21*_e25 if want_x and has_x else 0.0, lo_)
+            _h5 = _as(_e26*s6 if want_x and has_x else 0.0, lo_)
+            _h7 = _as(_e24*_e29 if want_x and has_x else 0.0, lo_)
+            _h9 = _as(-_e21*_e28*_e30 if want_x and has_x else 0.0, lo_)
+            _h10 = _as(-_e31*_e33 if want_x and has_x else 0.0, lo_)
+            _h11 = _as(_e34*_e36 if want_x and has_x else 0.0, lo_)
+            _h12 = -3*_e21*_e38*s6 + _e25*_e32 + _e26*s3 + _e28*_e36*s2 - _e29*_e31 + _e33*_e36 + _e37*s4 - _e34*s0**3/(D**5*S**5) if want_x and has_x else 0.0
+            _h14 = _as(-_e20*s10 if want_x and has_gamma else 0.0, lo_)
+            _h15 = _as(_e37*s8 if want_x and has_gamma else 0.0, lo_)
+            _h16 = -_e17*s8/math.sqrt(_e18) + _e19*_e22*_e23*s0*s10 - _e35*_e38*s8 if want_x and has_gamma else 0.0
             for D_ in range(D):
-                _e39 = 1/(D*S)
-                _e40 = _e39*s1 + eps
-                _e41 = gamma[gamma_r, 0, G_, D_, 0]/_e40**(3/2)
-                _h6 = _as(-_e39*_e41*s3, lo_)
-                _h8 = _as(_e41*s0*s6/((D*D)*(S*S)), lo_)
-                _h13 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e40), lo_)
+                _e39 = (1/(D*S) if want_x and has_gamma or want_x and has_x else 0.0)
+                _e40 = (_e39*s1 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+                _e41 = (gamma[gamma_r, 0, G_, D_, 0]/_e40**(3/2) if want_x and has_x else 0.0)
+                _h6 = _as(-_e39*_e41*s3 if want_x and has_x else 0.0, lo_)
+                _h8 = _as(_e41*s0*s6/((D*D)*(S*S)) if want_x and has_x else 0.0, lo_)
+                _h13 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e40) if want_x and has_gamma else 0.0, lo_)
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = (_h10*x[x_r, N_, G_, D_, S_] + _h11*x[x_r, N_, G_, D_, S_] + _h12 + _h2*x[x_r, N_, G_, D_, S_] + _h3*dot_x[dot_x_r, N_, G_, D_, S_] + _h4*dot_x[dot_x_r, N_, G_, D_, S_] + _h5*x[x_r, N_, G_, D_, S_] + _h6*dy[dy_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_] + _h8*dy[dy_r, N_, G_, D_, S_] + _h9*x[x_r, N_, G_, D_, S_] if want_x and has_x else 0.0) + (_h13*dy[dy_r, N_, G_, D_, S_] + _h14*x[x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16 if want_x and has_gamma else 0.0)
-        _e48 = 1/(D*S)
-        _e49 = _e48*s1 + eps
-        _e50 = 1/math.sqrt(_e49)
-        _e51 = _e49**(-3/2)
-        _e52 = _e51*s3
-        _e53 = s12/((D*D)*(S*S))
-        _e54 = _e51*s6
-        _h42 = _as(_e50, lo_)
-        _h43 = _as(-_e48*_e52, lo_)
-        _h44 = _as(-_e48*_e50*s6, lo_)
-        _h45 = _as(_e52*_e53, lo_)
-        _h46 = _as(_e53*_e54, lo_)
-        _h47 = _as(-_e54*(s0*s0)/(D**3*S**3), lo_)
+        _e48 = (1/(D*S) if want_gamma else 0.0)
+        _e49 = (_e48*s1 + eps if want_gamma else 0.0)
+        _e50 = (1/math.sqrt(_e49) if want_gamma else 0.0)
+        _e51 = (_e49**(-3/2) if want_gamma else 0.0)
+        _e52 = (_e51*s3 if want_gamma else 0.0)
+        _e53 = (s12/((D*D)*(S*S)) if want_gamma else 0.0)
+        _e54 = (_e51*s6 if want_gamma else 0.0)
+        _h42 = _as(_e50 if want_gamma else 0.0, lo_)
+        _h43 = _as(-_e48*_e52 if want_gamma else 0.0, lo_)
+        _h44 = _as(-_e48*_e50*s6 if want_gamma else 0.0, lo_)
+        _h45 = _as(_e52*_e53 if want_gamma else 0.0, lo_)
+        _h46 = _as(_e53*_e54 if want_gamma else 0.0, lo_)
+        _h47 = _as(-_e54*(s0*s0)/(D**3*S**3) if want_gamma else 0.0, lo_)
         for D_ in range(D):
             if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h42*s13[D_] + _h43*s9[D_] + _h44*s7[D_] + _h45*s7[D_] + _h46*s9[D_] + _h47*s7[D_] if want_gamma and has_x else 0.0)
             if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
@@ -839,6 +839,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

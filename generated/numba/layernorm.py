@@ -386,14 +386,14 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x,
                 _e1 = _h0 + x[x_r, n_]
                 s1 += (_e1*_e1)
                 s3 += _e1*dy[dy_r, n_]*gamma[gamma_r, n_]
-        _e6 = 1/n
-        _e7 = _e6*s1 + eps
-        _h2 = -_e6*s0
-        _h3 = _as(-_e6*s3/_e7, lo_)
-        _h4 = -_e6*s2
-        _h5 = _as(1/math.sqrt(_e7), lo_)
+        _e6 = (1/n if want_gamma or want_x or want_x else 0.0)
+        _e7 = (_e6*s1 + eps if want_gamma or want_x or want_x else 0.0)
+        _h2 = -_e6*s0 if want_gamma or want_x else 0.0
+        _h3 = _as(-_e6*s3/_e7 if want_x else 0.0, lo_)
+        _h4 = -_e6*s2 if want_x else 0.0
+        _h5 = _as(1/math.sqrt(_e7) if want_gamma or want_x else 0.0, lo_)
         for n_ in range(n):
-            _e8 = _h2 + x[x_r, n_]
+            _e8 = (_h2 + x[x_r, n_] if want_gamma or want_x else 0.0)
             if want_x: out_x[out_x_s, n_] = _h5*(_e8*_h3 + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
             if want_gamma: out_gamma[out_gamma_s, n_] += _e8*_h5*dy[dy_r, n_]
             if want_beta: out_beta[out_beta_s, n_] += dy[dy_r, n_]
@@ -431,12 +431,12 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot
                 _e1 = _h0 + x[x_r, n_]
                 s1 += (_e1*_e1)
                 s3 += _e1*dot_x[dot_x_r, n_]
-        _e6 = 1/n
-        _e7 = _e6*s1 + eps
-        _h2 = -_e6*s0
-        _h3 = _as(-_e6*s3/_e7, lo_)
-        _h4 = -_e6*s2
-        _h5 = _as(1/math.sqrt(_e7), lo_)
+        _e6 = (1/n if has_gamma or has_x or has_x else 0.0)
+        _e7 = (_e6*s1 + eps if has_gamma or has_x or has_x else 0.0)
+        _h2 = -_e6*s0 if has_gamma or has_x else 0.0
+        _h3 = _as(-_e6*s3/_e7 if has_x else 0.0, lo_)
+        _h4 = -_e6*s2 if has_x else 0.0
+        _h5 = _as(1/math.sqrt(_e7) if has_gamma or has_x else 0.0, lo_)
         for n_ in range(n):
             if has_beta or has_gamma or has_x:
                 _e8 = _h2 + x[x_r, n_]
@@ -493,28 +493,28 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
                 s4 += _e3*_e4
                 s6 += (_e4 + _h1)*dot_x[dot_x_r, n_]
                 s8 += _e3*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
-        _e15 = 1/n
-        _e16 = _e15*s1 + eps
-        _e17 = _e16**(-3/2)
-        _e18 = _e15*_e17
-        _e19 = (1/(n*n))
-        _e20 = _e17*_e19
-        _e21 = 1/math.sqrt(_e16)
-        _e22 = _e15*_e21
-        _h5 = _as(-_e18*s4, lo_)
-        _h6 = -_e15*s0
-        _h7 = _as(-_e18*s6, lo_)
-        _h8 = _as(-_e18*s2, lo_)
-        _h9 = _as(3*_e19*s2*s4/_e16**(5/2), lo_)
-        _h10 = _e20*s2*s3 + _e20*s4*s5
-        _h11 = _as(_e21, lo_)
-        _h12 = _as(-_e18*s8, lo_)
-        _h13 = -_e22*s7
-        _h14 = _as(-_e22*s5, lo_)
+        _e15 = (1/n if want_gamma or want_gamma or want_x and has_gamma or want_gamma or want_x and has_gamma or want_x and has_x or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _e16 = (_e15*s1 + eps if want_gamma or want_gamma or want_x and has_gamma or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _e17 = (_e16**(-3/2) if want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _e18 = (_e15*_e17 if want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _e19 = ((1/(n*n)) if want_x and has_x else 0.0)
+        _e20 = (_e17*_e19 if want_x and has_x else 0.0)
+        _e21 = (1/math.sqrt(_e16) if want_gamma or want_gamma or want_x and has_gamma or want_x and has_gamma else 0.0)
+        _e22 = (_e15*_e21 if want_gamma or want_x and has_gamma else 0.0)
+        _h5 = _as(-_e18*s4 if want_x and has_x else 0.0, lo_)
+        _h6 = -_e15*s0 if want_gamma or want_x and has_gamma or want_x and has_x else 0.0
+        _h7 = _as(-_e18*s6 if want_x and has_x else 0.0, lo_)
+        _h8 = _as(-_e18*s2 if want_gamma or want_x and has_x else 0.0, lo_)
+        _h9 = _as(3*_e19*s2*s4/_e16**(5/2) if want_x and has_x else 0.0, lo_)
+        _h10 = _e20*s2*s3 + _e20*s4*s5 if want_x and has_x else 0.0
+        _h11 = _as(_e21 if want_gamma or want_x and has_gamma else 0.0, lo_)
+        _h12 = _as(-_e18*s8 if want_x and has_gamma else 0.0, lo_)
+        _h13 = -_e22*s7 if want_x and has_gamma else 0.0
+        _h14 = _as(-_e22*s5 if want_gamma else 0.0, lo_)
         for n_ in range(n):
-            _e23 = _h6 + x[x_r, n_]
-            _e24 = _h8*dy[dy_r, n_]
-            _e25 = _h11*dy[dy_r, n_]
+            _e23 = (_h6 + x[x_r, n_] if want_gamma or want_x and has_gamma or want_x and has_x else 0.0)
+            _e24 = (_h8*dy[dy_r, n_] if want_gamma or want_x and has_x else 0.0)
+            _e25 = (_h11*dy[dy_r, n_] if want_gamma or want_x and has_gamma else 0.0)
             if want_x: out_x[out_x_s, n_] = (_e23*_h7 + _e23*_h9 + _e24*gamma[gamma_r, n_] + _h10 + _h5*dot_x[dot_x_r, n_] if want_x and has_x else 0.0) + (_e23*_h12 + _e25*dot_gamma[dot_gamma_r, n_] + _h13 if want_x and has_gamma else 0.0)
             if want_gamma: out_gamma[out_gamma_s, n_] += (_e23*_e24 + _e25*dot_x[dot_x_r, n_] + _h14*dy[dy_r, n_] if want_gamma and has_x else 0.0)
             if want_beta: out_beta[out_beta_s, n_] += 0.0
@@ -732,6 +732,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

@@ -337,11 +337,11 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, out_a, out_b, acc_a, 
         dy_r = min(r_, dy.shape[0] - 1)
         out_a_s = r_
         out_b_s = r_
-        _e2 = 2*dy[dy_r, 0]/n
-        _h0 = _as(_e2, lo_)
-        _h1 = _as(-_e2, lo_)
+        _e2 = (2*dy[dy_r, 0]/n if want_a or want_b else 0.0)
+        _h0 = _as(_e2 if want_a else 0.0, lo_)
+        _h1 = _as(-_e2 if want_b else 0.0, lo_)
         for n_ in range(n):
-            _e3 = a[a_r, n_] - b[b_r, n_]
+            _e3 = (a[a_r, n_] - b[b_r, n_] if want_a or want_b else 0.0)
             if want_a: out_a[out_a_s, n_] = _e3*_h0
             if want_b: out_b[out_b_s, n_] = _e3*_h1
 
@@ -394,9 +394,9 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, dot_a, dot_b, out
         dot_b_r = min(r_, dot_b.shape[0] - 1)
         out_a_s = r_
         out_b_s = r_
-        _e2 = 2*dy[dy_r, 0]/n
-        _h0 = _as(_e2, lo_)
-        _h1 = _as(-_e2, lo_)
+        _e2 = (2*dy[dy_r, 0]/n if want_a and has_a or want_b and has_b or want_a and has_b or want_b and has_a else 0.0)
+        _h0 = _as(_e2 if want_a and has_a or want_b and has_b else 0.0, lo_)
+        _h1 = _as(-_e2 if want_a and has_b or want_b and has_a else 0.0, lo_)
         for n_ in range(n):
             if want_a: out_a[out_a_s, n_] = (_h0*dot_a[dot_a_r, n_] if want_a and has_a else 0.0) + (_h1*dot_b[dot_b_r, n_] if want_a and has_b else 0.0)
             if want_b: out_b[out_b_s, n_] = (_h1*dot_a[dot_a_r, n_] if want_b and has_a else 0.0) + (_h0*dot_b[dot_b_r, n_] if want_b and has_b else 0.0)
@@ -614,6 +614,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

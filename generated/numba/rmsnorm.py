@@ -372,10 +372,10 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x,
             for n_ in range(n):
                 s0 += x[x_r, n_]**2
                 s1 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
-        _e2 = 1/n
-        _e3 = _e2*s0 + eps
-        _h0 = _as(-_e2*s1/_e3, lo_)
-        _h1 = _as(1/math.sqrt(_e3), lo_)
+        _e2 = (1/n if want_gamma or want_x or want_x else 0.0)
+        _e3 = (_e2*s0 + eps if want_gamma or want_x or want_x else 0.0)
+        _h0 = _as(-_e2*s1/_e3 if want_x else 0.0, lo_)
+        _h1 = _as(1/math.sqrt(_e3) if want_gamma or want_x else 0.0, lo_)
         for n_ in range(n):
             if want_x: out_x[out_x_s, n_] = _h1*(_h0*x[x_r, n_] + dy[dy_r, n_]*gamma[gamma_r, n_])
             if want_gamma: out_gamma[out_gamma_s, n_] += _h1*dy[dy_r, n_]*x[x_r, n_]
@@ -406,10 +406,10 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot
             for n_ in range(n):
                 s0 += x[x_r, n_]**2
                 s1 += dot_x[dot_x_r, n_]*x[x_r, n_]
-        _e2 = 1/n
-        _e3 = _e2*s0 + eps
-        _h0 = _as(-_e2*s1/_e3, lo_)
-        _h1 = _as(1/math.sqrt(_e3), lo_)
+        _e2 = (1/n if has_gamma or has_x or has_x else 0.0)
+        _e3 = (_e2*s0 + eps if has_gamma or has_x or has_x else 0.0)
+        _h0 = _as(-_e2*s1/_e3 if has_x else 0.0, lo_)
+        _h1 = _as(1/math.sqrt(_e3) if has_gamma or has_x else 0.0, lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h1*(_h0*x[x_r, n_] + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_h1*dot_gamma[dot_gamma_r, n_]*x[x_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
 
@@ -448,18 +448,18 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
                 s2 += _e0*dot_x[dot_x_r, n_]
                 s3 += dot_x[dot_x_r, n_]*x[x_r, n_]
                 s4 += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
-        _e7 = 1/n
-        _e8 = _e7*s0 + eps
-        _e9 = _e7/_e8**(3/2)
-        _h1 = _as(-_e9*s1, lo_)
-        _h2 = _as(-_e9*s2, lo_)
-        _h3 = _as(-_e9*s3, lo_)
-        _h4 = _as(3*s1*s3/(_e8**(5/2)*(n*n)), lo_)
-        _h5 = _as(1/math.sqrt(_e8), lo_)
-        _h6 = _as(-_e9*s4, lo_)
+        _e7 = (1/n if want_gamma or want_x and has_gamma or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _e8 = (_e7*s0 + eps if want_gamma or want_x and has_gamma or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _e9 = (_e7/_e8**(3/2) if want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
+        _h1 = _as(-_e9*s1 if want_x and has_x else 0.0, lo_)
+        _h2 = _as(-_e9*s2 if want_x and has_x else 0.0, lo_)
+        _h3 = _as(-_e9*s3 if want_gamma or want_x and has_x else 0.0, lo_)
+        _h4 = _as(3*s1*s3/(_e8**(5/2)*(n*n)) if want_x and has_x else 0.0, lo_)
+        _h5 = _as(1/math.sqrt(_e8) if want_gamma or want_x and has_gamma else 0.0, lo_)
+        _h6 = _as(-_e9*s4 if want_x and has_gamma else 0.0, lo_)
         for n_ in range(n):
-            _e10 = _h3*dy[dy_r, n_]
-            _e11 = _h5*dy[dy_r, n_]
+            _e10 = (_h3*dy[dy_r, n_] if want_gamma or want_x and has_x else 0.0)
+            _e11 = (_h5*dy[dy_r, n_] if want_gamma or want_x and has_gamma else 0.0)
             if want_x: out_x[out_x_s, n_] = (_e10*gamma[gamma_r, n_] + _h1*dot_x[dot_x_r, n_] + _h2*x[x_r, n_] + _h4*x[x_r, n_] if want_x and has_x else 0.0) + (_e11*dot_gamma[dot_gamma_r, n_] + _h6*x[x_r, n_] if want_x and has_gamma else 0.0)
             if want_gamma: out_gamma[out_gamma_s, n_] += (_e10*x[x_r, n_] + _e11*dot_x[dot_x_r, n_] if want_gamma and has_x else 0.0)
             if want_beta: out_beta[out_beta_s, n_] += 0.0
@@ -677,6 +677,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

@@ -1052,41 +1052,41 @@ def _vjp_jvp_loops_false(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy,
                     s47[V_, S_] = s47_a
         if want_q:
             for L_ in range(L):
-                _e54 = 1/E
-                _e55 = 1/s2[L_]
-                _e56 = (1/s2[L_]**2)
-                _e57 = _e54*_e56
-                _e58 = 2*_e54*s11[L_]/s2[L_]**3
-                _e59 = 1/math.sqrt(E)
-                _e60 = _e56*_e59
-                _h43 = _as(_e54*_e55, lo_)
-                _h44 = _as(-_e57*s11[L_], lo_)
-                _h45 = _as(-_e57*s7[L_], lo_)
-                _h46 = _as(-_e57*s9[L_], lo_)
-                _h47 = _as(_e58*s9[L_], lo_)
-                _h48 = _as(_e55*_e59, lo_)
-                _h49 = _as(-_e57*s18[L_], lo_)
-                _h50 = _as(-_e57*s19[L_], lo_)
-                _h51 = _as(-_e60*s11[L_], lo_)
-                _h52 = _as(_e58*s18[L_], lo_)
-                _h53 = _as(-_e60*s22[L_], lo_)
+                _e54 = (1/E if want_q and has_k or want_q and has_k or want_q and has_q or want_q and has_q else 0.0)
+                _e55 = (1/s2[L_] if want_q and has_k or want_q and has_q or want_q and has_k or want_q and has_v else 0.0)
+                _e56 = ((1/s2[L_]**2) if want_q and has_k or want_q and has_k or want_q and has_q or want_q and has_q or want_q and has_v else 0.0)
+                _e57 = (_e54*_e56 if want_q and has_k or want_q and has_k or want_q and has_q or want_q and has_q else 0.0)
+                _e58 = (2*_e54*s11[L_]/s2[L_]**3 if want_q and has_k or want_q and has_q else 0.0)
+                _e59 = (1/math.sqrt(E) if want_q and has_k or want_q and has_k or want_q and has_v or want_q and has_v else 0.0)
+                _e60 = (_e56*_e59 if want_q and has_k or want_q and has_v else 0.0)
+                _h43 = _as(_e54*_e55 if want_q and has_k or want_q and has_q else 0.0, lo_)
+                _h44 = _as(-_e57*s11[L_] if want_q and has_k or want_q and has_q else 0.0, lo_)
+                _h45 = _as(-_e57*s7[L_] if want_q and has_q else 0.0, lo_)
+                _h46 = _as(-_e57*s9[L_] if want_q and has_q else 0.0, lo_)
+                _h47 = _as(_e58*s9[L_] if want_q and has_q else 0.0, lo_)
+                _h48 = _as(_e55*_e59 if want_q and has_k or want_q and has_v else 0.0, lo_)
+                _h49 = _as(-_e57*s18[L_] if want_q and has_k else 0.0, lo_)
+                _h50 = _as(-_e57*s19[L_] if want_q and has_k else 0.0, lo_)
+                _h51 = _as(-_e60*s11[L_] if want_q and has_k else 0.0, lo_)
+                _h52 = _as(_e58*s18[L_] if want_q and has_k else 0.0, lo_)
+                _h53 = _as(-_e60*s22[L_] if want_q and has_v else 0.0, lo_)
                 for E_ in range(E):
                     out_q[out_q_s, L_, 0, E_, 0] = (_h43*s4[L_, E_] + _h44*s12[L_, E_] + _h45*s8[L_, E_] + _h46*s6[L_, E_] + _h47*s8[L_, E_] if want_q and has_q else 0.0) + (_h43*s14[L_, E_] + _h44*s17[L_, E_] + _h48*s16[L_, E_] + _h49*s6[L_, E_] + _h50*s8[L_, E_] + _h51*s20[L_, E_] + _h52*s8[L_, E_] if want_q and has_k else 0.0) + (_h48*s21[L_, E_] + _h53*s8[L_, E_] if want_q and has_v else 0.0)
         if want_k:
-            _e66 = 1/E
-            _e67 = 1/math.sqrt(E)
-            _h61 = _as(_e66, lo_)
-            _h62 = _as(_e67, lo_)
-            _h63 = _as(-_e66, lo_)
-            _h64 = _as(-_e67, lo_)
-            _h65 = _as(2*_e66, lo_)
+            _e66 = (1/E if want_k and has_k or want_k and has_q else 0.0)
+            _e67 = (1/math.sqrt(E) if want_k and has_q or want_k and has_v else 0.0)
+            _h61 = _as(_e66 if want_k and has_k or want_k and has_q else 0.0, lo_)
+            _h62 = _as(_e67 if want_k and has_q or want_k and has_v else 0.0, lo_)
+            _h63 = _as(-_e66 if want_k and has_k or want_k and has_q else 0.0, lo_)
+            _h64 = _as(-_e67 if want_k and has_q or want_k and has_v else 0.0, lo_)
+            _h65 = _as(2*_e66 if want_k and has_k or want_k and has_q else 0.0, lo_)
             for E_ in range(E):
                 for S_ in range(S):
                     out_k[out_k_s, 0, 0, E_, S_] = (_h61*s23[E_, S_] + _h62*s24[E_, S_] + _h63*s26[E_, S_] + _h63*s28[E_, S_] + _h63*s30[E_, S_] + _h64*s31[E_, S_] + _h65*s32[E_, S_] if want_k and has_q else 0.0) + (_h61*s33[E_, S_] + _h63*s34[E_, S_] + _h63*s37[E_, S_] + _h63*s39[E_, S_] + _h65*s40[E_, S_] if want_k and has_k else 0.0) + (_h62*s42[E_, S_] + _h64*s44[E_, S_] if want_k and has_v else 0.0)
         if want_v:
-            _e70 = 1/math.sqrt(E)
-            _h68 = _as(_e70, lo_)
-            _h69 = _as(-_e70, lo_)
+            _e70 = (1/math.sqrt(E) if want_v and has_k or want_v and has_q else 0.0)
+            _h68 = _as(_e70 if want_v and has_k or want_v and has_q else 0.0, lo_)
+            _h69 = _as(-_e70 if want_v and has_k or want_v and has_q else 0.0, lo_)
             for V_ in range(V):
                 for S_ in range(S):
                     out_v[out_v_s, 0, V_, 0, S_] = (_h68*s45[V_, S_] + _h69*s46[V_, S_] if want_v and has_q else 0.0) + (_h68*s47[V_, S_] + _h69*s48[V_, S_] if want_v and has_k else 0.0)
@@ -1669,41 +1669,41 @@ def _vjp_jvp_loops_true(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, 
                     s47[V_, S_] = s47_a
         if want_q:
             for L_ in range(L):
-                _e54 = 1/E
-                _e55 = 1/s2[L_]
-                _e56 = (1/s2[L_]**2)
-                _e57 = _e54*_e56
-                _e58 = 2*_e54*s11[L_]/s2[L_]**3
-                _e59 = 1/math.sqrt(E)
-                _e60 = _e56*_e59
-                _h43 = _as(_e54*_e55, lo_)
-                _h44 = _as(-_e57*s11[L_], lo_)
-                _h45 = _as(-_e57*s7[L_], lo_)
-                _h46 = _as(-_e57*s9[L_], lo_)
-                _h47 = _as(_e58*s9[L_], lo_)
-                _h48 = _as(_e55*_e59, lo_)
-                _h49 = _as(-_e57*s18[L_], lo_)
-                _h50 = _as(-_e57*s19[L_], lo_)
-                _h51 = _as(-_e60*s11[L_], lo_)
-                _h52 = _as(_e58*s18[L_], lo_)
-                _h53 = _as(-_e60*s22[L_], lo_)
+                _e54 = (1/E if want_q and has_k or want_q and has_k or want_q and has_q or want_q and has_q else 0.0)
+                _e55 = (1/s2[L_] if want_q and has_k or want_q and has_q or want_q and has_k or want_q and has_v else 0.0)
+                _e56 = ((1/s2[L_]**2) if want_q and has_k or want_q and has_k or want_q and has_q or want_q and has_q or want_q and has_v else 0.0)
+                _e57 = (_e54*_e56 if want_q and has_k or want_q and has_k or want_q and has_q or want_q and has_q else 0.0)
+                _e58 = (2*_e54*s11[L_]/s2[L_]**3 if want_q and has_k or want_q and has_q else 0.0)
+                _e59 = (1/math.sqrt(E) if want_q and has_k or want_q and has_k or want_q and has_v or want_q and has_v else 0.0)
+                _e60 = (_e56*_e59 if want_q and has_k or want_q and has_v else 0.0)
+                _h43 = _as(_e54*_e55 if want_q and has_k or want_q and has_q else 0.0, lo_)
+                _h44 = _as(-_e57*s11[L_] if want_q and has_k or want_q and has_q else 0.0, lo_)
+                _h45 = _as(-_e57*s7[L_] if want_q and has_q else 0.0, lo_)
+                _h46 = _as(-_e57*s9[L_] if want_q and has_q else 0.0, lo_)
+                _h47 = _as(_e58*s9[L_] if want_q and has_q else 0.0, lo_)
+                _h48 = _as(_e55*_e59 if want_q and has_k or want_q and has_v else 0.0, lo_)
+                _h49 = _as(-_e57*s18[L_] if want_q and has_k else 0.0, lo_)
+                _h50 = _as(-_e57*s19[L_] if want_q and has_k else 0.0, lo_)
+                _h51 = _as(-_e60*s11[L_] if want_q and has_k else 0.0, lo_)
+                _h52 = _as(_e58*s18[L_] if want_q and has_k else 0.0, lo_)
+                _h53 = _as(-_e60*s22[L_] if want_q and has_v else 0.0, lo_)
                 for E_ in range(E):
                     out_q[out_q_s, L_, 0, E_, 0] = (_h43*s4[L_, E_] + _h44*s12[L_, E_] + _h45*s8[L_, E_] + _h46*s6[L_, E_] + _h47*s8[L_, E_] if want_q and has_q else 0.0) + (_h43*s14[L_, E_] + _h44*s17[L_, E_] + _h48*s16[L_, E_] + _h49*s6[L_, E_] + _h50*s8[L_, E_] + _h51*s20[L_, E_] + _h52*s8[L_, E_] if want_q and has_k else 0.0) + (_h48*s21[L_, E_] + _h53*s8[L_, E_] if want_q and has_v else 0.0)
         if want_k:
-            _e66 = 1/E
-            _e67 = 1/math.sqrt(E)
-            _h61 = _as(_e66, lo_)
-            _h62 = _as(_e67, lo_)
-            _h63 = _as(-_e66, lo_)
-            _h64 = _as(-_e67, lo_)
-            _h65 = _as(2*_e66, lo_)
+            _e66 = (1/E if want_k and has_k or want_k and has_q else 0.0)
+            _e67 = (1/math.sqrt(E) if want_k and has_q or want_k and has_v else 0.0)
+            _h61 = _as(_e66 if want_k and has_k or want_k and has_q else 0.0, lo_)
+            _h62 = _as(_e67 if want_k and has_q or want_k and has_v else 0.0, lo_)
+            _h63 = _as(-_e66 if want_k and has_k or want_k and has_q else 0.0, lo_)
+            _h64 = _as(-_e67 if want_k and has_q or want_k and has_v else 0.0, lo_)
+            _h65 = _as(2*_e66 if want_k and has_k or want_k and has_q else 0.0, lo_)
             for E_ in range(E):
                 for S_ in range(S):
                     out_k[out_k_s, 0, 0, E_, S_] = (_h61*s23[E_, S_] + _h62*s24[E_, S_] + _h63*s26[E_, S_] + _h63*s28[E_, S_] + _h63*s30[E_, S_] + _h64*s31[E_, S_] + _h65*s32[E_, S_] if want_k and has_q else 0.0) + (_h61*s33[E_, S_] + _h63*s34[E_, S_] + _h63*s37[E_, S_] + _h63*s39[E_, S_] + _h65*s40[E_, S_] if want_k and has_k else 0.0) + (_h62*s42[E_, S_] + _h64*s44[E_, S_] if want_k and has_v else 0.0)
         if want_v:
-            _e70 = 1/math.sqrt(E)
-            _h68 = _as(_e70, lo_)
-            _h69 = _as(-_e70, lo_)
+            _e70 = (1/math.sqrt(E) if want_v and has_k or want_v and has_q else 0.0)
+            _h68 = _as(_e70 if want_v and has_k or want_v and has_q else 0.0, lo_)
+            _h69 = _as(-_e70 if want_v and has_k or want_v and has_q else 0.0, lo_)
             for V_ in range(V):
                 for S_ in range(S):
                     out_v[out_v_s, 0, V_, 0, S_] = (_h68*s45[V_, S_] + _h69*s46[V_, S_] if want_v and has_q else 0.0) + (_h68*s47[V_, S_] + _h69*s48[V_, S_] if want_v and has_k else 0.0)
@@ -1921,6 +1921,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

@@ -191,9 +191,9 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
         t6 *= t43
         t6 *= t10
         t6 *= t5
-        t44 = np.multiply(-t17*t43 + t40, t16, out=t8)
+        t44 = np.multiply(-t17*t43 + t40, t16, out=_into(t8))
         t6 += t44
-        t45 = np.multiply(t11 - t7, t42, out=t14)
+        t45 = np.multiply(t11 - t7, t42, out=_into(t14))
         t6 += t45
         t6 -= t18*t43*t5
         terms.add('gamma', t6, owned=True)
@@ -419,6 +419,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

@@ -44,7 +44,7 @@ def vjp(cotangent, logits, target, *, wrt=None):
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         t0 = 1/N
-        t1 = np.exp(logits, out=logits)
+        t1 = np.exp(logits, out=_into(logits))
         t2 = np.sum(t1, axis=-1, keepdims=True)
         t3 = (-np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype) + t1/t2)*(dy*t0)
         grads['logits'] = _gradient(t3, (0, 1), 'logits', logits, ctx)
@@ -62,7 +62,7 @@ def jvp(tangents, logits, target):
     total = _Total(ctx)
     if dot_logits is not None:
         t0 = 1/N
-        t1 = np.exp(logits, out=logits)
+        t1 = np.exp(logits, out=_into(logits))
         total.add(-t0*np.einsum('...ab,...ab->...', dot_logits, np.equal(np.arange(C)[..., None, :], target[..., :, None]).astype(ctx.dtype))[..., None, None] + t0*np.einsum('...a,...ab,...ab->...', (1/np.sum(t1, axis=-1, keepdims=True))[..., :, 0], dot_logits, t1, optimize=True)[..., None, None], ())
     return _output(total.value, None, ctx)
 
@@ -82,7 +82,7 @@ def vjp_jvp(cotangent, tangents, logits, target, *, wrt=None):
     terms = _Terms(ctx)
     if wanted[0] and dot_logits is not None:
         t0 = 1/N
-        t1 = np.exp(logits, out=logits)
+        t1 = np.exp(logits, out=_into(logits))
         t2 = np.sum(t1, axis=-1, keepdims=True)
         t3 = np.einsum('...ab,...ab->...a', dot_logits, t1)[..., :, None]
         t4 = ((dot_logits/t2 - t3/t2**2)*t1)*(dy*t0)
@@ -305,6 +305,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

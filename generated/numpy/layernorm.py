@@ -153,7 +153,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
         t19 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
         t20 = np.sum(dot_x, axis=-1, keepdims=True)
         t6 *= -t19
-        t21 = np.multiply(dot_x, t7, out=t1)
+        t21 = np.multiply(dot_x, t7, out=_into(t1))
         t6 += t21
         t6 -= t20*t8
         t6 *= dy
@@ -380,6 +380,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

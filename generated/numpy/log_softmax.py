@@ -43,7 +43,7 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
-        t0 = np.exp(x, out=x)
+        t0 = np.exp(x, out=_into(x))
         t1 = np.sum(t0, axis=-1, keepdims=True)
         t2 = np.sum(dy, axis=-1, keepdims=True)
         t3 = t0*(-t2/t1)
@@ -61,7 +61,7 @@ def jvp(tangents, x, *, axis=-1):
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     if dot_x is not None:
-        t0 = np.exp(x, out=x)
+        t0 = np.exp(x, out=_into(x))
         t1 = np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
         t3 = dot_x - t2/t1
@@ -82,7 +82,7 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     if wanted[0] and dot_x is not None:
-        t0 = np.exp(x, out=x)
+        t0 = np.exp(x, out=_into(x))
         t1 = 1/np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
         t3 = np.sum(dy, axis=-1, keepdims=True)
@@ -306,6 +306,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):

@@ -27,7 +27,7 @@ def forward(x, *, axis=-1):
     x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
-    t0 = np.exp(x, out=x)
+    t0 = np.exp(x, out=_into(x))
     t1 = np.sum(t0, axis=-1, keepdims=True)
     t2 = t0/t1
     return _output(t2, (0,), ctx)
@@ -44,7 +44,7 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
-        t0 = np.exp(x, out=x)
+        t0 = np.exp(x, out=_into(x))
         t1 = 1/np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dy, t0)[..., None]
         t3 = -t1*t2 + dy
@@ -62,7 +62,7 @@ def jvp(tangents, x, *, axis=-1):
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     if dot_x is not None:
-        t0 = np.exp(x, out=x)
+        t0 = np.exp(x, out=_into(x))
         t1 = 1/np.sum(t0, axis=-1, keepdims=True)
         t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
         t3 = np.add(-t1*t2, dot_x, out=_new_output(ctx))
@@ -85,7 +85,7 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
     if wanted[0] and dot_x is not None:
-        t0 = np.exp(x, out=x)
+        t0 = np.exp(x, out=_into(x))
         t1 = np.sum(t0, axis=-1, keepdims=True)
         t2 = 1/t1
         t3 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
@@ -315,6 +315,12 @@ def _scaled(value, scale, core, shape):
         return np.einsum("b,b...->...", np.reshape(scale, -1), rows)
     value *= np.reshape(scale, np.shape(scale) + (1,) * core)
     return value
+
+
+def _into(buffer):
+    """``buffer`` to compute into (``out=``) when it is an array; None (a new result) when it is a
+    NumPy scalar, as the temporaries computed from 0-d inputs alone are."""
+    return buffer if isinstance(buffer, np.ndarray) else None
 
 
 def _new_output(ctx):
