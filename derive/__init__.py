@@ -4,11 +4,15 @@ The Python interface is re-exported here from ``derive.api`` (``load``, ``derive
 ``render``, ``write``, ``load_kernel``, ``claim`` ...); the ``derive`` command is a layer over it.
 """
 
+import sys
+
 from .version import __version__
-from .api import (
-    changes, claim, derive, jacobian, jvp, kernel, latex, load, load_file, load_kernel, operators, render, targets, vjp,
-    vjp_jvp, write,
-)
+from . import ops  # noqa: F401  (the catalogue: importing it registers the built-in operators)
+from .model import functions, registry
+
+sys.modules.setdefault("derive.registry", registry)  # the paths model files import (derive.model.*), kept
+sys.modules.setdefault("derive.functions", functions)
+from .api import changes, claim, derive, jacobian, jvp, kernel, latex, load, load_file, load_kernel, operators, render, targets, vjp, vjp_jvp, write
 from .budget import Budget, OverBudget, limits
 from .display import readable
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import api, registry
+from . import api
+from .model import registry
 from .model import OperatorModel
 
 

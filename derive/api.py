@@ -22,23 +22,23 @@ from typing import Sequence
 
 import sympy as sp
 
-from . import registry
+from .model import registry
 from .calculus.pipeline import Derivation, InputGradient
 from .calculus.pipeline import derive as _derive
-from .claims import SIZES, Verdict
-from .claims import check as _check_claim
+from .proof.claims import SIZES, Verdict
+from .proof.claims import check as _check_claim
 from .targets import render as _render
-from .display import equation_latex
-from .display import readable as _readable
+from .display.forms import equation_latex
+from .display.forms import readable as _readable
 from .budget import step
-from .cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
-from .generate import Options, Progress
-from .generate import check as _check
-from .generate import generate as _generate
+from .pipeline.cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
+from .pipeline.generate import Options, Progress
+from .pipeline.generate import check as _check
+from .pipeline.generate import generate as _generate
 from .model import OperatorModel
-from .output import MANIFEST
+from .pipeline.output import MANIFEST
 from .targets.latex.target import is_abridged
-from .user_models import load_model, load_models
+from .model.files import load_model, load_models
 
 def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel:
     """A built-in or installed operator by name, or the operator of a model file (``*.py``).
@@ -115,7 +115,7 @@ def targets() -> tuple[str, ...]:
 
 def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | None = None) -> dict[str, str]:
     """Relative path -> text of the generated files, for every target or the named ones; each file
-    is proved against the oracle first (``derive.prove``: a ``ProofError`` if it disagrees).  Every
+    is proved against the oracle first (``derive.proof.kernel``: a ``ProofError`` if it disagrees).  Every
     target's files go through the render cache ``write`` uses (an unchanged built-in or model file
     is rendered once: ``render`` then ``write`` derives it once)."""
     if not isinstance(model, (Derivation, OperatorModel)):
@@ -127,7 +127,7 @@ def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | Non
     derivation = model if isinstance(model, Derivation) else derive(model)
     chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
     files = _render.render(derivation, chosen)
-    from .prove import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
+    from .proof.kernel import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
 
     with step("proving the files against the oracle", derivation.model):
         prove(derivation.model, files)

@@ -15,21 +15,19 @@ from pathlib import Path
 
 from sympy.printing.pretty.pretty import pretty_use_unicode
 
-from . import api, registry
+from . import api
+from .model import registry
 from .bench.command import add_bench_command
 from .budget import MAX_SIZE, SETTINGS, STEP_SECONDS, TOTAL_SECONDS, Budget, BudgetSettingError, limits, positive
-from .cache import RenderCache
-from .catalog import markdown_table
-from .claims import report
-from .errors import (
-    ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError,
-    RenderError, TexMissingError, UnknownOperatorError,
-)
-from .generate import Interrupted, Options, available_cpus, render_models
+from .pipeline.cache import RenderCache
+from .model.catalog import markdown_table
+from .proof.claims import report
+from .errors import ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError, RenderError, TexMissingError, UnknownOperatorError
+from .pipeline.generate import Interrupted, Options, available_cpus, render_models
 from .model import OperatorModel
-from .output import WriteInterrupted
+from .pipeline.output import WriteInterrupted
 from .show import show_text
-from .pdf import compile_documents, compile_pdfs
+from .pipeline.pdf import compile_documents, compile_pdfs
 from .version import __version__
 
 DEFAULT_OUT = Path("generated")
@@ -239,7 +237,7 @@ def _fuzz_parser(commands) -> None:
 
 
 def run_fuzz(args: argparse.Namespace) -> int:
-    from . import fuzz
+    from .pipeline import fuzz
 
     report = fuzz.run(args.count, args.seed, progress_printer(args), seconds=args.timeout)
     for source, problem in report.failures:

@@ -17,9 +17,9 @@ from sympy.printing.pretty.stringpict import prettyForm
 from . import api
 from .calculus.compact import compact
 from .calculus.pipeline import Derivation, tangent_name
-from .display import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
+from .display.forms import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
 from .model import OperatorModel
-from .notation import bar, second_order_name, unicode_name
+from .display.notation import bar, second_order_name, unicode_name
 from .targets.latex.view import output_name
 
 BLOCK_LINES = 30

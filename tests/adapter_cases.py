@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from derive import registry
+from derive.model import registry
 
 from conftest import OPERATORS, make_inputs, param_cases, random_values
 from test_torch import CALLS

@@ -28,7 +28,7 @@ os.environ.setdefault("SYMPY_CACHE_SIZE", "100000")
 expressions evict what they ask again (attention renders in 39.5 s instead of 44 s with 100000).
 Set before SymPy is first imported in this process, and inherited by the processes it starts."""
 
-from derive import registry  # noqa: E402 (after the cache size)
+from derive.model import registry  # noqa: E402 (after the cache size)
 
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)

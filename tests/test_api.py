@@ -10,7 +10,7 @@ import sympy as sp
 
 import derive
 from derive.calculus.indices import canonical_dummies, free_indices
-from derive.functions import sigmoid
+from derive.model.functions import sigmoid
 from derive.targets.render import TARGETS
 
 from conftest import OPERATORS, ROOT
@@ -89,7 +89,7 @@ def test_latex_shows_epsilon_and_the_logistic_function_as_the_documents_do():
 
 def test_latex_breaks_a_wide_equation_into_aligned_lines():
     """With a width, an equation wider than it is an aligned block of lines each within the width."""
-    from derive.targets.latex.layout import tex_width
+    from derive.display.layout import tex_width
 
     vjp = derive.vjp("batchnorm", "x", readable=True)
     one_line = derive.latex(vjp, lhs=r"\bar{x}_{kpq}")

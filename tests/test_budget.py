@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import fuzz, generate
+from derive.pipeline import fuzz, generate
 from derive.cli import main
 from derive.targets.latex import view
 
@@ -30,7 +30,7 @@ HANG = 90.0
 MODEL = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 @register

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive import api, cache, generate, registry
+from derive import api
+from derive.pipeline import cache, generate
+from derive.model import registry
 from derive.cli import main
 from derive.targets import base
 
@@ -198,7 +200,7 @@ def test_template_change_misses_the_cache(tmp_path, cache_dir, monkeypatch):
 MODEL = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 @register
@@ -277,7 +279,7 @@ def test_jobs_must_be_positive(capsys):
 INTERRUPT_IN_FUTURES = '''
 import os, signal, sys
 import concurrent.futures._base as futures_base
-from derive import generate
+from derive.pipeline import generate
 
 sent = []
 
@@ -305,7 +307,7 @@ if __name__ == "__main__":  # the pool's workers may import this file again
 INTERRUPT_AS_THE_POOL_STARTS = '''
 import os, signal, sys
 import multiprocessing.forkserver as forkserver
-from derive import generate
+from derive.pipeline import generate
 
 generate._threads = lambda: 2  # as in the command line, where NumPy's threads make it use the fork server
 original = forkserver.connect_to_new_process
@@ -345,7 +347,7 @@ def test_ctrl_c_as_the_pool_starts_is_an_interrupt_not_an_internal_error(tmp_pat
 
 WORKER_ENDED_MID_RESULT = '''
 import os, signal, struct, sys, time
-from derive import generate
+from derive.pipeline import generate
 
 generate._threads = lambda: 1  # fork: the workers run this module's function as patched here
 parent = os.getpid()

@@ -80,7 +80,7 @@ def test_undecided_symbolically_but_equal_numerically():
                "+ sum(sin(x[j])**2 + cos(x[j])**2, j) - n")
     verdict = derive.claim("rmsnorm", "x", formula)
     assert verdict.equal and not verdict.symbolic
-    from derive.claims import report
+    from derive.proof.claims import report
     assert "EQUAL: SymPy could not decide it symbolically; they agree at random points" in report(
         verdict, derive.load("rmsnorm"), formula)
 
@@ -212,7 +212,7 @@ def test_a_difference_that_vanishes_only_at_the_sizes_tested_is_not_equal():
 
 
 def test_the_report_names_each_axis_length():
-    from derive.claims import report
+    from derive.proof.claims import report
     right = "Sum(dy[p, j]*b[q, j], (j, 0, N - 1))"
     verdict = derive.claim("matmul", "a", right, sizes=(1, 2))
     text = report(verdict, derive.load("matmul"), right)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import generate, output
+from derive.pipeline import generate, output
 from derive.cli import main
 from derive.targets import base
 
@@ -22,7 +22,7 @@ from conftest import GENERATED, OPERATORS, ROOT, Watched
 HEADER = """
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 @register
@@ -225,9 +225,9 @@ def test_template_that_fails_names_file_line_and_operator_and_writes_nothing(
 SLOW_GENERATE = """
 import sys, time
 from pathlib import Path
-import derive.generate as generate
+import derive.pipeline.generate as generate
 
-import derive.output as output
+import derive.pipeline.output as output
 real_render, real_fchmod = generate.render, output.os.fchmod
 
 def slow_render(derivation, *args, **kwargs):
@@ -344,7 +344,7 @@ def test_ctrl_c_while_rendering_says_nothing_was_written(tmp_path, monkeypatch, 
 LAYOUT_MODEL = """
 import sympy as sp
 from derive.model import Input, Layout, OperatorModel, Param, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 @register

@@ -18,10 +18,10 @@ import sympy as sp
 import torch
 
 import derive
-import derive.functions
+import derive.model.functions
 from derive.calculus.concrete import entry_symbol, expand
 from derive.calculus.indices import free_indices
-from derive.functions import elementary
+from derive.model.functions import elementary
 from derive.cli import main
 
 import finite_differences
@@ -310,11 +310,11 @@ def test_float32_in_float32_out(name, kernels, rng):
 
 @pytest.mark.parametrize("output,message", [
     (lambda x, i, j: sp.Piecewise((x[i], x[i] > 0)), "has no otherwise-branch; end it with"),
-    (lambda x, i, j: x[i] - derive.functions.max_over(x[j], sp.Symbol("j")), "is not an index; write max_over"),
+    (lambda x, i, j: x[i] - derive.model.functions.max_over(x[j], sp.Symbol("j")), "is not an index; write max_over"),
 ])
 def test_malformed_functions_are_named(output, message):
     from derive.model import Input, OperatorModel, index, size
-    from derive.validate import ModelError
+    from derive.calculus.validate import ModelError
 
     n = size("n")
     i, j = index("i", n), index("j", n)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from derive import fuzz
+from derive.pipeline import fuzz
 from derive.cli import main
-from derive.prove import ProofError
-from derive.user_models import load_model
+from derive.proof.kernel import ProofError
+from derive.model.files import load_model
 
 CHUNKS, PER_CHUNK = 2, 20
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import registry
+from derive.model import registry
 from derive.calculus.concrete import expander, substituted
 from derive.calculus.differentiate import Partial, Step
 from derive.calculus.equality import UnverifiedEqualityError
@@ -24,7 +24,7 @@ from derive.calculus.indices import free_indices
 from derive.calculus.pipeline import Derivation, derive
 from derive.cli import main
 from derive.display import readable
-from derive.targets.latex.printer import DerivationLatexPrinter
+from derive.display.latex import DerivationLatexPrinter
 from derive.targets.latex.stable import shift_axes
 from derive.targets.latex.target import load_srepr
 from derive.targets.latex.text import UntypesettableTextError, tex_escape
@@ -32,7 +32,7 @@ from derive.targets.latex.view import build_document
 from derive.targets.latex.matrix_form import matrix_form
 from derive.targets.latex.matrix_section import matrix_rows
 from derive.targets.latex.equations import Equations
-from derive.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
+from derive.pipeline.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
 
 from conftest import GENERATED, OPERATORS, ROOT, load_kernel, make_inputs
 
@@ -223,7 +223,7 @@ def test_a_step_that_does_not_hold_is_an_error_and_nothing_is_written(tmp_path, 
 
     with pytest.raises(UnverifiedEqualityError, match="step"):
         build_document(tampered(registry.get("rmsnorm")))
-    monkeypatch.setattr("derive.generate.derive", tampered)
+    monkeypatch.setattr("derive.pipeline.generate.derive", tampered)
     out = tmp_path / "gen"
     assert main(["generate", "rmsnorm", "--out", str(out), "-q", "--no-cache", "--jobs", "1"]) == 2
     assert not out.exists()
@@ -347,7 +347,7 @@ def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_
 PDF_MODEL = """
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 @register

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from derive.pdf import SAFE_FLAGS, overfull_boxes, tex_environment
+from derive.pipeline.pdf import SAFE_FLAGS, overfull_boxes, tex_environment
 
 LATEX = Path(__file__).resolve().parent.parent / "generated" / "latex"
 NEEDS = re.compile(r"^% Needs (\\usepackage\{[^}]*\}(?:\s*\\usepackage(?:\[[^]]*\])?\{[^}]*\})*)", re.M)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import registry
+from derive.model import registry
 from derive.calculus.pipeline import derive
 from derive.targets.latex.target import bibliography, bibliography_keys
 from derive.targets.latex.view import UnknownCitationError, build_document
@@ -89,7 +89,7 @@ def test_the_pdflatex_fallback_runs_bibtex_so_every_citation_resolves(tmp_path, 
     import os
     import shutil
 
-    from derive import pdf
+    from derive.pipeline import pdf
 
     if os.environ.get("DERIVE_SKIP_TEX") == "1":
         pytest.skip("DERIVE_SKIP_TEX=1")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from derive import registry
+from derive.model import registry
 
 from conftest import ROOT
 

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from derive.targets.latex.layout import tex_width
+from derive.display.layout import tex_width
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 300

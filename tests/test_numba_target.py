@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from derive.cli import main
-from derive.output import MANIFEST
+from derive.pipeline.output import MANIFEST
 
 from conftest import GENERATED, ROOT, float_positions, load_kernel, make_inputs, shape_cases
 

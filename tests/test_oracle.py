@@ -1,4 +1,4 @@
-"""The independent symbolic oracle (``derive.oracle``): expand each model for n = 1..4 into scalar
+"""The independent symbolic oracle (``derive.proof.oracle``): expand each model for n = 1..4 into scalar
 symbols, run plain ``sympy.diff``, and require the engine's Jacobian entry (and its VJP) to agree exactly."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import random
 import pytest
 import sympy as sp
 
-from derive import registry
+from derive.model import registry
 from derive.calculus.pipeline import derive
-from derive.oracle import concrete as _concrete
+from derive.proof.oracle import concrete as _concrete
 
 from conftest import OPERATORS
 

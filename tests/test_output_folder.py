@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from derive import api, output, pdf
-from derive.cache import RenderCache
+from derive import api
+from derive.pipeline import output, pdf
+from derive.pipeline.cache import RenderCache
 from derive.cli import main
-from derive.generate import Options
-from derive.output import MANIFEST, OutputError, locked, write
+from derive.pipeline.generate import Options
+from derive.pipeline.output import MANIFEST, OutputError, locked, write
 
 from conftest import GENERATED, ROOT, Watched
 
@@ -211,7 +212,7 @@ def test_a_manifest_linked_to_dev_zero_is_refused_in_bounded_memory(tmp_path):
     write(out, {"numpy/a.py": "a\n"}, full=False)
     (out / MANIFEST).unlink()
     (out / MANIFEST).symlink_to("/dev/zero")
-    script = ("import sys\nfrom pathlib import Path\nfrom derive.output import OutputError, differences\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom derive.pipeline.output import OutputError, differences\n"
               "try:\n    differences(Path(sys.argv[1]), {'numpy/a.py': 'a\\n'}, full=False)\n"
               "except OutputError as error:\n    sys.exit(f'refused: {error}')\n")
     limit = 1536 * 2**20  # derive's imports take under 300 MB; the old reader grew to 2.4 GB in 3 s
@@ -415,7 +416,7 @@ def test_a_flock_on_the_folder_itself_does_not_block_a_run(tmp_path, monkeypatch
 
 
 def test_the_lock_is_a_private_file_outside_the_folder(tmp_path, capsys):
-    from derive.lock import lock_path  # (here: the module is new with issue 31)
+    from derive.pipeline.lock import lock_path  # (here: the module is new with issue 31)
 
     out = tmp_path / "out"
     assert main(["generate", "relu", "--out", str(out), "-q"]) == 0

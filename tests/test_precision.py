@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derive import registry
+from derive.model import registry
 
 from conftest import float_positions, load_kernel, make_inputs, model_of, required_params
 

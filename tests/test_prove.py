@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import api, registry
+from derive import api
+from derive.model import registry
 from derive.calculus.pipeline import derive
 from derive.cli import main
 from derive.targets.latex.target import load_srepr
 from derive.targets.render import TARGETS, render
-from derive.prove import ProofError, prove, prove_kernel, prove_module, prove_twin
+from derive.proof.kernel import ProofError, prove, prove_kernel, prove_module, prove_twin
 
 import finite_differences
 from conftest import load_kernel
@@ -32,7 +33,7 @@ COSINE = '''"""Cosine similarity over the last axis, written smoothly."""
 import sympy as sp
 
 from derive.model import Input, OperatorModel, Param, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 @register
@@ -173,7 +174,7 @@ def test_a_broken_latex_equation_is_refused():
 
 
 def test_generate_refuses_a_kernel_that_fails_its_proof(cosine, tmp_path, monkeypatch, capsys):
-    import derive.generate as generate
+    import derive.pipeline.generate as generate
 
     def broken_render(derivation):
         files = render(derivation)
@@ -199,7 +200,7 @@ GATED = '''"""A gate written with the user's own functions: y_i = x_i * swish(z_
 import sympy as sp
 
 from derive.model import Input, OperatorModel, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 class gate(sp.Function):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from derive import registry
-from derive.prove import ProofError
+from derive.model import registry
+from derive.proof.kernel import ProofError
 from derive.targets.numba import CHUNKINGS, TARGET, load_interpreted, prove_chunked
 
 from conftest import GENERATED, NUMBA_BATTERY, load_kernel

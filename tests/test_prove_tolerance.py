@@ -1,4 +1,4 @@
-"""The proof's tolerance (``derive.prove.agrees``): ``ROUNDING`` float64 epsilons per unit of
+"""The proof's tolerance (``derive.proof.kernel.agrees``): ``ROUNDING`` float64 epsilons per unit of
 |entry| + max(1, the largest entry).  A kernel off by a relative 1e-5 in one entry of any output
 is refused, and so is one off by 1e-10 in its largest entry; the built-in kernels' own rounding is
 not refused, at seeds other than the one ``derive generate`` proves with.
@@ -11,8 +11,8 @@ import types
 import numpy as np
 import pytest
 
-from derive import registry
-from derive.prove import EPS, ROUNDING, ProofError, agrees, prove_module
+from derive.model import registry
+from derive.proof.kernel import EPS, ROUNDING, ProofError, agrees, prove_module
 
 from conftest import load_kernel
 

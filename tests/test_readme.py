@@ -45,7 +45,7 @@ def test_readme_starts_with_the_two_commands():
 
 
 def test_readme_operator_table_is_current():
-    from derive.catalog import markdown_table
+    from derive.model.catalog import markdown_table
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     table = re.search(r"<!-- operators:begin -->\n(.*?)<!-- operators:end -->", text, flags=re.S).group(1)

@@ -190,8 +190,8 @@ def test_vjp_jvp_float32_in_float32_out(name, rng, kernel_target):
 def test_the_oracles_hessian_vector_product_is_its_hessian_contracted(name, rng):
     """The proof's ``hessian_vector`` (the gradient differentiated along a direction) against the
     oracle's full Hessian (every second derivative) contracted with the cotangent and the tangent."""
-    from derive.oracle import expanded
-    from derive.prove import size_cases
+    from derive.proof.oracle import expanded
+    from derive.proof.kernel import size_cases
 
     model = model_of(name)
     sizes = size_cases(model)[-1]

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import registry
+from derive.model import registry
 from derive.calculus.concrete import expand
 from derive.calculus.pipeline import COTANGENT, derive, tangent_name
-from derive.oracle import entry, expanded
+from derive.proof.oracle import entry, expanded
 
 OPERATORS = ("div", "softmax", "rmsnorm", "layernorm", "cross_entropy")
 

@@ -19,14 +19,14 @@ import pytest
 import sympy as sp
 
 import derive
-from derive import registry
+from derive.model import registry
 from derive.calculus import pipeline
 from derive.calculus.concrete import NotNumeric, evaluate, expand
 from derive.calculus.indices import free_indices
 from derive.cli import main
 from derive.errors import ProofError
-from derive.functions import elementary
-from derive.prove import prove_twin, second_sizes
+from derive.model.functions import elementary
+from derive.proof.kernel import prove_twin, second_sizes
 from derive.targets.latex.target import load_srepr
 
 import finite_differences as fd

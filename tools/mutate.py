@@ -60,7 +60,7 @@ MUTATIONS = (
              'f"{_wanted(model, term.by.name)} and {tangent} is not None"',
              "vjp_jvp: a term's flag asks wrt for the tangent's input, not the gradient's",
              operators=("layernorm",)),
-    Mutation("loose-tolerance", "derive/prove.py", "ROUNDING = 2.0 ** 14", "ROUNDING = 2.0 ** 24",
+    Mutation("loose-tolerance", "derive/proof/kernel.py", "ROUNDING = 2.0 ** 14", "ROUNDING = 2.0 ** 24",
              "the proof's tolerance 1000 times looser",
              tests=("tests/test_prove_tolerance.py",)),
     Mutation("torch-needs-input-grad", "derive/torch.py",

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import registry
+from ..model import registry
 from . import baselines
 
 NORM_SHAPES = ((8192, 4096), (4096, 5120), (4096, 1024), (256, 768))

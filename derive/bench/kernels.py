@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import registry
+from ..model import registry
 from . import adapter, measure, torch_ref
 from .cases import Case
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .. import registry
+from ..model import registry
 from ..version import __version__
 from . import cases as case_table
 from . import derivation, report, torch_ref

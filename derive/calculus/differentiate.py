@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..functions import attains, max_over
+from ..model.functions import attains, max_over
 from .indices import free_indices, index_names, fresh_index, substitute_index
 from ..errors import DerivationError  # noqa: F401  (raised here, defined with the others)
 

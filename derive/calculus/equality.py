@@ -15,7 +15,7 @@ import random
 
 import sympy as sp
 
-from ..functions import elementary
+from ..model.functions import elementary
 
 from .concrete import Disagreement, agree, coincidence_patterns, expander, random_point, symbols_of
 from .differentiate import DerivationError, Partial

@@ -13,7 +13,7 @@ import sympy as sp
 
 from ..budget import check_size, step
 from ..model import Input, OperatorModel
-from ..validate import validate
+from .validate import validate
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps

@@ -1,17 +1,3 @@
 """The built-in operators.  Each module registers its models; this import list fixes their order."""
 
-from . import (  # noqa: F401  (importing registers the operators)
-    arithmetic,
-    elementwise,
-    activations,
-    reduce_mean,
-    softmax,
-    log_softmax,
-    rmsnorm,
-    layernorm,
-    batchnorm,
-    group_norm,
-    matmul,
-    losses,
-    attention,
-)
+from . import arithmetic, elementwise, activations, reduce_mean, softmax, log_softmax, rmsnorm, layernorm, batchnorm, group_norm, matmul, losses, attention

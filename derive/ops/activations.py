@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..functions import sigmoid as logistic, softplus as soft_plus
+from ..model.functions import sigmoid as logistic, softplus as soft_plus
 from ..model import OperatorModel, Param
-from ..registry import register
+from ..model.registry import register
 from .elementwise import unary
 
 KINK = "the derivative at the kink x = 0 is taken from the branch x <= 0, as PyTorch does"

@@ -7,7 +7,7 @@ from typing import Callable
 import sympy as sp
 
 from ..model import Input, Layout, OperatorModel, index, size
-from ..registry import register
+from ..model.registry import register
 
 
 def binary(name: str, function: Callable[[sp.Expr, sp.Expr], sp.Expr], summary: str, torch: str,

@@ -2,9 +2,9 @@
 
 import sympy as sp
 
-from ..functions import at_most
+from ..model.functions import at_most
 from ..model import Input, OperatorModel, Param, index, size
-from ..registry import register
+from ..model.registry import register
 
 
 @register

@@ -3,7 +3,7 @@
 import sympy as sp
 
 from ..model import Input, Layout, OperatorModel, index, size
-from ..registry import register
+from ..model.registry import register
 
 
 @register

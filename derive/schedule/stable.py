@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..calculus.concrete import compare
 from ..calculus.indices import canonical_dummies, free_indices, substitute_index
-from ..functions import at_most, max_over
+from ..model.functions import at_most, max_over
 from ..model import OperatorModel, dim_of
 
 

@@ -40,7 +40,7 @@ class Target:
     errors: tuple[type[Exception], ...] = ()
     """Errors of this target that mean "this operator cannot be rendered" (reported as RenderError)."""
     proofs: dict[str, Prover] = field(default_factory=dict)
-    """File suffix -> the check ``derive.prove`` runs on ``<op><suffix>`` before it is written."""
+    """File suffix -> the check ``derive.proof.kernel`` runs on ``<op><suffix>`` before it is written."""
 
 
 def docstring_text(text: str) -> str:

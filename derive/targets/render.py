@@ -1,4 +1,4 @@
-"""Render derivations through the Jinja templates of each target (``derive.output`` writes the files).
+"""Render derivations through the Jinja templates of each target (``derive.pipeline.output`` writes the files).
 
 The one rendering loop every target goes through: a target's view and template (or its own
 ``files``) give the text of each file, and a failure is reported as a ``RenderError`` naming the

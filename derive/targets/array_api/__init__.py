@@ -28,7 +28,7 @@ def build(derivation: Derivation) -> KernelView:
 
 
 def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
-    from ...prove import load_text, prove_runs  # NumPy starts threads: imported when a proof runs
+    from ...proof.kernel import load_text, prove_runs  # NumPy starts threads: imported when a proof runs
 
     module = load_text(model, text)
     runs: dict[str, object] = {"NumPy arrays": module}

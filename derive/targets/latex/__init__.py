@@ -24,7 +24,7 @@ def _header(derivation: Derivation, template: str) -> str:
 
 
 def _prove_twin(model: OperatorModel, text: str, seed: int) -> None:
-    from ...prove_twin import prove_twin  # NumPy starts threads: imported when a proof runs
+    from ...proof.twin import prove_twin  # NumPy starts threads: imported when a proof runs
 
     prove_twin(model, text, seed)
 

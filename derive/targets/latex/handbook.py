@@ -18,7 +18,7 @@ from ...calculus.indices import substitute_index
 from ...calculus.pipeline import COTANGENT, Derivation, InputGradient
 from ...calculus.rules import simplify
 from .equations import Equations, Row, rows
-from .printer import DisplayPartial
+from ...display.latex import DisplayPartial
 from .stable import shifted
 from .text import tex_escape
 from .view import output_name

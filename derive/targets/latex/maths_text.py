@@ -1,7 +1,7 @@
 """Model prose (summaries, notes, parameter docs) with its formulas set as maths.
 
 A summary such as ``(x - mean) / sqrt(var + eps) * gamma + beta over the last axis`` is read word by
-word: at each place the longest run of words that reads as a formula (``derive.reader``: parsed over
+word: at each place the longest run of words that reads as a formula (``derive.model.reader``: parsed over
 a whitelist, never evaluated, with SymPy's automatic evaluation off) is printed by the LaTeX printer,
 with the model's inputs and parameters under their symbols (``eps`` is $\\epsilon$); every other word is
 escaped text.  A run counts as a formula only if it holds an operator or a call, or is a name of the
@@ -14,10 +14,10 @@ import re
 
 import sympy as sp
 
-from ...functions import sigmoid, softplus
+from ...model.functions import sigmoid, softplus
 from ...model import OperatorModel
-from ...reader import Grammar, ReadError, read
-from .printer import DerivationLatexPrinter
+from ...model.reader import Grammar, ReadError, read
+from ...display.latex import DerivationLatexPrinter
 from .text import prose_text
 
 FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,

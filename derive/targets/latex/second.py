@@ -4,7 +4,7 @@ For each differentiable input x the section derives, for every input b whose tan
 (``Derivation.second_order``), the Hessian block ∂x̄_k/∂b_m step by step (the rules named, each step
 checked against the one before, as the first order's steps) and its simplified form, and ends in
 ``\\dot{\\bar{x}}_k = sum_b sum_m ∂x̄_k/∂b_m ḃ_m`` (compact, through x̂ or y, where the first order's VJP
-is), checked equal to the blocks contracted with the tangents and, by ``derive.prove`` before the twin
+is), checked equal to the blocks contracted with the tangents and, by ``derive.proof.kernel`` before the twin
 is written, to the oracle's Hessian contracted with ȳ and the tangents.
 
 Readability rule: the steps of a block are printed when together they fit in ``STEP_LINES`` lines
@@ -24,9 +24,9 @@ from ...calculus.compact import HAT, compact
 from ...calculus.differentiate import Partial
 from ...calculus.pipeline import Derivation, InputGradient, tangent_name
 from ...calculus.second import SecondTerm, wrt_entry
-from ...notation import second_order_name
+from ...display.notation import second_order_name
 from .equations import Equation, Equations, Row, rows
-from .layout import TEXT_WIDTH, break_lines, tex_width
+from ...display.layout import TEXT_WIDTH, break_lines, tex_width
 from .text import label_part, rule_text
 
 STEP_LINES = 100

@@ -9,11 +9,11 @@ import sympy as sp
 
 from ...calculus.equality import check_equal
 from ...calculus.pipeline import Derivation
-from ...functions import max_over, sigmoid, softplus
+from ...model.functions import max_over, sigmoid, softplus
 from ...model import OperatorModel
 from ...calculus.indices import free_indices
 from .equations import DEFINITION, Equations, Row, rows
-from .layout import INDENT, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
+from ...display.layout import INDENT, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from .maths_text import maths_text
 from .text import label_part
 from ...schedule.stable import stabilize

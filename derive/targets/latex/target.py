@@ -24,7 +24,7 @@ from ...budget import KINDS, SETTINGS, OverBudget, report, step
 from ...version import __version__
 from ...calculus.differentiate import Partial
 from ...calculus.pipeline import COTANGENT, Derivation
-from ...reader import Grammar, ReadError, read
+from ...model.reader import Grammar, ReadError, read
 from .handbook import build_handbook
 from ..base import template_folder
 from .text import UntypesettableTextError, code_text, comment_text, tex_escape
@@ -153,7 +153,7 @@ def srepr_grammar(functions: Mapping[str, type] | None = None) -> Grammar:
     classes, by name), called with literals and each other; nothing else."""
     calls: dict[str, object] = {name: getattr(sp, name) for name in SREPR_CLASSES}
     calls.update(ExprCondPair=ExprCondPair, Partial=Partial, Float=_float)
-    own = importlib.import_module("...functions", __package__)  # derive.functions
+    own = importlib.import_module("...functions", __package__)  # derive.model.functions
     calls.update({name: value for name, value in vars(own).items()
                   if isinstance(value, type) and issubclass(value, sp.Basic)})
     calls.update({name: value for name, value in (functions or {}).items() if name not in calls})
@@ -184,7 +184,7 @@ def render_registry(derivations: list[Derivation], env: jinja2.Environment) -> d
     sources = sorted({str(PurePosixPath(d.model.source).parent) + "/" for d in derivations if d.model.source})
     return {
         f"{BIBLIOGRAPHY}.bib": bibliography(env),
-        "notation.tex": latex_header("Notation used by every derivation document.", "derive/targets/latex/printer.py",
+        "notation.tex": latex_header("Notation used by every derivation document.", "derive/display/latex.py",
                                      "latex/notation.tex.jinja", "derive generate") + notation,
         "handbook.tex": env.get_template("latex/handbook.tex.jinja").render(
             header=latex_header("The handbook: every operator's derivation, and the seed questions.",

@@ -18,7 +18,7 @@ from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_n
 from ...calculus.rules import simplification_stages
 from ...model import Input, OperatorModel, Param, dim_of
 from .equations import DEFINITION, Equation, Equations, Row, rows
-from .printer import DisplayPartial
+from ...display.latex import DisplayPartial
 from .stable import StableView, stable_form
 from .text import code_text, label_part, label_text, prose_text, rewrite_text, rule_text, tex_escape
 from .maths_text import maths_text

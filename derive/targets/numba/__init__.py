@@ -29,7 +29,7 @@ def load_interpreted(model: OperatorModel, text: str):
     loops without compiling them (compiling takes 1-30 s per kernel: 2 s for softmax, 29 s for
     attention; the test battery's kernels are proved compiled too, tests/test_prove_numba.py).
     Without numba installed, a stand-in module of those three names does the same."""
-    from ...prove import load_text
+    from ...proof.kernel import load_text
 
     try:
         from numba.core import config
@@ -99,7 +99,7 @@ def prove_chunked(model: OperatorModel, module: types.ModuleType, seed: int, how
     """The NumPy kernels' proof of a loaded numba kernel (``how`` it runs: its loops interpreted or
     compiled), at each of ``CHUNKINGS`` (``first_sizes``: see ``prove_runs``); the thread pool it
     made is shut down after."""
-    from ...prove import prove_runs
+    from ...proof.kernel import prove_runs
 
     runs = {f"{how}, {threads} threads x {per} chunks{f', parts of {work}' if work else ''}":
             chunked(module, threads, per, work) for threads, per, work in CHUNKINGS}

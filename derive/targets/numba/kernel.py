@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
-from ...functions import max_over
+from ...model.functions import max_over
 from ...model import OperatorModel
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums

@@ -23,7 +23,7 @@ import sympy as sp
 
 from ...calculus.indices import free_indices
 from ...errors import LoweringError
-from ...functions import max_over
+from ...model.functions import max_over
 from ...model import dim_of
 
 

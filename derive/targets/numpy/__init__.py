@@ -34,7 +34,7 @@ def python_header(derivation: Derivation, template: str) -> str:
 
 
 def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
-    from ...prove import prove_kernel  # NumPy starts threads: imported when a proof runs
+    from ...proof.kernel import prove_kernel  # NumPy starts threads: imported when a proof runs
 
     prove_kernel(model, text, seed)
 

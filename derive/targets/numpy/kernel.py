@@ -147,7 +147,7 @@ def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = Kern
 
 def _variant(model: OperatorModel, param: str, value: object) -> OperatorModel:
     """The model built with ``param=value`` by the same factory."""
-    from ... import registry
+    from ...model import registry
 
     return registry.rebuild(model, **{param: value})
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from ..errors import OutputError
 from .manifest import digest
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Input, OperatorModel
+from .operator import Input, OperatorModel
 from . import registry
 
 LAYOUT_SHAPES = {

@@ -17,19 +17,19 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from . import registry
-from .calculus.concrete import Disagreement, compare, distinct_sizes, expand, random_point
-from .calculus.differentiate import Partial
-from .calculus.indices import canonical_dummies, free_indices, substitute_index
-from .calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
-from .calculus.rules import simplify
-from .calculus.second import wrt_entry
-from .display import readable
+from ..model import registry
+from ..calculus.concrete import Disagreement, compare, distinct_sizes, expand, random_point
+from ..calculus.differentiate import Partial
+from ..calculus.indices import canonical_dummies, free_indices, substitute_index
+from ..calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, tangent_name
+from ..calculus.rules import simplify
+from ..calculus.second import wrt_entry
+from ..display.forms import readable
 from .formula import FormulaError, parse, read_number
-from .functions import elementary
-from .model import OperatorModel, Param, dim_of
-from .notation import second_order_name
-from .errors import ClaimError  # noqa: F401  (raised here, defined with the others)
+from ..model.functions import elementary
+from ..model import OperatorModel, Param, dim_of
+from ..display.notation import second_order_name
+from ..errors import ClaimError  # noqa: F401  (raised here, defined with the others)
 
 KINDS = ("jacobian", "vjp", "jvp", "vjp_jvp")
 SIZES = (1, 2, 3, 4)

@@ -4,7 +4,7 @@ Nothing here calls ``eval``, ``exec``, ``sympify`` or ``parse_expr`` on the text
 which names mean what, which functions may be called, and whether arithmetic, strings and keyword
 arguments are part of the language; every other piece of Python (attributes, lambdas, comprehensions,
 ``__dunder__`` names ...) is a ``ReadError`` that names it.  Used for claim formulas and ``--fix``
-values (``derive.formula``) and for the srepr of the JSON twins (``derive.targets.latex``).
+values (``derive.proof.formula``) and for the srepr of the JSON twins (``derive.targets.latex``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import sympy as sp
 
-from .errors import ReadError  # noqa: F401  (raised here, defined with the others)
+from ..errors import ReadError  # noqa: F401  (raised here, defined with the others)
 
 MAX_EXPONENT = 1000
 """A number raised to a larger literal power is refused (SymPy would compute it exactly)."""

@@ -18,9 +18,9 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from .errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
+from ..errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
 from .output import refuse_system_folder
-from .targets.latex.target import BIBLIOGRAPHY, bibliography
+from ..targets.latex.target import BIBLIOGRAPHY, bibliography
 
 HANDBOOK = "handbook"
 INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live, for example:

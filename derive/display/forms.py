@@ -1,4 +1,4 @@
-"""Displayed forms of derived expressions, in the documents' notation (``derive.notation``).
+"""Displayed forms of derived expressions, in the documents' notation (``derive.display.notation``).
 
 ``readable`` writes a model's named intermediates (mu_c, sigma_c, r, S) into an expression, also
 into the open derivatives of a derivation step, with the index names of the documents;
@@ -13,8 +13,8 @@ import sympy as sp
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm
 
-from .calculus.indices import readable_dummies
-from .model import OperatorModel
+from ..calculus.indices import readable_dummies
+from ..model import OperatorModel
 from .names import Intermediates, displayed, preferred_indices
 from .notation import DisplayPartial, function_symbol, unicode_name
 
@@ -39,8 +39,8 @@ def equation_latex(lhs: str | sp.Expr | None, expr: sp.Expr, output: str = "y",
     """``lhs = expr`` in the documents' LaTeX (``expr`` alone for None, ``= expr`` for ''), ``note``
     in text after it; wider than ``width`` letters (``tex_width``), an ``aligned`` block broken at
     top-level + and - (and inside a too-wide product's bracketed sum).  ``lhs``: LaTeX or an expression."""
-    from .targets.latex.layout import break_lines, tex_width
-    from .targets.latex.printer import DerivationLatexPrinter
+    from .layout import break_lines, tex_width
+    from .latex import DerivationLatexPrinter
 
     printer = DerivationLatexPrinter(output)
     left = lhs if isinstance(lhs, str) or lhs is None else printer.doprint(lhs)

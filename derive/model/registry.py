@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
-from .model import ModelFactory, OperatorModel
-from .errors import UnknownOperatorError, PluginError  # noqa: F401  (raised here, defined with the others)
+from .operator import ModelFactory, OperatorModel
+from ..errors import UnknownOperatorError, PluginError  # noqa: F401  (raised here, defined with the others)
 
 ENTRY_POINT_GROUP = "derive.operators"
 
@@ -40,7 +40,6 @@ def register(factory: ModelFactory) -> ModelFactory:
 @contextlib.contextmanager
 def collecting() -> Iterator[dict[str, ModelFactory]]:
     """Within this block ``@register`` fills the yielded table, not the built-in registry."""
-    _load_builtin()  # so that an import of derive.ops inside the block registers the built-ins as usual
     table: dict[str, ModelFactory] = {}
     _COLLECTORS.append(table)
     try:
@@ -51,7 +50,6 @@ def collecting() -> Iterator[dict[str, ModelFactory]]:
 
 def names() -> tuple[str, ...]:
     """The built-in operators, in their fixed order."""
-    _load_builtin()
     return tuple(_FACTORIES)
 
 
@@ -88,7 +86,6 @@ def plugins() -> tuple[Plugin, ...]:
 
 def factory(name: str) -> ModelFactory:
     """The factory of the built-in operator ``name``."""
-    _load_builtin()
     if name not in _FACTORIES:
         raise unknown(name, list(_FACTORIES))
     return _FACTORIES[name]
@@ -102,7 +99,6 @@ def get(name: str) -> OperatorModel:
 def build(name: str, **choices: object) -> OperatorModel:
     """Build the model registered as ``name`` (built-in first, then installed packages), passing
     formula-selecting parameters to its factory."""
-    _load_builtin()
     if name in _FACTORIES:
         try:
             return instantiate(_FACTORIES[name], origin=BUILTIN, **choices)
@@ -169,12 +165,8 @@ def is_builtin(model: OperatorModel) -> bool:
 
 def display_path(path: Path) -> str:
     """A machine-independent name for a model file (relative to the package's parent)."""
-    package_root = Path(__file__).resolve().parent.parent
+    package_root = Path(__file__).resolve().parents[2]
     try:
         return path.resolve().relative_to(package_root).as_posix()
     except ValueError:
         return path.name
-
-
-def _load_builtin() -> None:
-    from . import ops  # noqa: F401  (importing registers the built-in operators)

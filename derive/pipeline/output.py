@@ -4,11 +4,11 @@ Each file is written to a temporary file beside it (``.<name>.derive-tmp-*``) an
 place, so a reader sees the old file or the new one, never half of one.  Every file is staged
 before any is renamed: an error or Ctrl-C while staging removes the temporary files and leaves
 the folder as it was; Ctrl-C during the renames is held until they are done.  ``.derive-manifest``
-records the files derive wrote and the SHA-256 of each (``derive.manifest``); a full generation
+records the files derive wrote and the SHA-256 of each (``derive.pipeline.manifest``); a full generation
 removes those it no longer writes that still hold what it wrote (a file changed since is kept, and
 the run says so), and nothing else in the folder is read, copied or touched.  ``--out`` that is
 ``/``, the home folder, or a folder of other files without a manifest is refused.  Runs into one
-folder queue on a lock that no other user can take (``derive.lock``).  Temporary files left by a
+folder queue on a lock that no other user can take (``derive.pipeline.lock``).  Temporary files left by a
 killed run are removed by the next one.
 """
 
@@ -24,20 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OutputError
+from ..errors import OutputError
 from .lock import locked
-from .manifest import (  # is_safe: the cache checks its entries' paths with it too
-    MANIFEST,
-    TEMP_MARK,
-    Records,
-    digest,
-    is_safe,
-    merge,
-    parse,
-    read_manifest,
-    read_regular,
-    render,
-)
+from .manifest import MANIFEST, TEMP_MARK, Records, digest, is_safe, merge, parse, read_manifest, read_regular, render
 
 
 class WriteInterrupted(KeyboardInterrupt):
@@ -217,7 +206,7 @@ def write(out: Path, files: dict[str, str], full: bool,
 
 
 def _folder_names() -> tuple[str, ...]:
-    from .targets.render import managed_folders
+    from ..targets.render import managed_folders
 
     return managed_folders()
 

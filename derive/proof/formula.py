@@ -4,7 +4,7 @@ Inputs are ``IndexedBase`` arrays (``x[k]``), the cotangent is ``dy[i]``, tangen
 output ``y[i]``; sizes, parameters (by name or symbol name) and the model's named intermediates
 (``r``, ``mu`` ...) resolve to the very objects the engine uses.  Helpers: ``sum(f, j)`` and
 ``mean(f, j)`` over the whole axis ``j`` indexes, ``delta(i, k)``, ``sigmoid(t)``.  The text is read
-by ``derive.reader`` (an AST walk over these names and SymPy's functions), never evaluated.  Every
+by ``derive.model.reader`` (an AST walk over these names and SymPy's functions), never evaluated.  Every
 problem is a ``FormulaError``.
 """
 
@@ -17,12 +17,12 @@ from typing import Mapping
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .calculus.indices import free_indices, substitute_index
-from .calculus.pipeline import COTANGENT, tangent_name
-from .model import OperatorModel
-from .reader import Grammar, ReadError, SyntaxProblem, read
-from .validate import ModelError, check_indexing, plain_symbols
-from .errors import FormulaError  # noqa: F401  (raised here, defined with the others)
+from ..calculus.indices import free_indices, substitute_index
+from ..calculus.pipeline import COTANGENT, tangent_name
+from ..model import OperatorModel
+from ..model.reader import Grammar, ReadError, SyntaxProblem, read
+from ..calculus.validate import ModelError, check_indexing, plain_symbols
+from ..errors import FormulaError  # noqa: F401  (raised here, defined with the others)
 
 OUTPUT = "y"
 MATH_NAMES = ("Sum", "KroneckerDelta", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",

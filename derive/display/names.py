@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .calculus.differentiate import Partial
-from .calculus.indices import canonical_dummies, free_indices, index_names, readable_dummies, substitute_index
-from .model import OperatorModel, dim_of
+from ..calculus.differentiate import Partial
+from ..calculus.indices import canonical_dummies, free_indices, index_names, readable_dummies, substitute_index
+from ..model import OperatorModel, dim_of
 from .notation import DisplayPartial
 
 _OPEN = (Partial, DisplayPartial)

@@ -1,6 +1,6 @@
 """The proof of the LaTeX target's JSON twin: its final VJP and JVP equations evaluated entry by
-entry against the oracle (``derive.oracle``), and its second-order ones (each ``vjp_jvp`` and
-printed Hessian block) against the oracle's Hessian, with the kernels' tolerance (``derive.prove.agrees``).
+entry against the oracle (``derive.proof.oracle``), and its second-order ones (each ``vjp_jvp`` and
+printed Hessian block) against the oracle's Hessian, with the kernels' tolerance (``derive.proof.kernel.agrees``).
 A mismatch raises ``ProofError`` naming the operator, the equation's label, the sizes and the entry.
 """
 
@@ -12,12 +12,12 @@ import json
 import numpy as np
 import sympy as sp
 
-from .calculus.concrete import expand
-from .errors import ProofError
-from .functions import elementary, model_functions
-from .model import OperatorModel
+from ..calculus.concrete import expand
+from ..errors import ProofError
+from ..model.functions import elementary, model_functions
+from ..model import OperatorModel
 from .oracle import Expanded, expanded, numeric, shape
-from .prove import agrees, input_values, size_cases
+from .kernel import agrees, input_values, size_cases
 
 
 def entries(base: str, array: np.ndarray) -> dict[str, float]:
@@ -29,7 +29,7 @@ def entries(base: str, array: np.ndarray) -> dict[str, float]:
 
 def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     """The twin's final VJP and JVP equations, evaluated entry by entry, against the oracle."""
-    from .targets.latex.target import load_srepr
+    from ..targets.latex.target import load_srepr
 
     rng = np.random.default_rng(seed)
     variant_sizes = size_cases(model)[0]
@@ -76,7 +76,7 @@ def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict
                        rng: np.random.Generator) -> None:
     """The twin's second-order equations against the oracle's Hessian: each final ``vjp_jvp``
     (sum over b of einsum(dy, hessian(a, b), tangent_b)) and each printed Hessian block (einsum(dy, hessian(a, b)))."""
-    from .targets.latex.target import load_srepr
+    from ..targets.latex.target import load_srepr
 
     wanted = [e for e in equations if e.get("kind") in ("vjp_jvp", "hessian")]
     if not wanted:
@@ -125,6 +125,6 @@ def _twin_value(model: OperatorModel, equation: dict, expr: sp.Expr, values: dic
 
 
 def _vjp_axes(model: OperatorModel, name: str) -> tuple:
-    from .calculus.pipeline import wrt_entry
+    from ..calculus.pipeline import wrt_entry
 
     return tuple(wrt_entry(model, model.input(name)).indices)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 
-from .model import OperatorModel
+from ..model import OperatorModel
 
 Sizes = dict
 ROWS = 5

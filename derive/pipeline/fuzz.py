@@ -9,7 +9,7 @@ valid by construction (log and sqrt and fractional powers only of positive quant
 ``exp(...)`` or ``1 + x**2``).  A share of the models is deep (``deep=True``): the output nested in
 8 to 30 functions, or multiplied by 5 to 30 sums, to hold the budgets (``derive.budget``).  ``run``
 loads each model from its file, derives it, renders its kernels (every kernel target: NumPy, numba,
-Array API) and proves each against the oracle (``derive.prove``).  A model the engine refuses with
+Array API) and proves each against the oracle (``derive.proof.kernel``).  A model the engine refuses with
 a clear error is counted, not failed, and so is a deep model stopped by its budget; a kernel that
 disagrees with the oracle, warns of an invalid operation while proved (a NaN made, even one thrown
 away: a value read before it was set), a model that runs past its budget, or any crash, is a
@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .budget import Budget, OverBudget, limits, step
-from .calculus.differentiate import DerivationError
-from .calculus.pipeline import derive
-from .errors import LoweringError
-from .targets.render import TARGETS, render
-from .prove import ProofError, prove
-from .user_models import ModelFileError, load_model
-from .validate import ModelError
+from ..budget import Budget, OverBudget, limits, step
+from ..calculus.differentiate import DerivationError
+from ..calculus.pipeline import derive
+from ..errors import LoweringError
+from ..targets.render import TARGETS, render
+from ..proof.kernel import ProofError, prove
+from ..model.files import ModelFileError, load_model
+from ..calculus.validate import ModelError
 
 KERNEL_TARGETS = ("numpy", "numba", "array_api")
 """The targets whose kernels each random model's are proved on (the documents are left out: slow)."""
@@ -53,9 +53,9 @@ HEADER = '''"""Random model {name} (derive fuzz, seed {seed}).{note}"""
 
 import sympy as sp
 
-from derive.functions import sigmoid
+from derive.model.functions import sigmoid
 from derive.model import Input, OperatorModel, Param, index, size
-from derive.registry import register
+from derive.model.registry import register
 
 
 class soft(sp.Function):

@@ -23,7 +23,7 @@ class sigmoid(sp.Function):  # noqa: N801  (reads like the maths)
         return 1 / (1 + sp.exp(-self.args[0]))
 
     def _latex(self, printer, exp=None) -> str:
-        from .notation import function_symbol  # imported when printed: notation imports the calculus
+        from ..display.notation import function_symbol  # imported when printed: notation imports the calculus
 
         base = rf"{function_symbol('sigmoid', latex=True)}\left({printer._print(self.args[0])}\right)"
         return base if exp is None else rf"{base}^{{{exp}}}"

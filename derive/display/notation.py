@@ -16,7 +16,7 @@ import unicodedata
 import sympy as sp
 from sympy.printing.pretty.pretty_symbology import pretty_symbol
 
-from .calculus.pipeline import COTANGENT
+from ..calculus.pipeline import COTANGENT
 
 TANGENT_PREFIX = "dot_"
 

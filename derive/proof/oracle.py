@@ -9,7 +9,7 @@ with ``calculus.concrete.expander``, which writes every finite sum out once per 
 elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the
 output and the Jacobian once per size assignment and evaluates them on whole batches of numbers
 (``numeric``: NumPy on the expression DAG, every shared subexpression once, no printing), so the
-proof (``derive.prove``) and the tests compare kernels with it cheaply.
+proof (``derive.proof.kernel``) and the tests compare kernels with it cheaply.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import numpy as np
 import sympy as sp
 from scipy import special
 
-from .calculus.concrete import expander
-from .functions import elementary
-from .model import OperatorModel
+from ..calculus.concrete import expander
+from ..model.functions import elementary
+from ..model import OperatorModel
 
 
 def scalar(expr: sp.Expr) -> sp.Expr:

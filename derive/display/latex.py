@@ -14,9 +14,9 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from ...calculus.indices import free_indices
-from ...calculus.pipeline import COTANGENT
-from ...notation import DisplayPartial, function_symbol, latex_symbol, tangent_of
+from ..calculus.indices import free_indices
+from ..calculus.pipeline import COTANGENT
+from .notation import DisplayPartial, function_symbol, latex_symbol, tangent_of
 
 
 class _Letter(sp.Symbol):

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
-from .errors import OutputError
+from ..errors import OutputError
 
 MANIFEST = ".derive-manifest"
 TEMP_MARK = ".derive-tmp-"

@@ -1,8 +1,8 @@
 """Derive and render operators into an output folder, or check that the folder is current.
 
 This is the layer the CLI calls: it reports progress through a callback, takes unchanged built-in
-operators and unchanged model files from the render cache (``derive.cache``), derives the other
-built-ins in parallel processes when there is more than one, and writes through ``derive.output``
+operators and unchanged model files from the render cache (``derive.pipeline.cache``), derives the other
+built-ins in parallel processes when there is more than one, and writes through ``derive.pipeline.output``
 (atomic files, a manifest, a lock).  Ctrl-C stops the worker processes at once and raises
 ``Interrupted``, which says that nothing was written.  Operators are given as models (built-in,
 installed or from a user's file); none means every built-in one.  The files are the same whichever
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from . import registry
-from .budget import Budget, limits, step
+from ..model import registry
+from ..budget import Budget, limits, step
 from .cache import RenderCache
-from .calculus.pipeline import derive
-from .errors import LoweringError
-from .targets.latex.target import is_abridged
-from .targets.render import render, render_registry
-from .model import OperatorModel
+from ..calculus.pipeline import derive
+from ..errors import LoweringError
+from ..targets.latex.target import is_abridged
+from ..targets.render import render, render_registry
+from ..model import OperatorModel
 from .output import differences, interrupts_held, refuse_folder, require_output, write
 
 Progress = Callable[[str], None]
@@ -76,7 +76,7 @@ def _render_model(model: OperatorModel) -> dict[str, str]:
         files = render(derive(model))
     except LoweringError as error:
         raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
-    from .prove import prove  # NumPy starts threads: imported here, after any worker was forked
+    from ..proof.kernel import prove  # NumPy starts threads: imported here, after any worker was forked
 
     with step("proving the files against the oracle", model):
         prove(model, files)
@@ -233,7 +233,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["derive.generate", "derive.ops"])
+        context.set_forkserver_preload(["derive.pipeline.generate", "derive.ops"])
         return context
     return multiprocessing.get_context("spawn")
 

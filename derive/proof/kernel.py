@@ -1,18 +1,18 @@
 """Proof before writing: every rendered kernel is executed and compared with the oracle.
 
 ``prove(model, files)`` runs each target's checks on its freshly rendered files (``Target.proofs``).
-A kernel is run on random float64 inputs at the cases of ``derive.prove_layouts`` (core axes of
+A kernel is run on random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
 sizes 1, 2, 3, every layout variant, batches that broadcast, have size-1 axes and more rows than a
 parallel kernel splits a call into, optional inputs given and omitted), with each value of a
 formula-selecting parameter.  ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all
-tangents together and each alone) are compared with ``derive.oracle``: the model expanded into
+tangents together and each alone) are compared with ``derive.proof.oracle``: the model expanded into
 scalars, differentiated by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the
 gradient differentiated along each input's tangent, ``Expanded.hessian_vector``); ``vjp`` and
 ``vjp_jvp`` again with every subset of the inputs as ``wrt``.  The oracle is evaluated once per
 call for every run a target asks for (``prove_runs``: the numba loops at several chunkings, the
 Array API kernel on two array libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).
 A mismatch raises ``ProofError`` naming the operator, the run, the call, the sizes and the first
-entries that differ; nothing is written.  The LaTeX twin's proof is ``derive.prove_twin``.
+entries that differ; nothing is written.  The LaTeX twin's proof is ``derive.proof.twin``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy as sp
 
-from .errors import ProofError
-from .model import OperatorModel
+from ..errors import ProofError
+from ..model import OperatorModel
 from .oracle import Expanded, expanded
-from .prove_layouts import Case, cases, fit
+from .layouts import Case, cases, fit
 
 EPS = float(np.finfo(np.float64).eps)
 """The proof computes in float64: the kernels and the oracle round to this (2.2e-16) per operation."""
@@ -76,7 +76,7 @@ class Expected:
 def prove(model: OperatorModel, files: dict[str, str], seed: int = 0) -> None:
     """Raise ``ProofError`` unless every proved file of ``model`` agrees with the oracle: each
     target registers the checks its files pass (``Target.proofs``: the NumPy kernel, the twin)."""
-    from .targets import TARGETS
+    from ..targets import TARGETS
 
     for target in TARGETS:
         for suffix, check in target.proofs.items():
@@ -99,7 +99,7 @@ def load_text(model: OperatorModel, text: str) -> types.ModuleType:
 
 def variants(model: OperatorModel) -> list[tuple[OperatorModel, dict]]:
     """The model once per value of its formula-selecting parameter, with the keyword selecting it."""
-    from . import registry
+    from ..model import registry
 
     choice = next((p for p in model.params if p.choices), None)
     if choice is None:
@@ -271,9 +271,9 @@ def _compare(call: Call, what: str, got, expected: np.ndarray) -> None:
 
 
 def __getattr__(name: str):
-    """``prove_twin`` and ``second_sizes``, which moved to ``derive.prove_twin``, still importable from here."""
+    """``prove_twin`` and ``second_sizes``, which moved to ``derive.proof.twin``, still importable from here."""
     if name in ("prove_twin", "second_sizes"):
-        from . import prove_twin
+        from . import twin as prove_twin
 
         return getattr(prove_twin, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

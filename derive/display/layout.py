@@ -13,7 +13,7 @@ import re
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from .printer import DerivationLatexPrinter, DisplayPartial, join_terms
+from .latex import DerivationLatexPrinter, DisplayPartial, join_terms
 
 TEXT_WIDTH = 27.0
 """Width of a displayed line, in letters: one column of a 10 pt two-column A4 paper (221 pt; a letter

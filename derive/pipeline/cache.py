@@ -36,15 +36,15 @@ from types import ModuleType
 import jinja2
 import sympy as sp
 
-from . import registry
-from .errors import UntrustedCacheWarning
-from .version import __version__
-from .targets.base import template_folder
-from .model import OperatorModel
+from ..model import registry
+from ..errors import UntrustedCacheWarning
+from ..version import __version__
+from ..targets.base import template_folder
+from ..model import OperatorModel
 from .output import is_safe
 
 FORMAT = "derive-render-cache-2"
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 NOT_ENGINE = ("ops", "bench", "adapters.py", "torch.py", "jax.py")
 """Parts of the package that no rendered file depends on (the operators are hashed per operator)."""
 

@@ -15,10 +15,10 @@ from typing import Mapping
 
 import sympy as sp
 
-from .calculus.indices import free_indices
-from .functions import max_over
-from .model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
-from .errors import ModelError  # noqa: F401  (raised here, defined with the others)
+from .indices import free_indices
+from ..model.functions import max_over
+from ..model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
+from ..errors import ModelError  # noqa: F401  (raised here, defined with the others)
 
 Range = tuple[sp.Expr, sp.Expr]
 
