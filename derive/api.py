@@ -30,14 +30,13 @@ from .proof.claims import check as _check_claim
 from .targets import render as _render
 from .display.forms import equation_latex
 from .display.forms import readable as _readable
-from .budget import step
 from .pipeline.cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
 from .pipeline.generate import Options, Progress
 from .pipeline.generate import check as _check
 from .pipeline.generate import generate as _generate
 from .model import OperatorModel
 from .pipeline.output import MANIFEST
-from .targets.latex.target import is_abridged
+from .pipeline.render import render_model
 from .model.files import load_model, load_models
 
 def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel:
@@ -115,29 +114,14 @@ def targets() -> tuple[str, ...]:
 
 def render(model: Derivation | OperatorModel | str, targets: Sequence[str] | None = None) -> dict[str, str]:
     """Relative path -> text of the generated files, for every target or the named ones; each file
-    is proved against the oracle first (``derive.proof.kernel``: a ``ProofError`` if it disagrees).  Every
-    target's files go through the render cache ``write`` uses (an unchanged built-in or model file
-    is rendered once: ``render`` then ``write`` derives it once)."""
+    is proved against the oracle first (a ``ProofError`` if it disagrees).  Every target's files go
+    through the render cache ``write`` uses (an unchanged built-in or model file is rendered once:
+    ``render`` then ``write`` derives it once)."""
     if not isinstance(model, (Derivation, OperatorModel)):
         model = load(model)
-    cache = RenderCache() if targets is None else None
-    cached = cache.load(_model_of(model)) if cache else None
-    if cached is not None:
-        return cached
-    derivation = model if isinstance(model, Derivation) else derive(model)
-    chosen = _render.TARGETS if targets is None else tuple(_target(name) for name in targets)
-    files = _render.render(derivation, chosen)
-    from .proof.kernel import prove  # imported when used: NumPy's threads would make worker pools fork-unsafe
-
-    with step("proving the files against the oracle", derivation.model):
-        prove(derivation.model, files)
-    if cache and not is_abridged(files, derivation.model.name):  # a larger budget writes it whole
-        cache.store(_model_of(model), files)
-    return files
-
-
-def _model_of(model: Derivation | OperatorModel) -> OperatorModel:
-    return model.model if isinstance(model, Derivation) else model
+    if targets is None:
+        return render_model(model, cache=RenderCache())
+    return render_model(model, tuple(_target(name) for name in targets))
 
 
 def _target(name: str) -> _render.Target:

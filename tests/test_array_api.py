@@ -139,7 +139,7 @@ def test_rmsnorm_vjp_compiles_under_torch_compile_without_graph_breaks(rng):
 SWIGLU = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register

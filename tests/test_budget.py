@@ -30,7 +30,7 @@ HANG = 90.0
 MODEL = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register

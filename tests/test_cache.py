@@ -162,15 +162,15 @@ def test_a_model_file_is_served_from_the_cache_until_it_changes(tmp_path, cache_
     assert scales_by(out, 3)
     capsys.readouterr()
 
-    def refuse(model):
+    def refuse(model, **options):
         raise AssertionError(f"{model.name} was derived although the cache holds it")
 
-    real = generate._render_model
-    monkeypatch.setattr(generate, "_render_model", refuse)
+    real = generate.render_model
+    monkeypatch.setattr(generate, "render_model", refuse)
     assert main(["generate", "--model", str(source), "--out", str(out)]) == 0
     assert "scaled_copy (unchanged, from the cache)" in capsys.readouterr().err
     assert tree(out) == first
-    monkeypatch.setattr(generate, "_render_model", real)
+    monkeypatch.setattr(generate, "render_model", real)
     source.write_text(textwrap.dedent(MODEL).format(factor=5))
     assert main(["generate", "--model", str(source), "--out", str(out)]) == 0
     assert "from the cache" not in capsys.readouterr().err
@@ -200,7 +200,7 @@ def test_template_change_misses_the_cache(tmp_path, cache_dir, monkeypatch):
 MODEL = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register

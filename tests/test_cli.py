@@ -117,6 +117,6 @@ def test_generation_error_leaves_previous_output_intact(tmp_path, monkeypatch):
     def broken(derivation, targets=render.TARGETS):
         raise render.RenderError("template numpy/kernel.py.jinja failed for test")
 
-    monkeypatch.setattr("derive.pipeline.generate.render", broken)  # seen only by an uncached, in-process render
+    monkeypatch.setattr("derive.pipeline.render.render", broken)  # seen only by an uncached, in-process render
     assert main(["generate", "--out", str(out), "-q", "--no-cache", "--jobs", "1"]) == 2
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

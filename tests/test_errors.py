@@ -22,7 +22,7 @@ from conftest import GENERATED, OPERATORS, ROOT, Watched
 HEADER = """
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register
@@ -225,10 +225,9 @@ def test_template_that_fails_names_file_line_and_operator_and_writes_nothing(
 SLOW_GENERATE = """
 import sys, time
 from pathlib import Path
-import derive.pipeline.generate as generate
-
 import derive.pipeline.output as output
-real_render, real_fchmod = generate.render, output.os.fchmod
+import derive.pipeline.render as rendering
+real_render, real_fchmod = rendering.render, output.os.fchmod
 
 def slow_render(derivation, *args, **kwargs):
     time.sleep(0.4)
@@ -239,7 +238,7 @@ def slow_stage(handle, mode):  # called once per staged temporary file, after it
     print("staged a file", file=sys.stderr, flush=True)
     time.sleep(0.4)
 
-generate.render = slow_render
+rendering.render = slow_render
 output.os.fchmod = slow_stage
 from derive.cli import main
 if __name__ == "__main__":  # a worker started by a fork server or spawn imports this file again
@@ -330,10 +329,10 @@ def test_ctrl_c_while_rendering_says_nothing_was_written(tmp_path, monkeypatch, 
     out = altered_copy(tmp_path)
     before = snapshot(out)
 
-    def interrupted(model):
+    def interrupted(model, **options):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(generate, "_render_model", interrupted)
+    monkeypatch.setattr(generate, "render_model", interrupted)
     assert main(["generate", "--model", str(model_file(tmp_path, "x[i]")), "--out", str(out), "--no-cache"]) == 130
     assert f"interrupted; nothing was written to {out}/, which is as it was" in capsys.readouterr().err
     assert snapshot(out) == before
@@ -344,7 +343,7 @@ def test_ctrl_c_while_rendering_says_nothing_was_written(tmp_path, monkeypatch, 
 LAYOUT_MODEL = """
 import sympy as sp
 from derive.model import Input, Layout, OperatorModel, Param, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from derive.pipeline import fuzz
+from derive.pipeline import render as rendering
 from derive.cli import main
 from derive.proof.kernel import ProofError
 from derive.model.files import load_model
@@ -38,10 +39,10 @@ def test_models_are_reproducible_and_varied():
 
 
 def test_a_failing_model_is_printed_as_a_file_that_reruns(tmp_path, monkeypatch, capsys):
-    def refuse(model, files, seed=0):
+    def refuse(model, files, *args, **options):
         raise ProofError(f"proof failed for operator {model.name!r}: planted")
 
-    monkeypatch.setattr(fuzz, "prove", refuse)
+    monkeypatch.setattr(rendering, "prove_files", refuse)
     assert main(["fuzz", "--count", "2", "--seed", "3", "-q"]) == 1
     out = capsys.readouterr()
     assert "2 failing" in out.err
@@ -53,11 +54,11 @@ def test_a_failing_model_is_printed_as_a_file_that_reruns(tmp_path, monkeypatch,
 
 
 def test_a_model_that_takes_too_long_is_a_failure(tmp_path, monkeypatch):
-    def hang(model, files, seed=0):
+    def hang(model, files, *args, **options):
         while True:
             pass
 
-    monkeypatch.setattr(fuzz, "prove", hang)
+    monkeypatch.setattr(rendering, "prove_files", hang)
     problem = fuzz.check_source(fuzz.random_model("3:0", "slow"), tmp_path, "slow", seconds=1)
     assert problem == "too slow: not proved within 1 s"
 

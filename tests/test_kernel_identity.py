@@ -22,7 +22,7 @@ from derive.errors import UntrustedCacheWarning
 SCALE = '''\
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 from helper import FACTOR
 
 
@@ -118,7 +118,7 @@ def test_a_model_claiming_a_builtin_source_is_not_served_the_builtin(tmp_path, m
     path = tmp_path / "relu.py"
     path.write_text(textwrap.dedent('''\
         from derive.model import Input, OperatorModel, index, size
-        from derive.model.registry import register
+        from derive.registry import register
 
 
         @register

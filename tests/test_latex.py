@@ -26,7 +26,7 @@ from derive.cli import main
 from derive.display import readable
 from derive.display.latex import DerivationLatexPrinter
 from derive.targets.latex.stable import shift_axes
-from derive.targets.latex.target import load_srepr
+from derive.proof.srepr import load_srepr
 from derive.targets.latex.text import UntypesettableTextError, tex_escape
 from derive.targets.latex.view import build_document
 from derive.targets.latex.matrix_form import matrix_form
@@ -223,7 +223,7 @@ def test_a_step_that_does_not_hold_is_an_error_and_nothing_is_written(tmp_path, 
 
     with pytest.raises(UnverifiedEqualityError, match="step"):
         build_document(tampered(registry.get("rmsnorm")))
-    monkeypatch.setattr("derive.pipeline.generate.derive", tampered)
+    monkeypatch.setattr("derive.pipeline.render.derive", tampered)
     out = tmp_path / "gen"
     assert main(["generate", "rmsnorm", "--out", str(out), "-q", "--no-cache", "--jobs", "1"]) == 2
     assert not out.exists()
@@ -347,7 +347,7 @@ def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_
 PDF_MODEL = """
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register

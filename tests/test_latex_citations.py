@@ -12,7 +12,7 @@ import pytest
 
 from derive.model import registry
 from derive.calculus.pipeline import derive
-from derive.targets.latex.target import bibliography, bibliography_keys
+from derive.targets.latex.headers import bibliography, bibliography_keys
 from derive.targets.latex.view import UnknownCitationError, build_document
 from derive.version import __version__
 

@@ -21,9 +21,12 @@ from derive import api
 from derive.model import registry
 from derive.calculus.pipeline import derive
 from derive.cli import main
-from derive.targets.latex.target import load_srepr
+from derive.proof.srepr import load_srepr
 from derive.targets.render import TARGETS, render
-from derive.proof.kernel import ProofError, prove, prove_kernel, prove_module, prove_twin
+from derive.pipeline import render as rendering
+from derive.pipeline.render import prove_files
+from derive.proof.kernel import ProofError, prove_kernel, prove_module
+from derive.proof.twin import prove_twin
 
 import finite_differences
 from conftest import load_kernel
@@ -33,7 +36,7 @@ COSINE = '''"""Cosine similarity over the last axis, written smoothly."""
 import sympy as sp
 
 from derive.model import Input, OperatorModel, Param, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register
@@ -176,13 +179,13 @@ def test_a_broken_latex_equation_is_refused():
 def test_generate_refuses_a_kernel_that_fails_its_proof(cosine, tmp_path, monkeypatch, capsys):
     import derive.pipeline.generate as generate
 
-    def broken_render(derivation):
-        files = render(derivation)
+    def broken_render(derivation, *targets):
+        files = render(derivation, *targets)
         name = f"numpy/{derivation.model.name}.py"
         files[name] = files[name].replace("grads['b'] = _gradient(", "grads['b'] = 0*_gradient(")
         return files
 
-    monkeypatch.setattr(generate, "render", broken_render)
+    monkeypatch.setattr(rendering, "render", broken_render)
     out = tmp_path / "out"
     assert main(["generate", "--model", str(cosine), "--out", str(out), "-q", "--no-cache"]) == 2
     error = capsys.readouterr().err
@@ -192,7 +195,7 @@ def test_generate_refuses_a_kernel_that_fails_its_proof(cosine, tmp_path, monkey
 
 def test_every_rendered_file_of_a_user_model_passes_its_proof(cosine):
     model = api.load(cosine)
-    prove(model, api.render(model))  # api.render proves too; proving again must agree
+    prove_files(model, api.render(model))  # api.render proves too; proving again must agree
 
 
 GATED = '''"""A gate written with the user's own functions: y_i = x_i * swish(z_i)."""
@@ -200,7 +203,7 @@ GATED = '''"""A gate written with the user's own functions: y_i = x_i * swish(z_
 import sympy as sp
 
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 class gate(sp.Function):

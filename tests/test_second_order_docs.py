@@ -26,8 +26,8 @@ from derive.calculus.indices import free_indices
 from derive.cli import main
 from derive.errors import ProofError
 from derive.model.functions import elementary
-from derive.proof.kernel import prove_twin, second_sizes
-from derive.targets.latex.target import load_srepr
+from derive.proof.twin import prove_twin, second_sizes
+from derive.proof.srepr import load_srepr
 
 import finite_differences as fd
 from conftest import GENERATED, OPERATORS, load_kernel

@@ -23,7 +23,7 @@ import sympy as sp
 import derive
 from derive.pipeline import pdf
 from derive.cli import main
-from derive.targets.latex.target import load_srepr
+from derive.proof.srepr import load_srepr
 from derive.proof.formula import read_number
 from derive.model import Input, OperatorModel, Param, index, size
 from derive.model.reader import ReadError
@@ -153,7 +153,7 @@ def test_an_operator_named_to_leave_the_output_folder_writes_nothing(tmp_path, c
     path.write_text(textwrap.dedent('''
         import sympy as sp
         from derive.model import Input, OperatorModel, index, size
-        from derive.model.registry import register
+        from derive.registry import register
 
         @register
         def evil() -> OperatorModel:

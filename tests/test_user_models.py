@@ -155,7 +155,7 @@ GATED_NORM = '''
 import sympy as sp
 
 from derive.model import Input, OperatorModel, Param, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register
@@ -207,7 +207,7 @@ def test_loading_a_model_file_leaves_the_builtin_registry_alone(tmp_path, render
 def test_model_file_with_two_operators_needs_a_name(tmp_path, capsys):
     second = GATED_NORM.replace("def gated_norm()", "def gated_norm2()")
     second = second.replace('name="gated_norm"', 'name="gated_norm2"')
-    (tmp_path / "two.py").write_text(GATED_NORM + second.split("from derive.model.registry import register", 1)[1])
+    (tmp_path / "two.py").write_text(GATED_NORM + second.split("from derive.registry import register", 1)[1])
     assert main(["show", "--model", str(tmp_path / "two.py")]) == 2
     assert "defines 2 operators (gated_norm, gated_norm2); name one" in capsys.readouterr().err
     assert main(["show", "gated_norm2", "--model", str(tmp_path / "two.py"), "--ascii"]) == 0
@@ -220,9 +220,9 @@ def test_model_file_with_two_operators_needs_a_name(tmp_path, capsys):
     ("def f(:\n", "bad.py:1: syntax error"),
     ("import no_such_module_here\n", "bad.py:1: ModuleNotFoundError: No module named 'no_such_module_here'"),
     ("x = 1\n", "registers no operator; decorate a function returning an OperatorModel with @register"),
-    ("from derive.model.registry import register\n\n@register\ndef op():\n    raise RuntimeError('oops')\n",
+    ("from derive.registry import register\n\n@register\ndef op():\n    raise RuntimeError('oops')\n",
      "bad.py:5: op() failed: RuntimeError: oops"),
-    ("from derive.model.registry import register\n\n@register\ndef op():\n    return 3\n",
+    ("from derive.registry import register\n\n@register\ndef op():\n    return 3\n",
      "op() failed: TypeError: op() returned int, not an OperatorModel"),
 ])
 def test_a_broken_model_file_is_one_clear_error_and_writes_nothing(tmp_path, capsys, body, message):
@@ -245,7 +245,7 @@ def test_a_missing_model_file_and_a_missing_out_folder_are_clear_errors(tmp_path
 PLUGIN = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register
@@ -309,7 +309,7 @@ def test_model_file_can_import_its_neighbours(tmp_path):
     (tmp_path / "helpers_for_model.py").write_text(helper)
     (tmp_path / "uses.py").write_text(textwrap.dedent('''
         from derive.model import Input, OperatorModel, index, size
-        from derive.model.registry import register
+        from derive.registry import register
         from helpers_for_model import soft
 
         @register
@@ -327,7 +327,7 @@ def test_model_file_can_import_its_neighbours(tmp_path):
 OWN_FUNCTION = '''
 import sympy as sp
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 class smooth_relu(sp.Function):
@@ -377,7 +377,7 @@ def test_rebuild_makes_a_variant_of_a_user_model_from_its_own_factory(tmp_path):
 CONSTANT = '''"""A constant output, written as a plain Python number."""
 
 from derive.model import Input, OperatorModel, index, size
-from derive.model.registry import register
+from derive.registry import register
 
 
 @register

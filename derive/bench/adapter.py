@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from . import torch_ref
+from .cases import TORCH_FORWARD, TORCH_VJP
 
 OPS = ("rmsnorm", "layernorm", "batchnorm", "softmax", "log_softmax")
 ADAPTER_FORWARD, ADAPTER_VJP = "torch adapter forward", "torch adapter vjp"
@@ -56,6 +57,4 @@ def ratios(rows: list[dict]) -> dict[str, float]:
 
 
 def torch_ref_name(kind: str) -> str:
-    from .kernels import TORCH_FORWARD, TORCH_VJP
-
     return TORCH_FORWARD if kind == "forward" else TORCH_VJP

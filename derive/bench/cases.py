@@ -15,6 +15,15 @@ import numpy as np
 from ..model import registry
 from . import baselines
 
+DTYPES = ("float32", "float64")
+"""The dtypes a case runs in (``--dtype``)."""
+
+# the candidates' names, as the tables show them
+GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
+TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
+NUMBA_VJP, NUMBA_FORWARD = "numba vjp", "numba forward"
+GENERATED_VJP_JVP, TORCH_VJP_JVP = "generated vjp_jvp", "torch double backward"
+
 NORM_SHAPES = ((8192, 4096), (4096, 5120), (4096, 1024), (256, 768))
 SOFTMAX_SHAPES = ((8192, 4096), (4096, 1024))
 """(4096, 1024): issue 15's shape for the second order (vjp_jvp beside PyTorch's double backward)."""

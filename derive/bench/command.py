@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DTYPES = ("float32", "float64")
+from .cases import DTYPES
+
 
 
 def add_bench_command(commands: argparse._SubParsersAction) -> None:

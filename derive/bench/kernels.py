@@ -22,7 +22,10 @@ import numpy as np
 
 from ..model import registry
 from . import adapter, measure, torch_ref
-from .cases import Case
+from .cases import (
+    CLOSED_VJP, COPY, GENERATED_FORWARD, GENERATED_VJP, GENERATED_VJP_JVP, NAIVE_VJP, NUMBA_FORWARD, NUMBA_VJP, PLAIN_VJP,
+    TORCH_FORWARD, TORCH_VJP, TORCH_VJP_JVP, Case,
+)
 
 NAIVE_MAX_N = 1024
 NAIVE_MAX_BYTES = 2 << 30
@@ -30,10 +33,6 @@ PAUSE_S, PAUSE_FROM_BYTES = 0.15, 16 << 20
 """Seconds of rest before each candidate's turn (an untimed call, then the timed one) in a case whose
 largest input has at least 16 MiB (the large shapes, whose calls take milliseconds; the small
 shapes' sub-millisecond calls run back to back, without rests)."""
-GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
-TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
-NUMBA_VJP, NUMBA_FORWARD = "numba vjp", "numba forward"
-GENERATED_VJP_JVP, TORCH_VJP_JVP = "generated vjp_jvp", "torch double backward"
 
 
 class Skip(Exception):

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .kernels import CLOSED_VJP, GENERATED_VJP, NUMBA_VJP, PLAIN_VJP, TORCH_VJP
+from .cases import CLOSED_VJP, GENERATED_VJP, NUMBA_VJP, PLAIN_VJP, TORCH_VJP
 
 SERIES = ((GENERATED_VJP, "#1b9e77"), (NUMBA_VJP, "#e7298a"), (CLOSED_VJP, "#7570b3"), (PLAIN_VJP, "#bdbdbd"),
           (TORCH_VJP, "#d95f02"))

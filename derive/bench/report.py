@@ -8,7 +8,7 @@ from scratch and 2 s when nothing changed.
 
 from __future__ import annotations
 
-from .kernels import CLOSED_VJP, GENERATED_VJP, GENERATED_VJP_JVP, NUMBA_FORWARD, NUMBA_VJP, TORCH_VJP, TORCH_VJP_JVP
+from .cases import CLOSED_VJP, GENERATED_VJP, GENERATED_VJP_JVP, NUMBA_FORWARD, NUMBA_VJP, TORCH_VJP, TORCH_VJP_JVP
 
 SPEED_OPS = ("rmsnorm", "layernorm", "softmax", "log_softmax", "batchnorm")
 SECOND_ORDER_OPS, SECOND_ORDER_SHAPE = ("rmsnorm", "layernorm", "softmax"), [4096, 1024]

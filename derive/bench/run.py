@@ -18,8 +18,8 @@ import sympy as sp
 from ..model import registry
 from ..version import __version__
 from . import cases as case_table
+from .cases import DTYPES
 from . import derivation, report, torch_ref
-from .command import DTYPES
 from .kernels import Skip, run_case
 
 

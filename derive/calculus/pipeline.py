@@ -12,7 +12,7 @@ from functools import cached_property
 import sympy as sp
 
 from ..budget import check_size, step
-from ..model import Input, OperatorModel
+from ..model import Input, OperatorModel, registry
 from .validate import validate
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
@@ -83,6 +83,22 @@ class Derivation:
             return self.compact(input_name, kind)
         raw = getattr(self.gradient(input_name), kind)
         return Compact(raw, raw, None)
+
+    @cached_property
+    def _variants(self) -> dict[object, Derivation]:
+        return {}
+
+    def variants(self) -> list[tuple[object, Derivation]]:
+        """(value, derivation) for each value of the model's formula-selecting parameter (gelu's
+        ``approximate``), this one for its default; [(None, self)] without one.  Each variant is
+        derived once and kept: every target that asks reads the same one."""
+        choice = next((p for p in self.model.params if p.choices), None)
+        if choice is None:
+            return [(None, self)]
+        for value in choice.choices:
+            if value != choice.default and value not in self._variants:
+                self._variants[value] = derive(registry.rebuild(self.model, **{choice.name: value}))
+        return [(value, self if value == choice.default else self._variants[value]) for value in choice.choices]
 
     @cached_property
     def _second(self) -> dict[str, tuple[SecondTerm, ...]]:

@@ -17,13 +17,14 @@ import sympy as sp
 from sympy.printing.pretty.pretty_symbology import pretty_symbol
 
 from ..calculus.pipeline import COTANGENT
+from ..model.functions import sigmoid
 
 TANGENT_PREFIX = "dot_"
 
 SYMBOLS: dict[str, tuple[str, str]] = {"epsilon": (r"\epsilon", "ϵ")}
 """Names SymPy would display otherwise: (LaTeX, Unicode); Unicode ε would not be what \\epsilon sets."""
 
-FUNCTIONS: dict[str, tuple[str, str]] = {"sigmoid": (r"\sigma", "σ"), "logistic": (r"\sigma", "σ")}
+FUNCTIONS: dict[str, tuple[str, str]] = {"sigmoid": sigmoid.SYMBOL, "logistic": sigmoid.SYMBOL}
 """Functions shown by a symbol rather than by their name: (LaTeX, Unicode)."""
 
 _BAR, _DOT, _OVERLINE = "\u0304", "\u0307", "\u0305"  # combining macron, dot above, overline

@@ -42,7 +42,7 @@ def load_models(path: str | Path) -> dict[str, OperatorModel]:
             origin = registry.file_origin(path, _digest(path, text))
         if not factories:
             raise ModelFileError(f"{path}: registers no operator; decorate a function returning an "
-                                 "OperatorModel with @register (from derive.model.registry import register)")
+                                 "OperatorModel with @register (from derive.registry import register)")
         models: dict[str, OperatorModel] = {}
         for name, factory in factories.items():
             try:

@@ -22,10 +22,11 @@ class sigmoid(sp.Function):  # noqa: N801  (reads like the maths)
     def as_elementary(self) -> sp.Expr:
         return 1 / (1 + sp.exp(-self.args[0]))
 
-    def _latex(self, printer, exp=None) -> str:
-        from ..display.notation import function_symbol  # imported when printed: notation imports the calculus
+    SYMBOL = (r"\sigma", "σ")
+    """How the documents show it: (LaTeX, Unicode)."""
 
-        base = rf"{function_symbol('sigmoid', latex=True)}\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None) -> str:
+        base = rf"{self.SYMBOL[0]}\left({printer._print(self.args[0])}\right)"
         return base if exp is None else rf"{base}^{{{exp}}}"
 
 

@@ -26,11 +26,11 @@ from ..model import registry
 from ..budget import Budget, limits, step
 from .cache import RenderCache
 from ..calculus.pipeline import derive
-from ..errors import LoweringError
 from ..targets.latex.target import is_abridged
-from ..targets.render import render, render_registry
+from ..targets.render import render_registry
 from ..model import OperatorModel
 from .output import differences, interrupts_held, refuse_folder, require_output, write
+from .render import render_model
 
 Progress = Callable[[str], None]
 
@@ -67,20 +67,7 @@ def render_one(name: str) -> tuple[dict[str, str], float]:
     process within the parent's budget, its long steps reported to the parent)."""
     started = time.perf_counter()
     with limits(*_worker_budget):
-        return _render_model(registry.get(name)), time.perf_counter() - started
-
-
-def _render_model(model: OperatorModel) -> dict[str, str]:
-    """The operator's files, each proved against the oracle before it may be cached or written."""
-    try:
-        files = render(derive(model))
-    except LoweringError as error:
-        raise LoweringError(f"operator {model.name!r} ({model.source}): {error}") from None
-    from ..proof.kernel import prove  # NumPy starts threads: imported here, after any worker was forked
-
-    with step("proving the files against the oracle", model):
-        prove(model, files)
-    return files
+        return render_model(registry.get(name)), time.perf_counter() - started
 
 
 def render_models(models: Sequence[OperatorModel], progress: Progress = lambda message: None,
@@ -114,9 +101,7 @@ def _render_models(models: Sequence[OperatorModel], progress: Progress, whole_re
         for model in models:
             if model.name not in rendered:
                 started = time.perf_counter()
-                rendered[model.name] = _render_model(model)
-                if options.cache and not is_abridged(rendered[model.name], model.name):  # a larger budget
-                    options.cache.store(model, rendered[model.name])  # may give the whole document
+                rendered[model.name] = render_model(model, cache=options.cache)
                 progress(f"[{len(rendered)}/{len(models)}] {model.name} ({time.perf_counter() - started:.2f} s)")
     except KeyboardInterrupt:
         kept = " (kept in the render cache for the next run)" if options.cache and rendered else ""

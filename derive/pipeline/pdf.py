@@ -20,7 +20,7 @@ from typing import Callable
 
 from ..errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
 from .output import refuse_system_folder
-from ..targets.latex.target import BIBLIOGRAPHY, bibliography
+from ..targets.latex.headers import BIBLIOGRAPHY, bibliography
 
 HANDBOOK = "handbook"
 INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live, for example:

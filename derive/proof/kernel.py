@@ -1,7 +1,7 @@
-"""Proof before writing: every rendered kernel is executed and compared with the oracle.
+"""Proof before writing: a rendered kernel is executed and compared with the oracle.
 
-``prove(model, files)`` runs each target's checks on its freshly rendered files (``Target.proofs``).
-A kernel is run on random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
+Each target registers the checks its files pass (``Target.proofs``, run by ``derive.pipeline.render``
+before anything is cached or written); the Python kernels' is ``prove_kernel``.  A kernel is run on random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
 sizes 1, 2, 3, every layout variant, batches that broadcast, have size-1 axes and more rows than a
 parallel kernel splits a call into, optional inputs given and omitted), with each value of a
 formula-selecting parameter.  ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all
@@ -71,18 +71,6 @@ class Expected:
     gradients: dict[str, np.ndarray] = field(default_factory=dict)
     jvp: dict[tuple, np.ndarray] = field(default_factory=dict)
     second: dict[tuple, dict[str, np.ndarray]] = field(default_factory=dict)
-
-
-def prove(model: OperatorModel, files: dict[str, str], seed: int = 0) -> None:
-    """Raise ``ProofError`` unless every proved file of ``model`` agrees with the oracle: each
-    target registers the checks its files pass (``Target.proofs``: the NumPy kernel, the twin)."""
-    from ..targets import TARGETS
-
-    for target in TARGETS:
-        for suffix, check in target.proofs.items():
-            text = files.get(f"{target.folder}/{model.name}{suffix}")
-            if text is not None:
-                check(model, text, seed)
 
 
 def agrees(got, expected, scale: float):
@@ -267,13 +255,3 @@ def _compare(call: Call, what: str, got, expected: np.ndarray) -> None:
         at = tuple(int(v) for v in np.argwhere(bad)[0])
         raise ProofError(f"{_where(call)}: {what} differs from the oracle at entry {at} "
                          f"({int(bad.sum())} of {bad.size}): kernel {got[at]!r}, oracle {expected[at]!r}")
-
-
-
-def __getattr__(name: str):
-    """``prove_twin`` and ``second_sizes``, which moved to ``derive.proof.twin``, still importable from here."""
-    if name in ("prove_twin", "second_sizes"):
-        from . import twin as prove_twin
-
-        return getattr(prove_twin, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

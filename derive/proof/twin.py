@@ -18,6 +18,7 @@ from ..model.functions import elementary, model_functions
 from ..model import OperatorModel
 from .oracle import Expanded, expanded, numeric, shape
 from .kernel import agrees, input_values, size_cases
+from .srepr import load_srepr
 
 
 def entries(base: str, array: np.ndarray) -> dict[str, float]:
@@ -29,8 +30,6 @@ def entries(base: str, array: np.ndarray) -> dict[str, float]:
 
 def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     """The twin's final VJP and JVP equations, evaluated entry by entry, against the oracle."""
-    from ..targets.latex.target import load_srepr
-
     rng = np.random.default_rng(seed)
     variant_sizes = size_cases(model)[0]
     oracle = expanded(model, tuple(variant_sizes.items()))
@@ -76,8 +75,6 @@ def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict
                        rng: np.random.Generator) -> None:
     """The twin's second-order equations against the oracle's Hessian: each final ``vjp_jvp``
     (sum over b of einsum(dy, hessian(a, b), tangent_b)) and each printed Hessian block (einsum(dy, hessian(a, b)))."""
-    from ..targets.latex.target import load_srepr
-
     wanted = [e for e in equations if e.get("kind") in ("vjp_jvp", "hessian")]
     if not wanted:
         return

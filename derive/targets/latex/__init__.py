@@ -1,10 +1,11 @@
 """The LaTeX target: per operator a standalone derivation document, an \\input-able body and a
 JSON twin (``generated/latex/``); for the whole registry the notation fragment and the handbook.
 
-``printer.py`` prints index expressions; ``view.py`` (with ``equations``, ``names``, ``layout``,
-``stable``, ``matrix_form``/``matrix_section``, ``text``) builds the checked document;
-``handbook.py`` the whole-registry view; ``target.py`` renders the files, writes their headers
-and reads a twin back (``load_srepr``).  This module registers the target.
+``view.py`` (with ``equations``, ``stable``, ``matrix_form``/``matrix_section``, ``text``) builds the
+checked document, its expressions printed and broken into lines by ``derive.display``;
+``handbook.py`` the whole-registry view; ``target.py`` renders the files and writes their headers.
+A twin is read back by ``derive.proof.srepr.load_srepr`` (re-exported here).  This module
+registers the target.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from ...calculus.pipeline import Derivation
 from ...model import OperatorModel
 from ..base import Target, regenerate_command
-from .target import FOLDER, TEXT_ERRORS, latex_environment, latex_header, load_srepr, render_operator, render_registry
+from ...proof.srepr import load_srepr
+from .headers import latex_environment, latex_header
+from .target import FOLDER, TEXT_ERRORS, render_operator, render_registry
 from .view import build_document
 
 __all__ = ["TARGET", "load_srepr"]

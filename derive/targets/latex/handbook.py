@@ -21,7 +21,7 @@ from .equations import Equations, Row, rows
 from ...display.latex import DisplayPartial
 from .stable import shifted
 from .text import tex_escape
-from .view import output_name
+from .symbols import output_name
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ...calculus.second import SecondTerm, wrt_entry
 from ...display.notation import second_order_name
 from .equations import Equation, Equations, Row, rows
 from ...display.layout import TEXT_WIDTH, break_lines, tex_width
+from .symbols import SHOWN_HAT, shown
 from .text import label_part, rule_text
 
 STEP_LINES = 100
@@ -240,13 +241,9 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
 
 def _known(eqs: Equations, form) -> bool:
     """Can the document show ``form``: not written through x̂, or x̂ defined above (the result section)."""
-    from .result import SHOWN_HAT
-
     return form.through != HAT or SHOWN_HAT in eqs.written_through
 
 
 def _named(eqs: Equations, expr: sp.Expr) -> sp.Expr:
-    from .result import _shown
-
-    return eqs.shown(_shown(eqs, expr))
+    return eqs.shown(shown(eqs, expr))
 

@@ -24,7 +24,9 @@ from .text import code_text, label_part, label_text, prose_text, rewrite_text, r
 from .maths_text import maths_text
 from .matrix_section import matrix_rows
 from .result import result_rows
+from .headers import bibliography_keys
 from .second import SecondView, second_view
+from .symbols import output_name, output_tangent, subscript, summed
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,6 @@ class DocumentView:
     """Why the derivation steps are left out (LaTeX), or '' for the whole document."""
 
 
-def output_name(model: OperatorModel) -> str:
-    """``y`` unless an input already has that name."""
-    taken = {inp.name for inp in model.inputs}
-    return next(name for name in ("y", "z", "out") if name not in taken)
-
-
 def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
     """Every section of one operator's document, each equation checked before it is kept.
     ``abridged``: why the derivation is left out; the document then holds the definition and the
@@ -121,8 +117,6 @@ class UnknownCitationError(ValueError):
 
 
 def _introduced(model: OperatorModel) -> str:
-    from .target import bibliography_keys  # the target module imports this one
-
     unknown = [key for key in model.cite if key not in bibliography_keys()]
     if unknown:
         raise UnknownCitationError(f"{model.name}: cite={unknown!r} names no entry of "
@@ -230,13 +224,13 @@ def _vjp(eqs: Equations, gradient: InputGradient) -> tuple[Row, ...]:
     """x̄_k = sum_i ȳ_i dy_i/dx_k = (the engine's VJP), checked against plain differentiation."""
     out = eqs.model.output_indices
     weight = sp.IndexedBase(COTANGENT)[out] if out else sp.Symbol(COTANGENT)
-    contraction = _summed(weight * gradient.steps[0].expr, out)
-    shown = _summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
-    name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + _subscript(eqs, gradient.wrt_indices)
+    contraction = summed(weight * gradient.steps[0].expr, out)
+    shown = summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
+    name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + subscript(eqs, gradient.wrt_indices)
     # checked against the contraction of the Jacobian, itself checked to be the derivative
     equation = eqs.add(_label(eqs, "vjp", gradient.input.name), "vjp", contraction, gradient.vjp, name=name,
                        shown_lhs=shown, input=gradient.input.name,
-                       against=_summed(weight * gradient.jacobian, out))
+                       against=summed(weight * gradient.jacobian, out))
     return rows([equation])
 
 
@@ -244,37 +238,19 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
     """ẏ_i = sum_k dy_i/dx_k ẋ_k = (the engine's JVP); one contribution per input when several."""
     wrt, name = gradient.wrt_indices, gradient.input.name
     tangent = sp.IndexedBase(tangent_name(name))[wrt] if wrt else sp.Symbol(tangent_name(name))
-    contraction = _summed(gradient.steps[0].expr * tangent, wrt)
-    shown = _summed(DisplayPartial(eqs.output_entry, gradient.wrt) * tangent, wrt)
+    contraction = summed(gradient.steps[0].expr * tangent, wrt)
+    shown = summed(DisplayPartial(eqs.output_entry, gradient.wrt) * tangent, wrt)
     own = name if len(derivation.gradients) > 1 else None
-    equation = eqs.add(_label(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=_output_tangent(eqs, own),
-                       shown_lhs=shown, input=gradient.input.name, against=_summed(gradient.jacobian * tangent, wrt))
+    equation = eqs.add(_label(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=output_tangent(eqs, own),
+                       shown_lhs=shown, input=gradient.input.name, against=summed(gradient.jacobian * tangent, wrt))
     return rows([equation])
-
-
-def _summed(expr: sp.Expr, indices: tuple[sp.Idx, ...]) -> sp.Expr:
-    for idx in indices:
-        expr = sp.Sum(expr, (idx, idx.lower, idx.upper))
-    return expr
-
-
-def _subscript(eqs: Equations, indices: tuple[sp.Expr, ...]) -> str:
-    return f"_{{{eqs.printer.subscript(indices)}}}" if indices else ""
-
-
-def _output_tangent(eqs: Equations, contribution_of: str | None = None) -> str:
-    """\\dot{y}_i, or {\\dot{y}^{(x)}}_i for the part contributed by input x."""
-    dot = rf"\dot{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}"
-    if contribution_of is not None:
-        dot = f"{{{dot}^{{({eqs.printer.base_name(contribution_of)})}}}}"
-    return dot + _subscript(eqs, eqs.model.output_indices)
 
 
 def _jvp_total(eqs: Equations, derivation: Derivation) -> str:
     if len(derivation.gradients) < 2:
         return ""
-    parts = [_output_tangent(eqs, g.input.name) for g in derivation.gradients]
-    return f"${_output_tangent(eqs)} = {' + '.join(parts)}$"
+    parts = [output_tangent(eqs, g.input.name) for g in derivation.gradients]
+    return f"${output_tangent(eqs)} = {' + '.join(parts)}$"
 
 
 IMPLICIT_BATCH = ("last", "axis")

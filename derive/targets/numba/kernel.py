@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
+from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ...model.functions import max_over
 from ...model import OperatorModel
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
-from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, _variant, build_view as numpy_view, by_axis
+from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, build_view as numpy_view, by_axis
 from ..numpy.printer import KernelPrinter
 from . import loops
 from .printer import LoopPrinter, body
@@ -91,17 +91,13 @@ class NumbaView:
 
 def build_view(derivation: Derivation) -> NumbaView:
     model = derivation.model
-    choice = next((p for p in model.params if p.choices), None)
-    derivations = [(None, derivation)] if choice is None else [
-        (value, derivation if value == choice.default else derive(_variant(model, choice.name, value)))
-        for value in choice.choices]
     frame = model.dims()
     return NumbaView(
         k=numpy_view(derivation),
         arrays=tuple(_array(model, i.name, i.dims) for i in model.inputs),
         dy=_array(model, COTANGENT, model.output_dims),
         tangents=tuple(_array(model, tangent_name(i.name), i.dims) for i in model.inputs),
-        loops=tuple(_loop_variant(d, value, frame) for value, d in derivations),
+        loops=tuple(_loop_variant(d, value, frame) for value, d in derivation.variants()),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...calculus.indices import bound_indices, free_indices, fresh_index, index_names, substitute_index
-from ...calculus.pipeline import COTANGENT, Derivation, derive, tangent_name
+from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ...model import OperatorModel, dim_of
 from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
@@ -110,11 +110,8 @@ def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = Kern
     subclass reuses the whole layout: the Array API target's)."""
     model = derivation.model
     choice = next((p for p in model.params if p.choices), None)
-    derivations = [(None, derivation)] if choice is None else [
-        (value, derivation if value == choice.default else derive(_variant(model, choice.name, value)))
-        for value in choice.choices]
     printer = printer_class(model.dims(), _arrays(model), _names(model))
-    variants = tuple(_variant_view(d, value, printer) for value, d in derivations)
+    variants = tuple(_variant_view(d, value, printer) for value, d in derivation.variants())
     frame = _runtime_frame(model)
     names = [inp.name for inp in model.inputs]
     return KernelView(
@@ -143,13 +140,6 @@ def build_view(derivation: Derivation, printer_class: type[KernelPrinter] = Kern
         choices=_tuple(choice.choices, quote=True) if choice else "()",
         variants=variants,
     )
-
-
-def _variant(model: OperatorModel, param: str, value: object) -> OperatorModel:
-    """The model built with ``param=value`` by the same factory."""
-    from ...model import registry
-
-    return registry.rebuild(model, **{param: value})
 
 
 def _variant_view(derivation: Derivation, value: object, printer: KernelPrinter) -> Variant:
