@@ -17,8 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from . import api
-from .model import registry
-from .model import OperatorModel
+from .model import OperatorModel, registry
 
 
 def array_api_kernel(name_or_model_file: str | Path, operator: str | None = None) -> tuple[ModuleType, Signature]:

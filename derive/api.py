@@ -16,28 +16,28 @@ import hashlib
 import importlib.util
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Sequence
 
 import sympy as sp
 
-from .model import registry
 from .calculus.pipeline import Derivation, InputGradient
 from .calculus.pipeline import derive as _derive
-from .proof.claims import SIZES, Verdict
-from .proof.claims import check as _check_claim
-from .targets import render as _render
 from .display.forms import equation_latex
 from .display.forms import readable as _readable
+from .model import OperatorModel, registry
+from .model.files import load_model, load_models
 from .pipeline.cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
 from .pipeline.generate import Options, Progress
 from .pipeline.generate import check as _check
 from .pipeline.generate import generate as _generate
-from .model import OperatorModel
 from .pipeline.output import MANIFEST
 from .pipeline.render import render_model
-from .model.files import load_model, load_models
+from .proof.claims import SIZES, Verdict
+from .proof.claims import check as _check_claim
+from .targets import render as _render
+
 
 def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel:
     """A built-in or installed operator by name, or the operator of a model file (``*.py``).
@@ -225,7 +225,7 @@ def _kernel_key(model: OperatorModel) -> str:
     return key[:24]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _private_temporary() -> Path:
     """A folder of this process's own (mode 0700), for kernels when the cache folder cannot be trusted."""
     return Path(tempfile.mkdtemp(prefix="derive-kernels-"))

@@ -16,18 +16,29 @@ from pathlib import Path
 from sympy.printing.pretty.pretty import pretty_use_unicode
 
 from . import api
-from .model import registry
 from .bench.command import add_bench_command
 from .budget import MAX_SIZE, SETTINGS, STEP_SECONDS, TOTAL_SECONDS, Budget, BudgetSettingError, limits, positive
-from .pipeline.cache import RenderCache
+from .errors import (
+    ClaimError,
+    CompileError,
+    DerivationError,
+    LoweringError,
+    ModelError,
+    ModelFileError,
+    OutputError,
+    PluginError,
+    RenderError,
+    TexMissingError,
+    UnknownOperatorError,
+)
+from .model import OperatorModel, registry
 from .model.catalog import markdown_table
-from .proof.claims import report
-from .errors import ClaimError, CompileError, DerivationError, LoweringError, ModelError, ModelFileError, OutputError, PluginError, RenderError, TexMissingError, UnknownOperatorError
+from .pipeline.cache import RenderCache
 from .pipeline.generate import Interrupted, Options, available_cpus, render_models
-from .model import OperatorModel
 from .pipeline.output import WriteInterrupted
-from .show import show_text
 from .pipeline.pdf import compile_documents, compile_pdfs
+from .proof.claims import report
+from .show import show_text
 from .version import __version__
 
 DEFAULT_OUT = Path("generated")

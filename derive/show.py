@@ -9,7 +9,7 @@ the derivative of x̄ along the tangents, x̄̇ (``dot_dx`` with ``--ascii``): t
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 from sympy.printing.pretty.stringpict import prettyForm
@@ -18,8 +18,8 @@ from . import api
 from .calculus.compact import compact
 from .calculus.pipeline import Derivation, tangent_name
 from .display.forms import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
-from .model import OperatorModel
 from .display.notation import bar, second_order_name, unicode_name
+from .model import OperatorModel
 from .targets.latex.view import output_name
 
 BLOCK_LINES = 30

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from derive.model import registry
-
 from conftest import OPERATORS, make_inputs, param_cases, random_values
 from test_torch import CALLS
+
+from derive.model import registry
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ truncation error is O(STEP^2) and the rounding error O(eps / STEP): about 1e-8 r
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import OPERATORS, ROOT
 
 import derive
 from derive.calculus.indices import canonical_dummies, free_indices
 from derive.model.functions import sigmoid
 from derive.targets.render import TARGETS
-
-from conftest import OPERATORS, ROOT
 
 
 def test_load_derive_and_the_expressions_of_each_input():

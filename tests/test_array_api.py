@@ -19,9 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
 from conftest import OPERATORS, float_positions, load_kernel, make_inputs, shape_cases
-
 
 
 @pytest.fixture(autouse=True)

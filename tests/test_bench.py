@@ -7,16 +7,14 @@ import shutil
 import subprocess
 import sys
 
+import finite_differences
 import numpy as np
 import pytest
-
-from derive.bench import adapter, baselines, cases, kernels, measure, report, torch_ref
-from derive.cli import main
-
-import finite_differences
 import reference
 from conftest import GENERATED, ROOT
 
+from derive.bench import adapter, baselines, cases, kernels, measure, report, torch_ref
+from derive.cli import main
 
 # -- the hand-written baselines, checked independently of the generated kernels -------------------
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.pipeline import fuzz, generate
 from derive.cli import main
+from derive.pipeline import fuzz, generate
 from derive.targets.latex import view
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GENERATED
 
 from derive import api
-from derive.pipeline import cache, generate
-from derive.model import registry
 from derive.cli import main
+from derive.model import registry
+from derive.pipeline import cache, generate
 from derive.targets import base
-
-from conftest import GENERATED
 
 
 def tree(folder) -> dict:

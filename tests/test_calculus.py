@@ -7,16 +7,15 @@ import random
 import numpy as np
 import pytest
 import sympy as sp
+from test_oracle import concrete
 
-from derive.model import registry
 from derive.calculus.concrete import agree, expander, random_point, symbols_of
 from derive.calculus.differentiate import DerivationError, Partial, differentiate
 from derive.calculus.indices import canonical_dummies, free_indices
 from derive.calculus.pipeline import derive
 from derive.calculus.rules import collapse_kronecker_sum, simplify
+from derive.model import registry
 from derive.model.functions import elementary, sigmoid
-
-from test_oracle import concrete
 
 n = sp.Symbol("n", integer=True, positive=True)
 i, j, k = sp.Idx("i", n), sp.Idx("j", n), sp.Idx("k", n)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import load_kernel
 
 import derive
 from derive.cli import main
-
-from conftest import load_kernel
 
 TRUE_AND_FALSE = [
     # operator, input, kind, a true formula, a false one

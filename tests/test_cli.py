@@ -9,13 +9,12 @@ import sys
 import unicodedata
 from pathlib import Path
 
+from conftest import GENERATED, ROOT
 
-from derive.model import registry
 from derive.cli import main
+from derive.model import registry
 from derive.pipeline.output import MANIFEST
 from derive.targets import TARGETS
-
-from conftest import GENERATED, ROOT
 
 
 def run(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:

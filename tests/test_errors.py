@@ -12,12 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from derive.pipeline import generate, output
-from derive.cli import main
-from derive.targets import base
-
 from conftest import GENERATED, OPERATORS, ROOT, Watched
+
+from derive.cli import main
+from derive.pipeline import generate, output
+from derive.targets import base
 
 HEADER = """
 import sympy as sp
@@ -379,6 +378,7 @@ def test_a_layout_is_inferred_where_only_one_fits(output, extra, expected, tmp_p
 
 def test_an_inferred_elementwise_kernel_broadcasts(tmp_path):
     import numpy as np
+
     from derive import api
 
     out = tmp_path / "out"

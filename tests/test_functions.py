@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import finite_differences
 import numpy as np
 import pytest
 import sympy as sp
@@ -21,10 +22,8 @@ import derive
 import derive.model.functions
 from derive.calculus.concrete import entry_symbol, expand
 from derive.calculus.indices import free_indices
-from derive.model.functions import elementary
 from derive.cli import main
-
-import finite_differences
+from derive.model.functions import elementary
 
 pytestmark = pytest.mark.xdist_group("functions")
 """One worker renders each model once (the ``kernels`` fixture is per process) and runs these."""
@@ -313,8 +312,8 @@ def test_float32_in_float32_out(name, kernels, rng):
     (lambda x, i, j: x[i] - derive.model.functions.max_over(x[j], sp.Symbol("j")), "is not an index; write max_over"),
 ])
 def test_malformed_functions_are_named(output, message):
-    from derive.model import Input, OperatorModel, index, size
     from derive.calculus.validate import ModelError
+    from derive.model import Input, OperatorModel, index, size
 
     n = size("n")
     i, j = index("i", n), index("j", n)

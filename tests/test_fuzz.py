@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
+from derive.cli import main
+from derive.model.files import load_model
 from derive.pipeline import fuzz
 from derive.pipeline import render as rendering
-from derive.cli import main
 from derive.proof.kernel import ProofError
-from derive.model.files import load_model
 
 CHUNKS, PER_CHUNK = 2, 20
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import GENERATED, ROOT
 from test_readme import python_blocks
 

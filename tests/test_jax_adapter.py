@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_reference
+from conftest import ROOT, load_kernel
 from jax.test_util import check_grads
 
 import derive.jax as dj
-
-from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_reference
-from conftest import ROOT, load_kernel
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import derive
-from derive.pipeline import cache
 from derive.cli import main
 from derive.errors import UntrustedCacheWarning
+from derive.pipeline import cache
 
 SCALE = '''\
 import sympy as sp

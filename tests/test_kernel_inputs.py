@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import OPERATORS, load_kernel, make_inputs, model_of, shape_cases
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import finite_differences
 import numpy as np
 import pytest
-
-import finite_differences
 import reference
-from conftest import (OPERATORS, float_positions, load_kernel, make_inputs, model_of, param_cases, random_values,
-                      shape_cases)
+from conftest import (
+    OPERATORS,
+    float_positions,
+    load_kernel,
+    make_inputs,
+    model_of,
+    param_cases,
+    random_values,
+    shape_cases,
+)
 
 CASES = [(name, sizes, batch, params) for name in OPERATORS for sizes, batch in shape_cases(name)
          for params in param_cases(name)]

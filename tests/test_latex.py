@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import GENERATED, OPERATORS, ROOT, load_kernel, make_inputs
 
-from derive.model import registry
 from derive.calculus.concrete import expander, substituted
 from derive.calculus.differentiate import Partial, Step
 from derive.calculus.equality import UnverifiedEqualityError
@@ -25,16 +25,15 @@ from derive.calculus.pipeline import Derivation, derive
 from derive.cli import main
 from derive.display import readable
 from derive.display.latex import DerivationLatexPrinter
-from derive.targets.latex.stable import shift_axes
+from derive.model import registry
+from derive.pipeline.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
 from derive.proof.srepr import load_srepr
-from derive.targets.latex.text import UntypesettableTextError, tex_escape
-from derive.targets.latex.view import build_document
+from derive.targets.latex.equations import Equations
 from derive.targets.latex.matrix_form import matrix_form
 from derive.targets.latex.matrix_section import matrix_rows
-from derive.targets.latex.equations import Equations
-from derive.pipeline.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
-
-from conftest import GENERATED, OPERATORS, ROOT, load_kernel, make_inputs
+from derive.targets.latex.stable import shift_axes
+from derive.targets.latex.text import UntypesettableTextError, tex_escape
+from derive.targets.latex.view import build_document
 
 LATEX = GENERATED / "latex"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.model import registry
 from derive.calculus.pipeline import derive
+from derive.model import registry
 from derive.targets.latex.headers import bibliography, bibliography_keys
 from derive.targets.latex.view import UnknownCitationError, build_document
 from derive.version import __version__

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from derive.display.latex import DerivationLatexPrinter
 from derive.model import registry
 from derive.targets.latex.maths_text import maths_text
-from derive.display.latex import DerivationLatexPrinter
 
 LATEX = Path(__file__).resolve().parent.parent / "generated" / "latex"
 OPERATORS = registry.names()

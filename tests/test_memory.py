@@ -8,7 +8,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from conftest import NUMBA_BATTERY, OPERATORS, float_positions, load_kernel, make_inputs, model_of
 
 

@@ -8,10 +8,9 @@ import importlib.util
 import sys
 
 import pytest
+from conftest import ROOT
 
 from derive.model import registry
-
-from conftest import ROOT
 
 
 def _tool():

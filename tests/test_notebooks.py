@@ -16,8 +16,8 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
-
 from conftest import ROOT
+
 from derive.display.layout import tex_width
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -54,7 +54,7 @@ def outputs_of(notebook) -> list[dict]:
     return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def executed_notebook(path: Path):
     return execute(nbformat.read(path, as_version=4), path.parent)
 

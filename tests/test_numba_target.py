@@ -10,11 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import GENERATED, ROOT, float_positions, load_kernel, make_inputs, shape_cases
 
 from derive.cli import main
 from derive.pipeline.output import MANIFEST
-
-from conftest import GENERATED, ROOT, float_positions, load_kernel, make_inputs, shape_cases
 
 WITHOUT_NUMBA = "import sys; sys.modules['numba'] = None  # as if numba were not installed\n"
 

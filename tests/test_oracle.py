@@ -3,18 +3,16 @@ symbols, run plain ``sympy.diff``, and require the engine's Jacobian entry (and 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import random
 
 import pytest
 import sympy as sp
-
-from derive.model import registry
-from derive.calculus.pipeline import derive
-from derive.proof.oracle import concrete as _concrete
-
 from conftest import OPERATORS
+
+from derive.calculus.pipeline import derive
+from derive.model import registry
+from derive.proof.oracle import concrete as _concrete
 
 
 def concrete(expr: sp.Expr, sizes: dict, values: dict) -> sp.Expr:

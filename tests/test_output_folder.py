@@ -13,23 +13,22 @@ import resource
 import shutil
 import signal
 import stat
-import tempfile
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import GENERATED, ROOT, Watched
 
 from derive import api
+from derive.cli import main
 from derive.pipeline import output, pdf
 from derive.pipeline.cache import RenderCache
-from derive.cli import main
 from derive.pipeline.generate import Options
 from derive.pipeline.output import MANIFEST, OutputError, locked, write
-
-from conftest import GENERATED, ROOT, Watched
 
 SMALL = ("relu", "sin", "cos", "exp", "log", "tanh", "sigmoid", "softplus")
 """Quick operators (about a second each when derived)."""
@@ -374,7 +373,7 @@ def test_concurrent_runs_into_one_folder_lose_no_file(tmp_path):
         try:
             barrier.wait()
             api.write(model, out, options=options)
-        except BaseException as error:  # noqa: BLE001 - any failure is the finding
+        except BaseException as error:
             errors.append(error)
 
     for _ in range(3):

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import float_positions, load_kernel, make_inputs, model_of, required_params
 
 from derive.model import registry
-
-from conftest import float_positions, load_kernel, make_inputs, model_of, required_params
 
 NORMALISATIONS = [name for name in registry.names() if model_of(name).category == "normalization"]
 BOUND = 1e-3

@@ -13,23 +13,22 @@ from __future__ import annotations
 import json
 import types
 
+import finite_differences
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import load_kernel
 
 from derive import api
-from derive.model import registry
 from derive.calculus.pipeline import derive
 from derive.cli import main
-from derive.proof.srepr import load_srepr
-from derive.targets.render import TARGETS, render
+from derive.model import registry
 from derive.pipeline import render as rendering
 from derive.pipeline.render import prove_files
 from derive.proof.kernel import ProofError, prove_kernel, prove_module
+from derive.proof.srepr import load_srepr
 from derive.proof.twin import prove_twin
-
-import finite_differences
-from conftest import load_kernel
+from derive.targets.render import TARGETS, render
 
 COSINE = '''"""Cosine similarity over the last axis, written smoothly."""
 
@@ -177,7 +176,6 @@ def test_a_broken_latex_equation_is_refused():
 
 
 def test_generate_refuses_a_kernel_that_fails_its_proof(cosine, tmp_path, monkeypatch, capsys):
-    import derive.pipeline.generate as generate
 
     def broken_render(derivation, *targets):
         files = render(derivation, *targets)

@@ -9,12 +9,11 @@ split; the compiled loops, run on threads of their own, agree with the oracle at
 from __future__ import annotations
 
 import pytest
+from conftest import GENERATED, NUMBA_BATTERY, load_kernel
 
 from derive.model import registry
 from derive.proof.kernel import ProofError
 from derive.targets.numba import CHUNKINGS, TARGET, load_interpreted, prove_chunked
-
-from conftest import GENERATED, NUMBA_BATTERY, load_kernel
 
 WHOLE_ROWS = "    first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_\n"
 UNITS = "    first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_\n"

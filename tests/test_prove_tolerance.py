@@ -10,11 +10,10 @@ import types
 
 import numpy as np
 import pytest
+from conftest import load_kernel
 
 from derive.model import registry
 from derive.proof.kernel import EPS, ROUNDING, ProofError, agrees, prove_module
-
-from conftest import load_kernel
 
 FUNCTIONS = ("forward", "vjp", "jvp", "vjp_jvp")
 

@@ -9,14 +9,12 @@ tests/test_memory.py.  Shapes are few and small: the first-order battery covers 
 
 from __future__ import annotations
 
+import finite_differences
 import numpy as np
 import pytest
 import torch
-
-import finite_differences
 from conftest import OPERATORS, float_positions, load_kernel, make_inputs, model_of, param_cases, shape_cases
-from test_torch import (CALLS, broadcast_variants, kernel_of, optional_variants, parameter_variants,
-                        shape_sweep)
+from test_torch import CALLS, broadcast_variants, kernel_of, optional_variants, parameter_variants, shape_sweep
 
 SHAPES = (0, 4, -1)
 """Of ``shape_cases``: n = 1 without batch, n = 3 with one batch axis, n = 4 with two."""
@@ -190,8 +188,8 @@ def test_vjp_jvp_float32_in_float32_out(name, rng, kernel_target):
 def test_the_oracles_hessian_vector_product_is_its_hessian_contracted(name, rng):
     """The proof's ``hessian_vector`` (the gradient differentiated along a direction) against the
     oracle's full Hessian (every second derivative) contracted with the cotangent and the tangent."""
-    from derive.proof.oracle import expanded
     from derive.proof.kernel import size_cases
+    from derive.proof.oracle import expanded
 
     model = model_of(name)
     sizes = size_cases(model)[-1]

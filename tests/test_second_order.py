@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive.model import registry
 from derive.calculus.concrete import expand
 from derive.calculus.pipeline import COTANGENT, derive, tangent_name
+from derive.model import registry
 from derive.proof.oracle import entry, expanded
 
 OPERATORS = ("div", "softmax", "rmsnorm", "layernorm", "cross_entropy")

@@ -14,24 +14,23 @@ import itertools
 import json
 import re
 
+import finite_differences as fd
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import GENERATED, OPERATORS, load_kernel
+from test_latex import _entries, _kernel_call, _model_array
 
 import derive
-from derive.model import registry
 from derive.calculus import pipeline
 from derive.calculus.concrete import NotNumeric, evaluate, expand
 from derive.calculus.indices import free_indices
 from derive.cli import main
 from derive.errors import ProofError
+from derive.model import registry
 from derive.model.functions import elementary
-from derive.proof.twin import prove_twin, second_sizes
 from derive.proof.srepr import load_srepr
-
-import finite_differences as fd
-from conftest import GENERATED, OPERATORS, load_kernel
-from test_latex import _entries, _kernel_call, _model_array
+from derive.proof.twin import prove_twin, second_sizes
 
 LATEX = GENERATED / "latex"
 

@@ -15,21 +15,19 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import sympy as sp
+from conftest import GENERATED, OPERATORS
 
 import derive
-from derive.pipeline import pdf
+from derive.calculus.validate import ModelError, validate
 from derive.cli import main
-from derive.proof.srepr import load_srepr
-from derive.proof.formula import read_number
 from derive.model import Input, OperatorModel, Param, index, size
 from derive.model.reader import ReadError
-from derive.calculus.validate import ModelError, validate
-
-from conftest import GENERATED, OPERATORS, ROOT
+from derive.pipeline import pdf
+from derive.proof.formula import read_number
+from derive.proof.srepr import load_srepr
 
 ESCAPE = "sigmoid.__globals__['__builtins__']['__import__']('os').system('touch F') + 2!"
 

@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 import torch
-
-from conftest import (OPERATORS, float_positions, load_kernel, make_inputs, model_of, random_values, shape_cases,
-                      user_shape)
+from conftest import (
+    OPERATORS,
+    float_positions,
+    load_kernel,
+    make_inputs,
+    model_of,
+    random_values,
+    shape_cases,
+    user_shape,
+)
 
 F = torch.nn.functional
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_derivatives, torch_reference
+from conftest import ROOT, load_kernel
 
 import derive.torch as dt
 from derive.errors import UnknownOperatorError
-
-from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_derivatives, torch_reference
-from conftest import ROOT, load_kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 

@@ -11,15 +11,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import finite_differences
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import derive
-from derive.model import registry
 from derive.cli import main
-
-import finite_differences
-from conftest import ROOT
+from derive.model import registry
 
 
 def run_derive(args: list[str], cwd: Path, extra_path: str = "") -> subprocess.CompletedProcess:

@@ -4,8 +4,8 @@ as ``torch_ref`` times PyTorch), for the norms and softmaxes, on the CPU."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -7,8 +7,8 @@ parameters, and the baselines that exist for it.  ``--quick`` swaps in tiny shap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

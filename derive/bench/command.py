@@ -9,7 +9,6 @@ from pathlib import Path
 from .cases import DTYPES
 
 
-
 def add_bench_command(commands: argparse._SubParsersAction) -> None:
     text = "time the generated kernels beside hand-written NumPy, PyTorch and a copy; time derivation"
     bench = commands.add_parser("bench", help=text, description=text[0].upper() + text[1:] + ".")

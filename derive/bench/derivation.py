@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import derive
+
 from ..model import registry
 
 PACKAGE_ROOT = Path(derive.__file__).resolve().parent.parent

@@ -13,18 +13,29 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 
 from ..model import registry
 from . import adapter, measure, torch_ref
 from .cases import (
-    CLOSED_VJP, COPY, GENERATED_FORWARD, GENERATED_VJP, GENERATED_VJP_JVP, NAIVE_VJP, NUMBA_FORWARD, NUMBA_VJP, PLAIN_VJP,
-    TORCH_FORWARD, TORCH_VJP, TORCH_VJP_JVP, Case,
+    CLOSED_VJP,
+    COPY,
+    GENERATED_FORWARD,
+    GENERATED_VJP,
+    GENERATED_VJP_JVP,
+    NAIVE_VJP,
+    NUMBA_FORWARD,
+    NUMBA_VJP,
+    PLAIN_VJP,
+    TORCH_FORWARD,
+    TORCH_VJP,
+    TORCH_VJP_JVP,
+    Case,
 )
 
 NAIVE_MAX_N = 1024

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import platform
-from pathlib import Path
 
 import numpy as np
 import sympy as sp
@@ -18,8 +17,8 @@ import sympy as sp
 from ..model import registry
 from ..version import __version__
 from . import cases as case_table
-from .cases import DTYPES
 from . import derivation, report, torch_ref
+from .cases import DTYPES
 from .kernels import Skip, run_case
 
 

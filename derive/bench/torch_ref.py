@@ -9,7 +9,7 @@ gradients along tangents (by the Hessian's symmetry, what a kernel's ``vjp_jvp``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

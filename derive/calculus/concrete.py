@@ -16,8 +16,8 @@ import itertools
 import math
 import operator
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import sympy as sp
 

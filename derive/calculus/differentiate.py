@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..errors import DerivationError
 from ..model.functions import attains, max_over
-from .indices import free_indices, index_names, fresh_index, substitute_index
-from ..errors import DerivationError  # noqa: F401  (raised here, defined with the others)
+from .indices import free_indices, fresh_index, index_names, substitute_index
 
 
 class Partial(sp.Expr):

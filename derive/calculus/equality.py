@@ -16,7 +16,6 @@ import random
 import sympy as sp
 
 from ..model.functions import elementary
-
 from .concrete import Disagreement, agree, coincidence_patterns, expander, random_point, symbols_of
 from .differentiate import DerivationError, Partial
 from .indices import canonical_dummies, free_indices

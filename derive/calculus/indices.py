@@ -8,7 +8,7 @@ name fixed by what the sum depends on, after which equal sums are equal objects 
 from __future__ import annotations
 
 import functools
-from typing import Iterable
+from collections.abc import Iterable
 
 import sympy as sp
 

@@ -13,13 +13,13 @@ import sympy as sp
 
 from ..budget import check_size, step
 from ..model import Input, OperatorModel, registry
-from .validate import validate
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
-from .indices import fresh_entry, free_indices, index_names
+from .indices import free_indices, fresh_entry, index_names
 from .rules import simplify
 from .second import SecondTerm, second_terms
+from .validate import validate
 
 COTANGENT = "dy"
 

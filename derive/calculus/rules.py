@@ -8,7 +8,7 @@ None of them expands a power or a function, so centred forms such as (x_j - mu)^
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import sympy as sp
 
-from .indices import free_indices
-from ..model.functions import max_over
+from ..errors import ModelError
 from ..model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
-from ..errors import ModelError  # noqa: F401  (raised here, defined with the others)
+from ..model.functions import max_over
+from .indices import free_indices
 
 Range = tuple[sp.Expr, sp.Expr]
 

@@ -39,8 +39,8 @@ def equation_latex(lhs: str | sp.Expr | None, expr: sp.Expr, output: str = "y",
     """``lhs = expr`` in the documents' LaTeX (``expr`` alone for None, ``= expr`` for ''), ``note``
     in text after it; wider than ``width`` letters (``tex_width``), an ``aligned`` block broken at
     top-level + and - (and inside a too-wide product's bracketed sum).  ``lhs``: LaTeX or an expression."""
-    from .layout import break_lines, tex_width
     from .latex import DerivationLatexPrinter
+    from .layout import break_lines, tex_width
 
     printer = DerivationLatexPrinter(output)
     left = lhs if isinstance(lhs, str) or lhs is None else printer.doprint(lhs)

@@ -6,7 +6,18 @@ functions a model may use (``functions.py``), the registry (``registry.py``), us
 """
 
 from .operator import (
-    LAYOUTS, Input, Layout, ModelFactory, OperatorModel, Param, dim_of, entrywise, index, infer_layout, one_axis, size,
+    LAYOUTS,
+    Input,
+    Layout,
+    ModelFactory,
+    OperatorModel,
+    Param,
+    dim_of,
+    entrywise,
+    index,
+    infer_layout,
+    one_axis,
+    size,
 )
 
 __all__ = ["LAYOUTS", "Input", "Layout", "ModelFactory", "OperatorModel", "Param", "dim_of", "entrywise", "index",

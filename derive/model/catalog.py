@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .operator import Input, OperatorModel
 from . import registry
+from .operator import Input, OperatorModel
 
 LAYOUT_SHAPES = {
     "elementwise": "any shape (broadcast)",

@@ -17,13 +17,13 @@ import importlib.util
 import itertools
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from . import registry
 from ..budget import step
+from ..errors import ModelFileError
+from . import registry
 from .operator import OperatorModel
-from ..errors import ModelFileError  # noqa: F401  (raised here, defined with the others)
 
 _COUNTER = itertools.count()
 

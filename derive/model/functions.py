@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy as sp
 
 
-class sigmoid(sp.Function):  # noqa: N801  (reads like the maths)
+class sigmoid(sp.Function):
     """The logistic function 1 / (1 + exp(-x)), printed as scipy.special.expit (finite for any x)."""
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
@@ -30,7 +30,7 @@ class sigmoid(sp.Function):  # noqa: N801  (reads like the maths)
         return base if exp is None else rf"{base}^{{{exp}}}"
 
 
-class softplus(sp.Function):  # noqa: N801
+class softplus(sp.Function):
     """log(1 + exp(x)), printed as numpy.logaddexp(0, x) (finite for any x)."""
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
@@ -85,7 +85,7 @@ def elementary(expr: sp.Expr) -> sp.Expr:
     return walk(expr)
 
 
-class at_most(sp.Function):  # noqa: N801
+class at_most(sp.Function):
     """The indicator [j <= i] of two indices (1 or 0): a causal mask.  Constant in every input."""
 
     nargs = 2
@@ -104,7 +104,7 @@ class at_most(sp.Function):  # noqa: N801
         return rf"[{j} \le {i}]"
 
 
-class max_over(sp.Function):  # noqa: N801
+class max_over(sp.Function):
     """max_over(f, l[, mask]): the maximum of f over the index l, which it binds, taken where the
     0/1 ``mask`` is 1 (a keepdims max in kernels).  Usable in a model, like torch.amax: its gradient
     goes to the entries where f_l is the maximum, split evenly among ties."""
@@ -131,7 +131,7 @@ class max_over(sp.Function):  # noqa: N801
         return base if exp is None else rf"\left({base}\right)^{{{exp}}}"
 
 
-class attains(sp.Function):  # noqa: N801
+class attains(sp.Function):
     """[value = extreme]: 1 where an entry is the maximum (or minimum), else 0: the entries its
     gradient goes to.  Piecewise constant: its derivative is 0."""
 

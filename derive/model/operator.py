@@ -7,8 +7,8 @@ dimensions are implicit and broadcast.  The differentiator and the printers read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sympy as sp
 

@@ -10,12 +10,13 @@ values (``derive.proof.formula``) and for the srepr of the JSON twins (``derive.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import sympy as sp
 
-from ..errors import ReadError  # noqa: F401  (raised here, defined with the others)
+from ..errors import ReadError
 
 MAX_EXPONENT = 1000
 """A number raised to a larger literal power is refused (SymPy would compute it exactly)."""
@@ -135,7 +136,7 @@ class _Walker:
             return self.grammar.calls[name](*args, **keywords)
         except ReadError:
             raise
-        except Exception as error:  # noqa: BLE001 - a whitelisted constructor refusing its arguments
+        except Exception as error:
             raise ReadError(f"{name}(...) cannot be built from these arguments: {error}") from None
 
     def _argument(self, function: str, position: int, node: ast.AST) -> Any:
@@ -185,6 +186,6 @@ def _is_number(node: ast.AST) -> bool:
 def _source(node: ast.AST) -> str:
     try:
         text = ast.unparse(node)
-    except Exception:  # noqa: BLE001 - only for a message
+    except Exception:
         return type(node).__name__
     return text if len(text) <= 60 else text[:57] + "..."

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
+from ..errors import PluginError, UnknownOperatorError
 from .operator import ModelFactory, OperatorModel
-from ..errors import UnknownOperatorError, PluginError  # noqa: F401  (raised here, defined with the others)
 
 ENTRY_POINT_GROUP = "derive.operators"
 

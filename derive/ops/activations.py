@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..model.functions import sigmoid as logistic, softplus as soft_plus
 from ..model import OperatorModel, Param
+from ..model.functions import sigmoid as logistic
+from ..model.functions import softplus as soft_plus
 from ..model.registry import register
 from .elementwise import unary
 

@@ -2,8 +2,8 @@
 
 import sympy as sp
 
-from ..model.functions import at_most
 from ..model import Input, OperatorModel, Param, index, size
+from ..model.functions import at_most
 from ..model.registry import register
 
 

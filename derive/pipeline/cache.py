@@ -36,11 +36,10 @@ from types import ModuleType
 import jinja2
 import sympy as sp
 
-from ..model import registry
 from ..errors import UntrustedCacheWarning
-from ..version import __version__
+from ..model import OperatorModel, registry
 from ..targets.base import template_folder
-from ..model import OperatorModel
+from ..version import __version__
 from .output import is_safe
 
 FORMAT = "derive-render-cache-2"
@@ -114,13 +113,13 @@ def _distrust(path: Path, problem: str) -> None:
     warnings.warn(UntrustedCacheWarning(f"not using the cache entry {path}: it {problem}"), stacklevel=3)
 
 
-def _digest_files(digest: "hashlib._Hash", root: Path, paths: list[Path]) -> None:
+def _digest_files(digest: hashlib._Hash, root: Path, paths: list[Path]) -> None:
     for path in sorted(paths):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def engine_fingerprint() -> str:
     """Hash of the versions, the templates and the engine's own source files."""
     digest = hashlib.sha256(FORMAT.encode())

@@ -24,17 +24,17 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from ..budget import Budget, OverBudget, limits
 from ..calculus.differentiate import DerivationError
-from ..errors import LoweringError
-from ..targets import TARGETS
-from ..proof.kernel import ProofError
-from ..model.files import ModelFileError, load_model
 from ..calculus.validate import ModelError
+from ..errors import LoweringError
+from ..model.files import ModelFileError, load_model
+from ..proof.kernel import ProofError
+from ..targets import TARGETS
 from .render import render_model
 
 KERNEL_TARGETS = ("numpy", "numba", "array_api")
@@ -105,7 +105,7 @@ class _Writer:
             return self.leaf(scope)
         kind = self.rng.choice(["add", "sub", "mul", "div", "pow", "exp", "log", "sqrt", "sigmoid", "tanh",
                                 "sum", "sum", "sum2"])
-        sub = lambda: self.expr(depth - 1, scope)  # noqa: E731
+        sub = lambda: self.expr(depth - 1, scope)
         if kind == "add":
             return f"({sub()} + {sub()})"
         if kind == "sub":

@@ -17,18 +17,17 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from ..model import registry
 from ..budget import Budget, limits, step
-from .cache import RenderCache
 from ..calculus.pipeline import derive
+from ..model import OperatorModel, registry
 from ..targets.latex.target import is_abridged
 from ..targets.render import render_registry
-from ..model import OperatorModel
+from .cache import RenderCache
 from .output import differences, interrupts_held, refuse_folder, require_output, write
 from .render import render_model
 

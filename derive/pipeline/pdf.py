@@ -15,12 +15,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..errors import TexMissingError, CompileError  # noqa: F401  (raised here, defined with the others)
-from .output import refuse_system_folder
+from ..errors import CompileError, TexMissingError
 from ..targets.latex.headers import BIBLIOGRAPHY, bibliography
+from .output import refuse_system_folder
 
 HANDBOOK = "handbook"
 INSTALL_HINT = """derive pdf needs latexmk or pdflatex on PATH. Install TeX Live, for example:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from ..model import registry
 from ..calculus.concrete import Disagreement, compare, distinct_sizes, expand, random_point
 from ..calculus.differentiate import Partial
 from ..calculus.indices import canonical_dummies, free_indices, substitute_index
@@ -25,11 +24,11 @@ from ..calculus.pipeline import COTANGENT, Derivation, InputGradient, derive, ta
 from ..calculus.rules import simplify
 from ..calculus.second import wrt_entry
 from ..display.forms import readable
-from .formula import FormulaError, parse, read_number
-from ..model.functions import elementary
-from ..model import OperatorModel, Param, dim_of
 from ..display.notation import second_order_name
-from ..errors import ClaimError  # noqa: F401  (raised here, defined with the others)
+from ..errors import ClaimError
+from ..model import OperatorModel, Param, dim_of, registry
+from ..model.functions import elementary
+from .formula import FormulaError, parse, read_number
 
 KINDS = ("jacobian", "vjp", "jvp", "vjp_jvp")
 SIZES = (1, 2, 3, 4)

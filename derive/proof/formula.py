@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import itertools
 import keyword
-from typing import Mapping
+from collections.abc import Mapping
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ..calculus.indices import free_indices, substitute_index
 from ..calculus.pipeline import COTANGENT, tangent_name
+from ..calculus.validate import ModelError, check_indexing, plain_symbols
+from ..errors import FormulaError
 from ..model import OperatorModel
 from ..model.reader import Grammar, ReadError, SyntaxProblem, read
-from ..calculus.validate import ModelError, check_indexing, plain_symbols
-from ..errors import FormulaError  # noqa: F401  (raised here, defined with the others)
 
 OUTPUT = "y"
 MATH_NAMES = ("Sum", "KroneckerDelta", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh",

@@ -26,8 +26,8 @@ import sympy as sp
 
 from ..errors import ProofError
 from ..model import OperatorModel
-from .oracle import Expanded, expanded
 from .layouts import Case, cases, fit
+from .oracle import Expanded, expanded
 
 EPS = float(np.finfo(np.float64).eps)
 """The proof computes in float64: the kernels and the oracle round to this (2.2e-16) per operation."""

@@ -9,8 +9,8 @@ kernel that moves or reshapes an axis wrongly disagrees with the oracle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import sympy as sp

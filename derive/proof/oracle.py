@@ -23,8 +23,8 @@ import sympy as sp
 from scipy import special
 
 from ..calculus.concrete import expander
-from ..model.functions import elementary
 from ..model import OperatorModel
+from ..model.functions import elementary
 
 
 def scalar(expr: sp.Expr) -> sp.Expr:
@@ -58,7 +58,7 @@ def plain(idx: sp.Idx) -> sp.Symbol:
     return sp.Symbol(str(idx.label), integer=True)
 
 
-class label(sp.Function):  # noqa: N801
+class label(sp.Function):
     """A class-label entry target[b] as a fixed integer once b and the class count C are known."""
 
     @classmethod

@@ -14,10 +14,10 @@ import sympy as sp
 
 from ..calculus.concrete import expand
 from ..errors import ProofError
-from ..model.functions import elementary, model_functions
 from ..model import OperatorModel
-from .oracle import Expanded, expanded, numeric, shape
+from ..model.functions import elementary, model_functions
 from .kernel import agrees, input_values, size_cases
+from .oracle import Expanded, expanded, numeric, shape
 from .srepr import load_srepr
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..calculus.indices import fresh_index, free_indices, index_names, substitute_index
+from ..calculus.indices import free_indices, fresh_index, index_names, substitute_index
 from ..calculus.rules import bottom_up
 from ..model import dim_of
 

@@ -15,8 +15,8 @@ import sympy as sp
 
 from ..calculus.concrete import compare
 from ..calculus.indices import canonical_dummies, free_indices, substitute_index
-from ..model.functions import at_most, max_over
 from ..model import OperatorModel, dim_of
+from ..model.functions import at_most, max_over
 
 
 def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:

@@ -8,9 +8,9 @@ Headers hold no timestamp or machine path, so rendering twice gives the same byt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import jinja2
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ...calculus.pipeline import Derivation
 from ...model import OperatorModel
-from ..base import Target, regenerate_command
 from ...proof.srepr import load_srepr
+from ..base import Target, regenerate_command
 from .headers import latex_environment, latex_header
 from .target import FOLDER, TEXT_ERRORS, render_operator, render_registry
 from .view import build_document

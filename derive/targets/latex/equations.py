@@ -15,10 +15,10 @@ import sympy as sp
 from ...calculus.differentiate import Partial
 from ...calculus.equality import check_equal
 from ...calculus.indices import substitute_index
-from ...model import OperatorModel
-from ...display.names import Intermediates, displayed, preferred_indices
-from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from ...display.latex import DerivationLatexPrinter, DisplayPartial
+from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
+from ...display.names import Intermediates, displayed, preferred_indices
+from ...model import OperatorModel
 
 DEFINITION = "definition"
 

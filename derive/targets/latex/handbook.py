@@ -17,11 +17,11 @@ from ...calculus.equality import UnverifiedEqualityError
 from ...calculus.indices import substitute_index
 from ...calculus.pipeline import COTANGENT, Derivation, InputGradient
 from ...calculus.rules import simplify
-from .equations import Equations, Row, rows
 from ...display.latex import DisplayPartial
+from .equations import Equations, Row, rows
 from .stable import shifted
-from .text import tex_escape
 from .symbols import output_name
+from .text import tex_escape
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import re
 
 import sympy as sp
 
-from ...model.functions import sigmoid, softplus
-from ...model import OperatorModel
-from ...model.reader import Grammar, ReadError, read
 from ...display.latex import DerivationLatexPrinter
+from ...model import OperatorModel
+from ...model.functions import sigmoid, softplus
+from ...model.reader import Grammar, ReadError, read
 from .text import prose_text
 
 FUNCTIONS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,

@@ -6,10 +6,10 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from ...calculus.pipeline import InputGradient
+from ...display.latex import NotAVectorError, VectorLatexPrinter
+from ...display.layout import LINE_WIDTH, pack_terms
 from ...model import dim_of
 from .equations import Equations, Row, rows
-from ...display.layout import LINE_WIDTH, pack_terms
-from ...display.latex import NotAVectorError, VectorLatexPrinter
 from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
 
 

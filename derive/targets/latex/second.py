@@ -24,9 +24,9 @@ from ...calculus.compact import HAT, compact
 from ...calculus.differentiate import Partial
 from ...calculus.pipeline import Derivation, InputGradient, tangent_name
 from ...calculus.second import SecondTerm, wrt_entry
+from ...display.layout import TEXT_WIDTH, break_lines, tex_width
 from ...display.notation import second_order_name
 from .equations import Equation, Equations, Row, rows
-from ...display.layout import TEXT_WIDTH, break_lines, tex_width
 from .symbols import SHOWN_HAT, shown
 from .text import label_part, rule_text
 

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...calculus.equality import check_equal
-from ...calculus.pipeline import Derivation
-from ...model.functions import max_over, sigmoid, softplus
-from ...model import OperatorModel
 from ...calculus.indices import free_indices
-from .equations import DEFINITION, Equations, Row, rows
+from ...calculus.pipeline import Derivation
 from ...display.layout import INDENT, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
+from ...model import OperatorModel
+from ...model.functions import max_over, sigmoid, softplus
+from ...schedule.stable import stabilize
+from .equations import DEFINITION, Equations, Row, rows
 from .maths_text import maths_text
 from .text import label_part
-from ...schedule.stable import stabilize
-
 
 CONVENTIONS: tuple[tuple[type, str], ...] = (
     (sp.Abs, "The derivative of $|u|$ is taken as $\\operatorname{sign}(u)$, which is $0$ at $u = 0$, "

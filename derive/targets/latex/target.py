@@ -16,11 +16,11 @@ import jinja2
 import sympy as sp
 
 from ...budget import KINDS, SETTINGS, OverBudget, report, step
-from ...version import __version__
 from ...calculus.pipeline import COTANGENT, Derivation
+from ...version import __version__
 from .handbook import build_handbook
-from .text import UntypesettableTextError, code_text, tex_escape
 from .headers import BIBLIOGRAPHY, bibliography, latex_header
+from .text import UntypesettableTextError, code_text, tex_escape
 from .view import DocumentView, UnknownCitationError, build_document
 
 FOLDER = "latex"

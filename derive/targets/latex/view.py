@@ -13,20 +13,20 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...budget import step, stepped
-from ...version import __version__
 from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ...calculus.rules import simplification_stages
-from ...model import Input, OperatorModel, Param, dim_of
-from .equations import DEFINITION, Equation, Equations, Row, rows
 from ...display.latex import DisplayPartial
-from .stable import StableView, stable_form
-from .text import code_text, label_part, label_text, prose_text, rewrite_text, rule_text, tex_escape
+from ...model import Input, OperatorModel, Param, dim_of
+from ...version import __version__
+from .equations import DEFINITION, Equation, Equations, Row, rows
+from .headers import bibliography_keys
 from .maths_text import maths_text
 from .matrix_section import matrix_rows
 from .result import result_rows
-from .headers import bibliography_keys
 from .second import SecondView, second_view
+from .stable import StableView, stable_form
 from .symbols import output_name, output_tangent, subscript, summed
+from .text import code_text, label_part, label_text, prose_text, rewrite_text, rule_text, tex_escape
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
-from ...model.functions import max_over
 from ...model import OperatorModel
+from ...model.functions import max_over
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
-from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, build_view as numpy_view, by_axis
+from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, by_axis
+from ..numpy.kernel import build_view as numpy_view
 from ..numpy.printer import KernelPrinter
 from . import loops
 from .printer import LoopPrinter, body

@@ -23,8 +23,8 @@ import sympy as sp
 
 from ...calculus.indices import free_indices
 from ...errors import LoweringError
-from ...model.functions import max_over
 from ...model import dim_of
+from ...model.functions import max_over
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ...model import OperatorModel, dim_of
 from ...schedule.centring import refine_means
 from ...schedule.cse import Output, Scheduled, schedule
-from ...schedule.inplace import Lowered, Step, _renumber, in_place as lower_in_place
+from ...schedule.inplace import Lowered, Step, _renumber
+from ...schedule.inplace import in_place as lower_in_place
 from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
 from ...schedule.tangents import names_in, tangents_private

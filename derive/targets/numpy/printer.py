@@ -16,8 +16,8 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from ...calculus.indices import free_indices
+from ...errors import LoweringError
 from ...model import dim_of
-from ...errors import LoweringError  # noqa: F401  (raised here, defined with the others)
 
 
 @dataclass(frozen=True)
