@@ -2,13 +2,15 @@
 
 Every command takes ``--model FILE`` to work on a user's model file instead of the built-ins.
 Errors in the input (an unknown operator, a malformed model or formula, a failing template, a
-path that cannot be written) print one ``derive: error:`` line and exit 2; nothing is written.
+path that cannot be written, found before any derivation) print one ``derive: error:`` line and
+exit 2; nothing is written.  A misspelled option gets its command's usage and the closest option.
 Ctrl-C exits 130 and says whether the output folder was written.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ from .errors import (
     LoweringError,
     ModelError,
     ModelFileError,
+    NotGeneratedError,
     OutputError,
     PluginError,
     RenderError,
@@ -36,7 +39,7 @@ from .model.catalog import markdown_table
 from .pipeline.cache import RenderCache
 from .pipeline.generate import Interrupted, Options, available_cpus, render_models
 from .pipeline.output import WriteInterrupted
-from .pipeline.pdf import compile_documents, compile_pdfs
+from .pipeline.pdf import check_output, compile_documents, compile_pdfs
 from .proof.claims import report
 from .show import show_text
 from .version import __version__
@@ -50,7 +53,7 @@ class UsageError(ValueError):
 
 
 INPUT_ERRORS = (UsageError, UnknownOperatorError, PluginError, DerivationError, LoweringError,
-                RenderError, ModelError, ModelFileError, ClaimError, OutputError, BudgetSettingError)
+                RenderError, ModelError, ModelFileError, ClaimError, OutputError, BudgetSettingError, NotGeneratedError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,14 +103,34 @@ def _interrupted(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> str:
     return f"nothing was written to {out}/, which is as it was{done}"
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument no command takes is reported with that command's usage, and an option misspelled
+    with the closest one it has (``derive show --ordr 2``: did you mean --order?)."""
+
+    commands: argparse._SubParsersAction
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.choices[parsed.command]
+            given = next((extra.split("=")[0] for extra in extras if extra.startswith("-")), None)
+            if given is None:
+                command.error(f"unrecognized arguments: {' '.join(extras)}")
+            close = difflib.get_close_matches(given, [o for a in command._actions for o in a.option_strings], n=1)
+            hint = f"did you mean {close[0]}?" if close else f"`{command.prog} -h` lists the options"
+            command.error(f"unrecognized argument {given}; {hint}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="derive",
         description="Derive gradients of neural-network operators symbolically, generate NumPy kernels "
                     "(forward, vjp, jvp) from them, and check hand-derived formulas.",
     )
     parser.add_argument("--version", action="version", version=f"derive {__version__}")
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    commands = parser.commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND",
+                                                       dest="command")
 
     listing = commands.add_parser("list", help="list the known operators",
                                   description="List the known operators by category (built-in, from installed "
@@ -155,13 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     pdf = commands.add_parser(
         "pdf", help="compile the generated LaTeX documents to PDF (needs latexmk or pdflatex)",
-        description="Compile generated/latex/<op>.tex (and the handbook) to PDF with latexmk or pdflatex. "
-                    "The documents are copied into the output folder and compiled there.")
+        description="Compile the built-in operators' LaTeX documents (and the handbook) to PDF with latexmk or "
+                    "pdflatex, from any folder: the documents derive ships (derive.generated), or those of "
+                    "--source or --model.  Each is compiled in a temporary folder inside the output folder "
+                    "holding only what it needs; its PDF and log are then moved into the output folder.")
     pdf.add_argument("documents", nargs="*", metavar="OPERATOR",
                      help="operators to compile, or 'handbook' (default: every operator and the handbook; "
                           "with --model, every operator of the file)")
     _model_option(pdf)
-    pdf.add_argument("--source", type=Path, default=DEFAULT_OUT, help="generated folder to read (default: generated)")
+    pdf.add_argument("--source", type=Path, metavar="FOLDER",
+                     help="a folder `derive generate --out` wrote, whose latex/ to compile (default: the documents "
+                          "derive ships)")
     pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
     pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _budget_options(pdf)
@@ -370,18 +397,14 @@ def _setting(text: str, option: str, example: str) -> tuple[str, str]:
 
 
 def run_pdf(args: argparse.Namespace) -> int:
-    names = args.documents
+    """The documents of --model (derived now), else of --source, else those derive ships."""
+    check_output(args.out)  # before deriving
     if args.model is not None:
-        args.operators = names
-        models = selected(args, names)
+        models = selected(args, args.documents)
         files = render_models(models, progress_printer(args), options=Options(cache=RenderCache()))
         pdfs = compile_documents(files, [m.name for m in models], args.out, progress_printer(args))
-        print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
-        return 0
-    for name in names:
-        if name != "handbook":
-            registry.get(name)  # unknown names get the registry's error with close matches
-    pdfs = compile_pdfs(args.source, args.out, names, progress_printer(args))
+    else:
+        pdfs = compile_pdfs(args.source or api.generated_folder(), args.out, args.documents, progress_printer(args))
     print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
     return 0
 

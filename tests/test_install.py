@@ -101,6 +101,15 @@ def test_installed_derive_generates_and_checks_from_any_folder(installed: Instal
     assert (installed.home / "X" / "latex" / "relu.tex").read_bytes() == (GENERATED / "latex" / "relu.tex").read_bytes()
 
 
+def test_installed_derive_compiles_the_documents_it_ships_from_any_folder(installed: Installed):
+    """No generated/ in the working folder: derive pdf compiles the installed package's document
+    (derive bench finds its kernels by the same lookup: test_cli_usage.py)."""
+    compiled = installed.run("derive", "pdf", "relu", "-q")
+    no_tex = compiled.returncode == 3 and os.environ.get("DERIVE_SKIP_TEX") == "1"  # TeX: as test_latex.py
+    assert no_tex or compiled.returncode == 0, compiled.stderr
+    assert no_tex or (installed.home / "build" / "pdf" / "relu.pdf").read_bytes().startswith(b"%PDF")
+
+
 BUILTIN_KERNELS = '''
 import pathlib, numpy as np
 from importlib import resources
