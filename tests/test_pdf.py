@@ -70,10 +70,10 @@ def test_links_in_the_output_folder_are_replaced_not_written_through(tmp_path, m
     out = tmp_path / "build" / "pdf"
     out.mkdir(parents=True)
     for suffix in (".pdf", ".log", ".tex"):
-        (tmp_path / f"outside{suffix}").write_text("mine\n")
+        (tmp_path / f"outside{suffix}").write_bytes(b"mine\n")
         (out / f"layernorm{suffix}").symlink_to(f"../../outside{suffix}")
     assert main(["pdf", "layernorm", "--source", str(GENERATED), "-q"]) == 0, capsys.readouterr().err
-    assert [(tmp_path / f"outside{suffix}").read_text() for suffix in (".pdf", ".log", ".tex")] == ["mine\n"] * 3
+    assert [(tmp_path / f"outside{suffix}").read_bytes() for suffix in (".pdf", ".log", ".tex")] == [b"mine\n"] * 3
     for product in ("layernorm.pdf", "layernorm.log"):
         assert not (out / product).is_symlink() and (out / product).is_file()
     assert (out / "layernorm.pdf").read_bytes().startswith(b"%PDF")
