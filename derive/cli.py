@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile the built-in operators' LaTeX documents (and the handbook) to PDF with latexmk or "
                     "pdflatex, from any folder: the documents derive ships (derive.generated), or those of "
                     "--source or --model.  Each is compiled in a temporary folder inside the output folder "
-                    "holding only what it needs; its PDF and log are then moved into the output folder.")
+                    "holding only what it needs; its PDF, log and .bbl are then renamed into the output folder "
+                    "(replacing a file or link there, never writing through it).")
     pdf.add_argument("documents", nargs="*", metavar="OPERATOR",
                      help="operators to compile, or 'handbook' (default: every operator and the handbook; "
                           "with --model, every operator of the file)")
@@ -189,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     pdf.add_argument("--source", type=Path, metavar="FOLDER",
                      help="a folder `derive generate --out` wrote, whose latex/ to compile (default: the documents "
                           "derive ships)")
-    pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
+    pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, metavar="FOLDER",
+                     help="where the PDFs go (default: build/pdf; not a symbolic link)")
     pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _budget_options(pdf)
     pdf.set_defaults(run=run_pdf)
