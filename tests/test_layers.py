@@ -22,7 +22,7 @@ LAYERS = (
     ("proof",),
     ("targets",),
     ("pipeline",),
-    ("api", "cli", "show", "torch", "jax", "adapters", "bench", "__init__"),
+    ("api", "show", "commands", "cli", "torch", "jax", "adapters", "bench", "__init__"),
 )
 """Bottom to top: the support every layer may use, the model, the built-in operators, the
 differentiator, the schedule every target reads, the displayed maths, the proof, the targets, the

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import GENERATED, OPERATORS
 
-from derive import api, cli
+from derive import api, commands
 from derive.cli import main
 from derive.pipeline import pdf
 
@@ -124,7 +124,7 @@ def twice() -> OperatorModel:
 
 
 def test_pdf_out_under_a_file_fails_before_deriving(tmp_path, monkeypatch, capsys, tex):
-    monkeypatch.setattr(cli, "render_models", lambda *args, **kwargs: pytest.fail("derived before checking --out"))
+    monkeypatch.setattr(commands, "render_models", lambda *args, **kwargs: pytest.fail("derived before checking --out"))
     model = tmp_path / "twice.py"
     model.write_text(MODEL)
     (tmp_path / "afile.txt").write_text("mine\n")
