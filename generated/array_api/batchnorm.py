@@ -608,4 +608,3 @@ def _layout_gradient(xp, name, value, state):
 
 def _layout_tangent(xp, name, value, state):
     return xp.reshape(value, (state[0], state[1], math.prod(state[2:]))) if name == INPUTS[0] else value
-

@@ -608,4 +608,3 @@ def _layout_tangent(xp, name, value, state):
     if name == INPUTS[0]:
         return xp.reshape(value, (shape[0], groups, shape[1] // groups, math.prod(shape[2:])))
     return xp.reshape(value, (groups, shape[1] // groups))
-

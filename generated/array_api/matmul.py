@@ -506,4 +506,3 @@ def _layout_gradient(xp, name, value, state):
 
 def _layout_tangent(xp, name, value, state):
     return value
-

@@ -519,4 +519,3 @@ def _layout_gradient(xp, name, value, state):
 def _layout_tangent(xp, name, value, state):
     common, _ = state
     return xp.reshape(xp.broadcast_to(value, common), (-1,))
-

@@ -532,4 +532,3 @@ def _layout_gradient(xp, name, value, state):
 
 def _layout_tangent(xp, name, value, state):
     return xp.moveaxis(value, state[0], -1) if _CORE_AXES[name] else value
-

@@ -471,21 +471,20 @@ def _layout_inputs(xp, arrays, options):
 
 
 def _layout_output(xp, value, state):
-    return value
+    return value if state is None else xp.reshape(value, ())
 
 
 def _layout_output_shape(shape, state):
-    return tuple(shape)
+    return tuple(shape) if state is None else ()
 
 
 def _layout_cotangent(xp, value, state):
-    return value
+    return value if state is None or value.ndim else xp.reshape(value, (1,))
 
 
 def _layout_gradient(xp, name, value, state):
-    return value
+    return value if state is None else xp.reshape(value, ())
 
 
 def _layout_tangent(xp, name, value, state):
-    return value
-
+    return value if state is None else xp.reshape(value, (1,))

@@ -505,17 +505,22 @@ def _prepare(arrays, options):
         batches.append((name, array.shape[:lead]))
     if empty:
         _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    batch = _broadcast_shapes(batches)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in batches))
+    except ValueError:
+        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+        raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast") from None
 
 
 def _computed(arrays):
@@ -721,23 +726,24 @@ class _Terms:
 
 def _layout_inputs(arrays, options):
     axis, keepdims = options["axis"], options.get("keepdims", False)
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
         raise TypeError(f"{_OP}: axis must be an integer, got {axis!r}")
+    axis = axis.__index__()
     moved = []
     for name, array in zip(INPUTS, arrays):
         if array is not None and _CORE_AXES[name]:
             if not -array.ndim <= axis < array.ndim:
-                raise ValueError(f"{_OP}: axis {axis} is out of range for input {name!r} of shape {array.shape}")
+                raise ValueError(f"{_OP}: axis {axis} is out of range for input {name!r} of shape {tuple(array.shape)}")
             array = np.moveaxis(array, axis, -1)
         moved.append(array)
-    return moved, (int(axis), bool(keepdims))
+    return moved, (axis, bool(keepdims))
 
 
 def _layout_output(value, state):
     axis, keepdims = state
     if _OUTPUT_AXES:
         return np.moveaxis(value, -1, axis)
-    return np.expand_dims(value, axis) if keepdims else value
+    return np.expand_dims(value, axis=axis) if keepdims else value
 
 
 def _layout_output_shape(shape, state):
@@ -755,7 +761,7 @@ def _layout_cotangent(value, state):
     if _OUTPUT_AXES:
         return np.moveaxis(value, axis, -1) if -value.ndim <= axis < value.ndim else value
     if keepdims and -value.ndim <= axis < value.ndim and value.shape[axis] == 1:
-        return np.squeeze(value, axis)
+        return np.squeeze(value, axis=axis)
     return value
 
 
@@ -765,6 +771,7 @@ def _layout_gradient(name, value, state):
 
 def _layout_tangent(name, value, state):
     return np.moveaxis(value, state[0], -1) if _CORE_AXES[name] else value
+
 
 # -- numba runtime: the arrays of the compiled loops, laid out as (rows, *frame) -------------------
 

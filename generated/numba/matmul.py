@@ -474,17 +474,22 @@ def _prepare(arrays, options):
         batches.append((name, array.shape[:lead]))
     if empty:
         _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    batch = _broadcast_shapes(batches)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in batches))
+    except ValueError:
+        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+        raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast") from None
 
 
 def _computed(arrays):
@@ -710,6 +715,7 @@ def _layout_gradient(name, value, state):
 
 def _layout_tangent(name, value, state):
     return value
+
 
 # -- numba runtime: the arrays of the compiled loops, laid out as (rows, *frame) -------------------
 

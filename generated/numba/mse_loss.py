@@ -462,17 +462,22 @@ def _prepare(arrays, options):
         batches.append((name, array.shape[:lead]))
     if empty:
         _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    batch = _broadcast_shapes(batches)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in batches))
+    except ValueError:
+        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+        raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast") from None
 
 
 def _computed(arrays):
@@ -677,14 +682,10 @@ class _Terms:
 
 
 def _layout_inputs(arrays, options):
-    shapes = [np.shape(a) for a in arrays if a is not None]
-    try:
-        common = np.broadcast_shapes(*shapes)
-    except ValueError:
-        listed = ", ".join(f"{n!r} {np.shape(a)}" for n, a in zip(INPUTS, arrays) if a is not None)
-        raise ValueError(f"{_OP}: the shapes of {listed} do not broadcast") from None
-    flat = [None if a is None else np.broadcast_to(a, common).reshape(-1) for a in arrays]
-    return flat, (common, [None if a is None else np.shape(a) for a in arrays])
+    given = [(n, a) for n, a in zip(INPUTS, arrays) if a is not None]
+    common = _broadcast_shapes([(n, tuple(a.shape)) for n, a in given], "shapes")
+    flat = [None if a is None else np.reshape(np.broadcast_to(a, common), (-1,)) for a in arrays]
+    return flat, (common, [None if a is None else tuple(a.shape) for a in arrays])
 
 
 def _layout_output(value, state):
@@ -701,12 +702,13 @@ def _layout_cotangent(value, state):
 
 def _layout_gradient(name, value, state):
     common, shapes = state
-    return _fit(value.reshape(common), shapes[INPUTS.index(name)])
+    return _fit(np.reshape(value, common), shapes[INPUTS.index(name)])
 
 
 def _layout_tangent(name, value, state):
     common, _ = state
-    return np.broadcast_to(value, common).reshape(-1)
+    return np.reshape(np.broadcast_to(value, common), (-1,))
+
 
 # -- numba runtime: the arrays of the compiled loops, laid out as (rows, *frame) -------------------
 

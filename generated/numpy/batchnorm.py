@@ -7,6 +7,8 @@ Do not edit: regenerate with `derive generate batchnorm`.
 
 Matches torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=eps).
 """
+import math
+
 import numpy as np
 
 INPUTS = ('x', 'gamma', 'beta')
@@ -267,17 +269,22 @@ def _prepare(arrays, options):
         batches.append((name, array.shape[:lead]))
     if empty:
         _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    batch = _broadcast_shapes(batches)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in batches))
+    except ValueError:
+        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+        raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast") from None
 
 
 def _computed(arrays):
@@ -483,19 +490,20 @@ class _Terms:
 
 def _layout_inputs(arrays, options):
     main = arrays[0]
+    shape = tuple(main.shape)
     if main.ndim < 2:
-        raise ValueError(f"{_OP}: input {INPUTS[0]!r} has shape {main.shape}; it needs (N, C) or (N, C, *spatial)")
-    channels = main.shape[1]
-    laid = [main.reshape(main.shape[0], channels, int(np.prod(main.shape[2:])))]
+        raise ValueError(f"{_OP}: input {INPUTS[0]!r} has shape {shape}; it needs (N, C) or (N, C, *spatial)")
+    channels = shape[1]
+    laid = [np.reshape(main, (shape[0], channels, math.prod(shape[2:])))]
     for name, array in zip(INPUTS[1:], arrays[1:]):
-        if array is not None and array.shape != (channels,):
-            raise ValueError(f"{_OP}: input {name!r} has shape {array.shape}; it needs ({channels},), one per channel")
+        if array is not None and tuple(array.shape) != (channels,):
+            raise ValueError(f"{_OP}: input {name!r} has shape {tuple(array.shape)}; it needs ({channels},), one per channel")
         laid.append(array)
-    return laid, main.shape
+    return laid, shape
 
 
 def _layout_output(value, state):
-    return value.reshape(state)
+    return np.reshape(value, state)
 
 
 def _layout_output_shape(shape, state):
@@ -503,13 +511,12 @@ def _layout_output_shape(shape, state):
 
 
 def _layout_cotangent(value, state):
-    return value.reshape(value.shape[0], value.shape[1], -1) if value.shape == tuple(state) else value
+    return np.reshape(value, (state[0], state[1], math.prod(state[2:]))) if tuple(value.shape) == tuple(state) else value
 
 
 def _layout_gradient(name, value, state):
-    return value.reshape(state) if name == INPUTS[0] else value
+    return np.reshape(value, state) if name == INPUTS[0] else value
 
 
 def _layout_tangent(name, value, state):
-    return value.reshape(value.shape[0], value.shape[1], -1) if name == INPUTS[0] else value
-
+    return np.reshape(value, (state[0], state[1], math.prod(state[2:]))) if name == INPUTS[0] else value

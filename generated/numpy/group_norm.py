@@ -7,6 +7,8 @@ Do not edit: regenerate with `derive generate group_norm`.
 
 Matches torch.nn.functional.group_norm(x, num_groups, gamma, beta, eps).
 """
+import math
+
 import numpy as np
 
 INPUTS = ('x', 'gamma', 'beta')
@@ -267,17 +269,22 @@ def _prepare(arrays, options):
         batches.append((name, array.shape[:lead]))
     if empty:
         _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    batch = _broadcast_shapes(batches)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in batches))
+    except ValueError:
+        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+        raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast") from None
 
 
 def _computed(arrays):
@@ -483,21 +490,23 @@ class _Terms:
 
 def _layout_inputs(arrays, options):
     groups, main = options["num_groups"], arrays[0]
+    shape = tuple(main.shape)
     if main.ndim < 2:
-        raise ValueError(f"{_OP}: input {INPUTS[0]!r} has shape {main.shape}; it needs (N, C) or (N, C, *spatial)")
-    channels = main.shape[1]
-    if not isinstance(groups, (int, np.integer)) or groups < 1 or channels % groups:
+        raise ValueError(f"{_OP}: input {INPUTS[0]!r} has shape {shape}; it needs (N, C) or (N, C, *spatial)")
+    channels = shape[1]
+    if isinstance(groups, bool) or not hasattr(groups, "__index__") or groups < 1 or channels % groups:
         raise ValueError(f"{_OP}: num_groups={groups!r} must be a positive integer dividing the {channels} channels")
-    laid = [main.reshape(main.shape[0], groups, channels // groups, int(np.prod(main.shape[2:])))]
+    groups = groups.__index__()
+    laid = [np.reshape(main, (shape[0], groups, channels // groups, math.prod(shape[2:])))]
     for name, array in zip(INPUTS[1:], arrays[1:]):
-        if array is not None and array.shape != (channels,):
-            raise ValueError(f"{_OP}: input {name!r} has shape {array.shape}; it needs ({channels},), one per channel")
-        laid.append(None if array is None else array.reshape(groups, channels // groups))
-    return laid, (main.shape, groups)
+        if array is not None and tuple(array.shape) != (channels,):
+            raise ValueError(f"{_OP}: input {name!r} has shape {tuple(array.shape)}; it needs ({channels},), one per channel")
+        laid.append(None if array is None else np.reshape(array, (groups, channels // groups)))
+    return laid, (shape, groups)
 
 
 def _layout_output(value, state):
-    return value.reshape(state[0])
+    return np.reshape(value, state[0])
 
 
 def _layout_output_shape(shape, state):
@@ -506,16 +515,17 @@ def _layout_output_shape(shape, state):
 
 def _layout_cotangent(value, state):
     shape, groups = state
-    return value.reshape(shape[0], groups, shape[1] // groups, -1) if value.shape == tuple(shape) else value
+    if tuple(value.shape) != tuple(shape):
+        return value
+    return np.reshape(value, (shape[0], groups, shape[1] // groups, math.prod(shape[2:])))
 
 
 def _layout_gradient(name, value, state):
-    return value.reshape(state[0]) if name == INPUTS[0] else value.reshape(-1)
+    return np.reshape(value, state[0]) if name == INPUTS[0] else np.reshape(value, (-1,))
 
 
 def _layout_tangent(name, value, state):
     shape, groups = state
     if name == INPUTS[0]:
-        return value.reshape(shape[0], groups, shape[1] // groups, -1)
-    return value.reshape(groups, shape[1] // groups)
-
+        return np.reshape(value, (shape[0], groups, shape[1] // groups, math.prod(shape[2:])))
+    return np.reshape(value, (groups, shape[1] // groups))

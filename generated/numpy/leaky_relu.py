@@ -7,6 +7,8 @@ Do not edit: regenerate with `derive generate leaky_relu`.
 
 Matches torch.nn.functional.leaky_relu(x, negative_slope).
 """
+import math
+
 import numpy as np
 
 INPUTS = ('x',)
@@ -128,17 +130,22 @@ def _prepare(arrays, options):
         batches.append((name, array.shape[:lead]))
     if empty:
         _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    batch = _broadcast_shapes(batches)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
             raise ValueError(f"{_OP}: input {name!r} holds values outside 0..{sizes[axis_name] - 1}")
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(out_shape, sizes, dtype, result_dtype, state, borrowed))
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    try:
+        return np.broadcast_shapes(*(shape for _, shape in batches))
+    except ValueError:
+        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+        raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast") from None
 
 
 def _computed(arrays):
@@ -348,11 +355,11 @@ class _Terms:
 def _layout_inputs(arrays, options):
     if any(a is not None and a.ndim for a in arrays):
         return arrays, None
-    return [None if a is None else a.reshape(1) for a in arrays], "0-d"
+    return [None if a is None else np.reshape(a, (1,)) for a in arrays], "0-d"
 
 
 def _layout_output(value, state):
-    return value if state is None else value.reshape(())
+    return value if state is None else np.reshape(value, ())
 
 
 def _layout_output_shape(shape, state):
@@ -360,13 +367,12 @@ def _layout_output_shape(shape, state):
 
 
 def _layout_cotangent(value, state):
-    return value if state is None or value.shape else value.reshape(1)
+    return value if state is None or value.ndim else np.reshape(value, (1,))
 
 
 def _layout_gradient(name, value, state):
-    return value if state is None else value.reshape(())
+    return value if state is None else np.reshape(value, ())
 
 
 def _layout_tangent(name, value, state):
-    return value if state is None else value.reshape(1)
-
+    return value if state is None else np.reshape(value, (1,))
