@@ -1,9 +1,9 @@
 """Print index expressions as Array API code (``xp.<function>``) over the frame (``kernel/printer.py``).
 
 The frame, the placement of inputs and the refusal of n x n intermediates are the shared
-``FramePrinter``'s; what differs from the NumPy printer is the code: every array function comes from ``xp``, the
-namespace of the kernel's inputs (``array_api_compat.array_namespace``), and only functions of the
-Array API standard are used.  Sizes and parameters are Python numbers, so an expression of them
+``FramePrinter``'s; what differs from the NumPy printer is the code: every array function comes
+from ``xp``, the namespace of the kernel's inputs (``array_api_compat.array_namespace``), and only
+functions of the Array API standard are used.  Sizes and parameters are Python numbers, so an expression of them
 alone is printed with ``math`` (``xp.sqrt(E)`` would need an array).  A contraction of several
 arrays, which the standard has no ``einsum`` for, is printed as pairwise ``_contract`` calls (the
 kernel runtime's sum of a product over frame axes, through ``xp.vecdot`` or ``xp.matmul``), in an

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sympy as sp
 
@@ -55,7 +55,7 @@ class Contract:
     chosen: str
     """The code of the functions for the value called with (``_VARIANTS[...]``), or nothing."""
 
-    def extended(self, view: type[V], **more: object) -> V:
+    def extended(self, view: type[V], **more: Any) -> V:
         """A ``view`` (a subclass adding the functions a target prints) holding this contract."""
         return view(**{f.name: getattr(self, f.name) for f in fields(Contract)}, **more)
 

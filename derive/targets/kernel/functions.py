@@ -111,7 +111,7 @@ def _released(printed: list[Statement], steps, keep: set[str]) -> tuple[Statemen
     steps define, unless ``keep`` (what later code reads) names it."""
     last = {name: position for position, step in enumerate(steps) for name in names_in(step.expr)}
     out: list[Statement] = []
-    dead = [[] for _ in steps]
+    dead: list[list[str]] = [[] for _ in steps]
     for name in _full_size(steps):
         if name not in keep and name in last:
             dead[last[name]].append(name)

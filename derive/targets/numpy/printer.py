@@ -108,7 +108,8 @@ class KernelPrinter(FramePrinter):
         body = expr
         while isinstance(body, sp.Sum):
             body = body.function
-        scalars, operands = [], []
+        scalars: list[sp.Expr] = []
+        operands: list[sp.Expr] = []
         for factor in sp.Mul.make_args(body):
             base, exponent = factor.as_base_exp()
             if isinstance(base, sp.Indexed) and exponent == 2:
