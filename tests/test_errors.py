@@ -206,7 +206,7 @@ def broken_templates(tmp_path: Path, monkeypatch, file: str, line: int, text: st
 @pytest.mark.parametrize("file,text,kind", [
     ("numpy/kernel.py.jinja", "{{ k.no_such_field }}", "UndefinedError"),
     ("numpy/kernel.py.jinja", "{% if %}", "TemplateSyntaxError"),
-    ("numpy/runtime.py.jinja", "{{ k.name | no_such_filter }}", "TemplateAssertionError"),
+    ("kernel/numpy_runtime.py.jinja", "{{ k.name | no_such_filter }}", "TemplateAssertionError"),
     ("numpy/kernel.py.jinja", "{{ k.inputs.index('no such input') }}", "ValueError"),
 ])
 def test_template_that_fails_names_file_line_and_operator_and_writes_nothing(

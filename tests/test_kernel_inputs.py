@@ -212,3 +212,23 @@ def test_elementwise_operators_take_empty_arrays_as_numpy_does(name, rng, kernel
     assert kernel.forward(*inputs).shape == (2, 0)
     assert all(g.shape == (2, 0) for g in kernel.vjp(np.zeros((2, 0)), *inputs))
     assert kernel.jvp(inputs, *inputs).shape == (2, 0)
+
+
+@pytest.mark.parametrize("name,param,error,message", [
+    ("group_norm", "num_groups", ValueError, r"group_norm: num_groups=True must be a positive integer dividing"),
+    ("softmax", "axis", TypeError, r"softmax: axis must be an integer, got True"),
+])
+def test_an_integer_parameter_takes_a_numpy_integer_and_refuses_a_bool(name, param, error, message, rng,
+                                                                      kernel_target):
+    """The layouts are one template set for every Python kernel: the parameter a layout reads (the
+    groups, the axis) is any integer, NumPy's too, never a bool, in the NumPy kernels as in the Array
+    API ones (the NumPy kernels took num_groups=True as one group)."""
+    kernel = load_kernel(name, kernel_target)
+    sizes, batch = shape_cases(name)[4]
+    made = make_inputs(name, sizes, batch, rng)
+    inputs, params = made if isinstance(made, tuple) else (made, {})
+    given = params.get(param, -1)
+    expected = kernel.forward(*inputs, **{**params, param: given})
+    np.testing.assert_array_equal(kernel.forward(*inputs, **{**params, param: np.int64(given)}), expected)
+    with pytest.raises(error, match=message):
+        kernel.forward(*inputs, **{**params, param: True})

@@ -119,7 +119,7 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
     ("layernorm", "if wanted[0] and dot_gamma is not None:", "if False:", "vjp_jvp along x, gamma, beta, entry of 'x'"),
     ("softmax", "terms.gradient('x', (0,), x)", "terms.gradient('x', (0,), x) * 0", "vjp_jvp"),
     # keepdims' cotangent squeezed on every size-1 axis: a size-1 batch axis beside the reduced one
-    ("reduce_mean", "return np.squeeze(value, axis)", "return np.squeeze(value)", "vjp"),
+    ("reduce_mean", "return np.squeeze(value, axis=axis)", "return np.squeeze(value)", "vjp"),
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)

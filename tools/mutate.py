@@ -46,8 +46,8 @@ class Mutation:
     tests: tuple[str, ...] = ()
 
 
-PRINTER, NUMPY_VIEW = "derive/targets/numba/printer.py", "derive/targets/numpy/kernel.py"
-NUMPY_RUNTIME, NUMBA_RUNTIME = "templates/numpy/runtime.py.jinja", "templates/numba/runtime.py.jinja"
+PRINTER, KERNEL_VIEW = "derive/targets/numba/printer.py", "derive/targets/kernel/view.py"
+NUMPY_RUNTIME, NUMBA_RUNTIME = "templates/kernel/numpy_runtime.py.jinja", "templates/numba/runtime.py.jinja"
 MUTATIONS = (
     # -- the five of issue 32, as the code reads now -------------------------------------------------
     Mutation("chunk-rows", PRINTER,
@@ -55,7 +55,7 @@ MUTATIONS = (
              '"    first_, last_ = p_ * (R_ // P_) * per_, (p_ + 1) * (R_ // P_) * per_"',
              "numba: whole rows per part split evenly, the rows left over dropped",
              operators=("matmul",)),
-    Mutation("wrt-term-flag", NUMPY_VIEW,
+    Mutation("wrt-term-flag", KERNEL_VIEW,
              'f"{_wanted(model, g.input.name)} and {tangent} is not None"',
              'f"{_wanted(model, term.by.name)} and {tangent} is not None"',
              "vjp_jvp: a term's flag asks wrt for the tangent's input, not the gradient's",
@@ -68,8 +68,8 @@ MUTATIONS = (
              "                *by_inputs)",
              "torch's double backward returns a gradient for an input that needs none (a Python number)",
              tests=("tests/test_torch_adapter.py::test_numbers_and_none_to_second_order",)),
-    Mutation("keepdims-squeeze", "templates/numpy/layouts/axis.py.jinja",
-             "        return np.squeeze(value, axis)", "        return np.squeeze(value)",
+    Mutation("keepdims-squeeze", "templates/kernel/layouts/axis.py.jinja",
+             "        return {{ xp }}.squeeze(value, axis=axis)", "        return {{ xp }}.squeeze(value)",
              "a keepdims cotangent squeezed on every size-1 axis, not the reduced one",
              operators=("reduce_mean",)),
     # -- printers and views --------------------------------------------------------------------------
@@ -89,21 +89,21 @@ MUTATIONS = (
              "Array API: softplus as log(1 + exp(x)), which overflows far out",
              operators=("softplus",),
              tests=("tests/test_kernels.py::test_saturating_activations_stay_finite_far_out",)),
-    Mutation("softmax-unshifted", NUMPY_VIEW,
+    Mutation("softmax-unshifted", KERNEL_VIEW,
              "shift=tuple(_shift(model, name, dim, printer) for name, dim in model.shift_invariant),",
              "shift=(),", "the NumPy kernels' softmax no longer subtracts the row maximum",
              operators=("softmax",),
              tests=("tests/test_kernels.py::test_softmax_family_is_stable_for_large_logits",)),
     # -- layouts and runtimes ------------------------------------------------------------------------
-    Mutation("wrt-ignored", "templates/numpy/checks.py.jinja", " and (wrt is None or name in wrt)", "",
+    Mutation("wrt-ignored", "templates/kernel/checks.py.jinja", " and (wrt is None or name in wrt)", "",
              "vjp computes (and returns) the gradients left out of wrt",
              operators=("mul",)),
     Mutation("unbroadcast-keepdims", NUMPY_RUNTIME,
              "        value = value.sum(axis=squeezed, keepdims=True)", "        value = value.sum(axis=squeezed)",
              "the gradient of a broadcast input summed without keeping its size-1 axes",
              operators=("mul",)),
-    Mutation("channels-spatial", "templates/numpy/layouts/channels.py.jinja",
-             "int(np.prod(main.shape[2:]))", "main.shape[-1]",
+    Mutation("channels-spatial", "templates/kernel/layouts/channels.py.jinja",
+             "(shape[0], channels, math.prod(shape[2:]))", "(shape[0], channels, shape[-1])",
              "x (N, C, *spatial) viewed with its last axis as the spatial one (wrong for (N, C))",
              operators=("batchnorm",)),
     Mutation("chunk-slots-summed", NUMBA_RUNTIME,
