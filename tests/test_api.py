@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import OPERATORS, ROOT
+from helpers import OPERATORS, ROOT
 
 import derive
 from derive.calculus.indices import canonical_dummies, free_indices

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, shape_cases
+from helpers import OPERATORS
+from helpers.kernels import float_positions, load_kernel, make_inputs, shape_cases
 
 
 @pytest.fixture(autouse=True)

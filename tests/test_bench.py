@@ -7,11 +7,9 @@ import shutil
 import subprocess
 import sys
 
-import finite_differences
 import numpy as np
 import pytest
-import reference
-from conftest import GENERATED, ROOT
+from helpers import GENERATED, ROOT, finite_differences, reference
 
 from derive.bench import adapter, baselines, cases, kernels, measure, report, torch_ref
 from derive.cli import main

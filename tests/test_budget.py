@@ -15,15 +15,15 @@ import signal
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
+from helpers.commands import one_error, snapshot
 
 from derive.cli import main
 from derive.pipeline import fuzz, generate
 from derive.targets.latex import view
 
-ROOT = Path(__file__).resolve().parents[1]
 HANG = 90.0
 """Seconds after which a run the budget should have stopped fails its test (today's code: minutes)."""
 
@@ -79,16 +79,6 @@ def previous_output(tmp_path):
     shutil.copytree(ROOT / "generated", out)
     (out / "notes.txt").write_text("mine")
     return out
-
-
-def snapshot(folder) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def one_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("derive: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def test_a_product_of_30_sums_stops_at_its_step_budget(tmp_path, capsys, hang_guard):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GENERATED
+from helpers import GENERATED
 
 from derive import api
 from derive.cli import main

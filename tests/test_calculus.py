@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 import sympy as sp
-from test_oracle import concrete
+from helpers.formulas import concrete
 
 from derive.calculus.concrete import agree, expander, random_point, symbols_of
 from derive.calculus.differentiate import DerivationError, Partial, differentiate

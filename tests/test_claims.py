@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import load_kernel
+from helpers.kernels import load_kernel
 
 import derive
 from derive.cli import main

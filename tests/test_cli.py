@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 import unicodedata
-from pathlib import Path
 
-from conftest import GENERATED, ROOT
+from helpers import GENERATED
+from helpers.commands import run_derive
 
 from derive.cli import main
 from derive.model import registry
 from derive.pipeline.output import MANIFEST
 from derive.targets import TARGETS
-
-
-def run(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "derive.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=300)
 
 
 def test_list_names_every_operator_by_category(capsys):
@@ -97,12 +90,12 @@ def test_generated_folder_is_current(rendered):
     cache is new with the test run, so every entry was rendered by this code, in another process
     under another hash seed than generated/'s (conftest.RENDER_HASH_SEED): no timestamps, no
     hash-order dependence, in any file of the catalog."""
-    result = run("check", "-q")
+    result = run_derive(["check", "-q"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_help_lists_every_command():
-    result = run("--help")
+    result = run_derive(["--help"])
     for command in ("list", "show", "generate", "check"):
         assert command in result.stdout
 

@@ -13,8 +13,8 @@ import array_api_compat
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import load_kernel
 from dask.distributed import Client, LocalCluster
+from helpers.kernels import load_kernel
 
 pytestmark = pytest.mark.xdist_group("dask")
 

@@ -12,7 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import GENERATED, OPERATORS, ROOT, Watched
+from helpers import GENERATED, OPERATORS, ROOT
+from helpers.commands import Watched, one_error, snapshot
 
 from derive.cli import main
 from derive.pipeline import generate, output
@@ -42,16 +43,6 @@ def model_file(folder: Path, output: str, extra: str = "") -> Path:
                          output_indices=(i,), output={output})
 """)
     return path
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def one_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("derive: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture

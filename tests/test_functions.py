@@ -10,13 +10,12 @@ must render.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
-import finite_differences
 import numpy as np
 import pytest
 import sympy as sp
 import torch
+from helpers import GENERATED, MODELS, finite_differences
 
 import derive
 import derive.model.functions
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.xdist_group("functions")
 """One worker renders each model once (the ``kernels`` fixture is per process) and runs these."""
 
 F = torch.nn.functional
-MODELS = Path(__file__).resolve().parent / "models"
 
 
 def amax(x):
@@ -223,7 +221,7 @@ def test_log_sum_exp_is_shifted_by_the_row_maximum(kernels, rng):
 def test_attention_document_states_the_shift_its_kernel_makes(rng):
     """A ratio of exponentials (attention's softmax) gets the same shifted form, stated in its
     document; the kernel computes it: scores of a thousand give what PyTorch gives."""
-    root = MODELS.parents[1] / "generated"
+    root = GENERATED
     body = (root / "latex" / "scaled_dot_product_attention-body.tex").read_text(encoding="utf-8")
     assert "eq:scaled_dot_product_attention:stable-output" in body and "cancels" in body
     kernel = derive.load_kernel(root / "numpy" / "scaled_dot_product_attention.py")

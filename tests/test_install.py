@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import GENERATED, ROOT
-from test_readme import python_blocks
+from helpers import GENERATED, ROOT
+from helpers.readme import python_blocks
 
 pytestmark = pytest.mark.xdist_group("install")
 

@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_reference
-from conftest import ROOT, load_kernel
+from helpers import MODELS
+from helpers.adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_reference
+from helpers.kernels import load_kernel
 from jax.test_util import check_grads
 
 import derive.jax as dj
@@ -27,14 +28,7 @@ def float64():
 
 def moving(case):
     """A function of the differentiated inputs (labels and omitted inputs fixed), and their values."""
-    def call(function):
-        def of(*values):
-            arrays = list(case.arrays)
-            for position, value in zip(case.floats, values):
-                arrays[position] = value
-            return function(*arrays, **case.params)
-        return of
-    return call, [jnp.asarray(case.arrays[p]) for p in case.floats]
+    return (lambda function: case.of_floats(function, case.arrays)), [jnp.asarray(case.arrays[p]) for p in case.floats]
 
 
 @pytest.mark.parametrize("mode", ["vjp", "jvp"])
@@ -259,7 +253,7 @@ def test_float32_stays_float32():
 
 def test_a_model_file():
     """Generated into the test run's cache folder (shared with tests/test_torch_adapter.py)."""
-    huber = dj.operator(ROOT / "tests" / "models" / "huber_loss.py", delta=0.5)
+    huber = dj.operator(MODELS / "huber_loss.py", delta=0.5)
     rng = np.random.default_rng(4)
     a, b = jnp.asarray(rng.standard_normal(7)), jnp.asarray(rng.standard_normal(7))
     check_grads(jax.jit(lambda a: huber(a, b)), (a,), order=1, modes=("rev",), eps=1e-6)

@@ -10,7 +10,8 @@ import re
 
 import numpy as np
 import pytest
-from conftest import OPERATORS, load_kernel, make_inputs, model_of, shape_cases
+from helpers import OPERATORS
+from helpers.kernels import load_kernel, make_inputs, model_of, shape_cases
 
 
 def case(name: str, rng, kernel_target):

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import finite_differences
 import numpy as np
 import pytest
-import reference
-from conftest import (
-    OPERATORS,
-    float_positions,
-    load_kernel,
-    make_inputs,
-    model_of,
-    param_cases,
-    random_values,
-    shape_cases,
-)
+from helpers import OPERATORS, finite_differences, reference
+from helpers.kernels import float_positions, load_kernel, make_inputs, model_of, param_cases, random_values, shape_cases
 
 CASES = [(name, sizes, batch, params) for name in OPERATORS for sizes, batch in shape_cases(name)
          for params in param_cases(name)]

@@ -4,7 +4,6 @@ states equals the kernel that runs, and every generated document compiles."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import shutil
@@ -15,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import GENERATED, OPERATORS, ROOT, load_kernel, make_inputs
+from helpers import GENERATED, LATEX, OPERATORS, ROOT
+from helpers.formulas import KernelCall, entries, model_array, twin
+from helpers.kernels import load_kernel, make_inputs
+from helpers.readme import python_blocks
 
 from derive.calculus.concrete import expander, substituted
 from derive.calculus.differentiate import Partial, Step
@@ -34,12 +36,6 @@ from derive.targets.latex.matrix_section import matrix_rows
 from derive.targets.latex.stable import shift_axes
 from derive.targets.latex.text import UntypesettableTextError, tex_escape
 from derive.targets.latex.view import build_document
-
-LATEX = GENERATED / "latex"
-
-
-def twin(name: str) -> dict:
-    return json.loads((LATEX / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def rebuild(srepr: str) -> sp.Expr:
@@ -128,8 +124,8 @@ def test_final_vjp_and_jvp_equations_evaluate_to_the_kernel(name, rng):
     points with concrete.expand, compared with the generated NumPy kernel on the same numbers."""
     model, kernel = registry.get(name), load_kernel(name)
     sizes = {d: 2 + position for position, d in enumerate(model.dims())}
-    arrays = {inp.name: _model_array(inp, sizes, rng) for inp in model.inputs}
-    call = _kernel_call(model, sizes)
+    arrays = {inp.name: model_array(inp, sizes, rng) for inp in model.inputs}
+    call = KernelCall(model, sizes)
     inputs = [call.to_user(inp, arrays[inp.name]) for inp in model.inputs]
     params = {p.symbol: p.default for p in model.params if p.symbol is not None}
     out_shape = tuple(int(d.subs(sizes)) for d in model.output_dims)
@@ -152,7 +148,7 @@ def test_final_vjp_and_jvp_equations_evaluate_to_the_kernel(name, rng):
             numbers = {f"dot_{inp.name}": tangent}
             expected = np.reshape(kernel.jvp(tuple(tangents), *inputs, **call.params), out_shape)
         formula = rebuild(equation["rhs"])
-        values = _entries({**arrays, **numbers}) | params
+        values = entries({**arrays, **numbers}) | params
         # the entry's indices, in the order of the array's axes (the formula may lack some)
         axes = derivation.gradient(inp.name).wrt_indices if equation["kind"] == "vjp" else model.output_indices
         assert free_indices(formula) <= set(axes), equation["label"]
@@ -163,52 +159,6 @@ def test_final_vjp_and_jvp_equations_evaluate_to_the_kernel(name, rng):
                 f"{equation['label']} at {dict(zip(map(str, axes), at))}")
             checked += 1
     assert checked > 0
-
-
-def _model_array(inp, sizes: dict, rng: np.random.Generator) -> np.ndarray:
-    """Random values on the input's core axes, within its domain (integer labels for an index input)."""
-    shape = tuple(int(d.subs(sizes)) for d in inp.dims)
-    domain = getattr(inp, "domain", "real")
-    if domain == "index":
-        return rng.integers(0, int(inp.index_of.subs(sizes)), size=shape)
-    values = rng.standard_normal(shape)
-    if domain == "positive":
-        return np.abs(values) + 0.5
-    if domain == "nonzero":
-        return np.sign(values) * (np.abs(values) + 0.5)
-    return values
-
-
-class _kernel_call:
-    """How arrays on the model's core axes are passed to a kernel of the model's layout: the
-    ``groups`` layout takes channels G x D as one axis (C-order); every other layout takes them as is."""
-
-    def __init__(self, model, sizes: dict) -> None:
-        self.model, self.sizes, self.params = model, sizes, {}
-        if model.layout.kind == "groups":
-            self.params[model.layout.param] = int(model.inputs[0].dims[1].subs(sizes))
-
-    def to_user(self, inp, array: np.ndarray) -> np.ndarray:
-        if self.model.layout.kind != "groups":
-            return array
-        if inp is self.model.inputs[0]:
-            n, g, d, s = array.shape
-            return array.reshape(n, g * d, s)
-        return array.reshape(-1)
-
-
-def _entries(arrays: dict[str, np.ndarray]) -> dict[sp.Symbol, sp.Expr]:
-    """x -> {x_0: ..., x_1: ...} (a scalar array -> {x: ...}), as the names concrete.expand uses;
-    integer arrays (class labels) stay integers."""
-    values = {}
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        number = (lambda v: sp.Integer(int(v))) if array.dtype.kind in "iu" else (lambda v: sp.Float(float(v), 30))
-        if array.ndim == 0:
-            values[sp.Symbol(name)] = number(array)
-        for at in itertools.product(*(range(s) for s in array.shape)) if array.ndim else ():
-            values[sp.Symbol("_".join([name, *map(str, at)]))] = number(array[at])
-    return values
 
 
 def test_a_step_that_does_not_hold_is_an_error_and_nothing_is_written(tmp_path, monkeypatch):
@@ -382,8 +332,7 @@ def test_pdf_of_a_model_file_names_an_unknown_operator(tmp_path, capsys):
 
 
 def test_readme_loads_a_twin_equation_as_written():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "generated/latex" in b]
+    blocks = [b for b in python_blocks() if "generated/latex" in b]
     assert blocks, "the README shows how to load a derivation's twin"
     for block in blocks:
         result = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import LATEX
 
 from derive.pipeline.pdf import SAFE_FLAGS, overfull_boxes, tex_environment
 
-LATEX = Path(__file__).resolve().parent.parent / "generated" / "latex"
 NEEDS = re.compile(r"^% Needs (\\usepackage\{[^}]*\}(?:\s*\\usepackage(?:\[[^]]*\])?\{[^}]*\})*)", re.M)
 BODIES = sorted(LATEX.glob("*-body.tex"))
 

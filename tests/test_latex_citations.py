@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
+from helpers import LATEX, OPERATORS
 
 from derive.calculus.pipeline import derive
 from derive.model import registry
@@ -16,8 +16,6 @@ from derive.targets.latex.headers import bibliography, bibliography_keys
 from derive.targets.latex.view import UnknownCitationError, build_document
 from derive.version import __version__
 
-LATEX = Path(__file__).resolve().parent.parent / "generated" / "latex"
-OPERATORS = registry.names()
 CITE = re.compile(r"\\cite\{([^}]*)\}")
 
 

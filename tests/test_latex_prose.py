@@ -4,16 +4,13 @@ declared, the numerical section says what the kernel does, and summaries are mat
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from helpers import LATEX, OPERATORS
 
 from derive.display.latex import DerivationLatexPrinter
 from derive.model import registry
 from derive.targets.latex.maths_text import maths_text
-
-LATEX = Path(__file__).resolve().parent.parent / "generated" / "latex"
-OPERATORS = registry.names()
 
 
 def body(name: str) -> str:

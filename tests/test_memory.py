@@ -8,7 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import NUMBA_BATTERY, OPERATORS, float_positions, load_kernel, make_inputs, model_of
+from helpers import OPERATORS
+from helpers.kernels import NUMBA_BATTERY, float_positions, load_kernel, make_inputs, model_of
 
 
 def peak_bytes(function, *args) -> int:

@@ -8,7 +8,7 @@ import importlib.util
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from derive.model import registry
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from derive.display.layout import tex_width
 

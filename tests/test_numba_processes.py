@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import GENERATED
+from helpers import GENERATED
 
 LOAD = """
 import importlib.util, os, sys

@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import GENERATED, ROOT, float_positions, load_kernel, make_inputs, shape_cases
+from helpers import GENERATED, ROOT
+from helpers.kernels import float_positions, load_kernel, make_inputs, shape_cases
 
 from derive.cli import main
 from derive.pipeline.output import MANIFEST

@@ -8,18 +8,12 @@ import random
 
 import pytest
 import sympy as sp
-from conftest import OPERATORS
+from helpers import OPERATORS
+from helpers.formulas import concrete
 
 from derive.calculus.pipeline import derive
 from derive.model import registry
-from derive.proof.oracle import concrete as _concrete
 
-
-def concrete(expr: sp.Expr, sizes: dict, values: dict) -> sp.Expr:
-    return _concrete(expr, sizes, values, LABELS)
-
-
-LABELS = {i.name: i.index_of for name in registry.names() for i in registry.get(name).inputs if i.domain == "index"}
 VARIANTS = [(name, {}) for name in OPERATORS] + [
     (name, {p.name: value}) for name in OPERATORS for p in registry.get(name).params
     for value in p.choices if value != p.default]

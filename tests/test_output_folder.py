@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GENERATED, ROOT, Watched
+from helpers import GENERATED, ROOT
+from helpers.commands import Watched, one_error, snapshot
 
 from derive import api
 from derive.cli import main
@@ -34,10 +35,6 @@ SMALL = ("relu", "sin", "cos", "exp", "log", "tanh", "sigmoid", "softplus")
 """Quick operators (about a second each when derived)."""
 
 
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def listed(out: Path) -> dict[str, str]:
     """The manifest's records as the README documents them: ``<sha256>  <path>`` lines."""
     lines = [line for line in (out / MANIFEST).read_text().splitlines() if not line.startswith("#")]
@@ -46,12 +43,6 @@ def listed(out: Path) -> dict[str, str]:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def one_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("derive: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 # -- nothing but derive's own files ------------------------------------------------------------------
@@ -89,7 +80,7 @@ def test_a_full_run_removes_only_files_it_wrote_before(tmp_path):
     (out / "numpy" / "user.py").write_text("mine\n")
     changed = write(out, {"numpy/a.py": "a2\n", "latex/a.tex": "a\n"}, full=True)
     assert sorted(changed) == [MANIFEST, "numpy/a.py", "numpy/b.py"]
-    assert files_of(out) == {MANIFEST: (out / MANIFEST).read_bytes(), "numpy/a.py": b"a2\n",
+    assert snapshot(out) == {MANIFEST: (out / MANIFEST).read_bytes(), "numpy/a.py": b"a2\n",
                              "latex/a.tex": b"a\n", "numpy/user.py": b"mine\n"}
     assert listed(out) == {"latex/a.tex": sha256(b"a\n"), "numpy/a.py": sha256(b"a2\n")}
 
@@ -326,13 +317,13 @@ def test_a_folder_of_other_files_without_a_manifest_is_refused(tmp_path, capsys)
     (out / "src").mkdir(parents=True)
     (out / "src" / "main.py").write_text("mine\n")
     (out / "README.md").write_text("mine\n")
-    before = files_of(out)
+    before = snapshot(out)
     assert main(["generate", "relu", "--out", str(out), "-q"]) == 2
     err = one_error(capsys)
     assert f"{out}/: it holds files and no {MANIFEST}" in err and "empty or new folder" in err
     with pytest.raises(OutputError, match="it holds files and no"):
         write(out, {"numpy/a.py": "a\n"}, full=False)
-    assert files_of(out) == before and sorted(p.name for p in out.iterdir()) == ["README.md", "src"]
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == ["README.md", "src"]
 
 
 # -- a killed run's leftovers ------------------------------------------------------------------------
@@ -366,7 +357,7 @@ def test_concurrent_runs_into_one_folder_lose_no_file(tmp_path):
     options = Options(cache=RenderCache(tmp_path / "cache"))
     models = [api.load(name) for name in SMALL]
     api.write(models, tmp_path / "warm", options=options)  # derive once: the runs below only write
-    expected = {path: text for path, text in files_of(tmp_path / "warm").items() if path != MANIFEST}
+    expected = {path: text for path, text in snapshot(tmp_path / "warm").items() if path != MANIFEST}
     errors = []
 
     def run(model, barrier):
@@ -385,7 +376,7 @@ def test_concurrent_runs_into_one_folder_lose_no_file(tmp_path):
         for thread in threads:
             thread.join()
         assert errors == []
-        written = files_of(out)
+        written = snapshot(out)
         assert {path: written.get(path) for path in expected} == expected
         assert listed(out) == {path: sha256(data) for path, data in expected.items()}
 
@@ -424,13 +415,13 @@ def test_the_lock_is_a_private_file_outside_the_folder(tmp_path, capsys):
     for path, mode in ((lock, 0o600), (lock.parent, 0o700)):
         info = path.lstat()
         assert (stat.S_IMODE(info.st_mode), info.st_uid) == (mode, os.geteuid()), path
-    before = files_of(out)
+    before = snapshot(out)
     out.chmod(0o500)  # check writes nothing into the folder it reads
     try:
         assert main(["check", "relu", "--out", str(out), "-q"]) == 0
     finally:
         out.chmod(0o700)
-    assert files_of(out) == before and sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [MANIFEST]
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [MANIFEST]
     elsewhere = tmp_path / "elsewhere"
     lock.unlink()
     lock.symlink_to(elsewhere)  # a lock file is opened only as a regular file of the user's
@@ -477,7 +468,7 @@ def test_ctrl_c_during_a_cold_parallel_run_stops_within_seconds(tmp_path):
     assert seconds < 5, f"took {seconds:.1f} s to stop"
     assert f"nothing was written to {out}/" in err and "operators were ready" in err, err
     assert "Traceback" not in err, err
-    assert not out.exists() or files_of(out) == {}
+    assert not out.exists() or snapshot(out) == {}
 
 
 # -- paths that cannot be written: one line, exit 2 ----------------------------------------------------
@@ -493,10 +484,10 @@ def test_out_that_is_a_file_or_inside_a_file(tmp_path, capsys):
     assert main(["generate", "relu", "--out", str(out), "-q"]) == 0
     shutil.rmtree(out / "numpy")
     (out / "numpy").write_text("a file where a folder is expected\n")
-    before = files_of(out)
+    before = snapshot(out)
     assert main(["generate", "relu", "--out", str(out), "-q"]) == 2
     assert "numpy" in one_error(capsys)
-    assert a_file.read_text() == "x\n" and files_of(out) == before
+    assert a_file.read_text() == "x\n" and snapshot(out) == before
 
 
 @pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs Linux's read-only /sys")

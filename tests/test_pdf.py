@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import GENERATED, OPERATORS
+from helpers import GENERATED, OPERATORS
 
 from derive import api, commands
 from derive.cli import main

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import float_positions, load_kernel, make_inputs, model_of, required_params
+from helpers.kernels import float_positions, load_kernel, make_inputs, model_of, required_params
 
 from derive.model import registry
 

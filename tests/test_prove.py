@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import types
 
-import finite_differences
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import load_kernel
+from helpers import finite_differences
+from helpers.kernels import load_kernel
 
 from derive import api
 from derive.calculus.pipeline import derive

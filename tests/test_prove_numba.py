@@ -9,7 +9,8 @@ split; the compiled loops, run on threads of their own, agree with the oracle at
 from __future__ import annotations
 
 import pytest
-from conftest import GENERATED, NUMBA_BATTERY, load_kernel
+from helpers import GENERATED
+from helpers.kernels import NUMBA_BATTERY, load_kernel
 
 from derive.model import registry
 from derive.proof.kernel import ProofError

@@ -10,7 +10,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import load_kernel
+from helpers.kernels import load_kernel
 
 from derive.model import registry
 from derive.proof.kernel import EPS, ROUNDING, ProofError, agrees, prove_module

@@ -15,33 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GENERATED, ROOT
+from helpers import GENERATED, ROOT
+from helpers.readme import README, fenced, python_blocks
 
-README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
 CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
-
-
-def fenced(page: Path | str, language: str) -> list[str]:
-    """The bodies of the fenced blocks tagged ``language`` (``""``: untagged) of a page (or a text)."""
-    text = page.read_text(encoding="utf-8") if isinstance(page, Path) else page
-    found, body, tag = [], None, ""
-    for line in text.splitlines(keepends=True):
-        if line.startswith("```"):
-            if body is None:
-                body, tag = [], line[3:].strip()
-            else:
-                if tag == language:
-                    found.append("".join(body))
-                body = None
-        elif body is not None:
-            body.append(line)
-    return found
-
-
-def python_blocks() -> list[str]:
-    return fenced(README, "python")
 
 
 def test_readme_kernel_example_runs_from_any_folder(tmp_path):

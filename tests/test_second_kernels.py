@@ -9,12 +9,12 @@ tests/test_memory.py.  Shapes are few and small: the first-order battery covers 
 
 from __future__ import annotations
 
-import finite_differences
 import numpy as np
 import pytest
 import torch
-from conftest import OPERATORS, float_positions, load_kernel, make_inputs, model_of, param_cases, shape_cases
-from test_torch import CALLS, broadcast_variants, kernel_of, optional_variants, parameter_variants, shape_sweep
+from helpers import OPERATORS, finite_differences
+from helpers.kernels import float_positions, load_kernel, make_inputs, model_of, param_cases, shape_cases
+from helpers.torch_cases import CALLS, broadcast_variants, optional_variants, parameter_variants, shape_sweep
 
 SHAPES = (0, 4, -1)
 """Of ``shape_cases``: n = 1 without batch, n = 3 with one batch axis, n = 4 with two."""
@@ -105,7 +105,7 @@ def _defaults(name: str, tensors: list) -> list:
 def test_vjp_jvp_matches_torch_double_backward(case, rng, kernel_target):
     """The first-order torch battery's cases (layouts, parameters, optional inputs omitted,
     broadcasting; three shapes), every tangent at once and each alone, in float64."""
-    kernel, inputs = kernel_of(case.name, kernel_target), case.inputs(rng)
+    kernel, inputs = load_kernel(case.name, kernel_target), case.inputs(rng)
     cotangent = rng.standard_normal(np.shape(kernel.forward(*inputs, **case.params)))
     for tangents in tangent_sets(case.name, inputs, rng):
         got = kernel.vjp_jvp(cotangent, tangents, *inputs, **case.params)

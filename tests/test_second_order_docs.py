@@ -14,12 +14,13 @@ import itertools
 import json
 import re
 
-import finite_differences as fd
+import helpers.finite_differences as fd
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import GENERATED, OPERATORS, load_kernel
-from test_latex import _entries, _kernel_call, _model_array
+from helpers import LATEX, OPERATORS
+from helpers.formulas import KernelCall, entries, model_array, twin
+from helpers.kernels import load_kernel
 
 import derive
 from derive.calculus import pipeline
@@ -31,12 +32,6 @@ from derive.model import registry
 from derive.model.functions import elementary
 from derive.proof.srepr import load_srepr
 from derive.proof.twin import prove_twin, second_sizes
-
-LATEX = GENERATED / "latex"
-
-
-def twin(name: str) -> dict:
-    return json.loads((LATEX / f"{name}.json").read_text(encoding="utf-8"))
 
 
 # documents and twins ----------------------------------------------------------------------------
@@ -76,14 +71,14 @@ def test_final_vjp_jvp_equations_and_hessian_blocks_are_the_kernels_vjp_differen
     twin is written (``prove_twin``; see ``test_the_twin_proof_refuses_a_wrong_second_order_equation``)."""
     model, kernel = registry.get(name), load_kernel(name)
     sizes = second_sizes(model)
-    arrays = {inp.name: _model_array(inp, sizes, rng) for inp in model.inputs}
+    arrays = {inp.name: model_array(inp, sizes, rng) for inp in model.inputs}
     params = {p.symbol: p.default for p in model.params if p.symbol is not None}
     out_shape = tuple(int(d.subs(sizes)) for d in model.output_dims)
     dy = rng.standard_normal(out_shape)
     tangents = {i.name: rng.standard_normal(arrays[i.name].shape) for i in model.differentiable_inputs}
-    values = _entries({**arrays, "dy": dy, **{f"dot_{n}": t for n, t in tangents.items()}}) | params
+    values = entries({**arrays, "dy": dy, **{f"dot_{n}": t for n, t in tangents.items()}}) | params
     values = {symbol: float(value) for symbol, value in values.items()}
-    call = _kernel_call(model, sizes)
+    call = KernelCall(model, sizes)
     inputs = [call.to_user(inp, arrays[inp.name]) for inp in model.inputs]
     user_out = np.shape(kernel.forward(*inputs, **call.params))
     names = [inp.name for inp in model.inputs]

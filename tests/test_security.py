@@ -18,7 +18,8 @@ import textwrap
 
 import pytest
 import sympy as sp
-from conftest import GENERATED, OPERATORS
+from helpers import GENERATED, OPERATORS
+from helpers.commands import one_error
 
 import derive
 from derive.calculus.validate import ModelError, validate
@@ -30,12 +31,6 @@ from derive.proof.formula import read_number
 from derive.proof.srepr import load_srepr
 
 ESCAPE = "sigmoid.__globals__['__builtins__']['__import__']('os').system('touch F') + 2!"
-
-
-def one_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("derive: error: "), err
-    return err
 
 
 # -- formulas and --fix values ------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_derivatives, torch_reference
-from conftest import ROOT, load_kernel
+from helpers import MODELS
+from helpers.adapter_cases import ALL, IDS, NON_TENSOR, NON_TENSOR_IDS, torch_derivatives, torch_reference
+from helpers.kernels import load_kernel
 
 import derive.torch as dt
 from derive.errors import UnknownOperatorError
@@ -30,13 +31,7 @@ def test_gradcheck_reverse_and_forward_mode(case):
     function = dt.operator(case.name)
     given = tensors(case)
     floats = [given[p].clone().requires_grad_() for p in case.floats]
-
-    def call(*moving):
-        arrays = list(given)
-        for position, tensor in zip(case.floats, moving):
-            arrays[position] = tensor
-        return function(*arrays, **case.params)
-
+    call = case.of_floats(function, given)
     assert torch.autograd.gradcheck(call, floats, check_forward_ad=True, check_backward_ad=True)
     expected = load_kernel(case.name).forward(*case.arrays, **case.params)
     np.testing.assert_allclose(call(*floats).detach().numpy(), expected, rtol=1e-12, atol=1e-12)
@@ -49,13 +44,7 @@ def test_gradgradcheck_double_backward(case):
     function = dt.operator(case.name)
     given = tensors(case)
     floats = [given[p].clone().requires_grad_() for p in case.floats]
-
-    def call(*moving):
-        arrays = list(given)
-        for position, tensor in zip(case.floats, moving):
-            arrays[position] = tensor
-        return function(*arrays, **case.params)
-
+    call = case.of_floats(function, given)
     assert torch.autograd.gradgradcheck(call, floats, fast_mode=True)
 
 
@@ -204,7 +193,7 @@ def test_float32_in_float32_out_with_gradients():
 
 def test_a_model_file_is_generated_and_differentiated(private_render_cache):
     """Generated (and proved) into the cache folder ($DERIVE_CACHE_DIR/kernels), loaded from there."""
-    huber = dt.operator(ROOT / "tests" / "models" / "huber_loss.py", delta=0.5)
+    huber = dt.operator(MODELS / "huber_loss.py", delta=0.5)
     a = torch.randn(7, dtype=torch.float64, requires_grad=True)
     b = torch.randn(7, dtype=torch.float64)
     torch.testing.assert_close(huber(a, b), torch.nn.functional.huber_loss(a, b, delta=0.5))

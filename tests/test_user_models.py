@@ -11,43 +11,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-import finite_differences
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT, finite_differences
+from helpers.commands import run_derive
+from helpers.readme import fenced, readme_section
 
 import derive
 from derive.cli import main
 from derive.model import registry
-
-
-def run_derive(args: list[str], cwd: Path, extra_path: str = "") -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), extra_path) if p))
-    return subprocess.run([sys.executable, "-m", "derive.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=300)
-
-
-def readme_section(title: str) -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else len(text)]
-
-
-def blocks(section: str, language: str) -> list[str]:
-    """The bodies of the fenced blocks tagged ``language`` (``""``: untagged), in order."""
-    found, current, tag = [], None, ""
-    for line in section.splitlines(keepends=True):
-        if line.startswith("```"):
-            if current is None:
-                current, tag = [], line[3:].strip()
-            else:
-                if tag == language:
-                    found.append("".join(current))
-                current = None
-        elif current is not None:
-            current.append(line)
-    return found
 
 
 def expected_status(comment: str) -> int:
@@ -83,10 +55,10 @@ def walkthrough(tmp_path_factory) -> Path:
     """A fresh folder where the README's model file is saved and its commands have been run."""
     folder = tmp_path_factory.mktemp("readme")
     section = readme_section("Your own operator, from scratch")
-    (model_block,) = [b for b in blocks(section, "python") if "@register" in b]
+    (model_block,) = [b for b in fenced(section, "python") if "@register" in b]
     assert f"Save this as `{MODEL_FILE}`" in section
     (folder / MODEL_FILE).write_text(model_block, encoding="utf-8")
-    (commands,) = [b for b in blocks(section, "bash") if "--model" in b]
+    (commands,) = [b for b in fenced(section, "bash") if "--model" in b]
     run_readme_commands(commands, folder)
     return folder
 
@@ -96,7 +68,7 @@ def test_readme_walkthrough_writes_a_kernel_that_runs_as_shown(walkthrough):
     assert kernel_file.is_file()
     assert "regenerate with `derive generate --model swiglu.py --out DIR`" in kernel_file.read_text()
     section = readme_section("Your own operator, from scratch")
-    (usage,) = [b for b in blocks(section, "python") if "from my_kernels" in b]
+    (usage,) = [b for b in fenced(section, "python") if "from my_kernels" in b]
     check = "\nassert y.shape == a.shape and da.shape == a.shape and db.shape == b.shape and dy.shape == y.shape\n"
     result = subprocess.run([sys.executable, "-c", usage + check], cwd=walkthrough, capture_output=True,
                             text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -105,7 +77,7 @@ def test_readme_walkthrough_writes_a_kernel_that_runs_as_shown(walkthrough):
 
 def test_readme_show_excerpt_is_what_show_prints(walkthrough):
     shown = run_derive(["show", "--model", MODEL_FILE], walkthrough).stdout
-    excerpt = [b for b in blocks(readme_section("Your own operator, from scratch"), "") if "vjp" in b][0]
+    excerpt = [b for b in fenced(readme_section("Your own operator, from scratch"), "") if "vjp" in b][0]
     lines = [line.rstrip() for line in shown.splitlines()]
     for line in excerpt.splitlines():
         assert line.rstrip() in lines, line
@@ -131,16 +103,16 @@ def test_readme_error_messages_are_what_derive_prints(walkthrough, tmp_path):
 
 def test_readme_claims_print_what_the_readme_shows(walkthrough):
     section = readme_section("Checking a hand-derived formula")
-    for block in blocks(section, "bash"):
+    for block in fenced(section, "bash"):
         run_readme_commands(block, walkthrough)
-    (excerpt,) = [b for b in blocks(section, "") if "counterexample" in b]
+    (excerpt,) = [b for b in fenced(section, "") if "counterexample" in b]
     wrong = run_derive(["claim", "--model", MODEL_FILE, "--wrt", "b", "--vjp", "dy[k]*a[k]*sigmoid(beta*b[k])"],
                        walkthrough)
     assert excerpt.strip() in wrong.stdout
 
 
 def test_readme_python_interface_block_runs(walkthrough):
-    (block,) = blocks(readme_section("From Python"), "python")
+    (block,) = fenced(readme_section("From Python"), "python")
     result = subprocess.run([sys.executable, "-c", block], cwd=walkthrough, capture_output=True, text=True,
                             timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, result.stderr

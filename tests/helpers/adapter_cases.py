@@ -5,20 +5,22 @@ an ``axis=0`` case where the model lays its inputs along ``axis``, and, for oper
 inputs, the first optional input omitted (None): a different size per axis, one batch dimension of
 2, so a mixed-up axis or a broadcast gradient left unsummed shows.  ``NON_TENSOR``: the inputs a
 caller passes that are not arrays (a Python number, None), each alone, with ``torch_derivatives``
-(of tests/test_torch.py's ``CALLS``, PyTorch's own operators) as their reference to second order.
+(of ``helpers.torch_cases.CALLS``, PyTorch's own operators) as their reference to second order.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from conftest import OPERATORS, make_inputs, param_cases, random_values
-from test_torch import CALLS
 
 from derive.model import registry
+from helpers import OPERATORS
+from helpers.kernels import make_inputs, param_cases, random_values
+from helpers.torch_cases import CALLS
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class Case:
                                        **self.params).shape)
         tangents = [rng.standard_normal(np.shape(a)) if p in self.floats else None for p, a in enumerate(self.arrays)]
         return rng.standard_normal(shape), tangents
+
+    def of_floats(self, function: Callable, given: Sequence) -> Callable:
+        """``function`` of the differentiated inputs alone: the other arguments fixed at ``given``
+        (arrays or tensors, by position), the case's parameters passed."""
+        def call(*values):
+            arrays = list(given)
+            for position, value in zip(self.floats, values):
+                arrays[position] = value
+            return function(*arrays, **self.params)
+        return call
 
 
 def cases(name: str) -> list[Case]:
