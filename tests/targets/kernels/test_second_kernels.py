@@ -3,8 +3,8 @@ against float64 central differences of the generated ``vjp``, against PyTorch's 
 and its contract (None tangents, the vjp's and jvp's errors, ``wrt``, float32).
 
 The oracle (the expanded model's Hessian by ``sympy.diff``) checks it at every generation
-(``prove._check_vjp_jvp``, refused when wrong: tests/test_prove.py); the memory bound is in
-tests/test_memory.py.  Shapes are few and small: the first-order battery covers the layouts.
+(``prove._check_vjp_jvp``, refused when wrong: tests/proof/test_prove.py); the memory bound is in
+test_memory.py.  Shapes are few and small: the first-order battery covers the layouts.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ IDS = [f"{name}-{'x'.join(map(str, sizes.values()))}-batch{batch}" + "".join(f"-
 TORCH_CASES = [case for name in OPERATORS
                for case in ([shape_sweep(name)[s] for s in SHAPES] + parameter_variants(name)
                             + optional_variants(name) + broadcast_variants(name))]
-"""The first-order torch battery's cases (tests/test_torch.py), three shapes of its shape sweep."""
+"""The first-order torch battery's cases (test_torch.py), three shapes of its shape sweep."""
 
 
 def setup(name, sizes, batch, params, rng, target, dtype=np.float64):

@@ -22,7 +22,7 @@ CHUNKS, PER_CHUNK = 2, 20
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_random_models_are_proved(chunk):
     report = fuzz.run(PER_CHUNK, seed=2026, start=chunk * PER_CHUNK, seconds=None,  # no wall-clock limit: load varies
-                      deep=False)  # the deep ones: tests/test_budget.py
+                      deep=False)  # the deep ones: test_budget.py
     assert report.ran == PER_CHUNK
     shown = "\n\n".join(fuzz.failing_file(source, problem) for source, problem in report.failures[:2])
     assert not report.failures, f"{len(report.failures)} random models fail; the first:\n{shown}"

@@ -1,6 +1,6 @@
 """The numba target beyond the kernel battery (which runs on it through ``kernel_target``): written
 without numba, a clear error on import without it, numba's cache files never taken for output, and
-chunks split into parts giving what whole chunks give (tests/test_numba_processes.py: processes)."""
+chunks split into parts giving what whole chunks give (test_numba_processes.py: processes)."""
 
 from __future__ import annotations
 

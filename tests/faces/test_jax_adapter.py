@@ -252,7 +252,7 @@ def test_float32_stays_float32():
 
 
 def test_a_model_file():
-    """Generated into the test run's cache folder (shared with tests/test_torch_adapter.py)."""
+    """Generated into the test run's cache folder (shared with test_torch_adapter.py)."""
     huber = dj.operator(MODELS / "huber_loss.py", delta=0.5)
     rng = np.random.default_rng(4)
     a, b = jnp.asarray(rng.standard_normal(7)), jnp.asarray(rng.standard_normal(7))

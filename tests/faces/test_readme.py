@@ -26,7 +26,7 @@ CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 def test_readme_kernel_example_runs_from_any_folder(tmp_path):
     """As the README's first step leaves it (``pip install -e .``; CI does so): from a folder
     outside the checkout, ``derive.generated`` is this checkout's ``generated/``.  A wheel install
-    is covered by tests/test_install.py."""
+    is covered by tests/pipeline/test_install.py."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     probe = subprocess.run([sys.executable, "-c", "import derive"], cwd=tmp_path, env=env, capture_output=True)
     if probe.returncode != 0:
@@ -249,7 +249,7 @@ def shell_problems(command: list[str], cwd: Path) -> list[str]:
 @pytest.mark.parametrize("page", [page for page in PAGES if fenced(page, "bash")], ids=lambda page: page.name)
 def test_shell_blocks_name_what_exists(page, tmp_path):
     """The bash blocks' commands are ones that work here: the README's walkthrough and claims run
-    in tests/test_user_models.py; every other ``derive`` line is parsed, not run (benchmarks take
+    in tests/model/test_user_models.py; every other ``derive`` line is parsed, not run (benchmarks take
     minutes)."""
     problems = [problem for command in shell_commands(page) for problem in shell_problems(command, tmp_path)]
     assert not problems, "\n".join(problems)
