@@ -1,22 +1,27 @@
 """derive pdf from any folder: the documents derive ships, each compiled from only the files it needs
-in a private folder, its products renamed into the output folder (never written through a link).
+in a private folder, its products renamed into the output folder (never written through a link); a
+clear error naming what to install where there is no TeX; a model file's document.
 
-Most tests replace TeX by a stand-in that records the folder it runs in; the one that compiles needs
-TeX (CI installs it; DERIVE_SKIP_TEX=1 skips it on a machine without).
+Most tests replace TeX by a stand-in that records the folder it runs in; the ones that compile need
+TeX (CI installs it; DERIVE_SKIP_TEX=1 skips them on a machine without).  That every generated
+document compiles is tested with the LaTeX target (targets/latex/test_latex.py).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import GENERATED, OPERATORS
+from helpers import GENERATED, OPERATORS, ROOT
 
 from derive import api, commands
 from derive.cli import main
 from derive.pipeline import pdf
+from derive.pipeline.pdf import overfull_boxes
 
 
 @pytest.fixture
@@ -131,3 +136,52 @@ def test_pdf_out_under_a_file_fails_before_deriving(tmp_path, monkeypatch, capsy
     assert main(["pdf", "--model", str(model), "--out", str(tmp_path / "afile.txt" / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{tmp_path / 'afile.txt'} is a file, not a folder" in err
+
+
+def test_pdf_without_tex_says_what_to_install(tmp_path):
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(Path(sys.executable).resolve())
+    result = subprocess.run([str(bare / "python"), "-m", "derive.cli", "pdf", "--out", str(tmp_path / "pdf")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"PATH": str(bare), "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 3
+    assert "latexmk or pdflatex" in result.stderr and "texlive-latex-base" in result.stderr
+
+
+PDF_MODEL = """
+import sympy as sp
+from derive.model import Input, OperatorModel, index, size
+from derive.registry import register
+
+
+@register
+def scaled_exp() -> OperatorModel:
+    n = size("n")
+    i = index("i", n)
+    x = Input("x", (n,))
+    return OperatorModel(name="scaled_exp", summary="2 exp(x)", category="elementwise", inputs=(x,),
+                         output_indices=(i,), output=2 * sp.exp(x[i]))
+"""
+
+
+def test_pdf_of_a_model_file(tmp_path, capsys):
+    """`derive pdf --model FILE` compiles that model's document (TeX required as above)."""
+    if os.environ.get("DERIVE_SKIP_TEX") == "1":
+        pytest.skip("DERIVE_SKIP_TEX=1")
+    model = tmp_path / "scaled_exp.py"
+    model.write_text(PDF_MODEL)
+    status = main(["pdf", "--model", str(model), "--out", str(tmp_path / "pdf"), "-q"])
+    if status == 3:
+        pytest.fail(f"TeX is not installed (set DERIVE_SKIP_TEX=1 to skip locally):\n{capsys.readouterr().err}")
+    assert status == 0, capsys.readouterr().err
+    pdf = tmp_path / "pdf" / "scaled_exp.pdf"
+    assert pdf.stat().st_size > 10_000 and overfull_boxes(pdf.with_suffix(".log")) == []
+
+
+def test_pdf_of_a_model_file_names_an_unknown_operator(tmp_path, capsys):
+    model = tmp_path / "scaled_exp.py"
+    model.write_text(PDF_MODEL)
+    assert main(["pdf", "no_such_op", "--model", str(model), "--out", str(tmp_path / "pdf")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown operator 'no_such_op'" in err and "scaled_exp" in err

@@ -1,5 +1,6 @@
-"""The LaTeX target: readable printing, checked equations, the JSON twin, the formula a document
-states equals the kernel that runs, and every generated document compiles."""
+"""The LaTeX target: checked equations, the JSON twin, the formula a document states equals the
+kernel that runs, and every generated document compiles (the printer: display/test_latex_printer.py;
+the derive pdf command: pipeline/test_pdf.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +26,6 @@ from derive.calculus.indices import free_indices
 from derive.calculus.pipeline import Derivation, derive
 from derive.cli import main
 from derive.display import readable
-from derive.display.latex import DerivationLatexPrinter
 from derive.model import registry
 from derive.pipeline.pdf import TexMissingError, compile_pdfs, documents, overfull_boxes
 from derive.proof.srepr import load_srepr
@@ -42,43 +41,7 @@ def rebuild(srepr: str) -> sp.Expr:
     return load_srepr(srepr)
 
 
-# printing -------------------------------------------------------------------------------------
-def test_indices_print_one_based_with_clean_subscripts():
-    n = sp.Symbol("n", integer=True, positive=True)
-    i, j, k = (sp.Idx(name, n) for name in "ijk")
-    x, gamma = sp.IndexedBase("x"), sp.IndexedBase("gamma")
-    p = DerivationLatexPrinter()
-    assert p.doprint(sp.Sum(x[j] ** 2, (j, 0, n - 1))) == r"\sum_{j=1}^{n} x_{j}^{2}"
-    assert p.doprint(gamma[i]) == r"\gamma_{i}"
-    assert p.doprint(sp.IndexedBase("a")[i, k]) == r"a_{ik}"
-    assert p.doprint(x[0]) == r"x_{1}" and p.doprint(x[i + 1]) == r"x_{i + 1}"
-    assert p.doprint(sp.KroneckerDelta(i, k)) == r"\delta_{ik}"
-    assert p.doprint(sp.IndexedBase("dy")[k]) == r"\bar{y}_{k}"
-    assert p.doprint(sp.Symbol("dy")) == r"\bar{y}"
-    assert p.doprint(sp.IndexedBase("dot_x")[k]) == r"\dot{x}_{k}"
-    assert "_{0" not in p.doprint(sp.Sum(x[j], (j, 0, n - 1)) * sp.Sum(x[k], (k, 0, n - 1)))
-
-
-def test_a_sum_that_is_not_the_last_factor_is_bracketed():
-    n = sp.Symbol("n", integer=True, positive=True)
-    j, m = sp.Idx("j", n), sp.Idx("m", n)
-    x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
-    tex = DerivationLatexPrinter().doprint(sp.Sum(x[j], (j, 0, n - 1)) * sp.Sum(y[m], (m, 0, n - 1)))
-    assert tex.startswith(r"\left(\sum_{j=1}^{n} x_{j}\right)")
-
-
-def test_a_reciprocal_of_a_sum_prints_as_a_fraction():
-    """SymPy prints 1/x through _print_Mul with a Pow: the sum in the denominator stays there."""
-    n = sp.Symbol("n", integer=True, positive=True)
-    j, m = sp.Idx("j", n), sp.Idx("m", n)
-    x, y = sp.IndexedBase("x"), sp.IndexedBase("y")
-    p = DerivationLatexPrinter()
-    total = sp.Sum(sp.exp(x[j]), (j, 0, n - 1))
-    assert p.doprint(1 / total) == r"\frac{1}{\sum_{j=1}^{n} e^{x_{j}}}"
-    tex = p.doprint(sp.Sum(y[m], (m, 0, n - 1)) / total)
-    assert tex.startswith(r"\frac{1}{\sum_{j=1}^{n} e^{x_{j}}}") and not tex.startswith("-")
-
-
+# text -----------------------------------------------------------------------------------------
 def test_text_is_escaped_and_unknown_characters_are_an_error():
     assert tex_escape("x_i ^ 2 & 50% #1") == r"x\_i \textasciicircum{} 2 \& 50\% \#1"
     assert tex_escape("σ ≥ 0") == r"$\sigma$ $\ge$ 0"
@@ -229,17 +192,6 @@ def test_a_retired_latex_file_is_reported_stale(tmp_path, capsys, rendered):
 
 
 # compiling ------------------------------------------------------------------------------------
-def test_pdf_without_tex_says_what_to_install(tmp_path):
-    bare = tmp_path / "bin"
-    bare.mkdir()
-    (bare / "python").symlink_to(Path(sys.executable).resolve())
-    result = subprocess.run([str(bare / "python"), "-m", "derive.cli", "pdf", "--out", str(tmp_path / "pdf")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={"PATH": str(bare), "PYTHONPATH": str(ROOT)})
-    assert result.returncode == 3
-    assert "latexmk or pdflatex" in result.stderr and "texlive-latex-base" in result.stderr
-
-
 DOCUMENTS = [*OPERATORS, "handbook"]
 COMPILED = ["handbook", "relu", "scaled_dot_product_attention"]
 """The documents compiled: the handbook, which inputs every operator's body in the same page layout,
@@ -293,44 +245,6 @@ def test_every_generated_document_compiles_without_errors_or_overfull_lines(tmp_
     assert overfull_boxes(pdf.with_suffix(".log")) == [], pdf.name
 
 
-PDF_MODEL = """
-import sympy as sp
-from derive.model import Input, OperatorModel, index, size
-from derive.registry import register
-
-
-@register
-def scaled_exp() -> OperatorModel:
-    n = size("n")
-    i = index("i", n)
-    x = Input("x", (n,))
-    return OperatorModel(name="scaled_exp", summary="2 exp(x)", category="elementwise", inputs=(x,),
-                         output_indices=(i,), output=2 * sp.exp(x[i]))
-"""
-
-
-def test_pdf_of_a_model_file(tmp_path, capsys):
-    """`derive pdf --model FILE` compiles that model's document (TeX required as above)."""
-    if os.environ.get("DERIVE_SKIP_TEX") == "1":
-        pytest.skip("DERIVE_SKIP_TEX=1")
-    model = tmp_path / "scaled_exp.py"
-    model.write_text(PDF_MODEL)
-    status = main(["pdf", "--model", str(model), "--out", str(tmp_path / "pdf"), "-q"])
-    if status == 3:
-        pytest.fail(f"TeX is not installed (set DERIVE_SKIP_TEX=1 to skip locally):\n{capsys.readouterr().err}")
-    assert status == 0, capsys.readouterr().err
-    pdf = tmp_path / "pdf" / "scaled_exp.pdf"
-    assert pdf.stat().st_size > 10_000 and overfull_boxes(pdf.with_suffix(".log")) == []
-
-
-def test_pdf_of_a_model_file_names_an_unknown_operator(tmp_path, capsys):
-    model = tmp_path / "scaled_exp.py"
-    model.write_text(PDF_MODEL)
-    assert main(["pdf", "no_such_op", "--model", str(model), "--out", str(tmp_path / "pdf")]) == 2
-    err = capsys.readouterr().err
-    assert "unknown operator 'no_such_op'" in err and "scaled_exp" in err
-
-
 def test_readme_loads_a_twin_equation_as_written():
     blocks = [b for b in python_blocks() if "generated/latex" in b]
     assert blocks, "the README shows how to load a derivation's twin"
@@ -356,7 +270,7 @@ def _elementwise_tanh():
     i = index("i", n)
     x = Input("x", (n,))
     return OperatorModel(name="tanh_trial", summary="tanh(x)", category="elementwise", inputs=(x,),
-                         output_indices=(i,), output=sp.tanh(x[i]), source="tests/test_latex.py")
+                         output_indices=(i,), output=sp.tanh(x[i]), source="tests/targets/latex/test_latex.py")
 
 
 def _scalar_loss():
@@ -366,7 +280,7 @@ def _scalar_loss():
     x, target = Input("x", (n,)), Input("target", (n,), differentiable=False)
     return OperatorModel(name="mse_trial", summary="mean((x - target)^2)", category="loss", inputs=(x, target),
                          output_indices=(), output=sp.Sum((x[j] - target[j]) ** 2, (j, 0, n - 1)) / n,
-                         source="tests/test_latex.py")
+                         source="tests/targets/latex/test_latex.py")
 
 
 @pytest.mark.parametrize("factory", [_elementwise_tanh, _scalar_loss])
