@@ -1,6 +1,6 @@
 """PyTorch's call for each operator (``CALLS``) and the cases the kernels meet it on: every shape
 case, every non-default parameter, optional inputs omitted, inputs that broadcast.  The first-order
-battery (targets/kernels/test_torch.py) runs them all; the second-order one and the adapters' a part."""
+battery (targets/kernel/test_torch.py) runs them all; the second-order one and the adapters' a part."""
 
 from __future__ import annotations
 
