@@ -16,6 +16,7 @@ import random
 import sympy as sp
 
 from ..model.functions import elementary
+from .compact import tidy
 from .concrete import Disagreement, agree, coincidence_patterns, expander, random_point, symbols_of
 from .differentiate import DerivationError, Partial
 from .indices import canonical_dummies, free_indices
@@ -41,6 +42,18 @@ def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
     try:
         return sp.expand(difference) == 0
     except (TypeError, ValueError, NotImplementedError):
+        return False
+
+
+def proved_by_rules(left: sp.Expr, right: sp.Expr) -> bool:
+    """True when both sides, brought to normal form by the engine's own rewriting rules (``compact.tidy``:
+    expanded, sums split, constant factors pulled out, deltas collapsed), are ``symbolically_equal``:
+    a proof for symbolic sizes, so valid for every n (no false positives; False is not a disproof)."""
+    if left.atoms(Partial) or right.atoms(Partial):
+        return False
+    try:
+        return symbolically_equal(tidy(left), tidy(right))
+    except (TypeError, ValueError, NotImplementedError, RecursionError):
         return False
 
 

@@ -16,6 +16,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from ..calculus.indices import free_indices
 from ..calculus.pipeline import COTANGENT
+from ..model import dim_of
 from .notation import DisplayPartial, function_symbol, latex_symbol, tangent_of
 
 
@@ -25,12 +26,42 @@ class _Letter(sp.Symbol):
     is_integer = True
 
 
-class DerivationLatexPrinter(LatexPrinter):
-    """SymPy's LaTeX printer with readable index notation; ``output`` names the operator's output."""
+INDEX_LETTERS = "ijklmpqrstuvwabcfgh"
+"""The letters an index may be shown as when its own name is taken (by another axis or another meaning)."""
 
-    def __init__(self, output: str = "y", settings: dict | None = None) -> None:
+
+class IndexLetters:
+    """One letter, one axis: within a document, each index name over one axis is shown as one letter,
+    and no letter stands for indices over two axes or for anything else (``reserved``: the inputs, the
+    named quantities, the sizes, Euler's e).  An index keeps its own name where that is free."""
+
+    def __init__(self, reserved: set[str]) -> None:
+        self.reserved = set(reserved)
+        self.shown: dict[tuple[str, sp.Expr, sp.Expr], str] = {}
+        self.owner: dict[str, tuple[str, sp.Expr]] = {}
+        """The index name and axis each letter shown so far stands for."""
+
+    def letter(self, idx: sp.Idx) -> str:
+        key = (str(idx.label), idx.lower, idx.upper)
+        if key not in self.shown:
+            owner = (key[0], dim_of(idx))
+            candidates = (key[0], *INDEX_LETTERS, *(f"{c}'" for c in INDEX_LETTERS))
+            letter = next(c for c in candidates if c not in self.reserved and self.owner.get(c, owner) == owner)
+            self.shown[key], self.owner[letter] = letter, owner
+        return self.shown[key]
+
+
+class DerivationLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with readable index notation; ``output`` names the operator's output;
+    ``letters``: how a document shows its indices (each index name as itself without)."""
+
+    def __init__(self, output: str = "y", settings: dict | None = None, letters: IndexLetters | None = None) -> None:
         super().__init__({"long_frac_ratio": 2, **(settings or {})})
         self.output = output
+        self.letters = letters
+
+    def index_name(self, idx: sp.Idx) -> str:
+        return self.letters.letter(idx) if self.letters is not None else str(idx.label)
 
     # indices -------------------------------------------------------------------------------
     def index_text(self, position: sp.Expr) -> str:
@@ -52,7 +83,7 @@ class DerivationLatexPrinter(LatexPrinter):
         return joiner.join(texts)
 
     def _print_Idx(self, expr: sp.Idx) -> str:
-        return self._print(sp.Symbol(str(expr.label), integer=True))
+        return self._print(sp.Symbol(self.index_name(expr), integer=True))
 
     def _print__Letter(self, expr: sp.Symbol) -> str:
         return expr.name
@@ -97,7 +128,7 @@ class DerivationLatexPrinter(LatexPrinter):
     def sum_signs(self, expr: sp.Sum) -> str:
         """The summation signs of ``expr`` (outermost first), without the summand."""
         return "".join(
-            rf"\sum_{{{self._print(sp.Symbol(str(var.label), integer=True))}={self.index_text(lower)}}}"
+            rf"\sum_{{{self._print(sp.Symbol(self.index_name(var), integer=True))}={self.index_text(lower)}}}"
             rf"^{{{self.index_text(upper)}}} "
             for var, lower, upper in reversed(expr.limits))
 
@@ -180,8 +211,9 @@ class VectorLatexPrinter(DerivationLatexPrinter):
     Functions apply entrywise; an index-free term of a sum is a multiple of the all-ones vector.
     """
 
-    def __init__(self, index: sp.Idx, output: str = "y", settings: dict | None = None) -> None:
-        super().__init__(output, settings)
+    def __init__(self, index: sp.Idx, output: str = "y", settings: dict | None = None,
+                 letters: IndexLetters | None = None) -> None:
+        super().__init__(output, settings, letters)
         self.index = index
 
     def is_vector(self, expr: sp.Expr) -> bool:
@@ -198,7 +230,7 @@ class VectorLatexPrinter(DerivationLatexPrinter):
     def _print_Sum(self, expr: sp.Sum) -> str:
         if self.is_vector(expr):
             raise NotAVectorError(f"a sum with a free {self.index}: {expr}")
-        return DerivationLatexPrinter(self.output)._print_Sum(expr)
+        return DerivationLatexPrinter(self.output, letters=self.letters)._print_Sum(expr)
 
     def _print_Idx(self, expr: sp.Idx) -> str:
         raise NotAVectorError(f"the index {expr} used as a value")

@@ -66,7 +66,7 @@ def documents(source: Path, names: list[str]) -> list[str]:
         raise CompileError(f"{folder} does not exist; run `derive generate` first, or give --source the "
                            "folder `derive generate --out` wrote")
     available = sorted(p.stem for p in folder.glob("*.tex")
-                       if not p.stem.endswith("-body") and p.stem != "notation")
+                       if not p.stem.endswith(("-body", "-result")) and p.stem != "notation")
     missing = [name for name in names if name not in available]
     if missing:
         close = sorted({match for name in missing for match in difflib.get_close_matches(name, available, n=3)})
@@ -221,6 +221,15 @@ def latex_errors(log: Path, fallback: str) -> str:
         if line.startswith("!") or re.match(r"^[^ :]+\.tex:\d+: ", line):
             found.extend(lines[position:position + 3])
     return "\n".join(found[:30]) or "\n".join(lines[-20:])
+
+
+PAGE_PROBLEMS = ("Overfull \\hbox", "Overfull \\vbox", "Underfull \\vbox")
+"""Log warnings that mean content runs off the column or page, or a column left short (a break refused)."""
+
+
+def page_problems(log: Path) -> list[str]:
+    """The overfull \\hbox and \\vbox and underfull \\vbox warnings of a compiled document's log."""
+    return [line for line in log.read_text(errors="replace").splitlines() if line.startswith(PAGE_PROBLEMS)]
 
 
 def overfull_boxes(log: Path) -> list[str]:

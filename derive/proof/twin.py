@@ -1,5 +1,5 @@
-"""The proof of the LaTeX target's JSON twin: its final VJP and JVP equations evaluated entry by
-entry against the oracle (``derive.proof.oracle``), and its second-order ones (each ``vjp_jvp`` and
+"""The proof of the LaTeX target's JSON twin: its VJP, JVP and matrix-form equations evaluated entry
+by entry against the oracle (``derive.proof.oracle``), and its second-order ones (each ``vjp_jvp`` and
 printed Hessian block) against the oracle's Hessian, with the kernels' tolerance (``derive.proof.kernel.agrees``).
 A mismatch raises ``ProofError`` naming the operator, the equation's label, the sizes and the entry.
 """
@@ -29,7 +29,7 @@ def entries(base: str, array: np.ndarray) -> dict[str, float]:
 
 
 def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
-    """The twin's final VJP and JVP equations, evaluated entry by entry, against the oracle."""
+    """The twin's VJP, JVP and matrix-form (Jacobian) equations, evaluated entry by entry, against the oracle."""
     rng = np.random.default_rng(seed)
     variant_sizes = size_cases(model)[0]
     oracle = expanded(model, tuple(variant_sizes.items()))
@@ -41,11 +41,14 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     functions = model_functions((model.output, *(definition for _, definition in model.where)))
     equations = json.loads(text).get("equations", [])
     for equation in equations:
-        if equation.get("kind") not in ("vjp", "jvp"):
+        if equation.get("kind") not in ("vjp", "jvp", "matrix"):
             continue
         name = equation["input"]
         jac = oracle.jacobian(name, arrays, params, ())
-        if equation["kind"] == "vjp":
+        if equation["kind"] == "matrix":  # the Jacobian's entries, row (output) by column (input)
+            expected = jac.reshape(oracle.out_shape + oracle.in_shapes[name])
+            axes = (*model.output_indices, *_vjp_axes(model, name))
+        elif equation["kind"] == "vjp":
             expected, axes = (dy.reshape(-1) @ jac).reshape(oracle.in_shapes[name]), _vjp_axes(model, name)
         else:
             tangent = rng.standard_normal(oracle.in_shapes[name])

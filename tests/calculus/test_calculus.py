@@ -149,3 +149,18 @@ def test_the_numeric_checks_helpers_agree_with_sympy(name):
         point = random_point(exact.free_symbols, random.Random(3))
         assert symbols_of(quick) == set(point)
         assert agree(elementary(quick), elementary(exact), point)
+
+
+def test_an_equality_is_proved_for_every_size_by_the_rules_only_where_it_holds_for_every_size():
+    from derive.calculus.equality import proved_by_rules
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    i, k = sp.Idx("i", (0, n - 1)), sp.Idx("k", (0, n - 1))
+    x, dy = sp.IndexedBase("x"), sp.IndexedBase("dy")
+    mean = sp.Sum(x[i], (i, 0, n - 1)) / n
+    # sum_i dy_i (delta_ik - 1/n) = dy_k - mean(dy): a delta collapsed, a sum split, for symbolic n
+    contraction = sp.Sum(dy[i] * (sp.KroneckerDelta(i, k) - 1 / n), (i, 0, n - 1))
+    assert proved_by_rules(contraction, dy[k] - sp.Sum(dy[i], (i, 0, n - 1)) / n)
+    assert not proved_by_rules(contraction, dy[k] - sp.Sum(dy[i], (i, 0, n - 1)) / (n + 1))
+    assert not proved_by_rules(mean, x[k])  # equal at n = 1 only
+    assert not proved_by_rules(Partial(mean, x[k]), 1 / n)  # an open derivative is never "proved" so

@@ -11,7 +11,8 @@ Here: where things are (``ROOT``, ``GENERATED``, ``LATEX``, ``MODELS``) and the 
 - ``adapter_cases``: small cases for the torch and JAX adapters' gradient checks;
 - ``formulas``: a document's twin, and the numbers to evaluate a formula and its kernel at;
 - ``commands``: running ``derive`` and reading what it did (one error line, the files, stderr);
-- ``readme``: the README's code blocks.
+- ``readme``: the README's code blocks;
+- ``tex``: compiling generated LaTeX (TeX required or skipped, the packages a fragment needs).
 
 The tests import them as ``helpers.<module>`` (pyproject.toml puts tests/ on the path).
 """

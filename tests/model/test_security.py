@@ -2,8 +2,9 @@
 
 Formulas and ``--fix`` values are read by an AST walk over a whitelist, twins likewise; names must be
 identifiers; model text is escaped for the language of each generated file; TeX runs without shell
-escape, cannot read outside its folder, and latexmk runs no rc file (issue 31).  Each attack, if it worked, would create a file in the
-current folder or put a live command into a generated file; the tests check that it does not.
+escape, cannot read outside its folder, and latexmk runs no rc file (issue 31).  Each attack, if it
+worked, would create a file in the current folder or put a live command into a generated file; the
+tests check that it does not.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def test_hostile_text_gives_latex_with_no_live_command():
                  source="evil\n\\input{/etc/passwd}\r\\input{/etc/passwd}.py")
     files = derive.render(evil, ["latex"])
     tex = [text for path, text in files.items() if path.endswith(".tex")]
-    assert len(tex) == 2
+    assert len(tex) == 3  # the standalone document, the body and the result fragment
     for text in tex:
         assert "\\input{/etc/passwd}" in text.replace("\\textbackslash{}", "\\").replace("\\{", "{").replace("\\}", "}")
         assert "\\input{/etc" not in live_tex(text)

@@ -28,8 +28,9 @@ def tree(folder) -> dict:
 
 
 def _operator(path: str) -> str:
-    """The operator a generated file belongs to: numpy/x.py, latex/x.tex, latex/x-body.tex, latex/x.json."""
-    return path.rsplit("/", 1)[-1].split(".")[0].removesuffix("-body")
+    """The operator a generated file belongs to: numpy/x.py, latex/x.tex, latex/x-body.tex,
+    latex/x-result.tex, latex/x.json."""
+    return path.rsplit("/", 1)[-1].split(".")[0].removesuffix("-body").removesuffix("-result")
 
 
 def _text(files: dict) -> dict:

@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ...calculus.differentiate import Partial
-from ...calculus.equality import check_equal
+from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC, check_equal, proved_by_rules
 from ...calculus.indices import substitute_index
-from ...display.latex import DerivationLatexPrinter, DisplayPartial
+from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
 from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from ...display.names import Intermediates, displayed, preferred_indices
 from ...model import OperatorModel
 
 DEFINITION = "definition"
+PROOF = {DEFINITION: "a definition",
+         SYMBOLIC: "proven for every size (the difference of the two sides, brought to normal form by the "
+                   "engine's rewriting rules, expands to zero with the sizes symbolic)",
+         RANDOM_POINTS: "checked equal at random points with every axis of size "
+                        + ", ".join(map(str, CHECK_SIZES[:-1])) + f" and {CHECK_SIZES[-1]}"}
+"""How an equation was established, by its ``check``: the twin's ``proof`` and the documents' words."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,11 @@ class Equation:
     """The input this equation differentiates by, if any."""
     lhs_lines: tuple[str, ...] = ()
     """The left side broken into lines, for when it stands on lines of its own (else ``(lhs_tex,)``)."""
+
+    @property
+    def proof(self) -> str:
+        """How this equation was established, in words."""
+        return PROOF[self.check]
 
     @property
     def left(self) -> str:
@@ -71,7 +82,8 @@ class Equation:
 
     def twin(self) -> dict:
         return {"label": self.label, "kind": self.kind, "input": self.input, "latex": self.latex,
-                "lhs": sp.srepr(self.lhs), "rhs": sp.srepr(self.rhs), "rules": list(self.rules), "check": self.check}
+                "lhs": sp.srepr(self.lhs), "rhs": sp.srepr(self.rhs), "rules": list(self.rules), "check": self.check,
+                "proof": self.proof}
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,9 @@ class Equations:
     all: list[Equation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.printer = DerivationLatexPrinter(self.output_name)
+        reserved = {inp.name for inp in self.model.inputs} | {name for name, _ in self.model.where}
+        reserved |= {str(d) for d in self.model.dims()} | {self.output_name, "e"}  # e: Euler's number
+        self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved))
         self.names = Intermediates(self.model)
         self.named = self.names.definitions()
         self.dims = self.model.dims()
@@ -148,15 +162,18 @@ class Equations:
             shown_lhs: sp.Expr | None = None, shown_rhs: sp.Expr | None = None, rules: tuple[str, ...] = (),
             against: sp.Expr | None = None,
             show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None,
-            input: str = "") -> Equation:
+            input: str = "", by_rules: bool = False) -> Equation:
         """Check ``lhs == rhs`` (or ``against == rhs`` for a chain) and the shown sides, then keep it.
 
         ``kind`` DEFINITION states a definition and is not checked.  ``lhs_tex`` and ``rhs_lines``
         replace the printed sides (for notation the index printer does not produce, such as matrices).
+        ``by_rules``: first try to prove the equality for every size by the engine's rewriting rules.
         """
         what = f"{self.model.name}: equation {label}"
         if kind == DEFINITION:
             check = DEFINITION
+        elif by_rules and proved_by_rules(against if against is not None else lhs, rhs):
+            check = SYMBOLIC
         else:
             check = check_equal(against if against is not None else lhs, rhs, self.dims, what, self.labels)
         shown_lhs = self.shown(lhs) if shown_lhs is None else shown_lhs

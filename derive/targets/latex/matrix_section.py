@@ -13,18 +13,19 @@ from .equations import Equations, Row, rows
 from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
 
 
-def matrix_rows(eqs: Equations, gradient: InputGradient, label: str) -> tuple[str, tuple[Row, ...]]:
+def matrix_rows(eqs: Equations, gradient: InputGradient, label: str,
+                diagonal: bool | None = None) -> tuple[str, tuple[Row, ...]]:
     """(introductory sentence, rows labelled ``label`` and ``label-factored``), or ('', ()) when the
-    Jacobian has no matrix form."""
+    Jacobian has no matrix form, or one that is (``diagonal`` True) or is not (False) diagonal."""
     model = eqs.model
     if len(model.output_indices) != 1 or len(gradient.wrt_indices) != 1:
         return "", ()
     i, k = model.output_indices[0], gradient.wrt_indices[0]
     jacobian = eqs.shown(gradient.jacobian)
     form = matrix_form(jacobian, i, k, eqs.shown(model.output), eqs.output_base[i])
-    if form is None:
+    if form is None or (diagonal is not None and all(t.diagonal for t in form.terms) != diagonal):
         return "", ()
-    printer = VectorLatexPrinter(i, eqs.output_name)
+    printer = VectorLatexPrinter(i, eqs.output_name, letters=eqs.printer.letters)
     try:
         plain = _terms_tex(printer, eqs, form.terms)
         factored = _factored_tex(printer, eqs, form) if form.factored else None
@@ -45,7 +46,7 @@ def _add(eqs: Equations, label: str, gradient: InputGradient, named_entries: sp.
          lines: list[str]):
     """Check the matrix's entries against the Jacobian, then keep the equation in matrix notation."""
     return eqs.add(label, "matrix", gradient.jacobian, eqs.unname(named_entries), shown_lhs=gradient.jacobian,
-                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=lines, input=gradient.input.name)
+                   shown_rhs=named_entries, lhs_tex=lhs_tex, rhs_lines=lines, input=gradient.input.name, by_rules=True)
 
 
 def _term_tex(printer: VectorLatexPrinter, term: MatrixTerm) -> str:

@@ -1,22 +1,74 @@
-"""The result a document opens with: each VJP and JVP in its compact form, checked like every equation.
+"""The results a document opens with, and the fragment ``<op>-result.tex`` holds: the compact VJP and
+JVP of every input, the Jacobian's matrix form, the second order, the assumptions, and how each
+equation was established.
 
 The compact forms come from ``calculus/compact.py`` (written through x_hat or the output y and the
 model's named quantities).  Each is added as an equation whose exact side is the form written out,
-checked against the contraction of the derivative, and whose shown side uses the names; x_hat gets
-a definition row of its own, and ``Equations.unname`` writes it out when the shown side is checked.
+first proved equal for every size to the contraction of the derived Jacobian by the engine's
+rewriting rules, else checked at random points; its shown side uses the names.  x_hat gets a
+definition row of its own, and ``Equations.unname`` writes it out when the shown side is checked.
+Added before every derivation step, the result equations keep their labels and numbers whatever
+the steps become.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sympy as sp
 
 from ...calculus.compact import HAT, Compact, expand_named
+from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC
 from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from .equations import DEFINITION, Equation, Equations, Row, rows
+from .maths_text import maths_text
+from .matrix_section import matrix_rows
+from .second import fits_column, second_results
 from .symbols import SHOWN_HAT, output_tangent, shown, subscript, summed
-from .text import label_part
+from .text import label_part, tex_escape
+
+RESULT_KINDS = ("vjp", "jvp", "matrix", "vjp_jvp")
+SHORT_PROOF = {DEFINITION: "definition", SYMBOLIC: "proven for every size",
+               RANDOM_POINTS: "checked at random points, every axis of size " + ", ".join(map(str, CHECK_SIZES))}
+"""How an equation was established, as the result fragment says it (``PROOF`` in full)."""
+"""The kinds of equation a result fragment states (besides the definitions)."""
+
+
+@dataclass(frozen=True)
+class ResultView:
+    rows: tuple[Row, ...]
+    """The named x_hat (where a form uses it), then the compact VJP and JVP of every input."""
+    matrix_intro: str
+    matrices: tuple[Row, ...]
+    """The matrix form of each input's Jacobian that has one."""
+    second: tuple[Row, ...]
+    """Each input's VJP differentiated along the tangents (empty when abridged)."""
+    second_size: str
+    """``\\tiny`` where a line of the second order has nothing to break at, else ''."""
+    equations: tuple[Equation, ...]
+    """Every equation of the result, in order."""
+
+
+def result_view(eqs: Equations, derivation: Derivation, abridged: bool = False) -> ResultView:
+    """The result equations, each checked; ``abridged``: the kernels' forms and no second order."""
+    first = result_rows(eqs, derivation, derivation.kernel_form if abridged else None)
+    op = label_part(eqs.model.name)
+    matrices = [matrix_rows(eqs, g, f"eq:{op}:matrix-{label_part(g.input.name)}", diagonal=False)
+                for g in derivation.gradients]  # a diagonal one is the VJP again: the derivation shows it
+    intro = next((text for text, found in matrices if found), "")
+    second = () if abridged else second_results(eqs, derivation)
+    wide = any(not fits_column(list(equation.rhs_lines)) for equation in second)
+    numbered = [e for e in eqs.all if e.kind in RESULT_KINDS or e.label.endswith(":where-x-hat")]
+    return ResultView(first, intro, joined([found for _, found in matrices]), rows(list(second)),
+                      r"\tiny" if wide else "", tuple(numbered))
+
+
+def joined(blocks: list[tuple[Row, ...]]) -> tuple[Row, ...]:
+    """The rows of several align blocks as one block (a line break after each block's last row)."""
+    out = [row for block in blocks for row in block]
+    return tuple(Row(r.intertext, r.left, r.right, r.end if r.end.endswith("\\\\") or i == len(out) - 1
+                     else r.end + " \\\\") for i, r in enumerate(out))
 
 
 def result_rows(eqs: Equations, derivation: Derivation,
@@ -40,11 +92,41 @@ def result_rows(eqs: Equations, derivation: Derivation,
         weight = sp.IndexedBase(COTANGENT)[out] if out else sp.Symbol(COTANGENT)
         tangent = sp.IndexedBase(tangent_name(name))[wrt] if wrt else sp.Symbol(tangent_name(name))
         bar = rf"\bar{{{eqs.printer.base_name(name)}}}" + subscript(eqs, wrt)
-        for kind, contraction, title in (("vjp", summed(weight * gradient.steps[0].expr, out), bar),
-                                         ("jvp", summed(gradient.steps[0].expr * tangent, wrt),
-                                          output_tangent(eqs, name if len(derivation.gradients) > 1 else None))):
+        own = output_tangent(eqs, name if len(derivation.gradients) > 1 else None)
+        for kind, derivative, jacobian, title in (
+                ("vjp", weight * gradient.steps[0].expr, weight * gradient.jacobian, bar),
+                ("jvp", gradient.steps[0].expr * tangent, gradient.jacobian * tangent, own)):
+            bound = out if kind == "vjp" else wrt
             form = forms(name, kind)
-            equations.append(eqs.add(f"eq:{op}:result-{kind}-{label_part(name)}", kind, contraction, form.written,
-                                     name=title, show_lhs=False, shown_rhs=eqs.shown(shown(eqs, form.expr)),
-                                     input=name))
+            # proved for every size against the derived Jacobian's contraction where the rules can,
+            # else checked at random points against it
+            equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
+                                     form.written, name=title, show_lhs=False,
+                                     shown_rhs=eqs.shown(shown(eqs, form.expr)), input=name,
+                                     against=summed(jacobian, bound), by_rules=True))
     return rows(equations)
+
+
+def assumptions(eqs: Equations, derivation: Derivation, layout_text: str) -> str:
+    """What the results assume, as LaTeX sentences: positive parameters, the model's notes (training
+    mode, biased variance), the variant covered, and how the caller's arrays map onto the axes."""
+    model, said = eqs.model, []
+    positive = [p for p in model.params if p.symbol is not None and p.symbol.is_positive]
+    if positive:
+        said.append("$" + ", ".join(f"{eqs.tex(p.symbol)} > 0" for p in positive) + "$.")
+    said += [maths_text(note, model, eqs.printer) for note in model.notes]
+    for param in model.params:
+        if param.choices:
+            what = f" ({maths_text(param.doc, model, eqs.printer)})" if param.doc else ""
+            said.append(f"This document covers \\texttt{{{tex_escape(param.name)}}} = "
+                        f"\\texttt{{{tex_escape(repr(param.default))}}} only; the kernels cover every value{what}")
+    said.append(layout_text)
+    return " ".join(s if s.endswith(".") else s + "." for s in said)
+
+
+def proof_text(equations: tuple[Equation, ...]) -> str:
+    """For each way of establishing an equation, the equations established so (\\eqref each)."""
+    groups: dict[str, list[str]] = {}
+    for equation in equations:
+        groups.setdefault(equation.check, []).append(rf"\eqref{{{equation.label}}}")
+    return "; ".join(f"{', '.join(refs)}: {SHORT_PROOF[check]}" for check, refs in groups.items()) + "."

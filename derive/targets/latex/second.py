@@ -69,9 +69,8 @@ class SecondView:
     vanishing: str
     """One sentence when every second derivative vanishes ('' otherwise): then ``inputs`` is empty."""
     inputs: tuple[SecondInputView, ...]
-    result: tuple[Row, ...]
-    result_size: str
-    """``\\tiny`` where a line of the result has nothing to break at and is too wide (attention), else empty."""
+    refs: str
+    """The \\eqref of each input's ``vjp_jvp``, stated in the result (``second_results``)."""
 
 
 def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
@@ -81,17 +80,23 @@ def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
     terms = {g.input.name: derivation.second_order(g.input.name) for g in derivation.gradients}
     inputs = tuple(_input_view(eqs, derivation, g, terms[g.input.name]) for g in derivation.gradients
                    if terms[g.input.name])
-    result = tuple(_result(eqs, derivation, g, terms[g.input.name]) for g in derivation.gradients)
+    result = tuple(e for e in eqs.all if e.kind == "vjp_jvp")  # stated in the result (second_results)
     vanishing = ""
     if not inputs:
         names = ", ".join(f"${second_order_name(n, 'latex', s)}$" for n, s in symbols.items())
         vanishing = (f"The second derivative vanishes: no VJP depends on an input (each is linear in "
                      f"$\\bar{{{eqs.printer._print(sp.Symbol(eqs.output_name))}}}$ alone, or constant where "
                      f"the derivative is taken), so the derivative{'s' if len(symbols) > 1 else ''} along the "
-                     f"tangents {names} {'is' if len(symbols) == 1 else 'are'} zero:")
-    wide = any(not _narrow(list(equation.rhs_lines)) for equation in result)
+                     f"tangents {names} {'is' if len(symbols) == 1 else 'are'} zero, as the result states:")
     return SecondView(output=eqs.printer._print(sp.Symbol(eqs.output_name)), intro=intro, vanishing=vanishing,
-                      inputs=inputs, result=rows(list(result)), result_size=r"\tiny" if wide else "")
+                      inputs=inputs,
+                      refs=", ".join(rf"\eqref{{{e.label}}}" for e in result))
+
+
+def second_results(eqs: Equations, derivation: Derivation) -> tuple[Equation, ...]:
+    """Every input's ``vjp_jvp`` (compact where the first order's VJP is), each checked against the
+    Hessian blocks contracted with the tangents: proved for every size by the rules where they can."""
+    return tuple(_result(eqs, derivation, g, derivation.second_order(g.input.name)) for g in derivation.gradients)
 
 
 def _intro(eqs: Equations) -> str:
@@ -169,12 +174,12 @@ def _fits(eqs: Equations, term: SecondTerm) -> bool:
     for step in term.steps:
         printed = break_lines(eqs.printer, eqs.shown(step.expr), TEXT_WIDTH - 4)
         lines += len(printed)
-        if lines > STEP_LINES or not _narrow(printed):
+        if lines > STEP_LINES or not fits_column(printed):
             return False
     return True
 
 
-def _narrow(lines: list[str]) -> bool:
+def fits_column(lines: list[str]) -> bool:
     """Does every line fit the column (a line with nothing to break at may not)?"""
     return all(tex_width(line) <= TEXT_WIDTH - 4 for line in lines)
 
@@ -190,7 +195,7 @@ def _hessian(eqs: Equations, derivation: Derivation, gradient: InputGradient, te
             exact, shown = form.written, _named(eqs, form.expr)
     shown = eqs.shown(exact) if shown is None else shown
     printed = break_lines(eqs.printer, shown, TEXT_WIDTH - 4)
-    if len(printed) > HESSIAN_LINES or not _narrow(printed):
+    if len(printed) > HESSIAN_LINES or not fits_column(printed):
         return (), ("Its Hessian block is too long to print; contracted with the tangent, it is a term of the "
                     "result below.")
     label = f"eq:{label_part(eqs.model.name)}:hessian-{label_part(gradient.input.name)}-{label_part(term.by.name)}"
@@ -236,7 +241,8 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
             block = sp.Sum(block, (idx, idx.lower, idx.upper))
         blocks += block
     return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs, exact,
-                   name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name, against=blocks)
+                   name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name, against=blocks,
+                   by_rules=True)
 
 
 def _known(eqs: Equations, form) -> bool:

@@ -22,7 +22,7 @@ from .equations import DEFINITION, Equation, Equations, Row, rows
 from .headers import bibliography_keys
 from .maths_text import maths_text
 from .matrix_section import matrix_rows
-from .result import result_rows
+from .result import ResultView, assumptions, proof_text, result_view
 from .second import SecondView, second_view
 from .stable import StableView, stable_form
 from .symbols import output_name, output_tangent, subscript, summed
@@ -41,8 +41,11 @@ class InputView:
     steps: tuple[Row, ...]
     simplification: tuple[Row, ...]
     simplified_already: bool
+    matrix_ref: str
+    """\\eqref of the matrix form in the result, or ''."""
     matrix_intro: str
     matrix: tuple[Row, ...]
+    """A diagonal matrix form, shown here rather than in the result."""
     vjp: tuple[Row, ...]
     jvp: tuple[Row, ...]
     batch_note: str
@@ -62,10 +65,19 @@ class DocumentView:
     inputs_text: tuple[str, ...]
     params_text: tuple[str, ...]
     ranges: str
+    result_ranges: str
+    """The ranges of the indices the definition and the result use (the result fragment's)."""
     layout_text: str
+    tag: str
+    """The short prefix of the equation numbers ((ln.3)), short enough to stay on the equation's line."""
     definition: tuple[Row, ...]
-    result: tuple[Row, ...]
-    """The compact VJP and JVP of every input (``result.py``), shown before the derivations."""
+    result: ResultView
+    """The compact results (``result.py``), numbered first so their numbers never move."""
+    assumptions: str
+    proof: str
+    """How each result equation was established (LaTeX)."""
+    identity: str
+    """The derive version and the digests that identify this document (filled in by ``target.py``)."""
     gradients: tuple[InputView, ...]
     parameter_gradients: tuple[InputView, ...]
     jvp_total: str
@@ -87,11 +99,12 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
     model = derivation.model
     eqs = Equations(model, output_name(model))
     definition = _definition(eqs)
+    with step("the result"):  # the document's order: the result right after the definition
+        result = result_view(eqs, derivation, bool(abridged))
+    result_ranges = _ranges(eqs)  # the indices of the definition and the result, shown first
     if abridged:
-        result, views, stable, second = result_rows(eqs, derivation, derivation.kernel_form), {}, None, None
+        views, stable, second = {}, None, None
     else:
-        with step("the result"):  # the document's order: the result right after the definition
-            result = result_rows(eqs, derivation)
         views = {g.input.name: stepped(f"the derivation by {g.input.name}", _input_view, eqs, derivation, g)
                  for g in derivation.gradients}
         stable = stepped("the numerical form", stable_form, eqs, derivation)
@@ -106,10 +119,26 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
         introduced=_introduced(model),
         torch=code_text(model.torch), inputs_text=tuple(_input_text(eqs, inp) for inp in model.inputs),
         params_text=tuple(_param_text(eqs, p) for p in model.params), ranges=_ranges(eqs),
-        layout_text=_layout_text(eqs),
-        definition=definition, result=result, gradients=data, parameter_gradients=params,
-        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all), equations=tuple(eqs.all),
+        result_ranges=result_ranges,
+        layout_text=_layout_text(eqs), tag=equation_tag(model.name),
+        definition=definition, result=result, assumptions=assumptions(eqs, derivation, _layout_text(eqs)),
+        proof=proof_text(result.equations), identity="", gradients=data, parameter_gradients=params,
+        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all),
+        equations=tuple(eqs.all),
         labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged)
+
+
+TAG_LENGTH = 9
+"""The longest operator name an equation number shows whole; longer ones show their initials."""
+
+
+def equation_tag(name: str) -> str:
+    """The prefix of an operator's equation numbers: its name, or the initials of a long one
+    (scaled_dot_product_attention -> sdpa, group_norm -> gn)."""
+    if len(name) <= TAG_LENGTH:
+        return tex_escape(name)
+    parts = [part for part in name.split("_") if part]
+    return tex_escape("".join(part[0] for part in parts) if len(parts) > 1 else name[:4])
 
 
 class UnknownCitationError(ValueError):
@@ -161,8 +190,8 @@ def _ranges(eqs: Equations) -> str:
     used = eqs.model.output.atoms(sp.Idx) | set(eqs.model.output_indices) | eqs.indices
     for idx in sorted(used, key=lambda i: (str(i.label), str(i.upper))):  # one letter may index two axes
         names = by_dim.setdefault(dim_of(idx), [])
-        if eqs.tex(sp.Symbol(str(idx.label))) not in names:
-            names.append(eqs.tex(sp.Symbol(str(idx.label))))
+        if eqs.tex(idx) not in names:
+            names.append(eqs.tex(idx))
     parts = [f"${', '.join(names)} \\in \\{{1, \\dots, {eqs.tex(dim)}\\}}$" for dim, names in by_dim.items()]
     return ", ".join(parts)
 
@@ -174,25 +203,34 @@ def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient)
     lhs = gradient.steps[0].expr
     shown_lhs = DisplayPartial(eqs.output_entry, gradient.wrt)
     steps, notes, previous = [], [], None
-    for number, step in enumerate(gradient.steps):
-        steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, step.expr, shown_lhs=shown_lhs,
-                             rules=step.rules, against=previous, input=name))
-        notes.append(rule_text(step.rules))
-        previous = step.expr
+    for number, derived in enumerate(gradient.steps):
+        steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, derived.expr, shown_lhs=shown_lhs,
+                             rules=derived.rules, against=previous, input=name))
+        notes.append(rule_text(derived.rules))
+        previous = derived.expr
     simplification, stage_notes, simplified_already = _simplification(eqs, gradient, lhs, shown_lhs)
-    intro, matrix = matrix_rows(eqs, gradient, _label(eqs, "matrix", name))
+    matrix = _label(eqs, "matrix", name)
+    matrix_ref = rf"\eqref{{{matrix}}}" if any(e.label == matrix for e in eqs.all) else ""
+    intro, diagonal = ("", ()) if matrix_ref else matrix_rows(eqs, gradient, matrix, diagonal=True)
     symbol = eqs.printer.base_name(name)
     return InputView(
         name=name, title=f"\\texorpdfstring{{${symbol}$}}{{{tex_escape(name)}}}", label=f"sec:{key}",
         parameter=gradient.input.optional, steps=rows(steps, notes, chained=True),
         simplification=rows(simplification, stage_notes, chained=True), simplified_already=simplified_already,
-        matrix_intro=intro, matrix=matrix, vjp=_vjp(eqs, gradient), jvp=_jvp(eqs, derivation, gradient),
+        matrix_ref=matrix_ref, matrix_intro=intro, matrix=diagonal, vjp=_vjp(eqs, gradient),
+        jvp=_jvp(eqs, derivation, gradient),
         batch_note=_batch_note(eqs, gradient))
 
 
 def _label(eqs: Equations, kind: str, input_name: str) -> str:
     """The stable label of one kind of equation for one input: eq:<op>:<kind>-<input>."""
     return f"eq:{label_part(eqs.model.name)}:{kind}-{label_part(input_name)}"
+
+
+def _expanded(eqs: Equations, kind: str, input_name: str) -> str:
+    """The label of an intermediate, uncompacted VJP or JVP: eq:<op>:<input>:<kind>-expanded (the
+    result's compact form holds eq:<op>:<kind>-<input>)."""
+    return f"eq:{label_part(eqs.model.name)}:{label_part(input_name)}:{kind}-expanded"
 
 
 def _simplification(eqs: Equations, gradient: InputGradient, lhs: sp.Expr, shown_lhs: sp.Expr):
@@ -228,7 +266,7 @@ def _vjp(eqs: Equations, gradient: InputGradient) -> tuple[Row, ...]:
     shown = summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
     name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + subscript(eqs, gradient.wrt_indices)
     # checked against the contraction of the Jacobian, itself checked to be the derivative
-    equation = eqs.add(_label(eqs, "vjp", gradient.input.name), "vjp", contraction, gradient.vjp, name=name,
+    equation = eqs.add(_expanded(eqs, "vjp", gradient.input.name), "vjp", contraction, gradient.vjp, name=name,
                        shown_lhs=shown, input=gradient.input.name,
                        against=summed(weight * gradient.jacobian, out))
     return rows([equation])
@@ -241,7 +279,7 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
     contraction = summed(gradient.steps[0].expr * tangent, wrt)
     shown = summed(DisplayPartial(eqs.output_entry, gradient.wrt) * tangent, wrt)
     own = name if len(derivation.gradients) > 1 else None
-    equation = eqs.add(_label(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=output_tangent(eqs, own),
+    equation = eqs.add(_expanded(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=output_tangent(eqs, own),
                        shown_lhs=shown, input=gradient.input.name, against=summed(gradient.jacobian * tangent, wrt))
     return rows([equation])
 
@@ -311,14 +349,15 @@ def _labels_intro(model: OperatorModel, abridged: bool = False) -> str:
     return (rf"those of the results are below. The steps are labelled {op}\allowbreak{{}}\emph{{input}}:"
             rf"\allowbreak{{}}step-\emph{{n}} and {op}\allowbreak{{}}\emph{{input}}:\allowbreak{{}}"
             rf"simplify-\emph{{n}}, those of the second order {op}\allowbreak{{}}\emph{{input}}-by-"
-            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
+            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; "
+            rf"the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
 
 
 def _label_index(eqs: Equations) -> tuple[str, ...]:
     """'(op.12) VJP for $x$: eq:op:vjp-x' for each result equation, in document order."""
     items = []
     for equation in eqs.all:
-        if equation.kind not in CITED_KINDS:
+        if equation.kind not in CITED_KINDS or equation.label.endswith("-expanded"):
             continue
         what = CITED_KINDS[equation.kind]
         if equation.input:

@@ -1,5 +1,6 @@
 """Every generated body (``<op>-body.tex``) can be \\input into a 10 pt two-column paper that loads
-exactly the packages the body's header names, and nothing runs out of the column.
+exactly the packages the body's header names, and nothing runs out of the column or the page (no
+overfull \\hbox or \\vbox, no underfull \\vbox: the bodies break across pages by themselves).
 
 The bodies are compiled in one document per package list (they all name the same one), so the test
 takes seconds.  TeX is required (CI installs it); DERIVE_SKIP_TEX=1 skips it on a developer machine.
@@ -7,7 +8,6 @@ takes seconds.  TeX is required (CI installs it); DERIVE_SKIP_TEX=1 skips it on 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,24 +15,17 @@ from pathlib import Path
 
 import pytest
 from helpers import LATEX
+from helpers.tex import needed_packages, tex_or_skip
 
-from derive.pipeline.pdf import SAFE_FLAGS, overfull_boxes, tex_environment
+from derive.pipeline.pdf import SAFE_FLAGS, page_problems, tex_environment
 
-NEEDS = re.compile(r"^% Needs (\\usepackage\{[^}]*\}(?:\s*\\usepackage(?:\[[^]]*\])?\{[^}]*\})*)", re.M)
 BODIES = sorted(LATEX.glob("*-body.tex"))
 
 
-def needed_packages(body: str) -> str:
-    """The \\usepackage lines a body's header names (an AssertionError if it names none)."""
-    found = NEEDS.search(body.split("\n\\", 1)[0])
-    assert found, "the header does not name the packages the body needs"
-    return found.group(1)
-
-
 def paper(packages: str, names: list[str]) -> str:
-    """A 10 pt two-column A4 paper that \\inputs the notation and the named bodies."""
+    """A plain 10 pt two-column paper that \\inputs the notation and the named bodies."""
     inputs = "\n".join(rf"\input{{{name}}}" for name in names)
-    return (f"\\documentclass[10pt,twocolumn,a4paper]{{article}}\n{packages}\n\\begin{{document}}\n"
+    return (f"\\documentclass[10pt,twocolumn]{{article}}\n{packages}\n\\begin{{document}}\n"
             f"\\input{{notation}}\n{inputs}\n\\end{{document}}\n")
 
 
@@ -54,7 +47,7 @@ def test_every_aligned_row_with_a_left_side_continues_with_equals(body):
 
 def test_a_body_that_needs_an_unnamed_package_fails_to_compile(tmp_path):
     """The compilation below notices a missing package: \\mathbb without amssymb is an error."""
-    _tex_or_skip()
+    tex_or_skip()
     (tmp_path / "notation.tex").write_text("")
     (tmp_path / "bad-body.tex").write_text("$\\mathbb{R}$\n")
     (tmp_path / "paper.tex").write_text(paper(r"\usepackage{amsmath}", ["bad-body"]))
@@ -62,7 +55,7 @@ def test_a_body_that_needs_an_unnamed_package_fails_to_compile(tmp_path):
 
 
 def test_every_body_fits_a_two_column_paper_with_only_the_packages_it_names(tmp_path):
-    _tex_or_skip()
+    tex_or_skip()
     for tex in LATEX.glob("*.tex"):
         shutil.copyfile(tex, tmp_path / tex.name)
     groups: dict[str, list[str]] = {}
@@ -74,14 +67,7 @@ def test_every_body_fits_a_two_column_paper_with_only_the_packages_it_names(tmp_
         result = _compile(tmp_path, document)
         log = tmp_path / f"{document}.log"
         assert result.returncode == 0, f"{names} with {packages} did not compile:\n{result.stdout[-3000:]}"
-        assert overfull_boxes(log) == [], f"{packages}: {names}\n" + "\n".join(_overfull_context(log))
-
-
-def _tex_or_skip() -> None:
-    if os.environ.get("DERIVE_SKIP_TEX") == "1":
-        pytest.skip("DERIVE_SKIP_TEX=1")
-    if shutil.which("pdflatex") is None:
-        pytest.fail("pdflatex is not installed (set DERIVE_SKIP_TEX=1 to skip locally)")
+        assert page_problems(log) == [], f"{packages}: {names}\n" + "\n".join(_overfull_context(log))
 
 
 def _compile(folder: Path, name: str) -> subprocess.CompletedProcess:
@@ -93,7 +79,7 @@ def _overfull_context(log: Path) -> list[str]:
     """Each overfull-box warning with the file it is in (the last file TeX opened before it)."""
     text = log.read_text(errors="replace")
     out = []
-    for match in re.finditer(r"^Overfull \\hbox.*$", text, re.M):
+    for match in re.finditer(r"^(Overfull \\[hv]box|Underfull \\vbox).*$", text, re.M):
         opened = re.findall(r"\(\./([^\s()]+\.tex)", text[:match.start()])
         out.append(f"{opened[-1] if opened else '?'}: {match.group(0)}")
     return out

@@ -1,0 +1,67 @@
+"""The result fragment (``<op>-result.tex``): compact forms under the cited labels, numbered first so
+their numbers do not move, each equation's proof status stated, and the document identified."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import sympy as sp
+from helpers import LATEX, OPERATORS
+from helpers.formulas import twin
+
+from derive.calculus.pipeline import derive
+from derive.model import registry
+from derive.targets.latex.result import RESULT_KINDS, SHORT_PROOF
+from derive.targets.latex.view import build_document
+from derive.version import __version__
+
+LABEL = re.compile(r"\\label\{(eq:[^}]*)\}")
+GROUP = re.compile(r"((?:\\eqref\{[^}]*\}(?:, )?)+): (definition|proven for every size|checked at random points[^;.]*)")
+
+
+def _result_equations(name: str) -> list[dict]:
+    labels = set(LABEL.findall((LATEX / f"{name}-result.tex").read_text()))
+    return [e for e in twin(name)["equations"] if e["label"] in labels]
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_the_results_are_numbered_first_in_the_body_as_in_the_fragment(name):
+    result = LABEL.findall((LATEX / f"{name}-result.tex").read_text())
+    body = LABEL.findall((LATEX / f"{name}-body.tex").read_text())
+    assert result and body[:len(result)] == result
+    kinds = {e["kind"] for e in _result_equations(name)}
+    assert {"vjp", "jvp", "vjp_jvp"} <= kinds <= {"definition", *RESULT_KINDS}
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_every_result_equation_says_how_it_was_established(name):
+    text = (LATEX / f"{name}-result.tex").read_text()
+    stated = {ref: status for refs, status in GROUP.findall(text) for ref in re.findall(r"\\eqref\{([^}]*)\}", refs)}
+    for equation in _result_equations(name):
+        if equation["kind"] != "definition" or equation["label"].endswith("where-x-hat"):
+            assert stated.get(equation["label"]) == SHORT_PROOF[equation["check"]], equation["label"]
+    assert f"derive {__version__}" in text
+    assert twin(name)["model_digest"] in text and twin(name)["derivation_digest"] in text
+
+
+@pytest.mark.parametrize("name", ["layernorm", "softmax"])
+def test_the_cited_vjp_label_holds_the_form_the_kernels_compute(name):
+    derivation = derive(registry.get(name))
+    equations = {e["label"]: e for e in twin(name)["equations"]}
+    for gradient in derivation.gradients:
+        for kind in ("vjp", "jvp"):
+            cited = equations[f"eq:{name}:{kind}-{gradient.input.name}"]
+            assert cited["rhs"] == sp.srepr(derivation.kernel_form(gradient.input.name, kind).written)
+            assert f"eq:{name}:{gradient.input.name}:{kind}-expanded" in equations  # the raw contraction
+
+
+def test_result_numbers_do_not_move_when_the_derivation_steps_change():
+    derivation = derive(registry.get("softmax"))
+    shorter = dataclasses.replace(derivation, gradients=tuple(
+        dataclasses.replace(g, steps=(g.steps[0], g.steps[-1])) for g in derivation.gradients))
+    numbers = [{e.label: n for n, e in enumerate(build_document(d).equations, 1)} for d in (derivation, shorter)]
+    assert len(numbers[0]) > len(numbers[1])  # the steps did change
+    for label in ("eq:softmax:vjp-x", "eq:softmax:matrix-x", "eq:softmax:vjp_jvp-x"):
+        assert numbers[0][label] == numbers[1][label], label
