@@ -328,7 +328,7 @@ def _batch_note(eqs: Equations, gradient: InputGradient) -> str:
 
 
 def _checks(equations: list[Equation]) -> str:
-    counts = {}
+    counts: dict[str, int] = {}
     for equation in equations:
         counts[equation.check] = counts.get(equation.check, 0) + 1
     symbolic, numeric, defined = counts.get("symbolic", 0), counts.get("random points", 0), counts.get(DEFINITION, 0)
@@ -349,8 +349,8 @@ def _labels_intro(model: OperatorModel, abridged: bool = False) -> str:
     return (rf"those of the results are below. The steps are labelled {op}\allowbreak{{}}\emph{{input}}:"
             rf"\allowbreak{{}}step-\emph{{n}} and {op}\allowbreak{{}}\emph{{input}}:\allowbreak{{}}"
             rf"simplify-\emph{{n}}, those of the second order {op}\allowbreak{{}}\emph{{input}}-by-"
-            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; "
-            rf"the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
+            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin "
+            rf"\texttt{{{tex_escape(model.name)}.json}} lists every label.")
 
 
 def _label_index(eqs: Equations) -> tuple[str, ...]:
