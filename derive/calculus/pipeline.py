@@ -17,6 +17,7 @@ from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
 from .indices import free_indices, fresh_entry, fresh_index, index_names
+from .rename import without_clashes
 from .rules import simplify
 from .second import SecondTerm, second_terms
 from .validate import validate
@@ -195,6 +196,7 @@ def literal_entries(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
 def derive(model: OperatorModel) -> Derivation:
     """Differentiate ``model`` by every differentiable input (after ``validate(model)``)."""
     validate(model)
+    model = without_clashes(model)
     output = drop_idle_limits(literal_entries(model.output, model))
     if output != model.output:
         where = tuple((n, drop_idle_limits(literal_entries(e, model))) for n, e in model.where)
