@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ..model import free_sizes
+from ..model import domains, free_sizes
 from .differentiate import Partial
 from .indices import free_indices
 
@@ -61,11 +61,14 @@ SCREEN = 1e-9
 """Relative agreement in float64 taken as equal; anything further apart is evaluated in 30 digits."""
 
 
-def agree(a: sp.Expr, b: sp.Expr, point: dict) -> bool:
-    """Do ``a`` and ``b`` agree at ``point`` in double precision (False: not computable so)?"""
+def agree(a: sp.Expr, b: sp.Expr, point: dict, real: bool = False) -> bool:
+    """Do ``a`` and ``b`` agree at ``point`` in double precision (False: not computable so; with
+    ``real``, also False where either is not a real number)?"""
     try:
         fa, fb = evaluate(a, point), evaluate(b, point)
     except NotNumeric:
+        return False
+    if real and any(abs(complex(v).imag) > SCREEN * max(1.0, abs(v)) for v in (fa, fb)):
         return False
     return cmath.isfinite(fa) and cmath.isfinite(fb) and abs(fa - fb) <= SCREEN * max(1.0, abs(fa), abs(fb))
 
@@ -287,15 +290,20 @@ def symbols_of(expr: sp.Basic) -> set[sp.Symbol]:
     return found
 
 
-def random_point(symbols: Iterable[sp.Symbol], rng: random.Random,
-                 labels: dict[str, int] | None = None) -> dict[sp.Symbol, sp.Expr]:
+def random_point(symbols: Iterable[sp.Symbol], rng: random.Random, labels: dict[str, int] | None = None,
+                 where: dict[str, domains.Domain] | None = None) -> dict[sp.Symbol, sp.Expr]:
     """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits; the
-    entries of an input named in ``labels`` are integer class labels below the number given."""
+    entries of an input named in ``labels`` are integer class labels below the number given, those
+    of an input or the parameter symbol named in ``where`` values in its domain (``model/domains.py``)."""
     point = {}
     for symbol in sorted(symbols, key=str):
         bound = _label_bound(str(symbol), labels or {})
         if bound is not None:
             point[symbol] = sp.Integer(rng.randrange(bound))
+            continue
+        owner = next((d for name, d in (where or {}).items() if _label_bound(str(symbol), {name: 0}) is not None), None)
+        if owner is not None:
+            point[symbol] = sp.Float(domains.draw_scalar(owner, rng), 30)
             continue
         low, high = (0.05, 1.0) if symbol.is_positive else (-2.0, 2.0)
         point[symbol] = sp.Float(rng.uniform(low, high), 30)
@@ -319,8 +327,10 @@ def distinct_sizes(dims: Iterable[sp.Symbol], size: int) -> dict[sp.Symbol, int]
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
             trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
-            entries: int | None = None, distinct: bool = False) -> Disagreement | None:
-    """The first point where ``left`` and ``right`` differ, over several sizes, or None.
+            entries: int | None = None, distinct: bool = False,
+            where: dict[str, domains.Domain] | None = None) -> Disagreement | None:
+    """The first point where ``left`` and ``right`` differ, over several sizes, or None (``where``:
+    the declared domains, as ``random_point`` takes them).
 
     At each size every axis has that length, or with ``distinct`` each its own (``distinct_sizes``,
     so that N and S cannot be confused).  Every combination of free index values is tried, or
@@ -339,7 +349,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
-                point = random_point(symbols_of(a) | symbols_of(b), rng)
+                point = random_point(symbols_of(a) | symbols_of(b), rng, where=where)
                 if agree(a, b, point):
                     continue  # equal in float64; a difference is confirmed in 30 digits
                 va, vb = _value(a, point), _value(b, point)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import sympy as sp
 
 from ..errors import ModelError
-from ..model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
+from ..model import LAYOUTS, Layout, OperatorModel, domains, entrywise, infer_layout, one_axis
 from ..model.functions import max_over
 from .indices import free_indices
 
@@ -103,6 +103,11 @@ def _check_declarations(model: OperatorModel, where: str) -> None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ModelError(f"{where}: input {', '.join(repeated)} is declared more than once")
+    for inp in model.inputs:
+        domains.check(inp.domain, f"{where}: input {inp.name!r}")
+    for param in model.params:
+        if param.domain is not None:
+            domains.check(param.domain, f"{where}: parameter {param.name!r}")
     for idx in model.output_indices:
         if not isinstance(idx, sp.Idx) or idx.lower is None:
             raise ModelError(f"{where}: output index {idx} needs a range: write index({str(idx)!r}, size)")

@@ -61,8 +61,10 @@ class Input:
     optional: bool = False
     default: float | None = None
     """Value an optional input takes when passed as ``None`` (1 for a scale, 0 for a shift)."""
-    domain: str = "real"
-    """Where the operator is defined: "real", "positive", "nonzero", or "index" (integers)."""
+    domain: str | sp.Set = "real"
+    """Where the input lives (``domains.py``): "real", "positive", "nonnegative", "nonzero",
+    "simplex" (a probability vector along the last axis), "index" (class labels), or a SymPy set,
+    ``sp.Interval(0, 1)`` or ``sp.Range(0, 10)``.  Every proof and test draws its values inside it."""
     index_of: sp.Symbol | None = None
     """For an "index" input: the axis size its values index into (class labels < C)."""
 
@@ -92,6 +94,8 @@ class Param:
     The model factory takes it as a keyword argument and builds one model per choice."""
     required: bool = False
     """A keyword the caller must give (group_norm's ``num_groups``); ``default`` is then unused."""
+    domain: str | sp.Set | None = None
+    """Where the parameter lives, as an input's ``domain``; None: the proofs draw it in (0.2, 1)."""
 
 
 @dataclass(frozen=True)
