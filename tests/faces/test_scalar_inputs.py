@@ -114,3 +114,25 @@ def test_a_literal_index_on_a_longer_axis_is_one_error_line(tmp_path, capsys):
     error = one_error(capsys)
     assert "g[0]" in error and "length 1" in error and "g[()]" in error
     assert snapshot(tmp_path) == {"first.py": model.read_bytes()}
+
+
+@pytest.mark.parametrize("scalar_shape", [(), (1,)])
+def test_a_scalar_passes_check_grads_through_the_jax_adapter(scalar_shape):
+    """Dynamic Tanh's alpha of shape () or (1,) through derive.jax (mode "vjp"), to second order."""
+    jax = pytest.importorskip("jax")
+    import derive.jax
+    from jax.test_util import check_grads
+
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        dynamic_tanh = derive.jax.operator(str(MODELS / "dynamic_tanh.py"))
+        rng = np.random.default_rng(0)
+        x, gamma, beta = (jax.numpy.asarray(rng.standard_normal(shape)) for shape in ((3, 4), (4,), (4,)))
+        alpha = jax.numpy.full(scalar_shape, 0.7)
+        check_grads(dynamic_tanh, (x, alpha, gamma, beta), order=2, modes=("rev",), eps=1e-6)
+        gradient = jax.grad(lambda a: dynamic_tanh(x, a, gamma, beta).sum())(alpha)
+        expected = jax.grad(lambda a: (gamma * jax.numpy.tanh(a * x) + beta).sum())(alpha)
+        assert gradient.shape == scalar_shape and np.allclose(gradient, expected, rtol=1e-12)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
