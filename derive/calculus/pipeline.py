@@ -12,7 +12,7 @@ from functools import cached_property
 import sympy as sp
 
 from ..budget import check_size, step
-from ..model import Input, OperatorModel, registry
+from ..model import Input, OperatorModel, ScalarEntry, registry
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
@@ -193,13 +193,23 @@ def literal_entries(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Indexed) and any(i.is_Integer for i in e.indices), fix)
 
 
+def scalar_entries(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """A scalar input written bare (``alpha.base``) as its entry ``alpha[()]``, which it means."""
+    scalars = {inp.base for inp in model.inputs if not inp.dims}
+    if isinstance(expr, sp.Indexed) or not expr.args and expr not in scalars:
+        return expr
+    if expr in scalars:
+        return ScalarEntry(expr)
+    return expr.func(*(scalar_entries(arg, model) for arg in expr.args))
+
+
 def derive(model: OperatorModel) -> Derivation:
     """Differentiate ``model`` by every differentiable input (after ``validate(model)``)."""
     validate(model)
     model = without_clashes(model)
-    output = drop_idle_limits(literal_entries(model.output, model))
+    output = drop_idle_limits(literal_entries(scalar_entries(model.output, model), model))
     if output != model.output:
-        where = tuple((n, drop_idle_limits(literal_entries(e, model))) for n, e in model.where)
+        where = tuple((n, drop_idle_limits(literal_entries(scalar_entries(e, model), model))) for n, e in model.where)
         model = replace(model, output=output, where=where)
     gradients = []
     for inp in model.differentiable_inputs:
