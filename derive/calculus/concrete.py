@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..model import domains, free_sizes
 from .differentiate import Partial
 from .indices import free_indices
 
@@ -60,11 +61,14 @@ SCREEN = 1e-9
 """Relative agreement in float64 taken as equal; anything further apart is evaluated in 30 digits."""
 
 
-def agree(a: sp.Expr, b: sp.Expr, point: dict) -> bool:
-    """Do ``a`` and ``b`` agree at ``point`` in double precision (False: not computable so)?"""
+def agree(a: sp.Expr, b: sp.Expr, point: dict, real: bool = False) -> bool:
+    """Do ``a`` and ``b`` agree at ``point`` in double precision (False: not computable so; with
+    ``real``, also False where either is not a real number)?"""
     try:
         fa, fb = evaluate(a, point), evaluate(b, point)
     except NotNumeric:
+        return False
+    if real and any(abs(complex(v).imag) > SCREEN * max(1.0, abs(v)) for v in (fa, fb)):
         return False
     return cmath.isfinite(fa) and cmath.isfinite(fb) and abs(fa - fb) <= SCREEN * max(1.0, abs(fa), abs(fb))
 
@@ -288,15 +292,20 @@ def symbols_of(expr: sp.Basic) -> set[sp.Symbol]:
     return found
 
 
-def random_point(symbols: Iterable[sp.Symbol], rng: random.Random,
-                 labels: dict[str, int] | None = None) -> dict[sp.Symbol, sp.Expr]:
+def random_point(symbols: Iterable[sp.Symbol], rng: random.Random, labels: dict[str, int] | None = None,
+                 where: dict[str, domains.Domain] | None = None) -> dict[sp.Symbol, sp.Expr]:
     """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits; the
-    entries of an input named in ``labels`` are integer class labels below the number given."""
+    entries of an input named in ``labels`` are integer class labels below the number given, those
+    of an input or the parameter symbol named in ``where`` values in its domain (``model/domains.py``)."""
     point = {}
     for symbol in sorted(symbols, key=str):
         bound = _label_bound(str(symbol), labels or {})
         if bound is not None:
             point[symbol] = sp.Integer(rng.randrange(bound))
+            continue
+        owner = next((d for name, d in (where or {}).items() if _label_bound(str(symbol), {name: 0}) is not None), None)
+        if owner is not None:
+            point[symbol] = sp.Float(domains.draw_scalar(owner, rng), 30)
             continue
         low, high = (0.05, 1.0) if symbol.is_positive else (-2.0, 2.0)
         point[symbol] = sp.Float(rng.uniform(low, high), 30)
@@ -315,13 +324,15 @@ def _label_bound(name: str, labels: dict[str, int]) -> int | None:
 def distinct_sizes(dims: Iterable[sp.Symbol], size: int) -> dict[sp.Symbol, int]:
     """Each axis its own length, ``size`` for the first and one more for each next one, so that
     a formula that confuses two axes (N where S belongs) cannot agree by accident."""
-    return {d: size + position for position, d in enumerate(dims)}
+    return {d: size + position for position, d in enumerate(free_sizes(dims))}
 
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
             trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
-            entries: int | None = None, distinct: bool = False) -> Disagreement | None:
-    """The first point where ``left`` and ``right`` differ, over several sizes, or None.
+            entries: int | None = None, distinct: bool = False,
+            where: dict[str, domains.Domain] | None = None) -> Disagreement | None:
+    """The first point where ``left`` and ``right`` differ, over several sizes, or None (``where``:
+    the declared domains, as ``random_point`` takes them).
 
     At each size every axis has that length, or with ``distinct`` each its own (``distinct_sizes``,
     so that N and S cannot be confused).  Every combination of free index values is tried, or
@@ -329,6 +340,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
     """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    dims = free_sizes(dims)
     for size in sizes:
         fixed = distinct_sizes(dims, size) if distinct else {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
@@ -339,7 +351,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
-                point = random_point(symbols_of(a) | symbols_of(b), rng)
+                point = random_point(symbols_of(a) | symbols_of(b), rng, where=where)
                 if agree(a, b, point):
                     continue  # equal in float64; a difference is confirmed in 30 digits
                 va, vb = _value(a, point), _value(b, point)

@@ -27,9 +27,9 @@ import numpy as np
 import sympy as sp
 
 from ..errors import ProofError
-from ..model import OperatorModel
+from ..model import OperatorModel, domains, free_sizes
 from .layouts import Case, cases, fit
-from .oracle import Expanded, expanded
+from .oracle import Expanded, expanded, undefined_part
 
 EPS = float(np.finfo(np.float64).eps)
 """The proof computes in float64: the kernels and the oracle round to this (2.2e-16) per operation."""
@@ -102,7 +102,7 @@ def size_cases(model: OperatorModel) -> list[dict]:
     """Assignments of distinct sizes, each axis taking a different size in each: 1, 2, 3 in turn
     for up to three axes; with four, two turns of 1 to 4 (the expansion grows as the product).
     Many rows come from the batch axes (``prove_layouts``), which cost the oracle nothing more."""
-    dims = model.dims()
+    dims = free_sizes(model.dims())
     count = max(3, len(dims))
     shifts = range(1, 3) if len(dims) > 3 else range(count)
     return [{d: (p + c) % count + 1 for p, d in enumerate(dims)} for c in shifts]
@@ -138,19 +138,23 @@ def prove_runs(model: OperatorModel, runs: Mapping[str, object], seed: int = 0,
 
 
 def _param_values(model: OperatorModel, rng: np.random.Generator) -> dict:
-    """A value in (0.2, 1) for every numeric parameter (eps too: a misplaced eps shows)."""
-    return {p: float(rng.uniform(0.2, 1.0)) for p in model.params if p.symbol is not None}
+    return {p: param_value(p, rng) for p in model.params if p.symbol is not None}
+
+
+def param_value(param, rng: np.random.Generator) -> float:
+    """A value in the parameter's domain, or in (0.2, 1) without one (eps too: a misplaced eps shows)."""
+    if param.domain is None:
+        return float(rng.uniform(0.2, 1.0))
+    return float(domains.draw(param.domain, (), rng))
 
 
 def input_values(inp, shape: tuple, sizes: dict, rng: np.random.Generator) -> np.ndarray:
+    """Values inside the input's domain (``model/domains.py``); class labels below their axis size."""
     if inp.domain == "index":
         return rng.integers(0, int(sp.sympify(inp.index_of).subs(sizes)), size=shape)
-    values = rng.standard_normal(shape)
-    if inp.domain == "positive":
-        return np.abs(values) + 0.5
-    if inp.domain == "nonzero":
-        return np.sign(values) * (np.abs(values) + 0.5)
-    return values
+    if inp.domain == "positive":  # kept as it was drawn, so every built-in's proof draws the same numbers
+        return np.abs(rng.standard_normal(shape)) + 0.5
+    return domains.draw(inp.domain, shape, rng)
 
 
 def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
@@ -164,6 +168,8 @@ def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
     cotangent = rng.standard_normal(np.shape(forward))
     jac = {inp.name: oracle.jacobian(inp.name, full, symbols, batch)
            for inp, a in zip(model.inputs, call.arrays) if inp.differentiable and a is not None}
+    if not (np.isfinite(forward).all() and all(np.isfinite(j).all() for j in jac.values())):
+        check_defined(model, oracle, full, symbols, batch)  # a NaN is never agreement: names the part
     dy = case.to_core_output(cotangent).reshape(batch + (-1,))
     given = {inp.name: a for inp, a in zip(model.inputs, call.arrays) if a is not None}
     ex = Expected(forward, cotangent, {name: rng.standard_normal(np.shape(given[name])) for name in jac})
@@ -188,6 +194,20 @@ def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
             value = case.from_core(model.input(name), value.reshape(batch + oracle.in_shapes[name]), given[name])
             ex.second[chosen][name] = fit(value, np.shape(given[name]))
     return ex
+
+
+def check_defined(model: OperatorModel, oracle: Expanded, arrays: dict, params: dict, batch: tuple) -> None:
+    """Raise ``UndefinedError`` unless the output and every Jacobian entry are finite at the sample:
+    a NaN is never agreement, it means the inputs were drawn where the model is undefined."""
+    values = oracle.arguments_for(arrays, params)
+    for expr in (*oracle.outputs, *(d for name in oracle.jacobians for d in oracle.jacobians[name])):
+        found = undefined_part(expr, values)
+        if found is not None:
+            node, value = found
+            names = {p.symbol.name: p.name for p in model.params if p.symbol is not None}
+            where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
+            raise domains.undefined(where, node, domains.owners(node.free_symbols, [i.name for i in model.inputs],
+                                                                names), value)
 
 
 def _check_call(call: Call, module, ex: Expected) -> None:

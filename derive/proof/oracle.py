@@ -223,6 +223,27 @@ class Expanded:
             return _stack([numeric(d, values, memo) for d in self.directional[(name, by)]], batch)
 
 
+def undefined_part(expr: sp.Expr, values: dict) -> tuple[sp.Expr, float] | None:
+    """The innermost part of ``expr`` that is not finite at ``values`` (its arguments all are), with
+    its first such value; None when ``expr`` is finite everywhere."""
+    memo: dict = {}
+
+    def bad(node: sp.Basic) -> np.ndarray | None:
+        with np.errstate(all="ignore"):
+            value = np.asarray(numeric(node, values, memo), dtype=float)
+        return None if np.all(np.isfinite(value)) else value
+
+    value = bad(expr)
+    if value is None:
+        return None
+    node = expr
+    while True:
+        inner = next(((a, v) for a in node.args if isinstance(a, sp.Expr) and (v := bad(a)) is not None), None)
+        if inner is None:
+            return node, float(value[~np.isfinite(value)].flat[0])
+        node, value = inner
+
+
 def _stack(values: list, batch: tuple[int, ...]) -> np.ndarray:
     return np.stack([np.broadcast_to(np.asarray(v, dtype=float), batch) for v in values], axis=-1) \
         if values else np.zeros(batch + (0,))

@@ -5,6 +5,8 @@ Do not edit: regenerate with `derive generate log`.
 
     y[i] = log(x[i])
 
+Defined (and proved) for: x positive.
+
 Matches torch.log(x).
 """
 import math

@@ -5,6 +5,8 @@ Do not edit: regenerate with `derive generate div`.
 
     y[i] = a[i]/b[i]
 
+Defined (and proved) for: b nonzero.
+
 Matches torch.div(a, b).
 """
 import math

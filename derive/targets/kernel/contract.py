@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import sympy as sp
 
 from ...calculus.pipeline import Derivation
-from ...model import OperatorModel
+from ...model import OperatorModel, domains
 from ...version import __version__
 from ..base import docstring_text, regenerate_command
 from .namespace import Namespace
@@ -47,6 +47,8 @@ class Contract:
     layout_options: str
     frame: str
     sizes: tuple[str, ...]
+    literal_axes: bool
+    """Some core axis has a literal length (1): the runtime checks the arrays have it."""
     output_axes: str
     output_positions: str
     dispatch: str
@@ -84,7 +86,8 @@ def contract(model: OperatorModel, ns: Namespace) -> Contract:
         layout=model.layout.kind,
         layout_options="{" + ", ".join(f"{p!r}: {p}" for p in (model.layout.param, model.layout.keepdims) if p) + "}",
         frame=tuple_literal(frame, quote=True),
-        sizes=tuple(frame),
+        sizes=tuple(axis for axis in frame if axis.isidentifier()),  # a literal axis (1) binds no name
+        literal_axes=any(not axis.isidentifier() for axis in frame),
         output_axes=tuple_literal((str(d) for d in model.output_dims), quote=True) if frame else "()",
         output_positions=positions(model.output_dims, model),
         dispatch=choice.name if choice else "",
@@ -106,6 +109,10 @@ def header(derivation: Derivation, template: str) -> str:
         "",
         f"    y{list(model.output_indices)} = {model.output}",
     ]
+    declared = [f"{i.name} {domains.describe(i.domain)}" for i in model.inputs if i.domain not in ("real", "index")]
+    declared += [f"{p.name} {domains.describe(p.domain)}" for p in model.params if p.domain is not None]
+    if declared:
+        lines += ["", f"Defined (and proved) for: {'; '.join(declared)}."]
     if model.torch:
         lines += ["", f"Matches {model.torch}."]
     return '"""' + docstring_text("\n".join(lines)) + '\n"""'

@@ -16,7 +16,7 @@ from ...budget import step, stepped
 from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ...calculus.rules import simplification_stages
 from ...display.latex import DisplayPartial
-from ...model import Input, OperatorModel, Param, dim_of
+from ...model import Input, OperatorModel, Param, dim_of, domains
 from ...version import __version__
 from .equations import DEFINITION, Equation, Equations, Row, rows
 from .headers import bibliography_keys
@@ -174,6 +174,8 @@ def _input_text(eqs: Equations, inp: Input) -> str:
         extras.append(f"optional, {tex_escape(repr(inp.default))} when not given")
     if not inp.differentiable:
         extras.append("not differentiated")
+    if inp.domain != "real":
+        extras.append(f"each entry {tex_escape(domains.describe(inp.domain))}")
     return text + (f" ({'; '.join(extras)})" if extras else "")
 
 
