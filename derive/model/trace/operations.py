@@ -21,9 +21,11 @@ from .arrays import (
     clip,
     elementwise,
     expand_dims,
+    larger,
     matmul,
     reduce,
     reshape,
+    smaller,
     squeeze,
     swapaxes,
     where,
@@ -91,8 +93,8 @@ UNARY: dict[str, Callable[[sp.Expr], sp.Expr]] = {
 BINARY: dict[str, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
     "add": lambda a, b: a + b, "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b,
     "divide": lambda a, b: a / b, "true_divide": lambda a, b: a / b, "power": lambda a, b: a**b,
-    "pow": lambda a, b: a**b, "float_power": lambda a, b: a**b, "maximum": sp.Max, "minimum": sp.Min,
-    "fmax": sp.Max, "fmin": sp.Min, "greater": sp.Gt, "greater_equal": sp.Ge, "less": sp.Lt, "less_equal": sp.Le,
+    "pow": lambda a, b: a**b, "float_power": lambda a, b: a**b, "maximum": larger, "minimum": smaller,
+    "fmax": larger, "fmin": smaller, "greater": sp.Gt, "greater_equal": sp.Ge, "less": sp.Lt, "less_equal": sp.Le,
     "logical_and": sp.And, "logical_or": sp.Or,
 }
 UFUNCS: dict[str, Callable[..., Sym]] = {
