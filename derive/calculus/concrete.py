@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..model import free_sizes
 from .differentiate import Partial
 from .indices import free_indices
 
@@ -315,7 +316,7 @@ def _label_bound(name: str, labels: dict[str, int]) -> int | None:
 def distinct_sizes(dims: Iterable[sp.Symbol], size: int) -> dict[sp.Symbol, int]:
     """Each axis its own length, ``size`` for the first and one more for each next one, so that
     a formula that confuses two axes (N where S belongs) cannot agree by accident."""
-    return {d: size + position for position, d in enumerate(dims)}
+    return {d: size + position for position, d in enumerate(free_sizes(dims))}
 
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
@@ -329,6 +330,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
     """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    dims = free_sizes(dims)
     for size in sizes:
         fixed = distinct_sizes(dims, size) if distinct else {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]

@@ -15,6 +15,7 @@ import random
 
 import sympy as sp
 
+from ..model import free_sizes
 from ..model.functions import elementary
 from .concrete import Disagreement, agree, coincidence_patterns, expander, random_point, symbols_of
 from .differentiate import DerivationError, Partial
@@ -86,6 +87,7 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
     where the two do not agree so, SymPy's canonical forms are built and judged as before."""
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    dims = free_sizes(dims)
     for size in sizes:
         fixed = {d: size for d in dims}
         bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items()}

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import sympy as sp
 
+from ..model import ScalarEntry
+
 DUMMY_NAMES = ("j", "l", "r", "s", "t", "u", "v", "w")
 WRT_NAMES = ("k", "p", "q", "h", "g", "e", "c", "d")
 
@@ -52,15 +54,15 @@ def fresh_index(like: sp.Idx, avoid: Iterable[str], pool: Iterable[str] = DUMMY_
     return sp.Idx(f"{like.label}{number}", (like.lower, like.upper))
 
 
-def fresh_entry(base: sp.IndexedBase, dims: tuple[sp.Expr, ...], taken: set[str]) -> sp.Indexed | sp.IndexedBase:
+def fresh_entry(base: sp.IndexedBase, dims: tuple[sp.Expr, ...], taken: set[str]) -> sp.Indexed:
     """``base[k, p, ...]``, one index per axis in ``dims``, named from ``WRT_NAMES`` avoiding
-    ``taken`` (which it extends); the bare base for a scalar input."""
+    ``taken`` (which it extends); the ``ScalarEntry`` of a scalar input."""
     indices = []
     for dim in dims:
         idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
         taken.add(str(idx.label))
         indices.append(idx)
-    return base[tuple(indices)] if indices else base
+    return base[tuple(indices)] if indices else ScalarEntry(base)
 
 
 def bound_indices(expr: sp.Sum) -> tuple[sp.Idx, ...]:

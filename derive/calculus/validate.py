@@ -103,10 +103,6 @@ def _check_declarations(model: OperatorModel, where: str) -> None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ModelError(f"{where}: input {', '.join(repeated)} is declared more than once")
-    for inp in model.inputs:
-        if not inp.dims and inp.differentiable:
-            raise ModelError(f"{where}: input {inp.name!r} has no axes; the differentiator needs at least one: "
-                             f"give it an axis of length one, or make it a Param if it is not differentiated")
     for idx in model.output_indices:
         if not isinstance(idx, sp.Idx) or idx.lower is None:
             raise ModelError(f"{where}: output index {idx} needs a range: write index({str(idx)!r}, size)")
@@ -218,6 +214,10 @@ def _check_entry(entry: sp.Indexed, axes: Mapping[str, tuple], where: str, bound
         axes_text = f"{len(dims)} {'axis' if len(dims) == 1 else 'axes'} ({', '.join(map(str, dims)) or 'a scalar'})"
         raise ModelError(f"{where}: {entry} has {len(entry.indices)} indices but {name} has {axes_text}")
     for position, (value, dim) in enumerate(zip(entry.indices, dims)):
+        if value.is_number and dim != 1:
+            raise ModelError(f"{where}: in {entry}, the literal index {value} picks one entry of axis {position} "
+                             f"of {name} (length {dim}); only an axis of length 1 may be indexed by a number: "
+                             f"declare it Input({name!r}, (..., 1, ...)), or an input with no axes, written {name}[()]")
         low, high = index_range(value, bound, where, entry)
         inside = _provably_nonnegative(low) and _provably_nonnegative(dim - 1 - high)
         if not inside:

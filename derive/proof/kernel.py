@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import ProofError
-from ..model import OperatorModel
+from ..model import OperatorModel, free_sizes
 from .layouts import Case, cases, fit
 from .oracle import Expanded, expanded
 
@@ -102,7 +102,7 @@ def size_cases(model: OperatorModel) -> list[dict]:
     """Assignments of distinct sizes, each axis taking a different size in each: 1, 2, 3 in turn
     for up to three axes; with four, two turns of 1 to 4 (the expansion grows as the product).
     Many rows come from the batch axes (``prove_layouts``), which cost the oracle nothing more."""
-    dims = model.dims()
+    dims = free_sizes(model.dims())
     count = max(3, len(dims))
     shifts = range(1, 3) if len(dims) > 3 else range(count)
     return [{d: (p + c) % count + 1 for p, d in enumerate(dims)} for c in shifts]

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..calculus.concrete import expand
 from ..errors import ProofError
-from ..model import OperatorModel
+from ..model import OperatorModel, free_sizes
 from ..model.functions import elementary, model_functions
 from .kernel import agrees, input_values, size_cases
 from .oracle import Expanded, expanded, numeric, shape
@@ -62,7 +62,7 @@ SECOND_ENTRIES = 8
 def second_sizes(model: OperatorModel) -> dict:
     """Sizes for the second-order proof: 3 along a single axis, else 2 along each, leading axes then
     set to 1 until no input has more than ``SECOND_ENTRIES`` entries (a normalised group keeps two or more)."""
-    dims = model.dims()
+    dims = free_sizes(model.dims())
     sizes = {d: 3 if len(dims) == 1 else 2 for d in dims}
     for dim in dims:
         if max(int(np.prod(shape(inp.dims, sizes))) for inp in model.inputs) <= SECOND_ENTRIES:

@@ -84,7 +84,7 @@ def contract(model: OperatorModel, ns: Namespace) -> Contract:
         layout=model.layout.kind,
         layout_options="{" + ", ".join(f"{p!r}: {p}" for p in (model.layout.param, model.layout.keepdims) if p) + "}",
         frame=tuple_literal(frame, quote=True),
-        sizes=tuple(frame),
+        sizes=tuple(axis for axis in frame if axis.isidentifier()),  # a literal axis (1) binds no name
         output_axes=tuple_literal((str(d) for d in model.output_dims), quote=True) if frame else "()",
         output_positions=positions(model.output_dims, model),
         dispatch=choice.name if choice else "",

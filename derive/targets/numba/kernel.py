@@ -20,7 +20,18 @@ from ...model.functions import max_over
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
-from ..kernel import NUMPY, Contract, by_axis, centred, contract, positions, suffix, symbol_names, tuple_literal
+from ..kernel import (
+    NUMPY,
+    Contract,
+    axis_variable,
+    by_axis,
+    centred,
+    contract,
+    positions,
+    suffix,
+    symbol_names,
+    tuple_literal,
+)
 from . import loops
 from .printer import LoopPrinter, body
 
@@ -165,7 +176,8 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
                  for r in plan.results)
     guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
     flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
-    args = ["c_", "p_", "P_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
+    lengths = (str(d) if str(d).isidentifier() else f"length{d}_" for d in frame)  # a literal axis: its own
+    args = ["c_", "p_", "P_", "aligned_", "R_", "lo_", *lengths, *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
     units = tuple_literal(frame.index(d) for d in plan.units) if plan.units else "()"
     return Loop(name=name, args=", ".join(args), units=units,
@@ -183,7 +195,7 @@ def _shift(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
     """A shift-invariant input read as x - max(x) along its axis (the NumPy kernel's in-place shift)."""
     for name, dim in model.shift_invariant:
         dims = model.input(name).dims
-        indices = [sp.Idx(f"{d}_shift", (0, d - 1)) for d in dims]
+        indices = [sp.Idx(f"{axis_variable(d)}shift", (0, d - 1)) for d in dims]
         column = indices[dims.index(dim)]
         base = sp.IndexedBase(name)
         maximum = max_over(base[tuple(indices)], column)
