@@ -34,6 +34,8 @@ class _Printer(StrPrinter):
     def _print(self, expr: Any, **kwargs: Any) -> str:
         if isinstance(expr, sp.Basic) and expr in self.names:
             return self.names[expr]
+        if isinstance(expr, sp.Indexed):  # before a class's own _sympystr (a scalar input's entry)
+            return self._print_Indexed(expr)
         return super()._print(expr, **kwargs)
 
     def _print_Function(self, expr: Any) -> str:
@@ -98,7 +100,7 @@ class _Printer(StrPrinter):
         return str(expr.label)
 
     def _print_Indexed(self, expr: Any) -> str:
-        return f"{expr.base.label}[{', '.join(self._print(i) for i in expr.indices)}]"
+        return f"{expr.base.label}[{', '.join(self._print(i) for i in expr.indices) or '()'}]"
 
 
 def model_source(model: OperatorModel, command: str = "") -> str:

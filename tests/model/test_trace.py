@@ -192,3 +192,16 @@ def test_the_model_file_of_a_traced_model_builds_the_same_model(name, tmp_path):
     assert sp.srepr(loaded.output) == sp.srepr(model.output)
     assert (loaded.where, loaded.params, loaded.inputs, loaded.shift_invariant) == \
         (model.where, model.params, model.inputs, model.shift_invariant)
+
+
+def test_a_keyword_given_a_shape_is_a_scalar_input_else_a_parameter(tmp_path):
+    def dynamic_tanh(x, gamma, beta, alpha=0.5):
+        return gamma * np.tanh(alpha * x) + beta
+
+    vectors = {"x": ("n",), "gamma": ("n",), "beta": ("n",)}
+    learnt, fixed = trace(dynamic_tanh, {**vectors, "alpha": ()}), trace(dynamic_tanh, vectors)
+    assert [i.name for i in learnt.inputs] == ["x", "gamma", "beta", "alpha"] and learnt.input("alpha").dims == ()
+    assert [p.name for p in fixed.params] == ["alpha"] and not learnt.params
+    path = tmp_path / "dynamic_tanh.py"
+    path.write_text(model_source(learnt, "test"), encoding="utf-8")
+    assert "alpha[()]" in path.read_text() and sp.srepr(load_model(path).output) == sp.srepr(learnt.output)

@@ -1,7 +1,7 @@
 """Operators from recent papers, written in NumPy as their papers or PyTorch write them: the functions
 ``derive generate --from papers.py:NAME`` traces (tests/pipeline/test_traced_papers.py compares their
-kernels with PyTorch's autograd).  Learnable scalars are keyword parameters here (a scalar input,
-``alpha=()``, is the other way)."""
+kernels with PyTorch's autograd).  A keyword parameter is a parameter of the operator, or a learnable
+scalar input when given a shape (``--shape alpha=()``)."""
 
 import numpy as np
 from scipy.special import erf, expit
@@ -40,9 +40,10 @@ def focal_loss(logits, targets, gamma=2.0):
     return -np.mean((1 - p_t) ** gamma * np.log(p_t))
 
 
-def temperature_softmax(x, temperature=0.7):
-    """Softmax with a temperature (Hinton et al. 2015), the maximum subtracted first."""
-    z = x / temperature
+def temperature_softmax(x, log_scale=2.66):
+    """Softmax with a learnt temperature, learnt as CLIP learns it (Radford et al. 2021): its logarithm,
+    softmax(x exp(log_scale)), the maximum subtracted first."""
+    z = x * np.exp(log_scale)
     e = np.exp(z - np.max(z, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
 

@@ -1,6 +1,8 @@
 """Operators from recent papers, written in NumPy as their papers write them (tests/models/papers.py),
 traced and generated with no hand edit: every Python target's forward, vjp, jvp and vjp_jvp agree with
-PyTorch's autograd in float64 (vjp_jvp: the derivative of PyTorch's vjp along the tangents).
+PyTorch's autograd in float64 (vjp_jvp: the derivative of PyTorch's vjp along the tangents).  Dynamic
+Tanh's alpha, ScaleNorm's g and the softmax's log-temperature are learnable scalars (``alpha=()``), the
+very functions whose other keyword parameters are parameters.
 
 Each operator is rendered once for the NumPy and Array API targets (proved, no render cache: a CI
 run's is cold anyway); the numba target compiles each function on first call (1-2 s each), so it
@@ -29,14 +31,14 @@ CASES = {  # name: (shapes, PyTorch's forward (inputs, params), params to call w
     "mish": ({"x": ("n",)}, lambda x: F.mish(x), {}),
     "swiglu": ({"a": ("n",), "b": ("n",)}, lambda a, b: F.silu(a) * b, {}),
     "geglu": ({"a": ("n",), "b": ("n",)}, lambda a, b: F.gelu(a) * b, {}),
-    "dynamic_tanh": ({"x": ("n",), "gamma": ("n",), "beta": ("n",)},
-                     lambda x, gamma, beta, alpha: gamma * torch.tanh(alpha * x) + beta, {"alpha": 0.8}),
-    "scalenorm": ({"x": ("n",)}, lambda x, g, eps: g * x / torch.sqrt((x * x).sum(-1, keepdim=True) + eps),
-                  {"g": 1.7, "eps": 1e-5}),
+    "dynamic_tanh": ({"x": ("n",), "gamma": ("n",), "beta": ("n",), "alpha": ()},
+                     lambda x, gamma, beta, alpha: gamma * torch.tanh(alpha * x) + beta, {}),
+    "scalenorm": ({"x": ("n",), "g": ()}, lambda x, g, eps: g * x / torch.sqrt((x * x).sum(-1, keepdim=True) + eps),
+                  {"eps": 1e-5}),
     "focal_loss": ({"logits": ("n",), "targets": ("n",)},
                    lambda z, t, gamma: torchvision_focal(z, t, gamma), {"gamma": 1.5}),
-    "temperature_softmax": ({"x": ("n",)}, lambda x, temperature: torch.softmax(x / temperature, -1),
-                            {"temperature": 0.6}),
+    "temperature_softmax": ({"x": ("n",), "log_scale": ()},
+                            lambda x, log_scale: torch.softmax(x * torch.exp(log_scale), -1), {}),
     "squared_relu": ({"x": ("n",)}, lambda x: torch.relu(x) ** 2, {}),
     "snake": ({"x": ("n",), "alpha": ("n",)}, lambda x, alpha: x + torch.sin(alpha * x) ** 2 / alpha, {}),
     "smooth_l1": ({"a": ("n",), "b": ("n",)}, lambda a, b, delta: F.smooth_l1_loss(a, b, beta=delta),
@@ -86,7 +88,7 @@ def inputs_of(name: str, rng: np.random.Generator) -> list[np.ndarray]:
     shapes = CASES[name][0]
     sizes = {"n": N, "N": 3, "C": C}
     batch = () if name in LOSSES else (2,)
-    arrays = [rng.standard_normal(batch + tuple(sizes[a] for a in shapes[i])) for i in shapes]
+    arrays = [rng.standard_normal((batch if shapes[i] else ()) + tuple(sizes[a] for a in shapes[i])) for i in shapes]
     if name == "focal_loss":
         arrays[1] = (rng.random(arrays[1].shape) > 0.5).astype(float)  # hard labels, as the loss is used
     if name == "soft_cross_entropy":

@@ -65,7 +65,7 @@ def trace(fn: Callable[..., Any], shapes: Mapping[str, Sequence[str]], *, name: 
         name=name or fn.__name__, summary=_summary(fn), category="traced", inputs=tuple(inputs),
         output_indices=tuple(axis.index for axis in result.axes), output=output, params=tuple(params),
         where=where, shift_invariant=shifts, source=_source(fn),
-        notes=(f"Traced from the array code of {fn.__qualname__}.",), origin=origin)
+        notes=(f"Traced from the array code of {fn.__name__}.",), origin=origin)
     taken = {*(i.name for i in inputs), *(p.name for p in params), *(str(d) for d in model.dims()),
              *(n for n, _ in where)}
     return renamed(model, taken)
@@ -115,7 +115,7 @@ class _Run(Tracer):
 
     def _input(self, inp: Input) -> Sym:
         indices = tuple(self.fresh(d) for d in inp.dims)
-        return Sym(self, inp.base[indices] if indices else sp.Symbol(inp.name),
+        return Sym(self, inp[indices] if indices else inp[()],
                    tuple(Axis(d, i) for d, i in zip(inp.dims, indices)))
 
     def _look(self) -> None:
