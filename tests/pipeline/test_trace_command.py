@@ -4,11 +4,13 @@ exit 2, and nothing written (no kernel, no model file, a user's file untouched).
 
 from __future__ import annotations
 
+import shlex
 import shutil
 
 import pytest
 from helpers import MODELS
 from helpers.commands import one_error, snapshot
+from helpers.readme import README, fenced, readme_section
 
 from derive.cli import main
 
@@ -76,3 +78,20 @@ def test_the_model_file_never_replaces_a_users_file_nor_goes_into_the_output_fol
     error = one_error(capsys)
     assert all(word in error for word in words), error
     assert snapshot(folder) == before
+
+
+def test_the_readme_traced_examples_run_as_shown(tmp_path, monkeypatch, capsys):
+    """The worked example's trace prints the output it shows; the section's file and commands work."""
+    (example,) = [b for b in fenced(README, "python") if "derive.trace(rmsnorm" in b]
+    shown = next(line for line in example.splitlines() if line.startswith("print(")).partition("# ")[2]
+    exec(compile(example, "README.md", "exec"), {})  # the README's own example
+    assert capsys.readouterr().out.strip() == shown
+    section = readme_section("Your own operator, from the forward you wrote")
+    (code,) = fenced(section, "python")
+    assert "such as `gates.py`" in section
+    (tmp_path / "gates.py").write_text(code, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    (commands,) = fenced(section, "bash")
+    for line in commands.splitlines():
+        assert main(shlex.split(line, comments=True)[1:] + ["-q"] * ("generate" in line)) == 0, line
+    assert (tmp_path / "my_kernels" / "numpy" / "swiglu.py").is_file() and (tmp_path / "swiglu_model.py").is_file()
