@@ -66,7 +66,9 @@ def constant(value: Any) -> sp.Expr:
         if math.isnan(number):
             raise Refused("a NaN constant")
         return _simple(number)
-    raise Refused(f"a {type(value).__name__} value ({value!r:.40}) where a number or an array is expected")
+    if type(value).__name__ == "ndarray":
+        raise Refused("a NumPy array of numbers (a constant array has no symbolic axes: make it an input)")
+    raise Refused(f"a {type(value).__name__} value where a number or an array is expected")
 
 
 def _simple(number: float) -> sp.Expr:

@@ -47,8 +47,9 @@ def trace(fn: Callable[..., Any], shapes: Mapping[str, Sequence[str]], *, name: 
         raise TraceError(f"cannot trace {fn!r}: a Python function is traced")
     run = _Run(fn)
     arguments, inputs, params = run.arguments(shapes)
+    positional = [arguments.pop(n) for n, p in inspect.signature(fn).parameters.items() if p.kind == p.POSITIONAL_ONLY]
     try:
-        result = fn(**arguments)
+        result = fn(*positional, **arguments)
     except Refused as refusal:
         raise TraceError(run.where(refusal, f"cannot trace {refusal}")) from None
     except TraceError:
@@ -101,8 +102,9 @@ class _Run(Tracer):
                 raise TraceError(f"{fn.__name__}: the argument {name!r} has no shape and no default; give its "
                                  f"axes (--shape {name}=n, or {{{name!r}: ('n',)}})")
             elif _is_number(parameter.default) and name not in AXIS_PARAMETERS:
-                symbol = sp.Symbol(name, positive=True) if parameter.default > 0 else sp.Symbol(name, real=True)
-                params.append(Param(name, parameter.default, symbol))
+                default = parameter.default.item() if isinstance(parameter.default, np.generic) else parameter.default
+                symbol = sp.Symbol(name, positive=True) if default > 0 else sp.Symbol(name, real=True)
+                params.append(Param(name, default, symbol))
                 arguments[name] = Sym(self, symbol, ())
             else:
                 arguments[name] = parameter.default
