@@ -95,3 +95,13 @@ def test_the_readme_traced_examples_run_as_shown(tmp_path, monkeypatch, capsys):
     for line in commands.splitlines():
         assert main(shlex.split(line, comments=True)[1:] + ["-q"] * ("generate" in line)) == 0, line
     assert (tmp_path / "my_kernels" / "numpy" / "swiglu.py").is_file() and (tmp_path / "swiglu_model.py").is_file()
+
+
+def test_no_model_file_when_the_kernels_fail(folder, monkeypatch, capsys):
+    """The model file is written after the kernels, only when they are: a derivation over its budget
+    (``--max-size``) leaves no kernel and no model file."""
+    monkeypatch.chdir(folder)
+    before = snapshot(folder)
+    assert main(["generate", *FROM, "--out", "k", "--model-out", "m.py", "-q", "--max-size", "3"]) == 2
+    assert "swiglu" in one_error(capsys)
+    assert snapshot(folder) == before
