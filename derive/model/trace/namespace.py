@@ -11,7 +11,7 @@ from typing import Any
 
 from . import arrays
 from .arrays import Refused, Sym
-from .operations import FUNCTIONS, UFUNCS, norm, vecdot
+from .operations import FUNCTIONS, UFUNCS, clip, norm, vecdot
 
 ARRAY_API_NAMES = {"pow": "power", "atan": "arctan", "bitwise_invert": "logical_not"}
 
@@ -47,7 +47,7 @@ _FUNCTIONS: dict[str, Any] = {
     "asarray": _asarray, "newaxis": None, "pi": math.pi, "e": math.e, "inf": math.inf,
     "linalg": Namespace("xp.linalg", {"vector_norm": _vector_norm, "matmul": arrays.matmul,
                                       "vecdot": vecdot}),
-    "clip": lambda x, /, min=None, max=None: arrays.clip(x, min, max),
+    "clip": lambda x, /, min=None, max=None: clip(x, min, max),
 }
 NAMESPACE = Namespace("xp", _FUNCTIONS)
 Sym.namespace = NAMESPACE

@@ -18,18 +18,55 @@ from .arrays import (
     Sym,
     _tracer,
     as_sym,
-    clip,
+    constant,
     elementwise,
     expand_dims,
-    larger,
     matmul,
     reduce,
     reshape,
-    smaller,
     squeeze,
     swapaxes,
-    where,
 )
+
+
+def larger(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """max(a, b): against a constant, the branch form relu is written in (x where x > c, else c: the
+    derivative at the kink from the constant side, as PyTorch takes relu's and clamp's); else Max."""
+    if b.is_number and not a.is_number:
+        return sp.Piecewise((a, a > b), (b, True))
+    if a.is_number and not b.is_number:
+        return sp.Piecewise((b, b > a), (a, True))
+    return sp.Max(a, b)
+
+
+def smaller(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """min(a, b), as ``larger``."""
+    if b.is_number and not a.is_number:
+        return sp.Piecewise((a, a < b), (b, True))
+    if a.is_number and not b.is_number:
+        return sp.Piecewise((b, b < a), (a, True))
+    return sp.Min(a, b)
+
+
+def clip(array: Any, low: Any = None, high: Any = None, **rest: Any) -> Sym:
+    """Bounded below, then above; with constant bounds one Piecewise, the kinks from inside as clamp's."""
+    low, high = rest.pop("min", low), rest.pop("max", high)
+    if rest:
+        raise Refused(f"clip with {', '.join(rest)}=")
+    if _number(low) and _number(high):
+        def clamped(x: sp.Expr) -> sp.Expr:
+            return sp.Piecewise((constant(low), x < constant(low)), (constant(high), x > constant(high)), (x, True))
+        return elementwise(clamped, array)
+    result = array if low is None else elementwise(larger, array, low)
+    return result if high is None else elementwise(smaller, result, high)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def where(condition: Any, chosen: Any, other: Any) -> Sym:
+    return elementwise(lambda c, a, b: sp.Piecewise((a, c), (b, True)), condition, chosen, other)
 
 
 def vecdot(a: Any, b: Any, axis: int = -1) -> Sym:
