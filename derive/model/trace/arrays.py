@@ -145,7 +145,12 @@ class Sym:
     def __float__(self) -> float:
         raise Refused("float() or math.* of an array or size (use np.sqrt, np.exp ... instead)")
 
-    __int__ = __index__ = __complex__ = __float__
+    __complex__ = __float__
+
+    def __index__(self) -> int:
+        raise Refused("an array or a size used as a Python integer (int(), range(), a reshape to sizes)")
+
+    __int__ = __index__
 
     def __iter__(self) -> Any:
         raise Refused("iterating over an array")
