@@ -124,7 +124,7 @@ class _Run(Tracer):
         """Record the names the user's frame gives its arrays so far (before each operation)."""
         frame: FrameType | None = sys._getframe(1)
         while frame is not None and (frame.f_code.co_filename in _HERE
-                                     or str(frame.f_globals.get("__name__", "")).startswith(_LIBRARIES)):
+                                     or _library_module(str(frame.f_globals.get("__name__", "")))):
             frame = frame.f_back
         if frame is None:
             return
@@ -154,6 +154,10 @@ class _Run(Tracer):
             text = linecache.getline(last.filename, last.lineno or 0).strip()
             line = f" at line {last.lineno} of {Path(last.filename).name}" + (f" ({text})" if text else "")
         return f"{self.fn.__name__}{line}: {what}"
+
+
+def _library_module(name: str) -> bool:
+    return any(name == library or name.startswith(f"{library}.") for library in _LIBRARIES)
 
 
 def _in_library(filename: str) -> bool:
@@ -186,6 +190,7 @@ def _summary(fn: Callable[..., Any]) -> str:
 
 def _source(fn: Callable[..., Any]) -> str:
     try:
-        return f"{Path(inspect.getsourcefile(fn) or '').name}:{fn.__name__}"
+        file = inspect.getsourcefile(fn)
     except TypeError:
-        return fn.__name__
+        file = None
+    return f"{Path(file).name}:{fn.__name__}" if file else fn.__name__
