@@ -105,3 +105,13 @@ def test_no_model_file_when_the_kernels_fail(folder, monkeypatch, capsys):
     assert main(["generate", *FROM, "--out", "k", "--model-out", "m.py", "-q", "--max-size", "3"]) == 2
     assert "swiglu" in one_error(capsys)
     assert snapshot(folder) == before
+
+
+def test_a_scalar_shape_makes_a_learnable_scalar_input(folder, monkeypatch, capsys):
+    monkeypatch.chdir(folder)
+    shapes = ["--shape", "x=n", "--shape", "gamma=n", "--shape", "beta=n"]
+    assert main(["show", "--from", "papers.py:dynamic_tanh", *shapes, "--shape", "alpha=()", "--ascii"]) == 0
+    shown = capsys.readouterr().out
+    assert "inputs: x[n], gamma[n], beta[n], alpha" in shown and "with respect to alpha" in shown
+    assert main(["show", "--from", "papers.py:dynamic_tanh", *shapes, "--ascii"]) == 0
+    assert "parameters: alpha=0.5" in capsys.readouterr().out
