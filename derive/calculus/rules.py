@@ -139,19 +139,27 @@ def square_of_delta(expr: sp.Expr) -> sp.Expr:
 
 
 def delta_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
-    """Piecewise((delta_jk a, c), (0, True)) -> delta_jk Piecewise((a, c), (0, True))."""
+    """Piecewise((delta_jk a, c), (0, True)) -> delta_jk Piecewise((a, c), (0, True)); a branch may be
+    a sum whose every term has the factor (delta_jk a + delta_jk b, as a product rule leaves it)."""
     if not isinstance(expr, sp.Piecewise):
         return expr
     values = [value for value, _ in expr.args]
     nonzero = [v for v in values if v != 0]
     if not nonzero:
         return expr
-    for factor in sp.Mul.make_args(nonzero[0]):
-        if isinstance(factor, sp.KroneckerDelta) and all(factor in sp.Mul.make_args(v) for v in nonzero):
-            branches = [(sp.Mul(*[f for f in sp.Mul.make_args(v) if f != factor]) if v != 0 else v, c)
-                        for v, c in expr.args]
+    for factor in sp.Mul.make_args(sp.Add.make_args(nonzero[0])[0]):
+        if isinstance(factor, sp.KroneckerDelta) and all(_every_term_has(v, factor) for v in nonzero):
+            branches = [(_every_term_without(v, factor) if v != 0 else v, c) for v, c in expr.args]
             return factor * sp.Piecewise(*branches)
     return expr
+
+
+def _every_term_has(value: sp.Expr, factor: sp.Expr) -> bool:
+    return all(factor in sp.Mul.make_args(term) for term in sp.Add.make_args(value))
+
+
+def _every_term_without(value: sp.Expr, factor: sp.Expr) -> sp.Expr:
+    return sp.Add(*(sp.Mul(*[f for f in sp.Mul.make_args(term) if f != factor]) for term in sp.Add.make_args(value)))
 
 
 def sum_into_piecewise(expr: sp.Expr) -> sp.Expr:
