@@ -192,7 +192,7 @@ def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
     ``torch.compile`` can trace into it."""
     model = name_or_path if isinstance(name_or_path, OperatorModel) else load(name_or_path, operator)
     folder = _target(target).folder
-    shipped = _generated_folder() / folder / f"{model.name}.py"
+    shipped = generated_folder() / folder / f"{model.name}.py"
     if not (registry.is_builtin(model) and shipped.is_file()):
         shipped = _rendered(model, folder)
     module = load_kernel(shipped)
@@ -231,8 +231,9 @@ def _private_temporary() -> Path:
     return Path(tempfile.mkdtemp(prefix="derive-kernels-"))
 
 
-def _generated_folder() -> Path:
-    """The built-in kernels: the installed ``derive.generated``, else this checkout's ``generated/``."""
+def generated_folder() -> Path:
+    """The built-in operators' files (kernels, documents): the installed ``derive.generated``, else
+    this checkout's ``generated/``; wherever derive runs from (``derive pdf``, ``derive bench``)."""
     checkout = Path(__file__).resolve().parents[1] / "generated"
     spec = importlib.util.find_spec("derive.generated")
     if spec is not None and spec.submodule_search_locations:

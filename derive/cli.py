@@ -1,56 +1,41 @@
-"""The ``derive`` command line: list, show, generate, check, claim, fuzz and pdf, a thin layer over ``derive.api``.
+"""The ``derive`` command line: list, show, generate, check, claim, fuzz, bench and pdf, a thin layer
+over ``derive.api``: the parser here, what each command runs in ``derive.commands``.
 
 Every command takes ``--model FILE`` to work on a user's model file instead of the built-ins.
 Errors in the input (an unknown operator, a malformed model or formula, a failing template, a
-path that cannot be written) print one ``derive: error:`` line and exit 2; nothing is written.
+path that cannot be written, found before any derivation) print one ``derive: error:`` line and
+exit 2; nothing is written.  A misspelled option gets its command's usage and the closest option.
 Ctrl-C exits 130 and says whether the output folder was written.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
 
-from sympy.printing.pretty.pretty import pretty_use_unicode
-
-from . import api
 from .bench.command import add_bench_command
-from .budget import MAX_SIZE, SETTINGS, STEP_SECONDS, TOTAL_SECONDS, Budget, BudgetSettingError, limits, positive
-from .errors import (
-    ClaimError,
-    CompileError,
-    DerivationError,
-    LoweringError,
-    ModelError,
-    ModelFileError,
-    OutputError,
-    PluginError,
-    RenderError,
-    TexMissingError,
-    UnknownOperatorError,
+from .budget import MAX_SIZE, SETTINGS, STEP_SECONDS, TOTAL_SECONDS, limits, positive
+from .commands import (
+    DEFAULT_OUT,
+    DEFAULT_PDF_OUT,
+    INPUT_ERRORS,
+    budget_of,
+    progress_printer,
+    run_check,
+    run_claim,
+    run_fuzz,
+    run_generate,
+    run_list,
+    run_pdf,
+    run_show,
 )
-from .model import OperatorModel, registry
-from .model.catalog import markdown_table
-from .pipeline.cache import RenderCache
-from .pipeline.generate import Interrupted, Options, available_cpus, render_models
+from .errors import CompileError, TexMissingError
+from .pipeline.generate import Interrupted, available_cpus
 from .pipeline.output import WriteInterrupted
-from .pipeline.pdf import compile_documents, compile_pdfs
-from .proof.claims import report
-from .show import show_text
 from .version import __version__
-
-DEFAULT_OUT = Path("generated")
-DEFAULT_PDF_OUT = Path("build/pdf")
-
-
-class UsageError(ValueError):
-    """Options that do not fit together."""
-
-
-INPUT_ERRORS = (UsageError, UnknownOperatorError, PluginError, DerivationError, LoweringError,
-                RenderError, ModelError, ModelFileError, ClaimError, OutputError, BudgetSettingError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,14 +85,34 @@ def _interrupted(args: argparse.Namespace, interrupt: KeyboardInterrupt) -> str:
     return f"nothing was written to {out}/, which is as it was{done}"
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument no command takes is reported with that command's usage, and an option misspelled
+    with the closest one it has (``derive show --ordr 2``: did you mean --order?)."""
+
+    commands: argparse._SubParsersAction
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.choices[parsed.command]
+            given = next((extra.split("=")[0] for extra in extras if extra.startswith("-")), None)
+            if given is None:
+                command.error(f"unrecognized arguments: {' '.join(extras)}")
+            close = difflib.get_close_matches(given, [o for a in command._actions for o in a.option_strings], n=1)
+            hint = f"did you mean {close[0]}?" if close else f"`{command.prog} -h` lists the options"
+            command.error(f"unrecognized argument {given}; {hint}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="derive",
         description="Derive gradients of neural-network operators symbolically, generate NumPy kernels "
                     "(forward, vjp, jvp) from them, and check hand-derived formulas.",
     )
     parser.add_argument("--version", action="version", version=f"derive {__version__}")
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    commands = parser.commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND",
+                                                       dest="command")
 
     listing = commands.add_parser("list", help="list the known operators",
                                   description="List the known operators by category (built-in, from installed "
@@ -155,14 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     pdf = commands.add_parser(
         "pdf", help="compile the generated LaTeX documents to PDF (needs latexmk or pdflatex)",
-        description="Compile generated/latex/<op>.tex (and the handbook) to PDF with latexmk or pdflatex. "
-                    "The documents are copied into the output folder and compiled there.")
+        description="Compile the built-in operators' LaTeX documents (and the handbook) to PDF with latexmk or "
+                    "pdflatex, from any folder: the documents derive ships (derive.generated), or those of "
+                    "--source or --model.  Each is compiled in a temporary folder inside the output folder "
+                    "holding only what it needs; its PDF, log and .bbl are then renamed into the output folder "
+                    "(replacing a file or link there, never writing through it).")
     pdf.add_argument("documents", nargs="*", metavar="OPERATOR",
                      help="operators to compile, or 'handbook' (default: every operator and the handbook; "
                           "with --model, every operator of the file)")
     _model_option(pdf)
-    pdf.add_argument("--source", type=Path, default=DEFAULT_OUT, help="generated folder to read (default: generated)")
-    pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, help="where the PDFs go (default: build/pdf)")
+    pdf.add_argument("--source", type=Path, metavar="FOLDER",
+                     help="a folder `derive generate --out` wrote, whose latex/ to compile (default: the documents "
+                          "derive ships)")
+    pdf.add_argument("--out", type=Path, default=DEFAULT_PDF_OUT, metavar="FOLDER",
+                     help="where the PDFs go (default: build/pdf; not a symbolic link)")
     pdf.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     _budget_options(pdf)
     pdf.set_defaults(run=run_pdf)
@@ -181,11 +192,6 @@ def _budget_options(parser: argparse.ArgumentParser) -> None:
         option, variable = SETTINGS[name]
         group.add_argument(option, dest=name, type=positive, metavar=metavar,
                            help=f"{text} (default: ${variable}, else {default:g})")
-
-
-def budget_of(args: argparse.Namespace) -> Budget:
-    """The limits the options give, else the environment's, else the defaults."""
-    return Budget.from_environment(**{name: getattr(args, name, None) for name in SETTINGS})
 
 
 def _model_option(parser: argparse.ArgumentParser) -> None:
@@ -247,155 +253,11 @@ def _fuzz_parser(commands) -> None:
     fuzz.set_defaults(run=run_fuzz)
 
 
-def run_fuzz(args: argparse.Namespace) -> int:
-    from .pipeline import fuzz
-
-    report = fuzz.run(args.count, args.seed, progress_printer(args), seconds=args.timeout)
-    for source, problem in report.failures:
-        sys.stdout.write(f"# ---- failing model ----\n{fuzz.failing_file(source, problem)}\n")
-    proved = report.ran - report.refused - report.stopped - len(report.failures)
-    print(f"derive: fuzz: {report.ran} models, {proved} proved, {report.refused} refused with an error, "
-          f"{report.stopped} deep ones stopped by their budget, {len(report.failures)} failing", file=sys.stderr)
-    return 1 if report.failures else 0
-
-
-def progress_printer(args: argparse.Namespace):
-    if getattr(args, "quiet", False):
-        return lambda message: None
-    return lambda message: print(f"derive: {message}", file=sys.stderr, flush=True)
-
-
-def selected(args: argparse.Namespace, names: list[str]) -> list[OperatorModel] | None:
-    """The models named on the command line (from --model FILE if given); None: all built-ins."""
-    if args.model is None:
-        return [registry.get(name) for name in names] if names else None
-    models = api.load_file(args.model)
-    for name in names:
-        if name not in models:
-            raise registry.unknown(name, list(models))
-    return [models[name] for name in names] if names else list(models.values())
-
-
-def one_model(args: argparse.Namespace) -> OperatorModel:
-    if args.model is not None:
-        return api.load(args.model, args.operator)
-    if args.operator is None:
-        raise UsageError("name an operator (see `derive list`), or give --model FILE")
-    return registry.get(args.operator)
-
-
-def run_list(args: argparse.Namespace) -> int:
-    if args.markdown:
-        sys.stdout.write(markdown_table())
-        return 0
-    rows = [(registry.get(name), "") for name in registry.names()]
-    for plugin in registry.plugins():
-        try:
-            rows.append((registry.get(plugin.name), f"  [{plugin.distribution}]"))
-        except INPUT_ERRORS as error:
-            print(f"derive: warning: {error}", file=sys.stderr)
-    if args.model is not None:
-        rows += [(model, f"  [{args.model}]") for model in api.load_file(args.model).values()]
-    for category in dict.fromkeys(m.category for m, _ in rows):
-        print(f"{category}:")
-        for model, origin in ((m, o) for m, o in rows if m.category == category):
-            inputs = ", ".join(i.name + ("?" if i.optional else "") for i in model.inputs)
-            print(f"  {model.name:<29} ({inputs})  {model.summary}{origin}")
-    return 0
-
-
-def _out(args: argparse.Namespace) -> Path:
-    if args.out is None and args.model is not None:
-        raise UsageError(f"derive {'generate' if args.run is run_generate else 'check'} --model needs "
-                             "--out DIR: the folder for your operators' files (generated/ holds the built-ins)")
-    return args.out if args.out is not None else DEFAULT_OUT
-
-
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
-
-
-def render_options(args: argparse.Namespace) -> Options:
-    return Options(cache=None if args.no_cache else RenderCache(), jobs=args.jobs)
-
-
-def run_generate(args: argparse.Namespace) -> int:
-    out = _out(args)
-    changed = api.write(selected(args, args.operators), out, progress_printer(args), render_options(args))
-    verb = "updated" if changed else "unchanged"
-    print(f"derive: {out}/ {verb}" + (f" ({len(changed)} files: {', '.join(changed)})" if changed else ""))
-    return 0
-
-
-def run_check(args: argparse.Namespace) -> int:
-    out = _out(args)
-    diffs = api.changes(selected(args, args.operators), out, progress_printer(args), render_options(args))
-    if not diffs:
-        print(f"derive: {out}/ is current")
-        return 0
-    sys.stdout.write("".join(diffs))
-    parts = ["derive", "generate", *args.operators] + (["--model", str(args.model)] if args.model else [])
-    command = " ".join(parts + (["--out", str(out)] if out != DEFAULT_OUT else []))
-    print(f"derive: {len(diffs)} file(s) in {out}/ would change; run `{command}` to update them", file=sys.stderr)
-    return 1
-
-
-def run_claim(args: argparse.Namespace) -> int:
-    model = one_model(args)
-    kind, formula = next((k, getattr(args, k)) for k in ("vjp", "jacobian", "jvp", "vjp_jvp")
-                         if getattr(args, k) is not None)
-    fixed = dict(_setting(text, "--fix", "gamma=1") for text in args.fix)
-    let = dict(_setting(text, "--let", "rstd=1/sqrt(mean(x[j]**2, j) + eps)") for text in args.let)
-    try:
-        sizes = tuple(int(s) for s in args.sizes.split(","))
-    except ValueError:
-        raise ClaimError(f"--sizes {args.sizes}: give positive integers separated by commas, e.g. 1,2,3") from None
-    if not sizes or min(sizes) < 1:
-        raise ClaimError(f"--sizes {args.sizes}: give positive integers separated by commas, e.g. 1,2,3")
-    verdict = api.claim(model, args.wrt, formula, kind, fixed=fixed, let=let, diagonal=args.diagonal,
-                        sizes=sizes)
-    print(report(verdict, model, formula))
-    return 0 if verdict.equal else 1
-
-
-def _setting(text: str, option: str, example: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals or not name.strip() or not value.strip():
-        raise ClaimError(f"{option} {text}: write NAME={'VALUE' if option == '--fix' else 'FORMULA'}, "
-                         f"e.g. {option} {example}")
-    return name.strip(), value.strip()
-
-
-def run_pdf(args: argparse.Namespace) -> int:
-    names = args.documents
-    if args.model is not None:
-        args.operators = names
-        models = selected(args, names)
-        files = render_models(models, progress_printer(args), options=Options(cache=RenderCache()))
-        pdfs = compile_documents(files, [m.name for m in models], args.out, progress_printer(args))
-        print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
-        return 0
-    for name in names:
-        if name != "handbook":
-            registry.get(name)  # unknown names get the registry's error with close matches
-    pdfs = compile_pdfs(args.source, args.out, names, progress_printer(args))
-    print(f"derive: {len(pdfs)} PDF(s) in {args.out}/")
-    return 0
-
-
-def run_show(args: argparse.Namespace) -> int:
-    if args.order not in ("1", "2"):
-        raise UsageError(f"--order {args.order}: the order is 1 (the Jacobian, VJP and JVP) or 2 (each VJP "
-                         "differentiated along the tangents: vjp_jvp)")
-    previous = pretty_use_unicode(not args.ascii)
-    try:
-        print(show_text(one_model(args), args.width, args.ascii, int(args.order)))
-    finally:
-        pretty_use_unicode(previous)
-    return 0
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ class OutputError(ValueError):
     """A path derive cannot or must not write (the message is one line naming it)."""
 
 
+class NotGeneratedError(RuntimeError):
+    """Generated files a command reads (``derive bench``'s kernels) are not where it looks; the
+    message names the folder."""
+
+
 class TexMissingError(RuntimeError):
     """Neither latexmk nor pdflatex is on PATH."""
 

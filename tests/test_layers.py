@@ -7,9 +7,10 @@ Read from the source (``ast``), not by importing: the rule is about the code as 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 PACKAGE = ROOT / "derive"
 LAYERS = (
@@ -22,7 +23,7 @@ LAYERS = (
     ("proof",),
     ("targets",),
     ("pipeline",),
-    ("api", "cli", "show", "torch", "jax", "adapters", "bench", "__init__"),
+    ("api", "show", "commands", "cli", "torch", "jax", "adapters", "bench", "__init__"),
 )
 """Bottom to top: the support every layer may use, the model, the built-in operators, the
 differentiator, the schedule every target reads, the displayed maths, the proof, the targets, the
@@ -91,6 +92,37 @@ def test_no_import_circle():
         if module not in state:
             visit(module, [])
     assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+KERNEL_CORE = "derive.targets.kernel"
+
+
+def target_package(module: str) -> str | None:
+    """``derive.targets.<name>`` for a module of a target's folder (the kernel core's too), else None."""
+    parts = module.split(".")
+    if len(parts) >= 3 and parts[1] == "targets" and (PACKAGE / "targets" / parts[2]).is_dir():
+        return ".".join(parts[:3])
+    return None
+
+
+def test_no_target_imports_another_target():
+    """A target's folder reads its own files, the kernel core (what the Python kernels share, which
+    no target owns) and the layers below; the core reads no target."""
+    crossing = sorted(f"{m} -> {d}" for m, deps in graph().items() if target_package(m)
+                      for d in deps if target_package(d) not in (None, target_package(m), KERNEL_CORE))
+    assert not crossing, "a target imports another target:\n" + "\n".join(crossing)
+
+
+def test_no_target_template_includes_another_targets():
+    """As in the package: a target's templates include their own and the kernel core's
+    (``templates/kernel/``), never another target's."""
+    crossing = []
+    for path in sorted((ROOT / "templates").rglob("*.jinja")):
+        folder = path.relative_to(ROOT / "templates").parts[0]
+        for name in re.findall(r'{%-?\s*(?:include|import|from)\s+"([^"]+)"', path.read_text(encoding="utf-8")):
+            if name.split("/")[0] not in (folder, "kernel"):
+                crossing.append(f"templates/{folder}/{path.name} -> {name}")
+    assert not crossing, "a target's template includes another target's:\n" + "\n".join(crossing)
 
 
 def test_the_checks_see_a_planted_upward_import(tmp_path):

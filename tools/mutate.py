@@ -46,8 +46,8 @@ class Mutation:
     tests: tuple[str, ...] = ()
 
 
-PRINTER, NUMPY_VIEW = "derive/targets/numba/printer.py", "derive/targets/numpy/kernel.py"
-NUMPY_RUNTIME, NUMBA_RUNTIME = "templates/numpy/runtime.py.jinja", "templates/numba/runtime.py.jinja"
+PRINTER, KERNEL_VIEW = "derive/targets/numba/printer.py", "derive/targets/kernel/view.py"
+NUMPY_RUNTIME, NUMBA_RUNTIME = "templates/kernel/numpy_runtime.py.jinja", "templates/numba/runtime.py.jinja"
 MUTATIONS = (
     # -- the five of issue 32, as the code reads now -------------------------------------------------
     Mutation("chunk-rows", PRINTER,
@@ -55,21 +55,21 @@ MUTATIONS = (
              '"    first_, last_ = p_ * (R_ // P_) * per_, (p_ + 1) * (R_ // P_) * per_"',
              "numba: whole rows per part split evenly, the rows left over dropped",
              operators=("matmul",)),
-    Mutation("wrt-term-flag", NUMPY_VIEW,
+    Mutation("wrt-term-flag", KERNEL_VIEW,
              'f"{_wanted(model, g.input.name)} and {tangent} is not None"',
              'f"{_wanted(model, term.by.name)} and {tangent} is not None"',
              "vjp_jvp: a term's flag asks wrt for the tangent's input, not the gradient's",
              operators=("layernorm",)),
     Mutation("loose-tolerance", "derive/proof/kernel.py", "ROUNDING = 2.0 ** 14", "ROUNDING = 2.0 ** 24",
              "the proof's tolerance 1000 times looser",
-             tests=("tests/test_prove_tolerance.py",)),
+             tests=("tests/proof/test_prove_tolerance.py",)),
     Mutation("torch-needs-input-grad", "derive/torch.py",
              "                *(g if need else None for g, need in zip(by_inputs, needed[1:])))",
              "                *by_inputs)",
              "torch's double backward returns a gradient for an input that needs none (a Python number)",
-             tests=("tests/test_torch_adapter.py::test_numbers_and_none_to_second_order",)),
-    Mutation("keepdims-squeeze", "templates/numpy/layouts/axis.py.jinja",
-             "        return np.squeeze(value, axis)", "        return np.squeeze(value)",
+             tests=("tests/faces/test_torch_adapter.py::test_numbers_and_none_to_second_order",)),
+    Mutation("keepdims-squeeze", "templates/kernel/layouts/axis.py.jinja",
+             "        return {{ xp }}.squeeze(value, axis=axis)", "        return {{ xp }}.squeeze(value)",
              "a keepdims cotangent squeezed on every size-1 axis, not the reduced one",
              operators=("reduce_mean",)),
     # -- printers and views --------------------------------------------------------------------------
@@ -88,22 +88,22 @@ MUTATIONS = (
              'return f"xp.log(1.0 + xp.exp({self._print(expr.args[0])}))"',
              "Array API: softplus as log(1 + exp(x)), which overflows far out",
              operators=("softplus",),
-             tests=("tests/test_kernels.py::test_saturating_activations_stay_finite_far_out",)),
-    Mutation("softmax-unshifted", NUMPY_VIEW,
+             tests=("tests/targets/kernel/test_kernels.py::test_saturating_activations_stay_finite_far_out",)),
+    Mutation("softmax-unshifted", KERNEL_VIEW,
              "shift=tuple(_shift(model, name, dim, printer) for name, dim in model.shift_invariant),",
              "shift=(),", "the NumPy kernels' softmax no longer subtracts the row maximum",
              operators=("softmax",),
-             tests=("tests/test_kernels.py::test_softmax_family_is_stable_for_large_logits",)),
+             tests=("tests/targets/kernel/test_kernels.py::test_softmax_family_is_stable_for_large_logits",)),
     # -- layouts and runtimes ------------------------------------------------------------------------
-    Mutation("wrt-ignored", "templates/numpy/checks.py.jinja", " and (wrt is None or name in wrt)", "",
+    Mutation("wrt-ignored", "templates/kernel/checks.py.jinja", " and (wrt is None or name in wrt)", "",
              "vjp computes (and returns) the gradients left out of wrt",
              operators=("mul",)),
     Mutation("unbroadcast-keepdims", NUMPY_RUNTIME,
              "        value = value.sum(axis=squeezed, keepdims=True)", "        value = value.sum(axis=squeezed)",
              "the gradient of a broadcast input summed without keeping its size-1 axes",
              operators=("mul",)),
-    Mutation("channels-spatial", "templates/numpy/layouts/channels.py.jinja",
-             "int(np.prod(main.shape[2:]))", "main.shape[-1]",
+    Mutation("channels-spatial", "templates/kernel/layouts/channels.py.jinja",
+             "(shape[0], channels, math.prod(shape[2:]))", "(shape[0], channels, shape[-1])",
              "x (N, C, *spatial) viewed with its last axis as the spatial one (wrong for (N, C))",
              operators=("batchnorm",)),
     Mutation("chunk-slots-summed", NUMBA_RUNTIME,
@@ -115,7 +115,7 @@ MUTATIONS = (
              "                return sp.Add(Kept(entry - mean), -correction, *rest)", "                return node",
              "centred values without the two-pass correction of the mean's rounding",
              operators=("layernorm",),
-             tests=("tests/test_precision.py::test_float32_gradients_hold_for_large_means",)),
+             tests=("tests/targets/kernel/test_precision.py::test_float32_gradients_hold_for_large_means",)),
     Mutation("buffer-reused-while-alive", "derive/schedule/inplace.py",
              "if not once or name in self.dead or self.held(name) or self.alive_after(name, position):",
              "if not once or name in self.dead or self.held(name):",
@@ -131,13 +131,13 @@ MUTATIONS = (
              "for name, t in zip(signature.inputs, tangents[3:])]",
              "for name, t in zip(signature.inputs, tangents[2:])]",
              "torch's forward mode reads each input's tangent one slot off",
-             tests=("tests/test_torch_adapter.py::test_gradcheck_reverse_and_forward_mode",)),
+             tests=("tests/faces/test_torch_adapter.py::test_gradcheck_reverse_and_forward_mode",)),
     Mutation("jax-second-order-params", "derive/jax.py",
              "        by_inputs = kernel.vjp_jvp(cotangent, tangents, *inputs, **params)",
              "        by_inputs = kernel.vjp_jvp(cotangent, tangents, *inputs)",
              "JAX's second order drops the keyword parameters (eps at its default)",
-             tests=("tests/test_jax_adapter.py::test_second_order_reverse_over_reverse",
-                    "tests/test_jax_adapter.py::test_numbers_and_none_to_second_order")),
+             tests=("tests/faces/test_jax_adapter.py::test_second_order_reverse_over_reverse",
+                    "tests/faces/test_jax_adapter.py::test_numbers_and_none_to_second_order")),
 )
 """Grouped by the layer they break; each is a bug a developer could write."""
 

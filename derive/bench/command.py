@@ -19,8 +19,9 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--markdown", type=Path, metavar="FILE", help="write the summary table to FILE")
     bench.add_argument("--quick", action="store_true", help="tiny shapes and 3 repeats: checks that it all runs")
     bench.add_argument("--repeats", type=_positive, help="timed calls per candidate (default 7, --quick 3)")
-    bench.add_argument("--generated", type=Path, default=Path("generated"),
-                       help="folder holding the generated kernels (default: generated)")
+    bench.add_argument("--generated", type=Path, metavar="FOLDER",
+                       help="a folder `derive generate --out` wrote, whose kernels to measure (default: the "
+                            "kernels derive ships)")
     bench.add_argument("--no-derivation", action="store_true", help="do not time `derive generate`")
     bench.add_argument("--no-kernels", action="store_true", help="only time `derive generate`")
     bench.add_argument("--no-numba", action="store_true",

@@ -10,10 +10,13 @@ import argparse
 import json
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
+from .. import api
+from ..errors import NotGeneratedError, OutputError
 from ..model import registry
 from ..version import __version__
 from . import cases as case_table
@@ -41,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     for name in args.operators:
         if not case_table.known(name):
             registry.factory(name)  # raises UnknownOperatorError naming close matches
+    args.generated = kernel_folder(args)
+    for path in filter(None, (args.json, args.markdown)):  # before minutes of measuring
+        refuse_report_path(path)
     say = lambda text: print(text, flush=True)
     results: dict = {"machine": machine(), "settings": settings(args), "kernels": [], "notes": []}
     say(describe_machine(results["machine"]))
@@ -52,6 +58,26 @@ def run(args: argparse.Namespace) -> int:
         measure_kernels(args, results, say)
     finish(args, results, say)
     return 1 if any(r["disagrees"] for k in results["kernels"] for r in k["rows"]) else 0
+
+
+def kernel_folder(args: argparse.Namespace) -> Path:
+    """The folder whose kernels are measured: ``--generated``, else the kernels derive ships (from any
+    working folder); a ``NotGeneratedError`` when it holds none of the operators' (nothing to measure)."""
+    folder = args.generated if args.generated is not None else api.generated_folder()
+    ops = list(dict.fromkeys(case.op for case in case_table.plan(args.operators, args.quick)))
+    if not args.no_kernels and not any((folder / "numpy" / f"{op}.py").is_file() for op in ops):
+        raise NotGeneratedError(f"no kernel to measure: {folder / 'numpy'} holds none of {', '.join(ops)}; give "
+                                "--generated the folder `derive generate --out` wrote")
+    return folder
+
+
+def refuse_report_path(path: Path) -> None:
+    """``OutputError`` for a ``--json``/``--markdown`` file that cannot be written: its folder does
+    not exist, or it is a folder."""
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: {path.parent} is not a folder")
 
 
 def settings(args: argparse.Namespace) -> dict:

@@ -149,10 +149,26 @@ def refuse_system_folder(out: Path) -> None:
                           "in --out?); give --out an empty or new folder of its own")
 
 
-def refuse_folder(out: Path) -> None:
-    """``OutputError`` for an ``out`` that derive must not write into: the root, the home folder, or
-    a folder that holds files but no manifest (one derive did not write)."""
+def refuse_unwritable(out: Path) -> None:
+    """``OutputError`` when ``out`` cannot be a folder this user writes into, as far as can be known
+    before any work: it, or the nearest folder above it that exists, is a file, or a folder this
+    user may not write into (``--out afile.txt/sub``); also the root and the home folder."""
     refuse_system_folder(out)
+    existing = next((path for path in (out, *out.parents) if os.path.lexists(path)), None)
+    if existing is None:  # not even the working folder (removed meanwhile): mkdir will say
+        return
+    if not existing.is_dir():
+        what = "it is" if existing == out else f"{existing} is"
+        raise OutputError(f"cannot write into {out}: {what} {'a file, ' if existing.is_file() else ''}not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {out}: permission denied on {existing}")
+
+
+def refuse_folder(out: Path) -> None:
+    """``OutputError`` for an ``out`` that derive must not write into: the root, the home folder, one
+    that cannot be a folder (``refuse_unwritable``), or a folder that holds files but no manifest
+    (one derive did not write)."""
+    refuse_unwritable(out)
     try:
         # files first: a run renames its manifest into place before any file, so this sees it
         foreign = out.is_dir() and _holds_files(out) and not os.path.lexists(out / MANIFEST)

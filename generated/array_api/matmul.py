@@ -159,55 +159,17 @@ def _checked(xp, name, value, device):
 
 def _prepare(arrays, options):
     """Check dtypes and shapes, lay the inputs out, bind the core axis sizes, find the output shape."""
-    for name, array in zip(INPUTS, arrays):
-        if array is None and name not in _OPTIONAL:
-            raise TypeError(f"{_OP}: input {name!r} is required, got None")
+    _required(arrays)
     xp = _namespace(arrays)
     device = _device(next(a for a in arrays if a is not None and type(a) not in _NUMBERS))
     arrays = [None if a is None else _checked(xp, n, a, device) for n, a in zip(INPUTS, arrays)]
     shapes = [None if a is None else tuple(a.shape) for a in arrays]
     arrays, dtype, result_dtype = _computed(xp, arrays)
     arrays, state = _layout_inputs(xp, arrays, options)
-    sizes, owners, batches, empty = {}, {}, [], []
-    for name, array, given_shape in zip(INPUTS, arrays, shapes):
-        if array is None:
-            continue
-        core, shape = _CORE_AXES[name], tuple(array.shape)
-        if array.ndim < len(core):
-            raise ValueError(
-                f"{_OP}: input {name!r} has shape {shape}; it needs at least "
-                f"{len(core)} axes ({', '.join(core)})")
-        lead = array.ndim - len(core)
-        empty += [(name, given_shape, a) for a, length in zip(core, shape[lead:]) if not length]
-        for axis_name, length in zip(core, shape[lead:]):
-            if sizes.setdefault(axis_name, length) != length:
-                other, other_shape = owners[axis_name]
-                raise ValueError(
-                    f"{_OP}: input {name!r} has shape {shape} and input {other!r} has shape "
-                    f"{other_shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
-            owners.setdefault(axis_name, (name, shape))
-        batches.append((name, shape[:lead]))
-    if empty:
-        _refuse_empty(empty)
-    batch = _broadcast_shapes(batches)
+    sizes, batch = _frame_sizes(arrays, shapes)
     poison = _labels_checked(xp, arrays, sizes, dtype, device)
     out_shape = tuple(batch) + tuple(sizes[a] for a in _OUTPUT_AXES)
     return (*arrays, _Context(xp, device, out_shape, sizes, dtype, result_dtype, state, poison))
-
-
-def _broadcast_shapes(batches, what="leading (batch) dimensions"):
-    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
-    rank = 0
-    for _, shape in batches:
-        rank = len(shape) if len(shape) > rank else rank
-    result = [1] * rank
-    for _, shape in batches:
-        for position, length in enumerate(shape, start=rank - len(shape)):
-            if length != 1 and result[position] not in (1, length):
-                listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-                raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast")
-            result[position] = length if length != 1 else result[position]
-    return tuple(result)
 
 
 def _labels_checked(xp, arrays, sizes, dtype, device):
@@ -252,6 +214,70 @@ def _refuse_empty(empty):
     name, shape, axis_name = min(empty, key=lambda e: 0 not in e[1])
     raise ValueError(f"{_OP}: input {name!r} has shape {shape}: its axis {axis_name} has length 0; "
                      f"{_OP} needs at least one entry along it")
+
+
+def _required(arrays):
+    """A TypeError for a required input passed as None."""
+    for name, array in zip(INPUTS, arrays):
+        if array is None and name not in _OPTIONAL:
+            raise TypeError(f"{_OP}: input {name!r} is required, got None")
+
+
+def _frame_sizes(arrays, given_shapes):
+    """The core axis sizes the laid-out ``arrays`` bind, and the broadcast of their batch axes; a
+    ValueError naming the inputs for too few axes, an axis whose sizes differ, or an empty one (in
+    the shape as given, ``given_shapes``)."""
+    sizes, owners, batches, empty = {}, {}, [], []
+    for name, array, given_shape in zip(INPUTS, arrays, given_shapes):
+        if array is None:
+            continue
+        core, shape = _CORE_AXES[name], tuple(array.shape)
+        if array.ndim < len(core):
+            raise ValueError(
+                f"{_OP}: input {name!r} has shape {shape}; it needs at least "
+                f"{len(core)} axes ({', '.join(core)})")
+        lead = array.ndim - len(core)
+        empty += [(name, given_shape, a) for a, length in zip(core, shape[lead:]) if not length]
+        for axis_name, length in zip(core, shape[lead:]):
+            if sizes.setdefault(axis_name, length) != length:
+                other, other_shape = owners[axis_name]
+                raise ValueError(
+                    f"{_OP}: input {name!r} has shape {shape} and input {other!r} has shape "
+                    f"{other_shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
+            owners.setdefault(axis_name, (name, shape))
+        batches.append((name, shape[:lead]))
+    if empty:
+        _refuse_empty(empty)
+    return sizes, _broadcast_shapes(batches)
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    rank = 0
+    for _, shape in batches:
+        rank = len(shape) if len(shape) > rank else rank
+    result = [1] * rank
+    for _, shape in batches:
+        for position, length in enumerate(shape, start=rank - len(shape)):
+            if length != 1 and result[position] not in (1, length):
+                listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+                raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast")
+            result[position] = length if length != 1 else result[position]
+    return tuple(result)
+
+
+def _given_tangents(tangents, given):
+    """(name, tangent, input) for every input, once the tangents are one per input and none is for an
+    input not differentiable or not given."""
+    tangents = tuple(tangents)
+    if len(tangents) != len(INPUTS):
+        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
+    for name, tangent, array in zip(INPUTS, tangents, given):
+        if tangent is not None and name not in DIFFERENTIABLE:
+            raise ValueError(f"{_OP}: input {name!r} is not differentiable; pass None as its tangent")
+        if tangent is not None and array is None:
+            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
+    return zip(INPUTS, tangents, given)
 
 
 def _choose(name, value, choices):
@@ -401,18 +427,11 @@ def _cotangent(cotangent, ctx):
 
 def _tangents(tangents, given, ctx):
     xp = ctx.xp
-    tangents = tuple(tangents)
-    if len(tangents) != len(INPUTS):
-        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
     laid = []
-    for name, tangent, array in zip(INPUTS, tangents, given):
+    for name, tangent, array in _given_tangents(tangents, given):
         if tangent is None:
             laid.append(None)
             continue
-        if name not in DIFFERENTIABLE:
-            raise ValueError(f"{_OP}: input {name!r} is not differentiable; pass None as its tangent")
-        if array is None:
-            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
         tangent = _floating(xp, f"tangent for {name!r}", tangent, ctx.device)
         shape = tuple(getattr(array, "shape", ()))
         if tuple(tangent.shape) != shape:
@@ -506,4 +525,3 @@ def _layout_gradient(xp, name, value, state):
 
 def _layout_tangent(xp, name, value, state):
     return value
-

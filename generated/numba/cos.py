@@ -386,40 +386,13 @@ def _checked(name, value):
 
 def _prepare(arrays, options):
     """Check dtypes and shapes, lay the inputs out, bind the core axis sizes, find the output shape."""
-    for name, array in zip(INPUTS, arrays):
-        if array is None and name not in _OPTIONAL:
-            raise TypeError(f"{_OP}: input {name!r} is required, got None")
+    _required(arrays)
     arrays = [None if a is None else _checked(n, a) for n, a in zip(INPUTS, arrays)]
     borrowed = [a for a in arrays if a is not None]
     shapes = [None if a is None else a.shape for a in arrays]
     arrays, dtype, result_dtype = _computed(arrays)
     arrays, state = _layout_inputs(arrays, options)
-    sizes, owners, batches, empty = {}, {}, [], []
-    for name, array, given_shape in zip(INPUTS, arrays, shapes):
-        if array is None:
-            continue
-        core = _CORE_AXES[name]
-        if array.ndim < len(core):
-            raise ValueError(
-                f"{_OP}: input {name!r} has shape {array.shape}; it needs at least "
-                f"{len(core)} axes ({', '.join(core)})")
-        lead = array.ndim - len(core)
-        empty += [(name, given_shape, a) for a, length in zip(core, array.shape[lead:]) if not length]
-        for axis_name, length in zip(core, array.shape[lead:]):
-            if sizes.setdefault(axis_name, length) != length:
-                other, shape = owners[axis_name]
-                raise ValueError(
-                    f"{_OP}: input {name!r} has shape {array.shape} and input {other!r} has shape "
-                    f"{shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
-            owners.setdefault(axis_name, (name, array.shape))
-        batches.append((name, array.shape[:lead]))
-    if empty:
-        _refuse_empty(empty)
-    try:
-        batch = np.broadcast_shapes(*(shape for _, shape in batches))
-    except ValueError:
-        listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
-        raise ValueError(f"{_OP}: the leading (batch) dimensions of {listed} do not broadcast") from None
+    sizes, batch = _frame_sizes(arrays, shapes)
     for name, axis_name in _INDEX_INPUTS.items():
         labels = arrays[INPUTS.index(name)]
         if labels.size and (labels.min() < 0 or labels.max() >= sizes[axis_name]):
@@ -442,6 +415,70 @@ def _refuse_empty(empty):
     name, shape, axis_name = min(empty, key=lambda e: 0 not in e[1])
     raise ValueError(f"{_OP}: input {name!r} has shape {shape}: its axis {axis_name} has length 0; "
                      f"{_OP} needs at least one entry along it")
+
+
+def _required(arrays):
+    """A TypeError for a required input passed as None."""
+    for name, array in zip(INPUTS, arrays):
+        if array is None and name not in _OPTIONAL:
+            raise TypeError(f"{_OP}: input {name!r} is required, got None")
+
+
+def _frame_sizes(arrays, given_shapes):
+    """The core axis sizes the laid-out ``arrays`` bind, and the broadcast of their batch axes; a
+    ValueError naming the inputs for too few axes, an axis whose sizes differ, or an empty one (in
+    the shape as given, ``given_shapes``)."""
+    sizes, owners, batches, empty = {}, {}, [], []
+    for name, array, given_shape in zip(INPUTS, arrays, given_shapes):
+        if array is None:
+            continue
+        core, shape = _CORE_AXES[name], tuple(array.shape)
+        if array.ndim < len(core):
+            raise ValueError(
+                f"{_OP}: input {name!r} has shape {shape}; it needs at least "
+                f"{len(core)} axes ({', '.join(core)})")
+        lead = array.ndim - len(core)
+        empty += [(name, given_shape, a) for a, length in zip(core, shape[lead:]) if not length]
+        for axis_name, length in zip(core, shape[lead:]):
+            if sizes.setdefault(axis_name, length) != length:
+                other, other_shape = owners[axis_name]
+                raise ValueError(
+                    f"{_OP}: input {name!r} has shape {shape} and input {other!r} has shape "
+                    f"{other_shape}: their axis {axis_name} differs ({length} vs {sizes[axis_name]})")
+            owners.setdefault(axis_name, (name, shape))
+        batches.append((name, shape[:lead]))
+    if empty:
+        _refuse_empty(empty)
+    return sizes, _broadcast_shapes(batches)
+
+
+def _broadcast_shapes(batches, what="leading (batch) dimensions"):
+    """The broadcast of the inputs' (name, shape) ``batches``, or a ValueError listing them."""
+    rank = 0
+    for _, shape in batches:
+        rank = len(shape) if len(shape) > rank else rank
+    result = [1] * rank
+    for _, shape in batches:
+        for position, length in enumerate(shape, start=rank - len(shape)):
+            if length != 1 and result[position] not in (1, length):
+                listed = ", ".join(f"{name!r} {shape}" for name, shape in batches)
+                raise ValueError(f"{_OP}: the {what} of {listed} do not broadcast")
+            result[position] = length if length != 1 else result[position]
+    return tuple(result)
+
+
+def _given_tangents(tangents, given):
+    """(name, tangent, input) for every input, once the tangents are one per input and none is for an
+    input not differentiable or not given."""
+    tangents = tuple(tangents)
+    if len(tangents) != len(INPUTS):
+        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
+    for name, tangent, array in zip(INPUTS, tangents, given):
+        if tangent is not None and name not in DIFFERENTIABLE:
+            raise ValueError(f"{_OP}: input {name!r} is not differentiable; pass None as its tangent")
+        if tangent is not None and array is None:
+            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
+    return zip(INPUTS, tangents, given)
 
 
 def _choose(name, value, choices):
@@ -511,18 +548,11 @@ def _cotangent(cotangent, ctx):
 
 
 def _tangents(tangents, given, ctx):
-    tangents = tuple(tangents)
-    if len(tangents) != len(INPUTS):
-        raise ValueError(f"{_OP}: tangents has {len(tangents)} entries; pass one per input {INPUTS}")
     laid = []
-    for name, tangent, array in zip(INPUTS, tangents, given):
+    for name, tangent, array in _given_tangents(tangents, given):
         if tangent is None:
             laid.append(None)
             continue
-        if name not in DIFFERENTIABLE:
-            raise ValueError(f"{_OP}: input {name!r} is not differentiable; pass None as its tangent")
-        if array is None:
-            raise ValueError(f"{_OP}: a tangent for {name!r} was given but {name!r} itself is None")
         tangent = _floating(f"tangent for {name!r}", tangent)
         ctx.borrowed.append(tangent)
         if tangent.shape != np.shape(array):
@@ -635,11 +665,11 @@ class _Terms:
 def _layout_inputs(arrays, options):
     if any(a is not None and a.ndim for a in arrays):
         return arrays, None
-    return [None if a is None else a.reshape(1) for a in arrays], "0-d"
+    return [None if a is None else np.reshape(a, (1,)) for a in arrays], "0-d"
 
 
 def _layout_output(value, state):
-    return value if state is None else value.reshape(())
+    return value if state is None else np.reshape(value, ())
 
 
 def _layout_output_shape(shape, state):
@@ -647,15 +677,16 @@ def _layout_output_shape(shape, state):
 
 
 def _layout_cotangent(value, state):
-    return value if state is None or value.shape else value.reshape(1)
+    return value if state is None or value.ndim else np.reshape(value, (1,))
 
 
 def _layout_gradient(name, value, state):
-    return value if state is None else value.reshape(())
+    return value if state is None else np.reshape(value, ())
 
 
 def _layout_tangent(name, value, state):
-    return value if state is None else value.reshape(1)
+    return value if state is None else np.reshape(value, (1,))
+
 
 # -- numba runtime: the arrays of the compiled loops, laid out as (rows, *frame) -------------------
 

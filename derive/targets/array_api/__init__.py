@@ -2,9 +2,10 @@
 the namespace of its inputs (``array_api_compat.array_namespace``), for NumPy, PyTorch, JAX, CuPy,
 Dask and any other library of the standard.
 
-The view is the NumPy target's (``numpy/kernel.py``) printed by ``ArrayAPIPrinter`` with the
-schedule's in-place lowering off (JAX arrays are immutable); the template
-``templates/array_api/kernel.py.jinja`` lays it out with a runtime of Array API calls only.  Before
+The view is the shared kernel core's (``derive/targets/kernel/``) against the namespace ``xp``,
+printed by ``ArrayAPIPrinter`` with the schedule's in-place lowering off (JAX arrays are immutable);
+the template ``templates/array_api/kernel.py.jinja`` lays it out with the shared functions and
+layouts (``templates/kernel/``) and a runtime of Array API calls only.  Before
 it is written, each kernel passes the NumPy kernel's proof, run with NumPy arrays and, where
 array-api-strict is installed, with its arrays (which refuse anything outside the standard).
 """
@@ -18,13 +19,12 @@ import numpy as np
 from ...calculus.pipeline import Derivation
 from ...model import OperatorModel
 from ..base import Target
-from ..numpy import python_header
-from ..numpy.kernel import KernelView, build_view
+from ..kernel import ARRAY_API, KernelView, build_view, header
 from .printer import ArrayAPIPrinter
 
 
 def build(derivation: Derivation) -> KernelView:
-    return build_view(derivation, ArrayAPIPrinter)
+    return build_view(derivation, ArrayAPIPrinter, ARRAY_API)
 
 
 def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
@@ -61,5 +61,5 @@ def through(module: types.ModuleType, xp: types.ModuleType) -> types.SimpleNames
     )
 
 
-TARGET = Target("array_api", "array_api", "array_api/kernel.py.jinja", ".py", build, python_header,
+TARGET = Target("array_api", "array_api", "array_api/kernel.py.jinja", ".py", build, header,
                 proofs={".py": _prove_kernel})

@@ -1,9 +1,9 @@
-"""Print index expressions as Array API code (``xp.<function>``) over the NumPy target's frame.
+"""Print index expressions as Array API code (``xp.<function>``) over the frame (``kernel/printer.py``).
 
-The frame, the placement of inputs and the refusal of n x n intermediates are the NumPy printer's
-(``KernelPrinter``); what differs is the code: every array function comes from ``xp``, the
-namespace of the kernel's inputs (``array_api_compat.array_namespace``), and only functions of the
-Array API standard are used.  Sizes and parameters are Python numbers, so an expression of them
+The frame, the placement of inputs and the refusal of n x n intermediates are the shared
+``FramePrinter``'s; what differs from the NumPy printer is the code: every array function comes
+from ``xp``, the namespace of the kernel's inputs (``array_api_compat.array_namespace``), and only
+functions of the Array API standard are used.  Sizes and parameters are Python numbers, so an expression of them
 alone is printed with ``math`` (``xp.sqrt(E)`` would need an array).  A contraction of several
 arrays, which the standard has no ``einsum`` for, is printed as pairwise ``_contract`` calls (the
 kernel runtime's sum of a product over frame axes, through ``xp.vecdot`` or ``xp.matmul``), in an
@@ -20,7 +20,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from ...calculus.indices import free_indices
 from ...errors import LoweringError
 from ...model import dim_of
-from ..numpy.printer import ArraySpec, KernelPrinter
+from ..kernel.printer import ArraySpec, FramePrinter
 
 RENAMED = {"arccos": "acos", "arccosh": "acosh", "arcsin": "asin", "arcsinh": "asinh", "arctan": "atan",
            "arctan2": "atan2", "arctanh": "atanh", "power": "pow", "absolute": "abs"}
@@ -51,7 +51,7 @@ class ScalarPrinter(PythonCodePrinter):
         return f"(max({u}, 0) + math.log1p(math.exp(-abs({u}))))"
 
 
-class ArrayAPIPrinter(KernelPrinter):
+class ArrayAPIPrinter(FramePrinter):
     """Array API printer for index expressions over the frame (``xp`` as the module)."""
 
     in_place = False
@@ -151,26 +151,6 @@ class ArrayAPIPrinter(KernelPrinter):
 
     def print_into(self, expr: sp.Expr, out: str) -> str:
         raise LoweringError("the Array API target computes nothing into an existing array")
-
-    # -- code the view builder asks for --------------------------------------------------------
-    def full(self, shape: str, value: float) -> str:
-        return f"xp.full({shape}, {value!r}, dtype=ctx.dtype, device=ctx.device)"
-
-    def shifted(self, name: str, axis: int) -> str:
-        return f"{name} - xp.max({name}, axis={axis}, keepdims=True)"
-
-    # -- placement on the frame ---------------------------------------------------------------
-    def place(self, name: str, dims: tuple[sp.Expr, ...]) -> str:
-        """Code that views array ``name`` (trailing core axes of sizes ``dims``) on the frame."""
-        positions = [self.frame.index(d) for d in dims]
-        code, count = name, len(dims)
-        if positions != sorted(positions):
-            order = sorted(range(count), key=lambda a: positions[a])
-            source = ", ".join(str(a - count) for a in order)
-            target = ", ".join(str(a - count) for a in range(count))
-            code = f"xp.moveaxis({name}, ({source},), ({target},))"
-        slots = [":" if pos in positions else "None" for pos in range(len(self.frame))]
-        return code if "None" not in slots else f"{code}[..., {', '.join(slots)}]"
 
     # -- reductions -----------------------------------------------------------------------------
     def _print_Sum(self, expr: sp.Sum) -> str:

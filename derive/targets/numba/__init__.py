@@ -1,11 +1,11 @@
-"""The numba target: ``generated/numba/<op>.py``, the NumPy kernel's contract over compiled loops.
+"""The numba target: ``generated/numba/<op>.py``, the Python kernels' contract over compiled loops.
 
-Each kernel function checks and lays out its inputs with the NumPy target's runtime (the same
-templates, included), then calls one ``numba.njit(nogil=True)`` function per part of a chunk of rows
-(or channels, or groups), the chunks on threads side by side: per unit its reduction passes, then one fused pass
-writing every result (``loops.py`` plans the loops from the shared schedule, ``printer.py`` prints
-them).  The text is written without numba installed; importing a kernel then names the extra.
-The kernel's runtime (``templates/numba/``) caches the compiled code only in a folder no one else
+Each kernel function checks and lays out its inputs with the shared NumPy runtime
+(``templates/kernel/``), then calls one ``numba.njit(nogil=True)`` function per part of a chunk of
+rows (or channels, or groups), the chunks on threads side by side: per unit its reduction passes,
+then one fused pass writing every result (``loops.py`` plans the loops from the shared schedule,
+``printer.py`` prints them).  The text is written without numba installed; importing a kernel
+then names the extra.  The kernel's runtime (``templates/numba/``) caches the compiled code only in a folder no one else
 can write, resets its thread pool in a forked child, and lets an interrupt stop a call between parts.
 Before it is written, a kernel passes the NumPy kernels' proof with its loops interpreted, the
 runtime's chunking set small (``CHUNKINGS``) so that the proof's batches cross every chunk boundary.
@@ -19,7 +19,7 @@ import types
 
 from ...model import OperatorModel
 from ..base import Target
-from ..numpy import python_header
+from ..kernel import header
 from .kernel import build_view
 
 
@@ -116,5 +116,5 @@ def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
     prove_chunked(model, load_interpreted(model, text), seed, "loops interpreted")
 
 
-TARGET = Target("numba", "numba", "numba/kernel.py.jinja", ".py", build_view, python_header,
+TARGET = Target("numba", "numba", "numba/kernel.py.jinja", ".py", build_view, header,
                 proofs={".py": _prove_kernel})

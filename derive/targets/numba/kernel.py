@@ -1,8 +1,10 @@
-"""Build the view of a numba kernel: the NumPy kernel's contract, plus one compiled loop function
-per kernel function (forward, vjp, jvp) and per value of a formula-selecting parameter.
+"""Build the view of a numba kernel: the shared kernel contract (``derive/targets/kernel/``) against
+NumPy, plus one compiled loop function per kernel function (forward, vjp, jvp, vjp_jvp) and per
+value of a formula-selecting parameter.
 
-The Python functions around the loops are the NumPy kernel's (its runtime checks and lays out the
-inputs); the loops are printed from the shared schedule (``loops.py`` plans, ``printer.py`` prints).
+The Python functions around the loops check and lay out the inputs with the shared NumPy runtime
+(``templates/kernel/``); the loops are printed from the shared schedule (``loops.py`` plans,
+``printer.py`` prints).
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ from ...model.functions import max_over
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
-from ..numpy.kernel import KernelView, _arrays, _centred, _names, _positions, _tuple, by_axis
-from ..numpy.kernel import build_view as numpy_view
-from ..numpy.printer import KernelPrinter
+from ..kernel import NUMPY, Contract, by_axis, centred, contract, positions, suffix, symbol_names, tuple_literal
 from . import loops
 from .printer import LoopPrinter, body
 
@@ -79,22 +79,20 @@ class LoopVariant:
 
 
 @dataclass(frozen=True)
-class NumbaView:
-    k: KernelView
+class NumbaView(Contract):
+    """The kernel's contract, its arrays as the loops take them, and its loop functions."""
+
     arrays: tuple[Array, ...]
     dy: Array
     tangents: tuple[Array, ...]
     loops: tuple[LoopVariant, ...]
 
-    def __getattr__(self, name: str):
-        return getattr(self.k, name)  # the NumPy kernel's contract: inputs, signature, layout ...
-
 
 def build_view(derivation: Derivation) -> NumbaView:
     model = derivation.model
     frame = model.dims()
-    return NumbaView(
-        k=numpy_view(derivation),
+    return contract(model, NUMPY).extended(
+        NumbaView,
         arrays=tuple(_array(model, i.name, i.dims) for i in model.inputs),
         dy=_array(model, COTANGENT, model.output_dims),
         tangents=tuple(_array(model, tangent_name(i.name), i.dims) for i in model.inputs),
@@ -104,32 +102,32 @@ def build_view(derivation: Derivation) -> NumbaView:
 
 def _array(model: OperatorModel, name: str, dims) -> Array:
     index = any(i.name == name and i.domain == "index" for i in model.inputs)
-    return Array(name, _positions(dims, model), _spans(model, dims), index)
+    return Array(name, positions(dims, model), _spans(model, dims), index)
 
 
 def _spans(model: OperatorModel, dims) -> str:
     if model.layout.kind == "elementwise":
         return "(True,)"  # every input is read at every entry (broadcast first if need be)
-    return _tuple(d in dims for d in model.dims())
+    return tuple_literal(d in dims for d in model.dims())
 
 
 def _loop_variant(derivation: Derivation, value, frame) -> LoopVariant:
     model = derivation.model
     grads = derivation.gradients
-    suffix = "" if value is None else f"_{str(value).lower()}"
     want = {g.input.name: f"want_{g.input.name}" for g in grads}  # vjp(..., wrt=): the gradients asked for
     tangents = [tangent_name(i.name) for i in model.inputs]
+    end = suffix(value)
     return LoopVariant(
         value=repr(value),
-        suffix=suffix,
-        forward=_loop(model, f"_forward_loops{suffix}", [("y", [Output("y", model.output)], model.output_dims, None)]),
-        vjp=_loop(model, f"_vjp_loops{suffix}",
-                  [(g.input.name, [Output(g.input.name, _centred(derivation, g.input.name, "vjp"), want[g.input.name])],
+        suffix=end,
+        forward=_loop(model, f"_forward_loops{end}", [("y", [Output("y", model.output)], model.output_dims, None)]),
+        vjp=_loop(model, f"_vjp_loops{end}",
+                  [(g.input.name, [Output(g.input.name, centred(derivation, g.input.name, "vjp"), want[g.input.name])],
                     g.input.dims, want[g.input.name]) for g in grads], extra=[COTANGENT]),
-        jvp=_loop(model, f"_jvp_loops{suffix}",
-                  [("y", [Output(g.input.name, _centred(derivation, g.input.name, "jvp"), f"has_{g.input.name}")
+        jvp=_loop(model, f"_jvp_loops{end}",
+                  [("y", [Output(g.input.name, centred(derivation, g.input.name, "jvp"), f"has_{g.input.name}")
                           for g in grads], model.output_dims, None)], extra=tangents),
-        vjp_jvp=_loop(model, f"_vjp_jvp_loops{suffix}", [
+        vjp_jvp=_loop(model, f"_vjp_jvp_loops{end}", [
             (g.input.name, [Output(f"{g.input.name}/{t.by.name}", nest_sums(t.product),
                                    f"{want[g.input.name]} and has_{t.by.name}")
                             for t in derivation.second_order(g.input.name)], g.input.dims, want[g.input.name])
@@ -142,9 +140,8 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     """One compiled function: the results' expressions scheduled, inlined, planned and printed.  Each
     result: its name, its terms (each under its flags), its axes, and the flag it is computed under."""
     frame = model.dims()
-    numpy_printer = KernelPrinter(frame, _arrays(model), _names(model))
     outputs = [o for _, outs, _, _ in results for o in outs]
-    scheduled = schedule([Output(o.name, by_axis(_shift(stabilize(o.expr, model), model), numpy_printer), o.guard)
+    scheduled = schedule([Output(o.name, by_axis(_shift(stabilize(o.expr, model), model)), o.guard)
                           for o in outputs])
     inlined = loops.inline(scheduled.prelude, scheduled.own, scheduled.results)
     plan = loops.plan([(result, [loops.Term(inlined[o.name], o.guard) for o in outs], dims)
@@ -157,20 +154,21 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     arrays |= {tangent_name(i.name): i.dims for i in model.inputs}
     arrays[COTANGENT] = model.output_dims
     sizes = {d: str(d) for d in frame}
-    printer = LoopPrinter(frame, arrays, _names(model))
+    printer = LoopPrinter(frame, arrays, symbol_names(model))
     names = [i.name for i in model.inputs] + list(extra)
     lines = body(plan, printer, sizes, names)
     params = [p.name for p in model.params if p.symbol is not None]
     declared = {result: dims for result, _, dims, _ in results}
     inputs = [i.name for i in model.inputs]
-    outs = tuple(Out(r.name, _spans(model, r.dims), _positions(declared[r.name], model), r.accumulate, r.adds,
+    outs = tuple(Out(r.name, _spans(model, r.dims), positions(declared[r.name], model), r.accumulate, r.adds,
                      r.guard or "", _options(r), inputs.index(r.name) if r.name in inputs else None)
                  for r in plan.results)
     guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
     flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
     args = ["c_", "p_", "P_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
-    return Loop(name=name, args=", ".join(args), units=_tuple(frame.index(d) for d in plan.units) if plan.units else "()",
+    units = tuple_literal(frame.index(d) for d in plan.units) if plan.units else "()"
+    return Loop(name=name, args=", ".join(args), units=units,
                 params="".join(f", {p}" for p in params), body=tuple(lines), outs=outs,
                 call=", ".join([*(f"{n}_" for n in names), *(f"out_{o.name}.array" for o in outs),
                                 *(f"out_{o.name}.accumulate" for o in outs), *flags]))
@@ -190,9 +188,9 @@ def _shift(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
         base = sp.IndexedBase(name)
         maximum = max_over(base[tuple(indices)], column)
 
-        def shifted(node: sp.Indexed) -> sp.Expr:
+        def shifted(node: sp.Indexed, indices=indices, column=column, maximum=maximum) -> sp.Expr:
             mapping = {i: j for i, j in zip(indices, node.indices) if i != column}
             return node - maximum.xreplace(mapping)
 
-        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base, shifted)
+        expr = expr.replace(lambda e, base=base: isinstance(e, sp.Indexed) and e.base == base, shifted)
     return expr

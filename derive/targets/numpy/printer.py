@@ -1,62 +1,25 @@
-"""Print index expressions as NumPy array code over a fixed frame of core axes.
+"""Print index expressions as NumPy array code over the frame (``kernel/printer.py``).
 
-Every printed array has the operator's core axes (the *frame*, one axis per size symbol) as its
-trailing axes, size one where the expression does not depend on that axis (all of them, so that
-leading batch axes are never mistaken for core axes).  An ``Indexed`` input is placed onto the frame by its index sizes, a ``Sum`` becomes a
-``keepdims`` reduction along its axis or, for a product of inputs, one ``numpy.einsum``.  Two
-indices over the same size in one array would be an n x n intermediate, which is refused.
+The frame, the placement of inputs and the refusal of n x n intermediates are the shared
+``FramePrinter``'s; this printer adds NumPy's functions, a ``Sum`` as a ``keepdims`` reduction
+along its axis or, for a product of inputs, one ``numpy.einsum``, and ``out=`` for the schedule's
+in-place steps.
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
 
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
 
 from ...calculus.indices import free_indices
 from ...errors import LoweringError
 from ...model import dim_of
+from ..kernel.printer import FramePrinter
 
 
-@dataclass(frozen=True)
-class ArraySpec:
-    """A named array and the size symbol of each of its core axes, in order."""
-
-    name: str
-    dims: tuple[sp.Expr, ...]
-    frame_form: bool = False
-    """A kernel temporary, already laid out on the frame (printed as it is)."""
-
-
-class KernelPrinter(NumPyPrinter):
-    """NumPy printer for index expressions over the frame ``frame`` (``np.`` as the module)."""
-
-    in_place = True
-    namespace = "np"
-    """The module the printed calls go through (the Array API printer's is ``xp``)."""
-    """The view builder lowers the schedule in place (``schedule/inplace.py``) for this printer."""
-
-    def __init__(self, frame: tuple[sp.Expr, ...], arrays: dict[str, ArraySpec],
-                 names: dict[sp.Symbol, str]) -> None:
-        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
-        self.frame = frame
-        self.arrays = arrays
-        self.names = names
-        self.imports: set[str] = set()
-
-    def declare(self, symbol: sp.Symbol, expr: sp.Expr) -> None:
-        """A kernel temporary ``symbol = expr``, laid out on the frame (printed by its name)."""
-        self.arrays[str(symbol)] = ArraySpec(str(symbol), (), frame_form=True)
-
-    def full(self, shape: str, value: float) -> str:
-        """Code for a new array of ``shape`` (code) filled with ``value``, in the computing dtype."""
-        return f"np.full({shape}, {value!r}, ctx.dtype)"
-
-    def shifted(self, name: str, axis: int) -> str:
-        """Code for input ``name`` minus its maximum along ``axis``."""
-        return f"{name} - np.max({name}, axis={axis}, keepdims=True)"
+class KernelPrinter(FramePrinter):
+    """NumPy printer for index expressions over the frame (``np.`` as the module)."""
 
     # -- module and names -------------------------------------------------------------------
     def _module_format(self, fqn: str, register: bool = True) -> str:
@@ -64,19 +27,11 @@ class KernelPrinter(NumPyPrinter):
             fqn = "np." + fqn[len("numpy."):]
         return super()._module_format(fqn, register)
 
-    def _print_Symbol(self, expr: sp.Symbol) -> str:
-        return self.names.get(expr, super()._print_Symbol(expr))
-
     def _print_not_supported(self, expr: sp.Basic) -> str:
         name = getattr(expr, "func", type(expr)).__name__
         hint = (f"; give the class {name} a method _numpycode(self, printer) returning its NumPy code"
                 if isinstance(expr, sp.Function) else "")
         raise LoweringError(f"{name} in {expr} has no NumPy form{hint}")
-
-    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
-        if expr.exp == -1:
-            return f"1/{self.parenthesize(expr.base, sp.printing.precedence.PRECEDENCE['Pow'])}"
-        return super()._print_Pow(expr, rational=rational)
 
     # -- functions NumPy lacks or computes unstably -------------------------------------------
     def _print_erf(self, expr: sp.Function) -> str:
@@ -98,52 +53,16 @@ class KernelPrinter(NumPyPrinter):
             code = f"np.where({self._print(mask[0])}, {code}, -np.inf)"
         return f"np.max({code}, axis={self.axis(dim_of(var))}, keepdims=True)"
 
-    def _print_Min(self, expr: sp.Min) -> str:
-        return self._extremum(f"{self.namespace}.minimum", expr)
-
-    def _print_Max(self, expr: sp.Max) -> str:
-        return self._extremum(f"{self.namespace}.maximum", expr)
-
-    def _extremum(self, function: str, expr: sp.Expr) -> str:
-        """``function`` folded over the arguments, two at a time (min, max; and, or)."""
-        code = self._print(expr.args[0])
-        for arg in expr.args[1:]:
-            code = f"{function}({code}, {self._print(arg)})"
-        return code
-
     def _print_attains(self, expr: sp.Function) -> str:
         return f"np.equal({self._print(expr.args[0])}, {self._print(expr.args[1])}).astype(ctx.dtype)"
 
     def _print_at_most(self, expr: sp.Function) -> str:
         return f"np.less_equal({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
-    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        *branches, (last, condition) = expr.args
-        if condition != sp.true:
-            raise LoweringError(f"{expr} has no otherwise-branch")
-        code = self._print(last)
-        for value, condition in reversed(branches):
-            code = f"{self.namespace}.where({self._print(condition)}, {self._print(value)}, {code})"
-        return code
-
     def _print_Idx(self, expr: sp.Idx) -> str:
         """An index used as a value (a causal mask): its positions along its axis."""
         dim = dim_of(expr)
         return self.place(f"np.arange({self._print(dim)})", (dim,))
-
-    def _print_Mul(self, expr: sp.Mul) -> str:
-        """Factors spanning fewer axes are multiplied together first, then once into the rest.
-
-        -t0*x*S/t1**(3/2) is printed x*(-t0*S/t1**(3/2)): one pass over the full-size x, not three.
-        """
-        factors = sp.Mul.make_args(expr)
-        spans = free_indices(expr)
-        small = [f for f in factors if free_indices(f) != spans]
-        large = [f for f in factors if free_indices(f) == spans]
-        if not large or len(small) < 2:
-            return super()._print_Mul(expr)
-        first = self.parenthesize(sp.Mul(*large), sp.printing.precedence.PRECEDENCE["Mul"])
-        return f"{first}*({self._print(sp.Mul(*small))})"
 
     def print_into(self, expr: sp.Expr, out: str) -> str:
         """``expr`` computed into the existing array ``out``: its last operation as a ufunc call."""
@@ -173,45 +92,6 @@ class KernelPrinter(NumPyPrinter):
         self.check_separable(expr)
         return f"np.equal({self._print(left)}, {self._print(right)}).astype(ctx.dtype)"
 
-    # -- placement on the frame ---------------------------------------------------------------
-    def axis(self, dim: sp.Expr) -> int:
-        """The (negative) axis of ``dim`` in the frame."""
-        return self.frame.index(dim) - len(self.frame)
-
-    def check_separable(self, expr: sp.Expr) -> None:
-        dims = [dim_of(i) for i in free_indices(expr)]
-        for dim in set(dims):
-            if dims.count(dim) > 1:
-                clash = sorted(str(i) for i in free_indices(expr) if dim_of(i) == dim)
-                raise LoweringError(
-                    f"{expr} depends on indices {', '.join(clash)} of one size {dim}: "
-                    "printing it would build an n x n array"
-                )
-
-    def place(self, name: str, dims: tuple[sp.Expr, ...]) -> str:
-        """Code that views array ``name`` (trailing core axes of sizes ``dims``) on the frame."""
-        positions = [self.frame.index(d) for d in dims]
-        code, count = name, len(dims)
-        if positions != sorted(positions):
-            order = sorted(range(count), key=lambda a: positions[a])
-            source = ", ".join(str(a - count) for a in order)
-            target = ", ".join(str(a - count) for a in range(count))
-            code = f"np.moveaxis({name}, ({source},), ({target},))"
-        slots = [":" if pos in positions else "None" for pos in range(len(self.frame))]
-        return code if "None" not in slots else f"{code}[..., {', '.join(slots)}]"
-
-    def _print_Indexed(self, expr: sp.Indexed) -> str:
-        spec = self.arrays.get(str(expr.base))
-        if spec is None:
-            raise LoweringError(f"{expr.base} is not an input of this kernel")
-        if spec.frame_form:
-            return spec.name
-        dims = tuple(dim_of(i) for i in expr.indices)
-        if dims != spec.dims:
-            raise LoweringError(f"{expr} indexes {spec.name} (sizes {spec.dims}) with sizes {dims}")
-        self.check_separable(expr)
-        return self.place(spec.name, dims)
-
     # -- reductions -----------------------------------------------------------------------------
     def _print_Sum(self, expr: sp.Sum) -> str:
         contraction = self.einsum(expr)
@@ -228,7 +108,8 @@ class KernelPrinter(NumPyPrinter):
         body = expr
         while isinstance(body, sp.Sum):
             body = body.function
-        scalars, operands = [], []
+        scalars: list[sp.Expr] = []
+        operands: list[sp.Expr] = []
         for factor in sp.Mul.make_args(body):
             base, exponent = factor.as_base_exp()
             if isinstance(base, sp.Indexed) and exponent == 2:
