@@ -9,6 +9,7 @@ computed under that output's guard; the rest go in the shared prelude.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -89,7 +90,14 @@ def as_array(symbol: sp.Symbol, definition: sp.Expr) -> sp.Expr:
 
 
 def schedule(outputs: list[Output], prefix: str = "t") -> Scheduled:
-    """Run CSE over all outputs and place every temporary in the prelude or under one guard."""
+    """Run CSE over all outputs and place every temporary in the prelude or under one guard.
+    Remembered (the NumPy and the Array API kernels schedule the same outputs); nothing changes a
+    ``Scheduled`` once made."""
+    return _schedule(tuple(outputs), prefix)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(outputs: tuple[Output, ...], prefix: str) -> Scheduled:
     indices = sorted(set().union(*(o.expr.atoms(sp.Idx) for o in outputs)), key=str)
     opaque = {i: sp.Dummy(str(i.label)) for i in indices}  # an Idx's range is not a subexpression
     back = {symbol: i for i, symbol in opaque.items()}
