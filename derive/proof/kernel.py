@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -117,7 +118,8 @@ def prove_module(model: OperatorModel, module, seed: int = 0) -> None:
     prove_runs(model, {"": module}, seed)
 
 
-def prove_runs(model: OperatorModel, runs: dict[str, object], seed: int = 0, first_sizes: int | None = None) -> None:
+def prove_runs(model: OperatorModel, runs: Mapping[str, object], seed: int = 0,
+               first_sizes: int | None = None) -> None:
     """``prove_module`` for each of ``runs`` (a name for the messages -> a loaded kernel), the oracle
     evaluated once per call for all of them; ``first_sizes``: only that many of the ``size_cases``."""
     rng = np.random.default_rng(seed)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -51,9 +53,8 @@ def written_out(expr: sp.Expr) -> sp.Expr:
         if not (lower.is_Integer and upper.is_Integer) or upper < lower - 1:  # left to doit (Karr's convention)
             return sp.Sum(body, *limits[position:])
         # subs where a sum is left (it may bind a variable of that name), else the quicker xreplace
-        put = (lambda v, body=body, var=var: body.subs(var, v)) if body.has(sp.Sum) else \
-            (lambda v, body=body, var=var: body.xreplace({var: v}))
-        body = sp.Add(*[written_out(put(sp.Integer(v))) for v in range(int(lower), int(upper) + 1)])
+        at = [sp.Integer(v) for v in range(int(lower), int(upper) + 1)]
+        body = sp.Add(*[written_out(body.subs(var, v) if body.has(sp.Sum) else body.xreplace({var: v})) for v in at])
     return body
 
 
@@ -79,10 +80,10 @@ def concrete(expr: sp.Expr, sizes: dict, values: dict, labels: dict[str, sp.Symb
 @functools.lru_cache(maxsize=256)
 def _sized(expr: sp.Expr, sizes: tuple, labels: tuple) -> sp.Expr:
     """The part of ``concrete`` that does not depend on the free indices' values (done once)."""
-    labels = dict(labels)
+    by_base = dict(labels)
     expr = expr.xreplace({i: plain(i) for i in expr.atoms(sp.Idx)})
-    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in labels,
-                        lambda e: label(*e.indices, labels[str(e.base)]))
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in by_base,
+                        lambda e: label(*e.indices, by_base[str(e.base)]))
     return expr.subs(dict(sizes))
 
 
@@ -99,6 +100,7 @@ def numeric(expr: sp.Basic, values: dict[str, np.ndarray], memo: dict | None = N
     memo = {} if memo is None else memo
     if expr in memo:
         return memo[expr]
+    value: Any
     if expr.is_Number or isinstance(expr, sp.NumberSymbol):
         value = float(expr)
     elif expr in (sp.true, sp.false):
@@ -191,7 +193,7 @@ def _chain(expr: sp.Basic, args: list, parts: list):
 
 
 _STEPS = ("sign", "Heaviside", "DiracDelta", "KroneckerDelta")
-_DERIVATIVES = {
+_DERIVATIVES: dict[str, Callable[[Any], Any]] = {
     "exp": np.exp, "log": lambda v: 1 / v, "sin": np.cos, "cos": lambda v: -np.sin(v),
     "tan": lambda v: 1 + np.tan(v) ** 2, "sinh": np.cosh, "cosh": np.sinh, "tanh": lambda v: 1 - np.tanh(v) ** 2,
     "erf": lambda v: 2 / np.sqrt(np.pi) * np.exp(-np.square(v)), "Abs": np.sign,
@@ -217,24 +219,25 @@ class Expanded:
     def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
         """The value of every symbol, by name: each array's core entries (its trailing axes; leading
         axes are the batch; class labels too, which a Kronecker delta compares), the parameters."""
-        values = {}
+        values: dict[str, Any] = {}
         for name, core in self.in_shapes.items():
             array = np.asarray(arrays[name])
             for at in itertools.product(*(range(n) for n in core)):
-                values[entry(name, at).name] = array[(Ellipsis, *at)]
+                where: tuple = (Ellipsis, *at)
+                values[entry(name, at).name] = array[where]
         values.update({s.name: v for s, v in params.items()})
         return values
 
     def forward(self, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """The output, of shape ``batch + out_shape``."""
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         with np.errstate(all="ignore"):  # an overflow is a non-finite value, which the proof leaves out
             flat = _stack([numeric(y, values, memo) for y in self.outputs], batch)
         return flat.reshape(batch + self.out_shape)
 
     def jacobian(self, name: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """d out / d input, of shape ``batch + (output entries, input entries)``."""
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         with np.errstate(all="ignore"):
             flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
         return flat.reshape(batch + (int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))))
@@ -246,7 +249,7 @@ class Expanded:
             entries = [sp.Symbol(entry(by, at).name, real=True)
                        for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
             self.hessians[(name, by)] = [sp.diff(d, s) for d in self.jacobians[name] for s in entries]
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         with np.errstate(all="ignore"):
             flat = _stack([numeric(d, values, memo) for d in self.hessians[(name, by)]], batch)
         sizes = (int(np.prod(self.in_shapes[name])), int(np.prod(self.in_shapes[by])))
@@ -256,7 +259,7 @@ class Expanded:
         """``hessian`` by forward mode: the Jacobian's DAG differentiated along each entry of ``by`` in
         turn (``along``, that entry's seed 1), no Hessian expression built; the proof's (the twin's
         blocks), ``hessian`` the tests' reference."""
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         names = [entry(by, at).name for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
         with np.errstate(all="ignore"):
             columns = []
@@ -276,7 +279,7 @@ class Expanded:
         Jacobian's DAG instead of out x name x by Hessian entries built by ``sympy.diff``;
         ``cotangent`` and ``tangent`` are flat (batch + (-1,))."""
         outputs, entries = int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))
-        values, memo, tangents = self.arguments_for(arrays, params), {}, {}
+        values, memo, tangents = self.arguments_for(arrays, params), dict[sp.Basic, Any](), dict[sp.Basic, Any]()
         seeds = {entry(by, at).name: tangent[..., m]
                  for m, at in enumerate(itertools.product(*(range(n) for n in self.in_shapes[by])))}
         jacobian = self.jacobians[name]
