@@ -14,6 +14,7 @@ import functools
 import itertools
 import random
 import re
+from collections.abc import Callable
 
 import sympy as sp
 
@@ -110,6 +111,13 @@ def _undefined(expr: sp.Expr, point: dict, value: complex) -> UndefinedError:
     return domains.undefined(f"at {shown}", node, names, value if value.imag else value.real)
 
 
+@functools.lru_cache(maxsize=8)
+def _quick(sizes: tuple[tuple[sp.Symbol, int], ...]) -> tuple[Callable, dict]:
+    """The quick expander at ``sizes`` and its ``elementary`` memo, kept across checks: the steps of
+    a derivation and their displayed forms share most sums, each then written out once."""
+    return expander(dict(sizes), evaluate=False), {}
+
+
 def _number(expr: sp.Expr) -> complex:
     try:
         return complex(expr.evalf(30))
@@ -137,14 +145,14 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
         bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items() if not _is_domain(upper)}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
         combos = list(itertools.product(*ranges))
-        quick, exact = expander(fixed, evaluate=False), expander(fixed)
+        (quick, written), exact = _quick(tuple(fixed.items())), expander(fixed)
         if len(combos) > all_below:
             combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
             if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # the rest were tried at smaller sizes
                 combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
         for at in combos:
             values = dict(zip(indices, at))
-            a, b = elementary(quick(left, values)), elementary(quick(right, values))
+            a, b = elementary(quick(left, values), written), elementary(quick(right, values), written)
             point = random_point(symbols_of(a) | symbols_of(b), rng, bounds, where)
             if agree(a, b, point, real=True):
                 continue  # equal in float64, as built (SymPy's canonical forms are not needed for numbers)

@@ -20,21 +20,25 @@ WRT_NAMES = ("k", "p", "q", "h", "g", "e", "c", "d")
 
 def free_indices(expr: sp.Basic) -> set[sp.Idx]:
     """The ``Idx`` symbols of ``expr`` that no ``Sum`` inside it binds."""
+    return set(_free(expr))
+
+
+@functools.lru_cache(maxsize=65536)
+def _free(expr: sp.Basic) -> frozenset[sp.Idx]:
+    """``free_indices``, remembered per subexpression (asked at every node by ``substitute_index``
+    and the rules: quadratic in the depth of an expression otherwise)."""
     if isinstance(expr, sp.Idx):
-        return {expr}
+        return frozenset((expr,))
     if isinstance(expr, sp.Sum):
-        inner = free_indices(expr.function)
+        inner = set(_free(expr.function))
         for var, lower, upper in expr.limits:
             inner.discard(var)
-            inner |= free_indices(lower) | free_indices(upper)
-        return inner
-    found: set[sp.Idx] = set()
-    for arg in expr.args:
-        found |= free_indices(arg)
+            inner |= _free(lower) | _free(upper)
+        return frozenset(inner)
     binds = getattr(expr, "binds", None)
     if isinstance(binds, int):  # a function that binds an index, as max_over(f, l) binds l
-        found = set().union(*(free_indices(a) for i, a in enumerate(expr.args) if i != binds)) - {expr.args[binds]}
-    return found
+        return frozenset().union(*(_free(a) for i, a in enumerate(expr.args) if i != binds)) - {expr.args[binds]}
+    return frozenset().union(*(_free(arg) for arg in expr.args))
 
 
 def index_names(expr: sp.Basic) -> set[str]:

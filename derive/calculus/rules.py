@@ -8,6 +8,7 @@ None of them expands a power or a function, so centred forms such as (x_j - mu)^
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import sympy as sp
@@ -17,12 +18,15 @@ from .indices import bound_indices, canonical_dummies, free_indices, substitute_
 
 def bottom_up(rule: Callable[[sp.Expr], sp.Expr]) -> Callable[[sp.Expr], sp.Expr]:
     """Apply ``rule`` to every node, children first (a sum none of whose parts changed is kept, not
-    built again: SymPy's Sum constructor is slow)."""
+    built again: SymPy's Sum constructor is slow).  A function of the expression alone, remembered
+    per process: ``simplify`` runs every pass over the whole expression each round, and most of it
+    is what the last round left."""
 
+    @functools.lru_cache(maxsize=16384)
     def walk(expr: sp.Expr) -> sp.Expr:
         if expr.args and not expr.is_Atom and not isinstance(expr, (sp.Indexed, sp.Idx)):
             args = [walk(arg) for arg in expr.args]
-            if not isinstance(expr, sp.Sum) or any(new is not old for new, old in zip(args, expr.args)):
+            if not isinstance(expr, sp.Sum) or any(new != old for new, old in zip(args, expr.args)):
                 expr = expr.func(*args)
         return rule(expr)
 

@@ -2,18 +2,18 @@
 
 Each target registers the checks its files pass (``Target.proofs``, run by ``derive.pipeline.render``
 before anything is cached or written); the Python kernels' is ``prove_kernel``.  A kernel is run on
-random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
-sizes 1, 2, 3, every layout variant, batches that broadcast, have size-1 axes and more rows than a
-parallel kernel splits a call into, optional inputs given and omitted), with each value of a
-formula-selecting parameter.  ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all
-tangents together and each alone) are compared with ``derive.proof.oracle``: the model expanded into
-scalars, differentiated by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the
-gradient differentiated along each input's tangent, ``Expanded.hessian_vector``); ``vjp`` and
-``vjp_jvp`` again with every subset of the inputs as ``wrt``.  The oracle is evaluated once per
-call for every run a target asks for (``prove_runs``: the numba loops at several chunkings, the
-Array API kernel on two array libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).
-A mismatch raises ``ProofError`` naming the operator, the run, the call, the sizes and the first
-entries that differ; nothing is written.  The LaTeX twin's proof is ``derive.proof.twin``.
+random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of sizes 1, 2, 3, every
+layout variant, batches that broadcast, have size-1 axes and more rows than a parallel kernel splits
+a call into, optional inputs given and omitted), with each value of a formula-selecting parameter.
+``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all tangents together and each alone)
+are compared with ``derive.proof.oracle``: the model expanded into scalars, differentiated by plain
+``sympy.diff``, evaluated numerically (``vjp_jvp`` against the Jacobian differentiated along each
+input's tangent by forward mode, ``Expanded.hessian_vector``); ``vjp`` and ``vjp_jvp`` again with
+every subset of the inputs as ``wrt``.  The oracle is evaluated once per call for every run a target
+asks for (``prove_runs``: the numba loops at several chunkings, the Array API kernel on two array
+libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).  A mismatch raises
+``ProofError`` naming the operator, the run, the call, the sizes and the first entries that differ;
+nothing is written.  The LaTeX twin's proof is ``derive.proof.twin``.
 """
 
 from __future__ import annotations
@@ -189,8 +189,8 @@ def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
             for by in chosen:
                 if (name, by) not in hessians:
                     hessians[(name, by)] = oracle.hessian_vector(name, by, full, symbols, dy, along[by], batch)
-            zero = np.zeros(batch + (int(np.prod(oracle.in_shapes[name])),))
-            value = sum((hessians[(name, by)] for by in chosen), zero)
+            entries = int(np.prod(oracle.in_shapes[name]))
+            value = sum((hessians[(name, by)] for by in chosen), np.zeros(batch + (entries,)))
             value = case.from_core(model.input(name), value.reshape(batch + oracle.in_shapes[name]), given[name])
             ex.second[chosen][name] = fit(value, np.shape(given[name]))
     return ex

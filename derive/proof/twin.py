@@ -93,13 +93,14 @@ def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict
     for equation in wanted:
         name = equation["input"]
         if equation["kind"] == "vjp_jvp":
-            expected = sum(np.einsum("o,oim,m->i", dy.reshape(-1), oracle.hessian(name, b, arrays, params, ()),
+            expected = sum(np.einsum("o,oim,m->i", dy.reshape(-1),
+                                     oracle.hessian_forward(name, b, arrays, params, ()),
                                      t.reshape(-1)) for b, t in tangents.items())
             expected, axes = np.reshape(expected, oracle.in_shapes[name]), _vjp_axes(model, name)
         else:
             by = load_srepr(equation["lhs"], functions).args[1]  # Partial(vjp, b[m...]), or of a scalar b
             by_name, by_axes = (str(by.base), tuple(by.indices)) if isinstance(by, sp.Indexed) else (str(by), ())
-            block = np.einsum("o,oim->im", dy.reshape(-1), oracle.hessian(name, by_name, arrays, params, ()))
+            block = np.einsum("o,oim->im", dy.reshape(-1), oracle.hessian_forward(name, by_name, arrays, params, ()))
             axes = (*_vjp_axes(model, name), *by_axes)
             expected = block.reshape(oracle.in_shapes[name] + oracle.in_shapes[by_name])
         _twin_entries(model, equation, load_srepr(equation["rhs"], functions), expected, axes, oracle, values)
