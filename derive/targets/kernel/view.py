@@ -60,21 +60,21 @@ class KernelView(Contract):
 def build_view(derivation: Derivation, printer_class: type[FramePrinter], ns: Namespace) -> KernelView:
     """The view of one operator's kernel, printed by ``printer_class`` against the namespace ``ns``."""
     model = derivation.model
-    chosen = saving(derivation) if ns.training else None
+    chosen = saving(derivation) if ns.residuals else None
     specs = array_specs(model)
     specs |= {s.name: ArraySpec(s.name, (), frame_form=True) for s in (chosen.saved if chosen else ())}
     printer = printer_class(model.dims(), specs, symbol_names(model))
-    variants = tuple(_variant(d, value, printer, ns.training) for value, d in derivation.variants())
+    variants = tuple(_variant(d, value, printer, ns.residuals) for value, d in derivation.variants())
     saved = tuple((s.name, s.dims) for s in chosen.saved) if chosen else ()
     return contract(model, ns, saved).extended(KernelView, imports=tuple(sorted(printer.imports)), variants=variants)
 
 
-def _variant(derivation: Derivation, value: object, printer: FramePrinter, training: bool) -> Variant:
+def _variant(derivation: Derivation, value: object, printer: FramePrinter, residuals: bool) -> Variant:
     model = derivation.model
     grads = derivation.gradients
     places = {g.input.name: positions(g.input.dims, model) for g in grads}
     out = positions(model.output_dims, model)
-    chosen = saving(derivation) if training else None
+    chosen = saving(derivation) if residuals else None
     return Variant(
         **(_saved_functions(derivation, chosen, printer, places) if chosen else {}),
         value=repr(value),
