@@ -17,7 +17,7 @@ from ...model import OperatorModel
 from ...version import __version__
 from ..base import docstring_text, regenerate_command
 from .namespace import Namespace
-from .residuals import Saved, saving
+from ...schedule.residuals import Saved, saving
 
 V = TypeVar("V", bound="Contract")
 

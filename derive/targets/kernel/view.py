@@ -22,7 +22,7 @@ from .contract import Contract, contract, positions, suffix
 from .functions import Function, Statement, function
 from .namespace import Namespace
 from .printer import ArraySpec, FramePrinter
-from .residuals import Saving, saving
+from ...schedule.residuals import Saving, saving
 
 
 @dataclass(frozen=True)

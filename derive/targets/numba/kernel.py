@@ -22,7 +22,7 @@ from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
 from ...schedule.stable import stabilize
 from ..kernel import NUMPY, Contract, by_axis, centred, contract, positions, suffix, symbol_names, tuple_literal
-from ..kernel.residuals import saving
+from ...schedule.residuals import saving
 from . import loops
 from .printer import LoopPrinter, body
 
