@@ -70,8 +70,9 @@ def operator(name_or_model_file: str | Path, operator: str | None = None, *, mod
         return functions[key](*(None if a is None else jnp.asarray(a) for a in arranged), *values.values())
 
     call.__name__ = call.__qualname__ = signature.name
-    call.__doc__ = f"{signature.name}{signature.inputs} through derive's generated kernel ({mode}).\n\n{kernel.__doc__ or ''}"
-    call.kernel, call.signature = kernel, signature
+    call.__doc__ = (f"{signature.name}{signature.inputs} through derive's generated kernel ({mode}).\n\n"
+                    f"{kernel.__doc__ or ''}")
+    call.kernel, call.signature = kernel, signature  # type: ignore[attr-defined]
     return call
 
 

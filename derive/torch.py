@@ -137,7 +137,8 @@ def _plain(arrays) -> list:
     return [a.detach() if isinstance(a, torch.Tensor) else a for a in arrays]
 
 
-def operator(name_or_model_file: str | Path, operator: str | None = None, **fixed_params: Any) -> Callable[..., torch.Tensor]:
+def operator(name_or_model_file: str | Path, operator: str | None = None,
+             **fixed_params: Any) -> Callable[..., torch.Tensor]:
     """A function of tensors computing the operator, whose derivatives are the generated vjp and jvp.
 
     ``name_or_model_file``: a built-in operator (``"rmsnorm"``), an installed package's operator, or
@@ -159,7 +160,8 @@ def function(kernel: ModuleType, name: str, **fixed_params: Any) -> Callable[...
 
 
 def _function(kernel: ModuleType, signature: Signature, fixed: dict) -> Callable[..., torch.Tensor]:
-    function = type(signature.name, (_Kernel,), {"__doc__": f"{signature.name} through derive's generated kernel."})
+    doc = f"{signature.name} through derive's generated kernel."
+    function: Any = type(signature.name, (_Kernel,), {"__doc__": doc})
 
     def call(*inputs: Any, **named: Any) -> torch.Tensor:
         arranged, params = signature.bind(inputs, named, fixed)
@@ -168,7 +170,7 @@ def _function(kernel: ModuleType, signature: Signature, fixed: dict) -> Callable
 
     call.__name__ = call.__qualname__ = signature.name
     call.__doc__ = f"{signature.name}{signature.inputs} through derive's generated kernel.\n\n{kernel.__doc__ or ''}"
-    call.kernel, call.signature = kernel, signature
+    call.kernel, call.signature = kernel, signature  # type: ignore[attr-defined]
     return call
 
 

@@ -14,10 +14,10 @@ import sympy as sp
 
 from ...calculus.pipeline import Derivation
 from ...model import OperatorModel
+from ...schedule.residuals import Saved, saving
 from ...version import __version__
 from ..base import docstring_text, regenerate_command
 from .namespace import Namespace
-from ...schedule.residuals import Saved, saving
 
 V = TypeVar("V", bound="Contract")
 

@@ -18,11 +18,11 @@ from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ...model import OperatorModel
 from ...schedule.cse import Output
 from ...schedule.nesting import nest_sums
+from ...schedule.residuals import Saving, saving
 from .contract import Contract, contract, positions, suffix
 from .functions import Function, Statement, function
 from .namespace import Namespace
 from .printer import ArraySpec, FramePrinter
-from ...schedule.residuals import Saving, saving
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,8 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
         params_text=tuple(_param_text(eqs, p) for p in model.params), ranges=_ranges(eqs),
         layout_text=_layout_text(eqs),
         definition=definition, result=result, gradients=data, parameter_gradients=params,
-        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all), equations=tuple(eqs.all),
+        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all),
+        equations=tuple(eqs.all),
         labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged,
         saved=_saved_text(eqs, derivation))
 
@@ -178,11 +179,11 @@ def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient)
     lhs = gradient.steps[0].expr
     shown_lhs = DisplayPartial(eqs.output_entry, gradient.wrt)
     steps, notes, previous = [], [], None
-    for number, step in enumerate(gradient.steps):
-        steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, step.expr, shown_lhs=shown_lhs,
-                             rules=step.rules, against=previous, input=name))
-        notes.append(rule_text(step.rules))
-        previous = step.expr
+    for number, derived in enumerate(gradient.steps):
+        steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, derived.expr, shown_lhs=shown_lhs,
+                             rules=derived.rules, against=previous, input=name))
+        notes.append(rule_text(derived.rules))
+        previous = derived.expr
     simplification, stage_notes, simplified_already = _simplification(eqs, gradient, lhs, shown_lhs)
     intro, matrix = matrix_rows(eqs, gradient, _label(eqs, "matrix", name))
     symbol = eqs.printer.base_name(name)
@@ -310,7 +311,7 @@ def _batch_note(eqs: Equations, gradient: InputGradient) -> str:
 
 
 def _checks(equations: list[Equation]) -> str:
-    counts = {}
+    counts: dict[str, int] = {}
     for equation in equations:
         counts[equation.check] = counts.get(equation.check, 0) + 1
     symbolic, numeric, defined = counts.get("symbolic", 0), counts.get("random points", 0), counts.get(DEFINITION, 0)
@@ -331,7 +332,8 @@ def _labels_intro(model: OperatorModel, abridged: bool = False) -> str:
     return (rf"those of the results are below. The steps are labelled {op}\allowbreak{{}}\emph{{input}}:"
             rf"\allowbreak{{}}step-\emph{{n}} and {op}\allowbreak{{}}\emph{{input}}:\allowbreak{{}}"
             rf"simplify-\emph{{n}}, those of the second order {op}\allowbreak{{}}\emph{{input}}-by-"
-            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
+            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin "
+            rf"\texttt{{{tex_escape(model.name)}.json}} lists every label.")
 
 
 def _label_index(eqs: Equations) -> tuple[str, ...]:
