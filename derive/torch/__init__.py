@@ -1,0 +1,23 @@
+"""PyTorch through the generated kernels: ``operator(name_or_model_file)`` and drop-in ``torch.nn``
+norms (``RMSNorm``, ``LayerNorm``, ``GroupNorm``, ``BatchNorm1d``/``2d``/``3d``).
+
+    rmsnorm = derive.torch.operator("rmsnorm")          # or operator("my_op.py"), a model file
+    y = rmsnorm(x, gamma, beta, eps=1e-6)               # tensors in, a tensor out
+    y.sum().backward()                                  # backward: the generated vjp
+
+Two modes, as ``derive.jax`` has.  ``mode="op"`` (the default): custom ops (``derive.torch.ops``)
+that ``torch.compile(fullgraph=True)`` traces without a graph break, running the numba kernels on
+CPU tensors (the ``array_api`` kernel elsewhere); reverse mode and a double backward run derived
+formulas.  ``mode="function"`` (``derive.torch.function``): a ``torch.autograd.Function`` over the
+``array_api`` kernel, with forward mode (``torch.func.jvp``) too, not compiled.  Keyword parameters
+are not differentiated: a tensor one that requires grad is a TypeError, not a gradient silently
+missing.
+"""
+
+from __future__ import annotations
+
+from .build import MODES, function, operator
+from .modules import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm, RMSNorm
+
+__all__ = ["MODES", "BatchNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "LayerNorm", "RMSNorm",
+           "function", "operator"]
