@@ -14,6 +14,7 @@ kernel on the compiler's fake tensors, or take the inputs' shapes for gradients.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -96,10 +97,12 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
     def forward(*inputs: Any, **params: Any) -> torch.Tensor:
         module, to_kernel, from_kernel = _backend(holder["ops"], inputs)
         output = module.forward(*map(to_kernel, inputs), **params)
-        return from_kernel(output).to(_result_dtype(inputs))
+        return _dense(from_kernel(output), _result_dtype(inputs))
 
     def forward_fake(*inputs: Any, **params: Any) -> torch.Tensor:
-        return torch.empty_like(kernel.forward(*inputs, **params), dtype=_result_dtype(inputs))
+        with _data_checks_ignored():
+            shape = kernel.forward(*inputs, **params).shape
+        return torch.empty(shape, dtype=_result_dtype(inputs), device=_device(inputs))
 
     def vjp(cotangent: torch.Tensor, *inputs: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
         module, to_kernel, from_kernel = _backend(holder["ops"], (cotangent, *inputs))
@@ -108,13 +111,13 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
         return _gradients(grads, inputs, wrt, from_kernel)
 
     def vjp_fake(cotangent: torch.Tensor, *inputs: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
-        return [torch.empty_like(a) for a, want in zip(inputs, wrt) if want]
+        return [torch.empty(a.shape, dtype=a.dtype, device=a.device) for a, want in zip(inputs, wrt) if want]
 
     def jvp(*arrays: Any, **params: Any) -> torch.Tensor:
         tangents, inputs = arrays[:count], arrays[count:]
         module, to_kernel, from_kernel = _backend(holder["ops"], arrays)
         output = module.jvp([to_kernel(t) for t in tangents], *map(to_kernel, inputs), **params)
-        return from_kernel(output).to(_result_dtype(inputs))
+        return _dense(from_kernel(output), _result_dtype(inputs))
 
     def jvp_fake(*arrays: Any, **params: Any) -> torch.Tensor:
         return forward_fake(*arrays[count:], **params)
@@ -144,6 +147,15 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
     return ops
 
 
+def _data_checks_ignored() -> contextlib.AbstractContextManager:
+    """Under the compiler's fake tensors: the values a kernel's input checks read (class labels in
+    range) are unknown symbols, which only the real call checks; nothing is done elsewhere."""
+    mode = torch._guards.detect_fake_mode()
+    if mode is None or mode.shape_env is None:
+        return contextlib.nullcontext()
+    return mode.shape_env.ignore_fresh_unbacked_symbols()
+
+
 def _result_dtype(inputs: Sequence) -> torch.dtype:
     """The dtype of a forward's output: the promotion of the floating inputs' (NumPy's, as the kernels')."""
     dtypes = [a.dtype for a in inputs if isinstance(a, torch.Tensor) and a.is_floating_point()]
@@ -155,7 +167,17 @@ def _result_dtype(inputs: Sequence) -> torch.dtype:
 
 def _gradients(grads: Sequence, inputs: Sequence, wrt: Sequence[bool], from_kernel) -> list[torch.Tensor]:
     """The gradients asked for (``wrt``), each a tensor in its input's dtype, as autograd wants."""
-    return [from_kernel(g).to(a.dtype) for g, a, want in zip(grads, inputs, wrt) if want]
+    return [_dense(from_kernel(g), a.dtype) for g, a, want in zip(grads, inputs, wrt) if want]
+
+
+def _dense(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` in ``dtype`` and row-major (a kernel may return a transposed view), as the fake
+    implementations promise; a copy only where it is not already."""
+    return tensor.to(dtype).contiguous()
+
+
+def _device(inputs: Sequence) -> torch.device:
+    return next(a.device for a in inputs if isinstance(a, torch.Tensor))
 
 
 def _backend(ops: OperatorOps, arrays: Sequence) -> tuple[ModuleType, Any, Any]:
