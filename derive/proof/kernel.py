@@ -8,7 +8,8 @@ formula-selecting parameter.  ``forward``, every input's ``vjp``, ``jvp`` and ``
 tangents together and each alone) are compared with ``derive.proof.oracle``: the model expanded into
 scalars, differentiated by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the
 gradient differentiated along each input's tangent, ``Expanded.hessian_vector``); ``vjp`` and
-``vjp_jvp`` again with every subset of the inputs as ``wrt``.  The oracle is evaluated once per
+``vjp_jvp`` again with every subset of the inputs as ``wrt``; a kernel that saves residuals
+(``RESIDUALS``) again with those ``forward(..., residuals=True)`` returned.  The oracle is evaluated once per
 call for every run a target asks for (``prove_runs``: the numba loops at several chunkings, the
 Array API kernel on two array libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).
 A mismatch raises ``ProofError`` naming the operator, the run, the call, the sizes and the first
@@ -206,6 +207,34 @@ def _check_call(call: Call, module, ex: Expected) -> None:
         what = _with(f"vjp_jvp along {', '.join(chosen)}", wrt)
         got = _run(call, what, module.vjp_jvp, ex.cotangent, given, *call.arrays, **keywords)
         _compare_entries(call, what, got, ex.second[chosen], wrt, "entry")
+    if getattr(module, "RESIDUALS", None) is not None:
+        _check_residuals(call, module, ex, subsets)
+
+
+def _check_residuals(call: Call, module, ex: Expected, subsets: list) -> None:
+    """A kernel that saves residuals: forward(..., residuals=True) and vjp, jvp and vjp_jvp given
+    them (which then read them instead of recomputing) agree with the oracle as without them."""
+    found = _run(call, "forward with residuals=True", module.forward, *call.arrays, residuals=True, **call.params)
+    if not isinstance(found, tuple) or len(found) != 2 or not isinstance(found[1], dict):
+        raise ProofError(f"{_where(call)}: forward with residuals=True returns {type(found).__name__}, "
+                         "not (output, residuals)")
+    got, saved = found
+    _compare(call, "forward with residuals=True", got, ex.forward)
+    for wrt in subsets:
+        keywords = {**call.params, "residuals": saved, **({} if wrt is None else {"wrt": wrt})}
+        what = _with("vjp with residuals", wrt)
+        _compare_entries(call, what, _run(call, what, module.vjp, ex.cotangent, *call.arrays, **keywords),
+                         ex.gradients, wrt, "gradient")
+    for chosen, expected in ex.jvp.items():
+        given = tuple(ex.tangents[inp.name] if inp.name in chosen else None for inp in call.model.inputs)
+        what = f"jvp with residuals along {', '.join(chosen)}"
+        _compare(call, what, _run(call, what, module.jvp, given, *call.arrays, residuals=saved, **call.params),
+                 expected)
+    chosen = next(iter(ex.second))
+    given = tuple(ex.tangents[inp.name] if inp.name in chosen else None for inp in call.model.inputs)
+    got = _run(call, "vjp_jvp with residuals", module.vjp_jvp, ex.cotangent, given, *call.arrays,
+               residuals=saved, **call.params)
+    _compare_entries(call, "vjp_jvp with residuals", got, ex.second[chosen], None, "entry")
 
 
 def _with(what: str, wrt: tuple | None) -> str:

@@ -37,7 +37,16 @@ class Contract:
     params: str
     signature: str
     vjp_signature: str
-    """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants."""
+    """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants;
+    in a NumPy or numba kernel, ``residuals=None, out=None`` too."""
+    forward_signature: str
+    """The signature with, in a NumPy or numba kernel, ``residuals=False, out=None``."""
+    jvp_signature: str
+    """The signature with, in a NumPy or numba kernel, ``residuals=None, out=None``."""
+    residuals: str
+    """The names ``forward(..., residuals=True)`` saves for the backward (a tuple literal)."""
+    saved_axes: str
+    """Each residual's core axes (a dict literal): a statistic's, or the output's for ``y``."""
     gradients: tuple[tuple[str, int, str], ...]
     """Each differentiable input: its name, its place in ``INPUTS``, its frame positions."""
     call: str
@@ -60,8 +69,9 @@ class Contract:
         return view(**{f.name: getattr(self, f.name) for f in fields(Contract)}, **more)
 
 
-def contract(model: OperatorModel, ns: Namespace) -> Contract:
-    """The contract of ``model``'s kernel calling the namespace ``ns``."""
+def contract(model: OperatorModel, ns: Namespace, saved: tuple[tuple[str, tuple], ...] = ()) -> Contract:
+    """The contract of ``model``'s kernel calling the namespace ``ns``; ``saved``: the residuals
+    (name, core axes) its forward saves (``residuals.py``), in a kernel that takes them."""
     choice = next((p for p in model.params if p.choices), None)
     frame = runtime_frame(model)
     names = [inp.name for inp in model.inputs]
@@ -76,7 +86,11 @@ def contract(model: OperatorModel, ns: Namespace) -> Contract:
         core_axes=repr({i.name: tuple(str(d) for d in i.dims) if frame else () for i in model.inputs}),
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
-        vjp_signature=_signature(model) + (", wrt=None" if model.params else ", *, wrt=None"),
+        vjp_signature=_keywords(model, "wrt=None", *_TRAINING["backward"] * ns.training),
+        forward_signature=_keywords(model, *_TRAINING["forward"] * ns.training),
+        jvp_signature=_keywords(model, *_TRAINING["backward"] * ns.training),
+        residuals=tuple_literal((name for name, _ in saved), quote=True) if saved else "()",
+        saved_axes=repr({name: tuple(str(d) for d in dims) for name, dims in saved}),
         gradients=tuple((i.name, names.index(i.name), positions(i.dims, model)) for i in model.differentiable_inputs),
         call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=tuple_literal(names),
@@ -139,6 +153,17 @@ def _default(inp, frame: tuple[str, ...], ns: Namespace) -> str:
     if not frame:
         return repr(float(inp.default))
     return ns.full(tuple_literal(str(d) for d in inp.dims), float(inp.default))
+
+
+_TRAINING = {"forward": ("residuals=False", "out=None"), "backward": ("residuals=None", "out=None")}
+"""The keywords of a kernel that saves residuals and writes into caller-owned buffers."""
+
+
+def _keywords(model: OperatorModel, *keywords: str) -> str:
+    """The signature with keyword-only ``keywords`` after the parameters."""
+    if not keywords:
+        return _signature(model)
+    return _signature(model) + (", " if model.params else ", *, ") + ", ".join(keywords)
 
 
 def _signature(model: OperatorModel) -> str:
