@@ -60,7 +60,8 @@ def _build(kernel: ModuleType, signature: Signature, fixed: dict, mode: str) -> 
         refuse_differentiated(signature, params)
         if _has_tangent(arranged):  # custom ops have no forward mode: the autograd.Function's jvp
             return forward_mode(*inputs, **named)
-        return ops.forward(*_as_tensors(arranged), **_as_values({**signature.params, **params}, kinds))
+        output, _residuals = ops.forward(*_as_tensors(arranged), **_as_values({**signature.params, **params}, kinds))
+        return output
 
     call.__name__ = call.__qualname__ = signature.name
     call.__doc__ = f"{signature.name}{signature.inputs} through derive's custom op.\n\n{kernel.__doc__ or ''}"

@@ -83,8 +83,8 @@ def _schemas(signature: Signature) -> dict[str, str]:
     tangents = ", ".join(f"Tensor? tangent_{n}" for n in signature.inputs)
     params = "".join(f", {kind} {name}" for name, kind in param_types(signature).items())
     keywords = f", *{params}" if params else ""
-    return {"forward": f"({inputs}{keywords}) -> Tensor",
-            "vjp": f"(Tensor cotangent, {inputs}, *{params}, bool[] wrt) -> Tensor[]",
+    return {"forward": f"({inputs}{keywords}) -> (Tensor, Tensor[])",
+            "vjp": f"(Tensor cotangent, {inputs}, Tensor[] residuals, *{params}, bool[] wrt) -> Tensor[]",
             "jvp": f"({tangents}, {inputs}{keywords}) -> Tensor",
             "vjp_jvp": f"(Tensor cotangent, {tangents}, {inputs}, *{params}, bool[] wrt) -> Tensor[]"}
 
@@ -94,24 +94,34 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
     count = len(signature.inputs)
     holder: dict[str, OperatorOps] = {}
 
-    def forward(*inputs: Any, **params: Any) -> torch.Tensor:
+    def forward(*inputs: Any, **params: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
         module, to_kernel, from_kernel = _backend(holder["ops"], inputs)
-        output = module.forward(*map(to_kernel, inputs), **params)
-        return _dense(from_kernel(output), _result_dtype(inputs))
+        dtype, saved = _result_dtype(inputs), residual_names(holder["ops"], inputs)
+        if not saved:
+            return _dense(from_kernel(module.forward(*map(to_kernel, inputs), **params)), dtype), []
+        output, residuals = module.forward(*map(to_kernel, inputs), residuals=True, **params)
+        return _dense(from_kernel(output), dtype), [_dense(from_kernel(residuals[n]), dtype) for n in saved if n != "y"]
 
-    def forward_fake(*inputs: Any, **params: Any) -> torch.Tensor:
+    def forward_fake(*inputs: Any, **params: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
         with _data_checks_ignored():
             shape = kernel.forward(*inputs, **params).shape
-        return torch.empty(shape, dtype=_result_dtype(inputs), device=_device(inputs))
+        dtype, device, saved = _result_dtype(inputs), _device(inputs), residual_names(holder["ops"], inputs)
+        rows = shape[:len(shape) - len(holder["ops"].numba[0]._OUTPUT_AXES)] if saved else ()
+        return torch.empty(shape, dtype=dtype, device=device), \
+            [torch.empty(rows, dtype=dtype, device=device) for n in saved if n != "y"]
 
-    def vjp(cotangent: torch.Tensor, *inputs: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
+    def vjp(cotangent: torch.Tensor, *arrays: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
+        *inputs, residuals = arrays
         module, to_kernel, from_kernel = _backend(holder["ops"], (cotangent, *inputs))
         names = [n for n, want in zip(signature.inputs, wrt) if want]
+        if residuals:
+            saved = residual_names(holder["ops"], inputs)
+            params["residuals"] = {n: to_kernel(r) for n, r in zip(saved, residuals, strict=True)}
         grads = module.vjp(to_kernel(cotangent), *map(to_kernel, inputs), wrt=names, **params)
         return _gradients(grads, inputs, wrt, from_kernel)
 
-    def vjp_fake(cotangent: torch.Tensor, *inputs: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
-        return [torch.empty(a.shape, dtype=a.dtype, device=a.device) for a, want in zip(inputs, wrt) if want]
+    def vjp_fake(cotangent: torch.Tensor, *arrays: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
+        return [torch.empty(a.shape, dtype=a.dtype, device=a.device) for a, want in zip(arrays[:count], wrt) if want]
 
     def jvp(*arrays: Any, **params: Any) -> torch.Tensor:
         tangents, inputs = arrays[:count], arrays[count:]
@@ -120,7 +130,7 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
         return _dense(from_kernel(output), _result_dtype(inputs))
 
     def jvp_fake(*arrays: Any, **params: Any) -> torch.Tensor:
-        return forward_fake(*arrays[count:], **params)
+        return forward_fake(*arrays[count:], **params)[0]
 
     def vjp_jvp(cotangent: torch.Tensor, *arrays: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
         tangents, inputs = arrays[:count], arrays[count:]
@@ -131,7 +141,7 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
         return _gradients(grads, inputs, wrt, from_kernel)
 
     def vjp_jvp_fake(cotangent: torch.Tensor, *arrays: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
-        return vjp_fake(cotangent, *arrays[count:], wrt=wrt, **params)
+        return vjp_fake(cotangent, *arrays[count:], [], wrt=wrt, **params)
 
     implementations: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
         "forward": (forward, forward_fake), "vjp": (vjp, vjp_fake), "jvp": (jvp, jvp_fake),
@@ -145,6 +155,21 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
     ops = holder["ops"] = OperatorOps(signature, kernel, **defined)
     _autograd(ops)
     return ops
+
+
+def residual_names(ops: OperatorOps, inputs: Sequence) -> tuple[str, ...]:
+    """What the forward saves for the backward with these inputs: the numba kernel's ``RESIDUALS``
+    (the engine's choice: the output ``y``, per-row statistics), when that kernel runs and each of
+    them is the output or one number per row (whose shape the fake implementation knows); none
+    otherwise (group_norm's and batchnorm's per-group statistics; the ``array_api`` kernel), and
+    the backward recomputes from the inputs.  ``y`` is the forward's output itself."""
+    if _backend(ops, inputs)[0] is ops.array_api:
+        return ()
+    kernel = ops.numba[0]
+    names = tuple(getattr(kernel, "RESIDUALS", ()))
+    if all(n == "y" or kernel._SAVED_AXES[n] == () for n in names):
+        return names
+    return ()
 
 
 def _data_checks_ignored() -> contextlib.AbstractContextManager:
@@ -219,33 +244,43 @@ def _autograd(ops: OperatorOps) -> None:
     """The forward's derivative is the vjp op; the vjp op's is the jvp and vjp_jvp ops."""
     signature = ops.signature
 
-    def save(ctx: Any, inputs: tuple, output: Any, keyword_only_inputs: dict | None = None) -> None:
-        keyword_only_inputs = keyword_only_inputs or {}
-        ctx.params = {k: v for k, v in keyword_only_inputs.items() if k != "wrt"}
-        ctx.wrt = keyword_only_inputs.get("wrt")
-        ctx.save_for_backward(*inputs)
+    count = len(signature.inputs)
 
-    def forward_backward(ctx: Any, cotangent: torch.Tensor) -> tuple:
-        inputs = ctx.saved_tensors
+    def save_forward(ctx: Any, inputs: tuple, output: tuple, keyword_only_inputs: dict | None = None) -> None:
+        ctx.params = keyword_only_inputs or {}
+        ctx.saved = residual_names(ops, inputs)
+        y, statistic = output[0], iter(output[1])
+        residuals = [y if name == "y" else next(statistic) for name in ctx.saved]
+        ctx.save_for_backward(*inputs, *residuals)
+
+    def forward_backward(ctx: Any, cotangent: torch.Tensor, _statistics: Any = None) -> tuple:
+        inputs, residuals = ctx.saved_tensors[:count], ctx.saved_tensors[count:]
         wrt = [need and name in signature.differentiable and inputs[p] is not None and inputs[p].is_floating_point()
                for p, (name, need) in enumerate(zip(signature.inputs, ctx.needs_input_grad))]
         if not any(wrt):
             return (None,) * len(inputs)
-        grads = iter(ops.vjp(cotangent, *inputs, wrt=wrt, **ctx.params))
+        # the residuals are functions of the inputs the vjp_jvp op differentiates through already
+        grads = iter(ops.vjp(cotangent, *inputs, [r.detach() for r in residuals], wrt=wrt, **ctx.params))
         return tuple(next(grads) if want else None for want in wrt)
+
+    def save(ctx: Any, inputs: tuple, output: Any, keyword_only_inputs: dict) -> None:
+        ctx.params = {k: v for k, v in keyword_only_inputs.items() if k != "wrt"}
+        ctx.wrt = keyword_only_inputs["wrt"]
+        ctx.save_for_backward(*inputs[:-1])  # the cotangent and the inputs, not the residuals
+        ctx.residuals = len(inputs[-1])
 
     def vjp_backward(ctx: Any, outer: Sequence) -> tuple:
         cotangent, *inputs = ctx.saved_tensors
         given = iter(outer)
         tangents = [next(given) if want else None for want in ctx.wrt]
-        needed = ctx.needs_input_grad
+        needed, no_residuals = ctx.needs_input_grad, [None] * ctx.residuals
         if all(t is None for t in tangents) or not any(needed):
-            return (None,) * len(needed)
+            return (None,) * count + (None, no_residuals)
         by_cotangent = ops.jvp(*tangents, *inputs, **ctx.params).to(cotangent.dtype) if needed[0] else None
         wrt = [need and name in signature.differentiable and a is not None and a.is_floating_point()
                for name, need, a in zip(signature.inputs, needed[1:], inputs)]
         by_inputs = iter(ops.vjp_jvp(cotangent, *tangents, *inputs, wrt=wrt, **ctx.params)) if any(wrt) else iter(())
-        return (by_cotangent, *(next(by_inputs) if want else None for want in wrt))
+        return (by_cotangent, *(next(by_inputs) if want else None for want in wrt), no_residuals)
 
-    torch.library.register_autograd(ops.forward, forward_backward, setup_context=save)
+    torch.library.register_autograd(ops.forward, forward_backward, setup_context=save_forward)
     torch.library.register_autograd(ops.vjp, vjp_backward, setup_context=save)

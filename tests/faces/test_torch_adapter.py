@@ -182,8 +182,33 @@ def test_the_gradient_is_the_generated_vjp(monkeypatch, mode):
     original = kernel.vjp
     monkeypatch.setattr(kernel, "vjp", lambda *a, **k: calls.append(k) or original(*a, **k))
     x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
-    softmax(x, axis=0).sum().backward()
+    y = softmax(x, axis=0)
+    y.sum().backward()
+    saved = [call.pop("residuals") for call in calls if "residuals" in call]
     assert calls == [{"axis": 0, "wrt": ["x"]}]
+    if mode == "op":  # the output the forward saved, not recomputed
+        np.testing.assert_array_equal(saved[0]["y"], y.detach().numpy())
+
+
+@pytest.mark.parametrize(("name", "saved"), [("rmsnorm", {"r"}), ("layernorm", {"mu", "sigma"}),
+                                            ("log_softmax", {"y"})])
+def test_the_backward_uses_the_forwards_residuals(monkeypatch, name, saved):
+    """mode="op": the numba vjp gets the residuals the forward saved (the engine's choice: per-row
+    statistics, or the output), each the forward kernel's own; the gradients are those of a vjp
+    that recomputes them."""
+    function, shape = dt.operator(name), (3, 5)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    function(x)
+    numba, calls = function.ops.numba[0], []
+    original = numba.vjp
+    monkeypatch.setattr(numba, "vjp", lambda *a, **k: calls.append(k.get("residuals")) or original(*a, **k))
+    dy = torch.randn(*shape, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(function(x), x, dy)
+    _, expected = numba.forward(x.detach().numpy(), residuals=True)
+    assert set(calls[0]) == saved
+    for key in saved:
+        np.testing.assert_allclose(calls[0][key], expected[key], rtol=1e-15)
+    np.testing.assert_allclose(grad.numpy(), original(dy.numpy(), x.detach().numpy())[0], rtol=1e-12)
 
 
 def test_labels_get_no_gradient():

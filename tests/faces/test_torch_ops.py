@@ -14,6 +14,7 @@ from helpers import OPERATORS
 from helpers.adapter_cases import cases
 
 import derive.torch as dt
+from derive.torch.ops import residual_names
 
 FIRST = [cases(name)[0] for name in OPERATORS]
 
@@ -41,13 +42,16 @@ def test_opcheck_every_operator(case):
     ops, signature = function.ops, function.signature
     params = {**signature.params, **case.params}
     inputs = _arguments(case, requires_grad=True)
-    output = function(*inputs, **case.params)
+    output, statistics = ops.forward(*inputs, **params)
+    statistic = iter(statistics)
+    residuals = [output if name == "y" else next(statistic) for name in residual_names(ops, inputs)]
     cotangent = torch.randn_like(output, dtype=torch.float64)
     wrt = [p in case.floats for p in range(len(inputs))]
     tangents = [torch.randn_like(a) if p in case.floats else None for p, a in enumerate(inputs)]
     plain = [a.detach() if isinstance(a, torch.Tensor) else a for a in inputs]
     torch.library.opcheck(ops.forward, tuple(inputs), params)
-    torch.library.opcheck(ops.vjp, (cotangent.requires_grad_(), *inputs), {**params, "wrt": wrt})
+    for saved in [[r.detach() for r in residuals]] + ([[]] if residuals else []):  # with residuals, without
+        torch.library.opcheck(ops.vjp, (cotangent.requires_grad_(), *inputs, saved), {**params, "wrt": wrt})
     quick = ("test_schema", "test_autograd_registration", "test_faketensor")
     torch.library.opcheck(ops.jvp, (*tangents, *plain), params, test_utils=quick)
     torch.library.opcheck(ops.vjp_jvp, (cotangent.detach(), *tangents, *plain), {**params, "wrt": wrt},
@@ -174,13 +178,14 @@ def test_cpu_tensors_run_numba_without_copies(monkeypatch):
     original = numba.forward
 
     def spy(*arrays, **params):
-        seen["in"], seen["out"] = arrays, original(*arrays, **params)
-        return seen["out"]
+        result = original(*arrays, **params)
+        seen["in"], seen["out"], seen["saved"] = arrays, *result  # the output, the residuals (mu, sigma)
+        return result
 
     monkeypatch.setattr(numba, "forward", spy)
     y = layernorm(x, gamma)
     assert np.shares_memory(seen["in"][0], x.numpy()) and np.shares_memory(seen["in"][1], gamma.numpy())
-    assert np.shares_memory(seen["out"], y.numpy())
+    assert np.shares_memory(seen["out"], y.numpy()) and set(seen["saved"]) == {"mu", "sigma"}
     array_api = []
     monkeypatch.setattr(layernorm.kernel, "forward", lambda *a, _f=layernorm.kernel.forward, **k:
                         array_api.append(a) or _f(*a, **k))
