@@ -7,9 +7,11 @@ norms (``RMSNorm``, ``LayerNorm``, ``GroupNorm``, ``BatchNorm1d``/``2d``/``3d``)
 
 Two modes, as ``derive.jax`` has.  ``mode="op"`` (the default): custom ops (``derive.torch.ops``)
 that ``torch.compile(fullgraph=True)`` traces without a graph break, running the numba kernels on
-CPU tensors (the ``array_api`` kernel elsewhere); reverse mode and a double backward run derived
-formulas.  ``mode="function"`` (``derive.torch.function``): a ``torch.autograd.Function`` over the
-``array_api`` kernel, with forward mode (``torch.func.jvp``) too, not compiled.  Keyword parameters
+CPU tensors (the ``array_api`` kernel elsewhere), the forward saving the residuals the vjp reads;
+reverse mode and a double backward run derived formulas, and a call whose input carries a
+forward-mode tangent runs the other mode.  ``mode="function"`` (``derive.torch.function``): a
+``torch.autograd.Function`` over the ``array_api`` kernel, forward mode (``torch.func.jvp``)
+included, not compiled.  Keyword parameters
 are not differentiated: a tensor one that requires grad is a TypeError, not a gradient silently
 missing.
 """
