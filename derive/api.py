@@ -179,6 +179,7 @@ def load_kernel(path: str | Path) -> ModuleType:
         raise FileNotFoundError(f"no kernel file at {path}") from None
     identity = hashlib.sha256(str(path.resolve()).encode() + b"\0" + text).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(f"derive_kernel_{path.stem}_{identity}", path)
+    assert spec is not None  # a file location always gives a spec
     module = importlib.util.module_from_spec(spec)
     exec(compile(text, str(path), "exec", dont_inherit=True), module.__dict__)  # a generated kernel
     return module
@@ -188,8 +189,8 @@ def kernel(name_or_path: str | Path | OperatorModel, target: str = "array_api",
            operator: str | None = None) -> ModuleType:
     """The ``target`` kernel of an operator as a module: a built-in's shipped file
     (``derive.generated``, or this checkout's ``generated/``), else written and proved into the
-    render cache's folder (a model file's operator: seconds the first time, then from the cache).  The module is in ``sys.modules`` under its ``__name__``, so
-    ``torch.compile`` can trace into it."""
+    render cache's folder (a model file's operator: seconds the first time, then from the cache).
+    The module is in ``sys.modules`` under its ``__name__``, so ``torch.compile`` can trace into it."""
     model = name_or_path if isinstance(name_or_path, OperatorModel) else load(name_or_path, operator)
     folder = _target(target).folder
     shipped = generated_folder() / folder / f"{model.name}.py"

@@ -91,7 +91,7 @@ class Parser(argparse.ArgumentParser):
 
     commands: argparse._SubParsersAction
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             command = self.commands.choices[parsed.command]

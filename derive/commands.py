@@ -171,7 +171,7 @@ def run_pdf(args: argparse.Namespace) -> int:
     """The documents of --model (derived now), else of --source, else those derive ships."""
     check_output(args.out)  # before deriving
     if args.model is not None:
-        models = selected(args, args.documents)
+        models = selected(args, args.documents) or []
         files = render_models(models, progress_printer(args), options=Options(cache=RenderCache()))
         pdfs = compile_documents(files, [m.name for m in models], args.out, progress_printer(args))
     else:

@@ -78,7 +78,7 @@ def _block(derivation: Derivation, hessian: sp.Expr, label: str, line: Callable[
 def _written_through(derivation) -> list[tuple[tuple[str, str], sp.Expr]]:
     """(x_hat or y, its definition) for each name a shown compact form is written through (not y
     itself when it is the output: the definition above says it)."""
-    found = {}
+    found: dict[tuple[str, str], sp.Expr] = {}
     for gradient in derivation.gradients:
         for kind in ("vjp", "jvp"):
             form = derivation.compact(gradient.input.name, kind)

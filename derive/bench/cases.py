@@ -19,8 +19,10 @@ DTYPES = ("float32", "float64")
 """The dtypes a case runs in (``--dtype``)."""
 
 # the candidates' names, as the tables show them
-GENERATED_VJP, CLOSED_VJP, PLAIN_VJP, NAIVE_VJP = "generated vjp", "closed form vjp", "plain closed form vjp", "naive Jacobian vjp"
-TORCH_VJP, GENERATED_FORWARD, TORCH_FORWARD, COPY = "torch autograd vjp", "generated forward", "torch forward", "numpy copy"
+GENERATED_VJP, CLOSED_VJP = "generated vjp", "closed form vjp"
+PLAIN_VJP, NAIVE_VJP = "plain closed form vjp", "naive Jacobian vjp"
+TORCH_VJP, COPY = "torch autograd vjp", "numpy copy"
+GENERATED_FORWARD, TORCH_FORWARD = "generated forward", "torch forward"
 NUMBA_VJP, NUMBA_FORWARD = "numba vjp", "numba forward"
 GENERATED_VJP_JVP, TORCH_VJP_JVP = "generated vjp_jvp", "torch double backward"
 

@@ -13,10 +13,12 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +56,7 @@ class Skip(Exception):
 class Candidate:
     name: str
     kind: str  # "forward", "vjp", "vjp_jvp" (second order) or "copy"
-    call: Callable[[], object]
+    call: Callable[[], Any]
     traced: bool = True  # tracemalloc sees its memory (NumPy, not torch)
     group: str = "numpy"
     """Candidates are timed group by group, interleaved within a group: the threads of one
@@ -68,6 +70,8 @@ def load_kernel(folder: Path, op: str, target: str = "numpy") -> ModuleType:
     if not path.is_file():
         raise Skip(f"no generated kernel {path} (run `derive generate {op}`)")
     spec = importlib.util.spec_from_file_location(f"derive_bench_{target}_{op}", path)
+    if spec is None or spec.loader is None:
+        raise Skip(f"{path} cannot be imported")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -128,9 +132,10 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
                   Candidate(NUMBA_VJP, "vjp", lambda: compiled.vjp(dy, *arrays, **params), group="numba")]
     for name, baseline in ((CLOSED_VJP, case.baselines.closed), (PLAIN_VJP, case.baselines.plain)):
         if baseline is not None:
-            found.append(Candidate(name, "vjp", lambda b=baseline: b(dy, *arrays, **params)))
-    if case.baselines.naive is not None and _naive_fits(case, dtype):
-        found.append(Candidate(NAIVE_VJP, "vjp", lambda: case.baselines.naive(dy, *arrays, **params), group="naive"))
+            found.append(Candidate(name, "vjp", partial(baseline, dy, *arrays, **params)))
+    naive = case.baselines.naive
+    if naive is not None and _naive_fits(case, dtype):
+        found.append(Candidate(NAIVE_VJP, "vjp", lambda: naive(dy, *arrays, **params), group="naive"))
     try:
         reference = torch_ref.autograd(case.op, arrays, params, dy)
     except Exception as error:  # a PyTorch signature that differs from the kernel's: no torch rows
@@ -149,7 +154,7 @@ def candidates(case: Case, kernel: ModuleType, arrays: list[np.ndarray], dy: np.
     return found
 
 
-def _gradients(value: object) -> tuple:
+def _gradients(value: Iterable) -> tuple:
     return tuple(None if g is None else np.asarray(g.detach() if hasattr(g, "detach") else g) for g in value)
 
 
@@ -186,7 +191,7 @@ def numba_kernel(case: Case, folder: Path, arrays: list, dy: np.ndarray, notes: 
         return None, None
     cache = folder / "numba" / "__pycache__"
     cached = any(cache.glob(f"{case.op}.*.nbi")) if cache.is_dir() else False
-    times = {"cache_before": cached}
+    times: dict[str, bool | float | None] = {"cache_before": cached}
     for kind, call in (("forward", lambda: compiled.forward(*arrays, **case.params)),
                        ("vjp", lambda: compiled.vjp(dy, *arrays, **case.params))):
         start = time.perf_counter()
@@ -215,7 +220,8 @@ def _new_process_first_call(path: Path, case: Case, dtype: np.dtype) -> float | 
     """Seconds of a new process's first forward and vjp (tiny inputs of the same dtype and rank,
     so the same compiled signature), after its imports."""
     shapes = [[min(length, 4) for length in shape] for shape in case.inputs.values()]
-    command = [sys.executable, "-c", NEW_PROCESS, str(path), json.dumps(shapes), json.dumps(case.params), np.dtype(dtype).name]
+    command = [sys.executable, "-c", NEW_PROCESS, str(path), json.dumps(shapes), json.dumps(case.params),
+               np.dtype(dtype).name]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     return float(done.stdout.strip()) if done.returncode == 0 else None
 
@@ -257,7 +263,7 @@ def ratios(rows: list[dict]) -> dict[str, float]:
     """Generated (NumPy, then numba) vjp time, and the generated vjp_jvp time, over each other
     candidate's time of the same kind (only for those that agree)."""
     by_name = {r["name"]: r for r in rows}
-    found = {}
+    found: dict[str, float] = {}
     for kind, own, label in (("vjp", GENERATED_VJP, "generated"), ("vjp", NUMBA_VJP, "numba"),
                              ("vjp_jvp", GENERATED_VJP_JVP, GENERATED_VJP_JVP)):
         if own in by_name and not by_name[own]["disagrees"]:

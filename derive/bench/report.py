@@ -2,11 +2,13 @@
 
 Targets: the generated vjp within 1.15x of the tuned closed form and faster than PyTorch's
 autograd for the normalizations and softmaxes in float32 at the large shapes; peak memory of
-every vjp but linear algebra and attention at most 4x its input (inputs of 1 MiB or more); ``derive generate`` at most 60 s
-from scratch and 2 s when nothing changed.
+every vjp but linear algebra and attention at most 4x its input (inputs of 1 MiB or more);
+``derive generate`` at most 60 s from scratch and 2 s when nothing changed.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .cases import CLOSED_VJP, GENERATED_VJP, GENERATED_VJP_JVP, NUMBA_FORWARD, NUMBA_VJP, TORCH_VJP, TORCH_VJP_JVP
 
@@ -27,6 +29,14 @@ PyTorch's autograd backward, and a second process's first call of a cached kerne
 
 def _number(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _field(row: dict[str, Any] | None, key: str) -> float | None:
+    return None if row is None else row[key]
+
+
+def _ratio(mine: float | None, other: float | None) -> float | None:
+    return None if mine is None or not other else mine / other
 
 
 def _ms(value: float | None) -> str:
@@ -59,7 +69,7 @@ def case_text(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _row(result: dict, name: str) -> dict | None:
+def _row(result: dict, name: str) -> dict[str, Any] | None:
     return next((r for r in result["rows"] if r["name"] == name), None)
 
 
@@ -83,14 +93,15 @@ def numba_table(results: list[dict]) -> str:
         lines.append(
             f"| {result['op']} | {'×'.join(map(str, result['shape']))} | {result['dtype']} | {_ms(mine)} "
             f"| {_number(vjp['copy_pct'], 0, '%')} | {_ms(torch)} | {_number(torch and mine and torch / mine, 2, '×')} "
-            f"| {_ms(numpy)} | {_number(forward and forward['copy_pct'], 0, '%')} | {_number(compile_s, 2)} "
+            f"| {_ms(numpy)} | {_number(forward['copy_pct'] if forward else None, 0, '%')} | {_number(compile_s, 2)} "
             f"| {_number(first.get('new_process'), 2)} |")
     return "\n".join(lines)
 
 
 def numba_targets(result: dict) -> list[dict]:
     """Issue 13's targets for the numba kernel of one case (float32, large shapes)."""
-    found, title = [], case_title(result)
+    found: list[dict] = []
+    title = case_title(result)
     if result["dtype"] != "float32" or result["input_bytes"] < LARGE_INPUT_BYTES:
         return found
     vjp, forward = _row(result, NUMBA_VJP), _row(result, NUMBA_FORWARD)
@@ -98,14 +109,17 @@ def numba_targets(result: dict) -> list[dict]:
         return found
     if result["op"] in NUMBA_FLOOR_OPS:
         found.append(_target(f"{title}: numba vjp % of copy floor", vjp["copy_pct"], NUMBA_FLOOR_PCT, at_least=True))
-    if result["op"] in NUMBA_TORCH_OPS:
-        found.append(_target(f"{title}: numba forward % of copy floor", forward["copy_pct"], NUMBA_FLOOR_PCT, at_least=True))
+    if result["op"] in NUMBA_TORCH_OPS and forward is not None:
+        found.append(_target(f"{title}: numba forward % of copy floor", forward["copy_pct"], NUMBA_FLOOR_PCT,
+                             at_least=True))
         torch = _time(result, TORCH_VJP)
         if torch:
-            found.append(_target(f"{title}: torch autograd / numba vjp", torch / vjp["ms"], NUMBA_TORCH_SPEEDUP, at_least=True))
+            found.append(_target(f"{title}: torch autograd / numba vjp", torch / vjp["ms"], NUMBA_TORCH_SPEEDUP,
+                                 at_least=True))
         first = result.get("numba_first_call_s") or {}
         if first.get("new_process") is not None:
-            found.append(_target(f"{title}: numba first call in a new process (s)", first["new_process"], NUMBA_NEW_PROCESS_S))
+            found.append(_target(f"{title}: numba first call in a new process (s)", first["new_process"],
+                                 NUMBA_NEW_PROCESS_S))
     return found
 
 
@@ -120,8 +134,9 @@ def markdown_table(results: list[dict]) -> str:
         shape = "×".join(map(str, result["shape"]))
         lines.append(
             f"| {result['op']} | {shape} | {result['dtype']} | {_ms(mine)} | {_ms(closed)} "
-            f"| {_number(closed and mine / closed, 2, '×')} | {_ms(torch)} | {_number(torch and mine / torch, 2, '×')} "
-            f"| {_number(row['gbs'])} | {_number(row['copy_pct'], 0, '%')} | {_number(row['peak_ratio'], 2, '×')} |")
+            f"| {_number(_ratio(mine, closed), 2, '×')} | {_ms(torch)} | {_number(_ratio(mine, torch), 2, '×')} "
+            f"| {_number(_field(row, 'gbs'))} | {_number(_field(row, 'copy_pct'), 0, '%')} "
+            f"| {_number(_field(row, 'peak_ratio'), 2, '×')} |")
     return "\n".join(lines)
 
 
@@ -165,8 +180,10 @@ def targets(results: list[dict], derivation: dict | None, categories: dict[str, 
         found += numba_targets(result)
     if derivation:
         count = derivation["operators"]
-        found.append(_target(f"derive generate, {count} operators, from scratch (s)", derivation["scratch_s"], SCRATCH_LIMIT_S))
-        found.append(_target(f"derive generate, {count} operators, unchanged (s)", derivation["unchanged_s"], UNCHANGED_LIMIT_S))
+        found.append(_target(f"derive generate, {count} operators, from scratch (s)", derivation["scratch_s"],
+                             SCRATCH_LIMIT_S))
+        found.append(_target(f"derive generate, {count} operators, unchanged (s)", derivation["unchanged_s"],
+                             UNCHANGED_LIMIT_S))
     return found
 
 

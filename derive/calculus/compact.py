@@ -19,7 +19,10 @@ kernels are printed from it.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import sympy as sp
 
@@ -128,8 +131,8 @@ def expand_named(expr: sp.Expr, named: list[Named]) -> sp.Expr:
     """Every placeholder written out as its definition (the latest first, so nested ones unfold)."""
     for quantity in reversed(named):
         base = quantity.base
-        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
-                            lambda e: quantity.written_at(tuple(e.indices)))
+        expr = expr.replace(lambda e, base=base: isinstance(e, sp.Indexed) and e.base == base,
+                            lambda e, quantity=quantity: quantity.written_at(tuple(e.indices)))
         if not quantity.free:
             expr = expr.xreplace({quantity.at(()): quantity.definition})
     return expr
@@ -229,7 +232,8 @@ def rewriter(output: sp.Expr, output_indices: tuple, where: tuple, inputs: list[
     for entry in entries:
         hat = normalised_input(named_output, entry, bases) if entry.base in measured else None
         for name, through in ((HAT, hat), (OUTPUT, named_output)):
-            if name in {str(b.label) for b in inputs} or through is None or through == entry or (name == HAT and through == named_output):
+            if (name in {str(b.label) for b in inputs} or through is None or through == entry
+                    or (name == HAT and through == named_output)):
                 continue
             value = sp.IndexedBase(name, real=True)[tuple(output_indices)]
             inverse = _solve_for(entry, through, value)
@@ -255,16 +259,17 @@ def weight(expr: sp.Expr) -> int:
     return sp.count_ops(expr, visual=False) + sum(1 for _ in sp.preorder_traversal(expr)) // 8
 
 
-def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...], sizes: tuple[int, ...] = (1, 2, 3)) -> Compact:
+def compact(raw: sp.Expr, rewrite: Rewriter, dims: tuple[sp.Symbol, ...],
+            sizes: tuple[int, ...] = (1, 2, 3)) -> Compact:
     """The lightest exact form of ``raw`` through the named quantities, or ``raw`` itself, checked
     equal to ``raw`` at random points with every axis at each of ``sizes``."""
     named = name_in(canonical_dummies(raw), rewrite.named)
     best = Compact(raw, raw, None)
     options = []
-    attempts = [(lambda: tidy(named), None)]
+    attempts: list[tuple[Callable[[], sp.Expr | None], Any]] = [(lambda: tidy(named), None)]
     if not named.has(rewrite.output.base):  # an input named y: the output cannot take its name
         attempts.append((lambda: tidy(name_in(named, [rewrite.output])), "output"))
-    attempts += [(lambda p=position: rewrite.through(named, p), (through, indices))
+    attempts += [(partial(rewrite.through, named, position), (through, indices))
                  for position, (_, _, through, indices) in enumerate(rewrite.substitutions)]
     for attempt, source in attempts:
         try:

@@ -96,9 +96,10 @@ def _numeric(expr: sp.Basic, point: dict, memo: dict) -> complex:
             raise NotNumeric(f"no value for {expr}")
         value = complex(point[expr])
     elif isinstance(expr, sp.Piecewise):
-        value = next((_numeric(e, point, memo) for e, c in expr.args if _truth(c, point, memo)), None)
-        if value is None:
+        chosen = next((_numeric(e, point, memo) for e, c in expr.args if _truth(c, point, memo)), None)
+        if chosen is None:
             raise NotNumeric(f"no branch of {expr} holds")
+        value = chosen
     else:
         args = [_numeric(a, point, memo) for a in expr.args]
         value = _apply(expr, args)
@@ -132,7 +133,8 @@ def _complex_only():
 _FUNCTIONS = {
     "exp": cmath.exp, "log": cmath.log, "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan,
     "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh, "erf": _real(math.erf),
-    "Abs": abs, "sign": _real(lambda v: math.copysign(1.0, v) if v else 0.0), "Heaviside": _real(lambda v: float(v > 0) + 0.5 * (v == 0)),
+    "Abs": abs, "sign": _real(lambda v: math.copysign(1.0, v) if v else 0.0),
+    "Heaviside": _real(lambda v: float(v > 0) + 0.5 * (v == 0)),
     "Max": _real(max), "Min": _real(min),
 }
 

@@ -150,7 +150,7 @@ def _function(expr: sp.Function, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
         try:
             outer = expr.fdiff(position)
         except (sp.ArgumentIndexError, TypeError, NotImplementedError) as error:
-            raise DerivationError(f"no derivative known for {expr.func} (argument {position}): {error}")
+            raise DerivationError(f"no derivative known for {expr.func} (argument {position}): {error}") from None
         if isinstance(outer, sp.Derivative) or outer.has(sp.Subs):
             raise DerivationError(f"no derivative known for function {expr.func} in {expr}; declare one: "
                                   f"class {expr.func}(sympy.Function) with a method fdiff(self, argindex=1)")
@@ -160,7 +160,8 @@ def _function(expr: sp.Function, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
 
 def _piecewise(expr: sp.Piecewise, wrt: sp.Indexed) -> tuple[str, sp.Expr]:
     for _, condition in expr.args:
-        if condition.has(wrt.base) and not isinstance(condition, (sp.core.relational.Relational, sp.logic.boolalg.BooleanAtom)):
+        decidable = isinstance(condition, (sp.core.relational.Relational, sp.logic.boolalg.BooleanAtom))
+        if condition.has(wrt.base) and not decidable:
             raise DerivationError(f"cannot differentiate the condition {condition} of {expr}")
     branches = [(Partial(value, wrt), condition) for value, condition in expr.args]
     return "piecewise rule (each branch, conditions held)", sp.Piecewise(*branches)

@@ -67,7 +67,8 @@ def pull_factors_out_of_sum(expr: sp.Expr) -> sp.Expr:
     if not isinstance(expr, sp.Sum):
         return expr
     own = set(bound_indices(expr))
-    outside, inside = [], []
+    outside: list[sp.Expr] = []
+    inside: list[sp.Expr] = []
     for factor in sp.Mul.make_args(expr.function):
         (inside if free_indices(factor) & own else outside).append(factor)
     body = sp.Mul(*inside)

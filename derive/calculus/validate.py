@@ -133,7 +133,8 @@ def layout_problem(model: OperatorModel) -> str:
     params = [p.name for p in model.params]
     missing = [name for name in (layout.param, layout.keepdims) if name is not None and name not in params]
     if missing:
-        return f"it names parameter {missing[0]!r}, which the model does not have (its parameters: {', '.join(params) or 'none'})"
+        return (f"it names parameter {missing[0]!r}, which the model does not have "
+                f"(its parameters: {', '.join(params) or 'none'})")
     if kind in ("axis", "groups") and layout.param is None:
         return f"layout {kind!r} needs the name of its parameter"
     if kind == "elementwise" and not entrywise(model):
@@ -144,7 +145,8 @@ def layout_problem(model: OperatorModel) -> str:
         return "every input must have the same single axis and the output must be one number"
     rank = {"channels": 3, "groups": 4}.get(kind)
     if rank and len(inputs[0].dims) != rank:
-        return f"the first input must have {rank} axes ({'N, C, S' if rank == 3 else 'N, G, C/G, S'}), not {len(inputs[0].dims)}"
+        axes = "N, C, S" if rank == 3 else "N, G, C/G, S"
+        return f"the first input must have {rank} axes ({axes}), not {len(inputs[0].dims)}"
     return ""
 
 

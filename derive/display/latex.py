@@ -76,8 +76,9 @@ class DerivationLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr.name == COTANGENT or tangent_of(expr.name):
             return self.base_name(expr.name)
-        if latex_symbol(expr.name):
-            return latex_symbol(expr.name)
+        symbol = latex_symbol(expr.name)
+        if symbol:
+            return symbol
         tex = super()._print_Symbol(expr, style)
         return rf"\mathrm{{{tex}}}" if re.fullmatch(r"[A-Za-z]{2,}", tex) else tex  # a word, not a product
 

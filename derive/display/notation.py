@@ -60,8 +60,9 @@ def unicode_name(name: str, output: str = "y") -> str:
 def _unicode_name(name: str, output: str) -> str:
     if name == COTANGENT:
         return bar(_unicode_name(output, output))
-    if tangent_of(name):
-        return _unicode_name(tangent_of(name), output) + _DOT
+    tangent = tangent_of(name)
+    if tangent:
+        return _unicode_name(tangent, output) + _DOT
     if name in SYMBOLS:
         return SYMBOLS[name][1]
     if name.endswith("_hat") and len(name) > 4:  # x_hat -> x̂, as the documents' \\hat{x}

@@ -89,6 +89,7 @@ def _execute(path: Path, text: bytes) -> None:
     """Run the file's ``text`` (the bytes just read and digested, never a cached bytecode file)."""
     module_name = f"_derive_user_model_{next(_COUNTER)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None  # a file location always gives a spec
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:

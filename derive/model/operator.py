@@ -59,7 +59,7 @@ class Param:
     """A keyword parameter (a scalar the output depends on, not differentiated)."""
 
     name: str
-    default: float | int | str | bool
+    default: float | int | str | bool | None
     symbol: sp.Symbol | None = None
     doc: str = ""
     choices: tuple = ()
@@ -106,8 +106,9 @@ class OperatorModel:
     output_indices: tuple[sp.Idx, ...]
     output: sp.Expr
     params: tuple[Param, ...] = ()
-    layout: Layout | None = None
-    """How arrays map onto the core axes; None (the default): inferred by ``infer_layout``."""
+    layout: Layout = None  # type: ignore[assignment]  # None is replaced in __post_init__
+    """How arrays map onto the core axes; None (the default): inferred by ``infer_layout``, so a
+    constructed model's layout is always a ``Layout``."""
     shift_invariant: tuple[tuple[str, sp.Symbol], ...] = ()
     """(input, axis): adding a constant along that axis leaves the output unchanged (softmax), so
     kernels subtract the maximum along it first, which keeps exp from overflowing."""

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from ..errors import PluginError, UnknownOperatorError
 from .operator import ModelFactory, OperatorModel
@@ -96,7 +97,7 @@ def get(name: str) -> OperatorModel:
     return build(name)
 
 
-def build(name: str, **choices: object) -> OperatorModel:
+def build(name: str, **choices: Any) -> OperatorModel:
     """Build the model registered as ``name`` (built-in first, then installed packages), passing
     formula-selecting parameters to its factory."""
     if name in _FACTORIES:
@@ -139,7 +140,7 @@ def unknown(name: str, known: list[str]) -> UnknownOperatorError:
 
 
 def instantiate(factory: ModelFactory, source: str | None = None, *, origin: str = "",
-                **choices: object) -> OperatorModel:
+                **choices: Any) -> OperatorModel:
     """Call a factory; the model's ``source`` names its file when the model does not say, and its
     ``origin`` is the loader's (``BUILTIN``, an entry point, ``file_origin``), whatever the model says."""
     model = factory(**choices)

@@ -16,7 +16,8 @@ KINK = "the derivative at the kink x = 0 is taken from the branch x <= 0, as PyT
 @register
 def relu() -> OperatorModel:
     return unary("relu", lambda x: sp.Piecewise((x, x > 0), (0, True)), "max(x, 0)",
-                 "torch.relu(x)", category="activation", cite=("nair2010rectified",), notes=(KINK + " (relu'(0) = 0).",))
+                 "torch.relu(x)", category="activation", cite=("nair2010rectified",),
+                 notes=(KINK + " (relu'(0) = 0).",))
 
 
 @register
@@ -24,7 +25,8 @@ def leaky_relu() -> OperatorModel:
     slope = sp.Symbol("alpha", positive=True)
     return unary("leaky_relu", lambda x: sp.Piecewise((x, x > 0), (slope * x, True)),
                  "x for x > 0, negative_slope * x otherwise", "torch.nn.functional.leaky_relu(x, negative_slope)",
-                 category="activation", cite=("maas2013rectifier",), params=(Param("negative_slope", 0.01, slope, "slope for x <= 0"),),
+                 category="activation", cite=("maas2013rectifier",),
+                 params=(Param("negative_slope", 0.01, slope, "slope for x <= 0"),),
                  notes=(KINK + ".",))
 
 

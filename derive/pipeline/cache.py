@@ -135,11 +135,14 @@ def engine_fingerprint() -> str:
 def model_files(name: str) -> list[Path]:
     """The file defining ``name``'s model and every ``derive.ops`` module it refers to."""
     module = inspect.getmodule(registry.factory(name))
+    if module is None:
+        raise LookupError(f"the model {name!r} has no module")
     files = {Path(inspect.getfile(module)).resolve()}
     for value in vars(module).values():
         used = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
-        if used is not None and used.__name__.startswith("derive.ops.") and getattr(used, "__file__", None):
-            files.add(Path(used.__file__).resolve())
+        where = getattr(used, "__file__", None)
+        if used is not None and used.__name__.startswith("derive.ops.") and where:
+            files.add(Path(where).resolve())
     return sorted(files)
 
 

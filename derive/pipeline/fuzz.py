@@ -242,8 +242,8 @@ def is_deep(seed: int | str) -> bool:
 @contextlib.contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
     """Raise ``_TooSlow`` after ``seconds`` (Unix main thread; elsewhere no limit)."""
-    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not seconds or not usable:
         yield
         return
 
@@ -276,7 +276,7 @@ def check_source(source: str, folder: Path, name: str, seconds: float | None = N
         with _time_limit(total + GRACE if total else None):
             outcome = _check(path, name, budget, deep is not None)
     except _TooSlow:
-        return f"ran away: not stopped by its budget of {total:g} s within {total + GRACE:g} s"
+        return f"ran away: not stopped by its budget of {total or 0:g} s within {(total or 0) + GRACE:g} s"
     if deep is not None and outcome and outcome.startswith("stopped: ") and time.monotonic() - started > deep + GRACE:
         return f"ran away: stopped {time.monotonic() - started:.0f} s into its budget of {deep:g} s"
     return outcome

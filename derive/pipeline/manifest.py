@@ -92,7 +92,7 @@ def read_manifest(out: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise OutputError(_refused(path, error.strerror)) from None
+        raise OutputError(_refused(path, error.strerror or str(error))) from None
     try:
         info = os.fstat(handle)
         if not stat.S_ISREG(info.st_mode):

@@ -209,7 +209,8 @@ def write(out: Path, files: dict[str, str], full: bool,
         planned = _plan(out, files, full)
         for path, reason in planned.kept.items():
             report(f"kept {out / path}: {reason}; it is no longer listed as derive's (remove it if it is not yours)")
-        changed = [relative for relative, text in files.items() if read_regular(targets[relative]) != text.encode("utf-8")]
+        changed = [relative for relative, text in files.items()
+                   if read_regular(targets[relative]) != text.encode("utf-8")]
         if planned.text != render(planned.after).encode("utf-8"):
             changed.append(MANIFEST)
         if not changed and not planned.remove:
@@ -256,8 +257,8 @@ def _stage(out: Path, texts: dict[str, str], targets: dict[str, Path]) -> dict[s
                 mode = target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~umask
                 os.fchmod(stream.fileno(), mode)
     except BaseException as error:
-        for temporary in staged.values():
-            temporary.unlink(missing_ok=True)
+        for written in staged.values():
+            written.unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise OutputError(f"cannot write into {error.filename or out}: {error.strerror}") from None
         raise

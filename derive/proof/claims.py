@@ -354,6 +354,7 @@ def report(verdict: Verdict, model: OperatorModel, formula: str) -> str:
         lines.append(f"EQUAL: {how}; they agree at random points{oracle} for {tested_sizes(model, verdict.sizes)}")
         return "\n".join(lines)
     bad = verdict.counterexample
+    assert bad is not None  # a verdict of not equal carries its counterexample
     at = ", ".join(f"{k} = {v}" for k, v in {**bad.sizes, **bad.indices}.items())
     lines.append(f"NOT EQUAL: a counterexample at {at}:")
     rows = point_by_array(model, bad)

@@ -218,8 +218,8 @@ def _check_names(expr: sp.Expr, model: OperatorModel, free: tuple[sp.Idx, ...], 
         raise FormulaError(f"{context}: unknown function {', '.join(functions)}; use SymPy's ({known}) "
                            f"or the helpers {', '.join(HELPERS)}")
     index_like = {v for e in expr.atoms(sp.Indexed) for i in e.indices for v in i.atoms(sp.Symbol)}
-    known = {value for value in local.values() if isinstance(value, sp.Symbol)}  # sizes, parameters, scalars
-    for symbol in sorted(plain_symbols(expr) - known, key=str):
+    declared = {value for value in local.values() if isinstance(value, sp.Symbol)}  # sizes, parameters, scalars
+    for symbol in sorted(plain_symbols(expr) - declared, key=str):
         if symbol in index_like:
             raise FormulaError(f"{context}: index {symbol} is neither summed over nor a free index here "
                                f"(free: {', '.join(map(str, free)) or 'none'})")

@@ -1,7 +1,8 @@
 """Proof before writing: a rendered kernel is executed and compared with the oracle.
 
 Each target registers the checks its files pass (``Target.proofs``, run by ``derive.pipeline.render``
-before anything is cached or written); the Python kernels' is ``prove_kernel``.  A kernel is run on random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
+before anything is cached or written); the Python kernels' is ``prove_kernel``.  A kernel is run on
+random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
 sizes 1, 2, 3, every layout variant, batches that broadcast, have size-1 axes and more rows than a
 parallel kernel splits a call into, optional inputs given and omitted), with each value of a
 formula-selecting parameter.  ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -117,7 +119,8 @@ def prove_module(model: OperatorModel, module, seed: int = 0) -> None:
     prove_runs(model, {"": module}, seed)
 
 
-def prove_runs(model: OperatorModel, runs: dict[str, object], seed: int = 0, first_sizes: int | None = None) -> None:
+def prove_runs(model: OperatorModel, runs: Mapping[str, object], seed: int = 0,
+               first_sizes: int | None = None) -> None:
     """``prove_module`` for each of ``runs`` (a name for the messages -> a loaded kernel), the oracle
     evaluated once per call for all of them; ``first_sizes``: only that many of the ``size_cases``."""
     rng = np.random.default_rng(seed)
@@ -181,7 +184,8 @@ def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
             for by in chosen:
                 if (name, by) not in hessians:
                     hessians[(name, by)] = oracle.hessian_vector(name, by, full, symbols, dy, along[by], batch)
-            value = sum((hessians[(name, by)] for by in chosen), np.zeros(batch + (int(np.prod(oracle.in_shapes[name])),)))
+            zero = np.zeros(batch + (int(np.prod(oracle.in_shapes[name])),))
+            value = sum((hessians[(name, by)] for by in chosen), zero)
             value = case.from_core(model.input(name), value.reshape(batch + oracle.in_shapes[name]), given[name])
             ex.second[chosen][name] = fit(value, np.shape(given[name]))
     return ex

@@ -137,7 +137,7 @@ def _axis_case(model: OperatorModel, sizes: Sizes, batch: tuple, axis: int, keep
 
 def _elementwise(model: OperatorModel) -> list[Case]:
     count = len(model.inputs)
-    shapes = [[()] * count, [(ROWS, 3)] * count, [(1, 2)] * count]
+    shapes: list[list[tuple | None]] = [[()] * count, [(ROWS, 3)] * count, [(1, 2)] * count]
     if count > 1:
         shapes += [[(2, 3) if p % 2 == 0 else (3,) for p in range(count)],
                    [(ROWS, 1) if p % 2 == 0 else (1, 3) for p in range(count)],
@@ -148,7 +148,8 @@ def _elementwise(model: OperatorModel) -> list[Case]:
 
 def _flatten(model: OperatorModel) -> list[tuple[Sizes, Case]]:
     count = len(model.inputs)
-    options = [[(3,)] * count, [(2, 3) if p % 2 == 0 else (3,) for p in range(count)], [()] * count]
+    options: list[list[tuple[int, ...]]] = [[(3,)] * count, [(2, 3) if p % 2 == 0 else (3,) for p in range(count)],
+                                            [()] * count]
     if count > 1:
         options += [[(2, 1) if p % 2 == 0 else (1, 3) for p in range(count)],
                     [() if p % 2 == 0 else (2,) for p in range(count)]]
@@ -157,7 +158,7 @@ def _flatten(model: OperatorModel) -> list[tuple[Sizes, Case]]:
         common = np.broadcast_shapes(*shapes)
         n = int(np.prod(common))
         out.append(({d: n for d in model.dims()}, Case(
-            shapes, {}, lambda inp, a, common=common: np.broadcast_to(a, common).reshape(-1),
+            list(shapes), {}, lambda inp, a, common=common: np.broadcast_to(a, common).reshape(-1),
             lambda inp, a, shape, common=common: a.reshape(common))))
     return out
 
@@ -168,16 +169,19 @@ def _channels(model: OperatorModel, sizes: Sizes, groups: bool = False) -> list[
     n, spatial = core[0], core[-1]
     channels = int(np.prod(core[1:-1]))
     per_channel = core[1:-1]
-    spatials = [(spatial,), (1, spatial)] + ([()] if spatial == 1 else [])
+    spatials: list[tuple[int, ...]] = [(spatial,), (1, spatial)] + ([()] if spatial == 1 else [])
     keywords = {model.layout.param: core[1]} if groups else {}
     out = []
     for position, rest in enumerate(spatials):
-        given = [(n, channels) + rest] + [(channels,) for _ in model.inputs[1:]]
-        shapes = [given] + ([[given[0]] + [None if i.optional else (channels,) for i in model.inputs[1:]]]
-                            if position == 0 and any(i.optional for i in model.inputs) else [])
+        given: list[tuple | None] = [(n, channels, *rest)]
+        given += [(channels,) for _ in model.inputs[1:]]
+        shapes: list[list[tuple | None]] = [given]
+        if position == 0 and any(i.optional for i in model.inputs):
+            shapes.append([given[0]] + [None if i.optional else (channels,) for i in model.inputs[1:]])
         for s in shapes:
             out.append(Case(s, keywords,
-                            lambda inp, a: a.reshape((a.shape[0], *per_channel, -1)) if inp is x else a.reshape(per_channel),
+                            lambda inp, a: (a.reshape((a.shape[0], *per_channel, -1)) if inp is x
+                                            else a.reshape(per_channel)),
                             lambda inp, a, shape: a.reshape(shape),
                             lambda a: a.reshape((a.shape[0], *per_channel, -1)),
                             lambda a, user=(n, channels) + rest: a.reshape(user)))

@@ -6,7 +6,8 @@ exact comparisons) expands a model's entry by writing each definite sum out term
 SymPy's own ``doit``; ``expanded`` (for numbers)
 with ``calculus.concrete.expander``, which writes every finite sum out once per row (every entry
 ``x[2, 0]`` a plain symbol ``x_2_0``), ten times faster; activation functions become their
-elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the
+elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.
+``Expanded`` holds the
 output and the Jacobian once per size assignment and evaluates them on whole batches of numbers
 (``numeric``: NumPy on the expression DAG, every shared subexpression once, no printing), so the
 proof (``derive.proof.kernel``) and the tests compare kernels with it cheaply.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -49,8 +51,8 @@ def written_out(expr: sp.Expr) -> sp.Expr:
         if not (lower.is_Integer and upper.is_Integer) or upper < lower - 1:  # left to doit (Karr's convention)
             return sp.Sum(body, *limits[position:])
         # subs where a sum is left (it may bind a variable of that name), else the quicker xreplace
-        put = (lambda v: body.subs(var, v)) if body.has(sp.Sum) else (lambda v: body.xreplace({var: v}))
-        body = sp.Add(*[written_out(put(sp.Integer(v))) for v in range(int(lower), int(upper) + 1)])
+        at = [sp.Integer(v) for v in range(int(lower), int(upper) + 1)]
+        body = sp.Add(*[written_out(body.subs(var, v) if body.has(sp.Sum) else body.xreplace({var: v})) for v in at])
     return body
 
 
@@ -76,10 +78,10 @@ def concrete(expr: sp.Expr, sizes: dict, values: dict, labels: dict[str, sp.Symb
 @functools.lru_cache(maxsize=256)
 def _sized(expr: sp.Expr, sizes: tuple, labels: tuple) -> sp.Expr:
     """The part of ``concrete`` that does not depend on the free indices' values (done once)."""
-    labels = dict(labels)
+    by_base = dict(labels)
     expr = expr.xreplace({i: plain(i) for i in expr.atoms(sp.Idx)})
-    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in labels,
-                        lambda e: label(*e.indices, labels[str(e.base)]))
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base) in by_base,
+                        lambda e: label(*e.indices, by_base[str(e.base)]))
     return expr.subs(dict(sizes))
 
 
@@ -96,6 +98,7 @@ def numeric(expr: sp.Basic, values: dict[str, np.ndarray], memo: dict | None = N
     memo = {} if memo is None else memo
     if expr in memo:
         return memo[expr]
+    value: Any
     if expr.is_Number or isinstance(expr, sp.NumberSymbol):
         value = float(expr)
     elif expr in (sp.true, sp.false):
@@ -158,24 +161,25 @@ class Expanded:
     def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
         """The value of every symbol, by name: each array's core entries (its trailing axes; leading
         axes are the batch; class labels too, which a Kronecker delta compares), the parameters."""
-        values = {}
+        values: dict[str, Any] = {}
         for name, core in self.in_shapes.items():
             array = np.asarray(arrays[name])
             for at in itertools.product(*(range(n) for n in core)):
-                values[entry(name, at).name] = array[(Ellipsis, *at)]
+                where: tuple = (Ellipsis, *at)
+                values[entry(name, at).name] = array[where]
         values.update({s.name: v for s, v in params.items()})
         return values
 
     def forward(self, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """The output, of shape ``batch + out_shape``."""
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         with np.errstate(all="ignore"):  # an overflow is a non-finite value, which the proof leaves out
             flat = _stack([numeric(y, values, memo) for y in self.outputs], batch)
         return flat.reshape(batch + self.out_shape)
 
     def jacobian(self, name: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """d out / d input, of shape ``batch + (output entries, input entries)``."""
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         with np.errstate(all="ignore"):
             flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
         return flat.reshape(batch + (int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))))
@@ -188,7 +192,7 @@ class Expanded:
             entries = [sp.Symbol(entry(by, at).name, real=True)
                        for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
             self.hessians[(name, by)] = [sp.diff(d, s) for d in self.jacobians[name] for s in entries]
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         with np.errstate(all="ignore"):
             flat = _stack([numeric(d, values, memo) for d in self.hessians[(name, by)]], batch)
         sizes = (int(np.prod(self.in_shapes[name])), int(np.prod(self.in_shapes[by])))
@@ -212,7 +216,7 @@ class Expanded:
             self.directional[(name, by)] = [
                 sp.diff(sp.Add(*(dy[o] * jacobian[o * entries + i] for o in range(outputs))).xreplace(shift),
                         step).xreplace({step: 0}) for i in range(entries)]
-        values, memo = self.arguments_for(arrays, params), {}
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
         values.update({f"__dy_{o}": cotangent[..., o] for o in range(outputs)})
         values.update({f"__dot_{m}": tangent[..., m] for m in range(tangent.shape[-1])})
         with np.errstate(all="ignore"):

@@ -7,7 +7,8 @@ anyone checking a document: only the calls of ``srepr_grammar`` with literal arg
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
@@ -31,7 +32,7 @@ def srepr_grammar(functions: Mapping[str, type] | None = None) -> Grammar:
     """What a twin's srepr may contain: SymPy's classes above, ``ExprCondPair``, the open derivative
     ``Partial``, derive's own functions and the model's own ``functions`` (a user's ``sp.Function``
     classes, by name), called with literals and each other; nothing else."""
-    calls: dict[str, object] = {name: getattr(sp, name) for name in SREPR_CLASSES}
+    calls: dict[str, Callable[..., Any]] = {name: getattr(sp, name) for name in SREPR_CLASSES}
     calls.update(ExprCondPair=ExprCondPair, Partial=Partial, Float=_float)
     calls.update({name: value for name, value in vars(functions_module).items()
                   if isinstance(value, type) and issubclass(value, sp.Basic)})

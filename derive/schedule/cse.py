@@ -62,7 +62,9 @@ def inline_outer_products(pairs: list, reduced: list) -> tuple[list, list]:
     Such a temporary (exp(s_ij) v_je, an L x S x V array) only feeds contractions, which one
     einsum does without building it.
     """
-    kept, replace, spans = [], {}, {}
+    kept: list = []
+    replace: dict[sp.Basic, sp.Basic] = {}
+    spans: dict = {}
 
     def span(expr: sp.Expr) -> set:
         found = set(free_indices(restore_limits(expr)))
@@ -123,21 +125,22 @@ def reuse_products(temporaries: list[tuple[sp.Symbol, sp.Expr]], results: dict[s
     for position, (symbol, definition) in enumerate(temporaries):
         if not isinstance(definition, sp.Mul):
             continue
-        wanted = Counter(sp.Mul.make_args(definition))
-
-        def use(expr: sp.Expr) -> sp.Expr:
-            def holds(node) -> bool:
-                return isinstance(node, sp.Mul) and not wanted - Counter(node.args)
-
-            def rewrite(node: sp.Mul) -> sp.Expr:
-                rest = Counter(node.args) - wanted
-                return sp.Mul(arrays[symbol], *rest.elements())
-
-            return expr.replace(holds, rewrite)
-
-        temporaries[position + 1:] = [(s, use(d)) for s, d in temporaries[position + 1:]]
-        results = {name: use(expr) for name, expr in results.items()}
+        wanted, replacement = Counter(sp.Mul.make_args(definition)), arrays[symbol]
+        later = temporaries[position + 1:]
+        temporaries[position + 1:] = [(s, _use_product(d, wanted, replacement)) for s, d in later]
+        results = {name: _use_product(expr, wanted, replacement) for name, expr in results.items()}
     return temporaries, results
+
+
+def _use_product(expr: sp.Expr, wanted: Counter, replacement: sp.Expr) -> sp.Expr:
+    """Each product in ``expr`` holding every factor of ``wanted`` has them replaced by ``replacement``."""
+    def holds(node) -> bool:
+        return isinstance(node, sp.Mul) and not wanted - Counter(node.args)
+
+    def rewrite(node: sp.Mul) -> sp.Expr:
+        return sp.Mul(replacement, *(Counter(node.args) - wanted).elements())
+
+    return expr.replace(holds, rewrite)
 
 
 def _users(temporaries: list[tuple[sp.Symbol, sp.Expr]], outputs: list[Output],

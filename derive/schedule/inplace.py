@@ -116,8 +116,9 @@ class _Lowering:
         """True while lowering a result that starts in a new array like the seed (a forward's, a jvp term's)."""
         taken = [int(str(s)[1:]) for _, s, _ in self.items if s is not None and str(s)[1:].isdigit()]
         self.count = max(taken, default=-1) + 1  # CSE may leave gaps: fresh names start past them
-        self.seeded, self.block_of = {seed}, {name: None for name in owned_inputs}
-        self.buffers: dict[str, frozenset] = {name: None for name in owned_inputs}
+        self.seeded = {seed}
+        self.block_of: dict[str, str | None] = {name: None for name in owned_inputs}
+        self.buffers: dict[str, frozenset | None] = {name: None for name in owned_inputs}
         """Arrays this kernel allocated (their axes; None: an owned input, for functions only)."""
         self.last_use: dict[str, int] = {}
         self.dead: set[str] = set()
@@ -192,7 +193,7 @@ class _Lowering:
         if not once or name in self.dead or self.held(name) or self.alive_after(name, position):
             return None
         if commit and name not in self.seeded:
-            steps, index = self.assignment(name)
+            steps, index = self.assignment(name) or ([], -1)  # found above: not None
             steps[index] = replace(steps[index], out=self.like_seed)
             self.seeded.add(name)
         return sp.Symbol(name)
@@ -263,7 +264,8 @@ class _Lowering:
             previous = merged[-1] if merged else None
             if previous is not None and str(previous.symbol) in self.named_operands \
                     and previous.out is None and str(previous.symbol) not in self.dead:
-                merged[-1] = replace(step, expr=step.expr.xreplace({as_array(previous.symbol, previous.expr): previous.expr}))
+                folded = {as_array(previous.symbol, previous.expr): previous.expr}
+                merged[-1] = replace(step, expr=step.expr.xreplace(folded))
             else:
                 merged.append(step)
         return merged
@@ -284,7 +286,8 @@ class _Lowering:
         expr = self.items[position][2] = self.name_squared_bases(block, expr)
         spans = free_indices(expr)
         self.free_start = self.result_like and symbol is None and spans == self.seed_spans
-        if spans and isinstance(expr, (sp.Add, sp.Mul)) and (self.startable(expr) or self.ownable(expr, position, spans)):
+        if (spans and isinstance(expr, (sp.Add, sp.Mul))
+                and (self.startable(expr) or self.ownable(expr, position, spans))):
             for reduction in _top_sums(expr):
                 name = self.fresh()
                 self.emit(block, Step(name, reduction))
@@ -358,7 +361,8 @@ class _Lowering:
             large.remove(owned)
         elif sums:
             large.remove(sums[0])
-            buffer, steps = self.build(sums[0], position, target, spans) or (target, [self.allocate(target, sums[0], spans)])
+            built = self.build(sums[0], position, target, spans)
+            buffer, steps = built or (target, [self.allocate(target, sums[0], spans)])
         else:
             numerators = sorted((f for f in large if f.as_base_exp()[1] != -1), key=lambda f: not self.depends(f))
             start = numerators[:2] if len(numerators) >= 2 else numerators + small
@@ -387,10 +391,11 @@ def _renumber(lowered: Lowered) -> Lowered:
         mapping[sp.Symbol(old)] = sp.Symbol(new)
         mapping[sp.IndexedBase(old)] = sp.IndexedBase(new)
 
-    def step(s: Step) -> Step:
-        return Step(mapping.get(s.symbol, s.symbol), s.expr.xreplace(mapping), s.op, names.get(s.out, s.out))
+    def renamed(s: Step) -> Step:
+        out = names.get(s.out, s.out) if s.out is not None else None
+        return Step(mapping.get(s.symbol, s.symbol), s.expr.xreplace(mapping), s.op, out)
 
-    return Lowered(tuple(step(s) for s in lowered.prelude),
-                   {name: tuple(step(s) for s in own) for name, own in lowered.own.items()},
+    return Lowered(tuple(renamed(s) for s in lowered.prelude),
+                   {name: tuple(renamed(s) for s in own) for name, own in lowered.own.items()},
                    {name: r.xreplace(mapping) for name, r in lowered.results.items()},
                    {name: f.xreplace(mapping) for name, f in lowered.scales.items()}, lowered.owned)

@@ -27,7 +27,8 @@ def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
         others = sorted(free_indices(pattern) - {column}, key=lambda i: str(i.label))
         shift = sp.IndexedBase(f"_shift{number}")[tuple(others)] if others else sp.Symbol(f"_shift{number}")
         shifted = expr.xreplace({node: sp.exp(node.args[0] - shift) for node in members})
-        restored = shifted.replace(lambda e: isinstance(e, sp.log) and e.has(shift), lambda e: e + shift)
+        restored = shifted.replace(lambda e, shift=shift: isinstance(e, sp.log) and e.has(shift),
+                                   lambda e, shift=shift: e + shift)
         for candidate in dict.fromkeys((restored, shifted)):  # log-sum-exp first, then plain ratios
             if compare(expr, candidate, model.dims(), sizes=(1, 2), trials=2, entries=1) is None:
                 expr = candidate.xreplace({shift: max_over(pattern, column, mask)})
@@ -40,7 +41,7 @@ def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
 
 def _families(expr: sp.Expr) -> list[tuple[sp.Idx, sp.Expr, sp.Expr]]:
     """(l, s_l, mask_l) for each sum over l whose summand holds exp(s_l), times a 0/1 mask."""
-    found = []
+    found: list[tuple[sp.Idx, sp.Expr, sp.Expr]] = []
     for node in sp.preorder_traversal(expr):
         if not isinstance(node, sp.Sum):
             continue

@@ -24,7 +24,8 @@ def tangents_private(plan: Scheduled, tangents: dict[str, str]) -> Scheduled:
     """``plan`` with every prelude temporary that reads a tangent (``tangents``: output -> the name
     of the tangent it needs), directly or through another, moved into the outputs that use it."""
     needs: dict[str, set[str]] = {}
-    free, moved = [], []
+    free: list[tuple[sp.Symbol, sp.Expr]] = []
+    moved: list[tuple[sp.Symbol, sp.Expr]] = []
     for symbol, expr in plan.prelude:
         names = names_in(expr)
         needs[str(symbol)] = {n for n in names if n in tangents.values()}.union(*(needs.get(n, ()) for n in names))
@@ -32,7 +33,7 @@ def tangents_private(plan: Scheduled, tangents: dict[str, str]) -> Scheduled:
     own, results = {}, {}
     for position, (name, steps) in enumerate(plan.own.items()):
         used = names_in(plan.results[name]).union(*(names_in(e) for _, e in steps))
-        needed = []
+        needed: list[tuple[sp.Symbol, sp.Expr]] = []
         for symbol, expr in reversed(moved):
             if str(symbol) in used:
                 needed.insert(0, (symbol, expr))

@@ -53,9 +53,10 @@ def render_registry(derivations: list[Derivation], targets: tuple[Target, ...] =
     for target in targets:
         if target.registry_files is None:
             continue
+        expected: tuple[type[Exception], ...] = (jinja2.TemplateError, *target.errors)
         try:
             rendered = target.registry_files(derivations, environment(target))
-        except (jinja2.TemplateError, *target.errors) as error:
+        except expected as error:
             raise RenderError(f"target {target.name} failed for the whole registry: {error}") from error
         files.update({f"{target.folder}/{name}": text for name, text in rendered.items()})
     return files
@@ -63,8 +64,9 @@ def render_registry(derivations: list[Derivation], targets: tuple[Target, ...] =
 
 def _template_line(template: str, error: Exception) -> str:
     """``templates/<file>, line N`` where Jinja places the failure (the target's template if unknown)."""
-    if getattr(error, "lineno", None):  # a syntax error knows its place
-        return f"templates/{getattr(error, 'name', None) or template}, line {error.lineno}"
+    line = getattr(error, "lineno", None)
+    if line:  # a syntax error knows its place
+        return f"templates/{getattr(error, 'name', None) or template}, line {line}"
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".jinja")]
     if not frames:
         return f"templates/{template}"

@@ -803,22 +803,39 @@ def _delivered(grads, buffers):
 def _saved(residuals, ctx):
     """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
     out on the frame, in ``RESIDUALS`` order."""
-    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
-        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
-        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
-                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+    _saved_names(residuals)
     laid = []
     for name in RESIDUALS:
         value = _floating(f"residual {name!r}", residuals[name])
         ctx.borrowed.append(value)
-        shape = _saved_shape(name, ctx)
+        given, shape = value.shape, _saved_shape(name, ctx)
         if name == "y":
             value = _layout_cotangent(value, ctx.state)
-        if value.shape != shape:
-            raise ValueError(f"{_OP}: residual {name!r} has shape {np.shape(residuals[name])}; this call "
-                             f"saves {_layout_output_shape(shape, ctx.state) if name == 'y' else shape}")
+        _saved_fits(name, given, value.shape, ctx)
         laid.append(_to_frame(value.astype(ctx.dtype, copy=False), _saved_positions(name)))
     return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    value = _from_frame(value, _saved_positions(name))
+    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
 
 
 def _saved_positions(name):
@@ -826,16 +843,11 @@ def _saved_positions(name):
 
 
 def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
     if name == "y":
-        return ctx.out_shape
+        return tuple(ctx.out_shape)
     batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
     return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
-
-
-def _statistic(value, name, ctx):
-    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
-    value = _from_frame(value, _saved_positions(name))
-    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
 
 
 
@@ -1024,8 +1036,10 @@ class _Result:
         shape = ((chunks if self.accumulate else rows) if self.wanted else 1,) + self.core
         into = self.into
         if (into is not None and self.wanted and not self.accumulate and into.dtype == dtype
-                and into.flags.c_contiguous and into.shape == self.batch + self.core and rows == self.rows):
-            self.array = into.reshape(shape)  # the caller's memory, as the loops write it: no copy after
+                and into.flags.c_contiguous and into.size == math.prod(shape) and self.rows == rows):
+            # the caller's memory, written by the loops: no copy after where the layout is a reshape
+            # (a copy within the buffer, overlap-safe, where it is not: see _deliver)
+            self.array = into.reshape(shape)
             if self.adds:
                 self.array[...] = 0
             return

@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate group_norm`.
     y[b, g, c, s] = beta[g, c] + (x[b, g, c, s] - Sum(x[b, g, e, t], (e, 0, D - 1), (t, 0, S - 1))/(D*S))*gamma[g, c]/sqrt(epsilon + Sum((x[b, g, e, t] - Sum(x[b, g, e, t], (e, 0, D - 1), (t, 0, S - 1))/(D*S))**2, (e, 0, D - 1), (t, 0, S - 1))/(D*S))
 
 Matches torch.nn.functional.group_norm(x, num_groups, gamma, beta, eps).
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): mu = Sum(x[b, g, j, l], (j, 0, D - 1), (l, 0, S - 1))/(D*S) (shape: the batch axes + (N, G)); sigma = sqrt(epsilon + Sum((x[b, g, j, l] - Sum(x[b, g, j, l], (j, 0, D - 1), (l, 0, S - 1))/(D*S))**2, (j, 0, D - 1), (l, 0, S - 1))/(D*S)) (shape: the batch axes + (N, G)).
 """
 import math
 
@@ -187,7 +189,8 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    saved = None if residuals is None else _saved(residuals, ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
     t0 = 1/(D*S)
     t1 = np.sum(x, axis=(-2, -1), keepdims=True)
@@ -642,22 +645,39 @@ def _delivered(grads, buffers):
 def _saved(residuals, ctx):
     """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
     out on the frame, in ``RESIDUALS`` order."""
-    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
-        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
-        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
-                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+    _saved_names(residuals)
     laid = []
     for name in RESIDUALS:
         value = _floating(f"residual {name!r}", residuals[name])
         ctx.borrowed.append(value)
-        shape = _saved_shape(name, ctx)
+        given, shape = value.shape, _saved_shape(name, ctx)
         if name == "y":
             value = _layout_cotangent(value, ctx.state)
-        if value.shape != shape:
-            raise ValueError(f"{_OP}: residual {name!r} has shape {np.shape(residuals[name])}; this call "
-                             f"saves {_layout_output_shape(shape, ctx.state) if name == 'y' else shape}")
+        _saved_fits(name, given, value.shape, ctx)
         laid.append(_to_frame(value.astype(ctx.dtype, copy=False), _saved_positions(name)))
     return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    value = _from_frame(value, _saved_positions(name))
+    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
 
 
 def _saved_positions(name):
@@ -665,16 +685,11 @@ def _saved_positions(name):
 
 
 def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
     if name == "y":
-        return ctx.out_shape
+        return tuple(ctx.out_shape)
     batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
     return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
-
-
-def _statistic(value, name, ctx):
-    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
-    value = _from_frame(value, _saved_positions(name))
-    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
 
 
 

@@ -14,6 +14,7 @@ import sympy as sp
 
 from ...calculus.pipeline import Derivation
 from ...model import OperatorModel
+from ...schedule.residuals import Saved, saving
 from ...version import __version__
 from ..base import docstring_text, regenerate_command
 from .namespace import Namespace
@@ -38,11 +39,11 @@ class Contract:
     signature: str
     vjp_signature: str
     """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants;
-    in a NumPy or numba kernel, ``residuals=None, out=None`` too."""
+    ``residuals=None`` and, in a NumPy or numba kernel, ``out=None`` too."""
     forward_signature: str
-    """The signature with, in a NumPy or numba kernel, ``residuals=False, out=None``."""
+    """The signature with ``residuals=False`` and, in a NumPy or numba kernel, ``out=None``."""
     jvp_signature: str
-    """The signature with, in a NumPy or numba kernel, ``residuals=None, out=None``."""
+    """The signature with ``residuals=None`` and, in a NumPy or numba kernel, ``out=None``."""
     residuals: str
     """The names ``forward(..., residuals=True)`` saves for the backward (a tuple literal)."""
     saved_axes: str
@@ -86,9 +87,9 @@ def contract(model: OperatorModel, ns: Namespace, saved: tuple[tuple[str, tuple]
         core_axes=repr({i.name: tuple(str(d) for d in i.dims) if frame else () for i in model.inputs}),
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
-        vjp_signature=_keywords(model, "wrt=None", *_TRAINING["backward"] * ns.training),
-        forward_signature=_keywords(model, *_TRAINING["forward"] * ns.training),
-        jvp_signature=_keywords(model, *_TRAINING["backward"] * ns.training),
+        vjp_signature=_keywords(model, "wrt=None", *_training(ns, "None")),
+        forward_signature=_keywords(model, *_training(ns, "False")),
+        jvp_signature=_keywords(model, *_training(ns, "None")),
         residuals=tuple_literal((name for name, _ in saved), quote=True) if saved else "()",
         saved_axes=repr({name: tuple(str(d) for d in dims) for name, dims in saved}),
         gradients=tuple((i.name, names.index(i.name), positions(i.dims, model)) for i in model.differentiable_inputs),
@@ -122,7 +123,18 @@ def header(derivation: Derivation, template: str) -> str:
     ]
     if model.torch:
         lines += ["", f"Matches {model.torch}."]
+    chosen = saving(derivation)
+    if chosen is not None:
+        lines += ["", "Saved for the backward (forward(..., residuals=True); vjp and jvp read them): "
+                  + "; ".join(_described(s) for s in chosen.saved) + "."]
     return '"""' + docstring_text("\n".join(lines)) + '\n"""'
+
+
+def _described(saved: Saved) -> str:
+    if saved.name == "y":
+        return "y, the output"
+    axes = f" + ({', '.join(map(str, saved.dims))}{',' if len(saved.dims) == 1 else ''})" if saved.dims else ""
+    return f"{saved.name} = {sp.sstr(saved.definition)} (shape: the batch axes{axes})"
 
 
 def suffix(value: object) -> str:
@@ -155,8 +167,10 @@ def _default(inp, frame: tuple[str, ...], ns: Namespace) -> str:
     return ns.full(tuple_literal(str(d) for d in inp.dims), float(inp.default))
 
 
-_TRAINING = {"forward": ("residuals=False", "out=None"), "backward": ("residuals=None", "out=None")}
-"""The keywords of a kernel that saves residuals and writes into caller-owned buffers."""
+def _training(ns: Namespace, residuals: str) -> tuple[str, ...]:
+    """The keywords of a kernel that saves residuals (``residuals`` their default) and writes into
+    caller-owned buffers, as far as its namespace does."""
+    return (f"residuals={residuals}",) * ns.residuals + ("out=None",) * ns.buffers
 
 
 def _keywords(model: OperatorModel, *keywords: str) -> str:

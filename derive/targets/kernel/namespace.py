@@ -23,9 +23,10 @@ class Namespace:
     """Keyword arguments of ``<name>.full`` for an array in the computing dtype (and device)."""
     jvp_keywords: str
     """Extra keyword arguments of the ``_output`` call returning a jvp's total."""
-    training: bool = False
-    """The kernels save residuals (``forward(..., residuals=True)``, ``vjp(..., residuals=)``) and
-    write into caller-owned buffers (``out=``)."""
+    buffers: bool = False
+    """The kernels write into caller-owned buffers (``out=``): NumPy's and numba's."""
+    residuals: bool = True
+    """The kernels save residuals (``forward(..., residuals=True)``, ``vjp(..., residuals=)``)."""
 
     @property
     def arg(self) -> str:
@@ -38,7 +39,7 @@ class Namespace:
 
 
 NUMPY = Namespace("np", passed=False, scalars_as_rows=True, full_options="ctx.dtype", jvp_keywords="",
-                  training=True)
+                  buffers=True)
 """The NumPy and numba kernels' (one runtime: ``templates/kernel/numpy_runtime.py.jinja``)."""
 ARRAY_API = Namespace("xp", passed=True, scalars_as_rows=False, full_options="dtype=ctx.dtype, device=ctx.device",
                       jvp_keywords=", copy=total.copy")

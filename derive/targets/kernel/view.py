@@ -18,11 +18,11 @@ from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ...model import OperatorModel
 from ...schedule.cse import Output
 from ...schedule.nesting import nest_sums
+from ...schedule.residuals import Saving, saving
 from .contract import Contract, contract, positions, suffix
 from .functions import Function, Statement, function
 from .namespace import Namespace
 from .printer import ArraySpec, FramePrinter
-from .residuals import Saving, saving
 
 
 @dataclass(frozen=True)
@@ -60,21 +60,21 @@ class KernelView(Contract):
 def build_view(derivation: Derivation, printer_class: type[FramePrinter], ns: Namespace) -> KernelView:
     """The view of one operator's kernel, printed by ``printer_class`` against the namespace ``ns``."""
     model = derivation.model
-    chosen = saving(derivation) if ns.training else None
+    chosen = saving(derivation) if ns.residuals else None
     specs = array_specs(model)
     specs |= {s.name: ArraySpec(s.name, (), frame_form=True) for s in (chosen.saved if chosen else ())}
     printer = printer_class(model.dims(), specs, symbol_names(model))
-    variants = tuple(_variant(d, value, printer, ns.training) for value, d in derivation.variants())
+    variants = tuple(_variant(d, value, printer, ns.residuals) for value, d in derivation.variants())
     saved = tuple((s.name, s.dims) for s in chosen.saved) if chosen else ()
     return contract(model, ns, saved).extended(KernelView, imports=tuple(sorted(printer.imports)), variants=variants)
 
 
-def _variant(derivation: Derivation, value: object, printer: FramePrinter, training: bool) -> Variant:
+def _variant(derivation: Derivation, value: object, printer: FramePrinter, residuals: bool) -> Variant:
     model = derivation.model
     grads = derivation.gradients
     places = {g.input.name: positions(g.input.dims, model) for g in grads}
     out = positions(model.output_dims, model)
-    chosen = saving(derivation) if training else None
+    chosen = saving(derivation) if residuals else None
     return Variant(
         **(_saved_functions(derivation, chosen, printer, places) if chosen else {}),
         value=repr(value),

@@ -171,7 +171,7 @@ class Equations:
         lead = (tex_width(whole) if tex_width(whole) <= LEFT_WIDTH else
                 tex_width(name) if tex_width(name) <= LEFT_WIDTH else 0.0) + 1.6
         lines = rhs_lines or break_lines(self.printer, shown_rhs, max(TEXT_WIDTH - lead - INDENT, MIN_WIDTH))
-        lhs_lines = ()
+        lhs_lines: tuple[str, ...] = ()
         printed_lhs = isinstance(shown_lhs, sp.Basic) and lhs_tex == self.tex(shown_lhs)
         if tex_width(lhs_tex) > TEXT_WIDTH - lead and printed_lhs:
             lhs_lines = tuple(break_lines(self.printer, shown_lhs, TEXT_WIDTH - INDENT - 1.6))

@@ -144,7 +144,7 @@ def layernorm_seed(derivation: Derivation) -> LayerNormSeed:
 def _example(eqs: Equations, gradient: InputGradient) -> str:
     """x = (1, 2, 3), optional inputs at their defaults, ybar = (1, 0, 0): the exact gradient in sigma."""
     size = {d: 3 for d in eqs.dims}
-    values = {"x": (1, 2, 3), COTANGENT: (1, 0, 0)}
+    values: dict[str, tuple] = {"x": (1, 2, 3), COTANGENT: (1, 0, 0)}
     values.update({inp.name: (inp.default,) * 3 for inp in eqs.model.inputs if inp.optional})
     point = {sp.Symbol(f"{name}_{p}"): sp.Integer(v) for name, vs in values.items() for p, v in enumerate(vs)}
     named = {symbol: expand(eqs.unname(symbol), size, {}).xreplace(point) for symbol, _ in eqs.named}

@@ -55,6 +55,7 @@ def entries(form_terms: tuple[MatrixTerm, ...], i: sp.Idx, k: sp.Idx) -> sp.Expr
 
 
 def factored_entries(form: MatrixForm, i: sp.Idx, k: sp.Idx) -> sp.Expr:
+    assert form.factored is not None  # called on factored forms only
     scale, common, inner = form.factored
     return scale * common * entries(inner, i, k)
 

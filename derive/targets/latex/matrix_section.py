@@ -76,6 +76,7 @@ def _terms_tex(printer: VectorLatexPrinter, eqs: Equations, terms: tuple[MatrixT
 
 def _factored_tex(printer: VectorLatexPrinter, eqs: Equations, form: MatrixForm) -> list[str]:
     """scale diag(common) [inner], the bracket broken over lines where it is too wide for one."""
+    assert form.factored is not None  # called on factored forms only
     scale, common, inner = form.factored
     head = "" if scale == 1 else eqs.printer.parenthesize(scale, PRECEDENCE["Mul"], strict=True) + " "
     head += rf"\operatorname{{diag}}\left({printer.doprint(common)}\right)"

@@ -141,7 +141,8 @@ def _term_view(eqs: Equations, derivation: Derivation, gradient: InputGradient, 
     key = f"{_key(eqs, name)}-by-{label_part(by)}"
     title = f"By ${eqs.printer.base_name(by)}$"
     printed = _fits(eqs, term)
-    steps, short = (), ""
+    steps: tuple[Row, ...] = ()
+    short = ""
     if printed:
         equations, notes, previous = [], [], None
         for number, step in enumerate(term.steps):
@@ -154,8 +155,9 @@ def _term_view(eqs: Equations, derivation: Derivation, gradient: InputGradient, 
         said = [f"({n}) {rule_text(s.rules)[3:]}" for n, s in enumerate(term.steps) if s.rules]
         short = (f"The derivative takes {len(term.steps) - 1} steps, too long to print; they apply, in order: "
                  f"{'; '.join(said)}. The result below is checked against the oracle's Hessian.")
-    hessian, note = (), ("Its Hessian block is too long to print as well; contracted with the tangent, it is a term "
-                         "of the result below.")
+    hessian: tuple[Row, ...] = ()
+    note = ("Its Hessian block is too long to print as well; contracted with the tangent, it is a term "
+            "of the result below.")
     if printed:
         hessian, note = _hessian(eqs, derivation, gradient, term, lhs, lhs_tex, term.steps[-1].expr)
     return TermView(title=title, steps=steps, short=short, hessian=hessian, hessian_note=note)

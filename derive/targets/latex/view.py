@@ -17,6 +17,7 @@ from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_n
 from ...calculus.rules import simplification_stages
 from ...display.latex import DisplayPartial
 from ...model import Input, OperatorModel, Param, dim_of
+from ...schedule.residuals import saving
 from ...version import __version__
 from .equations import DEFINITION, Equation, Equations, Row, rows
 from .headers import bibliography_keys
@@ -78,6 +79,8 @@ class DocumentView:
     label_index: tuple[str, ...]
     abridged: str = ""
     """Why the derivation steps are left out (LaTeX), or '' for the whole document."""
+    saved: str = ""
+    """What the kernels' forward saves for the backward (``derive/schedule/residuals.py``), or ''."""
 
 
 def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
@@ -108,8 +111,10 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
         params_text=tuple(_param_text(eqs, p) for p in model.params), ranges=_ranges(eqs),
         layout_text=_layout_text(eqs),
         definition=definition, result=result, gradients=data, parameter_gradients=params,
-        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all), equations=tuple(eqs.all),
-        labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged)
+        jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all),
+        equations=tuple(eqs.all),
+        labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged,
+        saved=_saved_text(eqs, derivation))
 
 
 class UnknownCitationError(ValueError):
@@ -174,11 +179,11 @@ def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient)
     lhs = gradient.steps[0].expr
     shown_lhs = DisplayPartial(eqs.output_entry, gradient.wrt)
     steps, notes, previous = [], [], None
-    for number, step in enumerate(gradient.steps):
-        steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, step.expr, shown_lhs=shown_lhs,
-                             rules=step.rules, against=previous, input=name))
-        notes.append(rule_text(step.rules))
-        previous = step.expr
+    for number, derived in enumerate(gradient.steps):
+        steps.append(eqs.add(f"eq:{key}:step-{number}", "step", lhs, derived.expr, shown_lhs=shown_lhs,
+                             rules=derived.rules, against=previous, input=name))
+        notes.append(rule_text(derived.rules))
+        previous = derived.expr
     simplification, stage_notes, simplified_already = _simplification(eqs, gradient, lhs, shown_lhs)
     intro, matrix = matrix_rows(eqs, gradient, _label(eqs, "matrix", name))
     symbol = eqs.printer.base_name(name)
@@ -246,6 +251,22 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
     return rows([equation])
 
 
+def _saved_text(eqs: Equations, derivation: Derivation) -> str:
+    """'Saved for the backward: ...' (the residuals the kernels' forward returns), or ''."""
+    chosen = saving(derivation)
+    if chosen is None:
+        return ""
+    parts = []
+    for saved in chosen.saved:
+        if saved.name == "y":
+            parts.append(f"the output ${eqs.printer.doprint(sp.Symbol(output_name(eqs.model)))}$")
+            continue
+        axes = " and per " + ", ".join(f"${eqs.printer.doprint(d)}$" for d in saved.dims) if saved.dims else ""
+        parts.append(f"${eqs.printer.doprint(sp.Symbol(saved.name))}$ (one per row{axes})")
+    return ("Saved for the backward: " + ", ".join(parts) + r". The kernels' \texttt{forward(..., "
+            "residuals=True)} returns these residuals; their vjp and jvp read them instead of recomputing them.")
+
+
 def _jvp_total(eqs: Equations, derivation: Derivation) -> str:
     if len(derivation.gradients) < 2:
         return ""
@@ -290,7 +311,7 @@ def _batch_note(eqs: Equations, gradient: InputGradient) -> str:
 
 
 def _checks(equations: list[Equation]) -> str:
-    counts = {}
+    counts: dict[str, int] = {}
     for equation in equations:
         counts[equation.check] = counts.get(equation.check, 0) + 1
     symbolic, numeric, defined = counts.get("symbolic", 0), counts.get("random points", 0), counts.get(DEFINITION, 0)
@@ -311,7 +332,8 @@ def _labels_intro(model: OperatorModel, abridged: bool = False) -> str:
     return (rf"those of the results are below. The steps are labelled {op}\allowbreak{{}}\emph{{input}}:"
             rf"\allowbreak{{}}step-\emph{{n}} and {op}\allowbreak{{}}\emph{{input}}:\allowbreak{{}}"
             rf"simplify-\emph{{n}}, those of the second order {op}\allowbreak{{}}\emph{{input}}-by-"
-            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin \texttt{{{tex_escape(model.name)}.json}} lists every label.")
+            rf"\allowbreak{{}}\emph{{input}}:\allowbreak{{}}step-\emph{{n}}; the twin "
+            rf"\texttt{{{tex_escape(model.name)}.json}} lists every label.")
 
 
 def _label_index(eqs: Equations) -> tuple[str, ...]:

@@ -36,11 +36,11 @@ def load_interpreted(model: OperatorModel, text: str):
     except ImportError:
         with _stand_in_numba():
             return load_text(model, text)
-    previous, config.DISABLE_JIT = config.DISABLE_JIT, True
+    previous, config.DISABLE_JIT = config.DISABLE_JIT, True  # type: ignore[attr-defined]
     try:
         return load_text(model, text)
     finally:
-        config.DISABLE_JIT = previous
+        config.DISABLE_JIT = previous  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

@@ -20,9 +20,9 @@ from ...model import OperatorModel
 from ...model.functions import max_over
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
+from ...schedule.residuals import saving
 from ...schedule.stable import stabilize
 from ..kernel import NUMPY, Contract, by_axis, centred, contract, positions, suffix, symbol_names, tuple_literal
-from ..kernel.residuals import saving
 from . import loops
 from .printer import LoopPrinter, body
 

@@ -99,7 +99,7 @@ def plan(results: list[tuple[str, list[Term], tuple[sp.Expr, ...]]], frame: tupl
     """Choose unit and inner axes, distribute top-level sums over unit axes, hoist the reductions."""
     bound: set = set()
     peeled = []
-    for name, terms, dims in results:
+    for _name, terms, dims in results:
         for term in terms:
             top = _peel(term.expr)
             peeled.append(top)
@@ -189,8 +189,9 @@ def _hoist(expr: sp.Expr, inner, frame, table: dict, reductions: list[Reduction]
         key = (kind, body, bound, mask)
         if key not in table:
             order = {d: p for p, d in enumerate(frame)}
-            free = free_indices(body) | (free_indices(mask) if mask is not None else set())
-            free = tuple(sorted((i for i in free - set(bound) if dim_of(i) in inner), key=lambda i: order[dim_of(i)]))
+            present = free_indices(body) | (free_indices(mask) if mask is not None else set())
+            free = tuple(sorted((i for i in present - set(bound) if dim_of(i) in inner),
+                                key=lambda i: order[dim_of(i)]))
             used = [levels[str(s)] for s in names_in(body, mask) if str(s) in levels]
             reduction = Reduction(f"s{len(reductions)}", kind, body, mask, bound, free,
                                   1 + max(used) if used else 0)

@@ -13,6 +13,8 @@ subexpressions (``sympy.cse``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
@@ -204,16 +206,17 @@ class Emitter:
             code = self.printer.doprint(value)
             found = sorted(readers.get(symbol, ()))
             shared = tests is not None and place.get(symbol) is None
-            flag = _any_of([tests[i] for i in found]) if shared else \
+            flag = _any_of([tests[i] for i in found]) if tests is not None and shared else \
                 (flags[found[0]] if flags and len(found) == 1 else None)
-            line = f"{symbol} = ({code} if {flag} else 0.0)" if flag and isinstance(value, sp.Expr) else f"{symbol} = {code}"
+            line = f"{symbol} = ({code} if {flag} else 0.0)" if flag and isinstance(value, sp.Expr) else \
+                f"{symbol} = {code}"
             if place.get(symbol) is None:
                 self.line(line)
             else:
                 self.owned.setdefault(place[symbol], []).append(line)
         return [self.printer.doprint(r) for r in reduced]
 
-    def reductions(self, group: list[Reduction], keep: list[Kept] = ()) -> None:
+    def reductions(self, group: list[Reduction], keep: Sequence[Kept] = ()) -> None:
         """One loop nest computing ``group`` (and storing the values ``keep`` for the result pass).
         The reductions share the nest's indices: a sum over all of them is one value; one kept at
         each position of the outer ones (a per-channel sum inside a group) starts where its last
@@ -259,14 +262,15 @@ class Emitter:
                     self.line(f"{r.name}[{', '.join(str(i.label) for i in r.free)}] = {r.name}_a")
         self.depth = base - opened
 
-    def lanes(self, group: list[Reduction], index: sp.Idx, exprs: list[sp.Expr], keep: list[Kept]) -> None:
+    def lanes(self, group: list[Reduction], index: sp.Idx, exprs: list[sp.Expr], keep: Sequence[Kept]) -> None:
         """A pass with a maximum along ``index``, each reduction kept in LANES running values (entry j
         in lane j % LANES), then folded: independent lanes LLVM vectorises, where one running maximum
         is a chain of compare-and-selects it does not (no fast-math ``nnan``), nor the sums beside it."""
         size, label = self.sizes[dim_of(index)], index.label
         bodies = exprs[:len(group)] + exprs[2 * len(group):]
         for r in group:
-            self.setup.append(f"{r.name}_l = np.full({LANES}, lo_)" if r.kind == "max" else f"{r.name}_l = np.zeros({LANES})")
+            start = f"np.full({LANES}, lo_)" if r.kind == "max" else f"np.zeros({LANES})"
+            self.setup.append(f"{r.name}_l = {start}")
             self.line(f"{r.name}_l[:] = {_start(r)}")
         self.line(f"for b_ in range(0, {size} - {size} % {LANES}, {LANES}):")
         self.line(f"    for l_ in range({LANES}):")
@@ -295,7 +299,7 @@ class Emitter:
             acc = target.format(r.name)
             self.line(f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})")
 
-    def results(self, group: list[Result], inner: tuple, keep: list[Kept] = ()) -> None:
+    def results(self, group: list[Result], inner: tuple, keep: Sequence[Kept] = ()) -> None:
         """One loop nest writing ``group``; a flag all of them share is tested once, outside it (a
         store under a test in the loop keeps LLVM from vectorising it).  Values ``keep`` are read
         from the scratch arrays a reduction pass stored them in."""
@@ -399,7 +403,7 @@ def _any_of(tests: list[str | None]) -> str | None:
     """A test that holds when any of ``tests`` does; None (always) when one of them is None or none is given."""
     if not tests or None in tests:
         return None
-    return " or ".join(sorted(set(tests)))
+    return " or ".join(sorted({t for t in tests if t is not None}))
 
 
 def _term_test(result: Result, term, flags: tuple[str | None, str | None]) -> str | None:
@@ -427,7 +431,7 @@ def _flags(result: Result, shared: str | None) -> tuple[str | None, str | None]:
     terms = {t.guard for t in result.terms}
     given = None
     if result.terms and None not in terms and result.guard not in terms:
-        given = " or ".join(sorted(terms))
+        given = " or ".join(sorted(t for t in terms if t is not None))
     return wanted, given
 
 
@@ -503,8 +507,8 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     for r in plan.results:
         emit.line(f"out_{r.name}_s = c_ if acc_{r.name} else r_" if r.adds else f"out_{r.name}_s = r_")
     groups: dict = {}
-    for r in plan.reductions:
-        groups.setdefault((r.level, _nest(r, plan.frame)), []).append(r)  # one pass, under any of their flags
+    for reduction in plan.reductions:  # one pass, under any of their flags
+        groups.setdefault((reduction.level, _nest(reduction, plan.frame)), []).append(reduction)
     _defer_from_maxima(groups)
     by_span: dict = {}
     for r in plan.results:

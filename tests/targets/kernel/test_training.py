@@ -1,5 +1,6 @@
-"""Training-grade kernels (NumPy, numba): residuals the forward saves for the backward, and results
-written into the caller's buffers (``out=``), checked for shape, dtype and overlap."""
+"""Training-grade kernels: residuals the forward saves for the backward (NumPy, numba, Array API),
+and results written into the caller's buffers (``out=``: NumPy, numba), checked for shape, dtype and
+overlap."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import pytest
 from helpers.kernels import load_kernel
 
 TARGETS = ("numpy", "numba")
+"""The targets whose kernels write into the caller's buffers."""
+SAVING = (*TARGETS, "array_api")
+"""The targets whose kernels save residuals."""
 
 
 def layernorm(rng, target, batch=(3, 4), n=6):
@@ -16,14 +20,14 @@ def layernorm(rng, target, batch=(3, 4), n=6):
     return kernel, arrays, rng.standard_normal(batch + (n,))
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SAVING)
 @pytest.mark.parametrize(("name", "saved"), [("layernorm", ("mu", "sigma")), ("rmsnorm", ("r",)),
                                              ("softmax", ("y",)), ("log_softmax", ("y",))])
 def test_the_engine_saves_statistics_or_the_output(target, name, saved):
     assert load_kernel(name, target).RESIDUALS == saved
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SAVING)
 def test_forward_returns_per_row_statistics(rng, target):
     kernel, arrays, _ = layernorm(rng, target)
     y, saved = kernel.forward(*arrays, residuals=True)
@@ -33,7 +37,7 @@ def test_forward_returns_per_row_statistics(rng, target):
     np.testing.assert_allclose(saved["sigma"], np.sqrt(x.var(-1) + 1e-5), rtol=1e-12)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SAVING)
 def test_vjp_and_jvp_read_the_residuals_instead_of_recomputing(rng, target):
     kernel, arrays, dy = layernorm(rng, target)
     _, saved = kernel.forward(*arrays, residuals=True)
@@ -46,7 +50,7 @@ def test_vjp_and_jvp_read_the_residuals_instead_of_recomputing(rng, target):
     assert not np.allclose(kernel.vjp(dy, *arrays, residuals=doubled)[0], kernel.vjp(dy, *arrays)[0])
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SAVING)
 def test_softmax_vjp_from_the_saved_output_alone(rng, target):
     kernel = load_kernel("softmax", target)
     x, dy = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
@@ -58,7 +62,7 @@ def test_softmax_vjp_from_the_saved_output_alone(rng, target):
     assert not np.allclose(kernel.vjp(dy, x, residuals=other)[0], kernel.vjp(dy, x)[0])
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", SAVING)
 def test_bad_residuals_are_refused_by_name(rng, target):
     kernel, arrays, dy = layernorm(rng, target)
     _, saved = kernel.forward(*arrays, residuals=True)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ...calculus.compact import HAT, OUTPUT, expand_named
-from ...calculus.indices import substitute_index
-from ...calculus.pipeline import Derivation
-from ...model import dim_of
+from ..calculus.compact import HAT, OUTPUT, expand_named
+from ..calculus.indices import substitute_index
+from ..calculus.pipeline import Derivation
+from ..model import dim_of
 
 KINDS = ("vjp", "jvp")
 """The kernel functions that read the residuals (vjp_jvp recomputes them from the inputs)."""
