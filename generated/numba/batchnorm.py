@@ -457,8 +457,10 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, 
             for N_ in range(N):
                 for S_ in range(S):
                     out_x[out_x_s, N_, C_, S_] = _h5*(_h3*(_h2 + x[x_r, N_, C_, S_]) + _h4 + dy[dy_r, N_, C_, S_])
-        if want_gamma: out_gamma[out_gamma_s, 0, C_, 0] += s3/math.sqrt(eps + s1/(N*S))
-        if want_beta: out_beta[out_beta_s, 0, C_, 0] += s2
+        if want_gamma:
+            out_gamma[out_gamma_s, 0, C_, 0] += s3/math.sqrt(eps + s1/(N*S))
+        if want_beta:
+            out_beta[out_beta_s, 0, C_, 0] += s2
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -615,7 +617,8 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, 
                 _e49 = s4*s6
                 _e50 = s0/((N*N)*(S*S))
                 out_gamma[out_gamma_s, 0, C_, 0] += (-_e44*_e46*_e49 - _e44*_e48*s5 + _e46*s2 + _e47*_e50*s5*s6 + _e48*_e50*s4 - _e47*_e49*(s0*s0)/(N**3*S**3) if want_gamma and has_x else 0.0)
-        if want_beta: out_beta[out_beta_s, 0, C_, 0] += 0.0
+        if want_beta:
+            out_beta[out_beta_s, 0, C_, 0] += 0.0
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -696,8 +699,10 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta
             for N_ in range(N):
                 for S_ in range(S):
                     out_x[out_x_s, N_, C_, S_] = _h4*(_h2*(_h1 + x[x_r, N_, C_, S_]) + _h3 + dy[dy_r, N_, C_, S_])
-        if want_gamma: out_gamma[out_gamma_s, 0, C_, 0] += s1/sigma[sigma_r, 0, C_, 0]
-        if want_beta: out_beta[out_beta_s, 0, C_, 0] += s0
+        if want_gamma:
+            out_gamma[out_gamma_s, 0, C_, 0] += s1/sigma[sigma_r, 0, C_, 0]
+        if want_beta:
+            out_beta[out_beta_s, 0, C_, 0] += s0
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1096,7 +1101,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

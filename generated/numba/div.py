@@ -344,9 +344,12 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, out_a, out_b, acc_a, 
         dy_r = min(r_, dy.shape[0] - 1)
         out_a_s = r_
         out_b_s = r_
-        for n_ in range(n):
-            if want_a: out_a[out_a_s, n_] = dy[dy_r, n_]/b[b_r, n_]
-            if want_b: out_b[out_b_s, n_] = -a[a_r, n_]*dy[dy_r, n_]/b[b_r, n_]**2
+        if want_a:
+            for n_ in range(n):
+                out_a[out_a_s, n_] = dy[dy_r, n_]/b[b_r, n_]
+        if want_b:
+            for n_ in range(n):
+                out_b[out_b_s, n_] = -a[a_r, n_]*dy[dy_r, n_]/b[b_r, n_]**2
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -387,10 +390,12 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, dot_a, dot_b, out
         dot_b_r = min(r_, dot_b.shape[0] - 1)
         out_a_s = r_
         out_b_s = r_
-        for n_ in range(n):
-            _e0 = (dy[dy_r, n_]/b[b_r, n_]**2 if want_a or want_b and has_a else 0.0)
-            if want_a: out_a[out_a_s, n_] = (-_e0*dot_b[dot_b_r, n_] if want_a and has_b else 0.0)
-            if want_b: out_b[out_b_s, n_] = (-_e0*dot_a[dot_a_r, n_] if want_b and has_a else 0.0) + (2*a[a_r, n_]*dot_b[dot_b_r, n_]*dy[dy_r, n_]/b[b_r, n_]**3 if want_b and has_b else 0.0)
+        if want_a:
+            for n_ in range(n):
+                out_a[out_a_s, n_] = (-dot_b[dot_b_r, n_]*dy[dy_r, n_]/b[b_r, n_]**2 if want_a and has_b else 0.0)
+        if want_b:
+            for n_ in range(n):
+                out_b[out_b_s, n_] = (-dot_a[dot_a_r, n_]*dy[dy_r, n_]/b[b_r, n_]**2 if want_b and has_a else 0.0) + (2*a[a_r, n_]*dot_b[dot_b_r, n_]*dy[dy_r, n_]/b[b_r, n_]**3 if want_b and has_b else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -743,7 +748,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

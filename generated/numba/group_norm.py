@@ -473,10 +473,13 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
             for D_ in range(D):
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = _h6*(_h4*(_h3 + x[x_r, N_, G_, D_, S_]) + _h5 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
-        _h9 = _as(1/math.sqrt(eps + s1/(D*S)) if want_gamma else 0.0, lo_)
-        for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += _h9*s4[D_]
-            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
+        if want_gamma:
+            _h9 = _as(1/math.sqrt(eps + s1/(D*S)), lo_)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += _h9*s4[D_]
+        if want_beta:
+            for D_ in range(D):
+                out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -653,22 +656,25 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, bet
                 _h13 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e40) if want_x and has_gamma else 0.0, lo_)
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = (_h10*x[x_r, N_, G_, D_, S_] + _h11*x[x_r, N_, G_, D_, S_] + _h12 + _h2*x[x_r, N_, G_, D_, S_] + _h3*dot_x[dot_x_r, N_, G_, D_, S_] + _h4*dot_x[dot_x_r, N_, G_, D_, S_] + _h5*x[x_r, N_, G_, D_, S_] + _h6*dy[dy_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_] + _h8*dy[dy_r, N_, G_, D_, S_] + _h9*x[x_r, N_, G_, D_, S_] if want_x and has_x else 0.0) + (_h13*dy[dy_r, N_, G_, D_, S_] + _h14*x[x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16 if want_x and has_gamma else 0.0)
-        _e48 = (1/(D*S) if want_gamma else 0.0)
-        _e49 = (_e48*s1 + eps if want_gamma else 0.0)
-        _e50 = (1/math.sqrt(_e49) if want_gamma else 0.0)
-        _e51 = (_e49**(-3/2) if want_gamma else 0.0)
-        _e52 = (_e51*s3 if want_gamma else 0.0)
-        _e53 = (s12/((D*D)*(S*S)) if want_gamma else 0.0)
-        _e54 = (_e51*s6 if want_gamma else 0.0)
-        _h42 = _as(_e50 if want_gamma else 0.0, lo_)
-        _h43 = _as(-_e48*_e52 if want_gamma else 0.0, lo_)
-        _h44 = _as(-_e48*_e50*s6 if want_gamma else 0.0, lo_)
-        _h45 = _as(_e52*_e53 if want_gamma else 0.0, lo_)
-        _h46 = _as(_e53*_e54 if want_gamma else 0.0, lo_)
-        _h47 = _as(-_e54*(s0*s0)/(D**3*S**3) if want_gamma else 0.0, lo_)
-        for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h42*s13[D_] + _h43*s9[D_] + _h44*s7[D_] + _h45*s7[D_] + _h46*s9[D_] + _h47*s7[D_] if want_gamma and has_x else 0.0)
-            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
+        if want_gamma:
+            _e48 = 1/(D*S)
+            _e49 = _e48*s1 + eps
+            _e50 = 1/math.sqrt(_e49)
+            _e51 = _e49**(-3/2)
+            _e52 = _e51*s3
+            _e53 = s12/((D*D)*(S*S))
+            _e54 = _e51*s6
+            _h42 = _as(_e50, lo_)
+            _h43 = _as(-_e48*_e52, lo_)
+            _h44 = _as(-_e48*_e50*s6, lo_)
+            _h45 = _as(_e52*_e53, lo_)
+            _h46 = _as(_e53*_e54, lo_)
+            _h47 = _as(-_e54*(s0*s0)/(D**3*S**3), lo_)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h42*s13[D_] + _h43*s9[D_] + _h44*s7[D_] + _h45*s7[D_] + _h46*s9[D_] + _h47*s7[D_] if want_gamma and has_x else 0.0)
+        if want_beta:
+            for D_ in range(D):
+                out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -762,10 +768,13 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, b
             for D_ in range(D):
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = _h6*(_h4*(_h3 + x[x_r, N_, G_, D_, S_]) + _h5 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
-        _h8 = _as(1/sigma[sigma_r, N_, G_, 0, 0] if want_gamma else 0.0, lo_)
-        for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += _h8*s2[D_]
-            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s3[D_]
+        if want_gamma:
+            _h8 = _as(1/sigma[sigma_r, N_, G_, 0, 0], lo_)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += _h8*s2[D_]
+        if want_beta:
+            for D_ in range(D):
+                out_beta[out_beta_s, 0, G_, D_, 0] += s3[D_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1166,7 +1175,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

@@ -430,17 +430,24 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x,
                 _e1 = _h0 + x[x_r, n_]
                 s1 += (_e1*_e1)
                 s3 += _e1*dy[dy_r, n_]*gamma[gamma_r, n_]
-        _e6 = (1/n if want_gamma or want_x or want_x else 0.0)
-        _e7 = (_e6*s1 + eps if want_gamma or want_x or want_x else 0.0)
-        _h2 = -_e6*s0 if want_gamma or want_x else 0.0
-        _h3 = _as(-_e6*s3/_e7 if want_x else 0.0, lo_)
-        _h4 = -_e6*s2 if want_x else 0.0
-        _h5 = _as(1/math.sqrt(_e7) if want_gamma or want_x else 0.0, lo_)
-        for n_ in range(n):
-            _e8 = (_h2 + x[x_r, n_] if want_gamma or want_x else 0.0)
-            if want_x: out_x[out_x_s, n_] = _h5*(_e8*_h3 + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
-            if want_gamma: out_gamma[out_gamma_s, n_] += _e8*_h5*dy[dy_r, n_]
-            if want_beta: out_beta[out_beta_s, n_] += dy[dy_r, n_]
+        if want_x:
+            _e6 = 1/n
+            _e7 = _e6*s1 + eps
+            _h2 = -_e6*s0
+            _h3 = _as(-_e6*s3/_e7, lo_)
+            _h4 = -_e6*s2
+            _h5 = _as(1/math.sqrt(_e7), lo_)
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h5*(_h3*(_h2 + x[x_r, n_]) + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
+        if want_gamma:
+            _e10 = 1/n
+            _h8 = -_e10*s0
+            _h9 = _as(1/math.sqrt(_e10*s1 + eps), lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += _h9*(_h8 + x[x_r, n_])*dy[dy_r, n_]
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -537,31 +544,42 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
                 s4 += _e3*_e4
                 s6 += (_e4 + _h1)*dot_x[dot_x_r, n_]
                 s8 += _e3*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
-        _e15 = (1/n if want_gamma or want_gamma or want_x and has_gamma or want_gamma or want_x and has_gamma or want_x and has_x or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _e16 = (_e15*s1 + eps if want_gamma or want_gamma or want_x and has_gamma or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _e17 = (_e16**(-3/2) if want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _e18 = (_e15*_e17 if want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _e19 = ((1/(n*n)) if want_x and has_x else 0.0)
-        _e20 = (_e17*_e19 if want_x and has_x else 0.0)
-        _e21 = (1/math.sqrt(_e16) if want_gamma or want_gamma or want_x and has_gamma or want_x and has_gamma else 0.0)
-        _e22 = (_e15*_e21 if want_gamma or want_x and has_gamma else 0.0)
-        _h5 = _as(-_e18*s4 if want_x and has_x else 0.0, lo_)
-        _h6 = -_e15*s0 if want_gamma or want_x and has_gamma or want_x and has_x else 0.0
-        _h7 = _as(-_e18*s6 if want_x and has_x else 0.0, lo_)
-        _h8 = _as(-_e18*s2 if want_gamma or want_x and has_x else 0.0, lo_)
-        _h9 = _as(3*_e19*s2*s4/_e16**(5/2) if want_x and has_x else 0.0, lo_)
-        _h10 = _e20*s2*s3 + _e20*s4*s5 if want_x and has_x else 0.0
-        _h11 = _as(_e21 if want_gamma or want_x and has_gamma else 0.0, lo_)
-        _h12 = _as(-_e18*s8 if want_x and has_gamma else 0.0, lo_)
-        _h13 = -_e22*s7 if want_x and has_gamma else 0.0
-        _h14 = _as(-_e22*s5 if want_gamma else 0.0, lo_)
-        for n_ in range(n):
-            _e23 = (_h6 + x[x_r, n_] if want_gamma or want_x and has_gamma or want_x and has_x else 0.0)
-            _e24 = (_h8*dy[dy_r, n_] if want_gamma or want_x and has_x else 0.0)
-            _e25 = (_h11*dy[dy_r, n_] if want_gamma or want_x and has_gamma else 0.0)
-            if want_x: out_x[out_x_s, n_] = (_e23*_h7 + _e23*_h9 + _e24*gamma[gamma_r, n_] + _h10 + _h5*dot_x[dot_x_r, n_] if want_x and has_x else 0.0) + (_e23*_h12 + _e25*dot_gamma[dot_gamma_r, n_] + _h13 if want_x and has_gamma else 0.0)
-            if want_gamma: out_gamma[out_gamma_s, n_] += (_e23*_e24 + _e25*dot_x[dot_x_r, n_] + _h14*dy[dy_r, n_] if want_gamma and has_x else 0.0)
-            if want_beta: out_beta[out_beta_s, n_] += 0.0
+        if want_x:
+            _e14 = (1/n if want_x and has_gamma or want_x and has_gamma or want_x and has_x or want_x and has_x else 0.0)
+            _e15 = (_e14*s1 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+            _e16 = (_e15**(-3/2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e17 = (_e14*_e16 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e18 = ((1/(n*n)) if want_x and has_x else 0.0)
+            _e19 = (_e16*_e18 if want_x and has_x else 0.0)
+            _e20 = (1/math.sqrt(_e15) if want_x and has_gamma else 0.0)
+            _h5 = _as(-_e17*s4 if want_x and has_x else 0.0, lo_)
+            _h6 = -_e14*s0 if want_x and has_gamma or want_x and has_x else 0.0
+            _h7 = _as(-_e17*s6 if want_x and has_x else 0.0, lo_)
+            _h8 = _as(-_e17*s2 if want_x and has_x else 0.0, lo_)
+            _h9 = _as(3*_e18*s2*s4/_e15**(5/2) if want_x and has_x else 0.0, lo_)
+            _h10 = _e19*s2*s3 + _e19*s4*s5 if want_x and has_x else 0.0
+            _h11 = _as(_e20 if want_x and has_gamma else 0.0, lo_)
+            _h12 = _as(-_e17*s8 if want_x and has_gamma else 0.0, lo_)
+            _h13 = -_e14*_e20*s7 if want_x and has_gamma else 0.0
+            for n_ in range(n):
+                if want_x and has_gamma or want_x and has_x:
+                    _e21 = _h6 + x[x_r, n_]
+                    out_x[out_x_s, n_] = (_e21*_h7 + _e21*_h9 + _h10 + _h5*dot_x[dot_x_r, n_] + _h8*dy[dy_r, n_]*gamma[gamma_r, n_] if want_x and has_x else 0.0) + (_e21*_h12 + _h11*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_] + _h13 if want_x and has_gamma else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
+        if want_gamma:
+            _e26 = 1/n
+            _e27 = _e26*s1 + eps
+            _e28 = 1/math.sqrt(_e27)
+            _h22 = _as(_e28, lo_)
+            _h23 = _as(-_e26*_e28*s5, lo_)
+            _h24 = -_e26*s0
+            _h25 = _as(-_e26*s2/_e27**(3/2), lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += (_h22*dot_x[dot_x_r, n_]*dy[dy_r, n_] + _h23*dy[dy_r, n_] + _h25*(_h24 + x[x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += 0.0
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -626,16 +644,22 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, 
                 _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
                 s0 += _e1
                 s1 += _e1*(_h0 + x[x_r, n_])
-        _e6 = (1/n if want_x else 0.0)
-        _h2 = -mu[mu_r, 0] if want_gamma or want_x else 0.0
-        _h3 = _as(-_e6*s1/sigma[sigma_r, 0]**2 if want_x else 0.0, lo_)
-        _h4 = -_e6*s0 if want_x else 0.0
-        _h5 = _as(1/sigma[sigma_r, 0] if want_gamma or want_x else 0.0, lo_)
-        for n_ in range(n):
-            _e7 = (_h2 + x[x_r, n_] if want_gamma or want_x else 0.0)
-            if want_x: out_x[out_x_s, n_] = _h5*(_e7*_h3 + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
-            if want_gamma: out_gamma[out_gamma_s, n_] += _e7*_h5*dy[dy_r, n_]
-            if want_beta: out_beta[out_beta_s, n_] += dy[dy_r, n_]
+        if want_x:
+            _e6 = 1/n
+            _h2 = -mu[mu_r, 0]
+            _h3 = _as(-_e6*s1/sigma[sigma_r, 0]**2, lo_)
+            _h4 = -_e6*s0
+            _h5 = _as(1/sigma[sigma_r, 0], lo_)
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h5*(_h3*(_h2 + x[x_r, n_]) + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
+        if want_gamma:
+            _h7 = -mu[mu_r, 0]
+            _h8 = _as(1/sigma[sigma_r, 0], lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += _h8*(_h7 + x[x_r, n_])*dy[dy_r, n_]
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -1028,7 +1052,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

@@ -366,9 +366,12 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, M, N, K, a, b, dy, out_a, out_b, a
         dy_r = min(r_, dy.shape[0] - 1)
         out_a_s = c_ if acc_a else r_
         out_b_s = c_ if acc_b else r_
-        for K_ in range(K):
-            if want_a: out_a[out_a_s, M_, 0, K_] += b[b_r, 0, N_, K_]*dy[dy_r, M_, N_, 0]
-            if want_b: out_b[out_b_s, 0, N_, K_] += a[a_r, M_, 0, K_]*dy[dy_r, M_, N_, 0]
+        if want_a:
+            for K_ in range(K):
+                out_a[out_a_s, M_, 0, K_] += b[b_r, 0, N_, K_]*dy[dy_r, M_, N_, 0]
+        if want_b:
+            for K_ in range(K):
+                out_b[out_b_s, 0, N_, K_] += a[a_r, M_, 0, K_]*dy[dy_r, M_, N_, 0]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -422,9 +425,12 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, M, N, K, a, b, dy, dot_a, dot_
         dot_b_r = min(r_, dot_b.shape[0] - 1)
         out_a_s = c_ if acc_a else r_
         out_b_s = c_ if acc_b else r_
-        for K_ in range(K):
-            if want_a: out_a[out_a_s, M_, 0, K_] += (dot_b[dot_b_r, 0, N_, K_]*dy[dy_r, M_, N_, 0] if want_a and has_b else 0.0)
-            if want_b: out_b[out_b_s, 0, N_, K_] += (dot_a[dot_a_r, M_, 0, K_]*dy[dy_r, M_, N_, 0] if want_b and has_a else 0.0)
+        if want_a:
+            for K_ in range(K):
+                out_a[out_a_s, M_, 0, K_] += (dot_b[dot_b_r, 0, N_, K_]*dy[dy_r, M_, N_, 0] if want_a and has_b else 0.0)
+        if want_b:
+            for K_ in range(K):
+                out_b[out_b_s, 0, N_, K_] += (dot_a[dot_a_r, M_, 0, K_]*dy[dy_r, M_, N_, 0] if want_b and has_a else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -777,7 +783,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

@@ -350,13 +350,14 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, out_a, out_b, acc_a, 
         dy_r = min(r_, dy.shape[0] - 1)
         out_a_s = r_
         out_b_s = r_
-        _e2 = (2*dy[dy_r, 0]/n if want_a or want_b else 0.0)
-        _h0 = _as(_e2 if want_a else 0.0, lo_)
-        _h1 = _as(-_e2 if want_b else 0.0, lo_)
-        for n_ in range(n):
-            _e3 = (a[a_r, n_] - b[b_r, n_] if want_a or want_b else 0.0)
-            if want_a: out_a[out_a_s, n_] = _e3*_h0
-            if want_b: out_b[out_b_s, n_] = _e3*_h1
+        if want_a:
+            _h0 = _as(2*dy[dy_r, 0]/n, lo_)
+            for n_ in range(n):
+                out_a[out_a_s, n_] = _h0*(a[a_r, n_] - b[b_r, n_])
+        if want_b:
+            _h1 = _as(-2*dy[dy_r, 0]/n, lo_)
+            for n_ in range(n):
+                out_b[out_b_s, n_] = _h1*(a[a_r, n_] - b[b_r, n_])
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -407,12 +408,18 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dy, dot_a, dot_b, out
         dot_b_r = min(r_, dot_b.shape[0] - 1)
         out_a_s = r_
         out_b_s = r_
-        _e2 = (2*dy[dy_r, 0]/n if want_a and has_a or want_b and has_b or want_a and has_b or want_b and has_a else 0.0)
-        _h0 = _as(_e2 if want_a and has_a or want_b and has_b else 0.0, lo_)
-        _h1 = _as(-_e2 if want_a and has_b or want_b and has_a else 0.0, lo_)
-        for n_ in range(n):
-            if want_a: out_a[out_a_s, n_] = (_h0*dot_a[dot_a_r, n_] if want_a and has_a else 0.0) + (_h1*dot_b[dot_b_r, n_] if want_a and has_b else 0.0)
-            if want_b: out_b[out_b_s, n_] = (_h1*dot_a[dot_a_r, n_] if want_b and has_a else 0.0) + (_h0*dot_b[dot_b_r, n_] if want_b and has_b else 0.0)
+        if want_a:
+            _e2 = (2*dy[dy_r, 0]/n if want_a and has_a or want_a and has_b else 0.0)
+            _h0 = _as(_e2 if want_a and has_a else 0.0, lo_)
+            _h1 = _as(-_e2 if want_a and has_b else 0.0, lo_)
+            for n_ in range(n):
+                out_a[out_a_s, n_] = (_h0*dot_a[dot_a_r, n_] if want_a and has_a else 0.0) + (_h1*dot_b[dot_b_r, n_] if want_a and has_b else 0.0)
+        if want_b:
+            _e5 = (2*dy[dy_r, 0]/n if want_b and has_a or want_b and has_b else 0.0)
+            _h3 = _as(-_e5 if want_b and has_a else 0.0, lo_)
+            _h4 = _as(_e5 if want_b and has_b else 0.0, lo_)
+            for n_ in range(n):
+                out_b[out_b_s, n_] = (_h3*dot_a[dot_a_r, n_] if want_b and has_a else 0.0) + (_h4*dot_b[dot_b_r, n_] if want_b and has_b else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -765,7 +772,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

@@ -413,14 +413,20 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x,
             for n_ in range(n):
                 s0 += x[x_r, n_]**2
                 s1 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
-        _e2 = (1/n if want_gamma or want_x or want_x else 0.0)
-        _e3 = (_e2*s0 + eps if want_gamma or want_x or want_x else 0.0)
-        _h0 = _as(-_e2*s1/_e3 if want_x else 0.0, lo_)
-        _h1 = _as(1/math.sqrt(_e3) if want_gamma or want_x else 0.0, lo_)
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = _h1*(_h0*x[x_r, n_] + dy[dy_r, n_]*gamma[gamma_r, n_])
-            if want_gamma: out_gamma[out_gamma_s, n_] += _h1*dy[dy_r, n_]*x[x_r, n_]
-            if want_beta: out_beta[out_beta_s, n_] += dy[dy_r, n_]
+        if want_x:
+            _e2 = 1/n
+            _e3 = _e2*s0 + eps
+            _h0 = _as(-_e2*s1/_e3, lo_)
+            _h1 = _as(1/math.sqrt(_e3), lo_)
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h1*(_h0*x[x_r, n_] + dy[dy_r, n_]*gamma[gamma_r, n_])
+        if want_gamma:
+            _h4 = _as(1/math.sqrt(eps + s0/n), lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += _h4*dy[dy_r, n_]*x[x_r, n_]
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -489,21 +495,28 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
                 s2 += _e0*dot_x[dot_x_r, n_]
                 s3 += dot_x[dot_x_r, n_]*x[x_r, n_]
                 s4 += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
-        _e7 = (1/n if want_gamma or want_x and has_gamma or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _e8 = (_e7*s0 + eps if want_gamma or want_x and has_gamma or want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _e9 = (_e7/_e8**(3/2) if want_gamma or want_x and has_x or want_x and has_gamma or want_x and has_x else 0.0)
-        _h1 = _as(-_e9*s1 if want_x and has_x else 0.0, lo_)
-        _h2 = _as(-_e9*s2 if want_x and has_x else 0.0, lo_)
-        _h3 = _as(-_e9*s3 if want_gamma or want_x and has_x else 0.0, lo_)
-        _h4 = _as(3*s1*s3/(_e8**(5/2)*(n*n)) if want_x and has_x else 0.0, lo_)
-        _h5 = _as(1/math.sqrt(_e8) if want_gamma or want_x and has_gamma else 0.0, lo_)
-        _h6 = _as(-_e9*s4 if want_x and has_gamma else 0.0, lo_)
-        for n_ in range(n):
-            _e10 = (_h3*dy[dy_r, n_] if want_gamma or want_x and has_x else 0.0)
-            _e11 = (_h5*dy[dy_r, n_] if want_gamma or want_x and has_gamma else 0.0)
-            if want_x: out_x[out_x_s, n_] = (_e10*gamma[gamma_r, n_] + _h1*dot_x[dot_x_r, n_] + _h2*x[x_r, n_] + _h4*x[x_r, n_] if want_x and has_x else 0.0) + (_e11*dot_gamma[dot_gamma_r, n_] + _h6*x[x_r, n_] if want_x and has_gamma else 0.0)
-            if want_gamma: out_gamma[out_gamma_s, n_] += (_e10*x[x_r, n_] + _e11*dot_x[dot_x_r, n_] if want_gamma and has_x else 0.0)
-            if want_beta: out_beta[out_beta_s, n_] += 0.0
+        if want_x:
+            _e7 = (1/n if want_x and has_gamma or want_x and has_x else 0.0)
+            _e8 = (_e7*s0 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+            _e9 = (_e7/_e8**(3/2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _h1 = _as(-_e9*s1 if want_x and has_x else 0.0, lo_)
+            _h2 = _as(-_e9*s2 if want_x and has_x else 0.0, lo_)
+            _h3 = _as(-_e9*s3 if want_x and has_x else 0.0, lo_)
+            _h4 = _as(3*s1*s3/(_e8**(5/2)*(n*n)) if want_x and has_x else 0.0, lo_)
+            _h5 = _as(1/math.sqrt(_e8) if want_x and has_gamma else 0.0, lo_)
+            _h6 = _as(-_e9*s4 if want_x and has_gamma else 0.0, lo_)
+            for n_ in range(n):
+                out_x[out_x_s, n_] = (_h1*dot_x[dot_x_r, n_] + _h2*x[x_r, n_] + _h3*dy[dy_r, n_]*gamma[gamma_r, n_] + _h4*x[x_r, n_] if want_x and has_x else 0.0) + (_h5*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_] + _h6*x[x_r, n_] if want_x and has_gamma else 0.0)
+        if want_gamma:
+            _e12 = 1/n
+            _e13 = _e12*s0 + eps
+            _h10 = _as(1/math.sqrt(_e13), lo_)
+            _h11 = _as(-_e12*s3/_e13**(3/2), lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += (_h10*dot_x[dot_x_r, n_]*dy[dy_r, n_] + _h11*dy[dy_r, n_]*x[x_r, n_] if want_gamma and has_x else 0.0)
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += 0.0
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -554,12 +567,18 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, 
         if want_x:
             for n_ in range(n):
                 s0 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
-        _h0 = _as(-s0/(n*r[r_r, 0]**2) if want_x else 0.0, lo_)
-        _h1 = _as(1/r[r_r, 0] if want_gamma or want_x else 0.0, lo_)
-        for n_ in range(n):
-            if want_x: out_x[out_x_s, n_] = _h1*(_h0*x[x_r, n_] + dy[dy_r, n_]*gamma[gamma_r, n_])
-            if want_gamma: out_gamma[out_gamma_s, n_] += _h1*dy[dy_r, n_]*x[x_r, n_]
-            if want_beta: out_beta[out_beta_s, n_] += dy[dy_r, n_]
+        if want_x:
+            _h0 = _as(-s0/(n*r[r_r, 0]**2), lo_)
+            _h1 = _as(1/r[r_r, 0], lo_)
+            for n_ in range(n):
+                out_x[out_x_s, n_] = _h1*(_h0*x[x_r, n_] + dy[dy_r, n_]*gamma[gamma_r, n_])
+        if want_gamma:
+            _h2 = _as(1/r[r_r, 0], lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += _h2*dy[dy_r, n_]*x[x_r, n_]
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += dy[dy_r, n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -941,7 +960,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

@@ -488,7 +488,8 @@ def _gradient_buffers(out, given, ctx):
     elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
         raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
     taken = _taken(given, ctx)
-    return tuple(None if buffer is None else _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
                  for name, buffer, array in zip(INPUTS, out, given))
 
 

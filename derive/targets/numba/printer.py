@@ -520,8 +520,19 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     for key in sorted(groups, key=lambda k: k[0]):
         emit.reductions(groups[key], [k for found in keep.values() for k in found if k.group == key])
     for inner, group in by_span.items():
-        emit.results(group, inner, keep[inner])
+        for part in _loops_of(group):
+            emit.results(part, inner, keep[inner])
     return [emit.lines[0], *(f"    {line}" for line in emit.setup), *emit.lines[1:]]
+
+
+def _loops_of(group: list[Result]) -> list[list[Result]]:
+    """The result loops over one span: one per result when each is computed under a flag of its own
+    (a vjp's gradients: one store per loop, which LLVM vectorises; stores to several arrays under
+    tests in one loop it does not), else one loop for all."""
+    guards = [r.guard for r in group]
+    if len(group) > 1 and all(guards) and len(set(guards)) == len(guards):
+        return [[r] for r in group]
+    return [group]
 
 
 def _indices(inner: tuple) -> list[sp.Idx]:

@@ -128,3 +128,13 @@ def test_bad_buffers_are_refused_by_name(rng, target):
         kernel.vjp(dy, *arrays, out=(shared, shared[0, 0], None))
     with pytest.raises(ValueError, match="out overlaps"):
         kernel.forward(*arrays, out=x[...])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_buffer_for_an_input_not_given_is_left_alone(rng, target):
+    kernel, arrays, dy = layernorm(rng, target)
+    x = arrays[0]
+    spare = np.full(6, 7.0)
+    dx, dgamma, dbeta = kernel.vjp(dy, x, out=(np.empty_like(x), spare, None))
+    assert dgamma is None and dbeta is None and (spare == 7.0).all()
+    np.testing.assert_allclose(dx, kernel.vjp(dy, x)[0])
