@@ -88,8 +88,11 @@ def test_a_product_of_30_sums_stops_at_its_step_budget(tmp_path, capsys, hang_gu
                  "--step-timeout", "2"])
     err = one_error(capsys)
     assert code == 2
-    assert "operator 'product' (product.py): differentiating by x exceeded the time budget of 2 s per step " \
-           "(--step-timeout or DERIVE_STEP_TIMEOUT); raise it" in err
+    # the step that runs over is the engine's to choose (differentiating by x, or rendering a target
+    # since the differentiator got faster); the error names it, the model and the option
+    assert re.search(r"operator 'product' \(product\.py\): (differentiating by x|rendering the \w+ target) "
+                     r"exceeded the time budget of 2 s per step \(--step-timeout or DERIVE_STEP_TIMEOUT\); raise it",
+                     err), err
     assert snapshot(out) == before, "nothing is written"
 
 
