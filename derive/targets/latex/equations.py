@@ -22,8 +22,9 @@ from ...model import OperatorModel
 
 DEFINITION = "definition"
 PROOF = {DEFINITION: "a definition",
-         SYMBOLIC: "proven for every size (the difference of the two sides, brought to normal form by the "
-                   "engine's rewriting rules, expands to zero with the sizes symbolic)",
+         SYMBOLIC: "proven for every size by the engine's rewriting rules with the sizes symbolic (derived from "
+                   "the contracted Jacobian by them, or the difference of the two sides, brought to normal form "
+                   "by them, expands to zero)",
          RANDOM_POINTS: "checked equal at random points with every axis of size "
                         + ", ".join(map(str, CHECK_SIZES[:-1])) + f" and {CHECK_SIZES[-1]}"}
 """How an equation was established, by its ``check``: the twin's ``proof`` and the documents' words."""
@@ -162,16 +163,21 @@ class Equations:
             shown_lhs: sp.Expr | None = None, shown_rhs: sp.Expr | None = None, rules: tuple[str, ...] = (),
             against: sp.Expr | None = None,
             show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None,
-            input: str = "", by_rules: bool = False) -> Equation:
+            input: str = "", by_rules: bool = False, derived: bool = False) -> Equation:
         """Check ``lhs == rhs`` (or ``against == rhs`` for a chain) and the shown sides, then keep it.
 
         ``kind`` DEFINITION states a definition and is not checked.  ``lhs_tex`` and ``rhs_lines``
         replace the printed sides (for notation the index printer does not produce, such as matrices).
         ``by_rules``: first try to prove the equality for every size by the engine's rewriting rules.
+        ``derived``: ``rhs`` was derived from ``against`` by the engine's rewriting rules (the
+        contraction and ``compact``'s chain, each step an identity for symbolic sizes, and checked at
+        random points as it was made): proven for every size, with no work redone.
         """
         what = f"{self.model.name}: equation {label}"
         if kind == DEFINITION:
             check = DEFINITION
+        elif derived:
+            check = SYMBOLIC
         elif by_rules and proved_by_rules(against if against is not None else lhs, rhs):
             check = SYMBOLIC
         else:

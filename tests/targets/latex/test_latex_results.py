@@ -46,6 +46,17 @@ def test_every_result_equation_says_how_it_was_established(name):
     assert twin(name)["model_digest"] in text and twin(name)["derivation_digest"] in text
 
 
+@pytest.mark.parametrize("name", OPERATORS)
+def test_every_first_and_second_order_result_is_proven_for_every_size(name):
+    """The VJP, JVP and vjp_jvp are derived from the contracted Jacobian by the engine's rules
+    (contraction, then the compact form's chain): the document records that chain as the proof."""
+    results = [e for e in _result_equations(name) if e["kind"] in ("vjp", "jvp", "vjp_jvp")]
+    assert results
+    for equation in results:
+        assert equation["check"] == "symbolic", equation["label"]
+        assert equation["rules"][:1] == (["differentiate"] if equation["rhs"] == "Integer(0)" else ["contract"])
+
+
 @pytest.mark.parametrize("name", ["layernorm", "softmax"])
 def test_the_cited_vjp_label_holds_the_form_the_kernels_compute(name):
     derivation = derive(registry.get(name))
