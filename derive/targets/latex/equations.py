@@ -15,6 +15,7 @@ import sympy as sp
 from ...calculus.differentiate import Partial
 from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC, check_equal, proved_by_rules
 from ...calculus.indices import substitute_index
+from ...display.catalogue import shown_names
 from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
 from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from ...display.names import Intermediates, displayed, preferred_indices
@@ -108,7 +109,8 @@ class Equations:
     def __post_init__(self) -> None:
         reserved = {inp.name for inp in self.model.inputs} | {name for name, _ in self.model.where}
         reserved |= {str(d) for d in self.model.dims()} | {self.output_name, "e"}  # e: Euler's number
-        self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved))
+        names = shown_names(self.model.name, {str(d) for d in self.model.dims()} | {n for n, _ in self.model.where})
+        self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved, names))
         self.names = Intermediates(self.model)
         self.named = self.names.definitions()
         self.dims = self.model.dims()
