@@ -1,7 +1,7 @@
 """derive: gradient formulas of neural-network operators, derived symbolically, shipped as code and maths.
 
 The Python interface is re-exported here from ``derive.api`` (``load``, ``derive``, ``vjp``, ``vjp_jvp``,
-``render``, ``write``, ``load_kernel``, ``claim`` ...); the ``derive`` command is a layer over it.
+``render``, ``write``, ``load_kernel``, ``claim``, ``trace`` ...); the ``derive`` command is a layer over it.
 Importing the package imports the catalogue (``derive.ops``), which fills the registry.
 """
 
@@ -22,6 +22,7 @@ from .api import (
     operators,
     render,
     targets,
+    trace,
     vjp,
     vjp_jvp,
     write,
@@ -36,4 +37,4 @@ sys.modules.setdefault("derive.functions", functions)
 
 __all__ = ["Budget", "OverBudget", "changes", "claim", "derive", "functions", "jacobian", "jvp", "kernel", "latex",
            "limits", "load", "load_file", "load_kernel", "operators", "readable", "registry", "render", "targets",
-           "vjp", "vjp_jvp", "write", "__version__"]
+           "trace", "vjp", "vjp_jvp", "write", "__version__"]

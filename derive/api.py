@@ -1,6 +1,7 @@
 """The Python interface (for notebooks and scripts); the ``derive`` command line is a thin layer over it.
 
     model = load("rmsnorm")                  # a built-in or installed operator, or load("my_op.py")
+    model = trace(my_rmsnorm, {"x": ("n",)}) # or traced from a NumPy / Array API function
     d = derive(model)                        # Jacobian entry, VJP and JVP for every input
     jacobian(d, "x"); vjp(d, "x", readable=True); latex(vjp(d, "x"))   # LaTeX as in the documents
     files = render(d)                        # {"numpy/rmsnorm.py": text, ...}, every target
@@ -14,11 +15,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import inspect
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import sympy as sp
 
@@ -28,6 +31,7 @@ from .display.forms import equation_latex
 from .display.forms import readable as _readable
 from .model import OperatorModel, registry
 from .model.files import load_model, load_models
+from .model.trace import trace as _trace
 from .pipeline.cache import RenderCache, default_folder, engine_fingerprint, model_key, private_folder
 from .pipeline.generate import Options, Progress
 from .pipeline.generate import check as _check
@@ -52,6 +56,26 @@ def load(name_or_path: str | Path, operator: str | None = None) -> OperatorModel
 def load_file(path: str | Path) -> dict[str, OperatorModel]:
     """Every operator a model file registers, by name (none of them joins the built-in registry)."""
     return load_models(path)
+
+
+def trace(fn: Callable[..., Any], shapes: Mapping[str, Sequence[str]], name: str | None = None) -> OperatorModel:
+    """The model of a Python function written with NumPy or the Array API: ``shapes`` gives each array
+    argument's core axes by name (``{"x": ("n",), "gamma": ("n",)}``; ``()`` a scalar), keyword
+    parameters with number defaults become parameters, batch dimensions stay implicit.  An operation
+    it cannot trace is a ``ModelError`` naming the function, the line and the operation."""
+    return _trace(fn, shapes, name=name, origin=_traced_origin(fn, shapes))
+
+
+def _traced_origin(fn: Callable[..., Any], shapes: Mapping[str, Sequence[str]]) -> str:
+    """A traced function's ``origin``: its file and the digest of the file, the function and the shapes
+    (so its kernels are cached like a model file's); empty for a function with no file."""
+    try:
+        path = Path(inspect.getsourcefile(fn) or "")
+        text = path.read_bytes()
+    except (TypeError, OSError):
+        return ""
+    digest = hashlib.sha256(text + f"\0traced {fn.__qualname__} {sorted(shapes.items())!r}".encode())
+    return registry.file_origin(path, digest.hexdigest())
 
 
 def operators() -> tuple[str, ...]:

@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("operator", nargs="?",
                       help="operator name (see `derive list`; optional with a one-operator --model)")
     _model_option(show)
+    _trace_options(show)
     show.add_argument("--width", type=int, default=100, help="wrap formulas at this many columns (default 100)")
     show.add_argument("--order", default="1", metavar="{1,2}",
                       help="1: the Jacobian, VJP and JVP (default); 2: the second order, each VJP differentiated "
@@ -145,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("operators", nargs="*", metavar="OPERATOR",
                          help="operators to process (default: every built-in one, or every one in --model)")
         _model_option(sub)
-        sub.add_argument("--out", type=Path, help="output folder (default: generated; required with --model)")
+        _trace_options(sub)
+        if name == "generate":
+            sub.add_argument("--model-out", type=Path, metavar="FILE",
+                             help="with --from: also write the traced model as a model file (for --model FILE)")
+        sub.add_argument("--out", type=Path, help="output folder (default: generated; required with --model "
+                                                   "or --from)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
         sub.add_argument("--no-cache", action="store_true",
                          help="derive every operator even if the render cache has it (cache: $DERIVE_CACHE_DIR, "
@@ -197,6 +203,15 @@ def _budget_options(parser: argparse.ArgumentParser) -> None:
 def _model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, metavar="FILE",
                         help="a model file of your own (Python, @register factories like derive/ops/*.py)")
+
+
+def _trace_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="trace_from", metavar="FILE.py:FUNCTION",
+                        help="trace a Python function written with NumPy or the Array API into a model "
+                             "(the operator takes the function's name; give each array argument's axes with --shape)")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=AXES",
+                        help="with --from: an array argument's core axes by name, e.g. x=n, x=N,C,S, or "
+                             "alpha=() for a scalar (repeatable)")
 
 
 def _claim_parser(commands) -> None:

@@ -7,6 +7,7 @@ the parser that dispatches to them and turns their errors into one ``derive: err
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from .errors import (
 )
 from .model import OperatorModel, registry
 from .model.catalog import markdown_table
+from .model.files import load_traced
+from .pipeline import model_out
 from .pipeline.cache import RenderCache
 from .pipeline.generate import Options, render_models
 from .pipeline.pdf import check_output, compile_documents, compile_pdfs
@@ -70,8 +73,38 @@ def progress_printer(args: argparse.Namespace):
     return lambda message: print(f"derive: {message}", file=sys.stderr, flush=True)
 
 
+def traced(args: argparse.Namespace) -> OperatorModel | None:
+    """The model of ``--from FILE.py:FUNCTION`` with its ``--shape``s; None without --from."""
+    spec = getattr(args, "trace_from", None)
+    if spec is None:
+        if getattr(args, "shape", None) or getattr(args, "model_out", None):
+            raise UsageError(f"--{'shape' if args.shape else 'model-out'} goes with --from FILE.py:FUNCTION")
+        return None
+    if args.model is not None:
+        raise UsageError("give --model FILE or --from FILE.py:FUNCTION, not both")
+    file, colon, function = spec.rpartition(":")
+    if not colon or not file or not function.isidentifier():
+        raise UsageError(f"--from {spec}: write FILE.py:FUNCTION, e.g. --from ops.py:rmsnorm")
+    return load_traced(Path(file), function, dict(_shape(text) for text in args.shape))
+
+
+def _shape(text: str) -> tuple[str, tuple[str, ...]]:
+    name, equals, axes = text.partition("=")
+    axes = axes.strip()
+    if not equals or not name.strip().isidentifier() or not axes:
+        raise UsageError(f"--shape {text}: write NAME=AXES, e.g. --shape x=n, --shape x=N,C,S or --shape alpha=()")
+    if axes in ("()", "[]"):
+        return name.strip(), ()
+    return name.strip(), tuple(axis.strip() for axis in axes.strip("()").split(","))
+
+
 def selected(args: argparse.Namespace, names: list[str]) -> list[OperatorModel] | None:
-    """The models named on the command line (from --model FILE if given); None: all built-ins."""
+    """The models named on the command line (from --model FILE or --from if given); None: all built-ins."""
+    model = traced(args)
+    if model is not None:
+        if any(name != model.name for name in names):
+            raise registry.unknown(next(n for n in names if n != model.name), [model.name])
+        return [model]
     if args.model is None:
         return [registry.get(name) for name in names] if names else None
     models = api.load_file(args.model)
@@ -82,6 +115,9 @@ def selected(args: argparse.Namespace, names: list[str]) -> list[OperatorModel] 
 
 
 def one_model(args: argparse.Namespace) -> OperatorModel:
+    model = traced(args)
+    if model is not None:
+        return model
     if args.model is not None:
         return api.load(args.model, args.operator)
     if args.operator is None:
@@ -110,8 +146,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _out(args: argparse.Namespace) -> Path:
-    if args.out is None and args.model is not None:
-        raise UsageError(f"derive {'generate' if args.run is run_generate else 'check'} --model needs "
+    if args.out is None and (args.model is not None or args.trace_from is not None):
+        option = "--model" if args.model is not None else "--from"
+        raise UsageError(f"derive {'generate' if args.run is run_generate else 'check'} {option} needs "
                              "--out DIR: the folder for your operators' files (generated/ holds the built-ins)")
     return args.out if args.out is not None else DEFAULT_OUT
 
@@ -122,7 +159,13 @@ def render_options(args: argparse.Namespace) -> Options:
 
 def run_generate(args: argparse.Namespace) -> int:
     out = _out(args)
-    changed = api.write(selected(args, args.operators), out, progress_printer(args), render_options(args))
+    models = selected(args, args.operators)
+    keep: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if args.model_out is not None and models:
+        command = " ".join(["derive generate --from", args.trace_from, *(f"--shape {s}" for s in args.shape)])
+        keep = model_out.staged(models[0], args.model_out, out, command)
+    with keep:  # the model file is written after the kernels, and only when they are
+        changed = api.write(models, out, progress_printer(args), render_options(args))
     verb = "updated" if changed else "unchanged"
     print(f"derive: {out}/ {verb}" + (f" ({len(changed)} files: {', '.join(changed)})" if changed else ""))
     return 0
@@ -136,6 +179,8 @@ def run_check(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write("".join(diffs))
     parts = ["derive", "generate", *args.operators] + (["--model", str(args.model)] if args.model else [])
+    if args.trace_from:
+        parts += ["--from", args.trace_from, *(f"--shape {s}" for s in args.shape)]
     command = " ".join(parts + (["--out", str(out)] if out != DEFAULT_OUT else []))
     print(f"derive: {len(diffs)} file(s) in {out}/ would change; run `{command}` to update them", file=sys.stderr)
     return 1

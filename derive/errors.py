@@ -43,6 +43,11 @@ class ProofError(DerivationError):
     """A rendered file does not compute what its model says; the message names where."""
 
 
+class UndefinedError(DerivationError):
+    """The model is not a finite real number (NaN, inf, complex) at a point its inputs' and
+    parameters' domains allow; the message names the part, what it depends on and the declaration."""
+
+
 class LoweringError(ValueError):
     """An expression that has no O(input) array form."""
 

@@ -5,7 +5,9 @@
     jax.grad(lambda x: rmsnorm(x, gamma).sum())(x)          # reverse mode: the generated vjp
 
 The function runs the generated ``array_api`` kernel (see ``derive.adapters``) on JAX arrays.  By
-default (``mode="vjp"``) it is a ``jax.custom_vjp`` whose backward is the kernel's vjp: reverse mode
+default (``mode="vjp"``) it is a ``jax.custom_vjp`` whose forward saves the residuals the kernel
+chooses (``forward(..., residuals=True)``: per-row statistics, or the output) and whose backward is
+the kernel's vjp reading them: reverse mode
 (``jax.grad``, ``jax.vjp``) runs the derived formula, and that backward is itself a ``custom_vjp``
 whose rule is the kernel's jvp and vjp_jvp, so a gradient of a gradient runs the derived second
 order; forward mode is not available (JAX's rule for ``custom_vjp``).  With ``mode="jvp"`` it is a
@@ -145,15 +147,17 @@ def _with_vjp(kernel: ModuleType, spec: _Operands) -> Callable:
     def forward(*primals):
         operands = spec.primals(primals)
         inputs, params = spec.split(operands)
-        return kernel.forward(*inputs, **params), operands
+        output, saved = kernel.forward(*inputs, residuals=True, **params)
+        return output, (operands, saved)
 
     gradients = _gradients(kernel, spec)
 
-    def backward(operands, cotangent):
+    def backward(residuals, cotangent):
+        operands, saved = residuals
         inputs, _ = spec.split(operands)
         if isinstance(cotangent, SymbolicZero):
             return (None,) * len(operands)
-        grads = gradients(jnp.asarray(cotangent), *operands)
+        grads = gradients(jnp.asarray(cotangent), saved, *operands)
         return (*(_cotangent(g, a) for g, a in zip(grads, inputs)), *spec.no_cotangents())
 
     function.defvjp(forward, backward, symbolic_zeros=True)
@@ -169,25 +173,30 @@ def _gradients(kernel: ModuleType, spec: _Operands) -> Callable:
     signature = spec.signature
 
     @jax.custom_vjp
-    def gradients(cotangent, *operands):
+    def gradients(cotangent, saved, *operands):
         inputs, params = spec.split(operands)
-        return tuple(kernel.vjp(cotangent, *inputs, **params))
+        return tuple(kernel.vjp(cotangent, *inputs, residuals=saved, **params))
 
-    def forward(cotangent, *primals):
+    def forward(cotangent, saved, *primals):
         operands = spec.primals(primals)
         inputs, params = spec.split(operands)
-        return tuple(kernel.vjp(cotangent.value, *inputs, **params)), (cotangent.value, operands)
+        saved = jax.tree_util.tree_map(lambda p: p.value, saved, is_leaf=lambda p: hasattr(p, "perturbed"))
+        grads = tuple(kernel.vjp(cotangent.value, *inputs, residuals=saved, **params))
+        return grads, (cotangent.value, saved, operands)
 
-    def backward(saved, outer):
-        cotangent, operands = saved
+    def backward(residuals, outer):
+        cotangent, saved, operands = residuals
         inputs, params = spec.split(operands)
         tangents = [_cotangent(g, a) if name in signature.differentiable else None
                     for name, g, a in zip(signature.inputs, outer, inputs)]
+        # the rule is the whole derivative by the inputs (the residuals' share included): none by them
+        unmoved = jax.tree_util.tree_map(jnp.zeros_like, saved)
         if all(t is None for t in tangents):
-            return (None, *(None for _ in operands))
-        by_cotangent = kernel.jvp(tangents, *inputs, **params).astype(cotangent.dtype)
+            return (None, unmoved, *(None for _ in operands))
+        by_cotangent = kernel.jvp(tangents, *inputs, residuals=saved, **params).astype(cotangent.dtype)
         by_inputs = kernel.vjp_jvp(cotangent, tangents, *inputs, **params)
-        return (by_cotangent, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)), *spec.no_cotangents())
+        return (by_cotangent, unmoved, *(_cotangent(g, a) for g, a in zip(by_inputs, inputs)),
+                *spec.no_cotangents())
 
     gradients.defvjp(forward, backward, symbolic_zeros=True)
     return gradients

@@ -17,6 +17,7 @@ from sympy.printing.pretty.stringpict import prettyForm
 from . import api
 from .calculus.compact import compact
 from .calculus.pipeline import Derivation, tangent_name
+from .calculus.rename import renamed
 from .display.forms import NotationPrettyPrinter, compact_readable, intermediate_symbols, readable
 from .display.notation import bar, second_order_name, unicode_name
 from .model import OperatorModel
@@ -92,6 +93,8 @@ def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False, 
     (ȳ the cotangent, x̄ an input's, ẋ a tangent; ``ascii_only``: the names claims are typed in);
     ``order`` 2: the second order instead (``show_second.py``)."""
     derivation = api.derive(model)
+    clashes = renamed(model)
+    model = derivation.model  # in the notation's names (a clashing name is renamed, calculus/rename.py)
     output = output_name(model)
     printer = NotationPrettyPrinter(output, {"use_unicode": not ascii_only, "num_columns": width})
 
@@ -106,6 +109,8 @@ def show_text(model: OperatorModel, width: int = 100, ascii_only: bool = False, 
     params = ", ".join(f"{p.name}={p.default!r}" + (f" (symbol {name(str(p.symbol))})" if p.symbol is not None and
                        str(p.symbol) != p.name else "") for p in model.params) or "none"
     out = [f"{model.name}: {model.summary}\ninputs: {shapes}\nparameters: {params}", "definition:"]
+    if clashes:  # a name the notation uses: written otherwise here
+        out.insert(1, "renamed: " + ", ".join(f"{old} is written {new}" for old, new in clashes.items()))
 
     def at(name: str, indices) -> str:  # y[i], or y for a scalar
         return f"{name}{list(indices)}" if indices else name

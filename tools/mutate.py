@@ -63,7 +63,7 @@ MUTATIONS = (
     Mutation("loose-tolerance", "derive/proof/kernel.py", "ROUNDING = 2.0 ** 14", "ROUNDING = 2.0 ** 24",
              "the proof's tolerance 1000 times looser",
              tests=("tests/proof/test_prove_tolerance.py",)),
-    Mutation("torch-needs-input-grad", "derive/torch.py",
+    Mutation("torch-needs-input-grad", "derive/torch/function.py",
              "                *(g if need else None for g, need in zip(by_inputs, needed[1:])))",
              "                *by_inputs)",
              "torch's double backward returns a gradient for an input that needs none (a Python number)",
@@ -127,7 +127,7 @@ MUTATIONS = (
              "sum_j delta_jk a_j collapsed to a_j: the summation index not replaced by k",
              operators=("rmsnorm",)),
     # -- adapters ------------------------------------------------------------------------------------
-    Mutation("torch-jvp-misaligned", "derive/torch.py",
+    Mutation("torch-jvp-misaligned", "derive/torch/function.py",
              "for name, t in zip(signature.inputs, tangents[3:])]",
              "for name, t in zip(signature.inputs, tangents[2:])]",
              "torch's forward mode reads each input's tangent one slot off",

@@ -26,6 +26,9 @@ def add_bench_command(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-kernels", action="store_true", help="only time `derive generate`")
     bench.add_argument("--no-numba", action="store_true",
                        help="leave the numba kernels out (no compiling, no new process for the cached first call)")
+    bench.add_argument("--training", action="store_true",
+                       help="also time training steps through derive.torch beside torch.nn's, eager and under "
+                            "torch.compile: the norms and softmaxes, and a pre-norm MLP block (needs torch)")
     bench.add_argument("--seed", type=int, default=0, help="random inputs' seed (default 0)")
     bench.set_defaults(run=run_bench)
 

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         say(report.derivation_text(results["derivation"]))
     if not args.no_kernels:
         measure_kernels(args, results, say)
+    if args.training:
+        measure_training(args, results, say)
     finish(args, results, say)
     return 1 if any(r["disagrees"] for k in results["kernels"] for r in k["rows"]) else 0
 
@@ -105,9 +107,19 @@ def measure_kernels(args: argparse.Namespace, results: dict, say) -> None:
             say(report.case_text(result))
 
 
+def measure_training(args: argparse.Namespace, results: dict, say) -> None:
+    """The training-step table (``derive.bench.training``, which imports torch: a clear error without it)."""
+    if torch_ref.torch_module() is None:
+        raise NotGeneratedError("derive bench --training needs torch: pip install torch")
+    from . import training
+
+    results["training"] = training.measure(args.quick, results["settings"]["repeats"], say)
+
+
 def finish(args: argparse.Namespace, results: dict, say) -> None:
     categories = {name: registry.get(name).category for name in registry.names()}
     results["targets"] = report.targets(results["kernels"], results.get("derivation"), categories)
+    tables = []
     if results["kernels"]:
         table = report.markdown_table(results["kernels"])
         second = report.second_order_table(results["kernels"])
@@ -115,9 +127,15 @@ def finish(args: argparse.Namespace, results: dict, say) -> None:
         numba = report.numba_table(results["kernels"])
         if numba.count("\n") > 1:
             table += "\n\n" + numba
+        tables.append(table)
+    if "training" in results:
+        from .training import markdown_table
+
+        tables.append(markdown_table(results["training"]))
+    for table in tables:
         say("\n" + table)
-        if args.markdown:
-            args.markdown.write_text(table + "\n", encoding="utf-8")
+    if tables and args.markdown:
+        args.markdown.write_text("\n\n".join(tables) + "\n", encoding="utf-8")
     say("\n" + report.targets_text(results["targets"]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

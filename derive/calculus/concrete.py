@@ -2,26 +2,28 @@
 
 ``expand`` fixes every axis size and every free index, expands the finite sums, and names each
 entry ``x[2, 0]`` as the symbol ``x_2_0``; an open derivative ``Partial(f, x[k])`` becomes plain
-``sympy.diff`` of the expanded ``f`` by the entry symbol, so unfinished derivation steps can be
-evaluated too; ``compare`` evaluates two index expressions at random
+``sympy.diff`` of the expanded ``f`` by the entry symbol (or, written out only to be evaluated at
+numbers, an ``EntryDerivative`` that ``floats.evaluate`` works out by forward mode), so unfinished
+derivation steps can be evaluated too; ``compare`` evaluates two index expressions at random
 points for several sizes and returns the first disagreement.  Used to check derivation steps and
 hand-written claims where SymPy cannot decide an identity symbolically.
 """
 
 from __future__ import annotations
 
-import cmath
 import functools
 import itertools
-import math
-import operator
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sympy as sp
 
+from ..model import domains, free_sizes
 from .differentiate import Partial
+from .floats import EntryDerivative, agree
+from .floats import NotNumeric as NotNumeric
+from .floats import evaluate as evaluate
 from .indices import free_indices
 
 
@@ -54,112 +56,6 @@ def expander(sizes: dict[sp.Symbol, int], real: bool = False, evaluate: bool = T
     def at(expr: sp.Expr, values: dict[sp.Idx, int]) -> sp.Expr:
         return state.at(expr, {i.label.name: sp.Integer(v) for i, v in values.items()})
     return at
-
-
-SCREEN = 1e-9
-"""Relative agreement in float64 taken as equal; anything further apart is evaluated in 30 digits."""
-
-
-def agree(a: sp.Expr, b: sp.Expr, point: dict) -> bool:
-    """Do ``a`` and ``b`` agree at ``point`` in double precision (False: not computable so)?"""
-    try:
-        fa, fb = evaluate(a, point), evaluate(b, point)
-    except NotNumeric:
-        return False
-    return cmath.isfinite(fa) and cmath.isfinite(fb) and abs(fa - fb) <= SCREEN * max(1.0, abs(fa), abs(fb))
-
-
-class NotNumeric(Exception):
-    """An expression holding something ``evaluate`` cannot compute in floating point."""
-
-
-def evaluate(expr: sp.Expr, point: dict[sp.Symbol, complex]) -> complex:
-    """``expr`` at ``point`` in double precision, each distinct subexpression computed once.
-
-    A concrete expression is a DAG (a row's mean is shared by every entry of the row); SymPy's
-    own arithmetic on Floats rebuilds it node by node, this walks it with Python numbers.
-    Raises ``NotNumeric`` for what it does not know (an open Derivative, an unknown function).
-    """
-    try:
-        return _numeric(expr, point, {})
-    except (ZeroDivisionError, OverflowError, ValueError, TypeError) as error:
-        raise NotNumeric(str(error)) from None
-
-
-def _numeric(expr: sp.Basic, point: dict, memo: dict) -> complex:
-    if expr in memo:
-        return memo[expr]
-    if expr.is_Number:
-        value = complex(expr)
-    elif expr.is_Symbol:
-        if expr not in point:
-            raise NotNumeric(f"no value for {expr}")
-        value = complex(point[expr])
-    elif isinstance(expr, sp.Piecewise):
-        chosen = next((_numeric(e, point, memo) for e, c in expr.args if _truth(c, point, memo)), None)
-        if chosen is None:
-            raise NotNumeric(f"no branch of {expr} holds")
-        value = chosen
-    else:
-        args = [_numeric(a, point, memo) for a in expr.args]
-        value = _apply(expr, args)
-    memo[expr] = value
-    return value
-
-
-def _apply(expr: sp.Basic, args: list[complex]) -> complex:
-    if isinstance(expr, sp.Add):
-        return sum(args)
-    if isinstance(expr, sp.Mul):
-        return functools.reduce(operator.mul, args, 1)
-    if isinstance(expr, sp.Pow):
-        base, exponent = args
-        return complex(base.real ** exponent.real) if not base.imag and not exponent.imag and (
-            base.real > 0 or exponent.real.is_integer()) else base ** exponent
-    function = _FUNCTIONS.get(type(expr).__name__)
-    if function is None or len(args) != 1 and type(expr).__name__ not in ("Max", "Min"):
-        raise NotNumeric(f"cannot evaluate {type(expr).__name__} in floating point")
-    return complex(function(*args))
-
-
-def _real(function):
-    return lambda *args: function(*(a.real for a in args)) if not any(a.imag for a in args) else _complex_only()
-
-
-def _complex_only():
-    raise NotNumeric("a real function at a complex argument")
-
-
-_FUNCTIONS = {
-    "exp": cmath.exp, "log": cmath.log, "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan,
-    "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh, "erf": _real(math.erf),
-    "Abs": abs, "sign": _real(lambda v: math.copysign(1.0, v) if v else 0.0),
-    "Heaviside": _real(lambda v: float(v > 0) + 0.5 * (v == 0)),
-    "Max": _real(max), "Min": _real(min),
-}
-
-
-def _truth(condition: sp.Basic, point: dict, memo: dict) -> bool:
-    if condition in (sp.true, True):
-        return True
-    if condition in (sp.false, False):
-        return False
-    if isinstance(condition, sp.And):
-        return all(_truth(c, point, memo) for c in condition.args)
-    if isinstance(condition, sp.Or):
-        return any(_truth(c, point, memo) for c in condition.args)
-    if isinstance(condition, sp.Not):
-        return not _truth(condition.args[0], point, memo)
-    if isinstance(condition, sp.core.relational.Relational):
-        left, right = (_numeric(a, point, memo) for a in condition.args)
-        if left.imag or right.imag:
-            raise NotNumeric("a comparison of complex numbers")
-        return bool(_COMPARE[condition.rel_op](left.real, right.real))
-    raise NotNumeric(f"cannot decide {condition}")
-
-
-_COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-            "==": operator.eq, "!=": operator.ne}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -207,7 +103,9 @@ def _concrete(expr: sp.Expr, state: _Concrete, indices: dict[str, sp.Integer]) -
     if isinstance(expr, sp.Indexed):
         return entry_symbol(expr.base.name, (int(state.at(i, indices)) for i in expr.indices), state.real)
     if isinstance(expr, Partial):
-        return _real_diff(state.at(expr.args[0], indices), state.at(expr.args[1], indices))
+        function, by = state.at(expr.args[0], indices), state.at(expr.args[1], indices)
+        # only evaluated at numbers: left to forward mode (floats.py), not built by sympy.diff
+        return _real_diff(function, by) if state.evaluate else EntryDerivative(function, by)
     if hasattr(expr, "unroll"):  # a function that binds an index (max_over) writes itself out
         return expr.unroll(lambda part, values: state.at(part, {**indices, **values}))
     if isinstance(expr, sp.Sum):
@@ -280,7 +178,7 @@ def symbols_of(expr: sp.Basic) -> set[sp.Symbol]:
         seen.add(node)
         if node.is_Symbol:
             found.add(node)
-        elif isinstance(node, (sp.Add, sp.Mul, sp.Pow)) or (isinstance(node, sp.Function) and
+        elif isinstance(node, (sp.Add, sp.Mul, sp.Pow, EntryDerivative)) or (isinstance(node, sp.Function) and
                                                            not isinstance(node, sp.Derivative)):
             pending.extend(node.args)
         elif node.args:
@@ -288,15 +186,20 @@ def symbols_of(expr: sp.Basic) -> set[sp.Symbol]:
     return found
 
 
-def random_point(symbols: Iterable[sp.Symbol], rng: random.Random,
-                 labels: dict[str, int] | None = None) -> dict[sp.Symbol, sp.Expr]:
+def random_point(symbols: Iterable[sp.Symbol], rng: random.Random, labels: dict[str, int] | None = None,
+                 where: dict[str, domains.Domain] | None = None) -> dict[sp.Symbol, sp.Expr]:
     """Random values in [-2, 2] (positive symbols in (0.05, 1]) at 30 significant digits; the
-    entries of an input named in ``labels`` are integer class labels below the number given."""
+    entries of an input named in ``labels`` are integer class labels below the number given, those
+    of an input or the parameter symbol named in ``where`` values in its domain (``model/domains.py``)."""
     point = {}
     for symbol in sorted(symbols, key=str):
         bound = _label_bound(str(symbol), labels or {})
         if bound is not None:
             point[symbol] = sp.Integer(rng.randrange(bound))
+            continue
+        owner = next((d for name, d in (where or {}).items() if _label_bound(str(symbol), {name: 0}) is not None), None)
+        if owner is not None:
+            point[symbol] = sp.Float(domains.draw_scalar(owner, rng), 30)
             continue
         low, high = (0.05, 1.0) if symbol.is_positive else (-2.0, 2.0)
         point[symbol] = sp.Float(rng.uniform(low, high), 30)
@@ -315,13 +218,15 @@ def _label_bound(name: str, labels: dict[str, int]) -> int | None:
 def distinct_sizes(dims: Iterable[sp.Symbol], size: int) -> dict[sp.Symbol, int]:
     """Each axis its own length, ``size`` for the first and one more for each next one, so that
     a formula that confuses two axes (N where S belongs) cannot agree by accident."""
-    return {d: size + position for position, d in enumerate(dims)}
+    return {d: size + position for position, d in enumerate(free_sizes(dims))}
 
 
 def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes: Iterable[int] = (1, 2, 3, 4),
             trials: int = 3, seed: int = 0, tolerance: float = 1e-12,
-            entries: int | None = None, distinct: bool = False) -> Disagreement | None:
-    """The first point where ``left`` and ``right`` differ, over several sizes, or None.
+            entries: int | None = None, distinct: bool = False,
+            where: dict[str, domains.Domain] | None = None) -> Disagreement | None:
+    """The first point where ``left`` and ``right`` differ, over several sizes, or None (``where``:
+    the declared domains, as ``random_point`` takes them).
 
     At each size every axis has that length, or with ``distinct`` each its own (``distinct_sizes``,
     so that N and S cannot be confused).  Every combination of free index values is tried, or
@@ -329,6 +234,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
     """
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    dims = free_sizes(dims)
     for size in sizes:
         fixed = distinct_sizes(dims, size) if distinct else {d: size for d in dims}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
@@ -339,7 +245,7 @@ def compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], *, sizes
             values = dict(zip(indices, at))
             a, b = expand(left, fixed, values), expand(right, fixed, values)
             for _ in range(trials):
-                point = random_point(symbols_of(a) | symbols_of(b), rng)
+                point = random_point(symbols_of(a) | symbols_of(b), rng, where=where)
                 if agree(a, b, point):
                     continue  # equal in float64; a difference is confirmed in 30 digits
                 va, vb = _value(a, point), _value(b, point)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..model import ScalarEntry
 from .rules import simplify
 
 
@@ -33,5 +34,5 @@ def vjp(cotangent: sp.IndexedBase, jacobian: sp.Expr, output_indices: tuple[sp.I
 
 def jvp(tangent: sp.IndexedBase, jacobian: sp.Expr, wrt_indices: tuple[sp.Idx, ...]) -> sp.Expr:
     """The output tangent entry dot_y[i] contributed by tangent dot_x[k...]."""
-    weights = tangent[wrt_indices] if wrt_indices else sp.Symbol(str(tangent))
+    weights = tangent[wrt_indices] if wrt_indices else ScalarEntry(tangent)  # placed as its input
     return contract(weights, jacobian, wrt_indices)

@@ -9,12 +9,17 @@ Disagreement raises ``UnverifiedEqualityError``: an unverified step is never wri
 
 from __future__ import annotations
 
+import cmath
 import functools
 import itertools
 import random
+import re
+from collections.abc import Callable
 
 import sympy as sp
 
+from ..errors import UndefinedError
+from ..model import domains, free_sizes
 from ..model.functions import elementary
 from .compact import tidy
 from .concrete import Disagreement, agree, coincidence_patterns, expander, random_point, symbols_of
@@ -80,13 +85,18 @@ def proved_by_rules(left: sp.Expr, right: sp.Expr, budget: int = RULE_BUDGET) ->
 
 
 def check_equal(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], what: str,
-                labels: dict[str, sp.Expr] | None = None) -> str:
+                labels: dict[str, sp.Expr | domains.Domain] | None = None) -> str:
     """How ``left == right`` was confirmed (``SYMBOLIC`` or ``RANDOM_POINTS``); raises if it is not.
 
     ``labels``: inputs holding integer class labels (and the axis size they index into), which
-    random points fill with valid labels.
+    random points fill with valid labels; or an input or parameter symbol with its domain (a name
+    or a SymPy set, ``model/domains.py``), which random points draw inside.  A side that is not a
+    finite real number at a point is an ``UndefinedError``, never agreement.
     """
-    method, disagreement = _decide(left, right, tuple(dims), tuple(sorted((labels or {}).items())))
+    try:
+        method, disagreement = _decide(left, right, tuple(dims), tuple(sorted((labels or {}).items())))
+    except UndefinedError as error:
+        raise UndefinedError(f"{what}: {error}") from None
     if disagreement is not None:
         raise UnverifiedEqualityError(f"{what}: the two sides differ {disagreement}")
     return method
@@ -99,6 +109,35 @@ def _decide(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...],
     if symbolically_equal(left, right):
         return SYMBOLIC, None
     return RANDOM_POINTS, sample_compare(left, right, dims, dict(labels))
+
+
+def _is_domain(value: object) -> bool:
+    return isinstance(value, (str, sp.Set))
+
+
+def _undefined(expr: sp.Expr, point: dict, value: complex) -> UndefinedError:
+    """The error naming the innermost part of ``expr`` that is not a finite real number at ``point``."""
+    def defined(node: sp.Basic) -> bool:
+        number = node.xreplace(point).evalf(30)
+        return bool(number.is_real and number.is_finite) if number.is_number else True
+
+    node = expr
+    while True:
+        inner = next((a for a in node.args if isinstance(a, sp.Expr) and not defined(a)), None)
+        if inner is None:
+            break
+        node = inner
+    names = sorted({re.sub(r"(_\d+)+$", "", str(s)) for s in node.free_symbols})
+    shown = ", ".join(f"{s}={float(point[s]):.6g}" for s in sorted(node.free_symbols, key=str) if s in point)
+    value = complex(node.xreplace(point).evalf(30)) if node.xreplace(point).evalf(30).is_number else value
+    return domains.undefined(f"at {shown}", node, names, value if value.imag else value.real)
+
+
+@functools.lru_cache(maxsize=8)
+def _quick(sizes: tuple[tuple[sp.Symbol, int], ...]) -> tuple[Callable, dict]:
+    """The quick expander at ``sizes`` and its ``elementary`` memo, kept across checks: the steps of
+    a derivation and their displayed forms share most sums, each then written out once."""
+    return expander(dict(sizes), evaluate=False), {}
 
 
 def _number(expr: sp.Expr) -> complex:
@@ -121,29 +160,34 @@ def sample_compare(left: sp.Expr, right: sp.Expr, dims: tuple[sp.Symbol, ...], l
     where the two do not agree so, SymPy's canonical forms are built and judged as before."""
     rng = random.Random(seed)
     indices = sorted(free_indices(left) | free_indices(right), key=lambda i: str(i.label))
+    dims = free_sizes(dims)
+    where = {name: domain for name, domain in labels.items() if _is_domain(domain)}
     for size in sizes:
         fixed = {d: size for d in dims}
-        bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items()}
+        bounds = {name: int(sp.sympify(upper).subs(fixed)) for name, upper in labels.items() if not _is_domain(upper)}
         ranges = [range(int((i.upper - i.lower + 1).subs(fixed))) for i in indices]
         combos = list(itertools.product(*ranges))
-        quick, exact = expander(fixed, evaluate=False), expander(fixed)
+        (quick, written), exact = _quick(tuple(fixed.items())), expander(fixed)
         if len(combos) > all_below:
             combos = coincidence_patterns(ranges, [i.upper - i.lower for i in indices], rng)
             if size == max(sizes) and len(combos) > LARGEST_SIZE_PATTERNS:  # the rest were tried at smaller sizes
                 combos = rng.sample(combos, LARGEST_SIZE_PATTERNS)
         for at in combos:
             values = dict(zip(indices, at))
-            a, b = elementary(quick(left, values)), elementary(quick(right, values))
-            point = random_point(symbols_of(a) | symbols_of(b), rng, bounds)
-            if agree(a, b, point):
+            a, b = elementary(quick(left, values), written), elementary(quick(right, values), written)
+            point = random_point(symbols_of(a) | symbols_of(b), rng, bounds, where)
+            if agree(a, b, point, real=True):
                 continue  # equal in float64, as built (SymPy's canonical forms are not needed for numbers)
             a, b = elementary(exact(left, values)), elementary(exact(right, values))  # SymPy's forms
             symbols = symbols_of(a) | symbols_of(b)
             kept = {symbol: point[symbol] for symbol in symbols & set(point)}
-            point = {**random_point(symbols - set(kept), rng, bounds), **kept}
-            if agree(a, b, point):
+            point = {**random_point(symbols - set(kept), rng, bounds, where), **kept}
+            if agree(a, b, point, real=True):
                 continue  # equal in float64; a difference is confirmed in 30 digits before it is reported
             va, vb = _number(a.xreplace(point)), _number(b.xreplace(point))
+            for side, value in ((a, va), (b, vb)):
+                if not (cmath.isfinite(value) and abs(value.imag) <= tolerance * max(1.0, abs(value))):
+                    raise _undefined(side, point, value)
             if abs(va - vb) > tolerance * max(1.0, abs(va), abs(vb)):
                 return Disagreement({str(d): size for d in dims}, {str(i.label): v for i, v in values.items()},
                                     point, va.real, vb.real)

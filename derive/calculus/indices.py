@@ -12,27 +12,33 @@ from collections.abc import Iterable
 
 import sympy as sp
 
+from ..model import ScalarEntry
+
 DUMMY_NAMES = ("j", "l", "r", "s", "t", "u", "v", "w")
 WRT_NAMES = ("k", "p", "q", "h", "g", "e", "c", "d")
 
 
 def free_indices(expr: sp.Basic) -> set[sp.Idx]:
     """The ``Idx`` symbols of ``expr`` that no ``Sum`` inside it binds."""
+    return set(_free(expr))
+
+
+@functools.lru_cache(maxsize=65536)
+def _free(expr: sp.Basic) -> frozenset[sp.Idx]:
+    """``free_indices``, remembered per subexpression (asked at every node by ``substitute_index``
+    and the rules: quadratic in the depth of an expression otherwise)."""
     if isinstance(expr, sp.Idx):
-        return {expr}
+        return frozenset((expr,))
     if isinstance(expr, sp.Sum):
-        inner = free_indices(expr.function)
+        inner = set(_free(expr.function))
         for var, lower, upper in expr.limits:
             inner.discard(var)
-            inner |= free_indices(lower) | free_indices(upper)
-        return inner
-    found: set[sp.Idx] = set()
-    for arg in expr.args:
-        found |= free_indices(arg)
+            inner |= _free(lower) | _free(upper)
+        return frozenset(inner)
     binds = getattr(expr, "binds", None)
     if isinstance(binds, int):  # a function that binds an index, as max_over(f, l) binds l
-        found = set().union(*(free_indices(a) for i, a in enumerate(expr.args) if i != binds)) - {expr.args[binds]}
-    return found
+        return frozenset().union(*(_free(a) for i, a in enumerate(expr.args) if i != binds)) - {expr.args[binds]}
+    return frozenset().union(*(_free(arg) for arg in expr.args))
 
 
 def index_names(expr: sp.Basic) -> set[str]:
@@ -52,15 +58,15 @@ def fresh_index(like: sp.Idx, avoid: Iterable[str], pool: Iterable[str] = DUMMY_
     return sp.Idx(f"{like.label}{number}", (like.lower, like.upper))
 
 
-def fresh_entry(base: sp.IndexedBase, dims: tuple[sp.Expr, ...], taken: set[str]) -> sp.Indexed | sp.IndexedBase:
+def fresh_entry(base: sp.IndexedBase, dims: tuple[sp.Expr, ...], taken: set[str]) -> sp.Indexed:
     """``base[k, p, ...]``, one index per axis in ``dims``, named from ``WRT_NAMES`` avoiding
-    ``taken`` (which it extends); the bare base for a scalar input."""
+    ``taken`` (which it extends); the ``ScalarEntry`` of a scalar input."""
     indices = []
     for dim in dims:
         idx = fresh_index(sp.Idx("k", dim), taken, WRT_NAMES)
         taken.add(str(idx.label))
         indices.append(idx)
-    return base[tuple(indices)] if indices else base
+    return base[tuple(indices)] if indices else ScalarEntry(base)
 
 
 def bound_indices(expr: sp.Sum) -> tuple[sp.Idx, ...]:

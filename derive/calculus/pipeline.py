@@ -12,11 +12,12 @@ from functools import cached_property
 import sympy as sp
 
 from ..budget import check_size, step
-from ..model import Input, OperatorModel, registry
+from ..model import Input, OperatorModel, ScalarEntry, registry
 from . import contract
 from .compact import Compact, Rewriter, compact, rewriter
 from .differentiate import DerivationError, Step, derivation_steps
-from .indices import free_indices, fresh_entry, index_names
+from .indices import free_indices, fresh_entry, fresh_index, index_names
+from .rename import without_clashes
 from .rules import simplify
 from .second import SecondTerm, second_terms
 from .validate import validate
@@ -173,12 +174,43 @@ def drop_idle_limits(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Sum), fix)
 
 
+def literal_entries(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """Every literal index on an axis of length one (``alpha[0]`` of ``Input("alpha", (1,))``) as
+    a one-term sum over that axis, ``Sum(alpha[o], (o, 0, 0))``: the same number, and an entry the
+    differentiator and the printers place on the axis like any other."""
+
+    def fix(entry: sp.Indexed) -> sp.Expr:
+        taken = index_names(expr) | {str(entry.base)}
+        indices, limits = list(entry.indices), []
+        for position, value in enumerate(indices):
+            if value.is_Integer and model.input(str(entry.base)).dims[position] == 1:
+                idx = fresh_index(sp.Idx("o", (0, 0)), taken)
+                taken.add(str(idx.label))
+                indices[position] = idx
+                limits.append((idx, 0, 0))
+        return sp.Sum(entry.base[tuple(indices)], *limits)
+
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and any(i.is_Integer for i in e.indices), fix)
+
+
+def scalar_entries(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """A scalar input written bare (``alpha.base``) as its entry ``alpha[()]``, which it means."""
+    scalars = {inp.base for inp in model.inputs if not inp.dims}
+    if isinstance(expr, sp.Indexed) or not expr.args and expr not in scalars:
+        return expr
+    if expr in scalars:
+        return ScalarEntry(expr)
+    return expr.func(*(scalar_entries(arg, model) for arg in expr.args))
+
+
 def derive(model: OperatorModel) -> Derivation:
     """Differentiate ``model`` by every differentiable input (after ``validate(model)``)."""
     validate(model)
-    output = drop_idle_limits(model.output)
+    model = without_clashes(model)
+    output = drop_idle_limits(literal_entries(scalar_entries(model.output, model), model))
     if output != model.output:
-        model = replace(model, output=output, where=tuple((n, drop_idle_limits(e)) for n, e in model.where))
+        where = tuple((n, drop_idle_limits(literal_entries(scalar_entries(e, model), model))) for n, e in model.where)
+        model = replace(model, output=output, where=where)
     gradients = []
     for inp in model.differentiable_inputs:
         with step(f"differentiating by {inp.name}", model):

@@ -8,6 +8,7 @@ None of them expands a power or a function, so centred forms such as (x_j - mu)^
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import sympy as sp
@@ -17,12 +18,15 @@ from .indices import bound_indices, canonical_dummies, free_indices, substitute_
 
 def bottom_up(rule: Callable[[sp.Expr], sp.Expr]) -> Callable[[sp.Expr], sp.Expr]:
     """Apply ``rule`` to every node, children first (a sum none of whose parts changed is kept, not
-    built again: SymPy's Sum constructor is slow)."""
+    built again: SymPy's Sum constructor is slow).  A function of the expression alone, remembered
+    per process: ``simplify`` runs every pass over the whole expression each round, and most of it
+    is what the last round left."""
 
+    @functools.lru_cache(maxsize=16384)
     def walk(expr: sp.Expr) -> sp.Expr:
         if expr.args and not expr.is_Atom and not isinstance(expr, (sp.Indexed, sp.Idx)):
             args = [walk(arg) for arg in expr.args]
-            if not isinstance(expr, sp.Sum) or any(new is not old for new, old in zip(args, expr.args)):
+            if not isinstance(expr, sp.Sum) or any(new != old for new, old in zip(args, expr.args)):
                 expr = expr.func(*args)
         return rule(expr)
 
@@ -139,19 +143,27 @@ def square_of_delta(expr: sp.Expr) -> sp.Expr:
 
 
 def delta_out_of_piecewise(expr: sp.Expr) -> sp.Expr:
-    """Piecewise((delta_jk a, c), (0, True)) -> delta_jk Piecewise((a, c), (0, True))."""
+    """Piecewise((delta_jk a, c), (0, True)) -> delta_jk Piecewise((a, c), (0, True)); a branch may be
+    a sum whose every term has the factor (delta_jk a + delta_jk b, as a product rule leaves it)."""
     if not isinstance(expr, sp.Piecewise):
         return expr
     values = [value for value, _ in expr.args]
     nonzero = [v for v in values if v != 0]
     if not nonzero:
         return expr
-    for factor in sp.Mul.make_args(nonzero[0]):
-        if isinstance(factor, sp.KroneckerDelta) and all(factor in sp.Mul.make_args(v) for v in nonzero):
-            branches = [(sp.Mul(*[f for f in sp.Mul.make_args(v) if f != factor]) if v != 0 else v, c)
-                        for v, c in expr.args]
+    for factor in sp.Mul.make_args(sp.Add.make_args(nonzero[0])[0]):
+        if isinstance(factor, sp.KroneckerDelta) and all(_every_term_has(v, factor) for v in nonzero):
+            branches = [(_every_term_without(v, factor) if v != 0 else v, c) for v, c in expr.args]
             return factor * sp.Piecewise(*branches)
     return expr
+
+
+def _every_term_has(value: sp.Expr, factor: sp.Expr) -> bool:
+    return all(factor in sp.Mul.make_args(term) for term in sp.Add.make_args(value))
+
+
+def _every_term_without(value: sp.Expr, factor: sp.Expr) -> sp.Expr:
+    return sp.Add(*(sp.Mul(*[f for f in sp.Mul.make_args(term) if f != factor]) for term in sp.Add.make_args(value)))
 
 
 def sum_into_piecewise(expr: sp.Expr) -> sp.Expr:

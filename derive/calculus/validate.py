@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import sympy as sp
 
 from ..errors import ModelError
-from ..model import LAYOUTS, Layout, OperatorModel, entrywise, infer_layout, one_axis
+from ..model import LAYOUTS, Layout, OperatorModel, domains, entrywise, infer_layout, one_axis
 from ..model.functions import max_over
 from .indices import free_indices
 
@@ -104,9 +104,10 @@ def _check_declarations(model: OperatorModel, where: str) -> None:
     if repeated:
         raise ModelError(f"{where}: input {', '.join(repeated)} is declared more than once")
     for inp in model.inputs:
-        if not inp.dims and inp.differentiable:
-            raise ModelError(f"{where}: input {inp.name!r} has no axes; the differentiator needs at least one: "
-                             f"give it an axis of length one, or make it a Param if it is not differentiated")
+        domains.check(inp.domain, f"{where}: input {inp.name!r}")
+    for param in model.params:
+        if param.domain is not None:
+            domains.check(param.domain, f"{where}: parameter {param.name!r}")
     for idx in model.output_indices:
         if not isinstance(idx, sp.Idx) or idx.lower is None:
             raise ModelError(f"{where}: output index {idx} needs a range: write index({str(idx)!r}, size)")
@@ -218,6 +219,10 @@ def _check_entry(entry: sp.Indexed, axes: Mapping[str, tuple], where: str, bound
         axes_text = f"{len(dims)} {'axis' if len(dims) == 1 else 'axes'} ({', '.join(map(str, dims)) or 'a scalar'})"
         raise ModelError(f"{where}: {entry} has {len(entry.indices)} indices but {name} has {axes_text}")
     for position, (value, dim) in enumerate(zip(entry.indices, dims)):
+        if value.is_number and dim != 1:
+            raise ModelError(f"{where}: in {entry}, the literal index {value} picks one entry of axis {position} "
+                             f"of {name} (length {dim}); only an axis of length 1 may be indexed by a number: "
+                             f"declare it Input({name!r}, (..., 1, ...)), or an input with no axes, written {name}[()]")
         low, high = index_range(value, bound, where, entry)
         inside = _provably_nonnegative(low) and _provably_nonnegative(dim - 1 - high)
         if not inside:

@@ -12,13 +12,15 @@ from .operator import (
     ModelFactory,
     OperatorModel,
     Param,
+    ScalarEntry,
     dim_of,
     entrywise,
+    free_sizes,
     index,
     infer_layout,
     one_axis,
     size,
 )
 
-__all__ = ["LAYOUTS", "Input", "Layout", "ModelFactory", "OperatorModel", "Param", "dim_of", "entrywise", "index",
-           "infer_layout", "one_axis", "size"]
+__all__ = ["LAYOUTS", "Input", "Layout", "ModelFactory", "OperatorModel", "Param", "ScalarEntry", "dim_of",
+           "entrywise", "free_sizes", "index", "infer_layout", "one_axis", "size"]

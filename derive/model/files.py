@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import inspect
 import itertools
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..budget import step
@@ -85,8 +86,31 @@ def load_model(path: str | Path, name: str | None = None) -> OperatorModel:
     return models[name]
 
 
-def _execute(path: Path, text: bytes) -> None:
-    """Run the file's ``text`` (the bytes just read and digested, never a cached bytecode file)."""
+def load_traced(path: str | Path, function: str, shapes: Mapping[str, Sequence[str]]) -> OperatorModel:
+    """The model traced from ``function`` of the Python file ``path`` (``derive.model.trace``): the
+    file runs as a model file does (its own folder importable, nothing registered for good)."""
+    from .trace import trace
+
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".py":
+        raise ModelFileError(f"{path}: no such Python file (give FILE.py:FUNCTION)")
+    text = path.read_bytes()
+    with step(f"loading {path.name}"):
+        with registry.collecting(), _importable_from(path.parent), _fresh_neighbours(path.parent):
+            namespace = _execute(path, text)
+            traced = f"\0traced {function} {sorted((k, tuple(v)) for k, v in shapes.items())!r}".encode()
+            origin = registry.file_origin(path, _digest(path, text + traced))
+            fn = namespace.get(function)
+            if not inspect.isfunction(fn):
+                known = [n for n, v in namespace.items()
+                         if inspect.isfunction(v) and v.__module__ == namespace["__name__"]]
+                raise ModelFileError(f"{path}: no function {function!r}" + (f" (its functions: {', '.join(known)})"
+                                                                              if known else ""))
+            return trace(fn, shapes, origin=origin)
+
+
+def _execute(path: Path, text: bytes) -> dict:
+    """Run the file's ``text`` (the bytes just read and digested, never a cached bytecode file); its globals."""
     module_name = f"_derive_user_model_{next(_COUNTER)}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None  # a file location always gives a spec
@@ -94,6 +118,7 @@ def _execute(path: Path, text: bytes) -> None:
     sys.modules[module_name] = module
     try:
         exec(compile(text, str(path), "exec", dont_inherit=True), module.__dict__)  # the user's own model file
+        return module.__dict__
     except SyntaxError as error:
         raise ModelFileError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
     except Exception as error:  # anything the file raises while it runs

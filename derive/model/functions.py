@@ -63,14 +63,14 @@ def model_functions(exprs: tuple[sp.Expr, ...]) -> dict[str, type]:
     return found
 
 
-def elementary(expr: sp.Expr) -> sp.Expr:
+def elementary(expr: sp.Expr, memo: dict[sp.Basic, sp.Basic] | None = None) -> sp.Expr:
     """``expr`` with every function that carries an elementary definition (``as_elementary``: this
     module's, or a model's own) written out, so SymPy can evaluate and compare it.
 
     As ``expr.replace(query, value)``, but each distinct subexpression is visited once: an expression
     written out at concrete sizes is a DAG (a row's mean in every entry of the row), which
-    ``replace`` walks as a tree."""
-    memo: dict[sp.Basic, sp.Basic] = {}
+    ``replace`` walks as a tree.  ``memo`` (node -> written out) may be kept across calls."""
+    memo = {} if memo is None else memo
 
     def walk(node: sp.Basic) -> sp.Basic:  # children first, as Basic.replace; each node once
         if node not in memo:

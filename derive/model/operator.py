@@ -23,9 +23,32 @@ def index(name: str, dim: sp.Symbol) -> sp.Idx:
     return sp.Idx(name, dim)
 
 
+def free_sizes(dims) -> tuple[sp.Symbol, ...]:
+    """The axis lengths a sampler may choose a value for: the symbols, never a literal (an axis of
+    length 1 stays 1)."""
+    return tuple(d for d in dims if not sp.sympify(d).is_number)
+
+
 def dim_of(idx: sp.Idx) -> sp.Expr:
     """The axis length an index runs over."""
     return sp.simplify(idx.upper - idx.lower + 1)
+
+
+class ScalarEntry(sp.Indexed):
+    """The one entry of a scalar input (``Input("alpha", ())``, written ``alpha[()]``): an
+    ``Indexed`` with no indices, so the differentiator and the printers treat it as any entry."""
+
+    def __new__(cls, base: sp.IndexedBase | str) -> ScalarEntry:
+        return sp.Expr.__new__(cls, sp.IndexedBase(base) if isinstance(base, str) else base)
+
+    def _sympystr(self, printer) -> str:
+        return printer._print(self.base)
+
+    def _latex(self, printer) -> str:
+        return printer._print(self.base.label)
+
+    def _pretty(self, printer):
+        return printer._print(self.base.label)
 
 
 @dataclass(frozen=True)
@@ -38,8 +61,10 @@ class Input:
     optional: bool = False
     default: float | None = None
     """Value an optional input takes when passed as ``None`` (1 for a scale, 0 for a shift)."""
-    domain: str = "real"
-    """Where the operator is defined: "real", "positive", "nonzero", or "index" (integers)."""
+    domain: str | sp.Set = "real"
+    """Where the input lives (``domains.py``): "real", "positive", "nonnegative", "nonzero",
+    "simplex" (a probability vector along the last axis), "index" (class labels), or a SymPy set,
+    ``sp.Interval(0, 1)`` or ``sp.Range(0, 10)``.  Every proof and test draws its values inside it."""
     index_of: sp.Symbol | None = None
     """For an "index" input: the axis size its values index into (class labels < C)."""
 
@@ -49,6 +74,8 @@ class Input:
 
     def __getitem__(self, idx: object) -> sp.Indexed:
         indices = idx if isinstance(idx, tuple) else (idx,)
+        if not indices and not self.dims:
+            return ScalarEntry(self.base)
         if len(indices) != len(self.dims):
             raise ValueError(f"input {self.name!r} has {len(self.dims)} axes, indexed with {len(indices)}")
         return self.base[indices]
@@ -67,6 +94,8 @@ class Param:
     The model factory takes it as a keyword argument and builds one model per choice."""
     required: bool = False
     """A keyword the caller must give (group_norm's ``num_groups``); ``default`` is then unused."""
+    domain: str | sp.Set | None = None
+    """Where the parameter lives, as an input's ``domain``; None: the proofs draw it in (0.2, 1)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+import sympy as sp
+
 from ..budget import Budget, limits, step
 from ..calculus.pipeline import derive
 from ..model import OperatorModel, registry
@@ -61,6 +63,15 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def expected_work(model: OperatorModel) -> int:
+    """A rough measure of how long ``model`` takes to derive, render and prove (its output's size, by
+    its inputs, axes and formula variants): the pool starts the largest first, so the longest one
+    (attention, a third of the catalogue) does not start last while the other worker idles."""
+    nodes = sum(1 for _ in sp.preorder_traversal(model.output))
+    variants = max((len(p.choices) for p in model.params), default=0) or 1
+    return nodes * len(model.inputs) * len(model.dims()) * variants
+
+
 def render_one(name: str) -> tuple[dict[str, str], float]:
     """One built-in operator's files and the seconds it took (in this process, or in a worker
     process within the parent's budget, its long steps reported to the parent)."""
@@ -90,7 +101,8 @@ def _render_models(models: Sequence[OperatorModel], progress: Progress, whole_re
         if cached is not None:
             rendered[model.name] = cached
             progress(f"[{len(rendered)}/{len(models)}] {model.name} (unchanged, from the cache)")
-    missing = [m.name for m in models if m.name not in rendered and registry.is_builtin(m)]
+    missing = [m.name for m in sorted(models, key=expected_work, reverse=True)
+               if m.name not in rendered and registry.is_builtin(m)]
     try:
         for name, files, seconds in _derive_all(missing, options.jobs, budget, progress):
             rendered[name] = files

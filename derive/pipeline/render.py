@@ -12,6 +12,7 @@ import warnings
 
 from ..budget import step
 from ..calculus.pipeline import Derivation, derive
+from ..calculus.rename import without_clashes
 from ..errors import LoweringError
 from ..model import OperatorModel
 from ..targets import TARGETS, Target
@@ -51,7 +52,7 @@ def render_model(model: OperatorModel | Derivation, targets: tuple[Target, ...] 
     with warnings.catch_warnings(), step("proving the files against the oracle", plain):
         if strict:
             warnings.simplefilter("error", RuntimeWarning)
-        prove_files(plain, files, targets)
+        prove_files(without_clashes(plain), files, targets)  # the kernels' names: a clashing one renamed
     if cache is not None and not is_abridged(files, plain.name):
         cache.store(plain, files)
     return files

@@ -26,7 +26,7 @@ from ..calculus.second import wrt_entry
 from ..display.forms import readable
 from ..display.notation import second_order_name
 from ..errors import ClaimError
-from ..model import OperatorModel, Param, dim_of, registry
+from ..model import OperatorModel, Param, dim_of, domains, registry
 from ..model.functions import elementary
 from .formula import FormulaError, parse, read_number
 
@@ -97,14 +97,14 @@ def check(model: OperatorModel | Derivation, wrt: str, formula: str, kind: str =
     plain_derived, plain_claimed = elementary(derived), elementary(claimed)
     difference = symbolic_difference(plain_derived, plain_claimed)
     disagreement = compare(plain_derived, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True,
-                           entries=ENTRIES)
+                           entries=ENTRIES, where=domains.declared(model))
     if disagreement is None and difference != 0:
         disagreement = nonzero_elsewhere(plain_derived, plain_claimed, elementary(difference), model.dims(),
-                                         max(sizes) + 1, seed)
+                                         max(sizes) + 1, seed, domains.declared(model))
     if disagreement is None and kind == "vjp_jvp":  # and the oracle's: the open derivatives, by sympy.diff
         definition = elementary(_fix(second_order_definition(derivation, gradient), values))
         disagreement = compare(definition, plain_claimed, model.dims(), sizes=sizes, seed=seed, distinct=True,
-                               entries=ENTRIES)
+                               entries=ENTRIES, where=domains.declared(model))
     shown = replace(model, where=tuple((name, _fix(d, values)) for name, d in model.where))
 
     def show(expr: sp.Expr) -> sp.Expr:
@@ -138,7 +138,7 @@ def second_order_definition(derivation: Derivation, gradient: InputGradient) -> 
 
 
 def nonzero_elsewhere(derived: sp.Expr, claimed: sp.Expr, difference: sp.Expr, dims: tuple[sp.Symbol, ...],
-                      size: int, seed: int) -> Disagreement | None:
+                      size: int, seed: int, where: dict | None = None) -> Disagreement | None:
     """A point beyond the sizes tested where a difference free of sums is not zero (``(n - 1)*(n - 2)``
     vanishes at n = 1, 2 only), as a counterexample with both sides' values; None if none is found."""
     if difference.has(sp.Sum) or difference.has(Partial):
@@ -149,10 +149,10 @@ def nonzero_elsewhere(derived: sp.Expr, claimed: sp.Expr, difference: sp.Expr, d
     for _ in range(3):
         at = {i: rng.randrange(int((i.upper - i.lower + 1).subs(fixed))) for i in free}
         gap = expand(difference, fixed, at)
-        point = random_point(gap.free_symbols, rng)
+        point = random_point(gap.free_symbols, rng, where=where)
         if abs(complex(gap.xreplace(point).evalf(30))) > 1e-12:
             left, right = expand(derived, fixed, at), expand(claimed, fixed, at)
-            point = {**random_point(left.free_symbols | right.free_symbols, rng), **point}
+            point = {**random_point(left.free_symbols | right.free_symbols, rng, where=where), **point}
             return Disagreement({str(d): v for d, v in fixed.items()}, {str(i.label): v for i, v in at.items()},
                                 point, complex(left.xreplace(point).evalf(30)).real,
                                 complex(right.xreplace(point).evalf(30)).real)

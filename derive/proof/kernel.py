@@ -2,18 +2,19 @@
 
 Each target registers the checks its files pass (``Target.proofs``, run by ``derive.pipeline.render``
 before anything is cached or written); the Python kernels' is ``prove_kernel``.  A kernel is run on
-random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of
-sizes 1, 2, 3, every layout variant, batches that broadcast, have size-1 axes and more rows than a
-parallel kernel splits a call into, optional inputs given and omitted), with each value of a
-formula-selecting parameter.  ``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all
-tangents together and each alone) are compared with ``derive.proof.oracle``: the model expanded into
-scalars, differentiated by plain ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the
-gradient differentiated along each input's tangent, ``Expanded.hessian_vector``); ``vjp`` and
-``vjp_jvp`` again with every subset of the inputs as ``wrt``.  The oracle is evaluated once per
-call for every run a target asks for (``prove_runs``: the numba loops at several chunkings, the
-Array API kernel on two array libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).
-A mismatch raises ``ProofError`` naming the operator, the run, the call, the sizes and the first
-entries that differ; nothing is written.  The LaTeX twin's proof is ``derive.proof.twin``.
+random float64 inputs at the cases of ``derive.proof.layouts`` (core axes of sizes 1, 2, 3, every
+layout variant, batches that broadcast, have size-1 axes and more rows than a parallel kernel splits
+a call into, optional inputs given and omitted), with each value of a formula-selecting parameter.
+``forward``, every input's ``vjp``, ``jvp`` and ``vjp_jvp`` (all tangents together and each alone)
+are compared with ``derive.proof.oracle``: the model expanded into scalars, differentiated by plain
+``sympy.diff``, evaluated numerically (``vjp_jvp`` against the Jacobian differentiated along each
+input's tangent by forward mode, ``Expanded.hessian_vector``); ``vjp`` and ``vjp_jvp`` again with
+every subset of the inputs as ``wrt``; a kernel that saves residuals (``RESIDUALS``) again with those
+``forward(..., residuals=True)`` returned.  The oracle is evaluated once per call for every run a
+target asks for (``prove_runs``: the numba loops at several chunkings, the Array API kernel on two
+array libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).  A mismatch raises
+``ProofError`` naming the operator, the run, the call, the sizes and the first entries that differ;
+nothing is written.  The LaTeX twin's proof is ``derive.proof.twin``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import numpy as np
 import sympy as sp
 
 from ..errors import ProofError
-from ..model import OperatorModel
+from ..model import OperatorModel, domains, free_sizes
 from .layouts import Case, cases, fit
-from .oracle import Expanded, expanded
+from .oracle import Expanded, expanded, undefined_part
 
 EPS = float(np.finfo(np.float64).eps)
 """The proof computes in float64: the kernels and the oracle round to this (2.2e-16) per operation."""
@@ -102,7 +103,7 @@ def size_cases(model: OperatorModel) -> list[dict]:
     """Assignments of distinct sizes, each axis taking a different size in each: 1, 2, 3 in turn
     for up to three axes; with four, two turns of 1 to 4 (the expansion grows as the product).
     Many rows come from the batch axes (``prove_layouts``), which cost the oracle nothing more."""
-    dims = model.dims()
+    dims = free_sizes(model.dims())
     count = max(3, len(dims))
     shifts = range(1, 3) if len(dims) > 3 else range(count)
     return [{d: (p + c) % count + 1 for p, d in enumerate(dims)} for c in shifts]
@@ -138,19 +139,23 @@ def prove_runs(model: OperatorModel, runs: Mapping[str, object], seed: int = 0,
 
 
 def _param_values(model: OperatorModel, rng: np.random.Generator) -> dict:
-    """A value in (0.2, 1) for every numeric parameter (eps too: a misplaced eps shows)."""
-    return {p: float(rng.uniform(0.2, 1.0)) for p in model.params if p.symbol is not None}
+    return {p: param_value(p, rng) for p in model.params if p.symbol is not None}
+
+
+def param_value(param, rng: np.random.Generator) -> float:
+    """A value in the parameter's domain, or in (0.2, 1) without one (eps too: a misplaced eps shows)."""
+    if param.domain is None:
+        return float(rng.uniform(0.2, 1.0))
+    return float(domains.draw(param.domain, (), rng))
 
 
 def input_values(inp, shape: tuple, sizes: dict, rng: np.random.Generator) -> np.ndarray:
+    """Values inside the input's domain (``model/domains.py``); class labels below their axis size."""
     if inp.domain == "index":
         return rng.integers(0, int(sp.sympify(inp.index_of).subs(sizes)), size=shape)
-    values = rng.standard_normal(shape)
-    if inp.domain == "positive":
-        return np.abs(values) + 0.5
-    if inp.domain == "nonzero":
-        return np.sign(values) * (np.abs(values) + 0.5)
-    return values
+    if inp.domain == "positive":  # kept as it was drawn, so every built-in's proof draws the same numbers
+        return np.abs(rng.standard_normal(shape)) + 0.5
+    return domains.draw(inp.domain, shape, rng)
 
 
 def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
@@ -164,6 +169,8 @@ def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
     cotangent = rng.standard_normal(np.shape(forward))
     jac = {inp.name: oracle.jacobian(inp.name, full, symbols, batch)
            for inp, a in zip(model.inputs, call.arrays) if inp.differentiable and a is not None}
+    if not (np.isfinite(forward).all() and all(np.isfinite(j).all() for j in jac.values())):
+        check_defined(model, oracle, full, symbols, batch)  # a NaN is never agreement: names the part
     dy = case.to_core_output(cotangent).reshape(batch + (-1,))
     given = {inp.name: a for inp, a in zip(model.inputs, call.arrays) if a is not None}
     ex = Expected(forward, cotangent, {name: rng.standard_normal(np.shape(given[name])) for name in jac})
@@ -183,11 +190,25 @@ def _expected(call: Call, symbols: dict, rng: np.random.Generator) -> Expected:
             for by in chosen:
                 if (name, by) not in hessians:
                     hessians[(name, by)] = oracle.hessian_vector(name, by, full, symbols, dy, along[by], batch)
-            zero = np.zeros(batch + (int(np.prod(oracle.in_shapes[name])),))
-            value = sum((hessians[(name, by)] for by in chosen), zero)
+            entries = int(np.prod(oracle.in_shapes[name]))
+            value = sum((hessians[(name, by)] for by in chosen), np.zeros(batch + (entries,)))
             value = case.from_core(model.input(name), value.reshape(batch + oracle.in_shapes[name]), given[name])
             ex.second[chosen][name] = fit(value, np.shape(given[name]))
     return ex
+
+
+def check_defined(model: OperatorModel, oracle: Expanded, arrays: dict, params: dict, batch: tuple) -> None:
+    """Raise ``UndefinedError`` unless the output and every Jacobian entry are finite at the sample:
+    a NaN is never agreement, it means the inputs were drawn where the model is undefined."""
+    values = oracle.arguments_for(arrays, params)
+    for expr in (*oracle.outputs, *(d for name in oracle.jacobians for d in oracle.jacobians[name])):
+        found = undefined_part(expr, values)
+        if found is not None:
+            node, value = found
+            names = {p.symbol.name: p.name for p in model.params if p.symbol is not None}
+            where = f"operator {model.name!r}" + (f" ({model.source})" if model.source else "")
+            raise domains.undefined(where, node, domains.owners(node.free_symbols, [i.name for i in model.inputs],
+                                                                names), value)
 
 
 def _check_call(call: Call, module, ex: Expected) -> None:
@@ -210,6 +231,34 @@ def _check_call(call: Call, module, ex: Expected) -> None:
         what = _with(f"vjp_jvp along {', '.join(chosen)}", wrt)
         got = _run(call, what, module.vjp_jvp, ex.cotangent, given, *call.arrays, **keywords)
         _compare_entries(call, what, got, ex.second[chosen], wrt, "entry")
+    if getattr(module, "RESIDUALS", None) is not None:
+        _check_residuals(call, module, ex, subsets)
+
+
+def _check_residuals(call: Call, module, ex: Expected, subsets: list) -> None:
+    """A kernel that saves residuals: forward(..., residuals=True) and vjp, jvp and vjp_jvp given
+    them (which then read them instead of recomputing) agree with the oracle as without them."""
+    found = _run(call, "forward with residuals=True", module.forward, *call.arrays, residuals=True, **call.params)
+    if not isinstance(found, tuple) or len(found) != 2 or not isinstance(found[1], dict):
+        raise ProofError(f"{_where(call)}: forward with residuals=True returns {type(found).__name__}, "
+                         "not (output, residuals)")
+    got, saved = found
+    _compare(call, "forward with residuals=True", got, ex.forward)
+    for wrt in subsets:
+        keywords = {**call.params, "residuals": saved, **({} if wrt is None else {"wrt": wrt})}
+        what = _with("vjp with residuals", wrt)
+        _compare_entries(call, what, _run(call, what, module.vjp, ex.cotangent, *call.arrays, **keywords),
+                         ex.gradients, wrt, "gradient")
+    for chosen, expected in ex.jvp.items():
+        given = tuple(ex.tangents[inp.name] if inp.name in chosen else None for inp in call.model.inputs)
+        what = f"jvp with residuals along {', '.join(chosen)}"
+        _compare(call, what, _run(call, what, module.jvp, given, *call.arrays, residuals=saved, **call.params),
+                 expected)
+    chosen = next(iter(ex.second))
+    given = tuple(ex.tangents[inp.name] if inp.name in chosen else None for inp in call.model.inputs)
+    got = _run(call, "vjp_jvp with residuals", module.vjp_jvp, ex.cotangent, given, *call.arrays,
+               residuals=saved, **call.params)
+    _compare_entries(call, "vjp_jvp with residuals", got, ex.second[chosen], None, "entry")
 
 
 def _with(what: str, wrt: tuple | None) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from ..model import OperatorModel
+from ..model import OperatorModel, free_sizes
 
 Sizes = dict
 ROWS = 5
@@ -61,7 +61,7 @@ def cases(model: OperatorModel, size_cases: list[Sizes]) -> list[tuple[Sizes, Ca
     """Every (sizes, case) the proof runs for ``model``."""
     kind = model.layout.kind
     if kind == "elementwise":
-        return [({d: 1 for d in model.dims()}, case) for case in _elementwise(model)]
+        return [({d: 1 for d in free_sizes(model.dims())}, case) for case in _elementwise(model)]
     if kind == "flatten":
         return _flatten(model)
     out = []
@@ -157,7 +157,7 @@ def _flatten(model: OperatorModel) -> list[tuple[Sizes, Case]]:
     for shapes in options:
         common = np.broadcast_shapes(*shapes)
         n = int(np.prod(common))
-        out.append(({d: n for d in model.dims()}, Case(
+        out.append(({d: n for d in free_sizes(model.dims())}, Case(
             list(shapes), {}, lambda inp, a, common=common: np.broadcast_to(a, common).reshape(-1),
             lambda inp, a, shape, common=common: a.reshape(common))))
     return out

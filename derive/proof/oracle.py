@@ -3,20 +3,22 @@ with plain ``sympy.diff``, and evaluated numerically.
 
 Nothing here uses the engine's differentiator, its contraction or its printers.  ``concrete`` (for
 exact comparisons) expands a model's entry by writing each definite sum out term by term, then
-SymPy's own ``doit``; ``expanded`` (for numbers)
-with ``calculus.concrete.expander``, which writes every finite sum out once per row (every entry
-``x[2, 0]`` a plain symbol ``x_2_0``), ten times faster; activation functions become their
-elementary definitions, and the Jacobian is ``sympy.diff`` of each output entry by each input entry.
-``Expanded`` holds the
-output and the Jacobian once per size assignment and evaluates them on whole batches of numbers
-(``numeric``: NumPy on the expression DAG, every shared subexpression once, no printing), so the
-proof (``derive.proof.kernel``) and the tests compare kernels with it cheaply.
+SymPy's own ``doit``; ``expanded`` (for numbers) with ``calculus.concrete.expander``, which writes
+every finite sum out once per row (every entry ``x[2, 0]`` a plain symbol ``x_2_0``), ten times
+faster; activation functions become their elementary definitions, and the Jacobian is
+``sympy.diff`` of each output entry by each input entry.  ``Expanded`` holds the output and the
+Jacobian once per size assignment and evaluates them on whole batches of numbers (``numeric``:
+NumPy on the expression DAG, every shared subexpression once, no printing), so the proof
+(``derive.proof.kernel``) and the tests compare kernels with it cheaply.  Second derivatives: the
+Hessian by ``sympy.diff`` of the Jacobian (``hessian``), and its product with a direction by forward
+mode over the Jacobian's DAG (``along``: the same rules on arrays, no larger expression built).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +141,65 @@ _ARRAY_FUNCTIONS = {
 }
 
 
+def along(expr: sp.Basic, values: dict[str, np.ndarray], seeds: dict[str, np.ndarray], memo: dict,
+          tangents: dict) -> np.ndarray | None:
+    """The derivative of ``expr`` along ``seeds`` (entry name -> how far it moves) by forward mode:
+    the rules ``sympy.diff`` applies, carried out on NumPy arrays over the DAG (each distinct
+    subexpression once; ``memo`` holds the values, as for ``numeric``).  None where it is zero."""
+    if expr in tangents:
+        return tangents[expr]
+    if expr.is_Symbol:
+        tangent = seeds.get(expr.name)
+    elif not expr.args or isinstance(expr, sp.core.relational.Relational):
+        tangent = None  # a number, or a condition (which nothing differentiates)
+    elif isinstance(expr, sp.Piecewise):
+        parts = [along(e, values, seeds, memo, tangents) for e, _ in expr.args]
+        conditions = [np.asarray(numeric(c, values, memo), dtype=bool) for _, c in expr.args]
+        tangent = None if all(p is None for p in parts) else \
+            np.select(conditions, [0.0 if p is None else p for p in parts], np.nan)
+    else:
+        parts = [along(a, values, seeds, memo, tangents) for a in expr.args]
+        tangent = None if all(p is None for p in parts) else \
+            _chain(expr, [numeric(a, values, memo) for a in expr.args], parts)
+    tangents[expr] = tangent
+    return tangent
+
+
+def _chain(expr: sp.Basic, args: list, parts: list):
+    """The derivative of ``expr`` from its arguments' values and derivatives (None: zero)."""
+    name = type(expr).__name__
+    if name == "Add":
+        return functools.reduce(np.add, [p for p in parts if p is not None])
+    if name == "Mul":
+        return functools.reduce(np.add, [functools.reduce(np.multiply, args[:i] + args[i + 1:], p)
+                                         for i, p in enumerate(parts) if p is not None])
+    if name == "Pow":
+        (base, exponent), (d_base, d_exponent) = args, parts
+        if d_exponent is None:
+            return exponent * np.power(base, exponent - 1) * d_base
+        return np.power(base, exponent) * (d_exponent * np.log(base) + (0.0 if d_base is None else
+                                                                          exponent * d_base / base))
+    if name in ("Max", "Min"):  # as sympy.diff: each argument's part where it is the extremum
+        pick = np.maximum if name == "Max" else np.minimum
+        sign = 1 if name == "Max" else -1
+        return functools.reduce(np.add, [
+            np.heaviside(sign * (args[i] - functools.reduce(pick, args[:i] + args[i + 1:])), 0.5) * p
+            for i, p in enumerate(parts) if p is not None])
+    if name in _STEPS:
+        return None  # a step's derivative (DiracDelta) is zero wherever the oracle evaluates one
+    if name not in _DERIVATIVES or len(args) != 1:
+        raise ValueError(f"the oracle cannot differentiate {name}")
+    return _DERIVATIVES[name](args[0]) * parts[0]
+
+
+_STEPS = ("sign", "Heaviside", "DiracDelta", "KroneckerDelta")
+_DERIVATIVES: dict[str, Callable[[Any], Any]] = {
+    "exp": np.exp, "log": lambda v: 1 / v, "sin": np.cos, "cos": lambda v: -np.sin(v),
+    "tan": lambda v: 1 + np.tan(v) ** 2, "sinh": np.cosh, "cosh": np.sinh, "tanh": lambda v: 1 - np.tanh(v) ** 2,
+    "erf": lambda v: 2 / np.sqrt(np.pi) * np.exp(-np.square(v)), "Abs": np.sign,
+}
+
+
 @dataclass
 class Expanded:
     """One model at one assignment of its axis sizes: output entries and Jacobian entries.
@@ -154,9 +215,6 @@ class Expanded:
     jacobians: dict[str, list[sp.Expr]]
     hessians: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
     """Second derivatives by two inputs, worked out when first asked for (``hessian``)."""
-    directional: dict[tuple[str, str], list[sp.Expr]] = field(default_factory=dict)
-    """Gradients differentiated along one input's direction, worked out when first asked for
-    (``hessian_vector``)."""
 
     def arguments_for(self, arrays: dict[str, np.ndarray], params: dict[sp.Symbol, float]) -> dict:
         """The value of every symbol, by name: each array's core entries (its trailing axes; leading
@@ -184,7 +242,6 @@ class Expanded:
             flat = _stack([numeric(d, values, memo) for d in self.jacobians[name]], batch)
         return flat.reshape(batch + (int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))))
 
-
     def hessian(self, name: str, by: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
         """d2 out / d name d by (``sympy.diff`` of each Jacobian entry by each entry of ``by``), of
         shape ``batch + (output entries, entries of name, entries of by)``."""
@@ -198,29 +255,60 @@ class Expanded:
         sizes = (int(np.prod(self.in_shapes[name])), int(np.prod(self.in_shapes[by])))
         return flat.reshape(batch + (int(np.prod(self.out_shape)), *sizes))
 
+    def hessian_forward(self, name: str, by: str, arrays: dict, params: dict, batch: tuple[int, ...]) -> np.ndarray:
+        """``hessian`` by forward mode: the Jacobian's DAG differentiated along each entry of ``by`` in
+        turn (``along``, that entry's seed 1), no Hessian expression built; the proof's (the twin's
+        blocks), ``hessian`` the tests' reference."""
+        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
+        names = [entry(by, at).name for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
+        with np.errstate(all="ignore"):
+            columns = []
+            for seed in names:
+                tangents: dict = {}
+                moved = [along(d, values, {seed: np.ones(batch)}, memo, tangents) for d in self.jacobians[name]]
+                columns.append(_stack([0.0 if m is None else m for m in moved], batch))
+        flat = np.stack(columns, axis=-1) if columns else np.zeros(batch + (len(self.jacobians[name]), 0))
+        sizes = (int(np.prod(self.in_shapes[name])), len(names))
+        return flat.reshape(batch + (int(np.prod(self.out_shape)), *sizes))
 
     def hessian_vector(self, name: str, by: str, arrays: dict, params: dict, cotangent: np.ndarray,
                        tangent: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
         """sum_o sum_m cotangent[o] d2 out[o] / d name[i] d by[m] tangent[m], of shape ``batch +
-        (entries of name,)``: the gradient sum_o cotangent[o] J[o, i] with ``by``'s entries moved to
-        b + s t, differentiated by s (``sympy.diff``) at s = 0.  One derivative per entry of ``name``
-        instead of out x name x by Hessian entries; ``cotangent`` and ``tangent`` are flat (batch + (-1,))."""
+        (entries of name,)``: each Jacobian entry differentiated along ``tangent`` (``by``'s entries
+        moved by it) in forward mode (``along``), contracted with the cotangent.  One pass over the
+        Jacobian's DAG instead of out x name x by Hessian entries built by ``sympy.diff``;
+        ``cotangent`` and ``tangent`` are flat (batch + (-1,))."""
         outputs, entries = int(np.prod(self.out_shape)), int(np.prod(self.in_shapes[name]))
-        if (name, by) not in self.directional:
-            dy = [sp.Symbol(f"__dy_{o}", real=True) for o in range(outputs)]
-            moved = [sp.Symbol(entry(by, at).name, real=True)
-                     for at in itertools.product(*(range(n) for n in self.in_shapes[by]))]
-            step = sp.Symbol("__step", real=True)
-            shift = {b: b + step * sp.Symbol(f"__dot_{m}", real=True) for m, b in enumerate(moved)}
-            jacobian = self.jacobians[name]
-            self.directional[(name, by)] = [
-                sp.diff(sp.Add(*(dy[o] * jacobian[o * entries + i] for o in range(outputs))).xreplace(shift),
-                        step).xreplace({step: 0}) for i in range(entries)]
-        values, memo = self.arguments_for(arrays, params), dict[sp.Basic, Any]()
-        values.update({f"__dy_{o}": cotangent[..., o] for o in range(outputs)})
-        values.update({f"__dot_{m}": tangent[..., m] for m in range(tangent.shape[-1])})
+        values, memo, tangents = self.arguments_for(arrays, params), dict[sp.Basic, Any](), dict[sp.Basic, Any]()
+        seeds = {entry(by, at).name: tangent[..., m]
+                 for m, at in enumerate(itertools.product(*(range(n) for n in self.in_shapes[by])))}
+        jacobian = self.jacobians[name]
         with np.errstate(all="ignore"):
-            return _stack([numeric(d, values, memo) for d in self.directional[(name, by)]], batch)
+            moved = [along(d, values, seeds, memo, tangents) for d in jacobian]
+            return _stack([sum((cotangent[..., o] * moved[o * entries + i] for o in range(outputs)
+                                if moved[o * entries + i] is not None), np.zeros(batch))
+                           for i in range(entries)], batch)
+
+
+def undefined_part(expr: sp.Expr, values: dict) -> tuple[sp.Expr, float] | None:
+    """The innermost part of ``expr`` that is not finite at ``values`` (its arguments all are), with
+    its first such value; None when ``expr`` is finite everywhere."""
+    memo: dict = {}
+
+    def bad(node: sp.Basic) -> np.ndarray | None:
+        with np.errstate(all="ignore"):
+            value = np.asarray(numeric(node, values, memo), dtype=float)
+        return None if np.all(np.isfinite(value)) else value
+
+    value = bad(expr)
+    if value is None:
+        return None
+    node = expr
+    while True:
+        inner = next(((a, v) for a in node.args if isinstance(a, sp.Expr) and (v := bad(a)) is not None), None)
+        if inner is None:
+            return node, float(value[~np.isfinite(value)].flat[0])
+        node, value = inner
 
 
 def _stack(values: list, batch: tuple[int, ...]) -> np.ndarray:

@@ -14,6 +14,7 @@ import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from ..calculus.differentiate import Partial
+from ..model import ScalarEntry
 from ..model import functions as functions_module
 from ..model.reader import Grammar, ReadError, read
 
@@ -30,10 +31,10 @@ _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", re.IGNORECASE)
 
 def srepr_grammar(functions: Mapping[str, type] | None = None) -> Grammar:
     """What a twin's srepr may contain: SymPy's classes above, ``ExprCondPair``, the open derivative
-    ``Partial``, derive's own functions and the model's own ``functions`` (a user's ``sp.Function``
-    classes, by name), called with literals and each other; nothing else."""
+    ``Partial``, a scalar input's ``ScalarEntry``, derive's own functions and the model's own
+    ``functions`` (a user's ``sp.Function`` classes, by name), called with literals and each other; nothing else."""
     calls: dict[str, Callable[..., Any]] = {name: getattr(sp, name) for name in SREPR_CLASSES}
-    calls.update(ExprCondPair=ExprCondPair, Partial=Partial, Float=_float)
+    calls.update(ExprCondPair=ExprCondPair, Partial=Partial, Float=_float, ScalarEntry=ScalarEntry)
     calls.update({name: value for name, value in vars(functions_module).items()
                   if isinstance(value, type) and issubclass(value, sp.Basic)})
     calls.update({name: value for name, value in (functions or {}).items() if name not in calls})

@@ -14,9 +14,9 @@ import sympy as sp
 
 from ..calculus.concrete import expand
 from ..errors import ProofError
-from ..model import OperatorModel
+from ..model import OperatorModel, free_sizes
 from ..model.functions import elementary, model_functions
-from .kernel import agrees, input_values, size_cases
+from .kernel import agrees, check_defined, input_values, param_value, size_cases
 from .oracle import Expanded, expanded, numeric, shape
 from .srepr import load_srepr
 
@@ -34,7 +34,8 @@ def prove_twin(model: OperatorModel, text: str, seed: int = 0) -> None:
     variant_sizes = size_cases(model)[0]
     oracle = expanded(model, tuple(variant_sizes.items()))
     arrays = {inp.name: input_values(inp, oracle.in_shapes[inp.name], variant_sizes, rng) for inp in model.inputs}
-    params = {p.symbol: float(rng.uniform(0.2, 1.0)) for p in model.params if p.symbol is not None}
+    params = {p.symbol: param_value(p, rng) for p in model.params if p.symbol is not None}
+    check_defined(model, oracle, arrays, params, ())
     values = oracle.arguments_for(arrays, params)
     dy = rng.standard_normal(oracle.out_shape)
     values.update(entries("dy", dy))
@@ -65,7 +66,7 @@ SECOND_ENTRIES = 8
 def second_sizes(model: OperatorModel) -> dict:
     """Sizes for the second-order proof: 3 along a single axis, else 2 along each, leading axes then
     set to 1 until no input has more than ``SECOND_ENTRIES`` entries (a normalised group keeps two or more)."""
-    dims = model.dims()
+    dims = free_sizes(model.dims())
     sizes = {d: 3 if len(dims) == 1 else 2 for d in dims}
     for dim in dims:
         if max(int(np.prod(shape(inp.dims, sizes))) for inp in model.inputs) <= SECOND_ENTRIES:
@@ -84,6 +85,7 @@ def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict
     sizes = second_sizes(model)
     oracle = expanded(model, tuple(sizes.items()))
     arrays = {inp.name: input_values(inp, oracle.in_shapes[inp.name], sizes, rng) for inp in model.inputs}
+    check_defined(model, oracle, arrays, params, ())
     dy = rng.standard_normal(oracle.out_shape)
     tangents = {inp.name: rng.standard_normal(oracle.in_shapes[inp.name]) for inp in model.differentiable_inputs}
     values = {**oracle.arguments_for(arrays, params), **entries("dy", dy),
@@ -91,13 +93,14 @@ def _prove_twin_second(model: OperatorModel, equations: list[dict], params: dict
     for equation in wanted:
         name = equation["input"]
         if equation["kind"] == "vjp_jvp":
-            expected = sum(np.einsum("o,oim,m->i", dy.reshape(-1), oracle.hessian(name, b, arrays, params, ()),
+            expected = sum(np.einsum("o,oim,m->i", dy.reshape(-1),
+                                     oracle.hessian_forward(name, b, arrays, params, ()),
                                      t.reshape(-1)) for b, t in tangents.items())
             expected, axes = np.reshape(expected, oracle.in_shapes[name]), _vjp_axes(model, name)
         else:
             by = load_srepr(equation["lhs"], functions).args[1]  # Partial(vjp, b[m...]), or of a scalar b
             by_name, by_axes = (str(by.base), tuple(by.indices)) if isinstance(by, sp.Indexed) else (str(by), ())
-            block = np.einsum("o,oim->im", dy.reshape(-1), oracle.hessian(name, by_name, arrays, params, ()))
+            block = np.einsum("o,oim->im", dy.reshape(-1), oracle.hessian_forward(name, by_name, arrays, params, ()))
             axes = (*_vjp_axes(model, name), *by_axes)
             expected = block.reshape(oracle.in_shapes[name] + oracle.in_shapes[by_name])
         _twin_entries(model, equation, load_srepr(equation["rhs"], functions), expected, axes, oracle, values)

@@ -9,7 +9,9 @@ computed under that output's guard; the rest go in the shared prelude.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sympy as sp
@@ -91,7 +93,14 @@ def as_array(symbol: sp.Symbol, definition: sp.Expr) -> sp.Expr:
 
 
 def schedule(outputs: list[Output], prefix: str = "t") -> Scheduled:
-    """Run CSE over all outputs and place every temporary in the prelude or under one guard."""
+    """Run CSE over all outputs and place every temporary in the prelude or under one guard.
+    Remembered (the NumPy and the Array API kernels schedule the same outputs); nothing changes a
+    ``Scheduled`` once made."""
+    return _schedule(tuple(outputs), prefix)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(outputs: tuple[Output, ...], prefix: str) -> Scheduled:
     indices = sorted(set().union(*(o.expr.atoms(sp.Idx) for o in outputs)), key=str)
     opaque = {i: sp.Dummy(str(i.label)) for i in indices}  # an Idx's range is not a subexpression
     back = {symbol: i for i, symbol in opaque.items()}
@@ -143,7 +152,7 @@ def _use_product(expr: sp.Expr, wanted: Counter, replacement: sp.Expr) -> sp.Exp
     return expr.replace(holds, rewrite)
 
 
-def _users(temporaries: list[tuple[sp.Symbol, sp.Expr]], outputs: list[Output],
+def _users(temporaries: list[tuple[sp.Symbol, sp.Expr]], outputs: Sequence[Output],
            results: dict[str, sp.Expr]) -> dict[sp.Symbol, set[str]]:
     """For each temporary, the outputs that need it, directly or through other temporaries."""
     users: dict[sp.Symbol, set[str]] = {symbol: set() for symbol, _ in temporaries}
@@ -163,6 +172,6 @@ def _mentioned(expr: sp.Expr, known: dict[sp.Symbol, set[str]]) -> set[sp.Symbol
     return {s for s in known if str(s) in {str(f) for f in found}}
 
 
-def _is_shared(users: set[str], outputs: list[Output]) -> bool:
+def _is_shared(users: set[str], outputs: Sequence[Output]) -> bool:
     guards = {o.name: o.guard for o in outputs}
     return len(users) != 1 or any(guards[name] is None for name in users)

@@ -11,6 +11,8 @@ expression is unchanged (checked at random points), which is exactly when it is 
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 from ..calculus.concrete import compare
@@ -19,7 +21,10 @@ from ..model import OperatorModel, dim_of
 from ..model.functions import at_most, max_over
 
 
+@functools.lru_cache(maxsize=512)
 def stabilize(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
+    """``expr`` in its stable form (see above); remembered, as the NumPy, Array API and numba
+    kernels stabilise the same expressions."""
     if model.shift_invariant:
         return expr  # the kernel already shifts the input itself
     for number, (column, pattern, mask) in enumerate(_families(expr)):

@@ -63,6 +63,9 @@ def regenerate_command(model: OperatorModel) -> str:
         return f"derive generate {model.name}"
     if model.source.endswith(".py"):
         return f"derive generate --model {model.source} --out DIR"
+    if ".py:" in model.source:  # traced from a function (derive.model.trace)
+        shapes = "".join(f" --shape {i.name}={','.join(map(str, i.dims)) or '()'}" for i in model.inputs)
+        return f"derive generate --from {model.source}{shapes} --out DIR"
     return f"derive generate {model.name} --out DIR"  # an installed package's operator
 
 

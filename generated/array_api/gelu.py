@@ -22,39 +22,45 @@ _OUTPUT_POSITIONS = ()
 _FRAME = ()
 _OPTIONAL = []
 _INDEX_INPUTS = {}
+RESIDUALS = ()
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {}
 
 
-def forward(x, *, approximate='none'):
+def forward(x, *, approximate='none', residuals=False):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation)."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][0](x, approximate=approximate)
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][0](x, approximate=approximate, residuals=residuals)
 
 
-def vjp(cotangent, x, *, approximate='none', wrt=None):
+def vjp(cotangent, x, *, approximate='none', wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate, wrt=wrt)
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][1](cotangent, x, approximate=approximate, wrt=wrt, residuals=residuals)
 
 
-def jvp(tangents, x, *, approximate='none'):
+def jvp(tangents, x, *, approximate='none', residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][2](tangents, x, approximate=approximate)
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][2](tangents, x, approximate=approximate, residuals=residuals)
 
 
-def vjp_jvp(cotangent, tangents, x, *, approximate='none', wrt=None):
+def vjp_jvp(cotangent, tangents, x, *, approximate='none', wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
-    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][3](cotangent, tangents, x, approximate=approximate, wrt=wrt)
+    return _VARIANTS[_choose('approximate', approximate, ('none', 'tanh'))][3](cotangent, tangents, x, approximate=approximate, wrt=wrt, residuals=residuals)
 
 
-def _forward_none(x, *, approximate='none'):
+def _forward_none(x, *, approximate='none', residuals=False):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='none')."""
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     t0 = (1/2)*x
-    return _output((_erf(xp, math.sqrt(2)*t0) + 1)*t0, (), ctx)
+    result_ = _output((_erf(xp, math.sqrt(2)*t0) + 1)*t0, (), ctx)
+    if not residuals:
+        return result_
+    return result_, {}
 
 
-def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
+def _vjp_none(cotangent, x, *, approximate='none', wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -62,6 +68,7 @@ def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         t0 = x*((1/2)*math.sqrt(2))
@@ -70,13 +77,14 @@ def _vjp_none(cotangent, x, *, approximate='none', wrt=None):
     return tuple(grads.values())
 
 
-def _jvp_none(tangents, x, *, approximate='none'):
+def _jvp_none(tangents, x, *, approximate='none', residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     if dot_x is not None:
         t0 = x*((1/2)*math.sqrt(2))
         total.add((1/2)*(_erf(xp, t0) + 1)*dot_x + xp.exp(-1/2*x**2)*dot_x*t0/math.sqrt(math.pi), ())
@@ -84,7 +92,7 @@ def _jvp_none(tangents, x, *, approximate='none'):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
+def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -95,6 +103,8 @@ def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     if wanted[0] and dot_x is not None:
         t0 = math.sqrt(2)
         t1 = 1/math.sqrt(math.pi)
@@ -108,14 +118,17 @@ def _vjp_jvp_none(cotangent, tangents, x, *, approximate='none', wrt=None):
     return tuple(grads.values())
 
 
-def _forward_tanh(x, *, approximate='none'):
+def _forward_tanh(x, *, approximate='none', residuals=False):
     """x * Phi(x), Phi the standard normal CDF (or its tanh approximation) (approximate='tanh')."""
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
-    return _output((1/2)*(xp.tanh(((8943/200000)*x**3 + x)*(math.sqrt(2)/math.sqrt(math.pi))) + 1)*x, (), ctx)
+    result_ = _output((1/2)*(xp.tanh(((8943/200000)*x**3 + x)*(math.sqrt(2)/math.sqrt(math.pi))) + 1)*x, (), ctx)
+    if not residuals:
+        return result_
+    return result_, {}
 
 
-def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
+def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -123,6 +136,7 @@ def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         t0 = x**3
@@ -135,13 +149,14 @@ def _vjp_tanh(cotangent, x, *, approximate='none', wrt=None):
     return tuple(grads.values())
 
 
-def _jvp_tanh(tangents, x, *, approximate='none'):
+def _jvp_tanh(tangents, x, *, approximate='none', residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     if dot_x is not None:
         t0 = x**3
         t1 = math.sqrt(2)/math.sqrt(math.pi)
@@ -153,7 +168,7 @@ def _jvp_tanh(tangents, x, *, approximate='none'):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
+def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -164,6 +179,8 @@ def _vjp_jvp_tanh(cotangent, tangents, x, *, approximate='none', wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     if wanted[0] and dot_x is not None:
         t0 = math.sqrt(2)
         t1 = 1/math.sqrt(math.pi)
@@ -588,6 +605,61 @@ class _Terms:
         if value is None:
             value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
         return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
+
+
+# -- runtime: residuals saved for the backward ----------------------------------------------
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    xp = ctx.xp
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        given = tuple(value.shape)
+        if name == "y":
+            value = _layout_cotangent(xp, value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(xp, xp.astype(value, ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    xp = ctx.xp
+    value = xp.broadcast_to(_from_frame(ctx, value, _saved_positions(name)), _saved_shape(name, ctx))
+    return xp.astype(value, ctx.dtype, copy=True)
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

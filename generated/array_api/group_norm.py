@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate group_norm`.
     y[b, g, c, s] = beta[g, c] + (x[b, g, c, s] - Sum(x[b, g, e, t], (e, 0, D - 1), (t, 0, S - 1))/(D*S))*gamma[g, c]/sqrt(epsilon + Sum((x[b, g, e, t] - Sum(x[b, g, e, t], (e, 0, D - 1), (t, 0, S - 1))/(D*S))**2, (e, 0, D - 1), (t, 0, S - 1))/(D*S))
 
 Matches torch.nn.functional.group_norm(x, num_groups, gamma, beta, eps).
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): mu = Sum(x[b, g, j, l], (j, 0, D - 1), (l, 0, S - 1))/(D*S) (shape: the batch axes + (N, G)); sigma = sqrt(epsilon + Sum((x[b, g, j, l] - Sum(x[b, g, j, l], (j, 0, D - 1), (l, 0, S - 1))/(D*S))**2, (j, 0, D - 1), (l, 0, S - 1))/(D*S)) (shape: the batch axes + (N, G)).
 """
 import math
 
@@ -22,9 +24,12 @@ _OUTPUT_POSITIONS = (0, 1, 2, 3)
 _FRAME = ('N', 'G', 'D', 'S')
 _OPTIONAL = ['gamma', 'beta']
 _INDEX_INPUTS = {}
+RESIDUALS = ('mu', 'sigma')
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {'mu': ('N', 'G'), 'sigma': ('N', 'G')}
 
 
-def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
+def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05, residuals=False):
     """(x - mean) / sqrt(var + eps) * gamma + beta, statistics per sample over each group of channels."""
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
     xp = ctx.xp
@@ -38,10 +43,18 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
     del t1
-    return _output(beta[..., None, :, :, None] + t2*(gamma[..., None, :, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-2, -1)))), (0, 1, 2, 3), ctx)
+    result_ = _output(beta[..., None, :, :, None] + t2*(gamma[..., None, :, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-2, -1)))), (0, 1, 2, 3), ctx)
+    if not residuals:
+        return result_
+    t0 = 1/(D*S)
+    t1 = t0*xp.sum(x, axis=(-2, -1,), keepdims=True)
+    t2 = -t1 + x
+    saved_mu = _statistic(t1, 'mu', ctx)
+    saved_sigma = _statistic(xp.sqrt(eps + t0*xp.sum((xp.sum(t2, axis=(-2, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-2, -1,), keepdims=True)), 'sigma', ctx)
+    return result_, {'mu': saved_mu, 'sigma': saved_sigma}
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
@@ -55,7 +68,22 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None)
     gamma = xp.full((G, D), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
     beta = xp.full((G, D), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = (-mu + x)*t0
+        if wanted[0]:
+            t2 = dy*gamma[..., None, :, :, None]
+            t3 = 1/(D*S)
+            grads['x'] = _gradient((t1*(_contract(xp, t1, t2, (-2, -1))*(-t3)) + xp.sum(t2, axis=(-2, -1,), keepdims=True)*(-t3) + t2)*t0, (0, 1, 2, 3), 'x', x, ctx)
+            del t2
+        if wanted[1]:
+            grads['gamma'] = _gradient(_contract(xp, dy, t1, (-4, -1)), (1, 2), 'gamma', gamma, ctx)
+        if wanted[2]:
+            grads['beta'] = _gradient(xp.sum(dy, axis=(-4, -1,), keepdims=True), (1, 2), 'beta', beta, ctx)
+        return tuple(grads.values())
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
@@ -73,7 +101,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None)
     return tuple(grads.values())
 
 
-def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
+def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
@@ -86,6 +114,19 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     beta = xp.full((G, D), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = (-mu + x)*t0
+        if dot_x is not None:
+            t2 = 1/(D*S)
+            total.add((t1*(_contract(xp, dot_x, t1, (-2, -1))*(-t2)) + xp.sum(dot_x, axis=(-2, -1,), keepdims=True)*(-t2) + dot_x)*(gamma[..., None, :, :, None]*t0), (0, 1, 2, 3))
+        if dot_gamma is not None:
+            total.add(dot_gamma[..., None, :, :, None]*t1, (0, 1, 2, 3))
+        if dot_beta is not None:
+            total.add(dot_beta[..., None, :, :, None], (0, 1, 2, 3), copy=True)
+        return _output(total.value, None, ctx, copy=total.copy)
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-2, -1,), keepdims=True)*(-t0) + t1
@@ -101,7 +142,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -118,6 +159,8 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     t0 = 1/(D*S)
     t1 = xp.sum(x, axis=(-2, -1,), keepdims=True)
     t2 = t1*(-t0) + x
@@ -581,6 +624,61 @@ class _Terms:
         if value is None:
             value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
         return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
+
+
+# -- runtime: residuals saved for the backward ----------------------------------------------
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    xp = ctx.xp
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        given = tuple(value.shape)
+        if name == "y":
+            value = _layout_cotangent(xp, value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(xp, xp.astype(value, ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    xp = ctx.xp
+    value = xp.broadcast_to(_from_frame(ctx, value, _saved_positions(name)), _saved_shape(name, ctx))
+    return xp.astype(value, ctx.dtype, copy=True)
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "groups": x (N, C, *spatial) viewed as (N, G, C/G, S); per-channel inputs as (G, C/G) ---

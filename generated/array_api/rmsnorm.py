@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate rmsnorm`.
     y[i] = beta[i] + gamma[i]*x[i]/sqrt(epsilon + Sum(x[j]**2, (j, 0, n - 1))/n)
 
 Matches torch.nn.functional.rms_norm(x, (n,), gamma, eps) + beta.
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): r = sqrt(epsilon + Sum(x[j]**2, (j, 0, n - 1))/n) (shape: the batch axes).
 """
 import math
 
@@ -22,19 +24,26 @@ _OUTPUT_POSITIONS = (0,)
 _FRAME = ('n',)
 _OPTIONAL = ['gamma', 'beta']
 _INDEX_INPUTS = {}
+RESIDUALS = ('r',)
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {'r': ()}
 
 
-def forward(x, gamma=None, beta=None, *, eps=1e-06):
+def forward(x, gamma=None, beta=None, *, eps=1e-06, residuals=False):
     """x / sqrt(mean(x^2) + eps) * gamma + beta over the last axis."""
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     xp = ctx.xp
     n = ctx.sizes['n']
     gamma = xp.full((n,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
     beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
-    return _output(beta + gamma*x/xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), (0,), ctx)
+    result_ = _output(beta + gamma*x/xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), (0,), ctx)
+    if not residuals:
+        return result_
+    saved_r = _statistic(xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), 'r', ctx)
+    return result_, {'r': saved_r}
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
@@ -45,7 +54,21 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
     gamma = xp.full((n,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
     beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    if saved is not None:
+        r, = saved
+        t0 = 1/r
+        t1 = t0*x
+        if wanted[0]:
+            t2 = dy*gamma
+            grads['x'] = _gradient(t0*(t2 + t1*(-_contract(xp, t1, t2, (-1,))/n)), (0,), 'x', x, ctx)
+            del t2
+        if wanted[1]:
+            grads['gamma'] = _gradient(dy*t1, (0,), 'gamma', gamma, ctx)
+        if wanted[2]:
+            grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx, copy=True)
+        return tuple(grads.values())
     t0 = 1/n
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
@@ -60,7 +83,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
     return tuple(grads.values())
 
 
-def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
+def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
@@ -70,6 +93,18 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    if saved is not None:
+        r, = saved
+        t0 = 1/r
+        t1 = t0*x
+        if dot_x is not None:
+            total.add(t0*(dot_x + t1*(-_contract(xp, dot_x, t1, (-1,))/n))*gamma, (0,))
+        if dot_gamma is not None:
+            total.add(dot_gamma*t1, (0,))
+        if dot_beta is not None:
+            total.add(dot_beta, (0,), copy=True)
+        return _output(total.value, None, ctx, copy=total.copy)
     t0 = 1/n
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
@@ -82,7 +117,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None):
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -96,6 +131,8 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     t0 = 1/n
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = t0/t1**(3/2)
@@ -526,6 +563,61 @@ class _Terms:
         if value is None:
             value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
         return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
+
+
+# -- runtime: residuals saved for the backward ----------------------------------------------
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    xp = ctx.xp
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        given = tuple(value.shape)
+        if name == "y":
+            value = _layout_cotangent(xp, value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(xp, xp.astype(value, ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    xp = ctx.xp
+    value = xp.broadcast_to(_from_frame(ctx, value, _saved_positions(name)), _saved_shape(name, ctx))
+    return xp.astype(value, ctx.dtype, copy=True)
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -22,31 +22,34 @@ _OUTPUT_POSITIONS = (0, 1)
 _FRAME = ('L', 'V', 'E', 'S')
 _OPTIONAL = []
 _INDEX_INPUTS = {}
+RESIDUALS = ()
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {}
 
 
-def forward(q, k, v, *, causal=False):
+def forward(q, k, v, *, causal=False, residuals=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i)."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal)
+    return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal, residuals=residuals)
 
 
-def vjp(cotangent, q, k, v, *, causal=False, wrt=None):
+def vjp(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt)
+    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt, residuals=residuals)
 
 
-def jvp(tangents, q, k, v, *, causal=False):
+def jvp(tangents, q, k, v, *, causal=False, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal)
+    return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal, residuals=residuals)
 
 
-def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt)
+    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt, residuals=residuals)
 
 
-def _forward_false(q, k, v, *, causal=False):
+def _forward_false(q, k, v, *, causal=False, residuals=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=False)."""
     q, k, v, ctx = _prepare((q, k, v), {})
     xp = ctx.xp
@@ -58,10 +61,13 @@ def _forward_false(q, k, v, *, causal=False):
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
     del t1
-    return _output(_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t2, axis=-1, keepdims=True), (0, 1), ctx)
+    result_ = _output(_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t2, axis=-1, keepdims=True), (0, 1), ctx)
+    if not residuals:
+        return result_
+    return result_, {}
 
 
-def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
+def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
@@ -73,6 +79,7 @@ def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
     E = ctx.sizes['E']
     S = ctx.sizes['S']
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
@@ -91,7 +98,7 @@ def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None):
     return tuple(grads.values())
 
 
-def _jvp_false(tangents, q, k, v, *, causal=False):
+def _jvp_false(tangents, q, k, v, *, causal=False, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (q, k, v)
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -102,6 +109,7 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     S = ctx.sizes['S']
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
@@ -119,7 +127,7 @@ def _jvp_false(tangents, q, k, v, *, causal=False):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -134,6 +142,8 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     t0 = 1/E
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
@@ -195,7 +205,7 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     return tuple(grads.values())
 
 
-def _forward_true(q, k, v, *, causal=False):
+def _forward_true(q, k, v, *, causal=False, residuals=False):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=True)."""
     q, k, v, ctx = _prepare((q, k, v), {})
     xp = ctx.xp
@@ -208,10 +218,13 @@ def _forward_true(q, k, v, *, causal=False):
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t1*t2 - xp.max(xp.where(t0 > 0, t1*t2, -xp.inf), axis=-1, keepdims=True)))*t0
     del t0, t2
-    return _output(_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t3, axis=-1, keepdims=True), (0, 1), ctx)
+    result_ = _output(_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t3, axis=-1, keepdims=True), (0, 1), ctx)
+    if not residuals:
+        return result_
+    return result_, {}
 
 
-def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
+def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
@@ -223,6 +236,7 @@ def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
     E = ctx.sizes['E']
     S = ctx.sizes['S']
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
     t0 = 1/math.sqrt(E)
     t1 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
@@ -242,7 +256,7 @@ def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None):
     return tuple(grads.values())
 
 
-def _jvp_true(tangents, q, k, v, *, causal=False):
+def _jvp_true(tangents, q, k, v, *, causal=False, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (q, k, v)
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -253,6 +267,7 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     S = ctx.sizes['S']
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     t0 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
@@ -272,7 +287,7 @@ def _jvp_true(tangents, q, k, v, *, causal=False):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
+def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -287,6 +302,8 @@ def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     t0 = 1/E
     t1 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t2 = 1/math.sqrt(E)
@@ -757,6 +774,61 @@ class _Terms:
         if value is None:
             value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
         return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
+
+
+# -- runtime: residuals saved for the backward ----------------------------------------------
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    xp = ctx.xp
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        given = tuple(value.shape)
+        if name == "y":
+            value = _layout_cotangent(xp, value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(xp, xp.astype(value, ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    xp = ctx.xp
+    value = xp.broadcast_to(_from_frame(ctx, value, _saved_positions(name)), _saved_shape(name, ctx))
+    return xp.astype(value, ctx.dtype, copy=True)
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

@@ -22,16 +22,22 @@ _OUTPUT_POSITIONS = ()
 _FRAME = ()
 _OPTIONAL = []
 _INDEX_INPUTS = {}
+RESIDUALS = ()
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {}
 
 
-def forward(x):
+def forward(x, *, residuals=False):
     """1 / (1 + exp(-x))."""
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
-    return _output(_sigmoid(xp, x), (), ctx)
+    result_ = _output(_sigmoid(xp, x), (), ctx)
+    if not residuals:
+        return result_
+    return result_, {}
 
 
-def vjp(cotangent, x, *, wrt=None):
+def vjp(cotangent, x, *, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -39,6 +45,7 @@ def vjp(cotangent, x, *, wrt=None):
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         t0 = _sigmoid(xp, x)
@@ -47,13 +54,14 @@ def vjp(cotangent, x, *, wrt=None):
     return tuple(grads.values())
 
 
-def jvp(tangents, x):
+def jvp(tangents, x, *, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     if dot_x is not None:
         t0 = _sigmoid(xp, x)
         total.add((1 - t0)*dot_x*t0, ())
@@ -61,7 +69,7 @@ def jvp(tangents, x):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def vjp_jvp(cotangent, tangents, x, *, wrt=None):
+def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -72,6 +80,8 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     if wanted[0] and dot_x is not None:
         t0 = _sigmoid(xp, x)
         t1 = 1 - t0
@@ -486,6 +496,61 @@ class _Terms:
         if value is None:
             value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
         return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
+
+
+# -- runtime: residuals saved for the backward ----------------------------------------------
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    xp = ctx.xp
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        given = tuple(value.shape)
+        if name == "y":
+            value = _layout_cotangent(xp, value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(xp, xp.astype(value, ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    xp = ctx.xp
+    value = xp.broadcast_to(_from_frame(ctx, value, _saved_positions(name)), _saved_shape(name, ctx))
+    return xp.astype(value, ctx.dtype, copy=True)
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------

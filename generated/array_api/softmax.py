@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate softmax`.
     y[i] = exp(x[i])/Sum(exp(x[j]), (j, 0, n - 1))
 
 Matches torch.softmax(x, dim=axis).
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): y, the output.
 """
 import math
 
@@ -22,19 +24,25 @@ _OUTPUT_POSITIONS = (0,)
 _FRAME = ('n',)
 _OPTIONAL = []
 _INDEX_INPUTS = {}
+RESIDUALS = ('y',)
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {'y': ('n',)}
 
 
-def forward(x, *, axis=-1):
+def forward(x, *, axis=-1, residuals=False):
     """exp(x) / sum(exp(x)) along axis."""
     x, ctx = _prepare((x,), {'axis': axis})
     xp = ctx.xp
     n = ctx.sizes['n']
     x = x - xp.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     t0 = xp.exp(x)
-    return _output(t0/xp.sum(t0, axis=-1, keepdims=True), (0,), ctx)
+    result_ = _output(t0/xp.sum(t0, axis=-1, keepdims=True), (0,), ctx)
+    if not residuals:
+        return result_
+    return result_, {'y': result_}
 
 
-def vjp(cotangent, x, *, axis=-1, wrt=None):
+def vjp(cotangent, x, *, axis=-1, wrt=None, residuals=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -44,7 +52,13 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
     n = ctx.sizes['n']
     x = x - xp.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    if saved is not None:
+        y, = saved
+        if wanted[0]:
+            grads['x'] = _gradient((dy - _contract(xp, dy, y, (-1,)))*y, (0,), 'x', x, ctx)
+        return tuple(grads.values())
     if wanted[0]:
         t0 = xp.exp(x)
         t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
@@ -53,7 +67,7 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
     return tuple(grads.values())
 
 
-def jvp(tangents, x, *, axis=-1):
+def jvp(tangents, x, *, axis=-1, residuals=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {'axis': axis})
@@ -62,6 +76,12 @@ def jvp(tangents, x, *, axis=-1):
     x = x - xp.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    if saved is not None:
+        y, = saved
+        if dot_x is not None:
+            total.add((dot_x - _contract(xp, dot_x, y, (-1,)))*y, (0,))
+        return _output(total.value, None, ctx, copy=total.copy)
     if dot_x is not None:
         t0 = xp.exp(x)
         t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
@@ -70,7 +90,7 @@ def jvp(tangents, x, *, axis=-1):
     return _output(total.value, None, ctx, copy=total.copy)
 
 
-def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
+def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -83,6 +103,8 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
     if wanted[0] and dot_x is not None:
         t0 = xp.exp(x)
         t1 = xp.sum(t0, axis=-1, keepdims=True)
@@ -499,6 +521,61 @@ class _Terms:
         if value is None:
             value = self.ctx.xp.zeros((), dtype=self.ctx.dtype, device=self.ctx.device)
         return _gradient(value, positions, name, like, self.ctx, copy=self.copies.get(name, False))
+
+
+# -- runtime: residuals saved for the backward ----------------------------------------------
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    xp = ctx.xp
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        given = tuple(value.shape)
+        if name == "y":
+            value = _layout_cotangent(xp, value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(xp, xp.astype(value, ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    xp = ctx.xp
+    value = xp.broadcast_to(_from_frame(ctx, value, _saved_positions(name)), _saved_shape(name, ctx))
+    return xp.astype(value, ctx.dtype, copy=True)
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "axis": the operator's one axis is chosen by a parameter and moved last ----------------

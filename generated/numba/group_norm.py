@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate group_norm`.
     y[b, g, c, s] = beta[g, c] + (x[b, g, c, s] - Sum(x[b, g, e, t], (e, 0, D - 1), (t, 0, S - 1))/(D*S))*gamma[g, c]/sqrt(epsilon + Sum((x[b, g, e, t] - Sum(x[b, g, e, t], (e, 0, D - 1), (t, 0, S - 1))/(D*S))**2, (e, 0, D - 1), (t, 0, S - 1))/(D*S))
 
 Matches torch.nn.functional.group_norm(x, num_groups, gamma, beta, eps).
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): mu = Sum(x[b, g, j, l], (j, 0, D - 1), (l, 0, S - 1))/(D*S) (shape: the batch axes + (N, G)); sigma = sqrt(epsilon + Sum((x[b, g, j, l] - Sum(x[b, g, j, l], (j, 0, D - 1), (l, 0, S - 1))/(D*S))**2, (j, 0, D - 1), (l, 0, S - 1))/(D*S)) (shape: the batch axes + (N, G)).
 """
 import contextlib
 import hashlib
@@ -38,6 +40,9 @@ _OUTPUT_POSITIONS = (0, 1, 2, 3)
 _FRAME = ('N', 'G', 'D', 'S')
 _OPTIONAL = ['gamma', 'beta']
 _INDEX_INPUTS = {}
+RESIDUALS = ('mu', 'sigma')
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {'mu': ('N', 'G'), 'sigma': ('N', 'G')}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
 class _Namespace:
@@ -211,8 +216,9 @@ _CACHE = _cache()
 
 
 
-def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
+def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05, residuals=False, out=None):
     """(x - mean) / sqrt(var + eps) * gamma + beta, statistics per sample over each group of channels."""
+    given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
     N = ctx.sizes['N']
     G = ctx.sizes['G']
@@ -220,17 +226,28 @@ def forward(x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     S = ctx.sizes['S']
     gamma = np.full((G, D), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((G, D), 0.0, ctx.dtype) if beta is None else beta
+    out = _output_buffer(out, given, ctx)
     loop = _Loop(ctx, (0, 1))
     x_ = loop.laid(x, (0, 1, 2, 3), (True, True, True, True))
     gamma_ = loop.laid(gamma, (1, 2), (False, True, True, False))
     beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
-    out_y = loop.result((True, True, True, True), False, False)
+    if residuals:
+        loop = _Loop(ctx, (0, 1))
+        out_y = loop.result((True, True, True, True), False, False, into=out)
+        out_mu = loop.result((True, True, False, False), False, False)
+        out_sigma = loop.result((True, True, False, False), False, False)
+        loop.start()
+        loop.run(_forward_saved_loops, eps, x_, gamma_, beta_, out_y.array, out_mu.array, out_sigma.array, out_y.accumulate, out_mu.accumulate, out_sigma.accumulate)
+        result_ = _deliver(_output(out_y.value(), (0, 1, 2, 3), ctx), out)
+        return result_, {'mu': _statistic(out_mu.value(), 'mu', ctx), 'sigma': _statistic(out_sigma.value(), 'sigma', ctx)}
+    out_y = loop.result((True, True, True, True), False, False, into=out)
     loop.start()
     loop.run(_forward_loops, eps, x_, gamma_, beta_, out_y.array, out_y.accumulate)
-    return _output(out_y.value(), (0, 1, 2, 3), ctx)
+    result_ = _deliver(_output(out_y.value(), (0, 1, 2, 3), ctx), out)
+    return (result_, {}) if residuals else result_
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
@@ -248,14 +265,27 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None)
     gamma_ = loop.laid(gamma, (1, 2), (False, True, True, False))
     beta_ = loop.laid(beta, (1, 2), (False, True, True, False))
     dy_ = loop.laid(dy, None, (True, True, True, True))
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
     want_gamma = wanted[1]
     want_beta = wanted[2]
-    out_x = loop.result((True, True, True, True), False, False, wanted=want_x)
-    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma)
-    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta)
-    loop.start()
-    loop.run(_vjp_loops, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
+    if saved is not None:
+        loop = _Loop(ctx, (0, 1))
+        mu, sigma = saved
+        mu_ = loop.laid(mu, None, (True, True, False, False))
+        sigma_ = loop.laid(sigma, None, (True, True, False, False))
+        out_x = loop.result((True, True, True, True), False, False, wanted=want_x, into=out[0])
+        out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+        out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
+        loop.start()
+        loop.run(_vjp_saved_loops, eps, x_, gamma_, beta_, dy_, mu_, sigma_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
+    else:
+        out_x = loop.result((True, True, True, True), False, False, wanted=want_x, into=out[0])
+        out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+        out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
+        loop.start()
+        loop.run(_vjp_loops, eps, x_, gamma_, beta_, dy_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (0, 1, 2, 3), 'x', x, ctx)
@@ -263,10 +293,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None)
         grads['gamma'] = _gradient(out_gamma.value(), (1, 2), 'gamma', gamma, ctx)
     if want_beta:
         grads['beta'] = _gradient(out_beta.value(), (1, 2), 'beta', beta, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
+def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {'num_groups': num_groups})
@@ -287,13 +317,24 @@ def jvp(tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05):
     dot_x_ = loop.laid(dot_x, (0, 1, 2, 3), (True, True, True, True))
     dot_gamma_ = loop.laid(dot_gamma, (1, 2), (False, True, True, False))
     dot_beta_ = loop.laid(dot_beta, (1, 2), (False, True, True, False))
-    out_y = loop.result((True, True, True, True), False, False)
-    loop.start()
-    loop.run(_jvp_loops, eps, x_, gamma_, beta_, dot_x_, dot_gamma_, dot_beta_, out_y.array, out_y.accumulate, has_beta, has_gamma, has_x)
-    return _output(out_y.value(), (0, 1, 2, 3), ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
+    if saved is not None:
+        loop = _Loop(ctx, (0, 1))
+        mu, sigma = saved
+        mu_ = loop.laid(mu, None, (True, True, False, False))
+        sigma_ = loop.laid(sigma, None, (True, True, False, False))
+        out_y = loop.result((True, True, True, True), False, False, into=out)
+        loop.start()
+        loop.run(_jvp_saved_loops, eps, x_, gamma_, beta_, dot_x_, dot_gamma_, dot_beta_, mu_, sigma_, out_y.array, out_y.accumulate, has_beta, has_gamma, has_x)
+    else:
+        out_y = loop.result((True, True, True, True), False, False, into=out)
+        loop.start()
+        loop.run(_jvp_loops, eps, x_, gamma_, beta_, dot_x_, dot_gamma_, dot_beta_, out_y.array, out_y.accumulate, has_beta, has_gamma, has_x)
+    return _deliver(_output(out_y.value(), (0, 1, 2, 3), ctx), out)
 
 
-def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None):
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e-05, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -319,12 +360,15 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
     dot_x_ = loop.laid(dot_x, (0, 1, 2, 3), (True, True, True, True))
     dot_gamma_ = loop.laid(dot_gamma, (1, 2), (False, True, True, False))
     dot_beta_ = loop.laid(dot_beta, (1, 2), (False, True, True, False))
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
     want_gamma = wanted[1]
     want_beta = wanted[2]
-    out_x = loop.result((True, True, True, True), False, False, wanted=want_x)
-    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma)
-    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta)
+    out_x = loop.result((True, True, True, True), False, False, wanted=want_x, into=out[0])
+    out_gamma = loop.result((False, True, True, False), True, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+    out_beta = loop.result((False, True, True, False), True, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
     loop.start()
     loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
@@ -334,7 +378,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, num_groups, eps=1e
         grads['gamma'] = _gradient(out_gamma.value(), (1, 2), 'gamma', gamma, ctx)
     if want_beta:
         grads['beta'] = _gradient(out_beta.value(), (1, 2), 'beta', beta, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -429,10 +473,13 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, d
             for D_ in range(D):
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = _h6*(_h4*(_h3 + x[x_r, N_, G_, D_, S_]) + _h5 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
-        _h9 = _as(1/math.sqrt(eps + s1/(D*S)) if want_gamma else 0.0, lo_)
-        for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += _h9*s4[D_]
-            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
+        if want_gamma:
+            _h9 = _as(1/math.sqrt(eps + s1/(D*S)), lo_)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += _h9*s4[D_]
+        if want_beta:
+            for D_ in range(D):
+                out_beta[out_beta_s, 0, G_, D_, 0] += s5[D_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -609,22 +656,173 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, bet
                 _h13 = _as(dot_gamma[dot_gamma_r, 0, G_, D_, 0]/math.sqrt(_e40) if want_x and has_gamma else 0.0, lo_)
                 for S_ in range(S):
                     out_x[out_x_s, N_, G_, D_, S_] = (_h10*x[x_r, N_, G_, D_, S_] + _h11*x[x_r, N_, G_, D_, S_] + _h12 + _h2*x[x_r, N_, G_, D_, S_] + _h3*dot_x[dot_x_r, N_, G_, D_, S_] + _h4*dot_x[dot_x_r, N_, G_, D_, S_] + _h5*x[x_r, N_, G_, D_, S_] + _h6*dy[dy_r, N_, G_, D_, S_] + _h7*x[x_r, N_, G_, D_, S_] + _h8*dy[dy_r, N_, G_, D_, S_] + _h9*x[x_r, N_, G_, D_, S_] if want_x and has_x else 0.0) + (_h13*dy[dy_r, N_, G_, D_, S_] + _h14*x[x_r, N_, G_, D_, S_] + _h15*x[x_r, N_, G_, D_, S_] + _h16 if want_x and has_gamma else 0.0)
-        _e48 = (1/(D*S) if want_gamma else 0.0)
-        _e49 = (_e48*s1 + eps if want_gamma else 0.0)
-        _e50 = (1/math.sqrt(_e49) if want_gamma else 0.0)
-        _e51 = (_e49**(-3/2) if want_gamma else 0.0)
-        _e52 = (_e51*s3 if want_gamma else 0.0)
-        _e53 = (s12/((D*D)*(S*S)) if want_gamma else 0.0)
-        _e54 = (_e51*s6 if want_gamma else 0.0)
-        _h42 = _as(_e50 if want_gamma else 0.0, lo_)
-        _h43 = _as(-_e48*_e52 if want_gamma else 0.0, lo_)
-        _h44 = _as(-_e48*_e50*s6 if want_gamma else 0.0, lo_)
-        _h45 = _as(_e52*_e53 if want_gamma else 0.0, lo_)
-        _h46 = _as(_e53*_e54 if want_gamma else 0.0, lo_)
-        _h47 = _as(-_e54*(s0*s0)/(D**3*S**3) if want_gamma else 0.0, lo_)
+        if want_gamma:
+            _e48 = 1/(D*S)
+            _e49 = _e48*s1 + eps
+            _e50 = 1/math.sqrt(_e49)
+            _e51 = _e49**(-3/2)
+            _e52 = _e51*s3
+            _e53 = s12/((D*D)*(S*S))
+            _e54 = _e51*s6
+            _h42 = _as(_e50, lo_)
+            _h43 = _as(-_e48*_e52, lo_)
+            _h44 = _as(-_e48*_e50*s6, lo_)
+            _h45 = _as(_e52*_e53, lo_)
+            _h46 = _as(_e53*_e54, lo_)
+            _h47 = _as(-_e54*(s0*s0)/(D**3*S**3), lo_)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h42*s13[D_] + _h43*s9[D_] + _h44*s7[D_] + _h45*s7[D_] + _h46*s9[D_] + _h47*s7[D_] if want_gamma and has_x else 0.0)
+        if want_beta:
+            for D_ in range(D):
+                out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _forward_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, out_y, out_mu, out_sigma, acc_y, acc_mu, acc_sigma):
+    per_ = 1 * N * G
+    units_ = R_ * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
+    else:
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        out_y_s = r_
+        out_mu_s = r_
+        out_sigma_s = r_
+        s0 = 0.0
         for D_ in range(D):
-            if want_gamma: out_gamma[out_gamma_s, 0, G_, D_, 0] += (_h42*s13[D_] + _h43*s9[D_] + _h44*s7[D_] + _h45*s7[D_] + _h46*s9[D_] + _h47*s7[D_] if want_gamma and has_x else 0.0)
-            if want_beta: out_beta[out_beta_s, 0, G_, D_, 0] += 0.0
+            for S_ in range(S):
+                s0 += x[x_r, N_, G_, D_, S_]
+        s1 = 0.0
+        _h0 = -s0/(D*S)
+        for D_ in range(D):
+            for S_ in range(S):
+                s1 += (_h0 + x[x_r, N_, G_, D_, S_])**2
+        _h1 = -s0/(D*S)
+        for D_ in range(D):
+            _h2 = _as(gamma[gamma_r, 0, G_, D_, 0]/math.sqrt(eps + s1/(D*S)), lo_)
+            for S_ in range(S):
+                out_y[out_y_s, N_, G_, D_, S_] = _h2*(_h1 + x[x_r, N_, G_, D_, S_]) + beta[beta_r, 0, G_, D_, 0]
+        _e3 = 1/(D*S)
+        out_mu[out_mu_s, N_, G_, 0, 0] = _e3*s0
+        out_sigma[out_sigma_s, N_, G_, 0, 0] = math.sqrt(_e3*s1 + eps)
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dy, mu, sigma, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, want_beta, want_gamma, want_x):
+    per_ = 1 * N * G
+    units_ = R_ * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
+    else:
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        mu_r = min(r_, mu.shape[0] - 1)
+        sigma_r = min(r_, sigma.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        s1 = 0.0
+        s2 = np.empty((D,))
+        s3 = np.empty((D,))
+        if want_beta or want_gamma or want_x:
+            _h0 = -mu[mu_r, N_, G_, 0, 0]
+            for D_ in range(D):
+                s2_a = 0.0
+                s3_a = 0.0
+                for S_ in range(S):
+                    _e1 = dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0]
+                    _e2 = _h0 + x[x_r, N_, G_, D_, S_]
+                    s0 += _e1
+                    s1 += _e1*_e2
+                    s2_a += _e2*dy[dy_r, N_, G_, D_, S_]
+                    s3_a += dy[dy_r, N_, G_, D_, S_]
+                s2[D_] = s2_a
+                s3[D_] = s3_a
+        if want_x:
+            _e7 = 1/(D*S)
+            _h3 = -mu[mu_r, N_, G_, 0, 0]
+            _h4 = _as(-_e7*s1/sigma[sigma_r, N_, G_, 0, 0]**2, lo_)
+            _h5 = -_e7*s0
+            _h6 = _as(1/sigma[sigma_r, N_, G_, 0, 0], lo_)
+            for D_ in range(D):
+                for S_ in range(S):
+                    out_x[out_x_s, N_, G_, D_, S_] = _h6*(_h4*(_h3 + x[x_r, N_, G_, D_, S_]) + _h5 + dy[dy_r, N_, G_, D_, S_]*gamma[gamma_r, 0, G_, D_, 0])
+        if want_gamma:
+            _h8 = _as(1/sigma[sigma_r, N_, G_, 0, 0], lo_)
+            for D_ in range(D):
+                out_gamma[out_gamma_s, 0, G_, D_, 0] += _h8*s2[D_]
+        if want_beta:
+            for D_ in range(D):
+                out_beta[out_beta_s, 0, G_, D_, 0] += s3[D_]
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, G, D, S, eps, x, gamma, beta, dot_x, dot_gamma, dot_beta, mu, sigma, out_y, acc_y, has_beta, has_gamma, has_x):
+    per_ = 1 * N * G
+    units_ = R_ * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
+    else:
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        G_ = rest_ % G
+        rest_ //= G
+        N_ = rest_ % N
+        rest_ //= N
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        mu_r = min(r_, mu.shape[0] - 1)
+        sigma_r = min(r_, sigma.shape[0] - 1)
+        out_y_s = r_
+        s0 = 0.0
+        s1 = 0.0
+        if has_x:
+            _h0 = -mu[mu_r, N_, G_, 0, 0]
+            for D_ in range(D):
+                for S_ in range(S):
+                    s0 += dot_x[dot_x_r, N_, G_, D_, S_]
+                    s1 += (_h0 + x[x_r, N_, G_, D_, S_])*dot_x[dot_x_r, N_, G_, D_, S_]
+        _e6 = (1/(D*S) if has_x else 0.0)
+        _h1 = -mu[mu_r, N_, G_, 0, 0] if has_gamma or has_x else 0.0
+        _h2 = _as(-_e6*s1/sigma[sigma_r, N_, G_, 0, 0]**2 if has_x else 0.0, lo_)
+        _h3 = -_e6*s0 if has_x else 0.0
+        for D_ in range(D):
+            _e7 = (1/sigma[sigma_r, N_, G_, 0, 0] if has_gamma or has_x else 0.0)
+            _h4 = _as(_e7*gamma[gamma_r, 0, G_, D_, 0] if has_x else 0.0, lo_)
+            _h5 = _as(_e7*dot_gamma[dot_gamma_r, 0, G_, D_, 0] if has_gamma else 0.0, lo_)
+            for S_ in range(S):
+                if has_beta or has_gamma or has_x:
+                    _e8 = _h1 + x[x_r, N_, G_, D_, S_]
+                    out_y[out_y_s, N_, G_, D_, S_] = (_h4*(_e8*_h2 + _h3 + dot_x[dot_x_r, N_, G_, D_, S_]) if has_x else 0.0) + (_e8*_h5 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, G_, D_, 0] if has_beta else 0.0)
+                else:
+                    out_y[out_y_s, N_, G_, D_, S_] = 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -928,6 +1126,130 @@ class _Terms:
         return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
+# -- runtime: residuals saved for the backward, and the caller's buffers (out=) ----------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it has that shape
+    and the result's dtype and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    if not isinstance(buffer, np.ndarray):
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass a NumPy array (or None)")
+    if buffer.shape != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {buffer.shape}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if not buffer.flags.writeable:
+        raise ValueError(f"{_OP}: {name} is read-only")
+    for other, array in taken:
+        if np.may_share_memory(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays ``_prepare`` and later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer`` (overlap-safe), or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    if not _same_memory(value, buffer):
+        np.copyto(buffer, value)
+    return buffer
+
+
+def _same_memory(value, buffer):
+    """Whether ``value`` is ``buffer``'s memory viewed as ``buffer`` is (computed in place)."""
+    return (value.dtype == buffer.dtype and value.shape == buffer.shape and value.strides == buffer.strides
+            and value.__array_interface__["data"][0] == buffer.__array_interface__["data"][0])
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(f"residual {name!r}", residuals[name])
+        ctx.borrowed.append(value)
+        given, shape = value.shape, _saved_shape(name, ctx)
+        if name == "y":
+            value = _layout_cotangent(value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(value.astype(ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    value = _from_frame(value, _saved_positions(name))
+    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
+
+
 # -- layout "groups": x (N, C, *spatial) viewed as (N, G, C/G, S); per-channel inputs as (G, C/G) ---
 
 
@@ -1018,14 +1340,15 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return _read_only(np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype))
 
-    def result(self, spans, across, adds, rows=None, wanted=True):
+    def result(self, spans, across, adds, rows=None, wanted=True, into=None):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
         every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
-        ``wrt``) is never written: one entry of the same rank stands in."""
+        ``wrt``) is never written: one entry of the same rank stands in.  ``into``: the caller's
+        buffer (checked), written in place when it is laid out as the loops write (else copied into)."""
         core = self.core(spans) if wanted else (1,) * len(self.sizes)
-        result = _Result(self.batch, core, across, adds, self.rows if rows is None else rows, wanted)
+        result = _Result(self.batch, core, across, adds, self.rows if rows is None else rows, wanted, into)
         self.results.append(result)
         return result
 
@@ -1122,13 +1445,22 @@ class _Result:
     It holds no reference to its ``_Loop`` (which holds it): a cycle would keep the array alive after
     the caller drops it, until the garbage collector runs, and every call would map fresh memory."""
 
-    def __init__(self, batch, core, across, adds, rows, wanted=True):
+    def __init__(self, batch, core, across, adds, rows, wanted=True, into=None):
         self.batch, self.core, self.across, self.adds, self.rows = batch, core, across, adds, rows
-        self.wanted = wanted
+        self.wanted, self.into = wanted, into
         self.accumulate, self.array = False, None
 
     def allocate(self, chunks, rows, dtype):
         shape = ((chunks if self.accumulate else rows) if self.wanted else 1,) + self.core
+        into = self.into
+        if (into is not None and self.wanted and not self.accumulate and into.dtype == dtype
+                and into.flags.c_contiguous and into.size == math.prod(shape) and self.rows == rows):
+            # the caller's memory, written by the loops: no copy after where the layout is a reshape
+            # (a copy within the buffer, overlap-safe, where it is not: see _deliver)
+            self.array = into.reshape(shape)
+            if self.adds:
+                self.array[...] = 0
+            return
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

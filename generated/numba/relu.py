@@ -38,6 +38,9 @@ _OUTPUT_POSITIONS = ()
 _FRAME = ()
 _OPTIONAL = []
 _INDEX_INPUTS = {}
+RESIDUALS = ()
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {}
 _FASTMATH = {"reassoc", "contract"}
 """Sums may be reordered (vectorised) and multiply-adds fused; no other fast-math liberty."""
 class _Namespace:
@@ -211,18 +214,21 @@ _CACHE = _cache()
 
 
 
-def forward(x):
+def forward(x, *, residuals=False, out=None):
     """max(x, 0)."""
+    given = (x,)
     x, ctx = _prepare((x,), {})
+    out = _output_buffer(out, given, ctx)
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
-    out_y = loop.result((True,), False, False)
+    out_y = loop.result((True,), False, False, into=out)
     loop.start()
     loop.run(_forward_loops, x_, out_y.array, out_y.accumulate)
-    return _output(out_y.value(), (), ctx)
+    result_ = _deliver(_output(out_y.value(), (), ctx), out)
+    return (result_, {}) if residuals else result_
 
 
-def vjp(cotangent, x, *, wrt=None):
+def vjp(cotangent, x, *, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -232,17 +238,19 @@ def vjp(cotangent, x, *, wrt=None):
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dy_ = loop.laid(dy, None, (True,))
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
-    out_x = loop.result((True,), False, False, wanted=want_x)
+    out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
     loop.start()
     loop.run(_vjp_loops, x_, dy_, out_x.array, out_x.accumulate, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x):
+def jvp(tangents, x, *, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {})
@@ -251,13 +259,15 @@ def jvp(tangents, x):
     loop = _Loop(ctx, ())
     x_ = loop.laid(x, (), (True,))
     dot_x_ = loop.laid(dot_x, (), (True,))
-    out_y = loop.result((True,), False, False)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
+    out_y = loop.result((True,), False, False, into=out)
     loop.start()
     loop.run(_jvp_loops, x_, dot_x_, out_y.array, out_y.accumulate, has_x)
-    return _output(out_y.value(), (), ctx)
+    return _deliver(_output(out_y.value(), (), ctx), out)
 
 
-def vjp_jvp(cotangent, tangents, x, *, wrt=None):
+def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -271,14 +281,17 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None):
     x_ = loop.laid(x, (), (True,))
     dy_ = loop.laid(dy, None, (True,))
     dot_x_ = loop.laid(dot_x, (), (True,))
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
-    out_x = loop.result((True,), False, False, wanted=want_x)
+    out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
     loop.start()
     loop.run(_vjp_jvp_loops, x_, dy_, dot_x_, out_x.array, out_x.accumulate, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (), 'x', x, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -656,6 +669,130 @@ class _Terms:
         return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
 
 
+# -- runtime: residuals saved for the backward, and the caller's buffers (out=) ----------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it has that shape
+    and the result's dtype and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    if not isinstance(buffer, np.ndarray):
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass a NumPy array (or None)")
+    if buffer.shape != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {buffer.shape}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if not buffer.flags.writeable:
+        raise ValueError(f"{_OP}: {name} is read-only")
+    for other, array in taken:
+        if np.may_share_memory(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays ``_prepare`` and later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer`` (overlap-safe), or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    if not _same_memory(value, buffer):
+        np.copyto(buffer, value)
+    return buffer
+
+
+def _same_memory(value, buffer):
+    """Whether ``value`` is ``buffer``'s memory viewed as ``buffer`` is (computed in place)."""
+    return (value.dtype == buffer.dtype and value.shape == buffer.shape and value.strides == buffer.strides
+            and value.__array_interface__["data"][0] == buffer.__array_interface__["data"][0])
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(f"residual {name!r}", residuals[name])
+        ctx.borrowed.append(value)
+        given, shape = value.shape, _saved_shape(name, ctx)
+        if name == "y":
+            value = _layout_cotangent(value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(value.astype(ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    value = _from_frame(value, _saved_positions(name))
+    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
+
+
 # -- layout "elementwise": entry by entry, inputs broadcast against each other ---------------------
 # When every input is 0-d the kernel computes on arrays of shape (1,): NumPy gives a scalar for an
 # operation on 0-d arrays, which no in-place update (``out=``, ``*=``) can take.  The output, the
@@ -732,14 +869,15 @@ class _Loop:
             value = np.broadcast_to(value, self.batch + core)
         return _read_only(np.ascontiguousarray(value.reshape((rows,) + core), dtype=dtype))
 
-    def result(self, spans, across, adds, rows=None, wanted=True):
+    def result(self, spans, across, adds, rows=None, wanted=True, into=None):
         """A result array of the loops: one row per row; or, when the loops add into it (``adds``)
         and units of other rows do (``across`` unit axes, or an input with fewer rows than the loops),
         one zeroed slot per chunk, summed once after the loops.  A result written (not added) has
         every row; the runtime sums it down to its input's shape.  A result not ``wanted`` (vjp's
-        ``wrt``) is never written: one entry of the same rank stands in."""
+        ``wrt``) is never written: one entry of the same rank stands in.  ``into``: the caller's
+        buffer (checked), written in place when it is laid out as the loops write (else copied into)."""
         core = self.core(spans) if wanted else (1,) * len(self.sizes)
-        result = _Result(self.batch, core, across, adds, self.rows if rows is None else rows, wanted)
+        result = _Result(self.batch, core, across, adds, self.rows if rows is None else rows, wanted, into)
         self.results.append(result)
         return result
 
@@ -836,13 +974,22 @@ class _Result:
     It holds no reference to its ``_Loop`` (which holds it): a cycle would keep the array alive after
     the caller drops it, until the garbage collector runs, and every call would map fresh memory."""
 
-    def __init__(self, batch, core, across, adds, rows, wanted=True):
+    def __init__(self, batch, core, across, adds, rows, wanted=True, into=None):
         self.batch, self.core, self.across, self.adds, self.rows = batch, core, across, adds, rows
-        self.wanted = wanted
+        self.wanted, self.into = wanted, into
         self.accumulate, self.array = False, None
 
     def allocate(self, chunks, rows, dtype):
         shape = ((chunks if self.accumulate else rows) if self.wanted else 1,) + self.core
+        into = self.into
+        if (into is not None and self.wanted and not self.accumulate and into.dtype == dtype
+                and into.flags.c_contiguous and into.size == math.prod(shape) and self.rows == rows):
+            # the caller's memory, written by the loops: no copy after where the layout is a reshape
+            # (a copy within the buffer, overlap-safe, where it is not: see _deliver)
+            self.array = into.reshape(shape)
+            if self.adds:
+                self.array[...] = 0
+            return
         self.array = np.zeros(shape, dtype) if self.adds else np.empty(shape, dtype)
 
     def value(self):

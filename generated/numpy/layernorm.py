@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate layernorm`.
     y[i] = beta[i] + (x[i] - Sum(x[l], (l, 0, n - 1))/n)*gamma[i]/sqrt(epsilon + Sum((x[j] - Sum(x[l], (l, 0, n - 1))/n)**2, (j, 0, n - 1))/n)
 
 Matches torch.nn.functional.layer_norm(x, (n,), gamma, beta, eps).
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): mu = Sum(x[j], (j, 0, n - 1))/n (shape: the batch axes); sigma = sqrt(epsilon + Sum((x[j] - Sum(x[j], (j, 0, n - 1))/n)**2, (j, 0, n - 1))/n) (shape: the batch axes).
 """
 import math
 
@@ -22,14 +24,19 @@ _OUTPUT_POSITIONS = (0,)
 _FRAME = ('n',)
 _OPTIONAL = ['gamma', 'beta']
 _INDEX_INPUTS = {}
+RESIDUALS = ('mu', 'sigma')
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {'mu': (), 'sigma': ()}
 
 
-def forward(x, gamma=None, beta=None, *, eps=1e-05):
+def forward(x, gamma=None, beta=None, *, eps=1e-05, residuals=False, out=None):
     """(x - mean(x)) / sqrt(var(x) + eps) * gamma + beta over the last axis, biased variance."""
+    given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     n = ctx.sizes['n']
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
+    out = _output_buffer(out, given, ctx)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
     t2 = np.sum(t1, axis=-1, keepdims=True)
@@ -38,10 +45,19 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05):
     t1 *= gamma
     t1 *= 1/np.sqrt(eps + t0*t3)
     t1 += beta
-    return _output(t1, (0,), ctx)
+    result_ = _deliver(_output(t1, (0,), ctx), out)
+    if not residuals:
+        return result_
+    t0 = 1/n
+    t1 = t0*np.sum(x, axis=-1, keepdims=True)
+    t2 = -t1 + x
+    saved_mu = _statistic(t1, 'mu', ctx)
+    t3 = -t0*np.sum(t2, axis=-1, keepdims=True) + t2
+    saved_sigma = _statistic(np.sqrt(eps + t0*np.einsum('...a,...a->...', t3, t3)[..., None]), 'sigma', ctx)
+    return result_, {'mu': saved_mu, 'sigma': saved_sigma}
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
@@ -51,7 +67,27 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
     gamma = np.full((n,), 1.0, ctx.dtype) if gamma is None else gamma
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = np.multiply(-mu + x, t0, out=np.empty_like(dy))
+        if wanted[0]:
+            t2 = 1/n
+            t3 = dy*gamma
+            t4 = np.sum(t3, axis=-1, keepdims=True)
+            t5 = np.einsum('...a,...a->...', t1, t3)[..., None]
+            t3 -= t1*(t2*t5)
+            t3 -= t2*t4
+            grads['x'] = _gradient(t3, (0,), 'x', x, ctx, scale=t0)
+        if wanted[1]:
+            t1 *= dy
+            grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx)
+        if wanted[2]:
+            grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
+        return _delivered(tuple(grads.values()), out)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
     t2 = np.sum(t1, axis=-1, keepdims=True)
@@ -70,10 +106,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
         grads['gamma'] = _gradient(t1, (0,), 'gamma', gamma, ctx, scale=t4)
     if wanted[2]:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
+def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
@@ -82,6 +118,28 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
     beta = np.full((n,), 0.0, ctx.dtype) if beta is None else beta
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = np.multiply(-mu + x, t0, out=_new_output(ctx))
+        if dot_x is not None:
+            t2 = 1/n
+            t3 = np.sum(dot_x, axis=-1, keepdims=True)
+            t4 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+            t5 = np.multiply(t1, -t2*t4, out=_new_output(ctx))
+            t5 += dot_x
+            t5 -= t2*t3
+            t5 *= gamma
+            t5 *= t0
+            total.add(t5, (0,), owned=True)
+        if dot_gamma is not None:
+            t1 *= dot_gamma
+            total.add(t1, (0,), owned=True)
+        if dot_beta is not None:
+            total.add(dot_beta, (0,))
+        return _deliver(_output(total.value, None, ctx), out)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=_new_output(ctx))
     t2 = np.sum(t1, axis=-1, keepdims=True)
@@ -103,10 +161,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05):
         total.add(t1, (0,), owned=True)
     if dot_beta is not None:
         total.add(dot_beta, (0,))
-    return _output(total.value, None, ctx)
+    return _deliver(_output(total.value, None, ctx), out)
 
 
-def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None):
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -119,6 +177,9 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     t0 = 1/n
     t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
     t2 = np.sum(t1, axis=-1, keepdims=True)
@@ -167,7 +228,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
         grads['gamma'] = terms.gradient('gamma', (0,), gamma)
     if wanted[2]:
         grads['beta'] = terms.gradient('beta', (0,), beta)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -469,6 +530,130 @@ class _Terms:
     def gradient(self, name, positions, like):
         value = self.values.get(name)
         return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
+
+
+# -- runtime: residuals saved for the backward, and the caller's buffers (out=) ----------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it has that shape
+    and the result's dtype and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    if not isinstance(buffer, np.ndarray):
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass a NumPy array (or None)")
+    if buffer.shape != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {buffer.shape}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if not buffer.flags.writeable:
+        raise ValueError(f"{_OP}: {name} is read-only")
+    for other, array in taken:
+        if np.may_share_memory(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays ``_prepare`` and later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer`` (overlap-safe), or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    if not _same_memory(value, buffer):
+        np.copyto(buffer, value)
+    return buffer
+
+
+def _same_memory(value, buffer):
+    """Whether ``value`` is ``buffer``'s memory viewed as ``buffer`` is (computed in place)."""
+    return (value.dtype == buffer.dtype and value.shape == buffer.shape and value.strides == buffer.strides
+            and value.__array_interface__["data"][0] == buffer.__array_interface__["data"][0])
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(f"residual {name!r}", residuals[name])
+        ctx.borrowed.append(value)
+        given, shape = value.shape, _saved_shape(name, ctx)
+        if name == "y":
+            value = _layout_cotangent(value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(value.astype(ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    value = _from_frame(value, _saved_positions(name))
+    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "last": the core axes are the trailing axes of every input ---------------------------

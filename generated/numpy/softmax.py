@@ -6,6 +6,8 @@ Do not edit: regenerate with `derive generate softmax`.
     y[i] = exp(x[i])/Sum(exp(x[j]), (j, 0, n - 1))
 
 Matches torch.softmax(x, dim=axis).
+
+Saved for the backward (forward(..., residuals=True); vjp and jvp read them): y, the output.
 """
 import math
 
@@ -22,20 +24,28 @@ _OUTPUT_POSITIONS = (0,)
 _FRAME = ('n',)
 _OPTIONAL = []
 _INDEX_INPUTS = {}
+RESIDUALS = ('y',)
+"""What forward(..., residuals=True) saves for the backward (a dict by these names)."""
+_SAVED_AXES = {'y': ('n',)}
 
 
-def forward(x, *, axis=-1):
+def forward(x, *, axis=-1, residuals=False, out=None):
     """exp(x) / sum(exp(x)) along axis."""
+    given = (x,)
     x, ctx = _prepare((x,), {'axis': axis})
     n = ctx.sizes['n']
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
+    out = _output_buffer(out, given, ctx)
     t0 = np.exp(x, out=_into(x))
     t1 = np.sum(t0, axis=-1, keepdims=True)
     t2 = t0/t1
-    return _output(t2, (0,), ctx)
+    result_ = _deliver(_output(t2, (0,), ctx), out)
+    if not residuals:
+        return result_
+    return result_, {'y': result_}
 
 
-def vjp(cotangent, x, *, axis=-1, wrt=None):
+def vjp(cotangent, x, *, axis=-1, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -44,7 +54,17 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
     n = ctx.sizes['n']
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dy = _cotangent(cotangent, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
+    if saved is not None:
+        y, = saved
+        if wanted[0]:
+            t0 = np.einsum('...a,...a->...', dy, y)[..., None]
+            t1 = -t0 + dy
+            t1 *= y
+            grads['x'] = _gradient(t1, (0,), 'x', x, ctx)
+        return _delivered(tuple(grads.values()), out)
     if wanted[0]:
         t0 = np.exp(x, out=_into(x))
         t1 = 1/np.sum(t0, axis=-1, keepdims=True)
@@ -52,10 +72,10 @@ def vjp(cotangent, x, *, axis=-1, wrt=None):
         t3 = -t1*t2 + dy
         t3 *= t0
         grads['x'] = _gradient(t3, (0,), 'x', x, ctx, scale=t1)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x, *, axis=-1):
+def jvp(tangents, x, *, axis=-1, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {'axis': axis})
@@ -63,6 +83,16 @@ def jvp(tangents, x, *, axis=-1):
     x = x - np.max(x, axis=-1, keepdims=True)  # shift-invariant along this axis: subtracting the max keeps exp finite
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
+    if saved is not None:
+        y, = saved
+        if dot_x is not None:
+            t0 = np.einsum('...a,...a->...', dot_x, y)[..., None]
+            t1 = np.add(-t0, dot_x, out=_new_output(ctx))
+            t1 *= y
+            total.add(t1, (0,), owned=True)
+        return _deliver(_output(total.value, None, ctx), out)
     if dot_x is not None:
         t0 = np.exp(x, out=_into(x))
         t1 = 1/np.sum(t0, axis=-1, keepdims=True)
@@ -71,10 +101,10 @@ def jvp(tangents, x, *, axis=-1):
         t3 *= t0
         t3 *= t1
         total.add(t3, (0,), owned=True)
-    return _output(total.value, None, ctx)
+    return _deliver(_output(total.value, None, ctx), out)
 
 
-def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
+def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -86,6 +116,9 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
+    if residuals is not None:  # checked; the second order recomputes from the inputs
+        _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     if wanted[0] and dot_x is not None:
         t0 = np.exp(x, out=_into(x))
         t1 = np.sum(t0, axis=-1, keepdims=True)
@@ -102,7 +135,7 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None):
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -404,6 +437,130 @@ class _Terms:
     def gradient(self, name, positions, like):
         value = self.values.get(name)
         return _gradient(np.zeros((), self.ctx.dtype) if value is None else value, positions, name, like, self.ctx)
+
+
+# -- runtime: residuals saved for the backward, and the caller's buffers (out=) ----------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it has that shape
+    and the result's dtype and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    if not isinstance(buffer, np.ndarray):
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass a NumPy array (or None)")
+    if buffer.shape != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {buffer.shape}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if not buffer.flags.writeable:
+        raise ValueError(f"{_OP}: {name} is read-only")
+    for other, array in taken:
+        if np.may_share_memory(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays ``_prepare`` and later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, np.shape(array), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer`` (overlap-safe), or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    if not _same_memory(value, buffer):
+        np.copyto(buffer, value)
+    return buffer
+
+
+def _same_memory(value, buffer):
+    """Whether ``value`` is ``buffer``'s memory viewed as ``buffer`` is (computed in place)."""
+    return (value.dtype == buffer.dtype and value.shape == buffer.shape and value.strides == buffer.strides
+            and value.__array_interface__["data"][0] == buffer.__array_interface__["data"][0])
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
+
+
+def _saved(residuals, ctx):
+    """The residuals forward(..., residuals=True) returned, checked (names, shapes, dtypes) and laid
+    out on the frame, in ``RESIDUALS`` order."""
+    _saved_names(residuals)
+    laid = []
+    for name in RESIDUALS:
+        value = _floating(f"residual {name!r}", residuals[name])
+        ctx.borrowed.append(value)
+        given, shape = value.shape, _saved_shape(name, ctx)
+        if name == "y":
+            value = _layout_cotangent(value, ctx.state)
+        _saved_fits(name, given, value.shape, ctx)
+        laid.append(_to_frame(value.astype(ctx.dtype, copy=False), _saved_positions(name)))
+    return laid
+
+
+def _statistic(value, name, ctx):
+    """A statistic the forward saves, as the caller holds it: batch axes, then its own core axes."""
+    value = _from_frame(value, _saved_positions(name))
+    return np.array(np.broadcast_to(value, _saved_shape(name, ctx)), dtype=ctx.dtype, order="C")
+
+
+def _saved_names(residuals):
+    """A ValueError unless ``residuals`` is a dict of exactly the names ``RESIDUALS``."""
+    if not isinstance(residuals, dict) or set(residuals) != set(RESIDUALS):
+        names = sorted(residuals) if isinstance(residuals, dict) else type(residuals).__name__
+        raise ValueError(f"{_OP}: residuals must be the mapping forward(..., residuals=True) returns, "
+                         f"with {', '.join(RESIDUALS) or 'no names'}; got {names}")
+
+
+def _saved_fits(name, given, laid, ctx):
+    """A ValueError unless residual ``name`` (of shape ``given``, ``laid`` once laid out) fits this call."""
+    shape = _saved_shape(name, ctx)
+    if tuple(laid) != shape:
+        saves = _layout_output_shape(shape, ctx.state) if name == "y" else shape
+        raise ValueError(f"{_OP}: residual {name!r} has shape {tuple(given)}; this call saves {saves}")
+
+
+def _saved_positions(name):
+    return tuple(_FRAME.index(axis) for axis in _SAVED_AXES[name]) if _FRAME else ()
+
+
+def _saved_shape(name, ctx):
+    """A residual's shape on the frame: the output's (y), or the batch and the statistic's own axes."""
+    if name == "y":
+        return tuple(ctx.out_shape)
+    batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
+    return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
 
 
 # -- layout "axis": the operator's one axis is chosen by a parameter and moved last ----------------

@@ -259,3 +259,26 @@ def test_a_model_file():
     check_grads(jax.jit(lambda a: huber(a, b)), (a,), order=1, modes=("rev",), eps=1e-6)
     z = a - b
     np.testing.assert_allclose(huber(a, b), jnp.mean(jnp.where(jnp.abs(z) < 0.5, z * z / 2, 0.5 * (jnp.abs(z) - 0.25))))
+
+
+@pytest.mark.parametrize(("name", "saved"), [("layernorm", ["mu", "sigma"]), ("softmax", ["y"])])
+def test_the_backward_reads_the_residuals_the_forward_saved(monkeypatch, name, saved):
+    """jax.custom_vjp's forward saves the kernel's residuals and its backward passes them to the
+    kernel's vjp; under jit the gradient is hand-written jnp's."""
+    function = dj.operator(name)
+    seen = []
+    original = function.kernel.vjp
+    monkeypatch.setattr(function.kernel, "vjp",
+                        lambda *a, _f=original, **k: seen.append(sorted(k.get("residuals") or {})) or _f(*a, **k))
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((4, 6)))
+
+    def by_hand(x):
+        if name == "softmax":
+            return jax.nn.softmax(x, axis=-1)
+        mean = x.mean(-1, keepdims=True)
+        return (x - mean) / jnp.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
+
+    got = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(function(x)) * jnp.arange(6.0))))(x)
+    want = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(by_hand(x)) * jnp.arange(6.0))))(x)
+    assert seen == [saved]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -37,11 +37,13 @@ def test_gradcheck_reverse_and_forward_mode(case):
     np.testing.assert_allclose(call(*floats).detach().numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", dt.MODES)
 @pytest.mark.parametrize("case", ALL, ids=IDS)
-def test_gradgradcheck_double_backward(case):
+def test_gradgradcheck_double_backward(case, mode):
     """The backward under ``create_graph=True`` is a node whose derivatives are the kernel's jvp (by
-    the cotangent) and vjp_jvp (by the inputs): torch's finite differences of the backward agree."""
-    function = dt.operator(case.name)
+    the cotangent) and vjp_jvp (by the inputs): torch's finite differences of the backward agree,
+    for the custom ops (numba kernels) and the autograd.Function (array_api kernel)."""
+    function = dt.operator(case.name, mode=mode)
     given = tensors(case)
     floats = [given[p].clone().requires_grad_() for p in case.floats]
     call = case.of_floats(function, given)
@@ -49,26 +51,35 @@ def test_gradgradcheck_double_backward(case):
 
 
 @pytest.mark.filterwarnings("ignore:Using a target size")  # mse_loss of a number and a tensor
+@pytest.mark.parametrize("mode", dt.MODES)
 @pytest.mark.parametrize("case", NON_TENSOR, ids=NON_TENSOR_IDS)
-def test_numbers_and_none_to_second_order(case):
+def test_numbers_and_none_to_second_order(case, mode):
     """An input passed as a Python number (``mul(x, 2.0)``, ``div(2.0, x)``) or an optional one as
     None: the output, the backward and a double backward (``create_graph=True``, by the inputs and
     by the cotangent) are PyTorch's own operator's.  The double backward returns no gradient for
     the number (``needs_input_grad``); autograd refuses one."""
     cotangent, tangents = case.directions()
-    ours = torch_derivatives(dt.operator(case.name), case, tensors(case), cotangent, tangents)
+    ours = torch_derivatives(dt.operator(case.name, mode=mode), case, tensors(case), cotangent, tangents)
     for got, want in zip(ours, torch_reference(case, cotangent, tangents), strict=True):
         torch.testing.assert_close(got, want)
 
 
-def test_double_backward_runs_the_generated_second_order(monkeypatch):
+def kernel_run(function, mode):
+    """The kernel module that ``function`` runs on CPU float64 tensors: numba's for the custom ops."""
+    return function.kernel if mode == "function" else function.ops.numba[0]
+
+
+@pytest.mark.parametrize("mode", dt.MODES)
+def test_double_backward_runs_the_generated_second_order(monkeypatch, mode):
     """A Hessian-vector product through the adapter calls the kernel's vjp_jvp and jvp, and equals
     the kernel's vjp_jvp (by the Hessian's symmetry) and PyTorch's own double backward."""
-    layernorm = dt.operator("layernorm")
+    layernorm = dt.operator("layernorm", mode=mode)
+    layernorm(torch.ones(1, 2, dtype=torch.float64))  # loads the kernel it runs
+    kernel = kernel_run(layernorm, mode)
     calls = []
     for name in ("vjp_jvp", "jvp"):
-        original = getattr(layernorm.kernel, name)
-        monkeypatch.setattr(layernorm.kernel, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+        original = getattr(kernel, name)
+        monkeypatch.setattr(kernel, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
     generator = torch.Generator().manual_seed(3)
     x, gamma, beta = (torch.randn(*s, dtype=torch.float64, generator=generator, requires_grad=True)
                       for s in ((3, 6), (6,), (6,)))
@@ -80,7 +91,8 @@ def test_double_backward_runs_the_generated_second_order(monkeypatch):
     theirs = torch.autograd.grad(torch.nn.functional.layer_norm(x, (6,), gamma, beta), (x, gamma, beta), dy,
                                  create_graph=True)
     expected = torch.autograd.grad(theirs, (x, gamma, beta, dy), tangents, allow_unused=True)
-    direct = layernorm.kernel.vjp_jvp(dy.detach(), tangents, x.detach(), gamma.detach(), beta.detach())
+    direct = dt.operator("layernorm", mode="function").kernel.vjp_jvp(dy.detach(), tangents, x.detach(),
+                                                                      gamma.detach(), beta.detach())
     for got, want in zip(hvp, expected):
         torch.testing.assert_close(got, torch.zeros_like(got) if want is None else want)
     for got, want in zip(hvp, direct):
@@ -148,7 +160,7 @@ def test_bad_calls_are_named():
 def test_only_the_gradients_asked_for_are_computed(monkeypatch):
     """ctx.needs_input_grad: the kernel's vjp is asked (``wrt``) for the gradients some input needs
     and computes no other; the vjp is not run at all when none does (no graph)."""
-    rmsnorm = dt.operator("rmsnorm")
+    rmsnorm = dt.operator("rmsnorm", mode="function")
     calls, original = [], rmsnorm.kernel.vjp
     monkeypatch.setattr(rmsnorm.kernel, "vjp", lambda *a, **k: calls.append(k["wrt"]) or original(*a, **k))
     x, gamma, beta = (torch.randn(*s, dtype=torch.float64) for s in ((3, 4), (4,), (4,)))
@@ -160,15 +172,43 @@ def test_only_the_gradients_asked_for_are_computed(monkeypatch):
     assert rmsnorm(x, gamma.detach(), beta).grad_fn is None
 
 
-def test_the_gradient_is_the_generated_vjp(monkeypatch):
+@pytest.mark.parametrize("mode", dt.MODES)
+def test_the_gradient_is_the_generated_vjp(monkeypatch, mode):
     """The backward runs the kernel's vjp (not torch's autograd through the kernel's forward)."""
-    softmax = dt.operator("softmax")
+    softmax = dt.operator("softmax", mode=mode)
+    softmax(torch.ones(1, 2, dtype=torch.float64))
+    kernel = kernel_run(softmax, mode)
     calls = []
-    original = softmax.kernel.vjp
-    monkeypatch.setattr(softmax.kernel, "vjp", lambda *a, **k: calls.append(k) or original(*a, **k))
+    original = kernel.vjp
+    monkeypatch.setattr(kernel, "vjp", lambda *a, **k: calls.append(k) or original(*a, **k))
     x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
-    softmax(x, axis=0).sum().backward()
+    y = softmax(x, axis=0)
+    y.sum().backward()
+    saved = [call.pop("residuals") for call in calls if "residuals" in call]
     assert calls == [{"axis": 0, "wrt": ["x"]}]
+    if mode == "op":  # the output the forward saved, not recomputed
+        np.testing.assert_array_equal(saved[0]["y"], y.detach().numpy())
+
+
+@pytest.mark.parametrize(("name", "saved"), [("rmsnorm", {"r"}), ("layernorm", {"mu", "sigma"}),
+                                            ("log_softmax", {"y"})])
+def test_the_backward_uses_the_forwards_residuals(monkeypatch, name, saved):
+    """mode="op": the numba vjp gets the residuals the forward saved (the engine's choice: per-row
+    statistics, or the output), each the forward kernel's own; the gradients are those of a vjp
+    that recomputes them."""
+    function, shape = dt.operator(name), (3, 5)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    function(x)
+    numba, calls = function.ops.numba[0], []
+    original = numba.vjp
+    monkeypatch.setattr(numba, "vjp", lambda *a, **k: calls.append(k.get("residuals")) or original(*a, **k))
+    dy = torch.randn(*shape, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(function(x), x, dy)
+    _, expected = numba.forward(x.detach().numpy(), residuals=True)
+    assert set(calls[0]) == saved
+    for key in saved:
+        np.testing.assert_allclose(calls[0][key], expected[key], rtol=1e-15)
+    np.testing.assert_allclose(grad.numpy(), original(dy.numpy(), x.detach().numpy())[0], rtol=1e-12)
 
 
 def test_labels_get_no_gradient():
@@ -224,16 +264,23 @@ def _pair(ours, theirs, x):
         torch.testing.assert_close(grad, expected)
 
 
+def untracked(module):
+    """``module`` (a batch norm class) without running statistics: the batch's in eval mode too."""
+    return lambda: module(4, track_running_stats=False)
+
+
 MODULES = {
     "RMSNorm": (lambda: dt.RMSNorm(6, eps=1e-5, bias=False), lambda: torch.nn.RMSNorm(6, eps=1e-5), (4, 3, 6)),
     "RMSNorm-default-eps": (lambda: dt.RMSNorm((2, 3), bias=False), lambda: torch.nn.RMSNorm((2, 3)), (4, 2, 3)),
     "LayerNorm": (lambda: dt.LayerNorm(6), lambda: torch.nn.LayerNorm(6), (4, 3, 6)),
-    "LayerNorm-2-axes": (lambda: dt.LayerNorm((2, 3), eps=1e-3), lambda: torch.nn.LayerNorm((2, 3), eps=1e-3), (4, 2, 3)),
+    "LayerNorm-2-axes": (lambda: dt.LayerNorm((2, 3), eps=1e-3), lambda: torch.nn.LayerNorm((2, 3), eps=1e-3),
+                         (4, 2, 3)),
     "LayerNorm-no-bias": (lambda: dt.LayerNorm(6, bias=False), lambda: torch.nn.LayerNorm(6, bias=False), (5, 6)),
     "GroupNorm": (lambda: dt.GroupNorm(2, 6), lambda: torch.nn.GroupNorm(2, 6), (3, 6, 4, 2)),
-    "GroupNorm-no-affine": (lambda: dt.GroupNorm(3, 6, affine=False), lambda: torch.nn.GroupNorm(3, 6, affine=False), (3, 6, 5)),
-    "BatchNorm-2d": (lambda: dt.BatchNorm(4), lambda: torch.nn.BatchNorm2d(4, track_running_stats=False), (3, 4, 2, 5)),
-    "BatchNorm-1d": (lambda: dt.BatchNorm(4), lambda: torch.nn.BatchNorm1d(4, track_running_stats=False), (6, 4)),
+    "GroupNorm-no-affine": (lambda: dt.GroupNorm(3, 6, affine=False), lambda: torch.nn.GroupNorm(3, 6, affine=False),
+                            (3, 6, 5)),
+    "BatchNorm-2d": (untracked(dt.BatchNorm), untracked(torch.nn.BatchNorm2d), (3, 4, 2, 5)),
+    "BatchNorm-1d": (untracked(dt.BatchNorm), untracked(torch.nn.BatchNorm1d), (6, 4)),
 }
 
 
@@ -245,15 +292,16 @@ def test_module_matches_torch_nn(name):
 
 
 def test_rmsnorm_module_bias_is_beta():
-    module = dt.RMSNorm(5).double()
+    module = dt.RMSNorm(5, bias=True).double()
     assert module.bias is not None and module.bias.shape == module.weight.shape == (5,)
     with torch.no_grad():
         module.bias.copy_(torch.arange(5.0))
     x = torch.randn(2, 5, dtype=torch.float64)
-    torch.testing.assert_close(module(x), torch.nn.functional.rms_norm(x, (5,), module.weight) + torch.arange(5.0, dtype=torch.float64))
+    expected = torch.nn.functional.rms_norm(x, (5,), module.weight) + torch.arange(5.0, dtype=torch.float64)
+    torch.testing.assert_close(module(x), expected)
 
 
 def test_batchnorm_uses_batch_statistics_in_eval_mode_too():
     x = torch.randn(4, 3, 2, dtype=torch.float64)
-    module = dt.BatchNorm(3).double().eval()
+    module = dt.BatchNorm(3, track_running_stats=False).double().eval()
     torch.testing.assert_close(module(x), torch.nn.BatchNorm1d(3, track_running_stats=False).double().eval()(x))

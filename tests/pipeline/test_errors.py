@@ -12,9 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sympy as sp
 from helpers import GENERATED, OPERATORS, ROOT
 from helpers.commands import Watched, one_error, snapshot
 
+import derive
 from derive.cli import main
 from derive.pipeline import generate, output
 from derive.targets import base
@@ -110,10 +112,13 @@ def test_wrong_number_of_indices_and_unknown_symbols(tmp_path, capsys):
                       "declare it as a Param(name, default, symbol)")
 
 
-def test_differentiable_input_without_axes(tmp_path, capsys):
-    path = model_file(tmp_path, "x[i] * s.base", extra='s = Input("s", ())\n')
-    path.write_text(path.read_text().replace("inputs=(x, w)", "inputs=(x, w, s)"))
-    check_model_error(tmp_path, capsys, path, "input 's' has no axes; the differentiator needs at least one")
+def test_a_differentiable_input_without_axes_is_a_scalar(tmp_path):
+    """Once refused ("has no axes"); now a learnable scalar, written s[()] or bare (s.base)."""
+    for written in ("x[i] * s.base", "x[i] * s[()]"):
+        path = model_file(tmp_path, written, extra='s = Input("s", ())\n')
+        path.write_text(path.read_text().replace("inputs=(x, w)", "inputs=(x, w, s)"))
+        gradient = derive.vjp(derive.load(path), "s")
+        assert gradient.has(sp.IndexedBase("x")) and not gradient.has(sp.IndexedBase("s")), gradient
 
 
 def test_piecewise_model_is_derived_and_claims_about_it_are_checked(tmp_path, capsys):

@@ -120,6 +120,11 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
     ("softmax", "terms.gradient('x', (0,), x)", "terms.gradient('x', (0,), x) * 0", "vjp_jvp"),
     # keepdims' cotangent squeezed on every size-1 axis: a size-1 batch axis beside the reduced one
     ("reduce_mean", "return np.squeeze(value, axis=axis)", "return np.squeeze(value)", "vjp"),
+    # the residuals: a vjp that misreads them, a forward that saves a wrong statistic or output
+    ("layernorm", "        mu, sigma = saved\n", "        mu, sigma = saved\n        sigma = 2*sigma\n",
+     "vjp with residuals"),
+    ("layernorm", "saved_mu = _statistic(t1,", "saved_mu = _statistic(t1 + 1e-3,", "vjp with residuals"),
+    ("softmax", "return result_, {'y': result_}", "return result_, {'y': 1.5*result_}", "vjp with residuals"),
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)

@@ -44,20 +44,28 @@ def _prove_kernel(model: OperatorModel, text: str, seed: int) -> None:
 def through(module: types.ModuleType, xp: types.ModuleType) -> types.SimpleNamespace:
     """``module``'s functions called with the NumPy arguments as arrays of ``xp``, returning NumPy arrays."""
     def wrap(value):
-        return value if value is None or type(value) in (int, float) else xp.asarray(value)
+        if isinstance(value, dict):  # residuals
+            return {name: wrap(v) for name, v in value.items()}
+        return value if value is None or type(value) in (bool, int, float) else xp.asarray(value)
 
     def back(value):
         if isinstance(value, tuple):
             return tuple(back(v) for v in value)
+        if isinstance(value, dict):
+            return {name: back(v) for name, v in value.items()}
         return None if value is None else np.asarray(value)
 
+    def wrapped(params):
+        return {name: wrap(v) if name == "residuals" else v for name, v in params.items()}
+
     return types.SimpleNamespace(
+        RESIDUALS=getattr(module, "RESIDUALS", None),
         forward=lambda *arrays, **params: back(module.forward(*map(wrap, arrays), **params)),
-        vjp=lambda dy, *arrays, **params: back(module.vjp(wrap(dy), *map(wrap, arrays), **params)),
+        vjp=lambda dy, *arrays, **params: back(module.vjp(wrap(dy), *map(wrap, arrays), **wrapped(params))),
         jvp=lambda tangents, *arrays, **params: back(
-            module.jvp(tuple(map(wrap, tangents)), *map(wrap, arrays), **params)),
+            module.jvp(tuple(map(wrap, tangents)), *map(wrap, arrays), **wrapped(params))),
         vjp_jvp=lambda dy, tangents, *arrays, **params: back(
-            module.vjp_jvp(wrap(dy), tuple(map(wrap, tangents)), *map(wrap, arrays), **params)),
+            module.vjp_jvp(wrap(dy), tuple(map(wrap, tangents)), *map(wrap, arrays), **wrapped(params))),
     )
 
 

@@ -10,11 +10,11 @@ the view of an array-code kernel, one set of functions per formula variant.
 from __future__ import annotations
 
 from .contract import Contract, contract, header, positions, suffix, tuple_literal
-from .functions import by_axis
+from .functions import axis_variable, by_axis
 from .namespace import ARRAY_API, NUMPY, Namespace
 from .printer import ArraySpec, FramePrinter, check_separable
 from .view import KernelView, array_specs, build_view, centred, symbol_names
 
 __all__ = ["ARRAY_API", "NUMPY", "ArraySpec", "Contract", "FramePrinter", "KernelView", "Namespace", "array_specs",
-           "build_view", "by_axis", "centred", "check_separable", "contract", "header", "positions", "suffix",
-           "symbol_names", "tuple_literal"]
+           "axis_variable", "build_view", "by_axis", "centred", "check_separable", "contract", "header", "positions",
+           "suffix", "symbol_names", "tuple_literal"]

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import sympy as sp
 
 from ...calculus.pipeline import Derivation
-from ...model import OperatorModel
+from ...model import OperatorModel, domains
+from ...schedule.residuals import Saved, saving
 from ...version import __version__
 from ..base import docstring_text, regenerate_command
 from .namespace import Namespace
@@ -37,7 +38,16 @@ class Contract:
     params: str
     signature: str
     vjp_signature: str
-    """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants."""
+    """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants;
+    ``residuals=None`` and, in a NumPy or numba kernel, ``out=None`` too."""
+    forward_signature: str
+    """The signature with ``residuals=False`` and, in a NumPy or numba kernel, ``out=None``."""
+    jvp_signature: str
+    """The signature with ``residuals=None`` and, in a NumPy or numba kernel, ``out=None``."""
+    residuals: str
+    """The names ``forward(..., residuals=True)`` saves for the backward (a tuple literal)."""
+    saved_axes: str
+    """Each residual's core axes (a dict literal): a statistic's, or the output's for ``y``."""
     gradients: tuple[tuple[str, int, str], ...]
     """Each differentiable input: its name, its place in ``INPUTS``, its frame positions."""
     call: str
@@ -47,6 +57,8 @@ class Contract:
     layout_options: str
     frame: str
     sizes: tuple[str, ...]
+    literal_axes: bool
+    """Some core axis has a literal length (1): the runtime checks the arrays have it."""
     output_axes: str
     output_positions: str
     dispatch: str
@@ -60,8 +72,9 @@ class Contract:
         return view(**{f.name: getattr(self, f.name) for f in fields(Contract)}, **more)
 
 
-def contract(model: OperatorModel, ns: Namespace) -> Contract:
-    """The contract of ``model``'s kernel calling the namespace ``ns``."""
+def contract(model: OperatorModel, ns: Namespace, saved: tuple[tuple[str, tuple], ...] = ()) -> Contract:
+    """The contract of ``model``'s kernel calling the namespace ``ns``; ``saved``: the residuals
+    (name, core axes) its forward saves (``residuals.py``), in a kernel that takes them."""
     choice = next((p for p in model.params if p.choices), None)
     frame = runtime_frame(model)
     names = [inp.name for inp in model.inputs]
@@ -76,7 +89,11 @@ def contract(model: OperatorModel, ns: Namespace) -> Contract:
         core_axes=repr({i.name: tuple(str(d) for d in i.dims) if frame else () for i in model.inputs}),
         params=repr({p.name: None if p.required else p.default for p in model.params}),
         signature=_signature(model),
-        vjp_signature=_signature(model) + (", wrt=None" if model.params else ", *, wrt=None"),
+        vjp_signature=_keywords(model, "wrt=None", *_training(ns, "None")),
+        forward_signature=_keywords(model, *_training(ns, "False")),
+        jvp_signature=_keywords(model, *_training(ns, "None")),
+        residuals=tuple_literal((name for name, _ in saved), quote=True) if saved else "()",
+        saved_axes=repr({name: tuple(str(d) for d in dims) for name, dims in saved}),
         gradients=tuple((i.name, names.index(i.name), positions(i.dims, model)) for i in model.differentiable_inputs),
         call=", ".join(names + [f"{p.name}={p.name}" for p in model.params]),
         input_tuple=tuple_literal(names),
@@ -84,7 +101,8 @@ def contract(model: OperatorModel, ns: Namespace) -> Contract:
         layout=model.layout.kind,
         layout_options="{" + ", ".join(f"{p!r}: {p}" for p in (model.layout.param, model.layout.keepdims) if p) + "}",
         frame=tuple_literal(frame, quote=True),
-        sizes=tuple(frame),
+        sizes=tuple(axis for axis in frame if axis.isidentifier()),  # a literal axis (1) binds no name
+        literal_axes=any(not axis.isidentifier() for axis in frame),
         output_axes=tuple_literal((str(d) for d in model.output_dims), quote=True) if frame else "()",
         output_positions=positions(model.output_dims, model),
         dispatch=choice.name if choice else "",
@@ -106,9 +124,24 @@ def header(derivation: Derivation, template: str) -> str:
         "",
         f"    y{list(model.output_indices)} = {model.output}",
     ]
+    declared = [f"{i.name} {domains.describe(i.domain)}" for i in model.inputs if i.domain not in ("real", "index")]
+    declared += [f"{p.name} {domains.describe(p.domain)}" for p in model.params if p.domain is not None]
+    if declared:
+        lines += ["", f"Defined (and proved) for: {'; '.join(declared)}."]
     if model.torch:
         lines += ["", f"Matches {model.torch}."]
+    chosen = saving(derivation)
+    if chosen is not None:
+        lines += ["", "Saved for the backward (forward(..., residuals=True); vjp and jvp read them): "
+                  + "; ".join(_described(s) for s in chosen.saved) + "."]
     return '"""' + docstring_text("\n".join(lines)) + '\n"""'
+
+
+def _described(saved: Saved) -> str:
+    if saved.name == "y":
+        return "y, the output"
+    axes = f" + ({', '.join(map(str, saved.dims))}{',' if len(saved.dims) == 1 else ''})" if saved.dims else ""
+    return f"{saved.name} = {sp.sstr(saved.definition)} (shape: the batch axes{axes})"
 
 
 def suffix(value: object) -> str:
@@ -139,6 +172,19 @@ def _default(inp, frame: tuple[str, ...], ns: Namespace) -> str:
     if not frame:
         return repr(float(inp.default))
     return ns.full(tuple_literal(str(d) for d in inp.dims), float(inp.default))
+
+
+def _training(ns: Namespace, residuals: str) -> tuple[str, ...]:
+    """The keywords of a kernel that saves residuals (``residuals`` their default) and writes into
+    caller-owned buffers, as far as its namespace does."""
+    return (f"residuals={residuals}",) * ns.residuals + ("out=None",) * ns.buffers
+
+
+def _keywords(model: OperatorModel, *keywords: str) -> str:
+    """The signature with keyword-only ``keywords`` after the parameters."""
+    if not keywords:
+        return _signature(model)
+    return _signature(model) + (", " if model.params else ", *, ") + ", ".join(keywords)
 
 
 def _signature(model: OperatorModel) -> str:

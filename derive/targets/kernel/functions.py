@@ -203,4 +203,9 @@ def by_axis(expr: sp.Expr) -> sp.Expr:
     for node in sp.preorder_traversal(expr):
         if isinstance(node, sp.Sum):
             check_separable(node.function)
-    return expr.xreplace({i: sp.Idx(f"{dim_of(i)}_", (i.lower, i.upper)) for i in expr.atoms(sp.Idx)})
+    return expr.xreplace({i: sp.Idx(axis_variable(dim_of(i)), (i.lower, i.upper)) for i in expr.atoms(sp.Idx)})
+
+
+def axis_variable(dim: sp.Expr) -> str:
+    """The index named after its axis: ``n_`` over n, ``axis1_`` over a literal axis of length 1."""
+    return f"{dim}_" if str(dim).isidentifier() else f"axis{dim}_"

@@ -23,6 +23,10 @@ class Namespace:
     """Keyword arguments of ``<name>.full`` for an array in the computing dtype (and device)."""
     jvp_keywords: str
     """Extra keyword arguments of the ``_output`` call returning a jvp's total."""
+    buffers: bool = False
+    """The kernels write into caller-owned buffers (``out=``): NumPy's and numba's."""
+    residuals: bool = True
+    """The kernels save residuals (``forward(..., residuals=True)``, ``vjp(..., residuals=)``)."""
 
     @property
     def arg(self) -> str:
@@ -34,7 +38,8 @@ class Namespace:
         return f"{self.name}.full({shape}, {value!r}, {self.full_options})"
 
 
-NUMPY = Namespace("np", passed=False, scalars_as_rows=True, full_options="ctx.dtype", jvp_keywords="")
+NUMPY = Namespace("np", passed=False, scalars_as_rows=True, full_options="ctx.dtype", jvp_keywords="",
+                  buffers=True)
 """The NumPy and numba kernels' (one runtime: ``templates/kernel/numpy_runtime.py.jinja``)."""
 ARRAY_API = Namespace("xp", passed=True, scalars_as_rows=False, full_options="dtype=ctx.dtype, device=ctx.device",
                       jvp_keywords=", copy=total.copy")

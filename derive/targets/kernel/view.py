@@ -9,13 +9,16 @@ by an optional input, one set of functions per formula-selecting parameter value
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
+from ...calculus.compact import OUTPUT
 from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
 from ...model import OperatorModel
 from ...schedule.cse import Output
 from ...schedule.nesting import nest_sums
+from ...schedule.residuals import Saving, saving
 from .contract import Contract, contract, positions, suffix
 from .functions import Function, Statement, function
 from .namespace import Namespace
@@ -35,6 +38,15 @@ class Variant:
     vjp_jvp: Function
     """One block per second-order term (input a along input b's tangent), guarded by ``wanted[a]``
     and b's tangent; its ``input`` is a, whose entry the term adds to."""
+    statistics: Function | None = None
+    """The statistics the forward saves besides y (one block each), in a kernel that saves them."""
+    vjp_saved: Function | None = None
+    """vjp from the saved residuals (``residuals.py``), in a kernel that saves some."""
+    jvp_saved: Function | None = None
+    saved_names: str = ""
+    """The residuals as the saved branches unpack them (``mu, sigma``)."""
+    saved_dict: str = "{}"
+    """The residuals forward(..., residuals=True) returns (a dict display)."""
 
 
 @dataclass(frozen=True)
@@ -48,17 +60,23 @@ class KernelView(Contract):
 def build_view(derivation: Derivation, printer_class: type[FramePrinter], ns: Namespace) -> KernelView:
     """The view of one operator's kernel, printed by ``printer_class`` against the namespace ``ns``."""
     model = derivation.model
-    printer = printer_class(model.dims(), array_specs(model), symbol_names(model))
-    variants = tuple(_variant(d, value, printer) for value, d in derivation.variants())
-    return contract(model, ns).extended(KernelView, imports=tuple(sorted(printer.imports)), variants=variants)
+    chosen = saving(derivation) if ns.residuals else None
+    specs = array_specs(model)
+    specs |= {s.name: ArraySpec(s.name, (), frame_form=True) for s in (chosen.saved if chosen else ())}
+    printer = printer_class(model.dims(), specs, symbol_names(model))
+    variants = tuple(_variant(d, value, printer, ns.residuals) for value, d in derivation.variants())
+    saved = tuple((s.name, s.dims) for s in chosen.saved) if chosen else ()
+    return contract(model, ns, saved).extended(KernelView, imports=tuple(sorted(printer.imports)), variants=variants)
 
 
-def _variant(derivation: Derivation, value: object, printer: FramePrinter) -> Variant:
+def _variant(derivation: Derivation, value: object, printer: FramePrinter, residuals: bool) -> Variant:
     model = derivation.model
     grads = derivation.gradients
     places = {g.input.name: positions(g.input.dims, model) for g in grads}
     out = positions(model.output_dims, model)
+    chosen = saving(derivation) if residuals else None
     return Variant(
+        **(_saved_functions(derivation, chosen, printer, places) if chosen else {}),
         value=repr(value),
         suffix=suffix(value),
         shift=tuple(_shift(model, name, dim, printer) for name, dim in model.shift_invariant),
@@ -69,6 +87,32 @@ def _variant(derivation: Derivation, value: object, printer: FramePrinter) -> Va
                              f"{tangent_name(g.input.name)} is not None") for g in grads],
                      printer, {g.input.name: out for g in grads}, model, lowering="output"),
         vjp_jvp=_second(derivation, printer, places),
+    )
+
+
+def _saved_functions(derivation: Derivation, chosen: Saving, printer: FramePrinter,
+                     places: dict[str, str]) -> dict[str, Any]:
+    """The statistics the forward saves, and vjp and jvp from the residuals (``residuals.py``):
+    each gradient's form that reads them, the others as the kernel prints them without."""
+    model = derivation.model
+    grads = derivation.gradients
+    out = positions(model.output_dims, model)
+    stats = chosen.statistics()
+
+    def form(name: str, kind: str) -> sp.Expr:
+        return chosen.forms.get((name, kind)) or centred(derivation, name, kind)
+
+    names = [s.name for s in chosen.saved]
+    return dict(
+        statistics=function([Output(s.name, s.definition) for s in stats], printer,
+                            {s.name: positions(s.dims, model) for s in stats}, model, lowering="cotangent")
+        if stats else None,
+        vjp_saved=function([Output(g.input.name, form(g.input.name, "vjp"), _wanted(model, g.input.name))
+                            for g in grads], printer, places, model, lowering="cotangent"),
+        jvp_saved=function([Output(g.input.name, form(g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None")
+                            for g in grads], printer, {g.input.name: out for g in grads}, model, lowering="output"),
+        saved_names=", ".join(names) + ("," if len(names) == 1 else ""),
+        saved_dict="{" + ", ".join(f"{n!r}: {'result_' if n == OUTPUT else 'saved_' + n}" for n in names) + "}",
     )
 
 

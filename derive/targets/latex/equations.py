@@ -19,7 +19,7 @@ from ...display.catalogue import shown_names
 from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
 from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from ...display.names import Intermediates, displayed, preferred_indices
-from ...model import OperatorModel
+from ...model import OperatorModel, domains
 
 DEFINITION = "definition"
 PROOF = {DEFINITION: "a definition",
@@ -118,6 +118,7 @@ class Equations:
         self._shown: dict[sp.Expr, sp.Expr] = {}
         self.labels = {inp.name: inp.index_of for inp in self.model.inputs
                        if getattr(inp, "domain", "real") == "index"}  # integer class-label inputs
+        self.labels.update(domains.declared(self.model))  # inputs and parameters drawn in their domains
         self.preferred = preferred_indices(self.model)
         self.indices: set[sp.Idx] = set()
         """Every index a displayed side uses (for the declared ranges)."""

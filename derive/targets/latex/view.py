@@ -16,7 +16,8 @@ from ...budget import step, stepped
 from ...calculus.pipeline import COTANGENT, Derivation, InputGradient, tangent_name
 from ...calculus.rules import simplification_stages
 from ...display.latex import DisplayPartial
-from ...model import Input, OperatorModel, Param, dim_of
+from ...model import Input, OperatorModel, Param, dim_of, domains
+from ...schedule.residuals import saving
 from ...version import __version__
 from .equations import DEFINITION, Equation, Equations, Row, rows
 from .headers import bibliography_keys
@@ -90,6 +91,8 @@ class DocumentView:
     label_index: tuple[str, ...]
     abridged: str = ""
     """Why the derivation steps are left out (LaTeX), or '' for the whole document."""
+    saved: str = ""
+    """What the kernels' forward saves for the backward (``derive/schedule/residuals.py``), or ''."""
 
 
 def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
@@ -125,7 +128,8 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
         proof=proof_text(result.equations), identity="", gradients=data, parameter_gradients=params,
         jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all),
         equations=tuple(eqs.all),
-        labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged)
+        labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged,
+        saved=_saved_text(eqs, derivation))
 
 
 TAG_LENGTH = 9
@@ -174,6 +178,8 @@ def _input_text(eqs: Equations, inp: Input) -> str:
         extras.append(f"optional, {tex_escape(repr(inp.default))} when not given")
     if not inp.differentiable:
         extras.append("not differentiated")
+    if inp.domain != "real":
+        extras.append(f"each entry {tex_escape(domains.describe(inp.domain))}")
     return text + (f" ({'; '.join(extras)})" if extras else "")
 
 
@@ -283,6 +289,22 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
                        shown_lhs=shown, input=gradient.input.name, against=summed(gradient.jacobian * tangent, wrt),
                        rules=("contract",), derived=True)
     return rows([equation])
+
+
+def _saved_text(eqs: Equations, derivation: Derivation) -> str:
+    """'Saved for the backward: ...' (the residuals the kernels' forward returns), or ''."""
+    chosen = saving(derivation)
+    if chosen is None:
+        return ""
+    parts = []
+    for saved in chosen.saved:
+        if saved.name == "y":
+            parts.append(f"the output ${eqs.printer.doprint(sp.Symbol(output_name(eqs.model)))}$")
+            continue
+        axes = " and per " + ", ".join(f"${eqs.printer.doprint(d)}$" for d in saved.dims) if saved.dims else ""
+        parts.append(f"${eqs.printer.doprint(sp.Symbol(saved.name))}$ (one per row{axes})")
+    return ("Saved for the backward: " + ", ".join(parts) + r". The kernels' \texttt{forward(..., "
+            "residuals=True)} returns these residuals; their vjp and jvp read them instead of recomputing them.")
 
 
 def _jvp_total(eqs: Equations, derivation: Derivation) -> str:

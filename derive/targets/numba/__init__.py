@@ -90,8 +90,8 @@ def chunked(module: types.ModuleType, threads: int, per_thread: int, part_work: 
     for name in CHUNKING_GLOBALS:
         if not hasattr(module, name):
             raise AttributeError(f"the numba runtime has no {name}: the proof sets its chunking through it")
-    return types.SimpleNamespace(**{name: at(getattr(module, name))
-                                    for name in ("forward", "vjp", "jvp", "vjp_jvp")})
+    return types.SimpleNamespace(RESIDUALS=getattr(module, "RESIDUALS", None),
+                                 **{name: at(getattr(module, name)) for name in ("forward", "vjp", "jvp", "vjp_jvp")})
 
 
 def prove_chunked(model: OperatorModel, module: types.ModuleType, seed: int, how: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -19,8 +20,20 @@ from ...model import OperatorModel
 from ...model.functions import max_over
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
+from ...schedule.residuals import saving
 from ...schedule.stable import stabilize
-from ..kernel import NUMPY, Contract, by_axis, centred, contract, positions, suffix, symbol_names, tuple_literal
+from ..kernel import (
+    NUMPY,
+    Contract,
+    axis_variable,
+    by_axis,
+    centred,
+    contract,
+    positions,
+    suffix,
+    symbol_names,
+    tuple_literal,
+)
 from . import loops
 from .printer import LoopPrinter, body
 
@@ -76,6 +89,15 @@ class LoopVariant:
     vjp_jvp: Loop
     shift: tuple = ()
     """The shared ``prepare`` shifts nothing: the loops subtract the maximum as they read."""
+    forward_saved: Loop | None = None
+    """forward writing the statistics it saves besides y (``residuals.py``), where it saves some."""
+    vjp_saved: Loop | None = None
+    """vjp and jvp reading the saved residuals, where the kernel saves some."""
+    jvp_saved: Loop | None = None
+    saved: tuple[Array, ...] = ()
+    """The saved residuals as the loops take them."""
+    saved_names: str = ""
+    saved_dict: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +113,9 @@ class NumbaView(Contract):
 def build_view(derivation: Derivation) -> NumbaView:
     model = derivation.model
     frame = model.dims()
-    return contract(model, NUMPY).extended(
+    chosen = saving(derivation)
+    saved = tuple((s.name, s.dims) for s in chosen.saved) if chosen else ()
+    return contract(model, NUMPY, saved).extended(
         NumbaView,
         arrays=tuple(_array(model, i.name, i.dims) for i in model.inputs),
         dy=_array(model, COTANGENT, model.output_dims),
@@ -118,6 +142,7 @@ def _loop_variant(derivation: Derivation, value, frame) -> LoopVariant:
     tangents = [tangent_name(i.name) for i in model.inputs]
     end = suffix(value)
     return LoopVariant(
+        **_saved_loops(derivation, end),
         value=repr(value),
         suffix=end,
         forward=_loop(model, f"_forward_loops{end}", [("y", [Output("y", model.output)], model.output_dims, None)]),
@@ -135,8 +160,40 @@ def _loop_variant(derivation: Derivation, value, frame) -> LoopVariant:
     )
 
 
+def _saved_loops(derivation: Derivation, end: str) -> dict[str, Any]:
+    """The forward that writes the saved statistics, and vjp and jvp reading the residuals."""
+    chosen = saving(derivation)
+    if chosen is None:
+        return {}
+    model = derivation.model
+    grads = derivation.gradients
+    dims = {s.name: s.dims for s in chosen.saved}
+    names = list(dims)
+    stats = chosen.statistics()
+
+    def form(name: str, kind: str) -> sp.Expr:
+        return chosen.forms.get((name, kind)) or centred(derivation, name, kind)
+
+    tangents = [tangent_name(i.name) for i in model.inputs]
+    return dict(
+        forward_saved=_loop(model, f"_forward_saved_loops{end}", [
+            ("y", [Output("y", model.output)], model.output_dims, None),
+            *((s.name, [Output(s.name, s.definition)], s.dims, None) for s in stats)]) if stats else None,
+        vjp_saved=_loop(model, f"_vjp_saved_loops{end}",
+                        [(g.input.name, [Output(g.input.name, form(g.input.name, "vjp"), f"want_{g.input.name}")],
+                          g.input.dims, f"want_{g.input.name}") for g in grads], extra=[COTANGENT, *names], saved=dims),
+        jvp_saved=_loop(model, f"_jvp_saved_loops{end}",
+                        [("y", [Output(g.input.name, form(g.input.name, "jvp"), f"has_{g.input.name}") for g in grads],
+                          model.output_dims, None)], extra=[*tangents, *names], saved=dims),
+        saved=tuple(_array(model, s.name, s.dims) for s in chosen.saved),
+        saved_names=", ".join(names) + ("," if len(names) == 1 else ""),
+        saved_dict="{" + ", ".join(f"{n!r}: " + ("result_" if n == "y" else f"_statistic(out_{n}.value(), {n!r}, ctx)")
+                                   for n in names) + "}",
+    )
+
+
 def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output], tuple, str | None]],
-          extra=()) -> Loop:
+          extra=(), saved: dict | None = None) -> Loop:
     """One compiled function: the results' expressions scheduled, inlined, planned and printed.  Each
     result: its name, its terms (each under its flags), its axes, and the flag it is computed under."""
     frame = model.dims()
@@ -153,6 +210,7 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
     arrays = {i.name: i.dims for i in model.inputs}
     arrays |= {tangent_name(i.name): i.dims for i in model.inputs}
     arrays[COTANGENT] = model.output_dims
+    arrays |= saved or {}
     sizes = {d: str(d) for d in frame}
     printer = LoopPrinter(frame, arrays, symbol_names(model))
     names = [i.name for i in model.inputs] + list(extra)
@@ -165,7 +223,8 @@ def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output]
                  for r in plan.results)
     guarded = [r.guard for r in plan.results] + [t.guard for r in plan.results for t in r.terms]
     flags = sorted({flag for guard in guarded if guard for flag in guard.split(" and ")})
-    args = ["c_", "p_", "P_", "aligned_", "R_", "lo_", *(str(d) for d in frame), *params, *names,
+    lengths = (str(d) if str(d).isidentifier() else f"length{d}_" for d in frame)  # a literal axis: its own
+    args = ["c_", "p_", "P_", "aligned_", "R_", "lo_", *lengths, *params, *names,
             *(f"out_{o.name}" for o in outs), *(f"acc_{o.name}" for o in outs), *flags]
     units = tuple_literal(frame.index(d) for d in plan.units) if plan.units else "()"
     return Loop(name=name, args=", ".join(args), units=units,
@@ -183,7 +242,7 @@ def _shift(expr: sp.Expr, model: OperatorModel) -> sp.Expr:
     """A shift-invariant input read as x - max(x) along its axis (the NumPy kernel's in-place shift)."""
     for name, dim in model.shift_invariant:
         dims = model.input(name).dims
-        indices = [sp.Idx(f"{d}_shift", (0, d - 1)) for d in dims]
+        indices = [sp.Idx(f"{axis_variable(d)}shift", (0, d - 1)) for d in dims]
         column = indices[dims.index(dim)]
         base = sp.IndexedBase(name)
         maximum = max_over(base[tuple(indices)], column)

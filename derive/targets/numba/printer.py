@@ -20,6 +20,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ...errors import LoweringError
 from ...model import dim_of
+from ..kernel.functions import axis_variable
 from .loops import Kept, LoopPlan, Reduction, Result, kept, names_in
 
 
@@ -322,7 +323,7 @@ class Emitter:
         term_tests = [_term_test(r, t, tests[r.name]) for r in group for t in r.terms]
         codes = iter(self.values(exprs, own if any(own) else None, own_flags, term_tests))
         for r in group:
-            target = self.printer.read(f"out_{r.name}", tuple((d, f"{d}_") for d in r.dims))
+            target = self.printer.read(f"out_{r.name}", tuple((d, axis_variable(d)) for d in r.dims))
             target = target.replace(f"out_{r.name}_r", f"out_{r.name}_s")
             value = []
             for term in r.terms:  # a jvp's terms each under its tangent's flag
@@ -499,7 +500,7 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     emit.depth = 2
     emit.line("rest_ = u_")
     for d in reversed(plan.units):
-        emit.line(f"{d}_ = rest_ % {sizes[d]}")
+        emit.line(f"{axis_variable(d)} = rest_ % {sizes[d]}")
         emit.line(f"rest_ //= {sizes[d]}")
     emit.line("r_ = rest_")
     for name in arrays:
@@ -520,10 +521,21 @@ def body(plan: LoopPlan, printer: LoopPrinter, sizes: dict[sp.Expr, str], arrays
     for key in sorted(groups, key=lambda k: k[0]):
         emit.reductions(groups[key], [k for found in keep.values() for k in found if k.group == key])
     for inner, group in by_span.items():
-        emit.results(group, inner, keep[inner])
+        for part in _loops_of(group):
+            emit.results(part, inner, keep[inner])
     return [emit.lines[0], *(f"    {line}" for line in emit.setup), *emit.lines[1:]]
+
+
+def _loops_of(group: list[Result]) -> list[list[Result]]:
+    """The result loops over one span: one per result when each is computed under a flag of its own
+    (a vjp's gradients: one store per loop, which LLVM vectorises; stores to several arrays under
+    tests in one loop it does not), else one loop for all."""
+    guards = [r.guard for r in group]
+    if len(group) > 1 and all(guards) and len(set(guards)) == len(guards):
+        return [[r] for r in group]
+    return [group]
 
 
 def _indices(inner: tuple) -> list[sp.Idx]:
     """The loop indices of a result pass over the ``inner`` axes."""
-    return [sp.Idx(f"{d}_", (0, d - 1)) for d in inner]
+    return [sp.Idx(axis_variable(d), (0, d - 1)) for d in inner]
