@@ -76,3 +76,14 @@ def test_result_numbers_do_not_move_when_the_derivation_steps_change():
     assert len(numbers[0]) > len(numbers[1])  # the steps did change
     for label in ("eq:softmax:vjp-x", "eq:softmax:matrix-x", "eq:softmax:vjp_jvp-x"):
         assert numbers[0][label] == numbers[1][label], label
+
+
+@pytest.mark.parametrize("name", ["layernorm", "rmsnorm"])
+def test_a_norms_matrix_form_is_written_through_x_hat(name):
+    """(1/sigma) diag(gamma) [I - 1 1^T/n - x_hat x_hat^T/n], as the issue writes it, not the centred
+    x - mu 1 over sigma cubed; still proven for every size against the Jacobian."""
+    text = (LATEX / f"{name}-result.tex").read_text()
+    factored = next(line for line in text.splitlines() if f"eq:{name}:matrix-x-factored" in line)
+    assert r"\boldsymbol{\hat{x}} \boldsymbol{\hat{x}}^{T}" in factored and r"\mu \mathbf{1}" not in text
+    matrices = [e for e in _result_equations(name) if e["kind"] == "matrix"]
+    assert matrices and all(e["check"] == "symbolic" for e in matrices)
