@@ -50,11 +50,33 @@ def symbolically_equal(left: sp.Expr, right: sp.Expr) -> bool:
         return False
 
 
-def proved_by_rules(left: sp.Expr, right: sp.Expr) -> bool:
+RULE_BUDGET = 300
+"""The most terms ``proved_by_rules`` lets a side expand to: past it, it gives up at once (the
+equation is then checked at points) rather than spend seconds expanding."""
+
+
+def expanded_terms(expr: sp.Expr) -> int:
+    """An upper bound on the number of terms ``sp.expand(expr)`` makes, counted without expanding."""
+    if isinstance(expr, sp.Add):
+        return sum(expanded_terms(a) for a in expr.args)
+    if isinstance(expr, sp.Mul):
+        return functools.reduce(lambda total, a: total * expanded_terms(a), expr.args, 1)
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 1:
+        return expanded_terms(expr.base) ** int(expr.exp)
+    if isinstance(expr, sp.Sum):
+        return expanded_terms(expr.function)
+    return 1
+
+
+@functools.lru_cache(maxsize=1024)
+def proved_by_rules(left: sp.Expr, right: sp.Expr, budget: int = RULE_BUDGET) -> bool:
     """True when both sides, brought to normal form by the engine's own rewriting rules (``compact.tidy``:
     expanded, sums split, constant factors pulled out, deltas collapsed), are ``symbolically_equal``:
-    a proof for symbolic sizes, so valid for every n (no false positives; False is not a disproof)."""
+    a proof for symbolic sizes, so valid for every n (no false positives; False is not a disproof).
+    A side that would expand past ``budget`` terms is not tried (False at once); remembered per process."""
     if left.atoms(Partial) or right.atoms(Partial):
+        return False
+    if max(expanded_terms(left), expanded_terms(right)) > budget:
         return False
     try:
         return symbolically_equal(tidy(left), tidy(right))

@@ -35,8 +35,10 @@ class IndexLetters:
     and no letter stands for indices over two axes or for anything else (``reserved``: the inputs, the
     named quantities, the sizes, Euler's e).  An index keeps its own name where that is free."""
 
-    def __init__(self, reserved: set[str]) -> None:
-        self.reserved = set(reserved)
+    def __init__(self, reserved: set[str], names: dict[str, str] | None = None) -> None:
+        self.names = dict(names or {})
+        """The model's names of sizes and named quantities shown as the catalogue's letters (``S`` -> ``Z``)."""
+        self.reserved = set(reserved) | set(self.names.values())
         self.shown: dict[tuple[str, sp.Expr, sp.Expr], str] = {}
         self.owner: dict[str, tuple[str, sp.Expr]] = {}
         """The index name and axis each letter shown so far stands for."""
@@ -107,6 +109,8 @@ class DerivationLatexPrinter(LatexPrinter):
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         if expr.name == COTANGENT or tangent_of(expr.name):
             return self.base_name(expr.name)
+        if self.letters is not None and expr.name in self.letters.names:
+            expr = sp.Symbol(self.letters.names[expr.name])
         symbol = latex_symbol(expr.name)
         if symbol:
             return symbol

@@ -164,3 +164,13 @@ def test_an_equality_is_proved_for_every_size_by_the_rules_only_where_it_holds_f
     assert not proved_by_rules(contraction, dy[k] - sp.Sum(dy[i], (i, 0, n - 1)) / (n + 1))
     assert not proved_by_rules(mean, x[k])  # equal at n = 1 only
     assert not proved_by_rules(Partial(mean, x[k]), 1 / n)  # an open derivative is never "proved" so
+
+
+def test_the_rule_proof_gives_up_past_its_budget_instead_of_expanding():
+    from derive.calculus.equality import RULE_BUDGET, expanded_terms, proved_by_rules
+
+    a, b, c, d = sp.symbols("a b c d")
+    power = (a + b + c + d) ** 6  # 84 terms once expanded, up to 4**6 by the bound
+    assert expanded_terms(power) > RULE_BUDGET >= expanded_terms(sp.expand(power))
+    assert not proved_by_rules(power, sp.expand(power))  # given up at once: checked at points instead
+    assert proved_by_rules(power, sp.expand(power), budget=4 ** 6)

@@ -15,6 +15,7 @@ import sympy as sp
 from ...calculus.differentiate import Partial
 from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC, check_equal, proved_by_rules
 from ...calculus.indices import substitute_index
+from ...display.catalogue import shown_names
 from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
 from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
 from ...display.names import Intermediates, displayed, preferred_indices
@@ -22,8 +23,9 @@ from ...model import OperatorModel, domains
 
 DEFINITION = "definition"
 PROOF = {DEFINITION: "a definition",
-         SYMBOLIC: "proven for every size (the difference of the two sides, brought to normal form by the "
-                   "engine's rewriting rules, expands to zero with the sizes symbolic)",
+         SYMBOLIC: "proven for every size by the engine's rewriting rules with the sizes symbolic (derived from "
+                   "the contracted Jacobian by them, or the difference of the two sides, brought to normal form "
+                   "by them, expands to zero)",
          RANDOM_POINTS: "checked equal at random points with every axis of size "
                         + ", ".join(map(str, CHECK_SIZES[:-1])) + f" and {CHECK_SIZES[-1]}"}
 """How an equation was established, by its ``check``: the twin's ``proof`` and the documents' words."""
@@ -107,7 +109,8 @@ class Equations:
     def __post_init__(self) -> None:
         reserved = {inp.name for inp in self.model.inputs} | {name for name, _ in self.model.where}
         reserved |= {str(d) for d in self.model.dims()} | {self.output_name, "e"}  # e: Euler's number
-        self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved))
+        names = shown_names(self.model.name, {str(d) for d in self.model.dims()} | {n for n, _ in self.model.where})
+        self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved, names))
         self.names = Intermediates(self.model)
         self.named = self.names.definitions()
         self.dims = self.model.dims()
@@ -163,16 +166,21 @@ class Equations:
             shown_lhs: sp.Expr | None = None, shown_rhs: sp.Expr | None = None, rules: tuple[str, ...] = (),
             against: sp.Expr | None = None,
             show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None,
-            input: str = "", by_rules: bool = False) -> Equation:
+            input: str = "", by_rules: bool = False, derived: bool = False) -> Equation:
         """Check ``lhs == rhs`` (or ``against == rhs`` for a chain) and the shown sides, then keep it.
 
         ``kind`` DEFINITION states a definition and is not checked.  ``lhs_tex`` and ``rhs_lines``
         replace the printed sides (for notation the index printer does not produce, such as matrices).
         ``by_rules``: first try to prove the equality for every size by the engine's rewriting rules.
+        ``derived``: ``rhs`` was derived from ``against`` by the engine's rewriting rules (the
+        contraction and ``compact``'s chain, each step an identity for symbolic sizes, and checked at
+        random points as it was made): proven for every size, with no work redone.
         """
         what = f"{self.model.name}: equation {label}"
         if kind == DEFINITION:
             check = DEFINITION
+        elif derived:
+            check = SYMBOLIC
         elif by_rules and proved_by_rules(against if against is not None else lhs, rhs):
             check = SYMBOLIC
         else:

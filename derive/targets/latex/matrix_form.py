@@ -129,3 +129,15 @@ def _without(factors, shared) -> list[sp.Expr]:
     for factor in shared:
         remaining.remove(factor)
     return remaining
+
+
+def written_through(form: MatrixForm, i: sp.Idx, centred: sp.Expr, scale: sp.Expr, name: sp.Expr) -> MatrixForm:
+    """``form`` with the centred entry ``centred`` (x_i - mu, in index i) written ``scale * name``
+    (sigma x_hat_i), the scale gathered into each term's coefficient: the norms' x_hat x_hat^T."""
+    terms = []
+    for term in form.terms:
+        parts = [sp.factor_terms(side.subs(centred, scale * name)) for side in (term.left, term.right)]
+        split = [part.as_independent(i, as_Add=False) for part in parts]
+        coefficient = term.coefficient * split[0][0] * split[1][0]
+        terms.append(MatrixTerm(term.diagonal, coefficient, split[0][1], split[1][1]))
+    return MatrixForm(tuple(terms), _factor_common(terms))

@@ -10,7 +10,8 @@ from ...display.latex import NotAVectorError, VectorLatexPrinter
 from ...display.layout import LINE_WIDTH, pack_terms
 from ...model import dim_of
 from .equations import Equations, Row, rows
-from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form
+from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form, written_through
+from .symbols import SHOWN_HAT
 
 
 def matrix_rows(eqs: Equations, gradient: InputGradient, label: str,
@@ -25,6 +26,9 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, label: str,
     form = matrix_form(jacobian, i, k, eqs.shown(model.output), eqs.output_base[i])
     if form is None or (diagonal is not None and all(t.diagonal for t in form.terms) != diagonal):
         return "", ()
+    if SHOWN_HAT in eqs.written_through:  # x_hat defined above: (x - mu 1)(x - mu 1)^T / sigma^2 is x_hat x_hat^T
+        centred, scale = sp.fraction(sp.together(eqs.shown(eqs.written_through[SHOWN_HAT][0])))
+        form = written_through(form, i, sp.expand(centred), scale, sp.IndexedBase(SHOWN_HAT)[i])
     printer = VectorLatexPrinter(i, eqs.output_name, letters=eqs.printer.letters)
     try:
         plain = _terms_tex(printer, eqs, form.terms)

@@ -28,6 +28,8 @@ from .second import fits_column, second_results
 from .symbols import SHOWN_HAT, output_tangent, shown, subscript, summed
 from .text import label_part, tex_escape
 
+DERIVED_BY = ("contract", "compact")
+"""The rules a result is derived by from the contracted Jacobian (its ``rules`` in the twin)."""
 RESULT_KINDS = ("vjp", "jvp", "matrix", "vjp_jvp")
 SHORT_PROOF = {DEFINITION: "definition", SYMBOLIC: "proven for every size",
                RANDOM_POINTS: "checked at random points, every axis of size " + ", ".join(map(str, CHECK_SIZES))}
@@ -98,12 +100,12 @@ def result_rows(eqs: Equations, derivation: Derivation,
                 ("jvp", gradient.steps[0].expr * tangent, gradient.jacobian * tangent, own)):
             bound = out if kind == "vjp" else wrt
             form = forms(name, kind)
-            # proved for every size against the derived Jacobian's contraction where the rules can,
-            # else checked at random points against it
+            # derived from the Jacobian's contraction by the engine's rules (contract.py, then
+            # compact.py's chain): proven for every size, as made
             equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
                                      form.written, name=title, show_lhs=False,
                                      shown_rhs=eqs.shown(shown(eqs, form.expr)), input=name,
-                                     against=summed(jacobian, bound), by_rules=True))
+                                     against=summed(jacobian, bound), rules=DERIVED_BY, derived=True))
     return rows(equations)
 
 

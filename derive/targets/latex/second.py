@@ -228,7 +228,8 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
     if not terms:
         lhs = sp.Add(*parts)
         return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs,
-                       sp.S.Zero, name=title, shown_lhs=lhs, show_lhs=False, input=name)
+                       sp.S.Zero, name=title, shown_lhs=lhs, show_lhs=False, input=name,
+                       rules=("differentiate",), derived=True)  # every second derivative simplified to 0
     exact, shown_rhs = derivation.vjp_jvp(name), None
     if derivation.compact(name, "vjp").through is not None:  # a form through x-hat or y may be lighter
         form = derivation.compact(name, "vjp_jvp")
@@ -244,7 +245,7 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
         blocks += block
     return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs, exact,
                    name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name, against=blocks,
-                   by_rules=True)
+                   rules=("contract", "compact") if shown_rhs is not None else ("contract",), derived=True)
 
 
 def _known(eqs: Equations, form) -> bool:

@@ -271,10 +271,10 @@ def _vjp(eqs: Equations, gradient: InputGradient) -> tuple[Row, ...]:
     contraction = summed(weight * gradient.steps[0].expr, out)
     shown = summed(weight * DisplayPartial(eqs.output_entry, gradient.wrt), out)
     name = rf"\bar{{{eqs.printer.base_name(gradient.input.name)}}}" + subscript(eqs, gradient.wrt_indices)
-    # checked against the contraction of the Jacobian, itself checked to be the derivative
+    # the contraction of the Jacobian (itself checked to be the derivative) by the engine's rules
     equation = eqs.add(_expanded(eqs, "vjp", gradient.input.name), "vjp", contraction, gradient.vjp, name=name,
                        shown_lhs=shown, input=gradient.input.name,
-                       against=summed(weight * gradient.jacobian, out))
+                       against=summed(weight * gradient.jacobian, out), rules=("contract",), derived=True)
     return rows([equation])
 
 
@@ -286,7 +286,8 @@ def _jvp(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> tup
     shown = summed(DisplayPartial(eqs.output_entry, gradient.wrt) * tangent, wrt)
     own = name if len(derivation.gradients) > 1 else None
     equation = eqs.add(_expanded(eqs, "jvp", name), "jvp", contraction, gradient.jvp, name=output_tangent(eqs, own),
-                       shown_lhs=shown, input=gradient.input.name, against=summed(gradient.jacobian * tangent, wrt))
+                       shown_lhs=shown, input=gradient.input.name, against=summed(gradient.jacobian * tangent, wrt),
+                       rules=("contract",), derived=True)
     return rows([equation])
 
 

@@ -46,6 +46,17 @@ def test_every_result_equation_says_how_it_was_established(name):
     assert twin(name)["model_digest"] in text and twin(name)["derivation_digest"] in text
 
 
+@pytest.mark.parametrize("name", OPERATORS)
+def test_every_first_and_second_order_result_is_proven_for_every_size(name):
+    """The VJP, JVP and vjp_jvp are derived from the contracted Jacobian by the engine's rules
+    (contraction, then the compact form's chain): the document records that chain as the proof."""
+    results = [e for e in _result_equations(name) if e["kind"] in ("vjp", "jvp", "vjp_jvp")]
+    assert results
+    for equation in results:
+        assert equation["check"] == "symbolic", equation["label"]
+        assert equation["rules"][:1] == (["differentiate"] if equation["rhs"] == "Integer(0)" else ["contract"])
+
+
 @pytest.mark.parametrize("name", ["layernorm", "softmax"])
 def test_the_cited_vjp_label_holds_the_form_the_kernels_compute(name):
     derivation = derive(registry.get(name))
@@ -65,3 +76,14 @@ def test_result_numbers_do_not_move_when_the_derivation_steps_change():
     assert len(numbers[0]) > len(numbers[1])  # the steps did change
     for label in ("eq:softmax:vjp-x", "eq:softmax:matrix-x", "eq:softmax:vjp_jvp-x"):
         assert numbers[0][label] == numbers[1][label], label
+
+
+@pytest.mark.parametrize("name", ["layernorm", "rmsnorm"])
+def test_a_norms_matrix_form_is_written_through_x_hat(name):
+    """(1/sigma) diag(gamma) [I - 1 1^T/n - x_hat x_hat^T/n], as the issue writes it, not the centred
+    x - mu 1 over sigma cubed; still proven for every size against the Jacobian."""
+    text = (LATEX / f"{name}-result.tex").read_text()
+    factored = next(line for line in text.splitlines() if f"eq:{name}:matrix-x-factored" in line)
+    assert r"\boldsymbol{\hat{x}} \boldsymbol{\hat{x}}^{T}" in factored and r"\mu \mathbf{1}" not in text
+    matrices = [e for e in _result_equations(name) if e["kind"] == "matrix"]
+    assert matrices and all(e["check"] == "symbolic" for e in matrices)
