@@ -1,6 +1,6 @@
 """Training-grade kernels: residuals the forward saves for the backward (NumPy, numba, Array API),
-and results written into the caller's buffers (``out=``: NumPy, numba), checked for shape, dtype and
-overlap."""
+and results written into the caller's buffers (``out=``: NumPy, numba, Array API on NumPy arrays;
+other libraries' arrays: tests/targets/array_api/test_buffers.py), checked for shape, dtype and overlap."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from helpers.kernels import load_kernel
 
-TARGETS = ("numpy", "numba")
+TARGETS = ("numpy", "numba", "array_api")
 """The targets whose kernels write into the caller's buffers."""
-SAVING = (*TARGETS, "array_api")
+SAVING = TARGETS
 """The targets whose kernels save residuals."""
 
 
