@@ -116,7 +116,8 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
     ("layernorm", "1/np.sqrt(eps + t0*t3)", "1/(np.sqrt(t0*t3) + eps)", "forward"),  # a misplaced eps
     ("rmsnorm", "grads['gamma'] = terms.gradient(", "grads['gamma'] = -terms.gradient(", "vjp_jvp along x"),
     # a dropped term: layernorm's x-entry along gamma's tangent
-    ("layernorm", "if wanted[0] and dot_gamma is not None:", "if False:", "vjp_jvp along x, gamma, beta, entry of 'x'"),
+    ("layernorm", "terms.add('x', t11, owned=True)\n        if wanted[0] and dot_gamma is not None:",
+     "terms.add('x', t11, owned=True)\n        if False:", "vjp_jvp along x, gamma, beta, entry of 'x'"),
     ("softmax", "terms.gradient('x', (0,), x)", "terms.gradient('x', (0,), x) * 0", "vjp_jvp"),
     # keepdims' cotangent squeezed on every size-1 axis: a size-1 batch axis beside the reduced one
     ("reduce_mean", "return np.squeeze(value, axis=axis)", "return np.squeeze(value)", "vjp"),
@@ -125,6 +126,9 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
      "vjp with residuals"),
     ("layernorm", "saved_mu = _statistic(t1,", "saved_mu = _statistic(t1 + 1e-3,", "vjp with residuals"),
     ("softmax", "return result_, {'y': result_}", "return result_, {'y': 1.5*result_}", "vjp with residuals"),
+    ("rmsnorm", "_saved(residuals, ctx)\n    out = _gradient_buffers(out, given, ctx)\n    if saved is not None:\n"
+     "        r, = saved\n", "_saved(residuals, ctx)\n    out = _gradient_buffers(out, given, ctx)\n"
+     "    if saved is not None:\n        r, = saved\n        r = 1.01*r\n", "vjp_jvp with residuals"),
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)

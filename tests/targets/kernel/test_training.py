@@ -51,6 +51,21 @@ def test_vjp_and_jvp_read_the_residuals_instead_of_recomputing(rng, target):
 
 
 @pytest.mark.parametrize("target", SAVING)
+@pytest.mark.parametrize(("name", "wrong"), [("layernorm", "sigma"), ("rmsnorm", "r"), ("softmax", "y")])
+def test_vjp_jvp_reads_the_residuals_instead_of_recomputing(rng, target, name, wrong):
+    kernel = load_kernel(name, target)
+    arrays = [rng.standard_normal((3, 4, 6))] + [rng.standard_normal(6) for _ in kernel.INPUTS[1:]]
+    dy = rng.standard_normal((3, 4, 6))
+    tangents = [rng.standard_normal(a.shape) for a in arrays]
+    _, saved = kernel.forward(*arrays, residuals=True)
+    for got, want in zip(kernel.vjp_jvp(dy, tangents, *arrays, residuals=saved), kernel.vjp_jvp(dy, tangents, *arrays)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    scaled = {**saved, wrong: 1.5 * np.asarray(saved[wrong])}  # read, not recomputed: a wrong residual shows
+    assert not np.allclose(kernel.vjp_jvp(dy, tangents, *arrays, residuals=scaled)[0],
+                           kernel.vjp_jvp(dy, tangents, *arrays)[0])
+
+
+@pytest.mark.parametrize("target", SAVING)
 def test_softmax_vjp_from_the_saved_output_alone(rng, target):
     kernel = load_kernel("softmax", target)
     x, dy = rng.standard_normal((5, 7)), rng.standard_normal((5, 7))
