@@ -159,73 +159,103 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    t0 = 1/(N*S)
-    t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)
-    t2 = t1*(-t0) + x
-    t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-3, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-3, -1,), keepdims=True)
-    del t2
-    t4 = t3**(-3/2)
-    t5 = _contract(xp, dy, x, (-3, -1))
-    t6 = t0*t5
-    t7 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
-    t8 = 1/(N**2*S**2)
-    t9 = t8*t1
-    t10 = t7*t9
-    t11 = 1/(N**3*S**3)
-    t12 = t1**2
-    t13 = t12*t7
-    t14 = t7*x
-    t15 = 1/xp.sqrt(t3)
-    t16 = t0*t7
-    t17 = t11*t13
-    if wanted[0] and dot_x is not None:
-        t18 = _contract(xp, dot_x, dy, (-3, -1))
-        t19 = _contract(xp, dot_x, x, (-3, -1))
-        t20 = t19*t4
-        t21 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
-        t22 = t21*t5
-        t23 = gamma[..., None, :, None]*t4
-        t24 = t18*t23
-        del t18
-        t25 = gamma[..., None, :, None]*t20
-        del t20
-        t26 = dot_x*t23
-        t27 = t8*t7
-        t28 = t21*t23
-        t29 = 3*t7
-        t30 = t11*t1
-        t31 = gamma[..., None, :, None]/t3**(5/2)
-        t32 = t21*t31
-        del t21
-        t33 = 1/(N**4*S**4)
-        t34 = t33*t13
-        t35 = 3*t31
-        del t31
-        t36 = t19*t35
-        del t19
-        t37 = t22*t35
-        del t35
-        t38 = t36*t5
-        terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t33*t12*t37 + t8*t22*t23 + x*(t8*t38) + dy*(t28*t9) + t10*t26 + t14*(-t30*t36) + t24*t9 + t25*t27 + t26*(-t6) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t1**3*t29*t32)*(-1/(N**5*S**5)))
-        del t22, t23, t24, t25, t26, t27, t28, t29, t30, t32, t34, t36, t37, t38
-    if wanted[0] and dot_gamma is not None:
-        t39 = dot_gamma[..., None, :, None]*t15
-        t40 = dot_gamma[..., None, :, None]*t4
-        t41 = t40*t9
-        terms.add('x', dy*t39 + t14*t41 - t16*t39 - t17*t40 + x*(-t40*t6) + t41*t5)
-        del t39, t40, t41
-    if wanted[1] and dot_x is not None:
-        t42 = _contract(xp, dot_x, dy, (-3, -1))
-        t43 = _contract(xp, dot_x, x, (-3, -1))
-        t44 = t43*t4
-        del t43
-        t45 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
-        t46 = t45*t5
-        terms.add('gamma', t10*t44 - t15*t16*t45 + t15*t42 - t17*t45*t4 - t44*t6 + t46*t4*t9)
-        del t42, t44, t45, t46
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = 1/(N*S)
+        t2 = -mu + x
+        t3 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+        t4 = t0*t2
+        t5 = _contract(xp, dy, t4, (-3, -1))
+        t6 = t1*t5
+        t7 = t1*t3
+        if wanted[0] and dot_x is not None:
+            t8 = _contract(xp, dot_x, dy, (-3, -1))
+            t9 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t10 = _contract(xp, dot_x, t4, (-3, -1))
+            t11 = t2*(gamma[..., None, :, None]/sigma**2)
+            t12 = 1/(N**2*S**2)
+            t13 = t12*t3
+            t14 = gamma[..., None, :, None]*t0
+            t15 = t10*t14
+            t16 = t12*t5
+            terms.add('x', (dy*(t15*(-t1)) + t11*(t8*(-t1)) + dot_x*(-t14*t6) + t11*(3*t10*t16) + t11*(t13*t9) + t13*t15 + t14*t16*t9)*t0)
+            del t8, t9, t10, t11, t13, t14, t15, t16
+        if wanted[0] and dot_gamma is not None:
+            terms.add('x', (dot_gamma[..., None, :, None]*dy + t4*(-dot_gamma[..., None, :, None]*t6) - dot_gamma[..., None, :, None]*t7)*t0)
+        if wanted[1] and dot_x is not None:
+            t17 = _contract(xp, dot_x, dy, (-3, -1))
+            t18 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t19 = _contract(xp, dot_x, t4, (-3, -1))
+            terms.add('gamma', (t17 - t18*t7 - t19*t6)*t0)
+            del t17, t18, t19
+    else:
+        t0 = 1/(N*S)
+        t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)
+        t2 = t1*(-t0) + x
+        t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-3, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-3, -1,), keepdims=True)
+        del t2
+        t4 = t3**(-3/2)
+        t5 = _contract(xp, dy, x, (-3, -1))
+        t6 = t0*t5
+        t7 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+        t8 = 1/(N**2*S**2)
+        t9 = t8*t1
+        t10 = t7*t9
+        t11 = 1/(N**3*S**3)
+        t12 = t1**2
+        t13 = t12*t7
+        t14 = t7*x
+        t15 = 1/xp.sqrt(t3)
+        t16 = t0*t7
+        t17 = t11*t13
+        if wanted[0] and dot_x is not None:
+            t18 = _contract(xp, dot_x, dy, (-3, -1))
+            t19 = _contract(xp, dot_x, x, (-3, -1))
+            t20 = t19*t4
+            t21 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t22 = t21*t5
+            t23 = gamma[..., None, :, None]*t4
+            t24 = t18*t23
+            del t18
+            t25 = gamma[..., None, :, None]*t20
+            del t20
+            t26 = dot_x*t23
+            t27 = t8*t7
+            t28 = t21*t23
+            t29 = 3*t7
+            t30 = t11*t1
+            t31 = gamma[..., None, :, None]/t3**(5/2)
+            t32 = t21*t31
+            del t21
+            t33 = 1/(N**4*S**4)
+            t34 = t33*t13
+            t35 = 3*t31
+            del t31
+            t36 = t19*t35
+            del t19
+            t37 = t22*t35
+            del t35
+            t38 = t36*t5
+            terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t33*t12*t37 + t8*t22*t23 + x*(t8*t38) + dy*(t28*t9) + t10*t26 + t14*(-t30*t36) + t24*t9 + t25*t27 + t26*(-t6) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t1**3*t29*t32)*(-1/(N**5*S**5)))
+            del t22, t23, t24, t25, t26, t27, t28, t29, t30, t32, t34, t36, t37, t38
+        if wanted[0] and dot_gamma is not None:
+            t39 = dot_gamma[..., None, :, None]*t15
+            t40 = dot_gamma[..., None, :, None]*t4
+            t41 = t40*t9
+            terms.add('x', dy*t39 + t14*t41 - t16*t39 - t17*t40 + x*(-t40*t6) + t41*t5)
+            del t39, t40, t41
+        if wanted[1] and dot_x is not None:
+            t42 = _contract(xp, dot_x, dy, (-3, -1))
+            t43 = _contract(xp, dot_x, x, (-3, -1))
+            t44 = t43*t4
+            del t43
+            t45 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t46 = t45*t5
+            terms.add('gamma', t10*t44 - t15*t16*t45 + t15*t42 - t17*t45*t4 - t44*t6 + t46*t4*t9)
+            del t42, t44, t45, t46
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2), x)

@@ -151,36 +151,64 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    t0 = 1/n
-    t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
-    t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
-    del t1
-    t3 = eps + t0*_contract(xp, t2, t2, (-1,))
-    t4 = t3**(-3/2)
-    t5 = t0*t4
-    t6 = t5*t2
-    t7 = 1/xp.sqrt(t3)
-    t8 = t0*t7
-    if wanted[0] and dot_x is not None:
-        t9 = _contract(xp, dot_x, t2, (-1,))
-        t10 = xp.sum(dot_x, axis=-1, keepdims=True)
-        t11 = dy*gamma
-        t12 = _contract(xp, t11, t2, (-1,))
-        t13 = n**(-2)
-        t14 = xp.sum(t11, axis=-1, keepdims=True)
-        terms.add('x', t10*t12*t13*t4 + t2*(3*t12*t13*t9/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t9 + t11*(-t5*t9) + t6*(-_contract(xp, (-t0*t14 + t11), dot_x, (-1,))))
-        del t11
-    if wanted[0] and dot_gamma is not None:
-        t15 = dot_gamma*dy
-        terms.add('x', t7*t15 - t8*xp.sum(t15, axis=-1, keepdims=True) + t6*(-_contract(xp, t15, t2, (-1,))))
-        del t15
-    if wanted[1] and dot_x is not None:
-        t16 = _contract(xp, dot_x, t2, (-1,))
-        t17 = xp.sum(dot_x, axis=-1, keepdims=True)
-        terms.add('gamma', (dy*t6)*(-t16) + dy*(-t17*t8) + t7*dot_x*dy)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = 1/n
+        t2 = -mu + x
+        t3 = t0*t2
+        t4 = t1*t3
+        if wanted[0] and dot_x is not None:
+            t5 = xp.sum(dot_x, axis=-1, keepdims=True)
+            t6 = _contract(xp, dot_x, t3, (-1,))
+            t7 = dy*gamma
+            t8 = t2/sigma**2
+            t9 = xp.sum(t7, axis=-1, keepdims=True)
+            t10 = n**(-2)
+            t11 = t10*t8
+            t12 = _contract(xp, t3, t7, (-1,))
+            t13 = t0*t1
+            t14 = t0*t10
+            terms.add('x', t0*(t8*(-t1*_contract(xp, dot_x, t7, (-1,))) + dot_x*(-t12*t13) + t12*t14*t5 + t11*(3*t12*t6) + t7*(-t13*t6) + t14*t6*t9 + t11*(t5*t9)))
+            del t7, t8, t11
+        if wanted[0] and dot_gamma is not None:
+            t15 = dot_gamma*dy
+            terms.add('x', t0*(-t1*xp.sum(t15, axis=-1, keepdims=True) + t15 + t4*(-_contract(xp, t15, t3, (-1,)))))
+            del t15
+        if wanted[1] and dot_x is not None:
+            t16 = xp.sum(dot_x, axis=-1, keepdims=True)
+            t17 = _contract(xp, dot_x, t3, (-1,))
+            terms.add('gamma', t0*(-t1*t16 + t4*(-t17) + dot_x)*dy)
+    else:
+        t0 = 1/n
+        t1 = -t0*xp.sum(x, axis=-1, keepdims=True) + x
+        t2 = -t0*xp.sum(t1, axis=-1, keepdims=True) + t1
+        del t1
+        t3 = eps + t0*_contract(xp, t2, t2, (-1,))
+        t4 = t3**(-3/2)
+        t5 = t0*t4
+        t6 = t5*t2
+        t7 = 1/xp.sqrt(t3)
+        t8 = t0*t7
+        if wanted[0] and dot_x is not None:
+            t9 = _contract(xp, dot_x, t2, (-1,))
+            t10 = xp.sum(dot_x, axis=-1, keepdims=True)
+            t11 = dy*gamma
+            t12 = _contract(xp, t11, t2, (-1,))
+            t13 = n**(-2)
+            t14 = xp.sum(t11, axis=-1, keepdims=True)
+            terms.add('x', t10*t12*t13*t4 + t2*(3*t12*t13*t9/t3**(5/2)) + dot_x*(-t12*t5) + t13*t14*t4*t9 + t11*(-t5*t9) + t6*(-_contract(xp, (-t0*t14 + t11), dot_x, (-1,))))
+            del t11
+        if wanted[0] and dot_gamma is not None:
+            t15 = dot_gamma*dy
+            terms.add('x', t7*t15 - t8*xp.sum(t15, axis=-1, keepdims=True) + t6*(-_contract(xp, t15, t2, (-1,))))
+            del t15
+        if wanted[1] and dot_x is not None:
+            t16 = _contract(xp, dot_x, t2, (-1,))
+            t17 = xp.sum(dot_x, axis=-1, keepdims=True)
+            terms.add('gamma', (dy*t6)*(-t16) + dy*(-t17*t8) + t7*dot_x*dy)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

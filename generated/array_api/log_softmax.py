@@ -104,14 +104,20 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None, out=No
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    if wanted[0] and dot_x is not None:
-        t0 = xp.exp(x)
-        t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
-        terms.add('x', ((t1*_contract(xp, dot_x, t0, (-1,)) - dot_x)*t0)*(t1*xp.sum(dy, axis=-1, keepdims=True)))
-        del t0
+    if saved is not None:
+        y, = saved
+        if wanted[0] and dot_x is not None:
+            t0 = xp.exp(y)
+            terms.add('x', (-dot_x + _contract(xp, dot_x, t0, (-1,)))*t0*xp.sum(dy, axis=-1, keepdims=True))
+            del t0
+    else:
+        if wanted[0] and dot_x is not None:
+            t0 = xp.exp(x)
+            t1 = 1/xp.sum(t0, axis=-1, keepdims=True)
+            terms.add('x', ((t1*_contract(xp, dot_x, t0, (-1,)) - dot_x)*t0)*(t1*xp.sum(dy, axis=-1, keepdims=True)))
+            del t0
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

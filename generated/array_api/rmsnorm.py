@@ -135,27 +135,48 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    t0 = 1/n
-    t1 = eps + t0*_contract(xp, x, x, (-1,))
-    t2 = t0/t1**(3/2)
-    t3 = t2*x
-    t4 = 1/xp.sqrt(t1)
-    if wanted[0] and dot_x is not None:
-        t5 = _contract(xp, dot_x, x, (-1,))
-        t6 = dy*gamma
-        t7 = _contract(xp, t6, x, (-1,))
-        terms.add('x', t6*(-t2*t5) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t5*t7/(n**2*t1**(5/2))))
-        del t6
-    if wanted[0] and dot_gamma is not None:
-        t8 = dot_gamma*dy
-        terms.add('x', t4*t8 + t3*(-_contract(xp, t8, x, (-1,))))
-        del t8
-    if wanted[1] and dot_x is not None:
-        t9 = _contract(xp, dot_x, x, (-1,))
-        terms.add('gamma', t4*dot_x*dy + (dy*t3)*(-t9))
+    if saved is not None:
+        r, = saved
+        t0 = 1/r
+        t1 = 1/n
+        t2 = t0*x
+        t3 = t1*t2
+        if wanted[0] and dot_x is not None:
+            t4 = _contract(xp, dot_x, t2, (-1,))
+            t5 = dy*gamma
+            t6 = r**(-2.0)
+            t7 = _contract(xp, t2, t5, (-1,))
+            t8 = t0*t1
+            terms.add('x', t0*(x*(-t1*t6*_contract(xp, dot_x, t5, (-1,))) + t5*(-t4*t8) + dot_x*(-t7*t8) + x*(3*t4*t6*t7/n**2)))
+            del t5
+        if wanted[0] and dot_gamma is not None:
+            t9 = dot_gamma*dy
+            terms.add('x', t0*(t3*(-_contract(xp, t2, t9, (-1,))) + t9))
+            del t9
+        if wanted[1] and dot_x is not None:
+            t10 = _contract(xp, dot_x, t2, (-1,))
+            terms.add('gamma', t0*(t3*(-t10) + dot_x)*dy)
+    else:
+        t0 = 1/n
+        t1 = eps + t0*_contract(xp, x, x, (-1,))
+        t2 = t0/t1**(3/2)
+        t3 = t2*x
+        t4 = 1/xp.sqrt(t1)
+        if wanted[0] and dot_x is not None:
+            t5 = _contract(xp, dot_x, x, (-1,))
+            t6 = dy*gamma
+            t7 = _contract(xp, t6, x, (-1,))
+            terms.add('x', t6*(-t2*t5) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t5*t7/(n**2*t1**(5/2))))
+            del t6
+        if wanted[0] and dot_gamma is not None:
+            t8 = dot_gamma*dy
+            terms.add('x', t4*t8 + t3*(-_contract(xp, t8, x, (-1,))))
+            del t8
+        if wanted[1] and dot_x is not None:
+            t9 = _contract(xp, dot_x, x, (-1,))
+            terms.add('gamma', t4*dot_x*dy + (dy*t3)*(-t9))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -107,17 +107,23 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None, out=No
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    if wanted[0] and dot_x is not None:
-        t0 = xp.exp(x)
-        t1 = xp.sum(t0, axis=-1, keepdims=True)
-        t2 = 1/t1
-        t3 = _contract(xp, dot_x, t0, (-1,))
-        t4 = _contract(xp, dy, t0, (-1,))
-        terms.add('x', t2*(dy*(-t2*t3) + dot_x*(-t2*t4) - t2*_contract(xp, t0, dot_x*dy, (-1,)) + dot_x*dy + 2*t3*t4/t1**2)*t0)
-        del t0
+    if saved is not None:
+        y, = saved
+        if wanted[0] and dot_x is not None:
+            t0 = _contract(xp, dot_x, y, (-1,))
+            t1 = _contract(xp, dy, y, (-1,))
+            terms.add('x', (2*t0*t1 + dy*(-t0) + dot_x*(-t1) + dot_x*dy - _contract(xp, y, dot_x*dy, (-1,)))*y)
+    else:
+        if wanted[0] and dot_x is not None:
+            t0 = xp.exp(x)
+            t1 = xp.sum(t0, axis=-1, keepdims=True)
+            t2 = 1/t1
+            t3 = _contract(xp, dot_x, t0, (-1,))
+            t4 = _contract(xp, dy, t0, (-1,))
+            terms.add('x', t2*(dy*(-t2*t3) + dot_x*(-t2*t4) - t2*_contract(xp, t0, dot_x*dy, (-1,)) + dot_x*dy + 2*t3*t4/t1**2)*t0)
+            del t0
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
