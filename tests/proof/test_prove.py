@@ -78,7 +78,8 @@ def test_cosine_similarity_kernel_matches_finite_differences(cosine, tmp_path):
     plus = kernel.vjp(cotangent, a + step * tangents[0], b + step * tangents[1])
     minus = kernel.vjp(cotangent, a - step * tangents[0], b - step * tangents[1])
     for position in (0, 1):
-        np.testing.assert_allclose(second[position], (plus[position] - minus[position]) / (2 * step), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(second[position], (plus[position] - minus[position]) / (2 * step),
+                                   rtol=1e-5, atol=1e-7)
 
 
 def _files(model):
