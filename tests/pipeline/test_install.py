@@ -86,6 +86,8 @@ def test_the_wheel_ships_every_template_and_every_generated_file(installed: Inst
     assert {"derive/generated/numpy/rmsnorm.py", "derive/generated/latex/rmsnorm.tex",
             "derive/generated/latex/derive.bib", "derive/generated/array_api/rmsnorm.py"} <= generated
     assert templates - names == set() and generated - names == set()
+    modules = {f"derive/{p.relative_to(ROOT / 'derive').as_posix()}" for p in (ROOT / "derive").rglob("*.py")}
+    assert modules - names == set()  # a new subpackage not listed in pyproject.toml is left out of the wheel
 
 
 def test_installed_derive_generates_and_checks_from_any_folder(installed: Installed):
