@@ -5,7 +5,9 @@ quantities (the per-row mean, sigma, rms, a softmax's sum) and x_hat or the outp
 written back as its definition (``(x - mu)/sigma``), what a form reads besides the inputs is the
 cheapest set to save: per-row statistics (O(rows)), or the output y where the form is in y.  The
 saved set is the union over every gradient's vjp and jvp; a form that reads none falls back to
-the inputs (recomputed).
+the inputs (recomputed).  vjp_jvp reads them too, one form per second-order term (input a along
+input b's tangent: the compact vjp_jvp of a with every other tangent zero), where that term's form
+reads only residuals the vjp and jvp already save.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import sympy as sp
 
 from ..calculus.compact import HAT, OUTPUT, expand_named
 from ..calculus.indices import substitute_index
-from ..calculus.pipeline import Derivation
+from ..calculus.pipeline import Derivation, tangent_name
 from ..model import dim_of
 
 KINDS = ("vjp", "jvp")
-"""The kernel functions that read the residuals (vjp_jvp recomputes them from the inputs)."""
+"""The kernel functions whose reads choose the residuals (vjp_jvp reads what they save)."""
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,20 @@ class Saved:
 
 @dataclass(frozen=True)
 class Saving:
-    """The residuals a kernel saves, and each (input, kind)'s form reading them (absent: recomputed)."""
+    """The residuals a kernel saves, and each (input, kind)'s form reading them (absent: recomputed);
+    a vjp_jvp term's kind is ``second_kind(by)``."""
 
     saved: tuple[Saved, ...]
     forms: dict[tuple[str, str], sp.Expr] = field(default_factory=dict)
+
+    @property
+    def reads_second(self) -> bool:
+        """Whether a vjp_jvp term has a form reading the residuals."""
+        return any(kind.startswith(second_kind("")) for _, kind in self.forms)
+
+    def second(self, input_name: str, by: str) -> sp.Expr | None:
+        """The form of vjp_jvp's term by ``input_name`` along ``by``'s tangent reading the residuals, or None."""
+        return self.forms.get((input_name, second_kind(by)))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -66,6 +78,7 @@ def saving(derivation: Derivation) -> Saving | None:
                 used |= reads
     if not used:
         return None
+    forms.update(_second_forms(derivation, named, used))
     model = derivation.model
     saved = [Saved(OUTPUT, model.output_dims, model.output)] if OUTPUT in used else []
     for quantity in rewriter.named:
@@ -73,6 +86,38 @@ def saving(derivation: Derivation) -> Saving | None:
             dims = tuple(dim_of(i) for i in quantity.free)
             saved.append(Saved(quantity.name, dims, expand_named(quantity.at(quantity.free), rewriter.named)))
     return Saving(tuple(saved), forms)
+
+
+def second_kind(by: str) -> str:
+    """The key of a vjp_jvp term along input ``by``'s tangent in ``Saving.forms``."""
+    return f"vjp_jvp/{by}"
+
+
+def _second_forms(derivation: Derivation, named: dict, used: set[str]) -> dict[tuple[str, str], sp.Expr]:
+    """Each vjp_jvp term's form reading residuals among ``used``: the compact vjp_jvp of its input
+    (linear in the tangents) with every tangent but the term's own zero."""
+    rewriter = derivation.rewriter
+    forms = {}
+    for gradient in derivation.gradients:
+        form = derivation.compact(gradient.input.name, "vjp_jvp")
+        if form.through is None:
+            continue
+        whole = _hat_written(form.expr, rewriter.substitutions)
+        tangents = {tangent_name(t.by.name): t.by.name for t in derivation.second_order(gradient.input.name)}
+        for tangent, by in tangents.items():
+            expr = _only(whole, tangent, set(tangents))
+            reads = _placeholders(expr, named) | ({OUTPUT} if _reads(expr, OUTPUT) else set())
+            if reads and reads <= used:
+                forms[(gradient.input.name, second_kind(by))] = expr
+    return forms
+
+
+def _only(expr: sp.Expr, tangent: str, tangents: set[str]) -> sp.Expr:
+    """``expr`` with every tangent's entries but ``tangent``'s zero (a sum of zero: zero)."""
+    others = tangents - {tangent}
+    return expr.replace(
+        lambda e: (isinstance(e, sp.Indexed) and str(e.base) in others) or (isinstance(e, sp.Sum) and e.function == 0),
+        lambda e: sp.S.Zero)
 
 
 def _hat_written(expr: sp.Expr, substitutions) -> sp.Expr:

@@ -5,11 +5,12 @@ checks them.  ``operator_ops(kernel, signature)`` registers an operator's four o
 The four ops are ``derive::<name>`` (the forward), ``<name>_vjp``, ``<name>_jvp`` and
 ``<name>_vjp_jvp``.  On CPU tensors of float32 or float64 they run the generated numba kernel
 zero-copy (NumPy views of the tensors' memory, made contiguous once where they are not; the
-results become tensors without a copy); elsewhere (another device or dtype, numba not installed)
-the generated ``array_api`` kernel on the tensors themselves.  The forward's autograd formula is the
-vjp op; the vjp op's own is the jvp op (by the cotangent) and the vjp_jvp op (by the inputs), so a
-double backward runs derived formulas.  The fake (shape-only) implementations run the ``array_api``
-kernel on the compiler's fake tensors, or take the inputs' shapes for gradients.
+results written into tensors ``torch.empty`` allocated, passed as the kernel's ``out=``); elsewhere
+(another device or dtype, numba not installed) the generated ``array_api`` kernel on the tensors
+themselves.  The forward's autograd formula is the vjp op; the vjp op's own is the jvp op (by the
+cotangent) and the vjp_jvp op (by the inputs), so a double backward runs derived formulas.  The fake (shape-only)
+implementations run the ``array_api`` kernel on the compiler's fake tensors, or take the inputs'
+shapes for gradients.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class OperatorOps:
     vjp_jvp: Any
     numba: list = field(default_factory=list)
     """The numba kernel, once loaded ([] before; [None] when it cannot be)."""
+    shapes: dict = field(default_factory=dict)
+    """The forward's output shape by input shapes and parameters (``_output_buffer``)."""
 
 
 _REGISTERED: dict[str, OperatorOps] = {}
@@ -95,12 +98,16 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
     holder: dict[str, OperatorOps] = {}
 
     def forward(*inputs: Any, **params: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        module, to_kernel, from_kernel = _backend(holder["ops"], inputs)
-        dtype, saved = _result_dtype(inputs), residual_names(holder["ops"], inputs)
+        ops = holder["ops"]
+        module, to_kernel, from_kernel = _backend(ops, inputs)
+        dtype, saved = _result_dtype(inputs), residual_names(ops, inputs)
+        out = _output_buffer(ops, module, inputs, params)
+        keywords = {**params, **_out(out)}
         if not saved:
-            return _dense(from_kernel(module.forward(*map(to_kernel, inputs), **params)), dtype), []
-        output, residuals = module.forward(*map(to_kernel, inputs), residuals=True, **params)
-        return _dense(from_kernel(output), dtype), [_dense(from_kernel(residuals[n]), dtype) for n in saved if n != "y"]
+            return _delivered(from_kernel(module.forward(*map(to_kernel, inputs), **keywords)), out, dtype), []
+        output, residuals = module.forward(*map(to_kernel, inputs), residuals=True, **keywords)
+        return (_delivered(from_kernel(output), out, dtype),
+                [_dense(from_kernel(residuals[n]), dtype) for n in saved if n != "y"])
 
     def forward_fake(*inputs: Any, **params: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
         with _data_checks_ignored():
@@ -117,8 +124,9 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
         if residuals:
             saved = residual_names(holder["ops"], inputs)
             params["residuals"] = {n: to_kernel(r) for n, r in zip(saved, residuals, strict=True)}
-        grads = module.vjp(to_kernel(cotangent), *map(to_kernel, inputs), wrt=names, **params)
-        return _gradients(grads, inputs, wrt, from_kernel)
+        out = _gradient_buffers(holder["ops"], module, inputs, wrt)
+        grads = module.vjp(to_kernel(cotangent), *map(to_kernel, inputs), wrt=names, **params, **_out(out))
+        return _gradients(grads, inputs, wrt, from_kernel, out)
 
     def vjp_fake(cotangent: torch.Tensor, *arrays: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
         return [torch.empty(a.shape, dtype=a.dtype, device=a.device) for a, want in zip(arrays[:count], wrt) if want]
@@ -126,8 +134,9 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
     def jvp(*arrays: Any, **params: Any) -> torch.Tensor:
         tangents, inputs = arrays[:count], arrays[count:]
         module, to_kernel, from_kernel = _backend(holder["ops"], arrays)
-        output = module.jvp([to_kernel(t) for t in tangents], *map(to_kernel, inputs), **params)
-        return _dense(from_kernel(output), _result_dtype(inputs))
+        out = _output_buffer(holder["ops"], module, inputs, params)
+        output = module.jvp([to_kernel(t) for t in tangents], *map(to_kernel, inputs), **params, **_out(out))
+        return _delivered(from_kernel(output), out, _result_dtype(inputs))
 
     def jvp_fake(*arrays: Any, **params: Any) -> torch.Tensor:
         return forward_fake(*arrays[count:], **params)[0]
@@ -136,9 +145,10 @@ def _register(kernel: ModuleType, signature: Signature, name: str) -> OperatorOp
         tangents, inputs = arrays[:count], arrays[count:]
         module, to_kernel, from_kernel = _backend(holder["ops"], (cotangent, *arrays))
         names = [n for n, want in zip(signature.inputs, wrt) if want]
+        out = _gradient_buffers(holder["ops"], module, inputs, wrt)
         grads = module.vjp_jvp(to_kernel(cotangent), [to_kernel(t) for t in tangents], *map(to_kernel, inputs),
-                               wrt=names, **params)
-        return _gradients(grads, inputs, wrt, from_kernel)
+                               wrt=names, **params, **_out(out))
+        return _gradients(grads, inputs, wrt, from_kernel, out)
 
     def vjp_jvp_fake(cotangent: torch.Tensor, *arrays: Any, wrt: list[bool], **params: Any) -> list[torch.Tensor]:
         return vjp_fake(cotangent, *arrays[count:], [], wrt=wrt, **params)
@@ -190,9 +200,54 @@ def _result_dtype(inputs: Sequence) -> torch.dtype:
     return found
 
 
-def _gradients(grads: Sequence, inputs: Sequence, wrt: Sequence[bool], from_kernel) -> list[torch.Tensor]:
-    """The gradients asked for (``wrt``), each a tensor in its input's dtype, as autograd wants."""
-    return [_dense(from_kernel(g), a.dtype) for g, a, want in zip(grads, inputs, wrt) if want]
+def _gradients(grads: Sequence, inputs: Sequence, wrt: Sequence[bool], from_kernel,
+               out: Sequence | None) -> list[torch.Tensor]:
+    """The gradients asked for (``wrt``), each a tensor in its input's dtype, as autograd wants: the
+    buffer the kernel wrote it into (``out``), where it had one."""
+    buffers = out or (None,) * len(inputs)
+    return [_delivered(from_kernel(g), b, a.dtype) for g, a, want, b in zip(grads, inputs, wrt, buffers) if want]
+
+
+# -- the framework's own allocations, handed to the numba kernel (out=) --------------------------
+
+
+def _output_buffer(ops: OperatorOps, module: ModuleType, inputs: Sequence, params: dict) -> torch.Tensor | None:
+    """A new row-major tensor (``torch.empty``) for the output of the forward or jvp the numba kernel
+    writes into; None for the ``array_api`` kernel.  Its shape is found once per input shapes and
+    parameters, by the ``array_api`` kernel on meta tensors (no data)."""
+    if module is ops.array_api:
+        return None
+    key = (tuple((tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else a for a in inputs),
+           tuple(sorted(params.items())))
+    if key not in ops.shapes:
+        meta = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in inputs]
+        ops.shapes[key] = tuple(ops.array_api.forward(*meta, **params).shape)
+    return torch.empty(ops.shapes[key], dtype=_result_dtype(inputs))
+
+
+def _gradient_buffers(ops: OperatorOps, module: ModuleType, inputs: Sequence, wrt: Sequence[bool]) -> list | None:
+    """A new tensor like each input whose gradient is wanted, for the numba kernel's vjp or vjp_jvp
+    to write into (None where the kernel's result dtype, the inputs' promotion, is not the input's);
+    None for the ``array_api`` kernel."""
+    if module is ops.array_api:
+        return None
+    dtype = _result_dtype(inputs)
+    return [torch.empty(a.shape, dtype=dtype) if want and isinstance(a, torch.Tensor) and a.dtype == dtype else None
+            for a, want in zip(inputs, wrt)]
+
+
+def _out(out: torch.Tensor | Sequence | None) -> dict[str, Any]:
+    """The kernel's ``out=`` for ``out`` (NumPy views of the tensors), or no keyword without buffers."""
+    if out is None:
+        return {}
+    if isinstance(out, torch.Tensor):
+        return {"out": out.numpy()}
+    return {"out": tuple(None if b is None else b.numpy() for b in out)}
+
+
+def _delivered(result: torch.Tensor | None, buffer: torch.Tensor | None, dtype: torch.dtype) -> Any:
+    """The tensor the kernel wrote ``result`` into (``buffer``), or ``result`` as ``_dense`` makes it."""
+    return buffer if buffer is not None else None if result is None else _dense(result, dtype)
 
 
 def _dense(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -11,7 +11,7 @@ Saved for the backward (forward(..., residuals=True); vjp and jvp read them): mu
 """
 import math
 
-from array_api_compat import array_namespace, device as _device, is_dask_namespace
+from array_api_compat import array_namespace, device as _device, is_dask_namespace, is_jax_namespace
 
 INPUTS = ('x', 'gamma', 'beta')
 PARAMS = {'eps': 1e-05}
@@ -29,8 +29,9 @@ RESIDUALS = ('mu', 'sigma')
 _SAVED_AXES = {'mu': ('C',), 'sigma': ('C',)}
 
 
-def forward(x, gamma=None, beta=None, *, eps=1e-05, residuals=False):
+def forward(x, gamma=None, beta=None, *, eps=1e-05, residuals=False, out=None):
     """(x - mean) / sqrt(var + eps) * gamma + beta, statistics per channel (axis 1), biased variance."""
+    given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     xp = ctx.xp
     N = ctx.sizes['N']
@@ -38,11 +39,12 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05, residuals=False):
     S = ctx.sizes['S']
     gamma = xp.full((C,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
     beta = xp.full((C,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
+    out = _output_buffer(out, given, ctx)
     t0 = 1/(N*S)
     t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-3, -1,), keepdims=True)*(-t0) + t1
     del t1
-    result_ = _output(beta[..., None, :, None] + t2*(gamma[..., None, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-3, -1)))), (0, 1, 2), ctx)
+    result_ = _deliver(_output(beta[..., None, :, None] + t2*(gamma[..., None, :, None]/xp.sqrt(eps + t0*_contract(xp, t2, t2, (-3, -1)))), (0, 1, 2), ctx), out)
     if not residuals:
         return result_
     t0 = 1/(N*S)
@@ -53,7 +55,7 @@ def forward(x, gamma=None, beta=None, *, eps=1e-05, residuals=False):
     return result_, {'mu': saved_mu, 'sigma': saved_sigma}
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=None):
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
@@ -68,6 +70,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=N
     dy = _cotangent(cotangent, ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
     if saved is not None:
         mu, sigma = saved
         t0 = 1/sigma
@@ -81,7 +84,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=N
             grads['gamma'] = _gradient(t3, (1,), 'gamma', gamma, ctx, copy=True)
         if wanted[2]:
             grads['beta'] = _gradient(t1, (1,), 'beta', beta, ctx, copy=True)
-        return tuple(grads.values())
+        return _delivered(tuple(grads.values()), out)
     t0 = 1/(N*S)
     t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-3, -1,), keepdims=True)*(-t0) + t1
@@ -96,10 +99,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=N
         grads['gamma'] = _gradient(t4*t6, (1,), 'gamma', gamma, ctx)
     if wanted[2]:
         grads['beta'] = _gradient(t5, (1,), 'beta', beta, ctx, copy=True)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05, residuals=None):
+def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
@@ -112,6 +115,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05, residuals=None):
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
     if saved is not None:
         mu, sigma = saved
         t0 = 1/sigma
@@ -123,7 +127,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05, residuals=None):
             total.add(dot_gamma[..., None, :, None]*t1, (0, 1, 2))
         if dot_beta is not None:
             total.add(dot_beta[..., None, :, None], (0, 1, 2), copy=True)
-        return _output(total.value, None, ctx, copy=total.copy)
+        return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
     t0 = 1/(N*S)
     t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)*(-t0) + x
     t2 = xp.sum(t1, axis=(-3, -1,), keepdims=True)*(-t0) + t1
@@ -136,10 +140,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-05, residuals=None):
         total.add(t2*(dot_gamma[..., None, :, None]*t4), (0, 1, 2))
     if dot_beta is not None:
         total.add(dot_beta[..., None, :, None], (0, 1, 2), copy=True)
-    return _output(total.value, None, ctx, copy=total.copy)
+    return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
 
 
-def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=None):
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -155,72 +159,103 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
-    t0 = 1/(N*S)
-    t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)
-    t2 = t1*(-t0) + x
-    t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-3, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-3, -1,), keepdims=True)
-    del t2
-    t4 = t3**(-3/2)
-    t5 = _contract(xp, dy, x, (-3, -1))
-    t6 = t0*t5
-    t7 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
-    t8 = 1/(N**2*S**2)
-    t9 = t8*t1
-    t10 = t7*t9
-    t11 = 1/(N**3*S**3)
-    t12 = t1**2
-    t13 = t12*t7
-    t14 = t7*x
-    t15 = 1/xp.sqrt(t3)
-    t16 = t0*t7
-    t17 = t11*t13
-    if wanted[0] and dot_x is not None:
-        t18 = _contract(xp, dot_x, dy, (-3, -1))
-        t19 = _contract(xp, dot_x, x, (-3, -1))
-        t20 = t19*t4
-        t21 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
-        t22 = t21*t5
-        t23 = gamma[..., None, :, None]*t4
-        t24 = t18*t23
-        del t18
-        t25 = gamma[..., None, :, None]*t20
-        del t20
-        t26 = dot_x*t23
-        t27 = t8*t7
-        t28 = t21*t23
-        t29 = 3*t7
-        t30 = t11*t1
-        t31 = gamma[..., None, :, None]/t3**(5/2)
-        t32 = t21*t31
-        del t21
-        t33 = 1/(N**4*S**4)
-        t34 = t33*t13
-        t35 = 3*t31
-        del t31
-        t36 = t19*t35
-        del t19
-        t37 = t22*t35
-        del t35
-        t38 = t36*t5
-        terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t33*t12*t37 + t8*t22*t23 + x*(t8*t38) + dy*(t28*t9) + t10*t26 + t14*(-t30*t36) + t24*t9 + t25*t27 + t26*(-t6) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t1**3*t29*t32)*(-1/(N**5*S**5)))
-        del t22, t23, t24, t25, t26, t27, t28, t29, t30, t32, t34, t36, t37, t38
-    if wanted[0] and dot_gamma is not None:
-        t39 = dot_gamma[..., None, :, None]*t15
-        t40 = dot_gamma[..., None, :, None]*t4
-        t41 = t40*t9
-        terms.add('x', dy*t39 + t14*t41 - t16*t39 - t17*t40 + x*(-t40*t6) + t41*t5)
-        del t39, t40, t41
-    if wanted[1] and dot_x is not None:
-        t42 = _contract(xp, dot_x, dy, (-3, -1))
-        t43 = _contract(xp, dot_x, x, (-3, -1))
-        t44 = t43*t4
-        del t43
-        t45 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
-        t46 = t45*t5
-        terms.add('gamma', t10*t44 - t15*t16*t45 + t15*t42 - t17*t45*t4 - t44*t6 + t46*t4*t9)
-        del t42, t44, t45, t46
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = 1/(N*S)
+        t2 = -mu + x
+        t3 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+        t4 = t0*t2
+        t5 = _contract(xp, dy, t4, (-3, -1))
+        t6 = t1*t5
+        t7 = t1*t3
+        if wanted[0] and dot_x is not None:
+            t8 = _contract(xp, dot_x, dy, (-3, -1))
+            t9 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t10 = _contract(xp, dot_x, t4, (-3, -1))
+            t11 = t2*(gamma[..., None, :, None]/sigma**2)
+            t12 = 1/(N**2*S**2)
+            t13 = t12*t3
+            t14 = gamma[..., None, :, None]*t0
+            t15 = t10*t14
+            t16 = t12*t5
+            terms.add('x', (dy*(t15*(-t1)) + t11*(t8*(-t1)) + dot_x*(-t14*t6) + t11*(3*t10*t16) + t11*(t13*t9) + t13*t15 + t14*t16*t9)*t0)
+            del t8, t9, t10, t11, t13, t14, t15, t16
+        if wanted[0] and dot_gamma is not None:
+            terms.add('x', (dot_gamma[..., None, :, None]*dy + t4*(-dot_gamma[..., None, :, None]*t6) - dot_gamma[..., None, :, None]*t7)*t0)
+        if wanted[1] and dot_x is not None:
+            t17 = _contract(xp, dot_x, dy, (-3, -1))
+            t18 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t19 = _contract(xp, dot_x, t4, (-3, -1))
+            terms.add('gamma', (t17 - t18*t7 - t19*t6)*t0)
+            del t17, t18, t19
+    else:
+        t0 = 1/(N*S)
+        t1 = xp.sum(x, axis=(-3, -1,), keepdims=True)
+        t2 = t1*(-t0) + x
+        t3 = eps + t0*xp.sum((xp.sum(t2, axis=(-3, -1,), keepdims=True)*(-t0) + t2)**2, axis=(-3, -1,), keepdims=True)
+        del t2
+        t4 = t3**(-3/2)
+        t5 = _contract(xp, dy, x, (-3, -1))
+        t6 = t0*t5
+        t7 = xp.sum(dy, axis=(-3, -1,), keepdims=True)
+        t8 = 1/(N**2*S**2)
+        t9 = t8*t1
+        t10 = t7*t9
+        t11 = 1/(N**3*S**3)
+        t12 = t1**2
+        t13 = t12*t7
+        t14 = t7*x
+        t15 = 1/xp.sqrt(t3)
+        t16 = t0*t7
+        t17 = t11*t13
+        if wanted[0] and dot_x is not None:
+            t18 = _contract(xp, dot_x, dy, (-3, -1))
+            t19 = _contract(xp, dot_x, x, (-3, -1))
+            t20 = t19*t4
+            t21 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t22 = t21*t5
+            t23 = gamma[..., None, :, None]*t4
+            t24 = t18*t23
+            del t18
+            t25 = gamma[..., None, :, None]*t20
+            del t20
+            t26 = dot_x*t23
+            t27 = t8*t7
+            t28 = t21*t23
+            t29 = 3*t7
+            t30 = t11*t1
+            t31 = gamma[..., None, :, None]/t3**(5/2)
+            t32 = t21*t31
+            del t21
+            t33 = 1/(N**4*S**4)
+            t34 = t33*t13
+            t35 = 3*t31
+            del t31
+            t36 = t19*t35
+            del t19
+            t37 = t22*t35
+            del t35
+            t38 = t36*t5
+            terms.add('x', dy*(t25*(-t0)) + x*(t24*(-t0)) + t33*t12*t37 + t8*t22*t23 + x*(t8*t38) + dy*(t28*t9) + t10*t26 + t14*(-t30*t36) + t24*t9 + t25*t27 + t26*(-t6) + x*(t27*t28) - t28*t29*t30 + x*(-t30*t37) - t30*t38 + x*(3*t32*t34) + t34*t36 + (t1**3*t29*t32)*(-1/(N**5*S**5)))
+            del t22, t23, t24, t25, t26, t27, t28, t29, t30, t32, t34, t36, t37, t38
+        if wanted[0] and dot_gamma is not None:
+            t39 = dot_gamma[..., None, :, None]*t15
+            t40 = dot_gamma[..., None, :, None]*t4
+            t41 = t40*t9
+            terms.add('x', dy*t39 + t14*t41 - t16*t39 - t17*t40 + x*(-t40*t6) + t41*t5)
+            del t39, t40, t41
+        if wanted[1] and dot_x is not None:
+            t42 = _contract(xp, dot_x, dy, (-3, -1))
+            t43 = _contract(xp, dot_x, x, (-3, -1))
+            t44 = t43*t4
+            del t43
+            t45 = xp.sum(dot_x, axis=(-3, -1,), keepdims=True)
+            t46 = t45*t5
+            terms.add('gamma', t10*t44 - t15*t16*t45 + t15*t42 - t17*t45*t4 - t44*t6 + t46*t4*t9)
+            del t42, t44, t45, t46
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2), x)
@@ -228,7 +263,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
         grads['gamma'] = terms.gradient('gamma', (1,), gamma)
     if wanted[2]:
         grads['beta'] = terms.gradient('beta', (1,), beta)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -241,11 +276,13 @@ class _Context:
     """What one call shares: the namespace and device of the inputs, the output shape (as laid out),
     the core axis sizes, the dtype computed in (float16 is computed in float32) and the dtype
     returned, layout state, and (for lazy arrays with class labels) a 0-d NaN-or-zero added to every
-    result, so labels out of range give NaN where they cannot be checked before computing."""
+    result, so labels out of range give NaN where they cannot be checked before computing; and the
+    cotangent, tangents and residuals this call borrowed (no caller's buffer may overlap them)."""
 
     def __init__(self, xp, device, out_shape, sizes, dtype, result_dtype, state, poison):
         self.xp, self.device, self.out_shape, self.sizes = xp, device, out_shape, sizes
         self.dtype, self.result_dtype, self.state, self.poison = dtype, result_dtype, state, poison
+        self.borrowed = []
 
 
 _NUMBERS = (bool, int, float, complex)
@@ -551,6 +588,7 @@ def _erf(xp, x):
 def _cotangent(cotangent, ctx):
     xp = ctx.xp
     dy = _floating(xp, "cotangent", cotangent, ctx.device)
+    ctx.borrowed.append(dy)
     given = tuple(dy.shape)
     dy = _layout_cotangent(xp, dy, ctx.state)
     if tuple(dy.shape) != ctx.out_shape:
@@ -568,6 +606,7 @@ def _tangents(tangents, given, ctx):
             laid.append(None)
             continue
         tangent = _floating(xp, f"tangent for {name!r}", tangent, ctx.device)
+        ctx.borrowed.append(tangent)
         shape = tuple(getattr(array, "shape", ()))
         if tuple(tangent.shape) != shape:
             raise ValueError(
@@ -646,6 +685,7 @@ def _saved(residuals, ctx):
     laid = []
     for name in RESIDUALS:
         value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        ctx.borrowed.append(value)
         given = tuple(value.shape)
         if name == "y":
             value = _layout_cotangent(xp, value, ctx.state)
@@ -687,6 +727,122 @@ def _saved_shape(name, ctx):
         return tuple(ctx.out_shape)
     batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
     return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
+
+# -- runtime: the caller's buffers (out=), written in place -----------------------------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it is an array of
+    the inputs' library on their device, of that shape and the result's dtype, writable (where the
+    library tells), and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    xp = ctx.xp
+    if type(buffer) in _NUMBERS or _library(buffer) is not xp:
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass an array of the inputs' library (or None)")
+    if tuple(buffer.shape) != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {tuple(buffer.shape)}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if _device(buffer) != ctx.device:
+        raise ValueError(f"{_OP}: {name} is on device {_device(buffer)}; the inputs are on {ctx.device}")
+    if not getattr(getattr(buffer, "flags", None), "writeable", True):  # NumPy's read-only arrays
+        raise ValueError(f"{_OP}: {name} is read-only")
+    if getattr(buffer, "requires_grad", False) and getattr(buffer, "is_leaf", False):  # PyTorch
+        raise ValueError(f"{_OP}: {name} is a leaf tensor that requires grad, which cannot be written in place")
+    for other, array in taken:
+        if _overlaps(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _library(value):
+    try:
+        return array_namespace(value)
+    except TypeError:
+        return None
+
+
+def _writable(out, ctx):
+    """A TypeError when ``out`` is given for arrays that cannot be written in place (JAX's)."""
+    if is_jax_namespace(ctx.xp):
+        raise TypeError(f"{_OP}: out= writes into the caller's buffers, and JAX arrays are immutable; "
+                        "use the returned arrays")
+
+
+def _overlaps(a, b):
+    """Whether arrays ``a`` and ``b`` may share memory: their byte ranges intersect (PyTorch tensors,
+    NumPy arrays, any array NumPy reads through DLPack); False where the library cannot tell."""
+    if type(a) in _NUMBERS or type(b) in _NUMBERS:
+        return False
+    if hasattr(a, "untyped_storage") and hasattr(b, "untyped_storage"):  # PyTorch, on any device
+        (low_a, high_a), (low_b, high_b) = _bounds(a), _bounds(b)
+        return a.device == b.device and low_a < high_b and low_b < high_a
+    import numpy
+    try:
+        a, b = (v if isinstance(v, numpy.ndarray) else numpy.from_dlpack(v) for v in (a, b))
+    except (TypeError, ValueError, RuntimeError, BufferError, AttributeError):  # no CPU memory to read
+        return False
+    return bool(numpy.may_share_memory(a, b))
+
+
+def _bounds(tensor):
+    """The bytes a PyTorch tensor spans: [low, high) (empty for an empty tensor)."""
+    start = tensor.data_ptr()
+    if tensor.numel() == 0:
+        return start, start
+    below = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride < 0)
+    above = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride > 0)
+    return start + below * tensor.element_size(), start + (above + 1) * tensor.element_size()
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    if out is None:
+        return None
+    _writable(out, ctx)
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    _writable(out, ctx)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, tuple(getattr(array, "shape", ())), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer``, or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    buffer[...] = value
+    return buffer
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
 
 
 

@@ -11,7 +11,7 @@ Saved for the backward (forward(..., residuals=True); vjp and jvp read them): r 
 """
 import math
 
-from array_api_compat import array_namespace, device as _device, is_dask_namespace
+from array_api_compat import array_namespace, device as _device, is_dask_namespace, is_jax_namespace
 
 INPUTS = ('x', 'gamma', 'beta')
 PARAMS = {'eps': 1e-06}
@@ -29,21 +29,23 @@ RESIDUALS = ('r',)
 _SAVED_AXES = {'r': ()}
 
 
-def forward(x, gamma=None, beta=None, *, eps=1e-06, residuals=False):
+def forward(x, gamma=None, beta=None, *, eps=1e-06, residuals=False, out=None):
     """x / sqrt(mean(x^2) + eps) * gamma + beta over the last axis."""
+    given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
     xp = ctx.xp
     n = ctx.sizes['n']
     gamma = xp.full((n,), 1.0, dtype=ctx.dtype, device=ctx.device) if gamma is None else gamma
     beta = xp.full((n,), 0.0, dtype=ctx.dtype, device=ctx.device) if beta is None else beta
-    result_ = _output(beta + gamma*x/xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), (0,), ctx)
+    out = _output_buffer(out, given, ctx)
+    result_ = _deliver(_output(beta + gamma*x/xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), (0,), ctx), out)
     if not residuals:
         return result_
     saved_r = _statistic(xp.sqrt(eps + _contract(xp, x, x, (-1,))/n), 'r', ctx)
     return result_, {'r': saved_r}
 
 
-def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=None):
+def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x, gamma, beta)
@@ -56,6 +58,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=N
     dy = _cotangent(cotangent, ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
     if saved is not None:
         r, = saved
         t0 = 1/r
@@ -68,7 +71,7 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=N
             grads['gamma'] = _gradient(dy*t1, (0,), 'gamma', gamma, ctx)
         if wanted[2]:
             grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx, copy=True)
-        return tuple(grads.values())
+        return _delivered(tuple(grads.values()), out)
     t0 = 1/n
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
@@ -80,10 +83,10 @@ def vjp(cotangent, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=N
         grads['gamma'] = _gradient(t2*dy*x, (0,), 'gamma', gamma, ctx)
     if wanted[2]:
         grads['beta'] = _gradient(dy, (0,), 'beta', beta, ctx, copy=True)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06, residuals=None):
+def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x, gamma, beta)
     x, gamma, beta, ctx = _prepare((x, gamma, beta), {})
@@ -94,6 +97,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06, residuals=None):
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
     if saved is not None:
         r, = saved
         t0 = 1/r
@@ -104,7 +108,7 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06, residuals=None):
             total.add(dot_gamma*t1, (0,))
         if dot_beta is not None:
             total.add(dot_beta, (0,), copy=True)
-        return _output(total.value, None, ctx, copy=total.copy)
+        return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
     t0 = 1/n
     t1 = eps + t0*_contract(xp, x, x, (-1,))
     t2 = 1/xp.sqrt(t1)
@@ -114,10 +118,10 @@ def jvp(tangents, x, gamma=None, beta=None, *, eps=1e-06, residuals=None):
         total.add(t2*dot_gamma*x, (0,))
     if dot_beta is not None:
         total.add(dot_beta, (0,), copy=True)
-    return _output(total.value, None, ctx, copy=total.copy)
+    return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
 
 
-def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=None):
+def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -131,26 +135,48 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
-    t0 = 1/n
-    t1 = eps + t0*_contract(xp, x, x, (-1,))
-    t2 = t0/t1**(3/2)
-    t3 = t2*x
-    t4 = 1/xp.sqrt(t1)
-    if wanted[0] and dot_x is not None:
-        t5 = _contract(xp, dot_x, x, (-1,))
-        t6 = dy*gamma
-        t7 = _contract(xp, t6, x, (-1,))
-        terms.add('x', t6*(-t2*t5) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t5*t7/(n**2*t1**(5/2))))
-        del t6
-    if wanted[0] and dot_gamma is not None:
-        t8 = dot_gamma*dy
-        terms.add('x', t4*t8 + t3*(-_contract(xp, t8, x, (-1,))))
-        del t8
-    if wanted[1] and dot_x is not None:
-        t9 = _contract(xp, dot_x, x, (-1,))
-        terms.add('gamma', t4*dot_x*dy + (dy*t3)*(-t9))
+    saved = None if residuals is None else _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
+    if saved is not None:
+        r, = saved
+        t0 = 1/r
+        t1 = 1/n
+        t2 = t0*x
+        t3 = t1*t2
+        if wanted[0] and dot_x is not None:
+            t4 = _contract(xp, dot_x, t2, (-1,))
+            t5 = dy*gamma
+            t6 = r**(-2.0)
+            t7 = _contract(xp, t2, t5, (-1,))
+            t8 = t0*t1
+            terms.add('x', t0*(x*(-t1*t6*_contract(xp, dot_x, t5, (-1,))) + t5*(-t4*t8) + dot_x*(-t7*t8) + x*(3*t4*t6*t7/n**2)))
+            del t5
+        if wanted[0] and dot_gamma is not None:
+            t9 = dot_gamma*dy
+            terms.add('x', t0*(t3*(-_contract(xp, t2, t9, (-1,))) + t9))
+            del t9
+        if wanted[1] and dot_x is not None:
+            t10 = _contract(xp, dot_x, t2, (-1,))
+            terms.add('gamma', t0*(t3*(-t10) + dot_x)*dy)
+    else:
+        t0 = 1/n
+        t1 = eps + t0*_contract(xp, x, x, (-1,))
+        t2 = t0/t1**(3/2)
+        t3 = t2*x
+        t4 = 1/xp.sqrt(t1)
+        if wanted[0] and dot_x is not None:
+            t5 = _contract(xp, dot_x, x, (-1,))
+            t6 = dy*gamma
+            t7 = _contract(xp, t6, x, (-1,))
+            terms.add('x', t6*(-t2*t5) + dot_x*(-t2*t7) + t3*(-_contract(xp, dot_x, t6, (-1,))) + x*(3*t5*t7/(n**2*t1**(5/2))))
+            del t6
+        if wanted[0] and dot_gamma is not None:
+            t8 = dot_gamma*dy
+            terms.add('x', t4*t8 + t3*(-_contract(xp, t8, x, (-1,))))
+            del t8
+        if wanted[1] and dot_x is not None:
+            t9 = _contract(xp, dot_x, x, (-1,))
+            terms.add('gamma', t4*dot_x*dy + (dy*t3)*(-t9))
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)
@@ -158,7 +184,7 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
         grads['gamma'] = terms.gradient('gamma', (0,), gamma)
     if wanted[2]:
         grads['beta'] = terms.gradient('beta', (0,), beta)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -171,11 +197,13 @@ class _Context:
     """What one call shares: the namespace and device of the inputs, the output shape (as laid out),
     the core axis sizes, the dtype computed in (float16 is computed in float32) and the dtype
     returned, layout state, and (for lazy arrays with class labels) a 0-d NaN-or-zero added to every
-    result, so labels out of range give NaN where they cannot be checked before computing."""
+    result, so labels out of range give NaN where they cannot be checked before computing; and the
+    cotangent, tangents and residuals this call borrowed (no caller's buffer may overlap them)."""
 
     def __init__(self, xp, device, out_shape, sizes, dtype, result_dtype, state, poison):
         self.xp, self.device, self.out_shape, self.sizes = xp, device, out_shape, sizes
         self.dtype, self.result_dtype, self.state, self.poison = dtype, result_dtype, state, poison
+        self.borrowed = []
 
 
 _NUMBERS = (bool, int, float, complex)
@@ -481,6 +509,7 @@ def _erf(xp, x):
 def _cotangent(cotangent, ctx):
     xp = ctx.xp
     dy = _floating(xp, "cotangent", cotangent, ctx.device)
+    ctx.borrowed.append(dy)
     given = tuple(dy.shape)
     dy = _layout_cotangent(xp, dy, ctx.state)
     if tuple(dy.shape) != ctx.out_shape:
@@ -498,6 +527,7 @@ def _tangents(tangents, given, ctx):
             laid.append(None)
             continue
         tangent = _floating(xp, f"tangent for {name!r}", tangent, ctx.device)
+        ctx.borrowed.append(tangent)
         shape = tuple(getattr(array, "shape", ()))
         if tuple(tangent.shape) != shape:
             raise ValueError(
@@ -576,6 +606,7 @@ def _saved(residuals, ctx):
     laid = []
     for name in RESIDUALS:
         value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        ctx.borrowed.append(value)
         given = tuple(value.shape)
         if name == "y":
             value = _layout_cotangent(xp, value, ctx.state)
@@ -617,6 +648,122 @@ def _saved_shape(name, ctx):
         return tuple(ctx.out_shape)
     batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
     return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
+
+# -- runtime: the caller's buffers (out=), written in place -----------------------------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it is an array of
+    the inputs' library on their device, of that shape and the result's dtype, writable (where the
+    library tells), and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    xp = ctx.xp
+    if type(buffer) in _NUMBERS or _library(buffer) is not xp:
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass an array of the inputs' library (or None)")
+    if tuple(buffer.shape) != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {tuple(buffer.shape)}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if _device(buffer) != ctx.device:
+        raise ValueError(f"{_OP}: {name} is on device {_device(buffer)}; the inputs are on {ctx.device}")
+    if not getattr(getattr(buffer, "flags", None), "writeable", True):  # NumPy's read-only arrays
+        raise ValueError(f"{_OP}: {name} is read-only")
+    if getattr(buffer, "requires_grad", False) and getattr(buffer, "is_leaf", False):  # PyTorch
+        raise ValueError(f"{_OP}: {name} is a leaf tensor that requires grad, which cannot be written in place")
+    for other, array in taken:
+        if _overlaps(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _library(value):
+    try:
+        return array_namespace(value)
+    except TypeError:
+        return None
+
+
+def _writable(out, ctx):
+    """A TypeError when ``out`` is given for arrays that cannot be written in place (JAX's)."""
+    if is_jax_namespace(ctx.xp):
+        raise TypeError(f"{_OP}: out= writes into the caller's buffers, and JAX arrays are immutable; "
+                        "use the returned arrays")
+
+
+def _overlaps(a, b):
+    """Whether arrays ``a`` and ``b`` may share memory: their byte ranges intersect (PyTorch tensors,
+    NumPy arrays, any array NumPy reads through DLPack); False where the library cannot tell."""
+    if type(a) in _NUMBERS or type(b) in _NUMBERS:
+        return False
+    if hasattr(a, "untyped_storage") and hasattr(b, "untyped_storage"):  # PyTorch, on any device
+        (low_a, high_a), (low_b, high_b) = _bounds(a), _bounds(b)
+        return a.device == b.device and low_a < high_b and low_b < high_a
+    import numpy
+    try:
+        a, b = (v if isinstance(v, numpy.ndarray) else numpy.from_dlpack(v) for v in (a, b))
+    except (TypeError, ValueError, RuntimeError, BufferError, AttributeError):  # no CPU memory to read
+        return False
+    return bool(numpy.may_share_memory(a, b))
+
+
+def _bounds(tensor):
+    """The bytes a PyTorch tensor spans: [low, high) (empty for an empty tensor)."""
+    start = tensor.data_ptr()
+    if tensor.numel() == 0:
+        return start, start
+    below = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride < 0)
+    above = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride > 0)
+    return start + below * tensor.element_size(), start + (above + 1) * tensor.element_size()
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    if out is None:
+        return None
+    _writable(out, ctx)
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    _writable(out, ctx)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, tuple(getattr(array, "shape", ())), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer``, or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    buffer[...] = value
+    return buffer
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
 
 
 

@@ -9,7 +9,7 @@ Matches torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=caus
 """
 import math
 
-from array_api_compat import array_namespace, device as _device, is_dask_namespace
+from array_api_compat import array_namespace, device as _device, is_dask_namespace, is_jax_namespace
 
 INPUTS = ('q', 'k', 'v')
 PARAMS = {'causal': False}
@@ -27,47 +27,49 @@ RESIDUALS = ()
 _SAVED_AXES = {}
 
 
-def forward(q, k, v, *, causal=False, residuals=False):
+def forward(q, k, v, *, causal=False, residuals=False, out=None):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i)."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal, residuals=residuals)
+    return _VARIANTS[_choose('causal', causal, (False, True))][0](q, k, v, causal=causal, residuals=residuals, out=out)
 
 
-def vjp(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
+def vjp(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt, residuals=residuals)
+    return _VARIANTS[_choose('causal', causal, (False, True))][1](cotangent, q, k, v, causal=causal, wrt=wrt, residuals=residuals, out=out)
 
 
-def jvp(tangents, q, k, v, *, causal=False, residuals=None):
+def jvp(tangents, q, k, v, *, causal=False, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal, residuals=residuals)
+    return _VARIANTS[_choose('causal', causal, (False, True))][2](tangents, q, k, v, causal=causal, residuals=residuals, out=out)
 
 
-def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None):
+def vjp_jvp(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents."""
-    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt, residuals=residuals)
+    return _VARIANTS[_choose('causal', causal, (False, True))][3](cotangent, tangents, q, k, v, causal=causal, wrt=wrt, residuals=residuals, out=out)
 
 
-def _forward_false(q, k, v, *, causal=False, residuals=False):
+def _forward_false(q, k, v, *, causal=False, residuals=False, out=None):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=False)."""
+    given = (q, k, v)
     q, k, v, ctx = _prepare((q, k, v), {})
     xp = ctx.xp
     L = ctx.sizes['L']
     V = ctx.sizes['V']
     E = ctx.sizes['E']
     S = ctx.sizes['S']
+    out = _output_buffer(out, given, ctx)
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
     del t1
-    result_ = _output(_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t2, axis=-1, keepdims=True), (0, 1), ctx)
+    result_ = _deliver(_output(_contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t2, axis=-1, keepdims=True), (0, 1), ctx), out)
     if not residuals:
         return result_
     return result_, {}
 
 
-def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
+def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
@@ -81,6 +83,7 @@ def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
     dy = _cotangent(cotangent, ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
@@ -95,10 +98,10 @@ def _vjp_false(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
         grads['k'] = _gradient(t0*_contract(xp, q[..., :, None, :, None], t2*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t4*dy, (-3,)), (-4,)) + _contract(xp, t2, q[..., :, None, :, None]*t5*_contract(xp, dy, _contract(xp, t2, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,)), (-3,)), (-4,))*(-t0), (3, 2), 'k', k, ctx)
     if wanted[2]:
         grads['v'] = _gradient(_contract(xp, t2, t4*dy, (-4,)), (3, 1), 'v', v, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def _jvp_false(tangents, q, k, v, *, causal=False, residuals=None):
+def _jvp_false(tangents, q, k, v, *, causal=False, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (q, k, v)
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -110,6 +113,7 @@ def _jvp_false(tangents, q, k, v, *, causal=False, residuals=None):
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
     t0 = 1/math.sqrt(E)
     t1 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t2 = xp.exp(t0*t1 - xp.max(t0*t1, axis=-1, keepdims=True))
@@ -124,10 +128,10 @@ def _jvp_false(tangents, q, k, v, *, causal=False, residuals=None):
         total.add(_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))*(t0*t4) + t5*(-_contract(xp, t2, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))), (0, 1))
     if dot_v is not None:
         total.add(t4*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t2, (-1,)), (0, 1))
-    return _output(total.value, None, ctx, copy=total.copy)
+    return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
 
 
-def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None):
+def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -144,6 +148,7 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None, resi
     terms = _Terms(ctx)
     if residuals is not None:  # checked; the second order recomputes from the inputs
         _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     t0 = 1/E
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
@@ -202,29 +207,31 @@ def _vjp_jvp_false(cotangent, tangents, q, k, v, *, causal=False, wrt=None, resi
         grads['k'] = terms.gradient('k', (3, 2), k)
     if wanted[2]:
         grads['v'] = terms.gradient('v', (3, 1), v)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def _forward_true(q, k, v, *, causal=False, residuals=False):
+def _forward_true(q, k, v, *, causal=False, residuals=False, out=None):
     """softmax(q k^T / sqrt(E)) v over the last two axes (causal: key j attends only for j <= i) (causal=True)."""
+    given = (q, k, v)
     q, k, v, ctx = _prepare((q, k, v), {})
     xp = ctx.xp
     L = ctx.sizes['L']
     V = ctx.sizes['V']
     E = ctx.sizes['E']
     S = ctx.sizes['S']
+    out = _output_buffer(out, given, ctx)
     t0 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
     t3 = xp.exp(xp.minimum(0, t1*t2 - xp.max(xp.where(t0 > 0, t1*t2, -xp.inf), axis=-1, keepdims=True)))*t0
     del t0, t2
-    result_ = _output(_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t3, axis=-1, keepdims=True), (0, 1), ctx)
+    result_ = _deliver(_output(_contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,))/xp.sum(t3, axis=-1, keepdims=True), (0, 1), ctx), out)
     if not residuals:
         return result_
     return result_, {}
 
 
-def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
+def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (q, k, v)
@@ -238,6 +245,7 @@ def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
     dy = _cotangent(cotangent, ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
     t0 = 1/math.sqrt(E)
     t1 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
@@ -253,10 +261,10 @@ def _vjp_true(cotangent, q, k, v, *, causal=False, wrt=None, residuals=None):
         grads['k'] = _gradient(t0*_contract(xp, q[..., :, None, :, None], t3*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t5*dy, (-3,)), (-4,)) + _contract(xp, t3, q[..., :, None, :, None]*t6*_contract(xp, dy, _contract(xp, t3, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], (-1,)), (-3,)), (-4,))*(-t0), (3, 2), 'k', k, ctx)
     if wanted[2]:
         grads['v'] = _gradient(_contract(xp, t3, t5*dy, (-4,)), (3, 1), 'v', v, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def _jvp_true(tangents, q, k, v, *, causal=False, residuals=None):
+def _jvp_true(tangents, q, k, v, *, causal=False, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (q, k, v)
     q, k, v, ctx = _prepare((q, k, v), {})
@@ -268,6 +276,7 @@ def _jvp_true(tangents, q, k, v, *, causal=False, residuals=None):
     dot_q, dot_k, dot_v = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
     t0 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t1 = 1/math.sqrt(E)
     t2 = _contract(xp, xp.moveaxis(k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,))
@@ -284,10 +293,10 @@ def _jvp_true(tangents, q, k, v, *, causal=False, residuals=None):
         total.add(t6*_contract(xp, xp.moveaxis(v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3*_contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,)) + t7*(-_contract(xp, t3, _contract(xp, xp.moveaxis(dot_k, (-1, -2,), (-2, -1,))[..., None, None, :, :], q[..., :, None, :, None], (-2,)), (-1,))), (0, 1))
     if dot_v is not None:
         total.add(t5*_contract(xp, xp.moveaxis(dot_v, (-1, -2,), (-2, -1,))[..., None, :, None, :], t3, (-1,)), (0, 1))
-    return _output(total.value, None, ctx, copy=total.copy)
+    return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
 
 
-def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None):
+def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -304,6 +313,7 @@ def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None, resid
     terms = _Terms(ctx)
     if residuals is not None:  # checked; the second order recomputes from the inputs
         _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     t0 = 1/E
     t1 = xp.astype(xp.less_equal(xp.arange(S, device=ctx.device)[..., None, None, None, :], xp.arange(L, device=ctx.device)[..., :, None, None, None]), ctx.dtype)
     t2 = 1/math.sqrt(E)
@@ -363,7 +373,7 @@ def _vjp_jvp_true(cotangent, tangents, q, k, v, *, causal=False, wrt=None, resid
         grads['k'] = terms.gradient('k', (3, 2), k)
     if wanted[2]:
         grads['v'] = terms.gradient('v', (3, 1), v)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 _VARIANTS = {
@@ -382,11 +392,13 @@ class _Context:
     """What one call shares: the namespace and device of the inputs, the output shape (as laid out),
     the core axis sizes, the dtype computed in (float16 is computed in float32) and the dtype
     returned, layout state, and (for lazy arrays with class labels) a 0-d NaN-or-zero added to every
-    result, so labels out of range give NaN where they cannot be checked before computing."""
+    result, so labels out of range give NaN where they cannot be checked before computing; and the
+    cotangent, tangents and residuals this call borrowed (no caller's buffer may overlap them)."""
 
     def __init__(self, xp, device, out_shape, sizes, dtype, result_dtype, state, poison):
         self.xp, self.device, self.out_shape, self.sizes = xp, device, out_shape, sizes
         self.dtype, self.result_dtype, self.state, self.poison = dtype, result_dtype, state, poison
+        self.borrowed = []
 
 
 _NUMBERS = (bool, int, float, complex)
@@ -692,6 +704,7 @@ def _erf(xp, x):
 def _cotangent(cotangent, ctx):
     xp = ctx.xp
     dy = _floating(xp, "cotangent", cotangent, ctx.device)
+    ctx.borrowed.append(dy)
     given = tuple(dy.shape)
     dy = _layout_cotangent(xp, dy, ctx.state)
     if tuple(dy.shape) != ctx.out_shape:
@@ -709,6 +722,7 @@ def _tangents(tangents, given, ctx):
             laid.append(None)
             continue
         tangent = _floating(xp, f"tangent for {name!r}", tangent, ctx.device)
+        ctx.borrowed.append(tangent)
         shape = tuple(getattr(array, "shape", ()))
         if tuple(tangent.shape) != shape:
             raise ValueError(
@@ -787,6 +801,7 @@ def _saved(residuals, ctx):
     laid = []
     for name in RESIDUALS:
         value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        ctx.borrowed.append(value)
         given = tuple(value.shape)
         if name == "y":
             value = _layout_cotangent(xp, value, ctx.state)
@@ -828,6 +843,122 @@ def _saved_shape(name, ctx):
         return tuple(ctx.out_shape)
     batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
     return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
+
+# -- runtime: the caller's buffers (out=), written in place -----------------------------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it is an array of
+    the inputs' library on their device, of that shape and the result's dtype, writable (where the
+    library tells), and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    xp = ctx.xp
+    if type(buffer) in _NUMBERS or _library(buffer) is not xp:
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass an array of the inputs' library (or None)")
+    if tuple(buffer.shape) != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {tuple(buffer.shape)}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if _device(buffer) != ctx.device:
+        raise ValueError(f"{_OP}: {name} is on device {_device(buffer)}; the inputs are on {ctx.device}")
+    if not getattr(getattr(buffer, "flags", None), "writeable", True):  # NumPy's read-only arrays
+        raise ValueError(f"{_OP}: {name} is read-only")
+    if getattr(buffer, "requires_grad", False) and getattr(buffer, "is_leaf", False):  # PyTorch
+        raise ValueError(f"{_OP}: {name} is a leaf tensor that requires grad, which cannot be written in place")
+    for other, array in taken:
+        if _overlaps(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _library(value):
+    try:
+        return array_namespace(value)
+    except TypeError:
+        return None
+
+
+def _writable(out, ctx):
+    """A TypeError when ``out`` is given for arrays that cannot be written in place (JAX's)."""
+    if is_jax_namespace(ctx.xp):
+        raise TypeError(f"{_OP}: out= writes into the caller's buffers, and JAX arrays are immutable; "
+                        "use the returned arrays")
+
+
+def _overlaps(a, b):
+    """Whether arrays ``a`` and ``b`` may share memory: their byte ranges intersect (PyTorch tensors,
+    NumPy arrays, any array NumPy reads through DLPack); False where the library cannot tell."""
+    if type(a) in _NUMBERS or type(b) in _NUMBERS:
+        return False
+    if hasattr(a, "untyped_storage") and hasattr(b, "untyped_storage"):  # PyTorch, on any device
+        (low_a, high_a), (low_b, high_b) = _bounds(a), _bounds(b)
+        return a.device == b.device and low_a < high_b and low_b < high_a
+    import numpy
+    try:
+        a, b = (v if isinstance(v, numpy.ndarray) else numpy.from_dlpack(v) for v in (a, b))
+    except (TypeError, ValueError, RuntimeError, BufferError, AttributeError):  # no CPU memory to read
+        return False
+    return bool(numpy.may_share_memory(a, b))
+
+
+def _bounds(tensor):
+    """The bytes a PyTorch tensor spans: [low, high) (empty for an empty tensor)."""
+    start = tensor.data_ptr()
+    if tensor.numel() == 0:
+        return start, start
+    below = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride < 0)
+    above = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride > 0)
+    return start + below * tensor.element_size(), start + (above + 1) * tensor.element_size()
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    if out is None:
+        return None
+    _writable(out, ctx)
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    _writable(out, ctx)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, tuple(getattr(array, "shape", ())), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer``, or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    buffer[...] = value
+    return buffer
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
 
 
 

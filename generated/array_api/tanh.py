@@ -9,7 +9,7 @@ Matches torch.tanh(x).
 """
 import math
 
-from array_api_compat import array_namespace, device as _device, is_dask_namespace
+from array_api_compat import array_namespace, device as _device, is_dask_namespace, is_jax_namespace
 
 INPUTS = ('x',)
 PARAMS = {}
@@ -27,17 +27,19 @@ RESIDUALS = ()
 _SAVED_AXES = {}
 
 
-def forward(x, *, residuals=False):
+def forward(x, *, residuals=False, out=None):
     """tanh(x)."""
+    given = (x,)
     x, ctx = _prepare((x,), {})
     xp = ctx.xp
-    result_ = _output(xp.tanh(x), (), ctx)
+    out = _output_buffer(out, given, ctx)
+    result_ = _deliver(_output(xp.tanh(x), (), ctx), out)
     if not residuals:
         return result_
     return result_, {}
 
 
-def vjp(cotangent, x, *, wrt=None, residuals=None):
+def vjp(cotangent, x, *, wrt=None, residuals=None, out=None):
     """Gradient of sum(cotangent * forward(...)) for each input; None where not given, not
     differentiable, or not named in ``wrt`` (when given: the inputs whose gradients to compute)."""
     given = (x,)
@@ -47,12 +49,13 @@ def vjp(cotangent, x, *, wrt=None, residuals=None):
     dy = _cotangent(cotangent, ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
     grads = dict.fromkeys(INPUTS)
+    out = _gradient_buffers(out, given, ctx)
     if wanted[0]:
         grads['x'] = _gradient((1 - xp.tanh(x)**2)*dy, (), 'x', x, ctx)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
-def jvp(tangents, x, *, residuals=None):
+def jvp(tangents, x, *, residuals=None, out=None):
     """Derivative of forward(...) along ``tangents``, one per input (None means zero)."""
     given = (x,)
     x, ctx = _prepare((x,), {})
@@ -60,12 +63,13 @@ def jvp(tangents, x, *, residuals=None):
     dot_x, = _tangents(tangents, given, ctx)
     total = _Total(ctx)
     saved = None if residuals is None else _saved(residuals, ctx)
+    out = _output_buffer(out, given, ctx)
     if dot_x is not None:
         total.add((1 - xp.tanh(x)**2)*dot_x, ())
-    return _output(total.value, None, ctx, copy=total.copy)
+    return _deliver(_output(total.value, None, ctx, copy=total.copy), out)
 
 
-def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None):
+def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None, out=None):
     """Derivative of vjp(cotangent, ...) along ``tangents`` (one per input, None means zero), the
     cotangent held fixed: the Hessian of sum(cotangent * forward(...)) times the tangents.  None
     where vjp gives None; zeros where no given tangent reaches the gradient."""
@@ -78,6 +82,7 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None):
     terms = _Terms(ctx)
     if residuals is not None:  # checked; the second order recomputes from the inputs
         _saved(residuals, ctx)
+    out = _gradient_buffers(out, given, ctx)
     if wanted[0] and dot_x is not None:
         t0 = xp.tanh(x)
         terms.add('x', -2*(1 - t0**2)*dot_x*dy*t0)
@@ -85,7 +90,7 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None):
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)
-    return tuple(grads.values())
+    return _delivered(tuple(grads.values()), out)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -98,11 +103,13 @@ class _Context:
     """What one call shares: the namespace and device of the inputs, the output shape (as laid out),
     the core axis sizes, the dtype computed in (float16 is computed in float32) and the dtype
     returned, layout state, and (for lazy arrays with class labels) a 0-d NaN-or-zero added to every
-    result, so labels out of range give NaN where they cannot be checked before computing."""
+    result, so labels out of range give NaN where they cannot be checked before computing; and the
+    cotangent, tangents and residuals this call borrowed (no caller's buffer may overlap them)."""
 
     def __init__(self, xp, device, out_shape, sizes, dtype, result_dtype, state, poison):
         self.xp, self.device, self.out_shape, self.sizes = xp, device, out_shape, sizes
         self.dtype, self.result_dtype, self.state, self.poison = dtype, result_dtype, state, poison
+        self.borrowed = []
 
 
 _NUMBERS = (bool, int, float, complex)
@@ -408,6 +415,7 @@ def _erf(xp, x):
 def _cotangent(cotangent, ctx):
     xp = ctx.xp
     dy = _floating(xp, "cotangent", cotangent, ctx.device)
+    ctx.borrowed.append(dy)
     given = tuple(dy.shape)
     dy = _layout_cotangent(xp, dy, ctx.state)
     if tuple(dy.shape) != ctx.out_shape:
@@ -425,6 +433,7 @@ def _tangents(tangents, given, ctx):
             laid.append(None)
             continue
         tangent = _floating(xp, f"tangent for {name!r}", tangent, ctx.device)
+        ctx.borrowed.append(tangent)
         shape = tuple(getattr(array, "shape", ()))
         if tuple(tangent.shape) != shape:
             raise ValueError(
@@ -503,6 +512,7 @@ def _saved(residuals, ctx):
     laid = []
     for name in RESIDUALS:
         value = _floating(xp, f"residual {name!r}", residuals[name], ctx.device)
+        ctx.borrowed.append(value)
         given = tuple(value.shape)
         if name == "y":
             value = _layout_cotangent(xp, value, ctx.state)
@@ -544,6 +554,122 @@ def _saved_shape(name, ctx):
         return tuple(ctx.out_shape)
     batch = ctx.out_shape[:len(ctx.out_shape) - len(_OUTPUT_AXES)]
     return tuple(batch) + tuple(ctx.sizes[axis] for axis in _SAVED_AXES[name])
+
+
+# -- runtime: the caller's buffers (out=), written in place -----------------------------------
+
+
+def _buffer(name, buffer, shape, ctx, taken):
+    """The caller's ``buffer`` for a result of ``shape`` (None: a new array), once it is an array of
+    the inputs' library on their device, of that shape and the result's dtype, writable (where the
+    library tells), and shares no memory with an argument or another buffer (``taken``)."""
+    if buffer is None:
+        return None
+    xp = ctx.xp
+    if type(buffer) in _NUMBERS or _library(buffer) is not xp:
+        raise TypeError(f"{_OP}: {name} is a {type(buffer).__name__}; pass an array of the inputs' library (or None)")
+    if tuple(buffer.shape) != tuple(shape):
+        raise ValueError(f"{_OP}: {name} has shape {tuple(buffer.shape)}; the result has shape {tuple(shape)}")
+    if buffer.dtype != ctx.result_dtype:
+        raise TypeError(f"{_OP}: {name} has dtype {buffer.dtype}; the result has dtype {ctx.result_dtype}")
+    if _device(buffer) != ctx.device:
+        raise ValueError(f"{_OP}: {name} is on device {_device(buffer)}; the inputs are on {ctx.device}")
+    if not getattr(getattr(buffer, "flags", None), "writeable", True):  # NumPy's read-only arrays
+        raise ValueError(f"{_OP}: {name} is read-only")
+    if getattr(buffer, "requires_grad", False) and getattr(buffer, "is_leaf", False):  # PyTorch
+        raise ValueError(f"{_OP}: {name} is a leaf tensor that requires grad, which cannot be written in place")
+    for other, array in taken:
+        if _overlaps(buffer, array):
+            raise ValueError(f"{_OP}: {name} overlaps {other}; pass a buffer of its own")
+    taken.append((name, buffer))
+    return buffer
+
+
+def _library(value):
+    try:
+        return array_namespace(value)
+    except TypeError:
+        return None
+
+
+def _writable(out, ctx):
+    """A TypeError when ``out`` is given for arrays that cannot be written in place (JAX's)."""
+    if is_jax_namespace(ctx.xp):
+        raise TypeError(f"{_OP}: out= writes into the caller's buffers, and JAX arrays are immutable; "
+                        "use the returned arrays")
+
+
+def _overlaps(a, b):
+    """Whether arrays ``a`` and ``b`` may share memory: their byte ranges intersect (PyTorch tensors,
+    NumPy arrays, any array NumPy reads through DLPack); False where the library cannot tell."""
+    if type(a) in _NUMBERS or type(b) in _NUMBERS:
+        return False
+    if hasattr(a, "untyped_storage") and hasattr(b, "untyped_storage"):  # PyTorch, on any device
+        (low_a, high_a), (low_b, high_b) = _bounds(a), _bounds(b)
+        return a.device == b.device and low_a < high_b and low_b < high_a
+    import numpy
+    try:
+        a, b = (v if isinstance(v, numpy.ndarray) else numpy.from_dlpack(v) for v in (a, b))
+    except (TypeError, ValueError, RuntimeError, BufferError, AttributeError):  # no CPU memory to read
+        return False
+    return bool(numpy.may_share_memory(a, b))
+
+
+def _bounds(tensor):
+    """The bytes a PyTorch tensor spans: [low, high) (empty for an empty tensor)."""
+    start = tensor.data_ptr()
+    if tensor.numel() == 0:
+        return start, start
+    below = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride < 0)
+    above = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride()) if stride > 0)
+    return start + below * tensor.element_size(), start + (above + 1) * tensor.element_size()
+
+
+def _taken(given, ctx):
+    """(name, array) of what a buffer may not overlap: the inputs, and the cotangent, tangents and
+    residuals of this call (the arrays later steps borrowed)."""
+    named = [(f"input {n!r}", a) for n, a in zip(INPUTS, given) if a is not None]
+    known = {id(a) for _, a in named}
+    return named + [("an argument", a) for a in ctx.borrowed if id(a) not in known]
+
+
+def _output_buffer(out, given, ctx):
+    """forward's or jvp's ``out=``: one array shaped like the output."""
+    if out is None:
+        return None
+    _writable(out, ctx)
+    return _buffer("out", out, _layout_output_shape(ctx.out_shape, ctx.state), ctx, _taken(given, ctx))
+
+
+def _gradient_buffers(out, given, ctx):
+    """vjp's or vjp_jvp's ``out=``: one buffer (or None) per input, as a tuple or a list in
+    ``INPUTS`` order or a mapping by input name; a buffer for a gradient not computed is left as it is."""
+    if out is None:
+        return (None,) * len(INPUTS)
+    _writable(out, ctx)
+    if isinstance(out, dict):
+        unknown = sorted(set(out) - set(INPUTS))
+        if unknown:
+            raise ValueError(f"{_OP}: out names {unknown[0]!r}; pass buffers by input name among {INPUTS}")
+        out = tuple(out.get(name) for name in INPUTS)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(INPUTS):
+        raise ValueError(f"{_OP}: out must be one buffer (or None) per input {INPUTS}, or a mapping by name")
+    taken = _taken(given, ctx)
+    return tuple(None if buffer is None or array is None else  # no input, no gradient: left as it is
+                 _buffer(f"out[{name!r}]", buffer, tuple(getattr(array, "shape", ())), ctx, taken)
+                 for name, buffer, array in zip(INPUTS, out, given))
+
+
+def _deliver(value, buffer):
+    """``value`` written into the caller's ``buffer``, or ``value`` without one."""
+    if buffer is None or value is None:
+        return value
+    buffer[...] = value
+    return buffer
+
+
+def _delivered(grads, buffers):
+    return tuple(_deliver(g, b) for g, b in zip(grads, buffers))
 
 
 

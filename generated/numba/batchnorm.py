@@ -356,17 +356,27 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dot_x_ = loop.laid(dot_x, (0, 1, 2), (True, True, True))
     dot_gamma_ = loop.laid(dot_gamma, (1,), (False, True, False))
     dot_beta_ = loop.laid(dot_beta, (1,), (False, True, False))
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
     want_gamma = wanted[1]
     want_beta = wanted[2]
-    out_x = loop.result((True, True, True), False, False, wanted=want_x, into=out[0])
-    out_gamma = loop.result((False, True, False), False, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
-    out_beta = loop.result((False, True, False), False, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
-    loop.start()
-    loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    if saved is not None:
+        loop = _Loop(ctx, (1,))
+        mu, sigma = saved
+        mu_ = loop.laid(mu, None, (False, True, False))
+        sigma_ = loop.laid(sigma, None, (False, True, False))
+        out_x = loop.result((True, True, True), False, False, wanted=want_x, into=out[0])
+        out_gamma = loop.result((False, True, False), False, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+        out_beta = loop.result((False, True, False), False, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
+        loop.start()
+        loop.run(_vjp_jvp_saved_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, mu_, sigma_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    else:
+        out_x = loop.result((True, True, True), False, False, wanted=want_x, into=out[0])
+        out_gamma = loop.result((False, True, False), False, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+        out_beta = loop.result((False, True, False), False, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
+        loop.start()
+        loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (0, 1, 2), 'x', x, ctx)
@@ -749,6 +759,80 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta
                     out_y[out_y_s, N_, C_, S_] = (_h4*(_e8*_h2 + _h3 + dot_x[dot_x_r, N_, C_, S_]) if has_x else 0.0) + (_e8*_h5 if has_gamma else 0.0) + (dot_beta[dot_beta_r, 0, C_, 0] if has_beta else 0.0)
                 else:
                     out_y[out_y_s, N_, C_, S_] = 0.0
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, N, C, S, eps, x, gamma, beta, dy, dot_x, dot_gamma, dot_beta, mu, sigma, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, has_gamma, has_x, want_beta, want_gamma, want_x):
+    per_ = 1 * C
+    units_ = R_ * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
+    else:
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        C_ = rest_ % C
+        rest_ //= C
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        mu_r = min(r_, mu.shape[0] - 1)
+        sigma_r = min(r_, sigma.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            _h0 = -mu[mu_r, 0, C_, 0]
+            for N_ in range(N):
+                for S_ in range(S):
+                    _e1 = _h0 + x[x_r, N_, C_, S_]
+                    s0 += _e1*dot_x[dot_x_r, N_, C_, S_]
+                    s1 += dy[dy_r, N_, C_, S_]
+                    s2 += _e1*dy[dy_r, N_, C_, S_]
+                    s3 += dot_x[dot_x_r, N_, C_, S_]
+                    s4 += dot_x[dot_x_r, N_, C_, S_]*dy[dy_r, N_, C_, S_]
+        if want_x:
+            _e12 = (1/(N*S) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e13 = ((1/sigma[sigma_r, 0, C_, 0]**2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e14 = (_e13*gamma[gamma_r, 0, C_, 0] if want_x and has_x else 0.0)
+            _e15 = (_e12*_e14 if want_x and has_x else 0.0)
+            _e16 = (1/((N*N)*(S*S)) if want_x and has_x else 0.0)
+            _e17 = (_e14*_e16*s1 if want_x and has_x else 0.0)
+            _e18 = (_e16*s2 if want_x and has_x else 0.0)
+            _e19 = (_e12*dot_gamma[dot_gamma_r, 0, C_, 0] if want_x and has_gamma else 0.0)
+            _h2 = _as(-_e15*s0 if want_x and has_x else 0.0, lo_)
+            _h3 = _as(-_e15*s2 if want_x and has_x else 0.0, lo_)
+            _h4 = -mu[mu_r, 0, C_, 0] if want_x and has_gamma or want_x and has_x else 0.0
+            _h5 = _as(-_e15*s4 if want_x and has_x else 0.0, lo_)
+            _h6 = _as(_e17*s3 if want_x and has_x else 0.0, lo_)
+            _h7 = _as(3*_e18*s0*gamma[gamma_r, 0, C_, 0]/sigma[sigma_r, 0, C_, 0]**4 if want_x and has_x else 0.0, lo_)
+            _h8 = _e14*_e18*s3 + _e17*s0 if want_x and has_x else 0.0
+            _h9 = _as(1/sigma[sigma_r, 0, C_, 0] if want_x and has_gamma or want_x and has_x else 0.0, lo_)
+            _h10 = _as(-_e13*_e19*s2 if want_x and has_gamma else 0.0, lo_)
+            _h11 = -_e19*s1 if want_x and has_gamma else 0.0
+            for N_ in range(N):
+                for S_ in range(S):
+                    if want_x and has_gamma or want_x and has_x:
+                        _e20 = _h4 + x[x_r, N_, C_, S_]
+                        out_x[out_x_s, N_, C_, S_] = (_h9*(_e20*_h5 + _e20*_h6 + _e20*_h7 + _h2*dy[dy_r, N_, C_, S_] + _h3*dot_x[dot_x_r, N_, C_, S_] + _h8) if want_x and has_x else 0.0) + (_h9*(_e20*_h10 + _h11 + dot_gamma[dot_gamma_r, 0, C_, 0]*dy[dy_r, N_, C_, S_]) if want_x and has_gamma else 0.0)
+                    else:
+                        out_x[out_x_s, N_, C_, S_] = 0.0
+        if want_gamma:
+            if want_gamma and has_x:
+                _e21 = 1/(N*S)
+                out_gamma[out_gamma_s, 0, C_, 0] += ((-_e21*s0*s2/sigma[sigma_r, 0, C_, 0]**2 - _e21*s1*s3 + s4)/sigma[sigma_r, 0, C_, 0] if want_gamma and has_x else 0.0)
+        if want_beta:
+            out_beta[out_beta_s, 0, C_, 0] += 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

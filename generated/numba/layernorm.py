@@ -348,17 +348,27 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dot_x_ = loop.laid(dot_x, (0,), (True,))
     dot_gamma_ = loop.laid(dot_gamma, (0,), (True,))
     dot_beta_ = loop.laid(dot_beta, (0,), (True,))
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
     want_gamma = wanted[1]
     want_beta = wanted[2]
-    out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
-    out_gamma = loop.result((True,), False, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
-    out_beta = loop.result((True,), False, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
-    loop.start()
-    loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    if saved is not None:
+        loop = _Loop(ctx, ())
+        mu, sigma = saved
+        mu_ = loop.laid(mu, None, (False,))
+        sigma_ = loop.laid(sigma, None, (False,))
+        out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
+        out_gamma = loop.result((True,), False, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+        out_beta = loop.result((True,), False, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
+        loop.start()
+        loop.run(_vjp_jvp_saved_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, mu_, sigma_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
+    else:
+        out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
+        out_gamma = loop.result((True,), False, True, rows=gamma_.shape[0], wanted=want_gamma, into=out[1])
+        out_beta = loop.result((True,), False, True, rows=beta_.shape[0], wanted=want_beta, into=out[2])
+        loop.start()
+        loop.run(_vjp_jvp_loops, eps, x_, gamma_, beta_, dy_, dot_x_, dot_gamma_, dot_beta_, out_x.array, out_gamma.array, out_beta.array, out_x.accumulate, out_gamma.accumulate, out_beta.accumulate, has_gamma, has_x, want_beta, want_gamma, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (0,), 'x', x, ctx)
@@ -700,6 +710,85 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_
                 out_y[out_y_s, n_] = (_h4*(_e6*_h2 + _h3 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e6*_h4*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
             else:
                 out_y[out_y_s, n_] = 0.0
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, dot_x, dot_gamma, dot_beta, mu, sigma, out_x, out_gamma, out_beta, acc_x, acc_gamma, acc_beta, has_gamma, has_x, want_beta, want_gamma, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
+    else:
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        gamma_r = min(r_, gamma.shape[0] - 1)
+        beta_r = min(r_, beta.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        dot_gamma_r = min(r_, dot_gamma.shape[0] - 1)
+        dot_beta_r = min(r_, dot_beta.shape[0] - 1)
+        mu_r = min(r_, mu.shape[0] - 1)
+        sigma_r = min(r_, sigma.shape[0] - 1)
+        out_x_s = r_
+        out_gamma_s = c_ if acc_gamma else r_
+        out_beta_s = c_ if acc_beta else r_
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        s6 = 0.0
+        if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
+            _h0 = -mu[mu_r, 0]
+            for n_ in range(n):
+                _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                _e2 = _h0 + x[x_r, n_]
+                _e3 = dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+                s0 += _e1
+                s1 += _e2*dot_x[dot_x_r, n_]
+                s2 += _e1*_e2
+                s3 += dot_x[dot_x_r, n_]
+                s4 += _e1*dot_x[dot_x_r, n_]
+                s5 += _e3
+                s6 += _e2*_e3
+        if want_x:
+            _e14 = (1/n if want_x and has_gamma or want_x and has_x else 0.0)
+            _e15 = ((1/sigma[sigma_r, 0]**2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e16 = (_e14*_e15 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e17 = ((1/(n*n)) if want_x and has_x else 0.0)
+            _e18 = (_e15*_e17*s0 if want_x and has_x else 0.0)
+            _e19 = (_e17*s2 if want_x and has_x else 0.0)
+            _h4 = _as(-_e16*s2 if want_x and has_x else 0.0, lo_)
+            _h5 = -mu[mu_r, 0] if want_x and has_gamma or want_x and has_x else 0.0
+            _h6 = _as(-_e16*s4 if want_x and has_x else 0.0, lo_)
+            _h7 = _as(_e18*s3 if want_x and has_x else 0.0, lo_)
+            _h8 = _as(-_e16*s1 if want_x and has_x else 0.0, lo_)
+            _h9 = _as(3*_e19*s1/sigma[sigma_r, 0]**4 if want_x and has_x else 0.0, lo_)
+            _h10 = _e15*_e19*s3 + _e18*s1 if want_x and has_x else 0.0
+            _h11 = _as(1/sigma[sigma_r, 0] if want_x and has_gamma or want_x and has_x else 0.0, lo_)
+            _h12 = _as(-_e16*s6 if want_x and has_gamma else 0.0, lo_)
+            _h13 = -_e14*s5 if want_x and has_gamma else 0.0
+            for n_ in range(n):
+                if want_x and has_gamma or want_x and has_x:
+                    _e20 = _h5 + x[x_r, n_]
+                    out_x[out_x_s, n_] = (_h11*(_e20*_h6 + _e20*_h7 + _e20*_h9 + _h10 + _h4*dot_x[dot_x_r, n_] + _h8*dy[dy_r, n_]*gamma[gamma_r, n_]) if want_x and has_x else 0.0) + (_h11*(_e20*_h12 + _h13 + dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]) if want_x and has_gamma else 0.0)
+                else:
+                    out_x[out_x_s, n_] = 0.0
+        if want_gamma:
+            _e25 = 1/n
+            _h21 = -mu[mu_r, 0]
+            _h22 = _as(-_e25*s1/sigma[sigma_r, 0]**2, lo_)
+            _h23 = -_e25*s3
+            _h24 = _as(1/sigma[sigma_r, 0], lo_)
+            for n_ in range(n):
+                out_gamma[out_gamma_s, n_] += (_h24*(_h22*(_h21 + x[x_r, n_]) + _h23 + dot_x[dot_x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
+        if want_beta:
+            for n_ in range(n):
+                out_beta[out_beta_s, n_] += 0.0
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

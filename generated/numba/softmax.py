@@ -303,13 +303,20 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None, out=No
     x_ = loop.laid(x, (0,), (True,))
     dy_ = loop.laid(dy, None, (True,))
     dot_x_ = loop.laid(dot_x, (0,), (True,))
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
     want_x = wanted[0]
-    out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
-    loop.start()
-    loop.run(_vjp_jvp_loops, x_, dy_, dot_x_, out_x.array, out_x.accumulate, has_x, want_x)
+    if saved is not None:
+        loop = _Loop(ctx, ())
+        y, = saved
+        y_ = loop.laid(y, None, (True,))
+        out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
+        loop.start()
+        loop.run(_vjp_jvp_saved_loops, x_, dy_, dot_x_, y_, out_x.array, out_x.accumulate, has_x, want_x)
+    else:
+        out_x = loop.result((True,), False, False, wanted=want_x, into=out[0])
+        loop.start()
+        loop.run(_vjp_jvp_loops, x_, dy_, dot_x_, out_x.array, out_x.accumulate, has_x, want_x)
     grads = dict.fromkeys(INPUTS)
     if want_x:
         grads['x'] = _gradient(out_x.value(), (0,), 'x', x, ctx)
@@ -543,6 +550,39 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, y, out_y, acc_y
         _h0 = -s0
         for n_ in range(n):
             out_y[out_y_s, n_] = ((_h0 + dot_x[dot_x_r, n_])*y[y_r, n_] if has_x else 0.0)
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, dot_x, y, out_x, acc_x, has_x, want_x):
+    per_ = 1
+    units_ = R_ * per_
+    if aligned_:  # whole rows per part
+        first_, last_ = (p_ * R_ // P_) * per_, ((p_ + 1) * R_ // P_) * per_
+    else:
+        first_, last_ = p_ * units_ // P_, (p_ + 1) * units_ // P_
+    for u_ in range(first_, last_):
+        rest_ = u_
+        r_ = rest_
+        x_r = min(r_, x.shape[0] - 1)
+        dy_r = min(r_, dy.shape[0] - 1)
+        dot_x_r = min(r_, dot_x.shape[0] - 1)
+        y_r = min(r_, y.shape[0] - 1)
+        out_x_s = r_
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        if want_x and has_x:
+            for n_ in range(n):
+                _e0 = dy[dy_r, n_]*y[y_r, n_]
+                s0 += _e0*dot_x[dot_x_r, n_]
+                s1 += _e0
+                s2 += dot_x[dot_x_r, n_]*y[y_r, n_]
+        if want_x:
+            _h1 = _as(-s1, lo_)
+            _h2 = _as(-s2, lo_)
+            _h3 = -s0 + 2*s1*s2
+            for n_ in range(n):
+                out_x[out_x_s, n_] = ((_h1*dot_x[dot_x_r, n_] + _h2*dy[dy_r, n_] + _h3 + dot_x[dot_x_r, n_]*dy[dy_r, n_])*y[y_r, n_] if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------

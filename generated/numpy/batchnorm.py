@@ -186,79 +186,122 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    t0 = 1/(N*S)
-    t1 = np.sum(x, axis=(-3, -1), keepdims=True)
-    t2 = t1*(-t0) + x
-    t3 = np.sum(t2, axis=(-3, -1), keepdims=True)*(-t0) + t2
-    t4 = eps + t0*np.einsum('...abc,...abc->...b', t3, t3)[..., None, :, None]
-    t5 = t4**(-3/2)
-    t6 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
-    t7 = t0*t6
-    t8 = np.sum(dy, axis=(-3, -1), keepdims=True)
-    t9 = 1/(N**2*S**2)
-    t10 = t9*t1
-    t11 = t10*t8
-    t12 = 1/(N**3*S**3)
-    t13 = t1**2
-    t14 = t13*t8
-    t15 = t8*x
-    t16 = 1/np.sqrt(t4)
-    t17 = t0*t8
-    t18 = t12*t14
-    if wanted[0] and dot_x is not None:
-        t19 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
-        t20 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
-        t21 = t20*t5
-        t22 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        t23 = t22*t6
-        t24 = gamma[..., None, :, None]*t5
-        t19 *= t24
-        t25 = gamma[..., None, :, None]*t21
-        t26 = np.multiply(dot_x, t24, out=np.empty_like(dy))
-        t27 = t9*t8
-        t28 = t22*t24
-        t8 *= 3
-        t29 = t12*t1
-        t30 = gamma[..., None, :, None]/t4**(5/2)
-        t31 = t22*t30
-        t32 = 1/(N**4*S**4)
-        t14 *= t32
-        t33 = 3*t30
-        t34 = t20*t33
-        t35 = t23*t33
-        t36 = t34*t6
-        t26 *= t11 - t7
-        t26 += (t25*(-t0) + t10*t28)*dy
-        t26 += (t19*(-t0) + t9*t36 + 3*t14*t31 + t27*t28 - t29*t35)*x
-        t26 -= t15*(t29*t34)
-        t26 += t32*t13*t35 + t9*t23*t24 + t10*t19 + t14*t34 + t25*t27 - t28*t29*t8 - t29*t36 + (t1**3*t31*t8)*(-1/(N**5*S**5))
-        terms.add('x', t26, owned=True)
-    if wanted[0] and dot_gamma is not None:
-        t37 = dot_gamma[..., None, :, None]*t16
-        t38 = dot_gamma[..., None, :, None]*t5
-        t39 = t10*t38
-        t15 *= t39
-        t15 += dy*t37
-        t15 -= x*(t38*t7)
-        t15 -= t17*t37 + t18*t38 - t39*t6
-        terms.add('x', t15, owned=True)
-    if wanted[1] and dot_x is not None:
-        t40 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
-        t41 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
-        t42 = t41*t5
-        t43 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
-        t6 *= t43
-        t6 *= t10
-        t6 *= t5
-        t44 = np.multiply(-t17*t43 + t40, t16, out=_into(t8))
-        t6 += t44
-        t45 = np.multiply(t11 - t7, t42, out=_into(t14))
-        t6 += t45
-        t6 -= t18*t43*t5
-        terms.add('gamma', t6, owned=True)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = 1/(N*S)
+        t2 = np.add(-mu, x, out=np.empty_like(dy))
+        t3 = np.sum(dy, axis=(-3, -1), keepdims=True)
+        t4 = t0*t2
+        t5 = np.einsum('...abc,...abc->...b', dy, t4)[..., None, :, None]
+        t6 = t1*t5
+        t7 = t1*t3
+        if wanted[0] and dot_x is not None:
+            t8 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+            t9 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+            t10 = np.einsum('...abc,...abc->...b', dot_x, t4)[..., None, :, None]
+            t2 *= gamma[..., None, :, None]/sigma**2
+            t11 = 1/(N**2*S**2)
+            t3 *= t11
+            t12 = gamma[..., None, :, None]*t0
+            t13 = t10*t12
+            t5 *= t11
+            t2 *= t8*(-t1) + 3*t10*t5 + t3*t9
+            t2 -= dy*(t1*t13)
+            t2 -= dot_x*(t12*t6)
+            t2 += t12*t5*t9 + t13*t3
+            t2 *= t0
+            terms.add('x', t2, owned=True)
+        if wanted[0] and dot_gamma is not None:
+            t14 = t4*(-t6)
+            t14 += dy
+            t14 -= t7
+            t14 *= dot_gamma[..., None, :, None]*t0
+            terms.add('x', t14, owned=True)
+        if wanted[1] and dot_x is not None:
+            t15 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+            t16 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+            t17 = np.einsum('...abc,...abc->...b', dot_x, t4)[..., None, :, None]
+            t6 *= t17
+            t6 *= -1
+            t18 = np.multiply(t16, t7, out=_into(t3))
+            t6 -= t18
+            t6 += t15
+            t6 *= t0
+            terms.add('gamma', t6, owned=True)
+    else:
+        t0 = 1/(N*S)
+        t1 = np.sum(x, axis=(-3, -1), keepdims=True)
+        t2 = t1*(-t0) + x
+        t3 = np.sum(t2, axis=(-3, -1), keepdims=True)*(-t0) + t2
+        t4 = eps + t0*np.einsum('...abc,...abc->...b', t3, t3)[..., None, :, None]
+        t5 = t4**(-3/2)
+        t6 = np.einsum('...abc,...abc->...b', dy, x)[..., None, :, None]
+        t7 = t0*t6
+        t8 = np.sum(dy, axis=(-3, -1), keepdims=True)
+        t9 = 1/(N**2*S**2)
+        t10 = t9*t1
+        t11 = t10*t8
+        t12 = 1/(N**3*S**3)
+        t13 = t1**2
+        t14 = t13*t8
+        t15 = t8*x
+        t16 = 1/np.sqrt(t4)
+        t17 = t0*t8
+        t18 = t12*t14
+        if wanted[0] and dot_x is not None:
+            t19 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+            t20 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+            t21 = t20*t5
+            t22 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+            t23 = t22*t6
+            t24 = gamma[..., None, :, None]*t5
+            t19 *= t24
+            t25 = gamma[..., None, :, None]*t21
+            t26 = np.multiply(dot_x, t24, out=np.empty_like(dy))
+            t27 = t9*t8
+            t28 = t22*t24
+            t8 *= 3
+            t29 = t12*t1
+            t30 = gamma[..., None, :, None]/t4**(5/2)
+            t31 = t22*t30
+            t32 = 1/(N**4*S**4)
+            t14 *= t32
+            t33 = 3*t30
+            t34 = t20*t33
+            t35 = t23*t33
+            t36 = t34*t6
+            t26 *= t11 - t7
+            t26 += (t25*(-t0) + t10*t28)*dy
+            t26 += (t19*(-t0) + t9*t36 + 3*t14*t31 + t27*t28 - t29*t35)*x
+            t26 -= t15*(t29*t34)
+            t26 += t32*t13*t35 + t9*t23*t24 + t10*t19 + t14*t34 + t25*t27 - t28*t29*t8 - t29*t36 + (t1**3*t31*t8)*(-1/(N**5*S**5))
+            terms.add('x', t26, owned=True)
+        if wanted[0] and dot_gamma is not None:
+            t37 = dot_gamma[..., None, :, None]*t16
+            t38 = dot_gamma[..., None, :, None]*t5
+            t39 = t10*t38
+            t15 *= t39
+            t15 += dy*t37
+            t15 -= x*(t38*t7)
+            t15 -= t17*t37 + t18*t38 - t39*t6
+            terms.add('x', t15, owned=True)
+        if wanted[1] and dot_x is not None:
+            t40 = np.einsum('...abc,...abc->...b', dot_x, dy)[..., None, :, None]
+            t41 = np.einsum('...abc,...abc->...b', dot_x, x)[..., None, :, None]
+            t42 = t41*t5
+            t43 = np.sum(dot_x, axis=(-3, -1), keepdims=True)
+            t6 *= t43
+            t6 *= t10
+            t6 *= t5
+            t44 = np.multiply(-t17*t43 + t40, t16, out=_into(t8))
+            t6 += t44
+            t45 = np.multiply(t11 - t7, t42, out=_into(t14))
+            t6 += t45
+            t6 -= t18*t43*t5
+            terms.add('gamma', t6, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0, 1, 2), x)

@@ -92,13 +92,19 @@ def vjp_jvp(cotangent, tangents, x, *, wrt=None, residuals=None, out=None):
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    if wanted[0] and dot_x is not None:
-        t0 = dot_x*dy
-        t0 *= np.exp(x)
-        terms.add('x', t0, owned=True)
+    if saved is not None:
+        y, = saved
+        if wanted[0] and dot_x is not None:
+            t0 = dot_x*dy
+            t0 *= y
+            terms.add('x', t0, owned=True)
+    else:
+        if wanted[0] and dot_x is not None:
+            t0 = dot_x*dy
+            t0 *= np.exp(x)
+            terms.add('x', t0, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (), x)

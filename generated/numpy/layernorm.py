@@ -177,50 +177,87 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-05, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    t0 = 1/n
-    t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
-    t2 = np.sum(t1, axis=-1, keepdims=True)
-    t1 -= t0*t2
-    t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
-    t4 = t3**(-3/2)
-    t5 = t0*t4
-    t6 = t5*t1
-    t7 = 1/np.sqrt(t3)
-    t8 = t0*t7
-    if wanted[0] and dot_x is not None:
-        t9 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
-        t10 = np.sum(dot_x, axis=-1, keepdims=True)
-        t11 = dy*gamma
-        t12 = np.einsum('...a,...a->...', t1, t11)[..., None]
-        t13 = n**(-2.0)
-        t14 = np.sum(t11, axis=-1, keepdims=True)
-        t15 = np.einsum('...a,...a->...', -t0*t14 + t11, dot_x)[..., None]
-        t11 *= -t5*t9
-        t11 -= t15*t6
-        t11 -= dot_x*(t12*t5)
-        t11 += t1*(3*t12*t13*t9/t3**(5/2))
-        t11 += t10*t12*t13*t4 + t13*t14*t4*t9
-        terms.add('x', t11, owned=True)
-    if wanted[0] and dot_gamma is not None:
-        t16 = dot_gamma*dy
-        t17 = np.sum(t16, axis=-1, keepdims=True)
-        t18 = np.einsum('...a,...a->...', t1, t16)[..., None]
-        t16 *= t7
-        t16 -= t18*t6
-        t16 -= t17*t8
-        terms.add('x', t16, owned=True)
-    if wanted[1] and dot_x is not None:
-        t19 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
-        t20 = np.sum(dot_x, axis=-1, keepdims=True)
-        t6 *= -t19
-        t21 = np.multiply(dot_x, t7, out=_into(t1))
-        t6 += t21
-        t6 -= t20*t8
-        t6 *= dy
-        terms.add('gamma', t6, owned=True)
+    if saved is not None:
+        mu, sigma = saved
+        t0 = 1/sigma
+        t1 = 1/n
+        t2 = np.add(-mu, x, out=np.empty_like(dy))
+        t3 = t0*t2
+        t4 = t1*t3
+        if wanted[0] and dot_x is not None:
+            t5 = np.sum(dot_x, axis=-1, keepdims=True)
+            t6 = np.einsum('...a,...a->...', dot_x, t3)[..., None]
+            t7 = dy*gamma
+            t2 *= sigma**(-2.0)
+            t8 = np.sum(t7, axis=-1, keepdims=True)
+            t9 = n**(-2.0)
+            t10 = t9*t2
+            t11 = np.einsum('...a,...a->...', t3, t7)[..., None]
+            t12 = t0*t1
+            t13 = t0*t9
+            t14 = np.einsum('...a,...a->...', dot_x, t7)[..., None]
+            t10 *= 3*t11*t6 + t5*t8
+            t10 -= t2*(t1*t14)
+            t10 -= dot_x*(t11*t12)
+            t10 -= t7*(t12*t6)
+            t10 += t11*t13*t5 + t13*t6*t8
+            terms.add('x', t10, scale=t0)
+        if wanted[0] and dot_gamma is not None:
+            t15 = np.multiply(dot_gamma, dy, out=_into(t2))
+            t16 = np.sum(t15, axis=-1, keepdims=True)
+            t17 = np.einsum('...a,...a->...', t15, t3)[..., None]
+            t15 -= t17*t4
+            t15 -= t1*t16
+            terms.add('x', t15, scale=t0)
+        if wanted[1] and dot_x is not None:
+            t18 = np.sum(dot_x, axis=-1, keepdims=True)
+            t19 = np.einsum('...a,...a->...', dot_x, t3)[..., None]
+            t20 = (-t1*t18 + t4*(-t19) + dot_x)*dy
+            terms.add('gamma', t20, scale=t0)
+    else:
+        t0 = 1/n
+        t1 = np.add(-t0*np.sum(x, axis=-1, keepdims=True), x, out=np.empty_like(dy))
+        t2 = np.sum(t1, axis=-1, keepdims=True)
+        t1 -= t0*t2
+        t3 = eps + t0*np.einsum('...a,...a->...', t1, t1)[..., None]
+        t4 = t3**(-3/2)
+        t5 = t0*t4
+        t6 = t5*t1
+        t7 = 1/np.sqrt(t3)
+        t8 = t0*t7
+        if wanted[0] and dot_x is not None:
+            t9 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+            t10 = np.sum(dot_x, axis=-1, keepdims=True)
+            t11 = dy*gamma
+            t12 = np.einsum('...a,...a->...', t1, t11)[..., None]
+            t13 = n**(-2.0)
+            t14 = np.sum(t11, axis=-1, keepdims=True)
+            t15 = np.einsum('...a,...a->...', -t0*t14 + t11, dot_x)[..., None]
+            t11 *= -t5*t9
+            t11 -= t15*t6
+            t11 -= dot_x*(t12*t5)
+            t11 += t1*(3*t12*t13*t9/t3**(5/2))
+            t11 += t10*t12*t13*t4 + t13*t14*t4*t9
+            terms.add('x', t11, owned=True)
+        if wanted[0] and dot_gamma is not None:
+            t16 = dot_gamma*dy
+            t17 = np.sum(t16, axis=-1, keepdims=True)
+            t18 = np.einsum('...a,...a->...', t1, t16)[..., None]
+            t16 *= t7
+            t16 -= t18*t6
+            t16 -= t17*t8
+            terms.add('x', t16, owned=True)
+        if wanted[1] and dot_x is not None:
+            t19 = np.einsum('...a,...a->...', dot_x, t1)[..., None]
+            t20 = np.sum(dot_x, axis=-1, keepdims=True)
+            t6 *= -t19
+            t21 = np.multiply(dot_x, t7, out=_into(t1))
+            t6 += t21
+            t6 -= t20*t8
+            t6 *= dy
+            terms.add('gamma', t6, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -112,16 +112,24 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None, out=No
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    if wanted[0] and dot_x is not None:
-        t0 = np.exp(x, out=_into(x))
-        t1 = 1/np.sum(t0, axis=-1, keepdims=True)
-        t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
-        t3 = np.sum(dy, axis=-1, keepdims=True)
-        t4 = ((t1*t2 - dot_x)*t0)*(t1*t3)
-        terms.add('x', t4, owned=True)
+    if saved is not None:
+        y, = saved
+        if wanted[0] and dot_x is not None:
+            t0 = np.exp(y, out=np.empty_like(dy))
+            t1 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
+            t2 = np.sum(dy, axis=-1, keepdims=True)
+            t0 *= t1 - dot_x
+            terms.add('x', t0, scale=t2)
+    else:
+        if wanted[0] and dot_x is not None:
+            t0 = np.exp(x, out=_into(x))
+            t1 = 1/np.sum(t0, axis=-1, keepdims=True)
+            t2 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
+            t3 = np.sum(dy, axis=-1, keepdims=True)
+            t4 = ((t1*t2 - dot_x)*t0)*(t1*t3)
+            terms.add('x', t4, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

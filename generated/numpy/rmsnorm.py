@@ -152,34 +152,60 @@ def vjp_jvp(cotangent, tangents, x, gamma=None, beta=None, *, eps=1e-06, wrt=Non
     dy = _cotangent(cotangent, ctx)
     dot_x, dot_gamma, dot_beta = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    t0 = 1/n
-    t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
-    t2 = t0/t1**(3/2)
-    t3 = t2*x
-    t4 = 1/np.sqrt(t1)
-    if wanted[0] and dot_x is not None:
-        t5 = np.einsum('...a,...a->...', dot_x, x)[..., None]
-        t6 = dy*gamma
-        t7 = np.einsum('...a,...a->...', t6, x)[..., None]
-        t8 = np.einsum('...a,...a->...', dot_x, t6)[..., None]
-        t6 *= -t2*t5
-        t6 -= t8*t3
-        t6 -= dot_x*(t2*t7)
-        t6 += x*(3*t5*t7/(n**2*t1**(5/2)))
-        terms.add('x', t6, owned=True)
-    if wanted[0] and dot_gamma is not None:
-        t9 = dot_gamma*dy
-        t10 = np.einsum('...a,...a->...', t9, x)[..., None]
-        t9 *= t4
-        t9 -= t10*t3
-        terms.add('x', t9, owned=True)
-    if wanted[1] and dot_x is not None:
-        t11 = np.einsum('...a,...a->...', dot_x, x)[..., None]
-        t12 = (t3*(-t11) + t4*dot_x)*dy
-        terms.add('gamma', t12, owned=True)
+    if saved is not None:
+        r, = saved
+        t0 = 1/r
+        t1 = 1/n
+        t2 = t0*x
+        t3 = t1*t2
+        if wanted[0] and dot_x is not None:
+            t4 = np.einsum('...a,...a->...', dot_x, t2)[..., None]
+            t5 = dy*gamma
+            t6 = r**(-2.0)
+            t7 = np.einsum('...a,...a->...', t2, t5)[..., None]
+            t8 = t0*t1
+            t9 = np.einsum('...a,...a->...', dot_x, t5)[..., None]
+            t5 *= -t4*t8
+            t5 += (-t1*t6*t9 + 3*t4*t6*t7/n**2)*x
+            t5 -= dot_x*(t7*t8)
+            terms.add('x', t5, scale=t0)
+        if wanted[0] and dot_gamma is not None:
+            t10 = dot_gamma*dy
+            t11 = np.einsum('...a,...a->...', t10, t2)[..., None]
+            t10 -= t11*t3
+            terms.add('x', t10, scale=t0)
+        if wanted[1] and dot_x is not None:
+            t12 = np.einsum('...a,...a->...', dot_x, t2)[..., None]
+            t13 = (t3*(-t12) + dot_x)*dy
+            terms.add('gamma', t13, scale=t0)
+    else:
+        t0 = 1/n
+        t1 = eps + t0*np.einsum('...a,...a->...', x, x)[..., None]
+        t2 = t0/t1**(3/2)
+        t3 = t2*x
+        t4 = 1/np.sqrt(t1)
+        if wanted[0] and dot_x is not None:
+            t5 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+            t6 = dy*gamma
+            t7 = np.einsum('...a,...a->...', t6, x)[..., None]
+            t8 = np.einsum('...a,...a->...', dot_x, t6)[..., None]
+            t6 *= -t2*t5
+            t6 -= t8*t3
+            t6 -= dot_x*(t2*t7)
+            t6 += x*(3*t5*t7/(n**2*t1**(5/2)))
+            terms.add('x', t6, owned=True)
+        if wanted[0] and dot_gamma is not None:
+            t9 = dot_gamma*dy
+            t10 = np.einsum('...a,...a->...', t9, x)[..., None]
+            t9 *= t4
+            t9 -= t10*t3
+            terms.add('x', t9, owned=True)
+        if wanted[1] and dot_x is not None:
+            t11 = np.einsum('...a,...a->...', dot_x, x)[..., None]
+            t12 = (t3*(-t11) + t4*dot_x)*dy
+            terms.add('gamma', t12, owned=True)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

@@ -116,22 +116,34 @@ def vjp_jvp(cotangent, tangents, x, *, axis=-1, wrt=None, residuals=None, out=No
     dy = _cotangent(cotangent, ctx)
     dot_x, = _tangents(tangents, given, ctx)
     terms = _Terms(ctx)
-    if residuals is not None:  # checked; the second order recomputes from the inputs
-        _saved(residuals, ctx)
+    saved = None if residuals is None else _saved(residuals, ctx)
     out = _gradient_buffers(out, given, ctx)
-    if wanted[0] and dot_x is not None:
-        t0 = np.exp(x, out=_into(x))
-        t1 = np.sum(t0, axis=-1, keepdims=True)
-        t2 = 1/t1
-        t3 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
-        t4 = np.einsum('...a,...a->...', dy, t0)[..., None]
-        t5 = np.einsum('...a,...a,...a->...', dot_x, dy, t0, optimize=True)[..., None]
-        t6 = -t2*t4 + dy
-        t6 *= dot_x
-        t6 -= dy*(t2*t3)
-        t6 -= t2*t5 - 2*t3*t4/t1**2
-        t6 *= t0
-        terms.add('x', t6, scale=t2)
+    if saved is not None:
+        y, = saved
+        if wanted[0] and dot_x is not None:
+            t0 = np.einsum('...a,...a->...', dot_x, y)[..., None]
+            t1 = np.einsum('...a,...a->...', dy, y)[..., None]
+            t2 = np.einsum('...a,...a,...a->...', dot_x, dy, y, optimize=True)[..., None]
+            t3 = -t1 + dy
+            t3 *= dot_x
+            t3 -= t0*dy
+            t3 += 2*t0*t1 - t2
+            t3 *= y
+            terms.add('x', t3, owned=True)
+    else:
+        if wanted[0] and dot_x is not None:
+            t0 = np.exp(x, out=_into(x))
+            t1 = np.sum(t0, axis=-1, keepdims=True)
+            t2 = 1/t1
+            t3 = np.einsum('...a,...a->...', dot_x, t0)[..., None]
+            t4 = np.einsum('...a,...a->...', dy, t0)[..., None]
+            t5 = np.einsum('...a,...a,...a->...', dot_x, dy, t0, optimize=True)[..., None]
+            t6 = -t2*t4 + dy
+            t6 *= dot_x
+            t6 -= dy*(t2*t3)
+            t6 -= t2*t5 - 2*t3*t4/t1**2
+            t6 *= t0
+            terms.add('x', t6, scale=t2)
     grads = dict.fromkeys(INPUTS)
     if wanted[0]:
         grads['x'] = terms.gradient('x', (0,), x)

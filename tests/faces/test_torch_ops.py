@@ -192,3 +192,29 @@ def test_cpu_tensors_run_numba_without_copies(monkeypatch):
     half = layernorm(x.bfloat16(), gamma.bfloat16())
     assert half.dtype == torch.bfloat16 and array_api and isinstance(array_api[0][0], torch.Tensor)
     torch.testing.assert_close(half.float(), y, atol=0.05, rtol=0.05)
+
+
+def test_numba_writes_into_tensors_torch_allocated(monkeypatch):
+    """The forward's output and the vjp's gradients are the tensors handed to the numba kernel as
+    ``out=`` (torch.empty, row-major, the result dtype): the kernel writes into torch's memory."""
+    layernorm = dt.operator("layernorm")
+    x, gamma = torch.randn(4, 8, requires_grad=True), torch.randn(8, requires_grad=True)
+    layernorm(x, gamma)
+    numba, given = layernorm.ops.numba[0], {}
+
+    def spy(name):
+        original = getattr(numba, name)
+
+        def called(*arrays, **keywords):
+            given[name] = keywords.get("out")
+            return original(*arrays, **keywords)
+        return called
+
+    for name in ("forward", "vjp"):
+        monkeypatch.setattr(numba, name, spy(name))
+    y = layernorm(x, gamma)
+    y.backward(torch.randn_like(y))
+    assert given["forward"].__array_interface__["data"][0] == y.data_ptr() and y.is_contiguous()
+    dx, dgamma, dbeta = given["vjp"]
+    assert dbeta is None and dx.__array_interface__["data"][0] == x.grad.data_ptr()
+    assert dgamma.__array_interface__["data"][0] == gamma.grad.data_ptr()

@@ -78,7 +78,8 @@ def test_cosine_similarity_kernel_matches_finite_differences(cosine, tmp_path):
     plus = kernel.vjp(cotangent, a + step * tangents[0], b + step * tangents[1])
     minus = kernel.vjp(cotangent, a - step * tangents[0], b - step * tangents[1])
     for position in (0, 1):
-        np.testing.assert_allclose(second[position], (plus[position] - minus[position]) / (2 * step), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(second[position], (plus[position] - minus[position]) / (2 * step),
+                                   rtol=1e-5, atol=1e-7)
 
 
 def _files(model):
@@ -116,7 +117,8 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
     ("layernorm", "1/np.sqrt(eps + t0*t3)", "1/(np.sqrt(t0*t3) + eps)", "forward"),  # a misplaced eps
     ("rmsnorm", "grads['gamma'] = terms.gradient(", "grads['gamma'] = -terms.gradient(", "vjp_jvp along x"),
     # a dropped term: layernorm's x-entry along gamma's tangent
-    ("layernorm", "if wanted[0] and dot_gamma is not None:", "if False:", "vjp_jvp along x, gamma, beta, entry of 'x'"),
+    ("layernorm", "terms.add('x', t11, owned=True)\n        if wanted[0] and dot_gamma is not None:",
+     "terms.add('x', t11, owned=True)\n        if False:", "vjp_jvp along x, gamma, beta, entry of 'x'"),
     ("softmax", "terms.gradient('x', (0,), x)", "terms.gradient('x', (0,), x) * 0", "vjp_jvp"),
     # keepdims' cotangent squeezed on every size-1 axis: a size-1 batch axis beside the reduced one
     ("reduce_mean", "return np.squeeze(value, axis=axis)", "return np.squeeze(value)", "vjp"),
@@ -125,6 +127,9 @@ def test_the_buffer_reuse_bug_is_refused(cosine):
      "vjp with residuals"),
     ("layernorm", "saved_mu = _statistic(t1,", "saved_mu = _statistic(t1 + 1e-3,", "vjp with residuals"),
     ("softmax", "return result_, {'y': result_}", "return result_, {'y': 1.5*result_}", "vjp with residuals"),
+    ("rmsnorm", "_saved(residuals, ctx)\n    out = _gradient_buffers(out, given, ctx)\n    if saved is not None:\n"
+     "        r, = saved\n", "_saved(residuals, ctx)\n    out = _gradient_buffers(out, given, ctx)\n"
+     "    if saved is not None:\n        r, = saved\n        r = 1.01*r\n", "vjp_jvp with residuals"),
 ])
 def test_the_proof_catches_a_broken_kernel(name, old, new, what):
     model = registry.get(name)

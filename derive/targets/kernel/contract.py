@@ -39,11 +39,11 @@ class Contract:
     signature: str
     vjp_signature: str
     """The signature with ``wrt=None`` (keyword-only): the inputs whose gradients the caller wants;
-    ``residuals=None`` and, in a NumPy or numba kernel, ``out=None`` too."""
+    ``residuals=None`` and ``out=None`` too."""
     forward_signature: str
-    """The signature with ``residuals=False`` and, in a NumPy or numba kernel, ``out=None``."""
+    """The signature with ``residuals=False`` and ``out=None``."""
     jvp_signature: str
-    """The signature with ``residuals=None`` and, in a NumPy or numba kernel, ``out=None``."""
+    """The signature with ``residuals=None`` and ``out=None``."""
     residuals: str
     """The names ``forward(..., residuals=True)`` saves for the backward (a tuple literal)."""
     saved_axes: str

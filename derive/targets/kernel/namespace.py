@@ -24,7 +24,8 @@ class Namespace:
     jvp_keywords: str
     """Extra keyword arguments of the ``_output`` call returning a jvp's total."""
     buffers: bool = False
-    """The kernels write into caller-owned buffers (``out=``): NumPy's and numba's."""
+    """The kernels write into caller-owned buffers (``out=``): NumPy's, numba's and the Array API's
+    (for a library whose arrays can be written in place)."""
     residuals: bool = True
     """The kernels save residuals (``forward(..., residuals=True)``, ``vjp(..., residuals=)``)."""
 
@@ -42,5 +43,5 @@ NUMPY = Namespace("np", passed=False, scalars_as_rows=True, full_options="ctx.dt
                   buffers=True)
 """The NumPy and numba kernels' (one runtime: ``templates/kernel/numpy_runtime.py.jinja``)."""
 ARRAY_API = Namespace("xp", passed=True, scalars_as_rows=False, full_options="dtype=ctx.dtype, device=ctx.device",
-                      jvp_keywords=", copy=total.copy")
+                      jvp_keywords=", copy=total.copy", buffers=True)
 """The Array API kernels' (``templates/array_api/runtime.py.jinja``)."""

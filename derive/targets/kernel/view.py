@@ -15,6 +15,7 @@ import sympy as sp
 
 from ...calculus.compact import OUTPUT
 from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
+from ...errors import LoweringError
 from ...model import OperatorModel
 from ...schedule.cse import Output
 from ...schedule.nesting import nest_sums
@@ -43,6 +44,8 @@ class Variant:
     vjp_saved: Function | None = None
     """vjp from the saved residuals (``residuals.py``), in a kernel that saves some."""
     jvp_saved: Function | None = None
+    vjp_jvp_saved: Function | None = None
+    """vjp_jvp reading the saved residuals, where a second-order term's form reads them."""
     saved_names: str = ""
     """The residuals as the saved branches unpack them (``mu, sigma``)."""
     saved_dict: str = "{}"
@@ -111,14 +114,17 @@ def _saved_functions(derivation: Derivation, chosen: Saving, printer: FramePrint
                             for g in grads], printer, places, model, lowering="cotangent"),
         jvp_saved=function([Output(g.input.name, form(g.input.name, "jvp"), f"{tangent_name(g.input.name)} is not None")
                             for g in grads], printer, {g.input.name: out for g in grads}, model, lowering="output"),
+        vjp_jvp_saved=_second_saved(derivation, printer, places, chosen),
         saved_names=", ".join(names) + ("," if len(names) == 1 else ""),
         saved_dict="{" + ", ".join(f"{n!r}: {'result_' if n == OUTPUT else 'saved_' + n}" for n in names) + "}",
     )
 
 
-def _second(derivation: Derivation, printer: FramePrinter, places: dict[str, str]) -> Function:
+def _second(derivation: Derivation, printer: FramePrinter, places: dict[str, str],
+            chosen: Saving | None = None) -> Function:
     """``vjp_jvp``: one output per second-order term (input a along b's tangent), computed when a's
-    gradient is wanted and b's tangent given; lowered like a vjp (each term is linear in dy)."""
+    gradient is wanted and b's tangent given; lowered like a vjp (each term is linear in dy).  With
+    ``chosen``: each term's form reading the saved residuals, where it has one."""
     model = derivation.model
     outputs, tangents, inputs = [], {}, {}
     for g in derivation.gradients:
@@ -128,11 +134,24 @@ def _second(derivation: Derivation, printer: FramePrinter, places: dict[str, str
             # one differentiable input (softmax): the compact form, as centred; the norms' parameters'
             # compact forms held more temporaries (group_norm's gamma 6.5 -> 7.4x its input)
             product = centred(derivation, g.input.name, "vjp_jvp") if len(derivation.gradients) == 1 else term.product
+            product = (chosen and chosen.second(g.input.name, term.by.name)) or nest_sums(product)
             guard = f"{_wanted(model, g.input.name)} and {tangent} is not None"
-            outputs.append(Output(name, nest_sums(product), guard))
+            outputs.append(Output(name, product, guard))
             tangents[name], inputs[name] = tangent, g.input.name
     return function(outputs, printer, {o.name: places[inputs[o.name]] for o in outputs}, model,
                     lowering="second", tangents=tangents, inputs=inputs)
+
+
+def _second_saved(derivation: Derivation, printer: FramePrinter, places: dict[str, str],
+                  chosen: Saving) -> Function | None:
+    """vjp_jvp reading the residuals, where a term's form reads them and the printer takes it (one it
+    refuses, an n x n array: None, and vjp_jvp recomputes from the inputs)."""
+    if not chosen.reads_second:
+        return None
+    try:
+        return _second(derivation, printer, places, chosen)
+    except LoweringError:
+        return None
 
 
 def centred(derivation: Derivation, name: str, kind: str) -> sp.Expr:

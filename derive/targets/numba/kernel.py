@@ -16,11 +16,12 @@ from typing import Any
 import sympy as sp
 
 from ...calculus.pipeline import COTANGENT, Derivation, tangent_name
+from ...errors import LoweringError
 from ...model import OperatorModel
 from ...model.functions import max_over
 from ...schedule.cse import Output, schedule
 from ...schedule.nesting import nest_sums
-from ...schedule.residuals import saving
+from ...schedule.residuals import Saving, saving
 from ...schedule.stable import stabilize
 from ..kernel import (
     NUMPY,
@@ -94,6 +95,8 @@ class LoopVariant:
     vjp_saved: Loop | None = None
     """vjp and jvp reading the saved residuals, where the kernel saves some."""
     jvp_saved: Loop | None = None
+    vjp_jvp_saved: Loop | None = None
+    """vjp_jvp reading the saved residuals, where a second-order term's form reads them."""
     saved: tuple[Array, ...] = ()
     """The saved residuals as the loops take them."""
     saved_names: str = ""
@@ -185,11 +188,32 @@ def _saved_loops(derivation: Derivation, end: str) -> dict[str, Any]:
         jvp_saved=_loop(model, f"_jvp_saved_loops{end}",
                         [("y", [Output(g.input.name, form(g.input.name, "jvp"), f"has_{g.input.name}") for g in grads],
                           model.output_dims, None)], extra=[*tangents, *names], saved=dims),
+        vjp_jvp_saved=_second_saved(derivation, chosen, end),
         saved=tuple(_array(model, s.name, s.dims) for s in chosen.saved),
         saved_names=", ".join(names) + ("," if len(names) == 1 else ""),
         saved_dict="{" + ", ".join(f"{n!r}: " + ("result_" if n == "y" else f"_statistic(out_{n}.value(), {n!r}, ctx)")
                                    for n in names) + "}",
     )
+
+
+def _second_saved(derivation: Derivation, chosen: Saving, end: str) -> Loop | None:
+    """vjp_jvp reading the residuals, where a term's form reads them and the loops take it (one they
+    refuse: None, and vjp_jvp recomputes from the inputs)."""
+    if not chosen.reads_second:
+        return None
+    model = derivation.model
+    dims = {s.name: s.dims for s in chosen.saved}
+    tangents = [tangent_name(i.name) for i in model.inputs]
+    results: list[tuple[str, list[Output], tuple, str | None]] = [
+        (g.input.name, [Output(f"{g.input.name}/{t.by.name}",
+                               chosen.second(g.input.name, t.by.name) or nest_sums(t.product),
+                               f"want_{g.input.name} and has_{t.by.name}")
+                        for t in derivation.second_order(g.input.name)], g.input.dims, f"want_{g.input.name}")
+        for g in derivation.gradients]
+    try:
+        return _loop(model, f"_vjp_jvp_saved_loops{end}", results, extra=[COTANGENT, *tangents, *dims], saved=dims)
+    except LoweringError:
+        return None
 
 
 def _loop(model: OperatorModel, name: str, results: list[tuple[str, list[Output], tuple, str | None]],

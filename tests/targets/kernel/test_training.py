@@ -1,6 +1,6 @@
 """Training-grade kernels: residuals the forward saves for the backward (NumPy, numba, Array API),
-and results written into the caller's buffers (``out=``: NumPy, numba), checked for shape, dtype and
-overlap."""
+and results written into the caller's buffers (``out=``: NumPy, numba, Array API on NumPy arrays;
+other libraries' arrays: tests/targets/array_api/test_buffers.py), checked for shape, dtype and overlap."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from helpers.kernels import load_kernel
 
-TARGETS = ("numpy", "numba")
+TARGETS = ("numpy", "numba", "array_api")
 """The targets whose kernels write into the caller's buffers."""
-SAVING = (*TARGETS, "array_api")
+SAVING = TARGETS
 """The targets whose kernels save residuals."""
 
 
@@ -48,6 +48,21 @@ def test_vjp_and_jvp_read_the_residuals_instead_of_recomputing(rng, target):
                                rtol=1e-10, atol=1e-12)
     doubled = {**saved, "sigma": 2 * saved["sigma"]}  # read, not recomputed: a wrong sigma shows
     assert not np.allclose(kernel.vjp(dy, *arrays, residuals=doubled)[0], kernel.vjp(dy, *arrays)[0])
+
+
+@pytest.mark.parametrize("target", SAVING)
+@pytest.mark.parametrize(("name", "wrong"), [("layernorm", "sigma"), ("rmsnorm", "r"), ("softmax", "y")])
+def test_vjp_jvp_reads_the_residuals_instead_of_recomputing(rng, target, name, wrong):
+    kernel = load_kernel(name, target)
+    arrays = [rng.standard_normal((3, 4, 6))] + [rng.standard_normal(6) for _ in kernel.INPUTS[1:]]
+    dy = rng.standard_normal((3, 4, 6))
+    tangents = [rng.standard_normal(a.shape) for a in arrays]
+    _, saved = kernel.forward(*arrays, residuals=True)
+    for got, want in zip(kernel.vjp_jvp(dy, tangents, *arrays, residuals=saved), kernel.vjp_jvp(dy, tangents, *arrays)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    scaled = {**saved, wrong: 1.5 * np.asarray(saved[wrong])}  # read, not recomputed: a wrong residual shows
+    assert not np.allclose(kernel.vjp_jvp(dy, tangents, *arrays, residuals=scaled)[0],
+                           kernel.vjp_jvp(dy, tangents, *arrays)[0])
 
 
 @pytest.mark.parametrize("target", SAVING)
