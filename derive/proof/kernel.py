@@ -10,7 +10,8 @@ are compared with ``derive.proof.oracle``: the model expanded into scalars, diff
 ``sympy.diff``, evaluated numerically (``vjp_jvp`` against the Jacobian differentiated along each
 input's tangent by forward mode, ``Expanded.hessian_vector``); ``vjp`` and ``vjp_jvp`` again with
 every subset of the inputs as ``wrt``; a kernel that saves residuals (``RESIDUALS``) again with those
-``forward(..., residuals=True)`` returned.  The oracle is evaluated once per call for every run a
+``forward(..., residuals=True)`` returned; a kernel that takes ``out=`` again into NaN-filled buffers,
+which must be returned and hold every entry.  The oracle is evaluated once per call for every run a
 target asks for (``prove_runs``: the numba loops at several chunkings, the Array API kernel on two
 array libraries).  Agreement is to ``ROUNDING`` float64 epsilons (``agrees``).  A mismatch raises
 ``ProofError`` naming the operator, the run, the call, the sizes and the first entries that differ;
@@ -19,6 +20,7 @@ nothing is written.  The LaTeX twin's proof is ``derive.proof.twin``.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import types
 from collections.abc import Mapping
@@ -233,6 +235,60 @@ def _check_call(call: Call, module, ex: Expected) -> None:
         _compare_entries(call, what, got, ex.second[chosen], wrt, "entry")
     if getattr(module, "RESIDUALS", None) is not None:
         _check_residuals(call, module, ex, subsets)
+    if _takes_buffers(module) and all(a is None or isinstance(a, np.ndarray) for a in call.arrays):
+        _check_buffers(call, module, ex)
+
+
+def _takes_buffers(module) -> bool:
+    try:
+        return "out" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _buffer(shape: tuple) -> np.ndarray:
+    """A caller's buffer: NaN everywhere, so an entry the kernel leaves unwritten cannot agree."""
+    return np.full(shape, np.nan)
+
+
+def _check_buffers(call: Call, module, ex: Expected) -> None:
+    """A kernel that takes ``out=``: forward, vjp, jvp and vjp_jvp write every entry into the caller's
+    buffers (NaN-filled) and return those buffers, with the values they return without them."""
+    inputs = call.model.inputs
+    out = _buffer(ex.forward.shape)
+    got = _run(call, "forward into out=", module.forward, *call.arrays, out=out, **call.params)
+    _same_buffer(call, "forward into out=", got, out)
+    _compare(call, "forward into out=", out, ex.forward)
+    grads = tuple(_buffer(ex.gradients[i.name].shape) if i.name in ex.gradients else None for i in inputs)
+    got = _run(call, "vjp into out=", module.vjp, ex.cotangent, *call.arrays, out=grads, **call.params)
+    _check_into(call, "vjp into out=", got, grads, ex.gradients, "gradient")
+    if not ex.jvp or not ex.second:
+        return
+    chosen, expected = next(iter(ex.jvp.items()))
+    given = tuple(ex.tangents[inp.name] if inp.name in chosen else None for inp in inputs)
+    out = _buffer(expected.shape)
+    got = _run(call, "jvp into out=", module.jvp, given, *call.arrays, out=out, **call.params)
+    _same_buffer(call, "jvp into out=", got, out)
+    _compare(call, "jvp into out=", out, expected)
+    chosen = next(iter(ex.second))
+    given = tuple(ex.tangents[inp.name] if inp.name in chosen else None for inp in inputs)
+    entries = tuple(_buffer(ex.second[chosen][i.name].shape) if i.name in ex.second[chosen] else None for i in inputs)
+    got = _run(call, "vjp_jvp into out=", module.vjp_jvp, ex.cotangent, given, *call.arrays, out=entries,
+               **call.params)
+    _check_into(call, "vjp_jvp into out=", got, entries, ex.second[chosen], "entry")
+
+
+def _check_into(call: Call, what: str, got, buffers: tuple, expected: dict[str, np.ndarray], entry: str) -> None:
+    _compare_entries(call, what, got, expected, None, entry)
+    for value, buffer in zip(got, buffers):
+        if buffer is not None:
+            _same_buffer(call, what, value, buffer)
+    _compare_entries(call, f"{what} (the buffers)", buffers, expected, None, entry)
+
+
+def _same_buffer(call: Call, what: str, got, buffer: np.ndarray) -> None:
+    if got is not buffer:
+        raise ProofError(f"{_where(call)}: {what} returns a new array, not the caller's buffer")
 
 
 def _check_residuals(call: Call, module, ex: Expected, subsets: list) -> None:

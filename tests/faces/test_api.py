@@ -12,6 +12,7 @@ from helpers import OPERATORS, ROOT
 
 import derive
 from derive.calculus.indices import canonical_dummies, free_indices
+from derive.display.catalogue import shown_names
 from derive.model.functions import sigmoid
 from derive.targets.render import TARGETS
 
@@ -78,7 +79,12 @@ def test_latex_of_the_readable_vjp_is_the_documents_equation(name: str):
         document = next(e["latex"] for e in twin["equations"]  # the derivation's VJP, not the compact result
                         if e["label"] == f"eq:{name}:{gradient.input.name}:vjp-expanded")
         document = document.replace(r"\Bigl(", r"\left(").replace(r"\Bigr)", r"\right)")
-        ours = derive.latex(derive.vjp(derivation, gradient.input.name, readable=True))
+        readable = derive.vjp(derivation, gradient.input.name, readable=True)
+        # a document shows a name by the letter the catalogue gives its meaning (softmax's S as Z)
+        letters = shown_names(name, {str(s) for s in readable.free_symbols})
+        readable = readable.xreplace({s: sp.Symbol(letters[str(s)], **s.assumptions0)
+                                      for s in readable.free_symbols if str(s) in letters})
+        ours = derive.latex(readable)
         # a product broken across lines gets a \cdot at the break; a document shows an index name used
         # over two axes by another letter over one of them (batchnorm's k), derive.latex by its name
         assert _unlettered(document.replace(r" \cdot ", " ")).endswith(" = " + _unlettered(ours)), (document, ours)

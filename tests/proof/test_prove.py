@@ -147,6 +147,27 @@ def _layernorm_with(**functions) -> types.SimpleNamespace:
                                     for name in ("forward", "vjp", "jvp", "vjp_jvp")})
 
 
+def test_the_proof_holds_the_kernels_to_the_callers_buffers():
+    """out=: a forward that ignores the caller's buffer (returns a new array) and a vjp that leaves an
+    entry of a gradient's buffer unwritten (NaN, as the proof fills them) are both refused."""
+    kernel = load_kernel("layernorm")
+
+    def ignoring(*arrays, out=None, **params):
+        return kernel.forward(*arrays, **params)
+
+    with pytest.raises(ProofError, match="forward into out= returns a new array, not the caller's buffer"):
+        prove_module(registry.get("layernorm"), _layernorm_with(forward=ignoring))
+
+    def partly(cotangent, *arrays, out=None, **params):
+        got = kernel.vjp(cotangent, *arrays, out=out, **params)
+        if out is not None and out[1] is not None:
+            out[1][..., -1] = np.nan  # the last entry of gamma's gradient left as the caller gave it
+        return got
+
+    with pytest.raises(ProofError, match="vjp into out=, gradient of 'gamma' differs from the oracle"):
+        prove_module(registry.get("layernorm"), _layernorm_with(vjp=partly))
+
+
 def test_the_proof_asks_for_every_subset_of_the_gradients():
     """A vjp_jvp that drops the cross term (x, gamma) when gamma's gradient is not wanted (its flag
     asked for the tangent's input): right whenever wrt is not passed, so only a proof that passes

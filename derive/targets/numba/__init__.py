@@ -14,6 +14,7 @@ runtime's chunking set small (``CHUNKINGS``) so that the proof's batches cross e
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import types
 
@@ -76,6 +77,7 @@ def chunked(module: types.ModuleType, threads: int, per_thread: int, part_work: 
     """``module``'s functions run with its runtime's chunking set to ``threads`` x ``per_thread``
     chunks, and parts of ``part_work`` entries at most (0: the runtime's own)."""
     def at(function):
+        @functools.wraps(function)
         def call(*args, **keywords):
             before = tuple(getattr(module, name) for name in CHUNKING_GLOBALS)
             module._threads, module._CHUNKS_PER_THREAD = (lambda: threads), per_thread
