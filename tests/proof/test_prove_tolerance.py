@@ -26,6 +26,9 @@ def _off(kernel, function: str, position: int | None, pick, factor: float) -> ty
         value = got if position is None else got[position]
         if value is None:
             return got
+        if isinstance(value, np.ndarray) and value.dtype == np.float64 and "out" in keywords:
+            value.flat[pick(np.abs(value).ravel())] *= factor  # in the caller's buffer, which is returned
+            return got
         value = np.array(value, dtype=np.float64)
         value.flat[pick(np.abs(value).ravel())] *= factor
         return value if position is None else tuple(value if p == position else g for p, g in enumerate(got))
