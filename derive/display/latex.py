@@ -17,6 +17,7 @@ from sympy.printing.precedence import PRECEDENCE
 from ..calculus.indices import free_indices
 from ..calculus.pipeline import COTANGENT
 from ..model import dim_of
+from .means import Mean
 from .notation import DisplayPartial, function_symbol, latex_symbol, tangent_of
 
 
@@ -25,6 +26,9 @@ class _Letter(sp.Symbol):
 
     is_integer = True
 
+
+VJP_PREFIX = "bar:"
+"""``bar:x`` names the VJP of input x where an expression uses it (no model name has a colon)."""
 
 INDEX_LETTERS = "ijklmpqrstuvwabcfgh"
 """The letters an index may be shown as when its own name is taken (by another axis or another meaning)."""
@@ -57,10 +61,13 @@ class DerivationLatexPrinter(LatexPrinter):
     """SymPy's LaTeX printer with readable index notation; ``output`` names the operator's output;
     ``letters``: how a document shows its indices (each index name as itself without)."""
 
-    def __init__(self, output: str = "y", settings: dict | None = None, letters: IndexLetters | None = None) -> None:
+    def __init__(self, output: str = "y", settings: dict | None = None, letters: IndexLetters | None = None,
+                 short_sums: bool = False) -> None:
         super().__init__({"long_frac_ratio": 2, **(settings or {})})
         self.output = output
         self.letters = letters
+        self.short_sums = short_sums
+        """A sum over whole axes as one text-size sign with its indices beside it: a result's."""
 
     def index_name(self, idx: sp.Idx) -> str:
         return self.letters.letter(idx) if self.letters is not None else str(idx.label)
@@ -91,6 +98,8 @@ class DerivationLatexPrinter(LatexPrinter):
         return expr.name
 
     def base_name(self, name: str) -> str:
+        if name.startswith(VJP_PREFIX):  # an input's VJP named in the second order: x-bar
+            return rf"\bar{{{self.base_name(name[len(VJP_PREFIX):])}}}"
         if name == COTANGENT:
             return rf"\bar{{{self._print(sp.Symbol(self.output))}}}"
         if tangent_of(name):
@@ -107,7 +116,7 @@ class DerivationLatexPrinter(LatexPrinter):
         return self.base_name(str(expr))
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        if expr.name == COTANGENT or tangent_of(expr.name):
+        if expr.name == COTANGENT or tangent_of(expr.name) or expr.name.startswith(VJP_PREFIX):
             return self.base_name(expr.name)
         if self.letters is not None and expr.name in self.letters.names:
             expr = sp.Symbol(self.letters.names[expr.name])
@@ -131,7 +140,12 @@ class DerivationLatexPrinter(LatexPrinter):
 
     # sums and derivatives -------------------------------------------------------------------
     def sum_signs(self, expr: sp.Sum) -> str:
-        """The summation signs of ``expr`` (outermost first), without the summand."""
+        """The summation signs of ``expr`` (outermost first), without the summand; with ``short_sums``,
+        one sign for sums over whole axes, its indices beside it."""
+        if self.short_sums and all(lower == var.lower and upper == var.upper for var, lower, upper in expr.limits):
+            under = ",".join(self._print(sp.Symbol(self.index_name(var), integer=True))
+                             for var, _, _ in reversed(expr.limits))
+            return rf"\mathop{{\textstyle\sum}}\nolimits_{{{under}}} "
         return "".join(
             rf"\sum_{{{self._print(sp.Symbol(self.index_name(var), integer=True))}={self.index_text(lower)}}}"
             rf"^{{{self.index_text(upper)}}} "
@@ -143,6 +157,11 @@ class DerivationLatexPrinter(LatexPrinter):
         if isinstance(body, sp.Add) or body.could_extract_minus_sign():
             return signs + rf"\left({self._print(body)}\right)"
         return signs + self.parenthesize(body, PRECEDENCE["Mul"], strict=True)
+
+    def _print_Mean(self, expr: Mean) -> str:
+        r"""\langle f \rangle_{i}: the mean of f over the indices under it."""
+        under = "".join(self._print(sp.Symbol(self.index_name(var), integer=True)) for var, _, _ in expr.limits)
+        return rf"\langle {self._print(expr.function)} \rangle_{{{under}}}"
 
     def _print_DisplayPartial(self, expr: DisplayPartial) -> str:
         inner, wrt = expr.args
@@ -159,7 +178,7 @@ class DerivationLatexPrinter(LatexPrinter):
 
         SymPy also prints a reciprocal 1/x through here (``expr`` a Pow): that is left to SymPy.
         """
-        trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))] if expr.is_Mul else []
+        trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial, Mean))] if expr.is_Mul else []
         if not trailing:
             return super()._print_Mul(expr)
         rest = sp.Mul(*[f for f in expr.args if f not in trailing])

@@ -14,11 +14,16 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from .latex import DerivationLatexPrinter, DisplayPartial, join_terms
+from .means import Mean
 
 TEXT_WIDTH = 27.0
 """Width of a displayed line, in letters: one column of a 10 pt two-column A4 paper (221 pt; a letter
 is estimated at up to 8 pt), so every body fits such a column (amsmath puts an equation number that
 does not fit beside its line on a line of its own)."""
+RESULT_WIDTH = 36.0
+"""The same column for a result's lines of products and means (``display.means``, short fractions at
+text size): they set at 5.5-6.5 pt a letter (measured with pdflatex on the result fragments), where
+sums with limits and exponentials of sums, which the estimate undercounts, need the margin of TEXT_WIDTH."""
 LINE_WIDTH = 24.0
 """Default budget of a right-hand side line."""
 LEFT_WIDTH = 10.0
@@ -31,7 +36,8 @@ MIN_WIDTH = 12.0
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|\s+|.")
 _GROUPED = {"operatorname", "mathrm", "mathbf", "boldsymbol", "text", "mathit", "bar", "dot", "hat",
             "tilde", "mathbb", "mathcal", "vec", "overline", "textrm", "emph"}
-_SPACES = {",": 0.17, ";": 0.28, ":": 0.22, "!": -0.17, "quad": 1.0, "qquad": 2.0}
+_SPACES = {",": 0.17, ";": 0.28, ":": 0.22, "!": -0.17, "quad": 1.0, "qquad": 2.0,
+           "mathop": 0.0, "textstyle": 0.0, "nolimits": 0.0}
 _WIDE = {"sum": 1.6, "prod": 1.6, "int": 1.0, "partial": 0.6, "cdot": 0.8, "odot": 1.2, "quad": 1.0}
 
 
@@ -82,7 +88,7 @@ def _atom(tokens: list[str], at: int) -> tuple[float, int, float]:
     if not token.startswith("\\"):
         return (1.6 if token in "+-=<>" else 0.5 if token in ",()[]|" else 1.0), at + 1, 0.0
     name = token[1:]
-    if name == "frac":
+    if name in ("frac", "tfrac"):
         top, at = _argument(tokens, at + 1)
         bottom, at = _argument(tokens, at)
         return max(top, bottom) + 0.4, at, 0.0
@@ -100,6 +106,34 @@ def _atom(tokens: list[str], at: int) -> tuple[float, int, float]:
     if name in ("sum", "prod"):
         return _WIDE[name], at + 1, _WIDE[name]
     return _WIDE.get(name, 1.0), at + 1, 0.0
+
+
+def text_fractions(tex: str) -> str:
+    r"""``tex`` with every \frac of plain letters (no fraction, sum, root or mean inside) set as \tfrac:
+    a result's \frac{\gamma_{i}}{\sigma} at text size, so its line is a text line's height."""
+    out, at = [], 0
+    while (start := tex.find(r"\frac{", at)) >= 0:
+        top_end = _group_end(tex, start + 5)
+        bottom_end = _group_end(tex, top_end + 1) if top_end + 1 < len(tex) and tex[top_end + 1] == "{" else -1
+        if bottom_end < 0:
+            out.append(tex[at:start + 5])
+            at = start + 5
+            continue
+        inner = tex[start + 5:bottom_end + 1]
+        plain = not any(macro in inner for macro in (r"\frac", r"\sum", r"\sqrt", r"\langle", r"\prod"))
+        out.append(tex[at:start] + (r"\tfrac" if plain else r"\frac") + inner)
+        at = bottom_end + 1
+    return "".join(out) + tex[at:]
+
+
+def _group_end(tex: str, opening: int) -> int:
+    """The position of the '}' closing the group that opens at ``opening``."""
+    depth = 0
+    for position in range(opening, len(tex)):
+        depth += {"{": 1, "}": -1}.get(tex[position], 0)
+        if depth == 0:
+            return position
+    return len(tex) - 1
 
 
 def break_lines(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float = LINE_WIDTH) -> list[str]:
@@ -155,7 +189,7 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
         return _break_partial(printer, expr, limit)
     if not isinstance(expr, sp.Mul):
         return [tex]
-    trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial))]
+    trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial, Mean))]
     plain = [f for f in expr.args if f not in trailing]
     brackets = [f for f in plain if isinstance(f, sp.Add)]
     if brackets:

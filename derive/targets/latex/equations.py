@@ -17,7 +17,17 @@ from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC, check_equ
 from ...calculus.indices import substitute_index
 from ...display.catalogue import shown_names
 from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
-from ...display.layout import INDENT, LEFT_WIDTH, MIN_WIDTH, TEXT_WIDTH, break_lines, tex_width
+from ...display.layout import (
+    INDENT,
+    LEFT_WIDTH,
+    MIN_WIDTH,
+    RESULT_WIDTH,
+    TEXT_WIDTH,
+    break_lines,
+    tex_width,
+    text_fractions,
+)
+from ...display.means import with_means
 from ...display.names import Intermediates, displayed, preferred_indices
 from ...model import OperatorModel, domains
 
@@ -47,6 +57,8 @@ class Equation:
     """The input this equation differentiates by, if any."""
     lhs_lines: tuple[str, ...] = ()
     """The left side broken into lines, for when it stands on lines of its own (else ``(lhs_tex,)``)."""
+    width: float = TEXT_WIDTH
+    """The width of a line its right side was broken to (``display.layout``)."""
 
     @property
     def proof(self) -> str:
@@ -111,6 +123,8 @@ class Equations:
         reserved |= {str(d) for d in self.model.dims()} | {self.output_name, "e"}  # e: Euler's number
         names = shown_names(self.model.name, {str(d) for d in self.model.dims()} | {n for n, _ in self.model.where})
         self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved, names))
+        self.result_printer = DerivationLatexPrinter(self.output_name, letters=self.printer.letters, short_sums=True)
+        """The printer of a result's lines (``means``): sums over whole axes as one short sign."""
         self.names = Intermediates(self.model)
         self.named = self.names.definitions()
         self.dims = self.model.dims()
@@ -123,7 +137,9 @@ class Equations:
         self.indices: set[sp.Idx] = set()
         """Every index a displayed side uses (for the declared ranges)."""
         self.written_through: dict[str, tuple[sp.Expr, tuple]] = {}
-        """x_hat (a compact form's name for a part of the output) -> (its exact definition, its indices)."""
+        """x_hat (a compact form's name for a part of the output), a tangent of a named quantity (sigma-dot)
+        or an input's VJP written in the second order -> (its definition, its indices); a definition
+        may use the names written through before it."""
 
     # display forms ---------------------------------------------------------------------------
     @property
@@ -140,9 +156,15 @@ class Equations:
 
     def unname(self, expr: sp.Expr) -> sp.Expr:
         """The exact expression a displayed one stands for (names and the output entry expanded)."""
-        for name, (definition, indices) in self.written_through.items():
-            expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
-                                lambda e, d=definition, i=indices: _at(d, i, e.indices))
+        for _ in range(len(self.written_through)):  # a name's definition may use the names before it
+            before = expr
+            for name, (definition, indices) in self.written_through.items():
+                expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
+                                    lambda e, d=definition, i=indices: _at(d, i, e.indices))
+                expr = expr.xreplace({s: definition for s in expr.free_symbols
+                                      if isinstance(s, sp.Symbol) and s.name == name})
+            if expr == before:
+                break
         expr = self.names.write_out(expr)
         expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == self.output_base,
                             lambda e: self.output_at(e.indices))
@@ -166,7 +188,7 @@ class Equations:
             shown_lhs: sp.Expr | None = None, shown_rhs: sp.Expr | None = None, rules: tuple[str, ...] = (),
             against: sp.Expr | None = None,
             show_lhs: bool = True, lhs_tex: str | None = None, rhs_lines: list[str] | None = None,
-            input: str = "", by_rules: bool = False, derived: bool = False) -> Equation:
+            input: str = "", by_rules: bool = False, derived: bool = False, means: bool = False) -> Equation:
         """Check ``lhs == rhs`` (or ``against == rhs`` for a chain) and the shown sides, then keep it.
 
         ``kind`` DEFINITION states a definition and is not checked.  ``lhs_tex`` and ``rhs_lines``
@@ -175,6 +197,7 @@ class Equations:
         ``derived``: ``rhs`` was derived from ``against`` by the engine's rewriting rules (the
         contraction and ``compact``'s chain, each step an identity for symbolic sizes, and checked at
         random points as it was made): proven for every size, with no work redone.
+        ``means``: print each sum divided by its count as a mean (``display.means``; a result's compact form).
         """
         what = f"{self.model.name}: equation {label}"
         if kind == DEFINITION:
@@ -196,12 +219,18 @@ class Equations:
         whole = " = ".join(p for p in (name, lhs_tex) if p)
         lead = (tex_width(whole) if tex_width(whole) <= LEFT_WIDTH else
                 tex_width(name) if tex_width(name) <= LEFT_WIDTH else 0.0) + 1.6
-        lines = rhs_lines or break_lines(self.printer, shown_rhs, max(TEXT_WIDTH - lead - INDENT, MIN_WIDTH))
+        printed = with_means(shown_rhs, {d for d in self.dims if isinstance(d, sp.Symbol)}) if means else shown_rhs
+        plain = means and isinstance(printed, sp.Basic) and not printed.has(sp.exp)
+        width = RESULT_WIDTH if plain else TEXT_WIDTH  # a result of means and products: the calibrated width
+        printer = self.result_printer if means else self.printer
+        lines = rhs_lines or break_lines(printer, printed, max(width - lead - INDENT, MIN_WIDTH))
+        if means:  # a result's short fractions at text size: each line the height of a text line
+            lines = [text_fractions(line) for line in lines]
         lhs_lines: tuple[str, ...] = ()
         printed_lhs = isinstance(shown_lhs, sp.Basic) and lhs_tex == self.tex(shown_lhs)
         if tex_width(lhs_tex) > TEXT_WIDTH - lead and printed_lhs:
             lhs_lines = tuple(break_lines(self.printer, shown_lhs, TEXT_WIDTH - INDENT - 1.6))
-        equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input, lhs_lines)
+        equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input, lhs_lines, width)
         self.all.append(equation)
         return equation
 

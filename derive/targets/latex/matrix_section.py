@@ -7,17 +7,17 @@ from sympy.printing.precedence import PRECEDENCE
 
 from ...calculus.pipeline import InputGradient
 from ...display.latex import NotAVectorError, VectorLatexPrinter
-from ...display.layout import LINE_WIDTH, pack_terms
-from ...model import dim_of
+from ...display.layout import LINE_WIDTH, pack_terms, tex_width, text_fractions
 from .equations import Equations, Row, rows
 from .matrix_form import MatrixForm, MatrixTerm, entries, factored_entries, matrix_form, written_through
 from .symbols import SHOWN_HAT
 
 
 def matrix_rows(eqs: Equations, gradient: InputGradient, label: str,
-                diagonal: bool | None = None) -> tuple[str, tuple[Row, ...]]:
+                diagonal: bool | None = None, factored_only: bool = False) -> tuple[str, tuple[Row, ...]]:
     """(introductory sentence, rows labelled ``label`` and ``label-factored``), or ('', ()) when the
-    Jacobian has no matrix form, or one that is (``diagonal`` True) or is not (False) diagonal."""
+    Jacobian has no matrix form, or one that is (``diagonal`` True) or is not (False) diagonal.
+    ``factored_only``: one form only, the narrower of the two (the result's: the form a paper cites)."""
     model = eqs.model
     if len(model.output_indices) != 1 or len(gradient.wrt_indices) != 1:
         return "", ()
@@ -38,12 +38,23 @@ def matrix_rows(eqs: Equations, gradient: InputGradient, label: str,
     output_tex = eqs.printer._print(sp.Symbol(eqs.output_name))
     lhs_tex = (rf"\frac{{\partial {printer.bold(output_tex)}}}"
                rf"{{\partial {printer.bold(eqs.printer.base_name(gradient.input.name))}}}")
+    if factored is not None and factored_only:  # the narrower: softmax's diag(y) - y y^T, a norm's factored form
+        if tex_width(" ".join(factored)) < tex_width(" ".join(pack_terms(plain))):
+            lines = [text_fractions(line) for line in factored]  # as the result's other lines
+            equations = [_add(eqs, f"{label}-factored", gradient, factored_entries(form, i, k), lhs_tex, lines)]
+        else:
+            equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex,
+                              [text_fractions(line) for line in pack_terms(plain)])]
+        return _intro(eqs, i, k), rows(equations)
     equations = [_add(eqs, label, gradient, entries(form.terms, i, k), lhs_tex, pack_terms(plain))]
     if factored is not None:
         equations.append(_add(eqs, f"{label}-factored", gradient, factored_entries(form, i, k), lhs_tex, factored))
-    intro = (f"In matrix form (${eqs.tex(dim_of(i))} \\times {eqs.tex(dim_of(k))}$, row ${eqs.printer.index_text(i)}$, "
-             f"column ${eqs.printer.index_text(k)}$; bold letters are whole vectors)")
-    return intro, rows(equations, chained=True)
+    return _intro(eqs, i, k), rows(equations, chained=True)
+
+
+def _intro(eqs: Equations, i: sp.Idx, k: sp.Idx) -> str:
+    return (f"As a matrix (row ${eqs.printer.index_text(i)}$, column ${eqs.printer.index_text(k)}$; "
+            f"bold: vectors)")
 
 
 def _add(eqs: Equations, label: str, gradient: InputGradient, named_entries: sp.Expr, lhs_tex: str,

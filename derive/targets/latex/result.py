@@ -30,7 +30,7 @@ from .text import label_part, tex_escape
 
 DERIVED_BY = ("contract", "compact")
 """The rules a result is derived by from the contracted Jacobian (its ``rules`` in the twin)."""
-RESULT_KINDS = ("vjp", "jvp", "matrix", "vjp_jvp")
+RESULT_KINDS = ("vjp", "jvp", "matrix", "tangent", "vjp_jvp")
 SHORT_PROOF = {DEFINITION: "definition", SYMBOLIC: "proven for every size",
                RANDOM_POINTS: "checked at random points, every axis of size " + ", ".join(map(str, CHECK_SIZES))}
 """How an equation was established, as the result fragment says it (``PROOF`` in full)."""
@@ -56,11 +56,12 @@ def result_view(eqs: Equations, derivation: Derivation, abridged: bool = False) 
     """The result equations, each checked; ``abridged``: the kernels' forms and no second order."""
     first = result_rows(eqs, derivation, derivation.kernel_form if abridged else None)
     op = label_part(eqs.model.name)
-    matrices = [matrix_rows(eqs, g, f"eq:{op}:matrix-{label_part(g.input.name)}", diagonal=False)
+    matrices = [matrix_rows(eqs, g, f"eq:{op}:matrix-{label_part(g.input.name)}", diagonal=False,
+                            factored_only=True)
                 for g in derivation.gradients]  # a diagonal one is the VJP again: the derivation shows it
     intro = next((text for text, found in matrices if found), "")
     second = () if abridged else second_results(eqs, derivation)
-    wide = any(not fits_column(list(equation.rhs_lines)) for equation in second)
+    wide = any(not fits_column(list(equation.rhs_lines), equation.width) for equation in second)
     numbered = [e for e in eqs.all if e.kind in RESULT_KINDS or e.label.endswith(":where-x-hat")]
     return ResultView(first, intro, joined([found for _, found in matrices]), rows(list(second)),
                       r"\tiny" if wide else "", tuple(numbered))
@@ -88,7 +89,7 @@ def result_rows(eqs: Equations, derivation: Derivation,
                 eqs.written_through[SHOWN_HAT] = (exact, tuple(model.output_indices))
                 entry = sp.IndexedBase(SHOWN_HAT)[tuple(model.output_indices)]
                 equations.append(eqs.add(f"eq:{op}:where-x-hat", DEFINITION, entry, exact, shown_lhs=entry,
-                                         shown_rhs=eqs.shown(shown(eqs, form.definition))))
+                                         shown_rhs=eqs.shown(shown(eqs, form.definition)), means=True))
     for gradient in derivation.gradients:
         name, out, wrt = gradient.input.name, model.output_indices, gradient.wrt_indices
         weight = sp.IndexedBase(COTANGENT)[out] if out else sp.Symbol(COTANGENT)
@@ -105,7 +106,8 @@ def result_rows(eqs: Equations, derivation: Derivation,
             equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
                                      form.written, name=title, show_lhs=False,
                                      shown_rhs=eqs.shown(shown(eqs, form.expr)), input=name,
-                                     against=summed(jacobian, bound), rules=DERIVED_BY, derived=True))
+                                     against=summed(jacobian, bound), rules=DERIVED_BY, derived=True,
+                                     means=True))
     return rows(equations)
 
 
@@ -127,8 +129,17 @@ def assumptions(eqs: Equations, derivation: Derivation, layout_text: str) -> str
 
 
 def proof_text(equations: tuple[Equation, ...]) -> str:
-    """For each way of establishing an equation, the equations established so (\\eqref each)."""
-    groups: dict[str, list[str]] = {}
+    """For each way of establishing an equation, the equations established so: \\eqref each, a run of
+    consecutive ones as a range (\\eqref{first}--\\eqref{last})."""
+    runs: list[list[Equation]] = []
     for equation in equations:
-        groups.setdefault(equation.check, []).append(rf"\eqref{{{equation.label}}}")
+        if runs and runs[-1][-1].check == equation.check:
+            runs[-1].append(equation)
+        else:
+            runs.append([equation])
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        first, last = run[0].label, run[-1].label
+        ref = rf"\eqref{{{first}}}" + (rf"--\eqref{{{last}}}" if len(run) > 1 else "")
+        groups.setdefault(run[0].check, []).append(ref)
     return "; ".join(f"{', '.join(refs)}: {SHORT_PROOF[check]}" for check, refs in groups.items()) + "."

@@ -28,6 +28,7 @@ from ...display.layout import TEXT_WIDTH, break_lines, tex_width
 from ...display.notation import second_order_name
 from .equations import Equation, Equations, Row, rows
 from .symbols import SHOWN_HAT, shown
+from .tangent_form import tangent_form
 from .text import label_part, rule_text
 
 STEP_LINES = 100
@@ -96,7 +97,12 @@ def second_view(eqs: Equations, derivation: Derivation) -> SecondView:
 def second_results(eqs: Equations, derivation: Derivation) -> tuple[Equation, ...]:
     """Every input's ``vjp_jvp`` (compact where the first order's VJP is), each checked against the
     Hessian blocks contracted with the tangents: proved for every size by the rules where they can."""
-    return tuple(_result(eqs, derivation, g, derivation.second_order(g.input.name)) for g in derivation.gradients)
+    out: list[Equation] = []
+    for g in derivation.gradients:
+        before = len(eqs.all)
+        result = _result(eqs, derivation, g, derivation.second_order(g.input.name))
+        out += [e for e in eqs.all[before:] if e.kind == "tangent"] + [result]  # the tangents it uses first
+    return tuple(out)
 
 
 def _intro(eqs: Equations) -> str:
@@ -181,9 +187,9 @@ def _fits(eqs: Equations, term: SecondTerm) -> bool:
     return True
 
 
-def fits_column(lines: list[str]) -> bool:
-    """Does every line fit the column (a line with nothing to break at may not)?"""
-    return all(tex_width(line) <= TEXT_WIDTH - 4 for line in lines)
+def fits_column(lines: list[str], width: float = TEXT_WIDTH) -> bool:
+    """Does every line fit the column, broken to ``width`` (a line with nothing to break at may not)?"""
+    return all(tex_width(line) <= width - 4 for line in lines)
 
 
 def _hessian(eqs: Equations, derivation: Derivation, gradient: InputGradient, term: SecondTerm, lhs: sp.Expr,
@@ -235,6 +241,10 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
         form = derivation.compact(name, "vjp_jvp")
         if _known(eqs, form):
             exact, shown_rhs = form.written, _named(eqs, form.expr)
+    rules: tuple[str, ...] = ("contract", "compact") if shown_rhs is not None else ("contract",)
+    through_tangents = tangent_form(eqs, derivation, gradient)
+    if through_tangents is not None:  # the VJP differentiated along its names' tangents: two lines, not ten
+        shown_rhs, rules = through_tangents, ("contract", "compact", "tangent")
     lhs, blocks = sp.Add(*parts), sp.S.Zero
     for term in terms:  # the blocks contracted with the tangents, as the first order's Jacobian with ȳ
         tangent = sp.IndexedBase(tangent_name(term.by.name))[tuple(term.wrt.indices)] if term.by.dims \
@@ -245,7 +255,8 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
         blocks += block
     return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs, exact,
                    name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name, against=blocks,
-                   rules=("contract", "compact") if shown_rhs is not None else ("contract",), derived=True)
+                   rules=rules, derived=True,
+                   means=True)
 
 
 def _known(eqs: Equations, form) -> bool:

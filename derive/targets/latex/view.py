@@ -8,6 +8,7 @@ uses.  Every equation passes through ``Equations.add``, which checks it before i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
@@ -93,6 +94,8 @@ class DocumentView:
     """Why the derivation steps are left out (LaTeX), or '' for the whole document."""
     saved: str = ""
     """What the kernels' forward saves for the backward (``derive/schedule/residuals.py``), or ''."""
+    means: str = ""
+    """The indices under the first mean the definition or the result shows (``display.means``), or ''."""
 
 
 def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
@@ -129,7 +132,13 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
         jvp_total=_jvp_total(eqs, derivation), stable=stable, second=second, checks=_checks(eqs.all),
         equations=tuple(eqs.all),
         labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged,
-        saved=_saved_text(eqs, derivation))
+        saved=_saved_text(eqs, derivation), means=_first_mean((*definition, *result.rows, *result.second)))
+
+
+def _first_mean(shown: tuple[Row, ...]) -> str:
+    """The LaTeX of the indices under the first mean of ``shown`` (\\langle f \\rangle_{i}: 'i'), or ''."""
+    found = next((m for row in shown for m in re.findall(r"\\rangle_\{([^{}]*)\}", row.right)), "")
+    return found
 
 
 TAG_LENGTH = 9
@@ -161,11 +170,12 @@ def _introduced(model: OperatorModel) -> str:
 # definition -----------------------------------------------------------------------------------
 def _definition(eqs: Equations) -> tuple[Row, ...]:
     model, op = eqs.model, label_part(eqs.model.name)
-    equations = [eqs.add(f"eq:{op}:definition", DEFINITION, eqs.output_entry, model.output, shown_lhs=eqs.output_entry)]
+    equations = [eqs.add(f"eq:{op}:definition", DEFINITION, eqs.output_entry, model.output, shown_lhs=eqs.output_entry,
+                         means=True)]
     for symbol, definition in eqs.named:
         exact = eqs.unname(definition)
         equations.append(eqs.add(f"eq:{op}:where-{label_part(str(symbol))}", DEFINITION, symbol, exact,
-                                 shown_lhs=symbol, shown_rhs=definition))
+                                 shown_lhs=symbol, shown_rhs=definition, means=True))
     return rows(equations)
 
 
@@ -175,7 +185,7 @@ def _input_text(eqs: Equations, inp: Input) -> str:
     text = f"${eqs.printer.base_name(inp.name)} \\in {space}$"
     extras = []
     if inp.optional:
-        extras.append(f"optional, {tex_escape(repr(inp.default))} when not given")
+        extras.append(f"{tex_escape(repr(inp.default))} if not given")
     if not inp.differentiable:
         extras.append("not differentiated")
     if inp.domain != "real":
@@ -216,7 +226,8 @@ def _input_view(eqs: Equations, derivation: Derivation, gradient: InputGradient)
         previous = derived.expr
     simplification, stage_notes, simplified_already = _simplification(eqs, gradient, lhs, shown_lhs)
     matrix = _label(eqs, "matrix", name)
-    matrix_ref = rf"\eqref{{{matrix}}}" if any(e.label == matrix for e in eqs.all) else ""
+    cited = next((e.label for e in eqs.all if e.label in (matrix, f"{matrix}-factored")), None)
+    matrix_ref = rf"\eqref{{{cited}}}" if cited else ""
     intro, diagonal = ("", ()) if matrix_ref else matrix_rows(eqs, gradient, matrix, diagonal=True)
     symbol = eqs.printer.base_name(name)
     return InputView(

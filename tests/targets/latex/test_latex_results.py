@@ -18,7 +18,21 @@ from derive.targets.latex.view import build_document
 from derive.version import __version__
 
 LABEL = re.compile(r"\\label\{(eq:[^}]*)\}")
-GROUP = re.compile(r"((?:\\eqref\{[^}]*\}(?:, )?)+): (definition|proven for every size|checked at random points[^;.]*)")
+GROUP = re.compile(r"((?:\\eqref\{[^}]*\}(?:--\\eqref\{[^}]*\})?(?:, )?)+): "
+                   r"(definition|proven for every size|checked at random points[^;.]*)")
+REF = re.compile(r"\\eqref\{([^}]*)\}(?:--\\eqref\{([^}]*)\})?")
+
+
+def _stated(text: str) -> dict[str, str]:
+    """Each label the fragment's proof paragraph names -> the status it gives; a range
+    \\eqref{a}--\\eqref{b} names every label from a to b in the fragment's order."""
+    order = LABEL.findall(text)
+    stated = {}
+    for refs, status in GROUP.findall(text):
+        for first, last in REF.findall(refs):
+            span = order[order.index(first):order.index(last) + 1] if last else [first]
+            stated.update(dict.fromkeys(span, status))
+    return stated
 
 
 def _result_equations(name: str) -> list[dict]:
@@ -38,7 +52,7 @@ def test_the_results_are_numbered_first_in_the_body_as_in_the_fragment(name):
 @pytest.mark.parametrize("name", OPERATORS)
 def test_every_result_equation_says_how_it_was_established(name):
     text = (LATEX / f"{name}-result.tex").read_text()
-    stated = {ref: status for refs, status in GROUP.findall(text) for ref in re.findall(r"\\eqref\{([^}]*)\}", refs)}
+    stated = _stated(text)
     for equation in _result_equations(name):
         if equation["kind"] != "definition" or equation["label"].endswith("where-x-hat"):
             assert stated.get(equation["label"]) == SHORT_PROOF[equation["check"]], equation["label"]

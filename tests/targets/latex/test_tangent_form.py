@@ -1,0 +1,55 @@
+"""The second order written through the first (``targets/latex/tangent_form.py``): a norm's x̄̇ in x̄,
+σ̇ and x̂̇, softmax's in ẏ, each tangent defined once and every displayed form checked, so a wrong
+tangent or a wrong product rule is refused, never printed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sympy as sp
+from helpers import LATEX
+
+from derive.calculus.equality import UnverifiedEqualityError
+from derive.calculus.pipeline import derive
+from derive.model import registry
+from derive.targets.latex import tangent_form
+from derive.targets.latex.view import build_document
+
+
+def _equation(text: str, label: str) -> list[str]:
+    """The lines of the equation labelled ``label`` (from the line after the previous label)."""
+    lines = text.splitlines()
+    end = next(n for n, line in enumerate(lines) if f"\\label{{{label}}}" in line)
+    start = max(n for n, line in enumerate(lines[:end]) if "\\label{" in line or "\\begin{align}" in line) + 1
+    return lines[start:end + 1]
+
+
+@pytest.mark.parametrize("name", ["layernorm", "rmsnorm", "batchnorm", "group_norm"])
+def test_a_norms_second_order_is_written_through_the_tangent_of_x_hat_in_a_few_lines(name):
+    text = (LATEX / f"{name}-result.tex").read_text()
+    assert f"\\label{{eq:{name}:where-dot_xhat}}" in text
+    second = _equation(text, f"eq:{name}:vjp_jvp-x")
+    assert r"\dot{\hat{x}}" in "".join(second) and r"\bar{x}" in "".join(second)
+    assert len(second) <= 6, second
+    assert r"\sum_{" not in "".join(second)  # no sum with limits: means and short sums only
+
+
+def test_softmax_second_order_is_written_through_its_jvp():
+    text = (LATEX / "softmax-result.tex").read_text()
+    [line] = _equation(text, "eq:softmax:vjp_jvp-x")
+    assert re.search(r"\\dot\{y\}_\{k\}", line) and "where-dot" not in text
+
+
+def test_a_wrong_tangent_definition_is_refused(monkeypatch):
+    original = tangent_form._tidied
+    monkeypatch.setattr(tangent_form, "_tidied", lambda expr, d, f: original(expr, d, f) * sp.Rational(11, 10))
+    with pytest.raises(UnverifiedEqualityError, match="where-dot"):
+        build_document(derive(registry.get("layernorm")))
+
+
+def test_a_product_rule_that_drops_the_scale_is_refused(monkeypatch):
+    monkeypatch.setattr(tangent_form, "scaled_product_rule",
+                        lambda expr, names, scales, whole: tangent_form.along(expr, set(names) - set(scales)))
+    with pytest.raises(UnverifiedEqualityError, match="vjp_jvp"):
+        build_document(derive(registry.get("rmsnorm")))
