@@ -22,6 +22,7 @@ LETTERS: dict[str, str] = {
     "the number of queries": "L", "the number of keys and values": "T", "the query and key width": "E",
     "the value width": "V", NORMALISER: "Z", MEAN: "mu", DEVIATION: "sigma",
     "the root mean square (with epsilon)": "r",
+    "the attention weights, softmax(q k^T / sqrt(E)) (a document's own name)": "P",
 }
 """Meaning -> the one letter every document shows it as (the notation table)."""
 
@@ -36,7 +37,8 @@ MEANINGS: dict[str, dict[str, str]] = {
                "N": "the columns of b and of the product"},
     "cross_entropy": {"N": BATCH, "C": "the number of classes"},
     "scaled_dot_product_attention": {"L": "the number of queries", "S": "the number of keys and values",
-                                     "E": "the query and key width", "V": "the value width", "Z": NORMALISER},
+                                     "E": "the query and key width", "V": "the value width", "Z": NORMALISER,
+                                     "P": "the attention weights, softmax(q k^T / sqrt(E)) (a document's own name)"},
 }
 """Operator -> its model's name for a size or named quantity -> what it means (``n``: ``AXIS`` unless said)."""
 

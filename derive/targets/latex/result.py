@@ -27,10 +27,13 @@ from .matrix_section import matrix_rows
 from .second import fits_column, second_results
 from .symbols import SHOWN_HAT, output_tangent, shown, subscript, summed
 from .text import label_part, tex_escape
+from .weights import WEIGHT, WEIGHT_BAR, Weights, softmax_weights, through_weights, weight_at, weight_bar_at
 
 DERIVED_BY = ("contract", "compact")
 """The rules a result is derived by from the contracted Jacobian (its ``rules`` in the twin)."""
 RESULT_KINDS = ("vjp", "jvp", "matrix", "tangent", "vjp_jvp")
+WHERE = (":where-x-hat", ":where-P", ":where-bar-P")
+"""The definitions a result adds (of the names its compact forms are written through)."""
 SHORT_PROOF = {DEFINITION: "definition", SYMBOLIC: "proven for every size",
                RANDOM_POINTS: "checked at random points, every axis of size " + ", ".join(map(str, CHECK_SIZES))}
 """How an equation was established, as the result fragment says it (``PROOF`` in full)."""
@@ -62,7 +65,7 @@ def result_view(eqs: Equations, derivation: Derivation, abridged: bool = False) 
     intro = next((text for text, found in matrices if found), "")
     second = () if abridged else second_results(eqs, derivation)
     wide = any(not fits_column(list(equation.rhs_lines), equation.width) for equation in second)
-    numbered = [e for e in eqs.all if e.kind in RESULT_KINDS or e.label.endswith(":where-x-hat")]
+    numbered = [e for e in eqs.all if e.kind in RESULT_KINDS or e.label.endswith(WHERE)]
     return ResultView(first, intro, joined([found for _, found in matrices]), rows(list(second)),
                       r"\tiny" if wide else "", tuple(numbered))
 
@@ -81,6 +84,13 @@ def result_rows(eqs: Equations, derivation: Derivation,
     forms = forms or derivation.compact
     model, op = eqs.model, label_part(eqs.model.name)
     equations: list[Equation] = []
+    weights = softmax_weights(derivation)
+    through = {}  # (input, kind) -> the form written through attention's P and P-bar
+    if weights is not None:
+        through = {(g.input.name, kind): through_weights(forms(g.input.name, kind).expr, weights)
+                   for g in derivation.gradients for kind in ("vjp", "jvp")}
+        if any(expr is not None for expr in through.values()):
+            equations += weight_rows(eqs, weights)
     for gradient in derivation.gradients:
         for kind in ("vjp", "jvp"):
             form = forms(gradient.input.name, kind)
@@ -103,12 +113,27 @@ def result_rows(eqs: Equations, derivation: Derivation,
             form = forms(name, kind)
             # derived from the Jacobian's contraction by the engine's rules (contract.py, then
             # compact.py's chain): proven for every size, as made
+            expr = through.get((name, kind)) or form.expr
             equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
                                      form.written, name=title, show_lhs=False,
-                                     shown_rhs=eqs.shown(shown(eqs, form.expr)), input=name,
+                                     shown_rhs=eqs.shown(shown(eqs, expr)), input=name,
                                      against=summed(jacobian, bound), rules=DERIVED_BY, derived=True,
                                      means=True))
     return rows(equations)
+
+
+def weight_rows(eqs: Equations, weights: Weights) -> list[Equation]:
+    """The definitions of attention's P and P-bar, each written through for the checks."""
+    op, query, key = label_part(eqs.model.name), weights.query, weights.key
+    rows_added = []
+    for name, label, definition in ((WEIGHT, "where-P", weight_at(weights, query, key)),
+                                    (WEIGHT_BAR, "where-bar-P", weight_bar_at(weights, query, key))):
+        entry = sp.IndexedBase(name, positive=True)[query, key]
+        display = eqs.shown(shown(eqs, definition))
+        eqs.written_through[name] = (display, (query, key))
+        rows_added.append(eqs.add(f"eq:{op}:{label}", DEFINITION, entry, display, shown_lhs=entry,
+                                  shown_rhs=display, means=True))
+    return rows_added
 
 
 def assumptions(eqs: Equations, derivation: Derivation, layout_text: str) -> str:

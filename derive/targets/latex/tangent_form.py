@@ -26,6 +26,7 @@ from ...display.latex import VJP_PREFIX
 from .equations import Equation, Equations
 from .symbols import SHOWN_HAT, shown
 from .text import label_part
+from .weights import WEIGHT, WEIGHT_BAR, Weights, softmax_weights, through_weights, weight_at, weight_bar_at
 
 RULES = ("tangent",)
 """The rule a tangent's definition is derived by (the chain rule along the tangents)."""
@@ -35,6 +36,9 @@ def tangent_form(eqs: Equations, derivation: Derivation, gradient: InputGradient
     """x̄̇ of ``gradient``'s input through the tangents of its VJP's names (each tangent's definition
     added to ``eqs`` before it, once per document), as displayed; None where there is no such form."""
     form = derivation.compact(gradient.input.name, "vjp")
+    weights = softmax_weights(derivation) if form.through is None else None
+    if weights is not None:
+        return _through_weights(eqs, derivation, gradient, weights)
     if form.through is None or (form.through == OUTPUT and len(derivation.gradients) > 1):
         return None
     if form.through == HAT and SHOWN_HAT not in eqs.written_through:
@@ -104,6 +108,33 @@ def _one_mean(expr: sp.Expr, sizes: set) -> bool:
     sums = [f for f in factors if isinstance(f, sp.Sum)]
     rest = [f for f in factors if not isinstance(f, sp.Sum)]
     return len(sums) == 1 and all(f.is_number or f.as_base_exp()[0] in sizes for f in rest)
+
+
+def _through_weights(eqs: Equations, derivation: Derivation, gradient: InputGradient,
+                     weights: Weights) -> sp.Expr | None:
+    """Attention's x̄̇: its VJP through P and P̄ (``weights.py``) along the tangents, with Ṗ and the
+    tangent of P̄ defined (through P again: Z cancels)."""
+    expr = through_weights(derivation.compact(gradient.input.name, "vjp").expr, weights)
+    if expr is None:
+        return None
+    inputs = {i.name for i in derivation.model.differentiable_inputs}
+    result = along(expr, inputs | {WEIGHT, WEIGHT_BAR})
+    normaliser, query, key = weights.normaliser, weights.query, weights.key
+    named = ((WEIGHT, weight_at(weights, query, key)), (WEIGHT_BAR, weight_bar_at(weights, query, key)))
+    for name, definition in named:
+        key_name = "dot_" + name
+        if key_name in eqs.written_through or not _uses_tangent(result, name):
+            continue
+        moved = along(definition, inputs | {normaliser.name})
+        moved = moved.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base.label) == "dot_" + normaliser.name,
+                              lambda e: along(normaliser.written_at(tuple(e.indices)), inputs))
+        display = through_weights(moved, weights) if moved.has(sp.exp) else tidy(moved)
+        if display is None:
+            return None
+        exact = along(expand_named(definition, derivation.rewriter.named), inputs)
+        entry = tangent(sp.IndexedBase(name)[query, key])
+        _add(eqs, key_name, entry, _displayed(eqs, display), exact, (query, key))
+    return _displayed(eqs, result)
 
 
 def _needed(result: sp.Expr, definitions: dict[str, sp.Expr]) -> set[str]:
