@@ -58,3 +58,12 @@ def shown_names(operator: str, names: set[str]) -> dict[str, str]:
         if letter is not None and letter != name:
             out[name] = letter
     return out
+
+
+TAGS: dict[str, str] = {
+    "layernorm": "ln", "batchnorm": "bn", "rmsnorm": "rms", "group_norm": "gn", "softmax": "sm",
+    "log_softmax": "lsm", "softplus": "sp", "sigmoid": "sig", "matmul": "mm", "leaky_relu": "lrelu",
+    "cross_entropy": "ce", "mse_loss": "mse", "reduce_mean": "mean", "scaled_dot_product_attention": "sdpa",
+}
+"""Operator -> the prefix of its equation numbers, (ln.5): short enough that a number stays on its
+equation's line in a 10 pt two-column paper, and one per operator (the others' names are short)."""

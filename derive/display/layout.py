@@ -20,10 +20,12 @@ TEXT_WIDTH = 27.0
 """Width of a displayed line, in letters: one column of a 10 pt two-column A4 paper (221 pt; a letter
 is estimated at up to 8 pt), so every body fits such a column (amsmath puts an equation number that
 does not fit beside its line on a line of its own)."""
-RESULT_WIDTH = 36.0
+RESULT_WIDTH = 40.0
 """The same column for a result's lines of products and means (``display.means``, short fractions at
 text size): they set at 5.5-6.5 pt a letter (measured with pdflatex on the result fragments), where
 sums with limits and exponentials of sums, which the estimate undercounts, need the margin of TEXT_WIDTH."""
+RESULT_LEAD = 6.0
+"""The least room a result's left sides take (the widest in its block, y-dot^(x)_{ij} =, sets the start)."""
 LINE_WIDTH = 24.0
 """Default budget of a right-hand side line."""
 LEFT_WIDTH = 10.0
@@ -33,12 +35,15 @@ INDENT = 1.5
 MIN_WIDTH = 12.0
 """The least budget a right-hand side line gets, however wide its left side."""
 
+SCRIPT = 0.6
+"""A sub- or superscript letter's width in letters (pdflatex: 3.5-4 pt beside a letter's 5.5-6.5)."""
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|\s+|.")
 _GROUPED = {"operatorname", "mathrm", "mathbf", "boldsymbol", "text", "mathit", "bar", "dot", "hat",
             "tilde", "mathbb", "mathcal", "vec", "overline", "textrm", "emph"}
 _SPACES = {",": 0.17, ";": 0.28, ":": 0.22, "!": -0.17, "quad": 1.0, "qquad": 2.0,
            "mathop": 0.0, "textstyle": 0.0, "nolimits": 0.0}
-_WIDE = {"sum": 1.6, "prod": 1.6, "int": 1.0, "partial": 0.6, "cdot": 0.8, "odot": 1.2, "quad": 1.0}
+_WIDE = {"sum": 1.6, "prod": 1.6, "int": 1.0, "partial": 0.6, "cdot": 0.8, "odot": 1.2, "quad": 1.0,
+         "langle": 0.7, "rangle": 0.7}
 
 
 def tex_width(tex: str) -> float:
@@ -56,10 +61,10 @@ def _sequence(tokens: list[str], at: int) -> tuple[float, int]:
             return total, at + 1
         if token in "_^":
             script, at = _argument(tokens, at + 1)
-            scripted = 0.7 * script
+            scripted = SCRIPT * script
             if previous_big:  # limits of a sum sit under and over it
                 scripted = max(0.0, scripted - previous_big)
-                previous_big = max(previous_big, 0.7 * script)
+                previous_big = max(previous_big, SCRIPT * script)
             total += scripted
             continue
         width, at, big = _atom(tokens, at)
@@ -86,7 +91,8 @@ def _atom(tokens: list[str], at: int) -> tuple[float, int, float]:
         width, at = _sequence(tokens, at + 1)
         return width, at, 0.0
     if not token.startswith("\\"):
-        return (1.6 if token in "+-=<>" else 0.5 if token in ",()[]|" else 1.0), at + 1, 0.0
+        wide = 1.6 if token in "+-=<>" else 0.5 if token in ",()[]|" else 1.25 if token.isupper() else 1.0
+        return wide, at + 1, 0.0  # a capital (P, Z, E) sets about a quarter wider than a small letter
     name = token[1:]
     if name in ("frac", "tfrac"):
         top, at = _argument(tokens, at + 1)
@@ -155,7 +161,8 @@ def break_lines(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float = L
             current = [(sign, tex)]
             continue
         lines.append(join_terms([(sign, parts[0])], leading=bool(lines)))
-        lines.extend(parts[1:])
+        lines.extend(parts[1:-1])
+        current = [("", parts[-1])]  # the terms after a broken product may follow its last line
     if current:
         lines.append(join_terms(current, leading=bool(lines)))
     return lines

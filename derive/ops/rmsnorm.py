@@ -26,6 +26,6 @@ def rmsnorm() -> OperatorModel:
         output=x[i] / rms * gamma[i] + beta[i],
         where=(("r", rms),),
         torch="torch.nn.functional.rms_norm(x, (n,), gamma, eps) + beta",
-        notes=("eps sits inside the square root, so r >= sqrt(eps) > 0: 1/r and 1/r^3 stay finite even "
-               "for a row of zeros, where the gradient is then gamma * dy / sqrt(eps).",),
+        notes=("eps sits inside the root, so r >= sqrt(eps) > 0: 1/r and 1/r^3 stay finite even for a row "
+               "of zeros (gradient gamma * dy / sqrt(eps)).",),
     )

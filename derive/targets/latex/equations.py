@@ -21,6 +21,7 @@ from ...display.layout import (
     INDENT,
     LEFT_WIDTH,
     MIN_WIDTH,
+    RESULT_LEAD,
     RESULT_WIDTH,
     TEXT_WIDTH,
     break_lines,
@@ -222,6 +223,8 @@ class Equations:
         printed = with_means(shown_rhs, {d for d in self.dims if isinstance(d, sp.Symbol)}) if means else shown_rhs
         plain = means and isinstance(printed, sp.Basic) and not printed.has(sp.exp)
         width = RESULT_WIDTH if plain else TEXT_WIDTH  # a result of means and products: the calibrated width
+        if plain:  # an align block's right sides start after its widest left side (a result's: y-dot^(x)_{ij})
+            lead = max(lead, RESULT_LEAD)
         printer = self.result_printer if means else self.printer
         lines = rhs_lines or break_lines(printer, printed, max(width - lead - INDENT, MIN_WIDTH))
         if means:  # a result's short fractions at text size: each line the height of a text line

@@ -26,6 +26,7 @@ from .maths_text import maths_text
 from .matrix_section import matrix_rows
 from .second import fits_column, second_results
 from .symbols import SHOWN_HAT, output_tangent, shown, subscript, summed
+from .tangent_form import jvp_through_hat
 from .text import label_part, tex_escape
 from .weights import WEIGHT, WEIGHT_BAR, Weights, softmax_weights, through_weights, weight_at, weight_bar_at
 
@@ -114,9 +115,13 @@ def result_rows(eqs: Equations, derivation: Derivation,
             # derived from the Jacobian's contraction by the engine's rules (contract.py, then
             # compact.py's chain): proven for every size, as made
             expr = through.get((name, kind)) or form.expr
+            before = len(eqs.all)
+            written = jvp_through_hat(eqs, derivation, gradient) if kind == "jvp" else None
+            equations += [e for e in eqs.all[before:] if e.kind == "tangent"]  # x-hat-dot, defined first
             equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
                                      form.written, name=title, show_lhs=False,
-                                     shown_rhs=eqs.shown(shown(eqs, expr)), input=name,
+                                     shown_rhs=written if written is not None else eqs.shown(shown(eqs, expr)),
+                                     input=name,
                                      against=summed(jacobian, bound), rules=DERIVED_BY, derived=True,
                                      means=True))
     return rows(equations)

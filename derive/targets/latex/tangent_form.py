@@ -110,6 +110,24 @@ def _one_mean(expr: sp.Expr, sizes: set) -> bool:
     return len(sums) == 1 and all(f.is_number or f.as_base_exp()[0] in sizes for f in rest)
 
 
+def jvp_through_hat(eqs: Equations, derivation: Derivation, gradient: InputGradient) -> sp.Expr | None:
+    """The JVP of an input the output reaches through x̂ only, as the output's derivative along x̂'s
+    tangent (layernorm's γ_i x̂̇_i), x̂̇ defined before it; None for any other input or model."""
+    form = derivation.compact(gradient.input.name, "vjp")
+    if form.through != HAT or SHOWN_HAT not in eqs.written_through:
+        return None
+    rewriter = derivation.rewriter
+    base = gradient.input.base
+    position = next((n for n, (b, inverse, _, _) in enumerate(rewriter.substitutions)
+                     if b == base and any(str(a.base.label) == HAT for a in inverse.atoms(sp.Indexed))), None)
+    output = None if position is None else rewriter.through(rewriter.output.definition, position)
+    if output is None or output.has(base):
+        return None
+    result = along(output, {HAT})
+    moving = {i.name for i in derivation.model.differentiable_inputs} | {q.name for q in rewriter.named} | {HAT}
+    return _displayed(eqs, _define_tangents(eqs, derivation, form, moving, result))
+
+
 def _through_weights(eqs: Equations, derivation: Derivation, gradient: InputGradient,
                      weights: Weights) -> sp.Expr | None:
     """Attention's x̄̇: its VJP through P and P̄ (``weights.py``) along the tangents, with Ṗ and the

@@ -19,7 +19,7 @@ NAME = "scaled_dot_product_attention"
 
 
 def _results(text: str) -> str:
-    return text[text.index(r"\paragraph{Result.}"):text.index("How each was established")]
+    return text[text.index(r"\emph{Result}"):text.index("How each was established")]
 
 
 def test_the_results_name_p_and_p_bar_and_hold_no_exponential():

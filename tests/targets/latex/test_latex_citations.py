@@ -13,7 +13,7 @@ from helpers import LATEX, OPERATORS, ROOT
 from derive.calculus.pipeline import derive
 from derive.model import registry
 from derive.targets.latex.headers import bibliography, bibliography_keys
-from derive.targets.latex.view import UnknownCitationError, build_document
+from derive.targets.latex.view import UnknownCitationError, build_document, equation_tag
 from derive.version import __version__
 
 CITE = re.compile(r"\\cite\{([^}]*)\}")
@@ -95,7 +95,7 @@ def test_the_handbook_has_a_bibliography_a_short_contents_and_cites_the_sympy_is
 @pytest.mark.parametrize("name", ["softmax", "batchnorm"])
 def test_equations_are_numbered_per_operator_and_their_labels_are_listed(name):
     body = (LATEX / f"{name}-body.tex").read_text()
-    assert rf"\renewcommand{{\theequation}}{{{name}.\arabic{{equation}}}}" in body
+    assert rf"\renewcommand{{\theequation}}{{{equation_tag(name)}.\arabic{{equation}}}}" in body
     assert r"\setcounter{equation}{0}" in body
     index = body.split(r"\subsection{Equation labels}")[1]
     labels = set(re.findall(r"\\label\{(eq:[^}]*)\}", body))
