@@ -35,8 +35,8 @@ INDENT = 1.5
 MIN_WIDTH = 12.0
 """The least budget a right-hand side line gets, however wide its left side."""
 
-SCRIPT = 0.6
-"""A sub- or superscript letter's width in letters (pdflatex: 3.5-4 pt beside a letter's 5.5-6.5)."""
+SCRIPT = 0.7
+"""A sub- or superscript letter's width in letters."""
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|\s+|.")
 _GROUPED = {"operatorname", "mathrm", "mathbf", "boldsymbol", "text", "mathit", "bar", "dot", "hat",
             "tilde", "mathbb", "mathcal", "vec", "overline", "textrm", "emph"}

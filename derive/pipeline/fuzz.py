@@ -9,11 +9,13 @@ valid by construction (log and sqrt and fractional powers only of positive quant
 ``exp(...)`` or ``1 + x**2``).  A share of the models is deep (``deep=True``): the output nested in
 8 to 30 functions, or multiplied by 5 to 30 sums, to hold the budgets (``derive.budget``).  ``run``
 loads each model from its file, derives it, renders its kernels (every kernel target: NumPy, numba,
-Array API) and proves each against the oracle (``derive.proof.kernel``).  A model the engine refuses with
-a clear error is counted, not failed, and so is a deep model stopped by its budget; a kernel that
-disagrees with the oracle, warns of an invalid operation while proved (a NaN made, even one thrown
-away: a value read before it was set), a model that runs past its budget, or any crash, is a
-failure, reported with the model file that reproduces it (``derive generate --model FILE``).
+Array API) and proves each against the oracle (``derive.proof.kernel``); a fifth of them
+(``is_documented``) render their LaTeX document too, every displayed form checked as it is built.
+A model the engine refuses with a clear error is counted, not failed, and so is a deep model
+stopped by its budget; a kernel that disagrees with the oracle, warns of an invalid operation while
+proved (a NaN made, even one thrown away: a value read before it was set), a model that runs past
+its budget, or any crash, is a failure, reported with the model file that reproduces it
+(``derive generate --model FILE``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ from ..targets import TARGETS
 from .render import render_model
 
 KERNEL_TARGETS = ("numpy", "numba", "array_api")
+DOCUMENT_SHARE = 0.2
+"""The share of models whose LaTeX document is rendered too: every displayed form (means, forms through
+x-hat, y or attention's weights, the second order through the tangents) is checked against the exact
+one as the document is built, so a display rewrite wrong for some model is a finding."""
 """The targets whose kernels each random model's are proved on (the documents are left out: slow)."""
 REFUSALS = (ModelError, LoweringError, DerivationError, ModelFileError)
 """A model the engine declines with a clear error: not a wrong kernel (a ProofError is one)."""
@@ -234,6 +240,11 @@ class _TooSlow(BaseException):  # not caught as an engine crash
     pass
 
 
+def is_documented(seed: int | str) -> bool:
+    """Is the model of ``seed`` one whose document is rendered too (its displayed forms checked)?"""
+    return random.Random(f"{seed}:document").random() < DOCUMENT_SHARE
+
+
 def is_deep(seed: int | str) -> bool:
     """Is the model of ``seed`` (``"run seed:number"``) one of the deep ones?"""
     return random.Random(f"{seed}:deep").random() < DEEP_SHARE
@@ -262,10 +273,11 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def check_source(source: str, folder: Path, name: str, seconds: float | None = None,
-                 deep: float | None = None) -> str | None:
+                 deep: float | None = None, documented: bool = False) -> str | None:
     """None when the model is proved or refused with a clear error; otherwise what went wrong
     (a model taking longer than ``seconds`` too: the engine should not hang on small models).
-    ``deep``: the seconds a deep model has; stopped by that budget in time, "stopped: <its error>"."""
+    ``deep``: the seconds a deep model has; stopped by that budget in time, "stopped: <its error>".
+    ``documented``: render its LaTeX document too."""
     path = folder / f"{name}.py"
     path.write_text(source, encoding="utf-8")
     total = deep if deep is not None else seconds
@@ -274,7 +286,7 @@ def check_source(source: str, folder: Path, name: str, seconds: float | None = N
     started = time.monotonic()
     try:
         with _time_limit(total + GRACE if total else None):
-            outcome = _check(path, name, budget, deep is not None)
+            outcome = _check(path, name, budget, deep is not None, documented)
     except _TooSlow:
         return f"ran away: not stopped by its budget of {total or 0:g} s within {(total or 0) + GRACE:g} s"
     if deep is not None and outcome and outcome.startswith("stopped: ") and time.monotonic() - started > deep + GRACE:
@@ -282,11 +294,12 @@ def check_source(source: str, folder: Path, name: str, seconds: float | None = N
     return outcome
 
 
-def _check(path: Path, name: str, budget: Budget, deep: bool) -> str | None:
+def _check(path: Path, name: str, budget: Budget, deep: bool, documented: bool = False) -> str | None:
+    wanted = (*KERNEL_TARGETS, "latex") if documented else KERNEL_TARGETS
     try:
         with limits(budget):
             model = load_model(path)  # its domains are valid by construction: a NaN made is a finding
-            render_model(model, tuple(t for t in TARGETS if t.name in KERNEL_TARGETS), strict=True)
+            render_model(model, tuple(t for t in TARGETS if t.name in wanted), strict=True)
     except OverBudget as error:  # for a model that is not deep, a failure
         if error.kind == "total" and not deep:
             return f"too slow: not proved within {budget.total_seconds:g} s"
@@ -312,7 +325,8 @@ def run(count: int, seed: int = 0, progress=lambda message: None, start: int = 0
             source = random_model(f"{seed}:{number}", name, deep=deep_one)
             started = time.perf_counter()
             outcome = check_source(source, Path(folder), name, seconds,
-                                   min(deep_seconds, seconds or deep_seconds) if deep_one else None)
+                                   min(deep_seconds, seconds or deep_seconds) if deep_one else None,
+                                   documented=not deep_one and is_documented(f"{seed}:{number}"))
             report.ran += 1
             if outcome is not None and outcome.startswith("refused: "):
                 report.refused += 1

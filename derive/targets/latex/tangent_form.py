@@ -118,6 +118,10 @@ def jvp_through_hat(eqs: Equations, derivation: Derivation, gradient: InputGradi
         return None
     rewriter = derivation.rewriter
     base = gradient.input.base
+    assert form.definition is not None  # written through x-hat: its definition is known
+    reaching = {a.base for a in expand_named(form.definition, rewriter.named).atoms(sp.Indexed)}
+    if reaching & {i.base for i in derivation.model.differentiable_inputs} != {base}:
+        return None  # x-hat moves with another input too (a gate): x-hat-dot is not this input's alone
     position = next((n for n, (b, inverse, _, _) in enumerate(rewriter.substitutions)
                      if b == base and any(str(a.base.label) == HAT for a in inverse.atoms(sp.Indexed))), None)
     output = None if position is None else rewriter.through(rewriter.output.definition, position)

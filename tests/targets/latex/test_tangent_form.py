@@ -12,7 +12,8 @@ from helpers import LATEX
 
 from derive.calculus.equality import UnverifiedEqualityError
 from derive.calculus.pipeline import derive
-from derive.model import registry
+from derive.model import Input, OperatorModel, Param, index, registry, size
+from derive.model.functions import sigmoid
 from derive.targets.latex import tangent_form
 from derive.targets.latex.view import build_document
 
@@ -53,3 +54,24 @@ def test_a_product_rule_that_drops_the_scale_is_refused(monkeypatch):
                         lambda expr, names, scales, whole: tangent_form.along(expr, set(names) - set(scales)))
     with pytest.raises(UnverifiedEqualityError, match="vjp_jvp"):
         build_document(derive(registry.get("rmsnorm")))
+
+
+def _gated_rmsnorm() -> OperatorModel:
+    """Notebook 4's gated RMSNorm, u_i = x_i sigmoid(z_i) normalised: x-hat moves with x and with z."""
+    n = size("n")
+    i, j = index("i", n), index("j", n)
+    x, z = Input("x", (n,)), Input("z", (n,))
+    eps = sp.Symbol("epsilon", positive=True)
+    rms = sp.sqrt(sp.Sum((x[j] * sigmoid(z[j])) ** 2, (j, 0, n - 1)) / n + eps)
+    return OperatorModel(name="gated_rmsnorm", summary="x sigmoid(z) / rms", category="normalization",
+                         inputs=(x, z), params=(Param("eps", 1e-6, eps, "inside the root"),),
+                         output_indices=(i,), output=x[i] * sigmoid(z[i]) / rms, where=(("r", rms),))
+
+
+def test_an_input_that_moves_x_hat_with_another_has_its_own_jvp():
+    """Regression (notebook 4): x-hat-dot, the tangent along every input, is not the JVP of x alone
+    when a gate z moves x-hat too; that JVP is then shown in full, and the document builds."""
+    document = build_document(derive(_gated_rmsnorm()))
+    equations = {e.label: e for e in document.equations}
+    assert r"\dot{\hat{x}}" not in "".join(equations["eq:gated_rmsnorm:jvp-x"].rhs_lines)
+    assert r"\dot{\hat{x}}" in "".join(equations["eq:gated_rmsnorm:vjp_jvp-x"].rhs_lines)
