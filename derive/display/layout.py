@@ -115,7 +115,7 @@ def _atom(tokens: list[str], at: int) -> tuple[float, int, float]:
 
 
 def text_fractions(tex: str) -> str:
-    r"""``tex`` with every \frac of plain letters (no fraction, sum, root or mean inside) set as \tfrac:
+    r"""``tex`` with every \frac of plain letters and roots (no fraction, sum or mean inside) set as \tfrac:
     a result's \frac{\gamma_{i}}{\sigma} at text size, so its line is a text line's height."""
     out, at = [], 0
     while (start := tex.find(r"\frac{", at)) >= 0:
@@ -126,7 +126,7 @@ def text_fractions(tex: str) -> str:
             at = start + 5
             continue
         inner = tex[start + 5:bottom_end + 1]
-        plain = not any(macro in inner for macro in (r"\frac", r"\sum", r"\sqrt", r"\langle", r"\prod"))
+        plain = not any(macro in inner for macro in (r"\frac", r"\sum", r"\langle", r"\prod"))
         out.append(tex[at:start] + (r"\tfrac" if plain else r"\frac") + inner)
         at = bottom_end + 1
     return "".join(out) + tex[at:]
