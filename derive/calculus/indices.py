@@ -115,6 +115,13 @@ class _Placeholder(sp.Expr):
     is_integer = True
 
 
+def substitute_indices(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
+    """``substitute_index`` for each pair of ``old`` and ``new`` in turn (an entry moved to other indices)."""
+    for before, after in zip(old, new):
+        expr = substitute_index(expr, before, after)
+    return expr
+
+
 def _binders_over(expr: sp.Expr, var: sp.Idx) -> set[str]:
     """Names of the sums inside ``expr`` in whose body ``var`` occurs free (renaming to one captures)."""
     names: set[str] = set()

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ...calculus.differentiate import Partial
 from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC, check_equal, proved_by_rules
-from ...calculus.indices import substitute_index
+from ...calculus.indices import substitute_index, substitute_indices
 from ...display.catalogue import shown_names
 from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
 from ...display.layout import (
@@ -161,7 +161,7 @@ class Equations:
             before = expr
             for name, (definition, indices) in self.written_through.items():
                 expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
-                                    lambda e, d=definition, i=indices: _at(d, i, e.indices))
+                                    lambda e, d=definition, i=indices: substitute_indices(d, i, e.indices))
                 expr = expr.xreplace({s: definition for s in expr.free_symbols
                                       if isinstance(s, sp.Symbol) and s.name == name})
             if expr == before:
@@ -236,12 +236,6 @@ class Equations:
         equation = Equation(label, kind, name, lhs, rhs, lhs_tex, tuple(lines), rules, check, input, lhs_lines, width)
         self.all.append(equation)
         return equation
-
-
-def _at(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
-    for before, after in zip(old, new):
-        expr = substitute_index(expr, before, after)
-    return expr
 
 
 def _opened(first: str, lines: tuple[str, ...]) -> list[tuple[str, str]]:

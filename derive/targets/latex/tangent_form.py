@@ -19,7 +19,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ...calculus.compact import HAT, OUTPUT, Compact, expand_named, name_in, tidy
-from ...calculus.indices import canonical_dummies, substitute_index
+from ...calculus.indices import canonical_dummies, substitute_indices
 from ...calculus.pipeline import Derivation, InputGradient
 from ...calculus.tangent import along, scaled_product_rule, tangent
 from ...display.latex import VJP_PREFIX
@@ -91,14 +91,8 @@ def _written_in(expr: sp.Expr, inline: dict[str, tuple[sp.Expr, tuple]]) -> sp.E
     for quantity, (definition, free) in inline.items():
         name = "dot_" + quantity
         expr = expr.replace(lambda e, n=name: isinstance(e, sp.Indexed) and str(e.base.label) == n,
-                            lambda e, d=definition, f=free: _at(d, f, tuple(e.indices)))
+                            lambda e, d=definition, f=free: substitute_indices(d, f, tuple(e.indices)))
         expr = expr.xreplace({s: definition for s in expr.free_symbols if isinstance(s, sp.Symbol) and s.name == name})
-    return expr
-
-
-def _at(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
-    for before, after in zip(old, new):
-        expr = substitute_index(expr, before, after)
     return expr
 
 
@@ -196,7 +190,7 @@ def _vanishes(expr: sp.Sum, derivation: Derivation, form: Compact) -> bool:
     if form.through == HAT and form.definition is not None:
         indices = tuple(derivation.model.output_indices)
         expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base.label) == HAT,
-                            lambda e: _at(form.definition, indices, tuple(e.indices)))
+                            lambda e: substitute_indices(form.definition, indices, tuple(e.indices)))
     return tidy(expand_named(expr, derivation.rewriter.named)) == 0
 
 

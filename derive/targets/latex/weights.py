@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ...calculus.compact import Named, tidy
-from ...calculus.indices import canonical_dummies, free_indices, fresh_index, index_names, substitute_index
+from ...calculus.indices import (
+    canonical_dummies,
+    free_indices,
+    fresh_index,
+    index_names,
+    substitute_index,
+    substitute_indices,
+)
 from ...calculus.pipeline import COTANGENT, Derivation
 from ...display.latex import VJP_PREFIX
 from ...model import dim_of
@@ -65,12 +72,6 @@ def softmax_weights(derivation: Derivation) -> Weights | None:
     return None
 
 
-def _at(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
-    for before, after in zip(old, new):
-        expr = substitute_index(expr, before, after)
-    return expr
-
-
 def _weight(weights: Weights, query: sp.Expr, key: sp.Expr) -> sp.Expr:
     """w at (query, key), its own summation indices renamed where they would capture one."""
     return Named("w", weights.weight, (weights.query, weights.key)).written_at((query, key))
@@ -85,7 +86,8 @@ def weight_bar_at(weights: Weights, query: sp.Expr, key: sp.Expr) -> sp.Expr:
     """P-bar's definition: the sum over the output's last axis of y-bar times g, at (query, key)."""
     avoid = {str(i.label) for i in (query, key) if isinstance(i, sp.Idx)}
     e = fresh_index(weights.out, avoid) if str(weights.out.label) in avoid else weights.out
-    summand = sp.IndexedBase(COTANGENT)[query, e] * _at(weights.value, (weights.key, weights.out), (key, e))
+    value = substitute_indices(weights.value, (weights.key, weights.out), (key, e))
+    summand = sp.IndexedBase(COTANGENT)[query, e] * value
     return sp.Sum(summand, (e, e.lower, e.upper))
 
 
@@ -149,7 +151,7 @@ def _name_bars(expr: sp.Expr, weights: Weights) -> sp.Expr:
         query = cotangents[0].indices[0]
         other = next(f for f in holding if f is not cotangents[0])
         keys = [i for i in free_indices(other) if i != var and dim_of(i) == dim_of(weights.key)]
-        if len(keys) != 1 or other != _at(weights.value, (weights.key, weights.out), (keys[0], var)):
+        if len(keys) != 1 or other != substitute_indices(weights.value, (weights.key, weights.out), (keys[0], var)):
             continue
         body = sp.Mul(*[f for f in factors if f not in holding]) * bar[query, keys[0]]
         limits.remove(limit)
