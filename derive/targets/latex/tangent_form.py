@@ -2,16 +2,18 @@
 
 A VJP written through x̂ and sigma (or through y) differentiates, by the chain and product rules on
 the expression as written (``calculus.tangent``), into the same names and their tangents:
-layernorm's x̄̇_k = -(σ̇/σ) x̄_k + (1/σ)(γ̇_k ȳ_k - x̂̇_k <ȳγx̂> - x̂_k <γ̇ȳx̂ + ȳγx̂̇> - <γ̇ȳ>) with
-μ̇, σ̇ and x̂̇ defined by the same rules from the definitions of μ, σ and x̂.  Two lines and three
-short definitions where the expanded form takes ten: what lets the result fit one column.
+layernorm's x̄̇_k = -(σ̇/σ) x̄_k + (1/σ)(γ̇_k ȳ_k - x̂̇_k <ȳγx̂> - x̂_k <γ̇ȳx̂ + ȳγx̂̇> - <γ̇ȳ>), with
+x̂̇ defined by the same rules from x̂'s definition, and σ̇ = <ẋx̂>, μ̇ = <ẋ> written in where they are
+used (a tangent that is one mean is not given a row; <x̂> = 0 drops out, shown by the rules).  Three
+lines and one definition where the expanded form takes ten.  ``jvp_through_hat`` writes the first
+order's JVP of x the same way, γ_i x̂̇_i, x̂̇ then defined once for both; attention's VJPs, written
+through its weights P and P̄ (``weights.py``), differentiate through Ṗ and the tangent of P̄.
 
 Each tangent's definition is an equation of its own, derived by the chain rule (exact for every
-size) and checked against the definition written out and differentiated at random points; the
+size) and checked against the definition written out and differentiated, at random points; the
 second-order result is checked, with every name written out, against the Hessian blocks contracted
-with the tangents (``second._result``).  Where the VJP is not written through x̂ or y, or through y
-with several inputs (y's tangent a sum of contributions), there is no such form and the expanded
-one is shown.
+with the tangents (``second._result``).  Where the VJP is written through no such name, or through
+y with several inputs (y's tangent a sum of contributions), the expanded form is shown.
 """
 
 from __future__ import annotations

@@ -417,7 +417,8 @@ def _checks(equations: list[Equation]) -> str:
 
 # the label index ------------------------------------------------------------------------------
 CITED_KINDS = {DEFINITION: "definition", "jacobian": "Jacobian", "matrix": "matrix form", "vjp": "VJP",
-               "jvp": "JVP", "stable": "stable form", "hessian": "Hessian block", "vjp_jvp": "second order"}
+               "jvp": "JVP", "stable": "stable form", "hessian": "Hessian block", "vjp_jvp": "second order",
+               "tangent": "tangent of a named quantity"}
 """The kinds of equation the label index lists (the results), and how it names them."""
 
 
