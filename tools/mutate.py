@@ -138,6 +138,19 @@ MUTATIONS = (
              "JAX's second order drops the keyword parameters (eps at its default)",
              tests=("tests/faces/test_jax_adapter.py::test_second_order_reverse_over_reverse",
                     "tests/faces/test_jax_adapter.py::test_numbers_and_none_to_second_order")),
+    Mutation("mean-count", "derive/display/means.py", "                powers[base] += k", "                pass",
+             "a sum printed as a mean keeps the count it was divided by (layernorm's x-bar off by n)",
+             operators=("layernorm",)),
+    Mutation("tangent-power", "derive/calculus/tangent.py",
+             "    rate = sp.Add(*[exponent * tangent(base) / base",
+             "    rate = sp.Add(*[tangent(base) / base",
+             "the second order's product rule forgets the power of a scale (1/sigma differentiated as sigma)",
+             operators=("layernorm",)),
+    Mutation("weights-normaliser", "derive/targets/latex/weights.py",
+             "                    replaced[power] = weights.normaliser.at((query,)) * base[query, key]",
+             "                    replaced[power] = base[query, key]",
+             "attention's exponentials written as P without the normaliser Z (P = e^s, not e^s / Z)",
+             operators=("scaled_dot_product_attention",)),
 )
 """Grouped by the layer they break; each is a bug a developer could write."""
 

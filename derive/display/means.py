@@ -82,3 +82,8 @@ def _meaned(product: sp.Expr, sizes: set[sp.Symbol]) -> sp.Expr:
         else:
             means.append(term)
     return sp.Mul(*others, *[base**exponent for base, exponent in powers.items()], *means)
+
+
+def without_means(expr: sp.Expr) -> sp.Expr:
+    """The inverse of ``with_means``: every Mean written as its sum over its count again."""
+    return expr.replace(lambda e: isinstance(e, Mean), lambda e: sp.Sum(e.function, *e.limits) / count(e.limits))

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ...calculus.differentiate import Partial
-from ...calculus.equality import CHECK_SIZES, RANDOM_POINTS, SYMBOLIC, check_equal, proved_by_rules
+from ...calculus.equality import (
+    CHECK_SIZES,
+    RANDOM_POINTS,
+    SYMBOLIC,
+    UnverifiedEqualityError,
+    check_equal,
+    proved_by_rules,
+)
 from ...calculus.indices import substitute_index, substitute_indices
 from ...display.catalogue import shown_names
 from ...display.latex import DerivationLatexPrinter, DisplayPartial, IndexLetters
@@ -28,7 +35,7 @@ from ...display.layout import (
     tex_width,
     text_fractions,
 )
-from ...display.means import with_means
+from ...display.means import with_means, without_means
 from ...display.names import Intermediates, displayed, preferred_indices
 from ...model import OperatorModel, domains
 
@@ -221,6 +228,8 @@ class Equations:
         lead = (tex_width(whole) if tex_width(whole) <= LEFT_WIDTH else
                 tex_width(name) if tex_width(name) <= LEFT_WIDTH else 0.0) + 1.6
         printed = with_means(shown_rhs, {d for d in self.dims if isinstance(d, sp.Symbol)}) if means else shown_rhs
+        if printed is not shown_rhs and sp.expand(without_means(printed) - shown_rhs) != 0:
+            raise UnverifiedEqualityError(f"{what}: the means printed are not the sums they stand for")
         plain = means and isinstance(printed, sp.Basic) and not printed.has(sp.exp)
         width = RESULT_WIDTH if plain else TEXT_WIDTH  # a result of means and products: the calibrated width
         if plain:  # an align block's right sides start after its widest left side (a result's: y-dot^(x)_{ij})

@@ -75,3 +75,16 @@ def test_an_input_that_moves_x_hat_with_another_has_its_own_jvp():
     equations = {e.label: e for e in document.equations}
     assert r"\dot{\hat{x}}" not in "".join(equations["eq:gated_rmsnorm:jvp-x"].rhs_lines)
     assert r"\dot{\hat{x}}" in "".join(equations["eq:gated_rmsnorm:vjp_jvp-x"].rhs_lines)
+
+
+def test_a_mean_printed_for_a_sum_it_does_not_stand_for_is_refused(monkeypatch):
+    """The means a document prints (``display.means``) are checked against the sums they replace."""
+    from derive.display.means import Mean
+    from derive.targets.latex import equations
+
+    def forgetful(expr, sizes):  # every sum shown as a mean, whatever divides it
+        return expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: Mean(e.function, *e.limits))
+
+    monkeypatch.setattr(equations, "with_means", forgetful)
+    with pytest.raises(UnverifiedEqualityError, match="means printed"):
+        build_document(derive(registry.get("layernorm")))
