@@ -37,10 +37,11 @@ def with_means(expr: sp.Expr, sizes: set[sp.Symbol]) -> sp.Expr:
     """``expr`` with every sum that a product divides by its count (a product of ``sizes``) shown as a Mean."""
     if not isinstance(expr, sp.Basic) or not expr.has(sp.Sum):
         return expr
-    expr = expr.replace(lambda e: e.is_Mul and any(isinstance(f, (sp.Sum, sp.Add)) for f in e.args),
-                        lambda e: _distributed(e, sizes))
-    return expr.replace(lambda e: e.is_Mul and any(isinstance(f, sp.Sum) for f in e.args),
-                        lambda e: _meaned(e, sizes))
+    shown = expr.replace(lambda e: e.is_Mul and any(isinstance(f, (sp.Sum, sp.Add)) for f in e.args),
+                         lambda e: _distributed(e, sizes))
+    shown = shown.replace(lambda e: e.is_Mul and any(isinstance(f, sp.Sum) for f in e.args),
+                          lambda e: _meaned(e, sizes))
+    return shown if shown.has(Mean) else expr  # no mean: the expression as given, not a rebuilt copy
 
 
 def _distributed(product: sp.Expr, sizes: set[sp.Symbol]) -> sp.Expr:
@@ -87,3 +88,16 @@ def _meaned(product: sp.Expr, sizes: set[sp.Symbol]) -> sp.Expr:
 def without_means(expr: sp.Expr) -> sp.Expr:
     """The inverse of ``with_means``: every Mean written as its sum over its count again."""
     return expr.replace(lambda e: isinstance(e, Mean), lambda e: sp.Sum(e.function, *e.limits) / count(e.limits))
+
+
+def stands_for(shown: sp.Expr, expr: sp.Expr) -> bool:
+    """Is ``shown`` (``with_means(expr)``) ``expr`` again once its means are sums over their counts?
+    Both are rebuilt first, so a product kept unevaluated upstream compares by value, not by the
+    order of its factors."""
+    return sp.expand(_evaluated(without_means(shown)) - _evaluated(expr)) == 0
+
+
+def _evaluated(expr: sp.Expr) -> sp.Expr:
+    if not expr.args or isinstance(expr, (sp.Indexed, sp.IndexedBase, sp.Idx)):
+        return expr
+    return expr.func(*[_evaluated(arg) for arg in expr.args])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derive.display.latex import DerivationLatexPrinter
-from derive.display.means import Mean, count, with_means
+from derive.display.means import Mean, count, stands_for, with_means
 
 n, N, S = (sp.Symbol(name, integer=True, positive=True) for name in ("n", "N", "S"))
 i, j = sp.Idx("i", n), sp.Idx("j", n)
@@ -57,3 +57,14 @@ def test_a_sum_of_sums_or_exponentials_stays_a_sum_that_a_line_can_break_inside(
     assert with_means(nested, {n}) == nested
     tilted = sp.Sum(sp.exp(x[j]), (j, 0, n - 1)) / n
     assert with_means(tilted, {n}) == tilted
+
+
+def test_a_product_kept_unevaluated_upstream_is_compared_by_value():
+    """Regression (a learnable positive temperature's vjp): the same terms in another factor order
+    are the same expression, and a mean that drops a count is not."""
+    t = sp.Symbol("t", positive=True)
+    a, b = sp.Sum(x[j] * y[j], (j, 0, n - 1)), sp.Sum(y[j], (j, 0, n - 1))
+    unevaluated = sp.Mul(b ** -2, a, t ** -2, evaluate=False) - sp.Mul(t ** -2, a, b ** -2, evaluate=False) + a / n
+    shown = with_means(unevaluated, {n})
+    assert shown.has(Mean) and stands_for(shown, unevaluated)
+    assert not stands_for(shown * n, unevaluated)

@@ -35,7 +35,7 @@ from ...display.layout import (
     tex_width,
     text_fractions,
 )
-from ...display.means import with_means, without_means
+from ...display.means import stands_for, with_means
 from ...display.names import Intermediates, displayed, preferred_indices
 from ...model import OperatorModel, domains
 
@@ -228,7 +228,7 @@ class Equations:
         lead = (tex_width(whole) if tex_width(whole) <= LEFT_WIDTH else
                 tex_width(name) if tex_width(name) <= LEFT_WIDTH else 0.0) + 1.6
         printed = with_means(shown_rhs, {d for d in self.dims if isinstance(d, sp.Symbol)}) if means else shown_rhs
-        if printed is not shown_rhs and sp.expand(without_means(printed) - shown_rhs) != 0:
+        if printed is not shown_rhs and not stands_for(printed, shown_rhs):
             raise UnverifiedEqualityError(f"{what}: the means printed are not the sums they stand for")
         plain = means and isinstance(printed, sp.Basic) and not printed.has(sp.exp)
         width = RESULT_WIDTH if plain else TEXT_WIDTH  # a result of means and products: the calibrated width
