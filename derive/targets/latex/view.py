@@ -137,7 +137,7 @@ def build_document(derivation: Derivation, abridged: str = "") -> DocumentView:
         equations=tuple(eqs.all),
         labels_intro=_labels_intro(model, bool(abridged)), label_index=_label_index(eqs), abridged=abridged,
         saved=_saved_text(eqs, derivation), means=mean,
-        means_over=", ".join(sorted(_printed_letters((Row("", "", rf"_{{{mean}}}", ""),)), key=mean.index)))
+        means_over=", ".join(_subscript_letters(mean)))
 
 
 def _first_mean(shown: tuple[Row, ...]) -> str:
@@ -248,13 +248,14 @@ def _ranges(eqs: Equations, shown: tuple[Row, ...] | None = None) -> str:
 
 def _printed_letters(shown: tuple[Row, ...]) -> set[str]:
     """The index letters the rows print in subscripts (x_{kpq}, \\rangle_{bs}, \\sum_{j=1}, k_{w,i'})."""
-    letters: set[str] = set()
-    for row in shown:
-        for group in re.findall(r"_\{([^{}]*)\}", row.left + " " + row.right):
-            group = group.split("=")[0]
-            letters.update(part.strip() for part in group.split(",")) if "," in group else \
-                letters.update(re.findall(r"[A-Za-z]'*", group))
-    return letters
+    return {letter for row in shown for group in re.findall(r"_\{([^{}]*)\}", row.left + " " + row.right)
+            for letter in _subscript_letters(group)}
+
+
+def _subscript_letters(group: str) -> list[str]:
+    """The index letters of one printed subscript, in order ('kpq', 'w,i'', 'j=1')."""
+    group = group.split("=")[0]
+    return [part.strip() for part in group.split(",")] if "," in group else re.findall(r"[A-Za-z]'*", group)
 
 
 # one input ------------------------------------------------------------------------------------
