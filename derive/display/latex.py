@@ -9,6 +9,8 @@ cotangent ``dy`` prints as \\bar{y} and a tangent ``dot_x`` as \\dot{x}.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -47,14 +49,58 @@ class IndexLetters:
         self.owner: dict[str, tuple[str, sp.Expr]] = {}
         """The index name and axis each letter shown so far stands for."""
 
+        self.scoped: dict[tuple[str, sp.Expr, sp.Expr], str] = {}
+        """Letters shown in place of the usual ones within ``as_letters``."""
+
     def letter(self, idx: sp.Idx) -> str:
-        key = (str(idx.label), idx.lower, idx.upper)
+        key = _key(idx)
+        if key in self.scoped:
+            return self.scoped[key]
         if key not in self.shown:
             owner = (key[0], dim_of(idx))
             candidates = (key[0], *INDEX_LETTERS, *(f"{c}'" for c in INDEX_LETTERS))
             letter = next(c for c in candidates if c not in self.reserved and self.owner.get(c, owner) == owner)
             self.shown[key], self.owner[letter] = letter, owner
         return self.shown[key]
+
+    @contextmanager
+    def as_letters(self, pairs: Iterable[tuple[sp.Idx, sp.Idx]], present: Iterable[sp.Idx]) -> Iterator[None]:
+        """Within: the first index of each pair shown as the second's letter (an input's VJP written
+        with the output's letters, x̄_{bgcs} rather than x̄_{kpqh}: same axes); an index ``present``
+        whose letter that takes is shown as another letter of its axis, one the document already
+        uses where one is free.  Display only: the equations and their checks keep the indices."""
+        scoped = {_key(old): self.letter(new) for old, new in pairs if dim_of(old) == dim_of(new)}
+        others = sorted({i for i in present if _key(i) not in scoped}, key=str)
+        taken = set(scoped.values()) | {self.letter(i) for i in others} | {self.letter(old) for old, _ in pairs}
+        for idx in others:
+            if self.letter(idx) in scoped.values():
+                scoped[_key(idx)] = letter = self._free_letter(idx, taken)
+                taken.add(letter)
+        self.scoped = scoped
+        shown = {i: self.letter(i) for i in {*present, *(old for old, _ in pairs)}}
+        if len(set(shown.values())) < len(shown):  # a renaming that is no renaming: refused, never printed
+            self.scoped = {}
+            raise ValueError(f"index letters {shown} would show two indices as one letter")
+        try:
+            yield
+        finally:
+            self.scoped = {}
+
+    def _free_letter(self, idx: sp.Idx, taken: set[str]) -> str:
+        """A letter of ``idx``'s axis not in ``taken``: one already shown for that axis, else a new one."""
+        axis = dim_of(idx)
+        used = [c for c, (_, dim) in self.owner.items() if dim == axis and c not in taken]
+        if used:
+            return used[0]
+        owner = (f"{idx.label}~", axis)
+        letter = next(c for c in (*INDEX_LETTERS, *(f"{c}'" for c in INDEX_LETTERS))
+                      if c not in self.reserved and c not in taken and c not in self.owner)
+        self.owner[letter] = owner
+        return letter
+
+
+def _key(idx: sp.Idx) -> tuple[str, sp.Expr, sp.Expr]:
+    return (str(idx.label), idx.lower, idx.upper)
 
 
 class DerivationLatexPrinter(LatexPrinter):

@@ -194,6 +194,8 @@ def _break_product(printer: DerivationLatexPrinter, expr: sp.Expr, limit: float)
         return _break_sum(printer, expr, limit)
     if isinstance(expr, DisplayPartial):
         return _break_partial(printer, expr, limit)
+    if isinstance(expr, Mean):
+        return _break_mean(printer, expr, limit)
     if not isinstance(expr, sp.Mul):
         return [tex]
     trailing = [f for f in expr.args if isinstance(f, (sp.Sum, DisplayPartial, Mean))]
@@ -261,6 +263,16 @@ def _break_sum(printer: DerivationLatexPrinter, expr: sp.Sum, limit: float) -> l
     if len(inner) == 1:
         return [printer.doprint(expr)]
     return [rf"{signs}\Bigl[{inner[0]}", *inner[1:-1], rf"{inner[-1]}\Bigr]"]
+
+
+def _break_mean(printer: DerivationLatexPrinter, expr: Mean, limit: float) -> list[str]:
+    r"""\langle a summand of several terms, over lines \rangle_{i} (no \left or \right: they may break)."""
+    tex = printer.doprint(expr)
+    under = tex[tex.rindex(r"\rangle"):]
+    inner = _break_any(printer, expr.function, limit - 2)
+    if len(inner) == 1:
+        return [tex]
+    return [rf"\langle {inner[0]}", *inner[1:-1], f"{inner[-1]} {under}"]
 
 
 def _break_partial(printer: DerivationLatexPrinter, expr: DisplayPartial, limit: float) -> list[str]:

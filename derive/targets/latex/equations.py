@@ -8,6 +8,8 @@ anything: what is printed is what was checked.  ``rows`` lays equations out for 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -37,7 +39,7 @@ from ...display.layout import (
 )
 from ...display.means import stands_for, with_means
 from ...display.names import Intermediates, displayed, preferred_indices
-from ...model import OperatorModel, domains
+from ...model import OperatorModel, dim_of, domains
 
 DEFINITION = "definition"
 PROOF = {DEFINITION: "a definition",
@@ -130,8 +132,9 @@ class Equations:
         reserved = {inp.name for inp in self.model.inputs} | {name for name, _ in self.model.where}
         reserved |= {str(d) for d in self.model.dims()} | {self.output_name, "e"}  # e: Euler's number
         names = shown_names(self.model.name, {str(d) for d in self.model.dims()} | {n for n, _ in self.model.where})
-        self.printer = DerivationLatexPrinter(self.output_name, letters=IndexLetters(reserved, names))
-        self.result_printer = DerivationLatexPrinter(self.output_name, letters=self.printer.letters, short_sums=True)
+        self.letters = IndexLetters(reserved, names)
+        self.printer = DerivationLatexPrinter(self.output_name, letters=self.letters)
+        self.result_printer = DerivationLatexPrinter(self.output_name, letters=self.letters, short_sums=True)
         """The printer of a result's lines (``means``): sums over whole axes as one short sign."""
         self.names = Intermediates(self.model)
         self.named = self.names.definitions()
@@ -190,6 +193,21 @@ class Equations:
     def tex(self, expr: sp.Expr) -> str:
         """``expr`` in LaTeX, exactly as given (no names written in)."""
         return self.printer.doprint(expr)
+
+    @contextmanager
+    def output_letters(self, indices: tuple[sp.Idx, ...], *shown: sp.Expr) -> Iterator[None]:
+        """Within: ``indices`` (an input's entry) printed as the output's letters over the same axes,
+        as a paper writes a VJP (x̄_{bgcs} beside y_{bgcs}); the other indices of the ``shown``
+        expressions keep their letters, or take other letters of their axes where those clash."""
+        outputs, pairs = list(self.model.output_indices), []
+        for idx in indices:
+            match = next((o for o in outputs if dim_of(o) == dim_of(idx)), None)
+            if match is not None:
+                outputs.remove(match)
+                pairs.append((idx, match))
+        present = set().union(*(e.atoms(sp.Idx) for e in shown if isinstance(e, sp.Basic)))
+        with self.letters.as_letters(pairs, present):
+            yield
 
     # checked equations ---------------------------------------------------------------------------
     def add(self, label: str, kind: str, lhs: sp.Expr, rhs: sp.Expr, *, name: str = "",

@@ -105,11 +105,8 @@ def result_rows(eqs: Equations, derivation: Derivation,
         name, out, wrt = gradient.input.name, model.output_indices, gradient.wrt_indices
         weight = sp.IndexedBase(COTANGENT)[out] if out else sp.Symbol(COTANGENT)
         tangent = sp.IndexedBase(tangent_name(name))[wrt] if wrt else sp.Symbol(tangent_name(name))
-        bar = rf"\bar{{{eqs.printer.base_name(name)}}}" + subscript(eqs, wrt)
-        own = output_tangent(eqs, name if len(derivation.gradients) > 1 else None)
-        for kind, derivative, jacobian, title in (
-                ("vjp", weight * gradient.steps[0].expr, weight * gradient.jacobian, bar),
-                ("jvp", gradient.steps[0].expr * tangent, gradient.jacobian * tangent, own)):
+        for kind, derivative, jacobian in (("vjp", weight * gradient.steps[0].expr, weight * gradient.jacobian),
+                                           ("jvp", gradient.steps[0].expr * tangent, gradient.jacobian * tangent)):
             bound = out if kind == "vjp" else wrt
             form = forms(name, kind)
             # derived from the Jacobian's contraction by the engine's rules (contract.py, then
@@ -118,12 +115,14 @@ def result_rows(eqs: Equations, derivation: Derivation,
             before = len(eqs.all)
             written = jvp_through_hat(eqs, derivation, gradient) if kind == "jvp" else None
             equations += [e for e in eqs.all[before:] if e.kind == "tangent"]  # x-hat-dot, defined first
-            equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
-                                     form.written, name=title, show_lhs=False,
-                                     shown_rhs=written if written is not None else eqs.shown(shown(eqs, expr)),
-                                     input=name,
-                                     against=summed(jacobian, bound), rules=DERIVED_BY, derived=True,
-                                     means=True))
+            display = written if written is not None else eqs.shown(shown(eqs, expr))
+            with eqs.output_letters(wrt if kind == "vjp" else (), display):  # x̄_{bgcs}, as y_{bgcs}
+                title = (rf"\bar{{{eqs.printer.base_name(name)}}}" + subscript(eqs, wrt) if kind == "vjp" else
+                         output_tangent(eqs, name if len(derivation.gradients) > 1 else None))
+                equations.append(eqs.add(f"eq:{op}:{kind}-{label_part(name)}", kind, summed(derivative, bound),
+                                         form.written, name=title, show_lhs=False, shown_rhs=display, input=name,
+                                         against=summed(jacobian, bound), rules=DERIVED_BY, derived=True,
+                                         means=True))
     return rows(equations)
 
 
@@ -160,7 +159,7 @@ def assumptions(eqs: Equations, derivation: Derivation, layout_text: str) -> str
 
 def proof_text(equations: tuple[Equation, ...]) -> str:
     """For each way of establishing an equation, the equations established so: \\eqref each, a run of
-    consecutive ones as a range (\\eqref{first}--\\eqref{last})."""
+    consecutive ones as a range (\\eqref{first}--\\eqref{last}); a clause, its stop left to the sentence."""
     runs: list[list[Equation]] = []
     for equation in equations:
         if runs and runs[-1][-1].check == equation.check:
@@ -172,4 +171,4 @@ def proof_text(equations: tuple[Equation, ...]) -> str:
         first, last = run[0].label, run[-1].label
         ref = rf"\eqref{{{first}}}" + (rf"--\eqref{{{last}}}" if len(run) > 1 else "")
         groups.setdefault(run[0].check, []).append(ref)
-    return "; ".join(f"{', '.join(refs)}: {SHORT_PROOF[check]}" for check, refs in groups.items()) + "."
+    return "; ".join(f"{', '.join(refs)}: {SHORT_PROOF[check]}" for check, refs in groups.items())

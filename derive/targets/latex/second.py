@@ -229,13 +229,12 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
         for idx in by.indices:
             part = sp.Sum(part, (idx, idx.lower, idx.upper))
         parts.append(part)
-    subscript = f"_{{{eqs.printer.subscript(wrt)}}}" if wrt else ""
-    title = second_order_name(name, "latex", eqs.printer.base_name(name)) + subscript
     if not terms:
         lhs = sp.Add(*parts)
-        return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs,
-                       sp.S.Zero, name=title, shown_lhs=lhs, show_lhs=False, input=name,
-                       rules=("differentiate",), derived=True)  # every second derivative simplified to 0
+        with eqs.output_letters(wrt):
+            return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs,
+                           sp.S.Zero, name=_title(eqs, name, wrt), shown_lhs=lhs, show_lhs=False, input=name,
+                           rules=("differentiate",), derived=True)  # every second derivative simplified to 0
     exact, shown_rhs = derivation.vjp_jvp(name), None
     if derivation.compact(name, "vjp").through is not None:  # a form through x-hat or y may be lighter
         form = derivation.compact(name, "vjp_jvp")
@@ -253,10 +252,16 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
         for idx in (term.wrt.indices if term.by.dims else ()):
             block = sp.Sum(block, (idx, idx.lower, idx.upper))
         blocks += block
-    return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs, exact,
-                   name=title, show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name, against=blocks,
-                   rules=rules, derived=True,
-                   means=True)
+    with eqs.output_letters(wrt, eqs.shown(exact) if shown_rhs is None else shown_rhs):  # as the VJP's
+        return eqs.add(f"eq:{label_part(eqs.model.name)}:vjp_jvp-{label_part(name)}", "vjp_jvp", lhs, exact,
+                       name=_title(eqs, name, wrt), show_lhs=False, shown_lhs=lhs, shown_rhs=shown_rhs, input=name,
+                       against=blocks, rules=rules, derived=True, means=True)
+
+
+def _title(eqs: Equations, name: str, wrt: tuple[sp.Idx, ...]) -> str:
+    """The second order's name: x-bar-dot with the entry's indices."""
+    subscript = f"_{{{eqs.printer.subscript(wrt)}}}" if wrt else ""
+    return second_order_name(name, "latex", eqs.printer.base_name(name)) + subscript
 
 
 def _known(eqs: Equations, form) -> bool:

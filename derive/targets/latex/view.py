@@ -228,6 +228,8 @@ def _group_text(eqs: Equations, group: list[Input]) -> str:
 def _param_text(eqs: Equations, param: Param) -> str:
     symbol = f"${eqs.tex(param.symbol)}$ = " if param.symbol is not None else ""
     doc = f": {maths_text(param.doc, eqs.model, eqs.printer)}" if param.doc else ""
+    if param.required:  # no default to state
+        return rf"\texttt{{{tex_escape(param.name)}}}" + (f" (${eqs.tex(param.symbol)}$)" if symbol else "") + doc
     return rf"\texttt{{{tex_escape(param.name)}}} ({symbol}{tex_escape(repr(param.default))} if not given){doc}"
 
 
@@ -236,12 +238,16 @@ def _ranges(eqs: Equations, shown: tuple[Row, ...] | None = None) -> str:
     equations use (call it once every equation is added); ``shown``: only the letters these rows print."""
     by_dim: dict[sp.Expr, list[str]] = {}
     used = eqs.model.output.atoms(sp.Idx) | set(eqs.model.output_indices) | eqs.indices
-    printed = None if shown is None else _printed_letters(shown)
-    for idx in sorted(used, key=lambda i: (str(i.label), str(i.upper))):  # one letter may index two axes
-        names = by_dim.setdefault(dim_of(idx), [])
-        if eqs.tex(idx) not in names and (printed is None or eqs.tex(idx) in printed):
-            names.append(eqs.tex(idx))
-    by_dim = {dim: names for dim, names in by_dim.items() if names}
+    letters = [(eqs.tex(idx), dim_of(idx)) for idx in sorted(used, key=lambda i: (str(i.label), str(i.upper)))]
+    owned = [(eqs.tex(sp.Symbol(c, integer=True)), dim) for c, (_, dim) in sorted(eqs.letters.owner.items())]
+    letters += owned  # and each letter shown for an axis only where a VJP takes the output's letters
+    if shown is not None:  # the letters these rows print, each with the axis it was given for
+        printed = _printed_letters(shown)
+        letters = [(tex, dim) for tex, dim in owned if tex in printed]
+    for letter, dim in letters:
+        names = by_dim.setdefault(dim, [])
+        if letter not in names:
+            names.append(letter)
     parts = [f"${', '.join(names)} \\in \\{{1, \\dots, {eqs.tex(dim)}\\}}$" for dim, names in by_dim.items()]
     return ", ".join(parts)
 

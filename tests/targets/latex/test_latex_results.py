@@ -101,3 +101,41 @@ def test_a_norms_matrix_form_is_written_through_x_hat(name):
     assert r"\boldsymbol{\hat{x}} \boldsymbol{\hat{x}}^{T}" in factored and r"\mu \mathbf{1}" not in text
     matrices = [e for e in _result_equations(name) if e["kind"] == "matrix"]
     assert matrices and all(e["check"] == "symbolic" for e in matrices)
+
+
+def _over_output_axes(name: str) -> list[str]:
+    """The differentiable inputs of operator ``name`` over exactly the output's axes."""
+    model = registry.get(name)
+    axes = tuple(idx.upper + 1 for idx in model.output_indices)
+    return [inp.name for inp in model.differentiable_inputs if inp.dims and tuple(inp.dims) == axes]
+
+
+@pytest.mark.parametrize("name", [n for n in OPERATORS if _over_output_axes(n)])
+def test_a_vjp_is_written_in_the_outputs_letters(name):
+    """x̄_{bgcs} beside y_{bgcs}, as a paper writes it (the derivation's own x̄_{kpqh} stays in its steps):
+    an input over the output's axes has the output's subscript in its VJP and its second order."""
+    text = (LATEX / f"{name}-result.tex").read_text()
+    definition = next(line for line in text.splitlines() if f"\\label{{eq:{name}:definition}}" in line)
+    letters = re.match(r"y_\{([^}]*)\} &=", definition).group(1)
+    for inp in _over_output_axes(name):
+        assert _vjp_opens(text, name, inp, letters), (inp, letters)
+
+
+def _vjp_opens(text: str, name: str, inp: str, letters: str) -> bool:
+    """Equation eq:<name>:vjp-<inp> opens with x̄_{letters} and its second order with x̄̇_{letters}."""
+    lines = text.splitlines()
+    for kind, opening in (("vjp", r"\bar{"), ("vjp_jvp", r"\dot{\bar{")):
+        at = next(n for n, line in enumerate(lines) if f"\\label{{eq:{name}:{kind}-{inp}}}" in line)
+        while lines[at - 1].rstrip().endswith(r"\notag \\"):  # the equation's earlier lines
+            at -= 1
+        first = lines[at]
+        if not (first.startswith(opening) and re.match(r"[^&]*?\}_\{" + re.escape(letters) + r"\} &", first)):
+            return False
+    return True
+
+
+def test_group_norms_parameters_are_written_in_the_outputs_letters():
+    text = (LATEX / "group_norm-result.tex").read_text()
+    for row in (r"\bar{\gamma}_{gc} &", r"\bar{\beta}_{gc} &", r"\bar{x}_{bgcs} &", r"\dot{\bar{x}}_{bgcs} &"):
+        assert row in text, row
+    assert "kpqh" not in text and "_{uv}" not in text

@@ -39,7 +39,7 @@ def test_a_norms_second_order_is_written_through_the_tangent_of_x_hat_in_a_few_l
 def test_softmax_second_order_is_written_through_its_jvp():
     text = (LATEX / "softmax-result.tex").read_text()
     [line] = _equation(text, "eq:softmax:vjp_jvp-x")
-    assert re.search(r"\\dot\{y\}_\{k\}", line) and "where-dot" not in text
+    assert re.search(r"\\dot\{y\}_\{i\}", line) and "where-dot" not in text  # x̄̇_i, in y's letter
 
 
 def test_a_wrong_tangent_definition_is_refused(monkeypatch):
