@@ -151,6 +151,17 @@ MUTATIONS = (
              "                    replaced[power] = base[query, key]",
              "attention's exponentials written as P without the normaliser Z (P = e^s, not e^s / Z)",
              operators=("scaled_dot_product_attention",)),
+    Mutation("letters-clash", "derive/display/latex.py",
+             "            if self.letter(idx) in scoped.values():",
+             "            if False:",
+             "a VJP shown in the output's letters with its sums left on a letter the free index now takes",
+             operators=("softmax",)),
+    Mutation("index-capture", "derive/calculus/indices.py",
+             "    expr = _readable(expr, taken)\n",
+             "",
+             "a definition written in at a use site whose index its own sum binds (captured)",
+             tests=("tests/calculus/test_indices.py::"
+                    "test_a_definition_written_in_where_its_sum_variable_is_a_free_index_is_not_captured",)),
 )
 """Grouped by the layer they break; each is a bug a developer could write."""
 

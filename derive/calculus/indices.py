@@ -116,10 +116,15 @@ class _Placeholder(sp.Expr):
 
 
 def substitute_indices(expr: sp.Expr, old: tuple, new: tuple) -> sp.Expr:
-    """``substitute_index`` for each pair of ``old`` and ``new`` in turn (an entry moved to other indices)."""
-    for before, after in zip(old, new):
-        expr = substitute_index(expr, before, after)
-    return expr
+    """Each free index of ``old`` replaced by the matching ``new`` at once (an entry moved to other
+    indices; a swap stays a swap), after renaming every sum whose variable a new index would be
+    captured by (a definition over a bound l written in at a use site x_{il})."""
+    news = [sp.sympify(n) for n in new]
+    taken = {str(i.label) for i in free_indices(expr)} | {str(i.label) for n in news for i in n.atoms(sp.Idx)}
+    expr = _readable(expr, taken)
+    for before, after in zip(old, news):
+        expr = substitute_index(expr, before, _Placeholder(after))
+    return expr.replace(lambda e: isinstance(e, _Placeholder), lambda e: e.args[0])
 
 
 def _binders_over(expr: sp.Expr, var: sp.Idx) -> set[str]:

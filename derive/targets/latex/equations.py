@@ -3,7 +3,9 @@
 Each ``Equation`` keeps the exact SymPy sides (for ``srepr`` and for checking) and the shown sides
 (named intermediates written in, open derivatives as d/dx_k).  ``Equations.add`` checks the exact
 equality, and that the shown side is the exact side with the names written in, before it returns
-anything: what is printed is what was checked.  ``rows`` lays equations out for ``align``.
+anything: what is printed is what was checked (a result's VJP may print in the output's letters,
+``output_letters``: a renaming of its indices, refused unless each keeps a letter of its own).
+``rows`` lays equations out for ``align``.
 """
 
 from __future__ import annotations
