@@ -151,6 +151,13 @@ MUTATIONS = (
              "                    replaced[power] = base[query, key]",
              "attention's exponentials written as P without the normaliser Z (P = e^s, not e^s / Z)",
              operators=("scaled_dot_product_attention",)),
+    Mutation("block-short", PRINTER,
+             'f"for l_ in range({BLOCK}):"',
+             'f"for l_ in range({BLOCK} - 1):"',
+             "numba: a sum in blocks skips each block's last entry (only axes over 255 long have a block)",
+             operators=("softmax",),
+             tests=("tests/targets/numba/test_numba_target.py::"
+                    "test_sums_in_blocks_match_the_numpy_kernel_on_long_axes[softmax]",)),
     Mutation("letters-clash", "derive/display/latex.py",
              "            if self.letter(idx) in scoped.values():",
              "            if False:",

@@ -340,10 +340,24 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, N, C, logits, target, out_y, a
         s1 = 0.0
         s2 = 0.0
         _h0 = -s0
-        for C_ in range(C):
-            _e1 = _h0 + logits[logits_r, N_, C_]
-            s1 += _e1*(1.0 if C_ == target[target_r, N_, 0] else 0.0)
-            s2 += _exp(_e1)
+        for b_ in range(0, C - C % 256, 256):
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for l_ in range(256):
+                C_ = b_ + l_
+                _e1 = _h0 + logits[logits_r, N_, C_]
+                s1_b += _e1*(1.0 if C_ == target[target_r, N_, 0] else 0.0)
+                s2_b += _exp(_e1)
+            s1 += s1_b
+            s2 += s2_b
+        s1_b = _as(0.0, lo_)
+        s2_b = _as(0.0, lo_)
+        for C_ in range(C - C % 256, C):
+            _e2 = _h0 + logits[logits_r, N_, C_]
+            s1_b += _e2*(1.0 if C_ == target[target_r, N_, 0] else 0.0)
+            s2_b += _exp(_e2)
+        s1 += s1_b
+        s2 += s2_b
         out_y[out_y_s, 0, 0] += (-s1 + math.log(s2))/N
 
 
@@ -380,16 +394,26 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, logits, target, dy, out_logi
         s1 = 0.0
         if want_logits:
             _h0 = -s0
-            for C_ in range(C):
-                _e1 = _exp(_h0 + logits[logits_r, N_, C_])
-                k0_[C_] = _e1
-                s1 += _e1
+            for b_ in range(0, C - C % 256, 256):
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    C_ = b_ + l_
+                    _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                    k0_[C_] = _e1
+                    s1_b += _e1
+                s1 += s1_b
+            s1_b = _as(0.0, lo_)
+            for C_ in range(C - C % 256, C):
+                _e2 = _exp(_h0 + logits[logits_r, N_, C_])
+                k0_[C_] = _e2
+                s1_b += _e2
+            s1 += s1_b
         if want_logits:
-            _e4 = dy[dy_r, 0, 0]/N
-            _h2 = _as(-_e4, lo_)
-            _h3 = _as(_e4/s1, lo_)
+            _e5 = dy[dy_r, 0, 0]/N
+            _h3 = _as(-_e5, lo_)
+            _h4 = _as(_e5/s1, lo_)
             for C_ in range(C):
-                out_logits[out_logits_s, N_, C_] = _h2*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h3*k0_[C_]
+                out_logits[out_logits_s, N_, C_] = _h3*(1.0 if C_ == target[target_r, N_, 0] else 0.0) + _h4*k0_[C_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -427,14 +451,33 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, logits, target, dot_logits, 
         s3 = 0.0
         if has_logits:
             _h0 = -s0
-            for C_ in range(C):
-                _e1 = _exp(_h0 + logits[logits_r, N_, C_])
-                s1 += _e1
-                s2 += _e1*dot_logits[dot_logits_r, N_, C_]
-                s3 += (1.0 if C_ == target[target_r, N_, 0] else 0.0)*dot_logits[dot_logits_r, N_, C_]
+            for b_ in range(0, C - C % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    C_ = b_ + l_
+                    _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                    s1_b += _e1
+                    s2_b += _e1*dot_logits[dot_logits_r, N_, C_]
+                    s3_b += (1.0 if C_ == target[target_r, N_, 0] else 0.0)*dot_logits[dot_logits_r, N_, C_]
+                s1 += s1_b
+                s2 += s2_b
+                s3 += s3_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for C_ in range(C - C % 256, C):
+                _e2 = _exp(_h0 + logits[logits_r, N_, C_])
+                s1_b += _e2
+                s2_b += _e2*dot_logits[dot_logits_r, N_, C_]
+                s3_b += (1.0 if C_ == target[target_r, N_, 0] else 0.0)*dot_logits[dot_logits_r, N_, C_]
+            s1 += s1_b
+            s2 += s2_b
+            s3 += s3_b
         if has_logits:
-            _e2 = 1/N
-            out_y[out_y_s, 0, 0] += (-_e2*s3 + _e2*s2/s1 if has_logits else 0.0)
+            _e3 = 1/N
+            out_y[out_y_s, 0, 0] += (-_e3*s3 + _e3*s2/s1 if has_logits else 0.0)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -473,17 +516,32 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, N, C, logits, target, dy, dot_
         s2 = 0.0
         if want_logits and has_logits:
             _h0 = -s0
-            for C_ in range(C):
-                _e1 = _exp(_h0 + logits[logits_r, N_, C_])
-                k0_[C_] = _e1
-                s1 += _e1
-                s2 += _e1*dot_logits[dot_logits_r, N_, C_]
+            for b_ in range(0, C - C % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    C_ = b_ + l_
+                    _e1 = _exp(_h0 + logits[logits_r, N_, C_])
+                    k0_[C_] = _e1
+                    s1_b += _e1
+                    s2_b += _e1*dot_logits[dot_logits_r, N_, C_]
+                s1 += s1_b
+                s2 += s2_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for C_ in range(C - C % 256, C):
+                _e2 = _exp(_h0 + logits[logits_r, N_, C_])
+                k0_[C_] = _e2
+                s1_b += _e2
+                s2_b += _e2*dot_logits[dot_logits_r, N_, C_]
+            s1 += s1_b
+            s2 += s2_b
         if want_logits:
-            _e4 = dy[dy_r, 0, 0]/N
-            _h2 = _as(_e4/s1, lo_)
-            _h3 = _as(-_e4*s2/(s1*s1), lo_)
+            _e5 = dy[dy_r, 0, 0]/N
+            _h3 = _as(_e5/s1, lo_)
+            _h4 = _as(-_e5*s2/(s1*s1), lo_)
             for C_ in range(C):
-                out_logits[out_logits_s, N_, C_] = (_h2*dot_logits[dot_logits_r, N_, C_]*k0_[C_] + _h3*k0_[C_] if want_logits and has_logits else 0.0)
+                out_logits[out_logits_s, N_, C_] = (_h3*dot_logits[dot_logits_r, N_, C_]*k0_[C_] + _h4*k0_[C_] if want_logits and has_logits else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -1158,7 +1216,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1173,7 +1231,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

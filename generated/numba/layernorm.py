@@ -395,12 +395,28 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, out_y,
         beta_r = min(r_, beta.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
-        for n_ in range(n):
-            s0 += x[x_r, n_]
+        for b_ in range(0, n - n % 256, 256):
+            s0_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s0_b += x[x_r, n_]
+            s0 += s0_b
+        s0_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s0_b += x[x_r, n_]
+        s0 += s0_b
         s1 = 0.0
         _h0 = -s0/n
-        for n_ in range(n):
-            s1 += (_h0 + x[x_r, n_])**2
+        for b_ in range(0, n - n % 256, 256):
+            s1_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s1_b += (_h0 + x[x_r, n_])**2
+            s1 += s1_b
+        s1_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s1_b += (_h0 + x[x_r, n_])**2
+        s1 += s1_b
         _e3 = 1/n
         _h1 = -_e3*s0
         _h2 = _as(1/math.sqrt(_e3*s1 + eps), lo_)
@@ -429,32 +445,59 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x,
         s0 = 0.0
         s2 = 0.0
         if want_gamma or want_x:
-            for n_ in range(n):
-                s0 += x[x_r, n_]
-                s2 += dy[dy_r, n_]*gamma[gamma_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += x[x_r, n_]
+                    s2_b += dy[dy_r, n_]*gamma[gamma_r, n_]
+                s0 += s0_b
+                s2 += s2_b
+            s0_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += x[x_r, n_]
+                s2_b += dy[dy_r, n_]*gamma[gamma_r, n_]
+            s0 += s0_b
+            s2 += s2_b
         s1 = 0.0
         s3 = 0.0
         if want_gamma or want_x:
             _h0 = -s0/n
-            for n_ in range(n):
-                _e1 = _h0 + x[x_r, n_]
-                s1 += (_e1*_e1)
-                s3 += _e1*dy[dy_r, n_]*gamma[gamma_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _h0 + x[x_r, n_]
+                    s1_b += (_e1*_e1)
+                    s3_b += _e1*dy[dy_r, n_]*gamma[gamma_r, n_]
+                s1 += s1_b
+                s3 += s3_b
+            s1_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _h0 + x[x_r, n_]
+                s1_b += (_e2*_e2)
+                s3_b += _e2*dy[dy_r, n_]*gamma[gamma_r, n_]
+            s1 += s1_b
+            s3 += s3_b
         if want_x:
-            _e6 = 1/n
-            _e7 = _e6*s1 + eps
-            _h2 = -_e6*s0
-            _h3 = _as(-_e6*s3/_e7, lo_)
-            _h4 = -_e6*s2
-            _h5 = _as(1/math.sqrt(_e7), lo_)
+            _e7 = 1/n
+            _e8 = _e7*s1 + eps
+            _h3 = -_e7*s0
+            _h4 = _as(-_e7*s3/_e8, lo_)
+            _h5 = -_e7*s2
+            _h6 = _as(1/math.sqrt(_e8), lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h5*(_h3*(_h2 + x[x_r, n_]) + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
+                out_x[out_x_s, n_] = _h6*(_h4*(_h3 + x[x_r, n_]) + _h5 + dy[dy_r, n_]*gamma[gamma_r, n_])
         if want_gamma:
-            _e10 = 1/n
-            _h8 = -_e10*s0
-            _h9 = _as(1/math.sqrt(_e10*s1 + eps), lo_)
+            _e11 = 1/n
+            _h9 = -_e11*s0
+            _h10 = _as(1/math.sqrt(_e11*s1 + eps), lo_)
             for n_ in range(n):
-                out_gamma[out_gamma_s, n_] += _h9*(_h8 + x[x_r, n_])*dy[dy_r, n_]
+                out_gamma[out_gamma_s, n_] += _h10*(_h9 + x[x_r, n_])*dy[dy_r, n_]
         if want_beta:
             for n_ in range(n):
                 out_beta[out_beta_s, n_] += dy[dy_r, n_]
@@ -481,27 +524,54 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot
         s0 = 0.0
         s2 = 0.0
         if has_gamma or has_x:
-            for n_ in range(n):
-                s0 += x[x_r, n_]
-                s2 += dot_x[dot_x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += x[x_r, n_]
+                    s2_b += dot_x[dot_x_r, n_]
+                s0 += s0_b
+                s2 += s2_b
+            s0_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += x[x_r, n_]
+                s2_b += dot_x[dot_x_r, n_]
+            s0 += s0_b
+            s2 += s2_b
         s1 = 0.0
         s3 = 0.0
         if has_gamma or has_x:
             _h0 = -s0/n
-            for n_ in range(n):
-                _e1 = _h0 + x[x_r, n_]
-                s1 += (_e1*_e1)
-                s3 += _e1*dot_x[dot_x_r, n_]
-        _e6 = (1/n if has_gamma or has_x or has_x else 0.0)
-        _e7 = (_e6*s1 + eps if has_gamma or has_x or has_x else 0.0)
-        _h2 = -_e6*s0 if has_gamma or has_x else 0.0
-        _h3 = _as(-_e6*s3/_e7 if has_x else 0.0, lo_)
-        _h4 = -_e6*s2 if has_x else 0.0
-        _h5 = _as(1/math.sqrt(_e7) if has_gamma or has_x else 0.0, lo_)
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _h0 + x[x_r, n_]
+                    s1_b += (_e1*_e1)
+                    s3_b += _e1*dot_x[dot_x_r, n_]
+                s1 += s1_b
+                s3 += s3_b
+            s1_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _h0 + x[x_r, n_]
+                s1_b += (_e2*_e2)
+                s3_b += _e2*dot_x[dot_x_r, n_]
+            s1 += s1_b
+            s3 += s3_b
+        _e7 = (1/n if has_gamma or has_x or has_x else 0.0)
+        _e8 = (_e7*s1 + eps if has_gamma or has_x or has_x else 0.0)
+        _h3 = -_e7*s0 if has_gamma or has_x else 0.0
+        _h4 = _as(-_e7*s3/_e8 if has_x else 0.0, lo_)
+        _h5 = -_e7*s2 if has_x else 0.0
+        _h6 = _as(1/math.sqrt(_e8) if has_gamma or has_x else 0.0, lo_)
         for n_ in range(n):
             if has_beta or has_gamma or has_x:
-                _e8 = _h2 + x[x_r, n_]
-                out_y[out_y_s, n_] = (_h5*(_e8*_h3 + _h4 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e8*_h5*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
+                _e9 = _h3 + x[x_r, n_]
+                out_y[out_y_s, n_] = (_h6*(_e9*_h4 + _h5 + dot_x[dot_x_r, n_])*gamma[gamma_r, n_] if has_x else 0.0) + (_e9*_h6*dot_gamma[dot_gamma_r, n_] if has_gamma else 0.0) + (dot_beta[dot_beta_r, n_] if has_beta else 0.0)
             else:
                 out_y[out_y_s, n_] = 0.0
 
@@ -532,11 +602,34 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
         s5 = 0.0
         s7 = 0.0
         if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
-            for n_ in range(n):
-                s0 += x[x_r, n_]
-                s3 += dy[dy_r, n_]*gamma[gamma_r, n_]
-                s5 += dot_x[dot_x_r, n_]
-                s7 += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                s5_b = _as(0.0, lo_)
+                s7_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += x[x_r, n_]
+                    s3_b += dy[dy_r, n_]*gamma[gamma_r, n_]
+                    s5_b += dot_x[dot_x_r, n_]
+                    s7_b += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+                s0 += s0_b
+                s3 += s3_b
+                s5 += s5_b
+                s7 += s7_b
+            s0_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            s5_b = _as(0.0, lo_)
+            s7_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += x[x_r, n_]
+                s3_b += dy[dy_r, n_]*gamma[gamma_r, n_]
+                s5_b += dot_x[dot_x_r, n_]
+                s7_b += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+            s0 += s0_b
+            s3 += s3_b
+            s5 += s5_b
+            s7 += s7_b
         s1 = 0.0
         s2 = 0.0
         s4 = 0.0
@@ -546,47 +639,77 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
             _e2 = 1/n
             _h0 = -_e2*s0
             _h1 = -_e2*s3
-            for n_ in range(n):
-                _e3 = _h0 + x[x_r, n_]
-                _e4 = dy[dy_r, n_]*gamma[gamma_r, n_]
-                s1 += (_e3*_e3)
-                s2 += _e3*dot_x[dot_x_r, n_]
-                s4 += _e3*_e4
-                s6 += (_e4 + _h1)*dot_x[dot_x_r, n_]
-                s8 += _e3*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s4_b = _as(0.0, lo_)
+                s6_b = _as(0.0, lo_)
+                s8_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e3 = _h0 + x[x_r, n_]
+                    _e4 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                    s1_b += (_e3*_e3)
+                    s2_b += _e3*dot_x[dot_x_r, n_]
+                    s4_b += _e3*_e4
+                    s6_b += (_e4 + _h1)*dot_x[dot_x_r, n_]
+                    s8_b += _e3*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+                s4 += s4_b
+                s6 += s6_b
+                s8 += s8_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s4_b = _as(0.0, lo_)
+            s6_b = _as(0.0, lo_)
+            s8_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e5 = _h0 + x[x_r, n_]
+                _e6 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                s1_b += (_e5*_e5)
+                s2_b += _e5*dot_x[dot_x_r, n_]
+                s4_b += _e5*_e6
+                s6_b += (_e6 + _h1)*dot_x[dot_x_r, n_]
+                s8_b += _e5*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+            s1 += s1_b
+            s2 += s2_b
+            s4 += s4_b
+            s6 += s6_b
+            s8 += s8_b
         if want_x:
-            _e14 = (1/n if want_x and has_gamma or want_x and has_gamma or want_x and has_x or want_x and has_x else 0.0)
-            _e15 = (_e14*s1 + eps if want_x and has_gamma or want_x and has_x else 0.0)
-            _e16 = (_e15**(-3/2) if want_x and has_gamma or want_x and has_x else 0.0)
-            _e17 = (_e14*_e16 if want_x and has_gamma or want_x and has_x else 0.0)
-            _e18 = ((1/(n*n)) if want_x and has_x else 0.0)
-            _e19 = (_e16*_e18 if want_x and has_x else 0.0)
-            _e20 = (1/math.sqrt(_e15) if want_x and has_gamma else 0.0)
-            _h5 = _as(-_e17*s4 if want_x and has_x else 0.0, lo_)
-            _h6 = -_e14*s0 if want_x and has_gamma or want_x and has_x else 0.0
-            _h7 = _as(-_e17*s6 if want_x and has_x else 0.0, lo_)
-            _h8 = _as(-_e17*s2 if want_x and has_x else 0.0, lo_)
-            _h9 = _as(3*_e18*s2*s4/_e15**(5/2) if want_x and has_x else 0.0, lo_)
-            _h10 = _e19*s2*s3 + _e19*s4*s5 if want_x and has_x else 0.0
-            _h11 = _as(_e20 if want_x and has_gamma else 0.0, lo_)
-            _h12 = _as(-_e17*s8 if want_x and has_gamma else 0.0, lo_)
-            _h13 = -_e14*_e20*s7 if want_x and has_gamma else 0.0
+            _e16 = (1/n if want_x and has_gamma or want_x and has_gamma or want_x and has_x or want_x and has_x else 0.0)
+            _e17 = (_e16*s1 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+            _e18 = (_e17**(-3/2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e19 = (_e16*_e18 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e20 = ((1/(n*n)) if want_x and has_x else 0.0)
+            _e21 = (_e18*_e20 if want_x and has_x else 0.0)
+            _e22 = (1/math.sqrt(_e17) if want_x and has_gamma else 0.0)
+            _h7 = _as(-_e19*s4 if want_x and has_x else 0.0, lo_)
+            _h8 = -_e16*s0 if want_x and has_gamma or want_x and has_x else 0.0
+            _h9 = _as(-_e19*s6 if want_x and has_x else 0.0, lo_)
+            _h10 = _as(-_e19*s2 if want_x and has_x else 0.0, lo_)
+            _h11 = _as(3*_e20*s2*s4/_e17**(5/2) if want_x and has_x else 0.0, lo_)
+            _h12 = _e21*s2*s3 + _e21*s4*s5 if want_x and has_x else 0.0
+            _h13 = _as(_e22 if want_x and has_gamma else 0.0, lo_)
+            _h14 = _as(-_e19*s8 if want_x and has_gamma else 0.0, lo_)
+            _h15 = -_e16*_e22*s7 if want_x and has_gamma else 0.0
             for n_ in range(n):
                 if want_x and has_gamma or want_x and has_x:
-                    _e21 = _h6 + x[x_r, n_]
-                    out_x[out_x_s, n_] = (_e21*_h7 + _e21*_h9 + _h10 + _h5*dot_x[dot_x_r, n_] + _h8*dy[dy_r, n_]*gamma[gamma_r, n_] if want_x and has_x else 0.0) + (_e21*_h12 + _h11*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_] + _h13 if want_x and has_gamma else 0.0)
+                    _e23 = _h8 + x[x_r, n_]
+                    out_x[out_x_s, n_] = (_e23*_h11 + _e23*_h9 + _h10*dy[dy_r, n_]*gamma[gamma_r, n_] + _h12 + _h7*dot_x[dot_x_r, n_] if want_x and has_x else 0.0) + (_e23*_h14 + _h13*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_] + _h15 if want_x and has_gamma else 0.0)
                 else:
                     out_x[out_x_s, n_] = 0.0
         if want_gamma:
-            _e26 = 1/n
-            _e27 = _e26*s1 + eps
-            _e28 = 1/math.sqrt(_e27)
-            _h22 = _as(_e28, lo_)
-            _h23 = _as(-_e26*_e28*s5, lo_)
-            _h24 = -_e26*s0
-            _h25 = _as(-_e26*s2/_e27**(3/2), lo_)
+            _e28 = 1/n
+            _e29 = _e28*s1 + eps
+            _e30 = 1/math.sqrt(_e29)
+            _h24 = _as(_e30, lo_)
+            _h25 = _as(-_e28*_e30*s5, lo_)
+            _h26 = -_e28*s0
+            _h27 = _as(-_e28*s2/_e29**(3/2), lo_)
             for n_ in range(n):
-                out_gamma[out_gamma_s, n_] += (_h22*dot_x[dot_x_r, n_]*dy[dy_r, n_] + _h23*dy[dy_r, n_] + _h25*(_h24 + x[x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
+                out_gamma[out_gamma_s, n_] += (_h24*dot_x[dot_x_r, n_]*dy[dy_r, n_] + _h25*dy[dy_r, n_] + _h27*(_h26 + x[x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
         if want_beta:
             for n_ in range(n):
                 out_beta[out_beta_s, n_] += 0.0
@@ -610,12 +733,28 @@ def _forward_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, 
         out_mu_s = r_
         out_sigma_s = r_
         s0 = 0.0
-        for n_ in range(n):
-            s0 += x[x_r, n_]
+        for b_ in range(0, n - n % 256, 256):
+            s0_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s0_b += x[x_r, n_]
+            s0 += s0_b
+        s0_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s0_b += x[x_r, n_]
+        s0 += s0_b
         s1 = 0.0
         _h0 = -s0/n
-        for n_ in range(n):
-            s1 += (_h0 + x[x_r, n_])**2
+        for b_ in range(0, n - n % 256, 256):
+            s1_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s1_b += (_h0 + x[x_r, n_])**2
+            s1 += s1_b
+        s1_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s1_b += (_h0 + x[x_r, n_])**2
+        s1 += s1_b
         _e3 = 1/n
         _h1 = -_e3*s0
         _h2 = _as(1/math.sqrt(_e3*s1 + eps), lo_)
@@ -650,23 +789,37 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, 
         s1 = 0.0
         if want_x:
             _h0 = -mu[mu_r, 0]
-            for n_ in range(n):
-                _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
-                s0 += _e1
-                s1 += _e1*(_h0 + x[x_r, n_])
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                    s0_b += _e1
+                    s1_b += _e1*(_h0 + x[x_r, n_])
+                s0 += s0_b
+                s1 += s1_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                s0_b += _e2
+                s1_b += _e2*(_h0 + x[x_r, n_])
+            s0 += s0_b
+            s1 += s1_b
         if want_x:
-            _e6 = 1/n
-            _h2 = -mu[mu_r, 0]
-            _h3 = _as(-_e6*s1/sigma[sigma_r, 0]**2, lo_)
-            _h4 = -_e6*s0
-            _h5 = _as(1/sigma[sigma_r, 0], lo_)
+            _e7 = 1/n
+            _h3 = -mu[mu_r, 0]
+            _h4 = _as(-_e7*s1/sigma[sigma_r, 0]**2, lo_)
+            _h5 = -_e7*s0
+            _h6 = _as(1/sigma[sigma_r, 0], lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h5*(_h3*(_h2 + x[x_r, n_]) + _h4 + dy[dy_r, n_]*gamma[gamma_r, n_])
+                out_x[out_x_s, n_] = _h6*(_h4*(_h3 + x[x_r, n_]) + _h5 + dy[dy_r, n_]*gamma[gamma_r, n_])
         if want_gamma:
-            _h7 = -mu[mu_r, 0]
-            _h8 = _as(1/sigma[sigma_r, 0], lo_)
+            _h8 = -mu[mu_r, 0]
+            _h9 = _as(1/sigma[sigma_r, 0], lo_)
             for n_ in range(n):
-                out_gamma[out_gamma_s, n_] += _h8*(_h7 + x[x_r, n_])*dy[dy_r, n_]
+                out_gamma[out_gamma_s, n_] += _h9*(_h8 + x[x_r, n_])*dy[dy_r, n_]
         if want_beta:
             for n_ in range(n):
                 out_beta[out_beta_s, n_] += dy[dy_r, n_]
@@ -696,9 +849,22 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_
         s1 = 0.0
         if has_x:
             _h0 = -mu[mu_r, 0]
-            for n_ in range(n):
-                s0 += dot_x[dot_x_r, n_]
-                s1 += (_h0 + x[x_r, n_])*dot_x[dot_x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dot_x[dot_x_r, n_]
+                    s1_b += (_h0 + x[x_r, n_])*dot_x[dot_x_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dot_x[dot_x_r, n_]
+                s1_b += (_h0 + x[x_r, n_])*dot_x[dot_x_r, n_]
+            s0 += s0_b
+            s1 += s1_b
         _e5 = (1/n if has_x else 0.0)
         _h1 = -mu[mu_r, 0] if has_gamma or has_x else 0.0
         _h2 = _as(-_e5*s1/sigma[sigma_r, 0]**2 if has_x else 0.0, lo_)
@@ -744,48 +910,89 @@ def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, 
         s6 = 0.0
         if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
             _h0 = -mu[mu_r, 0]
-            for n_ in range(n):
-                _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
-                _e2 = _h0 + x[x_r, n_]
-                _e3 = dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
-                s0 += _e1
-                s1 += _e2*dot_x[dot_x_r, n_]
-                s2 += _e1*_e2
-                s3 += dot_x[dot_x_r, n_]
-                s4 += _e1*dot_x[dot_x_r, n_]
-                s5 += _e3
-                s6 += _e2*_e3
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                s4_b = _as(0.0, lo_)
+                s5_b = _as(0.0, lo_)
+                s6_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                    _e2 = _h0 + x[x_r, n_]
+                    _e3 = dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+                    s0_b += _e1
+                    s1_b += _e2*dot_x[dot_x_r, n_]
+                    s2_b += _e1*_e2
+                    s3_b += dot_x[dot_x_r, n_]
+                    s4_b += _e1*dot_x[dot_x_r, n_]
+                    s5_b += _e3
+                    s6_b += _e2*_e3
+                s0 += s0_b
+                s1 += s1_b
+                s2 += s2_b
+                s3 += s3_b
+                s4 += s4_b
+                s5 += s5_b
+                s6 += s6_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            s4_b = _as(0.0, lo_)
+            s5_b = _as(0.0, lo_)
+            s6_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e4 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                _e5 = _h0 + x[x_r, n_]
+                _e6 = dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]
+                s0_b += _e4
+                s1_b += _e5*dot_x[dot_x_r, n_]
+                s2_b += _e4*_e5
+                s3_b += dot_x[dot_x_r, n_]
+                s4_b += _e4*dot_x[dot_x_r, n_]
+                s5_b += _e6
+                s6_b += _e5*_e6
+            s0 += s0_b
+            s1 += s1_b
+            s2 += s2_b
+            s3 += s3_b
+            s4 += s4_b
+            s5 += s5_b
+            s6 += s6_b
         if want_x:
-            _e14 = (1/n if want_x and has_gamma or want_x and has_x else 0.0)
-            _e15 = ((1/sigma[sigma_r, 0]**2) if want_x and has_gamma or want_x and has_x else 0.0)
-            _e16 = (_e14*_e15 if want_x and has_gamma or want_x and has_x else 0.0)
-            _e17 = ((1/(n*n)) if want_x and has_x else 0.0)
-            _e18 = (_e15*_e17*s0 if want_x and has_x else 0.0)
-            _e19 = (_e17*s2 if want_x and has_x else 0.0)
-            _h4 = _as(-_e16*s2 if want_x and has_x else 0.0, lo_)
-            _h5 = -mu[mu_r, 0] if want_x and has_gamma or want_x and has_x else 0.0
-            _h6 = _as(-_e16*s4 if want_x and has_x else 0.0, lo_)
-            _h7 = _as(_e18*s3 if want_x and has_x else 0.0, lo_)
-            _h8 = _as(-_e16*s1 if want_x and has_x else 0.0, lo_)
-            _h9 = _as(3*_e19*s1/sigma[sigma_r, 0]**4 if want_x and has_x else 0.0, lo_)
-            _h10 = _e15*_e19*s3 + _e18*s1 if want_x and has_x else 0.0
-            _h11 = _as(1/sigma[sigma_r, 0] if want_x and has_gamma or want_x and has_x else 0.0, lo_)
-            _h12 = _as(-_e16*s6 if want_x and has_gamma else 0.0, lo_)
-            _h13 = -_e14*s5 if want_x and has_gamma else 0.0
+            _e17 = (1/n if want_x and has_gamma or want_x and has_x else 0.0)
+            _e18 = ((1/sigma[sigma_r, 0]**2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _e19 = (_e17*_e18 if want_x and has_gamma or want_x and has_x else 0.0)
+            _e20 = ((1/(n*n)) if want_x and has_x else 0.0)
+            _e21 = (_e18*_e20*s0 if want_x and has_x else 0.0)
+            _e22 = (_e20*s2 if want_x and has_x else 0.0)
+            _h7 = _as(-_e19*s2 if want_x and has_x else 0.0, lo_)
+            _h8 = -mu[mu_r, 0] if want_x and has_gamma or want_x and has_x else 0.0
+            _h9 = _as(-_e19*s4 if want_x and has_x else 0.0, lo_)
+            _h10 = _as(_e21*s3 if want_x and has_x else 0.0, lo_)
+            _h11 = _as(-_e19*s1 if want_x and has_x else 0.0, lo_)
+            _h12 = _as(3*_e22*s1/sigma[sigma_r, 0]**4 if want_x and has_x else 0.0, lo_)
+            _h13 = _e18*_e22*s3 + _e21*s1 if want_x and has_x else 0.0
+            _h14 = _as(1/sigma[sigma_r, 0] if want_x and has_gamma or want_x and has_x else 0.0, lo_)
+            _h15 = _as(-_e19*s6 if want_x and has_gamma else 0.0, lo_)
+            _h16 = -_e17*s5 if want_x and has_gamma else 0.0
             for n_ in range(n):
                 if want_x and has_gamma or want_x and has_x:
-                    _e20 = _h5 + x[x_r, n_]
-                    out_x[out_x_s, n_] = (_h11*(_e20*_h6 + _e20*_h7 + _e20*_h9 + _h10 + _h4*dot_x[dot_x_r, n_] + _h8*dy[dy_r, n_]*gamma[gamma_r, n_]) if want_x and has_x else 0.0) + (_h11*(_e20*_h12 + _h13 + dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]) if want_x and has_gamma else 0.0)
+                    _e23 = _h8 + x[x_r, n_]
+                    out_x[out_x_s, n_] = (_h14*(_e23*_h10 + _e23*_h12 + _e23*_h9 + _h11*dy[dy_r, n_]*gamma[gamma_r, n_] + _h13 + _h7*dot_x[dot_x_r, n_]) if want_x and has_x else 0.0) + (_h14*(_e23*_h15 + _h16 + dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]) if want_x and has_gamma else 0.0)
                 else:
                     out_x[out_x_s, n_] = 0.0
         if want_gamma:
-            _e25 = 1/n
-            _h21 = -mu[mu_r, 0]
-            _h22 = _as(-_e25*s1/sigma[sigma_r, 0]**2, lo_)
-            _h23 = -_e25*s3
-            _h24 = _as(1/sigma[sigma_r, 0], lo_)
+            _e28 = 1/n
+            _h24 = -mu[mu_r, 0]
+            _h25 = _as(-_e28*s1/sigma[sigma_r, 0]**2, lo_)
+            _h26 = -_e28*s3
+            _h27 = _as(1/sigma[sigma_r, 0], lo_)
             for n_ in range(n):
-                out_gamma[out_gamma_s, n_] += (_h24*(_h22*(_h21 + x[x_r, n_]) + _h23 + dot_x[dot_x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
+                out_gamma[out_gamma_s, n_] += (_h27*(_h25*(_h24 + x[x_r, n_]) + _h26 + dot_x[dot_x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
         if want_beta:
             for n_ in range(n):
                 out_beta[out_beta_s, n_] += 0.0
@@ -1463,7 +1670,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1478,7 +1685,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

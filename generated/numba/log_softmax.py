@@ -349,8 +349,16 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, x, out_y, acc_y):
             s0 = max(s0, s0_l[l_])
         s1 = 0.0
         _h0 = -s0
-        for n_ in range(n):
-            s1 += _exp(_h0 + x[x_r, n_])
+        for b_ in range(0, n - n % 256, 256):
+            s1_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s1_b += _exp(_h0 + x[x_r, n_])
+            s1 += s1_b
+        s1_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s1_b += _exp(_h0 + x[x_r, n_])
+        s1 += s1_b
         _h1 = -s0 - math.log(s1)
         for n_ in range(n):
             out_y[out_y_s, n_] = _h1 + x[x_r, n_]
@@ -387,15 +395,30 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         s2 = 0.0
         if want_x:
             _h0 = -s0
-            for n_ in range(n):
-                _e1 = _exp(_h0 + x[x_r, n_])
-                k0_[n_] = _e1
-                s1 += _e1
-                s2 += dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _exp(_h0 + x[x_r, n_])
+                    k0_[n_] = _e1
+                    s1_b += _e1
+                    s2_b += dy[dy_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e2
+                s1_b += _e2
+                s2_b += dy[dy_r, n_]
+            s1 += s1_b
+            s2 += s2_b
         if want_x:
-            _h2 = _as(-s2/s1, lo_)
+            _h3 = _as(-s2/s1, lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h2*k0_[n_] + dy[dy_r, n_]
+                out_x[out_x_s, n_] = _h3*k0_[n_] + dy[dy_r, n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -428,13 +451,27 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         s2 = 0.0
         if has_x:
             _h0 = -s0
-            for n_ in range(n):
-                _e1 = _exp(_h0 + x[x_r, n_])
-                s1 += _e1
-                s2 += _e1*dot_x[dot_x_r, n_]
-        _h2 = -s2/s1
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _exp(_h0 + x[x_r, n_])
+                    s1_b += _e1
+                    s2_b += _e1*dot_x[dot_x_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _exp(_h0 + x[x_r, n_])
+                s1_b += _e2
+                s2_b += _e2*dot_x[dot_x_r, n_]
+            s1 += s1_b
+            s2 += s2_b
+        _h3 = -s2/s1
         for n_ in range(n):
-            out_y[out_y_s, n_] = (_h2 + dot_x[dot_x_r, n_] if has_x else 0.0)
+            out_y[out_y_s, n_] = (_h3 + dot_x[dot_x_r, n_] if has_x else 0.0)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -470,17 +507,37 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x,
         s3 = 0.0
         if want_x and has_x:
             _h0 = -s0
-            for n_ in range(n):
-                _e1 = _exp(_h0 + x[x_r, n_])
-                k0_[n_] = _e1
-                s1 += _e1
-                s2 += _e1*dot_x[dot_x_r, n_]
-                s3 += dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _exp(_h0 + x[x_r, n_])
+                    k0_[n_] = _e1
+                    s1_b += _e1
+                    s2_b += _e1*dot_x[dot_x_r, n_]
+                    s3_b += dy[dy_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+                s3 += s3_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e2
+                s1_b += _e2
+                s2_b += _e2*dot_x[dot_x_r, n_]
+                s3_b += dy[dy_r, n_]
+            s1 += s1_b
+            s2 += s2_b
+            s3 += s3_b
         if want_x:
-            _h2 = _as(s2*s3/(s1*s1), lo_)
-            _h3 = _as(-s3/s1, lo_)
+            _h3 = _as(s2*s3/(s1*s1), lo_)
+            _h4 = _as(-s3/s1, lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = (_h2*k0_[n_] + _h3*dot_x[dot_x_r, n_]*k0_[n_] if want_x and has_x else 0.0)
+                out_x[out_x_s, n_] = (_h3*k0_[n_] + _h4*dot_x[dot_x_r, n_]*k0_[n_] if want_x and has_x else 0.0)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -500,8 +557,16 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, y, out_x, acc_x, w
         out_x_s = r_
         s0 = 0.0
         if want_x:
-            for n_ in range(n):
-                s0 += dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dy[dy_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dy[dy_r, n_]
+            s0 += s0_b
         if want_x:
             _h0 = _as(-s0, lo_)
             for n_ in range(n):
@@ -525,8 +590,16 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, y, out_y, acc_y
         out_y_s = r_
         s0 = 0.0
         if has_x:
-            for n_ in range(n):
-                s0 += _exp(y[y_r, n_])*dot_x[dot_x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += _exp(y[y_r, n_])*dot_x[dot_x_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += _exp(y[y_r, n_])*dot_x[dot_x_r, n_]
+            s0 += s0_b
         _h0 = -s0
         for n_ in range(n):
             out_y[out_y_s, n_] = (_h0 + dot_x[dot_x_r, n_] if has_x else 0.0)
@@ -552,11 +625,26 @@ def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, dot_x, y, out_
         s0 = 0.0
         s1 = 0.0
         if want_x and has_x:
-            for n_ in range(n):
-                _e0 = _exp(y[y_r, n_])
-                k0_[n_] = _e0
-                s0 += _e0*dot_x[dot_x_r, n_]
-                s1 += dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e0 = _exp(y[y_r, n_])
+                    k0_[n_] = _e0
+                    s0_b += _e0*dot_x[dot_x_r, n_]
+                    s1_b += dy[dy_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e1 = _exp(y[y_r, n_])
+                k0_[n_] = _e1
+                s0_b += _e1*dot_x[dot_x_r, n_]
+                s1_b += dy[dy_r, n_]
+            s0 += s0_b
+            s1 += s1_b
         if want_x:
             for n_ in range(n):
                 out_x[out_x_s, n_] = (s1*(s0 - dot_x[dot_x_r, n_])*k0_[n_] if want_x and has_x else 0.0)
@@ -1259,7 +1347,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1274,7 +1362,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

@@ -329,8 +329,16 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, out_y, acc_y):
         b_r = min(r_, b.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
-        for n_ in range(n):
-            s0 += (a[a_r, n_] - b[b_r, n_])**2
+        for b_ in range(0, n - n % 256, 256):
+            s0_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s0_b += (a[a_r, n_] - b[b_r, n_])**2
+            s0 += s0_b
+        s0_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s0_b += (a[a_r, n_] - b[b_r, n_])**2
+        s0 += s0_b
         out_y[out_y_s, 0] = s0/n
 
 
@@ -379,13 +387,27 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, a, b, dot_a, dot_b, out_y, acc_
         s0 = 0.0
         s1 = 0.0
         if has_a or has_b:
-            for n_ in range(n):
-                _e0 = a[a_r, n_] - b[b_r, n_]
-                s0 += _e0*dot_a[dot_a_r, n_]
-                s1 += _e0*dot_b[dot_b_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e0 = a[a_r, n_] - b[b_r, n_]
+                    s0_b += _e0*dot_a[dot_a_r, n_]
+                    s1_b += _e0*dot_b[dot_b_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e1 = a[a_r, n_] - b[b_r, n_]
+                s0_b += _e1*dot_a[dot_a_r, n_]
+                s1_b += _e1*dot_b[dot_b_r, n_]
+            s0 += s0_b
+            s1 += s1_b
         if has_a or has_b:
-            _e1 = 2/n
-            out_y[out_y_s, 0] = (_e1*s0 if has_a else 0.0) + (-_e1*s1 if has_b else 0.0)
+            _e2 = 2/n
+            out_y[out_y_s, 0] = (_e2*s0 if has_a else 0.0) + (-_e2*s1 if has_b else 0.0)
         else:
             out_y[out_y_s, 0] = 0.0
 
@@ -1099,7 +1121,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1114,7 +1136,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

@@ -312,8 +312,16 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, x, out_y, acc_y):
         x_r = min(r_, x.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
-        for n_ in range(n):
-            s0 += x[x_r, n_]
+        for b_ in range(0, n - n % 256, 256):
+            s0_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s0_b += x[x_r, n_]
+            s0 += s0_b
+        s0_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s0_b += x[x_r, n_]
+        s0 += s0_b
         out_y[out_y_s, 0] = s0/n
 
 
@@ -353,8 +361,16 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         out_y_s = r_
         s0 = 0.0
         if has_x:
-            for n_ in range(n):
-                s0 += dot_x[dot_x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dot_x[dot_x_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dot_x[dot_x_r, n_]
+            s0 += s0_b
         out_y[out_y_s, 0] = (s0/n if has_x else 0.0)
 
 
@@ -1075,7 +1091,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1090,7 +1106,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

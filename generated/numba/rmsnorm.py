@@ -391,8 +391,16 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, out_y,
         beta_r = min(r_, beta.shape[0] - 1)
         out_y_s = r_
         s0 = 0.0
-        for n_ in range(n):
-            s0 += x[x_r, n_]**2
+        for b_ in range(0, n - n % 256, 256):
+            s0_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s0_b += x[x_r, n_]**2
+            s0 += s0_b
+        s0_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s0_b += x[x_r, n_]**2
+        s0 += s0_b
         _h0 = _as(1/math.sqrt(eps + s0/n), lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = _h0*gamma[gamma_r, n_]*x[x_r, n_] + beta[beta_r, n_]
@@ -419,9 +427,22 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, out_x,
         s0 = 0.0
         s1 = 0.0
         if want_gamma or want_x:
-            for n_ in range(n):
-                s0 += x[x_r, n_]**2
-                s1 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += x[x_r, n_]**2
+                    s1_b += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += x[x_r, n_]**2
+                s1_b += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
+            s0 += s0_b
+            s1 += s1_b
         if want_x:
             _e2 = 1/n
             _e3 = _e2*s0 + eps
@@ -459,9 +480,22 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_x, dot
         s0 = 0.0
         s1 = 0.0
         if has_gamma or has_x:
-            for n_ in range(n):
-                s0 += x[x_r, n_]**2
-                s1 += dot_x[dot_x_r, n_]*x[x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += x[x_r, n_]**2
+                    s1_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += x[x_r, n_]**2
+                s1_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+            s0 += s0_b
+            s1 += s1_b
         _e2 = (1/n if has_gamma or has_x or has_x else 0.0)
         _e3 = (_e2*s0 + eps if has_gamma or has_x or has_x else 0.0)
         _h0 = _as(-_e2*s1/_e3 if has_x else 0.0, lo_)
@@ -497,32 +531,61 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, do
         s3 = 0.0
         s4 = 0.0
         if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
-            for n_ in range(n):
-                _e0 = dy[dy_r, n_]*gamma[gamma_r, n_]
-                s0 += x[x_r, n_]**2
-                s1 += _e0*x[x_r, n_]
-                s2 += _e0*dot_x[dot_x_r, n_]
-                s3 += dot_x[dot_x_r, n_]*x[x_r, n_]
-                s4 += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                s4_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e0 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                    s0_b += x[x_r, n_]**2
+                    s1_b += _e0*x[x_r, n_]
+                    s2_b += _e0*dot_x[dot_x_r, n_]
+                    s3_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+                    s4_b += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+                s2 += s2_b
+                s3 += s3_b
+                s4 += s4_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            s4_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                s0_b += x[x_r, n_]**2
+                s1_b += _e1*x[x_r, n_]
+                s2_b += _e1*dot_x[dot_x_r, n_]
+                s3_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+                s4_b += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+            s0 += s0_b
+            s1 += s1_b
+            s2 += s2_b
+            s3 += s3_b
+            s4 += s4_b
         if want_x:
-            _e7 = (1/n if want_x and has_gamma or want_x and has_x else 0.0)
-            _e8 = (_e7*s0 + eps if want_x and has_gamma or want_x and has_x else 0.0)
-            _e9 = (_e7/_e8**(3/2) if want_x and has_gamma or want_x and has_x else 0.0)
-            _h1 = _as(-_e9*s1 if want_x and has_x else 0.0, lo_)
-            _h2 = _as(-_e9*s2 if want_x and has_x else 0.0, lo_)
-            _h3 = _as(-_e9*s3 if want_x and has_x else 0.0, lo_)
-            _h4 = _as(3*s1*s3/(_e8**(5/2)*(n*n)) if want_x and has_x else 0.0, lo_)
-            _h5 = _as(1/math.sqrt(_e8) if want_x and has_gamma else 0.0, lo_)
-            _h6 = _as(-_e9*s4 if want_x and has_gamma else 0.0, lo_)
+            _e8 = (1/n if want_x and has_gamma or want_x and has_x else 0.0)
+            _e9 = (_e8*s0 + eps if want_x and has_gamma or want_x and has_x else 0.0)
+            _e10 = (_e8/_e9**(3/2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _h2 = _as(-_e10*s1 if want_x and has_x else 0.0, lo_)
+            _h3 = _as(-_e10*s2 if want_x and has_x else 0.0, lo_)
+            _h4 = _as(-_e10*s3 if want_x and has_x else 0.0, lo_)
+            _h5 = _as(3*s1*s3/(_e9**(5/2)*(n*n)) if want_x and has_x else 0.0, lo_)
+            _h6 = _as(1/math.sqrt(_e9) if want_x and has_gamma else 0.0, lo_)
+            _h7 = _as(-_e10*s4 if want_x and has_gamma else 0.0, lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = (_h1*dot_x[dot_x_r, n_] + _h2*x[x_r, n_] + _h3*dy[dy_r, n_]*gamma[gamma_r, n_] + _h4*x[x_r, n_] if want_x and has_x else 0.0) + (_h5*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_] + _h6*x[x_r, n_] if want_x and has_gamma else 0.0)
+                out_x[out_x_s, n_] = (_h2*dot_x[dot_x_r, n_] + _h3*x[x_r, n_] + _h4*dy[dy_r, n_]*gamma[gamma_r, n_] + _h5*x[x_r, n_] if want_x and has_x else 0.0) + (_h6*dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_] + _h7*x[x_r, n_] if want_x and has_gamma else 0.0)
         if want_gamma:
-            _e12 = 1/n
-            _e13 = _e12*s0 + eps
-            _h10 = _as(1/math.sqrt(_e13), lo_)
-            _h11 = _as(-_e12*s3/_e13**(3/2), lo_)
+            _e13 = 1/n
+            _e14 = _e13*s0 + eps
+            _h11 = _as(1/math.sqrt(_e14), lo_)
+            _h12 = _as(-_e13*s3/_e14**(3/2), lo_)
             for n_ in range(n):
-                out_gamma[out_gamma_s, n_] += (_h10*dot_x[dot_x_r, n_]*dy[dy_r, n_] + _h11*dy[dy_r, n_]*x[x_r, n_] if want_gamma and has_x else 0.0)
+                out_gamma[out_gamma_s, n_] += (_h11*dot_x[dot_x_r, n_]*dy[dy_r, n_] + _h12*dy[dy_r, n_]*x[x_r, n_] if want_gamma and has_x else 0.0)
         if want_beta:
             for n_ in range(n):
                 out_beta[out_beta_s, n_] += 0.0
@@ -545,8 +608,16 @@ def _forward_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, 
         out_y_s = r_
         out_r_s = r_
         s0 = 0.0
-        for n_ in range(n):
-            s0 += x[x_r, n_]**2
+        for b_ in range(0, n - n % 256, 256):
+            s0_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                s0_b += x[x_r, n_]**2
+            s0 += s0_b
+        s0_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            s0_b += x[x_r, n_]**2
+        s0 += s0_b
         _h0 = _as(1/math.sqrt(eps + s0/n), lo_)
         for n_ in range(n):
             out_y[out_y_s, n_] = _h0*gamma[gamma_r, n_]*x[x_r, n_] + beta[beta_r, n_]
@@ -574,8 +645,16 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dy, 
         out_beta_s = c_ if acc_beta else r_
         s0 = 0.0
         if want_x:
-            for n_ in range(n):
-                s0 += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dy[dy_r, n_]*gamma[gamma_r, n_]*x[x_r, n_]
+            s0 += s0_b
         if want_x:
             _h0 = _as(-s0/(n*r[r_r, 0]**2), lo_)
             _h1 = _as(1/r[r_r, 0], lo_)
@@ -611,8 +690,16 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, dot_
         out_y_s = r_
         s0 = 0.0
         if has_x:
-            for n_ in range(n):
-                s0 += dot_x[dot_x_r, n_]*x[x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+            s0 += s0_b
         _h0 = _as(-s0/(n*r[r_r, 0]**2) if has_x else 0.0, lo_)
         _h1 = _as(1/r[r_r, 0] if has_gamma or has_x else 0.0, lo_)
         for n_ in range(n):
@@ -646,27 +733,51 @@ def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, eps, x, gamma, beta, 
         s2 = 0.0
         s3 = 0.0
         if want_gamma and has_x or want_x and has_gamma or want_x and has_x:
-            for n_ in range(n):
-                _e0 = dy[dy_r, n_]*gamma[gamma_r, n_]
-                s0 += _e0*x[x_r, n_]
-                s1 += _e0*dot_x[dot_x_r, n_]
-                s2 += dot_x[dot_x_r, n_]*x[x_r, n_]
-                s3 += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e0 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                    s0_b += _e0*x[x_r, n_]
+                    s1_b += _e0*dot_x[dot_x_r, n_]
+                    s2_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+                    s3_b += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+                s2 += s2_b
+                s3 += s3_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e1 = dy[dy_r, n_]*gamma[gamma_r, n_]
+                s0_b += _e1*x[x_r, n_]
+                s1_b += _e1*dot_x[dot_x_r, n_]
+                s2_b += dot_x[dot_x_r, n_]*x[x_r, n_]
+                s3_b += dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]*x[x_r, n_]
+            s0 += s0_b
+            s1 += s1_b
+            s2 += s2_b
+            s3 += s3_b
         if want_x:
-            _e7 = (1/(n*r[r_r, 0]**2) if want_x and has_gamma or want_x and has_x else 0.0)
-            _h1 = _as(-_e7*s0 if want_x and has_x else 0.0, lo_)
-            _h2 = _as(-_e7*s1 if want_x and has_x else 0.0, lo_)
-            _h3 = _as(-_e7*s2 if want_x and has_x else 0.0, lo_)
-            _h4 = _as(3*s0*s2/((n*n)*r[r_r, 0]**4) if want_x and has_x else 0.0, lo_)
-            _h5 = _as(1/r[r_r, 0] if want_x and has_gamma or want_x and has_x else 0.0, lo_)
-            _h6 = _as(-_e7*s3 if want_x and has_gamma else 0.0, lo_)
+            _e8 = (1/(n*r[r_r, 0]**2) if want_x and has_gamma or want_x and has_x else 0.0)
+            _h2 = _as(-_e8*s0 if want_x and has_x else 0.0, lo_)
+            _h3 = _as(-_e8*s1 if want_x and has_x else 0.0, lo_)
+            _h4 = _as(-_e8*s2 if want_x and has_x else 0.0, lo_)
+            _h5 = _as(3*s0*s2/((n*n)*r[r_r, 0]**4) if want_x and has_x else 0.0, lo_)
+            _h6 = _as(1/r[r_r, 0] if want_x and has_gamma or want_x and has_x else 0.0, lo_)
+            _h7 = _as(-_e8*s3 if want_x and has_gamma else 0.0, lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = (_h5*(_h1*dot_x[dot_x_r, n_] + _h2*x[x_r, n_] + _h3*dy[dy_r, n_]*gamma[gamma_r, n_] + _h4*x[x_r, n_]) if want_x and has_x else 0.0) + (_h5*(_h6*x[x_r, n_] + dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]) if want_x and has_gamma else 0.0)
+                out_x[out_x_s, n_] = (_h6*(_h2*dot_x[dot_x_r, n_] + _h3*x[x_r, n_] + _h4*dy[dy_r, n_]*gamma[gamma_r, n_] + _h5*x[x_r, n_]) if want_x and has_x else 0.0) + (_h6*(_h7*x[x_r, n_] + dot_gamma[dot_gamma_r, n_]*dy[dy_r, n_]) if want_x and has_gamma else 0.0)
         if want_gamma:
-            _h8 = _as(-s2/(n*r[r_r, 0]**2), lo_)
-            _h9 = _as(1/r[r_r, 0], lo_)
+            _h9 = _as(-s2/(n*r[r_r, 0]**2), lo_)
+            _h10 = _as(1/r[r_r, 0], lo_)
             for n_ in range(n):
-                out_gamma[out_gamma_s, n_] += (_h9*(_h8*x[x_r, n_] + dot_x[dot_x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
+                out_gamma[out_gamma_s, n_] += (_h10*(_h9*x[x_r, n_] + dot_x[dot_x_r, n_])*dy[dy_r, n_] if want_gamma and has_x else 0.0)
         if want_beta:
             for n_ in range(n):
                 out_beta[out_beta_s, n_] += 0.0
@@ -1344,7 +1455,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1359,7 +1470,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

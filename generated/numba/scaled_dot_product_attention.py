@@ -531,10 +531,24 @@ def _forward_loops_false(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, out
         s3 = 0.0
         _h1 = 1/math.sqrt(E)
         _h2 = -s1
-        for S_ in range(S):
-            _e3 = _exp(_h1*s0[S_] + _h2)
-            s2 += _e3
-            s3 += _e3*v[v_r, 0, V_, 0, S_]
+        for b_ in range(0, S - S % 256, 256):
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for l_ in range(256):
+                S_ = b_ + l_
+                _e3 = _exp(_h1*s0[S_] + _h2)
+                s2_b += _e3
+                s3_b += _e3*v[v_r, 0, V_, 0, S_]
+            s2 += s2_b
+            s3 += s3_b
+        s2_b = _as(0.0, lo_)
+        s3_b = _as(0.0, lo_)
+        for S_ in range(S - S % 256, S):
+            _e4 = _exp(_h1*s0[S_] + _h2)
+            s2_b += _e4
+            s3_b += _e4*v[v_r, 0, V_, 0, S_]
+        s2 += s2_b
+        s3 += s3_b
         out_y[out_y_s, L_, V_, 0, 0] = s3/s2
 
 
@@ -581,8 +595,16 @@ def _vjp_loops_false(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out
         if want_k or want_q or want_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
-            for S_ in range(S):
-                s2 += _exp(_h1*s0[S_] + _h2)
+            for b_ in range(0, S - S % 256, 256):
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    S_ = b_ + l_
+                    s2_b += _exp(_h1*s0[S_] + _h2)
+                s2 += s2_b
+            s2_b = _as(0.0, lo_)
+            for S_ in range(S - S % 256, S):
+                s2_b += _exp(_h1*s0[S_] + _h2)
+            s2 += s2_b
         s3 = np.empty((V, E,))
         if want_q:
             _h3 = 1/math.sqrt(E)
@@ -620,8 +642,16 @@ def _vjp_loops_false(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out
                 s4[E_] = s4_a
         s6 = 0.0
         if want_k or want_q:
-            for V_ in range(V):
-                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+            for b_ in range(0, V - V % 256, 256):
+                s6_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    V_ = b_ + l_
+                    s6_b += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+                s6 += s6_b
+            s6_b = _as(0.0, lo_)
+            for V_ in range(V - V % 256, V):
+                s6_b += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+            s6 += s6_b
         if want_q:
             _e11 = 1/math.sqrt(E)
             _h9 = _as(_e11/s2, lo_)
@@ -687,43 +717,75 @@ def _jvp_loops_false(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, 
         if has_k or has_q or has_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
-            for S_ in range(S):
-                _e3 = _exp(_h1*s0[S_] + _h2)
-                s2 += _e3
-                s7 += _e3*v[v_r, 0, V_, 0, S_]
-                s10 += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
+            for b_ in range(0, S - S % 256, 256):
+                s2_b = _as(0.0, lo_)
+                s7_b = _as(0.0, lo_)
+                s10_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    S_ = b_ + l_
+                    _e3 = _exp(_h1*s0[S_] + _h2)
+                    s2_b += _e3
+                    s7_b += _e3*v[v_r, 0, V_, 0, S_]
+                    s10_b += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
+                s2 += s2_b
+                s7 += s7_b
+                s10 += s10_b
+            s2_b = _as(0.0, lo_)
+            s7_b = _as(0.0, lo_)
+            s10_b = _as(0.0, lo_)
+            for S_ in range(S - S % 256, S):
+                _e4 = _exp(_h1*s0[S_] + _h2)
+                s2_b += _e4
+                s7_b += _e4*v[v_r, 0, V_, 0, S_]
+                s10_b += _e4*dot_v[dot_v_r, 0, V_, 0, S_]
+            s2 += s2_b
+            s7 += s7_b
+            s10 += s10_b
         s3 = np.empty((E,))
         s5 = np.empty((E,))
         s8 = 0.0
         s9 = 0.0
         if has_k or has_q:
-            _h4 = 1/math.sqrt(E)
-            _h5 = -s1
+            _h5 = 1/math.sqrt(E)
+            _h6 = -s1
             for E_ in range(E):
                 s3_a = 0.0
                 s5_a = 0.0
                 for S_ in range(S):
-                    _e6 = _exp(_h4*s0[S_] + _h5)
-                    _e7 = _e6*k[k_r, 0, 0, E_, S_]
-                    _e8 = _e6*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s3_a += _e7*v[v_r, 0, V_, 0, S_]
-                    s5_a += _e7
-                    s8 += _e8*v[v_r, 0, V_, 0, S_]
-                    s9 += _e8
+                    _e7 = _exp(_h5*s0[S_] + _h6)
+                    _e8 = _e7*k[k_r, 0, 0, E_, S_]
+                    _e9 = _e7*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s3_a += _e8*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e8
+                    s8 += _e9*v[v_r, 0, V_, 0, S_]
+                    s9 += _e9
                 s3[E_] = s3_a
                 s5[E_] = s5_a
         s4 = 0.0
         s6 = 0.0
         if has_q:
-            for E_ in range(E):
-                s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
-                s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+            for b_ in range(0, E - E % 256, 256):
+                s4_b = _as(0.0, lo_)
+                s6_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    E_ = b_ + l_
+                    s4_b += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
+                    s6_b += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+                s4 += s4_b
+                s6 += s6_b
+            s4_b = _as(0.0, lo_)
+            s6_b = _as(0.0, lo_)
+            for E_ in range(E - E % 256, E):
+                s4_b += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
+                s6_b += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+            s4 += s4_b
+            s6 += s6_b
         if has_k or has_q or has_v:
-            _e9 = 1/s2
-            _e10 = 1/math.sqrt(E)
-            _e11 = _e10*_e9
-            _e12 = _e10*s7/(s2*s2)
-            out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
+            _e10 = 1/s2
+            _e11 = 1/math.sqrt(E)
+            _e12 = _e10*_e11
+            _e13 = _e11*s7/(s2*s2)
+            out_y[out_y_s, L_, V_, 0, 0] = (_e12*s4 - _e13*s6 if has_q else 0.0) + (_e12*s8 - _e13*s9 if has_k else 0.0) + (_e10*s10 if has_v else 0.0)
         else:
             out_y[out_y_s, L_, V_, 0, 0] = 0.0
 
@@ -1148,10 +1210,24 @@ def _forward_loops_true(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, out_
         s3 = 0.0
         _h1 = 1/math.sqrt(E)
         _h2 = -s1
-        for S_ in range(S):
-            _e3 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
-            s2 += _e3
-            s3 += _e3*v[v_r, 0, V_, 0, S_]
+        for b_ in range(0, S - S % 256, 256):
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            for l_ in range(256):
+                S_ = b_ + l_
+                _e3 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                s2_b += _e3
+                s3_b += _e3*v[v_r, 0, V_, 0, S_]
+            s2 += s2_b
+            s3 += s3_b
+        s2_b = _as(0.0, lo_)
+        s3_b = _as(0.0, lo_)
+        for S_ in range(S - S % 256, S):
+            _e4 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+            s2_b += _e4
+            s3_b += _e4*v[v_r, 0, V_, 0, S_]
+        s2 += s2_b
+        s3 += s3_b
         out_y[out_y_s, L_, V_, 0, 0] = s3/s2
 
 
@@ -1198,8 +1274,16 @@ def _vjp_loops_true(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_
         if want_k or want_q or want_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
-            for S_ in range(S):
-                s2 += _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+            for b_ in range(0, S - S % 256, 256):
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    S_ = b_ + l_
+                    s2_b += _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                s2 += s2_b
+            s2_b = _as(0.0, lo_)
+            for S_ in range(S - S % 256, S):
+                s2_b += _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+            s2 += s2_b
         s3 = np.empty((V, E,))
         if want_q:
             _h3 = 1/math.sqrt(E)
@@ -1237,8 +1321,16 @@ def _vjp_loops_true(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dy, out_
                 s4[E_] = s4_a
         s6 = 0.0
         if want_k or want_q:
-            for V_ in range(V):
-                s6 += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+            for b_ in range(0, V - V % 256, 256):
+                s6_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    V_ = b_ + l_
+                    s6_b += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+                s6 += s6_b
+            s6_b = _as(0.0, lo_)
+            for V_ in range(V - V % 256, V):
+                s6_b += dy[dy_r, L_, V_, 0, 0]*s5[V_]
+            s6 += s6_b
         if want_q:
             _e11 = 1/math.sqrt(E)
             _h9 = _as(_e11/s2, lo_)
@@ -1304,43 +1396,75 @@ def _jvp_loops_true(c_, p_, P_, aligned_, R_, lo_, L, V, E, S, q, k, v, dot_q, d
         if has_k or has_q or has_v:
             _h1 = 1/math.sqrt(E)
             _h2 = -s1
-            for S_ in range(S):
-                _e3 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
-                s2 += _e3
-                s7 += _e3*v[v_r, 0, V_, 0, S_]
-                s10 += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
+            for b_ in range(0, S - S % 256, 256):
+                s2_b = _as(0.0, lo_)
+                s7_b = _as(0.0, lo_)
+                s10_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    S_ = b_ + l_
+                    _e3 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                    s2_b += _e3
+                    s7_b += _e3*v[v_r, 0, V_, 0, S_]
+                    s10_b += _e3*dot_v[dot_v_r, 0, V_, 0, S_]
+                s2 += s2_b
+                s7 += s7_b
+                s10 += s10_b
+            s2_b = _as(0.0, lo_)
+            s7_b = _as(0.0, lo_)
+            s10_b = _as(0.0, lo_)
+            for S_ in range(S - S % 256, S):
+                _e4 = _exp(min(0, _h1*s0[S_] + _h2))*(1.0 if S_ <= L_ else 0.0)
+                s2_b += _e4
+                s7_b += _e4*v[v_r, 0, V_, 0, S_]
+                s10_b += _e4*dot_v[dot_v_r, 0, V_, 0, S_]
+            s2 += s2_b
+            s7 += s7_b
+            s10 += s10_b
         s3 = np.empty((E,))
         s5 = np.empty((E,))
         s8 = 0.0
         s9 = 0.0
         if has_k or has_q:
-            _h4 = 1/math.sqrt(E)
-            _h5 = -s1
+            _h5 = 1/math.sqrt(E)
+            _h6 = -s1
             for E_ in range(E):
                 s3_a = 0.0
                 s5_a = 0.0
                 for S_ in range(S):
-                    _e6 = _exp(min(0, _h4*s0[S_] + _h5))*(1.0 if S_ <= L_ else 0.0)
-                    _e7 = _e6*k[k_r, 0, 0, E_, S_]
-                    _e8 = _e6*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
-                    s3_a += _e7*v[v_r, 0, V_, 0, S_]
-                    s5_a += _e7
-                    s8 += _e8*v[v_r, 0, V_, 0, S_]
-                    s9 += _e8
+                    _e7 = _exp(min(0, _h5*s0[S_] + _h6))*(1.0 if S_ <= L_ else 0.0)
+                    _e8 = _e7*k[k_r, 0, 0, E_, S_]
+                    _e9 = _e7*dot_k[dot_k_r, 0, 0, E_, S_]*q[q_r, L_, 0, E_, 0]
+                    s3_a += _e8*v[v_r, 0, V_, 0, S_]
+                    s5_a += _e8
+                    s8 += _e9*v[v_r, 0, V_, 0, S_]
+                    s9 += _e9
                 s3[E_] = s3_a
                 s5[E_] = s5_a
         s4 = 0.0
         s6 = 0.0
         if has_q:
-            for E_ in range(E):
-                s4 += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
-                s6 += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+            for b_ in range(0, E - E % 256, 256):
+                s4_b = _as(0.0, lo_)
+                s6_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    E_ = b_ + l_
+                    s4_b += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
+                    s6_b += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+                s4 += s4_b
+                s6 += s6_b
+            s4_b = _as(0.0, lo_)
+            s6_b = _as(0.0, lo_)
+            for E_ in range(E - E % 256, E):
+                s4_b += dot_q[dot_q_r, L_, 0, E_, 0]*s3[E_]
+                s6_b += dot_q[dot_q_r, L_, 0, E_, 0]*s5[E_]
+            s4 += s4_b
+            s6 += s6_b
         if has_k or has_q or has_v:
-            _e9 = 1/s2
-            _e10 = 1/math.sqrt(E)
-            _e11 = _e10*_e9
-            _e12 = _e10*s7/(s2*s2)
-            out_y[out_y_s, L_, V_, 0, 0] = (_e11*s4 - _e12*s6 if has_q else 0.0) + (_e11*s8 - _e12*s9 if has_k else 0.0) + (_e9*s10 if has_v else 0.0)
+            _e10 = 1/s2
+            _e11 = 1/math.sqrt(E)
+            _e12 = _e10*_e11
+            _e13 = _e11*s7/(s2*s2)
+            out_y[out_y_s, L_, V_, 0, 0] = (_e12*s4 - _e13*s6 if has_q else 0.0) + (_e12*s8 - _e13*s9 if has_k else 0.0) + (_e10*s10 if has_v else 0.0)
         else:
             out_y[out_y_s, L_, V_, 0, 0] = 0.0
 
@@ -2404,7 +2528,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -2419,7 +2543,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

@@ -350,13 +350,23 @@ def _forward_loops(c_, p_, P_, aligned_, R_, lo_, n, x, out_y, acc_y):
             s0 = max(s0, s0_l[l_])
         s1 = 0.0
         _h0 = -s0
+        for b_ in range(0, n - n % 256, 256):
+            s1_b = _as(0.0, lo_)
+            for l_ in range(256):
+                n_ = b_ + l_
+                _e1 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e1
+                s1_b += _e1
+            s1 += s1_b
+        s1_b = _as(0.0, lo_)
+        for n_ in range(n - n % 256, n):
+            _e2 = _exp(_h0 + x[x_r, n_])
+            k0_[n_] = _e2
+            s1_b += _e2
+        s1 += s1_b
+        _h3 = _as(1/s1, lo_)
         for n_ in range(n):
-            _e1 = _exp(_h0 + x[x_r, n_])
-            k0_[n_] = _e1
-            s1 += _e1
-        _h2 = _as(1/s1, lo_)
-        for n_ in range(n):
-            out_y[out_y_s, n_] = _h2*k0_[n_]
+            out_y[out_y_s, n_] = _h3*k0_[n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -390,17 +400,32 @@ def _vjp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, out_x, acc_x, want_x):
         s2 = 0.0
         if want_x:
             _h0 = -s0
-            for n_ in range(n):
-                _e1 = _exp(_h0 + x[x_r, n_])
-                k0_[n_] = _e1
-                s1 += _e1
-                s2 += _e1*dy[dy_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _exp(_h0 + x[x_r, n_])
+                    k0_[n_] = _e1
+                    s1_b += _e1
+                    s2_b += _e1*dy[dy_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e2
+                s1_b += _e2
+                s2_b += _e2*dy[dy_r, n_]
+            s1 += s1_b
+            s2 += s2_b
         if want_x:
-            _e4 = 1/s1
-            _h2 = -_e4*s2
-            _h3 = _as(_e4, lo_)
+            _e5 = 1/s1
+            _h3 = -_e5*s2
+            _h4 = _as(_e5, lo_)
             for n_ in range(n):
-                out_x[out_x_s, n_] = _h3*(_h2 + dy[dy_r, n_])*k0_[n_]
+                out_x[out_x_s, n_] = _h4*(_h3 + dy[dy_r, n_])*k0_[n_]
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -434,16 +459,31 @@ def _jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, out_y, acc_y, has_x):
         s2 = 0.0
         if has_x:
             _h0 = -s0
-            for n_ in range(n):
-                _e1 = _exp(_h0 + x[x_r, n_])
-                k0_[n_] = _e1
-                s1 += _e1
-                s2 += _e1*dot_x[dot_x_r, n_]
-        _e4 = 1/s1
-        _h2 = -_e4*s2
-        _h3 = _as(_e4, lo_)
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _exp(_h0 + x[x_r, n_])
+                    k0_[n_] = _e1
+                    s1_b += _e1
+                    s2_b += _e1*dot_x[dot_x_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e2 = _exp(_h0 + x[x_r, n_])
+                k0_[n_] = _e2
+                s1_b += _e2
+                s2_b += _e2*dot_x[dot_x_r, n_]
+            s1 += s1_b
+            s2 += s2_b
+        _e5 = 1/s1
+        _h3 = -_e5*s2
+        _h4 = _as(_e5, lo_)
         for n_ in range(n):
-            out_y[out_y_s, n_] = (_h3*(_h2 + dot_x[dot_x_r, n_])*k0_[n_] if has_x else 0.0)
+            out_y[out_y_s, n_] = (_h4*(_h3 + dot_x[dot_x_r, n_])*k0_[n_] if has_x else 0.0)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, error_model="numpy")
@@ -480,25 +520,51 @@ def _vjp_jvp_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, dot_x, out_x, acc_x,
         s4 = 0.0
         if want_x and has_x:
             _h0 = -s0
-            for n_ in range(n):
-                _e1 = _exp(_h0 + x[x_r, n_])
-                _e2 = _e1*dy[dy_r, n_]
-                k0_[n_] = _e1
-                s1 += _e1
-                s2 += _e2*dot_x[dot_x_r, n_]
-                s3 += _e2
-                s4 += _e1*dot_x[dot_x_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                s3_b = _as(0.0, lo_)
+                s4_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e1 = _exp(_h0 + x[x_r, n_])
+                    _e2 = _e1*dy[dy_r, n_]
+                    k0_[n_] = _e1
+                    s1_b += _e1
+                    s2_b += _e2*dot_x[dot_x_r, n_]
+                    s3_b += _e2
+                    s4_b += _e1*dot_x[dot_x_r, n_]
+                s1 += s1_b
+                s2 += s2_b
+                s3 += s3_b
+                s4 += s4_b
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            s3_b = _as(0.0, lo_)
+            s4_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e3 = _exp(_h0 + x[x_r, n_])
+                _e4 = _e3*dy[dy_r, n_]
+                k0_[n_] = _e3
+                s1_b += _e3
+                s2_b += _e4*dot_x[dot_x_r, n_]
+                s3_b += _e4
+                s4_b += _e3*dot_x[dot_x_r, n_]
+            s1 += s1_b
+            s2 += s2_b
+            s3 += s3_b
+            s4 += s4_b
         if want_x:
-            _e8 = (1/(s1*s1))
-            _h3 = _as(-_e8*s2, lo_)
-            _h4 = _as(1/s1, lo_)
-            _h5 = _as(-_e8*s3, lo_)
-            _h6 = _as(-_e8*s4, lo_)
-            _h7 = _as(2*s3*s4/s1**3, lo_)
+            _e10 = (1/(s1*s1))
+            _h5 = _as(-_e10*s2, lo_)
+            _h6 = _as(1/s1, lo_)
+            _h7 = _as(-_e10*s3, lo_)
+            _h8 = _as(-_e10*s4, lo_)
+            _h9 = _as(2*s3*s4/s1**3, lo_)
             for n_ in range(n):
                 if want_x and has_x:
-                    _e9 = dot_x[dot_x_r, n_]*k0_[n_]
-                    out_x[out_x_s, n_] = (_e9*_h4*dy[dy_r, n_] + _e9*_h5 + _h3*k0_[n_] + _h6*dy[dy_r, n_]*k0_[n_] + _h7*k0_[n_] if want_x and has_x else 0.0)
+                    _e11 = dot_x[dot_x_r, n_]*k0_[n_]
+                    out_x[out_x_s, n_] = (_e11*_h6*dy[dy_r, n_] + _e11*_h7 + _h5*k0_[n_] + _h8*dy[dy_r, n_]*k0_[n_] + _h9*k0_[n_] if want_x and has_x else 0.0)
                 else:
                     out_x[out_x_s, n_] = 0.0
 
@@ -520,8 +586,16 @@ def _vjp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, y, out_x, acc_x, w
         out_x_s = r_
         s0 = 0.0
         if want_x:
-            for n_ in range(n):
-                s0 += dy[dy_r, n_]*y[y_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dy[dy_r, n_]*y[y_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dy[dy_r, n_]*y[y_r, n_]
+            s0 += s0_b
         if want_x:
             _h0 = -s0
             for n_ in range(n):
@@ -545,8 +619,16 @@ def _jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dot_x, y, out_y, acc_y
         out_y_s = r_
         s0 = 0.0
         if has_x:
-            for n_ in range(n):
-                s0 += dot_x[dot_x_r, n_]*y[y_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    s0_b += dot_x[dot_x_r, n_]*y[y_r, n_]
+                s0 += s0_b
+            s0_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                s0_b += dot_x[dot_x_r, n_]*y[y_r, n_]
+            s0 += s0_b
         _h0 = -s0
         for n_ in range(n):
             out_y[out_y_s, n_] = ((_h0 + dot_x[dot_x_r, n_])*y[y_r, n_] if has_x else 0.0)
@@ -572,17 +654,36 @@ def _vjp_jvp_saved_loops(c_, p_, P_, aligned_, R_, lo_, n, x, dy, dot_x, y, out_
         s1 = 0.0
         s2 = 0.0
         if want_x and has_x:
-            for n_ in range(n):
-                _e0 = dy[dy_r, n_]*y[y_r, n_]
-                s0 += _e0*dot_x[dot_x_r, n_]
-                s1 += _e0
-                s2 += dot_x[dot_x_r, n_]*y[y_r, n_]
+            for b_ in range(0, n - n % 256, 256):
+                s0_b = _as(0.0, lo_)
+                s1_b = _as(0.0, lo_)
+                s2_b = _as(0.0, lo_)
+                for l_ in range(256):
+                    n_ = b_ + l_
+                    _e0 = dy[dy_r, n_]*y[y_r, n_]
+                    s0_b += _e0*dot_x[dot_x_r, n_]
+                    s1_b += _e0
+                    s2_b += dot_x[dot_x_r, n_]*y[y_r, n_]
+                s0 += s0_b
+                s1 += s1_b
+                s2 += s2_b
+            s0_b = _as(0.0, lo_)
+            s1_b = _as(0.0, lo_)
+            s2_b = _as(0.0, lo_)
+            for n_ in range(n - n % 256, n):
+                _e1 = dy[dy_r, n_]*y[y_r, n_]
+                s0_b += _e1*dot_x[dot_x_r, n_]
+                s1_b += _e1
+                s2_b += dot_x[dot_x_r, n_]*y[y_r, n_]
+            s0 += s0_b
+            s1 += s1_b
+            s2 += s2_b
         if want_x:
-            _h1 = _as(-s1, lo_)
-            _h2 = _as(-s2, lo_)
-            _h3 = -s0 + 2*s1*s2
+            _h2 = _as(-s1, lo_)
+            _h3 = _as(-s2, lo_)
+            _h4 = -s0 + 2*s1*s2
             for n_ in range(n):
-                out_x[out_x_s, n_] = ((_h1*dot_x[dot_x_r, n_] + _h2*dy[dy_r, n_] + _h3 + dot_x[dot_x_r, n_]*dy[dy_r, n_])*y[y_r, n_] if want_x and has_x else 0.0)
+                out_x[out_x_s, n_] = ((_h2*dot_x[dot_x_r, n_] + _h3*dy[dy_r, n_] + _h4 + dot_x[dot_x_r, n_]*dy[dy_r, n_])*y[y_r, n_] if want_x and has_x else 0.0)
 
 
 # -- runtime: input checks and the frame layout (the same in every generated kernel) ------------
@@ -1282,7 +1383,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
         """exp(value) = 2^k exp(r), |r| <= ln2/2 (Cody-Waite: ln2 in two parts), exp(r) by its Taylor
         series to r^13/13!, 2^k as two factors (subnormal results too); NaN and infinities kept."""
         x = min(max(value, -746.0), 710.0)
-        k = math.floor(x * 1.4426950408889634 + 0.5)
+        k = np.floor(x * 1.4426950408889634 + 0.5)  # a float: r's products stay in the arrays' type
         r = (x - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
         p = 1.0 / 6227020800.0
         for coefficient in (1 / 479001600, 1 / 39916800, 1 / 3628800, 1 / 362880, 1 / 40320, 1 / 5040,
@@ -1297,7 +1398,7 @@ if not numba.config.DISABLE_JIT:  # interpreted (the proof, or no numba), math.e
     def _exp32(value):
         """``_exp64`` in float32 (Cephes' ln2 split, the series to r^7/7!)."""
         x = min(max(value, np.float32(-104.0)), np.float32(89.0))
-        k = math.floor(x * np.float32(1.44269504) + np.float32(0.5))
+        k = np.floor(x * np.float32(1.44269504) + np.float32(0.5))  # float32 (math.floor: an int64, r in float64)
         r = (x - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
         p = np.float32(1 / 5040)
         for coefficient in (1 / 720, 1 / 120, 1 / 24, 1 / 6, 0.5, 1.0, 1.0):

@@ -6,7 +6,8 @@ array does not span it).  The units are split into ``P_`` parts, one call each; 
 chunk's consecutive parts on one thread and the chunks side by side without the GIL, and a result
 that units add into has one slot per chunk (``c_``); a unit is one row and one position
 of each unit axis.  Per unit: each level of reductions is one loop nest (reductions over the same
-axes share it), accumulated in float64; then one loop nest per result writes every result entry.
+axes share it), accumulated in float64 (a sum along one axis in blocks of 256 entries, each summed in
+the arrays' type); then one loop nest per result writes every result entry.
 Scalar code is printed with ``math`` functions; expressions inside a loop body share their common
 subexpressions (``sympy.cse``).
 """
@@ -244,6 +245,10 @@ class Emitter:
             self.lanes(group, nest[0], exprs, keep)
             self.depth -= opened
             return
+        if _in_blocks(group, nest):
+            self.blocks(group, nest[0], exprs, keep, staged)
+            self.depth -= opened
+            return
         base = self.depth
         for depth, index in enumerate(nest):
             self.loops([index], staged, depth)
@@ -287,6 +292,39 @@ class Emitter:
         self.depth += 1
         self.updates(group, (), [f"{r.name}_l[l_]" for r in group], "{}")
         self.depth -= 1
+
+    def blocks(self, group: list[Reduction], index: sp.Idx, exprs: list[sp.Expr], keep: Sequence[Kept],
+               staged: dict) -> None:
+        """Sums along ``index`` in blocks of BLOCK entries (then the entries left over), each block's
+        sum run in the arrays' type (float32 lanes LLVM vectorises, where float32 entries added into
+        float64 are converted one by one at half the width) and added into the float64 total: cascade
+        summation, as a hand-written kernel does it.  A block's loop has a constant count (one bounded
+        by ``min`` is not vectorised)."""
+        size, label = self.sizes[dim_of(index)], index.label
+        self.line(f"for b_ in range(0, {size} - {size} % {BLOCK}, {BLOCK}):")
+        self.depth += 1
+        self.block(group, exprs, keep, staged, f"for l_ in range({BLOCK}):", f"{label} = b_ + l_")
+        self.depth -= 1
+        self.block(group, exprs, keep, staged, f"for {label} in range({size} - {size} % {BLOCK}, {size}):", None)
+
+    def block(self, group: list[Reduction], exprs: list[sp.Expr], keep: Sequence[Kept], staged: dict,
+              loop: str, position: str | None) -> None:
+        """One block of ``blocks``: its sums started in the arrays' type, its loop, their totals taking them."""
+        for r in group:
+            self.line(f"{r.name}_b = _as(0.0, lo_)")
+        self.line(loop)
+        self.depth += 1
+        if position:
+            self.line(position)
+        self.emit_staged(staged, 0)
+        codes = self.values(exprs)
+        self.stores(keep, codes[2 * len(group):])
+        for r, code, mask in zip(group, codes, codes[len(group):]):
+            update = f"{r.name}_b += {code}"
+            self.line(update if mask == "True" else f"if {mask}: {update}")
+        self.depth -= 1
+        for r in group:
+            self.line(f"{r.name} += {r.name}_b")
 
     def stores(self, keep, codes: list[str]) -> None:
         """Each value ``keep`` written to its scratch row, for the result pass."""
@@ -380,6 +418,8 @@ def factors_only(exprs: list[sp.Expr], staged: dict) -> set[sp.Symbol]:
 
 LANES = 16
 """Running values per reduction of a pass with a maximum: 16 float32 (one AVX-512 register, two AVX2)."""
+BLOCK = 256
+"""Entries a sum adds in the arrays' type before its float64 total takes them (``Emitter.blocks``)."""
 
 
 def _readers(pairs: list, reduced: list[sp.Expr], owners: list) -> dict[sp.Symbol, set]:
@@ -448,6 +488,11 @@ def _in_lanes(group: list[Reduction]) -> bool:
     return (any(r.kind == "max" for r in group)
             and all(r.mask is None and not r.free and len(r.bound) == 1 for r in group)
             and all(isinstance(r.body, sp.Indexed) for r in group if r.kind == "max"))
+
+
+def _in_blocks(group: list[Reduction], nest: tuple) -> bool:
+    """Whether ``group`` is sums along one axis, each one value (none kept per position)."""
+    return len(nest) == 1 and all(r.kind == "sum" and not r.free for r in group)
 
 
 def _start(reduction: Reduction) -> str:
