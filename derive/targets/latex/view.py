@@ -398,7 +398,10 @@ def _layout_text(eqs: Equations) -> str:
     if layout.kind == "flatten":
         return "The inputs broadcast against each other and are then flattened onto the one axis written here."
     if layout.kind in IMPLICIT_BATCH:
-        return "Leading batch dimensions broadcast and are not written."
+        shared = [rf"$\bar{{{eqs.printer.base_name(inp.name)}}}$" for inp in model.differentiable_inputs
+                  if inp.optional]  # a parameter every batch index shares (as _batch_note says)
+        summed = f"; the kernels sum {' and '.join(shared)} over them" if shared else ""
+        return f"Leading batch dimensions broadcast and are not written{summed}."
     return "Every axis is written."
 
 

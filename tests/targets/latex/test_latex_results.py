@@ -139,3 +139,10 @@ def test_group_norms_parameters_are_written_in_the_outputs_letters():
     for row in (r"\bar{\gamma}_{gc} &", r"\bar{\beta}_{gc} &", r"\bar{x}_{bgcs} &", r"\dot{\bar{x}}_{bgcs} &"):
         assert row in text, row
     assert "kpqh" not in text and "_{uv}" not in text
+
+
+@pytest.mark.parametrize("name", ["layernorm", "rmsnorm"])
+def test_a_parameter_shared_by_unwritten_batch_axes_is_said_to_be_summed_over_them(name):
+    """γ̄_i = ȳ_i x̂_i holds per row: the fragment, read alone, must say the kernels add the rows up."""
+    text = (LATEX / f"{name}-result.tex").read_text()
+    assert r"not written; the kernels sum $\bar{\gamma}$ and $\bar{\beta}$ over them." in text
