@@ -27,7 +27,7 @@ from ...calculus.second import SecondTerm, wrt_entry
 from ...display.layout import TEXT_WIDTH, break_lines, tex_width
 from ...display.notation import second_order_name
 from .equations import Equation, Equations, Row, rows
-from .symbols import SHOWN_HAT, shown
+from .symbols import SHOWN_HAT, shown, subscript
 from .tangent_form import tangent_form
 from .text import label_part, rule_text
 
@@ -260,8 +260,7 @@ def _result(eqs: Equations, derivation: Derivation, gradient: InputGradient,
 
 def _title(eqs: Equations, name: str, wrt: tuple[sp.Idx, ...]) -> str:
     """The second order's name: x-bar-dot with the entry's indices."""
-    subscript = f"_{{{eqs.printer.subscript(wrt)}}}" if wrt else ""
-    return second_order_name(name, "latex", eqs.printer.base_name(name)) + subscript
+    return second_order_name(name, "latex", eqs.printer.base_name(name)) + subscript(eqs, wrt)
 
 
 def _known(eqs: Equations, form) -> bool:

@@ -14,7 +14,7 @@ subexpressions (``sympy.cse``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
@@ -257,10 +257,7 @@ class Emitter:
                     self.line(f"{r.name}_a = {_start(r)}")
         codes = self.values(exprs)
         self.stores(keep, codes[2 * len(group):])
-        for r, code, mask in zip(group, codes, codes[len(group):]):
-            acc = f"{r.name}_a" if r.free else r.name
-            update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
-            self.line(update if mask == "True" else f"if {mask}: {update}")
+        self.accumulate(group, codes, codes[len(group):], lambda r: f"{r.name}_a" if r.free else r.name)
         for depth in reversed(range(len(nest))):
             self.depth = base + depth + 1
             for r in group:
@@ -319,9 +316,7 @@ class Emitter:
         self.emit_staged(staged, 0)
         codes = self.values(exprs)
         self.stores(keep, codes[2 * len(group):])
-        for r, code, mask in zip(group, codes, codes[len(group):]):
-            update = f"{r.name}_b += {code}"
-            self.line(update if mask == "True" else f"if {mask}: {update}")
+        self.accumulate(group, codes, codes[len(group):], lambda r: f"{r.name}_b")
         self.depth -= 1
         for r in group:
             self.line(f"{r.name} += {r.name}_b")
@@ -334,9 +329,16 @@ class Emitter:
     def updates(self, group: list[Reduction], keep, codes: list[str], target: str) -> None:
         """The reductions of ``group`` (into ``target``: a lane, or the value) take this entry."""
         self.stores(keep, codes[len(group):])
-        for r, code in zip(group, codes):
-            acc = target.format(r.name)
-            self.line(f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})")
+        self.accumulate(group, codes, ["True"] * len(group), lambda r: target.format(r.name))
+
+    def accumulate(self, group: list[Reduction], codes: list[str], masks: list[str],
+                   target: Callable[[Reduction], str]) -> None:
+        """Each reduction of ``group`` takes its value ``codes[i]`` into ``target(reduction)`` (the
+        variable it runs in), under its mask unless that is 'True'."""
+        for r, code, mask in zip(group, codes, masks):
+            acc = target(r)
+            update = f"{acc} += {code}" if r.kind == "sum" else f"{acc} = max({acc}, {code})"
+            self.line(update if mask == "True" else f"if {mask}: {update}")
 
     def results(self, group: list[Result], inner: tuple, keep: Sequence[Kept] = ()) -> None:
         """One loop nest writing ``group``; a flag all of them share is tested once, outside it (a
